@@ -1,0 +1,24 @@
+"""allye_data_connector: move pandas DataFrames and Arrow tables between processes on one
+machine without copying them (Allye exchange protocol v1; drop-in for 0.1.2)."""
+
+import logging
+
+from . import errors
+from ._core import __version__
+from .api import gc, get_arrow, get_dataframe, list_tables, send_dataframe, store_path
+from .errors import AllyeError, TableNotFoundError
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "send_dataframe",
+    "get_dataframe",
+    "get_arrow",
+    "list_tables",
+    "gc",
+    "store_path",
+    "errors",
+    "AllyeError",
+    "TableNotFoundError",
+    "__version__",
+]

@@ -1,0 +1,43 @@
+"""Type stubs of the Rust extension ``allye_data_connector._core`` (see rust/allye-py)."""
+
+from os import PathLike
+from typing import Optional, Protocol
+
+__version__: str
+
+class _ArrowStream(Protocol):
+    def __arrow_c_stream__(self, requested_schema: object = ...) -> object: ...
+
+def resolve_store(secret_dir: Optional[str] = None) -> PathLike[str]: ...
+def send(
+    data: _ArrowStream,
+    *,
+    secret_dir: Optional[str] = None,
+    table_name: Optional[str] = None,
+    producer: str = "python",
+    transport: str = "auto",
+    max_shm_bytes: int = 67108864,
+    chunk_rows: int = 500000,
+    ttl_sec: Optional[int] = None,
+    compression: Optional[str] = None,
+    metadata_json: Optional[str] = None,
+    shape: Optional[tuple[int, int]] = None,
+    schema_sha256: Optional[str] = None,
+    durable: bool = False,
+) -> str:
+    """Sends Arrow data; returns the ``ready`` manifest line (JSON)."""
+
+def latest(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
+    """The current ``ready`` line of a table (JSON)."""
+
+def get(
+    table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None
+) -> tuple[str, _ArrowStream]:
+    """``(ready line, Arrow table)``; the table's buffers point into the mapping."""
+
+def list_tables(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
+    """JSON array of every table's current ``ready`` event."""
+
+def gc(*, secret_dir: Optional[str] = None, dry_run: bool = True) -> str:
+    """JSON array of the actions taken (or that would be taken)."""
+

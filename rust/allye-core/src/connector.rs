@@ -1,0 +1,620 @@
+//! The connector's operations on a store: send a table, get the current version of a
+//! table, list tables, collect garbage. This is the API a native Allye component uses;
+//! the Python bindings call exactly these functions.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::error::{Error, Result};
+use crate::manifest::{self, Event, PayloadRef, STATUS_ERROR, STATUS_READY, STATUS_WRITING, TRANSPORT_FILE, TRANSPORT_SHM};
+use crate::payload::{self, Compression, Decoded};
+use crate::process::WriterIdentity;
+use crate::store::Store;
+use crate::time;
+
+/// 0.1.2's defaults.
+pub const DEFAULT_MAX_SHM_BYTES: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_CHUNK_ROWS: usize = 500_000;
+pub const DEFAULT_PRODUCER: &str = "python";
+/// Longest table name accepted, in bytes.
+pub const MAX_TABLE_NAME_BYTES: usize = 1024;
+/// Key of our own entry in an event's `metadata` (0.1.2 ignores unknown keys).
+pub const METADATA_KEY: &str = "adc";
+
+/// Which transport a send should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransportChoice {
+    /// Shared memory when the Arrow data fits in `max_shm_bytes` (and not on Windows), else a file.
+    #[default]
+    Auto,
+    Shm,
+    File,
+}
+
+impl TransportChoice {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "shm" | TRANSPORT_SHM => Ok(Self::Shm),
+            "file" | TRANSPORT_FILE => Ok(Self::File),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown transport {other:?}: use 'auto', 'shm' or 'file'"
+            ))),
+        }
+    }
+}
+
+/// Everything a send can be told besides the data.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// `None`: a generated `table_<unix time>_<8 hex>` name, as 0.1.2 does.
+    pub table_name: Option<String>,
+    pub producer: String,
+    pub transport: TransportChoice,
+    pub max_shm_bytes: u64,
+    /// Rows per record batch in file payloads; 0 keeps the batches as given.
+    pub chunk_rows: usize,
+    pub ttl_sec: Option<i64>,
+    pub compression: Compression,
+    /// Free-form metadata recorded on every line of the transfer.
+    pub metadata: Map<String, Value>,
+    /// `(rows, columns)` as the sender's frame counts them; default: the Arrow table's.
+    pub shape: Option<[u64; 2]>,
+    /// The protocol's `schema_sha256`; default: computed from the Arrow schema (see [`schema_sha256`]).
+    pub schema_sha256: Option<String>,
+    /// fsync payload and manifest before returning.
+    pub durable: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            table_name: None,
+            producer: DEFAULT_PRODUCER.into(),
+            transport: TransportChoice::Auto,
+            max_shm_bytes: DEFAULT_MAX_SHM_BYTES,
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            ttl_sec: None,
+            compression: Compression::None,
+            metadata: Map::new(),
+            shape: None,
+            schema_sha256: None,
+            durable: false,
+        }
+    }
+}
+
+/// Checks a table name: 1 to 1024 bytes, no line breaks, no NUL.
+pub fn validate_table_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::InvalidArgument("table name is empty: pass a non-empty table_name".into()));
+    }
+    if name.len() > MAX_TABLE_NAME_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "table name is {} bytes long; the limit is {MAX_TABLE_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    if name.contains(['\n', '\r', '\0']) {
+        return Err(Error::InvalidArgument(format!(
+            "table name {name:?} contains a line break or NUL; pick a name without them"
+        )));
+    }
+    Ok(())
+}
+
+/// The protocol's `schema_sha256` for a table that did not come from pandas: Python's
+/// `str(columns) + "|" + str(dtypes)` with the Arrow field names and Arrow type names.
+pub fn schema_sha256(schema: &SchemaRef) -> String {
+    let names: Vec<String> = schema.fields().iter().map(|f| py_repr_str(f.name())).collect();
+    let dtypes: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", py_repr_str(f.name()), py_repr_str(&f.data_type().to_string())))
+        .collect();
+    sha256_hex(format!("[{}]|{{{}}}", names.join(", "), dtypes.join(", ")).as_bytes())
+}
+
+/// Python's `repr` of a `str` (the common cases: quotes chosen as Python does, escapes of
+/// backslash, quote and control characters).
+fn py_repr_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c)
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of Arrow data the batches hold (sliced-aware), the size `auto` decides by.
+pub fn arrow_data_size(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .flat_map(|b| b.columns())
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or_else(|_| c.get_array_memory_size()) as u64)
+        .sum()
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+enum Planned {
+    Shm(String),
+    File(PathBuf),
+}
+
+impl Planned {
+    fn transport(&self) -> &'static str {
+        match self {
+            Planned::Shm(_) => TRANSPORT_SHM,
+            Planned::File(_) => TRANSPORT_FILE,
+        }
+    }
+    fn locator(&self) -> String {
+        match self {
+            Planned::Shm(n) => n.clone(),
+            Planned::File(p) => p.to_string_lossy().into_owned(),
+        }
+    }
+    fn remove(&self) {
+        match self {
+            Planned::Shm(n) => {
+                let _ = crate::shm::unlink(n);
+            }
+            Planned::File(p) => {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+fn file_plan(store: &Store, id: &str) -> Planned {
+    Planned::File(absolute(&store.payload_dir()).join(format!("{id}.arrow")))
+}
+
+/// Sends a table: appends `writing` (naming the payload it is about to create), writes
+/// the payload, then appends `ready` with the payload, or `error` with the reason (and
+/// removes whatever part of the payload exists). Returns the `ready` event.
+pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<Event> {
+    if let Some(name) = &opts.table_name {
+        validate_table_name(name)?;
+    }
+    if opts.producer.is_empty() || opts.producer.contains(['\n', '\r', '\0']) {
+        return Err(Error::InvalidArgument(format!(
+            "producer {:?} must be a non-empty single line",
+            opts.producer
+        )));
+    }
+    if opts.max_shm_bytes == 0 {
+        return Err(Error::InvalidArgument("max_shm_bytes must be positive".into()));
+    }
+    if let Some(ttl) = opts.ttl_sec {
+        if ttl < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "ttl_sec={ttl} is negative: pass a positive number of seconds, or None for no expiry"
+            )));
+        }
+    }
+    store.ensure()?;
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let table_name = match &opts.table_name {
+        Some(n) => n.clone(),
+        None => format!("table_{}_{}", chrono::Utc::now().timestamp(), &id[..8]),
+    };
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let shape = opts.shape.unwrap_or([rows, schema.fields().len() as u64]);
+    let schema_hash = opts.schema_sha256.clone().unwrap_or_else(|| schema_sha256(schema));
+    let size = arrow_data_size(batches);
+
+    let use_shm = match opts.transport {
+        TransportChoice::File => false,
+        TransportChoice::Auto => cfg!(unix) && size <= opts.max_shm_bytes,
+        TransportChoice::Shm if cfg!(unix) => true,
+        TransportChoice::Shm => {
+            log::warn!("transport='shm' cannot outlive the sender on Windows; sending {table_name:?} as a file");
+            false
+        }
+    };
+    let mut plan = if use_shm {
+        Planned::Shm(crate::shm::new_segment_name())
+    } else {
+        file_plan(store, &id)
+    };
+
+    let created_at = time::now_iso();
+    let mut metadata = opts.metadata.clone();
+    let writer = WriterIdentity::current();
+    metadata.insert(
+        METADATA_KEY.into(),
+        json!({"writer": writer, "transport": plan.transport(), "locator": plan.locator()}),
+    );
+    let writing = Event {
+        version: 1,
+        id: id.clone(),
+        table_name: table_name.clone(),
+        producer: opts.producer.clone(),
+        status: STATUS_WRITING.into(),
+        created_at: created_at.clone(),
+        ttl_sec: opts.ttl_sec,
+        payload: None,
+        metadata: metadata.clone(),
+    };
+    manifest::append(store, &writing, opts.durable)?;
+
+    let written = write_planned(&plan, schema, batches, opts).or_else(|e| {
+        if matches!(plan, Planned::Shm(_)) && opts.transport == TransportChoice::Auto && e.is_no_space() {
+            log::warn!("shared memory is full ({e}); sending {table_name:?} as a file instead");
+            plan = file_plan(store, &id);
+            write_planned(&plan, schema, batches, opts)
+        } else {
+            Err(e)
+        }
+    });
+    let data_size = match written {
+        Ok(n) => n,
+        Err(e) => {
+            plan.remove();
+            let mut meta = metadata.clone();
+            meta.insert("error".into(), Value::String(e.to_string()));
+            let error_event = Event {
+                status: STATUS_ERROR.into(),
+                metadata: meta,
+                ..writing.clone()
+            };
+            if let Err(e2) = manifest::append(store, &error_event, opts.durable) {
+                log::warn!("could not record the failed send of {table_name:?}: {e2}");
+            }
+            return Err(e);
+        }
+    };
+
+    let ready = Event {
+        status: STATUS_READY.into(),
+        payload: Some(PayloadRef {
+            transport: plan.transport().into(),
+            locator: plan.locator(),
+            data_size,
+            shape,
+            schema_sha256: schema_hash,
+            created_at: created_at.clone(),
+            expires_at: time::expires_at_iso(opts.ttl_sec),
+        }),
+        metadata,
+        ..writing
+    };
+    if let Err(e) = manifest::append(store, &ready, opts.durable) {
+        plan.remove();
+        return Err(e);
+    }
+    log::debug!("sent {table_name:?}: {} {} ({data_size} bytes)", plan.transport(), plan.locator());
+    Ok(ready)
+}
+
+fn write_planned(plan: &Planned, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<u64> {
+    match plan {
+        #[cfg(unix)]
+        Planned::Shm(name) => payload::write_segment(name, schema, batches),
+        #[cfg(not(unix))]
+        Planned::Shm(_) => unreachable!("no shm sends off unix"),
+        Planned::File(path) => {
+            payload::write_file(path, schema, batches, opts.chunk_rows, opts.compression, opts.durable)
+        }
+    }
+}
+
+/// The current `ready` event of a table, or `TableNotFound`; a version past its
+/// `expires_at` is not served.
+pub fn latest(store: &Store, table: &str, producer: Option<&str>) -> Result<Event> {
+    let ev = manifest::latest_ready(store, table, producer)?.ok_or_else(|| Error::TableNotFound {
+        table: table.into(),
+        producer: producer.map(Into::into),
+        store: store.root().to_path_buf(),
+    })?;
+    let expires_at = ev.payload.as_ref().and_then(|p| p.expires_at.clone());
+    if time::is_expired(expires_at.as_deref()) {
+        return Err(Error::Expired {
+            table: table.into(),
+            expires_at: expires_at.unwrap_or_default(),
+        });
+    }
+    Ok(ev)
+}
+
+/// Gets the current version of a table: its event and its decoded (zero-copy) data.
+pub fn get(store: &Store, table: &str, producer: Option<&str>) -> Result<(Event, Decoded)> {
+    let ev = latest(store, table, producer)?;
+    let decoded = read_payload(store, &ev)?;
+    Ok((ev, decoded))
+}
+
+/// Maps and decodes the payload of a `ready` event.
+pub fn read_payload(store: &Store, ev: &Event) -> Result<Decoded> {
+    let p = ev
+        .payload
+        .as_ref()
+        .ok_or_else(|| Error::InvalidArgument(format!("event {} has no payload", ev.id)))?;
+    let missing = |reason: &str| Error::PayloadMissing {
+        table: ev.table_name.clone(),
+        transport: p.transport.clone(),
+        locator: p.locator.clone(),
+        reason: reason.into(),
+    };
+    let corrupt = |reason: String| Error::PayloadCorrupt {
+        table: ev.table_name.clone(),
+        locator: p.locator.clone(),
+        reason,
+    };
+    match p.transport.as_str() {
+        TRANSPORT_FILE => {
+            let mut path = PathBuf::from(&p.locator);
+            if !path.exists() {
+                // The store may have been moved: look for the same file name in our payloads/.
+                if let Some(name) = path.file_name() {
+                    let here = store.payload_dir().join(name);
+                    if here.exists() {
+                        path = here;
+                    }
+                }
+            }
+            let map = payload::map_file(&path)?.ok_or_else(|| missing("the file does not exist (removed by gc?)"))?;
+            let buf = payload::buffer_from_mapping(map);
+            payload::decode_file(&buf).map_err(corrupt)
+        }
+        TRANSPORT_SHM => {
+            #[cfg(unix)]
+            {
+                let (map, size) = crate::shm::open_map(&p.locator, p.data_size)?.ok_or_else(|| {
+                    missing("the shared-memory segment does not exist (unlinked by gc, by a reboot, or by the resource tracker of a 0.1.2 process that opened it)")
+                })?;
+                if size < p.data_size {
+                    return Err(corrupt(format!("segment holds {size} bytes, the manifest says {}", p.data_size)));
+                }
+                payload::decode_stream(payload::buffer_from_mapping(map)).map_err(corrupt)
+            }
+            #[cfg(windows)]
+            {
+                let (view, _) = crate::shm::open_map(&p.locator, p.data_size)?
+                    .ok_or_else(|| missing("the named mapping does not exist (its sender has exited)"))?;
+                payload::decode_stream(payload::buffer_from_mapping(view)).map_err(corrupt)
+            }
+        }
+        other => Err(Error::UnknownTransport {
+            table: ev.table_name.clone(),
+            transport: other.into(),
+        }),
+    }
+}
+
+/// The current `ready` event of every table (for that producer), sorted by table name.
+pub fn list(store: &Store, producer: Option<&str>) -> Result<Vec<Event>> {
+    Ok(manifest::latest_per_table(store)?
+        .into_values()
+        .filter_map(|t| t.ready_for(producer).cloned())
+        .collect())
+}
+
+/// One thing gc did or would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GcAction {
+    /// `"delete"`, or `"skip"` for a payload gc will not touch (outside this store).
+    pub action: String,
+    pub transport: String,
+    pub locator: String,
+    pub table_name: String,
+    pub reason: String,
+}
+
+fn payload_exists(store: &Store, p: &PayloadRef) -> bool {
+    match p.transport.as_str() {
+        TRANSPORT_FILE => store.owns_payload_file(Path::new(&p.locator)) && Path::new(&p.locator).exists(),
+        TRANSPORT_SHM => crate::shm::exists(&p.locator),
+        _ => false,
+    }
+}
+
+/// Removes the payloads whose TTL has expired. Only files directly inside this store's
+/// `payloads/` and segments named by this store's manifest are touched; a locator
+/// elsewhere is reported as `skip`. With `dry_run`, only reports.
+pub fn gc(store: &Store, dry_run: bool) -> Result<Vec<GcAction>> {
+    let mut actions = Vec::new();
+    let mut seen = HashSet::new();
+    for ev in manifest::read_all(store)? {
+        let Some(p) = ev.payload.as_ref().filter(|_| ev.status == STATUS_READY) else { continue };
+        if !time::is_expired(p.expires_at.as_deref()) || !seen.insert((p.transport.clone(), p.locator.clone())) {
+            continue;
+        }
+        let action = |action: &str, reason: String| GcAction {
+            action: action.into(),
+            transport: p.transport.clone(),
+            locator: p.locator.clone(),
+            table_name: ev.table_name.clone(),
+            reason,
+        };
+        let outside = match p.transport.as_str() {
+            TRANSPORT_FILE => !store.owns_payload_file(Path::new(&p.locator)),
+            TRANSPORT_SHM => crate::shm::check_name(&p.locator).is_err(),
+            _ => true,
+        };
+        if outside {
+            actions.push(action("skip", "locator is outside this store; not followed".into()));
+            continue;
+        }
+        if !payload_exists(store, p) {
+            continue;
+        }
+        if !dry_run {
+            match p.transport.as_str() {
+                TRANSPORT_FILE => {
+                    if let Err(e) = std::fs::remove_file(&p.locator) {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            return Err(Error::io(format!("cannot remove {}", p.locator), e));
+                        }
+                    }
+                }
+                _ => {
+                    crate::shm::unlink(&p.locator)?;
+                }
+            }
+        }
+        actions.push(action("delete", format!("expired at {}", p.expires_at.as_deref().unwrap_or(""))));
+    }
+    Ok(actions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, Float64Array, Int64Array};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn table(rows: i64) -> (SchemaRef, Vec<RecordBatch>) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let x: ArrayRef = Arc::new(Float64Array::from_iter_values((0..rows).map(|v| v as f64)));
+        let n: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows));
+        (schema.clone(), vec![RecordBatch::try_new(schema, vec![x, n]).unwrap()])
+    }
+
+    #[test]
+    fn sha256_known_answers() {
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let long = vec![b'a'; 1000];
+        assert_eq!(sha256_hex(&long), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3");
+    }
+
+    #[test]
+    fn py_repr_matches_python() {
+        assert_eq!(py_repr_str("a"), "'a'");
+        assert_eq!(py_repr_str("it's"), "\"it's\"");
+        assert_eq!(py_repr_str("a\nb\\"), "'a\\nb\\\\'");
+    }
+
+    #[test]
+    fn send_get_both_transports_and_versions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path().join("store"));
+        let (schema, batches) = table(1000);
+        for (transport, expect) in [(TransportChoice::Auto, TRANSPORT_SHM), (TransportChoice::File, TRANSPORT_FILE), (TransportChoice::Shm, TRANSPORT_SHM)] {
+            let opts = SendOptions { table_name: Some("t".into()), transport, chunk_rows: 300, ..Default::default() };
+            let ready = send(&store, &schema, &batches, &opts).unwrap();
+            let p = ready.payload.as_ref().unwrap();
+            assert_eq!(p.transport, expect);
+            assert_eq!(p.shape, [1000, 2]);
+            let (ev, data) = get(&store, "t", None).unwrap();
+            assert_eq!(ev.id, ready.id);
+            let all = arrow_select::concat::concat_batches(&data.schema, &data.batches).unwrap();
+            assert_eq!(all, batches[0]);
+            if expect == TRANSPORT_FILE {
+                assert_eq!(data.batches.len(), 4, "chunk_rows=300 gives 4 batches");
+            }
+        }
+        // The manifest holds writing+ready per send; list shows the latest.
+        let lines = manifest::read_all(&store).unwrap();
+        assert_eq!(lines.len(), 6);
+        assert!(lines[0].metadata[METADATA_KEY]["writer"]["pid"].as_u64().is_some());
+        let listed = list(&store, None).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(list(&store, Some("allye")).unwrap().is_empty());
+        // Auto falls back to a file above max_shm_bytes.
+        let opts = SendOptions { table_name: Some("big".into()), max_shm_bytes: 100, ..Default::default() };
+        assert_eq!(send(&store, &schema, &batches, &opts).unwrap().payload.unwrap().transport, TRANSPORT_FILE);
+        for ev in manifest::read_all(&store).unwrap() {
+            if let Some(p) = ev.payload {
+                if p.transport == TRANSPORT_SHM {
+                    crate::shm::unlink(&p.locator).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let (schema, batches) = table(10);
+        assert!(matches!(get(&store, "nope", None), Err(Error::TableNotFound { .. })));
+        for bad in ["", "a\nb", "nul\0"] {
+            let opts = SendOptions { table_name: Some(bad.into()), ..Default::default() };
+            assert!(matches!(send(&store, &schema, &batches, &opts), Err(Error::InvalidArgument(_))));
+        }
+        let opts = SendOptions { ttl_sec: Some(-1), ..Default::default() };
+        assert!(matches!(send(&store, &schema, &batches, &opts), Err(Error::InvalidArgument(_))));
+        let opts = SendOptions { max_shm_bytes: 0, ..Default::default() };
+        assert!(matches!(send(&store, &schema, &batches, &opts), Err(Error::InvalidArgument(_))));
+        assert!(TransportChoice::parse("carrier-pigeon").is_err());
+        // Nothing was written for the refused sends.
+        assert!(manifest::read_all(&store).unwrap().is_empty());
+        // A file payload that vanished.
+        let opts = SendOptions { table_name: Some("f".into()), transport: TransportChoice::File, ..Default::default() };
+        let ev = send(&store, &schema, &batches, &opts).unwrap();
+        std::fs::remove_file(&ev.payload.as_ref().unwrap().locator).unwrap();
+        assert!(matches!(get(&store, "f", None), Err(Error::PayloadMissing { .. })));
+        // A corrupt one.
+        let ev = send(&store, &schema, &batches, &opts).unwrap();
+        std::fs::write(&ev.payload.as_ref().unwrap().locator, b"ARROW1 but not really ARROW1").unwrap();
+        assert!(matches!(get(&store, "f", None), Err(Error::PayloadCorrupt { .. })));
+    }
+
+    #[test]
+    fn ttl_expiry_and_gc_confined_to_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let (schema, batches) = table(10);
+        let mut opts = SendOptions { table_name: Some("old".into()), transport: TransportChoice::File, ttl_sec: Some(0), ..Default::default() };
+        let file_ev = send(&store, &schema, &batches, &opts).unwrap();
+        opts.transport = TransportChoice::Shm;
+        opts.table_name = Some("old_shm".into());
+        let shm_ev = send(&store, &schema, &batches, &opts).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert!(matches!(get(&store, "old", None), Err(Error::Expired { .. })));
+        // A foreign line pointing outside the store.
+        let outside = tmp.path().join("victim.arrow");
+        std::fs::write(&outside, b"precious").unwrap();
+        let mut foreign = file_ev.clone();
+        foreign.id = "foreign".into();
+        foreign.payload.as_mut().unwrap().locator = outside.to_string_lossy().into();
+        manifest::append(&store, &foreign, false).unwrap();
+
+        let dry = gc(&store, true).unwrap();
+        assert_eq!(dry.iter().filter(|a| a.action == "delete").count(), 2, "{dry:?}");
+        assert_eq!(dry.iter().filter(|a| a.action == "skip").count(), 1);
+        assert!(Path::new(&file_ev.payload.as_ref().unwrap().locator).exists());
+        let done = gc(&store, false).unwrap();
+        assert_eq!(done, dry);
+        assert!(!Path::new(&file_ev.payload.as_ref().unwrap().locator).exists());
+        assert!(!crate::shm::exists(&shm_ev.payload.as_ref().unwrap().locator));
+        assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
+        assert!(gc(&store, false).unwrap().iter().all(|a| a.action == "skip"));
+    }
+}

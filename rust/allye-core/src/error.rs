@@ -1,0 +1,97 @@
+//! The one error type of the core crate. The bindings map each variant onto one
+//! Python exception class, so variants are chosen by what a caller can do about them.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No `ready` version of the table exists (optionally for that producer).
+    #[error("no ready version of table {table:?}{} in {store}; list what exists with list_tables()", producer.as_ref().map(|p| format!(" from producer {p:?}")).unwrap_or_default())]
+    TableNotFound {
+        table: String,
+        producer: Option<String>,
+        store: PathBuf,
+    },
+
+    /// The manifest names a payload that is gone (unlinked segment, deleted file).
+    #[error("the payload of table {table:?} ({transport} {locator:?}) no longer exists: {reason}; send the table again")]
+    PayloadMissing {
+        table: String,
+        transport: String,
+        locator: String,
+        reason: String,
+    },
+
+    /// The payload exists but is not valid Arrow IPC data of the announced size.
+    #[error("the payload of table {table:?} ({locator:?}) is corrupt or truncated: {reason}; send the table again")]
+    PayloadCorrupt {
+        table: String,
+        locator: String,
+        reason: String,
+    },
+
+    /// The current version's TTL has run out; it is not served.
+    #[error("table {table:?} expired at {expires_at}; send it again (with a longer ttl_sec) or run gc() to remove it")]
+    Expired { table: String, expires_at: String },
+
+    /// A `ready` line names a transport this version does not know.
+    #[error("table {table:?} uses unknown transport {transport:?}; known: file_arrow_ipc_v1, shm_arrow_stream_v1 (upgrade allye_data_connector?)")]
+    UnknownTransport { table: String, transport: String },
+
+    /// The caller passed something unusable (bad table name, bad option value...).
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    /// The store directory cannot be used.
+    #[error("store directory {path:?} is unusable: {reason}")]
+    StoreUnusable { path: PathBuf, reason: String },
+
+    /// An I/O error, with what we were doing when it happened.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Arrow could not encode or decode the data.
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+
+    /// JSON encoding of an event failed (metadata that is not JSON).
+    #[error("json error: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// Wraps an `io::Error` with a sentence saying what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// True when the error means "the device is full" (ENOSPC / disk full).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull
+                || source.raw_os_error() == Some(28),
+            _ => false,
+        }
+    }
+}
+
+/// Extension to attach context to `io::Result`s.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e))
+    }
+}

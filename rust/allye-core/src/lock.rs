@@ -1,0 +1,125 @@
+//! The writers' lock: an exclusive lock on `<store>/manifest.lock`, taken exactly as
+//! 0.1.2 takes it (POSIX `flock(LOCK_EX)`; Windows `msvcrt.locking(fd, LK_LOCK, 1)`,
+//! i.e. a lock on byte 0), so its writers and ours exclude each other.
+//! Readers never take it.
+
+use std::fs::{File, OpenOptions};
+
+use crate::error::{IoContext, Result};
+use crate::store::Store;
+
+/// Held while appending to the manifest (or rewriting it); released on drop,
+/// and by the OS if the process dies.
+pub struct ManifestLock {
+    file: File,
+}
+
+impl ManifestLock {
+    /// Blocks until the exclusive lock is held. The store must exist.
+    pub fn acquire(store: &Store) -> Result<Self> {
+        let path = store.lock_path();
+        let mut opts = OpenOptions::new();
+        opts.read(true).append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts
+            .open(&path)
+            .ctx(|| format!("cannot open lock file {}", path.display()))?;
+        sys::lock(&file).ctx(|| format!("cannot lock {}", path.display()))?;
+        Ok(ManifestLock { file })
+    }
+}
+
+impl Drop for ManifestLock {
+    fn drop(&mut self) {
+        // Closing the file releases the lock too; unlocking first keeps the window short.
+        let _ = sys::unlock(&self.file);
+    }
+}
+
+#[cfg(unix)]
+mod sys {
+    use rustix::fs::{flock, FlockOperation};
+    use std::fs::File;
+
+    pub fn lock(f: &File) -> std::io::Result<()> {
+        loop {
+            match flock(f, FlockOperation::LockExclusive) {
+                Ok(()) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    pub fn unlock(f: &File) -> std::io::Result<()> {
+        flock(f, FlockOperation::Unlock).map_err(Into::into)
+    }
+}
+
+#[cfg(windows)]
+mod sys {
+    //! `LockFileEx` on byte 0, length 1: the byte range `msvcrt.locking(fd, LK_LOCK, 1)`
+    //! locks after `seek(0)`. Blocking (msvcrt retries for 10 s; we wait as long as needed).
+    use std::fs::File;
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Storage::FileSystem::{LockFileEx, UnlockFileEx, LOCKFILE_EXCLUSIVE_LOCK};
+    use windows_sys::Win32::System::IO::OVERLAPPED;
+
+    pub fn lock(f: &File) -> std::io::Result<()> {
+        let mut ov: OVERLAPPED = unsafe { std::mem::zeroed() };
+        let ok = unsafe { LockFileEx(f.as_raw_handle() as _, LOCKFILE_EXCLUSIVE_LOCK, 0, 1, 0, &mut ov) };
+        if ok == 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+    pub fn unlock(f: &File) -> std::io::Result<()> {
+        let mut ov: OVERLAPPED = unsafe { std::mem::zeroed() };
+        let ok = unsafe { UnlockFileEx(f.as_raw_handle() as _, 0, 1, 0, &mut ov) };
+        if ok == 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn excludes_threads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        store.ensure().unwrap();
+        let inside = Arc::new(AtomicUsize::new(0));
+        let max_seen = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, inside, max_seen) = (store.clone(), inside.clone(), max_seen.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let _g = ManifestLock::acquire(&store).unwrap();
+                        let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        max_seen.fetch_max(n, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        // flock locks belong to the open file description, so two opens in one
+        // process exclude each other just like two processes do.
+        assert_eq!(max_seen.load(Ordering::SeqCst), 1);
+    }
+}

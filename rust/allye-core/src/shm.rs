@@ -1,0 +1,237 @@
+//! Named shared-memory segments: create, open and map, unlink.
+//!
+//! POSIX (Linux, macOS): `shm_open("/" + name)` with mode 0600. A segment lives until
+//! it is unlinked, whoever created or opened it exits: the lifetime is owned by the
+//! manifest and gc, never by a process (Python's resource tracker is not involved, so
+//! "send now, read later from another process" works). A reader that still maps an
+//! unlinked segment keeps valid data until it unmaps.
+//!
+//! Windows: named file mappings in the session namespace, created with
+//! `CreateFileMappingW(INVALID_HANDLE_VALUE, ...)`. Windows destroys a mapping when its
+//! last handle closes, so a segment cannot outlive the process that sent it unless some
+//! process holds a handle; that is why `transport="auto"` always uses files on Windows,
+//! and why the protocol's "send now, read later" is only served by files there.
+//!
+//! Names are `adc_` + 24 hex digits: 28 characters, 29 with the leading `/`, within
+//! macOS's 31-character limit (`PSHMNAMLEN`).
+
+use crate::error::{Error, Result};
+
+/// Prefix of the segments we create (0.1.2's are `psm_…`, Python's default).
+pub const SEGMENT_PREFIX: &str = "adc_";
+
+/// A fresh, unique segment name (no leading `/`).
+pub fn new_segment_name() -> String {
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    format!("{SEGMENT_PREFIX}{}", &hex[..24])
+}
+
+/// Checks a locator before it is handed to the OS: no path separators, no NUL,
+/// not empty, not too long for macOS.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 30
+        && !name.contains(['/', '\\', '\0'])
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "invalid shared-memory segment name {name:?}: want 1 to 30 characters without '/', '\\' or NUL"
+        )))
+    }
+}
+
+#[cfg(unix)]
+pub use posix::*;
+
+#[cfg(unix)]
+mod posix {
+    use std::fs::File;
+
+    use memmap2::{Mmap, MmapOptions};
+    use rustix::fs::Mode;
+    use rustix::shm;
+
+    use super::check_name;
+    use crate::error::{Error, IoContext, Result};
+
+    fn os_name(name: &str) -> String {
+        format!("/{name}")
+    }
+
+    /// Creates a new segment (fails if it exists), mode 0600, size 0. Write into the
+    /// returned file; on Linux `write` extends it like any tmpfs file.
+    pub fn create(name: &str) -> Result<File> {
+        check_name(name)?;
+        let fd = shm::open(
+            os_name(name).as_str(),
+            shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+            Mode::RUSR | Mode::WUSR,
+        )
+        .map_err(|e| Error::io(format!("cannot create shared-memory segment {name:?}"), e.into()))?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens a segment read-only and maps its first `len` bytes.
+    /// `Ok(None)` when no segment has this name.
+    pub fn open_map(name: &str, len: u64) -> Result<Option<(Mmap, u64)>> {
+        check_name(name)?;
+        let fd = match shm::open(os_name(name).as_str(), shm::OFlags::RDONLY, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("cannot open shared-memory segment {name:?}"),
+                    e.into(),
+                ))
+            }
+        };
+        let file = File::from(fd);
+        let size = file
+            .metadata()
+            .ctx(|| format!("cannot stat shared-memory segment {name:?}"))?
+            .len();
+        if len == 0 || len > size {
+            // Nothing to map, or the segment is smaller than the manifest says: the
+            // caller reports it as corrupt with both sizes.
+            let empty = MmapOptions::new().len(0).map_anon().ctx(|| "cannot map 0 bytes".into())?;
+            return Ok(Some((empty.make_read_only().ctx(|| "mprotect".into())?, size)));
+        }
+        // SAFETY: payload segments are immutable once their `ready` line exists; we map
+        // read-only and never hand out mutable access.
+        let map = unsafe { MmapOptions::new().len(len as usize).map(&file) }
+            .ctx(|| format!("cannot map shared-memory segment {name:?}"))?;
+        Ok(Some((map, size)))
+    }
+
+    /// Unlinks a segment. `Ok(false)` when it did not exist.
+    pub fn unlink(name: &str) -> Result<bool> {
+        check_name(name)?;
+        match shm::unlink(os_name(name).as_str()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(Error::io(
+                format!("cannot unlink shared-memory segment {name:?}"),
+                e.into(),
+            )),
+        }
+    }
+
+    /// True when a segment of this name exists.
+    pub fn exists(name: &str) -> bool {
+        check_name(name).is_ok()
+            && shm::open(os_name(name).as_str(), shm::OFlags::RDONLY, Mode::empty()).is_ok()
+    }
+}
+
+#[cfg(windows)]
+pub use windows::*;
+
+#[cfg(windows)]
+mod windows {
+    //! Minimal named-mapping support. Not used by `transport="auto"` (see the module
+    //! docs for the lifetime rule); an explicit shm send on Windows falls back to a file.
+    use super::check_name;
+    use crate::error::{Error, Result};
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::Memory::{
+        MapViewOfFile, OpenFileMappingW, UnmapViewOfFile, FILE_MAP_READ, MEMORY_MAPPED_VIEW_ADDRESS,
+    };
+
+    /// A read-only view of a named mapping; unmapped and closed on drop.
+    pub struct View {
+        handle: windows_sys::Win32::Foundation::HANDLE,
+        addr: MEMORY_MAPPED_VIEW_ADDRESS,
+        len: usize,
+    }
+    unsafe impl Send for View {}
+    unsafe impl Sync for View {}
+    impl std::panic::RefUnwindSafe for View {}
+    impl std::ops::Deref for View {
+        type Target = [u8];
+        fn deref(&self) -> &[u8] {
+            unsafe { std::slice::from_raw_parts(self.addr.Value as *const u8, self.len) }
+        }
+    }
+    impl Drop for View {
+        fn drop(&mut self) {
+            unsafe {
+                UnmapViewOfFile(self.addr);
+                CloseHandle(self.handle);
+            }
+        }
+    }
+
+    fn wide(name: &str) -> Vec<u16> {
+        name.encode_utf16().chain(std::iter::once(0)).collect()
+    }
+
+    /// Opens a named mapping read-only and maps its first `len` bytes.
+    pub fn open_map(name: &str, len: u64) -> Result<Option<(View, u64)>> {
+        check_name(name)?;
+        let w = wide(name);
+        let handle = unsafe { OpenFileMappingW(FILE_MAP_READ, 0, w.as_ptr()) };
+        if handle.is_null() {
+            return Ok(None);
+        }
+        let addr = unsafe { MapViewOfFile(handle, FILE_MAP_READ, 0, 0, len as usize) };
+        if addr.Value.is_null() {
+            let e = std::io::Error::last_os_error();
+            unsafe { CloseHandle(handle) };
+            return Err(Error::io(format!("cannot map shared-memory segment {name:?}"), e));
+        }
+        Ok(Some((View { handle, addr, len: len as usize }, len)))
+    }
+
+    /// Windows has no unlink: a mapping vanishes with its last handle.
+    pub fn unlink(_name: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    pub fn exists(name: &str) -> bool {
+        matches!(open_map(name, 1), Ok(Some(_)))
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn names_fit_macos() {
+        let n = new_segment_name();
+        assert_eq!(n.len(), 28);
+        check_name(&n).unwrap();
+        assert!(check_name("").is_err());
+        assert!(check_name("a/b").is_err());
+        assert!(check_name(&"x".repeat(31)).is_err());
+    }
+
+    #[test]
+    fn lifecycle_and_unlinked_mapping_stays_valid() {
+        let name = new_segment_name();
+        assert!(!exists(&name));
+        let mut f = create(&name).unwrap();
+        assert!(create(&name).is_err(), "create is exclusive");
+        f.write_all(b"hello world").unwrap();
+        drop(f);
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(format!("/dev/shm/{name}")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (map, size) = open_map(&name, 5).unwrap().unwrap();
+        assert_eq!(size, 11);
+        assert_eq!(&map[..], b"hello");
+        assert!(unlink(&name).unwrap());
+        assert!(!unlink(&name).unwrap());
+        assert!(!exists(&name));
+        // POSIX: the mapping outlives the name.
+        assert_eq!(&map[..], b"hello");
+        assert!(open_map(&name, 5).unwrap().is_none());
+    }
+}

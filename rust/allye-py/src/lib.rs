@@ -1,0 +1,176 @@
+//! `allye_data_connector._core`: thin PyO3 bindings of `allye-core`.
+//!
+//! Only type conversion lives here: Arrow data arrives and leaves through the Arrow
+//! PyCapsule interface (`__arrow_c_stream__`, via pyo3-arrow), events leave as JSON
+//! text (one manifest line each), and each core error becomes the matching class of
+//! `allye_data_connector.errors`. The GIL is released for all I/O.
+
+use std::path::PathBuf;
+
+use allye_core::{connector, Compression, Error, SendOptions, Store, TransportChoice};
+use arrow_array::RecordBatch;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+use pyo3_arrow::{PyRecordBatchReader, PyTable};
+
+/// The Python exception class (in `allye_data_connector.errors`) for a core error.
+fn error_class(e: &Error) -> &'static str {
+    match e {
+        Error::TableNotFound { .. } => "TableNotFoundError",
+        Error::Expired { .. } => "TableExpiredError",
+        Error::PayloadMissing { .. } => "PayloadMissingError",
+        Error::PayloadCorrupt { .. } => "PayloadCorruptError",
+        Error::UnknownTransport { .. } => "UnknownTransportError",
+        Error::InvalidArgument(_) | Error::Json(_) => "InvalidArgumentError",
+        Error::StoreUnusable { .. } => "StoreUnusableError",
+        e @ Error::Io { .. } if e.is_no_space() => "StorageFullError",
+        Error::Io { .. } => "StoreIOError",
+        Error::Arrow(_) => "ArrowDataError",
+    }
+}
+
+fn to_pyerr(e: Error) -> PyErr {
+    Python::attach(|py| {
+        static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+        let class = ERRORS
+            .get_or_try_init(py, || py.import("allye_data_connector.errors").map(Bound::unbind))
+            .and_then(|m| m.bind(py).getattr(error_class(&e)))
+            .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
+        match class {
+            Ok(cls) => PyErr::from_type(cls, e.to_string()),
+            Err(_) => PyRuntimeError::new_err(e.to_string()),
+        }
+    })
+}
+
+trait IntoPy<T> {
+    fn py(self) -> PyResult<T>;
+}
+impl<T> IntoPy<T> for allye_core::Result<T> {
+    fn py(self) -> PyResult<T> {
+        self.map_err(to_pyerr)
+    }
+}
+
+fn store(secret_dir: Option<PathBuf>) -> PyResult<Store> {
+    Store::resolve(secret_dir.as_deref()).py()
+}
+
+fn json<T: serde::Serialize>(v: &T) -> PyResult<String> {
+    serde_json::to_string(v).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
+/// The store directory that `secret_dir` resolves to.
+#[pyfunction]
+#[pyo3(signature = (secret_dir=None))]
+fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<PathBuf> {
+    Ok(store(secret_dir)?.root().to_path_buf())
+}
+
+/// Sends Arrow data (any object with `__arrow_c_stream__`); returns the `ready` line.
+#[pyfunction]
+#[pyo3(signature = (data, *, secret_dir=None, table_name=None, producer="python".to_string(),
+    transport="auto", max_shm_bytes=connector::DEFAULT_MAX_SHM_BYTES,
+    chunk_rows=connector::DEFAULT_CHUNK_ROWS, ttl_sec=None, compression=None,
+    metadata_json=None, shape=None, schema_sha256=None, durable=false))]
+#[allow(clippy::too_many_arguments)]
+fn send(
+    py: Python<'_>,
+    data: PyRecordBatchReader,
+    secret_dir: Option<PathBuf>,
+    table_name: Option<String>,
+    producer: String,
+    transport: &str,
+    max_shm_bytes: u64,
+    chunk_rows: usize,
+    ttl_sec: Option<i64>,
+    compression: Option<&str>,
+    metadata_json: Option<&str>,
+    shape: Option<(u64, u64)>,
+    schema_sha256: Option<String>,
+    durable: bool,
+) -> PyResult<String> {
+    let metadata = match metadata_json {
+        None => Default::default(),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| to_pyerr(Error::InvalidArgument(format!("metadata is not a JSON object: {e}"))))?,
+    };
+    let opts = SendOptions {
+        table_name,
+        producer,
+        transport: TransportChoice::parse(transport).py()?,
+        max_shm_bytes,
+        chunk_rows,
+        ttl_sec,
+        compression: Compression::parse(compression.unwrap_or("")).py()?,
+        metadata,
+        shape: shape.map(|(r, c)| [r, c]),
+        schema_sha256,
+        durable,
+    };
+    let store = store(secret_dir)?;
+    // Pull the batches while holding the GIL (zero-copy imports), then write without it.
+    let reader = data.into_reader()?;
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader
+        .collect::<Result<_, _>>()
+        .map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    let ready = py.detach(|| connector::send(&store, &schema, &batches, &opts)).py()?;
+    ready.to_line().py()
+}
+
+/// The current `ready` line of a table (raises if none, or expired).
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, producer=None))]
+fn latest(py: Python<'_>, table_name: &str, secret_dir: Option<PathBuf>, producer: Option<&str>) -> PyResult<String> {
+    let store = store(secret_dir)?;
+    let ev = py.detach(|| connector::latest(&store, table_name, producer)).py()?;
+    ev.to_line().py()
+}
+
+/// The current version of a table: `(ready line, Arrow table)`, the table's buffers
+/// pointing into the mapped segment or file.
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, producer=None))]
+fn get(
+    py: Python<'_>,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    producer: Option<&str>,
+) -> PyResult<(String, PyTable)> {
+    let store = store(secret_dir)?;
+    let (ev, data) = py.detach(|| connector::get(&store, table_name, producer)).py()?;
+    Ok((ev.to_line().py()?, PyTable::try_new(data.batches, data.schema)?))
+}
+
+/// The current `ready` line of every table, as a JSON array, sorted by name.
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None, producer=None))]
+fn list_tables(py: Python<'_>, secret_dir: Option<PathBuf>, producer: Option<&str>) -> PyResult<String> {
+    let store = store(secret_dir)?;
+    let events = py.detach(|| connector::list(&store, producer)).py()?;
+    json(&events)
+}
+
+/// Removes expired payloads of this store; returns the actions as a JSON array.
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None, dry_run=true))]
+fn gc(py: Python<'_>, secret_dir: Option<PathBuf>, dry_run: bool) -> PyResult<String> {
+    let store = store(secret_dir)?;
+    let actions = py.detach(|| connector::gc(&store, dry_run)).py()?;
+    json(&actions)
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(resolve_store, m)?)?;
+    m.add_function(wrap_pyfunction!(send, m)?)?;
+    m.add_function(wrap_pyfunction!(latest, m)?)?;
+    m.add_function(wrap_pyfunction!(get, m)?)?;
+    m.add_function(wrap_pyfunction!(list_tables, m)?)?;
+    m.add_function(wrap_pyfunction!(gc, m)?)?;
+    Ok(())
+}
