@@ -29,10 +29,13 @@ def segments_named_in(store: Path) -> set[str]:
             ev = json.loads(line)
         except ValueError:
             continue
-        payload = ev.get("payload") or {}
+        if not isinstance(ev, dict):
+            continue
+        payload = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
         if payload.get("transport") == "shm_arrow_stream_v1":
             names.add(payload["locator"])
-        planned = (ev.get("metadata") or {}).get("adc") or {}
+        metadata = ev.get("metadata") if isinstance(ev.get("metadata"), dict) else {}
+        planned = metadata.get("adc") if isinstance(metadata.get("adc"), dict) else {}
         if planned.get("transport") == "shm_arrow_stream_v1":
             names.add(planned["locator"])
     return names
