@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, df in frames.items():
         for transport in ("shm", "file"):
             back = api.get_dataframe(f"{name}_{transport}", secret_dir=store)
-            pd.testing.assert_frame_equal(back, df, check_categorical=False)
+            pd.testing.assert_frame_equal(back, df, check_freq=False)  # Arrow keeps no index freq
     print("all frames read back equal to what was sent (index, dtypes and values)")
     removed = api.gc(secret_dir=store, dry_run=False)
     print(f"gc removed {len(removed)} expired payloads (none were sent with a ttl)")

@@ -234,4 +234,15 @@ mod tests {
         assert_eq!(&map[..], b"hello");
         assert!(open_map(&name, 5).unwrap().is_none());
     }
+
+    #[test]
+    fn asking_for_more_than_the_segment_holds_reports_its_size() {
+        let name = new_segment_name();
+        create(&name).unwrap().write_all(b"tiny").unwrap();
+        for len in [0, 5, 1 << 30] {
+            let (map, size) = open_map(&name, len).unwrap().unwrap();
+            assert_eq!((map.len(), size), (0, 4), "len {len}");
+        }
+        unlink(&name).unwrap();
+    }
 }
