@@ -374,11 +374,12 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
         }
     })
     .ctx(|| format!("cannot read manifest {}", path.display()))?;
+    // Build the index now, so that every later lookup in this process reads only the
+    // bytes appended since (one full read per process, then incremental).
+    let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
+    let index = guard.entry(path.clone()).or_default();
+    refresh(index, &path)?;
     if !stopped {
-        // Not found after reading everything: build the index so later polls are cheap.
-        let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
-        let index = guard.entry(path.clone()).or_default();
-        refresh(index, &path)?;
         return Ok(index
             .tables
             .get(table)
