@@ -2,12 +2,10 @@
 //! table, list tables, collect garbage. This is the API a native Allye component uses;
 //! the Python bindings call exactly these functions.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
@@ -348,9 +346,48 @@ pub fn latest(store: &Store, table: &str, producer: Option<&str>) -> Result<Even
 }
 
 /// Gets the current version of a table: its event and its decoded (zero-copy) data.
+///
+/// A version can be freed by gc (superseded) between the lookup and the open; the lookup
+/// is then repeated, so a reader always gets one complete version while writers and gc run.
 pub fn get(store: &Store, table: &str, producer: Option<&str>) -> Result<(Event, Decoded)> {
-    let ev = latest(store, table, producer)?;
-    let decoded = read_payload(store, &ev)?;
+    const ATTEMPTS: usize = 20;
+    let mut ev = latest(store, table, producer)?;
+    for _ in 1..ATTEMPTS {
+        match read_payload(store, &ev) {
+            Err(Error::PayloadMissing { .. }) => {
+                let now = latest(store, table, producer)?;
+                if now.id == ev.id {
+                    break; // really gone: report it below
+                }
+                ev = now;
+            }
+            other => return finish_get(store, ev, other),
+        }
+    }
+    let result = read_payload(store, &ev);
+    finish_get(store, ev, result)
+}
+
+fn finish_get(store: &Store, ev: Event, read: Result<Decoded>) -> Result<(Event, Decoded)> {
+    let decoded = read.map_err(|e| match e {
+        Error::PayloadMissing { table, transport, locator, reason }
+            if ev.metadata.get("shm_unlink_on_read").and_then(Value::as_bool) == Some(true)
+                && transport == TRANSPORT_SHM =>
+        {
+            Error::PayloadMissing {
+                table,
+                transport,
+                locator,
+                reason: format!("{reason}; it was sent with shm_unlink_on_read=True, which lets gc() unlink it once read (send with shm_unlink_on_read=False to read it repeatedly)"),
+            }
+        }
+        e => e,
+    })?;
+    if let Some(p) = ev.payload.as_ref() {
+        if p.transport == TRANSPORT_SHM && ev.metadata.get("shm_unlink_on_read").and_then(Value::as_bool) == Some(true) {
+            crate::gc::mark_read(store, &p.locator);
+        }
+    }
     Ok((ev, decoded))
 }
 
@@ -420,72 +457,13 @@ pub fn list(store: &Store, producer: Option<&str>) -> Result<Vec<Event>> {
         .collect())
 }
 
-/// One thing gc did or would do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GcAction {
-    /// `"delete"`, or `"skip"` for a payload gc will not touch (outside this store).
-    pub action: String,
-    pub transport: String,
-    pub locator: String,
-    pub table_name: String,
-    pub reason: String,
-}
+pub use crate::gc::GcAction;
 
-fn payload_exists(store: &Store, p: &PayloadRef) -> bool {
-    match p.transport.as_str() {
-        TRANSPORT_FILE => store.owns_payload_file(Path::new(&p.locator)) && Path::new(&p.locator).exists(),
-        TRANSPORT_SHM => crate::shm::exists(&p.locator),
-        _ => false,
-    }
-}
-
-/// Removes the payloads whose TTL has expired. Only files directly inside this store's
-/// `payloads/` and segments named by this store's manifest are touched; a locator
-/// elsewhere is reported as `skip`. With `dry_run`, only reports.
+/// Removes the payloads of expired versions and of versions older than the latest
+/// `keep_versions` per table and producer, orphans of dead writers and read
+/// `shm_unlink_on_read` segments; see [`crate::gc`]. With `dry_run`, only reports.
 pub fn gc(store: &Store, dry_run: bool) -> Result<Vec<GcAction>> {
-    let mut actions = Vec::new();
-    let mut seen = HashSet::new();
-    for ev in manifest::read_all(store)? {
-        let Some(p) = ev.payload.as_ref().filter(|_| ev.status == STATUS_READY) else { continue };
-        if !time::is_expired(p.expires_at.as_deref()) || !seen.insert((p.transport.clone(), p.locator.clone())) {
-            continue;
-        }
-        let action = |action: &str, reason: String| GcAction {
-            action: action.into(),
-            transport: p.transport.clone(),
-            locator: p.locator.clone(),
-            table_name: ev.table_name.clone(),
-            reason,
-        };
-        let outside = match p.transport.as_str() {
-            TRANSPORT_FILE => !store.owns_payload_file(Path::new(&p.locator)),
-            TRANSPORT_SHM => crate::shm::check_name(&p.locator).is_err(),
-            _ => true,
-        };
-        if outside {
-            actions.push(action("skip", "locator is outside this store; not followed".into()));
-            continue;
-        }
-        if !payload_exists(store, p) {
-            continue;
-        }
-        if !dry_run {
-            match p.transport.as_str() {
-                TRANSPORT_FILE => {
-                    if let Err(e) = std::fs::remove_file(&p.locator) {
-                        if e.kind() != std::io::ErrorKind::NotFound {
-                            return Err(Error::io(format!("cannot remove {}", p.locator), e));
-                        }
-                    }
-                }
-                _ => {
-                    crate::shm::unlink(&p.locator)?;
-                }
-            }
-        }
-        actions.push(action("delete", format!("expired at {}", p.expires_at.as_deref().unwrap_or(""))));
-    }
-    Ok(actions)
+    crate::gc::collect(store, crate::gc::GcOptions { dry_run, ..Default::default() })
 }
 
 #[cfg(test)]

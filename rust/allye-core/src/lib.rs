@@ -15,6 +15,7 @@
 
 pub mod connector;
 pub mod error;
+pub mod gc;
 pub mod lock;
 pub mod manifest;
 pub mod payload;
@@ -23,7 +24,8 @@ pub mod shm;
 pub mod store;
 pub mod time;
 
-pub use connector::{GcAction, SendOptions, TransportChoice};
+pub use connector::{SendOptions, TransportChoice};
+pub use gc::{CompactReport, GcAction, GcOptions};
 pub use error::{Error, Result};
 pub use manifest::{Event, PayloadRef};
 pub use payload::{Compression, Decoded};
