@@ -5,7 +5,7 @@ import logging
 
 from . import errors
 from ._core import __version__
-from .api import gc, get_arrow, get_dataframe, list_tables, send_dataframe, store_path
+from .api import compact, gc, get_arrow, get_dataframe, list_tables, send_dataframe, store_path
 from .errors import AllyeError, TableNotFoundError
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -16,6 +16,7 @@ __all__ = [
     "get_arrow",
     "list_tables",
     "gc",
+    "compact",
     "store_path",
     "errors",
     "AllyeError",

@@ -38,6 +38,10 @@ def get(
 def list_tables(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
     """JSON array of every table's current ``ready`` event."""
 
-def gc(*, secret_dir: Optional[str] = None, dry_run: bool = True) -> str:
+def gc(*, secret_dir: Optional[str] = None, dry_run: bool = True, keep_versions: int = 1) -> str:
     """JSON array of the actions taken (or that would be taken)."""
+
+def compact(*, secret_dir: Optional[str] = None) -> str:
+    """Rewrites the manifest keeping only live lines; JSON report
+    ``{"lines_before", "lines_after", "bytes_before", "bytes_after"}``."""
 

@@ -194,14 +194,41 @@ def gc(
     *,
     secret_dir: Optional[PathLike] = None,
     dry_run: bool = True,
+    keep_versions: int = 1,
 ) -> list[dict[str, Any]]:
-    """Removes payloads whose TTL has expired, only inside this store. ``dry_run=True``
-    (the default, as in 0.1.2) only reports. Returns the actions:
-    ``{"action": "delete"|"skip", "transport", "locator", "table_name", "reason"}``."""
-    actions: list[dict[str, Any]] = json.loads(_core.gc(secret_dir=_path(secret_dir), dry_run=dry_run))
+    """Frees what no reader can be served any more, only inside this store:
+
+    - payloads of versions whose TTL has run out;
+    - superseded versions: all but the latest ``keep_versions`` per table and producer;
+    - shared-memory segments sent with ``shm_unlink_on_read=True`` once a reader of ours
+      has read them (send with ``shm_unlink_on_read=False`` to keep reading them);
+    - leftovers of sends whose process died before finishing (an ``error`` line is
+      appended for them) or that failed. A live sender's work is never touched.
+
+    ``dry_run=True`` (the default, as in 0.1.2) only reports. Returns the actions:
+    ``{"action": "delete"|"skip"|"record", "transport", "locator", "table_name", "reason", "id"}``
+    (``skip``: a locator outside this store, never followed; ``record``: an ``error`` line
+    appended for a dead sender's transfer).
+    """
+    _int_arg("keep_versions", keep_versions, minimum=1)
+    actions: list[dict[str, Any]] = json.loads(
+        _core.gc(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
+    )
     for a in actions:
         logger.info("gc %s%s %s %s (%s)", "would " if dry_run else "", a["action"], a["transport"], a["locator"], a["reason"])
     return actions
+
+
+def compact(*, secret_dir: Optional[PathLike] = None) -> dict[str, int]:
+    """Rewrites the manifest keeping only the lines that still mean something: ``ready``
+    lines of live payloads, the latest ``error`` line per table and ``writing`` lines of
+    unfinished sends. Atomic (written aside, renamed under the writers' lock), safe with
+    concurrent readers and writers, ours and 0.1.2's. Run ``gc(dry_run=False)`` first to
+    free superseded versions. Returns ``{"lines_before", "lines_after", "bytes_before",
+    "bytes_after"}``."""
+    report: dict[str, int] = json.loads(_core.compact(secret_dir=_path(secret_dir)))
+    logger.info("compacted the manifest: %d -> %d lines", report["lines_before"], report["lines_after"])
+    return report
 
 
 def store_path(secret_dir: Optional[PathLike] = None) -> Path:

@@ -200,7 +200,42 @@ impl TableState {
 struct Index {
     identity: Option<FileIdentity>,
     offset: u64,
+    /// The bytes just before `offset` (the end of the last indexed line, at most
+    /// [`TAIL_CHECK`] bytes). A compacted manifest can reuse the old file's inode number;
+    /// appends never change bytes already written, so if these differ the file was replaced.
+    tail: Vec<u8>,
     tables: HashMap<String, TableState>,
+}
+
+/// How many bytes before the indexed offset are compared to detect a replaced manifest
+/// (enough for the whole last line, whose transfer UUID and payload locator make it unique).
+const TAIL_CHECK: usize = 4096;
+
+/// True when the bytes before `index.offset` are still the ones indexed.
+fn tail_matches(index: &Index, file: &File) -> std::io::Result<bool> {
+    if index.tail.is_empty() {
+        return Ok(true);
+    }
+    let mut now = vec![0u8; index.tail.len()];
+    let at = index.offset - index.tail.len() as u64;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(&mut now, at)?;
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut done = 0;
+        while done < now.len() {
+            let n = file.seek_read(&mut now[done..], at + done as u64)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            done += n;
+        }
+    }
+    Ok(now == index.tail)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,7 +295,10 @@ fn refresh(index: &mut Index, path: &Path) -> Result<()> {
         return Ok(());
     };
     let id = identity(&meta);
-    if index.identity != Some(id) || meta.len() < index.offset {
+    let replaced = index.identity != Some(id)
+        || meta.len() < index.offset
+        || !tail_matches(index, &file).ctx(|| format!("cannot read manifest {}", path.display()))?;
+    if replaced {
         *index = Index {
             identity: Some(id),
             ..Index::default()
@@ -283,7 +321,19 @@ fn refresh(index: &mut Index, path: &Path) -> Result<()> {
             index.tables.entry(ev.table_name.clone()).or_default().apply(ev);
         }
     }
-    index.offset += end as u64 + 1;
+    let new_offset = index.offset + end as u64 + 1;
+    let tail_start = (end + 1).saturating_sub(TAIL_CHECK);
+    if end + 1 - tail_start < TAIL_CHECK && index.offset > 0 {
+        // A short read: keep what we need from the old tail as well.
+        let keep = TAIL_CHECK - (end + 1 - tail_start);
+        let old = &index.tail[index.tail.len().saturating_sub(keep)..];
+        let mut tail = old.to_vec();
+        tail.extend_from_slice(&buf[tail_start..=end]);
+        index.tail = tail;
+    } else {
+        index.tail = buf[tail_start..=end].to_vec();
+    }
+    index.offset = new_offset;
     Ok(())
 }
 
@@ -581,6 +631,28 @@ mod tests {
         let t = latest_per_table(&s).unwrap();
         assert!(!t.contains_key("a"));
         assert_eq!(latest_ready(&s, "z", None).unwrap().unwrap().id, "id-9");
+    }
+
+    #[test]
+    fn index_follows_a_replacement_that_reuses_the_inode() {
+        // A compacted manifest may get the old file's inode number back (freed inodes
+        // are reused); simulate it by rewriting the same inode with other, longer content.
+        let (_tmp, s) = store();
+        append(&s, &event("a", STATUS_READY, "python", 1), false).unwrap();
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-1");
+        let mut text = String::new();
+        for n in 2..6 {
+            text.push_str(&event("b", STATUS_READY, "python", n).to_line().unwrap());
+            text.push('\n');
+        }
+        std::fs::write(s.manifest_path(), &text).unwrap(); // truncate + write: same inode
+        let t = latest_per_table(&s).unwrap();
+        assert!(!t.contains_key("a"), "stale entries of the old file are dropped");
+        assert_eq!(t["b"].ready.as_ref().unwrap().id, "id-5");
+        // Same length, same inode, other bytes.
+        let same_len = text.replace("id-5", "id-7");
+        std::fs::write(s.manifest_path(), &same_len).unwrap();
+        assert_eq!(latest_ready(&s, "b", None).unwrap().unwrap().id, "id-7");
     }
 
     #[test]

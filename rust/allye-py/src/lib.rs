@@ -154,13 +154,23 @@ fn list_tables(py: Python<'_>, secret_dir: Option<PathBuf>, producer: Option<&st
     json(&events)
 }
 
-/// Removes expired payloads of this store; returns the actions as a JSON array.
+/// Collects this store's garbage (see `allye_core::gc`); returns the actions as a JSON array.
 #[pyfunction]
-#[pyo3(signature = (*, secret_dir=None, dry_run=true))]
-fn gc(py: Python<'_>, secret_dir: Option<PathBuf>, dry_run: bool) -> PyResult<String> {
+#[pyo3(signature = (*, secret_dir=None, dry_run=true, keep_versions=1))]
+fn gc(py: Python<'_>, secret_dir: Option<PathBuf>, dry_run: bool, keep_versions: usize) -> PyResult<String> {
     let store = store(secret_dir)?;
-    let actions = py.detach(|| connector::gc(&store, dry_run)).py()?;
+    let opts = allye_core::GcOptions { dry_run, keep_versions };
+    let actions = py.detach(|| allye_core::gc::collect(&store, opts)).py()?;
     json(&actions)
+}
+
+/// Rewrites the manifest keeping only live lines; returns the report as JSON.
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None))]
+fn compact(py: Python<'_>, secret_dir: Option<PathBuf>) -> PyResult<String> {
+    let store = store(secret_dir)?;
+    let report = py.detach(|| allye_core::gc::compact(&store)).py()?;
+    json(&report)
 }
 
 #[pymodule]
@@ -172,5 +182,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get, m)?)?;
     m.add_function(wrap_pyfunction!(list_tables, m)?)?;
     m.add_function(wrap_pyfunction!(gc, m)?)?;
+    m.add_function(wrap_pyfunction!(compact, m)?)?;
     Ok(())
 }
