@@ -38,6 +38,10 @@ GOOD = pd.DataFrame({"a": [1, 2, 3]})
         ({"compression": "brotli"}, errors.InvalidArgumentError, "compression"),
         ({"metadata": {"x": object()}}, errors.InvalidArgumentError, "JSON"),
         ({"df": pd.DataFrame({"m": [1, "two", 3.0]})}, errors.ConversionError, "'m'"),
+        ({"df": pd.DataFrame({"c": np.array([1 + 2j, 3j])})}, errors.ConversionError, "complex128"),
+        ({"df": pd.DataFrame({"o": [object(), object()]})}, errors.ConversionError, "'o'"),
+        ({"producer": ""}, errors.InvalidArgumentError, "producer"),
+        ({"producer": "a\nb"}, errors.InvalidArgumentError, "producer"),
     ],
 )
 def test_bad_send_arguments(store, kwargs, exc, words):
@@ -138,7 +142,7 @@ def test_expired_version_is_not_served_and_gc_removes_it(store):
 
     send(GOOD, "short", store, ttl_sec=1, transport="file")
     send(GOOD, "short_shm", store, ttl_sec=1, transport="shm")
-    send(GOOD, "long", store, ttl_sec=3600)
+    send(GOOD, "long", store, ttl_sec=3600, shm_unlink_on_read=False)  # read below, kept by gc
     time.sleep(2.1)
     with pytest.raises(errors.TableExpiredError, match="expired at"):
         adc.get_dataframe("short", secret_dir=store)
@@ -172,3 +176,24 @@ def test_gc_never_follows_a_locator_outside_the_store(store, tmp_path):
     assert {a["action"] for a in actions} == {"delete", "skip"}
     assert [a["locator"] for a in actions if a["action"] == "skip"] == [str(victim)]
     assert victim.read_bytes() == b"precious"
+
+
+def test_store_that_cannot_be_created(store):
+    # As root no permission bit stops us; /proc refuses any new directory.
+    with pytest.raises(errors.StoreUnusableError, match="cannot create"):
+        send(GOOD, "t", "/proc/self/allye-store")
+
+
+@pytest.mark.parametrize("name", [None, "", 5])
+def test_bad_table_name_on_get(store, name):
+    send(GOOD, "ok", store)
+    with pytest.raises(errors.InvalidArgumentError, match="non-empty str"):
+        adc.get_dataframe(name, secret_dir=store)
+    with pytest.raises(errors.InvalidArgumentError, match="non-empty str"):
+        adc.get_arrow(name, secret_dir=store)
+
+
+@pytest.mark.parametrize("keep", [0, -1, 1.5, "2"])
+def test_bad_gc_arguments(store, keep):
+    with pytest.raises(errors.InvalidArgumentError, match="keep_versions"):
+        adc.gc(secret_dir=store, keep_versions=keep)

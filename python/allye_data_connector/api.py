@@ -31,6 +31,12 @@ def _path(secret_dir: Optional[PathLike]) -> Optional[str]:
     return None if secret_dir is None else os.fspath(Path(secret_dir).expanduser())
 
 
+def _table_name_arg(table_name: Any) -> str:
+    if not isinstance(table_name, str) or not table_name:
+        raise InvalidArgumentError(f"table_name must be a non-empty str, got {table_name!r}; list_tables() shows what exists")
+    return table_name
+
+
 def _int_arg(name: str, value: Any, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgumentError(f"{name} must be an int, got {value!r}")
@@ -123,6 +129,7 @@ def get_arrow(
 ) -> pa.Table:
     """The current version of a table as a ``pyarrow.Table`` whose buffers point into the
     mapped segment or file (no copy)."""
+    _table_name_arg(table_name)
     _, data = _core.get(table_name, secret_dir=_path(secret_dir), producer=producer)
     return pa.table(data)
 
@@ -150,6 +157,7 @@ def get_dataframe(
         raise InvalidArgumentError(
             f"dtype_backend={dtype_backend!r} is not one of None, 'numpy', 'numpy_nullable', 'pyarrow'"
         )
+    _table_name_arg(table_name)
     deadline = time.monotonic() + timeout_sec
     while True:
         try:

@@ -70,6 +70,12 @@ def _explain_conversion_failure(df: pd.DataFrame, exc: Exception) -> str:
             pa.array(col, from_pandas=True)
         except Exception as col_exc:  # noqa: BLE001 - we only look for the culprit
             kinds = sorted({type(v).__name__ for v in col.dropna().head(1000)})
+            if col.dtype != object:
+                return (
+                    f"column {name!r} has dtype {col.dtype}, which Arrow cannot hold ({col_exc}). "
+                    f"Convert it before sending, e.g. df[{name!r}] = df[{name!r}].astype(str), "
+                    "or split complex numbers into real and imaginary columns"
+                )
             return (
                 f"column {name!r} (dtype {col.dtype}) cannot be converted to Arrow: {col_exc}. "
                 f"It holds values of types {kinds}; convert it to one type first, "
