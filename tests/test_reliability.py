@@ -132,6 +132,8 @@ def test_sigkill_at_random_moments_loses_and_leaks_nothing(store):
             by_id.setdefault(e["id"], []).append(e["status"])
     assert all(s[-1] in ("ready", "error") for s in by_id.values())
     assert adc.gc(secret_dir=store, dry_run=False) == []
+    print(f"kills {kills}, inside a send {mid_send}, ready versions {len(ready)}, gc actions {len(actions)}, "
+          f"left: {len(left_segments)} segments, {len(left_files)} files")
 
 
 def test_repeated_shm_sends_leave_one_segment_after_gc(store):
@@ -236,3 +238,12 @@ def test_full_shm_and_full_disk(store, tmp_path):
     assert statuses == ["writing", "error"]
     assert "No space left" in out["small_lines"][1]["metadata"]["error"]
     assert out["big_sum"] == out["auto_sum"]
+
+
+@pytest.mark.parametrize("transport", ["shm", "file"])
+def test_durable_send_round_trips(store, transport):
+    import pandas as pd
+
+    df = pd.DataFrame({"x": np.arange(1000.0)})
+    adc.send_dataframe(df, "d", secret_dir=store, transport=transport, durable=True, notify_canvas=False)
+    pd.testing.assert_frame_equal(adc.get_dataframe("d", secret_dir=store), df)
