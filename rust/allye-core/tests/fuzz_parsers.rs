@@ -34,9 +34,9 @@ fn payloads() -> &'static (Vec<u8>, Vec<u8>, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let (schema, batch) = sample();
         let plain = dir.path().join("plain.arrow");
-        payload::write_file(&plain, &schema, &[batch.clone()], 100, Compression::None, false).unwrap();
+        payload::write_file(&plain, &schema, std::slice::from_ref(&batch), 100, Compression::None, false).unwrap();
         let zstd = dir.path().join("zstd.arrow");
-        payload::write_file(&zstd, &schema, &[batch.clone()], 100, Compression::Zstd, false).unwrap();
+        payload::write_file(&zstd, &schema, std::slice::from_ref(&batch), 100, Compression::Zstd, false).unwrap();
         let mut stream = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &schema).unwrap();
         stream.write(&batch).unwrap();
         stream.finish().unwrap();
