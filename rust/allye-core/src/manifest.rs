@@ -430,7 +430,7 @@ fn scan_latest_ready(file: &mut File, end: u64, table: &str, producer: Option<&s
 /// The first lookup of a (table, producer) in this process scans the manifest backwards
 /// from its end and stops at the match, so it costs the distance from the end to the
 /// table's latest version, not the length of the history. The answer is remembered; later
-/// lookups read only the bytes appended since (see [`Index`]).
+/// lookups read only the bytes appended since.
 pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Result<Option<Event>> {
     let path = store.manifest_path();
     let key = (table.to_string(), producer.map(str::to_string));
