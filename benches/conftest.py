@@ -5,97 +5,41 @@ Sends leave a shared-memory segment in /dev/shm per version (gets never unlink, 
 as 0.1.2), so every segment the store's manifest names is unlinked when the benchmark
 ends, and the `release_payloads` fixture lets a benchmark drop earlier rounds' payloads
 in its (untimed) setup so that many rounds do not pile up segments.
+
+Large cases (10M-row frames, a manifest of 1M events) run only with ADC_BENCH_LARGE=1;
+otherwise they are reported as skipped, with that reason, in the summary.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-SHM_TRANSPORT = "shm_arrow_stream_v1"
-FILE_TRANSPORT = "file_arrow_ipc_v1"
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from frames import numeric_frame, string_frame  # noqa: E402
+from storetools import drop_payloads, remove_store  # noqa: E402
+
+from gating import LARGE  # noqa: E402
 
 
-def manifest_events(store: Path) -> list[dict]:
-    """The manifest's lines as dicts (unparsable or non-object lines skipped)."""
-    manifest = Path(store) / "manifest.jsonl"
-    try:
-        text = manifest.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    events = []
-    for line in text.splitlines():
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(ev, dict):
-            events.append(ev)
-    return events
-
-
-def payload_locators(store: Path) -> tuple[set[str], set[str]]:
-    """(shm segment names, payload file paths) named by the store's manifest.
-
-    A segment is named by every line whose payload transport is shm_arrow_stream_v1; our
-    "writing" lines also announce the planned segment in metadata.adc, which covers a send
-    that failed half-way.
-    """
-    segments: set[str] = set()
-    files: set[str] = set()
-    for ev in manifest_events(store):
-        for ref in (ev.get("payload"), (ev.get("metadata") or {}).get("adc")):
-            if not isinstance(ref, dict) or not isinstance(ref.get("locator"), str):
-                continue
-            if ref.get("transport") == SHM_TRANSPORT:
-                segments.add(ref["locator"])
-            elif ref.get("transport") == FILE_TRANSPORT:
-                files.add(ref["locator"])
-    return segments, files
-
-
-def unlink_segments(store: Path) -> int:
-    """Unlinks /dev/shm/<locator> for every shm payload in the store's manifest (missing
-    ones ignored). Returns how many were removed."""
-    removed = 0
-    for name in payload_locators(store)[0]:
-        if "/" in name or not name:
-            continue  # never touch anything outside /dev/shm
-        try:
-            os.unlink(os.path.join("/dev/shm", name))
-            removed += 1
-        except FileNotFoundError:
-            pass
-    return removed
-
-
-def drop_payloads(store: Path) -> None:
-    """Drops every payload the store names so far (segments and files inside the store),
-    keeping the manifest. For a benchmark's untimed setup between rounds."""
-    unlink_segments(store)
-    root = Path(store).resolve()
-    for path in payload_locators(store)[1]:
-        p = Path(path)
-        if root in p.resolve().parents:
-            p.unlink(missing_ok=True)
-
-
-def remove_store(store: Path) -> None:
-    """Unlinks the store's segments, then deletes the store directory."""
-    unlink_segments(store)
-    shutil.rmtree(store, ignore_errors=True)
+def pytest_report_header(config):
+    return (
+        "ADC_BENCH_LARGE=1: running the 10M-row and 1M-event cases"
+        if LARGE
+        else "ADC_BENCH_LARGE unset: 10M-row and 1M-event cases are skipped (set ADC_BENCH_LARGE=1)"
+    )
 
 
 @pytest.fixture
 def release_payloads():
-    """release_payloads(store): drops the payloads sent so far (see `drop_payloads`)."""
+    """release_payloads(store): drops the payloads sent so far (see `storetools.drop_payloads`)."""
     return drop_payloads
 
 
@@ -110,25 +54,21 @@ def store():
         remove_store(d)
 
 
-_FRAMES: dict[int, pd.DataFrame] = {}
-
-
-def make_frame(rows: int) -> pd.DataFrame:
-    """rows x 10 columns: f0..f7 float64, i0..i1 int64 (np.random.default_rng(0))."""
-    rng = np.random.default_rng(0)
-    cols = {f"f{i}": rng.standard_normal(rows) for i in range(8)}
-    cols.update({f"i{i}": rng.integers(-(2**40), 2**40, size=rows, dtype=np.int64) for i in range(2)})
-    return pd.DataFrame(cols)
+_FRAMES: dict[tuple, pd.DataFrame] = {}
 
 
 @pytest.fixture(scope="session")
 def frame_of():
-    """frame_of(rows) -> the cached benchmark frame of that many rows."""
+    """frame_of(rows) -> the cached numeric benchmark frame (rows x 10: 8 float64, 2 int64);
+    frame_of(rows, strings="object"|"str"|"arrow") -> the cached string-heavy frame."""
 
-    def get(rows: int) -> pd.DataFrame:
-        if rows not in _FRAMES:
-            _FRAMES[rows] = make_frame(rows)
-        return _FRAMES[rows]
+    def get(rows: int, strings: str | None = None) -> pd.DataFrame:
+        key = (rows, strings)
+        if key not in _FRAMES:
+            if rows >= 5_000_000 or any(r >= 5_000_000 for r, _ in _FRAMES):
+                _FRAMES.clear()  # 10M rows are 800 MB: keep no other frame alongside
+            _FRAMES[key] = numeric_frame(rows) if strings is None else string_frame(rows, strings)
+        return _FRAMES[key]
 
     yield get
     _FRAMES.clear()

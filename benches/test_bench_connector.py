@@ -1,38 +1,72 @@
 """pytest-benchmark suites for send_dataframe / get_dataframe.
 
-Frames of 1e3, 1e5 and 1e6 rows x 10 columns (8 float64, 2 int64), through shared memory
-("shm") and Arrow IPC files ("file"), plus a 10-row send+get round trip. Every benchmark
-uses `benchmark.pedantic` with a fixed number of rounds so the whole file stays short on
-a 2-core machine; the untimed setup of each round releases the previous rounds' payloads.
+* numeric frames of 1e3, 1e5, 1e6 and 1e7 rows x 10 columns (8 float64, 2 int64), through
+  shared memory ("shm") and Arrow IPC files ("file"), gets into NumPy and into Arrow-backed
+  columns;
+* a string-heavy frame (1e6 rows: two string columns, as Python ``str`` objects or as
+  Arrow strings);
+* a 10-row send + get round trip;
+* a get with 10, 1e4 or 1e6 other events in the manifest (each round is a cold lookup).
+
+1e7 rows and 1e6 events run only with ADC_BENCH_LARGE=1 (skipped, with that reason, otherwise).
+Every benchmark uses `benchmark.pedantic` with a fixed number of rounds so the whole file
+stays short on a 2-core machine; the untimed setup of each round releases the previous
+rounds' payloads.
 
     pytest benches/ --benchmark-only            # measure
+    ADC_BENCH_LARGE=1 pytest benches/ --benchmark-only
     pytest benches/ --benchmark-disable         # run each body once, as a quick test
+
+`python benches/compare.py` times the same frames against 0.1.2, feather, pickle and the
+machine's limits in one run.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
+import uuid
+
 import pandas as pd
+import pyarrow as pa
 import pytest
+from gating import large
+from storetools import latest_ready
 
 from allye_data_connector import get_dataframe, list_tables, send_dataframe
 
-SIZES = {"1e3": 1_000, "1e5": 100_000, "1e6": 1_000_000}
+SIZES = [pytest.param(1_000, id="1e3"), pytest.param(100_000, id="1e5"), pytest.param(1_000_000, id="1e6"), large(10_000_000, "1e7")]
 # (rounds, warmup_rounds) per size: enough for a stable median, few enough to stay quick.
-ROUNDS = {1_000: (100, 5), 100_000: (30, 3), 1_000_000: (10, 1)}
+ROUNDS = {1_000: (100, 5), 100_000: (30, 3), 1_000_000: (10, 1), 10_000_000: (5, 1)}
 WIRE = {"shm": "shm_arrow_stream_v1", "file": "file_arrow_ipc_v1"}
 
-size_param = pytest.mark.parametrize("rows", list(SIZES.values()), ids=list(SIZES))
+size_param = pytest.mark.parametrize("rows", SIZES)
 transport_param = pytest.mark.parametrize("transport", ["shm", "file"])
+backend_param = pytest.mark.parametrize("dtype_backend", [None, "pyarrow"], ids=["numpy", "pyarrow"])
 
 
 def _send(df: pd.DataFrame, name: str, store, transport: str) -> str:
     return send_dataframe(df, name, secret_dir=store, transport=transport, notify_canvas=False)
 
 
-def _check_sent(store, name: str, transport: str, rows: int) -> None:
+def _check_sent(store, name: str, transport: str, shape) -> None:
     (entry,) = [t for t in list_tables(secret_dir=store) if t["table_name"] == name]
     assert entry["transport"] == WIRE[transport]
-    assert entry["shape"] == (rows, 10)
+    assert entry["shape"] == tuple(shape)
+
+
+def _check_same(out: pd.DataFrame, df: pd.DataFrame, dtype_backend) -> None:
+    assert out.shape == df.shape
+    assert list(out.columns) == list(df.columns)
+    if dtype_backend == "pyarrow":
+        assert all(isinstance(t, pd.ArrowDtype) for t in out.dtypes)
+        # assert_frame_equal(check_dtype=False) is very slow here: compare as Arrow.
+        assert pa.Table.from_pandas(out, preserve_index=False).cast(
+            pa.Table.from_pandas(df, preserve_index=False).schema
+        ).equals(pa.Table.from_pandas(df, preserve_index=False))
+    else:
+        pd.testing.assert_frame_equal(out, df)
 
 
 @pytest.mark.benchmark(group="send")
@@ -50,20 +84,19 @@ def test_send(benchmark, store, release_payloads, frame_of, rows, transport):
         warmup_rounds=warmup,
     )
     assert name == "bench"
-    _check_sent(store, name, transport, rows)
+    _check_sent(store, name, transport, df.shape)
 
 
 @pytest.mark.benchmark(group="get")
-@pytest.mark.parametrize("dtype_backend", [None, "pyarrow"], ids=["numpy", "pyarrow"])
+@backend_param
 @transport_param
 @size_param
 def test_get(benchmark, store, frame_of, rows, transport, dtype_backend):
     df = frame_of(rows)
     rounds, warmup = ROUNDS[rows]
     _send(df, "bench", store, transport)
-    _check_sent(store, "bench", transport, rows)
+    _check_sent(store, "bench", transport, df.shape)
     benchmark.extra_info.update(rows=rows, transport=transport, dtype_backend=dtype_backend or "numpy")
-
     out = benchmark.pedantic(
         get_dataframe,
         args=("bench",),
@@ -71,13 +104,48 @@ def test_get(benchmark, store, frame_of, rows, transport, dtype_backend):
         rounds=rounds,
         warmup_rounds=warmup,
     )
+    _check_same(out, df, dtype_backend)
+
+
+STRING_ROWS = 1_000_000
+strings_param = pytest.mark.parametrize("strings", ["object", "arrow"])
+
+
+@pytest.mark.benchmark(group="strings-send")
+@strings_param
+@transport_param
+def test_send_strings(benchmark, store, release_payloads, frame_of, transport, strings):
+    df = frame_of(STRING_ROWS, strings)
+    benchmark.extra_info.update(rows=STRING_ROWS, transport=transport, strings=strings)
+    benchmark.pedantic(
+        _send, args=(df, "s", store, transport), setup=lambda: release_payloads(store), rounds=5, warmup_rounds=1
+    )
+    _check_sent(store, "s", transport, df.shape)
+
+
+@pytest.mark.benchmark(group="strings-get")
+@backend_param
+@strings_param
+@transport_param
+def test_get_strings(benchmark, store, frame_of, transport, strings, dtype_backend):
+    df = frame_of(STRING_ROWS, strings)
+    _send(df, "s", store, transport)
+    benchmark.extra_info.update(rows=STRING_ROWS, transport=transport, strings=strings, dtype_backend=dtype_backend or "numpy")
+    out = benchmark.pedantic(
+        get_dataframe,
+        args=("s",),
+        kwargs={"secret_dir": store, "dtype_backend": dtype_backend},
+        rounds=5,
+        warmup_rounds=1,
+    )
     assert out.shape == df.shape
-    assert list(out.columns) == list(df.columns)
+    assert out["label"].iloc[-1] == df["label"].iloc[-1]
     if dtype_backend == "pyarrow":
         assert all(isinstance(t, pd.ArrowDtype) for t in out.dtypes)
-        out = out.astype(df.dtypes.to_dict())  # assert_frame_equal(check_dtype=False) is very slow here
-    pd.testing.assert_frame_equal(out, df)
-    del out
+    # Compare as Arrow (assert_frame_equal of 1e6 strings of different dtypes takes
+    # seconds; pandas 3 reads strings back as its "str" dtype whatever was sent).
+    expected = pa.Table.from_pandas(df, preserve_index=False)
+    assert pa.Table.from_pandas(out, preserve_index=False).cast(expected.schema).equals(expected)
 
 
 def _round_trip(df: pd.DataFrame, store, transport: str) -> pd.DataFrame:
@@ -98,4 +166,48 @@ def test_round_trip_10_rows(benchmark, store, release_payloads, frame_of, transp
         warmup_rounds=10,
     )
     pd.testing.assert_frame_equal(out, df)
-    _check_sent(store, "tiny", transport, 10)
+    _check_sent(store, "tiny", transport, (10, 10))
+
+
+def write_history(store, events: int) -> None:
+    """Appends `events` ready lines of other tables (copies of a real line of this store,
+    with fresh ids and names), as a long-lived store accumulates."""
+    template = latest_ready(store, "seed")
+    assert template is not None
+    lines = []
+    with open(os.path.join(store, "manifest.jsonl"), "a", encoding="utf-8") as f:
+        for i in range(events):
+            ev = dict(template, id=str(uuid.UUID(int=i)), table_name=f"other_{i % 1000}")
+            lines.append(json.dumps(ev, separators=(",", ":"), ensure_ascii=False))
+            if len(lines) == 10_000:
+                f.write("\n".join(lines) + "\n")
+                lines.clear()
+        if lines:
+            f.write("\n".join(lines) + "\n")
+
+
+@pytest.mark.benchmark(group="get-history")
+@pytest.mark.parametrize("events", [10, 10_000, large(1_000_000, "1e6")])
+def test_get_with_history(benchmark, store, frame_of, events):
+    """A cold get (the first in this process for that store path) of a 10-row table sent
+    after `events` other events. Each round renames the store, so no round reuses the
+    index of the last one; the payload is a segment, whose locator does not name the path."""
+    df = frame_of(10)
+    _send(df, "seed", store, "shm")
+    write_history(store, events)
+    _send(df, "target", store, "shm")
+    paths = (store.with_name(f"{store.name}-r{i}") for i in itertools.count())
+    current = [store]
+
+    def setup():
+        new = next(paths)
+        os.rename(current[0], new)
+        current[0] = new
+        return (("target",), {"secret_dir": new})
+
+    try:
+        benchmark.extra_info.update(events=events, manifest_bytes=os.path.getsize(store / "manifest.jsonl"))
+        out = benchmark.pedantic(get_dataframe, setup=setup, rounds=20, warmup_rounds=1)
+        pd.testing.assert_frame_equal(out, df)
+    finally:
+        os.rename(current[0], store)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from storetools import payload_locators, shm_exists, unlink_segments  # noqa: E402,F401
+
 ROOT = Path(__file__).resolve().parent.parent
 PEER_VENV = Path(os.environ.get("ADC_PEER_VENV", ROOT / ".venv-peer"))
 PEER_VERSION = "0.1.2"
@@ -20,40 +23,14 @@ PEER_VERSION = "0.1.2"
 
 def segments_named_in(store: Path) -> set[str]:
     """Every shm locator the store's manifest mentions (ready lines and our writing lines)."""
-    names: set[str] = set()
-    manifest = store / "manifest.jsonl"
-    if not manifest.exists():
-        return names
-    for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(ev, dict):
-            continue
-        payload = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
-        if payload.get("transport") == "shm_arrow_stream_v1":
-            names.add(payload["locator"])
-        metadata = ev.get("metadata") if isinstance(ev.get("metadata"), dict) else {}
-        planned = metadata.get("adc") if isinstance(metadata.get("adc"), dict) else {}
-        if planned.get("transport") == "shm_arrow_stream_v1":
-            names.add(planned["locator"])
-    return names
-
-
-def shm_exists(name: str) -> bool:
-    return Path("/dev/shm", name).exists()
+    return payload_locators(store)[0]
 
 
 @pytest.fixture
 def store(tmp_path: Path):
     d = tmp_path / "store"
     yield d
-    for name in segments_named_in(d):
-        try:
-            os.unlink(Path("/dev/shm", name))
-        except FileNotFoundError:
-            pass
+    unlink_segments(d)
 
 
 def run_python(code: str, *, python: str = sys.executable, env: dict | None = None, timeout: float = 300) -> str:

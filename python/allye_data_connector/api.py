@@ -52,7 +52,7 @@ def send_dataframe(
     secret_dir: Optional[PathLike] = None,
     transport: Transport = "auto",
     max_shm_bytes: int = DEFAULT_MAX_SHM_BYTES,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: Optional[int] = None,
     ttl_sec: Optional[int] = None,
     shm_unlink_on_read: bool = True,
     notify_canvas: bool = True,
@@ -69,8 +69,9 @@ def send_dataframe(
 
     The frame is converted to Arrow once (index and column labels kept) and written once:
     into a shared-memory segment (``transport="shm"``, or ``"auto"`` when its Arrow size is
-    at most ``max_shm_bytes``) or into an Arrow IPC file of ``chunk_rows``-row batches in
-    ``<store>/payloads``. Files are uncompressed unless ``compression`` ("zstd", "lz4") or
+    at most ``max_shm_bytes``) or into an Arrow IPC file in ``<store>/payloads``: one record batch when uncompressed
+    (so a get maps it without copying), batches of ``chunk_rows`` rows (default 500,000)
+    when compressed or when ``chunk_rows`` is given. Files are uncompressed unless ``compression`` ("zstd", "lz4") or
     ``$ALLYE_ARROW_COMPRESSION`` says otherwise. ``durable=True`` fsyncs payload and manifest.
     """
     if table_name is not None and not isinstance(table_name, str):
@@ -78,11 +79,17 @@ def send_dataframe(
     if transport not in ("auto", "shm", "file"):
         raise InvalidArgumentError(f"unknown transport {transport!r}: use 'auto', 'shm' or 'file'")
     _int_arg("max_shm_bytes", max_shm_bytes, minimum=1)
-    _int_arg("chunk_rows", chunk_rows, minimum=0)
     if ttl_sec is not None:
         _int_arg("ttl_sec", ttl_sec, minimum=0)
     if compression is None:
         compression = os.environ.get("ALLYE_ARROW_COMPRESSION") or None
+    if chunk_rows is None:
+        # One record batch keeps an uncompressed file a mappable, zero-copy get (several
+        # batches make pandas concatenate every column); compressed files keep 0.1.2's
+        # batches, which bound the memory of compressing and decompressing one batch.
+        uncompressed = str(compression or "").strip().lower() in ("", "none", "uncompressed")
+        chunk_rows = 0 if uncompressed else DEFAULT_CHUNK_ROWS
+    _int_arg("chunk_rows", chunk_rows, minimum=0)
     merged = dict(metadata or {})
     merged["shm_unlink_on_read"] = bool(shm_unlink_on_read)
     try:

@@ -9,14 +9,13 @@
 //! does not parse as an event is skipped.
 //!
 //! Lookups do not grow with the length of the manifest:
-//! * [`latest_ready`] asks the process-wide incremental index when this process has
-//!   already indexed the file: it reads only the bytes appended since the last lookup.
-//!   Otherwise (a cold process) it scans the file **backwards** from the end in 64 KiB
-//!   blocks and stops at the first matching `ready` line, so its cost is the distance from
-//!   the end to the table's latest version, not the file length. Only when the table is
-//!   not found at all (a full scan anyway) is the index built, so that a waiting reader's
-//!   next polls are incremental.
-//! * [`latest_per_table`] refreshes the incremental index (new bytes only) and copies it.
+//! * [`latest_ready`], the first time this process asks for a (table, producer), scans
+//!   the file **backwards** from the end in 64 KiB blocks (line breaks found with
+//!   `memrchr`) and stops at the first matching `ready` line, so its cost is the distance
+//!   from the end to the table's latest version, not the file length. The answer is kept
+//!   in a per-file index; later lookups read only the bytes appended since.
+//! * [`latest_per_table`] needs every table: it builds the complete index once (one full
+//!   read per process), then refreshes it with new bytes only.
 //!
 //! The index is keyed by path and remembers the file identity (device, inode) and the
 //! offset after the last complete line; a replaced (compacted) or truncated manifest is
@@ -196,15 +195,42 @@ impl TableState {
     }
 }
 
+/// What this process remembers of one manifest file.
+///
+/// Two modes. A **complete** index (built by [`latest_per_table`]) holds every table's
+/// state as of `offset`. A **partial** one (built by cold [`latest_ready`] calls) holds only
+/// the answers of the lookups made so far, each found by a backward scan that stopped at
+/// the table's latest `ready` line; refreshing either mode reads only the bytes appended
+/// since `offset`, so neither ever parses the history twice, and a partial one never
+/// parses more of it than the lookups needed.
 #[derive(Debug, Default)]
 struct Index {
     identity: Option<FileIdentity>,
+    /// Offset just after the last complete line taken into account.
     offset: u64,
-    /// The bytes just before `offset` (the end of the last indexed line, at most
-    /// [`TAIL_CHECK`] bytes). A compacted manifest can reuse the old file's inode number;
-    /// appends never change bytes already written, so if these differ the file was replaced.
+    /// The bytes just before `offset` (at most [`TAIL_CHECK`]). A compacted manifest can
+    /// reuse the old file's inode number; appends never change bytes already written, so
+    /// if these differ the file was replaced.
     tail: Vec<u8>,
+    complete: bool,
+    /// Complete mode: every table.
     tables: HashMap<String, TableState>,
+    /// Partial mode: (table, producer filter) -> its latest `ready` event at `offset`.
+    lookups: HashMap<(String, Option<String>), Option<Event>>,
+}
+
+impl Index {
+    fn apply(&mut self, ev: Event) {
+        if self.complete {
+            self.tables.entry(ev.table_name.clone()).or_default().apply(ev);
+        } else if ev.is_ready() && !self.lookups.is_empty() {
+            for key in [(ev.table_name.clone(), None), (ev.table_name.clone(), Some(ev.producer.clone()))] {
+                if let Some(slot) = self.lookups.get_mut(&key) {
+                    *slot = Some(ev.clone());
+                }
+            }
+        }
+    }
 }
 
 /// How many bytes before the indexed offset are compared to detect a replaced manifest
@@ -216,8 +242,20 @@ fn tail_matches(index: &Index, file: &File) -> std::io::Result<bool> {
     if index.tail.is_empty() {
         return Ok(true);
     }
-    let mut now = vec![0u8; index.tail.len()];
-    let at = index.offset - index.tail.len() as u64;
+    Ok(read_at(file, index.offset - index.tail.len() as u64, index.tail.len())? == index.tail)
+}
+
+/// Moves the index to `offset` without reading what lies before it, remembering the
+/// bytes before it for [`tail_matches`].
+fn set_offset(index: &mut Index, file: &File, offset: u64) -> std::io::Result<()> {
+    let n = offset.min(TAIL_CHECK as u64) as usize;
+    index.tail = read_at(file, offset - n as u64, n)?;
+    index.offset = offset;
+    Ok(())
+}
+
+fn read_at(file: &File, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut now = vec![0u8; len];
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileExt;
@@ -230,12 +268,12 @@ fn tail_matches(index: &Index, file: &File) -> std::io::Result<bool> {
         while done < now.len() {
             let n = file.seek_read(&mut now[done..], at + done as u64)?;
             if n == 0 {
-                return Ok(false);
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
             done += n;
         }
     }
-    Ok(now == index.tail)
+    Ok(now)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,21 +326,27 @@ fn open_for_read(path: &Path) -> Result<Option<(File, std::fs::Metadata)>> {
 }
 
 /// Brings `index` up to date with the file: reads only what was appended since the last
-/// refresh, or everything when the file was replaced or truncated.
-fn refresh(index: &mut Index, path: &Path) -> Result<()> {
+/// refresh. A replaced or truncated file starts over: a complete index re-reads it from
+/// the start; a partial one forgets its answers and starts at the current end (its next
+/// lookups scan backwards again). `want_complete` turns a partial index into a complete one.
+fn refresh(index: &mut Index, path: &Path, want_complete: bool) -> Result<()> {
     let Some((mut file, meta)) = open_for_read(path)? else {
-        *index = Index::default();
+        *index = Index { complete: index.complete || want_complete, ..Index::default() };
         return Ok(());
     };
     let id = identity(&meta);
+    let complete = index.complete || want_complete;
     let replaced = index.identity != Some(id)
         || meta.len() < index.offset
         || !tail_matches(index, &file).ctx(|| format!("cannot read manifest {}", path.display()))?;
-    if replaced {
-        *index = Index {
-            identity: Some(id),
-            ..Index::default()
-        };
+    if replaced || complete != index.complete {
+        *index = Index { identity: Some(id), complete, ..Index::default() };
+        if !complete {
+            let end = complete_end(&mut file, meta.len())
+                .ctx(|| format!("cannot read manifest {}", path.display()))?;
+            set_offset(index, &file, end).ctx(|| format!("cannot read manifest {}", path.display()))?;
+            return Ok(());
+        }
     }
     if meta.len() == index.offset {
         return Ok(());
@@ -313,13 +357,15 @@ fn refresh(index: &mut Index, path: &Path) -> Result<()> {
     file.read_to_end(&mut buf)
         .ctx(|| format!("cannot read manifest {}", path.display()))?;
     // Only whole lines: stop after the last '\n'; a torn tail is read again next time.
-    let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
+    let Some(end) = memchr::memrchr(b'\n', &buf) else {
         return Ok(());
     };
-    for line in buf[..end].split(|&b| b == b'\n') {
-        if let Some(ev) = Event::parse(line) {
-            index.tables.entry(ev.table_name.clone()).or_default().apply(ev);
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', &buf[..=end]) {
+        if let Some(ev) = Event::parse(&buf[start..nl]) {
+            index.apply(ev);
         }
+        start = nl + 1;
     }
     let new_offset = index.offset + end as u64 + 1;
     let tail_start = (end + 1).saturating_sub(TAIL_CHECK);
@@ -337,9 +383,31 @@ fn refresh(index: &mut Index, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The offset just after the last `\n` before `len` (0 when there is none).
+fn complete_end(file: &mut File, len: u64) -> std::io::Result<u64> {
+    const BLOCK: u64 = 64 * 1024;
+    let mut block = vec![0u8; BLOCK as usize];
+    let mut pos = len;
+    while pos > 0 {
+        let start = pos.saturating_sub(BLOCK);
+        let chunk = &mut block[..(pos - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            return Ok(start + i as u64 + 1);
+        }
+        pos = start;
+    }
+    Ok(0)
+}
+
 /// Calls `f` on every complete line from the last to the first, with the byte offset
 /// where the line starts; stops as soon as `f` returns `true`. A trailing partial line
 /// (no `\n` yet) is not reported. Returns whether `f` stopped the scan.
+///
+/// Reads 64 KiB blocks from the end and finds line breaks with `memrchr`; a line lying
+/// inside one block is handed to `f` as a slice of the block (no copy), a line spanning
+/// blocks is assembled.
 pub(crate) fn scan_backwards(
     file: &mut File,
     end: u64,
@@ -347,68 +415,62 @@ pub(crate) fn scan_backwards(
 ) -> std::io::Result<bool> {
     const BLOCK: u64 = 64 * 1024;
     let mut pos = end;
-    // Bytes of the line being assembled, in reverse order (so prepending is a push).
-    let mut rev_line: Vec<u8> = Vec::new();
+    // The tail of the line being assembled when it spans blocks (file order).
+    let mut carry: Vec<u8> = Vec::new();
     let mut seen_newline = false;
     let mut block = vec![0u8; BLOCK as usize];
-    let mut line = Vec::new();
+    let mut joined = Vec::new();
     while pos > 0 {
         let start = pos.saturating_sub(BLOCK);
         let chunk = &mut block[..(pos - start) as usize];
         file.seek(SeekFrom::Start(start))?;
         file.read_exact(chunk)?;
-        for i in (0..chunk.len()).rev() {
-            let b = chunk[i];
-            if b == b'\n' {
-                if seen_newline {
-                    line.clear();
-                    line.extend(rev_line.iter().rev());
-                    if f(start + i as u64 + 1, &line) {
-                        return Ok(true);
-                    }
+        let mut line_end = chunk.len();
+        for nl in memchr::memrchr_iter(b'\n', chunk) {
+            if seen_newline {
+                let part = &chunk[nl + 1..line_end];
+                let line_start = start + nl as u64 + 1;
+                let stop = if carry.is_empty() {
+                    f(line_start, part)
+                } else {
+                    joined.clear();
+                    joined.extend_from_slice(part);
+                    joined.extend_from_slice(&carry);
+                    carry.clear();
+                    f(line_start, &joined)
+                };
+                if stop {
+                    return Ok(true);
                 }
-                seen_newline = true;
-                rev_line.clear();
-            } else if seen_newline {
-                rev_line.push(b);
             }
+            seen_newline = true;
+            line_end = nl;
+        }
+        if seen_newline && line_end > 0 {
+            // The start of this block belongs to a line that began in an earlier block.
+            let mut head = chunk[..line_end].to_vec();
+            head.extend_from_slice(&carry);
+            carry = head;
         }
         pos = start;
     }
-    if seen_newline && !rev_line.is_empty() {
-        line.clear();
-        line.extend(rev_line.iter().rev());
-        return Ok(f(0, &line));
+    if seen_newline && !carry.is_empty() {
+        return Ok(f(0, &carry));
     }
     Ok(false)
 }
 
-/// The current version of `table`: the last `ready` line with that name (and producer).
-pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Result<Option<Event>> {
-    let path = store.manifest_path();
-    {
-        let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(index) = guard.get_mut(&path) {
-            refresh(index, &path)?;
-            return Ok(index
-                .tables
-                .get(table)
-                .and_then(|t| t.ready_for(producer))
-                .cloned());
-        }
-    }
-    // Cold: scan backwards from the end.
-    let Some((mut file, meta)) = open_for_read(&path)? else {
-        return Ok(None);
-    };
+/// Scans `[0, end)` backwards for the last `ready` line of `table` (and `producer`).
+fn scan_latest_ready(file: &mut File, end: u64, table: &str, producer: Option<&str>) -> std::io::Result<Option<Event>> {
     let mut found = None;
     // Cheap pre-filter before a full parse: a name that no JSON writer escapes must
     // appear verbatim in a line that mentions it.
     let verbatim = table
         .bytes()
         .all(|b| (b.is_ascii_graphic() || b == b' ') && !matches!(b, b'"' | b'\\' | b'/'));
-    let stopped = scan_backwards(&mut file, meta.len(), |_, line| {
-        if verbatim && !contains(line, table.as_bytes()) {
+    let finder = memchr::memmem::Finder::new(table.as_bytes());
+    scan_backwards(file, end, |_, line| {
+        if verbatim && finder.find(line).is_none() {
             return false;
         }
         match Event::parse(line) {
@@ -422,25 +484,45 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
             }
             _ => false,
         }
-    })
-    .ctx(|| format!("cannot read manifest {}", path.display()))?;
-    // Build the index now, so that every later lookup in this process reads only the
-    // bytes appended since (one full read per process, then incremental).
-    let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
-    let index = guard.entry(path.clone()).or_default();
-    refresh(index, &path)?;
-    if !stopped {
-        return Ok(index
-            .tables
-            .get(table)
-            .and_then(|t| t.ready_for(producer))
-            .cloned());
-    }
+    })?;
     Ok(found)
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+/// The current version of `table`: the last `ready` line with that name (and producer).
+///
+/// The first lookup of a (table, producer) in this process scans the manifest backwards
+/// from its end and stops at the match, so it costs the distance from the end to the
+/// table's latest version, not the length of the history. The answer is remembered; later
+/// lookups read only the bytes appended since.
+pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Result<Option<Event>> {
+    let path = store.manifest_path();
+    let key = (table.to_string(), producer.map(str::to_string));
+    let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(index) = guard.get_mut(&path) {
+        refresh(index, &path, false)?;
+        if index.complete {
+            return Ok(index.tables.get(table).and_then(|t| t.ready_for(producer)).cloned());
+        }
+        if let Some(answer) = index.lookups.get(&key) {
+            return Ok(answer.clone());
+        }
+    }
+    let Some((mut file, meta)) = open_for_read(&path)? else {
+        return Ok(None);
+    };
+    let ctx = || format!("cannot read manifest {}", path.display());
+    let index = guard.entry(path.clone()).or_default();
+    let id = identity(&meta);
+    if index.identity != Some(id) {
+        *index = Index { identity: Some(id), ..Index::default() };
+        let end = complete_end(&mut file, meta.len()).ctx(ctx)?;
+        set_offset(index, &file, end).ctx(ctx)?;
+    }
+    // Everything after `index.offset` has been applied to the known answers; this lookup
+    // scans what lies before it.
+    let found = scan_latest_ready(&mut file, index.offset, table, producer).ctx(ctx)?;
+    index.lookups.insert(key, found.clone());
+    Ok(found)
 }
 
 /// Every table's state, from the incremental index (refreshed first), sorted by name.
@@ -448,7 +530,7 @@ pub fn latest_per_table(store: &Store) -> Result<BTreeMap<String, TableState>> {
     let path = store.manifest_path();
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
     let index = guard.entry(path.clone()).or_default();
-    refresh(index, &path)?;
+    refresh(index, &path, true)?;
     Ok(index
         .tables
         .iter()
@@ -465,7 +547,7 @@ pub fn read_all(store: &Store) -> Result<Vec<Event>> {
     let mut buf = Vec::new();
     file.read_to_end(&mut buf)
         .ctx(|| format!("cannot read manifest {}", path.display()))?;
-    let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |e| e + 1);
+    let end = memchr::memrchr(b'\n', &buf).map_or(0, |e| e + 1);
     Ok(buf[..end]
         .split(|&b| b == b'\n')
         .filter_map(Event::parse)
@@ -617,6 +699,89 @@ mod tests {
         for (off, line) in offsets.iter().zip(&expected) {
             assert_eq!(&text[*off as usize..*off as usize + line.len()], line.as_bytes());
         }
+    }
+
+    #[test]
+    fn backwards_scan_matches_a_forward_split_for_any_line_lengths() {
+        let (_tmp, s) = store();
+        let mut state = 0x9E3779B97F4A7C15u64;
+        for round in 0..20 {
+            let mut text = Vec::new();
+            let mut expected = Vec::new();
+            for i in 0..(50 + round * 37) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                // Empty lines, short ones, and lines around and beyond the 64 KiB block.
+                let len = match state % 5 {
+                    0 => 0,
+                    1 => (state >> 8) as usize % 40,
+                    2 => 65_536 - 1 + (state >> 8) as usize % 3,
+                    _ => (state >> 8) as usize % 9000,
+                };
+                let line: Vec<u8> = (0..len).map(|k| b'a' + ((k + i) % 26) as u8).collect();
+                expected.push((text.len() as u64, line.clone()));
+                text.extend_from_slice(&line);
+                text.push(b'\n');
+            }
+            if round % 2 == 1 {
+                text.extend_from_slice(b"torn tail");
+            }
+            std::fs::write(s.manifest_path(), &text).unwrap();
+            let mut f = File::open(s.manifest_path()).unwrap();
+            let mut got = Vec::new();
+            scan_backwards(&mut f, text.len() as u64, |off, line| {
+                got.push((off, line.to_vec()));
+                false
+            })
+            .unwrap();
+            got.reverse();
+            // A leading empty line at offset 0 is not reported (nothing to parse there).
+            if expected.first().is_some_and(|(_, l)| l.is_empty()) {
+                expected.remove(0);
+            }
+            assert_eq!(got.len(), expected.len(), "round {round}");
+            assert!(got == expected, "round {round}");
+            let end = complete_end(&mut f, text.len() as u64).unwrap();
+            assert_eq!(end as usize, text.iter().rposition(|&b| b == b'\n').unwrap() + 1);
+        }
+    }
+
+    #[test]
+    fn partial_index_answers_follow_appends_and_become_complete() {
+        let (_tmp, s) = store();
+        for n in 0..2000 {
+            let table = if n % 100 == 0 { "rare" } else { "busy" };
+            append(&s, &event(table, STATUS_READY, if n % 2 == 0 { "python" } else { "allye" }, n), false).unwrap();
+        }
+        // Cold lookups: backward scans, remembered.
+        assert_eq!(latest_ready(&s, "busy", None).unwrap().unwrap().id, "id-1999");
+        assert_eq!(latest_ready(&s, "rare", None).unwrap().unwrap().id, "id-1900");
+        assert_eq!(latest_ready(&s, "busy", Some("python")).unwrap().unwrap().id, "id-1998");
+        assert!(latest_ready(&s, "ghost", None).unwrap().is_none());
+        {
+            let guard = indexes().lock().unwrap();
+            let index = &guard[&s.manifest_path()];
+            assert!(!index.complete);
+            assert_eq!(index.lookups.len(), 4);
+        }
+        // New lines update the remembered answers (only the matching producer's).
+        append(&s, &event("rare", STATUS_READY, "allye", 5000), false).unwrap();
+        append(&s, &event("ghost", STATUS_WRITING, "python", 5001), false).unwrap();
+        append(&s, &event("busy", STATUS_ERROR, "python", 5002), false).unwrap();
+        assert_eq!(latest_ready(&s, "rare", None).unwrap().unwrap().id, "id-5000");
+        assert!(latest_ready(&s, "rare", Some("python")).unwrap().unwrap().id == "id-1900");
+        assert_eq!(latest_ready(&s, "busy", Some("python")).unwrap().unwrap().id, "id-1998");
+        assert!(latest_ready(&s, "ghost", None).unwrap().is_none());
+        append(&s, &event("ghost", STATUS_READY, "python", 5003), false).unwrap();
+        assert_eq!(latest_ready(&s, "ghost", Some("python")).unwrap().unwrap().id, "id-5003");
+        assert_eq!(latest_ready(&s, "ghost", None).unwrap().unwrap().id, "id-5003");
+        // Listing needs every table: the index becomes complete and agrees.
+        let tables = latest_per_table(&s).unwrap();
+        assert_eq!(tables["busy"].last_error.as_ref().unwrap().id, "id-5002");
+        assert_eq!(latest_ready(&s, "busy", Some("allye")).unwrap().unwrap().id, "id-1999");
+        assert_eq!(latest_ready(&s, "rare", None).unwrap().unwrap().id, "id-5000");
+        assert!(indexes().lock().unwrap()[&s.manifest_path()].complete);
     }
 
     #[test]

@@ -1,7 +1,19 @@
 //! Arrow IPC payloads: writing a table into a segment (IPC stream) or a file (IPC file,
-//! record batches of `chunk_rows` rows, written under a temporary name and renamed when
-//! complete), and reading them back without copying: the segment or the file is mapped
-//! and arrow-rs decodes buffers that point into the mapping (they own it through an `Arc`).
+//! written under a temporary name and renamed when complete), and reading them back
+//! without copying: the segment or the file is mapped and arrow-rs decodes buffers that
+//! point into the mapping (they own it through an `Arc`).
+//!
+//! Writing costs one copy, into the page cache: arrow-ipc (59.3+) writes each body buffer
+//! straight from the caller's memory with one `write(2)` through the descriptor (the
+//! `BufWriter` only gathers the small message headers and padding; larger writes pass
+//! through it). On Linux that is cheaper than filling a fresh mapping, whose first-touch
+//! page faults cost several times a `write` of the same bytes.
+//!
+//! Record batches: `chunk_rows == 0` keeps the batches as given (one for a pandas frame).
+//! The Python API writes uncompressed files that way, because a reader converting a
+//! multi-batch file to NumPy columns must concatenate the batches (a full copy), while a
+//! single batch is wrapped as is; compressed files, which are decompressed on read anyway,
+//! keep 0.1.2's `chunk_rows` batches so that one batch at a time is (de)compressed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -355,7 +367,7 @@ mod tests {
         let (schema, batch) = sample(1000);
         for (compression, chunk) in [(Compression::None, 300), (Compression::Zstd, 0), (Compression::Lz4, 999)] {
             let path = tmp.path().join(format!("{compression:?}.arrow"));
-            let size = write_file(&path, &schema, &[batch.clone()], chunk, compression, true).unwrap();
+            let size = write_file(&path, &schema, std::slice::from_ref(&batch), chunk, compression, true).unwrap();
             assert_eq!(size, fs::metadata(&path).unwrap().len());
             assert!(!temp_path_for(&path).exists());
             let buf = buffer_from_mapping(map_file(&path).unwrap().unwrap());
@@ -384,7 +396,7 @@ mod tests {
     fn segment_round_trip_zero_copy() {
         let (schema, batch) = sample(5000);
         let name = crate::shm::new_segment_name();
-        let size = write_segment(&name, &schema, &[batch.clone()]).unwrap();
+        let size = write_segment(&name, &schema, std::slice::from_ref(&batch)).unwrap();
         let (map, seg_size) = crate::shm::open_map(&name, size).unwrap().unwrap();
         assert!(seg_size >= size);
         let buf = buffer_from_mapping(map);
@@ -401,7 +413,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (schema, batch) = sample(2000);
         let path = tmp.path().join("t.arrow");
-        write_file(&path, &schema, &[batch.clone()], 500, Compression::None, false).unwrap();
+        write_file(&path, &schema, std::slice::from_ref(&batch), 500, Compression::None, false).unwrap();
         let bytes = fs::read(&path).unwrap();
         for cut in [0, 5, 100, bytes.len() / 2, bytes.len() - 1] {
             assert!(decode_file(&Buffer::from_vec(bytes[..cut].to_vec())).is_err(), "cut {cut}");
