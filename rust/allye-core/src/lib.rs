@@ -21,7 +21,9 @@ pub mod payload;
 pub mod process;
 pub mod shm;
 pub mod store;
+pub mod tables;
 pub mod time;
+pub mod watch;
 
 pub use connector::{GcAction, SendOptions, TransportChoice};
 pub use error::{Error, Result};
