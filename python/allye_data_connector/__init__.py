@@ -5,7 +5,17 @@ import logging
 
 from . import errors
 from ._core import __version__
-from .api import gc, get_arrow, get_dataframe, list_tables, send_dataframe, store_path
+from .api import (
+    describe_table,
+    gc,
+    get_arrow,
+    get_dataframe,
+    list_tables,
+    remove_table,
+    send_dataframe,
+    store_path,
+    watch,
+)
 from .errors import AllyeError, TableNotFoundError
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -16,6 +26,9 @@ __all__ = [
     "get_arrow",
     "list_tables",
     "gc",
+    "describe_table",
+    "remove_table",
+    "watch",
     "store_path",
     "errors",
     "AllyeError",

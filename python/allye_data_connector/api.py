@@ -8,12 +8,13 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Callable, Literal, Optional, Sequence, Union
 
 import pandas as pd
 import pyarrow as pa
 
-from . import _core
+from . import _core, partial, settings as _settings
+from . import watch as _watch
 from .canvas import notify_receiver
 from .convert import DtypeBackend, arrow_to_dataframe, dataframe_to_arrow, schema_sha256
 from .errors import InvalidArgumentError, TableNotFoundError
@@ -45,11 +46,11 @@ def send_dataframe(
     *,
     secret_dir: Optional[PathLike] = None,
     transport: Transport = "auto",
-    max_shm_bytes: int = DEFAULT_MAX_SHM_BYTES,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    max_shm_bytes: Optional[int] = None,
+    chunk_rows: Optional[int] = None,
     ttl_sec: Optional[int] = None,
     shm_unlink_on_read: bool = True,
-    notify_canvas: bool = True,
+    notify_canvas: Optional[bool] = None,
     notify_create_widget: bool = True,
     notify_create_new_widget: bool = True,
     notify_refresh_manifest: bool = True,
@@ -66,17 +67,31 @@ def send_dataframe(
     at most ``max_shm_bytes``) or into an Arrow IPC file of ``chunk_rows``-row batches in
     ``<store>/payloads``. Files are uncompressed unless ``compression`` ("zstd", "lz4") or
     ``$ALLYE_ARROW_COMPRESSION`` says otherwise. ``durable=True`` fsyncs payload and manifest.
+
+    ``max_shm_bytes``, ``chunk_rows``, ``compression``, ``ttl_sec`` and ``notify_canvas``
+    left at None take the settings (environment, then ``<store>/settings.yaml``, then
+    0.1.2's defaults: 64 MiB, 500,000 rows, none, no TTL, notify; see ``adc config``).
     """
     if table_name is not None and not isinstance(table_name, str):
         raise InvalidArgumentError(f"table_name must be a str or None, got {type(table_name).__name__}")
     if transport not in ("auto", "shm", "file"):
         raise InvalidArgumentError(f"unknown transport {transport!r}: use 'auto', 'shm' or 'file'")
-    _int_arg("max_shm_bytes", max_shm_bytes, minimum=1)
-    _int_arg("chunk_rows", chunk_rows, minimum=0)
+    if max_shm_bytes is not None:
+        _int_arg("max_shm_bytes", max_shm_bytes, minimum=1)
+    if chunk_rows is not None:
+        _int_arg("chunk_rows", chunk_rows, minimum=0)
     if ttl_sec is not None:
         _int_arg("ttl_sec", ttl_sec, minimum=0)
-    if compression is None:
-        compression = os.environ.get("ALLYE_ARROW_COMPRESSION") or None
+    eff = _settings.load(
+        store_path(secret_dir),
+        max_shm_bytes=max_shm_bytes,
+        chunk_rows=chunk_rows,
+        compression=compression,
+        default_ttl_sec=ttl_sec,
+        notify_canvas=notify_canvas,
+    ).settings
+    max_shm_bytes, chunk_rows, compression = eff.max_shm_bytes, eff.chunk_rows, eff.compression
+    ttl_sec, notify_canvas = eff.default_ttl_sec, eff.notify_canvas
     merged = dict(metadata or {})
     merged["shm_unlink_on_read"] = bool(shm_unlink_on_read)
     try:
@@ -123,7 +138,7 @@ def get_arrow(
 ) -> pa.Table:
     """The current version of a table as a ``pyarrow.Table`` whose buffers point into the
     mapped segment or file (no copy)."""
-    _, data = _core.get(table_name, secret_dir=_path(secret_dir), producer=producer)
+    _, data = _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)
     return pa.table(data)
 
 
@@ -136,6 +151,14 @@ def get_dataframe(
     timeout_sec: float = 30.0,
     poll_interval_sec: float = 0.5,
     dtype_backend: Optional[DtypeBackend] = None,
+    columns: Optional[Sequence[Any]] = None,
+    head: Optional[int] = None,
+    rows: Optional[tuple[Optional[int], Optional[int]]] = None,
+    sample: Optional[int] = None,
+    seed: Optional[int] = None,
+    start: Any = None,
+    end: Any = None,
+    time_column: Optional[str] = None,
 ) -> pd.DataFrame:
     """Reads the current version of a table (the last ``ready`` line for that name and
     producer) into a DataFrame.
@@ -143,35 +166,60 @@ def get_dataframe(
     Numeric columns without nulls come back as **read-only** NumPy views of the mapped
     payload (no copy); call ``df.copy()`` for a writable frame. ``dtype_backend="pyarrow"``
     keeps every column Arrow-backed without copying. With ``wait=True``, waits up to
-    ``timeout_sec`` for a first version to appear. Raises :class:`TableNotFoundError`
-    (a ``KeyError``) when there is none.
+    ``timeout_sec`` for a first version to appear, woken by file-system notifications
+    on the manifest (polling every ``poll_interval_sec`` where there are none).
+    Raises :class:`TableNotFoundError` (a ``KeyError``) when there is none, or when the
+    table was removed (``adc rm``) and not sent again.
+
+    Partial loads (only what is asked for is touched; see :mod:`.partial`):
+    ``columns=[...]`` (the index is kept), ``rows=(start, stop)`` (Python slicing),
+    ``head=N``, ``sample=N`` (reproducible with ``seed``), and ``start=``/``end=`` for
+    the rows with ``start <= t < end`` of the sorted DatetimeIndex (or of
+    ``time_column``), found by binary search. Applied in the order: time range, rows,
+    head, columns, sample.
     """
     if dtype_backend not in (None, "numpy", "numpy_nullable", "pyarrow"):
         raise InvalidArgumentError(
             f"dtype_backend={dtype_backend!r} is not one of None, 'numpy', 'numpy_nullable', 'pyarrow'"
         )
-    deadline = time.monotonic() + timeout_sec
-    while True:
-        try:
-            _, data = _core.get(table_name, secret_dir=_path(secret_dir), producer=producer)
-            break
-        except TableNotFoundError:
-            if not wait or time.monotonic() >= deadline:
-                raise
-        time.sleep(max(0.0, min(poll_interval_sec, deadline - time.monotonic())))
-    return arrow_to_dataframe(pa.table(data), dtype_backend)
+    def attempt() -> Any:
+        return _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)[1]
+
+    if wait:
+        data = _watch.wait_until(
+            attempt, secret_dir=_path(secret_dir), timeout_sec=timeout_sec, poll_interval_sec=poll_interval_sec
+        )
+    else:
+        data = attempt()
+    table = partial.apply(
+        pa.table(data), columns=columns, head=head, rows=rows, sample=sample, seed=seed,
+        start=start, end=end, time_column=time_column,
+    )
+    return arrow_to_dataframe(table, dtype_backend)
 
 
 def list_tables(
     *,
     secret_dir: Optional[PathLike] = None,
     producer: Optional[str] = None,
+    all_states: bool = False,
 ) -> list[dict[str, Any]]:
     """Every table's current version, sorted by name, with 0.1.2's keys (``table_name``,
     ``id``, ``producer``, ``created_at``, ``ttl_sec``, ``transport``, ``shape``, ``bytes``)
-    plus ``expires_at``."""
+    plus ``expires_at``. Removed tables are left out.
+
+    ``all_states=True``: every table the manifest mentions, with its latest state
+    (see :func:`describe_table`, without the schema)."""
+    if all_states:
+        return [
+            _describe(st, with_schema=False, secret_dir=secret_dir)
+            for st in json.loads(_core.table_states(secret_dir=_path(secret_dir), producer=producer))
+        ]
+    removed = {st["table_name"] for st in json.loads(_core.table_states(secret_dir=_path(secret_dir))) if st["state"] == "removed"}
     out = []
     for ev in json.loads(_core.list_tables(secret_dir=_path(secret_dir), producer=producer)):
+        if ev["table_name"] in removed:
+            continue
         p = ev.get("payload") or {}
         shape = p.get("shape")
         out.append(
@@ -208,3 +256,108 @@ def store_path(secret_dir: Optional[PathLike] = None) -> Path:
     """The store directory that ``secret_dir`` (else ``$ALLYE_SECRET_DIR``, else
     ``~/.allye_secrets``) resolves to."""
     return Path(_core.resolve_store(_path(secret_dir)))
+
+
+# ---- Issue 4: describe, remove ---------------------------------------------------------
+
+
+def _age_sec(created_at: Optional[str]) -> Optional[float]:
+    if not created_at:
+        return None
+    try:
+        import datetime as _dt
+
+        then = _dt.datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return None
+    return round(time.time() - then.timestamp(), 3)
+
+
+def _describe(st: dict[str, Any], *, with_schema: bool, secret_dir: Optional[PathLike]) -> dict[str, Any]:
+    latest = st.get("latest") or {}
+    ready = st.get("ready") or {}
+    p = ready.get("payload") or {}
+    shape = p.get("shape")
+    out: dict[str, Any] = {
+        "table_name": st["table_name"],
+        "state": st["state"],
+        "error": st.get("error"),
+        "expired": bool(st.get("expired")),
+        "id": ready.get("id"),
+        "producer": ready.get("producer") or latest.get("producer"),
+        "created_at": ready.get("created_at"),
+        "age_sec": _age_sec(ready.get("created_at")),
+        "ttl_sec": ready.get("ttl_sec"),
+        "expires_at": p.get("expires_at"),
+        "transport": p.get("transport"),
+        "shape": (int(shape[0]), int(shape[1])) if shape else None,
+        "bytes": p.get("data_size"),
+        "latest_id": latest.get("id"),
+        "latest_at": latest.get("created_at"),
+    }
+    if with_schema:
+        out["schema"] = None
+        out["schema_error"] = None
+        if ready and not out["expired"]:
+            try:
+                _, data = _core.get_live(st["table_name"], secret_dir=_path(secret_dir), producer=ready.get("producer"))
+                table = pa.table(data)
+                out["schema"] = [{"name": f.name, "type": str(f.type)} for f in table.schema]
+                out["index_columns"] = partial.index_columns(table)
+                out["num_batches"] = len(table.to_batches())
+            except Exception as exc:  # AllyeError mostly: say why, describe the rest
+                out["schema_error"] = str(exc)
+    return out
+
+
+def describe_table(
+    table_name: str,
+    *,
+    secret_dir: Optional[PathLike] = None,
+    producer: Optional[str] = None,
+) -> dict[str, Any]:
+    """What the Receiver shows before loading: the table's latest ``state`` (``writing``,
+    ``ready``, ``error`` with ``error``, or ``removed``), and of its current version the
+    producer, ``created_at``, ``age_sec``, ``expires_at``, ``shape``, ``bytes``,
+    ``transport`` and ``schema`` (column names and Arrow types, read from the payload's
+    schema without loading data). Raises :class:`TableNotFoundError` when the manifest
+    never mentions the table."""
+    st = json.loads(_core.table_state(table_name, secret_dir=_path(secret_dir), producer=producer))
+    return _describe(st, with_schema=True, secret_dir=secret_dir)
+
+
+def remove_table(table_name: str, *, secret_dir: Optional[PathLike] = None) -> dict[str, Any]:
+    """Removes a table: appends a removal line (an ``error`` line, reason "removed by
+    user", which 0.1.2 and the widgets tolerate), then deletes the payloads of all its
+    versions inside this store. Our readers then get :class:`TableNotFoundError` until a
+    new version is sent; 0.1.2 readers get their "payload missing" error. Returns
+    ``{"table_name", "id", "deleted": [[transport, locator], ...], "skipped": [...]}``."""
+    report: dict[str, Any] = json.loads(_core.remove_table(table_name, secret_dir=_path(secret_dir)))
+    logger.info("removed %r (%d payloads deleted)", table_name, len(report["deleted"]))
+    return report
+
+
+def watch(
+    table_name: Optional[str] = None,
+    *,
+    secret_dir: Optional[PathLike] = None,
+    producer: Optional[str] = None,
+    timeout_sec: Optional[float] = None,
+    include_errors: bool = False,
+    callback: Optional[Callable[[dict[str, Any]], Any]] = None,
+) -> Any:
+    """Every new ready version of ``table_name`` (or of any table) as it lands, woken by
+    file-system notifications on the manifest (polling where there are none).
+
+    Without ``callback``: an iterator of records (``table_name``, ``id``, ``producer``,
+    ``created_at``, ``transport``, ``shape``, ``bytes``, ...) that ends after
+    ``timeout_sec`` without news (None: never; Ctrl-C interrupts it). With ``callback``:
+    calls it from a background thread for each version and returns a
+    :class:`~allye_data_connector.watch.Watch` whose ``stop()`` ends it."""
+    kwargs: dict[str, Any] = dict(
+        table_name=table_name, secret_dir=_path(secret_dir), producer=producer,
+        timeout_sec=timeout_sec, include_errors=include_errors,
+    )
+    if callback is not None:
+        return _watch.Watch(callback, kwargs)
+    return _watch.iter_versions(**kwargs)
