@@ -352,9 +352,9 @@ def gc_cmd(obj: _Ctx, dry_run: bool) -> None:
 def watch_cmd(obj: _Ctx, name: Optional[str], timeout_sec: Optional[float], count: Optional[int], include_errors: bool) -> None:
     """Print each new version of NAME (or of any table) as it lands; one JSON line each with --json."""
     seen = 0
-    if not obj.json:
-        click.echo(f"watching {name or 'all tables'} in {api.store_path(obj.secret_dir)} (Ctrl-C to stop)", err=True)
-    for rec in api.watch(name, secret_dir=obj.secret_dir, timeout_sec=timeout_sec, include_errors=include_errors):
+    versions = api.watch(name, secret_dir=obj.secret_dir, timeout_sec=timeout_sec, include_errors=include_errors)
+    click.echo(f"watching {name or 'all tables'} in {api.store_path(obj.secret_dir)} (Ctrl-C to stop)", err=True)
+    for rec in versions:
         if obj.json:
             click.echo(json.dumps(rec, ensure_ascii=False, default=str))
         else:

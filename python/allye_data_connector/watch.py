@@ -103,6 +103,7 @@ def iter_versions(
     appended after the call, in manifest order; with ``include_errors``, ``error`` lines
     too (a removal, a failed send). Stops after ``timeout_sec`` without a new version
     (None: never), or when ``stop`` is set."""
+    # Set up now (not at the first next()): what lands after this call is news.
     tail = _core.ManifestTail(secret_dir=secret_dir, from_start=False)
     watcher = new_watcher(secret_dir, force_polling=force_polling, poll_interval_sec=poll_interval_sec)
     # Versions that exist already are not news, even if a compaction rewrites them.
@@ -111,6 +112,19 @@ def iter_versions(
         for key in ("ready", "latest"):
             if st.get(key):
                 seen.add(st[key]["id"] + ":" + st[key]["status"])
+    return _versions(tail, watcher, seen, table_name, producer, timeout_sec, include_errors, stop)
+
+
+def _versions(
+    tail: Any,
+    watcher: Any,
+    seen: set[str],
+    table_name: Optional[str],
+    producer: Optional[str],
+    timeout_sec: Optional[float],
+    include_errors: bool,
+    stop: Optional[threading.Event],
+) -> Iterator[dict[str, Any]]:
     deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
     while True:
         for ev in json.loads(tail.read_new()):
