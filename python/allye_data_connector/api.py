@@ -167,7 +167,8 @@ def get_dataframe(
     payload (no copy); call ``df.copy()`` for a writable frame. ``dtype_backend="pyarrow"``
     keeps every column Arrow-backed without copying. With ``wait=True``, waits up to
     ``timeout_sec`` for a first version to appear, woken by file-system notifications
-    on the manifest (polling every ``poll_interval_sec`` where there are none).
+    on the manifest (where there are none, polling its size every
+    ``min(poll_interval_sec, 0.05)`` s).
     Raises :class:`TableNotFoundError` (a ``KeyError``) when there is none, or when the
     table was removed (``adc rm``) and not sent again.
 
@@ -186,8 +187,11 @@ def get_dataframe(
         return _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)[1]
 
     if wait:
+        # Polling (only where the file system sends no events) stats the manifest; that
+        # is cheap, so 0.1.2's 0.5 s default is capped at the watcher's 50 ms.
         data = _watch.wait_until(
-            attempt, secret_dir=_path(secret_dir), timeout_sec=timeout_sec, poll_interval_sec=poll_interval_sec
+            attempt, secret_dir=_path(secret_dir), timeout_sec=timeout_sec,
+            poll_interval_sec=min(float(poll_interval_sec), _watch.DEFAULT_POLL_SEC),
         )
     else:
         data = attempt()
