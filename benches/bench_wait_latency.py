@@ -65,13 +65,13 @@ def run_variant(python: str, code: str, rounds: int, env: dict[str, str], watch:
     store = Path(tempfile.mkdtemp(prefix="adc-wait-"))
     store.mkdir(exist_ok=True)
     df = pd.DataFrame({"x": [1.0]})
+    rounds += 1  # round 0 warms the reader up (first imports, first mapping) and is dropped
     proc = subprocess.Popen(
         [python, "-c", textwrap.dedent(code), str(store), str(rounds)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
     )
     assert proc.stdout is not None
     latencies = []
-    rounds += 1  # round 0 warms the reader up (first imports, first mapping) and is dropped
     try:
         for i in range(rounds):
             line = proc.stdout.readline()
