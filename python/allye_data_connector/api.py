@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import _core, partial, settings as _settings
+from . import progress as _progress
 from . import watch as _watch
 from .canvas import notify_receiver
 from .convert import DtypeBackend, arrow_to_dataframe, dataframe_to_arrow, schema_sha256
@@ -59,6 +60,8 @@ def send_dataframe(
     producer: str = "python",
     compression: Optional[str] = None,
     durable: bool = False,
+    progress: Optional[Callable[[int, int], Any]] = None,
+    cancel: Any = None,
 ) -> str:
     """Sends a DataFrame under ``table_name`` and returns the name (generated when None).
 
@@ -71,6 +74,13 @@ def send_dataframe(
     ``max_shm_bytes``, ``chunk_rows``, ``compression``, ``ttl_sec`` and ``notify_canvas``
     left at None take the settings (environment, then ``<store>/settings.yaml``, then
     0.1.2's defaults: 64 MiB, 500,000 rows, none, no TTL, notify; see ``adc config``).
+
+    ``progress(done_rows, total_rows)`` is called as the frame is converted (in chunks of
+    250,000 rows) and once more after the write; ``cancel`` (a ``threading.Event`` or a
+    callable returning True) is checked between chunks and raises
+    :class:`~.errors.CancelledError` before anything is written, so a cancelled send
+    leaves no manifest line, segment or file. The write itself (memory speed) is not
+    interrupted.
     """
     if table_name is not None and not isinstance(table_name, str):
         raise InvalidArgumentError(f"table_name must be a str or None, got {type(table_name).__name__}")
@@ -99,7 +109,11 @@ def send_dataframe(
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(f"metadata must be JSON-serialisable: {exc}") from exc
 
-    table = dataframe_to_arrow(df)
+    if progress is None and cancel is None:
+        table = dataframe_to_arrow(df)
+    else:
+        table = _progress.dataframe_to_arrow_chunked(df, progress=progress, cancel=cancel)
+        _progress.check(cancel, "the send")
     line = _core.send(
         table,
         secret_dir=_path(secret_dir),
@@ -116,6 +130,8 @@ def send_dataframe(
         durable=durable,
     )
     event = json.loads(line)
+    if progress is not None:
+        progress(int(df.shape[0]), int(df.shape[0]))
     name: str = event["table_name"]
     payload = event["payload"]
     logger.debug("sent %r as %s (%d bytes)", name, payload["transport"], payload["data_size"])
