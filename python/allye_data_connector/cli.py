@@ -303,9 +303,20 @@ def send_cmd(obj: _Ctx, file: Path, name: Optional[str], fmt: Optional[str], tra
              no_notify: bool, progress: bool) -> None:
     """Send a CSV, Parquet or Feather file as a table."""
     fmt = _format_of(file, fmt)
-    df = _read_input(file, fmt, progress and not obj.json)
-    table_name = api.send_dataframe(df, name or file.stem, secret_dir=obj.secret_dir, transport=transport,  # type: ignore[arg-type]
-                                    ttl_sec=ttl_sec, notify_canvas=False if no_notify else None)
+    show = progress and not obj.json
+    df = _read_input(file, fmt, show)
+    kwargs: dict[str, Any] = dict(secret_dir=obj.secret_dir, transport=transport, ttl_sec=ttl_sec,
+                                  notify_canvas=False if no_notify else None)
+    if show and len(df) > 1_000_000:
+        # Ctrl-C during the conversion cancels the send before anything is written.
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=_console(stderr=True), transient=True) as bar:
+            task = bar.add_task(f"sending {name or file.stem} (rows)", total=len(df))
+            table_name = api.send_dataframe(df, name or file.stem, progress=lambda d, n: bar.update(task, completed=d), **kwargs)
+    else:
+        table_name = api.send_dataframe(df, name or file.stem, **kwargs)
     info = api.describe_table(table_name, secret_dir=obj.secret_dir)
     if obj.json:
         info.pop("schema", None)
