@@ -120,18 +120,50 @@ fn info(name: String, st: &TableState, producer: Option<&str>) -> TableInfo {
     }
 }
 
+fn not_found(store: &Store, table: &str, producer: Option<&str>) -> Error {
+    Error::TableNotFound {
+        table: table.into(),
+        producer: producer.map(Into::into),
+        store: store.root().to_path_buf(),
+    }
+}
+
 /// The current `ready` event like [`crate::connector::latest`], but a table whose last
-/// line is a removal is `TableNotFound`.
+/// line is a removal is `TableNotFound`. Looks at the table's state (a copy of the
+/// index) every time; [`get_live`] avoids that on the common path.
 pub fn latest_live(store: &Store, table: &str, producer: Option<&str>) -> Result<Event> {
     let ev = crate::connector::latest(store, table, producer)?;
     if state(store, table, producer)?.state == "removed" {
-        return Err(Error::TableNotFound {
-            table: table.into(),
-            producer: producer.map(Into::into),
-            store: store.root().to_path_buf(),
-        });
+        return Err(not_found(store, table, producer));
     }
     Ok(ev)
+}
+
+/// [`crate::connector::get`] that honours removals. A removal deletes every payload
+/// inside the store, so the table's state is only consulted when the payload is
+/// missing or lives outside the store (which a removal does not delete).
+pub fn get_live(store: &Store, table: &str, producer: Option<&str>) -> Result<(Event, crate::payload::Decoded)> {
+    let ev = crate::connector::latest(store, table, producer)?;
+    let removed = || -> Result<bool> { Ok(state(store, table, producer)?.state == "removed") };
+    let inside = ev.payload.as_ref().is_some_and(|p| match p.transport.as_str() {
+        TRANSPORT_FILE => store.owns_payload_file(Path::new(&p.locator)),
+        TRANSPORT_SHM => crate::shm::check_name(&p.locator).is_ok(),
+        _ => false,
+    });
+    if !inside && removed()? {
+        return Err(not_found(store, table, producer));
+    }
+    match crate::connector::read_payload(store, &ev) {
+        Ok(data) => Ok((ev, data)),
+        Err(e @ Error::PayloadMissing { .. }) => {
+            if removed()? {
+                Err(not_found(store, table, producer))
+            } else {
+                Err(e)
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// What [`remove`] did.
@@ -259,14 +291,32 @@ mod tests {
         assert_eq!(t.error.as_deref(), Some(REMOVED_REASON));
         assert!(t.ready.is_none());
         assert!(matches!(latest_live(&store, "t", None), Err(Error::TableNotFound { .. })));
+        assert!(matches!(get_live(&store, "t", None), Err(Error::TableNotFound { .. })));
         // The plain protocol lookup still finds the old ready line (as 0.1.2 would).
         assert_eq!(connector::latest(&store, "t", None).unwrap().id, s1.id);
         assert!(latest_live(&store, "other", None).is_ok());
         // A new version brings the table back.
         let f2 = send(&store, "t", TransportChoice::File);
         assert_eq!(latest_live(&store, "t", None).unwrap().id, f2.id);
+        assert_eq!(get_live(&store, "t", None).unwrap().0.id, f2.id);
         assert_eq!(state(&store, "t", None).unwrap().state, "ready");
         assert!(matches!(remove(&store, "never"), Err(Error::TableNotFound { .. })));
+        // A version whose payload lives outside the store: rm leaves the file alone, but
+        // our readers still treat the table as removed.
+        let outside_dir = tmp.path().join("elsewhere");
+        std::fs::create_dir(&outside_dir).unwrap();
+        let f3 = send(&store, "ext", TransportChoice::File);
+        let moved = outside_dir.join("ext.arrow");
+        std::fs::rename(&f3.payload.as_ref().unwrap().locator, &moved).unwrap();
+        let mut foreign = f3.clone();
+        foreign.id = "foreign".into();
+        foreign.payload.as_mut().unwrap().locator = moved.to_string_lossy().into();
+        manifest::append(&store, &foreign, false).unwrap();
+        assert_eq!(get_live(&store, "ext", None).unwrap().0.id, "foreign");
+        let r = remove(&store, "ext").unwrap();
+        assert_eq!(r.skipped.len(), 1);
+        assert!(moved.exists());
+        assert!(matches!(get_live(&store, "ext", None), Err(Error::TableNotFound { .. })));
         remove(&store, "t").unwrap();
         remove(&store, "other").unwrap();
     }

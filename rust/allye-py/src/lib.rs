@@ -194,11 +194,7 @@ fn get_live(
 ) -> PyResult<(String, PyTable)> {
     let store = store(secret_dir)?;
     let (ev, data) = py
-        .detach(|| {
-            let ev = allye_core::tables::latest_live(&store, table_name, producer)?;
-            let data = connector::read_payload(&store, &ev)?;
-            Ok::<_, Error>((ev, data))
-        })
+        .detach(|| allye_core::tables::get_live(&store, table_name, producer))
         .py()?;
     Ok((ev.to_line().py()?, PyTable::try_new(data.batches, data.schema)?))
 }
