@@ -123,7 +123,9 @@ def test_describe_and_list_all_states(store):
     assert len(report["deleted"]) == 1
     states = {t["table_name"]: t for t in adc.list_tables(secret_dir=store, all_states=True)}
     assert states["gone"]["state"] == "removed" and states["gone"]["error"] == "removed by user"
-    assert states["ok"]["state"] == "ready"
+    assert states["ok"]["state"] == "ready" and {"name": "a", "type": "int64"} in states["ok"]["schema"]
+    assert states["gone"]["schema"] is None
+    assert "schema" not in adc.list_tables(secret_dir=store, all_states=True, with_schema=False)[0]
     assert [t["table_name"] for t in adc.list_tables(secret_dir=store)] == ["ok"]
     with pytest.raises(TableNotFoundError):
         adc.get_dataframe("gone", secret_dir=store)

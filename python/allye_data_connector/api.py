@@ -223,16 +223,18 @@ def list_tables(
     secret_dir: Optional[PathLike] = None,
     producer: Optional[str] = None,
     all_states: bool = False,
+    with_schema: bool = True,
 ) -> list[dict[str, Any]]:
     """Every table's current version, sorted by name, with 0.1.2's keys (``table_name``,
     ``id``, ``producer``, ``created_at``, ``ttl_sec``, ``transport``, ``shape``, ``bytes``)
     plus ``expires_at``. Removed tables are left out.
 
-    ``all_states=True``: every table the manifest mentions, with its latest state
-    (see :func:`describe_table`, without the schema)."""
+    ``all_states=True``: every table the manifest mentions, with its latest state, as
+    :func:`describe_table` describes it (``with_schema=False`` skips opening each
+    payload for its schema)."""
     if all_states:
         return [
-            _describe(st, with_schema=False, secret_dir=secret_dir)
+            _describe(st, with_schema=with_schema, secret_dir=secret_dir)
             for st in json.loads(_core.table_states(secret_dir=_path(secret_dir), producer=producer))
         ]
     removed = {st["table_name"] for st in json.loads(_core.table_states(secret_dir=_path(secret_dir))) if st["state"] == "removed"}

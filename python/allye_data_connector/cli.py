@@ -105,7 +105,7 @@ def main(ctx: click.Context, secret_dir: Optional[str], as_json: bool, debug: bo
 @click.pass_obj
 def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str]) -> None:
     """List tables with their state, shape, size and age."""
-    rows = api.list_tables(secret_dir=obj.secret_dir, producer=producer, all_states=True)
+    rows = api.list_tables(secret_dir=obj.secret_dir, producer=producer, all_states=True, with_schema=False)
     if not all_states:
         rows = [r for r in rows if r["id"] is not None]  # a current version exists
     if obj.json:
