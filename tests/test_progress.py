@@ -85,3 +85,49 @@ def test_cancel_callable_and_before_start(store):
     # A token that is never set changes nothing.
     adc.send_dataframe(pd.DataFrame({"x": [1]}), "ok", secret_dir=store, notify_canvas=False, cancel=threading.Event())
     assert adc.get_dataframe("ok", secret_dir=store)["x"].tolist() == [1]
+
+
+LOAD_FRAMES = {
+    "range-step": pd.DataFrame({"x": np.arange(5000.0)}, index=pd.RangeIndex(7, 7 + 3 * 5000, 3, name="r")),
+    "tz-index": pd.DataFrame({"x": np.arange(5000)}, index=pd.date_range("2025", periods=5000, freq="min", tz="Asia/Tokyo", name="t")),
+    "strings-cats": pd.DataFrame({
+        "s": [None if i % 7 == 0 else f"s{i}" for i in range(5000)],
+        "c": pd.Categorical(np.array(list("abc"))[np.arange(5000) % 3]),
+        "n": pd.array([None if i % 5 == 0 else i for i in range(5000)], dtype="Int64"),
+    }),
+    "dup-labels": pd.DataFrame(np.ones((5000, 2)), columns=["d", "d"]),
+}
+
+
+@pytest.mark.parametrize("name", list(LOAD_FRAMES))
+@pytest.mark.parametrize("dtype_backend", [None, "pyarrow"])
+def test_load_progress_gives_the_same_frame(store, name, dtype_backend):
+    df = LOAD_FRAMES[name]
+    adc.send_dataframe(df, "l", secret_dir=store, transport="file", chunk_rows=1000, notify_canvas=False)
+    calls = []
+    got = adc.get_dataframe("l", secret_dir=store, dtype_backend=dtype_backend, progress=lambda d, n: calls.append((d, n)))
+    pd.testing.assert_frame_equal(got, adc.get_dataframe("l", secret_dir=store, dtype_backend=dtype_backend), check_freq=False)
+    assert calls == [(1000 * (i + 1), 5000) for i in range(5)]
+    if dtype_backend is None:
+        pd.testing.assert_frame_equal(got, df, check_freq=False)
+
+
+def test_load_cancel(store):
+    adc.send_dataframe(LOAD_FRAMES["range-step"], "l", secret_dir=store, transport="file", chunk_rows=1000, notify_canvas=False)
+    stop = threading.Event()
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        stop.set()
+
+    with pytest.raises(CancelledError, match="the load was cancelled"):
+        adc.get_dataframe("l", secret_dir=store, progress=progress, cancel=stop)
+    assert calls == [1000]
+    # A partial load reports over what it loads; a single batch in one step.
+    calls.clear()
+    got = adc.get_dataframe("l", secret_dir=store, rows=(0, 1500), progress=lambda d, n: calls.append((d, n)))
+    assert len(got) == 1500 and calls == [(1000, 1500), (1500, 1500)]
+    calls.clear()
+    adc.get_dataframe("l", secret_dir=store, head=10, progress=lambda d, n: calls.append((d, n)))
+    assert calls == [(10, 10)]

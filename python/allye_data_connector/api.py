@@ -175,6 +175,8 @@ def get_dataframe(
     start: Any = None,
     end: Any = None,
     time_column: Optional[str] = None,
+    progress: Optional[Callable[[int, int], Any]] = None,
+    cancel: Any = None,
 ) -> pd.DataFrame:
     """Reads the current version of a table (the last ``ready`` line for that name and
     producer) into a DataFrame.
@@ -194,6 +196,11 @@ def get_dataframe(
     the rows with ``start <= t < end`` of the sorted DatetimeIndex (or of
     ``time_column``), found by binary search. Applied in the order: time range, rows,
     head, columns, sample.
+
+    ``progress(done_rows, total_rows)`` is called as record batches are converted to
+    pandas (the only part of a load that takes time), and ``cancel`` (an Event or a
+    callable returning True) is checked between batches and raises
+    :class:`~.errors.CancelledError`; a load writes nothing, so nothing is left behind.
     """
     if dtype_backend not in (None, "numpy", "numpy_nullable", "pyarrow"):
         raise InvalidArgumentError(
@@ -215,7 +222,9 @@ def get_dataframe(
         pa.table(data), columns=columns, head=head, rows=rows, sample=sample, seed=seed,
         start=start, end=end, time_column=time_column,
     )
-    return arrow_to_dataframe(table, dtype_backend)
+    if progress is None and cancel is None:
+        return arrow_to_dataframe(table, dtype_backend)
+    return _progress.arrow_to_dataframe_chunked(table, dtype_backend, progress=progress, cancel=cancel)
 
 
 def list_tables(

@@ -100,3 +100,55 @@ def dataframe_to_arrow_chunked(
         if progress is not None:
             progress(done, total)
     return pa.Table.from_batches(batches, schema=schema)
+
+
+def _same_dictionaries(table: pa.Table) -> bool:
+    for col in table.columns:
+        if pa.types.is_dictionary(col.type) and col.num_chunks > 1:
+            first = col.chunks[0].dictionary
+            if any(not c.dictionary.equals(first) for c in col.chunks[1:]):
+                return False
+    return True
+
+
+def arrow_to_dataframe_chunked(
+    table: pa.Table,
+    dtype_backend: Optional[str] = None,
+    *,
+    progress: Optional[Progress] = None,
+    cancel: Optional[Cancel] = None,
+) -> pd.DataFrame:
+    """:func:`~.convert.arrow_to_dataframe` record batch by record batch, reporting
+    ``progress(done_rows, total_rows)`` and checking ``cancel`` between batches (a load
+    writes nothing, so a cancelled load leaves nothing behind). A single-batch table is
+    converted at once (that keeps the zero-copy NumPy views); so is one whose dictionary
+    columns differ between batches (pandas could not concatenate them as categories)."""
+    from .convert import arrow_to_dataframe
+
+    total = table.num_rows
+    check(cancel, "the load")
+    batches = table.to_batches()
+    if len(batches) <= 1 or not _same_dictionaries(table):
+        df = arrow_to_dataframe(table, dtype_backend)  # type: ignore[arg-type]
+        if progress is not None:
+            progress(total, total)
+        return df
+    meta = json.loads((table.schema.metadata or {}).get(b"pandas", b"{}"))
+    range_index = next(
+        (ic for ic in meta.get("index_columns", []) if isinstance(ic, dict) and ic.get("kind") == "range"), None
+    )
+    parts = []
+    done = 0
+    for batch in batches:
+        check(cancel, "the load")
+        part = arrow_to_dataframe(pa.Table.from_batches([batch], schema=table.schema), dtype_backend)  # type: ignore[arg-type]
+        if range_index is not None:
+            full = pd.RangeIndex(range_index["start"], range_index["stop"], range_index["step"], name=range_index.get("name"))
+            if len(full) == total:
+                part.index = full[done : done + batch.num_rows]
+        parts.append(part)
+        done += batch.num_rows
+        if progress is not None:
+            progress(done, total)
+    df = pd.concat(parts) if len(parts) > 1 else parts[0]
+    return df
