@@ -13,7 +13,6 @@
 //!   so a load fails with their "payload missing" error, and the latest state they may
 //!   show is `error` with the reason "removed by user".
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -247,11 +246,6 @@ pub fn remove(store: &Store, table: &str) -> Result<Removal> {
         deleted,
         skipped,
     })
-}
-
-/// The tables of a store by name, for callers that want a map.
-pub fn states_by_name(store: &Store) -> Result<BTreeMap<String, TableInfo>> {
-    Ok(states(store, None)?.into_iter().map(|t| (t.table_name.clone(), t)).collect())
 }
 
 #[cfg(test)]
