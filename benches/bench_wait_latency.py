@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -87,6 +88,7 @@ def run_variant(python: str, code: str, rounds: int, env: dict[str, str], watch:
     finally:
         proc.kill()
         proc.wait()
+        shutil.rmtree(store, ignore_errors=True)  # file payloads only: nothing in /dev/shm
     return latencies[1:]
 
 
