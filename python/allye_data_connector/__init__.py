@@ -5,7 +5,18 @@ import logging
 
 from . import errors
 from ._core import __version__
-from .api import compact, gc, get_arrow, get_dataframe, list_tables, send_dataframe, store_path
+from .api import (
+    compact,
+    describe_table,
+    gc,
+    get_arrow,
+    get_dataframe,
+    list_tables,
+    remove_table,
+    send_dataframe,
+    store_path,
+    watch,
+)
 from .errors import AllyeError, TableNotFoundError
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -17,6 +28,9 @@ __all__ = [
     "list_tables",
     "gc",
     "compact",
+    "describe_table",
+    "remove_table",
+    "watch",
     "store_path",
     "errors",
     "AllyeError",

@@ -1,17 +1,9 @@
-"""``python -m allye_data_connector demo``: the README's main job."""
+"""``python -m allye_data_connector demo`` (the README's main job) and every other ``adc``
+command: ``python -m allye_data_connector ls`` is ``adc ls``."""
 
 import sys
 
-from .demo import main
-
-
-def _entry() -> int:
-    argv = sys.argv[1:]
-    if not argv or argv[0] != "demo":
-        print("usage: python -m allye_data_connector demo [--secret-dir DIR]", file=sys.stderr)
-        return 2
-    return main(argv[1:])
-
+from .cli import main
 
 if __name__ == "__main__":
-    sys.exit(_entry())
+    sys.exit(main(prog_name="adc"))

@@ -45,3 +45,39 @@ def compact(*, secret_dir: Optional[str] = None) -> str:
     """Rewrites the manifest keeping only live lines; JSON report
     ``{"lines_before", "lines_after", "bytes_before", "bytes_after"}``."""
 
+
+def table_states(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
+    """JSON array of every table's state: ``table_name``, ``state`` (writing, ready, error,
+    removed), ``error``, ``latest`` (last line), ``ready`` (current version), ``expired``."""
+
+def table_state(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
+    """JSON object of one table's state (raises TableNotFoundError when never mentioned)."""
+
+def get_live(
+    table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None
+) -> tuple[str, _ArrowStream]:
+    """Like :func:`get`, but a removed table raises TableNotFoundError."""
+
+def remove_table(table_name: str, *, secret_dir: Optional[str] = None) -> str:
+    """Appends a removal line, deletes the table's payloads in this store; JSON report
+    ``{"table_name", "id", "deleted": [[transport, locator]], "skipped": [...]}``."""
+
+class ManifestWatcher:
+    """Wakes up when the store's manifest changes (file-system events, else polling)."""
+
+    def __init__(
+        self, *, secret_dir: Optional[str] = None, force_polling: bool = False, poll_interval_sec: Optional[float] = None
+    ) -> None: ...
+    @property
+    def mode(self) -> str:
+        """``"events"`` or ``"polling"``."""
+    def mark_seen(self) -> None: ...
+    def wait(self, timeout_sec: float) -> bool:
+        """Blocks without the GIL until the manifest may have changed or the timeout; returns whether it changed."""
+
+class ManifestTail:
+    """Reads the manifest lines appended since the last call."""
+
+    def __init__(self, *, secret_dir: Optional[str] = None, from_start: bool = False) -> None: ...
+    def read_new(self) -> str:
+        """JSON array of the new complete lines' events."""

@@ -8,12 +8,14 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Callable, Literal, Optional, Sequence, Union
 
 import pandas as pd
 import pyarrow as pa
 
-from . import _core
+from . import _core, partial, settings as _settings
+from . import progress as _progress
+from . import watch as _watch
 from .canvas import notify_receiver
 from .convert import DtypeBackend, arrow_to_dataframe, dataframe_to_arrow, schema_sha256
 from .errors import InvalidArgumentError, TableNotFoundError
@@ -51,11 +53,11 @@ def send_dataframe(
     *,
     secret_dir: Optional[PathLike] = None,
     transport: Transport = "auto",
-    max_shm_bytes: int = DEFAULT_MAX_SHM_BYTES,
+    max_shm_bytes: Optional[int] = None,
     chunk_rows: Optional[int] = None,
     ttl_sec: Optional[int] = None,
     shm_unlink_on_read: bool = True,
-    notify_canvas: bool = True,
+    notify_canvas: Optional[bool] = None,
     notify_create_widget: bool = True,
     notify_create_new_widget: bool = True,
     notify_refresh_manifest: bool = True,
@@ -64,6 +66,8 @@ def send_dataframe(
     producer: str = "python",
     compression: Optional[str] = None,
     durable: bool = False,
+    progress: Optional[Callable[[int, int], Any]] = None,
+    cancel: Any = None,
 ) -> str:
     """Sends a DataFrame under ``table_name`` and returns the name (generated when None).
 
@@ -73,23 +77,44 @@ def send_dataframe(
     (so a get maps it without copying), batches of ``chunk_rows`` rows (default 500,000)
     when compressed or when ``chunk_rows`` is given. Files are uncompressed unless ``compression`` ("zstd", "lz4") or
     ``$ALLYE_ARROW_COMPRESSION`` says otherwise. ``durable=True`` fsyncs payload and manifest.
+
+    ``max_shm_bytes``, ``chunk_rows``, ``compression``, ``ttl_sec`` and ``notify_canvas``
+    left at None take the settings (environment, then ``<store>/settings.yaml``, then
+    0.1.2's defaults: 64 MiB, 500,000 rows, none, no TTL, notify; see ``adc config``).
+
+    ``progress(done_rows, total_rows)`` is called as the frame is converted (in chunks of
+    250,000 rows) and once more after the write; ``cancel`` (a ``threading.Event`` or a
+    callable returning True) is checked between chunks and raises
+    :class:`~.errors.CancelledError` before anything is written, so a cancelled send
+    leaves no manifest line, segment or file. The write itself (memory speed) is not
+    interrupted.
     """
     if table_name is not None and not isinstance(table_name, str):
         raise InvalidArgumentError(f"table_name must be a str or None, got {type(table_name).__name__}")
     if transport not in ("auto", "shm", "file"):
         raise InvalidArgumentError(f"unknown transport {transport!r}: use 'auto', 'shm' or 'file'")
-    _int_arg("max_shm_bytes", max_shm_bytes, minimum=1)
+    if max_shm_bytes is not None:
+        _int_arg("max_shm_bytes", max_shm_bytes, minimum=1)
+    if chunk_rows is not None:
+        _int_arg("chunk_rows", chunk_rows, minimum=0)
     if ttl_sec is not None:
         _int_arg("ttl_sec", ttl_sec, minimum=0)
-    if compression is None:
-        compression = os.environ.get("ALLYE_ARROW_COMPRESSION") or None
+    eff = _settings.load(
+        store_path(secret_dir),
+        max_shm_bytes=max_shm_bytes,
+        chunk_rows=chunk_rows,
+        compression=compression,
+        default_ttl_sec=ttl_sec,
+        notify_canvas=notify_canvas,
+    ).settings
+    max_shm_bytes, chunk_rows, compression = eff.max_shm_bytes, eff.chunk_rows, eff.compression
+    ttl_sec, notify_canvas = eff.default_ttl_sec, eff.notify_canvas
     if chunk_rows is None:
         # One record batch keeps an uncompressed file a mappable, zero-copy get (several
         # batches make pandas concatenate every column); compressed files keep 0.1.2's
         # batches, which bound the memory of compressing and decompressing one batch.
         uncompressed = str(compression or "").strip().lower() in ("", "none", "uncompressed")
         chunk_rows = 0 if uncompressed else DEFAULT_CHUNK_ROWS
-    _int_arg("chunk_rows", chunk_rows, minimum=0)
     merged = dict(metadata or {})
     merged["shm_unlink_on_read"] = bool(shm_unlink_on_read)
     try:
@@ -97,7 +122,11 @@ def send_dataframe(
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(f"metadata must be JSON-serialisable: {exc}") from exc
 
-    table = dataframe_to_arrow(df)
+    if progress is None and cancel is None:
+        table = dataframe_to_arrow(df)
+    else:
+        table = _progress.dataframe_to_arrow_chunked(df, progress=progress, cancel=cancel)
+        _progress.check(cancel, "the send")
     line = _core.send(
         table,
         secret_dir=_path(secret_dir),
@@ -114,6 +143,8 @@ def send_dataframe(
         durable=durable,
     )
     event = json.loads(line)
+    if progress is not None:
+        progress(int(df.shape[0]), int(df.shape[0]))
     name: str = event["table_name"]
     payload = event["payload"]
     logger.debug("sent %r as %s (%d bytes)", name, payload["transport"], payload["data_size"])
@@ -137,7 +168,7 @@ def get_arrow(
     """The current version of a table as a ``pyarrow.Table`` whose buffers point into the
     mapped segment or file (no copy)."""
     _table_name_arg(table_name)
-    _, data = _core.get(table_name, secret_dir=_path(secret_dir), producer=producer)
+    _, data = _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)
     return pa.table(data)
 
 
@@ -150,6 +181,16 @@ def get_dataframe(
     timeout_sec: float = 30.0,
     poll_interval_sec: float = 0.5,
     dtype_backend: Optional[DtypeBackend] = None,
+    columns: Optional[Sequence[Any]] = None,
+    head: Optional[int] = None,
+    rows: Optional[tuple[Optional[int], Optional[int]]] = None,
+    sample: Optional[int] = None,
+    seed: Optional[int] = None,
+    start: Any = None,
+    end: Any = None,
+    time_column: Optional[str] = None,
+    progress: Optional[Callable[[int, int], Any]] = None,
+    cancel: Any = None,
 ) -> pd.DataFrame:
     """Reads the current version of a table (the last ``ready`` line for that name and
     producer) into a DataFrame.
@@ -157,36 +198,75 @@ def get_dataframe(
     Numeric columns without nulls come back as **read-only** NumPy views of the mapped
     payload (no copy); call ``df.copy()`` for a writable frame. ``dtype_backend="pyarrow"``
     keeps every column Arrow-backed without copying. With ``wait=True``, waits up to
-    ``timeout_sec`` for a first version to appear. Raises :class:`TableNotFoundError`
-    (a ``KeyError``) when there is none.
+    ``timeout_sec`` for a first version to appear, woken by file-system notifications
+    on the manifest (where there are none, polling its size every
+    ``min(poll_interval_sec, 0.05)`` s).
+    Raises :class:`TableNotFoundError` (a ``KeyError``) when there is none, or when the
+    table was removed (``adc rm``) and not sent again.
+
+    Partial loads (only what is asked for is touched; see :mod:`.partial`):
+    ``columns=[...]`` (the index is kept), ``rows=(start, stop)`` (Python slicing),
+    ``head=N``, ``sample=N`` (reproducible with ``seed``), and ``start=``/``end=`` for
+    the rows with ``start <= t < end`` of the sorted DatetimeIndex (or of
+    ``time_column``), found by binary search. Applied in the order: time range, rows,
+    head, columns, sample.
+
+    ``progress(done_rows, total_rows)`` is called as record batches are converted to
+    pandas (the only part of a load that takes time), and ``cancel`` (an Event or a
+    callable returning True) is checked between batches and raises
+    :class:`~.errors.CancelledError`; a load writes nothing, so nothing is left behind.
     """
     if dtype_backend not in (None, "numpy", "numpy_nullable", "pyarrow"):
         raise InvalidArgumentError(
             f"dtype_backend={dtype_backend!r} is not one of None, 'numpy', 'numpy_nullable', 'pyarrow'"
         )
     _table_name_arg(table_name)
-    deadline = time.monotonic() + timeout_sec
-    while True:
-        try:
-            _, data = _core.get(table_name, secret_dir=_path(secret_dir), producer=producer)
-            break
-        except TableNotFoundError:
-            if not wait or time.monotonic() >= deadline:
-                raise
-        time.sleep(max(0.0, min(poll_interval_sec, deadline - time.monotonic())))
-    return arrow_to_dataframe(pa.table(data), dtype_backend)
+
+    def attempt() -> Any:
+        return _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)[1]
+
+    if wait:
+        # Polling (only where the file system sends no events) stats the manifest; that
+        # is cheap, so 0.1.2's 0.5 s default is capped at the watcher's 50 ms.
+        data = _watch.wait_until(
+            attempt, secret_dir=_path(secret_dir), timeout_sec=timeout_sec,
+            poll_interval_sec=min(float(poll_interval_sec), _watch.DEFAULT_POLL_SEC),
+        )
+    else:
+        data = attempt()
+    table = partial.apply(
+        pa.table(data), columns=columns, head=head, rows=rows, sample=sample, seed=seed,
+        start=start, end=end, time_column=time_column,
+    )
+    if progress is None and cancel is None:
+        return arrow_to_dataframe(table, dtype_backend)
+    return _progress.arrow_to_dataframe_chunked(table, dtype_backend, progress=progress, cancel=cancel)
 
 
 def list_tables(
     *,
     secret_dir: Optional[PathLike] = None,
     producer: Optional[str] = None,
+    all_states: bool = False,
+    with_schema: bool = True,
 ) -> list[dict[str, Any]]:
     """Every table's current version, sorted by name, with 0.1.2's keys (``table_name``,
     ``id``, ``producer``, ``created_at``, ``ttl_sec``, ``transport``, ``shape``, ``bytes``)
-    plus ``expires_at``."""
+    plus ``expires_at``. Removed tables are left out.
+
+    ``all_states=True``: every table the manifest mentions, with its latest state, as
+    :func:`describe_table` describes it (``with_schema=False`` skips opening each
+    payload for its schema)."""
+    if all_states:
+        return [
+            _describe(st, with_schema=with_schema, secret_dir=secret_dir)
+            for st in json.loads(_core.table_states(secret_dir=_path(secret_dir), producer=producer))
+        ]
+    removed = {st["table_name"] for st in json.loads(_core.table_states(secret_dir=_path(secret_dir))) if st["state"] == "removed"}
     out = []
     for ev in json.loads(_core.list_tables(secret_dir=_path(secret_dir), producer=producer)):
+        if ev["table_name"] in removed:
+            continue
         p = ev.get("payload") or {}
         shape = p.get("shape")
         out.append(
@@ -250,3 +330,108 @@ def store_path(secret_dir: Optional[PathLike] = None) -> Path:
     """The store directory that ``secret_dir`` (else ``$ALLYE_SECRET_DIR``, else
     ``~/.allye_secrets``) resolves to."""
     return Path(_core.resolve_store(_path(secret_dir)))
+
+
+# ---- Issue 4: describe, remove ---------------------------------------------------------
+
+
+def _age_sec(created_at: Optional[str]) -> Optional[float]:
+    if not created_at:
+        return None
+    try:
+        import datetime as _dt
+
+        then = _dt.datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return None
+    return round(time.time() - then.timestamp(), 3)
+
+
+def _describe(st: dict[str, Any], *, with_schema: bool, secret_dir: Optional[PathLike]) -> dict[str, Any]:
+    latest = st.get("latest") or {}
+    ready = st.get("ready") or {}
+    p = ready.get("payload") or {}
+    shape = p.get("shape")
+    out: dict[str, Any] = {
+        "table_name": st["table_name"],
+        "state": st["state"],
+        "error": st.get("error"),
+        "expired": bool(st.get("expired")),
+        "id": ready.get("id"),
+        "producer": ready.get("producer") or latest.get("producer"),
+        "created_at": ready.get("created_at"),
+        "age_sec": _age_sec(ready.get("created_at")),
+        "ttl_sec": ready.get("ttl_sec"),
+        "expires_at": p.get("expires_at"),
+        "transport": p.get("transport"),
+        "shape": (int(shape[0]), int(shape[1])) if shape else None,
+        "bytes": p.get("data_size"),
+        "latest_id": latest.get("id"),
+        "latest_at": latest.get("created_at"),
+    }
+    if with_schema:
+        out["schema"] = None
+        out["schema_error"] = None
+        if ready and not out["expired"]:
+            try:
+                _, data = _core.get_live(st["table_name"], secret_dir=_path(secret_dir), producer=ready.get("producer"))
+                table = pa.table(data)
+                out["schema"] = [{"name": f.name, "type": str(f.type)} for f in table.schema]
+                out["index_columns"] = partial.index_columns(table)
+                out["num_batches"] = len(table.to_batches())
+            except Exception as exc:  # AllyeError mostly: say why, describe the rest
+                out["schema_error"] = str(exc)
+    return out
+
+
+def describe_table(
+    table_name: str,
+    *,
+    secret_dir: Optional[PathLike] = None,
+    producer: Optional[str] = None,
+) -> dict[str, Any]:
+    """What the Receiver shows before loading: the table's latest ``state`` (``writing``,
+    ``ready``, ``error`` with ``error``, or ``removed``), and of its current version the
+    producer, ``created_at``, ``age_sec``, ``expires_at``, ``shape``, ``bytes``,
+    ``transport`` and ``schema`` (column names and Arrow types, read from the payload's
+    schema without loading data). Raises :class:`TableNotFoundError` when the manifest
+    never mentions the table."""
+    st = json.loads(_core.table_state(table_name, secret_dir=_path(secret_dir), producer=producer))
+    return _describe(st, with_schema=True, secret_dir=secret_dir)
+
+
+def remove_table(table_name: str, *, secret_dir: Optional[PathLike] = None) -> dict[str, Any]:
+    """Removes a table: appends a removal line (an ``error`` line, reason "removed by
+    user", which 0.1.2 and the widgets tolerate), then deletes the payloads of all its
+    versions inside this store. Our readers then get :class:`TableNotFoundError` until a
+    new version is sent; 0.1.2 readers get their "payload missing" error. Returns
+    ``{"table_name", "id", "deleted": [[transport, locator], ...], "skipped": [...]}``."""
+    report: dict[str, Any] = json.loads(_core.remove_table(table_name, secret_dir=_path(secret_dir)))
+    logger.info("removed %r (%d payloads deleted)", table_name, len(report["deleted"]))
+    return report
+
+
+def watch(
+    table_name: Optional[str] = None,
+    *,
+    secret_dir: Optional[PathLike] = None,
+    producer: Optional[str] = None,
+    timeout_sec: Optional[float] = None,
+    include_errors: bool = False,
+    callback: Optional[Callable[[dict[str, Any]], Any]] = None,
+) -> Any:
+    """Every new ready version of ``table_name`` (or of any table) as it lands, woken by
+    file-system notifications on the manifest (polling where there are none).
+
+    Without ``callback``: an iterator of records (``table_name``, ``id``, ``producer``,
+    ``created_at``, ``transport``, ``shape``, ``bytes``, ...) that ends after
+    ``timeout_sec`` without news (None: never; Ctrl-C interrupts it). With ``callback``:
+    calls it from a background thread for each version and returns a
+    :class:`~allye_data_connector.watch.Watch` whose ``stop()`` ends it."""
+    kwargs: dict[str, Any] = dict(
+        table_name=table_name, secret_dir=_path(secret_dir), producer=producer,
+        timeout_sec=timeout_sec, include_errors=include_errors,
+    )
+    if callback is not None:
+        return _watch.Watch(callback, kwargs)
+    return _watch.iter_versions(**kwargs)

@@ -89,3 +89,10 @@ class StoreIOError(StoreError):
 
 class StorageFullError(StoreIOError):
     """The device (``/dev/shm`` or the disk) is full."""
+
+
+class CancelledError(AllyeError):
+    """A send or load was cancelled through its cancel token; nothing was left behind."""
+
+
+__all__.append("CancelledError")

@@ -22,7 +22,9 @@ pub mod payload;
 pub mod process;
 pub mod shm;
 pub mod store;
+pub mod tables;
 pub mod time;
+pub mod watch;
 
 pub use connector::{SendOptions, TransportChoice};
 pub use gc::{CompactReport, GcAction, GcOptions};

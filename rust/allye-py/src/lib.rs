@@ -173,6 +173,113 @@ fn compact(py: Python<'_>, secret_dir: Option<PathBuf>) -> PyResult<String> {
     json(&report)
 }
 
+// ---- Issue 4: table states, removal, watching -------------------------------------
+
+/// Every table with its latest state, as a JSON array (see `allye_core::tables`).
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None, producer=None))]
+fn table_states(py: Python<'_>, secret_dir: Option<PathBuf>, producer: Option<&str>) -> PyResult<String> {
+    let store = store(secret_dir)?;
+    let states = py.detach(|| allye_core::tables::states(&store, producer)).py()?;
+    json(&states)
+}
+
+/// The state of one table as JSON (raises TableNotFoundError when never mentioned).
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, producer=None))]
+fn table_state(py: Python<'_>, table_name: &str, secret_dir: Option<PathBuf>, producer: Option<&str>) -> PyResult<String> {
+    let store = store(secret_dir)?;
+    let st = py.detach(|| allye_core::tables::state(&store, table_name, producer)).py()?;
+    json(&st)
+}
+
+/// Like `get`, but a removed table is TableNotFoundError.
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, producer=None))]
+fn get_live(
+    py: Python<'_>,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    producer: Option<&str>,
+) -> PyResult<(String, PyTable)> {
+    let store = store(secret_dir)?;
+    let (ev, data) = py
+        .detach(|| allye_core::tables::get_live(&store, table_name, producer))
+        .py()?;
+    Ok((ev.to_line().py()?, PyTable::try_new(data.batches, data.schema)?))
+}
+
+/// Removes a table (removal line, then its payloads in this store); returns a JSON report.
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None))]
+fn remove_table(py: Python<'_>, table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<String> {
+    let store = store(secret_dir)?;
+    let r = py.detach(|| allye_core::tables::remove(&store, table_name)).py()?;
+    json(&r)
+}
+
+/// Wakes up when the store's manifest changes (file-system events, else polling).
+#[pyclass(module = "allye_data_connector._core")]
+struct ManifestWatcher {
+    inner: std::sync::Mutex<allye_core::watch::ManifestWatcher>,
+}
+
+#[pymethods]
+impl ManifestWatcher {
+    #[new]
+    #[pyo3(signature = (*, secret_dir=None, force_polling=false, poll_interval_sec=None))]
+    fn new(secret_dir: Option<PathBuf>, force_polling: bool, poll_interval_sec: Option<f64>) -> PyResult<Self> {
+        let store = store(secret_dir)?;
+        let poll = poll_interval_sec.map(|s| std::time::Duration::from_secs_f64(s.max(0.001)));
+        Ok(ManifestWatcher {
+            inner: std::sync::Mutex::new(allye_core::watch::ManifestWatcher::new(&store, force_polling, poll)),
+        })
+    }
+
+    /// `"events"` or `"polling"`.
+    #[getter]
+    fn mode(&self) -> String {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).mode().as_str().into()
+    }
+
+    /// Marks the manifest's current state as seen.
+    fn mark_seen(&self) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).mark_seen()
+    }
+
+    /// Blocks (without the GIL) until the manifest may have changed or `timeout_sec`
+    /// passed; returns whether it changed. Keep timeouts short (~0.1 s) to stay
+    /// interruptible by Ctrl-C.
+    fn wait(&self, py: Python<'_>, timeout_sec: f64) -> bool {
+        let timeout = std::time::Duration::from_secs_f64(timeout_sec.max(0.0));
+        py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).wait(timeout))
+    }
+}
+
+/// Reads the manifest lines appended since the last call.
+#[pyclass(module = "allye_data_connector._core")]
+struct ManifestTail {
+    inner: std::sync::Mutex<allye_core::watch::ManifestTail>,
+}
+
+#[pymethods]
+impl ManifestTail {
+    #[new]
+    #[pyo3(signature = (*, secret_dir=None, from_start=false))]
+    fn new(secret_dir: Option<PathBuf>, from_start: bool) -> PyResult<Self> {
+        let store = store(secret_dir)?;
+        Ok(ManifestTail {
+            inner: std::sync::Mutex::new(allye_core::watch::ManifestTail::new(&store, from_start)),
+        })
+    }
+
+    /// The new complete lines as a JSON array of events.
+    fn read_new(&self, py: Python<'_>) -> PyResult<String> {
+        let events = py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).read_new()).py()?;
+        json(&events)
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -183,5 +290,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(list_tables, m)?)?;
     m.add_function(wrap_pyfunction!(gc, m)?)?;
     m.add_function(wrap_pyfunction!(compact, m)?)?;
+    m.add_function(wrap_pyfunction!(table_states, m)?)?;
+    m.add_function(wrap_pyfunction!(table_state, m)?)?;
+    m.add_function(wrap_pyfunction!(get_live, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_table, m)?)?;
+    m.add_class::<ManifestWatcher>()?;
+    m.add_class::<ManifestTail>()?;
     Ok(())
 }

@@ -1,0 +1,14 @@
+"""Smoke run of benches/bench_wait_latency.py (CI runs benches once each): the waiting
+reader in another process gets every version. The numbers come from running the script."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_wait_latency  # noqa: E402
+
+
+def test_wait_latency_smoke():
+    results = bench_wait_latency.main(["--rounds", "2", "--no-peer", "--json"])
+    assert [r["rounds"] for r in results] == [2, 2, 2]

@@ -1,0 +1,187 @@
+"""Settings: the defaults of sends and reads, from arguments, then environment variables,
+then ``<store>/settings.yaml``, then built-in defaults (0.1.2's).
+
+:class:`YamlConfig` is a dataclass base that saves itself to and loads itself from a
+YAML file (the pattern of ataraxis' ``YamlConfig``); :class:`Settings` is the one
+configuration of this package. :func:`load` resolves the effective values and records
+where each came from (``adc config`` shows them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional, TypeVar, Union, get_type_hints
+
+import yaml
+
+from .errors import InvalidArgumentError
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE = "settings.yaml"
+
+T = TypeVar("T", bound="YamlConfig")
+
+
+@dataclass
+class YamlConfig:
+    """A dataclass that saves itself to and loads itself from a YAML file."""
+
+    def to_yaml(self, file_path: Union[str, os.PathLike[str]]) -> None:
+        path = Path(file_path)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(dataclasses.asdict(self), sort_keys=False), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_yaml(cls: type[T], file_path: Union[str, os.PathLike[str]]) -> T:
+        data = _read_yaml(Path(file_path))
+        return cls(**{f.name: _coerce(cls, f.name, data[f.name], str(file_path)) for f in fields(cls) if f.name in data})
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InvalidArgumentError(f"{path} is not valid YAML ({exc}); fix or delete it") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidArgumentError(f"{path} must hold a mapping of setting: value; fix or delete it")
+    return data
+
+
+def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
+    """Converts ``value`` (from YAML or an environment variable) to the field's type."""
+    hint = str(get_type_hints(cls)[name])
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        if "Optional" in hint or "None" in hint:
+            return None
+        raise InvalidArgumentError(f"{name} from {origin} must not be empty")
+    try:
+        if "bool" in hint:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if "int" in hint:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(str(value).strip().replace("_", ""))
+        return str(value)
+    except ValueError:
+        raise InvalidArgumentError(f"{name}={value!r} from {origin} is not a valid {hint}") from None
+
+
+@dataclass
+class Settings(YamlConfig):
+    """Defaults of this package. ``None`` means "not set" where that makes sense."""
+
+    #: Largest Arrow size sent through shared memory by ``transport="auto"``.
+    max_shm_bytes: int = 64 * 1024 * 1024
+    #: Rows per record batch in file payloads. None: one batch for uncompressed files
+    #: (a get maps them without copying), 0.1.2's 500,000 rows for compressed ones.
+    chunk_rows: Optional[int] = None
+    #: File payload compression: None (zero-copy reads), "zstd" or "lz4".
+    compression: Optional[str] = None
+    #: Time to live of sends that do not pass ``ttl_sec`` (None: no expiry).
+    default_ttl_sec: Optional[int] = None
+    #: Notify a running Allye canvas after each send.
+    notify_canvas: bool = True
+
+
+#: Environment variable of each setting.
+ENV = {
+    "max_shm_bytes": "ALLYE_MAX_SHM_BYTES",
+    "chunk_rows": "ALLYE_CHUNK_ROWS",
+    "compression": "ALLYE_ARROW_COMPRESSION",  # 0.1.2's own variable
+    "default_ttl_sec": "ALLYE_DEFAULT_TTL_SEC",
+    "notify_canvas": "ALLYE_NOTIFY_CANVAS",
+}
+
+
+@dataclass
+class Resolved:
+    """Effective settings and the origin of each value (``argument``, ``env:NAME``,
+    ``file:PATH`` or ``default``)."""
+
+    settings: Settings
+    sources: dict[str, str] = field(default_factory=dict)
+    store: Optional[Path] = None
+    file: Optional[Path] = None
+
+
+_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
+
+
+def _file_values(path: Path) -> dict[str, Any]:
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return {}
+    hit = _cache.get(path)
+    if hit and hit[0] == mtime:
+        return hit[1]
+    data = _read_yaml(path)
+    known = {f.name for f in fields(Settings)}
+    for key in data:
+        if key not in known:
+            logger.warning("%s: unknown setting %r ignored (known: %s)", path, key, ", ".join(sorted(known)))
+    _cache[path] = (mtime, data)
+    return data
+
+
+def settings_file(store: Union[str, os.PathLike[str]]) -> Path:
+    return Path(store) / SETTINGS_FILE
+
+
+def load(store: Optional[Union[str, os.PathLike[str]]] = None, **arguments: Any) -> Resolved:
+    """The effective settings for ``store`` (a resolved store directory, or None for no
+    file): each field from ``arguments`` when given and not None, else its environment
+    variable, else the store's ``settings.yaml``, else the default."""
+    path = settings_file(store) if store is not None else None
+    from_file = _file_values(path) if path is not None else {}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for f in fields(Settings):
+        name = f.name
+        env_name = ENV[name]
+        if arguments.get(name) is not None:
+            values[name], sources[name] = arguments[name], "argument"
+        elif os.environ.get(env_name) is not None and (os.environ[env_name].strip() or name == "compression"):
+            values[name] = _coerce(Settings, name, os.environ[env_name], f"${env_name}")
+            sources[name] = f"env:{env_name}"
+        elif name in from_file:
+            values[name] = _coerce(Settings, name, from_file[name], str(path))
+            sources[name] = f"file:{path}"
+        else:
+            sources[name] = "default"
+    unknown = set(arguments) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise InvalidArgumentError(f"unknown settings {sorted(unknown)}")
+    s = Settings(**values)
+    if s.max_shm_bytes < 1 or (s.chunk_rows is not None and s.chunk_rows < 0) or (s.default_ttl_sec is not None and s.default_ttl_sec < 0):
+        raise InvalidArgumentError(
+            f"settings out of range: max_shm_bytes={s.max_shm_bytes} (>= 1), chunk_rows={s.chunk_rows} (>= 0), "
+            f"default_ttl_sec={s.default_ttl_sec} (>= 0 or none); see `adc config`"
+        )
+    if s.compression is not None and s.compression not in ("zstd", "lz4"):
+        raise InvalidArgumentError(f"compression={s.compression!r}: use zstd, lz4 or none (see `adc config`)")
+    return Resolved(settings=s, sources=sources, store=Path(store) if store is not None else None, file=path)
+
+
+def save(settings: Settings, store: Union[str, os.PathLike[str]]) -> Path:
+    """Writes ``settings`` to ``<store>/settings.yaml`` (created private)."""
+    path = settings_file(store)
+    settings.to_yaml(path)
+    _cache.pop(path, None)
+    return path

@@ -1,0 +1,194 @@
+"""Waiting for tables and watching for new versions, woken by file-system notifications
+on the manifest (``inotify`` on Linux, through the Rust ``notify`` crate) with a polling
+fallback. The blocking happens in Rust without the GIL, in slices of at most
+:data:`SLICE_SEC`, so Ctrl-C (``KeyboardInterrupt``) is honoured within that time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Callable, Optional, Union
+
+from . import _core
+from .errors import TableNotFoundError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Longest uninterruptible block, in seconds.
+SLICE_SEC = 0.1
+#: Polling interval of the fallback (the Rust watcher's default).
+DEFAULT_POLL_SEC = 0.05
+#: Environment variable that forces polling (file systems without events).
+FORCE_POLLING_ENV = "ALLYE_WATCH_POLLING"
+
+
+def _force_polling(force: Optional[bool]) -> bool:
+    if force is not None:
+        return force
+    return os.environ.get(FORCE_POLLING_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def new_watcher(secret_dir: Optional[str], *, force_polling: Optional[bool] = None, poll_interval_sec: Optional[float] = None) -> Any:
+    w = _core.ManifestWatcher(secret_dir=secret_dir, force_polling=_force_polling(force_polling), poll_interval_sec=poll_interval_sec)
+    logger.debug("watching the manifest of %s by %s", secret_dir or "the default store", w.mode)
+    return w
+
+
+def wait_until(
+    attempt: Callable[[], Any],
+    *,
+    secret_dir: Optional[str],
+    timeout_sec: Optional[float],
+    force_polling: Optional[bool] = None,
+    poll_interval_sec: Optional[float] = None,
+) -> Any:
+    """Calls ``attempt()`` until it stops raising :class:`TableNotFoundError`, retrying
+    each time the manifest changes; re-raises the last error after ``timeout_sec``
+    (None: forever)."""
+    try:
+        return attempt()
+    except TableNotFoundError:
+        if timeout_sec is not None and timeout_sec <= 0:
+            raise
+    deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+    watcher = new_watcher(secret_dir, force_polling=force_polling, poll_interval_sec=poll_interval_sec)
+    # A version may have landed between the first attempt and the watcher's start.
+    while True:
+        try:
+            return attempt()
+        except TableNotFoundError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+        while True:
+            left = SLICE_SEC if deadline is None else min(SLICE_SEC, deadline - time.monotonic())
+            if left <= 0 or watcher.wait(left):
+                break
+
+
+def _record(ev: dict[str, Any]) -> dict[str, Any]:
+    p = ev.get("payload") or {}
+    shape = p.get("shape")
+    return {
+        "table_name": ev["table_name"],
+        "id": ev["id"],
+        "producer": ev["producer"],
+        "status": ev["status"],
+        "created_at": ev["created_at"],
+        "ttl_sec": ev.get("ttl_sec"),
+        "transport": p.get("transport"),
+        "shape": (int(shape[0]), int(shape[1])) if shape else None,
+        "bytes": p.get("data_size"),
+        "expires_at": p.get("expires_at"),
+        "metadata": ev.get("metadata") or {},
+    }
+
+
+def iter_versions(
+    table_name: Optional[str] = None,
+    *,
+    secret_dir: Optional[str] = None,
+    producer: Optional[str] = None,
+    timeout_sec: Optional[float] = None,
+    include_errors: bool = False,
+    force_polling: Optional[bool] = None,
+    poll_interval_sec: Optional[float] = None,
+    stop: Optional[threading.Event] = None,
+) -> Iterator[dict[str, Any]]:
+    """Yields a record for every new ``ready`` line (of ``table_name``, or of any table)
+    appended after the call, in manifest order; with ``include_errors``, ``error`` lines
+    too (a removal, a failed send). Stops after ``timeout_sec`` without a new version
+    (None: never), or when ``stop`` is set."""
+    # Set up now (not at the first next()): what lands after this call is news.
+    tail = _core.ManifestTail(secret_dir=secret_dir, from_start=False)
+    watcher = new_watcher(secret_dir, force_polling=force_polling, poll_interval_sec=poll_interval_sec)
+    # Versions that exist already are not news, even if a compaction rewrites them.
+    seen: set[str] = set()
+    for st in json.loads(_core.table_states(secret_dir=secret_dir)):
+        for key in ("ready", "latest"):
+            if st.get(key):
+                seen.add(st[key]["id"] + ":" + st[key]["status"])
+    return _versions(tail, watcher, seen, table_name, producer, timeout_sec, include_errors, stop)
+
+
+def _versions(
+    tail: Any,
+    watcher: Any,
+    seen: set[str],
+    table_name: Optional[str],
+    producer: Optional[str],
+    timeout_sec: Optional[float],
+    include_errors: bool,
+    stop: Optional[threading.Event],
+) -> Iterator[dict[str, Any]]:
+    deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+    while True:
+        for ev in json.loads(tail.read_new()):
+            if ev["status"] not in ("ready", "error") or (ev["status"] == "error" and not include_errors):
+                continue
+            if ev["status"] == "ready" and not ev.get("payload"):
+                continue
+            if table_name is not None and ev["table_name"] != table_name:
+                continue
+            if producer is not None and ev["producer"] != producer:
+                continue
+            key = ev["id"] + ":" + ev["status"]
+            if key in seen:
+                continue
+            seen.add(key)
+            yield _record(ev)
+            if timeout_sec is not None:
+                deadline = time.monotonic() + timeout_sec
+        while True:
+            if stop is not None and stop.is_set():
+                return
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return
+            left = SLICE_SEC if deadline is None else min(SLICE_SEC, deadline - now)
+            if watcher.wait(left):
+                break
+
+
+class Watch:
+    """A background watch started by :func:`watch` with a callback; ``stop()`` ends it."""
+
+    def __init__(self, callback: Callable[[dict[str, Any]], Any], kwargs: dict[str, Any]) -> None:
+        self._stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self._callback = callback
+        self._kwargs = kwargs
+        self._thread = threading.Thread(target=self._run, name="allye-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for rec in iter_versions(stop=self._stop, **self._kwargs):
+                try:
+                    self._callback(rec)
+                except Exception as exc:  # noqa: BLE001 - a failing callback must not end the watch silently
+                    logger.exception("watch callback failed on %r", rec.get("table_name"))
+                    self.errors.append(exc)
+        except Exception as exc:  # noqa: BLE001
+            logger.exception("watch stopped")
+            self.errors.append(exc)
+
+    def stop(self, timeout_sec: Optional[float] = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_sec)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,326 @@
+//! Waking up when the manifest changes: file-system notifications (the `notify` crate:
+//! inotify on Linux, FSEvents/kqueue on macOS, ReadDirectoryChangesW on Windows) on the
+//! store directory, with a polling fallback for file systems that deliver no events
+//! (network mounts, some containers) or a store directory that does not exist yet.
+//!
+//! The directory is watched, not the file: a compaction may replace `manifest.jsonl`
+//! by a rename, which a watch on the file's inode would miss. Events are filtered to
+//! the manifest's file name and coalesced; a waiter is told "something changed", then
+//! re-reads the manifest itself (cheaply: the incremental index reads only new bytes).
+//!
+//! Even with events, the file's identity and size are checked at every wake-up and at
+//! least every [`SAFETY_POLL`], so a lost event costs latency, never correctness.
+//!
+//! [`ManifestTail`] reads the lines appended since the last call (for `watch`, which
+//! must see every `ready` line, not only the latest).
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+use notify::{RecursiveMode, Watcher};
+
+use crate::error::{IoContext, Result};
+use crate::manifest::Event;
+use crate::store::{Store, MANIFEST_FILE};
+
+/// Stat interval when no events can be had.
+pub const DEFAULT_POLL: Duration = Duration::from_millis(50);
+/// Stat interval as a safety net while events are being delivered.
+pub const SAFETY_POLL: Duration = Duration::from_millis(1000);
+
+/// How a [`ManifestWatcher`] learns about changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchMode {
+    /// File-system notifications (plus a slow safety poll).
+    Events,
+    /// Polling the manifest's identity and size.
+    Polling,
+}
+
+impl WatchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchMode::Events => "events",
+            WatchMode::Polling => "polling",
+        }
+    }
+}
+
+/// What `stat` says about the manifest: (device/inode or stand-in, length, mtime).
+type Stamp = Option<(u64, u64, u64, Option<std::time::SystemTime>)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let (dev, ino) = {
+        use std::os::unix::fs::MetadataExt;
+        (meta.dev(), meta.ino())
+    };
+    #[cfg(not(unix))]
+    let (dev, ino) = (0u64, 0u64);
+    Some((dev, ino, meta.len(), meta.modified().ok()))
+}
+
+/// Tells its owner when `manifest.jsonl` of a store may have changed.
+pub struct ManifestWatcher {
+    dir: PathBuf,
+    manifest: PathBuf,
+    poll: Duration,
+    force_polling: bool,
+    tx: SyncSender<()>,
+    rx: Receiver<()>,
+    watcher: Option<notify::RecommendedWatcher>,
+    last: Stamp,
+}
+
+impl std::fmt::Debug for ManifestWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManifestWatcher")
+            .field("dir", &self.dir)
+            .field("mode", &self.mode())
+            .finish()
+    }
+}
+
+impl ManifestWatcher {
+    /// Starts watching `store`. `force_polling` skips notifications altogether;
+    /// `poll` is the stat interval in polling mode (default [`DEFAULT_POLL`]).
+    /// Never fails: without notifications it polls.
+    pub fn new(store: &Store, force_polling: bool, poll: Option<Duration>) -> Self {
+        let (tx, rx) = sync_channel(1);
+        let mut w = ManifestWatcher {
+            dir: store.root().to_path_buf(),
+            manifest: store.manifest_path(),
+            poll: poll.unwrap_or(DEFAULT_POLL).max(Duration::from_millis(1)),
+            force_polling,
+            tx,
+            rx,
+            watcher: None,
+            last: stamp(&store.manifest_path()),
+        };
+        w.try_watch();
+        w
+    }
+
+    fn try_watch(&mut self) {
+        if self.force_polling || self.watcher.is_some() || !self.dir.is_dir() {
+            return;
+        }
+        let tx = self.tx.clone();
+        let name = std::ffi::OsString::from(MANIFEST_FILE);
+        let handler = move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) => {
+                if ev.paths.iter().any(|p| p.file_name() == Some(name.as_os_str())) || ev.need_rescan() {
+                    // Coalesce: one pending wake-up is enough.
+                    let _ = tx.try_send(());
+                }
+            }
+            Err(e) => {
+                log::debug!("file-system notification error: {e}");
+                let _ = tx.try_send(());
+            }
+        };
+        match notify::recommended_watcher(handler) {
+            Ok(mut watcher) => match watcher.watch(&self.dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    log::debug!("watching {} with file-system notifications", self.dir.display());
+                    self.watcher = Some(watcher);
+                }
+                Err(e) => log::debug!("cannot watch {} ({e}); polling instead", self.dir.display()),
+            },
+            Err(e) => log::debug!("no file-system notifications ({e}); polling {}", self.dir.display()),
+        }
+    }
+
+    pub fn mode(&self) -> WatchMode {
+        if self.watcher.is_some() {
+            WatchMode::Events
+        } else {
+            WatchMode::Polling
+        }
+    }
+
+    /// Marks the manifest's current state as seen.
+    pub fn mark_seen(&mut self) {
+        while self.rx.try_recv().is_ok() {}
+        self.last = stamp(&self.manifest);
+    }
+
+    /// Blocks until the manifest may have changed since the last call (or since
+    /// [`mark_seen`](Self::mark_seen)), or until `timeout`. Returns whether it changed.
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now_stamp = stamp(&self.manifest);
+            if now_stamp != self.last {
+                self.last = now_stamp;
+                while self.rx.try_recv().is_ok() {}
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let tick = if self.watcher.is_some() { SAFETY_POLL } else { self.poll };
+            match self.rx.recv_timeout(tick.min(deadline - now)) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(self.poll.min(deadline - now)),
+            }
+            // The store directory may have appeared since.
+            if self.watcher.is_none() {
+                self.try_watch();
+            }
+        }
+    }
+}
+
+/// Reads the manifest lines appended since the last call.
+#[derive(Debug)]
+pub struct ManifestTail {
+    path: PathBuf,
+    offset: u64,
+    identity: Option<(u64, u64)>,
+}
+
+impl ManifestTail {
+    /// A tail positioned at the current end of the manifest (`from_start`: at its start).
+    pub fn new(store: &Store, from_start: bool) -> Self {
+        let path = store.manifest_path();
+        let st = stamp(&path);
+        ManifestTail {
+            offset: if from_start { 0 } else { st.map_or(0, |s| s.2) },
+            identity: st.map(|s| (s.0, s.1)),
+            path,
+        }
+    }
+
+    /// The complete lines appended since the last call, parsed (unparseable lines are
+    /// skipped). A replaced or truncated manifest is read again from its start; the
+    /// caller de-duplicates by event id if it must.
+    pub fn read_new(&mut self) -> Result<Vec<Event>> {
+        let mut file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.offset = 0;
+                self.identity = None;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(crate::Error::io(format!("cannot open manifest {}", self.path.display()), e)),
+        };
+        let meta = file.metadata().ctx(|| format!("cannot stat manifest {}", self.path.display()))?;
+        #[cfg(unix)]
+        let id = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let id = (0u64, 0u64);
+        if self.identity != Some(id) || meta.len() < self.offset {
+            self.identity = Some(id);
+            self.offset = 0;
+        }
+        if meta.len() == self.offset {
+            return Ok(Vec::new());
+        }
+        file.seek(SeekFrom::Start(self.offset))
+            .ctx(|| format!("cannot seek manifest {}", self.path.display()))?;
+        let mut buf = Vec::with_capacity((meta.len() - self.offset) as usize);
+        file.read_to_end(&mut buf)
+            .ctx(|| format!("cannot read manifest {}", self.path.display()))?;
+        let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
+            return Ok(Vec::new());
+        };
+        self.offset += end as u64 + 1;
+        Ok(buf[..end].split(|&b| b == b'\n').filter_map(Event::parse).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{append, STATUS_READY, STATUS_WRITING};
+    use serde_json::Map;
+
+    fn ev(table: &str, status: &str, n: u32) -> Event {
+        Event {
+            version: 1,
+            id: format!("id-{n}"),
+            table_name: table.into(),
+            producer: "python".into(),
+            status: status.into(),
+            created_at: "2025-12-18T12:34:56+0900".into(),
+            ttl_sec: None,
+            payload: None,
+            metadata: Map::new(),
+        }
+    }
+
+    fn wakes_on_append(force_polling: bool) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        store.ensure().unwrap();
+        let mut w = ManifestWatcher::new(&store, force_polling, Some(Duration::from_millis(10)));
+        if force_polling {
+            assert_eq!(w.mode(), WatchMode::Polling);
+        }
+        assert!(!w.wait(Duration::from_millis(30)), "nothing changed yet");
+        let s2 = store.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            append(&s2, &ev("t", STATUS_WRITING, 1), false).unwrap();
+        });
+        let t0 = Instant::now();
+        assert!(w.wait(Duration::from_secs(5)));
+        assert!(t0.elapsed() < Duration::from_secs(3));
+        writer.join().unwrap();
+        // A replacement by rename (compaction) wakes it too.
+        let tmp_file = store.root().join("m.tmp");
+        std::fs::write(&tmp_file, format!("{}\n", ev("z", STATUS_READY, 2).to_line().unwrap())).unwrap();
+        std::fs::rename(&tmp_file, store.manifest_path()).unwrap();
+        assert!(w.wait(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn wakes_with_events() {
+        wakes_on_append(false);
+    }
+
+    #[test]
+    fn wakes_by_polling() {
+        wakes_on_append(true);
+    }
+
+    #[test]
+    fn store_created_later_is_picked_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path().join("later"));
+        let mut w = ManifestWatcher::new(&store, false, Some(Duration::from_millis(10)));
+        assert_eq!(w.mode(), WatchMode::Polling);
+        store.ensure().unwrap();
+        append(&store, &ev("t", STATUS_WRITING, 1), false).unwrap();
+        assert!(w.wait(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn tail_reads_only_new_lines_and_follows_replacement() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        store.ensure().unwrap();
+        append(&store, &ev("a", STATUS_WRITING, 1), false).unwrap();
+        let mut tail = ManifestTail::new(&store, false);
+        assert!(tail.read_new().unwrap().is_empty());
+        append(&store, &ev("a", STATUS_READY, 2), false).unwrap();
+        append(&store, &ev("b", STATUS_READY, 3), false).unwrap();
+        let ids: Vec<_> = tail.read_new().unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["id-2", "id-3"]);
+        let tmp_file = store.root().join("m.tmp");
+        std::fs::write(&tmp_file, format!("{}\n", ev("z", STATUS_READY, 9).to_line().unwrap())).unwrap();
+        std::fs::rename(&tmp_file, store.manifest_path()).unwrap();
+        let ids: Vec<_> = tail.read_new().unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["id-9"]);
+        assert_eq!(ManifestTail::new(&store, true).read_new().unwrap().len(), 1);
+    }
+}

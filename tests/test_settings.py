@@ -1,0 +1,77 @@
+"""Settings: arguments, then environment, then <store>/settings.yaml, then defaults;
+the YAML dataclass loads and saves itself; sends use the effective values."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import allye_data_connector as adc
+from allye_data_connector import settings
+from allye_data_connector.errors import InvalidArgumentError
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for var in settings.ENV.values():
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_yaml_round_trip(tmp_path):
+    s = settings.Settings(max_shm_bytes=123, chunk_rows=7, compression="lz4", default_ttl_sec=60, notify_canvas=False)
+    path = tmp_path / "sub" / "x.yaml"
+    s.to_yaml(path)
+    assert "max_shm_bytes: 123" in path.read_text()
+    assert settings.Settings.from_yaml(path) == s
+
+
+def test_precedence_and_sources(tmp_path, monkeypatch):
+    store = tmp_path
+    r = settings.load(store)
+    assert r.settings == settings.Settings() and set(r.sources.values()) == {"default"}
+    settings.save(settings.Settings(chunk_rows=10, max_shm_bytes=2048, default_ttl_sec=5), store)
+    monkeypatch.setenv("ALLYE_MAX_SHM_BYTES", "4096")
+    monkeypatch.setenv("ALLYE_NOTIFY_CANVAS", "off")
+    r = settings.load(store, default_ttl_sec=9)
+    assert (r.settings.chunk_rows, r.sources["chunk_rows"]) == (10, f"file:{store / 'settings.yaml'}")
+    assert (r.settings.max_shm_bytes, r.sources["max_shm_bytes"]) == (4096, "env:ALLYE_MAX_SHM_BYTES")
+    assert (r.settings.notify_canvas, r.sources["notify_canvas"]) == (False, "env:ALLYE_NOTIFY_CANVAS")
+    assert (r.settings.default_ttl_sec, r.sources["default_ttl_sec"]) == (9, "argument")
+    # 0.1.2's variable: empty means no compression, and is a value, not "unset".
+    monkeypatch.setenv("ALLYE_ARROW_COMPRESSION", "")
+    r = settings.load(store, )
+    assert r.settings.compression is None and r.sources["compression"] == "env:ALLYE_ARROW_COMPRESSION"
+
+
+def test_bad_values_say_what_to_fix(tmp_path, monkeypatch):
+    (tmp_path / "settings.yaml").write_text("chunk_rows: [1, 2\n")
+    with pytest.raises(InvalidArgumentError, match="not valid YAML"):
+        settings.load(tmp_path)
+    (tmp_path / "settings.yaml").write_text("chunk_rows: many\n")
+    with pytest.raises(InvalidArgumentError, match="chunk_rows='many'"):
+        settings.load(tmp_path)
+    (tmp_path / "settings.yaml").write_text("compression: brotli\n")
+    with pytest.raises(InvalidArgumentError, match="compression"):
+        settings.load(tmp_path)
+    (tmp_path / "settings.yaml").write_text("")
+    monkeypatch.setenv("ALLYE_MAX_SHM_BYTES", "0")
+    with pytest.raises(InvalidArgumentError, match="out of range"):
+        settings.load(tmp_path)
+
+
+def test_send_uses_the_settings_file(store):
+    df = pd.DataFrame({"x": np.arange(1000.0)})
+    store.mkdir(parents=True)
+    settings.save(settings.Settings(max_shm_bytes=100, chunk_rows=300, default_ttl_sec=3600, notify_canvas=False), store)
+    adc.send_dataframe(df, "t", secret_dir=store)
+    ready = [json.loads(line) for line in (store / "manifest.jsonl").read_text().splitlines()][-1]
+    assert ready["payload"]["transport"] == "file_arrow_ipc_v1"  # 8 KB > max_shm_bytes=100
+    assert ready["ttl_sec"] == 3600 and ready["payload"]["expires_at"]
+    assert adc.describe_table("t", secret_dir=store)["num_batches"] == 4  # chunk_rows=300
+    # Arguments still win.
+    adc.send_dataframe(df, "t2", secret_dir=store, max_shm_bytes=1 << 20, ttl_sec=0)
+    ready = [json.loads(line) for line in (store / "manifest.jsonl").read_text().splitlines()][-1]
+    assert ready["payload"]["transport"] == "shm_arrow_stream_v1" and ready["ttl_sec"] == 0
