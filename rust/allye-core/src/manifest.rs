@@ -513,7 +513,9 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
     let ctx = || format!("cannot read manifest {}", path.display());
     let index = guard.entry(path.clone()).or_default();
     let id = identity(&meta);
-    if index.identity != Some(id) {
+    // The file may have been replaced since the refresh above (which used its own
+    // handle), possibly under the same inode number: check again on this handle.
+    if index.identity != Some(id) || meta.len() < index.offset || !tail_matches(index, &file).ctx(ctx)? {
         *index = Index { identity: Some(id), ..Index::default() };
         let end = complete_end(&mut file, meta.len()).ctx(ctx)?;
         set_offset(index, &file, end).ctx(ctx)?;
