@@ -205,13 +205,8 @@ impl TableState {
 /// parses more of it than the lookups needed.
 #[derive(Debug, Default)]
 struct Index {
-    identity: Option<FileIdentity>,
-    /// Offset just after the last complete line taken into account.
-    offset: u64,
-    /// The bytes just before `offset` (at most [`TAIL_CHECK`]). A compacted manifest can
-    /// reuse the old file's inode number; appends never change bytes already written, so
-    /// if these differ the file was replaced.
-    tail: Vec<u8>,
+    /// Where in which file this index stands.
+    cursor: Cursor,
     complete: bool,
     /// Complete mode: every table.
     tables: HashMap<String, TableState>,
@@ -233,25 +228,83 @@ impl Index {
     }
 }
 
-/// How many bytes before the indexed offset are compared to detect a replaced manifest
+/// How many bytes before a cursor's offset are compared to detect a replaced manifest
 /// (enough for the whole last line, whose transfer UUID and payload locator make it unique).
 const TAIL_CHECK: usize = 4096;
 
-/// True when the bytes before `index.offset` are still the ones indexed.
-fn tail_matches(index: &Index, file: &File) -> std::io::Result<bool> {
-    if index.tail.is_empty() {
-        return Ok(true);
-    }
-    Ok(read_at(file, index.offset - index.tail.len() as u64, index.tail.len())? == index.tail)
+/// A lock-free reader's position in the manifest: the file (device and inode), the offset
+/// just after the last whole line taken into account, and the bytes before that offset.
+///
+/// Appends never change bytes already written, so the file is the same one as long as its
+/// identity matches, it is at least `offset` long and the bytes before `offset` are
+/// unchanged. The last check matters: a compacted manifest is a new file renamed over
+/// the old one, and the file system may give it the old file's inode number back.
+#[derive(Debug, Default, Clone)]
+pub struct Cursor {
+    identity: Option<FileIdentity>,
+    offset: u64,
+    tail: Vec<u8>,
 }
 
-/// Moves the index to `offset` without reading what lies before it, remembering the
-/// bytes before it for [`tail_matches`].
-fn set_offset(index: &mut Index, file: &File, offset: u64) -> std::io::Result<()> {
-    let n = offset.min(TAIL_CHECK as u64) as usize;
-    index.tail = read_at(file, offset - n as u64, n)?;
-    index.offset = offset;
-    Ok(())
+impl Cursor {
+    /// Offset just after the last whole line taken into account.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// True when `file` is not the file this cursor has been reading (replaced, even under
+    /// the same inode number, or truncated).
+    pub fn replaced(&self, file: &File, meta: &std::fs::Metadata) -> std::io::Result<bool> {
+        if self.identity != Some(identity(meta)) || meta.len() < self.offset {
+            return Ok(true);
+        }
+        if self.tail.is_empty() {
+            return Ok(false);
+        }
+        Ok(read_at(file, self.offset - self.tail.len() as u64, self.tail.len())? != self.tail)
+    }
+
+    /// Starts over on `file` at `offset` (0: from the start), without reading what lies before.
+    pub fn restart(&mut self, file: &File, meta: &std::fs::Metadata, offset: u64) -> std::io::Result<()> {
+        let n = offset.min(TAIL_CHECK as u64) as usize;
+        self.tail = read_at(file, offset - n as u64, n)?;
+        self.identity = Some(identity(meta));
+        self.offset = offset;
+        Ok(())
+    }
+
+    /// Reads the whole lines appended after the cursor (up to `len`, the file's size) and
+    /// moves past them; a torn last line is left to be read again next time. The returned
+    /// bytes end with `\n` unless empty.
+    pub fn read_lines(&mut self, file: &mut File, len: u64) -> std::io::Result<Vec<u8>> {
+        if len <= self.offset {
+            return Ok(Vec::new());
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut buf = Vec::with_capacity((len - self.offset) as usize);
+        file.take(len - self.offset).read_to_end(&mut buf)?;
+        let Some(end) = memchr::memrchr(b'\n', &buf) else {
+            return Ok(Vec::new());
+        };
+        buf.truncate(end + 1);
+        let fresh = buf.len().min(TAIL_CHECK);
+        let keep = (TAIL_CHECK - fresh).min(self.tail.len());
+        let mut tail = self.tail[self.tail.len() - keep..].to_vec();
+        tail.extend_from_slice(&buf[buf.len() - fresh..]);
+        self.tail = tail;
+        self.offset += buf.len() as u64;
+        Ok(buf)
+    }
+}
+
+/// The events of whole lines (`\n`-terminated), in order; lines that do not parse are skipped.
+pub fn parse_lines(buf: &[u8]) -> impl Iterator<Item = Event> + '_ {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', buf).filter_map(move |nl| {
+        let line = &buf[start..nl];
+        start = nl + 1;
+        Event::parse(line)
+    })
 }
 
 fn read_at(file: &File, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
@@ -334,52 +387,18 @@ fn refresh(index: &mut Index, path: &Path, want_complete: bool) -> Result<()> {
         *index = Index { complete: index.complete || want_complete, ..Index::default() };
         return Ok(());
     };
-    let id = identity(&meta);
+    let ctx = || format!("cannot read manifest {}", path.display());
     let complete = index.complete || want_complete;
-    let replaced = index.identity != Some(id)
-        || meta.len() < index.offset
-        || !tail_matches(index, &file).ctx(|| format!("cannot read manifest {}", path.display()))?;
-    if replaced || complete != index.complete {
-        *index = Index { identity: Some(id), complete, ..Index::default() };
-        if !complete {
-            let end = complete_end(&mut file, meta.len())
-                .ctx(|| format!("cannot read manifest {}", path.display()))?;
-            set_offset(index, &file, end).ctx(|| format!("cannot read manifest {}", path.display()))?;
-            return Ok(());
-        }
+    if index.cursor.replaced(&file, &meta).ctx(ctx)? || complete != index.complete {
+        *index = Index { complete, ..Index::default() };
+        // A complete index reads the file from the start; a partial one from its end.
+        let start = if complete { 0 } else { complete_end(&mut file, meta.len()).ctx(ctx)? };
+        index.cursor.restart(&file, &meta, start).ctx(ctx)?;
     }
-    if meta.len() == index.offset {
-        return Ok(());
+    let buf = index.cursor.read_lines(&mut file, meta.len()).ctx(ctx)?;
+    for ev in parse_lines(&buf) {
+        index.apply(ev);
     }
-    file.seek(SeekFrom::Start(index.offset))
-        .ctx(|| format!("cannot seek manifest {}", path.display()))?;
-    let mut buf = Vec::with_capacity((meta.len() - index.offset) as usize);
-    file.read_to_end(&mut buf)
-        .ctx(|| format!("cannot read manifest {}", path.display()))?;
-    // Only whole lines: stop after the last '\n'; a torn tail is read again next time.
-    let Some(end) = memchr::memrchr(b'\n', &buf) else {
-        return Ok(());
-    };
-    let mut start = 0;
-    for nl in memchr::memchr_iter(b'\n', &buf[..=end]) {
-        if let Some(ev) = Event::parse(&buf[start..nl]) {
-            index.apply(ev);
-        }
-        start = nl + 1;
-    }
-    let new_offset = index.offset + end as u64 + 1;
-    let tail_start = (end + 1).saturating_sub(TAIL_CHECK);
-    if end + 1 - tail_start < TAIL_CHECK && index.offset > 0 {
-        // A short read: keep what we need from the old tail as well.
-        let keep = TAIL_CHECK - (end + 1 - tail_start);
-        let old = &index.tail[index.tail.len().saturating_sub(keep)..];
-        let mut tail = old.to_vec();
-        tail.extend_from_slice(&buf[tail_start..=end]);
-        index.tail = tail;
-    } else {
-        index.tail = buf[tail_start..=end].to_vec();
-    }
-    index.offset = new_offset;
     Ok(())
 }
 
@@ -512,17 +531,16 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
     };
     let ctx = || format!("cannot read manifest {}", path.display());
     let index = guard.entry(path.clone()).or_default();
-    let id = identity(&meta);
     // The file may have been replaced since the refresh above (which used its own
     // handle), possibly under the same inode number: check again on this handle.
-    if index.identity != Some(id) || meta.len() < index.offset || !tail_matches(index, &file).ctx(ctx)? {
-        *index = Index { identity: Some(id), ..Index::default() };
+    if index.cursor.replaced(&file, &meta).ctx(ctx)? {
+        *index = Index::default();
         let end = complete_end(&mut file, meta.len()).ctx(ctx)?;
-        set_offset(index, &file, end).ctx(ctx)?;
+        index.cursor.restart(&file, &meta, end).ctx(ctx)?;
     }
-    // Everything after `index.offset` has been applied to the known answers; this lookup
+    // Everything after the cursor has been applied to the known answers; this lookup
     // scans what lies before it.
-    let found = scan_latest_ready(&mut file, index.offset, table, producer).ctx(ctx)?;
+    let found = scan_latest_ready(&mut file, index.cursor.offset(), table, producer).ctx(ctx)?;
     index.lookups.insert(key, found.clone());
     Ok(found)
 }

@@ -15,7 +15,6 @@
 //! must see every `ready` line, not only the latest).
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
@@ -23,7 +22,7 @@ use std::time::{Duration, Instant};
 use notify::{RecursiveMode, Watcher};
 
 use crate::error::{IoContext, Result};
-use crate::manifest::Event;
+use crate::manifest::{parse_lines, Cursor, Event};
 use crate::store::{Store, MANIFEST_FILE};
 
 /// Stat interval when no events can be had.
@@ -181,60 +180,55 @@ impl ManifestWatcher {
 #[derive(Debug)]
 pub struct ManifestTail {
     path: PathBuf,
-    offset: u64,
-    identity: Option<(u64, u64)>,
+    /// `None` until the first read positions it (at the end, or at the start with `from_start`).
+    cursor: Option<Cursor>,
+    from_start: bool,
 }
 
 impl ManifestTail {
     /// A tail positioned at the current end of the manifest (`from_start`: at its start).
     pub fn new(store: &Store, from_start: bool) -> Self {
-        let path = store.manifest_path();
-        let st = stamp(&path);
-        ManifestTail {
-            offset: if from_start { 0 } else { st.map_or(0, |s| s.2) },
-            identity: st.map(|s| (s.0, s.1)),
-            path,
+        let mut tail = ManifestTail { path: store.manifest_path(), cursor: None, from_start };
+        if !from_start {
+            // Position now, so that only lines appended after `new` are reported.
+            let _ = tail.read_new();
         }
+        tail
     }
 
     /// The complete lines appended since the last call, parsed (unparseable lines are
-    /// skipped). A replaced or truncated manifest is read again from its start; the
-    /// caller de-duplicates by event id if it must.
+    /// skipped). A replaced (compacted, even under the same inode number) or truncated
+    /// manifest is read again from its start; the caller de-duplicates by event id if it must.
     pub fn read_new(&mut self) -> Result<Vec<Event>> {
+        let ctx = || format!("cannot read manifest {}", self.path.display());
         let mut file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.offset = 0;
-                self.identity = None;
+                // A manifest created later is read from its start.
+                self.cursor.get_or_insert_with(Cursor::default);
                 return Ok(Vec::new());
             }
-            Err(e) => return Err(crate::Error::io(format!("cannot open manifest {}", self.path.display()), e)),
+            Err(e) => return Err(crate::Error::io(ctx(), e)),
         };
-        let meta = file.metadata().ctx(|| format!("cannot stat manifest {}", self.path.display()))?;
-        #[cfg(unix)]
-        let id = {
-            use std::os::unix::fs::MetadataExt;
-            (meta.dev(), meta.ino())
-        };
-        #[cfg(not(unix))]
-        let id = (0u64, 0u64);
-        if self.identity != Some(id) || meta.len() < self.offset {
-            self.identity = Some(id);
-            self.offset = 0;
+        let meta = file.metadata().ctx(ctx)?;
+        let first = self.cursor.is_none();
+        let cursor = self.cursor.get_or_insert_with(Cursor::default);
+        if cursor.replaced(&file, &meta).ctx(ctx)? {
+            let skip_existing = first && !self.from_start;
+            let start = if skip_existing { meta.len() } else { 0 };
+            // Only whole lines: a torn tail at the end is read once it is complete.
+            let start = if skip_existing {
+                let mut probe = Cursor::default();
+                probe.restart(&file, &meta, 0).ctx(ctx)?;
+                probe.read_lines(&mut file, start).ctx(ctx)?;
+                probe.offset()
+            } else {
+                start
+            };
+            cursor.restart(&file, &meta, start).ctx(ctx)?;
         }
-        if meta.len() == self.offset {
-            return Ok(Vec::new());
-        }
-        file.seek(SeekFrom::Start(self.offset))
-            .ctx(|| format!("cannot seek manifest {}", self.path.display()))?;
-        let mut buf = Vec::with_capacity((meta.len() - self.offset) as usize);
-        file.read_to_end(&mut buf)
-            .ctx(|| format!("cannot read manifest {}", self.path.display()))?;
-        let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
-            return Ok(Vec::new());
-        };
-        self.offset += end as u64 + 1;
-        Ok(buf[..end].split(|&b| b == b'\n').filter_map(Event::parse).collect())
+        let buf = cursor.read_lines(&mut file, meta.len()).ctx(ctx)?;
+        Ok(parse_lines(&buf).collect())
     }
 }
 
@@ -322,5 +316,19 @@ mod tests {
         let ids: Vec<_> = tail.read_new().unwrap().into_iter().map(|e| e.id).collect();
         assert_eq!(ids, ["id-9"]);
         assert_eq!(ManifestTail::new(&store, true).read_new().unwrap().len(), 1);
+        // Rewritten under the same inode number (as a compaction may end up), longer than
+        // before: read from its start, not from the old offset.
+        let lines: String = (10..14).map(|n| format!("{}\n", ev("y", STATUS_READY, n).to_line().unwrap())).collect();
+        std::fs::write(store.manifest_path(), lines).unwrap();
+        let ids: Vec<_> = tail.read_new().unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["id-10", "id-11", "id-12", "id-13"]);
+        // A torn last line is reported once it is complete.
+        let mut f = std::fs::OpenOptions::new().append(true).open(store.manifest_path()).unwrap();
+        let line = ev("y", STATUS_READY, 20).to_line().unwrap();
+        std::io::Write::write_all(&mut f, &line.as_bytes()[..10]).unwrap();
+        assert!(tail.read_new().unwrap().is_empty());
+        std::io::Write::write_all(&mut f, format!("{}\n", &line[10..]).as_bytes()).unwrap();
+        let ids: Vec<_> = tail.read_new().unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["id-20"]);
     }
 }
