@@ -289,6 +289,10 @@ def test_schema_sha256_is_the_protocols(kind):
     expected = hashlib.sha256((str(columns) + "|" + str(dtypes)).encode("utf-8")).hexdigest()
     assert schema_sha256(df) == expected
     assert schema_sha256(df) == expected  # cached
+    if all(isinstance(t, np.dtype) for t in df.dtypes) and kind not in ("attrs",):
+        from allye_data_connector import convert
+
+        assert any(v == expected for v in convert._SHAS.values()), "frames of NumPy dtypes are cached"
 
 
 def test_schema_sha256_cache_tells_equal_labels_of_other_types_apart():

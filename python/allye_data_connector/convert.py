@@ -64,7 +64,7 @@ def schema_sha256(df: pd.DataFrame, arrays: Optional[list] = None) -> str:
     labels = _labels(df.columns)
     dtypes = tuple(a.dtype for a in (arrays if arrays is not None else _column_arrays(df)))
     key = None
-    if all(type(d) is np.dtype for d in dtypes):
+    if all(isinstance(d, np.dtype) for d in dtypes):
         try:
             key = (tuple(map(_label_key, labels)), dtypes)
             hit = _SHAS.get(key)
