@@ -98,7 +98,10 @@ def test_sigkill_at_random_moments_loses_and_leaks_nothing(store):
         df = adc.get_dataframe("big", secret_dir=store)
         got = check_version(df, reported)
         if sent:
-            assert got == reported, "the last reported send is the current version"
+            # A kill between a send's `ready` line and its "sent" print leaves the next
+            # version current, unreported: only then may it be one ahead.
+            ahead_ok = last["status"] == "ready" and got == reported + 1
+            assert got == reported or ahead_ok, "the last reported send is the current version"
     assert kills == 30
     mid_send = len(killed_mid_send)
     # The kills must have hit sends, not only the gaps between them.

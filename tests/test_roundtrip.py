@@ -180,3 +180,145 @@ def test_wait_for_a_table_sent_later(store):
     assert df["a"].tolist() == [7]
     with pytest.raises(errors.TableNotFoundError):
         adc.get_dataframe("never", secret_dir=store, wait=True, timeout_sec=0.2, poll_interval_sec=0.05)
+
+
+# --- the conversion is pyarrow's, byte for byte -----------------------------------------
+def conversion_frames() -> dict[str, pd.DataFrame]:
+    """Frames for the fast numeric path (``convert._numeric_table``) and for the frames it
+    must leave to pyarrow, on top of ``frames()``."""
+    n = 1000
+    rng = np.random.default_rng(2)
+    nan_late = rng.standard_normal(n)
+    nan_late[-1] = np.nan
+    wide = pd.DataFrame(rng.standard_normal((n, 4)), columns=list("abcd"))  # one 2-D block
+    mixed = pd.DataFrame({"f": rng.standard_normal(n), "i": np.arange(n), "s": [f"s{i}" for i in range(n)]})
+    return {
+        "floats_no_nan": pd.DataFrame({"f64": rng.standard_normal(n), "f32": rng.standard_normal(n).astype("float32")}),
+        "float_nan_last_only": pd.DataFrame({"a": rng.standard_normal(n), "b": nan_late}),
+        "all_nan": pd.DataFrame({"a": np.full(n, np.nan)}),
+        "float_inf": pd.DataFrame({"a": np.array([np.inf, -np.inf, 0.0] * 10)}),
+        "float16": pd.DataFrame({"h": np.arange(10, dtype="float16")}),
+        "ints_all_widths": pd.DataFrame({str(t): np.arange(50, dtype=t) for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")}),
+        "bool_and_floats": pd.DataFrame({"b": np.arange(n) % 2 == 0, "f": np.arange(n, dtype=float)}),
+        "numeric_frame_2d_block": wide,
+        "sliced_rangeindex": wide.iloc[5:500:3],
+        "rangeindex_named_offset": pd.DataFrame({"v": np.arange(5.0)}, index=pd.RangeIndex(10, 20, 2, name="r")),
+        "rangeindex_other_stop": pd.DataFrame({"v": np.arange(4.0)}, index=pd.RangeIndex(0, 7, 2)),
+        "int_labels": pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=[10, 20, 30]),
+        "float_labels": pd.DataFrame(np.arange(6.0).reshape(2, 3), columns=[1.0, 2.0, 3.0]),
+        "bool_labels": pd.DataFrame(np.arange(4.0).reshape(2, 2), columns=[True, False]),
+        "named_column_index": pd.DataFrame(np.arange(4.0).reshape(2, 2), columns=pd.Index(["x", "y"], name="cols")),
+        "multiindex_columns": pd.DataFrame(np.arange(8.0).reshape(2, 4), columns=pd.MultiIndex.from_product([["a", "b"], [1, 2]], names=["l0", "l1"])),
+        "multiindex_columns_nan": pd.DataFrame([[1.0, np.nan], [2.0, 3.0]], columns=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)])),
+        "strided": pd.DataFrame({"f": np.arange(20.0)[::2]}),
+        "attrs": pd.DataFrame({"f": np.arange(3.0)}).pipe(lambda d: (d.attrs.update(source="x"), d)[1]),
+        "mixed_numeric_and_strings": mixed,
+        "datetimes_tz_and_floats": pd.DataFrame({"t": pd.date_range("2025-01-01", periods=3, tz="Asia/Tokyo"), "f": [1.0, np.nan, 2.0]}),
+        "empty_rows": pd.DataFrame({"a": np.array([], dtype=float), "b": np.array([], dtype="int64")}),
+        "empty_other_index": pd.DataFrame({"a": np.array([], dtype=float)}, index=pd.Index([], dtype="int64")),
+    }
+
+
+ALL_CONVERSION_FRAMES = {**frames(), **conversion_frames()}
+
+
+@pytest.mark.parametrize("kind", list(ALL_CONVERSION_FRAMES))
+def test_conversion_equals_pyarrow_from_pandas(kind):
+    from allye_data_connector.convert import LABELS_KEY, dataframe_to_arrow
+
+    df = ALL_CONVERSION_FRAMES[kind]
+    ours = dataframe_to_arrow(df)
+    for attempt in range(2):  # the second conversion of a frame uses the cached schema
+        if LABELS_KEY in (ours.schema.metadata or {}):
+            # Duplicate or mixed labels: converted under positional names (see convert.py).
+            frame = df.copy(deep=False)
+            frame.columns = [f"{c}__{i}" for i, c in enumerate(df.columns)]
+            meta = dict(ours.schema.metadata)
+            del meta[LABELS_KEY]
+            got = ours.replace_schema_metadata(meta)
+        else:
+            frame, got = df, ours
+        expected = pa.Table.from_pandas(frame, preserve_index=None)
+        assert got.schema.equals(expected.schema, check_metadata=True), (got.schema, expected.schema)
+        assert got.schema.metadata == expected.schema.metadata
+        assert got.num_rows == expected.num_rows
+        assert got.equals(expected)
+        for g, e in zip(got.columns, expected.columns):
+            assert g.null_count == e.null_count
+        # pandas restores the same frame from either.
+        pd.testing.assert_frame_equal(got.to_pandas(), expected.to_pandas())
+        ours = dataframe_to_arrow(df)
+
+
+def test_nan_becomes_null_and_clean_floats_are_not_copied():
+    from allye_data_connector.convert import dataframe_to_arrow
+
+    clean = np.arange(1000, dtype=float)
+    holes = clean.copy()
+    holes[[3, 999]] = np.nan
+    table = dataframe_to_arrow(pd.DataFrame({"clean": clean, "holes": holes, "n": np.arange(1000)}))
+    assert table.column("clean").null_count == 0
+    assert table.column("holes").null_count == 2
+    assert table.column("holes").is_null().to_pylist()[3] is True
+    # Wrapped, not copied: the Arrow values buffer is the frame's memory.
+    df = pd.DataFrame({"clean": clean})
+    col = df["clean"].to_numpy()
+    buf = dataframe_to_arrow(df).column("clean").chunk(0).buffers()[1]
+    assert buf.address == col.__array_interface__["data"][0]
+
+
+def test_cached_schema_follows_the_row_count():
+    """The schema cache is keyed without the RangeIndex stop: frames of the same columns
+    and different lengths must still get their own RangeIndex metadata."""
+    from allye_data_connector.convert import dataframe_to_arrow
+
+    for rows in (10, 3, 10, 0, 7):
+        df = pd.DataFrame({"a": np.arange(rows, dtype=float), "b": np.arange(rows)})
+        got = dataframe_to_arrow(df)
+        assert got.schema.metadata == pa.Table.from_pandas(df, preserve_index=None).schema.metadata
+        assert got.to_pandas().index.equals(pd.RangeIndex(rows))
+
+
+@pytest.mark.parametrize("kind", list(ALL_CONVERSION_FRAMES))
+def test_schema_sha256_is_the_protocols(kind):
+    from allye_data_connector.convert import schema_sha256
+
+    df = ALL_CONVERSION_FRAMES[kind]
+    columns = list(map(str, df.columns.tolist()))
+    dtypes = {str(k): str(v) for k, v in df.dtypes.to_dict().items()}
+    expected = hashlib.sha256((str(columns) + "|" + str(dtypes)).encode("utf-8")).hexdigest()
+    assert schema_sha256(df) == expected
+    assert schema_sha256(df) == expected  # cached
+    if all(isinstance(t, np.dtype) for t in df.dtypes) and kind not in ("attrs",):
+        from allye_data_connector import convert
+
+        assert any(v == expected for v in convert._SHAS.values()), "frames of NumPy dtypes are cached"
+
+
+def test_schema_sha256_cache_tells_equal_labels_of_other_types_apart():
+    from allye_data_connector.convert import schema_sha256
+
+    shas = set()
+    for labels in ([1, 2], [1.0, 2.0], [True, False]):
+        df = pd.DataFrame(np.zeros((2, 2)), columns=labels)
+        text = str([str(c) for c in labels]) + "|" + str({str(c): "float64" for c in labels})
+        assert schema_sha256(df) == hashlib.sha256(text.encode()).hexdigest()
+        shas.add(schema_sha256(df))
+    assert len(shas) == 3
+
+
+FAST_PATH = {
+    "all_nan", "bool", "bool_and_floats", "bool_labels", "empty", "empty_rows", "float16", "float_inf", "float_labels",
+    "float_nan_last_only", "floats_nan", "floats_no_nan", "int_labels", "ints", "ints_all_widths", "multiindex_columns",
+    "multiindex_columns_nan", "named_column_index", "numeric_frame_2d_block", "rangeindex_named_offset",
+    "rangeindex_other_stop", "sliced_rangeindex", "strided", "wide",
+}
+
+
+def test_which_frames_take_the_numeric_path():
+    """Keeps test_conversion_equals_pyarrow_from_pandas meaningful: these frames are
+    converted by convert._numeric_table, all others by pyarrow."""
+    from allye_data_connector.convert import _numeric_table
+
+    taken = {k for k, df in ALL_CONVERSION_FRAMES.items() if _numeric_table(df) is not None}
+    assert taken == FAST_PATH

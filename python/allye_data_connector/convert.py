@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any, Literal, Optional
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -18,11 +19,66 @@ LABELS_KEY = b"allye_columns"
 DtypeBackend = Literal["numpy", "numpy_nullable", "pyarrow"]
 
 
-def schema_sha256(df: pd.DataFrame) -> str:
-    """The protocol's ``schema_sha256``: sha256 of ``str(columns) + "|" + str(dtypes)``."""
-    columns = list(map(str, df.columns.tolist()))
-    dtypes = {str(k): str(v) for k, v in df.dtypes.to_dict().items()}
-    return hashlib.sha256((str(columns) + "|" + str(dtypes)).encode("utf-8")).hexdigest()
+def _column_arrays(df: pd.DataFrame) -> list:
+    """The frame's columns as their backing arrays (NumPy arrays or pandas extension
+    arrays), by position, without building a Series per column (a tenth of the cost).
+    ``DataFrame._get_column_array`` is private (pandas 1.3 to 3.x); other pandas versions
+    take the public, slower way."""
+    get = getattr(df, "_get_column_array", None)
+    if get is not None:
+        return [get(i) for i in range(df.shape[1])]
+    return [df.iloc[:, i].values for i in range(df.shape[1])]
+
+
+#: (Index, its labels) for the last column Index seen (pandas Index objects are immutable).
+_LAST_LABELS: tuple = (None, None)
+#: schema_sha256 of frames of NumPy dtypes, by their labels (with types) and dtypes.
+_SHAS: dict = {}
+_CACHE_MAX = 256
+
+
+def _labels(columns: pd.Index) -> list:
+    """``columns.tolist()``, remembered for the last Index object: a frame sent again
+    (and the two conversions of one send) reads its labels once."""
+    global _LAST_LABELS
+    last = _LAST_LABELS  # one read: another thread may replace it meanwhile
+    if last[0] is columns:
+        return last[1]
+    labels = columns.tolist()
+    _LAST_LABELS = (columns, labels)
+    return labels
+
+
+def _label_key(label: Any) -> Any:
+    # 1, 1.0 and True are equal dict keys but different labels: key on the types too.
+    if type(label) is tuple:
+        return (label, tuple(map(type, label)))
+    return (label, type(label))
+
+
+def schema_sha256(df: pd.DataFrame, arrays: Optional[list] = None) -> str:
+    """The protocol's ``schema_sha256``: sha256 of ``str(columns) + "|" + str(dtypes)``,
+    where ``dtypes`` is ``{str(label): str(dtype)}`` as ``df.dtypes.to_dict()`` gives it
+    (one entry per distinct label, the last column's dtype). Cached for frames of NumPy
+    dtypes (equal NumPy dtypes print the same)."""
+    labels = _labels(df.columns)
+    dtypes = tuple(a.dtype for a in (arrays if arrays is not None else _column_arrays(df)))
+    key = None
+    if all(isinstance(d, np.dtype) for d in dtypes):
+        try:
+            key = (tuple(map(_label_key, labels)), dtypes)
+            hit = _SHAS.get(key)
+        except TypeError:  # an unhashable label
+            key = hit = None
+        if hit is not None:
+            return hit
+    text = str(list(map(str, labels))) + "|" + str({str(k): str(v) for k, v in zip(labels, dtypes)})
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if key is not None:
+        if len(_SHAS) >= _CACHE_MAX:
+            _SHAS.clear()
+        _SHAS[key] = sha
+    return sha
 
 
 def _label_to_json(label: Any) -> Any:
@@ -41,7 +97,7 @@ def dataframe_to_arrow(df: pd.DataFrame) -> pa.Table:
             f"send_dataframe() needs a pandas.DataFrame, got {type(df).__module__}.{type(df).__qualname__}; "
             "wrap a Series with .to_frame(), a dict or array with pandas.DataFrame(...)"
         )
-    labels = list(df.columns)
+    labels = _labels(df.columns)
     # pyarrow keeps homogeneous labels (all str, all int, ...) in its pandas metadata;
     # duplicates, labels equal after str() and mixed types we keep ourselves.
     own_labels = (
@@ -53,7 +109,9 @@ def dataframe_to_arrow(df: pd.DataFrame) -> pa.Table:
         frame = df.copy(deep=False)
         frame.columns = [f"{c}__{i}" for i, c in enumerate(labels)]
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=None)
+        table = _numeric_table(frame)
+        if table is None:
+            table = pa.Table.from_pandas(frame, preserve_index=None)
     except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
         raise ConversionError(_explain_conversion_failure(frame, exc)) from exc
     if own_labels:
@@ -61,6 +119,76 @@ def dataframe_to_arrow(df: pd.DataFrame) -> pa.Table:
         meta[LABELS_KEY] = json.dumps([_label_to_json(c) for c in labels]).encode("utf-8")
         table = table.replace_schema_metadata(meta)
     return table
+
+
+#: NumPy kinds whose columns ``_numeric_table`` converts itself: signed and unsigned
+#: integers, floats, booleans.
+_NUMERIC_KINDS = frozenset("iufb")
+#: Schemas (with pandas metadata) of numeric frames, see ``_numeric_schema``.
+_SCHEMAS: dict = {}
+
+
+def _numeric_schema(frame: pd.DataFrame, dtypes: list) -> pa.Schema:
+    """``pa.Schema.from_pandas(frame, preserve_index=None)`` for a frame of NumPy numeric
+    columns with a RangeIndex, cached: building the pandas metadata costs more than
+    converting a small frame. The cache key holds everything that metadata is made of
+    (labels and their types, the column index's kind, dtypes and names, the columns'
+    dtypes, the RangeIndex's name, start and step) except the RangeIndex's ``stop``,
+    which is patched into a copy of the cached metadata."""
+    index, columns = frame.index, frame.columns
+    try:
+        level_dtypes = tuple(lvl.dtype for lvl in columns.levels) if isinstance(columns, pd.MultiIndex) else columns.dtype
+        key = (
+            type(columns), level_dtypes, tuple(columns.names), tuple(map(_label_key, _labels(columns))),
+            tuple(dtypes), _label_key(index.name), index.start, index.step,
+        )
+        hit = _SCHEMAS.get(key)
+    except TypeError:  # an unhashable name: no caching
+        key, hit = None, None
+    if hit is not None:
+        schema, meta, stop = hit
+        if stop == index.stop:
+            return schema
+        meta = dict(meta, index_columns=[dict(meta["index_columns"][0], stop=index.stop)])
+        return schema.with_metadata({b"pandas": json.dumps(meta).encode("utf-8")})
+    schema = pa.Schema.from_pandas(frame, preserve_index=None)
+    if key is not None:
+        raw = (schema.metadata or {}).get(b"pandas")
+        meta = json.loads(raw) if raw is not None else None
+        ranges = meta.get("index_columns") if meta else None
+        # Cache only what the patching above reproduces byte for byte.
+        if (
+            len(schema.metadata) == 1 and ranges and len(ranges) == 1 and ranges[0].get("kind") == "range"
+            and ranges[0].get("stop") == index.stop and json.dumps(meta).encode("utf-8") == raw
+        ):
+            if len(_SCHEMAS) >= _CACHE_MAX:
+                _SCHEMAS.clear()
+            _SCHEMAS[key] = (schema, meta, index.stop)
+    return schema
+
+
+def _numeric_table(frame: pd.DataFrame) -> Optional[pa.Table]:
+    """``pa.Table.from_pandas(frame, preserve_index=None)`` for the common case, a frame
+    of NumPy integer, float and bool columns with a RangeIndex, without its costs:
+    pyarrow scans every float column to turn NaN into nulls (a third of a large send),
+    and builds the pandas metadata on every call (most of a small one). Here integer
+    columns and float columns without NaN (``min()`` propagates NaN: one vectorised pass)
+    are wrapped without a copy, only float columns holding NaN take pyarrow's NaN -> null
+    conversion, and the schema comes from ``_numeric_schema``. The result is the same
+    table, schema metadata included (tests/test_roundtrip.py pins it). ``None`` for any
+    other frame, which pyarrow converts as before."""
+    if type(frame.index) is not pd.RangeIndex or frame.attrs or frame.shape[1] == 0:
+        return None
+    arrays = _column_arrays(frame)
+    for a in arrays:
+        if type(a) is not np.ndarray or a.ndim != 1 or a.dtype.kind not in _NUMERIC_KINDS or not a.dtype.isnative:
+            return None
+    schema = _numeric_schema(frame, [a.dtype for a in arrays])
+    columns = []
+    for a in arrays:
+        nan = a.dtype.kind == "f" and len(a) > 0 and np.isnan(a.min())
+        columns.append(pa.array(a, from_pandas=True) if nan else pa.array(a))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _explain_conversion_failure(df: pd.DataFrame, exc: Exception) -> str:

@@ -17,6 +17,8 @@ use crate::time;
 
 /// 0.1.2's defaults.
 pub const DEFAULT_MAX_SHM_BYTES: u64 = 64 * 1024 * 1024;
+/// Rows per record batch of a compressed file payload when `chunk_rows` is not given
+/// (0.1.2's batch size); uncompressed files keep the batches as given (see [`SendOptions::chunk_rows`]).
 pub const DEFAULT_CHUNK_ROWS: usize = 500_000;
 pub const DEFAULT_PRODUCER: &str = "python";
 /// Longest table name accepted, in bytes.
@@ -55,8 +57,11 @@ pub struct SendOptions {
     pub producer: String,
     pub transport: TransportChoice,
     pub max_shm_bytes: u64,
-    /// Rows per record batch in file payloads; 0 keeps the batches as given.
-    pub chunk_rows: usize,
+    /// Rows per record batch in file payloads; `Some(0)` keeps the batches as given.
+    /// `None` (the default, as in the Python API): the batches as given (one for a pandas
+    /// frame, so that a get maps the file without copying) when uncompressed,
+    /// [`DEFAULT_CHUNK_ROWS`] when compressed (one batch at a time is (de)compressed).
+    pub chunk_rows: Option<usize>,
     pub ttl_sec: Option<i64>,
     pub compression: Compression,
     /// Free-form metadata recorded on every line of the transfer.
@@ -76,13 +81,39 @@ impl Default for SendOptions {
             producer: DEFAULT_PRODUCER.into(),
             transport: TransportChoice::Auto,
             max_shm_bytes: DEFAULT_MAX_SHM_BYTES,
-            chunk_rows: DEFAULT_CHUNK_ROWS,
+            chunk_rows: None,
             ttl_sec: None,
             compression: Compression::None,
             metadata: Map::new(),
             shape: None,
             schema_sha256: None,
             durable: false,
+        }
+    }
+}
+
+impl SendOptions {
+    /// The rows per record batch a file payload is written with (0: as given).
+    pub fn effective_chunk_rows(&self) -> usize {
+        match (self.chunk_rows, self.compression) {
+            (Some(n), _) => n,
+            (None, Compression::None) => 0,
+            (None, _) => DEFAULT_CHUNK_ROWS,
+        }
+    }
+}
+
+/// The identity of this process (pid, start time, boot id), read from `/proc` once per
+/// process: a forked child has another pid and reads its own.
+fn writer_identity() -> WriterIdentity {
+    static CACHED: std::sync::Mutex<Option<WriterIdentity>> = std::sync::Mutex::new(None);
+    let mut cached = CACHED.lock().unwrap_or_else(|e| e.into_inner());
+    match cached.as_ref() {
+        Some(w) if w.pid == std::process::id() => w.clone(),
+        _ => {
+            let w = WriterIdentity::current();
+            *cached = Some(w.clone());
+            w
         }
     }
 }
@@ -248,7 +279,7 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
 
     let created_at = time::now_iso();
     let mut metadata = opts.metadata.clone();
-    let writer = WriterIdentity::current();
+    let writer = writer_identity();
     metadata.insert(
         METADATA_KEY.into(),
         json!({"writer": writer, "transport": plan.transport(), "locator": plan.locator()}),
@@ -322,7 +353,7 @@ fn write_planned(plan: &Planned, schema: &SchemaRef, batches: &[RecordBatch], op
         #[cfg(not(unix))]
         Planned::Shm(_) => unreachable!("no shm sends off unix"),
         Planned::File(path) => {
-            payload::write_file(path, schema, batches, opts.chunk_rows, opts.compression, opts.durable)
+            payload::write_file(path, schema, batches, opts.effective_chunk_rows(), opts.compression, opts.durable)
         }
     }
 }
@@ -504,7 +535,7 @@ mod tests {
         let store = Store::at(tmp.path().join("store"));
         let (schema, batches) = table(1000);
         for (transport, expect) in [(TransportChoice::Auto, TRANSPORT_SHM), (TransportChoice::File, TRANSPORT_FILE), (TransportChoice::Shm, TRANSPORT_SHM)] {
-            let opts = SendOptions { table_name: Some("t".into()), transport, chunk_rows: 300, ..Default::default() };
+            let opts = SendOptions { table_name: Some("t".into()), transport, chunk_rows: Some(300), ..Default::default() };
             let ready = send(&store, &schema, &batches, &opts).unwrap();
             let p = ready.payload.as_ref().unwrap();
             assert_eq!(p.transport, expect);
@@ -534,6 +565,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn default_chunk_rows_one_batch_uncompressed_0_1_2_batches_compressed() {
+        let mut opts = SendOptions::default();
+        assert_eq!(opts.chunk_rows, None);
+        assert_eq!(opts.effective_chunk_rows(), 0, "uncompressed: the batches as given");
+        opts.compression = Compression::Zstd;
+        assert_eq!(opts.effective_chunk_rows(), DEFAULT_CHUNK_ROWS);
+        opts.compression = Compression::Lz4;
+        assert_eq!(opts.effective_chunk_rows(), DEFAULT_CHUNK_ROWS);
+        opts.chunk_rows = Some(0);
+        assert_eq!(opts.effective_chunk_rows(), 0);
+        opts.chunk_rows = Some(7);
+        opts.compression = Compression::None;
+        assert_eq!(opts.effective_chunk_rows(), 7);
+
+        // A default file send of a table given as one batch is one batch, whatever its length.
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let (schema, batches) = table(600_000);
+        let opts = SendOptions { table_name: Some("one".into()), transport: TransportChoice::File, ..Default::default() };
+        send(&store, &schema, &batches, &opts).unwrap();
+        assert_eq!(get(&store, "one", None).unwrap().1.batches.len(), 1);
+        let opts = SendOptions { compression: Compression::Lz4, ..opts };
+        send(&store, &schema, &batches, &opts).unwrap();
+        assert_eq!(get(&store, "one", None).unwrap().1.batches.len(), 2, "600,000 rows in 500,000-row batches");
+    }
+
+    #[test]
+    fn writer_identity_is_this_process() {
+        let w = writer_identity();
+        assert_eq!(w, WriterIdentity::current());
+        assert_eq!(writer_identity(), w);
     }
 
     #[test]

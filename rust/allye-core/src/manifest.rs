@@ -146,9 +146,11 @@ pub fn append(store: &Store, event: &Event, durable: bool) -> Result<()> {
         .len();
     if len > 0 {
         let mut last = [0u8; 1];
-        file.seek(SeekFrom::Start(len - 1))
-            .and_then(|_| file.read_exact(&mut last))
-            .ctx(|| format!("cannot read manifest {}", path.display()))?;
+        #[cfg(unix)]
+        let read = std::os::unix::fs::FileExt::read_exact_at(&file, &mut last, len - 1);
+        #[cfg(not(unix))]
+        let read = file.seek(SeekFrom::Start(len - 1)).and_then(|_| file.read_exact(&mut last));
+        read.ctx(|| format!("cannot read manifest {}", path.display()))?;
         if last[0] != b'\n' {
             // A writer died mid-line: close its garbage off so ours parses.
             line.insert(0, b'\n');

@@ -73,7 +73,7 @@ fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<PathBuf> {
 #[pyfunction]
 #[pyo3(signature = (data, *, secret_dir=None, table_name=None, producer="python".to_string(),
     transport="auto", max_shm_bytes=connector::DEFAULT_MAX_SHM_BYTES,
-    chunk_rows=connector::DEFAULT_CHUNK_ROWS, ttl_sec=None, compression=None,
+    chunk_rows=None, ttl_sec=None, compression=None,
     metadata_json=None, shape=None, schema_sha256=None, durable=false))]
 #[allow(clippy::too_many_arguments)]
 fn send(
@@ -84,7 +84,7 @@ fn send(
     producer: String,
     transport: &str,
     max_shm_bytes: u64,
-    chunk_rows: usize,
+    chunk_rows: Option<usize>,
     ttl_sec: Option<i64>,
     compression: Option<&str>,
     metadata_json: Option<&str>,
