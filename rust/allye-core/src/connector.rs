@@ -361,11 +361,8 @@ fn write_planned(plan: &Planned, schema: &SchemaRef, batches: &[RecordBatch], op
 /// The current `ready` event of a table, or `TableNotFound`; a version past its
 /// `expires_at` is not served.
 pub fn latest(store: &Store, table: &str, producer: Option<&str>) -> Result<Event> {
-    let ev = manifest::latest_ready(store, table, producer)?.ok_or_else(|| Error::TableNotFound {
-        table: table.into(),
-        producer: producer.map(Into::into),
-        store: store.root().to_path_buf(),
-    })?;
+    let ev = manifest::latest_ready(store, table, producer)?
+        .ok_or_else(|| Error::table_not_found(store, table, producer))?;
     let expires_at = ev.payload.as_ref().and_then(|p| p.expires_at.clone());
     if time::is_expired(expires_at.as_deref()) {
         return Err(Error::Expired {

@@ -67,6 +67,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// `TableNotFound` for `table` (and `producer`) in `store`.
+    pub fn table_not_found(store: &crate::store::Store, table: &str, producer: Option<&str>) -> Self {
+        Error::TableNotFound {
+            table: table.into(),
+            producer: producer.map(Into::into),
+            store: store.root().to_path_buf(),
+        }
+    }
+
     /// Wraps an `io::Error` with a sentence saying what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {

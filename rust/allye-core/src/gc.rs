@@ -143,15 +143,16 @@ fn unlink_on_read(ev: &Event) -> bool {
     ev.metadata.get("shm_unlink_on_read").and_then(Value::as_bool) == Some(true)
 }
 
-/// A payload gc may consider: where it is and whether it lies inside the store.
+/// A payload by transport and locator: whether it lies inside the store, whether it
+/// exists, and deleting it. gc and table removal delete through this and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Target {
+pub(crate) struct Target {
     transport: String,
     locator: String,
 }
 
 impl Target {
-    fn of(p: &PayloadRef) -> Self {
+    pub(crate) fn of(p: &PayloadRef) -> Self {
         Target { transport: p.transport.clone(), locator: p.locator.clone() }
     }
     fn file(path: &Path) -> Self {
@@ -160,7 +161,7 @@ impl Target {
 
     /// `Some(true)`: ours to delete; `Some(false)`: outside the store (report, do not
     /// follow); `None`: a transport we do not know (leave alone).
-    fn inside(&self, store: &Store) -> Option<bool> {
+    pub(crate) fn inside(&self, store: &Store) -> Option<bool> {
         match self.transport.as_str() {
             TRANSPORT_FILE => Some(store.owns_payload_file(Path::new(&self.locator))),
             TRANSPORT_SHM => Some(crate::shm::check_name(&self.locator).is_ok()),
@@ -168,7 +169,7 @@ impl Target {
         }
     }
 
-    fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         match self.transport.as_str() {
             TRANSPORT_FILE => Path::new(&self.locator).exists(),
             TRANSPORT_SHM => crate::shm::exists(&self.locator),
@@ -176,7 +177,7 @@ impl Target {
         }
     }
 
-    fn delete(&self, store: &Store) -> Result<()> {
+    pub(crate) fn delete(&self, store: &Store) -> Result<()> {
         match self.transport.as_str() {
             TRANSPORT_FILE => match fs::remove_file(&self.locator) {
                 Ok(()) => Ok(()),

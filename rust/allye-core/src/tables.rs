@@ -13,14 +13,13 @@
 //!   so a load fails with their "payload missing" error, and the latest state they may
 //!   show is `error` with the reason "removed by user".
 
-use std::path::Path;
-
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::connector::METADATA_KEY;
 use crate::error::{Error, Result};
-use crate::manifest::{self, Event, TableState, STATUS_ERROR, STATUS_READY, TRANSPORT_FILE, TRANSPORT_SHM};
+use crate::gc::Target;
+use crate::manifest::{self, Event, TableState, STATUS_ERROR, STATUS_READY};
 use crate::process::WriterIdentity;
 use crate::store::Store;
 use crate::time;
@@ -84,11 +83,7 @@ pub fn state(store: &Store, table: &str, producer: Option<&str>) -> Result<Table
     let all = manifest::latest_per_table(store)?;
     all.get(table)
         .map(|st| info(table.to_string(), st, producer))
-        .ok_or_else(|| Error::TableNotFound {
-            table: table.into(),
-            producer: producer.map(Into::into),
-            store: store.root().to_path_buf(),
-        })
+        .ok_or_else(|| Error::table_not_found(store, table, producer))
 }
 
 fn info(name: String, st: &TableState, producer: Option<&str>) -> TableInfo {
@@ -119,21 +114,13 @@ fn info(name: String, st: &TableState, producer: Option<&str>) -> TableInfo {
     }
 }
 
-fn not_found(store: &Store, table: &str, producer: Option<&str>) -> Error {
-    Error::TableNotFound {
-        table: table.into(),
-        producer: producer.map(Into::into),
-        store: store.root().to_path_buf(),
-    }
-}
-
 /// The current `ready` event like [`crate::connector::latest`], but a table whose last
 /// line is a removal is `TableNotFound`. Looks at the table's state (a copy of the
 /// index) every time; [`get_live`] avoids that on the common path.
 pub fn latest_live(store: &Store, table: &str, producer: Option<&str>) -> Result<Event> {
     let ev = crate::connector::latest(store, table, producer)?;
     if state(store, table, producer)?.state == "removed" {
-        return Err(not_found(store, table, producer));
+        return Err(Error::table_not_found(store, table, producer));
     }
     Ok(ev)
 }
@@ -144,20 +131,16 @@ pub fn latest_live(store: &Store, table: &str, producer: Option<&str>) -> Result
 pub fn get_live(store: &Store, table: &str, producer: Option<&str>) -> Result<(Event, crate::payload::Decoded)> {
     let ev = crate::connector::latest(store, table, producer)?;
     let removed = || -> Result<bool> { Ok(state(store, table, producer)?.state == "removed") };
-    let inside = ev.payload.as_ref().is_some_and(|p| match p.transport.as_str() {
-        TRANSPORT_FILE => store.owns_payload_file(Path::new(&p.locator)),
-        TRANSPORT_SHM => crate::shm::check_name(&p.locator).is_ok(),
-        _ => false,
-    });
+    let inside = ev.payload.as_ref().is_some_and(|p| Target::of(p).inside(store) == Some(true));
     if !inside && removed()? {
-        return Err(not_found(store, table, producer));
+        return Err(Error::table_not_found(store, table, producer));
     }
     // `connector::get` retries a version gc freed under it and records reads.
     match crate::connector::get(store, table, producer) {
         Ok(got) => Ok(got),
         Err(e @ Error::PayloadMissing { .. }) => {
             if removed()? {
-                Err(not_found(store, table, producer))
+                Err(Error::table_not_found(store, table, producer))
             } else {
                 Err(e)
             }
@@ -184,11 +167,7 @@ pub fn remove(store: &Store, table: &str) -> Result<Removal> {
     crate::connector::validate_table_name(table)?;
     let all = manifest::read_all(store)?;
     if !all.iter().any(|e| e.table_name == table) {
-        return Err(Error::TableNotFound {
-            table: table.into(),
-            producer: None,
-            store: store.root().to_path_buf(),
-        });
+        return Err(Error::table_not_found(store, table, None));
     }
     let id = uuid::Uuid::new_v4().to_string();
     let mut metadata = serde_json::Map::new();
@@ -226,18 +205,12 @@ pub fn remove(store: &Store, table: &str) -> Result<Removal> {
             continue;
         }
         let pair = (p.transport.clone(), p.locator.clone());
-        match p.transport.as_str() {
-            TRANSPORT_FILE if store.owns_payload_file(Path::new(&p.locator)) => match std::fs::remove_file(&p.locator) {
-                Ok(()) => deleted.push(pair),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(format!("cannot remove {}", p.locator), e)),
-            },
-            TRANSPORT_SHM if crate::shm::check_name(&p.locator).is_ok() => {
-                if crate::shm::unlink(&p.locator)? {
-                    deleted.push(pair);
-                }
-            }
-            _ => skipped.push(pair),
+        let target = Target::of(p);
+        if target.inside(store) != Some(true) {
+            skipped.push(pair);
+        } else if target.exists() {
+            target.delete(store)?;
+            deleted.push(pair);
         }
     }
     log::info!("removed table {table:?}: {} payloads deleted", deleted.len());
@@ -251,6 +224,7 @@ pub fn remove(store: &Store, table: &str) -> Result<Removal> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use super::*;
     use crate::connector::{self, SendOptions, TransportChoice};
     use arrow_array::{ArrayRef, Int64Array, RecordBatch};
