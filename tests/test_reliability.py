@@ -250,3 +250,14 @@ def test_durable_send_round_trips(store, transport):
     df = pd.DataFrame({"x": np.arange(1000.0)})
     adc.send_dataframe(df, "d", secret_dir=store, transport=transport, durable=True, notify_canvas=False)
     pd.testing.assert_frame_equal(adc.get_dataframe("d", secret_dir=store), df)
+
+
+def test_describing_a_table_is_not_a_read_for_shm_unlink_on_read(store):
+    import pandas as pd
+
+    adc.send_dataframe(pd.DataFrame({"x": np.arange(10.0)}), "once", secret_dir=store, transport="shm", notify_canvas=False)
+    assert adc.describe_table("once", secret_dir=store)["schema"] == [{"name": "x", "type": "double"}]
+    adc.list_tables(secret_dir=store, all_states=True)
+    assert adc.gc(secret_dir=store, dry_run=False) == [], "looking at the schema is not a load"
+    adc.get_dataframe("once", secret_dir=store)
+    assert [a["table_name"] for a in adc.gc(secret_dir=store, dry_run=False)] == ["once"]

@@ -54,9 +54,14 @@ def table_state(table_name: str, *, secret_dir: Optional[str] = None, producer: 
     """JSON object of one table's state (raises TableNotFoundError when never mentioned)."""
 
 def get_live(
-    table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None
+    table_name: str,
+    *,
+    secret_dir: Optional[str] = None,
+    producer: Optional[str] = None,
+    record_read: bool = True,
 ) -> tuple[str, _ArrowStream]:
-    """Like :func:`get`, but a removed table raises TableNotFoundError."""
+    """Like :func:`get`, but a removed table raises TableNotFoundError; ``record_read=False``
+    for a look that is not a load (it does not count for ``shm_unlink_on_read``)."""
 
 def remove_table(table_name: str, *, secret_dir: Optional[str] = None) -> str:
     """Appends a removal line, deletes the table's payloads in this store; JSON report

@@ -375,7 +375,9 @@ def _describe(st: dict[str, Any], *, with_schema: bool, secret_dir: Optional[Pat
         out["schema_error"] = None
         if ready and not out["expired"]:
             try:
-                _, data = _core.get_live(st["table_name"], secret_dir=_path(secret_dir), producer=ready.get("producer"))
+                _, data = _core.get_live(
+                    st["table_name"], secret_dir=_path(secret_dir), producer=ready.get("producer"), record_read=False
+                )
                 table = pa.table(data)
                 out["schema"] = [{"name": f.name, "type": str(f.type)} for f in table.schema]
                 out["index_columns"] = partial.index_columns(table)

@@ -373,13 +373,19 @@ pub fn latest(store: &Store, table: &str, producer: Option<&str>) -> Result<Even
     Ok(ev)
 }
 
-/// Gets the current version of a table: its event and its decoded (zero-copy) data.
-///
-/// A version can be freed by gc (superseded) between the lookup and the open; the lookup
-/// is then repeated, so a reader always gets one complete version while writers and gc run.
+/// Gets the current version of a table: its event and its decoded (zero-copy) data, and
+/// records the read (see [`record_read`]).
 pub fn get(store: &Store, table: &str, producer: Option<&str>) -> Result<(Event, Decoded)> {
+    let got = read_current(store, table, producer, latest(store, table, producer)?)?;
+    record_read(store, &got.0);
+    Ok(got)
+}
+
+/// Reads `ev`, the current version of `table` as [`latest`] found it. A version can be
+/// freed by gc (superseded) between the lookup and the open; the lookup is then
+/// repeated, so a reader always gets one complete version while writers and gc run.
+pub fn read_current(store: &Store, table: &str, producer: Option<&str>, mut ev: Event) -> Result<(Event, Decoded)> {
     const ATTEMPTS: usize = 20;
-    let mut ev = latest(store, table, producer)?;
     for _ in 1..ATTEMPTS {
         match read_payload(store, &ev) {
             Err(Error::PayloadMissing { .. }) => {
@@ -389,18 +395,31 @@ pub fn get(store: &Store, table: &str, producer: Option<&str>) -> Result<(Event,
                 }
                 ev = now;
             }
-            other => return finish_get(store, ev, other),
+            other => {
+                let decoded = explain_missing(&ev, other)?;
+                return Ok((ev, decoded));
+            }
         }
     }
-    let result = read_payload(store, &ev);
-    finish_get(store, ev, result)
+    let decoded = explain_missing(&ev, read_payload(store, &ev))?;
+    Ok((ev, decoded))
 }
 
-fn finish_get(store: &Store, ev: Event, read: Result<Decoded>) -> Result<(Event, Decoded)> {
-    let decoded = read.map_err(|e| match e {
+/// Records that the payload of `ev` was loaded: gc unlinks a segment sent with
+/// `shm_unlink_on_read=True` once it has been read.
+pub fn record_read(store: &Store, ev: &Event) {
+    if let Some(p) = ev.payload.as_ref() {
+        if p.transport == TRANSPORT_SHM && crate::gc::unlink_on_read(ev) {
+            crate::gc::mark_read(store, &p.locator);
+        }
+    }
+}
+
+/// Says why a segment flagged `shm_unlink_on_read` may be gone.
+fn explain_missing(ev: &Event, read: Result<Decoded>) -> Result<Decoded> {
+    read.map_err(|e| match e {
         Error::PayloadMissing { table, transport, locator, reason }
-            if ev.metadata.get("shm_unlink_on_read").and_then(Value::as_bool) == Some(true)
-                && transport == TRANSPORT_SHM =>
+            if transport == TRANSPORT_SHM && crate::gc::unlink_on_read(ev) =>
         {
             Error::PayloadMissing {
                 table,
@@ -410,13 +429,7 @@ fn finish_get(store: &Store, ev: Event, read: Result<Decoded>) -> Result<(Event,
             }
         }
         e => e,
-    })?;
-    if let Some(p) = ev.payload.as_ref() {
-        if p.transport == TRANSPORT_SHM && ev.metadata.get("shm_unlink_on_read").and_then(Value::as_bool) == Some(true) {
-            crate::gc::mark_read(store, &p.locator);
-        }
-    }
-    Ok((ev, decoded))
+    })
 }
 
 /// Maps and decodes the payload of a `ready` event.

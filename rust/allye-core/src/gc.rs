@@ -139,7 +139,8 @@ pub fn mark_read(store: &Store, locator: &str) {
     }
 }
 
-fn unlink_on_read(ev: &Event) -> bool {
+/// True when `ev` was sent with `shm_unlink_on_read=True`.
+pub(crate) fn unlink_on_read(ev: &Event) -> bool {
     ev.metadata.get("shm_unlink_on_read").and_then(Value::as_bool) == Some(true)
 }
 

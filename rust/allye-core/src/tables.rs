@@ -127,17 +127,24 @@ pub fn latest_live(store: &Store, table: &str, producer: Option<&str>) -> Result
 
 /// [`crate::connector::get`] that honours removals. A removal deletes every payload
 /// inside the store, so the table's state is only consulted when the payload is
-/// missing or lives outside the store (which a removal does not delete).
-pub fn get_live(store: &Store, table: &str, producer: Option<&str>) -> Result<(Event, crate::payload::Decoded)> {
+/// missing or lives outside the store (which a removal does not delete). With
+/// `record_read`, the read counts for `shm_unlink_on_read` (a load does; a look at the
+/// schema does not).
+pub fn get_live(store: &Store, table: &str, producer: Option<&str>, record_read: bool) -> Result<(Event, crate::payload::Decoded)> {
     let ev = crate::connector::latest(store, table, producer)?;
     let removed = || -> Result<bool> { Ok(state(store, table, producer)?.state == "removed") };
     let inside = ev.payload.as_ref().is_some_and(|p| Target::of(p).inside(store) == Some(true));
     if !inside && removed()? {
         return Err(Error::table_not_found(store, table, producer));
     }
-    // `connector::get` retries a version gc freed under it and records reads.
-    match crate::connector::get(store, table, producer) {
-        Ok(got) => Ok(got),
+    // `read_current` retries a version gc freed under it.
+    match crate::connector::read_current(store, table, producer, ev) {
+        Ok(got) => {
+            if record_read {
+                crate::connector::record_read(store, &got.0);
+            }
+            Ok(got)
+        }
         Err(e @ Error::PayloadMissing { .. }) => {
             if removed()? {
                 Err(Error::table_not_found(store, table, producer))
@@ -260,14 +267,14 @@ mod tests {
         assert_eq!(t.error.as_deref(), Some(REMOVED_REASON));
         assert!(t.ready.is_none());
         assert!(matches!(latest_live(&store, "t", None), Err(Error::TableNotFound { .. })));
-        assert!(matches!(get_live(&store, "t", None), Err(Error::TableNotFound { .. })));
+        assert!(matches!(get_live(&store, "t", None, true), Err(Error::TableNotFound { .. })));
         // The plain protocol lookup still finds the old ready line (as 0.1.2 would).
         assert_eq!(connector::latest(&store, "t", None).unwrap().id, s1.id);
         assert!(latest_live(&store, "other", None).is_ok());
         // A new version brings the table back.
         let f2 = send(&store, "t", TransportChoice::File);
         assert_eq!(latest_live(&store, "t", None).unwrap().id, f2.id);
-        assert_eq!(get_live(&store, "t", None).unwrap().0.id, f2.id);
+        assert_eq!(get_live(&store, "t", None, true).unwrap().0.id, f2.id);
         assert_eq!(state(&store, "t", None).unwrap().state, "ready");
         assert!(matches!(remove(&store, "never"), Err(Error::TableNotFound { .. })));
         // A version whose payload lives outside the store: rm leaves the file alone, but
@@ -281,11 +288,11 @@ mod tests {
         foreign.id = "foreign".into();
         foreign.payload.as_mut().unwrap().locator = moved.to_string_lossy().into();
         manifest::append(&store, &foreign, false).unwrap();
-        assert_eq!(get_live(&store, "ext", None).unwrap().0.id, "foreign");
+        assert_eq!(get_live(&store, "ext", None, true).unwrap().0.id, "foreign");
         let r = remove(&store, "ext").unwrap();
         assert_eq!(r.skipped.len(), 1);
         assert!(moved.exists());
-        assert!(matches!(get_live(&store, "ext", None), Err(Error::TableNotFound { .. })));
+        assert!(matches!(get_live(&store, "ext", None, true), Err(Error::TableNotFound { .. })));
         remove(&store, "t").unwrap();
         remove(&store, "other").unwrap();
     }

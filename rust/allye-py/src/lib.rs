@@ -193,18 +193,20 @@ fn table_state(py: Python<'_>, table_name: &str, secret_dir: Option<PathBuf>, pr
     json(&st)
 }
 
-/// Like `get`, but a removed table is TableNotFoundError.
+/// Like `get`, but a removed table is TableNotFoundError; `record_read=False` for a
+/// look that is not a load (it does not count for `shm_unlink_on_read`).
 #[pyfunction]
-#[pyo3(signature = (table_name, *, secret_dir=None, producer=None))]
+#[pyo3(signature = (table_name, *, secret_dir=None, producer=None, record_read=true))]
 fn get_live(
     py: Python<'_>,
     table_name: &str,
     secret_dir: Option<PathBuf>,
     producer: Option<&str>,
+    record_read: bool,
 ) -> PyResult<(String, PyTable)> {
     let store = store(secret_dir)?;
     let (ev, data) = py
-        .detach(|| allye_core::tables::get_live(&store, table_name, producer))
+        .detach(|| allye_core::tables::get_live(&store, table_name, producer, record_read))
         .py()?;
     Ok((ev.to_line().py()?, PyTable::try_new(data.batches, data.schema)?))
 }
