@@ -36,7 +36,7 @@ def get(
     """``(ready line, Arrow table)``; the table's buffers point into the mapping."""
 
 def list_tables(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
-    """JSON array of every table's current ``ready`` event."""
+    """JSON array of every table's current ``ready`` event (removed tables left out)."""
 
 def gc(*, secret_dir: Optional[str] = None, dry_run: bool = True, keep_versions: int = 1) -> str:
     """JSON array of the actions taken (or that would be taken)."""

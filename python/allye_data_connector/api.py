@@ -263,11 +263,8 @@ def list_tables(
             _describe(st, with_schema=with_schema, secret_dir=secret_dir)
             for st in json.loads(_core.table_states(secret_dir=_path(secret_dir), producer=producer))
         ]
-    removed = {st["table_name"] for st in json.loads(_core.table_states(secret_dir=_path(secret_dir))) if st["state"] == "removed"}
     out = []
     for ev in json.loads(_core.list_tables(secret_dir=_path(secret_dir), producer=producer)):
-        if ev["table_name"] in removed:
-            continue
         p = ev.get("payload") or {}
         shape = p.get("shape")
         out.append(

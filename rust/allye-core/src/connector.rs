@@ -490,10 +490,12 @@ pub fn read_payload(store: &Store, ev: &Event) -> Result<Decoded> {
     }
 }
 
-/// The current `ready` event of every table (for that producer), sorted by table name.
+/// The current `ready` event of every table (for that producer), sorted by table name;
+/// removed tables (see [`crate::tables::remove`]) are left out.
 pub fn list(store: &Store, producer: Option<&str>) -> Result<Vec<Event>> {
     Ok(manifest::latest_per_table(store)?
         .into_values()
+        .filter(|t| !crate::tables::is_removed(t))
         .filter_map(|t| t.ready_for(producer).cloned())
         .collect())
 }

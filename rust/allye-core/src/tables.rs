@@ -271,6 +271,8 @@ mod tests {
         // The plain protocol lookup still finds the old ready line (as 0.1.2 would).
         assert_eq!(connector::latest(&store, "t", None).unwrap().id, s1.id);
         assert!(latest_live(&store, "other", None).is_ok());
+        let listed: Vec<String> = connector::list(&store, None).unwrap().into_iter().map(|e| e.table_name).collect();
+        assert_eq!(listed, ["other"], "list leaves a removed table out");
         // A new version brings the table back.
         let f2 = send(&store, "t", TransportChoice::File);
         assert_eq!(latest_live(&store, "t", None).unwrap().id, f2.id);
