@@ -80,9 +80,8 @@ pub fn states(store: &Store, producer: Option<&str>) -> Result<Vec<TableInfo>> {
 
 /// The state of one table, or `TableNotFound` when the manifest never mentions it.
 pub fn state(store: &Store, table: &str, producer: Option<&str>) -> Result<TableInfo> {
-    let all = manifest::latest_per_table(store)?;
-    all.get(table)
-        .map(|st| info(table.to_string(), st, producer))
+    manifest::table_state(store, table)?
+        .map(|st| info(table.to_string(), &st, producer))
         .ok_or_else(|| Error::table_not_found(store, table, producer))
 }
 
