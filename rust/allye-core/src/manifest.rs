@@ -331,13 +331,14 @@ fn read_at(file: &File, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
     Ok(now)
 }
 
+/// Which file a path names: device and inode (on Windows, a stand-in: see [`identity`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileIdentity {
+pub(crate) struct FileIdentity {
     dev: u64,
     ino: u64,
 }
 
-fn identity(meta: &std::fs::Metadata) -> FileIdentity {
+pub(crate) fn identity(meta: &std::fs::Metadata) -> FileIdentity {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

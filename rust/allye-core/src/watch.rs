@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use notify::{RecursiveMode, Watcher};
 
 use crate::error::{IoContext, Result};
-use crate::manifest::{parse_lines, Cursor, Event};
+use crate::manifest::{identity, parse_lines, Cursor, Event, FileIdentity};
 use crate::store::{Store, MANIFEST_FILE};
 
 /// Stat interval when no events can be had.
@@ -48,19 +48,12 @@ impl WatchMode {
     }
 }
 
-/// What `stat` says about the manifest: (device/inode or stand-in, length, mtime).
-type Stamp = Option<(u64, u64, u64, Option<std::time::SystemTime>)>;
+/// What `stat` says about the manifest: (file identity, length, mtime).
+type Stamp = Option<(FileIdentity, u64, Option<std::time::SystemTime>)>;
 
 fn stamp(path: &Path) -> Stamp {
     let meta = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let (dev, ino) = {
-        use std::os::unix::fs::MetadataExt;
-        (meta.dev(), meta.ino())
-    };
-    #[cfg(not(unix))]
-    let (dev, ino) = (0u64, 0u64);
-    Some((dev, ino, meta.len(), meta.modified().ok()))
+    Some((identity(&meta), meta.len(), meta.modified().ok()))
 }
 
 /// Tells its owner when `manifest.jsonl` of a store may have changed.
