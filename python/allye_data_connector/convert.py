@@ -128,6 +128,19 @@ _NUMERIC_KINDS = frozenset("iufb")
 _SCHEMAS: dict = {}
 
 
+def range_index_metadata(meta: dict, index: pd.RangeIndex) -> dict:
+    """A copy of pandas metadata ``meta`` whose RangeIndex entries describe ``index``
+    (start, stop, step), key order kept, so that it serialises as pyarrow would."""
+    return dict(
+        meta,
+        index_columns=[
+            dict(ic, start=int(index.start), stop=int(index.stop), step=int(index.step))
+            if isinstance(ic, dict) and ic.get("kind") == "range" else ic
+            for ic in meta.get("index_columns", [])
+        ],
+    )
+
+
 def _numeric_schema(frame: pd.DataFrame, dtypes: list) -> pa.Schema:
     """``pa.Schema.from_pandas(frame, preserve_index=None)`` for a frame of NumPy numeric
     columns with a RangeIndex, cached: building the pandas metadata costs more than
@@ -149,7 +162,7 @@ def _numeric_schema(frame: pd.DataFrame, dtypes: list) -> pa.Schema:
         schema, meta, stop = hit
         if stop == index.stop:
             return schema
-        meta = dict(meta, index_columns=[dict(meta["index_columns"][0], stop=index.stop)])
+        meta = range_index_metadata(meta, index)
         return schema.with_metadata({b"pandas": json.dumps(meta).encode("utf-8")})
     schema = pa.Schema.from_pandas(frame, preserve_index=None)
     if key is not None:

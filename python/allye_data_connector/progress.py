@@ -23,7 +23,7 @@ from typing import Callable, Optional, Union
 import pandas as pd
 import pyarrow as pa
 
-from .convert import dataframe_to_arrow
+from .convert import dataframe_to_arrow, range_index_metadata
 from .errors import CancelledError
 
 logger = logging.getLogger(__name__)
@@ -54,10 +54,7 @@ def _whole_range_metadata(table: pa.Table, df: pd.DataFrame) -> pa.Table:
     raw = (table.schema.metadata or {}).get(b"pandas")
     if not raw or not isinstance(df.index, pd.RangeIndex):
         return table
-    meta = json.loads(raw)
-    for ic in meta.get("index_columns", []):
-        if isinstance(ic, dict) and ic.get("kind") == "range":
-            ic["start"], ic["stop"], ic["step"] = int(df.index.start), int(df.index.stop), int(df.index.step)
+    meta = range_index_metadata(json.loads(raw), df.index)
     new = dict(table.schema.metadata or {})
     new[b"pandas"] = json.dumps(meta).encode("utf-8")
     return table.replace_schema_metadata(new)
