@@ -360,11 +360,11 @@ fn leftovers(store: &Store, id: &str, plan: &Planned) -> Vec<Target> {
     if let (Some(tr), Some(loc)) = (&plan.transport, &plan.locator) {
         out.push(Target { transport: tr.clone(), locator: loc.clone() });
     }
-    let file = store.payload_dir().join(format!("{id}.arrow"));
-    let file = fs::canonicalize(store.payload_dir()).map(|d| d.join(format!("{id}.arrow"))).unwrap_or(file);
-    out.push(Target::file(&file));
+    // Locators are absolute, canonical paths (as `connector::send` writes them).
+    let dir = fs::canonicalize(store.payload_dir()).unwrap_or_else(|_| store.payload_dir());
+    out.push(Target::file(&dir.join(format!("{id}.arrow"))));
     let prefix = format!("{id}.arrow.tmp-");
-    if let Ok(entries) = fs::read_dir(file.parent().unwrap_or(Path::new("."))) {
+    if let Ok(entries) = fs::read_dir(&dir) {
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(&prefix) {
                 out.push(Target::file(&entry.path()));
