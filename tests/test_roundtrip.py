@@ -322,3 +322,141 @@ def test_which_frames_take_the_numeric_path():
 
     taken = {k for k, df in ALL_CONVERSION_FRAMES.items() if _numeric_table(df) is not None}
     assert taken == FAST_PATH
+
+
+# --- get side: convert._numeric_frame against pyarrow's to_pandas -------------------------
+def arrow_tables() -> dict[str, pa.Table]:
+    """Tables as a get sees them: every conversion frame as a send converts it, plus
+    tables no frame of ours gives (slices, several chunks, nulls, lying metadata)."""
+    from allye_data_connector.convert import dataframe_to_arrow
+
+    tables = {k: dataframe_to_arrow(df) for k, df in ALL_CONVERSION_FRAMES.items()}
+    base = pa.Table.from_pandas(pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20)}), preserve_index=None)
+    tables["sliced_table"] = base.slice(3, 10)
+    tables["sliced_to_empty"] = base.slice(5, 0)
+    tables["two_chunks"] = pa.concat_tables([base, base])
+    tables["null_in_int"] = base.set_column(1, "b", pa.array([None] + list(range(19)), pa.int64()))
+    tables["nullable_int_without_nulls"] = pa.Table.from_pandas(pd.DataFrame({"n": pd.array([1, 2, 3], dtype="Int64")}))
+    tables["no_pandas_metadata"] = base.replace_schema_metadata(None)
+    tables["extra_metadata"] = base.replace_schema_metadata({**base.schema.metadata, b"other": b"x"})
+    renamed = pa.schema([pa.field("x", pa.float64()), pa.field("y", pa.int64())], metadata=base.schema.metadata)
+    tables["renamed_fields"] = pa.Table.from_arrays(base.columns, schema=renamed)
+    return tables
+
+
+ARROW_TABLES = arrow_tables()
+#: Tables whose later gets _numeric_frame assembles itself (the rest go to pyarrow).
+GET_FAST_PATH = {
+    "bool_labels", "empty", "empty_rows", "extra_metadata", "float16", "float_inf", "float_labels", "floats_no_nan",
+    "int_labels", "ints", "ints_all_widths", "multiindex_columns", "named_column_index", "no_columns",
+    "numeric_frame_2d_block", "rangeindex_named_offset", "rangeindex_other_stop", "renamed_fields", "sliced_rangeindex",
+    "sliced_table", "sliced_to_empty", "strided", "wide",
+}
+
+
+def assert_same_frame(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, check_column_type=True, check_index_type=True)
+    assert type(got.index) is type(expected.index) and got.index.equals(expected.index)
+    assert got.index.name == expected.index.name and got.index.names == expected.index.names
+    assert got.columns.dtype == expected.columns.dtype and type(got.columns) is type(expected.columns)
+    assert got.columns.names == expected.columns.names
+    assert got.attrs == expected.attrs
+    for i in range(got.shape[1]):
+        g, e = got.iloc[:, i].array, expected.iloc[:, i].array
+        assert type(g) is type(e) and g.dtype == e.dtype
+        gv, ev = got.iloc[:, i].to_numpy(), expected.iloc[:, i].to_numpy()
+        assert gv.flags.writeable == ev.flags.writeable
+
+
+def pyarrow_result(table: pa.Table, dtype_backend=None) -> pd.DataFrame:
+    """arrow_to_dataframe with the numeric get path switched off: to_pandas as before."""
+    from allye_data_connector import convert
+
+    saved, convert._from_blocks = convert._from_blocks, None
+    try:
+        return convert.arrow_to_dataframe(table, dtype_backend)
+    finally:
+        convert._from_blocks = saved
+
+
+@pytest.mark.parametrize("kind", list(ARROW_TABLES))
+def test_get_conversion_equals_pyarrow_to_pandas(kind):
+    """The first table of a schema is converted by pyarrow (and learnt from), the later
+    ones possibly by _numeric_frame: all must be what to_pandas(split_blocks=True) gives."""
+    from allye_data_connector import convert
+
+    table = ARROW_TABLES[kind]
+    convert._FRAMES.clear()
+    expected = pyarrow_result(table)
+    for _ in range(3):
+        assert_same_frame(convert.arrow_to_dataframe(table), expected)
+    for backend in ("pyarrow", "numpy_nullable"):  # other backends never take the path
+        assert_same_frame(convert.arrow_to_dataframe(table, backend), pyarrow_result(table, backend))
+
+
+def test_which_tables_take_the_numeric_get_path():
+    """Keeps the test above meaningful: these tables are assembled by _numeric_frame once
+    their schema is learnt, all others converted by pyarrow."""
+    from allye_data_connector import convert
+
+    taken = set()
+    for kind, table in ARROW_TABLES.items():
+        convert._FRAMES.clear()
+        convert.arrow_to_dataframe(table)  # learns
+        if convert._numeric_frame(table) is not None:
+            taken.add(kind)
+    # pandas < 3 has no create_dataframe_from_blocks: there every get goes through pyarrow.
+    assert taken == (GET_FAST_PATH if convert._from_blocks is not None else set())
+
+
+def test_numeric_get_path_is_zero_copy_and_follows_the_length():
+    """Later tables of a learnt schema with other lengths (so other RangeIndex stops) get
+    their own RangeIndex, and their columns are read-only views of the Arrow buffers."""
+    from allye_data_connector import convert
+
+    convert._FRAMES.clear()
+    for rows in (10, 3, 10, 0, 7, 1000):
+        table = pa.Table.from_pandas(pd.DataFrame({"a": np.arange(rows, dtype=float), "b": np.arange(rows)}))
+        got = convert.arrow_to_dataframe(table)
+        assert_same_frame(got, pyarrow_result(table))
+        assert got.index.equals(pd.RangeIndex(rows))
+        if rows:
+            for name in ("a", "b"):
+                arr = got[name].to_numpy()
+                assert not arr.flags.writeable
+                assert arr.__array_interface__["data"][0] == table.column(name).chunk(0).buffers()[1].address
+    assert len(convert._FRAMES) == 1, "one schema learnt once, whatever the lengths"
+
+
+def test_renaming_one_results_columns_leaves_the_next_get_alone():
+    from allye_data_connector import convert
+
+    convert._FRAMES.clear()
+    table = pa.Table.from_pandas(pd.DataFrame({"a": np.arange(3.0), "b": np.arange(3)}))
+    first = convert.arrow_to_dataframe(table)
+    second = convert.arrow_to_dataframe(table)
+    first.columns.name = "renamed"
+    second.columns.name = "also"
+    third = convert.arrow_to_dataframe(table)
+    assert third.columns.name is None and first.columns.name == "renamed"
+    third.columns = ["x", "y"]
+    assert list(convert.arrow_to_dataframe(table).columns) == ["a", "b"]
+
+
+def test_a_learnt_schema_is_not_used_for_other_field_names_or_types():
+    """Same pandas metadata bytes, other field names or types: each is learnt on its own."""
+    from allye_data_connector import convert
+
+    convert._FRAMES.clear()
+    base = pa.Table.from_pandas(pd.DataFrame({"a": np.arange(4.0), "b": np.arange(4)}))
+    meta = base.schema.metadata
+    variants = [
+        base,
+        pa.Table.from_arrays(base.columns, schema=pa.schema([("x", pa.float64()), ("y", pa.int64())], metadata=meta)),
+        pa.Table.from_arrays([base.column(0), pa.array(np.arange(4, dtype="int32"))],
+                             schema=pa.schema([("a", pa.float64()), ("b", pa.int32())], metadata=meta)),
+    ]
+    for _ in range(2):
+        for table in variants:
+            assert_same_frame(convert.arrow_to_dataframe(table), pyarrow_result(table))
+    assert len(convert._FRAMES) == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal, Optional
 
 import numpy as np
@@ -239,6 +240,98 @@ def _nullable_mapper(t: pa.DataType) -> Optional[Any]:
     return None
 
 
+try:  # pandas >= 3: the public way to assemble a frame from blocks (pyarrow's too)
+    from pandas.api.internals import create_dataframe_from_blocks as _from_blocks
+except ImportError:  # pandas 2: no fast path, pyarrow converts every table
+    _from_blocks = None
+
+#: The ``"stop": N`` of a RangeIndex in pyarrow's pandas metadata (JSON it writes itself).
+_STOP = re.compile(rb'"stop": (-?[0-9]+)')
+#: What ``_numeric_frame`` learnt from ``to_pandas`` per schema (keyed on the schema's
+#: field types and names and its pandas metadata with the RangeIndex ``stop`` blanked out):
+#: ``(column Index, (start, step, name))``, or None for a schema it leaves
+#: to pyarrow.
+_FRAMES: dict = {}
+#: Arrow types whose single-chunk, null-free arrays ``to_pandas`` turns into NumPy views.
+_VIEW_TYPES = frozenset(
+    pa.from_numpy_dtype(np.dtype(t)) for t in ("int8", "int16", "int32", "int64", "uint8", "uint16",
+                                               "uint32", "uint64", "float16", "float32", "float64")
+)
+
+
+def _numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
+    """``table.to_pandas(split_blocks=True)`` for the common case without its costs
+    (rebuilding the column Index from the pandas metadata is most of a small get): a
+    table of integer and float columns, each one chunk without nulls, whose pandas
+    metadata describes a RangeIndex. The first table of a schema goes through pyarrow,
+    whose result (column Index, dtypes, index) is checked and remembered; later tables of
+    that schema are assembled from zero-copy NumPy views with a view of that column
+    Index, and the same RangeIndex rule as pyarrow's (the metadata's range when its length
+    matches, else ``RangeIndex(num_rows)``). ``None`` when the table does not qualify;
+    tests/test_roundtrip.py pins the result to ``to_pandas``."""
+    if _from_blocks is None:
+        return None
+    meta = table.schema.metadata
+    raw = meta.get(b"pandas") if meta else None
+    if raw is None:
+        return None
+    stops = _STOP.findall(raw)
+    if len(stops) != 1:
+        return None
+    schema = table.schema
+    key = (tuple(schema.types), tuple(schema.names), _STOP.sub(b'"stop": 0', raw))
+    learnt = _FRAMES.get(key, False)
+    if learnt is None:
+        return None
+    columns = table.columns
+    for col in columns:
+        if col.num_chunks != 1 or col.null_count:
+            return None
+    if learnt is False:
+        return _learn(table, key)
+    labels, (start, step, name) = learnt
+    n = table.num_rows
+    index = pd.RangeIndex(start, int(stops[0]), step, name=name)
+    if len(index) != n:
+        index = pd.RangeIndex(n)
+    blocks = [
+        (col.chunk(0).to_numpy(zero_copy_only=True).reshape(1, n), np.array([i], dtype=np.intp))
+        for i, col in enumerate(columns)
+    ]
+    return _from_blocks(blocks, index=index, columns=labels.view())
+
+
+def _learn(table: pa.Table, key: tuple) -> pd.DataFrame:
+    """Converts ``table`` with pyarrow and remembers whether, and how, ``_numeric_frame``
+    can assemble the later tables of its schema."""
+    df = table.to_pandas(split_blocks=True)
+    learnt = None
+    meta = json.loads(table.schema.metadata[b"pandas"])
+    ranges = meta.get("index_columns")
+    if (
+        all(t in _VIEW_TYPES for t in key[0])
+        and type(df.index) is pd.RangeIndex and not df.attrs
+        and ranges and len(ranges) == 1 and isinstance(ranges[0], dict) and ranges[0].get("kind") == "range"
+        and [str(ranges[0].get("stop")).encode()] == _STOP.findall(table.schema.metadata[b"pandas"])
+        and df.shape[1] == table.num_columns
+        and all(
+            type(a) is np.ndarray and a.dtype == t.to_pandas_dtype()
+            for a, t in zip(_column_arrays(df), key[0])
+        )
+    ):
+        r = ranges[0]
+        index = pd.RangeIndex(r["start"], r["stop"], r["step"], name=r["name"])
+        if len(index) != table.num_rows:
+            index = pd.RangeIndex(table.num_rows)
+        if df.index.equals(index) and df.index.name == index.name:
+            # A view: the caller may rename df.columns in place; the remembered Index stays.
+            learnt = (df.columns.view(), (r["start"], r["step"], r["name"]))
+    if len(_FRAMES) >= _CACHE_MAX:
+        _FRAMES.clear()
+    _FRAMES[key] = learnt
+    return df
+
+
 def arrow_to_dataframe(table: pa.Table, dtype_backend: Optional[DtypeBackend] = None) -> pd.DataFrame:
     """Converts an Arrow table to a DataFrame without copying what can be shared.
 
@@ -248,7 +341,9 @@ def arrow_to_dataframe(table: pa.Table, dtype_backend: Optional[DtypeBackend] = 
     ``"numpy_nullable"``: pandas' nullable extension dtypes.
     """
     if dtype_backend in (None, "numpy"):
-        df = table.to_pandas(split_blocks=True)
+        df = _numeric_frame(table)
+        if df is None:
+            df = table.to_pandas(split_blocks=True)
     elif dtype_backend == "pyarrow":
         df = table.to_pandas(split_blocks=True, types_mapper=pd.ArrowDtype)
     elif dtype_backend == "numpy_nullable":
