@@ -17,7 +17,7 @@ from . import _core, partial, settings as _settings
 from . import progress as _progress
 from . import watch as _watch
 from .canvas import notify_receiver
-from .convert import DtypeBackend, arrow_to_dataframe, dataframe_to_arrow, schema_sha256
+from .convert import DtypeBackend, _column_arrays, arrow_to_dataframe, dataframe_to_arrow, schema_sha256
 from .errors import InvalidArgumentError, TableNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -100,14 +100,14 @@ def send_dataframe(
         _int_arg("chunk_rows", chunk_rows, minimum=0)
     if ttl_sec is not None:
         _int_arg("ttl_sec", ttl_sec, minimum=0)
-    eff = _settings.load(
-        store_path(secret_dir),
+    eff = _settings.effective(
+        _core.resolve_store(_path(secret_dir)),
         max_shm_bytes=max_shm_bytes,
         chunk_rows=chunk_rows,
         compression=compression,
         default_ttl_sec=ttl_sec,
         notify_canvas=notify_canvas,
-    ).settings
+    )
     max_shm_bytes, chunk_rows, compression = eff.max_shm_bytes, eff.chunk_rows, eff.compression
     ttl_sec, notify_canvas = eff.default_ttl_sec, eff.notify_canvas
     if chunk_rows is None:
@@ -123,8 +123,10 @@ def send_dataframe(
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(f"metadata must be JSON-serialisable: {exc}") from exc
 
+    # The frame's column arrays, read once for the conversion and the schema hash.
+    arrays = _column_arrays(df) if isinstance(df, pd.DataFrame) else None
     if progress is None and cancel is None:
-        table = dataframe_to_arrow(df)
+        table = dataframe_to_arrow(df, arrays)
     else:
         table = _progress.dataframe_to_arrow_chunked(df, progress=progress, cancel=cancel)
         _progress.check(cancel, "the send")
@@ -140,7 +142,7 @@ def send_dataframe(
         compression=compression,
         metadata_json=metadata_json,
         shape=(int(df.shape[0]), int(df.shape[1])),
-        schema_sha256=schema_sha256(df),
+        schema_sha256=schema_sha256(df, arrays),
         durable=durable,
     )
     event = json.loads(line)

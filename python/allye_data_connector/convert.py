@@ -90,9 +90,10 @@ def _label_to_json(label: Any) -> Any:
     return str(label)
 
 
-def dataframe_to_arrow(df: pd.DataFrame) -> pa.Table:
+def dataframe_to_arrow(df: pd.DataFrame, arrays: Optional[list] = None) -> pa.Table:
     """Converts a DataFrame to an Arrow table in one pass over the whole frame (no
-    sampling), keeping the index and the column labels in the pandas metadata."""
+    sampling), keeping the index and the column labels in the pandas metadata.
+    ``arrays``: the frame's ``_column_arrays`` when the caller has them already."""
     if not isinstance(df, pd.DataFrame):
         raise InvalidInputError(
             f"send_dataframe() needs a pandas.DataFrame, got {type(df).__module__}.{type(df).__qualname__}; "
@@ -110,7 +111,7 @@ def dataframe_to_arrow(df: pd.DataFrame) -> pa.Table:
         frame = df.copy(deep=False)
         frame.columns = [f"{c}__{i}" for i, c in enumerate(labels)]
     try:
-        table = _numeric_table(frame)
+        table = _numeric_table(frame, arrays)
         if table is None:
             table = pa.Table.from_pandas(frame, preserve_index=None)
     except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
@@ -181,7 +182,7 @@ def _numeric_schema(frame: pd.DataFrame, dtypes: list) -> pa.Schema:
     return schema
 
 
-def _numeric_table(frame: pd.DataFrame) -> Optional[pa.Table]:
+def _numeric_table(frame: pd.DataFrame, arrays: Optional[list] = None) -> Optional[pa.Table]:
     """``pa.Table.from_pandas(frame, preserve_index=None)`` for the common case, a frame
     of NumPy integer, float and bool columns with a RangeIndex, without its costs:
     pyarrow scans every float column to turn NaN into nulls (a third of a large send),
@@ -193,7 +194,8 @@ def _numeric_table(frame: pd.DataFrame) -> Optional[pa.Table]:
     other frame, which pyarrow converts as before."""
     if type(frame.index) is not pd.RangeIndex or frame.attrs or frame.shape[1] == 0:
         return None
-    arrays = _column_arrays(frame)
+    if arrays is None:
+        arrays = _column_arrays(frame)
     for a in arrays:
         if type(a) is not np.ndarray or a.ndim != 1 or a.dtype.kind not in _NUMERIC_KINDS or not a.dtype.isnative:
             return None

@@ -120,19 +120,19 @@ class Resolved:
     file: Optional[Path] = None
 
 
-_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
+_cache: dict[str, tuple[int, dict[str, Any]]] = {}
 
 
-def _file_values(path: Path) -> dict[str, Any]:
+def _file_values(path: str) -> dict[str, Any]:
     try:
-        mtime = path.stat().st_mtime_ns
+        mtime = os.stat(path).st_mtime_ns
     except OSError:
         return {}
     hit = _cache.get(path)
     if hit and hit[0] == mtime:
         return hit[1]
-    data = _read_yaml(path)
-    known = {f.name for f in fields(Settings)}
+    data = _read_yaml(Path(path))
+    known = set(_FIELDS)
     for key in data:
         if key not in known:
             logger.warning("%s: unknown setting %r ignored (known: %s)", path, key, ", ".join(sorted(known)))
@@ -144,30 +144,34 @@ def settings_file(store: Union[str, os.PathLike[str]]) -> Path:
     return Path(store) / SETTINGS_FILE
 
 
-def load(store: Optional[Union[str, os.PathLike[str]]] = None, **arguments: Any) -> Resolved:
-    """The effective settings for ``store`` (a resolved store directory, or None for no
-    file): each field from ``arguments`` when given and not None, else its environment
-    variable, else the store's ``settings.yaml``, else the default."""
-    path = settings_file(store) if store is not None else None
+#: Names of the settings, in declaration order.
+_FIELDS = tuple(f.name for f in fields(Settings))
+
+
+def _resolve(store: Optional[str], arguments: dict[str, Any]) -> tuple[Settings, dict[str, str], Optional[str]]:
+    """(settings, source of each, settings file) for ``store``; plain strings and
+    ``os`` calls, as every send resolves its settings."""
+    unknown = set(arguments) - set(_FIELDS)
+    if unknown:
+        raise InvalidArgumentError(f"unknown settings {sorted(unknown)}")
+    path = os.path.join(store, SETTINGS_FILE) if store is not None else None
     from_file = _file_values(path) if path is not None else {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for f in fields(Settings):
-        name = f.name
+    environ = os.environ
+    for name in _FIELDS:
         env_name = ENV[name]
+        env_value = environ.get(env_name)
         if arguments.get(name) is not None:
             values[name], sources[name] = arguments[name], "argument"
-        elif os.environ.get(env_name) is not None and (os.environ[env_name].strip() or name == "compression"):
-            values[name] = _coerce(Settings, name, os.environ[env_name], f"${env_name}")
+        elif env_value is not None and (env_value.strip() or name == "compression"):
+            values[name] = _coerce(Settings, name, env_value, f"${env_name}")
             sources[name] = f"env:{env_name}"
         elif name in from_file:
             values[name] = _coerce(Settings, name, from_file[name], str(path))
             sources[name] = f"file:{path}"
         else:
             sources[name] = "default"
-    unknown = set(arguments) - {f.name for f in fields(Settings)}
-    if unknown:
-        raise InvalidArgumentError(f"unknown settings {sorted(unknown)}")
     s = Settings(**values)
     if s.max_shm_bytes < 1 or (s.chunk_rows is not None and s.chunk_rows < 0) or (s.default_ttl_sec is not None and s.default_ttl_sec < 0):
         raise InvalidArgumentError(
@@ -176,12 +180,29 @@ def load(store: Optional[Union[str, os.PathLike[str]]] = None, **arguments: Any)
         )
     if s.compression is not None and s.compression not in ("zstd", "lz4"):
         raise InvalidArgumentError(f"compression={s.compression!r}: use zstd, lz4 or none (see `adc config`)")
-    return Resolved(settings=s, sources=sources, store=Path(store) if store is not None else None, file=path)
+    return s, sources, path
+
+
+def effective(store: Optional[str] = None, **arguments: Any) -> Settings:
+    """The effective settings for ``store`` (a resolved store directory as a str, or None
+    for no file), as :func:`load` resolves them, without recording their sources."""
+    return _resolve(store, arguments)[0]
+
+
+def load(store: Optional[Union[str, os.PathLike[str]]] = None, **arguments: Any) -> Resolved:
+    """The effective settings for ``store`` (a resolved store directory, or None for no
+    file): each field from ``arguments`` when given and not None, else its environment
+    variable, else the store's ``settings.yaml``, else the default."""
+    s, sources, path = _resolve(os.fspath(store) if store is not None else None, arguments)
+    return Resolved(
+        settings=s, sources=sources, store=Path(store) if store is not None else None,
+        file=Path(path) if path is not None else None,
+    )
 
 
 def save(settings: Settings, store: Union[str, os.PathLike[str]]) -> Path:
     """Writes ``settings`` to ``<store>/settings.yaml`` (created private)."""
     path = settings_file(store)
     settings.to_yaml(path)
-    _cache.pop(path, None)
+    _cache.pop(str(path), None)
     return path
