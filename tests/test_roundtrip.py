@@ -267,6 +267,51 @@ def test_nan_becomes_null_and_clean_floats_are_not_copied():
     assert buf.address == col.__array_interface__["data"][0]
 
 
+def test_large_frames_are_scanned_for_nan_in_parallel_pieces():
+    """Above convert._PARALLEL_SCAN_VALUES the NaN scan runs in pieces on a thread pool:
+    a NaN in any piece (first, middle, last) must still make that column's nulls."""
+    from allye_data_connector import convert
+
+    n = convert._PARALLEL_SCAN_VALUES // 2 + 3 * convert._SCAN_PIECE // 2  # pieces end mid-column
+    cols = {name: np.arange(n, dtype=float) for name in ("clean", "first", "middle", "last")}
+    cols["first"][0] = np.nan
+    cols["middle"][n // 2] = np.nan
+    cols["last"][-1] = np.nan
+    cols["ints"] = np.arange(n)
+    cols["f32"] = np.arange(n, dtype="float32")
+    cols["f32"][convert._SCAN_PIECE] = np.nan
+    df = pd.DataFrame(cols)
+    assert sum(len(a) for a in convert._column_arrays(df) if a.dtype.kind == "f") >= convert._PARALLEL_SCAN_VALUES
+    got = convert.dataframe_to_arrow(df)
+    expected = pa.Table.from_pandas(df, preserve_index=None)
+    assert [c.null_count for c in got.columns] == [c.null_count for c in expected.columns] == [0, 1, 1, 1, 0, 1]
+    assert got.equals(expected) and got.schema.metadata == expected.schema.metadata
+    assert convert._scan_pool is not None, "the parallel scan ran"
+
+
+def test_parallel_nan_scan_works_in_a_forked_child():
+    """A child forked after the scan pool started has none of its threads; its large
+    sends must not hang waiting for them."""
+    import multiprocessing
+
+    from allye_data_connector import convert
+
+    n = convert._PARALLEL_SCAN_VALUES
+    df = pd.DataFrame({"a": np.arange(n, dtype=float), "b": np.arange(n, dtype=float)})
+    df.loc[n - 1, "b"] = np.nan
+    assert [c.null_count for c in convert.dataframe_to_arrow(df).columns] == [0, 1]  # the pool exists here
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        result = pool.apply_async(_null_counts_in_child, (df,))
+        assert result.get(timeout=60) == [0, 1]
+
+
+def _null_counts_in_child(df):
+    from allye_data_connector import convert
+
+    return [c.null_count for c in convert.dataframe_to_arrow(df).columns]
+
+
 def test_cached_schema_follows_the_row_count():
     """The schema cache is keyed without the RangeIndex stop: frames of the same columns
     and different lengths must still get their own RangeIndex metadata."""
