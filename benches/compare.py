@@ -103,24 +103,40 @@ df = numeric_frame(spec["rows"])
 res["numeric"] = run(df, spec["reps"], "big")
 del df
 gc.collect()
-small = numeric_frame(1000)
-store = tempfile.mkdtemp(prefix="adc-cmp-peer-small-", dir=spec["base"])
-res["small"] = {"send": [], "get": []}
-try:
-    for i in range(spec["warmup"] + spec["small_reps"]):
-        t0 = time.perf_counter()
-        adc.send_dataframe(small, "small", secret_dir=store, notify_canvas=False)
-        t1 = time.perf_counter()
-        adc.get_dataframe("small", secret_dir=store)
-        t2 = time.perf_counter()
-        if i >= spec["warmup"]:
-            res["small"]["send"].append(t1 - t0)
-            res["small"]["get"].append(t2 - t1)
-finally:
-    remove_store(store)
 if spec["string_rows"]:
     res["strings-object"] = run(string_frame(spec["string_rows"], "object"), spec["reps"], "s")
 print(json.dumps(res))
+'''
+
+
+# The 1,000-row round trip of 0.1.2, in blocks on request: each stdin line "N" runs N
+# round trips and answers one JSON line of [send, get] pairs; "0" ends it. The parent
+# alternates these blocks with its own, so that both sides see the same machine.
+PEER_ROUND_TRIPS = r'''
+import json, sys, tempfile, time
+spec = json.loads(sys.argv[1])
+sys.path[:0] = [spec["benches"], spec["tests"]]
+from frames import numeric_frame
+from storetools import remove_store
+import allye_data_connector as adc
+
+small = numeric_frame(1000)
+store = tempfile.mkdtemp(prefix="adc-cmp-peer-small-", dir=spec["base"])
+try:
+    for line in sys.stdin:
+        n = int(line)
+        if n <= 0:
+            break
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            adc.send_dataframe(small, "small", secret_dir=store, notify_canvas=False)
+            t1 = time.perf_counter()
+            adc.get_dataframe("small", secret_dir=store)
+            out.append([t1 - t0, time.perf_counter() - t1])
+        print(json.dumps(out), flush=True)
+finally:
+    remove_store(store)
 '''
 
 
@@ -201,21 +217,64 @@ def run_breakdown(df, reps, base):
     return {"convert": convert, "write": write}
 
 
-def run_round_trip(df, reps, base):
+ROUND_TRIP_BLOCK = 10
+
+
+def run_round_trips(df, reps, base, peer_args=None):
+    """``reps`` 1,000-row send + get round trips of ours, and as many of 0.1.2's (in a
+    child, when ``peer_args``), alternating in blocks of ``ROUND_TRIP_BLOCK``: the machine
+    is shared, and its speed drifts over a run by more than the difference measured.
+    Returns (our round-trip times, 0.1.2's {"send": [...], "get": [...]} or None)."""
     import allye_data_connector as adc
 
+    child = None
+    if peer_args is not None:
+        spec = {"base": str(base), "benches": str(HERE), "tests": str(ROOT / "tests")}
+        # stderr to a file: 0.1.2's resource tracker warns about every segment at exit.
+        child_err = tempfile.TemporaryFile(mode="w+")
+        child = subprocess.Popen(
+            [str(PEER_PYTHON), "-c", PEER_ROUND_TRIPS, json.dumps(spec)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=child_err, text=True, cwd=base,
+        )
+
+    def peer_block(n):
+        child.stdin.write(f"{n}\n")
+        child.stdin.flush()
+        line = child.stdout.readline()
+        if not line:
+            child_err.seek(0)
+            sys.exit(f"0.1.2 round-trip child died ({child.wait()}):\n{child_err.read()[-4000:]}")
+        return json.loads(line)
+
     store = Path(tempfile.mkdtemp(prefix="adc-cmp-small-", dir=base))
-    times = []
+    ours, theirs = [], {"send": [], "get": []}
     try:
-        for i in range(WARMUP + reps):
-            t0 = time.perf_counter()
+        for i in range(WARMUP):
             adc.send_dataframe(df, "small", secret_dir=store, notify_canvas=False)
             adc.get_dataframe("small", secret_dir=store)
-            if i >= WARMUP:
-                times.append(time.perf_counter() - t0)
+        if child is not None:
+            peer_block(WARMUP)
+        done = 0
+        while done < reps:
+            n = min(ROUND_TRIP_BLOCK, reps - done)
+            for _ in range(n):
+                t0 = time.perf_counter()
+                adc.send_dataframe(df, "small", secret_dir=store, notify_canvas=False)
+                adc.get_dataframe("small", secret_dir=store)
+                ours.append(time.perf_counter() - t0)
+            if child is not None:
+                for send, get in peer_block(n):
+                    theirs["send"].append(send)
+                    theirs["get"].append(get)
+            done += n
     finally:
         remove_store(store)
-    return times
+        if child is not None:
+            child.stdin.write("0\n")
+            child.stdin.close()
+            child.wait(timeout=60)
+            child_err.close()
+    return ours, (theirs if child is not None else None)
 
 
 # --- alternatives and limits -----------------------------------------------------------
@@ -388,7 +447,9 @@ def main(argv=None):
     del df
     gc.collect()
     print("1,000-row round trips ...", flush=True)
-    R["small"] = run_round_trip(numeric_frame(1000), args.small_reps, base)
+    R["small"], peer_small = run_round_trips(numeric_frame(1000), args.small_reps, base, None if peer is None else args)
+    if peer is not None:
+        peer["small"] = peer_small
     if args.string_rows:
         for kind in ("object", "arrow"):
             print(f"string frame ({kind}) ...", flush=True)

@@ -1,6 +1,5 @@
 """Type stubs of the Rust extension ``allye_data_connector._core`` (see rust/allye-py)."""
 
-from os import PathLike
 from typing import Optional, Protocol
 
 __version__: str
@@ -8,7 +7,7 @@ __version__: str
 class _ArrowStream(Protocol):
     def __arrow_c_stream__(self, requested_schema: object = ...) -> object: ...
 
-def resolve_store(secret_dir: Optional[str] = None) -> PathLike[str]: ...
+def resolve_store(secret_dir: Optional[str] = None) -> str: ...
 def send(
     data: _ArrowStream,
     *,

@@ -211,6 +211,7 @@ def _numeric_table(frame: pd.DataFrame, arrays: Optional[list] = None) -> Option
 #: Float values from which ``_nan_columns`` scans in parallel, and the size of a piece.
 _PARALLEL_SCAN_VALUES = 1 << 22
 _SCAN_PIECE = 1 << 21
+_SCAN_WORKERS = min(4, os.cpu_count() or 1)
 #: (pid that made it, pool)
 _scan_pool: Optional[tuple[int, ThreadPoolExecutor]] = None
 _scan_pool_lock = threading.Lock()
@@ -227,9 +228,7 @@ def _nan_columns(arrays: list) -> list[bool]:
     float value once, is bound by memory bandwidth, and takes a tenth of a large send
     single-threaded."""
     floats = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
-    total = sum(len(arrays[i]) for i in floats)
-    workers = min(4, os.cpu_count() or 1)
-    if total < _PARALLEL_SCAN_VALUES or workers < 2:
+    if sum(len(arrays[i]) for i in floats) < _PARALLEL_SCAN_VALUES or _SCAN_WORKERS < 2:
         return [a.dtype.kind == "f" and _has_nan(a) for a in arrays]
     pieces = [
         (i, arrays[i][lo:lo + _SCAN_PIECE]) for i in floats for lo in range(0, len(arrays[i]), _SCAN_PIECE)
@@ -238,7 +237,7 @@ def _nan_columns(arrays: list) -> list[bool]:
     with _scan_pool_lock:
         # A forked child inherits the pool object but not its threads: it gets its own.
         if _scan_pool is None or _scan_pool[0] != os.getpid():
-            _scan_pool = (os.getpid(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="adc-nan-scan"))
+            _scan_pool = (os.getpid(), ThreadPoolExecutor(max_workers=_SCAN_WORKERS, thread_name_prefix="adc-nan-scan"))
         pool = _scan_pool[1]
     found = [False] * len(arrays)
     for (i, _), nan in zip(pieces, pool.map(_has_nan, [p for _, p in pieces])):

@@ -62,11 +62,12 @@ fn json<T: serde::Serialize>(v: &T) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
-/// The store directory that `secret_dir` resolves to.
+/// The store directory that `secret_dir` resolves to, as a `str` (every send resolves
+/// it; building a `pathlib.Path` costs more than the resolution).
 #[pyfunction]
 #[pyo3(signature = (secret_dir=None))]
-fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<PathBuf> {
-    Ok(store(secret_dir)?.root().to_path_buf())
+fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
+    Ok(store(secret_dir)?.root().as_os_str().to_owned())
 }
 
 /// Sends Arrow data (any object with `__arrow_c_stream__`); returns the `ready` line.
