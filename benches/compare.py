@@ -10,7 +10,9 @@ Contenders, for the numeric frame (rows x 10: 8 float64, 2 int64, benches/frames
   ours shm       transport="shm"
   0.1.2          the published allye_data_connector 0.1.2, defaults (auto: a zstd file
                  above 64 MiB), run by the interpreter of ./.venv-peer in a child process
-                 (the same import name) on the same frame; it times itself
+                 (the same import name) on the same frame; it times itself, one
+                 repetition after each of ours (round trips: blocks of 10 in turn), so
+                 that both see the same machine (a shared one drifts during a run)
   feather        pyarrow.feather.write_feather(compression="uncompressed") to /dev/shm,
                  read_table(memory_map=True).to_pandas()
   pickle         pickle.dump(protocol=5) to a /dev/shm file, pickle.load
@@ -69,8 +71,14 @@ def timed(fn, *args, **kwargs):
 
 
 # --- the 0.1.2 child -------------------------------------------------------------------
-# argv[1]: JSON spec; prints one JSON line of timings.
-PEER_CHILD = r'''
+# A server in 0.1.2's interpreter: each stdin line is a JSON request, answered by one JSON
+# line of timings (0.1.2 times itself). The parent alternates these requests with its own
+# repetitions, so that both sides see the same machine: it is shared, and its speed drifts
+# over a run by more than some of the differences measured.
+#   {"op": "frame", "rows": N, "strings": null|"object"}  one send + get in a fresh store
+#   {"op": "round_trips", "n": K}   K 1,000-row send + get round trips in one store
+#   {"op": "version"}
+PEER_SERVER = r"""
 import gc, json, sys, tempfile, time, importlib.metadata
 spec = json.loads(sys.argv[1])
 sys.path[:0] = [spec["benches"], spec["tests"]]
@@ -78,90 +86,107 @@ from frames import numeric_frame, string_frame
 from storetools import latest_ready, remove_store
 import allye_data_connector as adc
 
-def run(df, reps, name):
-    send, get, transports = [], [], []
-    for _ in range(reps):
-        store = tempfile.mkdtemp(prefix="adc-cmp-peer-", dir=spec["base"])
-        try:
-            t0 = time.perf_counter()
-            adc.send_dataframe(df, name, secret_dir=store, notify_canvas=False)
-            t1 = time.perf_counter()
-            out = adc.get_dataframe(name, secret_dir=store)
-            t2 = time.perf_counter()
-            assert out.shape == df.shape, out.shape
-            transports.append(latest_ready(store, name)["payload"]["transport"])
-            del out
-            gc.collect()
-        finally:
-            remove_store(store)
-        send.append(t1 - t0)
-        get.append(t2 - t1)
-    return {"send": send, "get": get, "transports": transports}
-
-res = {"version": importlib.metadata.version("allye_data_connector")}
-df = numeric_frame(spec["rows"])
-res["numeric"] = run(df, spec["reps"], "big")
-del df
-gc.collect()
-if spec["string_rows"]:
-    res["strings-object"] = run(string_frame(spec["string_rows"], "object"), spec["reps"], "s")
-print(json.dumps(res))
-'''
-
-
-# The 1,000-row round trip of 0.1.2, in blocks on request: each stdin line "N" runs N
-# round trips and answers one JSON line of [send, get] pairs; "0" ends it. The parent
-# alternates these blocks with its own, so that both sides see the same machine.
-PEER_ROUND_TRIPS = r'''
-import json, sys, tempfile, time
-spec = json.loads(sys.argv[1])
-sys.path[:0] = [spec["benches"], spec["tests"]]
-from frames import numeric_frame
-from storetools import remove_store
-import allye_data_connector as adc
-
+frames = {}
+small_store = tempfile.mkdtemp(prefix="adc-cmp-peer-small-", dir=spec["base"])
 small = numeric_frame(1000)
-store = tempfile.mkdtemp(prefix="adc-cmp-peer-small-", dir=spec["base"])
+
+def frame(rows, strings):
+    key = (rows, strings)
+    if key not in frames:
+        frames.clear()
+        gc.collect()
+        frames[key] = numeric_frame(rows) if strings is None else string_frame(rows, strings)
+    return frames[key]
+
+def one(df, name):
+    store = tempfile.mkdtemp(prefix="adc-cmp-peer-", dir=spec["base"])
+    try:
+        t0 = time.perf_counter()
+        adc.send_dataframe(df, name, secret_dir=store, notify_canvas=False)
+        t1 = time.perf_counter()
+        out = adc.get_dataframe(name, secret_dir=store)
+        t2 = time.perf_counter()
+        assert out.shape == df.shape, out.shape
+        transport = latest_ready(store, name)["payload"]["transport"]
+        del out
+        gc.collect()
+    finally:
+        remove_store(store)
+    return {"send": t1 - t0, "get": t2 - t1, "transport": transport}
+
 try:
     for line in sys.stdin:
-        n = int(line)
-        if n <= 0:
+        req = json.loads(line)
+        if req["op"] == "quit":
             break
-        out = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            adc.send_dataframe(small, "small", secret_dir=store, notify_canvas=False)
-            t1 = time.perf_counter()
-            adc.get_dataframe("small", secret_dir=store)
-            out.append([t1 - t0, time.perf_counter() - t1])
-        print(json.dumps(out), flush=True)
+        if req["op"] == "version":
+            res = {"version": importlib.metadata.version("allye_data_connector")}
+        elif req["op"] == "frame":
+            res = one(frame(req["rows"], req.get("strings")), "big" if req.get("strings") is None else "s")
+        elif req["op"] == "round_trips":
+            res = []
+            for _ in range(req["n"]):
+                t0 = time.perf_counter()
+                adc.send_dataframe(small, "small", secret_dir=small_store, notify_canvas=False)
+                t1 = time.perf_counter()
+                adc.get_dataframe("small", secret_dir=small_store)
+                res.append([t1 - t0, time.perf_counter() - t1])
+        else:
+            raise ValueError(req)
+        print(json.dumps(res), flush=True)
 finally:
-    remove_store(store)
-'''
+    remove_store(small_store)
+"""
 
 
-def run_peer(args, base: Path) -> dict | None:
-    if args.no_peer:
-        return None
-    if not PEER_PYTHON.exists():
-        sys.exit(f"no 0.1.2 interpreter at {PEER_PYTHON}: run the tests once (tests/conftest.py creates it), set ADC_PEER_VENV, or pass --no-peer")
-    spec = {
-        "rows": args.rows, "reps": args.reps, "small_reps": args.small_reps, "warmup": WARMUP, "string_rows": args.string_rows,
-        "base": str(base), "benches": str(HERE), "tests": str(ROOT / "tests"),
-    }
-    print("0.1.2 (child process) ...", flush=True)
-    proc = subprocess.run(
-        [str(PEER_PYTHON), "-c", PEER_CHILD, json.dumps(spec)],
-        capture_output=True, text=True, timeout=3600,
-        cwd=base,  # keep the child off this checkout, so `allye_data_connector` is 0.1.2's
-    )
-    if proc.returncode != 0:
-        sys.exit(f"0.1.2 child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+class Peer:
+    """allye_data_connector 0.1.2 in a child process (``PEER_SERVER``), asked for one
+    repetition at a time. ``results`` gathers its timings by case, as the report reads them."""
+
+    def __init__(self, base: Path):
+        if not PEER_PYTHON.exists():
+            sys.exit(f"no 0.1.2 interpreter at {PEER_PYTHON}: run the tests once (tests/conftest.py creates it), set ADC_PEER_VENV, or pass --no-peer")
+        spec = {"base": str(base), "benches": str(HERE), "tests": str(ROOT / "tests")}
+        # stderr to a file: 0.1.2's resource tracker warns about every segment at exit.
+        self.err = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(
+            [str(PEER_PYTHON), "-c", PEER_SERVER, json.dumps(spec)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
+            cwd=base,  # keep the child off this checkout, so `allye_data_connector` is 0.1.2's
+        )
+        self.results: dict = {"version": self.ask({"op": "version"})["version"]}
+
+    def ask(self, req: dict):
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            self.err.seek(0)
+            sys.exit(f"0.1.2 child died ({self.proc.wait()}):\n{self.err.read()[-4000:]}")
+        return json.loads(line)
+
+    def frame(self, case: str, rows: int, strings=None) -> None:
+        r = self.ask({"op": "frame", "rows": rows, "strings": strings})
+        res = self.results.setdefault(case, {"send": [], "get": [], "transports": []})
+        res["send"].append(r["send"])
+        res["get"].append(r["get"])
+        res["transports"].append(r["transport"])
+
+    def round_trips(self, n: int) -> list:
+        return self.ask({"op": "round_trips", "n": n})
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=120)
+        self.err.close()
 
 
 # --- ours ------------------------------------------------------------------------------
-def run_ours(df, reps, base, *, transport="auto", backends=(None,), name="big", measure_rss=False):
+def run_ours(df, reps, base, *, transport="auto", backends=(None,), name="big", measure_rss=False, between=None):
+    """``reps`` sends and gets of ``df``, each in a fresh store; ``between()`` is called
+    after each repetition (0.1.2's turn, when comparing with it)."""
     import allye_data_connector as adc
 
     res = {"send": [], "transports": []}
@@ -193,6 +218,9 @@ def run_ours(df, reps, base, *, transport="auto", backends=(None,), name="big", 
                 del out
         finally:
             remove_store(store)
+        if between is not None:
+            gc.collect()
+            between()
     return res
 
 
@@ -220,31 +248,11 @@ def run_breakdown(df, reps, base):
 ROUND_TRIP_BLOCK = 10
 
 
-def run_round_trips(df, reps, base, peer_args=None):
-    """``reps`` 1,000-row send + get round trips of ours, and as many of 0.1.2's (in a
-    child, when ``peer_args``), alternating in blocks of ``ROUND_TRIP_BLOCK``: the machine
-    is shared, and its speed drifts over a run by more than the difference measured.
+def run_round_trips(df, reps, base, peer=None):
+    """``reps`` 1,000-row send + get round trips of ours, and as many of 0.1.2's (when
+    ``peer``), alternating in blocks of ``ROUND_TRIP_BLOCK``.
     Returns (our round-trip times, 0.1.2's {"send": [...], "get": [...]} or None)."""
     import allye_data_connector as adc
-
-    child = None
-    if peer_args is not None:
-        spec = {"base": str(base), "benches": str(HERE), "tests": str(ROOT / "tests")}
-        # stderr to a file: 0.1.2's resource tracker warns about every segment at exit.
-        child_err = tempfile.TemporaryFile(mode="w+")
-        child = subprocess.Popen(
-            [str(PEER_PYTHON), "-c", PEER_ROUND_TRIPS, json.dumps(spec)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=child_err, text=True, cwd=base,
-        )
-
-    def peer_block(n):
-        child.stdin.write(f"{n}\n")
-        child.stdin.flush()
-        line = child.stdout.readline()
-        if not line:
-            child_err.seek(0)
-            sys.exit(f"0.1.2 round-trip child died ({child.wait()}):\n{child_err.read()[-4000:]}")
-        return json.loads(line)
 
     store = Path(tempfile.mkdtemp(prefix="adc-cmp-small-", dir=base))
     ours, theirs = [], {"send": [], "get": []}
@@ -252,8 +260,8 @@ def run_round_trips(df, reps, base, peer_args=None):
         for i in range(WARMUP):
             adc.send_dataframe(df, "small", secret_dir=store, notify_canvas=False)
             adc.get_dataframe("small", secret_dir=store)
-        if child is not None:
-            peer_block(WARMUP)
+        if peer is not None:
+            peer.round_trips(WARMUP)
         done = 0
         while done < reps:
             n = min(ROUND_TRIP_BLOCK, reps - done)
@@ -262,19 +270,14 @@ def run_round_trips(df, reps, base, peer_args=None):
                 adc.send_dataframe(df, "small", secret_dir=store, notify_canvas=False)
                 adc.get_dataframe("small", secret_dir=store)
                 ours.append(time.perf_counter() - t0)
-            if child is not None:
-                for send, get in peer_block(n):
+            if peer is not None:
+                for send, get in peer.round_trips(n):
                     theirs["send"].append(send)
                     theirs["get"].append(get)
             done += n
     finally:
         remove_store(store)
-        if child is not None:
-            child.stdin.write("0\n")
-            child.stdin.close()
-            child.wait(timeout=60)
-            child_err.close()
-    return ours, (theirs if child is not None else None)
+    return ours, (theirs if peer is not None else None)
 
 
 # --- alternatives and limits -----------------------------------------------------------
@@ -427,12 +430,31 @@ def main(argv=None):
         flush=True,
     )
     R: dict = {"rows": args.rows, "reps": args.reps, "load_start": load}
-    peer = run_peer(args, base)  # first, while this process holds no big frame
-    R["0.1.2"] = peer
+    peer = None if args.no_peer else Peer(base)
+    try:
+        run_all(R, args, base, peer)
+    finally:
+        if peer is not None:
+            peer.close()
+    R["0.1.2"] = peer.results if peer is not None else None
+    R["load_end"] = os.getloadavg()
 
-    df = numeric_frame(args.rows)
+    report(R, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(R, indent=1, default=str))
+    if not args.no_chart:
+        chart(R, args)
+
+
+def run_all(R: dict, args, base: Path, peer) -> None:
+    """Every case, ours interleaved with 0.1.2's where both are timed."""
+    rows = args.rows
+    df = numeric_frame(rows)
     steps = [
-        ("ours", lambda: run_ours(df, args.reps, base, backends=(None, "pyarrow"), measure_rss=True)),
+        ("ours", lambda: run_ours(
+            df, args.reps, base, backends=(None, "pyarrow"), measure_rss=True,
+            between=None if peer is None else (lambda: peer.frame("numeric", rows)),
+        )),
         ("ours shm", lambda: run_ours(df, args.reps, base, transport="shm")),
         ("ours breakdown", lambda: run_breakdown(df, args.reps, base)),
         ("feather", lambda: run_feather(df, args.reps, base)),
@@ -447,25 +469,22 @@ def main(argv=None):
     del df
     gc.collect()
     print("1,000-row round trips ...", flush=True)
-    R["small"], peer_small = run_round_trips(numeric_frame(1000), args.small_reps, base, None if peer is None else args)
+    R["small"], peer_small = run_round_trips(numeric_frame(1000), args.small_reps, base, peer)
     if peer is not None:
-        peer["small"] = peer_small
+        peer.results["small"] = peer_small
     if args.string_rows:
         for kind in ("object", "arrow"):
             print(f"string frame ({kind}) ...", flush=True)
+            between = None
+            if peer is not None and kind == "object":
+                between = lambda: peer.frame("strings-object", args.string_rows, "object")  # noqa: E731
             R[f"strings-{kind}"] = run_ours(
-                string_frame(args.string_rows, kind), args.reps, base, backends=(None, "pyarrow"), name="s", measure_rss=True
+                string_frame(args.string_rows, kind), args.reps, base, backends=(None, "pyarrow"), name="s",
+                measure_rss=True, between=between,
             )
     if args.history:
         print("long manifest ...", flush=True)
         R["history"] = run_history([10, args.history], args.reps * 2, base)
-    R["load_end"] = os.getloadavg()
-
-    report(R, args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(R, indent=1, default=str))
-    if not args.no_chart:
-        chart(R, args)
 
 
 def report(R, args):
