@@ -365,33 +365,35 @@ def run_memcpy(df, reps):
 
 def run_history(events_list, reps, base):
     """Cold gets of a 10-row table (sent last, as a segment) after N other events: each
-    repetition renames the store, so the lookup is this process's first for that path."""
+    repetition renames the store, so the lookup is this process's first for that path.
+    The stores are built first, then their gets alternate (the machine drifts)."""
     import allye_data_connector as adc
 
     sys.path.insert(0, str(HERE))
     from test_bench_connector import write_history
 
     df = numeric_frame(10)
-    out = {}
-    for events in events_list:
-        store = Path(tempfile.mkdtemp(prefix="adc-cmp-hist-", dir=base))
-        times = []
-        try:
+    stores, out = {}, {}
+    try:
+        for events in events_list:
+            store = Path(tempfile.mkdtemp(prefix="adc-cmp-hist-", dir=base))
+            stores[events] = store
             adc.send_dataframe(df, "seed", secret_dir=store, transport="shm", notify_canvas=False)
             write_history(store, events)
             adc.send_dataframe(df, "target", secret_dir=store, transport="shm", notify_canvas=False)
-            size = (store / "manifest.jsonl").stat().st_size
-            for i in range(reps + 1):
-                new = store.with_name(f"{store.name}-{i}")
-                os.rename(store, new)
-                store = new
-                t, got = timed(adc.get_dataframe, "target", secret_dir=store)
+            out[events] = {"get": [], "manifest_bytes": (store / "manifest.jsonl").stat().st_size}
+        for i in range(reps + 1):
+            for events in events_list:
+                new = stores[events].with_name(f"{stores[events].name}-{i}")
+                os.rename(stores[events], new)
+                stores[events] = new
+                t, got = timed(adc.get_dataframe, "target", secret_dir=new)
                 assert got.shape == df.shape
                 if i:  # the first is a warm-up (imports, first mapping)
-                    times.append(t)
-        finally:
+                    out[events]["get"].append(t)
+    finally:
+        for store in stores.values():
             remove_store(store)
-        out[events] = {"get": times, "manifest_bytes": size}
     return out
 
 
@@ -484,7 +486,7 @@ def run_all(R: dict, args, base: Path, peer) -> None:
             )
     if args.history:
         print("long manifest ...", flush=True)
-        R["history"] = run_history([10, args.history], args.reps * 2, base)
+        R["history"] = run_history([10, args.history], max(30, args.reps * 2), base)
 
 
 def report(R, args):
