@@ -29,25 +29,39 @@ fn main() {
     let mut columns: Vec<ArrayRef> = Vec::new();
     for i in 0..8 {
         fields.push(Field::new(format!("f{i}"), DataType::Float64, true));
-        columns.push(Arc::new(Float64Array::from_iter_values((0..rows).map(|r| r as f64 * 0.5))));
+        columns.push(Arc::new(Float64Array::from_iter_values(
+            (0..rows).map(|r| r as f64 * 0.5),
+        )));
     }
     for i in 0..2 {
         fields.push(Field::new(format!("i{i}"), DataType::Int64, true));
-        columns.push(Arc::new(Int64Array::from_iter_values((0..rows).map(|r| r as i64))));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            (0..rows).map(|r| r as i64),
+        )));
     }
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns).expect("a valid batch");
-    let base = if std::path::Path::new("/dev/shm").is_dir() { std::path::PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
     let root = base.join(format!("adc-send-timing-{}", std::process::id()));
     let store = Store::at(&root);
-    let opts = SendOptions { table_name: Some("small".into()), ..Default::default() };
+    let opts = SendOptions {
+        table_name: Some("small".into()),
+        ..Default::default()
+    };
     let (mut send, mut get) = (Vec::new(), Vec::new());
     for i in 0..reps + 50 {
         let t0 = Instant::now();
         connector::send(&store, &schema, std::slice::from_ref(&batch), &opts).expect("send");
         let t1 = Instant::now();
         let (_, data) = connector::get(&store, "small", None).expect("get");
-        assert_eq!(data.batches.iter().map(|b| b.num_rows()).sum::<usize>(), rows);
+        assert_eq!(
+            data.batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+            rows
+        );
         let t2 = Instant::now();
         drop(data);
         if i >= 50 {
@@ -55,10 +69,28 @@ fn main() {
             get.push((t2 - t1).as_secs_f64());
         }
         if i % 100 == 99 {
-            allye_core::gc::collect(&store, allye_core::gc::GcOptions { dry_run: false, keep_versions: 1 }).expect("gc");
+            allye_core::gc::collect(
+                &store,
+                allye_core::gc::GcOptions {
+                    dry_run: false,
+                    keep_versions: 1,
+                },
+            )
+            .expect("gc");
         }
     }
-    allye_core::gc::collect(&store, allye_core::gc::GcOptions { dry_run: false, keep_versions: 0 }).ok();
+    allye_core::gc::collect(
+        &store,
+        allye_core::gc::GcOptions {
+            dry_run: false,
+            keep_versions: 0,
+        },
+    )
+    .ok();
     let _ = std::fs::remove_dir_all(&root);
-    println!("{rows} rows x 10, {reps} reps: send {:.1} us, get {:.1} us (medians)", median(send) * 1e6, median(get) * 1e6);
+    println!(
+        "{rows} rows x 10, {reps} reps: send {:.1} us, get {:.1} us (medians)",
+        median(send) * 1e6,
+        median(get) * 1e6
+    );
 }
