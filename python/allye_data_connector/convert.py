@@ -328,12 +328,10 @@ def _numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
         if col.num_chunks != 1 or col.null_count:
             return None
     if learnt is False:
-        return _learn(table, key)
+        return _learn(table, key, raw, int(stops[0]))
     labels, (start, step, name) = learnt
     n = table.num_rows
-    index = pd.RangeIndex(start, int(stops[0]), step, name=name)
-    if len(index) != n:
-        index = pd.RangeIndex(n)
+    index = _range_index(start, int(stops[0]), step, name, n)
     blocks = [
         (col.chunk(0).to_numpy(zero_copy_only=True).reshape(1, n), np.array([i], dtype=np.intp))
         for i, col in enumerate(columns)
@@ -341,28 +339,31 @@ def _numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
     return _from_blocks(blocks, index=index, columns=labels.view())
 
 
-def _learn(table: pa.Table, key: tuple) -> pd.DataFrame:
+def _range_index(start: int, stop: int, step: int, name: Any, rows: int) -> pd.RangeIndex:
+    """pyarrow's rule for a RangeIndex in the pandas metadata: that range when its length
+    is the table's, else ``RangeIndex(rows)`` (the table was sliced)."""
+    index = pd.RangeIndex(start, stop, step, name=name)
+    return index if len(index) == rows else pd.RangeIndex(rows)
+
+
+def _learn(table: pa.Table, key: tuple, raw: bytes, stop: int) -> pd.DataFrame:
     """Converts ``table`` with pyarrow and remembers whether, and how, ``_numeric_frame``
-    can assemble the later tables of its schema."""
+    can assemble the later tables of its schema (``key``; ``raw`` is its pandas metadata,
+    whose one ``"stop"`` is ``stop``)."""
     df = table.to_pandas(split_blocks=True)
     learnt = None
-    meta = json.loads(table.schema.metadata[b"pandas"])
-    ranges = meta.get("index_columns")
+    types = key[0]
+    ranges = json.loads(raw).get("index_columns")
     if (
-        all(t in _VIEW_TYPES for t in key[0])
+        all(t in _VIEW_TYPES for t in types)
         and type(df.index) is pd.RangeIndex and not df.attrs
         and ranges and len(ranges) == 1 and isinstance(ranges[0], dict) and ranges[0].get("kind") == "range"
-        and [str(ranges[0].get("stop")).encode()] == _STOP.findall(table.schema.metadata[b"pandas"])
+        and type(ranges[0].get("stop")) is int and ranges[0]["stop"] == stop
         and df.shape[1] == table.num_columns
-        and all(
-            type(a) is np.ndarray and a.dtype == t.to_pandas_dtype()
-            for a, t in zip(_column_arrays(df), key[0])
-        )
+        and all(type(a) is np.ndarray and a.dtype == t.to_pandas_dtype() for a, t in zip(_column_arrays(df), types))
     ):
         r = ranges[0]
-        index = pd.RangeIndex(r["start"], r["stop"], r["step"], name=r["name"])
-        if len(index) != table.num_rows:
-            index = pd.RangeIndex(table.num_rows)
+        index = _range_index(r["start"], stop, r["step"], r["name"], table.num_rows)
         if df.index.equals(index) and df.index.name == index.name:
             # A view: the caller may rename df.columns in place; the remembered Index stays.
             learnt = (df.columns.view(), (r["start"], r["step"], r["name"]))
