@@ -141,7 +141,12 @@ def _file_values(path: str) -> dict[str, Any]:
 
 
 def settings_file(store: Union[str, os.PathLike[str]]) -> Path:
-    return Path(store) / SETTINGS_FILE
+    return Path(_file_key(store))
+
+
+def _file_key(store: Union[str, os.PathLike[str]]) -> str:
+    """``<store>/settings.yaml`` as a str: the path read, and the key of ``_cache``."""
+    return os.path.join(os.fspath(store), SETTINGS_FILE)
 
 
 #: Names of the settings, in declaration order.
@@ -154,7 +159,7 @@ def _resolve(store: Optional[str], arguments: dict[str, Any]) -> tuple[Settings,
     unknown = set(arguments) - set(_FIELDS)
     if unknown:
         raise InvalidArgumentError(f"unknown settings {sorted(unknown)}")
-    path = os.path.join(store, SETTINGS_FILE) if store is not None else None
+    path = _file_key(store) if store is not None else None
     from_file = _file_values(path) if path is not None else {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -204,5 +209,5 @@ def save(settings: Settings, store: Union[str, os.PathLike[str]]) -> Path:
     """Writes ``settings`` to ``<store>/settings.yaml`` (created private)."""
     path = settings_file(store)
     settings.to_yaml(path)
-    _cache.pop(str(path), None)
+    _cache.pop(_file_key(store), None)
     return path
