@@ -29,11 +29,6 @@ def send(
 def latest(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
     """The current ``ready`` line of a table (JSON)."""
 
-def get(
-    table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None
-) -> tuple[str, _ArrowStream]:
-    """``(ready line, Arrow table)``; the table's buffers point into the mapping."""
-
 def list_tables(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
     """JSON array of every table's current ``ready`` event (removed tables left out)."""
 
@@ -59,8 +54,9 @@ def get_live(
     producer: Optional[str] = None,
     record_read: bool = True,
 ) -> tuple[str, _ArrowStream]:
-    """Like :func:`get`, but a removed table raises TableNotFoundError; ``record_read=False``
-    for a look that is not a load (it does not count for ``shm_unlink_on_read``)."""
+    """``(ready line, Arrow table)``; the table's buffers point into the mapping. A removed
+    table raises TableNotFoundError; ``record_read=False`` for a look that is not a load
+    (it does not count for ``shm_unlink_on_read``)."""
 
 def remove_table(table_name: str, *, secret_dir: Optional[str] = None) -> str:
     """Appends a removal line, deletes the table's payloads in this store; JSON report

@@ -131,21 +131,6 @@ fn latest(py: Python<'_>, table_name: &str, secret_dir: Option<PathBuf>, produce
     ev.to_line().py()
 }
 
-/// The current version of a table: `(ready line, Arrow table)`, the table's buffers
-/// pointing into the mapped segment or file.
-#[pyfunction]
-#[pyo3(signature = (table_name, *, secret_dir=None, producer=None))]
-fn get(
-    py: Python<'_>,
-    table_name: &str,
-    secret_dir: Option<PathBuf>,
-    producer: Option<&str>,
-) -> PyResult<(String, PyTable)> {
-    let store = store(secret_dir)?;
-    let (ev, data) = py.detach(|| connector::get(&store, table_name, producer)).py()?;
-    Ok((ev.to_line().py()?, PyTable::try_new(data.batches, data.schema)?))
-}
-
 /// The current `ready` line of every table, as a JSON array, sorted by name.
 #[pyfunction]
 #[pyo3(signature = (*, secret_dir=None, producer=None))]
@@ -194,8 +179,10 @@ fn table_state(py: Python<'_>, table_name: &str, secret_dir: Option<PathBuf>, pr
     json(&st)
 }
 
-/// Like `get`, but a removed table is TableNotFoundError; `record_read=False` for a
-/// look that is not a load (it does not count for `shm_unlink_on_read`).
+/// The current version of a table: `(ready line, Arrow table)`, the table's buffers
+/// pointing into the mapped segment or file. A removed table is TableNotFoundError;
+/// `record_read=False` for a look that is not a load (it does not count for
+/// `shm_unlink_on_read`).
 #[pyfunction]
 #[pyo3(signature = (table_name, *, secret_dir=None, producer=None, record_read=true))]
 fn get_live(
@@ -289,7 +276,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resolve_store, m)?)?;
     m.add_function(wrap_pyfunction!(send, m)?)?;
     m.add_function(wrap_pyfunction!(latest, m)?)?;
-    m.add_function(wrap_pyfunction!(get, m)?)?;
     m.add_function(wrap_pyfunction!(list_tables, m)?)?;
     m.add_function(wrap_pyfunction!(gc, m)?)?;
     m.add_function(wrap_pyfunction!(compact, m)?)?;
