@@ -22,7 +22,7 @@ Contenders, for the numeric frame (rows x 10: 8 float64, 2 int64, benches/frames
 Also: a 1,000-row send + get round trip in one store (ours vs 0.1.2, after 5 untimed ones), a string-heavy frame (1M rows,
 Python str objects and Arrow strings), the RSS a get adds, and a cold get with 10 vs 1M
 other events in the manifest. Stores go to --dir (default /dev/shm, as feather's files).
-Every store is removed afterwards with the segments its manifest names (tests/storetools.py).
+Every store is removed afterwards with the segments its manifest names (benches/storetools.py).
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ import tempfile
 import time
 from pathlib import Path
 
+# Run as a script, this file's folder (benches/) is first on sys.path: frames and storetools
+# are its neighbours.
+from frames import numeric_frame, string_frame
+from storetools import latest_ready, remove_store, write_history
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from frames import numeric_frame, string_frame  # noqa: E402
-from storetools import latest_ready, remove_store  # noqa: E402
 
 #: Untimed first round trips of the 1,000-row frame (imports, first mappings), both sides.
 WARMUP = 5
@@ -81,7 +81,6 @@ def timed(fn, *args, **kwargs):
 PEER_SERVER = r"""
 import gc, json, sys, tempfile, time, importlib.metadata
 spec = json.loads(sys.argv[1])
-sys.path[:0] = [spec["benches"], spec["tests"]]
 from frames import numeric_frame, string_frame
 from storetools import latest_ready, remove_store
 import allye_data_connector as adc
@@ -146,13 +145,15 @@ class Peer:
     def __init__(self, base: Path):
         if not PEER_PYTHON.exists():
             sys.exit(f"no 0.1.2 interpreter at {PEER_PYTHON}: run the tests once (tests/conftest.py creates it), set ADC_PEER_VENV, or pass --no-peer")
-        spec = {"base": str(base), "benches": str(HERE), "tests": str(ROOT / "tests")}
+        spec = {"base": str(base)}
         # stderr to a file: 0.1.2's resource tracker warns about every segment at exit.
         self.err = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
             [str(PEER_PYTHON), "-c", PEER_SERVER, json.dumps(spec)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
-            cwd=base,  # keep the child off this checkout, so `allye_data_connector` is 0.1.2's
+            # `-c` puts the working directory first on sys.path: benches/ gives the child
+            # frames and storetools, and holds no `allye_data_connector` (the child's is 0.1.2's).
+            cwd=HERE,
         )
         self.results: dict = {"version": self.ask({"op": "version"})["version"]}
 
@@ -195,7 +196,7 @@ def run_ours(df, reps, base, *, transport="auto", backends=(None,), name="big", 
     for rep in range(reps):
         store = Path(tempfile.mkdtemp(prefix="adc-cmp-ours-", dir=base))
         try:
-            t, _ = timed(adc.send_dataframe, df, name, secret_dir=store, transport=transport, notify_canvas=False)
+            t, _ = timed(adc.send_dataframe, df, name, secret_dir=store, transport=transport)
             res["send"].append(t)
             payload = latest_ready(store, name)["payload"]
             res["transports"].append(payload["transport"])
@@ -258,7 +259,7 @@ def run_round_trips(df, reps, base, peer=None):
     ours, theirs = [], {"send": [], "get": []}
     try:
         for i in range(WARMUP):
-            adc.send_dataframe(df, "small", secret_dir=store, notify_canvas=False)
+            adc.send_dataframe(df, "small", secret_dir=store)
             adc.get_dataframe("small", secret_dir=store)
         if peer is not None:
             peer.round_trips(WARMUP)
@@ -267,7 +268,7 @@ def run_round_trips(df, reps, base, peer=None):
             n = min(ROUND_TRIP_BLOCK, reps - done)
             for _ in range(n):
                 t0 = time.perf_counter()
-                adc.send_dataframe(df, "small", secret_dir=store, notify_canvas=False)
+                adc.send_dataframe(df, "small", secret_dir=store)
                 adc.get_dataframe("small", secret_dir=store)
                 ours.append(time.perf_counter() - t0)
             if peer is not None:
@@ -369,8 +370,6 @@ def run_history(events_list, reps, base):
     The stores are built first, then their gets alternate (the machine drifts)."""
     import allye_data_connector as adc
 
-    sys.path.insert(0, str(HERE))
-    from test_bench_connector import write_history
 
     df = numeric_frame(10)
     stores, out = {}, {}
@@ -378,9 +377,9 @@ def run_history(events_list, reps, base):
         for events in events_list:
             store = Path(tempfile.mkdtemp(prefix="adc-cmp-hist-", dir=base))
             stores[events] = store
-            adc.send_dataframe(df, "seed", secret_dir=store, transport="shm", notify_canvas=False)
+            adc.send_dataframe(df, "seed", secret_dir=store, transport="shm")
             write_history(store, events)
-            adc.send_dataframe(df, "target", secret_dir=store, transport="shm", notify_canvas=False)
+            adc.send_dataframe(df, "target", secret_dir=store, transport="shm")
             out[events] = {"get": [], "manifest_bytes": (store / "manifest.jsonl").stat().st_size}
         for i in range(reps + 1):
             for events in events_list:
@@ -416,6 +415,8 @@ def main(argv=None):
     ap.add_argument("--json", help="also write all timings to this file")
     args = ap.parse_args(argv)
     base = Path(args.dir)
+    # Our sends notify no canvas (what is timed is the send alone); 0.1.2's are told so by argument.
+    os.environ["ALLYE_NOTIFY_CANVAS"] = "0"
 
     import numpy
     import pandas

@@ -12,21 +12,15 @@ otherwise they are reported as skipped, with that reason, in the summary.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from frames import numeric_frame, string_frame  # noqa: E402
-from storetools import drop_payloads, remove_store  # noqa: E402
-
-from gating import LARGE  # noqa: E402
+from benches.frames import numeric_frame, string_frame
+from benches.gating import LARGE
+from benches.storetools import drop_payloads, remove_store
 
 
 def pytest_report_header(config):
@@ -35,6 +29,12 @@ def pytest_report_header(config):
         if LARGE
         else "ADC_BENCH_LARGE unset: 10M-row and 1M-event cases are skipped (set ADC_BENCH_LARGE=1)"
     )
+
+
+@pytest.fixture(autouse=True)
+def no_canvas_notification(monkeypatch):
+    """Sends do not notify an Allye canvas: the timed send is the send alone."""
+    monkeypatch.setenv("ALLYE_NOTIFY_CANVAS", "0")
 
 
 @pytest.fixture

@@ -24,17 +24,15 @@ machine's limits in one run.
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import uuid
 
 import pandas as pd
 import pyarrow as pa
 import pytest
-from gating import large
-from storetools import latest_ready
 
 from allye_data_connector import get_dataframe, list_tables, send_dataframe
+from benches.gating import large
+from benches.storetools import write_history
 
 SIZES = [pytest.param(1_000, id="1e3"), pytest.param(100_000, id="1e5"), pytest.param(1_000_000, id="1e6"), large(10_000_000, "1e7")]
 # (rounds, warmup_rounds) per size: enough for a stable median, few enough to stay quick.
@@ -47,7 +45,7 @@ backend_param = pytest.mark.parametrize("dtype_backend", [None, "pyarrow"], ids=
 
 
 def _send(df: pd.DataFrame, name: str, store, transport: str) -> str:
-    return send_dataframe(df, name, secret_dir=store, transport=transport, notify_canvas=False)
+    return send_dataframe(df, name, secret_dir=store, transport=transport)
 
 
 def _check_sent(store, name: str, transport: str, shape) -> None:
@@ -149,7 +147,7 @@ def test_get_strings(benchmark, store, frame_of, transport, strings, dtype_backe
 
 
 def _round_trip(df: pd.DataFrame, store, transport: str) -> pd.DataFrame:
-    send_dataframe(df, "tiny", secret_dir=store, transport=transport, notify_canvas=False)
+    send_dataframe(df, "tiny", secret_dir=store, transport=transport)
     return get_dataframe("tiny", secret_dir=store)
 
 
@@ -167,23 +165,6 @@ def test_round_trip_10_rows(benchmark, store, release_payloads, frame_of, transp
     )
     pd.testing.assert_frame_equal(out, df)
     _check_sent(store, "tiny", transport, (10, 10))
-
-
-def write_history(store, events: int) -> None:
-    """Appends `events` ready lines of other tables (copies of a real line of this store,
-    with fresh ids and names), as a long-lived store accumulates."""
-    template = latest_ready(store, "seed")
-    assert template is not None
-    lines = []
-    with open(os.path.join(store, "manifest.jsonl"), "a", encoding="utf-8") as f:
-        for i in range(events):
-            ev = dict(template, id=str(uuid.UUID(int=i)), table_name=f"other_{i % 1000}")
-            lines.append(json.dumps(ev, separators=(",", ":"), ensure_ascii=False))
-            if len(lines) == 10_000:
-                f.write("\n".join(lines) + "\n")
-                lines.clear()
-        if lines:
-            f.write("\n".join(lines) + "\n")
 
 
 @pytest.mark.benchmark(group="get-history")

@@ -1,12 +1,7 @@
 """Smoke run of benches/bench_wait_latency.py (CI runs benches once each): the waiting
 reader in another process gets every version. The numbers come from running the script."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_wait_latency  # noqa: E402
+from benches import bench_wait_latency
 
 
 def test_wait_latency_smoke():

@@ -1,29 +1,29 @@
-"""Shared fixtures: a private store per test whose shared-memory segments are unlinked
-afterwards, the real 0.1.2 package in its own venv, and a runner for child processes."""
+"""Shared fixtures: canvas notification off, a private store per test whose shared-memory
+segments are unlinked afterwards, and the real 0.1.2 package in its own venv. Helpers
+(child interpreters, manifest readers) are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
-import textwrap
 import venv
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from storetools import payload_locators, shm_exists, unlink_segments  # noqa: E402,F401
+from tests.helpers import unlink_segments
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER_VENV = Path(os.environ.get("ADC_PEER_VENV", ROOT / ".venv-peer"))
 PEER_VERSION = "0.1.2"
 
 
-def segments_named_in(store: Path) -> set[str]:
-    """Every shm locator the store's manifest mentions (ready lines and our writing lines)."""
-    return payload_locators(store)[0]
+@pytest.fixture(autouse=True)
+def no_canvas_notification(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sends do not notify an Allye canvas (one may run on a developer's machine): the
+    setting's environment variable, which child processes inherit too. The canvas tests
+    delete it again to test notification."""
+    monkeypatch.setenv("ALLYE_NOTIFY_CANVAS", "0")
 
 
 @pytest.fixture
@@ -31,20 +31,6 @@ def store(tmp_path: Path):
     d = tmp_path / "store"
     yield d
     unlink_segments(d)
-
-
-def run_python(code: str, *, python: str = sys.executable, env: dict | None = None, timeout: float = 300) -> str:
-    """Runs `code` in a fresh interpreter; returns its stdout; fails the test on error."""
-    proc = subprocess.run(
-        [python, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
 
 
 @pytest.fixture(scope="session")

@@ -94,7 +94,7 @@ def test_exit_codes_and_errors_without_traceback(store, tmp_path, df):
     run("frobnicate", store=store, check=2)
     run("get", "late", "-o", str(tmp_path / "x.csv"), "--wait", "--timeout", "0.3", store=store, check=5)
     # A payload that vanished under the manifest: exit 4.
-    adc.send_dataframe(df, "f", secret_dir=store, transport="file", notify_canvas=False)
+    adc.send_dataframe(df, "f", secret_dir=store, transport="file")
     for p in (store / "payloads").iterdir():
         p.unlink()
     gone = run("get", "f", "-o", str(tmp_path / "f.csv"), store=store, check=4)
@@ -105,7 +105,7 @@ def test_exit_codes_and_errors_without_traceback(store, tmp_path, df):
 def test_gc_dry_run_and_real(store, df):
     import time
 
-    adc.send_dataframe(df, "short", secret_dir=store, transport="file", ttl_sec=0, notify_canvas=False)
+    adc.send_dataframe(df, "short", secret_dir=store, transport="file", ttl_sec=0)
     time.sleep(1.1)
     dry = json.loads(run("--json", "gc", "--dry-run", store=store).stdout)
     assert [a["action"] for a in dry] == ["delete"] and any((store / "payloads").iterdir())
@@ -118,9 +118,9 @@ def test_watch_prints_json_lines(store, df):
     proc = subprocess.Popen([ADC, "--secret-dir", str(store), "--json", "watch", "w", "--count", "2", "--timeout", "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert "watching w" in proc.stderr.readline()  # set up: what lands from now on is news
-    adc.send_dataframe(df.head(1), "w", secret_dir=store, notify_canvas=False)
-    adc.send_dataframe(df.head(2), "other", secret_dir=store, notify_canvas=False)
-    adc.send_dataframe(df.head(3), "w", secret_dir=store, notify_canvas=False)
+    adc.send_dataframe(df.head(1), "w", secret_dir=store)
+    adc.send_dataframe(df.head(2), "other", secret_dir=store)
+    adc.send_dataframe(df.head(3), "w", secret_dir=store)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
@@ -148,7 +148,7 @@ def test_demo_runs_as_adc_demo_and_module(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "allye_data_connector", "demo", "--secret-dir", str(tmp_path / "d2")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "all frames read back equal" in proc.stdout, proc.stderr
-    from conftest import segments_named_in
+    from tests.helpers import segments_named_in
 
     for d in ("d1", "d2"):
         for name in segments_named_in(tmp_path / d):

@@ -48,7 +48,7 @@ def ready_payload(store, table):
 def test_default_get_adds_no_copy(store, transport):
     df = frame()
     # max_shm_bytes below the payload: "auto" writes a file, as the default does for big frames.
-    adc.send_dataframe(df, "big", secret_dir=store, transport=transport, max_shm_bytes=1 << 20, notify_canvas=False)
+    adc.send_dataframe(df, "big", secret_dir=store, transport=transport, max_shm_bytes=1 << 20)
     payload = ready_payload(store, "big")
     assert payload["transport"] == ("shm_arrow_stream_v1" if transport == "shm" else "file_arrow_ipc_v1")
     if payload["transport"] == "file_arrow_ipc_v1":
@@ -73,7 +73,7 @@ def test_explicit_chunk_rows_and_compression_still_chunk(store):
         ("zstd", {"compression": "zstd"}, 1),  # 1000 rows < 500,000: one batch
         ("zstd300", {"compression": "zstd", "chunk_rows": 300}, 4),
     ]:
-        adc.send_dataframe(df, name, secret_dir=store, transport="file", notify_canvas=False, **kwargs)
+        adc.send_dataframe(df, name, secret_dir=store, transport="file", **kwargs)
         reader = pa.ipc.open_file(pa.memory_map(ready_payload(store, name)["locator"]))
         assert reader.num_record_batches == batches, name
         pd.testing.assert_frame_equal(adc.get_dataframe(name, secret_dir=store), df)
@@ -82,7 +82,7 @@ def test_explicit_chunk_rows_and_compression_still_chunk(store):
 def test_compressed_default_chunking_is_0_1_2s(store, monkeypatch):
     monkeypatch.setenv("ALLYE_ARROW_COMPRESSION", "lz4")
     df = pd.DataFrame({"x": np.arange(600_000.0)})
-    adc.send_dataframe(df, "lz", secret_dir=store, transport="file", notify_canvas=False)
+    adc.send_dataframe(df, "lz", secret_dir=store, transport="file")
     reader = pa.ipc.open_file(pa.memory_map(ready_payload(store, "lz")["locator"]))
     assert [reader.get_batch(i).num_rows for i in range(reader.num_record_batches)] == [500_000, 100_000]
 
@@ -91,7 +91,7 @@ def test_compressed_default_chunking_is_0_1_2s(store, monkeypatch):
 def test_string_frame_with_pyarrow_backend_adds_no_copy(store, transport):
     n = 500_000
     df = pd.DataFrame({"s": [f"row {i} " * 4 for i in range(n)], "x": np.arange(float(n))})
-    adc.send_dataframe(df, "s", secret_dir=store, transport=transport, notify_canvas=False)
+    adc.send_dataframe(df, "s", secret_dir=store, transport=transport)
     size = ready_payload(store, "s")["data_size"]
     gc.collect()
     before_pool, before_anon = pa.total_allocated_bytes(), rss_anon()

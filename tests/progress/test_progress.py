@@ -46,7 +46,7 @@ def test_chunked_conversion_equals_whole_frame(df):
 def test_send_reports_progress_and_round_trips(store, transport):
     df = big()
     calls = []
-    adc.send_dataframe(df, "p", secret_dir=store, transport=transport, notify_canvas=False,
+    adc.send_dataframe(df, "p", secret_dir=store, transport=transport,
                        progress=lambda d, n: calls.append((d, n)))
     assert calls[0] == (250_000, N) and calls[-1] == (N, N) and len(calls) >= 3
     pd.testing.assert_frame_equal(adc.get_dataframe("p", secret_dir=store), df)
@@ -69,7 +69,7 @@ def test_cancel_midway_leaves_nothing_behind(store, transport):
         stop.set()  # cancel after the first chunk
 
     with pytest.raises(CancelledError, match="cancelled; nothing was written") as info:
-        adc.send_dataframe(big(), "c", secret_dir=store, transport=transport, notify_canvas=False,
+        adc.send_dataframe(big(), "c", secret_dir=store, transport=transport,
                            progress=progress, cancel=stop)
     assert isinstance(info.value, AllyeError)
     assert calls == [250_000]
@@ -80,10 +80,10 @@ def test_cancel_midway_leaves_nothing_behind(store, transport):
 
 def test_cancel_callable_and_before_start(store):
     with pytest.raises(CancelledError):
-        adc.send_dataframe(pd.DataFrame({"x": [1]}), "c", secret_dir=store, notify_canvas=False, cancel=lambda: True)
+        adc.send_dataframe(pd.DataFrame({"x": [1]}), "c", secret_dir=store, cancel=lambda: True)
     _nothing_left(store)
     # A token that is never set changes nothing.
-    adc.send_dataframe(pd.DataFrame({"x": [1]}), "ok", secret_dir=store, notify_canvas=False, cancel=threading.Event())
+    adc.send_dataframe(pd.DataFrame({"x": [1]}), "ok", secret_dir=store, cancel=threading.Event())
     assert adc.get_dataframe("ok", secret_dir=store)["x"].tolist() == [1]
 
 
@@ -103,7 +103,7 @@ LOAD_FRAMES = {
 @pytest.mark.parametrize("dtype_backend", [None, "pyarrow"])
 def test_load_progress_gives_the_same_frame(store, name, dtype_backend):
     df = LOAD_FRAMES[name]
-    adc.send_dataframe(df, "l", secret_dir=store, transport="file", chunk_rows=1000, notify_canvas=False)
+    adc.send_dataframe(df, "l", secret_dir=store, transport="file", chunk_rows=1000)
     calls = []
     got = adc.get_dataframe("l", secret_dir=store, dtype_backend=dtype_backend, progress=lambda d, n: calls.append((d, n)))
     pd.testing.assert_frame_equal(got, adc.get_dataframe("l", secret_dir=store, dtype_backend=dtype_backend), check_freq=False)
@@ -113,7 +113,7 @@ def test_load_progress_gives_the_same_frame(store, name, dtype_backend):
 
 
 def test_load_cancel(store):
-    adc.send_dataframe(LOAD_FRAMES["range-step"], "l", secret_dir=store, transport="file", chunk_rows=1000, notify_canvas=False)
+    adc.send_dataframe(LOAD_FRAMES["range-step"], "l", secret_dir=store, transport="file", chunk_rows=1000)
     stop = threading.Event()
     calls = []
 

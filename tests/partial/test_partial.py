@@ -24,7 +24,7 @@ def frame(tz=None) -> pd.DataFrame:
 @pytest.fixture(params=["shm", "file"])
 def sent(request, store):
     df = frame()
-    adc.send_dataframe(df, "t", secret_dir=store, transport=request.param, chunk_rows=999, notify_canvas=False)
+    adc.send_dataframe(df, "t", secret_dir=store, transport=request.param, chunk_rows=999)
     return store, df
 
 
@@ -79,7 +79,7 @@ def test_time_range_on_index_across_batches(sent):
 def test_time_range_on_named_column_with_time_zone(store):
     df = frame(tz="Asia/Tokyo").reset_index()
     df["ts"] = df["ts"].dt.as_unit("us")
-    adc.send_dataframe(df, "z", secret_dir=store, transport="file", chunk_rows=1000, notify_canvas=False)
+    adc.send_dataframe(df, "z", secret_dir=store, transport="file", chunk_rows=1000)
     got = adc.get_dataframe("z", secret_dir=store, time_column="ts", start="2025-01-02 00:00", end=pd.Timestamp("2025-01-01 16:00", tz="UTC"))
     want = df[(df.ts >= pd.Timestamp("2025-01-02", tz="Asia/Tokyo")) & (df.ts < pd.Timestamp("2025-01-01 16:00", tz="UTC"))]
     assert len(want) == 60
@@ -88,31 +88,31 @@ def test_time_range_on_named_column_with_time_zone(store):
 
 def test_time_range_refuses_what_it_cannot_search(store):
     df = frame().reset_index()
-    adc.send_dataframe(df, "plain", secret_dir=store, notify_canvas=False)
+    adc.send_dataframe(df, "plain", secret_dir=store)
     with pytest.raises(InvalidArgumentError, match="DatetimeIndex"):
         adc.get_dataframe("plain", secret_dir=store, start="2025-01-01")
     with pytest.raises(InvalidArgumentError, match="not a datetime"):
         adc.get_dataframe("plain", secret_dir=store, time_column="a", start="2025-01-01")
     shuffled = frame().iloc[::-1]
-    adc.send_dataframe(shuffled, "desc", secret_dir=store, transport="file", chunk_rows=1000, notify_canvas=False)
+    adc.send_dataframe(shuffled, "desc", secret_dir=store, transport="file", chunk_rows=1000)
     with pytest.raises(InvalidArgumentError, match="not sorted"):
         adc.get_dataframe("desc", secret_dir=store, start="2025-01-01")
 
 
 def test_duplicate_labels_partial(store):
     df = pd.DataFrame([[1, 2, 3]], columns=["x", "x", 5])
-    adc.send_dataframe(df, "dup", secret_dir=store, notify_canvas=False)
+    adc.send_dataframe(df, "dup", secret_dir=store)
     got = adc.get_dataframe("dup", secret_dir=store, columns=[5])
     assert list(got.columns) == [5] and got.iloc[0, 0] == 3
 
 
 def test_describe_and_list_all_states(store):
     df = frame()
-    adc.send_dataframe(df, "ok", secret_dir=store, transport="file", ttl_sec=3600, notify_canvas=False)
-    adc.send_dataframe(df.head(3), "gone", secret_dir=store, notify_canvas=False)
+    adc.send_dataframe(df, "ok", secret_dir=store, transport="file", ttl_sec=3600)
+    adc.send_dataframe(df.head(3), "gone", secret_dir=store)
     # A failed send leaves writing + error lines: here a transfer that died mid-write.
     with pytest.raises(Exception):
-        adc.send_dataframe(pd.DataFrame({"bad": [object(), 1]}), "broken", secret_dir=store, notify_canvas=False)
+        adc.send_dataframe(pd.DataFrame({"bad": [object(), 1]}), "broken", secret_dir=store)
     info = adc.describe_table("ok", secret_dir=store)
     assert info["state"] == "ready" and info["shape"] == (N, 3) and info["transport"] == "file_arrow_ipc_v1"
     assert info["expires_at"] and info["ttl_sec"] == 3600 and 0 <= info["age_sec"] < 60
@@ -132,7 +132,7 @@ def test_describe_and_list_all_states(store):
     with pytest.raises(TableNotFoundError):
         adc.describe_table("never", secret_dir=store)
     # Sending again brings it back.
-    adc.send_dataframe(df.head(2), "gone", secret_dir=store, notify_canvas=False)
+    adc.send_dataframe(df.head(2), "gone", secret_dir=store)
     assert len(adc.get_dataframe("gone", secret_dir=store)) == 2
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 import allye_data_connector as adc
-from conftest import run_python
+from tests.helpers import run_python
 
 ROWS = 20_000
 WRITERS = 5
@@ -37,9 +37,9 @@ for s in range({sends}):
                        "v": np.arange({rows}) + w * 1000 + s,
                        "label": [f"w{{w}}s{{s}}r{{i}}" for i in range({rows})]}})
     transport = "shm" if (w + s) % 2 else "file"
-    adc.send_dataframe(df, f"shared{{w % 2}}", secret_dir=store, transport=transport, notify_canvas=False,
+    adc.send_dataframe(df, f"shared{{w % 2}}", secret_dir=store, transport=transport,
                        shm_unlink_on_read=False)
-    adc.send_dataframe(df, f"own{{w}}", secret_dir=store, transport=transport, notify_canvas=False,
+    adc.send_dataframe(df, f"own{{w}}", secret_dir=store, transport=transport,
                        shm_unlink_on_read=False)
 print("done", flush=True)
 """
@@ -140,7 +140,7 @@ def test_threads_in_one_process_send_and_read(store):
                      "label": [f"w{w}s{s}r{i}" for i in range(ROWS)]}
                 )
                 adc.send_dataframe(df, f"t{w % 2}", secret_dir=store, transport="shm" if s % 2 else "file",
-                                   notify_canvas=False, shm_unlink_on_read=False)
+                                   shm_unlink_on_read=False)
                 check_ns["check"](adc.get_dataframe(f"t{w % 2}", secret_dir=store))
                 if s % 3 == 0:
                     adc.gc(secret_dir=store, dry_run=False)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import allye_data_connector as adc
-from conftest import run_python
+from tests.helpers import run_python
 
 PEER = """
 import json, allye_data_connector as adc
@@ -28,8 +28,8 @@ print(json.dumps(out))
 
 @pytest.mark.parametrize("transport", ["shm", "file"])
 def test_peer_after_rm(store, peer_python, transport):
-    adc.send_dataframe(pd.DataFrame({"x": [1.0, 2.0]}), "gone", secret_dir=store, transport=transport, notify_canvas=False)
-    adc.send_dataframe(pd.DataFrame({"x": [3.0]}), "kept", secret_dir=store, transport="file", notify_canvas=False)
+    adc.send_dataframe(pd.DataFrame({"x": [1.0, 2.0]}), "gone", secret_dir=store, transport=transport)
+    adc.send_dataframe(pd.DataFrame({"x": [3.0]}), "kept", secret_dir=store, transport="file")
     adc.remove_table("gone", secret_dir=store)
     seen = json.loads(run_python(PEER.format(store=str(store)), python=peer_python))
     assert "kept" in seen["tables"]

@@ -18,7 +18,7 @@ import pytest
 
 import allye_data_connector as adc
 from allye_data_connector import errors
-from conftest import segments_named_in, shm_exists
+from tests.helpers import segments_named_in, shm_exists
 
 ROWS = 400_000  # x 10 float64 columns = 32 MB per version
 COLS = 10
@@ -32,7 +32,7 @@ k = start
 while True:
     df = base.assign(k=np.full({rows}, float(k)))  # the other columns are shared, not copied
     adc.send_dataframe(df, "big", secret_dir=store, transport=transport, chunk_rows=100_000,
-                       notify_canvas=False, shm_unlink_on_read=False)
+                       shm_unlink_on_read=False)
     print("sent", k, flush=True)
     k += 1
 """
@@ -67,7 +67,7 @@ def test_sigkill_at_random_moments_loses_and_leaks_nothing(store):
     the previous version stays readable and intact, no `ready` line points at an
     incomplete payload, and gc then removes everything the dead senders left."""
     rng = random.Random(1234)
-    adc.send_dataframe(make_frame(-1), "big", secret_dir=store, transport="file", notify_canvas=False)
+    adc.send_dataframe(make_frame(-1), "big", secret_dir=store, transport="file")
     script = textwrap.dedent(SENDER.format(rows=ROWS, cols=COLS))
     reported = -1
     killed_mid_send: set[str] = set()
@@ -142,7 +142,7 @@ def test_sigkill_at_random_moments_loses_and_leaks_nothing(store):
 def test_repeated_shm_sends_leave_one_segment_after_gc(store):
     df = __import__("pandas").DataFrame({"x": np.arange(1000.0)})
     for _ in range(5):
-        adc.send_dataframe(df, "t", secret_dir=store, transport="shm", notify_canvas=False, shm_unlink_on_read=False)
+        adc.send_dataframe(df, "t", secret_dir=store, transport="shm", shm_unlink_on_read=False)
     assert sum(shm_exists(n) for n in segments_named_in(store)) == 5
     dry = adc.gc(secret_dir=store)
     assert [a["action"] for a in dry] == ["delete"] * 4
@@ -159,8 +159,8 @@ def test_shm_unlink_on_read_is_honoured_by_gc(store):
     import pandas as pd
 
     df = pd.DataFrame({"x": np.arange(10.0)})
-    adc.send_dataframe(df, "once", secret_dir=store, transport="shm", notify_canvas=False)  # flag on (0.1.2's default)
-    adc.send_dataframe(df, "many", secret_dir=store, transport="shm", notify_canvas=False, shm_unlink_on_read=False)
+    adc.send_dataframe(df, "once", secret_dir=store, transport="shm")  # flag on (0.1.2's default)
+    adc.send_dataframe(df, "many", secret_dir=store, transport="shm", shm_unlink_on_read=False)
     assert adc.gc(secret_dir=store, dry_run=False) == [], "nothing read yet"
     held = adc.get_dataframe("once", secret_dir=store)
     adc.get_dataframe("many", secret_dir=store)
@@ -176,9 +176,9 @@ def test_compact_keeps_what_readers_need(store):
     import pandas as pd
 
     for v in range(20):
-        adc.send_dataframe(pd.DataFrame({"v": [v]}), f"t{v % 3}", secret_dir=store, transport="file", notify_canvas=False)
+        adc.send_dataframe(pd.DataFrame({"v": [v]}), f"t{v % 3}", secret_dir=store, transport="file")
     with pytest.raises(errors.ConversionError):
-        adc.send_dataframe(pd.DataFrame({"m": [1, "a", 2.5]}), "bad", secret_dir=store, notify_canvas=False)
+        adc.send_dataframe(pd.DataFrame({"m": [1, "a", 2.5]}), "bad", secret_dir=store)
     adc.gc(secret_dir=store, dry_run=False)
     report = adc.compact(secret_dir=store)
     assert report["lines_before"] == 40 and report["lines_after"] == 3, report
@@ -196,17 +196,17 @@ store = sys.argv[1]
 df = pd.DataFrame({"x": np.arange(2_000_000, dtype="float64")})  # 16 MB, /dev/shm holds 4 MB
 out = {}
 try:
-    adc.send_dataframe(df, "big", secret_dir=store, transport="shm", notify_canvas=False)
+    adc.send_dataframe(df, "big", secret_dir=store, transport="shm")
 except errors.StorageFullError as exc:
     out["shm_error"] = str(exc)
 out["shm_left"] = os.listdir("/dev/shm")
-adc.send_dataframe(df, "big", secret_dir=store, transport="auto", max_shm_bytes=1 << 40, notify_canvas=False)
+adc.send_dataframe(df, "big", secret_dir=store, transport="auto", max_shm_bytes=1 << 40)
 out["auto"] = adc.list_tables(secret_dir=store)[0]["transport"]
 out["auto_sum"] = float(adc.get_dataframe("big", secret_dir=store)["x"].sum())
 out["shm_left_after_auto"] = os.listdir("/dev/shm")
 small = sys.argv[2]
 try:
-    adc.send_dataframe(df, "big", secret_dir=small, transport="file", notify_canvas=False)
+    adc.send_dataframe(df, "big", secret_dir=small, transport="file")
 except errors.StorageFullError as exc:
     out["file_error"] = str(exc)
 out["small_payloads"] = os.listdir(os.path.join(small, "payloads"))
@@ -248,14 +248,14 @@ def test_durable_send_round_trips(store, transport):
     import pandas as pd
 
     df = pd.DataFrame({"x": np.arange(1000.0)})
-    adc.send_dataframe(df, "d", secret_dir=store, transport=transport, durable=True, notify_canvas=False)
+    adc.send_dataframe(df, "d", secret_dir=store, transport=transport, durable=True)
     pd.testing.assert_frame_equal(adc.get_dataframe("d", secret_dir=store), df)
 
 
 def test_describing_a_table_is_not_a_read_for_shm_unlink_on_read(store):
     import pandas as pd
 
-    adc.send_dataframe(pd.DataFrame({"x": np.arange(10.0)}), "once", secret_dir=store, transport="shm", notify_canvas=False)
+    adc.send_dataframe(pd.DataFrame({"x": np.arange(10.0)}), "once", secret_dir=store, transport="shm")
     assert adc.describe_table("once", secret_dir=store)["schema"] == [{"name": "x", "type": "double"}]
     adc.list_tables(secret_dir=store, all_states=True)
     assert adc.gc(secret_dir=store, dry_run=False) == [], "looking at the schema is not a load"

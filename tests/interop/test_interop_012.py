@@ -13,7 +13,7 @@ import pytest
 
 import allye_data_connector as adc
 from allye_data_connector import errors
-from conftest import run_python, shm_exists
+from tests.helpers import run_python, shm_exists
 
 
 def frame() -> pd.DataFrame:
@@ -43,7 +43,7 @@ print(json.dumps({{"index_name": df.index.name, "index_last": int(df.index[-1]),
 @pytest.mark.parametrize("transport", ["file", "shm"])
 def test_ours_to_012(store, peer_python, transport):
     df = frame()
-    adc.send_dataframe(df, "ours", secret_dir=store, transport=transport, notify_canvas=False)
+    adc.send_dataframe(df, "ours", secret_dir=store, transport=transport)
     got = json.loads(run_python(PEER_READ.format(store=str(store)), python=peer_python))
     assert got["cols"] == ["x", "n", "s", "t"]
     assert got["index_name"] == "key" and got["index_last"] == 1998  # 0.1.2 restores our index too
@@ -113,7 +113,7 @@ def test_012_shm_to_ours_while_sender_lives(store, peer_python):
 
 
 def test_both_writers_share_one_manifest(store, peer_python):
-    adc.send_dataframe(pd.DataFrame({"v": [1]}), "a", secret_dir=store, notify_canvas=False)
+    adc.send_dataframe(pd.DataFrame({"v": [1]}), "a", secret_dir=store)
     run_python(
         f"""
         import pandas as pd, allye_data_connector as adc
@@ -122,7 +122,7 @@ def test_both_writers_share_one_manifest(store, peer_python):
         """,
         python=peer_python,
     )
-    adc.send_dataframe(pd.DataFrame({"v": [4]}), "b", secret_dir=store, transport="file", notify_canvas=False)
+    adc.send_dataframe(pd.DataFrame({"v": [4]}), "b", secret_dir=store, transport="file")
     assert adc.get_dataframe("a", secret_dir=store)["v"].tolist() == [2]
     assert adc.get_dataframe("b", secret_dir=store)["v"].tolist() == [4]
     out = run_python(

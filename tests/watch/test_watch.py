@@ -23,7 +23,7 @@ DF = pd.DataFrame({"x": np.arange(100.0)})
 def send_later(store, name, delay, df=DF, **kw):
     def run():
         time.sleep(delay)
-        adc.send_dataframe(df, name, secret_dir=store, notify_canvas=False, **kw)
+        adc.send_dataframe(df, name, secret_dir=store, **kw)
 
     t = threading.Thread(target=run)
     t.start()
@@ -47,7 +47,7 @@ def test_get_waits_for_a_version_from_another_process(store, polling, monkeypatc
     child = subprocess.Popen(
         [sys.executable, "-c",
          "import time, pandas as pd, allye_data_connector as a; time.sleep(0.5); "
-         f"a.send_dataframe(pd.DataFrame({{'v': [1, 2, 3]}}), 'late', secret_dir={str(store)!r}, notify_canvas=False)"]
+         f"a.send_dataframe(pd.DataFrame({{'v': [1, 2, 3]}}), 'late', secret_dir={str(store)!r})"]
     )
     try:
         df = adc.get_dataframe("late", secret_dir=store, wait=True, timeout_sec=60)
@@ -69,14 +69,14 @@ def test_wait_times_out_and_store_may_not_exist_yet(store):
 
 
 def test_watch_yields_every_new_version_in_order(store):
-    adc.send_dataframe(DF, "old", secret_dir=store, notify_canvas=False)
+    adc.send_dataframe(DF, "old", secret_dir=store)
     got = []
 
     def sender():
         time.sleep(0.2)
         for i in range(3):
-            adc.send_dataframe(DF.head(i + 1), "w", secret_dir=store, notify_canvas=False)
-        adc.send_dataframe(DF, "other", secret_dir=store, notify_canvas=False)
+            adc.send_dataframe(DF.head(i + 1), "w", secret_dir=store)
+        adc.send_dataframe(DF, "other", secret_dir=store)
         adc.remove_table("w", secret_dir=store)
 
     t = threading.Thread(target=sender)
@@ -114,7 +114,7 @@ def test_watch_callback_in_background(store):
 
 
 def test_tail_survives_compaction_by_rename(store):
-    adc.send_dataframe(DF, "c", secret_dir=store, notify_canvas=False)
+    adc.send_dataframe(DF, "c", secret_dir=store)
     it = adc.watch("c", secret_dir=store, timeout_sec=5)
     # Compact: rewrite the manifest with only the ready lines, replace it by rename.
     manifest = store / "manifest.jsonl"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import run_python, shm_exists
+from tests.helpers import run_python, shm_exists
 
 SENDER = """
 import numpy as np, pandas as pd, allye_data_connector as adc
@@ -14,7 +14,7 @@ rng = np.random.default_rng(7)
 n = 200_000
 df = pd.DataFrame({{f"f{{i}}": rng.standard_normal(n) for i in range(4)}} | {{"n": np.arange(n), "s": [f"r{{i}}" for i in range(n)]}},
                   index=pd.date_range("2025-01-01", periods=n, freq="s", tz="UTC", name="ts"))
-adc.send_dataframe(df, "xp", secret_dir={store!r}, transport={transport!r}, notify_canvas=False, chunk_rows=50_000)
+adc.send_dataframe(df, "xp", secret_dir={store!r}, transport={transport!r}, chunk_rows=50_000)
 print(float(df["f0"].sum()), int(df["n"].sum()))
 """
 
@@ -51,11 +51,11 @@ def test_rust_example_reads_a_table_sent_from_python(store):
 
     import allye_data_connector as adc
 
-    exe = Path(__file__).resolve().parent.parent / "target" / "debug" / "examples" / "read_table"
+    exe = Path(__file__).resolve().parents[2] / "target" / "debug" / "examples" / "read_table"
     assert exe.exists(), "build it first: cargo build -p allye-core --example read_table (.ci/run does)"
     df = pd.DataFrame({"x": np.arange(1000.0), "n": np.arange(1000), "s": ["a"] * 1000})
     for transport in ("shm", "file"):
-        adc.send_dataframe(df, "native", secret_dir=store, transport=transport, notify_canvas=False, chunk_rows=300)
+        adc.send_dataframe(df, "native", secret_dir=store, transport=transport, chunk_rows=300)
         out = subprocess.run([str(exe), "--secret-dir", str(store), "native"], capture_output=True, text=True, check=True).stdout
         assert f"rows=1000" in out
         assert "column x Float64 sum=499500" in out

@@ -14,7 +14,6 @@ from allye_data_connector import errors
 
 
 def send(df, name, store, **kw):
-    kw.setdefault("notify_canvas", False)
     return adc.send_dataframe(df, name, secret_dir=store, **kw)
 
 

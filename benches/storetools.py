@@ -1,5 +1,6 @@
-"""Reading a store's manifest and releasing its payloads, for tests, benchmarks and
-benches/compare.py (which also runs it under 0.1.2's interpreter): standard library only.
+"""Reading a store's manifest, padding it with history and releasing its payloads, for
+tests, benchmarks and benches/compare.py (which also runs it under 0.1.2's interpreter):
+standard library only.
 
 Our "writing" lines announce the payload they are about to create in ``metadata.adc``,
 which covers a send that failed half-way; 0.1.2's ``ready`` lines name theirs in
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 SHM_TRANSPORT = "shm_arrow_stream_v1"
@@ -92,3 +94,20 @@ def remove_store(store) -> None:
     """Unlinks the store's segments, then deletes the store directory."""
     unlink_segments(store)
     shutil.rmtree(store, ignore_errors=True)
+
+
+def write_history(store, events: int) -> None:
+    """Appends `events` ready lines of other tables (copies of a real line of this store,
+    with fresh ids and names), as a long-lived store accumulates."""
+    template = latest_ready(store, "seed")
+    assert template is not None
+    lines = []
+    with open(os.path.join(store, "manifest.jsonl"), "a", encoding="utf-8") as f:
+        for i in range(events):
+            ev = dict(template, id=str(uuid.UUID(int=i)), table_name=f"other_{i % 1000}")
+            lines.append(json.dumps(ev, separators=(",", ":"), ensure_ascii=False))
+            if len(lines) == 10_000:
+                f.write("\n".join(lines) + "\n")
+                lines.clear()
+        if lines:
+            f.write("\n".join(lines) + "\n")
