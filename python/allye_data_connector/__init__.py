@@ -18,6 +18,7 @@ from .api import (
     watch,
 )
 from .errors import AllyeError, TableNotFoundError
+from .partial import Selection
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -32,6 +33,7 @@ __all__ = [
     "remove_table",
     "watch",
     "store_path",
+    "Selection",
     "errors",
     "AllyeError",
     "TableNotFoundError",

@@ -1,43 +1,37 @@
-"""The public API: 0.1.2's four calls with their names, arguments, defaults and return
-values, on the Rust core."""
+"""The public API: 0.1.2's four calls (``send_dataframe``, ``get_dataframe``,
+``list_tables``, ``gc``) with their names, arguments, defaults and return values, and
+ours beside them, on the Rust core. Each call checks its arguments, converts with
+:mod:`.convert`, and hands the rest to ``_core``, whose vocabulary (defaults, transports,
+compressions, name rule) it uses rather than repeats."""
 
 from __future__ import annotations
 
-import json
+import datetime
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import pandas as pd
 import pyarrow as pa
 
-from . import _core, partial, settings as _settings
-from . import progress as _progress
+from . import _core, convert, records, settings as _settings
 from . import watch as _watch
 from .canvas import notify_receiver
-from .convert import DtypeBackend, _column_arrays, arrow_to_dataframe, dataframe_to_arrow, schema_sha256
-from .errors import InvalidArgumentError, TableNotFoundError
+from .convert import DtypeBackend
+from .errors import InvalidArgumentError
+from .partial import Selection, index_columns
+from .progress import Cancel, Progress
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
-Transport = Literal["auto", "shm", "file"]
-
-DEFAULT_MAX_SHM_BYTES = 64 * 1024 * 1024
-DEFAULT_CHUNK_ROWS = 500_000
 
 
 def _path(secret_dir: Optional[PathLike]) -> Optional[str]:
     # os.path, not pathlib: this runs on every call, and pathlib costs ~10 us a time.
     return None if secret_dir is None else os.path.expanduser(os.fspath(secret_dir))
-
-
-def _table_name_arg(table_name: Any) -> str:
-    if not isinstance(table_name, str) or not table_name:
-        raise InvalidArgumentError(f"table_name must be a non-empty str, got {table_name!r}; list_tables() shows what exists")
-    return table_name
 
 
 def _int_arg(name: str, value: Any, *, minimum: int) -> int:
@@ -53,7 +47,7 @@ def send_dataframe(
     table_name: Optional[str] = None,
     *,
     secret_dir: Optional[PathLike] = None,
-    transport: Transport = "auto",
+    transport: str = "auto",
     max_shm_bytes: Optional[int] = None,
     chunk_rows: Optional[int] = None,
     ttl_sec: Optional[int] = None,
@@ -64,102 +58,76 @@ def send_dataframe(
     notify_refresh_manifest: bool = True,
     notify_timeout_sec: float = 1.0,
     metadata: Optional[dict[str, Any]] = None,
-    producer: str = "python",
+    producer: str = _core.DEFAULT_PRODUCER,
     compression: Optional[str] = None,
     durable: bool = False,
-    progress: Optional[Callable[[int, int], Any]] = None,
-    cancel: Any = None,
+    progress: Optional[Progress] = None,
+    cancel: Optional[Cancel] = None,
 ) -> str:
     """Sends a DataFrame under ``table_name`` and returns the name (generated when None).
 
     The frame is converted to Arrow once (index and column labels kept) and written once:
-    into a shared-memory segment (``transport="shm"``, or ``"auto"`` when its Arrow size is
-    at most ``max_shm_bytes``) or into an Arrow IPC file in ``<store>/payloads``: one record batch when uncompressed
-    (so a get maps it without copying), batches of ``chunk_rows`` rows (default 500,000)
-    when compressed or when ``chunk_rows`` is given. Files are uncompressed unless ``compression`` ("zstd", "lz4") or
-    ``$ALLYE_ARROW_COMPRESSION`` says otherwise. ``durable=True`` fsyncs payload and manifest.
+    into a shared-memory segment (``transport="shm"``, or ``"auto"`` when its Arrow size
+    is at most ``max_shm_bytes``) or into an Arrow IPC file in ``<store>/payloads``: one
+    record batch when uncompressed (so a get maps it without copying), batches of
+    ``chunk_rows`` rows (``_core.DEFAULT_COMPRESSED_CHUNK_ROWS`` by default) when
+    compressed or when ``chunk_rows`` is given. Files are uncompressed unless
+    ``compression`` (one of ``_core.COMPRESSIONS``) or ``$ALLYE_ARROW_COMPRESSION`` says
+    otherwise. ``durable=True`` fsyncs payload and manifest.
 
     ``max_shm_bytes``, ``chunk_rows``, ``compression``, ``ttl_sec`` and ``notify_canvas``
     left at None take the settings (environment, then ``<store>/settings.yaml``, then
-    0.1.2's defaults: 64 MiB, 500,000 rows, none, no TTL, notify; see ``adc config``).
+    0.1.2's defaults: ``_core.DEFAULT_MAX_SHM_BYTES``, no compression, no TTL, notify;
+    see ``adc config``).
 
     ``progress(done_rows, total_rows)`` is called as the frame is converted (in chunks of
-    250,000 rows) and once more after the write; ``cancel`` (a ``threading.Event`` or a
-    callable returning True) is checked between chunks and raises
-    :class:`~.errors.CancelledError` before anything is written, so a cancelled send
-    leaves no manifest line, segment or file. The write itself (memory speed) is not
+    :data:`~.convert.CONVERT_CHUNK_ROWS` rows) and once more after the write; ``cancel``
+    (a ``threading.Event`` or a callable returning True) is checked between chunks and
+    raises :class:`~.errors.CancelledError` before anything is written, so a cancelled
+    send leaves no manifest line, segment or file. The write itself (memory speed) is not
     interrupted.
     """
     if table_name is not None and not isinstance(table_name, str):
         raise InvalidArgumentError(f"table_name must be a str or None, got {type(table_name).__name__}")
-    if transport not in ("auto", "shm", "file"):
-        raise InvalidArgumentError(f"unknown transport {transport!r}: use 'auto', 'shm' or 'file'")
-    if max_shm_bytes is not None:
-        _int_arg("max_shm_bytes", max_shm_bytes, minimum=1)
-    if chunk_rows is not None:
-        _int_arg("chunk_rows", chunk_rows, minimum=0)
-    if ttl_sec is not None:
-        _int_arg("ttl_sec", ttl_sec, minimum=0)
+    _core.check_transport(transport)
+    for name, value, minimum in (("max_shm_bytes", max_shm_bytes, 1), ("chunk_rows", chunk_rows, 0), ("ttl_sec", ttl_sec, 0)):
+        if value is not None:
+            _int_arg(name, value, minimum=minimum)
+    store = _path(secret_dir)
     eff = _settings.effective(
-        _core.resolve_store(_path(secret_dir)),
-        max_shm_bytes=max_shm_bytes,
-        chunk_rows=chunk_rows,
-        compression=compression,
-        default_ttl_sec=ttl_sec,
-        notify_canvas=notify_canvas,
+        _core.resolve_store(store), max_shm_bytes=max_shm_bytes, chunk_rows=chunk_rows,
+        compression=compression, default_ttl_sec=ttl_sec, notify_canvas=notify_canvas,
     )
-    max_shm_bytes, chunk_rows, compression = eff.max_shm_bytes, eff.chunk_rows, eff.compression
-    ttl_sec, notify_canvas = eff.default_ttl_sec, eff.notify_canvas
-    if chunk_rows is None:
-        # One record batch keeps an uncompressed file a mappable, zero-copy get (several
-        # batches make pandas concatenate every column); compressed files keep 0.1.2's
-        # batches, which bound the memory of compressing and decompressing one batch.
-        uncompressed = str(compression or "").strip().lower() in ("", "none", "uncompressed")
-        chunk_rows = 0 if uncompressed else DEFAULT_CHUNK_ROWS
-    merged = dict(metadata or {})
-    merged["shm_unlink_on_read"] = bool(shm_unlink_on_read)
-    try:
-        metadata_json = json.dumps(merged, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"metadata must be JSON-serialisable: {exc}") from exc
-
-    # The frame's column arrays, read once for the conversion and the schema hash.
-    arrays = _column_arrays(df) if isinstance(df, pd.DataFrame) else None
-    if progress is None and cancel is None:
-        table = dataframe_to_arrow(df, arrays)
-    else:
-        table = _progress.dataframe_to_arrow_chunked(df, progress=progress, cancel=cancel)
-        _progress.check(cancel, "the send")
-    line = _core.send(
-        table,
-        secret_dir=_path(secret_dir),
+    encoded = convert.encode(df, progress=progress, cancel=cancel)
+    rows, cols = df.shape
+    event = _core.send(
+        encoded.table,
+        secret_dir=store,
         table_name=table_name,
         producer=producer,
         transport=transport,
-        max_shm_bytes=max_shm_bytes,
-        chunk_rows=chunk_rows,
-        ttl_sec=ttl_sec,
-        compression=compression,
-        metadata_json=metadata_json,
-        shape=(int(df.shape[0]), int(df.shape[1])),
-        schema_sha256=schema_sha256(df, arrays),
+        max_shm_bytes=eff.max_shm_bytes,
+        chunk_rows=eff.chunk_rows,  # None: the core's default for the compression
+        ttl_sec=eff.default_ttl_sec,
+        compression=eff.compression,
+        metadata={**(metadata or {}), "shm_unlink_on_read": bool(shm_unlink_on_read)},
+        shape=(int(rows), int(cols)),
+        schema_sha256=encoded.schema_sha256,
         durable=durable,
     )
-    event = json.loads(line)
     if progress is not None:
-        progress(int(df.shape[0]), int(df.shape[0]))
-    name: str = event["table_name"]
-    payload = event["payload"]
-    logger.debug("sent %r as %s (%d bytes)", name, payload["transport"], payload["data_size"])
-    if notify_canvas:
+        progress(int(rows), int(rows))
+    sent: str = event["table_name"]
+    logger.debug("sent %r as %s (%d bytes)", sent, event["payload"]["transport"], event["payload"]["data_size"])
+    if eff.notify_canvas:
         notify_receiver(
-            name,
+            sent,
             create_if_missing=notify_create_widget,
             create_new=notify_create_new_widget,
             refresh_manifest=notify_refresh_manifest,
             timeout_sec=notify_timeout_sec,
         )
-    return name
+    return sent
 
 
 def get_arrow(
@@ -167,12 +135,14 @@ def get_arrow(
     *,
     secret_dir: Optional[PathLike] = None,
     producer: Optional[str] = None,
+    selection: Optional[Selection] = None,
 ) -> pa.Table:
-    """The current version of a table as a ``pyarrow.Table`` whose buffers point into the
-    mapped segment or file (no copy)."""
-    _table_name_arg(table_name)
+    """The current version of a table (or the part ``selection`` picks) as a
+    ``pyarrow.Table`` whose buffers point into the mapped segment or file (no copy)."""
+    _core.check_table_name(table_name)
     _, data = _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)
-    return pa.table(data)
+    table = pa.table(data)
+    return table if selection is None else selection.apply(table)
 
 
 def get_dataframe(
@@ -192,8 +162,9 @@ def get_dataframe(
     start: Any = None,
     end: Any = None,
     time_column: Optional[str] = None,
-    progress: Optional[Callable[[int, int], Any]] = None,
-    cancel: Any = None,
+    progress: Optional[Progress] = None,
+    cancel: Optional[Cancel] = None,
+    selection: Optional[Selection] = None,
 ) -> pd.DataFrame:
     """Reads the current version of a table (the last ``ready`` line for that name and
     producer) into a DataFrame.
@@ -207,23 +178,26 @@ def get_dataframe(
     Raises :class:`TableNotFoundError` (a ``KeyError``) when there is none, or when the
     table was removed (``adc rm``) and not sent again.
 
-    Partial loads (only what is asked for is touched; see :mod:`.partial`):
-    ``columns=[...]`` (the index is kept), ``rows=(start, stop)`` (Python slicing),
-    ``head=N``, ``sample=N`` (reproducible with ``seed``), and ``start=``/``end=`` for
-    the rows with ``start <= t < end`` of the sorted DatetimeIndex (or of
-    ``time_column``), found by binary search. Applied in the order: time range, rows,
-    head, columns, sample.
+    Partial loads (only what is asked for is touched): ``columns=[...]`` (the index is
+    kept), ``rows=(start, stop)`` (Python slicing), ``head=N``, ``sample=N``
+    (reproducible with ``seed``), and ``start=``/``end=`` for the rows with
+    ``start <= t < end`` of the sorted DatetimeIndex (or of ``time_column``), found by
+    binary search; or all of them as one :class:`~.partial.Selection` in ``selection=``
+    (not both). See :class:`~.partial.Selection` for the order they apply in.
 
     ``progress(done_rows, total_rows)`` is called as record batches are converted to
     pandas (the only part of a load that takes time), and ``cancel`` (an Event or a
     callable returning True) is checked between batches and raises
     :class:`~.errors.CancelledError`; a load writes nothing, so nothing is left behind.
     """
-    if dtype_backend not in (None, "numpy", "numpy_nullable", "pyarrow"):
-        raise InvalidArgumentError(
-            f"dtype_backend={dtype_backend!r} is not one of None, 'numpy', 'numpy_nullable', 'pyarrow'"
-        )
-    _table_name_arg(table_name)
+    convert.check_dtype_backend(dtype_backend)
+    picked = Selection(columns=columns, rows=rows, head=head, sample=sample, seed=seed, start=start, end=end,
+                       time_column=time_column)
+    if selection is not None:
+        if picked != _EVERYTHING:
+            raise InvalidArgumentError("pass a partial load either as selection= or as columns=, rows=, ... (not both)")
+        picked = selection
+    _core.check_table_name(table_name)
 
     def attempt() -> Any:
         return _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)[1]
@@ -237,13 +211,11 @@ def get_dataframe(
         )
     else:
         data = attempt()
-    table = partial.apply(
-        pa.table(data), columns=columns, head=head, rows=rows, sample=sample, seed=seed,
-        start=start, end=end, time_column=time_column,
-    )
-    if progress is None and cancel is None:
-        return arrow_to_dataframe(table, dtype_backend)
-    return _progress.arrow_to_dataframe_chunked(table, dtype_backend, progress=progress, cancel=cancel)
+    table = picked.apply(pa.table(data))
+    return convert.arrow_to_dataframe(table, dtype_backend, progress=progress, cancel=cancel)
+
+
+_EVERYTHING = Selection()
 
 
 def list_tables(
@@ -263,33 +235,16 @@ def list_tables(
     if all_states:
         return [
             _describe(st, with_schema=with_schema, secret_dir=secret_dir)
-            for st in json.loads(_core.table_states(secret_dir=_path(secret_dir), producer=producer))
+            for st in _core.table_states(secret_dir=_path(secret_dir), producer=producer)
         ]
-    out = []
-    for ev in json.loads(_core.list_tables(secret_dir=_path(secret_dir), producer=producer)):
-        p = ev.get("payload") or {}
-        shape = p.get("shape")
-        out.append(
-            {
-                "table_name": ev["table_name"],
-                "id": ev["id"],
-                "producer": ev["producer"],
-                "created_at": ev["created_at"],
-                "ttl_sec": ev["ttl_sec"],
-                "transport": p.get("transport"),
-                "shape": (int(shape[0]), int(shape[1])) if shape else None,
-                "bytes": p.get("data_size"),
-                "expires_at": p.get("expires_at"),
-            }
-        )
-    return out
+    return [records.version(ev) for ev in _core.list_tables(secret_dir=_path(secret_dir), producer=producer)]
 
 
 def gc(
     *,
     secret_dir: Optional[PathLike] = None,
     dry_run: bool = True,
-    keep_versions: int = 1,
+    keep_versions: int = _core.DEFAULT_KEEP_VERSIONS,
 ) -> list[dict[str, Any]]:
     """Frees what no reader can be served any more, only inside this store:
 
@@ -306,9 +261,7 @@ def gc(
     appended for a dead sender's transfer).
     """
     _int_arg("keep_versions", keep_versions, minimum=1)
-    actions: list[dict[str, Any]] = json.loads(
-        _core.gc(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
-    )
+    actions = _core.gc(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
     for a in actions:
         logger.info("gc %s%s %s %s (%s)", "would " if dry_run else "", a["action"], a["transport"], a["locator"], a["reason"])
     return actions
@@ -321,7 +274,7 @@ def compact(*, secret_dir: Optional[PathLike] = None) -> dict[str, int]:
     concurrent readers and writers, ours and 0.1.2's. Run ``gc(dry_run=False)`` first to
     free superseded versions. Returns ``{"lines_before", "lines_after", "bytes_before",
     "bytes_after"}``."""
-    report: dict[str, int] = json.loads(_core.compact(secret_dir=_path(secret_dir)))
+    report = _core.compact(secret_dir=_path(secret_dir))
     logger.info("compacted the manifest: %d -> %d lines", report["lines_before"], report["lines_after"])
     return report
 
@@ -332,16 +285,14 @@ def store_path(secret_dir: Optional[PathLike] = None) -> Path:
     return Path(_core.resolve_store(_path(secret_dir)))
 
 
-# ---- Issue 4: describe, remove ---------------------------------------------------------
+# ---- describe, remove -------------------------------------------------------------------
 
 
 def _age_sec(created_at: Optional[str]) -> Optional[float]:
     if not created_at:
         return None
     try:
-        import datetime as _dt
-
-        then = _dt.datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S%z")
+        then = datetime.datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S%z")
     except ValueError:
         return None
     return round(time.time() - then.timestamp(), 3)
@@ -350,8 +301,6 @@ def _age_sec(created_at: Optional[str]) -> Optional[float]:
 def _describe(st: dict[str, Any], *, with_schema: bool, secret_dir: Optional[PathLike]) -> dict[str, Any]:
     latest = st.get("latest") or {}
     ready = st.get("ready") or {}
-    p = ready.get("payload") or {}
-    shape = p.get("shape")
     out: dict[str, Any] = {
         "table_name": st["table_name"],
         "state": st["state"],
@@ -362,10 +311,7 @@ def _describe(st: dict[str, Any], *, with_schema: bool, secret_dir: Optional[Pat
         "created_at": ready.get("created_at"),
         "age_sec": _age_sec(ready.get("created_at")),
         "ttl_sec": ready.get("ttl_sec"),
-        "expires_at": p.get("expires_at"),
-        "transport": p.get("transport"),
-        "shape": (int(shape[0]), int(shape[1])) if shape else None,
-        "bytes": p.get("data_size"),
+        **records.payload_summary(ready),
         "latest_id": latest.get("id"),
         "latest_at": latest.get("created_at"),
     }
@@ -379,7 +325,7 @@ def _describe(st: dict[str, Any], *, with_schema: bool, secret_dir: Optional[Pat
                 )
                 table = pa.table(data)
                 out["schema"] = [{"name": f.name, "type": str(f.type)} for f in table.schema]
-                out["index_columns"] = partial.index_columns(table)
+                out["index_columns"] = index_columns(table)
                 out["num_batches"] = len(table.to_batches())
             except Exception as exc:  # AllyeError mostly: say why, describe the rest
                 out["schema_error"] = str(exc)
@@ -398,7 +344,7 @@ def describe_table(
     ``transport`` and ``schema`` (column names and Arrow types, read from the payload's
     schema without loading data). Raises :class:`TableNotFoundError` when the manifest
     never mentions the table."""
-    st = json.loads(_core.table_state(table_name, secret_dir=_path(secret_dir), producer=producer))
+    st = _core.table_state(table_name, secret_dir=_path(secret_dir), producer=producer)
     return _describe(st, with_schema=True, secret_dir=secret_dir)
 
 
@@ -408,7 +354,7 @@ def remove_table(table_name: str, *, secret_dir: Optional[PathLike] = None) -> d
     versions inside this store. Our readers then get :class:`TableNotFoundError` until a
     new version is sent; 0.1.2 readers get their "payload missing" error. Returns
     ``{"table_name", "id", "deleted": [[transport, locator], ...], "skipped": [...]}``."""
-    report: dict[str, Any] = json.loads(_core.remove_table(table_name, secret_dir=_path(secret_dir)))
+    report = _core.remove_table(table_name, secret_dir=_path(secret_dir))
     logger.info("removed %r (%d payloads deleted)", table_name, len(report["deleted"]))
     return report
 

@@ -17,8 +17,9 @@ from typing import Any, Optional
 
 import click
 
-from . import api, errors
+from . import _core, api, errors
 from . import settings as _settings
+from .partial import Selection
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_PAYLOAD, EXIT_TIMEOUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
 
@@ -207,11 +208,12 @@ def get_cmd(obj: _Ctx, name: str, output: Path, fmt: Optional[str], columns: Opt
             row_range = (int(a) if a.strip() else None, int(b) if b.strip() else None)
         except ValueError:
             raise click.BadParameter(f"{rows!r} is not START:STOP", param_hint="--rows") from None
+    selection = Selection(columns=[c.strip() for c in columns.split(",")] if columns else None, head=head,
+                          rows=row_range, start=start, end=end, time_column=time_column)
     try:
         df = api.get_dataframe(
             name, secret_dir=obj.secret_dir, producer=producer, wait=wait, timeout_sec=timeout_sec,
-            columns=[c.strip() for c in columns.split(",")] if columns else None, head=head, rows=row_range,
-            start=start, end=end, time_column=time_column, dtype_backend="pyarrow" if fmt != "csv" else None,
+            selection=selection, dtype_backend="pyarrow" if fmt != "csv" else None,
         )
     except errors.TableNotFoundError:
         if wait:
@@ -277,7 +279,7 @@ def _read_input(path: Path, fmt: str, progress: bool) -> Any:
 
                     closed = False
 
-                reader = pcsv.open_csv(pa.PythonFile(_Counting(), mode="r"))  # type: ignore[arg-type]
+                reader = pcsv.open_csv(pa.PythonFile(_Counting(), mode="r"))
                 table = reader.read_all()
             return table.to_pandas()
         import pyarrow.parquet as pq
@@ -294,7 +296,7 @@ def _read_input(path: Path, fmt: str, progress: bool) -> Any:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--name", help="Table name (default: the file name without extension).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "feather"]), help="Input format (default: from the file name).")
-@click.option("--transport", type=click.Choice(["auto", "shm", "file"]), default="auto", show_default=True)
+@click.option("--transport", type=click.Choice(_core.TRANSPORTS), default="auto", show_default=True)
 @click.option("--ttl", "ttl_sec", type=int, help="Seconds until the version expires (default: settings).")
 @click.option("--no-notify", is_flag=True, help="Do not notify a running Allye canvas.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar while reading big files (on stderr).")
@@ -394,7 +396,7 @@ def config_cmd(obj: _Ctx, assignments: tuple[str, ...]) -> None:
             key = key.strip()
             if not sep or key not in known:
                 raise click.BadParameter(f"{a!r}: use KEY=VALUE with KEY one of {', '.join(sorted(known))}", param_hint="--set")
-            setattr(current, key, _settings._coerce(_settings.Settings, key, value, "--set"))
+            setattr(current, key, _settings.parse_setting(key, value, "--set"))
         _settings.save(current, store)
     resolved = _settings.load(store)
     rows = [{"name": k, "value": getattr(resolved.settings, k), "source": resolved.sources[k], "env": _settings.ENV[k]} for k in _settings.ENV]

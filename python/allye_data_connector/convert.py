@@ -1,29 +1,57 @@
-"""pandas <-> Arrow conversion: one ``from_pandas`` per send, zero-copy on the way back."""
+"""pandas <-> Arrow conversion: one ``from_pandas`` per send, zero-copy on the way back.
+
+A send calls :func:`encode` (the Arrow table and the protocol's ``schema_sha256``), a load
+:func:`arrow_to_dataframe`. With a progress callback or a cancel token, both convert piece
+by piece (row chunks, record batches), each piece by the same one-shot conversion.
+Everything they remember between calls (column labels, schema hashes, schemas, what a
+schema converts to) is held by :data:`CACHES`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, Optional
+from typing import Any, Literal, NamedTuple, Optional, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from .errors import ConversionError, InvalidArgumentError, InvalidInputError
+from .progress import Cancel, Progress, check
+
+logger = logging.getLogger(__name__)
 
 #: Schema-metadata key holding the original column labels when Arrow field names
 #: could not carry them (duplicate labels, labels equal after ``str()``).
 LABELS_KEY = b"allye_columns"
 
 DtypeBackend = Literal["numpy", "numpy_nullable", "pyarrow"]
+DTYPE_BACKENDS = (None, "numpy", "numpy_nullable", "pyarrow")
+
+#: Rows converted between two progress reports / cancel checks of a send.
+CONVERT_CHUNK_ROWS = 250_000
+
+#: Float values from which the NaN scan runs in parallel, and the size of a piece.
+PARALLEL_SCAN_VALUES = 1 << 22
+SCAN_PIECE = 1 << 21
+_SCAN_WORKERS = min(4, os.cpu_count() or 1)
 
 
-def _column_arrays(df: pd.DataFrame) -> list:
+def check_dtype_backend(dtype_backend: Any) -> Optional[DtypeBackend]:
+    if dtype_backend not in DTYPE_BACKENDS:
+        raise InvalidArgumentError(
+            f"dtype_backend={dtype_backend!r} is not one of None, 'numpy', 'numpy_nullable', 'pyarrow'"
+        )
+    return dtype_backend  # type: ignore[no-any-return]
+
+
+def column_arrays(df: pd.DataFrame) -> list[Any]:
     """The frame's columns as their backing arrays (NumPy arrays or pandas extension
     arrays), by position, without building a Series per column (a tenth of the cost).
     ``DataFrame._get_column_array`` is private (pandas 1.3 to 3.x); other pandas versions
@@ -34,23 +62,63 @@ def _column_arrays(df: pd.DataFrame) -> list:
     return [df.iloc[:, i].values for i in range(df.shape[1])]
 
 
-#: (Index, its labels) for the last column Index seen (pandas Index objects are immutable).
-_LAST_LABELS: tuple = (None, None)
-#: schema_sha256 of frames of NumPy dtypes, by their labels (with types) and dtypes.
-_SHAS: dict = {}
-_CACHE_MAX = 256
+class Caches:
+    """What the conversions remember between calls: pure functions of their keys, so a
+    :meth:`clear` only costs the next calls their first-time price. Each dict holds at
+    most :attr:`MAX_ENTRIES` entries (cleared when full)."""
+
+    MAX_ENTRIES = 256
+
+    def __init__(self) -> None:
+        #: (Index, its labels) for the last column Index seen (Index objects are immutable).
+        self.last_labels: tuple[Any, Any] = (None, None)
+        #: schema_sha256 of frames of NumPy dtypes, by their labels (with types) and dtypes.
+        self.shas: dict[Any, str] = {}
+        #: Schemas of numeric frames, see ``_numeric_schema``.
+        self.schemas: dict[Any, tuple[pa.Schema, dict[str, Any], int]] = {}
+        #: What ``numeric_frame`` learnt per schema, see there.
+        self.frames: dict[Any, Any] = {}
+        # (pid that made it, pool) of the parallel NaN scan.
+        self._scan_pool: Optional[tuple[int, ThreadPoolExecutor]] = None
+        self._scan_pool_lock = threading.Lock()
+
+    def labels(self, columns: pd.Index) -> list[Any]:
+        """``columns.tolist()``, remembered for the last Index object: a frame sent again
+        (and the two conversions of one send) reads its labels once."""
+        last = self.last_labels  # one read: another thread may replace it meanwhile
+        if last[0] is columns:
+            return last[1]  # type: ignore[no-any-return]
+        labels = columns.tolist()
+        self.last_labels = (columns, labels)
+        return labels
+
+    def put(self, cache: dict[Any, Any], key: Any, value: Any) -> None:
+        if len(cache) >= self.MAX_ENTRIES:
+            cache.clear()
+        cache[key] = value
+
+    def clear(self) -> None:
+        self.last_labels = (None, None)
+        self.shas.clear()
+        self.schemas.clear()
+        self.frames.clear()
+
+    def scan_pool(self) -> ThreadPoolExecutor:
+        """The NaN scan's thread pool, made on first use in each process (a forked child
+        inherits the pool object but not its threads)."""
+        with self._scan_pool_lock:
+            if self._scan_pool is None or self._scan_pool[0] != os.getpid():
+                pool = ThreadPoolExecutor(max_workers=_SCAN_WORKERS, thread_name_prefix="adc-nan-scan")
+                self._scan_pool = (os.getpid(), pool)
+            return self._scan_pool[1]
+
+    @property
+    def scan_pool_started(self) -> bool:
+        return self._scan_pool is not None
 
 
-def _labels(columns: pd.Index) -> list:
-    """``columns.tolist()``, remembered for the last Index object: a frame sent again
-    (and the two conversions of one send) reads its labels once."""
-    global _LAST_LABELS
-    last = _LAST_LABELS  # one read: another thread may replace it meanwhile
-    if last[0] is columns:
-        return last[1]
-    labels = columns.tolist()
-    _LAST_LABELS = (columns, labels)
-    return labels
+#: The one set of conversion caches.
+CACHES = Caches()
 
 
 def _label_key(label: Any) -> Any:
@@ -60,18 +128,18 @@ def _label_key(label: Any) -> Any:
     return (label, type(label))
 
 
-def schema_sha256(df: pd.DataFrame, arrays: Optional[list] = None) -> str:
+def schema_sha256(df: pd.DataFrame, arrays: Optional[list[Any]] = None) -> str:
     """The protocol's ``schema_sha256``: sha256 of ``str(columns) + "|" + str(dtypes)``,
     where ``dtypes`` is ``{str(label): str(dtype)}`` as ``df.dtypes.to_dict()`` gives it
     (one entry per distinct label, the last column's dtype). Cached for frames of NumPy
     dtypes (equal NumPy dtypes print the same)."""
-    labels = _labels(df.columns)
-    dtypes = tuple(a.dtype for a in (arrays if arrays is not None else _column_arrays(df)))
+    labels = CACHES.labels(df.columns)
+    dtypes = tuple(a.dtype for a in (arrays if arrays is not None else column_arrays(df)))
     key = None
     if all(isinstance(d, np.dtype) for d in dtypes):
         try:
             key = (tuple(map(_label_key, labels)), dtypes)
-            hit = _SHAS.get(key)
+            hit = CACHES.shas.get(key)
         except TypeError:  # an unhashable label
             key = hit = None
         if hit is not None:
@@ -79,9 +147,7 @@ def schema_sha256(df: pd.DataFrame, arrays: Optional[list] = None) -> str:
     text = str(list(map(str, labels))) + "|" + str({str(k): str(v) for k, v in zip(labels, dtypes)})
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
     if key is not None:
-        if len(_SHAS) >= _CACHE_MAX:
-            _SHAS.clear()
-        _SHAS[key] = sha
+        CACHES.put(CACHES.shas, key, sha)
     return sha
 
 
@@ -93,16 +159,61 @@ def _label_to_json(label: Any) -> Any:
     return str(label)
 
 
-def dataframe_to_arrow(df: pd.DataFrame, arrays: Optional[list] = None) -> pa.Table:
+class Encoded(NamedTuple):
+    """What a send needs of a DataFrame."""
+
+    table: pa.Table
+    #: The protocol's ``schema_sha256`` (see :func:`schema_sha256`).
+    schema_sha256: str
+
+
+def encode(df: Any, *, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None) -> Encoded:
+    """The Arrow table of a DataFrame (as :func:`dataframe_to_arrow` converts it) and its
+    schema hash, the frame's column arrays read once for both. Raises
+    :class:`~.errors.CancelledError` when ``cancel`` is set before the conversion is
+    complete."""
+    _check_frame(df)
+    arrays = column_arrays(df)
+    if progress is None and cancel is None:
+        table = _to_arrow(df, arrays)
+    else:
+        table = _to_arrow_in_chunks(df, progress, cancel, CONVERT_CHUNK_ROWS)
+        check(cancel, "the send")
+    return Encoded(table, schema_sha256(df, arrays))
+
+
+def dataframe_to_arrow(
+    df: Any,
+    *,
+    progress: Optional[Progress] = None,
+    cancel: Optional[Cancel] = None,
+    chunk_rows: int = CONVERT_CHUNK_ROWS,
+) -> pa.Table:
     """Converts a DataFrame to an Arrow table in one pass over the whole frame (no
     sampling), keeping the index and the column labels in the pandas metadata.
-    ``arrays``: the frame's ``_column_arrays`` when the caller has them already."""
+
+    With ``progress`` or ``cancel``: the same conversion applied to row chunks of
+    ``chunk_rows`` rows, ``progress(done_rows, total_rows)`` after each and ``cancel``
+    checked before each (:class:`~.errors.CancelledError`); the result is the table the
+    whole-frame conversion gives."""
+    _check_frame(df)
+    if progress is None and cancel is None:
+        return _to_arrow(df)
+    return _to_arrow_in_chunks(df, progress, cancel, chunk_rows)
+
+
+def _check_frame(df: Any) -> None:
     if not isinstance(df, pd.DataFrame):
         raise InvalidInputError(
             f"send_dataframe() needs a pandas.DataFrame, got {type(df).__module__}.{type(df).__qualname__}; "
             "wrap a Series with .to_frame(), a dict or array with pandas.DataFrame(...)"
         )
-    labels = _labels(df.columns)
+
+
+def _to_arrow(df: pd.DataFrame, arrays: Optional[list[Any]] = None) -> pa.Table:
+    """The one-shot conversion (``arrays``: the frame's :func:`column_arrays` when the
+    caller has them already)."""
+    labels = CACHES.labels(df.columns)
     # pyarrow keeps homogeneous labels (all str, all int, ...) in its pandas metadata;
     # duplicates, labels equal after str() and mixed types we keep ourselves.
     own_labels = (
@@ -114,7 +225,7 @@ def dataframe_to_arrow(df: pd.DataFrame, arrays: Optional[list] = None) -> pa.Ta
         frame = df.copy(deep=False)
         frame.columns = [f"{c}__{i}" for i, c in enumerate(labels)]
     try:
-        table = _numeric_table(frame, arrays)
+        table = numeric_table(frame, arrays)
         if table is None:
             table = pa.Table.from_pandas(frame, preserve_index=None)
     except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
@@ -126,14 +237,61 @@ def dataframe_to_arrow(df: pd.DataFrame, arrays: Optional[list] = None) -> pa.Ta
     return table
 
 
-#: NumPy kinds whose columns ``_numeric_table`` converts itself: signed and unsigned
+def _to_arrow_in_chunks(
+    df: pd.DataFrame, progress: Optional[Progress], cancel: Optional[Cancel], chunk_rows: int
+) -> pa.Table:
+    """:func:`_to_arrow` per row chunk, reporting and checking ``cancel`` between chunks.
+    Gives exactly the whole-frame conversion's table (same schema and pandas metadata);
+    when a later chunk infers another Arrow type than the first (an object column that
+    is all-None at the start, say), it falls back to one whole-frame conversion."""
+    total = len(df)
+    check(cancel, "the send")
+    if total <= chunk_rows:
+        table = _to_arrow(df)
+        if progress is not None:
+            progress(total, total)
+        return table
+    first = _whole_range_metadata(_to_arrow(df.iloc[:chunk_rows]), df)
+    schema = first.schema
+    batches = first.to_batches()
+    done = chunk_rows
+    if progress is not None:
+        progress(done, total)
+    while done < total:
+        check(cancel, "the send")
+        part = _to_arrow(df.iloc[done : done + chunk_rows])
+        if not part.schema.remove_metadata().equals(schema.remove_metadata()):
+            logger.debug("chunk at row %d converts to another schema; converting the whole frame at once", done)
+            check(cancel, "the send")
+            table = _to_arrow(df)
+            if progress is not None:
+                progress(total, total)
+            return table
+        batches.extend(part.to_batches())
+        done = min(total, done + chunk_rows)
+        if progress is not None:
+            progress(done, total)
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def _whole_range_metadata(table: pa.Table, df: pd.DataFrame) -> pa.Table:
+    """The first chunk's pandas metadata describes its own RangeIndex slice; make it
+    describe the whole frame's."""
+    raw = (table.schema.metadata or {}).get(b"pandas")
+    if not raw or not isinstance(df.index, pd.RangeIndex):
+        return table
+    meta = range_index_metadata(json.loads(raw), df.index)
+    new = dict(table.schema.metadata or {})
+    new[b"pandas"] = json.dumps(meta).encode("utf-8")
+    return table.replace_schema_metadata(new)
+
+
+#: NumPy kinds whose columns ``numeric_table`` converts itself: signed and unsigned
 #: integers, floats, booleans.
 _NUMERIC_KINDS = frozenset("iufb")
-#: Schemas (with pandas metadata) of numeric frames, see ``_numeric_schema``.
-_SCHEMAS: dict = {}
 
 
-def range_index_metadata(meta: dict, index: pd.RangeIndex) -> dict:
+def range_index_metadata(meta: dict[str, Any], index: pd.RangeIndex) -> dict[str, Any]:
     """A copy of pandas metadata ``meta`` whose RangeIndex entries describe ``index``
     (start, stop, step), key order kept, so that it serialises as pyarrow would."""
     return dict(
@@ -146,21 +304,21 @@ def range_index_metadata(meta: dict, index: pd.RangeIndex) -> dict:
     )
 
 
-def _numeric_schema(frame: pd.DataFrame, dtypes: list) -> pa.Schema:
+def _numeric_schema(frame: pd.DataFrame, dtypes: list[Any]) -> pa.Schema:
     """``pa.Schema.from_pandas(frame, preserve_index=None)`` for a frame of NumPy numeric
     columns with a RangeIndex, cached: building the pandas metadata costs more than
     converting a small frame. The cache key holds everything that metadata is made of
     (labels and their types, the column index's kind, dtypes and names, the columns'
     dtypes, the RangeIndex's name, start and step) except the RangeIndex's ``stop``,
     which is patched into a copy of the cached metadata."""
-    index, columns = frame.index, frame.columns
+    index, columns = cast(pd.RangeIndex, frame.index), frame.columns
     try:
         level_dtypes = tuple(lvl.dtype for lvl in columns.levels) if isinstance(columns, pd.MultiIndex) else columns.dtype
         key = (
-            type(columns), level_dtypes, tuple(columns.names), tuple(map(_label_key, _labels(columns))),
+            type(columns), level_dtypes, tuple(columns.names), tuple(map(_label_key, CACHES.labels(columns))),
             tuple(dtypes), _label_key(index.name), index.start, index.step,
         )
-        hit = _SCHEMAS.get(key)
+        hit = CACHES.schemas.get(key)
     except TypeError:  # an unhashable name: no caching
         key, hit = None, None
     if hit is not None:
@@ -172,20 +330,18 @@ def _numeric_schema(frame: pd.DataFrame, dtypes: list) -> pa.Schema:
     schema = pa.Schema.from_pandas(frame, preserve_index=None)
     if key is not None:
         raw = (schema.metadata or {}).get(b"pandas")
-        meta = json.loads(raw) if raw is not None else None
-        ranges = meta.get("index_columns") if meta else None
+        made = json.loads(raw) if raw is not None else None
+        ranges = made.get("index_columns") if made else None
         # Cache only what the patching above reproduces byte for byte.
         if (
             len(schema.metadata) == 1 and ranges and len(ranges) == 1 and ranges[0].get("kind") == "range"
-            and ranges[0].get("stop") == index.stop and json.dumps(meta).encode("utf-8") == raw
+            and ranges[0].get("stop") == index.stop and json.dumps(made).encode("utf-8") == raw
         ):
-            if len(_SCHEMAS) >= _CACHE_MAX:
-                _SCHEMAS.clear()
-            _SCHEMAS[key] = (schema, meta, index.stop)
+            CACHES.put(CACHES.schemas, key, (schema, made, index.stop))
     return schema
 
 
-def _numeric_table(frame: pd.DataFrame, arrays: Optional[list] = None) -> Optional[pa.Table]:
+def numeric_table(frame: pd.DataFrame, arrays: Optional[list[Any]] = None) -> Optional[pa.Table]:
     """``pa.Table.from_pandas(frame, preserve_index=None)`` for the common case, a frame
     of NumPy integer, float and bool columns with a RangeIndex, without its costs:
     pyarrow scans every float column to turn NaN into nulls (a third of a large send),
@@ -193,12 +349,12 @@ def _numeric_table(frame: pd.DataFrame, arrays: Optional[list] = None) -> Option
     columns and float columns without NaN (``min()`` propagates NaN: one vectorised pass)
     are wrapped without a copy, only float columns holding NaN take pyarrow's NaN -> null
     conversion, and the schema comes from ``_numeric_schema``. The result is the same
-    table, schema metadata included (tests/test_roundtrip.py pins it). ``None`` for any
-    other frame, which pyarrow converts as before."""
+    table, schema metadata included (tests/convert pins it). ``None`` for any other
+    frame, which pyarrow converts as before."""
     if type(frame.index) is not pd.RangeIndex or frame.attrs or frame.shape[1] == 0:
         return None
     if arrays is None:
-        arrays = _column_arrays(frame)
+        arrays = column_arrays(frame)
     for a in arrays:
         if type(a) is not np.ndarray or a.ndim != 1 or a.dtype.kind not in _NUMERIC_KINDS or not a.dtype.isnative:
             return None
@@ -208,37 +364,23 @@ def _numeric_table(frame: pd.DataFrame, arrays: Optional[list] = None) -> Option
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-#: Float values from which ``_nan_columns`` scans in parallel, and the size of a piece.
-_PARALLEL_SCAN_VALUES = 1 << 22
-_SCAN_PIECE = 1 << 21
-_SCAN_WORKERS = min(4, os.cpu_count() or 1)
-#: (pid that made it, pool)
-_scan_pool: Optional[tuple[int, ThreadPoolExecutor]] = None
-_scan_pool_lock = threading.Lock()
-
-
-def _has_nan(a: np.ndarray) -> bool:
+def _has_nan(a: np.ndarray[Any, Any]) -> bool:
     # min() propagates NaN: one vectorised pass, and NumPy releases the GIL for it.
     return len(a) > 0 and bool(np.isnan(a.min()))
 
 
-def _nan_columns(arrays: list) -> list[bool]:
+def _nan_columns(arrays: list[Any]) -> list[bool]:
     """Whether each column is a float column holding NaN. Large frames are scanned in
     pieces by a small thread pool (one thread per CPU, at most 4): the scan reads every
     float value once, is bound by memory bandwidth, and takes a tenth of a large send
     single-threaded."""
     floats = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
-    if sum(len(arrays[i]) for i in floats) < _PARALLEL_SCAN_VALUES or _SCAN_WORKERS < 2:
+    if sum(len(arrays[i]) for i in floats) < PARALLEL_SCAN_VALUES or _SCAN_WORKERS < 2:
         return [a.dtype.kind == "f" and _has_nan(a) for a in arrays]
     pieces = [
-        (i, arrays[i][lo:lo + _SCAN_PIECE]) for i in floats for lo in range(0, len(arrays[i]), _SCAN_PIECE)
+        (i, arrays[i][lo:lo + SCAN_PIECE]) for i in floats for lo in range(0, len(arrays[i]), SCAN_PIECE)
     ]
-    global _scan_pool
-    with _scan_pool_lock:
-        # A forked child inherits the pool object but not its threads: it gets its own.
-        if _scan_pool is None or _scan_pool[0] != os.getpid():
-            _scan_pool = (os.getpid(), ThreadPoolExecutor(max_workers=_SCAN_WORKERS, thread_name_prefix="adc-nan-scan"))
-        pool = _scan_pool[1]
+    pool = CACHES.scan_pool()
     found = [False] * len(arrays)
     for (i, _), nan in zip(pieces, pool.map(_has_nan, [p for _, p in pieces])):
         found[i] = found[i] or nan
@@ -285,13 +427,12 @@ try:  # pandas >= 3: the public way to assemble a frame from blocks (pyarrow's t
 except ImportError:  # pandas 2: no fast path, pyarrow converts every table
     _from_blocks = None
 
+#: Whether :func:`numeric_frame` can assemble frames itself (pandas >= 3); where it
+#: cannot, pyarrow converts every table.
+NUMERIC_GET_PATH = _from_blocks is not None
+
 #: The ``"stop": N`` of a RangeIndex in pyarrow's pandas metadata (JSON it writes itself).
 _STOP = re.compile(rb'"stop": (-?[0-9]+)')
-#: What ``_numeric_frame`` learnt from ``to_pandas`` per schema (keyed on the schema's
-#: field types and names and its pandas metadata with the RangeIndex ``stop`` blanked out):
-#: ``(column Index, (start, step, name))``, or None for a schema it leaves
-#: to pyarrow.
-_FRAMES: dict = {}
 #: Arrow types whose single-chunk, null-free arrays ``to_pandas`` turns into NumPy views.
 _VIEW_TYPES = frozenset(
     pa.from_numpy_dtype(np.dtype(t)) for t in ("int8", "int16", "int32", "int64", "uint8", "uint16",
@@ -299,16 +440,19 @@ _VIEW_TYPES = frozenset(
 )
 
 
-def _numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
+def numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
     """``table.to_pandas(split_blocks=True)`` for the common case without its costs
     (rebuilding the column Index from the pandas metadata is most of a small get): a
     table of integer and float columns, each one chunk without nulls, whose pandas
     metadata describes a RangeIndex. The first table of a schema goes through pyarrow,
-    whose result (column Index, dtypes, index) is checked and remembered; later tables of
-    that schema are assembled from zero-copy NumPy views with a view of that column
-    Index, and the same RangeIndex rule as pyarrow's (the metadata's range when its length
-    matches, else ``RangeIndex(num_rows)``). ``None`` when the table does not qualify;
-    tests/test_roundtrip.py pins the result to ``to_pandas``."""
+    whose result (column Index, dtypes, index) is checked and remembered in
+    ``CACHES.frames`` (keyed on the schema's field types and names and its pandas
+    metadata with the RangeIndex ``stop`` blanked out: ``(column Index, (start, step,
+    name))``, or None for a schema left to pyarrow); later tables of that schema are
+    assembled from zero-copy NumPy views with a view of that column Index, and the same
+    RangeIndex rule as pyarrow's (the metadata's range when its length matches, else
+    ``RangeIndex(num_rows)``). ``None`` when the table does not qualify; tests/convert
+    pins the result to ``to_pandas``."""
     if _from_blocks is None:
         return None
     meta = table.schema.metadata
@@ -320,7 +464,7 @@ def _numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
         return None
     schema = table.schema
     key = (tuple(schema.types), tuple(schema.names), _STOP.sub(b'"stop": 0', raw))
-    learnt = _FRAMES.get(key, False)
+    learnt = CACHES.frames.get(key, False)
     if learnt is None:
         return None
     columns = table.columns
@@ -336,21 +480,24 @@ def _numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
         (col.chunk(0).to_numpy(zero_copy_only=True).reshape(1, n), np.array([i], dtype=np.intp))
         for i, col in enumerate(columns)
     ]
-    return _from_blocks(blocks, index=index, columns=labels.view())
+    return _from_blocks(blocks, index=index, columns=labels.view())  # type: ignore[no-any-return]
 
 
 def _range_index(start: int, stop: int, step: int, name: Any, rows: int) -> pd.RangeIndex:
     """pyarrow's rule for a RangeIndex in the pandas metadata: that range when its length
     is the table's, else ``RangeIndex(rows)`` (the table was sliced)."""
-    index = pd.RangeIndex(start, stop, step, name=name)
-    return index if len(index) == rows else pd.RangeIndex(rows)
+    index: pd.RangeIndex = pd.RangeIndex(start, stop, step, name=name)
+    if len(index) == rows:
+        return index
+    sliced: pd.RangeIndex = pd.RangeIndex(rows)
+    return sliced
 
 
-def _learn(table: pa.Table, key: tuple, raw: bytes, stop: int) -> pd.DataFrame:
-    """Converts ``table`` with pyarrow and remembers whether, and how, ``_numeric_frame``
+def _learn(table: pa.Table, key: tuple[Any, ...], raw: bytes, stop: int) -> pd.DataFrame:
+    """Converts ``table`` with pyarrow and remembers whether, and how, ``numeric_frame``
     can assemble the later tables of its schema (``key``; ``raw`` is its pandas metadata,
     whose one ``"stop"`` is ``stop``)."""
-    df = table.to_pandas(split_blocks=True)
+    df: pd.DataFrame = table.to_pandas(split_blocks=True)
     learnt = None
     types = key[0]
     ranges = json.loads(raw).get("index_columns")
@@ -360,42 +507,106 @@ def _learn(table: pa.Table, key: tuple, raw: bytes, stop: int) -> pd.DataFrame:
         and ranges and len(ranges) == 1 and isinstance(ranges[0], dict) and ranges[0].get("kind") == "range"
         and type(ranges[0].get("stop")) is int and ranges[0]["stop"] == stop
         and df.shape[1] == table.num_columns
-        and all(type(a) is np.ndarray and a.dtype == t.to_pandas_dtype() for a, t in zip(_column_arrays(df), types))
+        and all(type(a) is np.ndarray and a.dtype == t.to_pandas_dtype() for a, t in zip(column_arrays(df), types))
     ):
         r = ranges[0]
         index = _range_index(r["start"], stop, r["step"], r["name"], table.num_rows)
         if df.index.equals(index) and df.index.name == index.name:
             # A view: the caller may rename df.columns in place; the remembered Index stays.
             learnt = (df.columns.view(), (r["start"], r["step"], r["name"]))
-    if len(_FRAMES) >= _CACHE_MAX:
-        _FRAMES.clear()
-    _FRAMES[key] = learnt
+    CACHES.put(CACHES.frames, key, learnt)
     return df
 
 
-def arrow_to_dataframe(table: pa.Table, dtype_backend: Optional[DtypeBackend] = None) -> pd.DataFrame:
+def arrow_to_dataframe(
+    table: pa.Table,
+    dtype_backend: Optional[DtypeBackend] = None,
+    *,
+    progress: Optional[Progress] = None,
+    cancel: Optional[Cancel] = None,
+) -> pd.DataFrame:
     """Converts an Arrow table to a DataFrame without copying what can be shared.
 
     ``dtype_backend=None`` (or ``"numpy"``): numeric columns without nulls in a single
     record batch become read-only NumPy views of the mapped payload; other columns are
     converted. ``"pyarrow"``: every column stays Arrow-backed (``pd.ArrowDtype``), no copy.
     ``"numpy_nullable"``: pandas' nullable extension dtypes.
+
+    With ``progress`` or ``cancel``: the same conversion applied record batch by record
+    batch, ``progress(done_rows, total_rows)`` after each and ``cancel`` checked before
+    each (:class:`~.errors.CancelledError`; a load writes nothing, so nothing is left
+    behind). A single-batch table is converted at once (that keeps the zero-copy NumPy
+    views); so is one whose dictionary columns differ between batches (pandas could not
+    concatenate them as categories).
     """
+    check_dtype_backend(dtype_backend)
+    if progress is None and cancel is None:
+        return _to_pandas(table, dtype_backend, fast=True)
+    return _to_pandas_in_batches(table, dtype_backend, progress, cancel)
+
+
+def arrow_to_dataframe_by_pyarrow(table: pa.Table, dtype_backend: Optional[DtypeBackend] = None) -> pd.DataFrame:
+    """:func:`arrow_to_dataframe` without the :func:`numeric_frame` path: pyarrow's
+    ``to_pandas`` for every table (what that path is pinned against)."""
+    check_dtype_backend(dtype_backend)
+    return _to_pandas(table, dtype_backend, fast=False)
+
+
+def _to_pandas(table: pa.Table, dtype_backend: Optional[DtypeBackend], *, fast: bool) -> pd.DataFrame:
+    """The one-shot conversion."""
     if dtype_backend in (None, "numpy"):
-        df = _numeric_frame(table)
+        df = numeric_frame(table) if fast else None
         if df is None:
             df = table.to_pandas(split_blocks=True)
     elif dtype_backend == "pyarrow":
         df = table.to_pandas(split_blocks=True, types_mapper=pd.ArrowDtype)
-    elif dtype_backend == "numpy_nullable":
-        df = table.to_pandas(split_blocks=True, types_mapper=_nullable_mapper)
     else:
-        raise InvalidArgumentError(
-            f"dtype_backend={dtype_backend!r} is not one of None, 'numpy', 'numpy_nullable', 'pyarrow'"
-        )
+        df = table.to_pandas(split_blocks=True, types_mapper=_nullable_mapper)
     labels = (table.schema.metadata or {}).get(LABELS_KEY)
     if labels is not None:
         restored = json.loads(labels)
         if len(restored) == df.shape[1]:
             df.columns = pd.Index(restored, dtype=object if len({type(x) for x in restored}) > 1 else None)
     return df
+
+
+def _to_pandas_in_batches(
+    table: pa.Table, dtype_backend: Optional[DtypeBackend], progress: Optional[Progress], cancel: Optional[Cancel]
+) -> pd.DataFrame:
+    """:func:`_to_pandas` per record batch, reporting and checking ``cancel`` between
+    batches; each part gets its slice of the whole table's RangeIndex."""
+    total = table.num_rows
+    check(cancel, "the load")
+    batches = table.to_batches()
+    if len(batches) <= 1 or not _same_dictionaries(table):
+        df = _to_pandas(table, dtype_backend, fast=True)
+        if progress is not None:
+            progress(total, total)
+        return df
+    meta = json.loads((table.schema.metadata or {}).get(b"pandas", b"{}"))
+    range_index = next(
+        (ic for ic in meta.get("index_columns", []) if isinstance(ic, dict) and ic.get("kind") == "range"), None
+    )
+    parts = []
+    done = 0
+    for batch in batches:
+        check(cancel, "the load")
+        part = _to_pandas(pa.Table.from_batches([batch], schema=table.schema), dtype_backend, fast=True)
+        if range_index is not None:
+            full = pd.RangeIndex(range_index["start"], range_index["stop"], range_index["step"], name=range_index.get("name"))
+            if len(full) == total:
+                part.index = full[done : done + batch.num_rows]
+        parts.append(part)
+        done += batch.num_rows
+        if progress is not None:
+            progress(done, total)
+    return pd.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def _same_dictionaries(table: pa.Table) -> bool:
+    for col in table.columns:
+        if pa.types.is_dictionary(col.type) and col.num_chunks > 1:
+            first = col.chunks[0].dictionary
+            if any(not c.dictionary.equals(first) for c in col.chunks[1:]):
+                return False
+    return True

@@ -1,6 +1,7 @@
 """Partial loads: pick columns, rows, a sample or a time range out of a mapped Arrow table.
 
-Everything here works on the zero-copy ``pyarrow.Table`` that a get returns: selecting
+A :class:`Selection` says what to load; it is checked when it is made (so a bad one fails
+before anything is read) and applied by :meth:`Selection.apply`. Everything here works on the zero-copy ``pyarrow.Table`` that a get returns: selecting
 columns and slicing rows only adjust offsets into the mapping (nothing is read), a
 time range is found by binary search over the mapped timestamp buffer (``O(log n)``
 values touched, plus one look at each record batch's first and last value), and only a
@@ -10,6 +11,7 @@ values touched, plus one look at each record batch's first and last value), and 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -43,7 +45,7 @@ def _labels(table: pa.Table) -> list[Any]:
     fields = _data_fields(table)
     raw = (table.schema.metadata or {}).get(LABELS_KEY)
     if raw is not None:
-        labels = json.loads(raw)
+        labels: list[Any] = json.loads(raw)
         if len(labels) == len(fields):
             return labels
     meta = _pandas_meta(table)
@@ -53,11 +55,9 @@ def _labels(table: pa.Table) -> list[Any]:
     return list(fields)
 
 
-def select_columns(table: pa.Table, columns: Sequence[Any]) -> pa.Table:
+def _select_columns(table: pa.Table, columns: Sequence[Any]) -> pa.Table:
     """Keeps the index columns and the named data columns (by label or by field name), in
     the order asked for. Unknown names raise :class:`InvalidArgumentError`."""
-    if isinstance(columns, (str, bytes)) or not isinstance(columns, Sequence):
-        raise InvalidArgumentError(f"columns must be a list of column names, got {columns!r}")
     fields = _data_fields(table)
     labels = _labels(table)
     picked: list[int] = []
@@ -77,34 +77,9 @@ def select_columns(table: pa.Table, columns: Sequence[Any]) -> pa.Table:
     return out
 
 
-def slice_rows(
-    table: pa.Table,
-    *,
-    rows: Optional[tuple[Optional[int], Optional[int]]] = None,
-    head: Optional[int] = None,
-) -> pa.Table:
-    """``rows=(start, stop)`` as Python slicing (negative counts from the end, stop
-    exclusive, None for open), then the first ``head`` rows. No copy."""
-    if rows is not None:
-        if not isinstance(rows, (tuple, list)) or len(rows) != 2:
-            raise InvalidArgumentError(f"rows must be a (start, stop) pair, got {rows!r}")
-        for v in rows:
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
-                raise InvalidArgumentError(f"rows must hold ints or None, got {rows!r}")
-        start, stop, _ = slice(rows[0], rows[1]).indices(table.num_rows)
-        table = table.slice(start, max(0, stop - start))
-    if head is not None:
-        if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or head < 0:
-            raise InvalidArgumentError(f"head must be a non-negative int, got {head!r}")
-        table = table.slice(0, int(head))
-    return table
-
-
-def sample_rows(table: pa.Table, n: int, seed: Optional[int] = None) -> pa.Table:
+def _sample_rows(table: pa.Table, n: int, seed: Optional[int] = None) -> pa.Table:
     """``n`` rows drawn without replacement, kept in their original order (reproducible
     with ``seed``). All rows when the table has at most ``n``."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise InvalidArgumentError(f"sample must be a non-negative int, got {n!r}")
     if n >= table.num_rows:
         return table
     rng = np.random.default_rng(seed)
@@ -150,7 +125,7 @@ def _time_column(table: pa.Table, time_column: Optional[str]) -> str:
     )
 
 
-def _searchsorted(chunks: list[np.ndarray], value: int) -> int:
+def _searchsorted(chunks: list[np.ndarray[Any, Any]], value: int) -> int:
     """Global position of the first element >= value over sorted chunks."""
     offset = 0
     for arr in chunks:
@@ -160,7 +135,9 @@ def _searchsorted(chunks: list[np.ndarray], value: int) -> int:
     return offset
 
 
-def time_range(table: pa.Table, start: Any = None, end: Any = None, time_column: Optional[str] = None) -> pa.Table:
+def _time_range(
+    table: pa.Table, start: Optional[pd.Timestamp], end: Optional[pd.Timestamp], time_column: Optional[str]
+) -> pa.Table:
     """Rows with ``start <= t < end`` of a column sorted ascending (the DatetimeIndex by
     default), found by binary search over the mapped data; no copy."""
     if start is None and end is None:
@@ -175,29 +152,92 @@ def time_range(table: pa.Table, start: Any = None, end: Any = None, time_column:
     ends = [(a[0], a[-1]) for a in chunks if len(a)]
     if any(lo > hi for lo, hi in ends) or any(ends[i][1] > ends[i + 1][0] for i in range(len(ends) - 1)):
         raise InvalidArgumentError(f"column {name!r} is not sorted ascending; sort it before sending")
-    lo = 0 if start is None else _searchsorted(chunks, _to_unit_ceil(pd.Timestamp(start), col.type))
-    hi = table.num_rows if end is None else _searchsorted(chunks, _to_unit_ceil(pd.Timestamp(end), col.type))
+    lo = 0 if start is None else _searchsorted(chunks, _to_unit_ceil(start, col.type))
+    hi = table.num_rows if end is None else _searchsorted(chunks, _to_unit_ceil(end, col.type))
     return table.slice(lo, max(0, hi - lo))
 
 
-def apply(
-    table: pa.Table,
-    *,
-    columns: Optional[Sequence[Any]] = None,
-    head: Optional[int] = None,
-    rows: Optional[tuple[Optional[int], Optional[int]]] = None,
-    sample: Optional[int] = None,
-    seed: Optional[int] = None,
-    start: Any = None,
-    end: Any = None,
-    time_column: Optional[str] = None,
-) -> pa.Table:
-    """Applies, in this order: time range, ``rows``, ``head``, ``columns``, ``sample``
-    (only the sample copies, and only the rows and columns it keeps)."""
-    table = time_range(table, start, end, time_column)
-    table = slice_rows(table, rows=rows, head=head)
-    if columns is not None:
-        table = select_columns(table, columns)
-    if sample is not None:
-        table = sample_rows(table, sample, seed)
-    return table
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def _count(name: str, value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if not _is_int(value) or value < 0:
+        raise InvalidArgumentError(f"{name} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def _timestamp(name: str, value: Any) -> Optional[pd.Timestamp]:
+    if value is None:
+        return None
+    try:
+        ts: pd.Timestamp = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"{name}={value!r} is not a time: pass a datetime, a pandas Timestamp or an ISO 8601 string ({exc})") from None
+    if pd.isna(ts):
+        raise InvalidArgumentError(f"{name}={value!r} is not a time (NaT)")
+    return ts
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What part of a table to load; ``Selection()`` is the whole table.
+
+    - ``columns``: data columns by label (or Arrow field name), in that order; the index
+      is kept;
+    - ``rows``: ``(start, stop)`` as Python slicing (negative from the end, None open);
+    - ``head``: the first N rows;
+    - ``sample``: N rows drawn without replacement, in their order (reproducible with
+      ``seed``);
+    - ``start``/``end``: the rows with ``start <= t < end`` of the sorted DatetimeIndex
+      (or of ``time_column``), found by binary search.
+
+    Applied in the order: time range, rows, head, columns, sample. Only a sample copies
+    (the rows and columns it keeps); everything else adjusts offsets into the mapping.
+    Bad values raise :class:`~.errors.InvalidArgumentError` when the selection is made.
+    """
+
+    columns: Optional[Sequence[Any]] = None
+    rows: Optional[tuple[Optional[int], Optional[int]]] = None
+    head: Optional[int] = None
+    sample: Optional[int] = None
+    seed: Optional[int] = None
+    start: Any = None
+    end: Any = None
+    time_column: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        columns, rows = self.columns, self.rows
+        if columns is not None:
+            if isinstance(columns, (str, bytes)) or not isinstance(columns, Sequence):
+                raise InvalidArgumentError(f"columns must be a list of column names, got {columns!r}")
+            object.__setattr__(self, "columns", tuple(columns))
+        if rows is not None:
+            if not isinstance(rows, (tuple, list)) or len(rows) != 2:
+                raise InvalidArgumentError(f"rows must be a (start, stop) pair, got {rows!r}")
+            if any(v is not None and not _is_int(v) for v in rows):
+                raise InvalidArgumentError(f"rows must hold ints or None, got {rows!r}")
+            object.__setattr__(self, "rows", tuple(None if v is None else int(v) for v in rows))
+        object.__setattr__(self, "head", _count("head", self.head))
+        object.__setattr__(self, "sample", _count("sample", self.sample))
+        object.__setattr__(self, "start", _timestamp("start", self.start))
+        object.__setattr__(self, "end", _timestamp("end", self.end))
+        if self.time_column is not None and not isinstance(self.time_column, str):
+            raise InvalidArgumentError(f"time_column must be a column name (str), got {self.time_column!r}")
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        """The selected part of ``table`` (the table itself for ``Selection()``)."""
+        if self.start is not None or self.end is not None:
+            table = _time_range(table, self.start, self.end, self.time_column)
+        if self.rows is not None:
+            start, stop, _ = slice(*self.rows).indices(table.num_rows)
+            table = table.slice(start, max(0, stop - start))
+        if self.head is not None:
+            table = table.slice(0, self.head)
+        if self.columns is not None:
+            table = _select_columns(table, self.columns)
+        if self.sample is not None:
+            table = _sample_rows(table, self.sample, self.seed)
+        return table

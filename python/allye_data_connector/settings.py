@@ -18,6 +18,7 @@ from typing import Any, Optional, TypeVar, Union, get_type_hints
 
 import yaml
 
+from . import _core
 from .errors import InvalidArgumentError
 
 logger = logging.getLogger(__name__)
@@ -87,11 +88,12 @@ class Settings(YamlConfig):
     """Defaults of this package. ``None`` means "not set" where that makes sense."""
 
     #: Largest Arrow size sent through shared memory by ``transport="auto"``.
-    max_shm_bytes: int = 64 * 1024 * 1024
+    max_shm_bytes: int = _core.DEFAULT_MAX_SHM_BYTES
     #: Rows per record batch in file payloads. None: one batch for uncompressed files
-    #: (a get maps them without copying), 0.1.2's 500,000 rows for compressed ones.
+    #: (a get maps them without copying), ``_core.DEFAULT_COMPRESSED_CHUNK_ROWS`` (0.1.2's)
+    #: for compressed ones.
     chunk_rows: Optional[int] = None
-    #: File payload compression: None (zero-copy reads), "zstd" or "lz4".
+    #: File payload compression: None (zero-copy reads) or one of ``_core.COMPRESSIONS``.
     compression: Optional[str] = None
     #: Time to live of sends that do not pass ``ttl_sec`` (None: no expiry).
     default_ttl_sec: Optional[int] = None
@@ -183,9 +185,16 @@ def _resolve(store: Optional[str], arguments: dict[str, Any]) -> tuple[Settings,
             f"settings out of range: max_shm_bytes={s.max_shm_bytes} (>= 1), chunk_rows={s.chunk_rows} (>= 0), "
             f"default_ttl_sec={s.default_ttl_sec} (>= 0 or none); see `adc config`"
         )
-    if s.compression is not None and s.compression not in ("zstd", "lz4"):
-        raise InvalidArgumentError(f"compression={s.compression!r}: use zstd, lz4 or none (see `adc config`)")
+    s.compression = _core.normalize_compression(s.compression)
     return s, sources, path
+
+
+def parse_setting(name: str, value: Any, origin: str) -> Any:
+    """``value`` (text from the command line, an environment variable or YAML) as the
+    type of setting ``name``; ``origin`` says where it came from in the error."""
+    if name not in _FIELDS:
+        raise InvalidArgumentError(f"unknown setting {name!r}; the settings are {', '.join(_FIELDS)}")
+    return _coerce(Settings, name, value, origin)
 
 
 def effective(store: Optional[str] = None, **arguments: Any) -> Settings:

@@ -6,7 +6,6 @@ fallback. The blocking happens in Rust without the GIL, in slices of at most
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -14,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, Callable, Optional, Union
 
-from . import _core
+from . import _core, records
 from .errors import TableNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -72,24 +71,6 @@ def wait_until(
                 break
 
 
-def _record(ev: dict[str, Any]) -> dict[str, Any]:
-    p = ev.get("payload") or {}
-    shape = p.get("shape")
-    return {
-        "table_name": ev["table_name"],
-        "id": ev["id"],
-        "producer": ev["producer"],
-        "status": ev["status"],
-        "created_at": ev["created_at"],
-        "ttl_sec": ev.get("ttl_sec"),
-        "transport": p.get("transport"),
-        "shape": (int(shape[0]), int(shape[1])) if shape else None,
-        "bytes": p.get("data_size"),
-        "expires_at": p.get("expires_at"),
-        "metadata": ev.get("metadata") or {},
-    }
-
-
 def iter_versions(
     table_name: Optional[str] = None,
     *,
@@ -110,7 +91,7 @@ def iter_versions(
     watcher = new_watcher(secret_dir, force_polling=force_polling, poll_interval_sec=poll_interval_sec)
     # Versions that exist already are not news, even if a compaction rewrites them.
     seen: set[str] = set()
-    for st in json.loads(_core.table_states(secret_dir=secret_dir)):
+    for st in _core.table_states(secret_dir=secret_dir):
         for key in ("ready", "latest"):
             if st.get(key):
                 seen.add(st[key]["id"] + ":" + st[key]["status"])
@@ -129,7 +110,7 @@ def _versions(
 ) -> Iterator[dict[str, Any]]:
     deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
     while True:
-        for ev in json.loads(tail.read_new()):
+        for ev in tail.read_new():
             if ev["status"] not in ("ready", "error") or (ev["status"] == "error" and not include_errors):
                 continue
             if ev["status"] == "ready" and not ev.get("payload"):
@@ -142,7 +123,7 @@ def _versions(
             if key in seen:
                 continue
             seen.add(key)
-            yield _record(ev)
+            yield {**records.version(ev), "status": ev["status"], "metadata": ev.get("metadata") or {}}
             if timeout_sec is not None:
                 deadline = time.monotonic() + timeout_sec
         while True:

@@ -16,7 +16,7 @@ from tests.frames import frames
 
 # --- the conversion is pyarrow's, byte for byte -----------------------------------------
 def conversion_frames() -> dict[str, pd.DataFrame]:
-    """Frames for the fast numeric path (``convert._numeric_table``) and for the frames it
+    """Frames for the fast numeric path (``convert.numeric_table``) and for the frames it
     must leave to pyarrow, on top of ``frames()``."""
     n = 1000
     rng = np.random.default_rng(2)
@@ -100,25 +100,25 @@ def test_nan_becomes_null_and_clean_floats_are_not_copied():
 
 
 def test_large_frames_are_scanned_for_nan_in_parallel_pieces():
-    """Above convert._PARALLEL_SCAN_VALUES the NaN scan runs in pieces on a thread pool:
+    """Above convert.PARALLEL_SCAN_VALUES the NaN scan runs in pieces on a thread pool:
     a NaN in any piece (first, middle, last) must still make that column's nulls."""
     from allye_data_connector import convert
 
-    n = convert._PARALLEL_SCAN_VALUES // 2 + 3 * convert._SCAN_PIECE // 2  # pieces end mid-column
+    n = convert.PARALLEL_SCAN_VALUES // 2 + 3 * convert.SCAN_PIECE // 2  # pieces end mid-column
     cols = {name: np.arange(n, dtype=float) for name in ("clean", "first", "middle", "last")}
     cols["first"][0] = np.nan
     cols["middle"][n // 2] = np.nan
     cols["last"][-1] = np.nan
     cols["ints"] = np.arange(n)
     cols["f32"] = np.arange(n, dtype="float32")
-    cols["f32"][convert._SCAN_PIECE] = np.nan
+    cols["f32"][convert.SCAN_PIECE] = np.nan
     df = pd.DataFrame(cols)
-    assert sum(len(a) for a in convert._column_arrays(df) if a.dtype.kind == "f") >= convert._PARALLEL_SCAN_VALUES
+    assert sum(len(a) for a in convert.column_arrays(df) if a.dtype.kind == "f") >= convert.PARALLEL_SCAN_VALUES
     got = convert.dataframe_to_arrow(df)
     expected = pa.Table.from_pandas(df, preserve_index=None)
     assert [c.null_count for c in got.columns] == [c.null_count for c in expected.columns] == [0, 1, 1, 1, 0, 1]
     assert got.equals(expected) and got.schema.metadata == expected.schema.metadata
-    assert convert._scan_pool is not None, "the parallel scan ran"
+    assert convert.CACHES.scan_pool_started, "the parallel scan ran"
 
 
 def test_parallel_nan_scan_works_in_a_forked_child():
@@ -128,7 +128,7 @@ def test_parallel_nan_scan_works_in_a_forked_child():
 
     from allye_data_connector import convert
 
-    n = convert._PARALLEL_SCAN_VALUES
+    n = convert.PARALLEL_SCAN_VALUES
     df = pd.DataFrame({"a": np.arange(n, dtype=float), "b": np.arange(n, dtype=float)})
     df.loc[n - 1, "b"] = np.nan
     assert [c.null_count for c in convert.dataframe_to_arrow(df).columns] == [0, 1]  # the pool exists here
@@ -169,7 +169,7 @@ def test_schema_sha256_is_the_protocols(kind):
     if all(isinstance(t, np.dtype) for t in df.dtypes) and kind not in ("attrs",):
         from allye_data_connector import convert
 
-        assert any(v == expected for v in convert._SHAS.values()), "frames of NumPy dtypes are cached"
+        assert any(v == expected for v in convert.CACHES.shas.values()), "frames of NumPy dtypes are cached"
 
 
 def test_schema_sha256_cache_tells_equal_labels_of_other_types_apart():
@@ -194,14 +194,14 @@ FAST_PATH = {
 
 def test_which_frames_take_the_numeric_path():
     """Keeps test_conversion_equals_pyarrow_from_pandas meaningful: these frames are
-    converted by convert._numeric_table, all others by pyarrow."""
-    from allye_data_connector.convert import _numeric_table
+    converted by convert.numeric_table, all others by pyarrow."""
+    from allye_data_connector.convert import numeric_table
 
-    taken = {k for k, df in ALL_CONVERSION_FRAMES.items() if _numeric_table(df) is not None}
+    taken = {k for k, df in ALL_CONVERSION_FRAMES.items() if numeric_table(df) is not None}
     assert taken == FAST_PATH
 
 
-# --- get side: convert._numeric_frame against pyarrow's to_pandas -------------------------
+# --- get side: convert.numeric_frame against pyarrow's to_pandas -------------------------
 def arrow_tables() -> dict[str, pa.Table]:
     """Tables as a get sees them: every conversion frame as a send converts it, plus
     tables no frame of ours gives (slices, several chunks, nulls, lying metadata)."""
@@ -222,7 +222,7 @@ def arrow_tables() -> dict[str, pa.Table]:
 
 
 ARROW_TABLES = arrow_tables()
-#: Tables whose later gets _numeric_frame assembles itself (the rest go to pyarrow).
+#: Tables whose later gets numeric_frame assembles itself (the rest go to pyarrow).
 GET_FAST_PATH = {
     "bool_labels", "empty", "empty_rows", "extra_metadata", "float16", "float_inf", "float_labels", "floats_no_nan",
     "int_labels", "ints", "ints_all_widths", "multiindex_columns", "named_column_index", "no_columns",
@@ -249,21 +249,17 @@ def pyarrow_result(table: pa.Table, dtype_backend=None) -> pd.DataFrame:
     """arrow_to_dataframe with the numeric get path switched off: to_pandas as before."""
     from allye_data_connector import convert
 
-    saved, convert._from_blocks = convert._from_blocks, None
-    try:
-        return convert.arrow_to_dataframe(table, dtype_backend)
-    finally:
-        convert._from_blocks = saved
+    return convert.arrow_to_dataframe_by_pyarrow(table, dtype_backend)
 
 
 @pytest.mark.parametrize("kind", list(ARROW_TABLES))
 def test_get_conversion_equals_pyarrow_to_pandas(kind):
     """The first table of a schema is converted by pyarrow (and learnt from), the later
-    ones possibly by _numeric_frame: all must be what to_pandas(split_blocks=True) gives."""
+    ones possibly by numeric_frame: all must be what to_pandas(split_blocks=True) gives."""
     from allye_data_connector import convert
 
     table = ARROW_TABLES[kind]
-    convert._FRAMES.clear()
+    convert.CACHES.frames.clear()
     expected = pyarrow_result(table)
     for _ in range(3):
         assert_same_frame(convert.arrow_to_dataframe(table), expected)
@@ -272,18 +268,18 @@ def test_get_conversion_equals_pyarrow_to_pandas(kind):
 
 
 def test_which_tables_take_the_numeric_get_path():
-    """Keeps the test above meaningful: these tables are assembled by _numeric_frame once
+    """Keeps the test above meaningful: these tables are assembled by numeric_frame once
     their schema is learnt, all others converted by pyarrow."""
     from allye_data_connector import convert
 
     taken = set()
     for kind, table in ARROW_TABLES.items():
-        convert._FRAMES.clear()
+        convert.CACHES.frames.clear()
         convert.arrow_to_dataframe(table)  # learns
-        if convert._numeric_frame(table) is not None:
+        if convert.numeric_frame(table) is not None:
             taken.add(kind)
     # pandas < 3 has no create_dataframe_from_blocks: there every get goes through pyarrow.
-    assert taken == (GET_FAST_PATH if convert._from_blocks is not None else set())
+    assert taken == (GET_FAST_PATH if convert.NUMERIC_GET_PATH else set())
 
 
 def test_numeric_get_path_is_zero_copy_and_follows_the_length():
@@ -291,7 +287,7 @@ def test_numeric_get_path_is_zero_copy_and_follows_the_length():
     their own RangeIndex, and their columns are read-only views of the Arrow buffers."""
     from allye_data_connector import convert
 
-    convert._FRAMES.clear()
+    convert.CACHES.frames.clear()
     for rows in (10, 3, 10, 0, 7, 1000):
         table = pa.Table.from_pandas(pd.DataFrame({"a": np.arange(rows, dtype=float), "b": np.arange(rows)}))
         got = convert.arrow_to_dataframe(table)
@@ -302,13 +298,13 @@ def test_numeric_get_path_is_zero_copy_and_follows_the_length():
                 arr = got[name].to_numpy()
                 assert not arr.flags.writeable
                 assert arr.__array_interface__["data"][0] == table.column(name).chunk(0).buffers()[1].address
-    assert len(convert._FRAMES) == 1, "one schema learnt once, whatever the lengths"
+    assert len(convert.CACHES.frames) == 1, "one schema learnt once, whatever the lengths"
 
 
 def test_renaming_one_results_columns_leaves_the_next_get_alone():
     from allye_data_connector import convert
 
-    convert._FRAMES.clear()
+    convert.CACHES.frames.clear()
     table = pa.Table.from_pandas(pd.DataFrame({"a": np.arange(3.0), "b": np.arange(3)}))
     first = convert.arrow_to_dataframe(table)
     second = convert.arrow_to_dataframe(table)
@@ -324,7 +320,7 @@ def test_a_learnt_schema_is_not_used_for_other_field_names_or_types():
     """Same pandas metadata bytes, other field names or types: each is learnt on its own."""
     from allye_data_connector import convert
 
-    convert._FRAMES.clear()
+    convert.CACHES.frames.clear()
     base = pa.Table.from_pandas(pd.DataFrame({"a": np.arange(4.0), "b": np.arange(4)}))
     meta = base.schema.metadata
     variants = [
@@ -336,4 +332,4 @@ def test_a_learnt_schema_is_not_used_for_other_field_names_or_types():
     for _ in range(2):
         for table in variants:
             assert_same_frame(convert.arrow_to_dataframe(table), pyarrow_result(table))
-    assert len(convert._FRAMES) == 3
+    assert len(convert.CACHES.frames) == 3

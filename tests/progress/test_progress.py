@@ -12,7 +12,6 @@ import pytest
 import allye_data_connector as adc
 from allye_data_connector.convert import dataframe_to_arrow
 from allye_data_connector.errors import AllyeError, CancelledError
-from allye_data_connector.progress import dataframe_to_arrow_chunked
 
 N = 600_000
 
@@ -37,7 +36,7 @@ def big() -> pd.DataFrame:
 )
 def test_chunked_conversion_equals_whole_frame(df):
     calls = []
-    t = dataframe_to_arrow_chunked(df, progress=lambda d, n: calls.append((d, n)))
+    t = dataframe_to_arrow(df, progress=lambda d, n: calls.append((d, n)))
     assert t.equals(dataframe_to_arrow(df), check_metadata=True)
     assert calls[-1] == (N, N) and [d for d, _ in calls] == sorted(d for d, _ in calls)
 

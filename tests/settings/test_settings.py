@@ -75,3 +75,24 @@ def test_send_uses_the_settings_file(store):
     adc.send_dataframe(df, "t2", secret_dir=store, max_shm_bytes=1 << 20, ttl_sec=0)
     ready = [json.loads(line) for line in (store / "manifest.jsonl").read_text().splitlines()][-1]
     assert ready["payload"]["transport"] == "shm_arrow_stream_v1" and ready["ttl_sec"] == 0
+
+
+def test_defaults_are_the_cores():
+    """The package declares no default of its own: the settings' and the API's come from
+    the Rust core's vocabulary."""
+    import inspect
+
+    from allye_data_connector import _core
+
+    assert settings.Settings().max_shm_bytes == _core.DEFAULT_MAX_SHM_BYTES == 64 * 1024 * 1024
+    params = inspect.signature(adc.send_dataframe).parameters
+    assert params["producer"].default == _core.DEFAULT_PRODUCER == "python"
+    assert inspect.signature(adc.gc).parameters["keep_versions"].default == _core.DEFAULT_KEEP_VERSIONS == 1
+    assert _core.TRANSPORTS == ("auto", "shm", "file") and _core.COMPRESSIONS == ("zstd", "lz4")
+    assert _core.DEFAULT_COMPRESSED_CHUNK_ROWS == 500_000
+
+
+@pytest.mark.parametrize(("spelling", "canonical"), [("ZSTD", "zstd"), (" lz4 ", "lz4"), ("none", None), ("Uncompressed", None)])
+def test_compression_spellings_are_the_cores(tmp_path, monkeypatch, spelling, canonical):
+    monkeypatch.setenv("ALLYE_ARROW_COMPRESSION", spelling)
+    assert settings.load(tmp_path).settings.compression == canonical
