@@ -3,7 +3,6 @@ values, on the Rust core."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -118,10 +117,6 @@ def send_dataframe(
         chunk_rows = 0 if uncompressed else DEFAULT_CHUNK_ROWS
     merged = dict(metadata or {})
     merged["shm_unlink_on_read"] = bool(shm_unlink_on_read)
-    try:
-        metadata_json = json.dumps(merged, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"metadata must be JSON-serialisable: {exc}") from exc
 
     # The frame's column arrays, read once for the conversion and the schema hash.
     arrays = _column_arrays(df) if isinstance(df, pd.DataFrame) else None
@@ -130,7 +125,7 @@ def send_dataframe(
     else:
         table = _progress.dataframe_to_arrow_chunked(df, progress=progress, cancel=cancel)
         _progress.check(cancel, "the send")
-    line = _core.send(
+    event = _core.send(
         table,
         secret_dir=_path(secret_dir),
         table_name=table_name,
@@ -140,12 +135,11 @@ def send_dataframe(
         chunk_rows=chunk_rows,
         ttl_sec=ttl_sec,
         compression=compression,
-        metadata_json=metadata_json,
+        metadata=merged,
         shape=(int(df.shape[0]), int(df.shape[1])),
         schema_sha256=schema_sha256(df, arrays),
         durable=durable,
     )
-    event = json.loads(line)
     if progress is not None:
         progress(int(df.shape[0]), int(df.shape[0]))
     name: str = event["table_name"]
@@ -263,10 +257,10 @@ def list_tables(
     if all_states:
         return [
             _describe(st, with_schema=with_schema, secret_dir=secret_dir)
-            for st in json.loads(_core.table_states(secret_dir=_path(secret_dir), producer=producer))
+            for st in _core.table_states(secret_dir=_path(secret_dir), producer=producer)
         ]
     out = []
-    for ev in json.loads(_core.list_tables(secret_dir=_path(secret_dir), producer=producer)):
+    for ev in _core.list_tables(secret_dir=_path(secret_dir), producer=producer):
         p = ev.get("payload") or {}
         shape = p.get("shape")
         out.append(
@@ -306,9 +300,7 @@ def gc(
     appended for a dead sender's transfer).
     """
     _int_arg("keep_versions", keep_versions, minimum=1)
-    actions: list[dict[str, Any]] = json.loads(
-        _core.gc(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
-    )
+    actions: list[dict[str, Any]] = _core.gc(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
     for a in actions:
         logger.info("gc %s%s %s %s (%s)", "would " if dry_run else "", a["action"], a["transport"], a["locator"], a["reason"])
     return actions
@@ -321,7 +313,7 @@ def compact(*, secret_dir: Optional[PathLike] = None) -> dict[str, int]:
     concurrent readers and writers, ours and 0.1.2's. Run ``gc(dry_run=False)`` first to
     free superseded versions. Returns ``{"lines_before", "lines_after", "bytes_before",
     "bytes_after"}``."""
-    report: dict[str, int] = json.loads(_core.compact(secret_dir=_path(secret_dir)))
+    report: dict[str, int] = _core.compact(secret_dir=_path(secret_dir))
     logger.info("compacted the manifest: %d -> %d lines", report["lines_before"], report["lines_after"])
     return report
 
@@ -398,7 +390,7 @@ def describe_table(
     ``transport`` and ``schema`` (column names and Arrow types, read from the payload's
     schema without loading data). Raises :class:`TableNotFoundError` when the manifest
     never mentions the table."""
-    st = json.loads(_core.table_state(table_name, secret_dir=_path(secret_dir), producer=producer))
+    st = _core.table_state(table_name, secret_dir=_path(secret_dir), producer=producer)
     return _describe(st, with_schema=True, secret_dir=secret_dir)
 
 
@@ -408,7 +400,7 @@ def remove_table(table_name: str, *, secret_dir: Optional[PathLike] = None) -> d
     versions inside this store. Our readers then get :class:`TableNotFoundError` until a
     new version is sent; 0.1.2 readers get their "payload missing" error. Returns
     ``{"table_name", "id", "deleted": [[transport, locator], ...], "skipped": [...]}``."""
-    report: dict[str, Any] = json.loads(_core.remove_table(table_name, secret_dir=_path(secret_dir)))
+    report: dict[str, Any] = _core.remove_table(table_name, secret_dir=_path(secret_dir))
     logger.info("removed %r (%d payloads deleted)", table_name, len(report["deleted"]))
     return report
 

@@ -6,7 +6,6 @@ fallback. The blocking happens in Rust without the GIL, in slices of at most
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -110,7 +109,7 @@ def iter_versions(
     watcher = new_watcher(secret_dir, force_polling=force_polling, poll_interval_sec=poll_interval_sec)
     # Versions that exist already are not news, even if a compaction rewrites them.
     seen: set[str] = set()
-    for st in json.loads(_core.table_states(secret_dir=secret_dir)):
+    for st in _core.table_states(secret_dir=secret_dir):
         for key in ("ready", "latest"):
             if st.get(key):
                 seen.add(st[key]["id"] + ":" + st[key]["status"])
@@ -129,7 +128,7 @@ def _versions(
 ) -> Iterator[dict[str, Any]]:
     deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
     while True:
-        for ev in json.loads(tail.read_new()):
+        for ev in tail.read_new():
             if ev["status"] not in ("ready", "error") or (ev["status"] == "error" and not include_errors):
                 continue
             if ev["status"] == "ready" and not ev.get("payload"):
