@@ -1,51 +1,133 @@
-"""Type stubs of the Rust extension ``allye_data_connector._core`` (see rust/allye-py)."""
+"""Type stubs of the Rust extension ``allye_data_connector._core`` (see rust/allye-py).
 
-from typing import Optional, Protocol
+Checked against the built module by ``python -m mypy.stubtest allye_data_connector._core``
+in ``.ci/run``.
+"""
+
+from typing import Any, Optional, Protocol, final
 
 __version__: str
+__all__ = [
+    "AllyeError",
+    "ArrowDataError",
+    "COMPRESSIONS",
+    "CancelledError",
+    "ConversionError",
+    "DEFAULT_COMPRESSED_CHUNK_ROWS",
+    "DEFAULT_KEEP_VERSIONS",
+    "DEFAULT_MAX_SHM_BYTES",
+    "DEFAULT_PRODUCER",
+    "InvalidArgumentError",
+    "InvalidInputError",
+    "METADATA_KEY",
+    "ManifestTail",
+    "ManifestWatcher",
+    "PayloadCorruptError",
+    "PayloadError",
+    "PayloadMissingError",
+    "StorageFullError",
+    "StoreError",
+    "StoreIOError",
+    "StoreUnusableError",
+    "TRANSPORTS",
+    "TableExpiredError",
+    "TableNotFoundError",
+    "UnknownTransportError",
+    "WaitTimeoutError",
+    "__version__",
+    "check_table_name",
+    "check_transport",
+    "compact",
+    "gc",
+    "get_live",
+    "latest",
+    "list_tables",
+    "normalize_compression",
+    "remove_table",
+    "resolve_store",
+    "send",
+    "table_state",
+    "table_states",
+]
+
+# ---- vocabulary (rust/allye-core/src/protocol.rs) --------------------------------------
+
+DEFAULT_MAX_SHM_BYTES: int
+DEFAULT_COMPRESSED_CHUNK_ROWS: int
+DEFAULT_KEEP_VERSIONS: int
+DEFAULT_PRODUCER: str
+TRANSPORTS: tuple[str, ...]
+COMPRESSIONS: tuple[str, ...]
+METADATA_KEY: str
+
+def normalize_compression(value: Optional[str]) -> Optional[str]:
+    """The canonical compression name, or None for no compression (None, "", "none",
+    "uncompressed", any case); anything else raises InvalidArgumentError."""
+
+def check_table_name(name: object) -> str:
+    """Returns ``name`` when it is a valid table name, else raises InvalidArgumentError."""
+
+def check_transport(value: object) -> str:
+    """Returns ``value`` when it is one of TRANSPORTS, else raises InvalidArgumentError."""
+
+# ---- exceptions (rust/allye-py/src/errors.rs) ------------------------------------------
+
+class AllyeError(Exception): ...
+class TableNotFoundError(AllyeError, KeyError): ...
+class TableExpiredError(TableNotFoundError): ...
+class PayloadError(AllyeError): ...
+class PayloadMissingError(PayloadError, FileNotFoundError): ...
+class PayloadCorruptError(PayloadError, ValueError): ...
+class UnknownTransportError(PayloadError, ValueError): ...
+class InvalidArgumentError(AllyeError, ValueError): ...
+class InvalidInputError(AllyeError, TypeError): ...
+class ConversionError(AllyeError, TypeError): ...
+class ArrowDataError(AllyeError, ValueError): ...
+class StoreError(AllyeError, OSError): ...
+class StoreUnusableError(StoreError): ...
+class StoreIOError(StoreError): ...
+class StorageFullError(StoreIOError): ...
+class CancelledError(AllyeError): ...
+class WaitTimeoutError(AllyeError, TimeoutError): ...
+
+# ---- tables ----------------------------------------------------------------------------
 
 class _ArrowStream(Protocol):
     def __arrow_c_stream__(self, requested_schema: object = ...) -> object: ...
 
-def resolve_store(secret_dir: Optional[str] = None) -> str: ...
+def resolve_store(secret_dir: Optional[str] = None) -> str:
+    """The store directory ``secret_dir`` (else $ALLYE_SECRET_DIR, else ~/.allye_secrets) resolves to."""
+
 def send(
     data: _ArrowStream,
     *,
     secret_dir: Optional[str] = None,
     table_name: Optional[str] = None,
-    producer: str = "python",
+    producer: str = ...,  # DEFAULT_PRODUCER
     transport: str = "auto",
-    max_shm_bytes: int = 67108864,
-    chunk_rows: int = 500000,
+    max_shm_bytes: int = ...,  # DEFAULT_MAX_SHM_BYTES
+    chunk_rows: Optional[int] = None,
     ttl_sec: Optional[int] = None,
     compression: Optional[str] = None,
-    metadata_json: Optional[str] = None,
+    metadata: Optional[dict[str, Any]] = None,
     shape: Optional[tuple[int, int]] = None,
     schema_sha256: Optional[str] = None,
     durable: bool = False,
-) -> str:
-    """Sends Arrow data; returns the ``ready`` manifest line (JSON)."""
+) -> dict[str, Any]:
+    """Sends Arrow data; returns the ``ready`` event (the manifest line's object)."""
 
-def latest(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
-    """The current ``ready`` line of a table (JSON)."""
+def latest(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> dict[str, Any]:
+    """The current ``ready`` event of a table (raises if none, removed, or expired)."""
 
-def list_tables(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
-    """JSON array of every table's current ``ready`` event (removed tables left out)."""
+def list_tables(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> list[dict[str, Any]]:
+    """Every table's current ``ready`` event, sorted by name (removed tables left out)."""
 
-def gc(*, secret_dir: Optional[str] = None, dry_run: bool = True, keep_versions: int = 1) -> str:
-    """JSON array of the actions taken (or that would be taken)."""
+def table_states(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> list[dict[str, Any]]:
+    """Every table's state: ``table_name``, ``state`` (writing, ready, error, removed),
+    ``error``, ``latest`` (last line), ``ready`` (current version), ``expired``."""
 
-def compact(*, secret_dir: Optional[str] = None) -> str:
-    """Rewrites the manifest keeping only live lines; JSON report
-    ``{"lines_before", "lines_after", "bytes_before", "bytes_after"}``."""
-
-
-def table_states(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
-    """JSON array of every table's state: ``table_name``, ``state`` (writing, ready, error,
-    removed), ``error``, ``latest`` (last line), ``ready`` (current version), ``expired``."""
-
-def table_state(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> str:
-    """JSON object of one table's state (raises TableNotFoundError when never mentioned)."""
+def table_state(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> dict[str, Any]:
+    """One table's state (raises TableNotFoundError when never mentioned)."""
 
 def get_live(
     table_name: str,
@@ -53,21 +135,34 @@ def get_live(
     secret_dir: Optional[str] = None,
     producer: Optional[str] = None,
     record_read: bool = True,
-) -> tuple[str, _ArrowStream]:
-    """``(ready line, Arrow table)``; the table's buffers point into the mapping. A removed
+) -> tuple[dict[str, Any], _ArrowStream]:
+    """``(ready event, Arrow table)``; the table's buffers point into the mapping. A removed
     table raises TableNotFoundError; ``record_read=False`` for a look that is not a load
     (it does not count for ``shm_unlink_on_read``)."""
 
-def remove_table(table_name: str, *, secret_dir: Optional[str] = None) -> str:
-    """Appends a removal line, deletes the table's payloads in this store; JSON report
+def remove_table(table_name: str, *, secret_dir: Optional[str] = None) -> dict[str, Any]:
+    """Appends a removal line, deletes the table's payloads in this store; report
     ``{"table_name", "id", "deleted": [[transport, locator]], "skipped": [...]}``."""
 
+# ---- maintenance -----------------------------------------------------------------------
+
+def gc(*, secret_dir: Optional[str] = None, dry_run: bool = True, keep_versions: int = ...) -> list[dict[str, Any]]:
+    """``keep_versions`` defaults to DEFAULT_KEEP_VERSIONS. The actions taken (or that would be taken): ``action``, ``transport``, ``locator``,
+    ``table_name``, ``reason``, ``id``."""
+
+def compact(*, secret_dir: Optional[str] = None) -> dict[str, int]:
+    """Rewrites the manifest keeping only live lines; report
+    ``{"lines_before", "lines_after", "bytes_before", "bytes_after"}``."""
+
+# ---- watching --------------------------------------------------------------------------
+
+@final
 class ManifestWatcher:
     """Wakes up when the store's manifest changes (file-system events, else polling)."""
 
-    def __init__(
-        self, *, secret_dir: Optional[str] = None, force_polling: bool = False, poll_interval_sec: Optional[float] = None
-    ) -> None: ...
+    def __new__(
+        cls, *, secret_dir: Optional[str] = None, force_polling: bool = False, poll_interval_sec: Optional[float] = None
+    ) -> ManifestWatcher: ...
     @property
     def mode(self) -> str:
         """``"events"`` or ``"polling"``."""
@@ -75,9 +170,10 @@ class ManifestWatcher:
     def wait(self, timeout_sec: float) -> bool:
         """Blocks without the GIL until the manifest may have changed or the timeout; returns whether it changed."""
 
+@final
 class ManifestTail:
     """Reads the manifest lines appended since the last call."""
 
-    def __init__(self, *, secret_dir: Optional[str] = None, from_start: bool = False) -> None: ...
-    def read_new(self) -> str:
-        """JSON array of the new complete lines' events."""
+    def __new__(cls, *, secret_dir: Optional[str] = None, from_start: bool = False) -> ManifestTail: ...
+    def read_new(self) -> list[dict[str, Any]]:
+        """The new complete lines' events."""

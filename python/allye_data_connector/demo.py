@@ -7,7 +7,6 @@ Run it with ``python -m allye_data_connector demo`` (see README.md).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for t in api.list_tables(secret_dir=store):
             if t["transport"] == "shm_arrow_stream_v1":
-                locator = json.loads(_core.latest(t["table_name"], secret_dir=str(store)))["payload"]["locator"]
+                locator = _core.latest(t["table_name"], secret_dir=str(store))["payload"]["locator"]
                 _posixshmem.shm_unlink("/" + locator)
         print("unlinked the demo's shared-memory segments")
     return 0

@@ -3,11 +3,49 @@
 Every error the library raises is an :class:`AllyeError`. Each class also derives from
 the built-in exception that code written for 0.1.2 (or for Python in general) would
 catch: a missing table is a ``KeyError``, bad arguments are ``ValueError`` or
-``TypeError``, storage trouble is an ``OSError``. The Rust core raises these very
-classes (by name), so there is one hierarchy for both layers.
+``TypeError``, storage trouble is an ``OSError``, a wait that ran out is a
+``TimeoutError``. The classes are created by the Rust core (``_core``), which raises
+them itself, so there is one hierarchy for both layers; this module re-exports them.
+
+- :class:`AllyeError`: base class of every error raised by allye_data_connector.
+- :class:`TableNotFoundError` (``KeyError``): no ready version of the table exists.
+- :class:`TableExpiredError`: the current version's ``ttl_sec`` has run out.
+- :class:`PayloadError`: the manifest names a payload that cannot be read;
+  :class:`PayloadMissingError` (``FileNotFoundError``): it no longer exists;
+  :class:`PayloadCorruptError` (``ValueError``): it is not valid Arrow IPC data;
+  :class:`UnknownTransportError` (``ValueError``): its transport is unknown.
+- :class:`InvalidArgumentError` (``ValueError``): an argument cannot be used.
+- :class:`InvalidInputError` (``TypeError``): the data to send is not sendable.
+- :class:`ConversionError` (``TypeError``): a column cannot be converted to Arrow.
+- :class:`ArrowDataError` (``ValueError``): Arrow refused to encode or decode the data.
+- :class:`StoreError` (``OSError``): the store cannot be used;
+  :class:`StoreUnusableError`: not a writable directory; :class:`StoreIOError`: an I/O
+  operation failed; :class:`StorageFullError`: the device is full.
+- :class:`CancelledError`: a send or load was cancelled; nothing was left behind.
+- :class:`WaitTimeoutError` (``TimeoutError``): a wait ran out of time.
 """
 
 from __future__ import annotations
+
+from ._core import (
+    AllyeError,
+    ArrowDataError,
+    CancelledError,
+    ConversionError,
+    InvalidArgumentError,
+    InvalidInputError,
+    PayloadCorruptError,
+    PayloadError,
+    PayloadMissingError,
+    StorageFullError,
+    StoreError,
+    StoreIOError,
+    StoreUnusableError,
+    TableExpiredError,
+    TableNotFoundError,
+    UnknownTransportError,
+    WaitTimeoutError,
+)
 
 __all__ = [
     "AllyeError",
@@ -25,74 +63,6 @@ __all__ = [
     "StoreUnusableError",
     "StoreIOError",
     "StorageFullError",
+    "CancelledError",
+    "WaitTimeoutError",
 ]
-
-
-class AllyeError(Exception):
-    """Base class of every error raised by allye_data_connector."""
-
-
-class TableNotFoundError(AllyeError, KeyError):
-    """No ready version of the table exists (0.1.2 raised a plain ``KeyError``)."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else ""
-
-
-class TableExpiredError(TableNotFoundError):
-    """The current version's ``ttl_sec`` has run out; it is no longer served."""
-
-
-class PayloadError(AllyeError):
-    """The manifest names a payload that cannot be read."""
-
-
-class PayloadMissingError(PayloadError, FileNotFoundError):
-    """The payload (segment or file) no longer exists."""
-
-
-class PayloadCorruptError(PayloadError, ValueError):
-    """The payload is not valid Arrow IPC data (truncated, overwritten, garbage)."""
-
-
-class UnknownTransportError(PayloadError, ValueError):
-    """A ``ready`` line names a transport this version does not know."""
-
-
-class InvalidArgumentError(AllyeError, ValueError):
-    """An argument has a value that cannot be used (table name, transport, TTL, ...)."""
-
-
-class InvalidInputError(AllyeError, TypeError):
-    """The data to send is not something we can send (not a DataFrame, ...)."""
-
-
-class ConversionError(AllyeError, TypeError):
-    """A DataFrame column cannot be converted to Arrow (mixed-type objects, ...)."""
-
-
-class ArrowDataError(AllyeError, ValueError):
-    """Arrow refused to encode or decode the data."""
-
-
-class StoreError(AllyeError, OSError):
-    """The store directory or its files cannot be used."""
-
-
-class StoreUnusableError(StoreError):
-    """The store path is not a writable directory."""
-
-
-class StoreIOError(StoreError):
-    """An I/O operation on the store failed."""
-
-
-class StorageFullError(StoreIOError):
-    """The device (``/dev/shm`` or the disk) is full."""
-
-
-class CancelledError(AllyeError):
-    """A send or load was cancelled through its cancel token; nothing was left behind."""
-
-
-__all__.append("CancelledError")

@@ -15,39 +15,10 @@ use crate::process::WriterIdentity;
 use crate::store::Store;
 use crate::time;
 
-/// 0.1.2's defaults.
-pub const DEFAULT_MAX_SHM_BYTES: u64 = 64 * 1024 * 1024;
-/// Rows per record batch of a compressed file payload when `chunk_rows` is not given
-/// (0.1.2's batch size); uncompressed files keep the batches as given (see [`SendOptions::chunk_rows`]).
-pub const DEFAULT_CHUNK_ROWS: usize = 500_000;
-pub const DEFAULT_PRODUCER: &str = "python";
-/// Longest table name accepted, in bytes.
-pub const MAX_TABLE_NAME_BYTES: usize = 1024;
-/// Key of our own entry in an event's `metadata` (0.1.2 ignores unknown keys).
-pub const METADATA_KEY: &str = "adc";
-
-/// Which transport a send should use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TransportChoice {
-    /// Shared memory when the Arrow data fits in `max_shm_bytes` (and not on Windows), else a file.
-    #[default]
-    Auto,
-    Shm,
-    File,
-}
-
-impl TransportChoice {
-    pub fn parse(text: &str) -> Result<Self> {
-        match text {
-            "auto" => Ok(Self::Auto),
-            "shm" | TRANSPORT_SHM => Ok(Self::Shm),
-            "file" | TRANSPORT_FILE => Ok(Self::File),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown transport {other:?}: use 'auto', 'shm' or 'file'"
-            ))),
-        }
-    }
-}
+pub use crate::protocol::{
+    TransportChoice, DEFAULT_COMPRESSED_CHUNK_ROWS as DEFAULT_CHUNK_ROWS, DEFAULT_MAX_SHM_BYTES, DEFAULT_PRODUCER,
+    MAX_TABLE_NAME_BYTES, METADATA_KEY,
+};
 
 /// Everything a send can be told besides the data.
 #[derive(Debug, Clone)]
@@ -118,24 +89,7 @@ fn writer_identity() -> WriterIdentity {
     }
 }
 
-/// Checks a table name: 1 to 1024 bytes, no line breaks, no NUL.
-pub fn validate_table_name(name: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(Error::InvalidArgument("table name is empty: pass a non-empty table_name".into()));
-    }
-    if name.len() > MAX_TABLE_NAME_BYTES {
-        return Err(Error::InvalidArgument(format!(
-            "table name is {} bytes long; the limit is {MAX_TABLE_NAME_BYTES}",
-            name.len()
-        )));
-    }
-    if name.contains(['\n', '\r', '\0']) {
-        return Err(Error::InvalidArgument(format!(
-            "table name {name:?} contains a line break or NUL; pick a name without them"
-        )));
-    }
-    Ok(())
-}
+pub use crate::protocol::check_table_name as validate_table_name;
 
 /// The protocol's `schema_sha256` for a table that did not come from pandas: Python's
 /// `str(columns) + "|" + str(dtypes)` with the Arrow field names and Arrow type names.

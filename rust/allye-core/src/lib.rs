@@ -20,6 +20,7 @@ pub mod lock;
 pub mod manifest;
 pub mod payload;
 pub mod process;
+pub mod protocol;
 pub mod shm;
 pub mod store;
 pub mod tables;

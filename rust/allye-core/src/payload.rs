@@ -30,29 +30,13 @@ use arrow_schema::SchemaRef;
 
 use crate::error::{Error, IoContext, Result};
 
-/// IPC body compression of file payloads. Segments are always uncompressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    /// Uncompressed: reads are zero-copy (the default).
-    #[default]
-    None,
-    Zstd,
-    Lz4,
+pub use crate::protocol::Compression;
+
+trait IpcCompression {
+    fn ipc(self) -> Option<CompressionType>;
 }
 
-impl Compression {
-    /// Parses `""`/`"none"`/`"uncompressed"`, `"zstd"`, `"lz4"` (as `ALLYE_ARROW_COMPRESSION` spells them).
-    pub fn parse(text: &str) -> Result<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "" | "none" | "uncompressed" => Ok(Compression::None),
-            "zstd" => Ok(Compression::Zstd),
-            "lz4" | "lz4_frame" => Ok(Compression::Lz4),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown compression {other:?}: use None, 'zstd' or 'lz4'"
-            ))),
-        }
-    }
-
+impl IpcCompression for Compression {
     fn ipc(self) -> Option<CompressionType> {
         match self {
             Compression::None => None,

@@ -1,0 +1,364 @@
+//! The protocol's vocabulary, written once: wire names of statuses and transports, the
+//! keys of our `metadata` entries, the defaults of a send and of gc, the accepted
+//! spellings of compression and transport choices, the table-name rule and the
+//! timestamp format. Every other module (and, through the bindings, Python) reads them
+//! from here. This module depends on nothing else in the crate but the error type.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// The `version` every line of protocol v1 carries.
+pub const PROTOCOL_VERSION: i64 = 1;
+
+/// Largest Arrow size `transport="auto"` sends through shared memory (0.1.2's default).
+pub const DEFAULT_MAX_SHM_BYTES: u64 = 64 * 1024 * 1024;
+/// Rows per record batch of a compressed file payload when `chunk_rows` is not given
+/// (0.1.2's batch size). Uncompressed files keep the batches as given.
+pub const DEFAULT_COMPRESSED_CHUNK_ROWS: usize = 500_000;
+/// Ready versions gc keeps per `(table_name, producer)`.
+pub const DEFAULT_KEEP_VERSIONS: usize = 1;
+/// The producer name a send records when none is given.
+pub const DEFAULT_PRODUCER: &str = "python";
+/// Longest table name accepted, in bytes.
+pub const MAX_TABLE_NAME_BYTES: usize = 1024;
+
+/// Key of our own entry in an event's `metadata` (0.1.2 ignores unknown keys).
+pub const METADATA_KEY: &str = "adc";
+/// `metadata` key of the reason on an `error` line.
+pub const METADATA_ERROR: &str = "error";
+/// `metadata` key of the sender's "unlink the segment once read" flag.
+pub const METADATA_SHM_UNLINK_ON_READ: &str = "shm_unlink_on_read";
+/// Keys inside `metadata.adc`.
+pub const ADC_WRITER: &str = "writer";
+/// Key inside `metadata.adc`: the transport a transfer planned.
+pub const ADC_TRANSPORT: &str = "transport";
+/// Key inside `metadata.adc`: the locator a transfer planned.
+pub const ADC_LOCATOR: &str = "locator";
+/// Key inside `metadata.adc`: marks a removal line.
+pub const ADC_REMOVED: &str = "removed";
+/// The reason written on a removal line.
+pub const REMOVED_REASON: &str = "removed by user";
+
+/// Directory (inside the store) of read markers for `shm_unlink_on_read` segments.
+pub const READS_DIR: &str = "reads";
+/// Environment variable naming the store directory (honoured by the widgets; 0.1.2 ignores it).
+pub const STORE_ENV: &str = "ALLYE_SECRET_DIR";
+/// Manifest file name inside the store.
+pub const MANIFEST_FILE: &str = "manifest.jsonl";
+/// Writers' lock file name inside the store.
+pub const LOCK_FILE: &str = "manifest.lock";
+/// Payload directory name inside the store.
+pub const PAYLOAD_DIR: &str = "payloads";
+
+/// The protocol's timestamp format (Python's `time.strftime("%Y-%m-%dT%H:%M:%S%z")`).
+pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%z";
+
+
+/// The transport choices a send accepts, in the order they are documented.
+pub const TRANSPORT_CHOICES: [&str; 3] = ["auto", "shm", "file"];
+/// Canonical names of the file-payload compressions.
+pub const COMPRESSIONS: [&str; 2] = ["zstd", "lz4"];
+
+/// Defines a wire string enum whose unknown values are kept (a foreign writer may use
+/// values this version does not know; they must survive a parse and a re-serialisation).
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal $(as $konst:ident)?),* $(,)? }) => {
+        $($(
+            #[doc = concat!("Wire spelling `", $wire, "`.")]
+            pub const $konst: &str = $wire;
+        )?)*
+
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+            /// A value this version does not know, kept as written.
+            Other(String),
+        }
+
+        impl $name {
+            /// The wire spelling.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $wire,)*
+                    $name::Other(s) => s,
+                }
+            }
+
+            /// The value for a wire spelling (unknown spellings become `Other`).
+            pub fn from_wire(text: &str) -> Self {
+                match text {
+                    $($wire => $name::$variant,)*
+                    other => $name::Other(other.to_string()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a string")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<$name, E> {
+                        Ok($name::from_wire(v))
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// The `status` of a manifest line.
+    Status {
+        /// A transfer started; its payload is being written.
+        Writing = "writing",
+        /// The payload is complete and may be read.
+        Ready = "ready",
+        /// The transfer failed, or (ours) the table was removed.
+        Error = "error",
+    }
+}
+
+wire_enum! {
+    /// The `payload.transport` of a `ready` line.
+    Transport {
+        /// An Arrow IPC file in the store's `payloads/`.
+        File = "file_arrow_ipc_v1" as TRANSPORT_FILE,
+        /// An Arrow IPC stream in a shared-memory segment.
+        Shm = "shm_arrow_stream_v1" as TRANSPORT_SHM,
+    }
+}
+
+/// What a table's state is, as the Receiver lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TableStateKind {
+    /// The last line is `writing`.
+    Writing,
+    /// The last line is `ready`.
+    Ready,
+    /// The last line is `error` (a failed send).
+    Error,
+    /// The last line is a removal.
+    Removed,
+    /// The last line has a status this version does not know.
+    Unknown,
+}
+
+impl TableStateKind {
+    /// The spelling the bindings and the CLI show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableStateKind::Writing => "writing",
+            TableStateKind::Ready => "ready",
+            TableStateKind::Error => "error",
+            TableStateKind::Removed => "removed",
+            TableStateKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// What gc did (or would do) with one payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum GcActionKind {
+    /// The payload is (or would be) deleted.
+    Delete,
+    /// A payload gc will not touch (outside this store).
+    Skip,
+    /// An `error` line appended for a dead writer's transfer.
+    Record,
+}
+
+impl GcActionKind {
+    /// The spelling the bindings and the CLI show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GcActionKind::Delete => "delete",
+            GcActionKind::Skip => "skip",
+            GcActionKind::Record => "record",
+        }
+    }
+}
+
+/// Which transport a send should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TransportChoice {
+    /// Shared memory when the Arrow data fits in `max_shm_bytes` (and not on Windows), else a file.
+    #[default]
+    Auto,
+    /// Shared memory whatever the size.
+    Shm,
+    /// A file in the store's `payloads/`.
+    File,
+}
+
+impl TransportChoice {
+    /// Parses one of [`TRANSPORT_CHOICES`] (or a wire transport name).
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "shm" | TRANSPORT_SHM => Ok(Self::Shm),
+            "file" | TRANSPORT_FILE => Ok(Self::File),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown transport {other:?}: use 'auto', 'shm' or 'file'"
+            ))),
+        }
+    }
+
+    /// The spelling [`TransportChoice::parse`] accepts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportChoice::Auto => "auto",
+            TransportChoice::Shm => "shm",
+            TransportChoice::File => "file",
+        }
+    }
+}
+
+/// IPC body compression of file payloads. Segments are always uncompressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Compression {
+    /// Uncompressed: reads are zero-copy (the default).
+    #[default]
+    None,
+    /// Zstandard.
+    Zstd,
+    /// LZ4 frame.
+    Lz4,
+}
+
+impl Compression {
+    /// Parses a compression spelling: no compression is `""`, `"none"` or
+    /// `"uncompressed"`; otherwise `"zstd"` or `"lz4"` (`"lz4_frame"`, Arrow's name, too).
+    /// Case and surrounding blanks are ignored. The one set of spellings of the library.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "none" | "uncompressed" => Ok(Compression::None),
+            "zstd" => Ok(Compression::Zstd),
+            "lz4" | "lz4_frame" => Ok(Compression::Lz4),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown compression {text:?}: use None (or 'none'), 'zstd' or 'lz4'"
+            ))),
+        }
+    }
+
+    /// The canonical name, `None` for no compression.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::Zstd => Some("zstd"),
+            Compression::Lz4 => Some("lz4"),
+        }
+    }
+}
+
+/// Checks a table name: 1 to [`MAX_TABLE_NAME_BYTES`] bytes, no line breaks, no NUL.
+pub fn check_table_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::InvalidArgument("table name is empty: pass a non-empty table_name".into()));
+    }
+    if name.len() > MAX_TABLE_NAME_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "table name is {} bytes long; the limit is {MAX_TABLE_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    if name.contains(['\n', '\r', '\0']) {
+        return Err(Error::InvalidArgument(format!(
+            "table name {name:?} contains a line break or NUL; pick a name without them"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a producer name: non-empty, one line, no NUL.
+pub fn check_producer(producer: &str) -> Result<()> {
+    if producer.is_empty() || producer.contains(['\n', '\r', '\0']) {
+        return Err(Error::InvalidArgument(format!(
+            "producer {producer:?} must be a non-empty single line"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips_known_and_unknown_spellings() {
+        for text in ["writing", "ready", "error", "paused"] {
+            let s: Status = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{text}\""));
+        }
+        assert_eq!(Status::from_wire("ready"), Status::Ready);
+        assert_eq!(Status::from_wire("paused"), Status::Other("paused".into()));
+    }
+
+    #[test]
+    fn compression_accepts_one_set_of_spellings() {
+        for none in ["", "none", " None ", "UNCOMPRESSED"] {
+            assert_eq!(Compression::parse(none).unwrap(), Compression::None);
+        }
+        assert_eq!(Compression::parse(" ZSTD").unwrap().name(), Some("zstd"));
+        assert_eq!(Compression::parse("lz4_frame").unwrap().name(), Some("lz4"));
+        let err = Compression::parse("gzip").unwrap_err().to_string();
+        assert!(err.contains("gzip") && err.contains("zstd") && err.contains("lz4"), "{err}");
+        for name in COMPRESSIONS {
+            assert_eq!(Compression::parse(name).unwrap().name(), Some(name));
+        }
+    }
+
+    #[test]
+    fn transport_choices_parse_and_spell_back() {
+        for name in TRANSPORT_CHOICES {
+            assert_eq!(TransportChoice::parse(name).unwrap().as_str(), name);
+        }
+        assert!(matches!(TransportChoice::parse("carrier-pigeon"), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn table_name_rule_refuses_empty_long_and_multiline_names() {
+        assert!(check_table_name("iris").is_ok());
+        for bad in [String::new(), "a\nb".into(), "nul\0".into(), "x".repeat(MAX_TABLE_NAME_BYTES + 1)] {
+            assert!(matches!(check_table_name(&bad), Err(Error::InvalidArgument(_))), "{bad:?}");
+        }
+        assert!(check_table_name(&"x".repeat(MAX_TABLE_NAME_BYTES)).is_ok());
+    }
+}

@@ -1,0 +1,37 @@
+//! Garbage collection and manifest compaction.
+
+use std::path::PathBuf;
+
+use allye_core::protocol;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::errors::OrRaise;
+use crate::records::{list_to_py, to_py};
+use crate::tables::store;
+
+/// Collects this store's garbage (see `allye_core::gc`); returns the actions taken (or,
+/// with `dry_run`, that would be taken).
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None, dry_run=true, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
+fn gc<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, dry_run: bool, keep_versions: usize) -> PyResult<Bound<'py, PyList>> {
+    let store = store(secret_dir)?;
+    let opts = allye_core::GcOptions { dry_run, keep_versions };
+    let actions = py.detach(|| allye_core::gc::collect(&store, opts)).or_raise()?;
+    list_to_py(py, &actions)
+}
+
+/// Rewrites the manifest keeping only live lines; returns the report.
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None))]
+fn compact<'py>(py: Python<'py>, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyAny>> {
+    let store = store(secret_dir)?;
+    let report = py.detach(|| allye_core::gc::compact(&store)).or_raise()?;
+    to_py(py, &report)
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(gc, m)?)?;
+    m.add_function(wrap_pyfunction!(compact, m)?)?;
+    Ok(())
+}

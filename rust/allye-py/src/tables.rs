@@ -1,0 +1,167 @@
+//! Sending, getting, listing and removing tables.
+
+use std::path::PathBuf;
+
+use allye_core::protocol::{self, Compression, TransportChoice};
+use allye_core::{connector, Error, SendOptions, Store};
+use arrow_array::RecordBatch;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pyo3_arrow::{PyRecordBatchReader, PyTable};
+
+use crate::errors::{to_pyerr, OrRaise};
+use crate::records::{list_to_py, metadata_from_py, to_py};
+
+pub(crate) fn store(secret_dir: Option<PathBuf>) -> PyResult<Store> {
+    Store::resolve(secret_dir.as_deref()).or_raise()
+}
+
+/// The store directory that `secret_dir` resolves to, as a `str` (every send resolves
+/// it; building a `pathlib.Path` costs more than the resolution).
+#[pyfunction]
+#[pyo3(signature = (secret_dir=None))]
+fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
+    Ok(store(secret_dir)?.root().as_os_str().to_owned())
+}
+
+/// Sends Arrow data (any object with `__arrow_c_stream__`); returns the `ready` event.
+#[pyfunction]
+#[pyo3(signature = (data, *, secret_dir=None, table_name=None, producer=protocol::DEFAULT_PRODUCER.to_string(),
+    transport="auto", max_shm_bytes=protocol::DEFAULT_MAX_SHM_BYTES,
+    chunk_rows=None, ttl_sec=None, compression=None,
+    metadata=None, shape=None, schema_sha256=None, durable=false))]
+#[allow(clippy::too_many_arguments)]
+fn send<'py>(
+    py: Python<'py>,
+    data: PyRecordBatchReader,
+    secret_dir: Option<PathBuf>,
+    table_name: Option<String>,
+    producer: String,
+    transport: &str,
+    max_shm_bytes: u64,
+    chunk_rows: Option<usize>,
+    ttl_sec: Option<i64>,
+    compression: Option<&str>,
+    metadata: Option<&Bound<'py, PyDict>>,
+    shape: Option<(u64, u64)>,
+    schema_sha256: Option<String>,
+    durable: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let metadata = match metadata {
+        None => Default::default(),
+        Some(d) => metadata_from_py(d)?,
+    };
+    let opts = SendOptions {
+        table_name,
+        producer,
+        transport: TransportChoice::parse(transport).or_raise()?,
+        max_shm_bytes,
+        chunk_rows,
+        ttl_sec,
+        compression: Compression::parse(compression.unwrap_or("")).or_raise()?,
+        metadata,
+        shape: shape.map(|(r, c)| [r, c]),
+        schema_sha256,
+        durable,
+    };
+    let store = store(secret_dir)?;
+    // Pull the batches while holding the GIL (zero-copy imports), then write without it.
+    let reader = data.into_reader()?;
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader
+        .collect::<Result<_, _>>()
+        .map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    let ready = py.detach(|| connector::send(&store, &schema, &batches, &opts)).or_raise()?;
+    to_py(py, &ready)
+}
+
+/// The current `ready` event of a table (raises if none, removed, or expired).
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, producer=None))]
+fn latest<'py>(
+    py: Python<'py>,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    producer: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let store = store(secret_dir)?;
+    let ev = py
+        .detach(|| allye_core::tables::latest_live(&store, table_name, producer))
+        .or_raise()?;
+    to_py(py, &ev)
+}
+
+/// The current `ready` event of every table, sorted by name (removed tables left out).
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None, producer=None))]
+fn list_tables<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, producer: Option<&str>) -> PyResult<Bound<'py, PyList>> {
+    let store = store(secret_dir)?;
+    let events = py.detach(|| connector::list(&store, producer)).or_raise()?;
+    list_to_py(py, &events)
+}
+
+/// Every table with its latest state.
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None, producer=None))]
+fn table_states<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, producer: Option<&str>) -> PyResult<Bound<'py, PyList>> {
+    let store = store(secret_dir)?;
+    let states = py.detach(|| allye_core::tables::states(&store, producer)).or_raise()?;
+    list_to_py(py, &states)
+}
+
+/// The state of one table (raises TableNotFoundError when never mentioned).
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, producer=None))]
+fn table_state<'py>(
+    py: Python<'py>,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    producer: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let store = store(secret_dir)?;
+    let st = py
+        .detach(|| allye_core::tables::state(&store, table_name, producer))
+        .or_raise()?;
+    to_py(py, &st)
+}
+
+/// The current version of a table: `(ready event, Arrow table)`, the table's buffers
+/// pointing into the mapped segment or file. A removed table is TableNotFoundError;
+/// `record_read=False` for a look that is not a load (it does not count for
+/// `shm_unlink_on_read`).
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, producer=None, record_read=true))]
+fn get_live<'py>(
+    py: Python<'py>,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    producer: Option<&str>,
+    record_read: bool,
+) -> PyResult<(Bound<'py, PyAny>, PyTable)> {
+    let store = store(secret_dir)?;
+    let (ev, data) = py
+        .detach(|| allye_core::tables::get_live(&store, table_name, producer, record_read))
+        .or_raise()?;
+    Ok((to_py(py, &ev)?, PyTable::try_new(data.batches, data.schema)?))
+}
+
+/// Removes a table (removal line, then its payloads in this store); returns a report.
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None))]
+fn remove_table<'py>(py: Python<'py>, table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyAny>> {
+    let store = store(secret_dir)?;
+    let r = py.detach(|| allye_core::tables::remove(&store, table_name)).or_raise()?;
+    to_py(py, &r)
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(resolve_store, m)?)?;
+    m.add_function(wrap_pyfunction!(send, m)?)?;
+    m.add_function(wrap_pyfunction!(latest, m)?)?;
+    m.add_function(wrap_pyfunction!(list_tables, m)?)?;
+    m.add_function(wrap_pyfunction!(table_states, m)?)?;
+    m.add_function(wrap_pyfunction!(table_state, m)?)?;
+    m.add_function(wrap_pyfunction!(get_live, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_table, m)?)?;
+    Ok(())
+}
