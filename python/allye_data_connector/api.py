@@ -142,7 +142,13 @@ def get_arrow(
     _core.check_table_name(table_name)
     _, data = _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)
     table = pa.table(data)
-    return table if selection is None else selection.apply(table)
+    return table if selection is None else _selection_arg(selection).apply(table)
+
+
+def _selection_arg(selection: Any) -> Selection:
+    if not isinstance(selection, Selection):
+        raise InvalidArgumentError(f"selection must be a Selection, got {type(selection).__name__}")
+    return selection
 
 
 def get_dataframe(
@@ -196,7 +202,7 @@ def get_dataframe(
     if selection is not None:
         if picked != _EVERYTHING:
             raise InvalidArgumentError("pass a partial load either as selection= or as columns=, rows=, ... (not both)")
-        picked = selection
+        picked = _selection_arg(selection)
     _core.check_table_name(table_name)
 
     def attempt() -> Any:

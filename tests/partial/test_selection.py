@@ -59,3 +59,5 @@ def test_selection_argument_equals_the_keywords(store):
     pd.testing.assert_frame_equal(arrow.to_pandas(), by_keywords, check_freq=False)
     with pytest.raises(InvalidArgumentError, match="not both"):
         adc.get_dataframe("s", secret_dir=store, head=3, selection=Selection(head=3))
+    with pytest.raises(InvalidArgumentError, match="selection must be a Selection, got dict"):
+        adc.get_arrow("s", secret_dir=store, selection={"head": 3})  # type: ignore[arg-type]
