@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use allye_core::{connector, Store};
+use allye_core::Store;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_schema::DataType;
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         eprintln!("usage: read_table [--secret-dir DIR] TABLE");
         return ExitCode::from(2);
     };
-    let result = Store::resolve(secret_dir.as_deref()).and_then(|store| connector::get(&store, &table, None));
+    let result = Store::resolve(secret_dir.as_deref()).and_then(|store| store.get(&table, None));
     let (event, data) = match result {
         Ok(r) => r,
         Err(e) => {

@@ -11,8 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use allye_core::connector::{self, SendOptions};
-use allye_core::Store;
+use allye_core::{GcOptions, SendOptions, Store};
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
@@ -48,16 +47,13 @@ fn main() {
     };
     let root = base.join(format!("adc-send-timing-{}", std::process::id()));
     let store = Store::at(&root);
-    let opts = SendOptions {
-        table_name: Some("small".into()),
-        ..Default::default()
-    };
+    let opts = SendOptions::named("small");
     let (mut send, mut get) = (Vec::new(), Vec::new());
     for i in 0..reps + 50 {
         let t0 = Instant::now();
-        connector::send(&store, &schema, std::slice::from_ref(&batch), &opts).expect("send");
+        store.send(&schema, std::slice::from_ref(&batch), &opts).expect("send");
         let t1 = Instant::now();
-        let (_, data) = connector::get(&store, "small", None).expect("get");
+        let (_, data) = store.get("small", None).expect("get");
         assert_eq!(
             data.batches.iter().map(|b| b.num_rows()).sum::<usize>(),
             rows
@@ -69,24 +65,10 @@ fn main() {
             get.push((t2 - t1).as_secs_f64());
         }
         if i % 100 == 99 {
-            allye_core::gc::collect(
-                &store,
-                allye_core::gc::GcOptions {
-                    dry_run: false,
-                    keep_versions: 1,
-                },
-            )
-            .expect("gc");
+            store.gc(GcOptions::new(false, 1)).expect("gc");
         }
     }
-    allye_core::gc::collect(
-        &store,
-        allye_core::gc::GcOptions {
-            dry_run: false,
-            keep_versions: 0,
-        },
-    )
-    .ok();
+    store.gc(GcOptions::new(false, 0)).ok();
     let _ = std::fs::remove_dir_all(&root);
     println!(
         "{rows} rows x 10, {reps} reps: send {:.1} us, get {:.1} us (medians)",

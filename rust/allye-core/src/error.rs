@@ -6,40 +6,63 @@ use std::path::PathBuf;
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything that can go wrong, by what a caller can do about it. Deliberately not
+/// `#[non_exhaustive]`: the bindings match it exhaustively, so a new variant cannot reach
+/// Python without being given its exception class.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No `ready` version of the table exists (optionally for that producer).
     #[error("no ready version of table {table:?}{} in {store}; list what exists with list_tables()", producer.as_ref().map(|p| format!(" from producer {p:?}")).unwrap_or_default())]
     TableNotFound {
+        /// The table asked for.
         table: String,
+        /// The producer asked for, if any.
         producer: Option<String>,
+        /// The store looked in.
         store: PathBuf,
     },
 
     /// The manifest names a payload that is gone (unlinked segment, deleted file).
     #[error("the payload of table {table:?} ({transport} {locator:?}) no longer exists: {reason}; send the table again")]
     PayloadMissing {
+        /// The table.
         table: String,
+        /// The payload's transport.
         transport: String,
+        /// The payload's segment name or path.
         locator: String,
+        /// What was found instead.
         reason: String,
     },
 
     /// The payload exists but is not valid Arrow IPC data of the announced size.
     #[error("the payload of table {table:?} ({locator:?}) is corrupt or truncated: {reason}; send the table again")]
     PayloadCorrupt {
+        /// The table.
         table: String,
+        /// The payload's segment name or path.
         locator: String,
+        /// What is wrong with it.
         reason: String,
     },
 
     /// The current version's TTL has run out; it is not served.
     #[error("table {table:?} expired at {expires_at}; send it again (with a longer ttl_sec) or run gc() to remove it")]
-    Expired { table: String, expires_at: String },
+    Expired {
+        /// The table.
+        table: String,
+        /// When it expired.
+        expires_at: String,
+    },
 
     /// A `ready` line names a transport this version does not know.
     #[error("table {table:?} uses unknown transport {transport:?}; known: file_arrow_ipc_v1, shm_arrow_stream_v1 (upgrade allye_data_connector?)")]
-    UnknownTransport { table: String, transport: String },
+    UnknownTransport {
+        /// The table.
+        table: String,
+        /// The transport named.
+        transport: String,
+    },
 
     /// The caller passed something unusable (bad table name, bad option value...).
     #[error("{0}")]
@@ -47,12 +70,19 @@ pub enum Error {
 
     /// The store directory cannot be used.
     #[error("store directory {path:?} is unusable: {reason}")]
-    StoreUnusable { path: PathBuf, reason: String },
+    StoreUnusable {
+        /// The directory.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
 
     /// An I/O error, with what we were doing when it happened.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done.
         context: String,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -67,12 +97,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// `TableNotFound` for `table` (and `producer`) in `store`.
-    pub fn table_not_found(store: &crate::store::Store, table: &str, producer: Option<&str>) -> Self {
+    /// `TableNotFound` for `table` (and `producer`) in the store at `store`.
+    pub fn table_not_found(store: &std::path::Path, table: &str, producer: Option<&str>) -> Self {
         Error::TableNotFound {
             table: table.into(),
             producer: producer.map(Into::into),
-            store: store.root().to_path_buf(),
+            store: store.to_path_buf(),
         }
     }
 

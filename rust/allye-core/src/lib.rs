@@ -1,35 +1,42 @@
 //! # allye-core
 //!
-//! The core of `allye_data_connector`, usable by a native program without Python:
-//! the manifest of protocol v1 (`../shared/PROTOCOL.md`), the writers' lock, POSIX and
-//! Windows shared memory, Arrow IPC payloads (written once, read zero-copy from a
-//! mapping), and garbage collection.
+//! The core of `allye_data_connector`, usable by a native program without Python: the
+//! manifest of protocol v1 (`docs/PROTOCOL.md`), the writers' lock, POSIX and Windows
+//! shared memory, Arrow IPC payloads (written once, read zero-copy from a mapping), and
+//! garbage collection. Everything goes through a [`Store`] handle; the Python bindings
+//! call exactly the same methods.
 //!
 //! ```no_run
-//! use allye_core::{connector, Store};
+//! use allye_core::Store;
 //! let store = Store::resolve(None)?; // secret_dir, else $ALLYE_SECRET_DIR, else ~/.allye_secrets
-//! let (event, data) = connector::get(&store, "iris", None)?;
+//! let (event, data) = store.get("iris", None)?; // removal- and expiry-aware
 //! println!("{} rows in {} batches", event.payload.unwrap().shape[0], data.batches.len());
 //! # Ok::<(), allye_core::Error>(())
 //! ```
+//!
+//! Modules, lowest layer first (each uses only layers before it; `tests/architecture.rs`
+//! checks it): [`error`], [`protocol`] (the vocabulary), [`sys`] (files, lock, shared
+//! memory, processes, time), [`store`], [`manifest`], [`payload`], [`gc`], [`tables`],
+//! [`watch`], and the [`Store`] methods.
 
-pub mod connector;
+#![warn(missing_docs)]
+
 pub mod error;
-pub mod gc;
-pub mod lock;
+pub mod protocol;
+pub mod sys;
+pub mod store;
 pub mod manifest;
 pub mod payload;
-pub mod process;
-pub mod protocol;
-pub mod shm;
-pub mod store;
+pub mod gc;
 pub mod tables;
-pub mod time;
 pub mod watch;
+mod handle;
 
-pub use connector::{SendOptions, TransportChoice};
-pub use gc::{CompactReport, GcAction, GcOptions};
 pub use error::{Error, Result};
-pub use manifest::{Event, PayloadRef};
-pub use payload::{Compression, Decoded};
+pub use gc::{CompactReport, GcAction, GcOptions};
+pub use manifest::{Event, ManifestTail, PayloadRef};
+pub use payload::Decoded;
+pub use protocol::{Compression, GcActionKind, Status, TableStateKind, Transport, TransportChoice};
 pub use store::Store;
+pub use tables::{Removal, SendOptions, TableInfo};
+pub use watch::{ManifestWatcher, WatchMode};

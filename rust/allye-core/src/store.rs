@@ -4,15 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-
-/// Environment variable naming the store directory (honoured by the widgets; 0.1.2 ignores it).
-pub const STORE_ENV: &str = "ALLYE_SECRET_DIR";
-/// Manifest file name inside the store.
-pub const MANIFEST_FILE: &str = "manifest.jsonl";
-/// Writers' lock file name inside the store.
-pub const LOCK_FILE: &str = "manifest.lock";
-/// Payload directory name inside the store.
-pub const PAYLOAD_DIR: &str = "payloads";
+use crate::protocol::{LOCK_FILE, MANIFEST_FILE, PAYLOAD_DIR, READS_DIR, STORE_ENV};
+use crate::sys::fs::create_private_dir;
 
 /// A store directory: where the manifest, its lock and the payload files live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,17 +37,25 @@ impl Store {
         Store { root: root.into() }
     }
 
+    /// The store directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
+    /// `<store>/manifest.jsonl`.
     pub fn manifest_path(&self) -> PathBuf {
         self.root.join(MANIFEST_FILE)
     }
+    /// `<store>/manifest.lock`, the writers' lock.
     pub fn lock_path(&self) -> PathBuf {
         self.root.join(LOCK_FILE)
     }
+    /// `<store>/payloads/`, where file payloads live.
     pub fn payload_dir(&self) -> PathBuf {
         self.root.join(PAYLOAD_DIR)
+    }
+    /// `<store>/reads/`, read markers of `shm_unlink_on_read` segments.
+    pub fn reads_dir(&self) -> PathBuf {
+        self.root.join(READS_DIR)
     }
 
     /// Creates the store (0700) and its payload directory if missing, and checks that the
@@ -116,17 +117,6 @@ fn expand_home(p: &Path) -> PathBuf {
         }
     }
     p.to_path_buf()
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
 }
 
 #[cfg(test)]

@@ -11,19 +11,17 @@
 //! Even with events, the file's identity and size are checked at every wake-up and at
 //! least every [`SAFETY_POLL`], so a lost event costs latency, never correctness.
 //!
-//! [`ManifestTail`] reads the lines appended since the last call (for `watch`, which
-//! must see every `ready` line, not only the latest).
+//! [`crate::manifest::ManifestTail`] reads what was appended once woken.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
 
-use crate::error::{IoContext, Result};
-use crate::manifest::{identity, parse_lines, Cursor, Event, FileIdentity};
-use crate::store::{Store, MANIFEST_FILE};
+use crate::protocol::MANIFEST_FILE;
+use crate::store::Store;
+use crate::sys::fs::{identity, FileIdentity};
 
 /// Stat interval when no events can be had.
 pub const DEFAULT_POLL: Duration = Duration::from_millis(50);
@@ -40,6 +38,7 @@ pub enum WatchMode {
 }
 
 impl WatchMode {
+    /// `"events"` or `"polling"`.
     pub fn as_str(self) -> &'static str {
         match self {
             WatchMode::Events => "events",
@@ -127,6 +126,7 @@ impl ManifestWatcher {
         }
     }
 
+    /// How changes are learnt.
     pub fn mode(&self) -> WatchMode {
         if self.watcher.is_some() {
             WatchMode::Events
@@ -169,81 +169,12 @@ impl ManifestWatcher {
     }
 }
 
-/// Reads the manifest lines appended since the last call.
-#[derive(Debug)]
-pub struct ManifestTail {
-    path: PathBuf,
-    /// `None` until the first read positions it (at the end, or at the start with `from_start`).
-    cursor: Option<Cursor>,
-    from_start: bool,
-}
-
-impl ManifestTail {
-    /// A tail positioned at the current end of the manifest (`from_start`: at its start).
-    pub fn new(store: &Store, from_start: bool) -> Self {
-        let mut tail = ManifestTail { path: store.manifest_path(), cursor: None, from_start };
-        if !from_start {
-            // Position now, so that only lines appended after `new` are reported.
-            let _ = tail.read_new();
-        }
-        tail
-    }
-
-    /// The complete lines appended since the last call, parsed (unparseable lines are
-    /// skipped). A replaced (compacted, even under the same inode number) or truncated
-    /// manifest is read again from its start; the caller de-duplicates by event id if it must.
-    pub fn read_new(&mut self) -> Result<Vec<Event>> {
-        let ctx = || format!("cannot read manifest {}", self.path.display());
-        let mut file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // A manifest created later is read from its start.
-                self.cursor.get_or_insert_with(Cursor::default);
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(crate::Error::io(ctx(), e)),
-        };
-        let meta = file.metadata().ctx(ctx)?;
-        let first = self.cursor.is_none();
-        let cursor = self.cursor.get_or_insert_with(Cursor::default);
-        if cursor.replaced(&file, &meta).ctx(ctx)? {
-            let skip_existing = first && !self.from_start;
-            let start = if skip_existing { meta.len() } else { 0 };
-            // Only whole lines: a torn tail at the end is read once it is complete.
-            let start = if skip_existing {
-                let mut probe = Cursor::default();
-                probe.restart(&file, &meta, 0).ctx(ctx)?;
-                probe.read_lines(&mut file, start).ctx(ctx)?;
-                probe.offset()
-            } else {
-                start
-            };
-            cursor.restart(&file, &meta, start).ctx(ctx)?;
-        }
-        let buf = cursor.read_lines(&mut file, meta.len()).ctx(ctx)?;
-        Ok(parse_lines(&buf).collect())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{append, STATUS_READY, STATUS_WRITING};
-    use serde_json::Map;
-
-    fn ev(table: &str, status: &str, n: u32) -> Event {
-        Event {
-            version: 1,
-            id: format!("id-{n}"),
-            table_name: table.into(),
-            producer: "python".into(),
-            status: status.into(),
-            created_at: "2025-12-18T12:34:56+0900".into(),
-            ttl_sec: None,
-            payload: None,
-            metadata: Map::new(),
-        }
-    }
+    use crate::manifest::append;
+    use crate::manifest::test_support::event;
+    use crate::protocol::Status;
 
     fn wakes_on_append(force_polling: bool) {
         let tmp = tempfile::tempdir().unwrap();
@@ -257,7 +188,7 @@ mod tests {
         let s2 = store.clone();
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            append(&s2, &ev("t", STATUS_WRITING, 1), false).unwrap();
+            append(&s2, &event("t", Status::Writing, "python", 1), false).unwrap();
         });
         let t0 = Instant::now();
         assert!(w.wait(Duration::from_secs(5)));
@@ -265,7 +196,7 @@ mod tests {
         writer.join().unwrap();
         // A replacement by rename (compaction) wakes it too.
         let tmp_file = store.root().join("m.tmp");
-        std::fs::write(&tmp_file, format!("{}\n", ev("z", STATUS_READY, 2).to_line().unwrap())).unwrap();
+        std::fs::write(&tmp_file, format!("{}\n", event("z", Status::Ready, "python", 2).to_line().unwrap())).unwrap();
         std::fs::rename(&tmp_file, store.manifest_path()).unwrap();
         assert!(w.wait(Duration::from_secs(5)));
     }
@@ -287,41 +218,8 @@ mod tests {
         let mut w = ManifestWatcher::new(&store, false, Some(Duration::from_millis(10)));
         assert_eq!(w.mode(), WatchMode::Polling);
         store.ensure().unwrap();
-        append(&store, &ev("t", STATUS_WRITING, 1), false).unwrap();
+        append(&store, &event("t", Status::Writing, "python", 1), false).unwrap();
         assert!(w.wait(Duration::from_secs(5)));
     }
 
-    #[test]
-    fn tail_reads_only_new_lines_and_follows_replacement() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::at(tmp.path());
-        store.ensure().unwrap();
-        append(&store, &ev("a", STATUS_WRITING, 1), false).unwrap();
-        let mut tail = ManifestTail::new(&store, false);
-        assert!(tail.read_new().unwrap().is_empty());
-        append(&store, &ev("a", STATUS_READY, 2), false).unwrap();
-        append(&store, &ev("b", STATUS_READY, 3), false).unwrap();
-        let ids: Vec<_> = tail.read_new().unwrap().into_iter().map(|e| e.id).collect();
-        assert_eq!(ids, ["id-2", "id-3"]);
-        let tmp_file = store.root().join("m.tmp");
-        std::fs::write(&tmp_file, format!("{}\n", ev("z", STATUS_READY, 9).to_line().unwrap())).unwrap();
-        std::fs::rename(&tmp_file, store.manifest_path()).unwrap();
-        let ids: Vec<_> = tail.read_new().unwrap().into_iter().map(|e| e.id).collect();
-        assert_eq!(ids, ["id-9"]);
-        assert_eq!(ManifestTail::new(&store, true).read_new().unwrap().len(), 1);
-        // Rewritten under the same inode number (as a compaction may end up), longer than
-        // before: read from its start, not from the old offset.
-        let lines: String = (10..14).map(|n| format!("{}\n", ev("y", STATUS_READY, n).to_line().unwrap())).collect();
-        std::fs::write(store.manifest_path(), lines).unwrap();
-        let ids: Vec<_> = tail.read_new().unwrap().into_iter().map(|e| e.id).collect();
-        assert_eq!(ids, ["id-10", "id-11", "id-12", "id-13"]);
-        // A torn last line is reported once it is complete.
-        let mut f = std::fs::OpenOptions::new().append(true).open(store.manifest_path()).unwrap();
-        let line = ev("y", STATUS_READY, 20).to_line().unwrap();
-        std::io::Write::write_all(&mut f, &line.as_bytes()[..10]).unwrap();
-        assert!(tail.read_new().unwrap().is_empty());
-        std::io::Write::write_all(&mut f, format!("{}\n", &line[10..]).as_bytes()).unwrap();
-        let ids: Vec<_> = tail.read_new().unwrap().into_iter().map(|e| e.id).collect();
-        assert_eq!(ids, ["id-20"]);
-    }
 }

@@ -16,8 +16,8 @@ use crate::tables::store;
 #[pyo3(signature = (*, secret_dir=None, dry_run=true, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
 fn gc<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, dry_run: bool, keep_versions: usize) -> PyResult<Bound<'py, PyList>> {
     let store = store(secret_dir)?;
-    let opts = allye_core::GcOptions { dry_run, keep_versions };
-    let actions = py.detach(|| allye_core::gc::collect(&store, opts)).or_raise()?;
+    let opts = allye_core::GcOptions::new(dry_run, keep_versions);
+    let actions = py.detach(|| store.gc(opts)).or_raise()?;
     list_to_py(py, &actions)
 }
 
@@ -26,7 +26,7 @@ fn gc<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, dry_run: bool, keep_ver
 #[pyo3(signature = (*, secret_dir=None))]
 fn compact<'py>(py: Python<'py>, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyAny>> {
     let store = store(secret_dir)?;
-    let report = py.detach(|| allye_core::gc::compact(&store)).or_raise()?;
+    let report = py.detach(|| store.compact()).or_raise()?;
     to_py(py, &report)
 }
 

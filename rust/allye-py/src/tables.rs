@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use allye_core::protocol::{self, Compression, TransportChoice};
-use allye_core::{connector, Error, SendOptions, Store};
+use allye_core::{Error, SendOptions, Store};
 use arrow_array::RecordBatch;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -51,19 +51,18 @@ fn send<'py>(
         None => Default::default(),
         Some(d) => metadata_from_py(d)?,
     };
-    let opts = SendOptions {
-        table_name,
-        producer,
-        transport: TransportChoice::parse(transport).or_raise()?,
-        max_shm_bytes,
-        chunk_rows,
-        ttl_sec,
-        compression: Compression::parse(compression.unwrap_or("")).or_raise()?,
-        metadata,
-        shape: shape.map(|(r, c)| [r, c]),
-        schema_sha256,
-        durable,
-    };
+    let mut opts = SendOptions::default();
+    opts.table_name = table_name;
+    opts.producer = producer;
+    opts.transport = TransportChoice::parse(transport).or_raise()?;
+    opts.max_shm_bytes = max_shm_bytes;
+    opts.chunk_rows = chunk_rows;
+    opts.ttl_sec = ttl_sec;
+    opts.compression = Compression::parse(compression.unwrap_or("")).or_raise()?;
+    opts.metadata = metadata;
+    opts.shape = shape.map(|(r, c)| [r, c]);
+    opts.schema_sha256 = schema_sha256;
+    opts.durable = durable;
     let store = store(secret_dir)?;
     // Pull the batches while holding the GIL (zero-copy imports), then write without it.
     let reader = data.into_reader()?;
@@ -71,7 +70,7 @@ fn send<'py>(
     let batches: Vec<RecordBatch> = reader
         .collect::<Result<_, _>>()
         .map_err(|e| to_pyerr(Error::Arrow(e)))?;
-    let ready = py.detach(|| connector::send(&store, &schema, &batches, &opts)).or_raise()?;
+    let ready = py.detach(|| store.send(&schema, &batches, &opts)).or_raise()?;
     to_py(py, &ready)
 }
 
@@ -86,7 +85,7 @@ fn latest<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let store = store(secret_dir)?;
     let ev = py
-        .detach(|| allye_core::tables::latest_live(&store, table_name, producer))
+        .detach(|| store.latest(table_name, producer))
         .or_raise()?;
     to_py(py, &ev)
 }
@@ -96,7 +95,7 @@ fn latest<'py>(
 #[pyo3(signature = (*, secret_dir=None, producer=None))]
 fn list_tables<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, producer: Option<&str>) -> PyResult<Bound<'py, PyList>> {
     let store = store(secret_dir)?;
-    let events = py.detach(|| connector::list(&store, producer)).or_raise()?;
+    let events = py.detach(|| store.list(producer)).or_raise()?;
     list_to_py(py, &events)
 }
 
@@ -105,7 +104,7 @@ fn list_tables<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, producer: Opti
 #[pyo3(signature = (*, secret_dir=None, producer=None))]
 fn table_states<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, producer: Option<&str>) -> PyResult<Bound<'py, PyList>> {
     let store = store(secret_dir)?;
-    let states = py.detach(|| allye_core::tables::states(&store, producer)).or_raise()?;
+    let states = py.detach(|| store.states(producer)).or_raise()?;
     list_to_py(py, &states)
 }
 
@@ -120,7 +119,7 @@ fn table_state<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let store = store(secret_dir)?;
     let st = py
-        .detach(|| allye_core::tables::state(&store, table_name, producer))
+        .detach(|| store.describe(table_name, producer))
         .or_raise()?;
     to_py(py, &st)
 }
@@ -140,7 +139,7 @@ fn get_live<'py>(
 ) -> PyResult<(Bound<'py, PyAny>, PyTable)> {
     let store = store(secret_dir)?;
     let (ev, data) = py
-        .detach(|| allye_core::tables::get_live(&store, table_name, producer, record_read))
+        .detach(|| if record_read { store.get(table_name, producer) } else { store.peek(table_name, producer) })
         .or_raise()?;
     Ok((to_py(py, &ev)?, PyTable::try_new(data.batches, data.schema)?))
 }
@@ -150,7 +149,7 @@ fn get_live<'py>(
 #[pyo3(signature = (table_name, *, secret_dir=None))]
 fn remove_table<'py>(py: Python<'py>, table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyAny>> {
     let store = store(secret_dir)?;
-    let r = py.detach(|| allye_core::tables::remove(&store, table_name)).or_raise()?;
+    let r = py.detach(|| store.remove(table_name)).or_raise()?;
     to_py(py, &r)
 }
 

@@ -14,7 +14,7 @@ use crate::tables::store;
 /// Wakes up when the store's manifest changes (file-system events, else polling).
 #[pyclass(module = "allye_data_connector._core")]
 struct ManifestWatcher {
-    inner: Mutex<allye_core::watch::ManifestWatcher>,
+    inner: Mutex<allye_core::ManifestWatcher>,
 }
 
 #[pymethods]
@@ -25,7 +25,7 @@ impl ManifestWatcher {
         let store = store(secret_dir)?;
         let poll = poll_interval_sec.map(|s| Duration::from_secs_f64(s.max(0.001)));
         Ok(ManifestWatcher {
-            inner: Mutex::new(allye_core::watch::ManifestWatcher::new(&store, force_polling, poll)),
+            inner: Mutex::new(store.watch(force_polling, poll)),
         })
     }
 
@@ -52,7 +52,7 @@ impl ManifestWatcher {
 /// Reads the manifest lines appended since the last call.
 #[pyclass(module = "allye_data_connector._core")]
 struct ManifestTail {
-    inner: Mutex<allye_core::watch::ManifestTail>,
+    inner: Mutex<allye_core::ManifestTail>,
 }
 
 #[pymethods]
@@ -62,7 +62,7 @@ impl ManifestTail {
     fn new(secret_dir: Option<PathBuf>, from_start: bool) -> PyResult<Self> {
         let store = store(secret_dir)?;
         Ok(ManifestTail {
-            inner: Mutex::new(allye_core::watch::ManifestTail::new(&store, from_start)),
+            inner: Mutex::new(store.tail(from_start)),
         })
     }
 

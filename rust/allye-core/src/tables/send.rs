@@ -1,6 +1,4 @@
-//! The connector's operations on a store: send a table, get the current version of a
-//! table, list tables, collect garbage. This is the API a native Allye component uses;
-//! the Python bindings call exactly these functions.
+//! Sending a table: `writing`, the payload, then `ready` (or `error`, leaving nothing).
 
 use std::path::{Path, PathBuf};
 
@@ -9,31 +7,39 @@ use arrow_schema::SchemaRef;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::manifest::{self, Event, PayloadRef, STATUS_ERROR, STATUS_READY, STATUS_WRITING, TRANSPORT_FILE, TRANSPORT_SHM};
-use crate::payload::{self, Compression, Decoded};
-use crate::process::WriterIdentity;
-use crate::store::Store;
-use crate::time;
-
-pub use crate::protocol::{
-    TransportChoice, DEFAULT_COMPRESSED_CHUNK_ROWS as DEFAULT_CHUNK_ROWS, DEFAULT_MAX_SHM_BYTES, DEFAULT_PRODUCER,
-    MAX_TABLE_NAME_BYTES, METADATA_KEY,
+use crate::manifest::{self, Event, PayloadRef};
+#[cfg(unix)]
+use crate::payload::write_segment;
+use crate::payload::write_file;
+use crate::protocol::{
+    check_producer, check_table_name, Compression, Status, Transport, TransportChoice, ADC_LOCATOR, ADC_TRANSPORT,
+    ADC_WRITER, DEFAULT_COMPRESSED_CHUNK_ROWS, DEFAULT_MAX_SHM_BYTES, DEFAULT_PRODUCER, METADATA_ERROR, METADATA_KEY,
+    PROTOCOL_VERSION,
 };
+use crate::store::Store;
+use crate::sys::process::WriterIdentity;
+use crate::sys::{shm, time};
 
 /// Everything a send can be told besides the data.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SendOptions {
     /// `None`: a generated `table_<unix time>_<8 hex>` name, as 0.1.2 does.
     pub table_name: Option<String>,
+    /// The producer recorded on every line ([`DEFAULT_PRODUCER`] by default).
     pub producer: String,
+    /// Which transport to use.
     pub transport: TransportChoice,
+    /// Largest Arrow size `Auto` sends through shared memory.
     pub max_shm_bytes: u64,
     /// Rows per record batch in file payloads; `Some(0)` keeps the batches as given.
     /// `None` (the default, as in the Python API): the batches as given (one for a pandas
     /// frame, so that a get maps the file without copying) when uncompressed,
-    /// [`DEFAULT_CHUNK_ROWS`] when compressed (one batch at a time is (de)compressed).
+    /// [`DEFAULT_COMPRESSED_CHUNK_ROWS`] when compressed (one batch at a time is (de)compressed).
     pub chunk_rows: Option<usize>,
+    /// Seconds the version is served; `None`: no expiry.
     pub ttl_sec: Option<i64>,
+    /// Compression of file payloads.
     pub compression: Compression,
     /// Free-form metadata recorded on every line of the transfer.
     pub metadata: Map<String, Value>,
@@ -64,12 +70,18 @@ impl Default for SendOptions {
 }
 
 impl SendOptions {
+    /// Default options sending under `table_name`.
+    pub fn named(table_name: impl Into<String>) -> Self {
+        SendOptions { table_name: Some(table_name.into()), ..Default::default() }
+    }
+
+
     /// The rows per record batch a file payload is written with (0: as given).
     pub fn effective_chunk_rows(&self) -> usize {
         match (self.chunk_rows, self.compression) {
             (Some(n), _) => n,
             (None, Compression::None) => 0,
-            (None, _) => DEFAULT_CHUNK_ROWS,
+            (None, _) => DEFAULT_COMPRESSED_CHUNK_ROWS,
         }
     }
 }
@@ -88,8 +100,6 @@ fn writer_identity() -> WriterIdentity {
         }
     }
 }
-
-pub use crate::protocol::check_table_name as validate_table_name;
 
 /// The protocol's `schema_sha256` for a table that did not come from pandas: Python's
 /// `str(columns) + "|" + str(dtypes)` with the Arrow field names and Arrow type names.
@@ -147,16 +157,20 @@ fn absolute(path: &Path) -> PathBuf {
         .unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// The payload a send is about to create.
 enum Planned {
     Shm(String),
     File(PathBuf),
 }
 
 impl Planned {
-    fn transport(&self) -> &'static str {
+    fn file(store: &Store, id: &str) -> Planned {
+        Planned::File(absolute(&store.payload_dir()).join(format!("{id}.arrow")))
+    }
+    fn transport(&self) -> Transport {
         match self {
-            Planned::Shm(_) => TRANSPORT_SHM,
-            Planned::File(_) => TRANSPORT_FILE,
+            Planned::Shm(_) => Transport::Shm,
+            Planned::File(_) => Transport::File,
         }
     }
     fn locator(&self) -> String {
@@ -168,32 +182,32 @@ impl Planned {
     fn remove(&self) {
         match self {
             Planned::Shm(n) => {
-                let _ = crate::shm::unlink(n);
+                let _ = shm::unlink(n);
             }
             Planned::File(p) => {
                 let _ = std::fs::remove_file(p);
             }
         }
     }
+    fn write(&self, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<u64> {
+        match self {
+            #[cfg(unix)]
+            Planned::Shm(name) => write_segment(name, schema, batches),
+            #[cfg(not(unix))]
+            Planned::Shm(_) => unreachable!("no shm sends off unix"),
+            Planned::File(path) => {
+                write_file(path, schema, batches, opts.effective_chunk_rows(), opts.compression, opts.durable)
+            }
+        }
+    }
 }
 
-fn file_plan(store: &Store, id: &str) -> Planned {
-    Planned::File(absolute(&store.payload_dir()).join(format!("{id}.arrow")))
-}
-
-/// Sends a table: appends `writing` (naming the payload it is about to create), writes
-/// the payload, then appends `ready` with the payload, or `error` with the reason (and
-/// removes whatever part of the payload exists). Returns the `ready` event.
-pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<Event> {
+/// Refuses options no send can honour, before anything is written.
+fn check(opts: &SendOptions) -> Result<()> {
     if let Some(name) = &opts.table_name {
-        validate_table_name(name)?;
+        check_table_name(name)?;
     }
-    if opts.producer.is_empty() || opts.producer.contains(['\n', '\r', '\0']) {
-        return Err(Error::InvalidArgument(format!(
-            "producer {:?} must be a non-empty single line",
-            opts.producer
-        )));
-    }
+    check_producer(&opts.producer)?;
     if opts.max_shm_bytes == 0 {
         return Err(Error::InvalidArgument("max_shm_bytes must be positive".into()));
     }
@@ -204,6 +218,53 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
             )));
         }
     }
+    Ok(())
+}
+
+/// Shared memory or a file, as `opts.transport` and the data's size say.
+fn plan(store: &Store, id: &str, table_name: &str, size: u64, opts: &SendOptions) -> Planned {
+    let use_shm = match opts.transport {
+        TransportChoice::File => false,
+        TransportChoice::Auto => cfg!(unix) && size <= opts.max_shm_bytes,
+        TransportChoice::Shm if cfg!(unix) => true,
+        TransportChoice::Shm => {
+            log::warn!("transport='shm' cannot outlive the sender on Windows; sending {table_name:?} as a file");
+            false
+        }
+    };
+    if use_shm {
+        Planned::Shm(shm::new_segment_name())
+    } else {
+        Planned::file(store, id)
+    }
+}
+
+/// Writes the planned payload; an `auto` send that finds /dev/shm full falls back to a
+/// file (and `plan` says so afterwards).
+fn write_payload(
+    store: &Store,
+    plan: &mut Planned,
+    id: &str,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    opts: &SendOptions,
+) -> Result<u64> {
+    plan.write(schema, batches, opts).or_else(|e| {
+        if matches!(plan, Planned::Shm(_)) && opts.transport == TransportChoice::Auto && e.is_no_space() {
+            log::warn!("shared memory is full ({e}); sending as a file instead");
+            *plan = Planned::file(store, id);
+            plan.write(schema, batches, opts)
+        } else {
+            Err(e)
+        }
+    })
+}
+
+/// Sends a table: appends `writing` (naming the payload it is about to create), writes
+/// the payload, then appends `ready` with the payload, or `error` with the reason (and
+/// removes whatever part of the payload exists). Returns the `ready` event.
+pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<Event> {
+    check(opts)?;
     store.ensure()?;
 
     let id = uuid::Uuid::new_v4().to_string();
@@ -214,258 +275,75 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let shape = opts.shape.unwrap_or([rows, schema.fields().len() as u64]);
     let schema_hash = opts.schema_sha256.clone().unwrap_or_else(|| schema_sha256(schema));
-    let size = arrow_data_size(batches);
-
-    let use_shm = match opts.transport {
-        TransportChoice::File => false,
-        TransportChoice::Auto => cfg!(unix) && size <= opts.max_shm_bytes,
-        TransportChoice::Shm if cfg!(unix) => true,
-        TransportChoice::Shm => {
-            log::warn!("transport='shm' cannot outlive the sender on Windows; sending {table_name:?} as a file");
-            false
-        }
-    };
-    let mut plan = if use_shm {
-        Planned::Shm(crate::shm::new_segment_name())
-    } else {
-        file_plan(store, &id)
-    };
+    let mut plan = plan(store, &id, &table_name, arrow_data_size(batches), opts);
 
     let created_at = time::now_iso();
     let mut metadata = opts.metadata.clone();
-    let writer = writer_identity();
     metadata.insert(
         METADATA_KEY.into(),
-        json!({"writer": writer, "transport": plan.transport(), "locator": plan.locator()}),
+        json!({ADC_WRITER: writer_identity(), ADC_TRANSPORT: plan.transport(), ADC_LOCATOR: plan.locator()}),
     );
     let writing = Event {
-        version: 1,
-        id: id.clone(),
-        table_name: table_name.clone(),
+        version: PROTOCOL_VERSION,
+        id,
+        table_name,
         producer: opts.producer.clone(),
-        status: STATUS_WRITING.into(),
+        status: Status::Writing,
         created_at: created_at.clone(),
         ttl_sec: opts.ttl_sec,
         payload: None,
-        metadata: metadata.clone(),
+        metadata,
     };
     manifest::append(store, &writing, opts.durable)?;
 
-    let written = write_planned(&plan, schema, batches, opts).or_else(|e| {
-        if matches!(plan, Planned::Shm(_)) && opts.transport == TransportChoice::Auto && e.is_no_space() {
-            log::warn!("shared memory is full ({e}); sending {table_name:?} as a file instead");
-            plan = file_plan(store, &id);
-            write_planned(&plan, schema, batches, opts)
-        } else {
-            Err(e)
-        }
-    });
-    let data_size = match written {
+    let data_size = match write_payload(store, &mut plan, &writing.id, schema, batches, opts) {
         Ok(n) => n,
         Err(e) => {
             plan.remove();
-            let mut meta = metadata.clone();
-            meta.insert("error".into(), Value::String(e.to_string()));
-            let error_event = Event {
-                status: STATUS_ERROR.into(),
-                metadata: meta,
-                ..writing.clone()
-            };
-            if let Err(e2) = manifest::append(store, &error_event, opts.durable) {
-                log::warn!("could not record the failed send of {table_name:?}: {e2}");
-            }
+            record_failure(store, &writing, &e, opts.durable);
             return Err(e);
         }
     };
-
     let ready = Event {
-        status: STATUS_READY.into(),
+        status: Status::Ready,
         payload: Some(PayloadRef {
-            transport: plan.transport().into(),
+            transport: plan.transport(),
             locator: plan.locator(),
             data_size,
             shape,
             schema_sha256: schema_hash,
-            created_at: created_at.clone(),
+            created_at,
             expires_at: time::expires_at_iso(opts.ttl_sec),
         }),
-        metadata,
         ..writing
     };
     if let Err(e) = manifest::append(store, &ready, opts.durable) {
         plan.remove();
         return Err(e);
     }
-    log::debug!("sent {table_name:?}: {} {} ({data_size} bytes)", plan.transport(), plan.locator());
+    log::debug!("sent {:?}: {} {} ({data_size} bytes)", ready.table_name, plan.transport(), plan.locator());
     Ok(ready)
 }
 
-fn write_planned(plan: &Planned, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<u64> {
-    match plan {
-        #[cfg(unix)]
-        Planned::Shm(name) => payload::write_segment(name, schema, batches),
-        #[cfg(not(unix))]
-        Planned::Shm(_) => unreachable!("no shm sends off unix"),
-        Planned::File(path) => {
-            payload::write_file(path, schema, batches, opts.effective_chunk_rows(), opts.compression, opts.durable)
-        }
+/// Appends the `error` line of a failed send (best effort: the send's error is what the
+/// caller hears about).
+fn record_failure(store: &Store, writing: &Event, e: &Error, durable: bool) {
+    let mut error_event = writing.clone();
+    error_event.status = Status::Error;
+    error_event.metadata.insert(METADATA_ERROR.into(), Value::String(e.to_string()));
+    if let Err(e2) = manifest::append(store, &error_event, durable) {
+        log::warn!("could not record the failed send of {:?}: {e2}", writing.table_name);
     }
-}
-
-/// The current `ready` event of a table, or `TableNotFound`; a version past its
-/// `expires_at` is not served.
-pub fn latest(store: &Store, table: &str, producer: Option<&str>) -> Result<Event> {
-    let ev = manifest::latest_ready(store, table, producer)?
-        .ok_or_else(|| Error::table_not_found(store, table, producer))?;
-    let expires_at = ev.payload.as_ref().and_then(|p| p.expires_at.clone());
-    if time::is_expired(expires_at.as_deref()) {
-        return Err(Error::Expired {
-            table: table.into(),
-            expires_at: expires_at.unwrap_or_default(),
-        });
-    }
-    Ok(ev)
-}
-
-/// Gets the current version of a table: its event and its decoded (zero-copy) data, and
-/// records the read (see [`record_read`]).
-pub fn get(store: &Store, table: &str, producer: Option<&str>) -> Result<(Event, Decoded)> {
-    let got = read_current(store, table, producer, latest(store, table, producer)?)?;
-    record_read(store, &got.0);
-    Ok(got)
-}
-
-/// Reads `ev`, the current version of `table` as [`latest`] found it. A version can be
-/// freed by gc (superseded) between the lookup and the open; the lookup is then
-/// repeated, so a reader always gets one complete version while writers and gc run.
-pub fn read_current(store: &Store, table: &str, producer: Option<&str>, mut ev: Event) -> Result<(Event, Decoded)> {
-    const ATTEMPTS: usize = 20;
-    for _ in 1..ATTEMPTS {
-        match read_payload(store, &ev) {
-            Err(Error::PayloadMissing { .. }) => {
-                let now = latest(store, table, producer)?;
-                if now.id == ev.id {
-                    break; // really gone: report it below
-                }
-                ev = now;
-            }
-            other => {
-                let decoded = explain_missing(&ev, other)?;
-                return Ok((ev, decoded));
-            }
-        }
-    }
-    let decoded = explain_missing(&ev, read_payload(store, &ev))?;
-    Ok((ev, decoded))
-}
-
-/// Records that the payload of `ev` was loaded: gc unlinks a segment sent with
-/// `shm_unlink_on_read=True` once it has been read.
-pub fn record_read(store: &Store, ev: &Event) {
-    if let Some(p) = ev.payload.as_ref() {
-        if p.transport == TRANSPORT_SHM && crate::gc::unlink_on_read(ev) {
-            crate::gc::mark_read(store, &p.locator);
-        }
-    }
-}
-
-/// Says why a segment flagged `shm_unlink_on_read` may be gone.
-fn explain_missing(ev: &Event, read: Result<Decoded>) -> Result<Decoded> {
-    read.map_err(|e| match e {
-        Error::PayloadMissing { table, transport, locator, reason }
-            if transport == TRANSPORT_SHM && crate::gc::unlink_on_read(ev) =>
-        {
-            Error::PayloadMissing {
-                table,
-                transport,
-                locator,
-                reason: format!("{reason}; it was sent with shm_unlink_on_read=True, which lets gc() unlink it once read (send with shm_unlink_on_read=False to read it repeatedly)"),
-            }
-        }
-        e => e,
-    })
-}
-
-/// Maps and decodes the payload of a `ready` event.
-pub fn read_payload(store: &Store, ev: &Event) -> Result<Decoded> {
-    let p = ev
-        .payload
-        .as_ref()
-        .ok_or_else(|| Error::InvalidArgument(format!("event {} has no payload", ev.id)))?;
-    let missing = |reason: &str| Error::PayloadMissing {
-        table: ev.table_name.clone(),
-        transport: p.transport.clone(),
-        locator: p.locator.clone(),
-        reason: reason.into(),
-    };
-    let corrupt = |reason: String| Error::PayloadCorrupt {
-        table: ev.table_name.clone(),
-        locator: p.locator.clone(),
-        reason,
-    };
-    match p.transport.as_str() {
-        TRANSPORT_FILE => {
-            let mut path = PathBuf::from(&p.locator);
-            if !path.exists() {
-                // The store may have been moved: look for the same file name in our payloads/.
-                if let Some(name) = path.file_name() {
-                    let here = store.payload_dir().join(name);
-                    if here.exists() {
-                        path = here;
-                    }
-                }
-            }
-            let map = payload::map_file(&path)?.ok_or_else(|| missing("the file does not exist (removed by gc?)"))?;
-            let buf = payload::buffer_from_mapping(map);
-            payload::decode_file(&buf).map_err(corrupt)
-        }
-        TRANSPORT_SHM => {
-            #[cfg(unix)]
-            {
-                let (map, size) = crate::shm::open_map(&p.locator, p.data_size)?.ok_or_else(|| {
-                    missing("the shared-memory segment does not exist (unlinked by gc, by a reboot, or by the resource tracker of a 0.1.2 process that opened it)")
-                })?;
-                if size < p.data_size {
-                    return Err(corrupt(format!("segment holds {size} bytes, the manifest says {}", p.data_size)));
-                }
-                payload::decode_stream(payload::buffer_from_mapping(map)).map_err(corrupt)
-            }
-            #[cfg(windows)]
-            {
-                let (view, _) = crate::shm::open_map(&p.locator, p.data_size)?
-                    .ok_or_else(|| missing("the named mapping does not exist (its sender has exited)"))?;
-                payload::decode_stream(payload::buffer_from_mapping(view)).map_err(corrupt)
-            }
-        }
-        other => Err(Error::UnknownTransport {
-            table: ev.table_name.clone(),
-            transport: other.into(),
-        }),
-    }
-}
-
-/// The current `ready` event of every table (for that producer), sorted by table name;
-/// removed tables (see [`crate::tables::remove`]) are left out.
-pub fn list(store: &Store, producer: Option<&str>) -> Result<Vec<Event>> {
-    Ok(manifest::latest_per_table(store)?
-        .into_values()
-        .filter(|t| !crate::tables::is_removed(t))
-        .filter_map(|t| t.ready_for(producer).cloned())
-        .collect())
-}
-
-pub use crate::gc::GcAction;
-
-/// Removes the payloads of expired versions and of versions older than the latest
-/// `keep_versions` per table and producer, orphans of dead writers and read
-/// `shm_unlink_on_read` segments; see [`crate::gc`]. With `dry_run`, only reports.
-pub fn gc(store: &Store, dry_run: bool) -> Result<Vec<GcAction>> {
-    crate::gc::collect(store, crate::gc::GcOptions { dry_run, ..Default::default() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tables::{get, list};
+    use crate::manifest;
+    use crate::protocol::{TRANSPORT_FILE, TRANSPORT_SHM};
+    use crate::gc;
+    use crate::protocol::GcActionKind;
     use arrow_array::{ArrayRef, Float64Array, Int64Array};
     use arrow_schema::{DataType, Field, Schema};
     use std::sync::Arc;
@@ -506,7 +384,7 @@ mod tests {
             let p = ready.payload.as_ref().unwrap();
             assert_eq!(p.transport, expect);
             assert_eq!(p.shape, [1000, 2]);
-            let (ev, data) = get(&store, "t", None).unwrap();
+            let (ev, data) = get(&store, "t", None, true).unwrap();
             assert_eq!(ev.id, ready.id);
             let all = arrow_select::concat::concat_batches(&data.schema, &data.batches).unwrap();
             assert_eq!(all, batches[0]);
@@ -527,7 +405,7 @@ mod tests {
         for ev in manifest::read_all(&store).unwrap() {
             if let Some(p) = ev.payload {
                 if p.transport == TRANSPORT_SHM {
-                    crate::shm::unlink(&p.locator).unwrap();
+                    crate::sys::shm::unlink(&p.locator).unwrap();
                 }
             }
         }
@@ -539,9 +417,9 @@ mod tests {
         assert_eq!(opts.chunk_rows, None);
         assert_eq!(opts.effective_chunk_rows(), 0, "uncompressed: the batches as given");
         opts.compression = Compression::Zstd;
-        assert_eq!(opts.effective_chunk_rows(), DEFAULT_CHUNK_ROWS);
+        assert_eq!(opts.effective_chunk_rows(), DEFAULT_COMPRESSED_CHUNK_ROWS);
         opts.compression = Compression::Lz4;
-        assert_eq!(opts.effective_chunk_rows(), DEFAULT_CHUNK_ROWS);
+        assert_eq!(opts.effective_chunk_rows(), DEFAULT_COMPRESSED_CHUNK_ROWS);
         opts.chunk_rows = Some(0);
         assert_eq!(opts.effective_chunk_rows(), 0);
         opts.chunk_rows = Some(7);
@@ -554,10 +432,10 @@ mod tests {
         let (schema, batches) = table(600_000);
         let opts = SendOptions { table_name: Some("one".into()), transport: TransportChoice::File, ..Default::default() };
         send(&store, &schema, &batches, &opts).unwrap();
-        assert_eq!(get(&store, "one", None).unwrap().1.batches.len(), 1);
+        assert_eq!(get(&store, "one", None, true).unwrap().1.batches.len(), 1);
         let opts = SendOptions { compression: Compression::Lz4, ..opts };
         send(&store, &schema, &batches, &opts).unwrap();
-        assert_eq!(get(&store, "one", None).unwrap().1.batches.len(), 2, "600,000 rows in 500,000-row batches");
+        assert_eq!(get(&store, "one", None, true).unwrap().1.batches.len(), 2, "600,000 rows in 500,000-row batches");
     }
 
     #[test]
@@ -572,7 +450,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
         let (schema, batches) = table(10);
-        assert!(matches!(get(&store, "nope", None), Err(Error::TableNotFound { .. })));
+        assert!(matches!(get(&store, "nope", None, true), Err(Error::TableNotFound { .. })));
         for bad in ["", "a\nb", "nul\0"] {
             let opts = SendOptions { table_name: Some(bad.into()), ..Default::default() };
             assert!(matches!(send(&store, &schema, &batches, &opts), Err(Error::InvalidArgument(_))));
@@ -581,18 +459,17 @@ mod tests {
         assert!(matches!(send(&store, &schema, &batches, &opts), Err(Error::InvalidArgument(_))));
         let opts = SendOptions { max_shm_bytes: 0, ..Default::default() };
         assert!(matches!(send(&store, &schema, &batches, &opts), Err(Error::InvalidArgument(_))));
-        assert!(TransportChoice::parse("carrier-pigeon").is_err());
-        // Nothing was written for the refused sends.
+                // Nothing was written for the refused sends.
         assert!(manifest::read_all(&store).unwrap().is_empty());
         // A file payload that vanished.
         let opts = SendOptions { table_name: Some("f".into()), transport: TransportChoice::File, ..Default::default() };
         let ev = send(&store, &schema, &batches, &opts).unwrap();
         std::fs::remove_file(&ev.payload.as_ref().unwrap().locator).unwrap();
-        assert!(matches!(get(&store, "f", None), Err(Error::PayloadMissing { .. })));
+        assert!(matches!(get(&store, "f", None, true), Err(Error::PayloadMissing { .. })));
         // A corrupt one.
         let ev = send(&store, &schema, &batches, &opts).unwrap();
         std::fs::write(&ev.payload.as_ref().unwrap().locator, b"ARROW1 but not really ARROW1").unwrap();
-        assert!(matches!(get(&store, "f", None), Err(Error::PayloadCorrupt { .. })));
+        assert!(matches!(get(&store, "f", None, true), Err(Error::PayloadCorrupt { .. })));
     }
 
     #[test]
@@ -606,7 +483,7 @@ mod tests {
         opts.table_name = Some("old_shm".into());
         let shm_ev = send(&store, &schema, &batches, &opts).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert!(matches!(get(&store, "old", None), Err(Error::Expired { .. })));
+        assert!(matches!(get(&store, "old", None, true), Err(Error::Expired { .. })));
         // A foreign line pointing outside the store.
         let outside = tmp.path().join("victim.arrow");
         std::fs::write(&outside, b"precious").unwrap();
@@ -615,15 +492,15 @@ mod tests {
         foreign.payload.as_mut().unwrap().locator = outside.to_string_lossy().into();
         manifest::append(&store, &foreign, false).unwrap();
 
-        let dry = gc(&store, true).unwrap();
-        assert_eq!(dry.iter().filter(|a| a.action == "delete").count(), 2, "{dry:?}");
-        assert_eq!(dry.iter().filter(|a| a.action == "skip").count(), 1);
+        let dry = gc::collect(&store, gc::GcOptions::new(true, 1)).unwrap();
+        assert_eq!(dry.iter().filter(|a| a.action == GcActionKind::Delete).count(), 2, "{dry:?}");
+        assert_eq!(dry.iter().filter(|a| a.action == GcActionKind::Skip).count(), 1);
         assert!(Path::new(&file_ev.payload.as_ref().unwrap().locator).exists());
-        let done = gc(&store, false).unwrap();
+        let done = gc::collect(&store, gc::GcOptions::new(false, 1)).unwrap();
         assert_eq!(done, dry);
         assert!(!Path::new(&file_ev.payload.as_ref().unwrap().locator).exists());
-        assert!(!crate::shm::exists(&shm_ev.payload.as_ref().unwrap().locator));
+        assert!(!crate::sys::shm::exists(&shm_ev.payload.as_ref().unwrap().locator));
         assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
-        assert!(gc(&store, false).unwrap().iter().all(|a| a.action == "skip"));
+        assert!(gc::collect(&store, gc::GcOptions::new(false, 1)).unwrap().iter().all(|a| a.action == GcActionKind::Skip));
     }
 }

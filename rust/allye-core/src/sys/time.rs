@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Duration, FixedOffset, Local};
 
-/// The protocol's timestamp format (Python's `time.strftime("%Y-%m-%dT%H:%M:%S%z")`).
-pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%z";
+use crate::protocol::TIMESTAMP_FORMAT;
 
 /// Now, in local time, formatted as the protocol wants.
 pub fn now_iso() -> String {

@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The identity of a writing process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriterIdentity {
+    /// Process id.
     pub pid: u32,
     /// Process start time in clock ticks since boot (`/proc/<pid>/stat` field 22), when known.
     #[serde(default)]
@@ -16,6 +18,7 @@ pub struct WriterIdentity {
 }
 
 impl WriterIdentity {
+    /// This process.
     pub fn current() -> Self {
         let pid = std::process::id();
         WriterIdentity {

@@ -5,8 +5,9 @@
 
 use std::fs::{File, OpenOptions};
 
+use std::path::Path;
+
 use crate::error::{IoContext, Result};
-use crate::store::Store;
 
 /// Held while appending to the manifest (or rewriting it); released on drop,
 /// and by the OS if the process dies.
@@ -15,9 +16,9 @@ pub struct ManifestLock {
 }
 
 impl ManifestLock {
-    /// Blocks until the exclusive lock is held. The store must exist.
-    pub fn acquire(store: &Store) -> Result<Self> {
-        let path = store.lock_path();
+    /// Blocks until the exclusive lock on the lock file at `path` is held. Its
+    /// directory must exist.
+    pub fn acquire(path: &Path) -> Result<Self> {
         let mut opts = OpenOptions::new();
         opts.read(true).append(true).create(true);
         #[cfg(unix)]
@@ -26,7 +27,7 @@ impl ManifestLock {
             opts.mode(0o600);
         }
         let file = opts
-            .open(&path)
+            .open(path)
             .ctx(|| format!("cannot open lock file {}", path.display()))?;
         sys::lock(&file).ctx(|| format!("cannot lock {}", path.display()))?;
         Ok(ManifestLock { file })
@@ -95,18 +96,17 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn excludes_threads() {
+    fn excludes_threads_of_one_process() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::at(tmp.path());
-        store.ensure().unwrap();
+        let path = tmp.path().join("manifest.lock");
         let inside = Arc::new(AtomicUsize::new(0));
         let max_seen = Arc::new(AtomicUsize::new(0));
         let handles: Vec<_> = (0..8)
             .map(|_| {
-                let (store, inside, max_seen) = (store.clone(), inside.clone(), max_seen.clone());
+                let (path, inside, max_seen) = (path.clone(), inside.clone(), max_seen.clone());
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        let _g = ManifestLock::acquire(&store).unwrap();
+                        let _g = ManifestLock::acquire(&path).unwrap();
                         let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
                         max_seen.fetch_max(n, Ordering::SeqCst);
                         std::thread::yield_now();

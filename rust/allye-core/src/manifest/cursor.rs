@@ -1,0 +1,86 @@
+//! A lock-free reader's position in the manifest, and parsing the whole lines it reads.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+
+use crate::manifest::Event;
+use crate::sys::fs::{identity, read_at, FileIdentity};
+
+/// How many bytes before a cursor's offset are compared to detect a replaced manifest
+/// (enough for the whole last line, whose transfer UUID and payload locator make it unique).
+const TAIL_CHECK: usize = 4096;
+
+/// A lock-free reader's position in the manifest: the file (device and inode), the offset
+/// just after the last whole line taken into account, and the bytes before that offset.
+///
+/// Appends never change bytes already written, so the file is the same one as long as its
+/// identity matches, it is at least `offset` long and the bytes before `offset` are
+/// unchanged. The last check matters: a compacted manifest is a new file renamed over
+/// the old one, and the file system may give it the old file's inode number back.
+#[derive(Debug, Default, Clone)]
+pub struct Cursor {
+    identity: Option<FileIdentity>,
+    offset: u64,
+    tail: Vec<u8>,
+}
+
+impl Cursor {
+    /// Offset just after the last whole line taken into account.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// True when `file` is not the file this cursor has been reading (replaced, even under
+    /// the same inode number, or truncated).
+    pub fn replaced(&self, file: &File, meta: &std::fs::Metadata) -> std::io::Result<bool> {
+        if self.identity != Some(identity(meta)) || meta.len() < self.offset {
+            return Ok(true);
+        }
+        if self.tail.is_empty() {
+            return Ok(false);
+        }
+        Ok(read_at(file, self.offset - self.tail.len() as u64, self.tail.len())? != self.tail)
+    }
+
+    /// Starts over on `file` at `offset` (0: from the start), without reading what lies before.
+    pub fn restart(&mut self, file: &File, meta: &std::fs::Metadata, offset: u64) -> std::io::Result<()> {
+        let n = offset.min(TAIL_CHECK as u64) as usize;
+        self.tail = read_at(file, offset - n as u64, n)?;
+        self.identity = Some(identity(meta));
+        self.offset = offset;
+        Ok(())
+    }
+
+    /// Reads the whole lines appended after the cursor (up to `len`, the file's size) and
+    /// moves past them; a torn last line is left to be read again next time. The returned
+    /// bytes end with `\n` unless empty.
+    pub fn read_lines(&mut self, file: &mut File, len: u64) -> std::io::Result<Vec<u8>> {
+        if len <= self.offset {
+            return Ok(Vec::new());
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut buf = Vec::with_capacity((len - self.offset) as usize);
+        file.take(len - self.offset).read_to_end(&mut buf)?;
+        let Some(end) = memchr::memrchr(b'\n', &buf) else {
+            return Ok(Vec::new());
+        };
+        buf.truncate(end + 1);
+        let fresh = buf.len().min(TAIL_CHECK);
+        let keep = (TAIL_CHECK - fresh).min(self.tail.len());
+        let mut tail = self.tail[self.tail.len() - keep..].to_vec();
+        tail.extend_from_slice(&buf[buf.len() - fresh..]);
+        self.tail = tail;
+        self.offset += buf.len() as u64;
+        Ok(buf)
+    }
+}
+
+/// The events of whole lines (`\n`-terminated), in order; lines that do not parse are skipped.
+pub fn parse_lines(buf: &[u8]) -> impl Iterator<Item = Event> + '_ {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', buf).filter_map(move |nl| {
+        let line = &buf[start..nl];
+        start = nl + 1;
+        Event::parse(line)
+    })
+}

@@ -1,0 +1,330 @@
+//! The per-process incremental index of a manifest: lookups that do not grow with the
+//! length of the manifest (see the module docs of [`crate::manifest`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use crate::error::{IoContext, Result};
+use crate::manifest::scan::{complete_end, scan_latest_ready};
+use crate::manifest::{parse_lines, Cursor, Event};
+use crate::protocol::Status;
+use crate::store::Store;
+
+/// What the index knows of one table.
+#[derive(Debug, Clone, Default)]
+pub struct TableState {
+    /// The last line of any status for this table.
+    pub latest: Option<Event>,
+    /// The last `ready` line.
+    pub ready: Option<Event>,
+    /// The last `ready` line per producer.
+    pub ready_by_producer: HashMap<String, Event>,
+    /// The last `error` line.
+    pub last_error: Option<Event>,
+}
+
+impl TableState {
+    fn apply(&mut self, ev: Event) {
+        if ev.is_ready() {
+            self.ready_by_producer.insert(ev.producer.clone(), ev.clone());
+            self.ready = Some(ev.clone());
+        } else if ev.status == Status::Error {
+            self.last_error = Some(ev.clone());
+        }
+        self.latest = Some(ev);
+    }
+
+    /// The last `ready` line (of `producer`, when given).
+    pub fn ready_for(&self, producer: Option<&str>) -> Option<&Event> {
+        match producer {
+            None => self.ready.as_ref(),
+            Some(p) => self.ready_by_producer.get(p),
+        }
+    }
+}
+
+/// What this process remembers of one manifest file.
+///
+/// Two modes. A **complete** index (built by [`latest_per_table`]) holds every table's
+/// state as of `offset`. A **partial** one (built by cold [`latest_ready`] calls) holds only
+/// the answers of the lookups made so far, each found by a backward scan that stopped at
+/// the table's latest `ready` line; refreshing either mode reads only the bytes appended
+/// since `offset`, so neither ever parses the history twice, and a partial one never
+/// parses more of it than the lookups needed.
+#[derive(Debug, Default)]
+struct Index {
+    /// Where in which file this index stands.
+    cursor: Cursor,
+    complete: bool,
+    /// Complete mode: every table.
+    tables: HashMap<String, TableState>,
+    /// Partial mode: (table, producer filter) -> its latest `ready` event at `offset`.
+    lookups: HashMap<(String, Option<String>), Option<Event>>,
+}
+
+impl Index {
+    fn apply(&mut self, ev: Event) {
+        if self.complete {
+            self.tables.entry(ev.table_name.clone()).or_default().apply(ev);
+        } else if ev.is_ready() && !self.lookups.is_empty() {
+            for key in [(ev.table_name.clone(), None), (ev.table_name.clone(), Some(ev.producer.clone()))] {
+                if let Some(slot) = self.lookups.get_mut(&key) {
+                    *slot = Some(ev.clone());
+                }
+            }
+        }
+    }
+}
+fn indexes() -> &'static Mutex<HashMap<PathBuf, Index>> {
+    static INDEXES: OnceLock<Mutex<HashMap<PathBuf, Index>>> = OnceLock::new();
+    INDEXES.get_or_init(Default::default)
+}
+
+pub(crate) fn open_for_read(path: &Path) -> Result<Option<(File, std::fs::Metadata)>> {
+    match File::open(path) {
+        Ok(f) => {
+            let meta = f
+                .metadata()
+                .ctx(|| format!("cannot stat manifest {}", path.display()))?;
+            Ok(Some((f, meta)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(crate::error::Error::io(
+            format!("cannot open manifest {}", path.display()),
+            e,
+        )),
+    }
+}
+
+/// Brings `index` up to date with the file: reads only what was appended since the last
+/// refresh. A replaced or truncated file starts over: a complete index re-reads it from
+/// the start; a partial one forgets its answers and starts at the current end (its next
+/// lookups scan backwards again). `want_complete` turns a partial index into a complete one.
+fn refresh(index: &mut Index, path: &Path, want_complete: bool) -> Result<()> {
+    let Some((mut file, meta)) = open_for_read(path)? else {
+        *index = Index { complete: index.complete || want_complete, ..Index::default() };
+        return Ok(());
+    };
+    let ctx = || format!("cannot read manifest {}", path.display());
+    let complete = index.complete || want_complete;
+    if index.cursor.replaced(&file, &meta).ctx(ctx)? || complete != index.complete {
+        *index = Index { complete, ..Index::default() };
+        // A complete index reads the file from the start; a partial one from its end.
+        let start = if complete { 0 } else { complete_end(&mut file, meta.len()).ctx(ctx)? };
+        index.cursor.restart(&file, &meta, start).ctx(ctx)?;
+    }
+    let buf = index.cursor.read_lines(&mut file, meta.len()).ctx(ctx)?;
+    for ev in parse_lines(&buf) {
+        index.apply(ev);
+    }
+    Ok(())
+}
+/// The current version of `table`: the last `ready` line with that name (and producer).
+///
+/// The first lookup of a (table, producer) in this process scans the manifest backwards
+/// from its end and stops at the match, so it costs the distance from the end to the
+/// table's latest version, not the length of the history. The answer is remembered; later
+/// lookups read only the bytes appended since.
+pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Result<Option<Event>> {
+    let path = store.manifest_path();
+    let key = (table.to_string(), producer.map(str::to_string));
+    let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(index) = guard.get_mut(&path) {
+        refresh(index, &path, false)?;
+        if index.complete {
+            return Ok(index.tables.get(table).and_then(|t| t.ready_for(producer)).cloned());
+        }
+        if let Some(answer) = index.lookups.get(&key) {
+            return Ok(answer.clone());
+        }
+    }
+    let Some((mut file, meta)) = open_for_read(&path)? else {
+        return Ok(None);
+    };
+    let ctx = || format!("cannot read manifest {}", path.display());
+    let index = guard.entry(path.clone()).or_default();
+    // The file may have been replaced since the refresh above (which used its own
+    // handle), possibly under the same inode number: check again on this handle.
+    if index.cursor.replaced(&file, &meta).ctx(ctx)? {
+        *index = Index::default();
+        let end = complete_end(&mut file, meta.len()).ctx(ctx)?;
+        index.cursor.restart(&file, &meta, end).ctx(ctx)?;
+    }
+    // Everything after the cursor has been applied to the known answers; this lookup
+    // scans what lies before it.
+    let found = scan_latest_ready(&mut file, index.cursor.offset(), table, producer).ctx(ctx)?;
+    index.lookups.insert(key, found.clone());
+    Ok(found)
+}
+
+/// Every table's state, from the incremental index (refreshed first), sorted by name.
+pub fn latest_per_table(store: &Store) -> Result<BTreeMap<String, TableState>> {
+    with_complete_index(store, |tables| tables.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// One table's state from the incremental index (refreshed first); `None` when the
+/// manifest never mentions it. Copies only that table's state.
+pub fn table_state(store: &Store, table: &str) -> Result<Option<TableState>> {
+    with_complete_index(store, |tables| tables.get(table).cloned())
+}
+
+fn with_complete_index<T>(store: &Store, f: impl FnOnce(&HashMap<String, TableState>) -> T) -> Result<T> {
+    let path = store.manifest_path();
+    let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
+    let index = guard.entry(path.clone()).or_default();
+    refresh(index, &path, true)?;
+    Ok(f(&index.tables))
+}
+
+/// Every parseable event, in file order (for gc and tools; not for lookups).
+pub fn read_all(store: &Store) -> Result<Vec<Event>> {
+    let path = store.manifest_path();
+    let Some((mut file, _)) = open_for_read(&path)? else {
+        return Ok(Vec::new());
+    };
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)
+        .ctx(|| format!("cannot read manifest {}", path.display()))?;
+    let end = memchr::memrchr(b'\n', &buf).map_or(0, |e| e + 1);
+    Ok(buf[..end]
+        .split(|&b| b == b'\n')
+        .filter_map(Event::parse)
+        .collect())
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use crate::manifest::append;
+    use crate::manifest::scan::scan_backwards;
+    use crate::manifest::test_support::{event, store};
+
+    #[test]
+    fn latest_ready_cold_and_warm_and_torn_tail() {
+        let (_tmp, s) = store();
+        assert!(latest_ready(&s, "a", None).unwrap().is_none());
+        append(&s, &event("a", Status::Writing, "python", 1), false).unwrap();
+        append(&s, &event("a", Status::Ready, "python", 1), false).unwrap();
+        append(&s, &event("b", Status::Ready, "allye", 2), false).unwrap();
+        append(&s, &event("a", Status::Ready, "allye", 3), false).unwrap();
+        append(&s, &event("a", Status::Error, "python", 4), false).unwrap();
+        // A torn line at the end: a writer killed mid-write.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(s.manifest_path())
+            .unwrap()
+            .write_all(br#"{"version":1,"id":"torn","table_name":"a","status":"rea"#)
+            .unwrap();
+        // Cold (this store's path was indexed above by the not-found lookup, so use a
+        // second store path for the cold branch).
+        let cold = scan_latest(&s, "a", None);
+        assert_eq!(cold.unwrap().id, "id-3");
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-3");
+        assert_eq!(latest_ready(&s, "a", Some("python")).unwrap().unwrap().id, "id-1");
+        assert_eq!(latest_ready(&s, "b", None).unwrap().unwrap().id, "id-2");
+        assert!(latest_ready(&s, "b", Some("python")).unwrap().is_none());
+        // The next append terminates the torn line; it stays skipped, ours parses.
+        append(&s, &event("a", Status::Ready, "python", 5), false).unwrap();
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-5");
+        let all = read_all(&s).unwrap();
+        assert_eq!(all.len(), 6);
+        let tables = latest_per_table(&s).unwrap();
+        assert_eq!(tables.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(tables["a"].latest.as_ref().unwrap().id, "id-5");
+        assert_eq!(tables["a"].last_error.as_ref().unwrap().id, "id-4");
+    }
+
+    fn scan_latest(s: &Store, table: &str, producer: Option<&str>) -> Option<Event> {
+        let mut f = File::open(s.manifest_path()).unwrap();
+        let len = f.metadata().unwrap().len();
+        let mut found = None;
+        scan_backwards(&mut f, len, |_, line| match Event::parse(line) {
+            Some(ev) if ev.is_ready() && ev.table_name == table && producer.is_none_or(|p| ev.producer == p) => {
+                found = Some(ev);
+                true
+            }
+            _ => false,
+        })
+        .unwrap();
+        found
+    }
+
+    #[test]
+    fn partial_index_answers_follow_appends_and_become_complete() {
+        let (_tmp, s) = store();
+        for n in 0..2000 {
+            let table = if n % 100 == 0 { "rare" } else { "busy" };
+            append(&s, &event(table, Status::Ready, if n % 2 == 0 { "python" } else { "allye" }, n), false).unwrap();
+        }
+        // Cold lookups: backward scans, remembered.
+        assert_eq!(latest_ready(&s, "busy", None).unwrap().unwrap().id, "id-1999");
+        assert_eq!(latest_ready(&s, "rare", None).unwrap().unwrap().id, "id-1900");
+        assert_eq!(latest_ready(&s, "busy", Some("python")).unwrap().unwrap().id, "id-1998");
+        assert!(latest_ready(&s, "ghost", None).unwrap().is_none());
+        {
+            let guard = indexes().lock().unwrap();
+            let index = &guard[&s.manifest_path()];
+            assert!(!index.complete);
+            assert_eq!(index.lookups.len(), 4);
+        }
+        // New lines update the remembered answers (only the matching producer's).
+        append(&s, &event("rare", Status::Ready, "allye", 5000), false).unwrap();
+        append(&s, &event("ghost", Status::Writing, "python", 5001), false).unwrap();
+        append(&s, &event("busy", Status::Error, "python", 5002), false).unwrap();
+        assert_eq!(latest_ready(&s, "rare", None).unwrap().unwrap().id, "id-5000");
+        assert!(latest_ready(&s, "rare", Some("python")).unwrap().unwrap().id == "id-1900");
+        assert_eq!(latest_ready(&s, "busy", Some("python")).unwrap().unwrap().id, "id-1998");
+        assert!(latest_ready(&s, "ghost", None).unwrap().is_none());
+        append(&s, &event("ghost", Status::Ready, "python", 5003), false).unwrap();
+        assert_eq!(latest_ready(&s, "ghost", Some("python")).unwrap().unwrap().id, "id-5003");
+        assert_eq!(latest_ready(&s, "ghost", None).unwrap().unwrap().id, "id-5003");
+        // Listing needs every table: the index becomes complete and agrees.
+        let tables = latest_per_table(&s).unwrap();
+        assert_eq!(tables["busy"].last_error.as_ref().unwrap().id, "id-5002");
+        assert_eq!(latest_ready(&s, "busy", Some("allye")).unwrap().unwrap().id, "id-1999");
+        assert_eq!(latest_ready(&s, "rare", None).unwrap().unwrap().id, "id-5000");
+        assert!(indexes().lock().unwrap()[&s.manifest_path()].complete);
+    }
+
+    #[test]
+    fn index_follows_replacement_of_the_file() {
+        let (_tmp, s) = store();
+        append(&s, &event("a", Status::Ready, "python", 1), false).unwrap();
+        assert_eq!(latest_per_table(&s).unwrap()["a"].ready.as_ref().unwrap().id, "id-1");
+        // Rewrite (as a compaction would) with a different, shorter content.
+        let tmp = s.root().join("m.tmp");
+        std::fs::write(&tmp, format!("{}\n", event("z", Status::Ready, "python", 9).to_line().unwrap())).unwrap();
+        std::fs::rename(&tmp, s.manifest_path()).unwrap();
+        let t = latest_per_table(&s).unwrap();
+        assert!(!t.contains_key("a"));
+        assert_eq!(latest_ready(&s, "z", None).unwrap().unwrap().id, "id-9");
+    }
+
+    #[test]
+    fn index_follows_a_replacement_that_reuses_the_inode() {
+        // A compacted manifest may get the old file's inode number back (freed inodes
+        // are reused); simulate it by rewriting the same inode with other, longer content.
+        let (_tmp, s) = store();
+        append(&s, &event("a", Status::Ready, "python", 1), false).unwrap();
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-1");
+        let mut text = String::new();
+        for n in 2..6 {
+            text.push_str(&event("b", Status::Ready, "python", n).to_line().unwrap());
+            text.push('\n');
+        }
+        std::fs::write(s.manifest_path(), &text).unwrap(); // truncate + write: same inode
+        let t = latest_per_table(&s).unwrap();
+        assert!(!t.contains_key("a"), "stale entries of the old file are dropped");
+        assert_eq!(t["b"].ready.as_ref().unwrap().id, "id-5");
+        // Same length, same inode, other bytes.
+        let same_len = text.replace("id-5", "id-7");
+        std::fs::write(s.manifest_path(), &same_len).unwrap();
+        assert_eq!(latest_ready(&s, "b", None).unwrap().unwrap().id, "id-7");
+    }
+
+}

@@ -1,0 +1,151 @@
+//! File payloads: an Arrow IPC **file**, written under a temporary name and renamed when
+//! complete, decoded from a mapping.
+
+use std::fs;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_buffer::Buffer;
+use arrow_ipc::reader::{read_footer_length, FileDecoder};
+use arrow_ipc::root_as_footer;
+use arrow_ipc::writer::FileWriter;
+use arrow_schema::SchemaRef;
+
+use crate::error::{Error, IoContext, Result};
+use crate::payload::ipc::{arrow_io_error, chunked, guarded, write_options, Counting};
+use crate::payload::Decoded;
+use crate::protocol::Compression;
+use crate::sys::fs::{create_private_file, sync_dir};
+
+/// Writes an IPC **file** to `final_path`: into `<final>.tmp-<pid>` first, renamed when
+/// complete, so a reader or a crash never sees a partial file under the final name.
+/// Returns the file size. On error the temporary file is removed.
+pub fn write_file(
+    final_path: &Path,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    chunk_rows: usize,
+    compression: Compression,
+    durable: bool,
+) -> Result<u64> {
+    let tmp = temp_path_for(final_path);
+    let result = (|| -> Result<u64> {
+        let file = create_private_file(&tmp).ctx(|| format!("cannot create {}", tmp.display()))?;
+        let counting = Counting { inner: BufWriter::with_capacity(1 << 20, file), written: 0 };
+        let mut writer = FileWriter::try_new_with_options(counting, schema, write_options(compression)?)?;
+        for batch in chunked(batches, chunk_rows) {
+            writer.write(&batch).map_err(|e| arrow_io_error(e, &tmp))?;
+        }
+        writer.finish().map_err(|e| arrow_io_error(e, &tmp))?;
+        let counting = writer.into_inner()?;
+        let size = counting.written;
+        let file = counting
+            .inner
+            .into_inner()
+            .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e.into_error()))?;
+        if durable {
+            file.sync_all().ctx(|| format!("cannot fsync {}", tmp.display()))?;
+        }
+        drop(file);
+        fs::rename(&tmp, final_path)
+            .ctx(|| format!("cannot rename {} to {}", tmp.display(), final_path.display()))?;
+        if durable {
+            if let Some(dir) = final_path.parent() {
+                sync_dir(dir);
+            }
+        }
+        Ok(size)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The temporary name a file payload is written under: `<final>.tmp-<pid>`.
+pub fn temp_path_for(final_path: &Path) -> PathBuf {
+    let mut name = final_path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    final_path.with_file_name(name)
+}
+
+
+/// Decodes an Arrow IPC **file** held in `buffer` (zero-copy for uncompressed, aligned data).
+pub fn decode_file(buffer: &Buffer) -> Result<Decoded, String> {
+    guarded(|| {
+        let len = buffer.len();
+        if len < 18 || &buffer[..6] != b"ARROW1" || &buffer[len - 6..] != b"ARROW1" {
+            return Err(format!("not an Arrow IPC file ({len} bytes, no ARROW1 magic at both ends)"));
+        }
+        let trailer_start = len - 10;
+        let footer_len = read_footer_length(buffer[trailer_start..].try_into().unwrap())
+            .map_err(|e| e.to_string())?;
+        if footer_len > trailer_start {
+            return Err(format!("footer length {footer_len} exceeds the file"));
+        }
+        let footer = root_as_footer(&buffer[trailer_start - footer_len..trailer_start])
+            .map_err(|e| format!("bad footer: {e}"))?;
+        let schema = footer.schema().ok_or("footer has no schema")?;
+        let schema = Arc::new(arrow_ipc::convert::fb_to_schema(schema));
+        let mut decoder = FileDecoder::new(schema.clone(), footer.version());
+        let block_buf = |offset: i64, meta: i32, body: i64| -> Result<Buffer, String> {
+            let (offset, size) = (offset as u64, meta as u64 + body as u64);
+            if offset.checked_add(size).is_none_or(|end| end > len as u64) || meta < 0 || body < 0 {
+                return Err(format!("block at {offset} of {size} bytes lies outside the {len}-byte file"));
+            }
+            Ok(buffer.slice_with_length(offset as usize, size as usize))
+        };
+        for block in footer.dictionaries().iter().flatten() {
+            let data = block_buf(block.offset(), block.metaDataLength(), block.bodyLength())?;
+            decoder.read_dictionary(block, &data).map_err(|e| e.to_string())?;
+        }
+        let mut batches = Vec::new();
+        for block in footer.recordBatches().iter().flatten() {
+            let data = block_buf(block.offset(), block.metaDataLength(), block.bodyLength())?;
+            if let Some(batch) = decoder.read_record_batch(block, &data).map_err(|e| e.to_string())? {
+                batches.push(batch);
+            }
+        }
+        Ok(Decoded { schema, batches })
+    })
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::test_support::{concat, sample};
+    use crate::payload::{buffer_from_mapping, map_file};
+
+    #[test]
+    fn file_round_trip_chunked_and_compressed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (schema, batch) = sample(1000);
+        for (compression, chunk) in [(Compression::None, 300), (Compression::Zstd, 0), (Compression::Lz4, 999)] {
+            let path = tmp.path().join(format!("{compression:?}.arrow"));
+            let size = write_file(&path, &schema, std::slice::from_ref(&batch), chunk, compression, true).unwrap();
+            assert_eq!(size, fs::metadata(&path).unwrap().len());
+            assert!(!temp_path_for(&path).exists());
+            let buf = buffer_from_mapping(map_file(&path).unwrap().unwrap());
+            let d = decode_file(&buf).unwrap();
+            let expected_batches = if chunk == 0 { 1 } else { 1000usize.div_ceil(chunk) };
+            assert_eq!(d.batches.len(), expected_batches, "{compression:?}");
+            assert_eq!(concat(&d), batch);
+        }
+    }
+
+    #[test]
+    fn uncompressed_file_read_is_zero_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (schema, batch) = sample(10_000);
+        let path = tmp.path().join("z.arrow");
+        write_file(&path, &schema, &[batch], 0, Compression::None, false).unwrap();
+        let buf = buffer_from_mapping(map_file(&path).unwrap().unwrap());
+        let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+        let d = decode_file(&buf).unwrap();
+        let values = d.batches[0].column(1).to_data().buffers()[0].as_ptr() as usize;
+        assert!(range.contains(&values), "int64 values should point into the mapping");
+    }
+}

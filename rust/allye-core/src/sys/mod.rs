@@ -1,0 +1,8 @@
+//! System plumbing, knowing nothing of tables: private files and directories, the
+//! writers' lock, shared-memory segments, process identity, protocol timestamps.
+
+pub mod fs;
+pub mod lock;
+pub mod process;
+pub mod shm;
+pub mod time;

@@ -1,0 +1,23 @@
+//! Tables: sending a version, the one get, listing and describing, removing.
+//!
+//! ## Removing a table
+//! Protocol v1 has no "removed" event. [`remove`] appends an `error` line for the table
+//! (a new transfer id, `metadata.error = "removed by user"`, `metadata.adc.removed =
+//! true`) — a line every reader already tolerates — and then deletes the payloads of
+//! every version of that table that this store owns (files directly inside
+//! `payloads/`, segments named by this manifest). What readers see afterwards:
+//! * ours: the table's state is `removed`, `list` leaves it out, and a get raises
+//!   `TableNotFound` (see [`is_removed`]) until a new version is sent;
+//! * 0.1.2 and the widgets: the last `ready` line still exists, but its payload is gone,
+//!   so a load fails with their "payload missing" error, and the latest state they may
+//!   show is `error` with the reason "removed by user".
+
+mod get;
+mod remove;
+mod send;
+mod state;
+
+pub use get::{get, latest, record_read};
+pub use remove::{remove, Removal};
+pub use send::{arrow_data_size, schema_sha256, send, SendOptions};
+pub use state::{is_removed, is_tombstone, list, state, states, TableInfo};

@@ -1,0 +1,123 @@
+//! What the Receiver shows before it loads anything: every table with its latest state,
+//! the current versions (removed tables left out), and whether a table was removed.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::manifest::{self, Event, TableState};
+use crate::protocol::{Status, TableStateKind, ADC_REMOVED, METADATA_ERROR, METADATA_KEY};
+use crate::store::Store;
+use crate::sys::time;
+
+/// True for a removal line written by [`crate::tables::remove`].
+pub fn is_tombstone(ev: &Event) -> bool {
+    ev.status == Status::Error
+        && ev
+            .metadata
+            .get(METADATA_KEY)
+            .and_then(|m| m.get(ADC_REMOVED))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+}
+
+/// True when the table's last line is a removal: no version has been sent since.
+pub fn is_removed(state: &TableState) -> bool {
+    state.latest.as_ref().is_some_and(is_tombstone)
+}
+
+/// True when the manifest's last line for `table` is a removal (from the index).
+pub(crate) fn is_removed_now(store: &Store, table: &str) -> Result<bool> {
+    Ok(manifest::table_state(store, table)?.is_some_and(|st| is_removed(&st)))
+}
+
+/// One table as the Receiver lists it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct TableInfo {
+    /// The table's name.
+    pub table_name: String,
+    /// The status of the last line, or `removed`.
+    pub state: TableStateKind,
+    /// `metadata.error` of the last line when it is an `error`.
+    pub error: Option<String>,
+    /// The last line of any status.
+    pub latest: Option<Event>,
+    /// The current version (last `ready` line), unless removed.
+    pub ready: Option<Event>,
+    /// Whether the current version is past its `expires_at`.
+    pub expired: bool,
+}
+
+/// Every table in the store with its latest state, sorted by name (from the incremental
+/// index: only bytes appended since the last look are read).
+pub fn states(store: &Store, producer: Option<&str>) -> Result<Vec<TableInfo>> {
+    let all = manifest::latest_per_table(store)?;
+    Ok(all
+        .into_iter()
+        .filter_map(|(name, st)| {
+            if let Some(p) = producer {
+                // A table "belongs" to a producer when any of its lines came from it.
+                let from_p = st.latest.as_ref().is_some_and(|e| e.producer == p) || st.ready_by_producer.contains_key(p);
+                if !from_p {
+                    return None;
+                }
+            }
+            Some(info(name, &st, producer))
+        })
+        .collect())
+}
+
+/// The state of one table, or `TableNotFound` when the manifest never mentions it.
+pub fn state(store: &Store, table: &str, producer: Option<&str>) -> Result<TableInfo> {
+    manifest::table_state(store, table)?
+        .map(|st| info(table.to_string(), &st, producer))
+        .ok_or_else(|| Error::table_not_found(store.root(), table, producer))
+}
+
+fn kind(status: &Status) -> TableStateKind {
+    match status {
+        Status::Writing => TableStateKind::Writing,
+        Status::Ready => TableStateKind::Ready,
+        Status::Error => TableStateKind::Error,
+        _ => TableStateKind::Unknown,
+    }
+}
+
+fn info(name: String, st: &TableState, producer: Option<&str>) -> TableInfo {
+    let removed = is_removed(st);
+    let latest = st.latest.clone();
+    let state = if removed {
+        TableStateKind::Removed
+    } else {
+        latest.as_ref().map_or(TableStateKind::Unknown, |e| kind(&e.status))
+    };
+    let error = latest
+        .as_ref()
+        .filter(|e| e.status == Status::Error)
+        .and_then(|e| e.metadata.get(METADATA_ERROR))
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    let ready = if removed { None } else { st.ready_for(producer).cloned() };
+    let expired = ready
+        .as_ref()
+        .and_then(|e| e.payload.as_ref())
+        .is_some_and(|p| time::is_expired(p.expires_at.as_deref()));
+    TableInfo {
+        table_name: name,
+        state,
+        error,
+        latest,
+        ready,
+        expired,
+    }
+}
+
+/// The current `ready` event of every table (for that producer), sorted by table name;
+/// removed tables are left out.
+pub fn list(store: &Store, producer: Option<&str>) -> Result<Vec<Event>> {
+    Ok(manifest::latest_per_table(store)?
+        .into_values()
+        .filter(|t| !is_removed(t))
+        .filter_map(|t| t.ready_for(producer).cloned())
+        .collect())
+}
