@@ -21,7 +21,7 @@ fn normalize_compression(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<&'
             type_name(value)
         ))
     })?;
-    Ok(Compression::parse(&*text.to_cow()?).or_raise()?.name())
+    Ok(Compression::parse(&text.to_cow()?).or_raise()?.name())
 }
 
 /// Returns `name` when it is a valid table name, else raises `InvalidArgumentError`.
@@ -30,7 +30,7 @@ fn check_table_name<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyStri
     let text = name
         .cast::<PyString>()
         .map_err(|_| invalid_argument(format!("table_name must be a str, got {}", type_name(name))))?;
-    protocol::check_table_name(&*text.to_cow()?).or_raise()?;
+    protocol::check_table_name(&text.to_cow()?).or_raise()?;
     Ok(text.clone())
 }
 
@@ -48,7 +48,7 @@ fn check_transport<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyStri
         return Err(bad());
     }
     // The choices and the parser agree (both are the core's).
-    TransportChoice::parse(&*text.to_cow()?).or_raise()?;
+    TransportChoice::parse(&text.to_cow()?).or_raise()?;
     Ok(text.clone())
 }
 

@@ -1,7 +1,7 @@
 //! `manifest.jsonl`: the append-only event log of protocol v1.
 //!
 //! Writing: one complete line per call, appended with a single `write` under the
-//! exclusive [`ManifestLock`]. If a previous writer died mid-line (a torn tail with no
+//! exclusive [`crate::sys::lock::ManifestLock`]. If a previous writer died mid-line (a torn tail with no
 //! `\n`), the next append first terminates that garbage with a `\n`, so the torn bytes
 //! stay one skipped line instead of corrupting the new one.
 //!

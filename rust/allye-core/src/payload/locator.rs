@@ -29,11 +29,7 @@ impl Target {
     /// `Some(true)`: ours to delete; `Some(false)`: outside the store (report, do not
     /// follow); `None`: a transport we do not know (leave alone).
     pub(crate) fn inside(&self, store: &Store) -> Option<bool> {
-        match self.transport {
-            Transport::File => Some(store.owns_payload_file(Path::new(&self.locator))),
-            Transport::Shm => Some(shm::check_name(&self.locator).is_ok()),
-            _ => None,
-        }
+        inside(store, &self.transport, &self.locator)
     }
 
     pub(crate) fn exists(&self) -> bool {
@@ -59,5 +55,21 @@ impl Target {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// [`Target::inside`] for a payload given by reference (the get path, which builds no
+/// `Target`). A file whose parent is literally the store's `payloads/` is inside without
+/// asking the file system; other paths are compared canonically.
+pub(crate) fn inside(store: &Store, transport: &Transport, locator: &str) -> Option<bool> {
+    match transport {
+        Transport::File => {
+            let path = Path::new(locator);
+            let literal = path.parent() == Some(store.payload_dir().as_path())
+                && path.file_name().is_some_and(|n| n != ".." && n != ".");
+            Some(literal || store.owns_payload_file(path))
+        }
+        Transport::Shm => Some(shm::check_name(locator).is_ok()),
+        _ => None,
     }
 }

@@ -25,7 +25,7 @@ mod stream;
 pub use crate::protocol::Compression;
 pub use file::{decode_file, temp_path_for, write_file};
 pub use ipc::chunked;
-pub(crate) use locator::Target;
+pub(crate) use locator::{inside, Target};
 pub use mapping::{buffer_from_mapping, map_file};
 pub use read::read_payload;
 #[cfg(unix)]

@@ -45,7 +45,7 @@ mod tests {
     }
 
     #[test]
-    fn expiry() {
+    fn only_a_past_parseable_expiry_has_expired() {
         assert!(!is_expired(None));
         assert!(!is_expired(Some("garbage")));
         assert!(is_expired(Some("2000-01-01T00:00:00+0000")));

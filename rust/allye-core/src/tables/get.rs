@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::gc::{mark_read, unlink_on_read};
 use crate::manifest::{self, Event};
-use crate::payload::{read_payload, Decoded, Target};
+use crate::payload::{inside, read_payload, Decoded};
 use crate::protocol::{Transport, TRANSPORT_SHM};
 use crate::store::Store;
 use crate::sys::time;
@@ -45,7 +45,7 @@ pub fn latest(store: &Store, table: &str, producer: Option<&str>) -> Result<Even
 /// does not delete): the common path reads the manifest index once.
 pub fn get(store: &Store, table: &str, producer: Option<&str>, record_read: bool) -> Result<(Event, Decoded)> {
     let ev = current_ready(store, table, producer)?;
-    let inside = ev.payload.as_ref().is_some_and(|p| Target::of(p).inside(store) == Some(true));
+    let inside = ev.payload.as_ref().is_some_and(|p| inside(store, &p.transport, &p.locator) == Some(true));
     if !inside && is_removed_now(store, table)? {
         return Err(Error::table_not_found(store.root(), table, producer));
     }

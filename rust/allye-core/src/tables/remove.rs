@@ -108,7 +108,7 @@ mod tests {
     }
 
     #[test]
-    fn states_and_removal() {
+    fn removal_hides_a_table_until_a_new_version_and_spares_outside_payloads() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
         let f1 = send(&store, "t", TransportChoice::File);

@@ -359,7 +359,7 @@ mod tests {
     }
 
     #[test]
-    fn sha256_known_answers() {
+    fn sha256_hex_matches_known_answers() {
         assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         let long = vec![b'a'; 1000];
@@ -374,7 +374,7 @@ mod tests {
     }
 
     #[test]
-    fn send_get_both_transports_and_versions() {
+    fn every_transport_round_trips_and_auto_falls_back_to_a_file() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path().join("store"));
         let (schema, batches) = table(1000);
@@ -446,7 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_typed() {
+    fn refused_sends_write_nothing_and_broken_payloads_are_typed_errors() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
         let (schema, batches) = table(10);
@@ -473,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn ttl_expiry_and_gc_confined_to_store() {
+    fn expired_versions_are_not_served_and_gc_stays_inside_the_store() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
         let (schema, batches) = table(10);
