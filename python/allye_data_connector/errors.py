@@ -96,3 +96,11 @@ class CancelledError(AllyeError):
 
 
 __all__.append("CancelledError")
+
+
+class WaitTimeoutError(AllyeError, TimeoutError):
+    """A wait (``adc get --wait``, ``adc watch --timeout``) ended at its timeout without
+    the version it waited for."""
+
+
+__all__.append("WaitTimeoutError")
