@@ -194,13 +194,19 @@ class AdcGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, KeyboardInterrupt):
             raise
         except Exception as exc:
-            obj = ctx.find_object(_Ctx)
-            if (obj is not None and obj.debug) or isinstance(exc, BrokenPipeError):
+            if isinstance(exc, BrokenPipeError):
                 raise
+            obj = ctx.find_object(_Ctx)
+            if obj is not None and obj.debug:
+                import traceback
+
+                traceback.print_exc()
             if isinstance(exc, errors.AllyeError):
                 message = _one_line(str(exc))
             else:  # not ours: name the kind of failure, keep the traceback for --debug
-                message = f"{type(exc).__name__}: {_one_line(str(exc))} (run with --debug for the traceback)"
+                message = f"{type(exc).__name__}: {_one_line(str(exc))}"
+                if obj is None or not obj.debug:
+                    message += " (run with --debug for the traceback)"
             click.echo(f"error: {message}", err=True)
             ctx.exit(_exit_code(exc))
 
