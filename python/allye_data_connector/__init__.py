@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+# The submodule ``watch`` shares its name with the function ``watch``. Importing a
+# submodule binds it on the package, which would leave ``adc.watch`` the module whenever
+# ``api`` was imported other than through ``__getattr__`` below. Loaded now (it is small)
+# and unbound, the module stays reachable as ``sys.modules[...]`` for ``api``, and the
+# package attribute is always the function.
+from . import watch as _watch_module  # noqa: E402
+
+del globals()["watch"], _watch_module
+
 #: The public calls, all in ``api``; imported on first use (pandas and pyarrow take about
 #: half a second to import, which ``adc --version`` and ``adc --help`` need not pay).
 _API = (
@@ -44,8 +53,8 @@ def __getattr__(name: str) -> Any:
     if name in _API:
         from . import api
 
-        value = getattr(api, name)
-        globals()[name] = value
+        value = getattr(api, name)  # AttributeError while api itself is being imported
+        globals().update({n: getattr(api, n) for n in _API})
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

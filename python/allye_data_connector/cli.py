@@ -462,14 +462,14 @@ def get_cmd(obj: _Ctx, name: str, output: Path, fmt: Optional[str], columns: Opt
             raise click.BadParameter(f"{rows!r} is not START:STOP", param_hint="--rows") from None
     api = _api()
     from . import partial
-    from . import watch as _watch
+    from .watch import wait_until
 
     def attempt() -> Any:
         return api.get_arrow(name, secret_dir=obj.secret_dir, producer=producer)
 
     try:
         if wait:
-            table = _watch.wait_until(attempt, secret_dir=str(api.store_path(obj.secret_dir)), timeout_sec=timeout_sec)
+            table = wait_until(attempt, secret_dir=str(api.store_path(obj.secret_dir)), timeout_sec=timeout_sec)
         else:
             table = attempt()
     except errors.TableNotFoundError as exc:

@@ -218,7 +218,7 @@ def _run(adc: Any, store: Path, temporary: bool, keep: bool, rows: int, sent: li
         if key == "sensors":
             size = int(df.memory_usage(index=True).sum())
             if r["anon_growth"] is not None:
-                say(f"     its memory grew by {_mib(r['anon_growth'])} while it holds {_mib(size)} of columns")
+                say(f"     its memory grew by {_mib(r['anon_growth'])} while it holds {_mib(size)} of data (columns and index)")
             m = r["mapped"]
             if m and m["file"]:
                 say(f"     column {m['column']!r} is a read-only view of {m['file']} (mapped, not copied)")
