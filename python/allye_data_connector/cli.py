@@ -72,9 +72,12 @@ def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right
         from rich.table import Table
         from rich.text import Text
 
-        t = Table(title=title, title_justify="left")
-        for h in headers:
-            t.add_column(h, justify="right" if h in right else "left", overflow="fold")
+        t = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold underline")
+        for i, h in enumerate(headers):
+            widest = max([len(h)] + [len(r[i]) for r in rows])
+            # Short columns keep their width; long ones (names, types) fold onto more lines.
+            short = dict(no_wrap=True, min_width=widest) if widest <= 24 else dict(overflow="fold", min_width=16)
+            t.add_column(h, justify="right" if h in right else "left", **short)  # type: ignore[arg-type]
         for r in rows:
             t.add_row(*(Text(c) for c in r))  # Text: names are not rich markup
         _console().print(t)
