@@ -221,7 +221,7 @@ class AdcGroup(click.Group):
         except click.UsageError as exc:
             # click prints usage, a hint and the error over four lines; one is enough.
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            click.echo(f"error: {_one_line(exc.format_message())}{where}", err=True)
+            click.echo(f"error: {_one_line(exc.format_message()).rstrip('.')}{where}", err=True)
             code = exc.exit_code
         except click.ClickException as exc:
             click.echo(f"error: {_one_line(exc.format_message())}", err=True)
