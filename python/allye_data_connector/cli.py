@@ -255,7 +255,7 @@ def _set_secret_dir(ctx: click.Context, param: click.Parameter, value: Optional[
 
 def _common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """``--json``, ``--debug`` and ``--secret-dir`` after the command as well as before it."""
-    f = click.option("--secret-dir", type=click.Path(file_okay=False), expose_value=False, callback=_set_secret_dir,
+    f = click.option("--secret-dir", "-d", type=click.Path(file_okay=False), expose_value=False, callback=_set_secret_dir,
                      help="Store directory (same as before the command).")(f)
     f = click.option("--debug", is_flag=True, expose_value=False, callback=_set_debug,
                      help="Debug logging, and tracebacks on errors.")(f)

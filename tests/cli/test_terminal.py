@@ -51,6 +51,7 @@ def test_json_after_the_command(store, adc_cmd):
     assert json.loads(adc_cmd("config", "--json", store=store).stdout)["store"] == str(store)
     # --secret-dir after the command too
     assert json.loads(adc_cmd("ls", "--json", "--secret-dir", str(store)).stdout)[0]["table_name"] == "t"
+    assert json.loads(adc_cmd("show", "t", "-d", str(store), "--json").stdout)["shape"] == [3, 1]
 
 
 def test_missing_table_suggests_close_names_and_adc_ls(store, tmp_path, adc_cmd):
