@@ -2,27 +2,30 @@
 machine without copying them (Allye exchange protocol v1; drop-in for 0.1.2)."""
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from . import errors
 from ._core import __version__
-from .api import (
-    compact,
-    describe_table,
-    gc,
-    get_arrow,
-    get_dataframe,
-    list_tables,
-    remove_table,
-    send_dataframe,
-    store_path,
-    watch,
-)
 from .errors import AllyeError, TableNotFoundError
-from .partial import Selection
+
+if TYPE_CHECKING:  # the names __getattr__ below imports on first use
+    from .api import compact as compact
+    from .api import describe_table as describe_table
+    from .api import gc as gc
+    from .api import get_arrow as get_arrow
+    from .api import get_dataframe as get_dataframe
+    from .api import list_tables as list_tables
+    from .api import remove_table as remove_table
+    from .api import send_dataframe as send_dataframe
+    from .api import store_path as store_path
+    from .api import watch as watch
+    from .partial import Selection as Selection
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = [
+#: The public names and the module of each, imported on first use (pandas and pyarrow take
+#: about half a second to import, which ``adc --version`` and ``adc --help`` need not pay).
+_API = (
     "send_dataframe",
     "get_dataframe",
     "get_arrow",
@@ -33,7 +36,28 @@ __all__ = [
     "remove_table",
     "watch",
     "store_path",
-    "Selection",
+)
+_LAZY = {**{n: "api" for n in _API}, "Selection": "partial"}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(f".{module_name}", __name__)
+    value = getattr(module, name)  # AttributeError while that module itself is being imported
+    globals().update({n: getattr(module, n) for n, m in _LAZY.items() if m == module_name})
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    *_LAZY,
     "errors",
     "AllyeError",
     "TableNotFoundError",

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import _core, convert, records, settings as _settings
-from . import watch as _watch
+from . import watching as _watch
 from .canvas import notify_receiver
 from .convert import DtypeBackend
 from .errors import InvalidArgumentError
@@ -381,7 +381,7 @@ def watch(
     ``created_at``, ``transport``, ``shape``, ``bytes``, ...) that ends after
     ``timeout_sec`` without news (None: never; Ctrl-C interrupts it). With ``callback``:
     calls it from a background thread for each version and returns a
-    :class:`~allye_data_connector.watch.Watch` whose ``stop()`` ends it."""
+    :class:`~allye_data_connector.watching.Watch` whose ``stop()`` ends it."""
     kwargs: dict[str, Any] = dict(
         table_name=table_name, secret_dir=_path(secret_dir), producer=producer,
         timeout_sec=timeout_sec, include_errors=include_errors,

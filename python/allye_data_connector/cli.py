@@ -1,27 +1,37 @@
 """``adc``: the command line of allye_data_connector (click for parsing, rich for tables
-and progress).
+and progress in a terminal; plain text when the output is piped or redirected).
 
-Exit codes scripts can trust: 0 success; 1 any other library error; 2 bad usage;
-3 no such table (or expired, or removed); 4 payload missing or corrupt; 5 timed out
-(``watch``/``get --wait``); 130 interrupted. Errors print one line without a traceback
-unless ``--debug``. ``--json`` prints machine-readable output on stdout.
+Exit codes scripts can trust: 0 success; 1 any other error; 2 bad usage; 3 no such table
+(or expired, or removed); 4 payload missing or corrupt; 5 timed out (``watch --timeout``,
+``get --wait``); 130 interrupted. Every error prints one line (``error: ...``) on stderr,
+without a traceback unless ``--debug``. ``--json`` (before or after the command) prints
+machine-readable output on stdout.
+
+The package (pandas, pyarrow) is imported only by the commands that need it, so that
+``adc --version`` and ``adc --help`` answer at once.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import os
+import re
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Sequence
 
 import click
 
-from . import _core, api, errors
-from . import settings as _settings
-from .partial import Selection
+from . import _core, errors
+
+if TYPE_CHECKING:  # imported lazily at run time (pandas and pyarrow take ~0.5 s to import)
+    import pyarrow as pa
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_PAYLOAD, EXIT_TIMEOUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
+
+logger = logging.getLogger(__name__)
 
 
 class _Ctx:
@@ -29,6 +39,19 @@ class _Ctx:
         self.secret_dir = secret_dir
         self.json = as_json
         self.debug = debug
+
+
+def _api() -> Any:
+    from . import api
+
+    return api
+
+
+# ---- output ----------------------------------------------------------------------------
+
+
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def _console(stderr: bool = False) -> Any:
@@ -39,6 +62,36 @@ def _console(stderr: bool = False) -> Any:
 
 def _emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, default=str, indent=2))
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[str] = (),
+                 title: Optional[str] = None) -> None:
+    """A table: rich in a terminal (cells wrap, never cut), else plain aligned text with
+    every cell whole (for grep, awk, less and files)."""
+    if _is_terminal():
+        from rich.table import Table
+        from rich.text import Text
+
+        t = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold underline")
+        for i, h in enumerate(headers):
+            widest = max([len(h)] + [len(r[i]) for r in rows])
+            # Short columns keep their width; long ones (names, types) fold onto more lines.
+            short = dict(no_wrap=True, min_width=widest) if widest <= 24 else dict(overflow="fold", min_width=16)
+            t.add_column(h, justify="right" if h in right else "left", **short)
+        for r in rows:
+            t.add_row(*(Text(c) for c in r))  # Text: names are not rich markup
+        _console().print(t)
+        return
+    if title:
+        click.echo(title)
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(cells, widths, headers)).rstrip()
+
+    click.echo(line(headers))
+    for r in rows:
+        click.echo(line(r))
 
 
 def _human_bytes(n: Optional[int]) -> str:
@@ -62,83 +115,236 @@ def _human_age(sec: Optional[float]) -> str:
     return f"{sec:.0f}s"
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# ---- parsing ---------------------------------------------------------------------------
+
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}
+
+
+def parse_size(text: str) -> int:
+    """``"128MiB"`` -> 134217728, ``"1GB"`` -> 10**9, ``"4096"`` -> 4096 (``KiB`` and
+    friends are powers of 1024, ``KB`` or ``K`` powers of 1000)."""
+    m = re.fullmatch(r"\s*([0-9][0-9_]*(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(text))
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _SIZE_UNITS:
+        raise click.BadParameter(f"{text!r} is not a size: use bytes or a unit, e.g. 4096, 64MiB, 1GB, 512KiB")
+    value = float(m.group(1).replace("_", "")) * _SIZE_UNITS[unit]
+    if value != int(value):
+        raise click.BadParameter(f"{text!r} is not a whole number of bytes")
+    return int(value)
+
+
+class _Size(click.ParamType):  # type: ignore[type-arg]
+    name = "SIZE"
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+SIZE = _Size()
+TIMEOUT = click.FloatRange(min=0)
+
+
+# ---- errors ----------------------------------------------------------------------------
+
+
+def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, errors.WaitTimeoutError):
+        return EXIT_TIMEOUT
+    if isinstance(exc, errors.TableNotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, errors.PayloadError):
+        return EXIT_PAYLOAD
+    return EXIT_ERROR
+
+
+def _not_found(obj: _Ctx, name: str, exc: errors.TableNotFoundError) -> errors.TableNotFoundError:
+    """The same error, its message telling the command line user what exists: close
+    names, and ``adc ls``."""
+    message = str(exc).replace("; list what exists with list_tables()", "")
+    try:
+        known = [t["table_name"] for t in _api().list_tables(secret_dir=obj.secret_dir, all_states=True, with_schema=False)]
+    except errors.AllyeError:
+        known = []
+    close = difflib.get_close_matches(name, [k for k in known if k != name], n=3, cutoff=0.6)
+    if close:
+        message += "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    message += "; `adc ls` lists the tables" + (" (`adc ls --all` the removed ones too)" if name in known else "")
+    new = type(exc)(message)
+    new.__cause__ = exc
+    return new
+
+
 class AdcGroup(click.Group):
-    """Maps library errors onto exit codes and one-line messages."""
+    """One line per error (``error: ...``), the exit codes above, tracebacks only with
+    ``--debug``."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, KeyboardInterrupt):
             raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
-        except errors.AllyeError as exc:
+        except Exception as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
             obj = ctx.find_object(_Ctx)
             if obj is not None and obj.debug:
-                raise
-            click.echo(f"error: {exc}", err=True)
-            if isinstance(exc, errors.TableNotFoundError):
-                code = EXIT_NOT_FOUND
-            elif isinstance(exc, errors.PayloadError):
-                code = EXIT_PAYLOAD
-            else:
-                code = EXIT_ERROR
-            ctx.exit(code)
+                import traceback
+
+                traceback.print_exc()
+            if isinstance(exc, errors.AllyeError):
+                message = _one_line(str(exc))
+            else:  # not ours: name the kind of failure, keep the traceback for --debug
+                message = f"{type(exc).__name__}: {_one_line(str(exc))}"
+                if obj is None or not obj.debug:
+                    message += " (run with --debug for the traceback)"
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(_exit_code(exc))
+
+    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None, **extra: Any) -> NoReturn:  # type: ignore[override]
+        extra.pop("standalone_mode", None)
+        try:
+            rv = super().main(args, prog_name, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except click.UsageError as exc:
+            # click prints usage, a hint and the error over four lines; one is enough.
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"error: {_one_line(exc.format_message()).rstrip('.')}{where}", err=True)
+            code = exc.exit_code
+        except click.ClickException as exc:
+            click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+            code = exc.exit_code
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("interrupted", err=True)
+            code = EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # The reader went away (`adc ls | head`): stop quietly, as cat does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            code = EXIT_ERROR
+        sys.exit(code)
+
+
+def _set_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(_Ctx).json = True
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(_Ctx).debug = True
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
+def _set_secret_dir(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> None:
+    if value is not None:
+        ctx.ensure_object(_Ctx).secret_dir = value
+
+
+def _common_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json``, ``--debug`` and ``--secret-dir`` after the command as well as before it."""
+    f = click.option("--secret-dir", "-d", type=click.Path(file_okay=False), expose_value=False, callback=_set_secret_dir,
+                     help="Store directory (same as before the command).")(f)
+    f = click.option("--debug", is_flag=True, expose_value=False, callback=_set_debug,
+                     help="Debug logging, and tracebacks on errors.")(f)
+    f = click.option("--json", is_flag=True, expose_value=False, callback=_set_json,
+                     help="Machine-readable JSON on stdout.")(f)
+    return f
+
+
+def _version() -> str:
+    from . import __version__  # the extension's, loaded with the package (importlib.metadata costs ~40 ms)
+
+    return __version__
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"adc (allye_data_connector) {_version()}")
+        ctx.exit(0)
 
 
 @click.group(cls=AdcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--secret-dir", "-d", envvar="ALLYE_SECRET_DIR", type=click.Path(file_okay=False), help="Store directory (default: $ALLYE_SECRET_DIR, else ~/.allye_secrets).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option("--debug", is_flag=True, help="Debug logging, and tracebacks on errors.")
-@click.version_option(package_name="allye_data_connector", prog_name="adc")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version, help="Show the version and exit.")
 @click.pass_context
 def main(ctx: click.Context, secret_dir: Optional[str], as_json: bool, debug: bool) -> None:
     """Move pandas DataFrames between processes: list, inspect, get, send, remove and
-    watch the tables of an Allye store."""
+    watch the tables of an Allye store.
+
+    Every error prints one line; --debug adds the traceback. Exit codes: 0 success,
+    1 error, 2 bad usage, 3 no such table, 4 payload missing or corrupt, 5 timed out,
+    130 interrupted."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = _Ctx(secret_dir, as_json, debug)
+
+
+# ---- ls, show --------------------------------------------------------------------------
+
+
+def _transport(name: Optional[str]) -> str:
+    return (name or "").replace("_arrow_ipc_v1", "").replace("_arrow_stream_v1", "")
 
 
 @main.command("ls")
 @click.option("--all", "-a", "all_states", is_flag=True, help="Also tables whose latest state is writing, error or removed.")
 @click.option("--producer", help="Only this producer's tables (python, allye, ...).")
+@_common_options
 @click.pass_obj
 def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str]) -> None:
     """List tables with their state, shape, size and age."""
+    api = _api()
     rows = api.list_tables(secret_dir=obj.secret_dir, producer=producer, all_states=True, with_schema=False)
     if not all_states:
         rows = [r for r in rows if r["id"] is not None]  # a current version exists
     if obj.json:
         _emit_json(rows)
         return
-    from rich.table import Table
-
-    t = Table(title=str(api.store_path(obj.secret_dir)), title_justify="left")
-    for col, justify in (("table", "left"), ("state", "left"), ("producer", "left"), ("rows", "right"), ("cols", "right"),
-                         ("size", "right"), ("transport", "left"), ("age", "right"), ("expires", "left")):
-        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    cells = []
     for r in rows:
-        shape = r["shape"] or ("", "")
+        shape = r["shape"]
         state = r["state"] + (" (expired)" if r["expired"] else "")
         if r["error"]:
             state += f": {r['error']}"
-        t.add_row(r["table_name"], state, r["producer"] or "", f"{shape[0]:,}" if shape[0] != "" else "", str(shape[1]),
-                  _human_bytes(r["bytes"]), (r["transport"] or "").replace("_arrow_ipc_v1", "").replace("_arrow_stream_v1", ""),
-                  _human_age(r["age_sec"]), r["expires_at"] or "")
-    _console().print(t)
+        cells.append([r["table_name"], state, r["producer"] or "", f"{shape[0]:,}" if shape else "",
+                      str(shape[1]) if shape else "", _human_bytes(r["bytes"]), _transport(r["transport"]),
+                      _human_age(r["age_sec"]), r["expires_at"] or ""])
     if not rows:
-        click.echo("no tables", err=True)
+        click.echo(f"no tables in {api.store_path(obj.secret_dir)}", err=True)
+        return
+    _print_table(("table", "state", "producer", "rows", "cols", "size", "transport", "age", "expires"), cells,
+                 right=("rows", "cols", "size", "age"), title=str(api.store_path(obj.secret_dir)) if _is_terminal() else None)
 
 
 @main.command("show")
 @click.argument("name")
-@click.option("--head", "head", default=5, show_default=True, help="Rows to show.")
+@click.option("--head", "head", default=5, show_default=True, type=click.IntRange(min=0), help="Rows to show.")
+@click.option("--max-columns", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Columns listed in the schema and the rows (0: all; --json always lists all).")
 @click.option("--producer", help="The version of this producer.")
+@_common_options
 @click.pass_obj
-def show_cmd(obj: _Ctx, name: str, head: int, producer: Optional[str]) -> None:
+def show_cmd(obj: _Ctx, name: str, head: int, max_columns: int, producer: Optional[str]) -> None:
     """Schema, shape, state and the first rows of a table."""
-    info = api.describe_table(name, secret_dir=obj.secret_dir, producer=producer)
+    api = _api()
+    try:
+        info = api.describe_table(name, secret_dir=obj.secret_dir, producer=producer)
+    except errors.TableNotFoundError as exc:
+        raise _not_found(obj, name, exc) from None
     df = None
     if info["state"] not in ("removed",) and info["id"] and not info["expired"] and head > 0 and info["schema"] is not None:
         df = api.get_dataframe(name, secret_dir=obj.secret_dir, producer=producer, head=head)
@@ -147,37 +353,81 @@ def show_cmd(obj: _Ctx, name: str, head: int, producer: Optional[str]) -> None:
         out["head"] = None if df is None else json.loads(df.to_json(orient="split", date_format="iso", default_handler=str))
         _emit_json(out)
         return
-    con = _console()
-    con.print(f"[bold]{name}[/bold]  state: {info['state']}" + (f" ({info['error']})" if info["error"] else ""))
+    lines = [f"{name}  state: {info['state']}" + (f" ({info['error']})" if info["error"] else "")]
     for key in ("producer", "id", "created_at", "expires_at", "transport", "shape", "bytes", "num_batches", "index_columns"):
         if info.get(key) is not None:
             value = _human_bytes(info[key]) + f" ({info[key]:,})" if key == "bytes" else info[key]
-            con.print(f"  {key:<13} {value}")
+            lines.append(f"  {key:<13} {value}")
     if info.get("age_sec") is not None:
-        con.print(f"  {'age':<13} {_human_age(info['age_sec'])}")
+        lines.append(f"  {'age':<13} {_human_age(info['age_sec'])}")
     if info.get("schema_error"):
-        con.print(f"  [red]payload unreadable:[/red] {info['schema_error']}")
-    if info.get("schema"):
-        from rich.table import Table
-
-        t = Table("column", "arrow type", title="schema", title_justify="left")
-        for f in info["schema"]:
-            t.add_row(f["name"], f["type"])
-        con.print(t)
+        lines.append(f"  payload unreadable: {info['schema_error']}")
+    for line in lines:
+        click.echo(line)
+    schema = info.get("schema") or []
+    if schema:
+        index = set(info.get("index_columns") or [])
+        data_fields = [f for f in schema if f["name"] not in index]
+        shown = schema if not max_columns or len(data_fields) <= max_columns else (
+            [f for f in schema if f["name"] in index] + data_fields[:max_columns])
+        click.echo("")
+        _print_table(("column", "arrow type"), [[f["name"], f["type"]] for f in shown],
+                     title=f"schema: {len(data_fields):,} columns" + (f" and the index ({', '.join(sorted(index))})" if index else ""))
+        if len(shown) < len(schema):
+            _more_columns(name, len(schema) - len(shown), max_columns)
     if df is not None:
-        con.print(df.to_string())
+        click.echo("")
+        wide = bool(max_columns) and df.shape[1] > max_columns
+        click.echo(f"first {len(df):,} rows" + (f", first {max_columns} columns:" if wide else ":"))
+        click.echo((df.iloc[:, :max_columns] if wide else df).to_string())
 
+
+def _more_columns(name: str, more: int, max_columns: int) -> None:
+    click.echo(f"... and {more:,} more columns (adc show {name} --max-columns 0 lists all; --json too)")
+
+
+# ---- get -------------------------------------------------------------------------------
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".feather": "feather", ".arrow": "feather", ".ipc": "feather"}
 
 
-def _format_of(path: Path, fmt: Optional[str]) -> str:
+def _format_of(path: Path, fmt: Optional[str], param: str) -> str:
     if fmt:
         return fmt
     found = _FORMATS.get(path.suffix.lower())
     if found is None:
-        raise click.UsageError(f"cannot tell the format of {path.name!r}: use .parquet, .csv or .feather, or --format")
+        raise click.BadParameter(f"cannot tell the format of {path.name!r}: name it .parquet, .csv or .feather, or pass --format",
+                                 param_hint=param)
     return found
+
+
+def _write_table(table: "pa.Table", output: Path, fmt: str) -> None:
+    """Writes the Arrow table itself (its schema and pandas metadata as sent), so pandas,
+    pyarrow and polars read back the frame that was sent, dtypes included. CSV goes
+    through pandas (text has no types; the index is written unless it is the default
+    0..n-1). Written aside and renamed, so a failed write leaves no partial file."""
+    tmp = output.with_name(f".{output.name}.adc-tmp")
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp)
+        elif fmt == "feather":
+            import pyarrow.feather as feather
+
+            feather.write_feather(table, tmp)
+        else:
+            import pandas as pd
+
+            from .convert import arrow_to_dataframe
+
+            df = arrow_to_dataframe(table)
+            plain = isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1 and df.index.name is None
+            df.to_csv(tmp, index=not plain)
+        os.replace(tmp, output)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 @main.command("get")
@@ -185,22 +435,27 @@ def _format_of(path: Path, fmt: Optional[str]) -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output file: .parquet, .csv or .feather.")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "feather"]), help="Output format (default: from the file name).")
 @click.option("--columns", help="Comma-separated columns to keep.")
-@click.option("--head", type=int, help="Only the first N rows.")
+@click.option("--head", type=click.IntRange(min=0), help="Only the first N rows.")
 @click.option("--rows", help="Row range START:STOP (Python slicing).")
 @click.option("--start", help="Time range start (inclusive) on the DatetimeIndex or --time-column.")
 @click.option("--end", help="Time range end (exclusive).")
 @click.option("--time-column", help="Datetime column for --start/--end.")
 @click.option("--producer", help="The version of this producer.")
 @click.option("--wait", is_flag=True, help="Wait for a first version to appear.")
-@click.option("--timeout", "timeout_sec", type=float, default=30.0, show_default=True, help="Seconds --wait waits.")
+@click.option("--timeout", "timeout_sec", type=TIMEOUT, default=30.0, show_default=True, help="Seconds --wait waits (exit 5 after).")
+@_common_options
 @click.pass_obj
 def get_cmd(obj: _Ctx, name: str, output: Path, fmt: Optional[str], columns: Optional[str], head: Optional[int],
             rows: Optional[str], start: Optional[str], end: Optional[str], time_column: Optional[str],
             producer: Optional[str], wait: bool, timeout_sec: float) -> None:
-    """Write a table (or part of it) to a Parquet, CSV or Feather file."""
-    import pyarrow as pa
-
-    fmt = _format_of(output, fmt)
+    """Write a table (or part of it) to a Parquet, CSV or Feather file that pandas,
+    pyarrow and polars read back as the frame that was sent."""
+    fmt = _format_of(output, fmt, "'-o' / '--output'")
+    parent = output.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise click.BadParameter(f"the directory {str(parent)!r} {what}; create it first (mkdir -p {parent})",
+                                 param_hint="'-o' / '--output'")
     row_range = None
     if rows:
         try:
@@ -208,41 +463,57 @@ def get_cmd(obj: _Ctx, name: str, output: Path, fmt: Optional[str], columns: Opt
             row_range = (int(a) if a.strip() else None, int(b) if b.strip() else None)
         except ValueError:
             raise click.BadParameter(f"{rows!r} is not START:STOP", param_hint="--rows") from None
-    selection = Selection(columns=[c.strip() for c in columns.split(",")] if columns else None, head=head,
-                          rows=row_range, start=start, end=end, time_column=time_column)
+    api = _api()
+    from . import partial
+    from .watching import wait_until
+
+    selection = partial.Selection(columns=[c.strip() for c in columns.split(",")] if columns else None, head=head,
+                                  rows=row_range, start=start, end=end, time_column=time_column)
+
+    def attempt() -> Any:
+        return api.get_arrow(name, secret_dir=obj.secret_dir, producer=producer)
+
     try:
-        df = api.get_dataframe(
-            name, secret_dir=obj.secret_dir, producer=producer, wait=wait, timeout_sec=timeout_sec,
-            selection=selection, dtype_backend="pyarrow" if fmt != "csv" else None,
-        )
-    except errors.TableNotFoundError:
         if wait:
-            click.echo(f"error: no version of {name!r} appeared within {timeout_sec:g} s", err=True)
-            sys.exit(EXIT_TIMEOUT)
-        raise
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        df.to_csv(output)
-    else:
-        table = pa.Table.from_pandas(df, preserve_index=None)
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            pq.write_table(table, output)
+            table = wait_until(attempt, secret_dir=str(api.store_path(obj.secret_dir)), timeout_sec=timeout_sec)
         else:
-            import pyarrow.feather as feather
-
-            feather.write_feather(table, output)
-    result = {"table_name": name, "output": str(output), "format": fmt, "rows": int(df.shape[0]), "columns": int(df.shape[1])}
+            table = attempt()
+    except errors.TableNotFoundError as exc:
+        if wait:
+            raise errors.WaitTimeoutError(
+                f"no version of table {name!r} appeared within the timeout of {timeout_sec:g} s (--timeout)"
+            ) from exc
+        raise _not_found(obj, name, exc) from None
+    table = selection.apply(table)
+    _write_table(table, output, fmt)
+    n_index = len(partial.index_columns(table))
+    result = {"table_name": name, "output": str(output), "format": fmt, "rows": table.num_rows,
+              "columns": table.num_columns - n_index}
     if obj.json:
         _emit_json(result)
     else:
-        click.echo(f"wrote {df.shape[0]:,} rows x {df.shape[1]} columns of {name!r} to {output} ({fmt})")
+        click.echo(f"wrote {result['rows']:,} rows x {result['columns']} columns of {name!r} to {output} ({fmt})")
+
+
+# ---- send ------------------------------------------------------------------------------
 
 
 def _read_input(path: Path, fmt: str, progress: bool) -> Any:
     """Reads a CSV, Parquet or Feather file into a DataFrame, with a progress bar
-    (bytes read) for files larger than 8 MiB."""
+    (bytes read) for files larger than 8 MiB. A file that is not what its name says
+    raises :class:`~.errors.InvalidInputError` (one line, no traceback)."""
+    import pyarrow as pa
+
+    try:
+        return _read_input_unchecked(path, fmt, progress)
+    except (ValueError, OSError, pa.ArrowException) as exc:
+        raise errors.InvalidInputError(
+            f"cannot read {str(path)!r} as {fmt}: {_one_line(str(exc)) or type(exc).__name__}; "
+            f"check the file, or pass --format if it is not {fmt}"
+        ) from exc
+
+
+def _read_input_unchecked(path: Path, fmt: str, progress: bool) -> Any:
     import pandas as pd
     import pyarrow as pa
 
@@ -297,18 +568,21 @@ def _read_input(path: Path, fmt: str, progress: bool) -> Any:
 @click.option("--name", help="Table name (default: the file name without extension).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "feather"]), help="Input format (default: from the file name).")
 @click.option("--transport", type=click.Choice(_core.TRANSPORTS), default="auto", show_default=True)
-@click.option("--ttl", "ttl_sec", type=int, help="Seconds until the version expires (default: settings).")
+@click.option("--max-shm-bytes", type=SIZE, help="Largest size 'auto' sends through shared memory, e.g. 128MiB (default: settings).")
+@click.option("--ttl", "ttl_sec", type=click.IntRange(min=0), help="Seconds until the version expires (default: settings).")
 @click.option("--no-notify", is_flag=True, help="Do not notify a running Allye canvas.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar while reading big files (on stderr).")
+@_common_options
 @click.pass_obj
-def send_cmd(obj: _Ctx, file: Path, name: Optional[str], fmt: Optional[str], transport: str, ttl_sec: Optional[int],
-             no_notify: bool, progress: bool) -> None:
+def send_cmd(obj: _Ctx, file: Path, name: Optional[str], fmt: Optional[str], transport: str, max_shm_bytes: Optional[int],
+             ttl_sec: Optional[int], no_notify: bool, progress: bool) -> None:
     """Send a CSV, Parquet or Feather file as a table."""
-    fmt = _format_of(file, fmt)
-    show = progress and not obj.json
+    fmt = _format_of(file, fmt, "FILE")
+    api = _api()
+    show = progress and not obj.json and sys.stderr.isatty()
     df = _read_input(file, fmt, show)
     kwargs: dict[str, Any] = dict(secret_dir=obj.secret_dir, transport=transport, ttl_sec=ttl_sec,
-                                  notify_canvas=False if no_notify else None)
+                                  max_shm_bytes=max_shm_bytes, notify_canvas=False if no_notify else None)
     if show and len(df) > 1_000_000:
         # Ctrl-C during the conversion cancels the send before anything is written.
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -328,42 +602,81 @@ def send_cmd(obj: _Ctx, file: Path, name: Optional[str], fmt: Optional[str], tra
                    f"({_human_bytes(info['bytes'])})")
 
 
+# ---- rm, gc ----------------------------------------------------------------------------
+
+
 @main.command("rm")
 @click.argument("names", nargs=-1, required=True)
+@_common_options
 @click.pass_obj
 def rm_cmd(obj: _Ctx, names: tuple[str, ...]) -> None:
-    """Remove tables: mark them removed and delete their payloads in this store."""
-    reports = [api.remove_table(n, secret_dir=obj.secret_dir) for n in names]
+    """Remove tables: mark them removed and delete their payloads in this store. Goes on
+    past a name that does not exist (exit 3 at the end if one did not)."""
+    api = _api()
+    reports: list[dict[str, Any]] = []
+    missing = 0
+    for n in names:
+        try:
+            r = api.remove_table(n, secret_dir=obj.secret_dir)
+        except errors.TableNotFoundError as exc:
+            missing += 1
+            err = _not_found(obj, n, exc)
+            reports.append({"table_name": n, "error": str(err)})
+            click.echo(f"error: {_one_line(str(err))}", err=True)
+            continue
+        reports.append(r)
+        if not obj.json:
+            click.echo(f"removed {r['table_name']!r} ({len(r['deleted'])} payloads deleted)")
     if obj.json:
         _emit_json(reports)
-    else:
-        for r in reports:
-            click.echo(f"removed {r['table_name']!r} ({len(r['deleted'])} payloads deleted)")
+    if missing:
+        sys.exit(EXIT_NOT_FOUND)
 
 
 @main.command("gc")
-@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@click.option("--delete", "delete", is_flag=True, help="Delete what would be freed (without it, gc only reports, as gc() does).")
+@click.option("--dry-run", "dry_run", is_flag=True, help="Only report what would be deleted (the default).")
+@click.option("--keep-versions", default=1, show_default=True, type=click.IntRange(min=1), help="Versions kept per table and producer.")
+@_common_options
 @click.pass_obj
-def gc_cmd(obj: _Ctx, dry_run: bool) -> None:
-    """Remove expired payloads of this store."""
-    actions = api.gc(secret_dir=obj.secret_dir, dry_run=dry_run)
+def gc_cmd(obj: _Ctx, delete: bool, dry_run: bool, keep_versions: int) -> None:
+    """Report, or with --delete free, what no reader can be served any more in this
+    store: expired versions, superseded versions (all but the latest --keep-versions),
+    shared memory sent to be read once and read, and what failed or dead senders left.
+
+    Like gc() in Python, it only reports unless told to delete (gc(dry_run=False),
+    `adc gc --delete`)."""
+    if delete and dry_run:
+        raise click.UsageError("--delete and --dry-run contradict each other; pass one")
+    api = _api()
+    actions = api.gc(secret_dir=obj.secret_dir, dry_run=not delete, keep_versions=keep_versions)
     if obj.json:
         _emit_json(actions)
         return
-    verb = "would delete" if dry_run else "deleted"
+    verb = "deleted" if delete else "would delete"
     for a in actions:
-        click.echo(f"{verb if a['action'] == 'delete' else 'skipped'} {a['table_name']!r} {a['transport']} {a['locator']} ({a['reason']})")
-    click.echo(f"{sum(a['action'] == 'delete' for a in actions)} payloads {verb}")
+        what = {"delete": verb, "skip": "skipped", "record": "recorded a failed send of"}.get(a["action"], a["action"])
+        click.echo(f"{what} {a['table_name']!r} {_transport(a['transport'])} {a['locator']} ({a['reason']})")
+    n = sum(a["action"] == "delete" for a in actions)
+    if delete:
+        click.echo(f"{n} payloads deleted")
+    else:
+        click.echo(f"{n} payloads would be deleted" + ("; run `adc gc --delete` to delete them" if n else ""))
+
+
+# ---- watch, config, demo ---------------------------------------------------------------
 
 
 @main.command("watch")
 @click.argument("name", required=False)
-@click.option("--timeout", "timeout_sec", type=float, help="Stop after this many seconds without a new version (exit 5).")
-@click.option("--count", type=int, help="Stop after this many versions (exit 0).")
+@click.option("--timeout", "timeout_sec", type=TIMEOUT, help="Stop after this many seconds without a new version (exit 5).")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many versions (exit 0).")
 @click.option("--errors", "include_errors", is_flag=True, help="Also report failed sends and removals.")
+@_common_options
 @click.pass_obj
 def watch_cmd(obj: _Ctx, name: Optional[str], timeout_sec: Optional[float], count: Optional[int], include_errors: bool) -> None:
     """Print each new version of NAME (or of any table) as it lands; one JSON line each with --json."""
+    api = _api()
     seen = 0
     versions = api.watch(name, secret_dir=obj.secret_dir, timeout_sec=timeout_sec, include_errors=include_errors)
     click.echo(f"watching {name or 'all tables'} in {api.store_path(obj.secret_dir)} (Ctrl-C to stop)", err=True)
@@ -379,23 +692,40 @@ def watch_cmd(obj: _Ctx, name: Optional[str], timeout_sec: Optional[float], coun
         if count is not None and seen >= count:
             return
     if timeout_sec is not None:
-        sys.exit(EXIT_TIMEOUT)
+        raise errors.WaitTimeoutError(
+            f"no new version of {name or 'any table'} within the timeout of {timeout_sec:g} s (--timeout)"
+            + (f"; saw {seen}" if seen else "")
+        )
+
+
+#: Settings that are sizes in bytes: `--set` takes units for them (128MiB, 1GB).
+_SIZE_SETTINGS = ("max_shm_bytes",)
 
 
 @main.command("config")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Save a setting to the store's settings.yaml.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Save a setting to the store's settings.yaml (sizes take units: max_shm_bytes=128MiB).")
+@_common_options
 @click.pass_obj
 def config_cmd(obj: _Ctx, assignments: tuple[str, ...]) -> None:
     """Show the effective settings and where each value comes from (--set saves one)."""
-    store = api.store_path(obj.secret_dir)
+    from . import settings as _settings
+
+    store = _api().store_path(obj.secret_dir)
     if assignments:
-        current = _settings.Settings.from_yaml(_settings.settings_file(store)) if _settings.settings_file(store).exists() else _settings.Settings()
-        known = {f for f in _settings.ENV}
+        file = _settings.settings_file(store)
+        current = _settings.Settings.from_yaml(file) if file.exists() else _settings.Settings()
+        known = set(_settings.ENV)
         for a in assignments:
             key, sep, value = a.partition("=")
             key = key.strip()
             if not sep or key not in known:
                 raise click.BadParameter(f"{a!r}: use KEY=VALUE with KEY one of {', '.join(sorted(known))}", param_hint="--set")
+            if key in _SIZE_SETTINGS and value.strip().lower() not in ("", "none", "null"):
+                try:
+                    value = str(parse_size(value))
+                except click.BadParameter as exc:
+                    raise click.BadParameter(f"{key}: {exc.message}", param_hint="--set") from None
             setattr(current, key, _settings.parse_setting(key, value, "--set"))
         _settings.save(current, store)
     resolved = _settings.load(store)
@@ -403,21 +733,23 @@ def config_cmd(obj: _Ctx, assignments: tuple[str, ...]) -> None:
     if obj.json:
         _emit_json({"store": str(store), "file": str(resolved.file), "settings": rows})
         return
-    from rich.table import Table
-
-    t = Table("setting", "value", "from", "environment variable", title=f"store {store}  (file {resolved.file})", title_justify="left")
-    for r in rows:
-        t.add_row(r["name"], repr(r["value"]), r["source"], r["env"])
-    _console().print(t)
+    click.echo(f"store {store}  (file {resolved.file})")
+    _print_table(("setting", "value", "from", "environment variable"),
+                 [[r["name"], repr(r["value"]), r["source"], r["env"]] for r in rows])
 
 
-@main.command("demo", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def demo_cmd(args: tuple[str, ...]) -> None:
-    """The README's main job: send and read back real frames through both transports."""
-    from .demo import main as demo_main
+@main.command("demo")
+@click.option("--secret-dir", "demo_dir", type=click.Path(file_okay=False),
+              help="Store to run in (default: the global --secret-dir or $ALLYE_SECRET_DIR, else a temporary one).")
+@click.option("--keep", is_flag=True, help="Leave the demo's tables in the store (to try adc ls / show / get on them).")
+@click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(min=1), help="Rows of the big frame.")
+@click.pass_obj
+def demo_cmd(obj: _Ctx, demo_dir: Optional[str], keep: bool, rows: int) -> None:
+    """The README's main job: send real frames from this process, read them in another
+    one, prove no copy was made, and clean up."""
+    from .demo import run
 
-    sys.exit(demo_main(list(args)))
+    sys.exit(run(secret_dir=demo_dir or obj.secret_dir, keep=keep, rows=rows))
 
 
 if __name__ == "__main__":  # pragma: no cover
