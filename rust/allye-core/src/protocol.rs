@@ -160,33 +160,20 @@ wire_enum! {
     }
 }
 
-/// What a table's state is, as the Receiver lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum TableStateKind {
-    /// The last line is `writing`.
-    Writing,
-    /// The last line is `ready`.
-    Ready,
-    /// The last line is `error` (a failed send).
-    Error,
-    /// The last line is a removal.
-    Removed,
-    /// The last line has a status this version does not know.
-    Unknown,
-}
-
-impl TableStateKind {
-    /// The spelling the bindings and the CLI show.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TableStateKind::Writing => "writing",
-            TableStateKind::Ready => "ready",
-            TableStateKind::Error => "error",
-            TableStateKind::Removed => "removed",
-            TableStateKind::Unknown => "unknown",
-        }
+wire_enum! {
+    /// What a table's state is, as the Receiver lists it: the status of its last line
+    /// (a status this version does not know is kept as written), or `removed`.
+    TableStateKind {
+        /// The last line is `writing`.
+        Writing = "writing",
+        /// The last line is `ready`.
+        Ready = "ready",
+        /// The last line is `error` (a failed send).
+        Error = "error",
+        /// The last line is a removal.
+        Removed = "removed",
+        /// The table has no line (never listed; kept for completeness).
+        Unknown = "unknown",
     }
 }
 

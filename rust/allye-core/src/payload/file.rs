@@ -99,11 +99,13 @@ pub fn decode_file(buffer: &Buffer) -> Result<Decoded, String> {
         };
         for block in footer.dictionaries().iter().flatten() {
             let data = block_buf(block.offset(), block.metaDataLength(), block.bodyLength())?;
+            check_declared_sizes(&data, block.metaDataLength() as usize)?;
             decoder.read_dictionary(block, &data).map_err(|e| e.to_string())?;
         }
         let mut batches = Vec::new();
         for block in footer.recordBatches().iter().flatten() {
             let data = block_buf(block.offset(), block.metaDataLength(), block.bodyLength())?;
+            check_declared_sizes(&data, block.metaDataLength() as usize)?;
             if let Some(batch) = decoder.read_record_batch(block, &data).map_err(|e| e.to_string())? {
                 batches.push(batch);
             }
@@ -112,6 +114,47 @@ pub fn decode_file(buffer: &Buffer) -> Result<Decoded, String> {
     })
 }
 
+
+/// Largest ratio of a compressed buffer's declared size to its stored size that is taken
+/// at its word. LZ4 frames reach about 255:1 and zstd about 32768:1 (run-length blocks);
+/// a larger claim is a corrupt length prefix.
+const MAX_DECLARED_RATIO: u128 = 1 << 16;
+
+/// Refuses a block of a compressed file whose buffers declare an uncompressed size no
+/// codec could have produced. arrow-ipc allocates the declared size before
+/// decompressing, and an absurd one aborts the process instead of failing.
+fn check_declared_sizes(block: &Buffer, meta_len: usize) -> Result<(), String> {
+    let Some(meta) = block.get(..meta_len) else { return Ok(()) }; // the decoder reports it
+    // Metadata: [0xFFFFFFFF continuation] i32 length, then the flatbuffer.
+    let start = if meta.starts_with(&[0xff; 4]) { 8 } else { 4 };
+    let Some(flatbuffer) = meta.get(start..) else { return Ok(()) };
+    let Ok(message) = arrow_ipc::root_as_message(flatbuffer) else { return Ok(()) };
+    let batch = match message.header_as_record_batch() {
+        Some(b) => b,
+        None => match message.header_as_dictionary_batch().and_then(|d| d.data()) {
+            Some(b) => b,
+            None => return Ok(()),
+        },
+    };
+    if batch.compression().is_none() {
+        return Ok(());
+    }
+    let body = &block[meta_len..];
+    for b in batch.buffers().iter().flatten() {
+        let (Ok(offset), Ok(len)) = (usize::try_from(b.offset()), usize::try_from(b.length())) else { continue };
+        if len < 8 {
+            continue; // no length prefix: an absent buffer
+        }
+        let Some(prefix) = offset.checked_add(8).and_then(|end| body.get(offset..end)) else { continue };
+        let declared = i64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+        if declared > 0 && declared as u128 > len as u128 * MAX_DECLARED_RATIO {
+            return Err(format!(
+                "a compressed buffer of {len} bytes declares {declared} bytes uncompressed; the length prefix is corrupt"
+            ));
+        }
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
@@ -147,5 +190,28 @@ mod tests {
         let d = decode_file(&buf).unwrap();
         let values = d.batches[0].column(1).to_data().buffers()[0].as_ptr() as usize;
         assert!(range.contains(&values), "int64 values should point into the mapping");
+    }
+
+    #[test]
+    fn a_corrupt_uncompressed_length_is_an_error_not_an_abort() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (schema, batch) = sample(2000);
+        let path = tmp.path().join("z.arrow");
+        write_file(&path, &schema, std::slice::from_ref(&batch), 0, Compression::Zstd, false).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        let good = decode_file(&Buffer::from_vec(bytes.clone())).unwrap();
+        assert_eq!(concat(&good), batch);
+        // The first body buffer's 8-byte length prefix follows the first block's metadata.
+        let footer = {
+            let len = bytes.len();
+            let footer_len = read_footer_length(bytes[len - 10..].try_into().unwrap()).unwrap();
+            let footer = root_as_footer(&bytes[len - 10 - footer_len..len - 10]).unwrap();
+            let block = footer.recordBatches().unwrap().get(0);
+            (block.offset() as usize, block.metaDataLength() as usize)
+        };
+        let at = footer.0 + footer.1;
+        bytes[at..at + 8].copy_from_slice(&(70_000_000_000_000i64).to_le_bytes());
+        let err = decode_file(&Buffer::from_vec(bytes)).unwrap_err();
+        assert!(err.contains("length prefix is corrupt"), "{err}");
     }
 }

@@ -80,7 +80,7 @@ fn kind(status: &Status) -> TableStateKind {
         Status::Writing => TableStateKind::Writing,
         Status::Ready => TableStateKind::Ready,
         Status::Error => TableStateKind::Error,
-        _ => TableStateKind::Unknown,
+        other => TableStateKind::Other(other.as_str().to_string()),
     }
 }
 
@@ -120,4 +120,16 @@ pub fn list(store: &Store, producer: Option<&str>) -> Result<Vec<Event>> {
         .filter(|t| !is_removed(t))
         .filter_map(|t| t.ready_for(producer).cloned())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_foreign_status_is_listed_as_written() {
+        assert_eq!(kind(&Status::from_wire("paused")).as_str(), "paused");
+        assert_eq!(serde_json::to_string(&kind(&Status::from_wire("paused"))).unwrap(), "\"paused\"");
+        assert_eq!(kind(&Status::Ready), TableStateKind::Ready);
+    }
 }
