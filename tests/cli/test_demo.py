@@ -13,7 +13,7 @@ from pathlib import Path
 
 import allye_data_connector as adc
 from allye_data_connector import demo
-from storetools import unlink_segments
+from tests.helpers import unlink_segments
 
 SEGMENT = re.compile(r"/dev/shm/(adc_[0-9a-f]{24})")
 
