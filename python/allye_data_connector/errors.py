@@ -96,3 +96,26 @@ class CancelledError(AllyeError):
 
 
 __all__.append("CancelledError")
+
+
+class ArrayError(AllyeError):
+    """A shared array (:class:`~allye_data_connector.SharedArray`) cannot be used as asked."""
+
+
+class ArrayExistsError(ArrayError, FileExistsError):
+    """A shared array of this name already exists (create without ``exist_ok=True``)."""
+
+
+class ArrayNotFoundError(ArrayError, FileNotFoundError):
+    """No shared array of this name exists in the store (never created, destroyed, or freed by gc)."""
+
+
+class ArrayLayoutError(ArrayError, ValueError):
+    """The segment is not a shared array of the expected layout, shape or dtype."""
+
+
+class ArrayClosedError(ArrayError, RuntimeError):
+    """The shared array was closed (or destroyed) in this process; open it again."""
+
+
+__all__ += ["ArrayError", "ArrayExistsError", "ArrayNotFoundError", "ArrayLayoutError", "ArrayClosedError"]

@@ -28,6 +28,10 @@ fn error_class(e: &Error) -> &'static str {
         e @ Error::Io { .. } if e.is_no_space() => "StorageFullError",
         Error::Io { .. } => "StoreIOError",
         Error::Arrow(_) => "ArrowDataError",
+        Error::ArrayExists { .. } => "ArrayExistsError",
+        Error::ArrayNotFound { .. } => "ArrayNotFoundError",
+        Error::ArrayLayout { .. } => "ArrayLayoutError",
+        Error::ArrayClosed { .. } => "ArrayClosedError",
     }
 }
 
