@@ -13,6 +13,8 @@
 //! # Ok::<(), allye_core::Error>(())
 //! ```
 
+#[cfg(target_os = "linux")]
+pub mod arrays;
 pub mod connector;
 pub mod error;
 pub mod gc;
@@ -26,6 +28,8 @@ pub mod tables;
 pub mod time;
 pub mod watch;
 
+#[cfg(target_os = "linux")]
+pub use arrays::{ArrayInfo, SharedArray};
 pub use connector::{SendOptions, TransportChoice};
 pub use gc::{CompactReport, GcAction, GcOptions};
 pub use error::{Error, Result};
