@@ -18,6 +18,8 @@ from .api import (
     watch,
 )
 from .errors import AllyeError, TableNotFoundError
+from .shared_array import SharedArray
+from .yaml_config import YamlConfig
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -35,5 +37,7 @@ __all__ = [
     "errors",
     "AllyeError",
     "TableNotFoundError",
+    "SharedArray",
+    "YamlConfig",
     "__version__",
 ]

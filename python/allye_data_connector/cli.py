@@ -102,9 +102,13 @@ def main(ctx: click.Context, secret_dir: Optional[str], as_json: bool, debug: bo
 @main.command("ls")
 @click.option("--all", "-a", "all_states", is_flag=True, help="Also tables whose latest state is writing, error or removed.")
 @click.option("--producer", help="Only this producer's tables (python, allye, ...).")
+@click.option("--arrays", "arrays", is_flag=True, help="List shared arrays instead: shape, dtype, creator and openers.")
 @click.pass_obj
-def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str]) -> None:
-    """List tables with their state, shape, size and age."""
+def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str], arrays: bool) -> None:
+    """List tables with their state, shape, size and age (--arrays: shared arrays)."""
+    if arrays:
+        _ls_arrays(obj)
+        return
     rows = api.list_tables(secret_dir=obj.secret_dir, producer=producer, all_states=True, with_schema=False)
     if not all_states:
         rows = [r for r in rows if r["id"] is not None]  # a current version exists
@@ -128,6 +132,28 @@ def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str]) -> None:
     _console().print(t)
     if not rows:
         click.echo("no tables", err=True)
+
+
+def _ls_arrays(obj: _Ctx) -> None:
+    from .shared_array import list_arrays
+
+    rows = list_arrays(secret_dir=obj.secret_dir)
+    if obj.json:
+        _emit_json(rows)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{api.store_path(obj.secret_dir)} (shared arrays)", title_justify="left")
+    for col, justify in (("array", "left"), ("state", "left"), ("dtype", "left"), ("shape", "left"), ("size", "right"),
+                         ("creator", "left"), ("openers", "left"), ("segment", "left")):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        creator = "" if r["creator_pid"] is None else f"{r['creator_pid']}" + ("" if r["creator_alive"] is not False else " (dead)")
+        t.add_row(r["name"], r["state"], r["dtype"], str(tuple(r["shape"])), _human_bytes(r["nbytes"]), creator,
+                  ", ".join(str(p) for p in r["openers"]), r["segment"])
+    _console().print(t)
+    if not rows:
+        click.echo("no shared arrays", err=True)
 
 
 @main.command("show")

@@ -5,6 +5,8 @@
 //! text (one manifest line each), and each core error becomes the matching class of
 //! `allye_data_connector.errors`. The GIL is released for all I/O.
 
+mod arrays;
+
 use std::path::PathBuf;
 
 use allye_core::{connector, Compression, Error, SendOptions, Store, TransportChoice};
@@ -289,5 +291,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(remove_table, m)?)?;
     m.add_class::<ManifestWatcher>()?;
     m.add_class::<ManifestTail>()?;
+    arrays::register(m)?;
     Ok(())
 }
