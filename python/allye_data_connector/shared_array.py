@@ -20,7 +20,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
-from .errors import ArrayClosedError, InvalidArgumentError
+from .errors import ArrayClosedError, ArrayError, InvalidArgumentError
 
 __all__ = ["SharedArray", "HolderDiedWarning", "list_arrays"]
 
@@ -47,6 +47,13 @@ def _shape(shape: Any) -> tuple[int, ...]:
     if any(d < 0 for d in out):
         raise InvalidArgumentError(f"shape {out} has a negative dimension")
     return out
+
+
+def _handles() -> Any:
+    cls = getattr(_core, "SharedArrayHandle", None)
+    if cls is None:
+        raise ArrayError("shared arrays need Linux (robust process-shared mutexes); not available on this platform")
+    return cls
 
 
 def _reopen(name: str, store: str) -> "SharedArray":
@@ -104,7 +111,7 @@ class SharedArray:
             if value.ndim != 0:
                 raise InvalidArgumentError(f"fill must be one value, got an array of shape {value.shape}")
             fill_bytes = value.tobytes()
-        handle, reclaimed = _core.SharedArrayHandle.create(
+        handle, reclaimed = _handles().create(
             name, _shape(shape), dt.str, secret_dir=_dir(secret_dir), exist_ok=bool(exist_ok), fill=fill_bytes
         )
         return cls(handle, reclaimed)
@@ -117,7 +124,7 @@ class SharedArray:
         content is in place before any other process can open it). ``exist_ok`` as in
         :meth:`create`; a reused array gets ``data``'s content."""
         src = np.ascontiguousarray(data)
-        handle, reclaimed = _core.SharedArrayHandle.create(
+        handle, reclaimed = _handles().create(
             name, src.shape, src.dtype.str, secret_dir=_dir(secret_dir), exist_ok=bool(exist_ok), data=src.tobytes()
         )
         return cls(handle, reclaimed)
@@ -125,7 +132,7 @@ class SharedArray:
     @classmethod
     def open(cls, name: str, *, secret_dir: Optional[PathLike] = None) -> "SharedArray":
         """Opens an existing array; ``ArrayNotFoundError`` (a ``FileNotFoundError``) if none."""
-        return cls(_core.SharedArrayHandle.open(name, secret_dir=_dir(secret_dir)))
+        return cls(_handles().open(name, secret_dir=_dir(secret_dir)))
 
     # ---- description ----------------------------------------------------------------
 
