@@ -15,6 +15,7 @@ import logging
 import operator
 import os
 import warnings
+import weakref
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -74,7 +75,7 @@ class SharedArray:
     Use as a context manager to close it on exit.
     """
 
-    __slots__ = ("_h", "_view", "_flat", "_scalar", "holder_died", "reclaimed", "__weakref__")
+    __slots__ = ("_h", "_view", "_flat", "_scalar", "_ctx", "holder_died", "reclaimed", "__weakref__")
 
     def __init__(self, handle: Any, reclaimed: bool = False) -> None:
         self._h = handle
@@ -82,6 +83,7 @@ class SharedArray:
         # One element of a 1-D array by int index: one native call (lock, access, unlock).
         self._flat = self._view.ndim == 1
         self._scalar = self._view.dtype.type
+        self._ctx = _Locked(self, None)  # one serves every `with arr.locked()` (it holds no state)
         #: True once this handle took the lock over from a holder that died holding it.
         self.holder_died = False
         #: True when ``create(exist_ok=True)`` reused an existing array.
@@ -224,7 +226,7 @@ class SharedArray:
         """``with arr.locked() as a:`` holds the cross-process lock around the block and
         gives the writable view. With ``timeout``, raises ``TimeoutError`` when the lock
         stays busy that long."""
-        return _Locked(self, timeout)
+        return self._ctx if timeout is None else _Locked(self, timeout)
 
     # ---- one locked access ----------------------------------------------------------
 
@@ -304,17 +306,29 @@ class _Locked:
     __slots__ = ("_arr", "_timeout")
 
     def __init__(self, arr: SharedArray, timeout: Optional[float]) -> None:
-        self._arr = arr
+        # A weak reference: the array keeps one of these, and a cycle would delay the
+        # handle's release (and its opener slot) until the cyclic garbage collector runs.
+        self._arr = weakref.ref(arr)
         self._timeout = timeout
 
     def __enter__(self) -> np.ndarray:
-        arr = self._arr
-        if not arr.acquire(self._timeout):
+        arr = self._arr()
+        if arr is None:
+            raise ArrayClosedError("the shared array of this locked() block is gone")
+        view = arr._view
+        if view is None:
+            raise arr._closed_error()
+        if self._timeout is None:
+            if arr._h.lock():
+                arr._took_over()
+        elif not arr.acquire(self._timeout):
             raise TimeoutError(f"shared array {arr.name!r}: its lock stayed busy for {self._timeout} s")
-        return arr.array
+        return view
 
     def __exit__(self, *exc: Any) -> None:
-        self._arr.release()
+        arr = self._arr()
+        if arr is not None:
+            arr._h.unlock()
 
 
 def list_arrays(*, secret_dir: Optional[PathLike] = None) -> list[dict[str, Any]]:

@@ -334,3 +334,14 @@ def test_a_rust_program_opens_an_array_python_created(astore):
     assert a.read(0) == 42
     out = subprocess.run([str(exe), "--secret-dir", str(astore), "missing"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "no shared array" in out.stderr
+
+
+def test_dropping_a_handle_unregisters_at_once(astore):
+    a = SharedArray.create("drop", 1, np.int8, secret_dir=astore)
+    b = SharedArray.open("drop", secret_dir=astore)
+    with b.locked() as v:
+        v[0] = 1
+    assert len(list_arrays(secret_dir=astore)[0]["openers"]) == 2
+    del b, v  # the view held the mapping; no reference cycle keeps either until gc runs
+    assert list_arrays(secret_dir=astore)[0]["openers"] == [os.getpid()]
+    assert a.read(0) == 1
