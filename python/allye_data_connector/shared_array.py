@@ -11,10 +11,8 @@ arrays. Linux only (the lock is a robust process-shared pthread mutex).
 
 from __future__ import annotations
 
-import logging
 import operator
 import os
-import warnings
 import weakref
 from typing import Any, Optional, Union
 
@@ -24,8 +22,6 @@ from . import _core
 from .errors import ArrayClosedError, ArrayError, InvalidArgumentError
 
 __all__ = ["SharedArray", "HolderDiedWarning", "list_arrays"]
-
-logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -75,17 +71,12 @@ class SharedArray:
     Use as a context manager to close it on exit.
     """
 
-    __slots__ = ("_h", "_view", "_flat", "_scalar", "_ctx", "holder_died", "reclaimed", "__weakref__")
+    __slots__ = ("_h", "_view", "_ctx", "reclaimed", "__weakref__")
 
     def __init__(self, handle: Any, reclaimed: bool = False) -> None:
         self._h = handle
         self._view: Optional[np.ndarray] = np.asarray(handle)
-        # One element of a 1-D array by int index: one native call (lock, access, unlock).
-        self._flat = self._view.ndim == 1
-        self._scalar = self._view.dtype.type
         self._ctx = _Locked(self, None)  # one serves every `with arr.locked()` (it holds no state)
-        #: True once this handle took the lock over from a holder that died holding it.
-        self.holder_died = False
         #: True when ``create(exist_ok=True)`` reused an existing array.
         self.reclaimed = reclaimed
 
@@ -174,6 +165,11 @@ class SharedArray:
         return self._h.destroyed  # type: ignore[no-any-return]
 
     @property
+    def holder_died(self) -> bool:
+        """True once this handle took the lock over from a holder that died holding it."""
+        return self._h.holder_died  # type: ignore[no-any-return]
+
+    @property
     def lock_recoveries(self) -> int:
         """Times the array's lock was taken over from a dead holder, over its life."""
         return self._h.lock_recoveries  # type: ignore[no-any-return]
@@ -196,27 +192,15 @@ class SharedArray:
     def _closed_error(self) -> ArrayClosedError:
         return ArrayClosedError(f"shared array {self.name!r} is closed in this process; open it again (SharedArray.open)")
 
-    def _took_over(self) -> None:
-        self.holder_died = True
-        msg = f"shared array {self.name!r}: the previous lock holder died holding it; the data it guarded may be half-written"
-        logger.warning(msg)
-        warnings.warn(msg, HolderDiedWarning, stacklevel=3)
-
     def acquire(self, timeout: Optional[float] = None) -> bool:
         """Takes the lock (blocking; at most ``timeout`` seconds when given). Returns False
         only when the timeout ran out. Pair with :meth:`release` in the same thread."""
         if self._view is None:
             raise self._closed_error()
         if timeout is None:
-            if self._h.lock():
-                self._took_over()
+            self._h.lock()
             return True
-        got = self._h.lock_timeout(float(timeout))
-        if got is None:
-            return False
-        if got:
-            self._took_over()
-        return True
+        return self._h.lock_timeout(float(timeout))  # type: ignore[no-any-return]
 
     def release(self) -> None:
         """Releases the lock this thread holds."""
@@ -236,45 +220,14 @@ class SharedArray:
         view = self._view
         if view is None:
             raise self._closed_error()
-        if type(index) is int and self._flat:
-            value, died = self._h.read_item(index, lock)
-            if died:
-                self._took_over()
-            if value is not None:
-                return self._scalar(value)
-        if not lock:
-            value = view[index]
-            return value.copy() if isinstance(value, np.ndarray) else value
-        h = self._h
-        if h.lock():
-            self._took_over()
-        try:
-            value = view[index]
-            return value.copy() if isinstance(value, np.ndarray) else value
-        finally:
-            h.unlock()
+        return self._h.read(view, index, lock)
 
     def write(self, index: Any, value: Any, *, lock: bool = True) -> None:
         """Sets the element(s) at ``index`` (any NumPy index) to ``value`` under the lock."""
         view = self._view
         if view is None:
             raise self._closed_error()
-        if type(index) is int and self._flat:
-            done, died = self._h.write_item(index, value, lock)
-            if died:
-                self._took_over()
-            if done:
-                return
-        if not lock:
-            view[index] = value
-            return
-        h = self._h
-        if h.lock():
-            self._took_over()
-        try:
-            view[index] = value
-        finally:
-            h.unlock()
+        self._h.write(view, index, value, lock)
 
     # ---- lifetime -----------------------------------------------------------------------
 
@@ -319,8 +272,7 @@ class _Locked:
         if view is None:
             raise arr._closed_error()
         if self._timeout is None:
-            if arr._h.lock():
-                arr._took_over()
+            arr._h.lock()
         elif not arr.acquire(self._timeout):
             raise TimeoutError(f"shared array {arr.name!r}: its lock stayed busy for {self._timeout} s")
         return view

@@ -115,7 +115,7 @@ def _child(sma: SharedMemoryArray, n: int) -> None:
         sma.read_data(0)  # unpickled instances start disconnected, as in ataraxis
     sma.connect()
     for _ in range(n):
-        with sma._connected().locked() as v:
+        with sma._arr.locked() as v:
             v[0] += 1
     sma.write_data(1, 1)
     sma.disconnect()

@@ -96,11 +96,8 @@ class SharedMemoryArray:
     def is_connected(self) -> bool:
         return self._arr is not None
 
-    def _connected(self) -> SharedArray:
-        arr = self._arr
-        if arr is None:
-            raise ArrayClosedError(f"SharedMemoryArray {self._name!r} is not connected; call connect() first")
-        return arr
+    def _disconnected(self) -> ArrayClosedError:
+        return ArrayClosedError(f"SharedMemoryArray {self._name!r} is not connected; call connect() first")
 
     def _range(self, index: Any) -> slice:
         if not isinstance(index, tuple) or len(index) not in (1, 2) or not all(type(i) is int for i in index):
@@ -121,7 +118,9 @@ class SharedMemoryArray:
     def read_data(self, index: Index, convert_output: bool = False, with_lock: bool = True) -> Any:
         """The value at ``index`` as a NumPy scalar or array (a copy), or as Python
         values (``int``, ``float``, lists) with ``convert_output=True``."""
-        arr = self._connected()
+        arr = self._arr
+        if arr is None:
+            raise self._disconnected()
         value = arr.read(index if type(index) is int else self._range(index), lock=with_lock)
         if convert_output:
             return value.tolist() if isinstance(value, np.ndarray) else value.item()
@@ -129,7 +128,9 @@ class SharedMemoryArray:
 
     def write_data(self, index: Index, data: Any, with_lock: bool = True) -> None:
         """Writes ``data`` at ``index``, converted to the array's dtype."""
-        arr = self._connected()
+        arr = self._arr
+        if arr is None:
+            raise self._disconnected()
         arr.write(index if type(index) is int else self._range(index), data, lock=with_lock)
 
     def __getstate__(self) -> tuple[str, tuple[int, ...], str, Optional[str]]:

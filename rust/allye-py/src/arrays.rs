@@ -24,10 +24,12 @@ pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[cfg(target_os = "linux")]
 mod imp {
     use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use allye_core::arrays::{self, Acquired, Init, SharedArray};
     use allye_core::Error;
     use pyo3::prelude::*;
+    use pyo3::sync::PyOnceLock;
     use pyo3::types::{PyDict, PyList, PyTuple};
 
     use crate::{store, IntoPy};
@@ -37,82 +39,14 @@ mod imp {
     #[pyclass(frozen, module = "allye_data_connector._core")]
     pub struct SharedArrayHandle {
         inner: SharedArray,
-        kind: Kind,
-        len: usize,
-    }
-
-    /// Element kinds with a direct Python conversion (the one-element fast path).
-    #[derive(Clone, Copy)]
-    enum Kind {
-        B1,
-        I1,
-        I2,
-        I4,
-        I8,
-        U1,
-        U2,
-        U4,
-        U8,
-        F4,
-        F8,
-        /// float16 and complex: NumPy converts them.
-        Other,
-    }
-
-    impl Kind {
-        fn of(typestr: &str) -> Kind {
-            match typestr {
-                "|b1" => Kind::B1,
-                "|i1" => Kind::I1,
-                "<i2" => Kind::I2,
-                "<i4" => Kind::I4,
-                "<i8" => Kind::I8,
-                "|u1" => Kind::U1,
-                "<u2" => Kind::U2,
-                "<u4" => Kind::U4,
-                "<u8" => Kind::U8,
-                "<f4" => Kind::F4,
-                "<f8" => Kind::F8,
-                _ => Kind::Other,
-            }
-        }
+        /// Set once this handle took the lock over from a holder that died holding it.
+        holder_died: AtomicBool,
     }
 
     impl SharedArrayHandle {
         fn new(inner: SharedArray) -> Self {
-            let kind = Kind::of(inner.typestr());
-            let len = inner.shape().iter().product();
-            SharedArrayHandle { inner, kind, len }
+            SharedArrayHandle { inner, holder_died: AtomicBool::new(false) }
         }
-
-        /// Flat element index of a possibly negative `index`, or IndexError.
-        fn element(&self, index: isize) -> PyResult<usize> {
-            let n = self.len as isize;
-            let i = if index < 0 { index + n } else { index };
-            if i < 0 || i >= n {
-                return Err(pyo3::exceptions::PyIndexError::new_err(format!(
-                    "index {index} is out of bounds for shared array {:?} of {n} elements",
-                    self.inner.name()
-                )));
-            }
-            Ok(i as usize)
-        }
-
-        /// Runs `f` under the lock (taken without the GIL when contended); `Ok(died)`.
-        fn with_lock<T>(&self, py: Python<'_>, lock: bool, f: impl FnOnce() -> T) -> PyResult<(T, bool)> {
-            if !lock {
-                return Ok((f(), false));
-            }
-            let a = &self.inner;
-            let got = match a.try_lock().py()? {
-                Some(got) => got,
-                None => py.detach(|| a.lock()).py()?,
-            };
-            let out = f();
-            a.unlock().py()?;
-            Ok((out, got == Acquired::OwnerDied))
-        }
-
 
         fn open_inner(&self) -> PyResult<&SharedArray> {
             if self.inner.is_open() {
@@ -120,6 +54,33 @@ mod imp {
             } else {
                 Err(crate::to_pyerr(Error::ArrayClosed { name: self.inner.name().into() }))
             }
+        }
+
+        /// Takes the lock: at once when free, else waiting without the GIL. True when the
+        /// previous holder died holding it.
+        fn acquire(&self, py: Python<'_>, a: &SharedArray) -> PyResult<bool> {
+            let got = match a.try_lock().py()? {
+                Some(got) => got,
+                None => py.detach(|| a.lock()).py()?,
+            };
+            Ok(got == Acquired::OwnerDied)
+        }
+
+        /// Records and announces a takeover (`HolderDiedWarning`; an error when warnings
+        /// are errors). Called with the lock released or about to be released by the caller.
+        fn told(&self, py: Python<'_>) -> PyResult<()> {
+            self.holder_died.store(true, Ordering::Release);
+            static CATEGORY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+            let category = CATEGORY.get_or_try_init(py, || {
+                py.import("allye_data_connector.shared_array")?.getattr("HolderDiedWarning").map(Bound::unbind)
+            })?;
+            let msg = format!(
+                "shared array {:?}: the previous lock holder died holding it; this process took the lock over, \
+                 and the data it guarded may be half-written",
+                self.inner.name()
+            );
+            let msg = std::ffi::CString::new(msg).unwrap_or_default();
+            PyErr::warn(py, category.bind(py), &msg, 2)
         }
     }
 
@@ -216,94 +177,73 @@ mod imp {
             Ok(d)
         }
 
-        /// Takes the cross-process lock (waiting without the GIL); returns True when the
-        /// previous holder died holding it (the data may be half-written).
-        fn lock(&self, py: Python<'_>) -> PyResult<bool> {
+        /// Takes the cross-process lock, waiting without the GIL. When the previous holder
+        /// died holding it, sets `holder_died` and warns `HolderDiedWarning` (if that
+        /// raises, the lock is released first).
+        fn lock(&self, py: Python<'_>) -> PyResult<()> {
             let a = self.open_inner()?;
-            let got = match a.try_lock().py()? {
-                Some(got) => got,
-                None => py.detach(|| a.lock()).py()?,
-            };
-            Ok(got == Acquired::OwnerDied)
+            if self.acquire(py, a)? {
+                if let Err(e) = self.told(py) {
+                    a.unlock().py()?;
+                    return Err(e);
+                }
+            }
+            Ok(())
         }
 
-        /// Waits for the lock at most `timeout_sec`; None when it ran out, else as `lock()`.
-        fn lock_timeout(&self, py: Python<'_>, timeout_sec: f64) -> PyResult<Option<bool>> {
+        /// As `lock()`, waiting at most `timeout_sec`; False when it ran out.
+        fn lock_timeout(&self, py: Python<'_>, timeout_sec: f64) -> PyResult<bool> {
             let a = self.open_inner()?;
             let timeout = std::time::Duration::from_secs_f64(timeout_sec.max(0.0));
-            let got = py.detach(|| a.lock_timeout(timeout)).py()?;
-            Ok(got.map(|g| g == Acquired::OwnerDied))
+            match py.detach(|| a.lock_timeout(timeout)).py()? {
+                None => Ok(false),
+                Some(Acquired::Clean) => Ok(true),
+                Some(Acquired::OwnerDied) => {
+                    if let Err(e) = self.told(py) {
+                        a.unlock().py()?;
+                        return Err(e);
+                    }
+                    Ok(true)
+                }
+            }
         }
 
-        /// Element `index` (flat, negative counts from the end) of a 1-D view as a Python
-        /// int, float or bool, read under the lock unless `lock=False`: `(value, holder_died)`.
-        /// `None` for dtypes NumPy must convert (float16, complex).
-        #[pyo3(signature = (index, lock=true))]
-        fn read_item<'py>(&self, py: Python<'py>, index: isize, lock: bool) -> PyResult<(Option<Bound<'py, PyAny>>, bool)> {
+        /// `view[index]` under the lock (unless `lock=False`), an array result copied before
+        /// the lock is released. `view` is this handle's NumPy view (it is passed in: the
+        /// handle holding it would be a reference cycle).
+        #[pyo3(signature = (view, index, lock=true))]
+        fn read<'py>(&self, py: Python<'py>, view: &Bound<'py, PyAny>, index: &Bound<'py, PyAny>, lock: bool) -> PyResult<Bound<'py, PyAny>> {
             let a = self.open_inner()?;
-            let i = self.element(index)?;
-            let p = a.data_ptr();
-            macro_rules! rd {
-                ($t:ty) => {{
-                    // SAFETY: i < len elements of this dtype inside the mapping; another
-                    // process may write concurrently, hence the volatile read.
-                    let (v, died) = self.with_lock(py, lock, || unsafe { (p as *const $t).add(i).read_volatile() })?;
-                    (Some(v.into_pyobject(py)?.to_owned().into_any()), died)
-                }};
+            let died = lock && self.acquire(py, a)?;
+            let got = view.get_item(index).and_then(|v| if v.get_type().is(view.get_type()) { v.call_method0("copy") } else { Ok(v) });
+            if lock {
+                a.unlock().py()?;
             }
-            Ok(match self.kind {
-                Kind::B1 => {
-                    let (v, died) = self.with_lock(py, lock, || unsafe { p.add(i).read_volatile() != 0 })?;
-                    (Some(pyo3::types::PyBool::new(py, v).to_owned().into_any()), died)
-                }
-                Kind::I1 => rd!(i8),
-                Kind::I2 => rd!(i16),
-                Kind::I4 => rd!(i32),
-                Kind::I8 => rd!(i64),
-                Kind::U1 => rd!(u8),
-                Kind::U2 => rd!(u16),
-                Kind::U4 => rd!(u32),
-                Kind::U8 => rd!(u64),
-                Kind::F4 => rd!(f32),
-                Kind::F8 => rd!(f64),
-                Kind::Other => (None, false),
-            })
+            if died {
+                self.told(py)?;
+            }
+            got
         }
 
-        /// Sets element `index` (as `read_item`) to `value` under the lock unless
-        /// `lock=False`: `(done, holder_died)`. Not done (nothing written) when the value
-        /// needs NumPy's conversion rules (a float into an int array, out of range, ...).
-        #[pyo3(signature = (index, value, lock=true))]
-        fn write_item(&self, py: Python<'_>, index: isize, value: &Bound<'_, PyAny>, lock: bool) -> PyResult<(bool, bool)> {
+        /// `view[index] = value` under the lock (unless `lock=False`); as `read`.
+        #[pyo3(signature = (view, index, value, lock=true))]
+        fn write(&self, py: Python<'_>, view: &Bound<'_, PyAny>, index: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>, lock: bool) -> PyResult<()> {
             let a = self.open_inner()?;
-            let i = self.element(index)?;
-            let p = a.data_ptr();
-            macro_rules! wr {
-                ($t:ty) => {{
-                    let Ok(v) = value.extract::<$t>() else { return Ok((false, false)) };
-                    // SAFETY: as read_item.
-                    let ((), died) = self.with_lock(py, lock, || unsafe { (p as *mut $t).add(i).write_volatile(v) })?;
-                    (true, died)
-                }};
+            let died = lock && self.acquire(py, a)?;
+            let done = view.set_item(index, value);
+            if lock {
+                a.unlock().py()?;
             }
-            Ok(match self.kind {
-                Kind::B1 => {
-                    let Ok(v) = value.extract::<bool>() else { return Ok((false, false)) };
-                    let ((), died) = self.with_lock(py, lock, || unsafe { p.add(i).write_volatile(v as u8) })?;
-                    (true, died)
-                }
-                Kind::I1 => wr!(i8),
-                Kind::I2 => wr!(i16),
-                Kind::I4 => wr!(i32),
-                Kind::I8 => wr!(i64),
-                Kind::U1 => wr!(u8),
-                Kind::U2 => wr!(u16),
-                Kind::U4 => wr!(u32),
-                Kind::U8 => wr!(u64),
-                Kind::F4 => wr!(f32),
-                Kind::F8 => wr!(f64),
-                Kind::Other => (false, false),
-            })
+            if died {
+                self.told(py)?;
+            }
+            done
+        }
+
+        /// True once this handle took the lock over from a holder that died holding it.
+        #[getter]
+        fn holder_died(&self) -> bool {
+            self.holder_died.load(Ordering::Acquire)
         }
 
         /// Releases the lock this thread holds.
