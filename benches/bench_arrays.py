@@ -115,7 +115,8 @@ def _incr(kind: str, n: int) -> float:
 
     import numpy as np
 
-    ctx = mp.get_context("spawn")
+    # fork: ataraxis' lock is a default-context multiprocessing.Lock, which spawn cannot pass.
+    ctx = mp.get_context("fork")
     if kind == "ours":
         from allye_data_connector import SharedArray
 

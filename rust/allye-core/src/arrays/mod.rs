@@ -244,6 +244,9 @@ pub struct SharedArray {
     shape: Vec<usize>,
     /// Opener slot index + 1; 0 once closed.
     slot: AtomicUsize,
+    /// The process that registered the slot: a forked child inherits this handle but
+    /// must not free its parent's slot.
+    pid: u32,
 }
 
 // SAFETY: the mapping is shared memory written by other processes anyway; every header
@@ -592,6 +595,7 @@ impl SharedArray {
             typestr: typestr.into(),
             shape: shape.to_vec(),
             slot: AtomicUsize::new(0),
+            pid: std::process::id(),
         };
         a.apply_init(init);
         a.register()?;
@@ -626,6 +630,7 @@ impl SharedArray {
             typestr,
             shape,
             slot: AtomicUsize::new(0),
+            pid: std::process::id(),
         };
         // Register under the lock, re-checking the destroyed mark gc sets under it.
         let acquired = a.lock()?;
@@ -761,10 +766,11 @@ impl SharedArray {
         Ok(LockGuard { array: self, acquired })
     }
 
-    /// Unregisters this handle (idempotent). The mapping stays valid until drop.
+    /// Unregisters this handle (idempotent). The mapping stays valid until drop. In a
+    /// forked child the inherited handle only stops being usable; the parent's slot stays.
     pub fn close(&self) {
         let slot = self.slot.swap(0, Ordering::AcqRel);
-        if slot != 0 {
+        if slot != 0 && std::process::id() == self.pid {
             self.header().slot_pid(slot - 1).store(0, Ordering::Release);
         }
     }

@@ -263,3 +263,19 @@ fn exist_ok_recreates_a_half_created_leftover() {
     assert_eq!(b.shape(), &[3]);
     b.destroy().unwrap();
 }
+
+#[test]
+fn a_forked_child_closing_an_inherited_handle_keeps_the_parents_slot() {
+    let (_t, s) = store();
+    let (a, _) = SharedArray::create(&s, "fork", "<u8", &[1], false, Init::Keep).unwrap();
+    // SAFETY: the child only closes the handle, writes through it and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        a.close();
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(list(&s).unwrap()[0].openers, vec![std::process::id()]);
+    a.destroy().unwrap();
+}
