@@ -229,6 +229,14 @@ class SharedArray:
             raise self._closed_error()
         self._h.write(view, index, value, lock)
 
+    def add(self, index: Any, value: Any = 1, *, lock: bool = True) -> None:
+        """``array[index] += value`` under the lock: a read-modify-write no other process
+        can interleave with (a counter's increment), in one native call."""
+        view = self._view
+        if view is None:
+            raise self._closed_error()
+        self._h.add(view, index, value, lock)
+
     # ---- lifetime -----------------------------------------------------------------------
 
     def close(self) -> None:

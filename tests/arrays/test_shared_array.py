@@ -345,3 +345,52 @@ def test_dropping_a_handle_unregisters_at_once(astore):
     del b, v  # the view held the mapping; no reference cycle keeps either until gc runs
     assert list_arrays(secret_dir=astore)[0]["openers"] == [os.getpid()]
     assert a.read(0) == 1
+
+
+def _add(arr: SharedArray, n: int) -> None:
+    for _ in range(n):
+        arr.add(1)
+    arr.add(0, 0.5)
+    arr.close()
+
+
+def test_add_is_an_atomic_read_modify_write(astore):
+    a = SharedArray.create("adds", 2, np.float64, secret_dir=astore)
+    procs = [CTX.Process(target=_add, args=(a, 700)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert a.read().tolist() == [1.5, 2100.0]
+    m = SharedArray.create("addm", (2, 2), np.int32, secret_dir=astore)
+    m.add((slice(None), 1), [10, 20])
+    m.add(0, 1, lock=False)
+    assert m.read().tolist() == [[1, 11], [0, 20]]
+    with pytest.raises(IndexError):
+        m.add(5)
+
+
+@pytest.mark.parametrize("dt", [np.int32, np.int64, np.uint32, np.uint64, np.float32, np.float64, np.int16, np.complex64])
+def test_add_follows_numpy_for_every_counter_dtype(astore, dt):
+    a = SharedArray.create("c", 3, dt, secret_dir=astore)
+    ref = np.zeros(3, dtype=dt)
+    for index, value in ((0, 1), (-1, 5), (1, 2), (1, 3)):
+        a.add(index, value)
+        ref[index] += value
+    assert a.read().tolist() == ref.tolist()
+    with pytest.raises(IndexError):
+        a.add(3, 1)
+    with pytest.raises(IndexError):
+        a.add(-4, 1)
+    if np.dtype(dt).kind == "u":
+        with pytest.raises(OverflowError):
+            a.add(0, -1)  # NumPy 2 refuses a negative Python int for an unsigned array
+    if np.dtype(dt).kind in "iu":
+        top = np.iinfo(dt).max
+        a.write(2, top)
+        ref[2] = top
+        with np.errstate(over="ignore"):
+            a.add(2, 1)
+            ref[2] += np.array(1, dtype=dt)
+        assert a.read(2) == ref[2], "wraps like NumPy"

@@ -30,7 +30,7 @@ mod imp {
     use allye_core::Error;
     use pyo3::prelude::*;
     use pyo3::sync::PyOnceLock;
-    use pyo3::types::{PyDict, PyList, PyTuple};
+    use pyo3::types::{PyDict, PyInt, PyList, PyTuple};
 
     use crate::{store, IntoPy};
 
@@ -41,11 +41,79 @@ mod imp {
         inner: SharedArray,
         /// Set once this handle took the lock over from a holder that died holding it.
         holder_died: AtomicBool,
+        /// Element type of a 1-D array whose `add` by int index runs natively.
+        counter: Counter,
+        len: usize,
+    }
+
+    /// Counter dtypes of `add`'s native path.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Counter {
+        I4,
+        I8,
+        U4,
+        U8,
+        F4,
+        F8,
+        /// Other dtypes and shapes: NumPy adds.
+        No,
     }
 
     impl SharedArrayHandle {
         fn new(inner: SharedArray) -> Self {
-            SharedArrayHandle { inner, holder_died: AtomicBool::new(false) }
+            let counter = match (inner.shape().len(), inner.typestr()) {
+                (1, "<i4") => Counter::I4,
+                (1, "<i8") => Counter::I8,
+                (1, "<u4") => Counter::U4,
+                (1, "<u8") => Counter::U8,
+                (1, "<f4") => Counter::F4,
+                (1, "<f8") => Counter::F8,
+                _ => Counter::No,
+            };
+            let len = inner.shape().first().copied().unwrap_or(0);
+            SharedArrayHandle { inner, holder_died: AtomicBool::new(false), counter, len }
+        }
+
+        /// `view[index] += value` without NumPy for an int index of a 1-D counter array and
+        /// a value of the element type: `Ok(None)` when NumPy must do it (other index or
+        /// value types, a value out of the type's range: NumPy then raises as `+=` does).
+        /// Integers wrap on overflow, as NumPy's do.
+        fn add_native(&self, py: Python<'_>, a: &SharedArray, index: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>, lock: bool) -> PyResult<Option<bool>> {
+            if self.counter == Counter::No || !index.is_exact_instance_of::<PyInt>() {
+                return Ok(None);
+            }
+            let Ok(i) = index.extract::<isize>() else { return Ok(None) };
+            let n = self.len as isize;
+            let i = if i < 0 { i + n } else { i };
+            if i < 0 || i >= n {
+                return Ok(None); // NumPy raises the IndexError
+            }
+            let p = a.data_ptr();
+            macro_rules! go {
+                ($t:ty, $op:expr) => {{
+                    let Ok(v) = value.extract::<$t>() else { return Ok(None) };
+                    let died = lock && self.acquire(py, a)?;
+                    // SAFETY: i < len elements of this dtype inside the mapping, under the
+                    // lock; volatile as other processes access the same memory.
+                    unsafe {
+                        let e = (p as *mut $t).add(i as usize);
+                        e.write_volatile($op(e.read_volatile(), v));
+                    }
+                    if lock {
+                        a.unlock().py()?;
+                    }
+                    Ok(Some(died))
+                }};
+            }
+            match self.counter {
+                Counter::I4 => go!(i32, i32::wrapping_add),
+                Counter::I8 => go!(i64, i64::wrapping_add),
+                Counter::U4 => go!(u32, u32::wrapping_add),
+                Counter::U8 => go!(u64, u64::wrapping_add),
+                Counter::F4 => go!(f32, |x: f32, y: f32| x + y),
+                Counter::F8 => go!(f64, |x: f64, y: f64| x + y),
+                Counter::No => Ok(None),
+            }
         }
 
         fn open_inner(&self) -> PyResult<&SharedArray> {
@@ -231,6 +299,24 @@ mod imp {
             let a = self.open_inner()?;
             let died = lock && self.acquire(py, a)?;
             let done = view.set_item(index, value);
+            if lock {
+                a.unlock().py()?;
+            }
+            if died {
+                self.told(py)?;
+            }
+            done
+        }
+
+        /// `view[index] += value` under the lock (unless `lock=False`); as `read`.
+        #[pyo3(signature = (view, index, value, lock=true))]
+        fn add(&self, py: Python<'_>, view: &Bound<'_, PyAny>, index: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>, lock: bool) -> PyResult<()> {
+            let a = self.open_inner()?;
+            if let Some(died) = self.add_native(py, a, index, value, lock)? {
+                return if died { self.told(py) } else { Ok(()) };
+            }
+            let died = lock && self.acquire(py, a)?;
+            let done = view.get_item(index).and_then(|cur| cur.add(value)).and_then(|new| view.set_item(index, new));
             if lock {
                 a.unlock().py()?;
             }
