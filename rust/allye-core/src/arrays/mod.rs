@@ -973,10 +973,8 @@ pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<GcAction>> {
         let live = h.prune_openers(!dry_run);
         let verdict = if h.state() == STATE_DESTROYED {
             Some("destroyed, segment left behind".to_string())
-        } else if creator_alive != Some(false) {
-            None
-        } else if !live.is_empty() {
-            None
+        } else if creator_alive != Some(false) || !live.is_empty() {
+            None // a live (or unknowable) creator, or a live opener, holds it
         } else if h.state() == STATE_INIT {
             Some(format!("its creator, pid {}, died while creating it", creator.pid))
         } else {
