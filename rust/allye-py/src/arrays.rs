@@ -398,13 +398,14 @@ mod imp {
         let items = actions
             .iter()
             .map(|a| {
+                // The shape of gc's actions, so `adc gc` lists both alike.
                 let d = PyDict::new(py);
-                d.set_item("action", &a.action)?;
-                d.set_item("transport", &a.transport)?;
-                d.set_item("locator", &a.locator)?;
-                d.set_item("table_name", &a.table_name)?;
+                d.set_item("action", "delete")?;
+                d.set_item("transport", "shared_array")?;
+                d.set_item("locator", &a.segment)?;
+                d.set_item("table_name", &a.name)?;
                 d.set_item("reason", &a.reason)?;
-                d.set_item("id", &a.id)?;
+                d.set_item("id", "")?;
                 Ok(d)
             })
             .collect::<PyResult<Vec<_>>>()?;

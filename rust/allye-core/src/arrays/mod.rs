@@ -68,7 +68,6 @@ use sha2::{Digest, Sha256};
 pub use lock::Acquired;
 
 use crate::error::{Error, IoContext, Result};
-use crate::gc::GcAction;
 use crate::process::WriterIdentity;
 use crate::store::Store;
 
@@ -207,6 +206,7 @@ pub enum Init<'a> {
 /// A process that created or opens an array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Holder {
+    /// Process id.
     pub pid: u32,
     /// `Some(false)` when certainly gone, `None` when this platform cannot tell.
     pub alive: Option<bool>,
@@ -215,13 +215,19 @@ pub struct Holder {
 /// What [`list`] reports of one array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ArrayInfo {
+    /// The array's name in its store.
     pub name: String,
+    /// Its shared-memory segment (`/dev/shm/<segment>`).
     pub segment: String,
     /// `"ready"`, `"initialising"`, `"destroyed"` or `"missing"` (marker without segment).
     pub state: String,
+    /// NumPy typestr of the elements (empty when the segment is missing).
     pub dtype: String,
+    /// Dimensions, C order.
     pub shape: Vec<usize>,
+    /// Bytes of data.
     pub nbytes: usize,
+    /// The process that created (or last reclaimed) it.
     pub creator: Option<Holder>,
     /// Live openers' pids, one entry per open handle.
     pub openers: Vec<u32>,
@@ -695,12 +701,15 @@ impl SharedArray {
         }
     }
 
+    /// The array's name in its store.
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// Its shared-memory segment's name.
     pub fn segment(&self) -> &str {
         &self.segment
     }
+    /// The store it belongs to.
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -708,6 +717,7 @@ impl SharedArray {
     pub fn typestr(&self) -> &str {
         &self.typestr
     }
+    /// Dimensions, C order.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
@@ -716,6 +726,7 @@ impl SharedArray {
         // SAFETY: HEADER_LEN is inside the mapping (checked on open/create).
         unsafe { self.base.add(HEADER_LEN) }
     }
+    /// Bytes of data.
     pub fn data_len(&self) -> usize {
         self.len.min(HEADER_LEN + self.header().get64(off::DATA_LEN) as usize) - HEADER_LEN
     }
@@ -907,24 +918,28 @@ pub fn list(store: &Store) -> Result<Vec<ArrayInfo>> {
     Ok(out)
 }
 
+/// An array [`collect`] freed (or would free, in a dry run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Freed {
+    /// The array's name.
+    pub name: String,
+    /// Its segment.
+    pub segment: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
 /// Frees the store's abandoned arrays: those whose creator is dead and that no live
 /// process holds open (dead openers' slots are pruned first), arrays whose creation died
 /// half-way, and markers whose segment is gone. Live creators' and held arrays are never
 /// touched; an array whose lock stays busy for a second is skipped (someone live holds it).
 /// `dry_run` only reports.
-pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<GcAction>> {
+pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<Freed>> {
     let Some(root) = canonical_root(store) else { return Ok(Vec::new()) };
     let mut actions = Vec::new();
     for name in marker_names(store)? {
         let segment = segment_name(&root, &name);
-        let action = |reason: String| GcAction {
-            action: "delete".into(),
-            transport: "shared_array".into(),
-            locator: segment.clone(),
-            table_name: name.clone(),
-            reason,
-            id: String::new(),
-        };
+        let action = |reason: String| Freed { name: name.clone(), segment: segment.clone(), reason };
         let marker = marker_path(store, &name);
         let m = match map_segment(&name, &segment) {
             Ok(Some(m)) => m,
