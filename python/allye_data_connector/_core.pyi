@@ -1,6 +1,6 @@
 """Type stubs of the Rust extension ``allye_data_connector._core`` (see rust/allye-py)."""
 
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol, Sequence
 
 __version__: str
 
@@ -81,3 +81,61 @@ class ManifestTail:
     def __init__(self, *, secret_dir: Optional[str] = None, from_start: bool = False) -> None: ...
     def read_new(self) -> str:
         """JSON array of the new complete lines' events."""
+
+# ---- shared arrays (Linux only: absent elsewhere) ------------------------------------
+
+class SharedArrayHandle:
+    """One open shared array; ``np.asarray(handle)`` is a writable view of its data."""
+
+    @staticmethod
+    def create(
+        name: str,
+        shape: Sequence[int],
+        typestr: str,
+        *,
+        secret_dir: Optional[str] = None,
+        exist_ok: bool = False,
+        fill: Optional[bytes] = None,
+        data: Optional[bytes] = None,
+    ) -> tuple[SharedArrayHandle, bool]:
+        """``(handle, reclaimed)``; ``fill`` is one element's bytes, ``data`` the whole data's."""
+    @staticmethod
+    def open(name: str, *, secret_dir: Optional[str] = None) -> SharedArrayHandle: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def segment(self) -> str: ...
+    @property
+    def store(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def typestr(self) -> str: ...
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def destroyed(self) -> bool: ...
+    @property
+    def lock_recoveries(self) -> int: ...
+    @property
+    def holder_died(self) -> bool: ...
+    @property
+    def __array_interface__(self) -> dict[str, Any]: ...
+    def lock(self) -> None:
+        """Takes the cross-process lock without the GIL; warns HolderDiedWarning after a takeover."""
+    def lock_timeout(self, timeout_sec: float) -> bool: ...
+    def unlock(self) -> None: ...
+    def read(self, view: Any, index: Any, lock: bool = True) -> Any: ...
+    def write(self, view: Any, index: Any, value: Any, lock: bool = True) -> None: ...
+    def add(self, view: Any, index: Any, value: Any, lock: bool = True) -> None: ...
+    def close(self) -> None: ...
+    def destroy(self) -> None: ...
+
+def list_arrays(*, secret_dir: Optional[str] = None) -> list[dict[str, Any]]:
+    """Every shared array of the store (name, segment, state, dtype, shape, nbytes,
+    creator_pid, creator_alive, openers, lock_recoveries)."""
+
+def collect_arrays(*, secret_dir: Optional[str] = None, dry_run: bool = True) -> list[dict[str, Any]]:
+    """Frees abandoned shared arrays; gc actions with ``transport`` ``"shared_array"``."""
