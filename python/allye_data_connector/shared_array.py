@@ -32,7 +32,8 @@ class HolderDiedWarning(RuntimeWarning):
 
 
 def _dir(secret_dir: Optional[PathLike]) -> Optional[str]:
-    return None if secret_dir is None else os.path.expanduser(os.fspath(secret_dir))
+    # Absolute: a pickled handle reopens it in a child whatever the child's working directory.
+    return None if secret_dir is None else os.path.abspath(os.path.expanduser(os.fspath(secret_dir)))
 
 
 def _shape(shape: Any) -> tuple[int, ...]:

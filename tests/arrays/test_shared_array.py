@@ -394,3 +394,16 @@ def test_add_follows_numpy_for_every_counter_dtype(astore, dt):
             a.add(2, 1)
             ref[2] += np.array(1, dtype=dt)
         assert a.read(2) == ref[2], "wraps like NumPy"
+
+
+def test_a_relative_store_pickles_as_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = SharedArray.create("rel", 1, np.int8, secret_dir="relstore", fill=3)
+    try:
+        assert a.store == str(tmp_path / "relstore")
+        monkeypatch.chdir("/")
+        b = pickle.loads(pickle.dumps(a))
+        assert b.read(0) == 3
+        b.close()
+    finally:
+        a.destroy()
