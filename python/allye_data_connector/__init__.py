@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # the names __getattr__ below imports on first use
     from .api import store_path as store_path
     from .api import watch as watch
     from .partial import Selection as Selection
+    from .shared_array import SharedArray as SharedArray
+    from .yaml_config import YamlConfig as YamlConfig
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -37,7 +39,12 @@ _API = (
     "watch",
     "store_path",
 )
-_LAZY = {**{n: "api" for n in _API}, "Selection": "partial"}
+_LAZY = {
+    **{n: "api" for n in _API},
+    "Selection": "partial",
+    "SharedArray": "shared_array",
+    "YamlConfig": "yaml_config",
+}
 
 
 def __getattr__(name: str) -> Any:

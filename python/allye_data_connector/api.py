@@ -259,7 +259,9 @@ def gc(
     - shared-memory segments sent with ``shm_unlink_on_read=True`` once a reader of ours
       has read them (send with ``shm_unlink_on_read=False`` to keep reading them);
     - leftovers of sends whose process died before finishing (an ``error`` line is
-      appended for them) or that failed. A live sender's work is never touched.
+      appended for them) or that failed. A live sender's work is never touched;
+    - shared arrays whose creator died and that no live process holds open
+      (``transport`` ``"shared_array"``, see :class:`SharedArray`).
 
     ``dry_run=True`` (the default, as in 0.1.2) only reports. Returns the actions:
     ``{"action": "delete"|"skip"|"record", "transport", "locator", "table_name", "reason", "id"}``
@@ -268,6 +270,8 @@ def gc(
     """
     _int_arg("keep_versions", keep_versions, minimum=1)
     actions = _core.gc(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
+    if hasattr(_core, "collect_arrays"):  # shared arrays are Linux only
+        actions += _core.collect_arrays(secret_dir=_path(secret_dir), dry_run=bool(dry_run))
     for a in actions:
         logger.info("gc %s%s %s %s (%s)", "would " if dry_run else "", a["action"], a["transport"], a["locator"], a["reason"])
     return actions

@@ -303,10 +303,14 @@ def _transport(name: Optional[str]) -> str:
 @main.command("ls")
 @click.option("--all", "-a", "all_states", is_flag=True, help="Also tables whose latest state is writing, error or removed.")
 @click.option("--producer", help="Only this producer's tables (python, allye, ...).")
+@click.option("--arrays", "arrays", is_flag=True, help="List shared arrays instead: shape, dtype, creator and openers.")
 @_common_options
 @click.pass_obj
-def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str]) -> None:
-    """List tables with their state, shape, size and age."""
+def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str], arrays: bool) -> None:
+    """List tables with their state, shape, size and age (--arrays: shared arrays)."""
+    if arrays:
+        _ls_arrays(obj)
+        return
     api = _api()
     rows = api.list_tables(secret_dir=obj.secret_dir, producer=producer, all_states=True, with_schema=False)
     if not all_states:
@@ -328,6 +332,26 @@ def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str]) -> None:
         return
     _print_table(("table", "state", "producer", "rows", "cols", "size", "transport", "age", "expires"), cells,
                  right=("rows", "cols", "size", "age"), title=str(api.store_path(obj.secret_dir)) if _is_terminal() else None)
+
+
+def _ls_arrays(obj: _Ctx) -> None:
+    from .shared_array import list_arrays
+
+    rows = list_arrays(secret_dir=obj.secret_dir)
+    if obj.json:
+        _emit_json(rows)
+        return
+    store = _api().store_path(obj.secret_dir)
+    if not rows:
+        click.echo(f"no shared arrays in {store}", err=True)
+        return
+    cells = []
+    for r in rows:
+        creator = "" if r["creator_pid"] is None else f"{r['creator_pid']}" + ("" if r["creator_alive"] is not False else " (dead)")
+        cells.append([r["name"], r["state"], r["dtype"], str(tuple(r["shape"])), _human_bytes(r["nbytes"]), creator,
+                      ", ".join(str(p) for p in r["openers"]), r["segment"]])
+    _print_table(("array", "state", "dtype", "shape", "size", "creator", "openers", "segment"), cells,
+                 right=("size",), title=f"{store} (shared arrays)" if _is_terminal() else None)
 
 
 @main.command("show")

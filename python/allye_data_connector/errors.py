@@ -23,12 +23,22 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
   operation failed; :class:`StorageFullError`: the device is full.
 - :class:`CancelledError`: a send or load was cancelled; nothing was left behind.
 - :class:`WaitTimeoutError` (``TimeoutError``): a wait ran out of time.
+- :class:`ArrayError`: a shared array cannot be used as asked;
+  :class:`ArrayExistsError` (``FileExistsError``): the name is taken;
+  :class:`ArrayNotFoundError` (``FileNotFoundError``): no such array;
+  :class:`ArrayLayoutError` (``ValueError``): not the expected layout, shape or dtype;
+  :class:`ArrayClosedError` (``RuntimeError``): closed in this process.
 """
 
 from __future__ import annotations
 
 from ._core import (
     AllyeError,
+    ArrayClosedError,
+    ArrayError,
+    ArrayExistsError,
+    ArrayLayoutError,
+    ArrayNotFoundError,
     ArrowDataError,
     CancelledError,
     ConversionError,
@@ -65,4 +75,9 @@ __all__ = [
     "StorageFullError",
     "CancelledError",
     "WaitTimeoutError",
+    "ArrayError",
+    "ArrayExistsError",
+    "ArrayNotFoundError",
+    "ArrayLayoutError",
+    "ArrayClosedError",
 ]

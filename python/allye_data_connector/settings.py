@@ -1,60 +1,28 @@
 """Settings: the defaults of sends and reads, from arguments, then environment variables,
 then ``<store>/settings.yaml``, then built-in defaults (0.1.2's).
 
-:class:`YamlConfig` is a dataclass base that saves itself to and loads itself from a
-YAML file (the pattern of ataraxis' ``YamlConfig``); :class:`Settings` is the one
-configuration of this package. :func:`load` resolves the effective values and records
-where each came from (``adc config`` shows them).
+:class:`Settings` is the one configuration of this package, a
+:class:`~allye_data_connector.yaml_config.YamlConfig`. :func:`load` resolves the effective
+values and records where each came from (``adc config`` shows them).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional, TypeVar, Union, get_type_hints
-
-import yaml
+from typing import Any, Optional, Union, get_type_hints
 
 from . import _core
 from .errors import InvalidArgumentError
+from .yaml_config import YamlConfig, read_mapping
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "settings.yaml"
 
-T = TypeVar("T", bound="YamlConfig")
-
-
-@dataclass
-class YamlConfig:
-    """A dataclass that saves itself to and loads itself from a YAML file."""
-
-    def to_yaml(self, file_path: Union[str, os.PathLike[str]]) -> None:
-        path = Path(file_path)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(dataclasses.asdict(self), sort_keys=False), encoding="utf-8")
-        os.replace(tmp, path)
-
-    @classmethod
-    def from_yaml(cls: type[T], file_path: Union[str, os.PathLike[str]]) -> T:
-        data = _read_yaml(Path(file_path))
-        return cls(**{f.name: _coerce(cls, f.name, data[f.name], str(file_path)) for f in fields(cls) if f.name in data})
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InvalidArgumentError(f"{path} is not valid YAML ({exc}); fix or delete it") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InvalidArgumentError(f"{path} must hold a mapping of setting: value; fix or delete it")
-    return data
+_read_yaml = read_mapping
 
 
 def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
@@ -99,6 +67,12 @@ class Settings(YamlConfig):
     default_ttl_sec: Optional[int] = None
     #: Notify a running Allye canvas after each send.
     notify_canvas: bool = True
+
+    @classmethod
+    def _from_mapping(cls, data: dict[str, Any], origin: str) -> "Settings":
+        # The file's values go through the same coercion as environment variables
+        # ("1_000", "yes"), so `adc config --set` and hand edits read alike.
+        return cls(**{f.name: _coerce(cls, f.name, data[f.name], origin) for f in fields(cls) if f.name in data})
 
 
 #: Environment variable of each setting.

@@ -94,6 +94,43 @@ pub enum Error {
     /// JSON encoding of an event failed (metadata that is not JSON).
     #[error("json error: {0}")]
     Json(#[from] serde_json::Error),
+
+    /// A shared array of this name already exists in the store (create without `exist_ok`).
+    #[error("shared array {name:?} already exists in {store}; open it, pass exist_ok=True to reuse it, or destroy it first")]
+    ArrayExists {
+        /// The array's name.
+        name: String,
+        /// The store it was looked up in.
+        store: PathBuf,
+    },
+
+    /// No shared array of this name exists in the store (never created, destroyed, or freed by gc).
+    #[error("no shared array {name:?} in {store}{}; create it first (adc ls --arrays lists what exists)", reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    ArrayNotFound {
+        /// The array's name.
+        name: String,
+        /// The store it was looked up in.
+        store: PathBuf,
+        /// What happened to it, when known.
+        reason: Option<String>,
+    },
+
+    /// The segment is not a shared array of the expected layout, or not of the shape and
+    /// dtype asked for.
+    #[error("shared array {name:?}: {reason}")]
+    ArrayLayout {
+        /// The array's name.
+        name: String,
+        /// What does not match.
+        reason: String,
+    },
+
+    /// The handle was closed (or the array destroyed through it); reopen the array.
+    #[error("shared array {name:?} is closed in this process; open it again (SharedArray.open / connect())")]
+    ArrayClosed {
+        /// The array's name.
+        name: String,
+    },
 }
 
 impl Error {

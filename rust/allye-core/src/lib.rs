@@ -21,6 +21,9 @@
 
 #![warn(missing_docs)]
 
+/// Shared mutable arrays under a robust cross-process lock (Linux).
+#[cfg(target_os = "linux")]
+pub mod arrays;
 pub mod error;
 pub mod protocol;
 pub mod sys;
@@ -32,6 +35,8 @@ pub mod tables;
 pub mod watch;
 mod handle;
 
+#[cfg(target_os = "linux")]
+pub use arrays::{ArrayInfo, SharedArray};
 pub use error::{Error, Result};
 pub use gc::{CompactReport, GcAction, GcOptions};
 pub use manifest::{Event, ManifestTail, PayloadRef};

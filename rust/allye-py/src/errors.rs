@@ -8,7 +8,7 @@
 
 use allye_core::Error;
 use pyo3::exceptions::{
-    PyException, PyFileNotFoundError, PyKeyError, PyOSError, PyRuntimeError, PyTimeoutError, PyTypeError,
+    PyException, PyFileExistsError, PyFileNotFoundError, PyKeyError, PyOSError, PyRuntimeError, PyTimeoutError, PyTypeError,
     PyValueError,
 };
 use pyo3::prelude::*;
@@ -50,6 +50,8 @@ macro_rules! classes {
     (@base $py:ident, OSError) => { $py.get_type::<PyOSError>() };
     (@base $py:ident, FileNotFoundError) => { $py.get_type::<PyFileNotFoundError>() };
     (@base $py:ident, TimeoutError) => { $py.get_type::<PyTimeoutError>() };
+    (@base $py:ident, FileExistsError) => { $py.get_type::<PyFileExistsError>() };
+    (@base $py:ident, RuntimeError) => { $py.get_type::<PyRuntimeError>() };
     (@base $py:ident, $own:ident) => { $own.clone() };
     (@str) => { false };
     (@str plain_str) => { true };
@@ -83,6 +85,16 @@ classes! {
         "A send or load was cancelled through its cancel token; nothing was left behind.";
     wait_timeout: "WaitTimeoutError" (allye, TimeoutError) =
         "A wait for a table (or a new version) ran out of time.";
+    array: "ArrayError" (allye) =
+        "A shared array (:class:`~allye_data_connector.SharedArray`) cannot be used as asked.";
+    array_exists: "ArrayExistsError" (array, FileExistsError) =
+        "A shared array of this name already exists (create without ``exist_ok=True``).";
+    array_not_found: "ArrayNotFoundError" (array, FileNotFoundError) =
+        "No shared array of this name exists in the store (never created, destroyed, or freed by gc).";
+    array_layout: "ArrayLayoutError" (array, ValueError) =
+        "The segment is not a shared array of the expected layout, shape or dtype.";
+    array_closed: "ArrayClosedError" (array, RuntimeError) =
+        "The shared array was closed (or destroyed) in this process; open it again.";
 }
 
 fn new_class<'py>(
@@ -130,6 +142,10 @@ fn class_of<'a>(c: &'a Classes, e: &Error) -> &'a Py<PyType> {
         e @ Error::Io { .. } if e.is_no_space() => &c.storage_full,
         Error::Io { .. } => &c.store_io,
         Error::Arrow(_) => &c.arrow_data,
+        Error::ArrayExists { .. } => &c.array_exists,
+        Error::ArrayNotFound { .. } => &c.array_not_found,
+        Error::ArrayLayout { .. } => &c.array_layout,
+        Error::ArrayClosed { .. } => &c.array_closed,
     }
 }
 

@@ -6,6 +6,7 @@
 //! here too, see [`errors`]). The GIL is released for all I/O. One file per area:
 //! the vocabulary (defaults, spellings, checks), tables, maintenance, watching.
 
+mod arrays;
 mod errors;
 mod maintenance;
 mod records;
@@ -23,5 +24,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tables::register(m)?;
     maintenance::register(m)?;
     watch::register(m)?;
+    arrays::register(m)?;
     Ok(())
 }

@@ -1,0 +1,5 @@
+"""Drop-in replacements for other libraries' APIs on allye_data_connector's core.
+
+- :mod:`.ataraxis`: ``SharedMemoryArray`` and ``YamlConfig`` of ataraxis-data-structures
+  (switch with one import; ``DataLogger`` is to follow in the same module).
+"""

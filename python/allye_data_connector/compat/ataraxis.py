@@ -1,0 +1,145 @@
+"""ataraxis-data-structures' API on allye_data_connector: change one import,
+``from allye_data_connector.compat.ataraxis import SharedMemoryArray, YamlConfig``.
+
+Each method is a call of the native API (:class:`~allye_data_connector.SharedArray`,
+:class:`~allye_data_connector.YamlConfig`); what differs from ataraxis:
+
+- the lock is a robust cross-process mutex in the segment's header, not a
+  ``multiprocessing.Lock``: a process killed while holding it does not block the others;
+- ``create_array(exist_ok=True)`` reuses an existing array of the same shape and dtype
+  (overwriting it with the prototype) and refuses a mismatched one with ``ArrayLayoutError``
+  (a ``ValueError``) instead of silently recreating it under the other processes;
+- arrays belong to a store (``secret_dir``, default ``$ALLYE_SECRET_DIR`` or
+  ``~/.allye_secrets``), and one whose creator died and that nobody holds is freed by
+  ``adc gc``; ``destroy()`` frees it at once;
+- an instance pickles by name: a child process calls ``connect()`` as with ataraxis.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ..errors import ArrayClosedError, ArrayNotFoundError
+from ..shared_array import SharedArray
+from ..yaml_config import YamlConfig
+
+__all__ = ["SharedMemoryArray", "YamlConfig"]
+# DataLogger (issue 14) joins __all__ here.
+
+Index = Union[int, tuple[int], tuple[int, int]]
+
+
+class SharedMemoryArray:
+    """ataraxis' ``SharedMemoryArray`` (the API of its README): create once with
+    :meth:`create_array`, pass the instance to child processes, ``connect()`` there, and
+    ``read_data`` / ``write_data`` with an int index (negative counts from the end), a
+    1-tuple ``(start,)`` for ``start:`` or a 2-tuple ``(start, stop)`` for ``start:stop``
+    along the first axis."""
+
+    __slots__ = ("_name", "_shape", "_dtype", "_store", "_arr")
+
+    def __init__(self, name: str, shape: tuple[int, ...], datatype: np.dtype, store: Optional[str], array: Optional[SharedArray] = None) -> None:
+        self._name = name
+        self._shape = tuple(shape)
+        self._dtype = np.dtype(datatype)
+        self._store = store
+        self._arr = array
+
+    @classmethod
+    def create_array(
+        cls, name: str, prototype: np.ndarray, exist_ok: bool = False, *, secret_dir: Union[str, "os.PathLike[str]", None] = None
+    ) -> "SharedMemoryArray":
+        """A new shared array with ``prototype``'s shape, dtype and data, connected."""
+        if not isinstance(prototype, np.ndarray):
+            raise TypeError(f"prototype must be a numpy ndarray, got {type(prototype).__name__}")
+        arr = SharedArray.from_array(name, prototype, secret_dir=secret_dir, exist_ok=exist_ok)
+        return cls(name, prototype.shape, prototype.dtype, arr.store, arr)
+
+    def connect(self) -> None:
+        """Connects this process to the array (a no-op when connected)."""
+        if self._arr is None:
+            self._arr = SharedArray.open(self._name, secret_dir=self._store)
+
+    def disconnect(self) -> None:
+        """Disconnects this process; the array lives on (``destroy()`` frees it)."""
+        if self._arr is not None:
+            self._arr.close()
+            self._arr = None
+
+    def destroy(self) -> None:
+        """Frees the array for every process (a no-op when it is already gone)."""
+        arr = self._arr
+        self._arr = None
+        if arr is None:
+            try:
+                arr = SharedArray.open(self._name, secret_dir=self._store)
+            except ArrayNotFoundError:
+                return
+        arr.destroy()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def datatype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def is_connected(self) -> bool:
+        return self._arr is not None
+
+    def _disconnected(self) -> ArrayClosedError:
+        return ArrayClosedError(f"SharedMemoryArray {self._name!r} is not connected; call connect() first")
+
+    def _range(self, index: Any) -> slice:
+        if not isinstance(index, tuple) or len(index) not in (1, 2) or not all(type(i) is int for i in index):
+            raise TypeError(f"index must be an int, (start,) or (start, stop) of ints, got {index!r}")
+        n = self._shape[0] if self._shape else 1
+        start = index[0] + n if index[0] < 0 else index[0]
+        if not 0 <= start < n:
+            raise IndexError(f"start index {index[0]} is out of bounds for SharedMemoryArray {self._name!r} of {n} elements")
+        if len(index) == 1:
+            return slice(start, None)
+        stop = index[1] + n if index[1] < 0 else index[1]
+        if not 0 <= stop <= n:
+            raise IndexError(f"stop index {index[1]} is out of bounds for SharedMemoryArray {self._name!r} of {n} elements")
+        if start > stop:
+            raise ValueError(f"start index {index[0]} is after stop index {index[1]}")
+        return slice(start, stop)
+
+    def read_data(self, index: Index, convert_output: bool = False, with_lock: bool = True) -> Any:
+        """The value at ``index`` as a NumPy scalar or array (a copy), or as Python
+        values (``int``, ``float``, lists) with ``convert_output=True``."""
+        arr = self._arr
+        if arr is None:
+            raise self._disconnected()
+        value = arr.read(index if type(index) is int else self._range(index), lock=with_lock)
+        if convert_output:
+            return value.tolist() if isinstance(value, np.ndarray) else value.item()
+        return value
+
+    def write_data(self, index: Index, data: Any, with_lock: bool = True) -> None:
+        """Writes ``data`` at ``index``, converted to the array's dtype."""
+        arr = self._arr
+        if arr is None:
+            raise self._disconnected()
+        arr.write(index if type(index) is int else self._range(index), data, lock=with_lock)
+
+    def __getstate__(self) -> tuple[str, tuple[int, ...], str, Optional[str]]:
+        return (self._name, self._shape, self._dtype.str, self._store)
+
+    def __setstate__(self, state: tuple[str, tuple[int, ...], str, Optional[str]]) -> None:
+        self._name, self._shape, dtype, self._store = state
+        self._dtype = np.dtype(dtype)
+        self._arr = None
+
+    def __repr__(self) -> str:
+        return f"SharedMemoryArray(name={self._name!r}, shape={self._shape}, datatype={self._dtype}, connected={self.is_connected})"

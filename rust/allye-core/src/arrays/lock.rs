@@ -1,0 +1,132 @@
+//! The cross-process lock of a shared array: a robust, process-shared, error-checking
+//! `pthread_mutex_t` that lives in the segment's header.
+//!
+//! Why a robust pthread mutex and not a hand-made futex word with an owner pid: glibc
+//! registers every robust mutex a thread holds on the thread's robust list, and the
+//! kernel walks that list when the thread dies (SIGKILL included), marks each held
+//! mutex `FUTEX_OWNER_DIED` and wakes one waiter. The next acquirer gets `EOWNERDEAD`
+//! at once, with no polling of pids (which are reused) and no timeout to tune. A thread
+//! has one robust list and glibc owns it, so a futex of our own could not join it; an
+//! owner-pid word would have to poll liveness while waiting. The uncontended path of the
+//! glibc mutex is one compare-and-swap in user space.
+//!
+//! The error-checking kind turns a nested lock by the holding thread into `EDEADLK`
+//! (reported as an error) instead of a silent deadlock, and an unlock by a thread that
+//! does not hold it into `EPERM`.
+//!
+//! The layout is glibc's `pthread_mutex_t`: a native program opening an array must use
+//! the same C library (glibc on Linux), which a Rust program linking `libc` does.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Bytes reserved for the mutex in the header.
+pub(crate) const MUTEX_SPACE: usize = 64;
+const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= MUTEX_SPACE);
+
+/// How an acquisition went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquired {
+    /// The lock was free or released normally.
+    Clean,
+    /// The previous holder died while holding it; the lock was taken over and made
+    /// consistent, and the data it guarded may be half-written.
+    OwnerDied,
+}
+
+fn os_err(context: String, code: i32) -> Error {
+    Error::io(context, std::io::Error::from_raw_os_error(code))
+}
+
+/// Initialises a mutex in place (the segment is new, nobody else maps it yet).
+///
+/// # Safety
+/// `m` points to `MUTEX_SPACE` writable bytes of a `MAP_SHARED` mapping, aligned to 8.
+pub(crate) unsafe fn init(m: *mut libc::pthread_mutex_t) -> Result<()> {
+    let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+    let check = |rc: i32, what: &str| if rc == 0 { Ok(()) } else { Err(os_err(format!("cannot {what} of a shared array's lock"), rc)) };
+    check(libc::pthread_mutexattr_init(&mut attr), "initialise the attributes")?;
+    let result = (|| {
+        check(libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED), "set the process-shared attribute")?;
+        check(libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST), "set the robust attribute")?;
+        check(libc::pthread_mutexattr_settype(&mut attr, libc::PTHREAD_MUTEX_ERRORCHECK), "set the error-checking type")?;
+        check(libc::pthread_mutex_init(m, &attr), "initialise the mutex")
+    })();
+    libc::pthread_mutexattr_destroy(&mut attr);
+    result
+}
+
+/// Turns the result code of a lock call into an acquisition (making the mutex
+/// consistent after `EOWNERDEAD`), `None` for busy / timed out.
+unsafe fn finish(m: *mut libc::pthread_mutex_t, rc: i32, name: &str) -> Result<Option<Acquired>> {
+    match rc {
+        0 => Ok(Some(Acquired::Clean)),
+        libc::EOWNERDEAD => {
+            let rc = libc::pthread_mutex_consistent(m);
+            if rc != 0 {
+                return Err(os_err(format!("cannot recover the lock of shared array {name:?} from its dead holder"), rc));
+            }
+            Ok(Some(Acquired::OwnerDied))
+        }
+        libc::EBUSY | libc::ETIMEDOUT => Ok(None),
+        libc::EDEADLK => Err(Error::InvalidArgument(format!(
+            "this thread already holds the lock of shared array {name:?}: nested locked() blocks or \
+             read()/write() with lock=True inside locked() would deadlock; use lock=False inside the block"
+        ))),
+        libc::ENOTRECOVERABLE => Err(os_err(
+            format!("the lock of shared array {name:?} is unrecoverable (a holder died and the next one released it without recovering); destroy and recreate the array"),
+            rc,
+        )),
+        rc => Err(os_err(format!("cannot lock shared array {name:?}"), rc)),
+    }
+}
+
+/// Blocks until the lock is held.
+///
+/// # Safety
+/// `m` is a mutex set up by [`init`] in a live mapping.
+pub(crate) unsafe fn lock(m: *mut libc::pthread_mutex_t, name: &str) -> Result<Acquired> {
+    loop {
+        if let Some(a) = finish(m, libc::pthread_mutex_lock(m), name)? {
+            return Ok(a);
+        }
+    }
+}
+
+/// Takes the lock if it is free; `None` when another thread holds it.
+///
+/// # Safety
+/// As [`lock`].
+pub(crate) unsafe fn try_lock(m: *mut libc::pthread_mutex_t, name: &str) -> Result<Option<Acquired>> {
+    finish(m, libc::pthread_mutex_trylock(m), name)
+}
+
+/// Waits at most `timeout`; `None` when it ran out.
+///
+/// # Safety
+/// As [`lock`].
+pub(crate) unsafe fn lock_timeout(m: *mut libc::pthread_mutex_t, name: &str, timeout: Duration) -> Result<Option<Acquired>> {
+    let mut now: libc::timespec = std::mem::zeroed();
+    libc::clock_gettime(libc::CLOCK_REALTIME, &mut now);
+    let total = now.tv_nsec as u128 + timeout.as_nanos();
+    let deadline = libc::timespec {
+        tv_sec: now.tv_sec.saturating_add((total / 1_000_000_000).min(i32::MAX as u128) as libc::time_t),
+        tv_nsec: (total % 1_000_000_000) as _,
+    };
+    finish(m, libc::pthread_mutex_timedlock(m, &deadline), name)
+}
+
+/// Releases the lock held by this thread.
+///
+/// # Safety
+/// As [`lock`].
+pub(crate) unsafe fn unlock(m: *mut libc::pthread_mutex_t, name: &str) -> Result<()> {
+    match libc::pthread_mutex_unlock(m) {
+        0 => Ok(()),
+        libc::EPERM => Err(Error::InvalidArgument(format!(
+            "this thread does not hold the lock of shared array {name:?}; unlock only what you locked, in the same thread"
+        ))),
+        rc => Err(os_err(format!("cannot unlock shared array {name:?}"), rc)),
+    }
+}

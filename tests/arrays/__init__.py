@@ -1,0 +1,1 @@
+"""Shared arrays, the ataraxis shim and YamlConfig (a package, so its conftest does not shadow tests/conftest.py)."""

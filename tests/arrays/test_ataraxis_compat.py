@@ -1,0 +1,134 @@
+"""compat.ataraxis.SharedMemoryArray: the API of ataraxis-data-structures' README, every
+index form and the errors its users expect."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+import sys
+
+import numpy as np
+import pytest
+
+from allye_data_connector import errors
+from allye_data_connector.compat.ataraxis import SharedMemoryArray, YamlConfig
+from allye_data_connector.yaml_config import YamlConfig as NativeYamlConfig
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared arrays are Linux only")
+
+
+@pytest.fixture
+def sma(astore):
+    arr = SharedMemoryArray.create_array("unique_buffer", np.array([1, 2, 3, 4, 5, 6], dtype=np.uint64), secret_dir=astore)
+    yield arr
+    arr.destroy()
+
+
+def test_readme_creation(astore):
+    prototype = np.array([1, 2, 3, 4, 5, 6], dtype=np.uint64)
+    sma = SharedMemoryArray.create_array(name="unique_buffer", prototype=prototype, exist_ok=True, secret_dir=astore)
+    assert sma.name == "unique_buffer" and sma.shape == prototype.shape and sma.datatype == prototype.dtype
+    assert sma.is_connected
+    sma.disconnect()
+    assert not sma.is_connected
+    sma.destroy()
+    assert YamlConfig is NativeYamlConfig
+
+
+def test_readme_read_and_write(sma):
+    sma.connect()  # a no-op on the creator
+    out = sma.read_data(index=2)
+    assert out == np.uint64(3) and isinstance(out, np.uint64)
+    out = sma.read_data(index=(1, 4), convert_output=False, with_lock=False)
+    assert np.array_equal(out, np.array([2, 3, 4], dtype=np.uint64)) and isinstance(out, np.ndarray)
+    sma.write_data(index=1, data=7, with_lock=True)
+    assert sma.read_data(index=1, convert_output=True) == 7
+    assert type(sma.read_data(index=1, convert_output=True)) is int
+    sma.write_data(index=(1, 3), data=[10, 11], with_lock=False)
+    assert sma.read_data(index=(0,), convert_output=True) == [1, 10, 11, 4, 5, 6]
+
+
+def test_every_index_form(sma):
+    assert sma.read_data(-1) == 6 and sma.read_data(-6) == 1 and sma.read_data(0) == 1
+    assert sma.read_data((3,), convert_output=True) == [4, 5, 6]
+    assert sma.read_data((-2,), convert_output=True) == [5, 6]
+    assert sma.read_data((-3, -1), convert_output=True) == [4, 5]
+    assert sma.read_data((2, 2), convert_output=True) == []
+    assert sma.read_data((0, 6), convert_output=True) == [1, 2, 3, 4, 5, 6]
+    sma.write_data(-1, 60)
+    sma.write_data((4,), [50, 61])
+    sma.write_data((0, 2), np.array([0, 0], dtype=np.uint64))
+    assert sma.read_data((0,), convert_output=True) == [0, 0, 3, 4, 50, 61]
+    sma.write_data((0,), 9)  # a scalar broadcasts, as NumPy does
+    assert sma.read_data((0,), convert_output=True) == [9] * 6
+
+
+def test_errors_users_expect(sma, astore):
+    for bad in (6, -7, (6,), (-7,), (0, 7), (2, -8)):
+        with pytest.raises(IndexError):
+            sma.read_data(bad)
+        with pytest.raises(IndexError):
+            sma.write_data(bad, 1)
+    with pytest.raises(ValueError, match="after stop"):
+        sma.read_data((4, 2))
+    with pytest.raises(ValueError, match="after stop"):
+        sma.write_data((5, 1), [1])
+    for bad in ((1, 2, 3), (), "1", 1.0, (1.0,)):
+        with pytest.raises(TypeError):
+            sma.read_data(bad)
+    with pytest.raises(TypeError, match="ndarray"):
+        SharedMemoryArray.create_array("other", [1, 2, 3], secret_dir=astore)
+    with pytest.raises(FileExistsError):
+        SharedMemoryArray.create_array("unique_buffer", np.zeros(6, dtype=np.uint64), secret_dir=astore)
+    reused = SharedMemoryArray.create_array("unique_buffer", np.zeros(6, dtype=np.uint64), exist_ok=True, secret_dir=astore)
+    assert sma.read_data(0) == 0, "exist_ok reuses the buffer with the prototype's data"
+    with pytest.raises(ValueError, match="destroy it"):
+        SharedMemoryArray.create_array("unique_buffer", np.zeros(3, dtype=np.float32), exist_ok=True, secret_dir=astore)
+    reused.disconnect()
+    for call in (lambda: reused.read_data(0), lambda: reused.write_data(0, 1)):
+        with pytest.raises(RuntimeError, match="connect"):
+            call()
+
+
+def test_destroy_when_disconnected_and_twice(astore):
+    sma = SharedMemoryArray.create_array("gone", np.zeros(2, dtype=np.int32), secret_dir=astore)
+    sma.disconnect()
+    sma.destroy()
+    sma.destroy()
+    with pytest.raises(FileNotFoundError):
+        sma.connect()
+
+
+def test_two_dimensional_rows(astore):
+    sma = SharedMemoryArray.create_array("grid", np.arange(6, dtype=np.float64).reshape(3, 2), secret_dir=astore)
+    try:
+        assert sma.read_data(1, convert_output=True) == [2.0, 3.0]
+        assert sma.read_data((1,), convert_output=True) == [[2.0, 3.0], [4.0, 5.0]]
+        sma.write_data(-1, [9, 9])
+        assert sma.read_data((2, 3), convert_output=True) == [[9.0, 9.0]]
+    finally:
+        sma.destroy()
+
+
+def _child(sma: SharedMemoryArray, n: int) -> None:
+    with pytest.raises(RuntimeError):
+        sma.read_data(0)  # unpickled instances start disconnected, as in ataraxis
+    sma.connect()
+    for _ in range(n):
+        with sma._arr.locked() as v:
+            v[0] += 1
+    sma.write_data(1, 1)
+    sma.disconnect()
+
+
+def test_children_connect_and_write(sma):
+    state = pickle.loads(pickle.dumps(sma))
+    assert not state.is_connected and state.name == sma.name and state.shape == sma.shape
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_child, args=(sma, 200)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert sma.read_data((0, 2), convert_output=True) == [601, 1]
