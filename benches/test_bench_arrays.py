@@ -5,14 +5,11 @@ multiprocessing)."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_arrays  # noqa: E402
+from benches import bench_arrays
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared arrays are Linux only")
 

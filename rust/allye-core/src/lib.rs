@@ -16,8 +16,8 @@
 //!
 //! Modules, lowest layer first (each uses only layers before it; `tests/architecture.rs`
 //! checks it): [`error`], [`protocol`] (the vocabulary), [`sys`] (files, lock, shared
-//! memory, processes, time), [`store`], [`manifest`], [`payload`], [`gc`], [`tables`],
-//! [`watch`], and the [`Store`] methods.
+//! memory, processes, time), [`store`], `arrays` (shared mutable arrays, Linux),
+//! [`manifest`], [`payload`], [`gc`], [`tables`], [`watch`], and the [`Store`] methods.
 
 #![warn(missing_docs)]
 

@@ -40,8 +40,11 @@ impl WriterIdentity {
         #[cfg(target_os = "linux")]
         {
             match start_ticks(self.pid) {
-                None => Some(false),
                 Some(now) => Some(self.start.is_none_or(|s| s == now)),
+                // Without a readable /proc (not mounted, hidepid) nothing can be told: a
+                // live sender or array creator must not be taken for dead.
+                None if start_ticks(std::process::id()).is_none() => None,
+                None => Some(false),
             }
         }
         #[cfg(all(unix, not(target_os = "linux")))]
