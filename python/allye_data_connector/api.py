@@ -175,8 +175,13 @@ def get_dataframe(
     """Reads the current version of a table (the last ``ready`` line for that name and
     producer) into a DataFrame.
 
-    Numeric columns without nulls come back as **read-only** NumPy views of the mapped
-    payload (no copy); call ``df.copy()`` for a writable frame. ``dtype_backend="pyarrow"``
+    Numeric columns without nulls come back as NumPy views of the mapped payload (no
+    copy). In-place writes work under pandas' copy-on-write (pandas 3, or pandas 2 with
+    ``mode.copy_on_write``): a column is copied on its first write, so the mapping is
+    never written (see :func:`~.convert.copy_on_first_write`); with pandas 2 in its
+    default mode the views are read-only and ``df.copy()`` gives a writable frame.
+    Arrays taken out of the frame (``df["x"].to_numpy()``) are read-only as pandas makes
+    them; ``np.array(df["x"])`` is a writable copy. ``dtype_backend="pyarrow"``
     keeps every column Arrow-backed without copying. With ``wait=True``, waits up to
     ``timeout_sec`` for a first version to appear, woken by file-system notifications
     on the manifest (where there are none, polling its size every

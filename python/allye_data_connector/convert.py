@@ -528,8 +528,8 @@ def arrow_to_dataframe(
     """Converts an Arrow table to a DataFrame without copying what can be shared.
 
     ``dtype_backend=None`` (or ``"numpy"``): numeric columns without nulls in a single
-    record batch become read-only NumPy views of the mapped payload; other columns are
-    converted. ``"pyarrow"``: every column stays Arrow-backed (``pd.ArrowDtype``), no copy.
+    record batch become NumPy views of the mapped payload, copied on their first write
+    (:func:`copy_on_first_write`); other columns are converted. ``"pyarrow"``: every column stays Arrow-backed (``pd.ArrowDtype``), no copy.
     ``"numpy_nullable"``: pandas' nullable extension dtypes.
 
     With ``progress`` or ``cancel``: the same conversion applied record batch by record
@@ -567,6 +567,57 @@ def _to_pandas(table: pa.Table, dtype_backend: Optional[DtypeBackend], *, fast: 
         restored = json.loads(labels)
         if len(restored) == df.shape[1]:
             df.columns = pd.Index(restored, dtype=object if len({type(x) for x in restored}) > 1 else None)
+    copy_on_first_write(df)
+    return df
+
+
+class _Mapping:
+    """Stands, in the copy-on-write references of a frame's blocks, for the read-only
+    memory (a mapped payload, an Arrow buffer) their values are views of."""
+
+    __slots__ = ("__weakref__",)
+
+
+#: Lives as long as the module, so a block referring to it is referenced for good.
+_MAPPING = _Mapping()
+
+
+_PANDAS_3 = int(pd.__version__.split(".", 1)[0]) >= 3
+
+
+def _copy_on_write_active() -> bool:
+    # pandas 3 always (its option is deprecated); pandas 2 only when the user turned it on.
+    return _PANDAS_3 or pd.options.mode.copy_on_write is True
+
+
+def _read_only(values: Any) -> bool:
+    if type(values) is np.ndarray:
+        return not values.flags.writeable
+    for arr in (getattr(values, "_ndarray", None), getattr(values, "_data", None), getattr(values, "_mask", None)):
+        if type(arr) is np.ndarray and not arr.flags.writeable:
+            return True
+    return False
+
+
+def copy_on_first_write(df: pd.DataFrame) -> pd.DataFrame:
+    """Makes the read-only columns of ``df`` (views of a mapping or of Arrow buffers)
+    writable the way pandas' copy-on-write makes any shared column writable: each such
+    block is marked as referenced by another owner (:data:`_MAPPING`), so the first write
+    into it (``loc``/``iloc``/``iat`` assignment, masked assignment, ``fillna``/
+    ``replace``/``update``/... with ``inplace=True``) copies that block and writes into
+    the copy; the mapping is never written, reads stay zero-copy, and only the columns
+    written are copied. Frames (and Series) derived from ``df`` without a copy share the
+    mark. ``BlockValuesRefs.add_index_reference`` is how pandas itself records an Index
+    sharing a block's values (pandas >= 2.0; tests/convert pins its effect). Without
+    copy-on-write (pandas 2 by default) writes go into the array itself, so the columns
+    stay read-only; ``df.copy()`` makes a writable frame there."""
+    if not _copy_on_write_active():
+        return df
+    for blk in getattr(getattr(df, "_mgr", None), "blocks", ()):
+        if _read_only(blk.values):
+            refs = getattr(blk, "refs", None)
+            if refs is not None:
+                refs.add_index_reference(_MAPPING)
     return df
 
 
