@@ -260,11 +260,12 @@ def dataframe_to_arrow(
     checked before each (:class:`~.errors.CancelledError`); the result is the table the
     whole-frame conversion gives."""
     _check_frame(df)
+    arrays = column_arrays(df)
     if progress is None and cancel is None:
-        table = _to_arrow(df)
+        table = _to_arrow(df, arrays)
     else:
         table = _to_arrow_in_chunks(df, progress, cancel, chunk_rows)
-    return _keep_fidelity(table, df)
+    return _keep_fidelity(table, df, arrays)
 
 
 def _check_frame(df: Any) -> None:
@@ -280,12 +281,12 @@ def _is_arrow_string(dtype: Any) -> bool:
     return isinstance(dtype, pd.ArrowDtype) and dtype.pyarrow_dtype == pa.string()
 
 
-def _fidelity(df: pd.DataFrame, arrays: list[Any], fields: list[str]) -> dict[str, Any]:
+def _fidelity(df: pd.DataFrame, column_dtypes: list[Any], fields: list[str]) -> dict[str, Any]:
     """What ``df`` is that pyarrow's round trip loses (it turns each into something else):
     the ``freq`` of a DatetimeIndex or TimedeltaIndex; ``allows_duplicate_labels=False``;
     ``string[python]`` columns and ``ArrowDtype(pa.string())`` columns (both read back
     as ``string[pyarrow]``), by Arrow field name; and, in a frame of no rows, the
-    categories of each categorical column (without a record batch, no dictionary is
+    categories of each categorical column and index level (without a record batch, no dictionary is
     written), as an Arrow IPC stream in base64."""
     out: dict[str, Any] = {}
     index = df.index
@@ -295,8 +296,7 @@ def _fidelity(df: pd.DataFrame, arrays: list[Any], fields: list[str]) -> dict[st
         out["allows_duplicate_labels"] = False
     dtypes: dict[str, Any] = {}
     categories: dict[str, str] = {}
-    for field, a in zip(fields, arrays):
-        dtype = a.dtype
+    for field, dtype in zip(fields, column_dtypes):
         if type(dtype) is np.dtype:
             continue
         if isinstance(dtype, pd.StringDtype) and dtype.storage == "python":
@@ -331,7 +331,13 @@ def _keep_fidelity(table: pa.Table, df: pd.DataFrame, arrays: Optional[list[Any]
         type(a) is np.ndarray for a in arrays
     ):
         return table  # the common frame: nothing to keep
-    info = _fidelity(df, arrays, data_fields(table))
+    fields, dtypes = data_fields(table), [a.dtype for a in arrays]
+    if len(df) == 0:  # the index's categories too (an index of no rows is one of no rows)
+        levels = df.index.levels if isinstance(df.index, pd.MultiIndex) else [df.index]
+        index = index_fields(table)
+        if len(index) == len(levels):
+            fields, dtypes = fields + index, dtypes + [lvl.dtype for lvl in levels]
+    info = _fidelity(df, dtypes, fields)
     return _add_fidelity(table, info) if info else table
 
 
@@ -363,8 +369,11 @@ def _to_arrow(df: pd.DataFrame, arrays: Optional[list[Any]] = None) -> pa.Table:
     labels = CACHES.labels(df.columns)
     # pyarrow keeps homogeneous labels (all str, all int, ...) in its pandas metadata;
     # duplicates, labels equal after str() and mixed types we keep ourselves.
+    texts = {str(c) for c in labels}
     own_labels = (
-        len({str(c) for c in labels}) != len(labels)
+        len(texts) != len(labels)
+        # Arrow's C interface passes field names as NUL-terminated strings.
+        or any("\0" in t for t in texts)
         or (not isinstance(df.columns, pd.MultiIndex) and (
             df.columns.inferred_type.startswith("mixed")
             # pyarrow writes bool labels as "True"/"False" and reads both back as True.
@@ -374,7 +383,7 @@ def _to_arrow(df: pd.DataFrame, arrays: Optional[list[Any]] = None) -> pa.Table:
     frame = df
     if own_labels:
         frame = df.copy(deep=False)
-        frame.columns = [f"{c}__{i}" for i, c in enumerate(labels)]
+        frame.columns = [f"{c}__{i}".replace("\0", "") for i, c in enumerate(labels)]
     try:
         table = numeric_table(frame, arrays)
         if table is None:

@@ -33,6 +33,9 @@ LOST_BY_PYARROW = {
     "str_python_nan": pd.DataFrame({"s": pd.array(["a", None, "c"], dtype=pd.StringDtype("python", na_value=np.nan))}),
     "arrow_string": pd.DataFrame({"s": pd.Series(["a", None, "c"], dtype=pd.ArrowDtype(pa.string())), "n": [1, 2, 3]}),
     "no_duplicate_labels": pd.DataFrame({"x": [1, 2]}).set_flags(allows_duplicate_labels=False),
+    "empty_categorical_index": pd.DataFrame(
+        {"x": np.array([], dtype=float)}, index=pd.CategoricalIndex([], categories=["c0", "c1"], name="k")
+    ),
     "everything": pd.DataFrame(
         {
             "p": pd.array(["x", None], dtype="string[python]"),
@@ -193,3 +196,11 @@ def test_arrow_data_can_be_sent(store, transport, kind):
 def test_something_else_is_refused_with_what_to_send(store):
     with pytest.raises(adc.errors.InvalidInputError, match="Series.*RecordBatch.*__arrow_c_stream__"):
         adc.send_dataframe([1, 2], "x", secret_dir=store)
+
+
+def test_labels_holding_nul_come_back_whole(store):
+    """Arrow's C interface cuts field names at a NUL; such labels travel in allye_columns."""
+    df = pd.DataFrame({"a\0b": [1, 2], "a": [3, 4], "\0": [5, 6]})
+    adc.send_dataframe(df, "nul", secret_dir=store)
+    pd.testing.assert_frame_equal(adc.get_dataframe("nul", secret_dir=store), df)
+    assert adc.get_dataframe("nul", secret_dir=store, columns=["a\0b"])["a\0b"].tolist() == [1, 2]
