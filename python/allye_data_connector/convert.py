@@ -312,6 +312,13 @@ def _fidelity(df: pd.DataFrame, column_dtypes: list[Any], fields: list[str]) -> 
     return out
 
 
+def _kept_dtype(dtype: Any) -> bool:
+    """Whether :func:`_fidelity` keeps a column of this dtype (in a frame with rows)."""
+    return type(dtype) is not np.dtype and (
+        (isinstance(dtype, pd.StringDtype) and dtype.storage == "python") or _is_arrow_string(dtype)
+    )
+
+
 def _encode_array(array: pa.Array) -> str:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, pa.schema([("v", array.type)])) as writer:
@@ -331,7 +338,11 @@ def _keep_fidelity(table: pa.Table, df: pd.DataFrame, arrays: Optional[list[Any]
         type(a) is np.ndarray for a in arrays
     ):
         return table  # the common frame: nothing to keep
-    fields, dtypes = data_fields(table), [a.dtype for a in arrays]
+    dtypes = [a.dtype for a in arrays]
+    if len(df) and not any(_kept_dtype(d) for d in dtypes):
+        fields: list[str] = []  # no column to name: spare reading the pandas metadata
+    else:
+        fields = data_fields(table)
     if len(df) == 0:  # the index's categories too (an index of no rows is one of no rows)
         levels = df.index.levels if isinstance(df.index, pd.MultiIndex) else [df.index]
         index = index_fields(table)
