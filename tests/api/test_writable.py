@@ -119,3 +119,20 @@ def test_to_numpy_stays_read_only_as_pandas_makes_it(store):
     arr = np.array(df["x"])
     arr[0] = 1
     assert df["x"].iloc[0] == 0
+
+
+@pytest.mark.parametrize(
+    "sent_as",
+    [
+        pd.DataFrame({"x": np.arange(5)}).set_flags(allows_duplicate_labels=False),
+        pd.Series(np.arange(5), name="x"),
+        pd.DataFrame({"x": np.arange(5)}, index=pd.date_range("2024-01-01", periods=5, freq="D")),
+    ],
+    ids=["no_duplicate_labels", "series", "freq_index"],
+)
+def test_frames_restored_from_our_metadata_are_writable_too(store, sent_as):
+    adc.send_dataframe(sent_as, "t", secret_dir=store)
+    back = adc.get_dataframe("t", secret_dir=store)
+    back.iloc[0] = 9  # Series or frame
+    assert np.asarray(back).ravel()[0] == 9
+    assert np.asarray(adc.get_dataframe("t", secret_dir=store)).ravel()[0] == 0
