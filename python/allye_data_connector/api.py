@@ -43,7 +43,7 @@ def _int_arg(name: str, value: Any, *, minimum: int) -> int:
 
 
 def send_dataframe(
-    df: pd.DataFrame,
+    df: Any,
     table_name: Optional[str] = None,
     *,
     secret_dir: Optional[PathLike] = None,
@@ -65,6 +65,14 @@ def send_dataframe(
     cancel: Optional[Cancel] = None,
 ) -> str:
     """Sends a DataFrame under ``table_name`` and returns the name (generated when None).
+
+    ``df`` may also be a ``pandas.Series`` (it comes back a Series, name and index kept)
+    or Arrow data, sent as it is: a ``pyarrow.Table``, ``RecordBatch``,
+    ``RecordBatchReader``, or any object with ``__arrow_c_stream__`` (a polars or duckdb
+    frame, ...). What pyarrow's own round trip would lose of a frame (an index's
+    ``freq``, ``string[python]`` and ``ArrowDtype(string)`` columns, bool column labels,
+    ``allows_duplicate_labels=False``, the categories of a frame of no rows) is kept in
+    the schema metadata and restored by a get.
 
     The frame is converted to Arrow once (index and column labels kept) and written once:
     into a shared-memory segment (``transport="shm"``, or ``"auto"`` when its Arrow size
@@ -99,7 +107,7 @@ def send_dataframe(
         compression=compression, default_ttl_sec=ttl_sec, notify_canvas=notify_canvas,
     )
     encoded = convert.encode(df, progress=progress, cancel=cancel)
-    rows, cols = df.shape
+    rows, cols = encoded.shape
     event = _core.send(
         encoded.table,
         secret_dir=store,
@@ -141,7 +149,7 @@ def get_arrow(
     ``pyarrow.Table`` whose buffers point into the mapped segment or file (no copy)."""
     _core.check_table_name(table_name)
     _, data = _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)
-    table = pa.table(data)
+    table = convert.restore_arrow(pa.table(data))
     return table if selection is None else _selection_arg(selection).apply(table)
 
 
@@ -171,12 +179,17 @@ def get_dataframe(
     progress: Optional[Progress] = None,
     cancel: Optional[Cancel] = None,
     selection: Optional[Selection] = None,
-) -> pd.DataFrame:
+) -> Any:
     """Reads the current version of a table (the last ``ready`` line for that name and
-    producer) into a DataFrame.
+    producer) into a DataFrame (a Series when a Series was sent).
 
-    Numeric columns without nulls come back as **read-only** NumPy views of the mapped
-    payload (no copy); call ``df.copy()`` for a writable frame. ``dtype_backend="pyarrow"``
+    Numeric columns without nulls come back as NumPy views of the mapped payload (no
+    copy). In-place writes work under pandas' copy-on-write (pandas 3, or pandas 2 with
+    ``mode.copy_on_write``): a column is copied on its first write, so the mapping is
+    never written (see :func:`~.convert.copy_on_first_write`); with pandas 2 in its
+    default mode the views are read-only and ``df.copy()`` gives a writable frame.
+    Arrays taken out of the frame (``df["x"].to_numpy()``) are read-only as pandas makes
+    them; ``np.array(df["x"])`` is a writable copy. ``dtype_backend="pyarrow"``
     keeps every column Arrow-backed without copying. With ``wait=True``, waits up to
     ``timeout_sec`` for a first version to appear, woken by file-system notifications
     on the manifest (where there are none, polling its size every

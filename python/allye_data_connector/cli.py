@@ -372,6 +372,8 @@ def show_cmd(obj: _Ctx, name: str, head: int, max_columns: int, producer: Option
     df = None
     if info["state"] not in ("removed",) and info["id"] and not info["expired"] and head > 0 and info["schema"] is not None:
         df = api.get_dataframe(name, secret_dir=obj.secret_dir, producer=producer, head=head)
+        if df.ndim == 1:  # a Series was sent
+            df = df.to_frame()
     if obj.json:
         out = dict(info)
         out["head"] = None if df is None else json.loads(df.to_json(orient="split", date_format="iso", default_handler=str))

@@ -9,14 +9,16 @@ schema converts to) is held by :data:`CACHES`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import importlib
 import json
 import logging
 import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, NamedTuple, Optional, cast
+from typing import Any, Literal, NamedTuple, Optional, Union, cast
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,18 @@ logger = logging.getLogger(__name__)
 #: Schema-metadata key holding the original column labels when Arrow field names
 #: could not carry them (duplicate labels, labels equal after ``str()``).
 LABELS_KEY = b"allye_columns"
+
+#: Schema-metadata key holding, as JSON, what a frame is that neither Arrow nor pyarrow's
+#: pandas metadata keeps (see :func:`_fidelity`); absent when there is nothing to keep.
+FIDELITY_KEY = b"allye_pandas"
+
+try:
+    # Registers pandas' Arrow extension types (period, interval) with pyarrow. pandas
+    # imports it only when it converts such an array itself; a process that only reads
+    # would otherwise see their storage types (int64, struct) and build int/object indexes.
+    importlib.import_module("pandas.core.arrays.arrow.extension_types")
+except ImportError:  # pragma: no cover - other pandas layouts: pyarrow's own behaviour
+    pass
 
 DtypeBackend = Literal["numpy", "numpy_nullable", "pyarrow"]
 DTYPE_BACKENDS = (None, "numpy", "numpy_nullable", "pyarrow")
@@ -165,13 +179,26 @@ class Encoded(NamedTuple):
     table: pa.Table
     #: The protocol's ``schema_sha256`` (see :func:`schema_sha256`).
     schema_sha256: str
+    #: (rows, columns) for the manifest, as the frame's ``shape``.
+    shape: tuple[int, int]
 
 
-def encode(df: Any, *, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None) -> Encoded:
-    """The Arrow table of a DataFrame (as :func:`dataframe_to_arrow` converts it) and its
-    schema hash, the frame's column arrays read once for both. Raises
+def encode(data: Any, *, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None) -> Encoded:
+    """The Arrow table of what a send was given and its schema hash: a DataFrame (as
+    :func:`dataframe_to_arrow` converts it, its column arrays read once for both), a
+    Series (as its one-column frame, marked to come back a Series), or Arrow data (a
+    ``pyarrow.Table``, ``RecordBatch``, ``RecordBatchReader`` or any object with
+    ``__arrow_c_stream__``, such as a polars or duckdb frame) sent as it is. Raises
     :class:`~.errors.CancelledError` when ``cancel`` is set before the conversion is
     complete."""
+    if not isinstance(data, pd.DataFrame):
+        if isinstance(data, pd.Series):
+            return _encode_series(data, progress, cancel)
+        table = arrow_input(data)
+        if table is not None:
+            check(cancel, "the send")
+            return Encoded(table, schema_sha256(_empty_frame(table)), (table.num_rows, table.num_columns))
+    df = data
     _check_frame(df)
     arrays = column_arrays(df)
     if progress is None and cancel is None:
@@ -179,7 +206,43 @@ def encode(df: Any, *, progress: Optional[Progress] = None, cancel: Optional[Can
     else:
         table = _to_arrow_in_chunks(df, progress, cancel, CONVERT_CHUNK_ROWS)
         check(cancel, "the send")
-    return Encoded(table, schema_sha256(df, arrays))
+    table = _keep_fidelity(table, df, arrays)
+    rows, cols = df.shape
+    return Encoded(table, schema_sha256(df, arrays), (int(rows), int(cols)))
+
+
+def _encode_series(series: pd.Series, progress: Optional[Progress], cancel: Optional[Cancel]) -> Encoded:
+    frame = series.to_frame()  # the label is the name (0 when unnamed)
+    encoded = encode(frame, progress=progress, cancel=cancel)
+    table = _add_fidelity(encoded.table, {"series": {"unnamed": series.name is None}})
+    return encoded._replace(table=table)
+
+
+def arrow_input(data: Any) -> Optional[pa.Table]:
+    """``data`` as a ``pyarrow.Table`` when it is Arrow data (a Table, RecordBatch,
+    RecordBatchReader, or an object exporting ``__arrow_c_stream__``), else None."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    if hasattr(data, "__arrow_c_stream__"):
+        try:
+            return pa.table(data)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
+            raise ConversionError(
+                f"{type(data).__module__}.{type(data).__qualname__} exports an Arrow stream pyarrow cannot import: {exc}"
+            ) from exc
+    return None
+
+
+def _empty_frame(table: pa.Table) -> pd.DataFrame:
+    """The frame a reader of ``table`` gets, without its rows: what its schema hash is of."""
+    try:
+        return _to_frame(table.schema.empty_table(), None, fast=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
+        return pd.DataFrame(columns=table.schema.names)
 
 
 def dataframe_to_arrow(
@@ -197,17 +260,118 @@ def dataframe_to_arrow(
     checked before each (:class:`~.errors.CancelledError`); the result is the table the
     whole-frame conversion gives."""
     _check_frame(df)
+    arrays = column_arrays(df)
     if progress is None and cancel is None:
-        return _to_arrow(df)
-    return _to_arrow_in_chunks(df, progress, cancel, chunk_rows)
+        table = _to_arrow(df, arrays)
+    else:
+        table = _to_arrow_in_chunks(df, progress, cancel, chunk_rows)
+    return _keep_fidelity(table, df, arrays)
 
 
 def _check_frame(df: Any) -> None:
     if not isinstance(df, pd.DataFrame):
         raise InvalidInputError(
-            f"send_dataframe() needs a pandas.DataFrame, got {type(df).__module__}.{type(df).__qualname__}; "
-            "wrap a Series with .to_frame(), a dict or array with pandas.DataFrame(...)"
+            f"send_dataframe() needs a pandas DataFrame or Series, or Arrow data (a pyarrow Table, RecordBatch, "
+            f"RecordBatchReader, or an object with __arrow_c_stream__ such as a polars frame), got "
+            f"{type(df).__module__}.{type(df).__qualname__}; wrap a dict or array with pandas.DataFrame(...)"
         )
+
+
+def _is_arrow_string(dtype: Any) -> bool:
+    return isinstance(dtype, pd.ArrowDtype) and dtype.pyarrow_dtype == pa.string()
+
+
+def _fidelity(df: pd.DataFrame, column_dtypes: list[Any], fields: list[str]) -> dict[str, Any]:
+    """What ``df`` is that pyarrow's round trip loses (it turns each into something else):
+    the ``freq`` of a DatetimeIndex or TimedeltaIndex; ``allows_duplicate_labels=False``;
+    ``string[python]`` columns and ``ArrowDtype(pa.string())`` columns (both read back
+    as ``string[pyarrow]``), by Arrow field name; and, in a frame of no rows, the
+    categories of each categorical column and index level (without a record batch, no dictionary is
+    written), as an Arrow IPC stream in base64."""
+    out: dict[str, Any] = {}
+    index = df.index
+    if isinstance(index, (pd.DatetimeIndex, pd.TimedeltaIndex)) and index.freq is not None:
+        out["freq"] = index.freqstr
+    if not df.flags.allows_duplicate_labels:
+        out["allows_duplicate_labels"] = False
+    dtypes: dict[str, Any] = {}
+    categories: dict[str, str] = {}
+    for field, dtype in zip(fields, column_dtypes):
+        if type(dtype) is np.dtype:
+            continue
+        if isinstance(dtype, pd.StringDtype) and dtype.storage == "python":
+            dtypes[field] = ["string", "python", "NA" if dtype.na_value is pd.NA else "nan"]
+        elif _is_arrow_string(dtype):
+            dtypes[field] = ["arrow"]
+        elif isinstance(dtype, pd.CategoricalDtype) and len(df) == 0:
+            categories[field] = _encode_array(pa.array(dtype.categories))
+    if dtypes:
+        out["dtypes"] = dtypes
+    if categories:
+        out["categories"] = categories
+    return out
+
+
+def _kept_dtype(dtype: Any) -> bool:
+    """Whether :func:`_fidelity` keeps a column of this dtype (in a frame with rows)."""
+    return type(dtype) is not np.dtype and (
+        (isinstance(dtype, pd.StringDtype) and dtype.storage == "python") or _is_arrow_string(dtype)
+    )
+
+
+def _encode_array(array: pa.Array) -> str:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, pa.schema([("v", array.type)])) as writer:
+        writer.write_batch(pa.record_batch([array], names=["v"]))
+    return base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")
+
+
+def _decode_array(text: str) -> pa.Array:
+    return pa.ipc.open_stream(base64.b64decode(text)).read_all().column(0).combine_chunks()
+
+
+def _keep_fidelity(table: pa.Table, df: pd.DataFrame, arrays: Optional[list[Any]] = None) -> pa.Table:
+    """``table`` with :func:`_fidelity` of ``df`` in its schema metadata, when there is any."""
+    if arrays is None:
+        arrays = column_arrays(df)
+    if type(df.index) is pd.RangeIndex and df.flags.allows_duplicate_labels and len(df) and all(
+        type(a) is np.ndarray for a in arrays
+    ):
+        return table  # the common frame: nothing to keep
+    dtypes = [a.dtype for a in arrays]
+    if len(df) and not any(_kept_dtype(d) for d in dtypes):
+        fields: list[str] = []  # no column to name: spare reading the pandas metadata
+    else:
+        fields = data_fields(table)
+    if len(df) == 0:  # the index's categories too (an index of no rows is one of no rows)
+        levels = df.index.levels if isinstance(df.index, pd.MultiIndex) else [df.index]
+        index = index_fields(table)
+        if len(index) == len(levels):
+            fields, dtypes = fields + index, dtypes + [lvl.dtype for lvl in levels]
+    info = _fidelity(df, dtypes, fields)
+    return _add_fidelity(table, info) if info else table
+
+
+def _add_fidelity(table: pa.Table, info: dict[str, Any]) -> pa.Table:
+    meta = dict(table.schema.metadata or {})
+    known = json.loads(meta[FIDELITY_KEY]) if FIDELITY_KEY in meta else {}
+    meta[FIDELITY_KEY] = json.dumps({**known, **info}).encode("utf-8")
+    return table.replace_schema_metadata(meta)
+
+
+def index_fields(table: pa.Table) -> list[str]:
+    """Field names that hold the DataFrame index (pandas metadata), in order."""
+    raw = (table.schema.metadata or {}).get(b"pandas")
+    if not raw:
+        return []
+    names = set(table.column_names)
+    return [c for c in json.loads(raw).get("index_columns", []) if isinstance(c, str) and c in names]
+
+
+def data_fields(table: pa.Table) -> list[str]:
+    """Field names of the DataFrame's columns, in order (the index's left out)."""
+    idx = set(index_fields(table))
+    return [n for n in table.column_names if n not in idx] if idx else list(table.column_names)
 
 
 def _to_arrow(df: pd.DataFrame, arrays: Optional[list[Any]] = None) -> pa.Table:
@@ -216,14 +380,21 @@ def _to_arrow(df: pd.DataFrame, arrays: Optional[list[Any]] = None) -> pa.Table:
     labels = CACHES.labels(df.columns)
     # pyarrow keeps homogeneous labels (all str, all int, ...) in its pandas metadata;
     # duplicates, labels equal after str() and mixed types we keep ourselves.
+    texts = {str(c) for c in labels}
     own_labels = (
-        len({str(c) for c in labels}) != len(labels)
-        or (not isinstance(df.columns, pd.MultiIndex) and df.columns.inferred_type.startswith("mixed"))
+        len(texts) != len(labels)
+        # Arrow's C interface passes field names as NUL-terminated strings.
+        or any("\0" in t for t in texts)
+        or (not isinstance(df.columns, pd.MultiIndex) and (
+            df.columns.inferred_type.startswith("mixed")
+            # pyarrow writes bool labels as "True"/"False" and reads both back as True.
+            or df.columns.inferred_type == "boolean"
+        ))
     )
     frame = df
     if own_labels:
         frame = df.copy(deep=False)
-        frame.columns = [f"{c}__{i}" for i, c in enumerate(labels)]
+        frame.columns = [f"{c}__{i}".replace("\0", "") for i, c in enumerate(labels)]
     try:
         table = numeric_table(frame, arrays)
         if table is None:
@@ -524,12 +695,13 @@ def arrow_to_dataframe(
     *,
     progress: Optional[Progress] = None,
     cancel: Optional[Cancel] = None,
-) -> pd.DataFrame:
-    """Converts an Arrow table to a DataFrame without copying what can be shared.
+) -> Union[pd.DataFrame, pd.Series]:
+    """Converts an Arrow table to a DataFrame without copying what can be shared (to a
+    Series when a Series was sent, see :func:`encode`).
 
     ``dtype_backend=None`` (or ``"numpy"``): numeric columns without nulls in a single
-    record batch become read-only NumPy views of the mapped payload; other columns are
-    converted. ``"pyarrow"``: every column stays Arrow-backed (``pd.ArrowDtype``), no copy.
+    record batch become NumPy views of the mapped payload, copied on their first write
+    (:func:`copy_on_first_write`); other columns are converted. ``"pyarrow"``: every column stays Arrow-backed (``pd.ArrowDtype``), no copy.
     ``"numpy_nullable"``: pandas' nullable extension dtypes.
 
     With ``progress`` or ``cancel``: the same conversion applied record batch by record
@@ -545,15 +717,85 @@ def arrow_to_dataframe(
     return _to_pandas_in_batches(table, dtype_backend, progress, cancel)
 
 
-def arrow_to_dataframe_by_pyarrow(table: pa.Table, dtype_backend: Optional[DtypeBackend] = None) -> pd.DataFrame:
+def arrow_to_dataframe_by_pyarrow(
+    table: pa.Table, dtype_backend: Optional[DtypeBackend] = None
+) -> Union[pd.DataFrame, pd.Series]:
     """:func:`arrow_to_dataframe` without the :func:`numeric_frame` path: pyarrow's
     ``to_pandas`` for every table (what that path is pinned against)."""
     check_dtype_backend(dtype_backend)
     return _to_pandas(table, dtype_backend, fast=False)
 
 
-def _to_pandas(table: pa.Table, dtype_backend: Optional[DtypeBackend], *, fast: bool) -> pd.DataFrame:
+def restore_arrow(table: pa.Table) -> pa.Table:
+    """``table`` with what pyarrow would lose on its way to pandas put back on the Arrow
+    side: the categories of dictionary columns of a table of no rows (see
+    :func:`_fidelity`). A table without our metadata is returned as it is."""
+    meta = table.schema.metadata
+    raw = meta.get(FIDELITY_KEY) if meta else None
+    if raw is None or table.num_rows:
+        return table
+    categories = json.loads(raw).get("categories") or {}
+    for name, text in categories.items():
+        i = table.schema.get_field_index(name)
+        if i < 0 or not pa.types.is_dictionary(table.schema.field(i).type):
+            continue
+        field = table.schema.field(i)
+        dictionary = _decode_array(text)
+        empty = pa.DictionaryArray.from_arrays(
+            pa.array([], type=field.type.index_type), dictionary, ordered=field.type.ordered
+        )
+        table = table.set_column(i, field.with_type(empty.type), pa.chunked_array([empty], type=empty.type))
+    return table
+
+
+def _restore_pandas(
+    df: pd.DataFrame, table: pa.Table, info: dict[str, Any], dtype_backend: Optional[str]
+) -> Union[pd.DataFrame, pd.Series]:
+    """``df`` with what :func:`_fidelity` kept put back; a Series when a Series was sent."""
+    dtypes = info.get("dtypes")
+    if dtypes and dtype_backend in (None, "numpy"):
+        fields = data_fields(table)
+        for pos, field in enumerate(fields):
+            spec = dtypes.get(field)
+            if spec is None or pos >= df.shape[1]:
+                continue
+            if spec[0] == "arrow":
+                df.isetitem(pos, pd.arrays.ArrowExtensionArray(table.column(field)))
+            else:
+                na = pd.NA if spec[2] == "NA" else np.nan
+                df.isetitem(pos, df.iloc[:, pos].array.astype(pd.StringDtype(spec[1], na_value=na)))
+    freq = info.get("freq")
+    if freq is not None and isinstance(df.index, (pd.DatetimeIndex, pd.TimedeltaIndex)):
+        try:
+            df.index = type(df.index)(df.index, freq=freq)
+        except ValueError:  # rows were picked (sample, time range): the index no longer has that freq
+            pass
+    if info.get("allows_duplicate_labels") is False:
+        try:
+            df = df.set_flags(allows_duplicate_labels=False)
+        except pd.errors.DuplicateLabelError:  # labels a selection duplicated: keep pandas' default
+            pass
+    series = info.get("series")
+    if series is not None and df.shape[1] == 1:
+        out = df.iloc[:, 0]
+        if series.get("unnamed"):
+            out.name = None
+        return out
+    return df
+
+
+def _to_pandas(table: pa.Table, dtype_backend: Optional[DtypeBackend], *, fast: bool) -> Union[pd.DataFrame, pd.Series]:
     """The one-shot conversion."""
+    meta = table.schema.metadata
+    raw = meta.get(FIDELITY_KEY) if meta else None
+    if raw is None:
+        return _to_frame(table, dtype_backend, fast=fast)
+    table = restore_arrow(table)
+    return _restore_pandas(_to_frame(table, dtype_backend, fast=fast), table, json.loads(raw), dtype_backend)
+
+
+def _to_frame(table: pa.Table, dtype_backend: Optional[DtypeBackend], *, fast: bool) -> pd.DataFrame:
+    """pyarrow's conversion (or :func:`numeric_frame`), our column labels restored."""
     if dtype_backend in (None, "numpy"):
         df = numeric_frame(table) if fast else None
         if df is None:
@@ -567,12 +809,63 @@ def _to_pandas(table: pa.Table, dtype_backend: Optional[DtypeBackend], *, fast: 
         restored = json.loads(labels)
         if len(restored) == df.shape[1]:
             df.columns = pd.Index(restored, dtype=object if len({type(x) for x in restored}) > 1 else None)
+    copy_on_first_write(df)
+    return df
+
+
+class _Mapping:
+    """Stands, in the copy-on-write references of a frame's blocks, for the read-only
+    memory (a mapped payload, an Arrow buffer) their values are views of."""
+
+    __slots__ = ("__weakref__",)
+
+
+#: Lives as long as the module, so a block referring to it is referenced for good.
+_MAPPING = _Mapping()
+
+
+_PANDAS_3 = int(pd.__version__.split(".", 1)[0]) >= 3
+
+
+def _copy_on_write_active() -> bool:
+    # pandas 3 always (its option is deprecated); pandas 2 only when the user turned it on.
+    return _PANDAS_3 or pd.options.mode.copy_on_write is True
+
+
+def _read_only(values: Any) -> bool:
+    if type(values) is np.ndarray:
+        return not values.flags.writeable
+    for arr in (getattr(values, "_ndarray", None), getattr(values, "_data", None), getattr(values, "_mask", None)):
+        if type(arr) is np.ndarray and not arr.flags.writeable:
+            return True
+    return False
+
+
+def copy_on_first_write(df: pd.DataFrame) -> pd.DataFrame:
+    """Makes the read-only columns of ``df`` (views of a mapping or of Arrow buffers)
+    writable the way pandas' copy-on-write makes any shared column writable: each such
+    block is marked as referenced by another owner (:data:`_MAPPING`), so the first write
+    into it (``loc``/``iloc``/``iat`` assignment, masked assignment, ``fillna``/
+    ``replace``/``update``/... with ``inplace=True``) copies that block and writes into
+    the copy; the mapping is never written, reads stay zero-copy, and only the columns
+    written are copied. Frames (and Series) derived from ``df`` without a copy share the
+    mark. ``BlockValuesRefs.add_index_reference`` is how pandas itself records an Index
+    sharing a block's values (pandas >= 2.0; tests/convert pins its effect). Without
+    copy-on-write (pandas 2 by default) writes go into the array itself, so the columns
+    stay read-only; ``df.copy()`` makes a writable frame there."""
+    if not _copy_on_write_active():
+        return df
+    for blk in getattr(getattr(df, "_mgr", None), "blocks", ()):
+        if _read_only(blk.values):
+            refs = getattr(blk, "refs", None)
+            if refs is not None:
+                refs.add_index_reference(_MAPPING)
     return df
 
 
 def _to_pandas_in_batches(
     table: pa.Table, dtype_backend: Optional[DtypeBackend], progress: Optional[Progress], cancel: Optional[Cancel]
-) -> pd.DataFrame:
+) -> Union[pd.DataFrame, pd.Series]:
     """:func:`_to_pandas` per record batch, reporting and checking ``cancel`` between
     batches; each part gets its slice of the whole table's RangeIndex."""
     total = table.num_rows
@@ -591,7 +884,7 @@ def _to_pandas_in_batches(
     done = 0
     for batch in batches:
         check(cancel, "the load")
-        part = _to_pandas(pa.Table.from_batches([batch], schema=table.schema), dtype_backend, fast=True)
+        part = _to_frame(pa.Table.from_batches([batch], schema=table.schema), dtype_backend, fast=True)
         if range_index is not None:
             full = pd.RangeIndex(range_index["start"], range_index["stop"], range_index["step"], name=range_index.get("name"))
             if len(full) == total:
@@ -600,7 +893,9 @@ def _to_pandas_in_batches(
         done += batch.num_rows
         if progress is not None:
             progress(done, total)
-    return pd.concat(parts) if len(parts) > 1 else parts[0]
+    df = pd.concat(parts) if len(parts) > 1 else parts[0]
+    raw = (table.schema.metadata or {}).get(FIDELITY_KEY)
+    return df if raw is None else _restore_pandas(df, table, json.loads(raw), dtype_backend)
 
 
 def _same_dictionaries(table: pa.Table) -> bool:

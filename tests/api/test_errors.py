@@ -24,7 +24,7 @@ GOOD = pd.DataFrame({"a": [1, 2, 3]})
     "kwargs, exc, words",
     [
         ({"df": [1, 2, 3]}, errors.InvalidInputError, "pandas.DataFrame"),
-        ({"df": pd.Series([1, 2])}, errors.InvalidInputError, "to_frame"),
+        ({"df": {"a": [1, 2]}}, errors.InvalidInputError, "builtins.dict"),
         ({"table_name": ""}, errors.InvalidArgumentError, "empty"),
         ({"table_name": "a\nb"}, errors.InvalidArgumentError, "line break"),
         ({"table_name": "a\0b"}, errors.InvalidArgumentError, "NUL"),

@@ -133,3 +133,36 @@ def test_both_writers_share_one_manifest(store, peer_python):
         python=peer_python,
     )
     assert out.strip() == "[2] [4]"
+
+
+PEER_READS_AS_PYARROW = """
+import json, pandas as pd, pyarrow as pa, allye_data_connector as adc
+store = {store!r}
+out = {{}}
+for name, locator in {tables!r}:
+    df = adc.get_dataframe(name, secret_dir=store)
+    with pa.memory_map(locator) as src:
+        table = pa.ipc.open_file(src).read_all()
+    meta = dict(table.schema.metadata)
+    had_key = meta.pop(b"allye_pandas", None) is not None
+    plain = table.replace_schema_metadata(meta).to_pandas()
+    pd.testing.assert_frame_equal(df, plain)
+    out[name] = had_key
+print(json.dumps(out))
+"""
+
+
+def test_012_reads_frames_with_our_fidelity_metadata_as_pyarrow_does(store, peer_python):
+    """Our own schema metadata (an index's freq, string dtypes, a Series, ...) changes
+    nothing for 0.1.2: it reads each table as pyarrow reads the same table without it."""
+    from tests.convert.test_fidelity import LOST_BY_PYARROW
+
+    sent = {**LOST_BY_PYARROW, "series": pd.Series([1.5, 2.5], name="v")}
+    tables = []
+    for name, df in sent.items():
+        adc.send_dataframe(df, name, secret_dir=store, transport="file")
+        lines = (store / "manifest.jsonl").read_text().splitlines()
+        tables.append((name, json.loads(lines[-1])["payload"]["locator"]))
+    got = json.loads(run_python(PEER_READS_AS_PYARROW.format(store=str(store), tables=tables), python=peer_python))
+    assert set(got) == set(sent)
+    assert sum(got.values()) >= len(sent) - 2, "most of these carry our key (bool labels use allye_columns)"
