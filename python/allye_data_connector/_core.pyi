@@ -13,6 +13,7 @@ __all__ = [
     "COMPRESSIONS",
     "CancelledError",
     "ConversionError",
+    "DEFAULT_AUTO_GC_GRACE_SEC",
     "DEFAULT_COMPRESSED_CHUNK_ROWS",
     "DEFAULT_KEEP_VERSIONS",
     "DEFAULT_MAX_SHM_BYTES",
@@ -55,6 +56,7 @@ __all__ = [
 DEFAULT_MAX_SHM_BYTES: int
 DEFAULT_COMPRESSED_CHUNK_ROWS: int
 DEFAULT_KEEP_VERSIONS: int
+DEFAULT_AUTO_GC_GRACE_SEC: int
 DEFAULT_PRODUCER: str
 TRANSPORTS: tuple[str, ...]
 COMPRESSIONS: tuple[str, ...]
@@ -113,8 +115,13 @@ def send(
     shape: Optional[tuple[int, int]] = None,
     schema_sha256: Optional[str] = None,
     durable: bool = False,
+    auto_gc: bool = True,
+    auto_gc_grace_sec: int = ...,  # DEFAULT_AUTO_GC_GRACE_SEC
+    keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
 ) -> dict[str, Any]:
-    """Sends Arrow data; returns the ``ready`` event (the manifest line's object)."""
+    """Sends Arrow data; returns the ``ready`` event (the manifest line's object). With
+    ``auto_gc``, then frees (bounded) superseded versions of the store older than the
+    latest ``keep_versions``, ``auto_gc_grace_sec`` after they were superseded."""
 
 def latest(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> dict[str, Any]:
     """The current ``ready`` event of a table (raises if none, removed, or expired)."""

@@ -80,6 +80,13 @@ def send_dataframe(
     0.1.2's defaults: ``_core.DEFAULT_MAX_SHM_BYTES``, no compression, no TTL, notify;
     see ``adc config``).
 
+    Older versions of the store's tables are freed by sends themselves (settings
+    ``auto_gc``, ``auto_gc_grace_sec``, ``keep_versions``): after the new version is
+    ready, a send frees a few versions that are not among the latest ``keep_versions``
+    of their table and were superseded at least ``auto_gc_grace_sec`` seconds ago
+    (``_core.DEFAULT_AUTO_GC_GRACE_SEC``), so a loop of sends holds a bounded amount of
+    memory without calling :func:`gc`.
+
     ``progress(done_rows, total_rows)`` is called as the frame is converted (in chunks of
     :data:`~.convert.CONVERT_CHUNK_ROWS` rows) and once more after the write; ``cancel``
     (a ``threading.Event`` or a callable returning True) is checked between chunks and
@@ -114,6 +121,9 @@ def send_dataframe(
         shape=(int(rows), int(cols)),
         schema_sha256=encoded.schema_sha256,
         durable=durable,
+        auto_gc=eff.auto_gc,
+        auto_gc_grace_sec=eff.auto_gc_grace_sec,
+        keep_versions=eff.keep_versions,
     )
     if progress is not None:
         progress(int(rows), int(rows))
