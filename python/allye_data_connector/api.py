@@ -148,11 +148,22 @@ def get_arrow(
     selection: Optional[Selection] = None,
 ) -> pa.Table:
     """The current version of a table (or the part ``selection`` picks) as a
-    ``pyarrow.Table`` whose buffers point into the mapped segment or file (no copy)."""
+    ``pyarrow.Table`` whose buffers point into the mapped segment or file (no copy).
+
+    Only a load of the whole table counts as the read of a table sent with
+    ``shm_unlink_on_read=True`` (it becomes ``consumed``); a partial load does not."""
     _core.check_table_name(table_name)
-    _, data = _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)
+    picked = None if selection is None else _selection_arg(selection)
+    _, data = _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer,
+                             record_read=_consumes(picked))
     table = pa.table(data)
-    return table if selection is None else _selection_arg(selection).apply(table)
+    return table if picked is None else picked.apply(table)
+
+
+def _consumes(selection: Optional[Selection]) -> bool:
+    """Whether a load counts as the read of a table sent to be read once: only a load of
+    the whole table does (a head, some columns or rows are a look, not the read)."""
+    return selection is None or selection == _EVERYTHING
 
 
 def _selection_arg(selection: Any) -> Selection:
@@ -194,6 +205,10 @@ def get_dataframe(
     Raises :class:`TableNotFoundError` (a ``KeyError``) when there is none, or when the
     table was removed (``adc rm``) and not sent again.
 
+    A table sent with ``shm_unlink_on_read=True`` (the default, as in 0.1.2) is
+    ``consumed`` once loaded in full (no partial load below), and ``gc()`` then frees it;
+    a get of it after that raises :class:`PayloadMissingError` saying so.
+
     Partial loads (only what is asked for is touched): ``columns=[...]`` (the index is
     kept), ``rows=(start, stop)`` (Python slicing), ``head=N``, ``sample=N``
     (reproducible with ``seed``), and ``start=``/``end=`` for the rows with
@@ -216,7 +231,8 @@ def get_dataframe(
     _core.check_table_name(table_name)
 
     def attempt() -> Any:
-        return _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)[1]
+        return _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer,
+                              record_read=_consumes(picked))[1]
 
     if wait:
         # Polling (only where the file system sends no events) stats the manifest; that
@@ -355,7 +371,8 @@ def describe_table(
     producer: Optional[str] = None,
 ) -> dict[str, Any]:
     """What the Receiver shows before loading: the table's latest ``state`` (``writing``,
-    ``ready``, ``error`` with ``error``, or ``removed``), and of its current version the
+    ``ready``, ``consumed`` (sent with ``shm_unlink_on_read=True`` and loaded in full, so
+    gc frees it), ``error`` with ``error``, or ``removed``), and of its current version the
     producer, ``created_at``, ``age_sec``, ``expires_at``, ``shape``, ``bytes``,
     ``transport`` and ``schema`` (column names and Arrow types, read from the payload's
     schema without loading data). Raises :class:`TableNotFoundError` when the manifest

@@ -364,6 +364,12 @@ def show_cmd(obj: _Ctx, name: str, head: int, max_columns: int, producer: Option
         lines.append(f"  payload unreadable: {info['schema_error']}")
     for line in lines:
         click.echo(line)
+    if info.get("schema_error") and info["id"] and not info["expired"]:
+        # The version is listed but cannot be read: exit with the reader's error (its
+        # class sets the exit code) rather than 0.
+        from .partial import Selection
+
+        api.get_arrow(name, secret_dir=obj.secret_dir, producer=producer, selection=Selection(head=0))
     schema = info.get("schema") or []
     if schema:
         index = set(info.get("index_columns") or [])
@@ -471,7 +477,7 @@ def get_cmd(obj: _Ctx, name: str, output: Path, fmt: Optional[str], columns: Opt
                                   rows=row_range, start=start, end=end, time_column=time_column)
 
     def attempt() -> Any:
-        return api.get_arrow(name, secret_dir=obj.secret_dir, producer=producer)
+        return api.get_arrow(name, secret_dir=obj.secret_dir, producer=producer, selection=selection)
 
     try:
         if wait:
@@ -484,7 +490,6 @@ def get_cmd(obj: _Ctx, name: str, output: Path, fmt: Optional[str], columns: Opt
                 f"no version of table {name!r} appeared within the timeout of {timeout_sec:g} s (--timeout)"
             ) from exc
         raise _not_found(obj, name, exc) from None
-    table = selection.apply(table)
     _write_table(table, output, fmt)
     n_index = len(partial.index_columns(table))
     result = {"table_name": name, "output": str(output), "format": fmt, "rows": table.num_rows,
@@ -571,18 +576,22 @@ def _read_input_unchecked(path: Path, fmt: str, progress: bool) -> Any:
 @click.option("--max-shm-bytes", type=SIZE, help="Largest size 'auto' sends through shared memory, e.g. 128MiB (default: settings).")
 @click.option("--ttl", "ttl_sec", type=click.IntRange(min=0), help="Seconds until the version expires (default: settings).")
 @click.option("--no-notify", is_flag=True, help="Do not notify a running Allye canvas.")
+@click.option("--keep-after-read", is_flag=True,
+              help="Keep the table readable after a full read (shm_unlink_on_read=False); by default gc frees a "
+                   "shared-memory table once it has been read in full.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar while reading big files (on stderr).")
 @_common_options
 @click.pass_obj
 def send_cmd(obj: _Ctx, file: Path, name: Optional[str], fmt: Optional[str], transport: str, max_shm_bytes: Optional[int],
-             ttl_sec: Optional[int], no_notify: bool, progress: bool) -> None:
+             ttl_sec: Optional[int], no_notify: bool, keep_after_read: bool, progress: bool) -> None:
     """Send a CSV, Parquet or Feather file as a table."""
     fmt = _format_of(file, fmt, "FILE")
     api = _api()
     show = progress and not obj.json and sys.stderr.isatty()
     df = _read_input(file, fmt, show)
     kwargs: dict[str, Any] = dict(secret_dir=obj.secret_dir, transport=transport, ttl_sec=ttl_sec,
-                                  max_shm_bytes=max_shm_bytes, notify_canvas=False if no_notify else None)
+                                  max_shm_bytes=max_shm_bytes, notify_canvas=False if no_notify else None,
+                                  shm_unlink_on_read=not keep_after_read)
     if show and len(df) > 1_000_000:
         # Ctrl-C during the conversion cancels the send before anything is written.
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn

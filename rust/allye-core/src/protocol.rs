@@ -177,6 +177,9 @@ wire_enum! {
         Error = "error",
         /// The last line is a removal.
         Removed = "removed",
+        /// The last line is `ready`, sent with `shm_unlink_on_read=True` and read by a
+        /// full load of ours: gc frees it (served until then).
+        Consumed = "consumed",
         /// The table has no line (never listed; kept for completeness).
         Unknown = "unknown",
     }

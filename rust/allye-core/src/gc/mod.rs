@@ -38,7 +38,7 @@ mod superseded;
 
 pub use collect::collect;
 pub use compact::{compact, CompactReport};
-pub use markers::{mark_read, read_marker};
+pub use markers::{is_consumed, mark_read, read_marker};
 pub use superseded::{collect_superseded, AutoGc, MAX_FREED_PER_SEND, START_WINDOW};
 pub(crate) use markers::unlink_on_read;
 
