@@ -38,6 +38,7 @@ __all__ = [
     "__version__",
     "check_table_name",
     "check_transport",
+    "collect_orphans",
     "compact",
     "gc",
     "get_live",
@@ -156,6 +157,10 @@ def remove_table(table_name: str, *, secret_dir: Optional[str] = None) -> dict[s
 def gc(*, secret_dir: Optional[str] = None, dry_run: bool = True, keep_versions: int = ...) -> list[dict[str, Any]]:
     """``keep_versions`` defaults to DEFAULT_KEEP_VERSIONS. The actions taken (or that would be taken): ``action``, ``transport``, ``locator``,
     ``table_name``, ``reason``, ``id``."""
+
+def collect_orphans(*, dry_run: bool = True) -> list[dict[str, Any]]:
+    """Frees (or reports) the shared-memory segments of this user's deleted stores; gc
+    actions with an empty ``table_name`` and ``id``."""
 
 def compact(*, secret_dir: Optional[str] = None) -> dict[str, int]:
     """Rewrites the manifest keeping only live lines; report

@@ -285,7 +285,9 @@ def gc(
     - shared-memory segments sent with ``shm_unlink_on_read=True`` once a reader of ours
       has read them (send with ``shm_unlink_on_read=False`` to keep reading them);
     - leftovers of sends whose process died before finishing (an ``error`` line is
-      appended for them) or that failed. A live sender's work is never touched.
+      appended for them) or that failed. A live sender's work is never touched;
+    - shared-memory segments of this user's deleted stores, whichever store this is
+      (see :func:`cleanup_orphans`).
 
     ``dry_run=True`` (the default, as in 0.1.2) only reports. Returns the actions:
     ``{"action": "delete"|"skip"|"record", "transport", "locator", "table_name", "reason", "id"}``
@@ -296,6 +298,21 @@ def gc(
     actions = _core.gc(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
     for a in actions:
         logger.info("gc %s%s %s %s (%s)", "would " if dry_run else "", a["action"], a["transport"], a["locator"], a["reason"])
+    return actions
+
+
+def cleanup_orphans(*, dry_run: bool = False) -> list[dict[str, Any]]:
+    """Frees the shared-memory segments that deleted stores left in ``/dev/shm`` (a
+    store directory removed with ``rm -rf``, a test's temporary directory): segments
+    live outside the store and would stay until reboot. Only this user's segments named
+    by a store of ours whose directory no longer exists are touched, never those of a
+    live store, of 0.1.2 (``psm_*``) or of any other program. ``adc cleanup`` on the
+    command line; ``gc(dry_run=False)`` of any store does it too. Linux only (other
+    systems cannot list their segments): elsewhere it finds nothing. Returns gc actions
+    (``table_name`` and ``id`` empty; ``reason`` names the deleted store)."""
+    actions = _core.collect_orphans(dry_run=bool(dry_run))
+    for a in actions:
+        logger.info("cleanup %s%s %s (%s)", "would " if dry_run else "", a["action"], a["locator"], a["reason"])
     return actions
 
 

@@ -673,6 +673,26 @@ def gc_cmd(obj: _Ctx, delete: bool, dry_run: bool, keep_versions: int) -> None:
         click.echo(f"{n} payloads would be deleted" + ("; run `adc gc --delete` to delete them" if n else ""))
 
 
+@main.command("cleanup")
+@click.option("--dry-run", "dry_run", is_flag=True, help="Only report what would be freed.")
+@_common_options
+@click.pass_obj
+def cleanup_cmd(obj: _Ctx, dry_run: bool) -> None:
+    """Free the shared memory that deleted stores left behind (a store directory removed
+    with rm -rf keeps its segments in /dev/shm until reboot). Touches only your segments
+    of stores whose directory is gone: never a live store's, 0.1.2's or another
+    program's. `adc gc --delete` of any store does it too."""
+    actions = _api().cleanup_orphans(dry_run=dry_run)
+    if obj.json:
+        _emit_json(actions)
+        return
+    verb = "would free" if dry_run else "freed"
+    for a in actions:
+        click.echo(f"{verb} {a['locator']} ({a['reason']})")
+    stores = len({a["reason"] for a in actions})
+    click.echo(f"{verb} {len(actions)} segments of {stores} deleted stores" if actions else "no segments of deleted stores")
+
+
 # ---- watch, config, demo ---------------------------------------------------------------
 
 

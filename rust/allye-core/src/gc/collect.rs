@@ -232,7 +232,7 @@ pub fn collect(store: &Store, opts: GcOptions) -> Result<Vec<GcAction>> {
         for ev in &gc.records {
             manifest::append(store, ev, false)?;
         }
-        let kept_segments = gc.kept.iter().filter(|t| t.transport == Transport::Shm).map(|t| t.locator.clone()).collect();
+        let kept_segments: HashSet<String> = gc.kept.iter().filter(|t| t.transport == Transport::Shm).map(|t| t.locator.clone()).collect();
         prune_read_markers(store, &kept_segments);
     }
     Ok(gc.actions)

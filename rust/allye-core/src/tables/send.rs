@@ -7,7 +7,7 @@ use arrow_schema::SchemaRef;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::gc::{collect_superseded, AutoGc};
+use crate::gc::{collect_superseded, store_tag, AutoGc};
 use crate::manifest::{self, Event, PayloadRef};
 #[cfg(unix)]
 use crate::payload::write_segment;
@@ -238,7 +238,7 @@ fn plan(store: &Store, id: &str, table_name: &str, size: u64, opts: &SendOptions
         }
     };
     if use_shm {
-        Planned::Shm(shm::new_segment_name())
+        Planned::Shm(shm::new_segment_name_tagged(store_tag(store).as_deref()))
     } else {
         Planned::file(store, id)
     }
