@@ -82,17 +82,32 @@ fn registered() -> &'static Mutex<HashMap<PathBuf, (Record, String)>> {
 /// its record exists. `None` when the store's identity cannot be read or the record cannot
 /// be written: the send then names its segment without a tag (random, as before).
 pub fn store_tag(store: &Store) -> Option<String> {
-    let current = record_of(store.root())?;
     let mut reg = registered().lock().unwrap_or_else(|p| p.into_inner());
+    // The common case costs one stat: the same directory as last time, whose record this
+    // process wrote or found (only a collection that saw the directory gone removes it).
     if let Some((rec, tag)) = reg.get(store.root()) {
-        if *rec == current && shm::exists(&format!("{RECORD_PREFIX}{tag}")) {
+        if same_dir(store.root(), rec) {
             return Some(tag.clone());
         }
     }
+    let current = record_of(store.root())?;
     let tag = tag_of(&current);
     write_record(&format!("{RECORD_PREFIX}{tag}"), &current)?;
     reg.insert(store.root().to_path_buf(), (current, tag.clone()));
     Some(tag)
+}
+
+fn same_dir(root: &Path, rec: &Record) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(root).is_ok_and(|m| m.dev() == rec.dev && m.ino() == rec.ino)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (root, rec);
+        false
+    }
 }
 
 #[cfg(unix)]
