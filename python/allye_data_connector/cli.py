@@ -665,7 +665,8 @@ def gc_cmd(obj: _Ctx, delete: bool, dry_run: bool, keep_versions: int) -> None:
     verb = "deleted" if delete else "would delete"
     for a in actions:
         what = {"delete": verb, "skip": "skipped", "record": "recorded a failed send of"}.get(a["action"], a["action"])
-        click.echo(f"{what} {a['table_name']!r} {_transport(a['transport'])} {a['locator']} ({a['reason']})")
+        table = f"{a['table_name']!r} " if a["table_name"] else ""  # a deleted store's segment has no table
+        click.echo(f"{what} {table}{_transport(a['transport'])} {a['locator']} ({a['reason']})")
     n = sum(a["action"] == "delete" for a in actions)
     if delete:
         click.echo(f"{n} payloads deleted")
