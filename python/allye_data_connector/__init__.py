@@ -9,6 +9,7 @@ from ._core import __version__
 from .errors import AllyeError, TableNotFoundError
 
 if TYPE_CHECKING:  # the names __getattr__ below imports on first use
+    from .api import cleanup_orphans as cleanup_orphans
     from .api import compact as compact
     from .api import describe_table as describe_table
     from .api import gc as gc
@@ -33,6 +34,7 @@ _API = (
     "get_arrow",
     "list_tables",
     "gc",
+    "cleanup_orphans",
     "compact",
     "describe_table",
     "remove_table",

@@ -21,6 +21,7 @@ __all__ = [
     "COMPRESSIONS",
     "CancelledError",
     "ConversionError",
+    "DEFAULT_AUTO_GC_GRACE_SEC",
     "DEFAULT_COMPRESSED_CHUNK_ROWS",
     "DEFAULT_KEEP_VERSIONS",
     "DEFAULT_MAX_SHM_BYTES",
@@ -45,6 +46,7 @@ __all__ = [
     "__version__",
     "check_table_name",
     "check_transport",
+    "collect_orphans",
     "compact",
     "gc",
     "get_live",
@@ -63,6 +65,7 @@ __all__ = [
 DEFAULT_MAX_SHM_BYTES: int
 DEFAULT_COMPRESSED_CHUNK_ROWS: int
 DEFAULT_KEEP_VERSIONS: int
+DEFAULT_AUTO_GC_GRACE_SEC: int
 DEFAULT_PRODUCER: str
 TRANSPORTS: tuple[str, ...]
 COMPRESSIONS: tuple[str, ...]
@@ -96,7 +99,7 @@ class StoreUnusableError(StoreError): ...
 class StoreIOError(StoreError): ...
 class StorageFullError(StoreIOError): ...
 class CancelledError(AllyeError): ...
-class WaitTimeoutError(AllyeError, TimeoutError): ...
+class WaitTimeoutError(TableNotFoundError, TimeoutError): ...
 class ArrayError(AllyeError): ...
 class ArrayExistsError(ArrayError, FileExistsError): ...
 class ArrayNotFoundError(ArrayError, FileNotFoundError): ...
@@ -126,8 +129,13 @@ def send(
     shape: Optional[tuple[int, int]] = None,
     schema_sha256: Optional[str] = None,
     durable: bool = False,
+    auto_gc: bool = True,
+    auto_gc_grace_sec: int = ...,  # DEFAULT_AUTO_GC_GRACE_SEC
+    keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
 ) -> dict[str, Any]:
-    """Sends Arrow data; returns the ``ready`` event (the manifest line's object)."""
+    """Sends Arrow data; returns the ``ready`` event (the manifest line's object). With
+    ``auto_gc``, then frees (bounded) superseded versions of the store older than the
+    latest ``keep_versions``, ``auto_gc_grace_sec`` after they were superseded."""
 
 def latest(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> dict[str, Any]:
     """The current ``ready`` event of a table (raises if none, removed, or expired)."""
@@ -162,6 +170,10 @@ def remove_table(table_name: str, *, secret_dir: Optional[str] = None) -> dict[s
 def gc(*, secret_dir: Optional[str] = None, dry_run: bool = True, keep_versions: int = ...) -> list[dict[str, Any]]:
     """``keep_versions`` defaults to DEFAULT_KEEP_VERSIONS. The actions taken (or that would be taken): ``action``, ``transport``, ``locator``,
     ``table_name``, ``reason``, ``id``."""
+
+def collect_orphans(*, dry_run: bool = True) -> list[dict[str, Any]]:
+    """Frees (or reports) the shared-memory segments of this user's deleted stores; gc
+    actions with an empty ``table_name`` and ``id``."""
 
 def compact(*, secret_dir: Optional[str] = None) -> dict[str, int]:
     """Rewrites the manifest keeping only live lines; report

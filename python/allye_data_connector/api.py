@@ -88,6 +88,13 @@ def send_dataframe(
     0.1.2's defaults: ``_core.DEFAULT_MAX_SHM_BYTES``, no compression, no TTL, notify;
     see ``adc config``).
 
+    Older versions of the store's tables are freed by sends themselves (settings
+    ``auto_gc``, ``auto_gc_grace_sec``, ``keep_versions``): after the new version is
+    ready, a send frees a few versions that are not among the latest ``keep_versions``
+    of their table and were superseded at least ``auto_gc_grace_sec`` seconds ago
+    (``_core.DEFAULT_AUTO_GC_GRACE_SEC``), so a loop of sends holds a bounded amount of
+    memory without calling :func:`gc`.
+
     ``progress(done_rows, total_rows)`` is called as the frame is converted (in chunks of
     :data:`~.convert.CONVERT_CHUNK_ROWS` rows) and once more after the write; ``cancel``
     (a ``threading.Event`` or a callable returning True) is checked between chunks and
@@ -122,6 +129,9 @@ def send_dataframe(
         shape=(int(rows), int(cols)),
         schema_sha256=encoded.schema_sha256,
         durable=durable,
+        auto_gc=eff.auto_gc,
+        auto_gc_grace_sec=eff.auto_gc_grace_sec,
+        keep_versions=eff.keep_versions,
     )
     if progress is not None:
         progress(int(rows), int(rows))
@@ -146,11 +156,22 @@ def get_arrow(
     selection: Optional[Selection] = None,
 ) -> pa.Table:
     """The current version of a table (or the part ``selection`` picks) as a
-    ``pyarrow.Table`` whose buffers point into the mapped segment or file (no copy)."""
+    ``pyarrow.Table`` whose buffers point into the mapped segment or file (no copy).
+
+    Only a load of the whole table counts as the read of a table sent with
+    ``shm_unlink_on_read=True`` (it becomes ``consumed``); a partial load does not."""
     _core.check_table_name(table_name)
-    _, data = _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)
+    picked = None if selection is None else _selection_arg(selection)
+    _, data = _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer,
+                             record_read=_consumes(picked))
     table = convert.restore_arrow(pa.table(data))
-    return table if selection is None else _selection_arg(selection).apply(table)
+    return table if picked is None else picked.apply(table)
+
+
+def _consumes(selection: Optional[Selection]) -> bool:
+    """Whether a load counts as the read of a table sent to be read once: only a load of
+    the whole table does (a head, some columns or rows are a look, not the read)."""
+    return selection is None or selection == _EVERYTHING
 
 
 def _selection_arg(selection: Any) -> Selection:
@@ -197,6 +218,10 @@ def get_dataframe(
     Raises :class:`TableNotFoundError` (a ``KeyError``) when there is none, or when the
     table was removed (``adc rm``) and not sent again.
 
+    A table sent with ``shm_unlink_on_read=True`` (the default, as in 0.1.2) is
+    ``consumed`` once loaded in full (no partial load below), and ``gc()`` then frees it;
+    a get of it after that raises :class:`PayloadMissingError` saying so.
+
     Partial loads (only what is asked for is touched): ``columns=[...]`` (the index is
     kept), ``rows=(start, stop)`` (Python slicing), ``head=N``, ``sample=N``
     (reproducible with ``seed``), and ``start=``/``end=`` for the rows with
@@ -219,7 +244,8 @@ def get_dataframe(
     _core.check_table_name(table_name)
 
     def attempt() -> Any:
-        return _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer)[1]
+        return _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer,
+                              record_read=_consumes(picked))[1]
 
     if wait:
         # Polling (only where the file system sends no events) stats the manifest; that
@@ -275,6 +301,8 @@ def gc(
       appended for them) or that failed. A live sender's work is never touched;
     - shared arrays whose creator died and that no live process holds open
       (``transport`` ``"shared_array"``, see :class:`SharedArray`).
+    - shared-memory segments of this user's deleted stores, whichever store this is
+      (see :func:`cleanup_orphans`).
 
     ``dry_run=True`` (the default, as in 0.1.2) only reports. Returns the actions:
     ``{"action": "delete"|"skip"|"record", "transport", "locator", "table_name", "reason", "id"}``
@@ -287,6 +315,21 @@ def gc(
         actions += _core.collect_arrays(secret_dir=_path(secret_dir), dry_run=bool(dry_run))
     for a in actions:
         logger.info("gc %s%s %s %s (%s)", "would " if dry_run else "", a["action"], a["transport"], a["locator"], a["reason"])
+    return actions
+
+
+def cleanup_orphans(*, dry_run: bool = False) -> list[dict[str, Any]]:
+    """Frees the shared-memory segments that deleted stores left in ``/dev/shm`` (a
+    store directory removed with ``rm -rf``, a test's temporary directory): segments
+    live outside the store and would stay until reboot. Only this user's segments named
+    by a store of ours whose directory no longer exists are touched, never those of a
+    live store, of 0.1.2 (``psm_*``) or of any other program. ``adc cleanup`` on the
+    command line; ``gc(dry_run=False)`` of any store does it too. Linux only (other
+    systems cannot list their segments): elsewhere it finds nothing. Returns gc actions
+    (``table_name`` and ``id`` empty; ``reason`` names the deleted store)."""
+    actions = _core.collect_orphans(dry_run=bool(dry_run))
+    for a in actions:
+        logger.info("cleanup %s%s %s (%s)", "would " if dry_run else "", a["action"], a["locator"], a["reason"])
     return actions
 
 
@@ -362,7 +405,8 @@ def describe_table(
     producer: Optional[str] = None,
 ) -> dict[str, Any]:
     """What the Receiver shows before loading: the table's latest ``state`` (``writing``,
-    ``ready``, ``error`` with ``error``, or ``removed``), and of its current version the
+    ``ready``, ``consumed`` (sent with ``shm_unlink_on_read=True`` and loaded in full, so
+    gc frees it), ``error`` with ``error``, or ``removed``), and of its current version the
     producer, ``created_at``, ``age_sec``, ``expires_at``, ``shape``, ``bytes``,
     ``transport`` and ``schema`` (column names and Arrow types, read from the payload's
     schema without loading data). Raises :class:`TableNotFoundError` when the manifest

@@ -390,6 +390,12 @@ def show_cmd(obj: _Ctx, name: str, head: int, max_columns: int, producer: Option
         lines.append(f"  payload unreadable: {info['schema_error']}")
     for line in lines:
         click.echo(line)
+    if info.get("schema_error") and info["id"] and not info["expired"]:
+        # The version is listed but cannot be read: exit with the reader's error (its
+        # class sets the exit code) rather than 0.
+        from .partial import Selection
+
+        api.get_arrow(name, secret_dir=obj.secret_dir, producer=producer, selection=Selection(head=0))
     schema = info.get("schema") or []
     if schema:
         index = set(info.get("index_columns") or [])
@@ -497,7 +503,7 @@ def get_cmd(obj: _Ctx, name: str, output: Path, fmt: Optional[str], columns: Opt
                                   rows=row_range, start=start, end=end, time_column=time_column)
 
     def attempt() -> Any:
-        return api.get_arrow(name, secret_dir=obj.secret_dir, producer=producer)
+        return api.get_arrow(name, secret_dir=obj.secret_dir, producer=producer, selection=selection)
 
     try:
         if wait:
@@ -510,7 +516,6 @@ def get_cmd(obj: _Ctx, name: str, output: Path, fmt: Optional[str], columns: Opt
                 f"no version of table {name!r} appeared within the timeout of {timeout_sec:g} s (--timeout)"
             ) from exc
         raise _not_found(obj, name, exc) from None
-    table = selection.apply(table)
     _write_table(table, output, fmt)
     n_index = len(partial.index_columns(table))
     result = {"table_name": name, "output": str(output), "format": fmt, "rows": table.num_rows,
@@ -597,18 +602,22 @@ def _read_input_unchecked(path: Path, fmt: str, progress: bool) -> Any:
 @click.option("--max-shm-bytes", type=SIZE, help="Largest size 'auto' sends through shared memory, e.g. 128MiB (default: settings).")
 @click.option("--ttl", "ttl_sec", type=click.IntRange(min=0), help="Seconds until the version expires (default: settings).")
 @click.option("--no-notify", is_flag=True, help="Do not notify a running Allye canvas.")
+@click.option("--keep-after-read", is_flag=True,
+              help="Keep the table readable after a full read (shm_unlink_on_read=False); by default gc frees a "
+                   "shared-memory table once it has been read in full.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar while reading big files (on stderr).")
 @_common_options
 @click.pass_obj
 def send_cmd(obj: _Ctx, file: Path, name: Optional[str], fmt: Optional[str], transport: str, max_shm_bytes: Optional[int],
-             ttl_sec: Optional[int], no_notify: bool, progress: bool) -> None:
+             ttl_sec: Optional[int], no_notify: bool, keep_after_read: bool, progress: bool) -> None:
     """Send a CSV, Parquet or Feather file as a table."""
     fmt = _format_of(file, fmt, "FILE")
     api = _api()
     show = progress and not obj.json and sys.stderr.isatty()
     df = _read_input(file, fmt, show)
     kwargs: dict[str, Any] = dict(secret_dir=obj.secret_dir, transport=transport, ttl_sec=ttl_sec,
-                                  max_shm_bytes=max_shm_bytes, notify_canvas=False if no_notify else None)
+                                  max_shm_bytes=max_shm_bytes, notify_canvas=False if no_notify else None,
+                                  shm_unlink_on_read=not keep_after_read)
     if show and len(df) > 1_000_000:
         # Ctrl-C during the conversion cancels the send before anything is written.
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -682,12 +691,33 @@ def gc_cmd(obj: _Ctx, delete: bool, dry_run: bool, keep_versions: int) -> None:
     verb = "deleted" if delete else "would delete"
     for a in actions:
         what = {"delete": verb, "skip": "skipped", "record": "recorded a failed send of"}.get(a["action"], a["action"])
-        click.echo(f"{what} {a['table_name']!r} {_transport(a['transport'])} {a['locator']} ({a['reason']})")
+        table = f"{a['table_name']!r} " if a["table_name"] else ""  # a deleted store's segment has no table
+        click.echo(f"{what} {table}{_transport(a['transport'])} {a['locator']} ({a['reason']})")
     n = sum(a["action"] == "delete" for a in actions)
     if delete:
         click.echo(f"{n} payloads deleted")
     else:
         click.echo(f"{n} payloads would be deleted" + ("; run `adc gc --delete` to delete them" if n else ""))
+
+
+@main.command("cleanup")
+@click.option("--dry-run", "dry_run", is_flag=True, help="Only report what would be freed.")
+@_common_options
+@click.pass_obj
+def cleanup_cmd(obj: _Ctx, dry_run: bool) -> None:
+    """Free the shared memory that deleted stores left behind (a store directory removed
+    with rm -rf keeps its segments in /dev/shm until reboot). Touches only your segments
+    of stores whose directory is gone: never a live store's, 0.1.2's or another
+    program's. `adc gc --delete` of any store does it too."""
+    actions = _api().cleanup_orphans(dry_run=dry_run)
+    if obj.json:
+        _emit_json(actions)
+        return
+    verb = "would free" if dry_run else "freed"
+    for a in actions:
+        click.echo(f"{verb} {a['locator']} ({a['reason']})")
+    stores = len({a["reason"] for a in actions})
+    click.echo(f"{verb} {len(actions)} segments of {stores} deleted stores" if actions else "no segments of deleted stores")
 
 
 # ---- watch, config, demo ---------------------------------------------------------------

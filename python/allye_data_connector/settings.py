@@ -67,6 +67,14 @@ class Settings(YamlConfig):
     default_ttl_sec: Optional[int] = None
     #: Notify a running Allye canvas after each send.
     notify_canvas: bool = True
+    #: Free superseded versions inside sends (bounded work per send), so a loop of sends
+    #: does not fill /dev/shm; False leaves them to ``gc()``.
+    auto_gc: bool = True
+    #: Seconds a superseded version is kept after its successor appeared (readers that
+    #: do not retry, 0.1.2's, open what they looked up within this time); 0 frees at once.
+    auto_gc_grace_sec: int = _core.DEFAULT_AUTO_GC_GRACE_SEC
+    #: Versions per table and producer that sends never free.
+    keep_versions: int = _core.DEFAULT_KEEP_VERSIONS
 
     @classmethod
     def _from_mapping(cls, data: dict[str, Any], origin: str) -> "Settings":
@@ -82,6 +90,9 @@ ENV = {
     "compression": "ALLYE_ARROW_COMPRESSION",  # 0.1.2's own variable
     "default_ttl_sec": "ALLYE_DEFAULT_TTL_SEC",
     "notify_canvas": "ALLYE_NOTIFY_CANVAS",
+    "auto_gc": "ALLYE_AUTO_GC",
+    "auto_gc_grace_sec": "ALLYE_AUTO_GC_GRACE_SEC",
+    "keep_versions": "ALLYE_KEEP_VERSIONS",
 }
 
 
@@ -154,10 +165,12 @@ def _resolve(store: Optional[str], arguments: dict[str, Any]) -> tuple[Settings,
         else:
             sources[name] = "default"
     s = Settings(**values)
-    if s.max_shm_bytes < 1 or (s.chunk_rows is not None and s.chunk_rows < 0) or (s.default_ttl_sec is not None and s.default_ttl_sec < 0):
+    if (s.max_shm_bytes < 1 or (s.chunk_rows is not None and s.chunk_rows < 0)
+            or (s.default_ttl_sec is not None and s.default_ttl_sec < 0) or s.auto_gc_grace_sec < 0 or s.keep_versions < 1):
         raise InvalidArgumentError(
             f"settings out of range: max_shm_bytes={s.max_shm_bytes} (>= 1), chunk_rows={s.chunk_rows} (>= 0), "
-            f"default_ttl_sec={s.default_ttl_sec} (>= 0 or none); see `adc config`"
+            f"default_ttl_sec={s.default_ttl_sec} (>= 0 or none), auto_gc_grace_sec={s.auto_gc_grace_sec} (>= 0), "
+            f"keep_versions={s.keep_versions} (>= 1); see `adc config`"
         )
     s.compression = _core.normalize_compression(s.compression)
     return s, sources, path

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any, Callable, Optional, Union
 
 from . import _core, records
-from .errors import TableNotFoundError
+from .errors import InvalidArgumentError, TableNotFoundError, WaitTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -49,26 +49,34 @@ def wait_until(
     poll_interval_sec: Optional[float] = None,
 ) -> Any:
     """Calls ``attempt()`` until it stops raising :class:`TableNotFoundError`, retrying
-    each time the manifest changes; re-raises the last error after ``timeout_sec``
-    (None: forever)."""
+    each time the manifest changes; after ``timeout_sec`` (None: forever) raises
+    :class:`WaitTimeoutError` (a ``TableNotFoundError`` too) naming the timeout."""
+    if timeout_sec is not None and timeout_sec < 0:
+        raise InvalidArgumentError(f"timeout_sec={timeout_sec:g} is negative: pass seconds >= 0, or None to wait forever")
     try:
         return attempt()
-    except TableNotFoundError:
+    except TableNotFoundError as exc:
         if timeout_sec is not None and timeout_sec <= 0:
-            raise
+            raise _timed_out(exc, timeout_sec) from exc
     deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
     watcher = new_watcher(secret_dir, force_polling=force_polling, poll_interval_sec=poll_interval_sec)
     # A version may have landed between the first attempt and the watcher's start.
     while True:
         try:
             return attempt()
-        except TableNotFoundError:
+        except TableNotFoundError as exc:
             if deadline is not None and time.monotonic() >= deadline:
-                raise
+                raise _timed_out(exc, timeout_sec) from exc
         while True:
             left = SLICE_SEC if deadline is None else min(SLICE_SEC, deadline - time.monotonic())
             if left <= 0 or watcher.wait(left):
                 break
+
+
+def _timed_out(exc: TableNotFoundError, timeout_sec: Optional[float]) -> WaitTimeoutError:
+    if isinstance(exc, WaitTimeoutError):
+        return exc
+    return WaitTimeoutError(f"{exc}; waited the whole timeout of {timeout_sec:g} s (timeout_sec) for it")
 
 
 def iter_versions(

@@ -198,3 +198,13 @@ def test_bad_table_name_on_get(store, name, says):
 def test_bad_gc_arguments(store, keep):
     with pytest.raises(errors.InvalidArgumentError, match="keep_versions"):
         adc.gc(secret_dir=store, keep_versions=keep)
+
+
+def test_a_wait_that_times_out_raises_wait_timeout_naming_it(store):
+    with pytest.raises(errors.WaitTimeoutError, match=r"0\.2 s") as e:
+        adc.get_dataframe("never", secret_dir=store, wait=True, timeout_sec=0.2)
+    assert isinstance(e.value, errors.TableNotFoundError) and isinstance(e.value, TimeoutError)
+    with pytest.raises(errors.TableNotFoundError):  # code written before WaitTimeoutError keeps working
+        adc.get_dataframe("never", secret_dir=store, wait=True, timeout_sec=0)
+    with pytest.raises(errors.InvalidArgumentError, match="timeout_sec=-1 is negative"):
+        adc.get_dataframe("never", secret_dir=store, wait=True, timeout_sec=-1)

@@ -72,7 +72,7 @@ def test_check_transport_accepts_exactly_the_choices():
         ("StoreIOError", (errors.StoreError,)),
         ("StorageFullError", (errors.StoreIOError,)),
         ("CancelledError", (errors.AllyeError,)),
-        ("WaitTimeoutError", (errors.AllyeError, TimeoutError)),
+        ("WaitTimeoutError", (errors.TableNotFoundError, TimeoutError)),
     ],
 )
 def test_exception_classes_come_from_core_with_their_bases(name, bases):

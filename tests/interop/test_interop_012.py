@@ -166,3 +166,40 @@ def test_012_reads_frames_with_our_fidelity_metadata_as_pyarrow_does(store, peer
     got = json.loads(run_python(PEER_READS_AS_PYARROW.format(store=str(store), tables=tables), python=peer_python))
     assert set(got) == set(sent)
     assert sum(got.values()) >= len(sent) - 2, "most of these carry our key (bool labels use allye_columns)"
+
+
+PEER_READ_LOOP = """
+import time, allye_data_connector as adc
+ok = failed = 0
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:
+    try:
+        adc.get_dataframe("loop", secret_dir={store!r})
+        ok += 1
+    except Exception as exc:
+        failed += 1
+        print("failed:", type(exc).__name__, exc)
+print("ok", ok, "failed", failed)
+"""
+
+
+def test_sends_freeing_superseded_versions_wait_for_012_readers(store, peer_python):
+    """A 0.1.2 reader does not retry when the version it looked up is freed: the grace
+    period of the sends' own gc (1 s by default) must cover its lookup-to-open gap while
+    our sends supersede versions as fast as they can (file payloads: 0.1.2's reader of a
+    segment would unlink it when it exits, PROTOCOL.md section 9)."""
+    df = pd.DataFrame({"x": np.arange(10_000.0)})
+    adc.send_dataframe(df, "loop", secret_dir=store, transport="file")
+    proc = subprocess.Popen([peer_python, "-c", textwrap.dedent(PEER_READ_LOOP.format(store=str(store), seconds=3))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sent = 0
+    while proc.poll() is None:
+        adc.send_dataframe(df, "loop", secret_dir=store, transport="file")
+        sent += 1
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    ok, failed = int(out.split()[-3]), int(out.split()[-1])
+    assert failed == 0 and ok > 10, out
+    assert sent > 100
+    held = len(list((store / "payloads").glob("*.arrow")))
+    assert held < sent / 2, f"{held} of {sent} versions still held: sends freed the superseded ones"

@@ -57,9 +57,18 @@ impl Store {
         tables::remove(self, table)
     }
 
-    /// Collects garbage (see [`gc::collect`]).
+    /// Collects garbage (see [`gc::collect`]), then the segments of this user's deleted
+    /// stores (see [`gc::collect_orphans`]), whichever store this is.
     pub fn gc(&self, opts: GcOptions) -> Result<Vec<GcAction>> {
-        gc::collect(self, opts)
+        let mut actions = gc::collect(self, opts)?;
+        actions.extend(gc::collect_orphans(opts.dry_run));
+        Ok(actions)
+    }
+
+    /// Frees (or, with `dry_run`, reports) the segments of this user's deleted stores; needs
+    /// no store (see [`gc::collect_orphans`]).
+    pub fn collect_orphans(dry_run: bool) -> Vec<GcAction> {
+        gc::collect_orphans(dry_run)
     }
 
     /// Rewrites the manifest keeping only live lines (see [`gc::compact`]).

@@ -18,6 +18,11 @@ pub const DEFAULT_MAX_SHM_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_COMPRESSED_CHUNK_ROWS: usize = 500_000;
 /// Ready versions gc keeps per `(table_name, producer)`.
 pub const DEFAULT_KEEP_VERSIONS: usize = 1;
+/// Seconds a send keeps a superseded version after its successor became ready before
+/// freeing it: long enough for a reader that does not retry (0.1.2's) to open the version it
+/// has just looked up (it reads the log, then opens the payload: milliseconds for a log of
+/// thousands of lines), while a loop of sends holds about one second's worth of versions.
+pub const DEFAULT_AUTO_GC_GRACE_SEC: u64 = 1;
 /// The producer name a send records when none is given.
 pub const DEFAULT_PRODUCER: &str = "python";
 /// Longest table name accepted, in bytes.
@@ -172,6 +177,9 @@ wire_enum! {
         Error = "error",
         /// The last line is a removal.
         Removed = "removed",
+        /// The last line is `ready`, sent with `shm_unlink_on_read=True` and read by a
+        /// full load of ours: gc frees it (served until then).
+        Consumed = "consumed",
         /// The table has no line (never listed; kept for completeness).
         Unknown = "unknown",
     }

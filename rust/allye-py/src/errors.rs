@@ -83,8 +83,9 @@ classes! {
     storage_full: "StorageFullError" (store_io) = "The device (``/dev/shm`` or the disk) is full.";
     cancelled: "CancelledError" (allye) =
         "A send or load was cancelled through its cancel token; nothing was left behind.";
-    wait_timeout: "WaitTimeoutError" (allye, TimeoutError) =
-        "A wait for a table (or a new version) ran out of time.";
+    wait_timeout: "WaitTimeoutError" (table_not_found, TimeoutError) =
+        "A wait for a table (or a new version) ran out of time; a ``TableNotFoundError`` too, so code \
+         that caught the missing table of a timed-out wait keeps working.";
     array: "ArrayError" (allye) =
         "A shared array (:class:`~allye_data_connector.SharedArray`) cannot be used as asked.";
     array_exists: "ArrayExistsError" (array, FileExistsError) =

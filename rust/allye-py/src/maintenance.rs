@@ -21,6 +21,15 @@ fn gc<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, dry_run: bool, keep_ver
     list_to_py(py, &actions)
 }
 
+/// Frees (or, with `dry_run`, reports) the shared-memory segments of this user's deleted
+/// stores; touches no store.
+#[pyfunction]
+#[pyo3(signature = (*, dry_run=true))]
+fn collect_orphans<'py>(py: Python<'py>, dry_run: bool) -> PyResult<Bound<'py, PyList>> {
+    let actions = py.detach(|| allye_core::Store::collect_orphans(dry_run));
+    list_to_py(py, &actions)
+}
+
 /// Rewrites the manifest keeping only live lines; returns the report.
 #[pyfunction]
 #[pyo3(signature = (*, secret_dir=None))]
@@ -33,5 +42,6 @@ fn compact<'py>(py: Python<'py>, secret_dir: Option<PathBuf>) -> PyResult<Bound<
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gc, m)?)?;
     m.add_function(wrap_pyfunction!(compact, m)?)?;
+    m.add_function(wrap_pyfunction!(collect_orphans, m)?)?;
     Ok(())
 }

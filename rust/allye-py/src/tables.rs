@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use allye_core::protocol::{self, Compression, TransportChoice};
+use allye_core::gc::AutoGc;
 use allye_core::{Error, SendOptions, Store};
 use arrow_array::RecordBatch;
 use pyo3::prelude::*;
@@ -29,7 +30,8 @@ fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
 #[pyo3(signature = (data, *, secret_dir=None, table_name=None, producer=protocol::DEFAULT_PRODUCER.to_string(),
     transport="auto", max_shm_bytes=protocol::DEFAULT_MAX_SHM_BYTES,
     chunk_rows=None, ttl_sec=None, compression=None,
-    metadata=None, shape=None, schema_sha256=None, durable=false))]
+    metadata=None, shape=None, schema_sha256=None, durable=false,
+    auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
 #[allow(clippy::too_many_arguments)]
 fn send<'py>(
     py: Python<'py>,
@@ -46,6 +48,9 @@ fn send<'py>(
     shape: Option<(u64, u64)>,
     schema_sha256: Option<String>,
     durable: bool,
+    auto_gc: bool,
+    auto_gc_grace_sec: u64,
+    keep_versions: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let metadata = match metadata {
         None => Default::default(),
@@ -63,6 +68,12 @@ fn send<'py>(
     opts.shape = shape.map(|(r, c)| [r, c]);
     opts.schema_sha256 = schema_sha256;
     opts.durable = durable;
+    if keep_versions == 0 {
+        return Err(to_pyerr(Error::InvalidArgument(
+            "keep_versions must be at least 1: a send never frees the version it has just sent".into(),
+        )));
+    }
+    opts.auto_gc = auto_gc.then(|| AutoGc::new(auto_gc_grace_sec, keep_versions));
     let store = store(secret_dir)?;
     // Pull the batches while holding the GIL (zero-copy imports), then write without it.
     let reader = data.into_reader()?;

@@ -7,7 +7,7 @@ use std::fs;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::gc::markers::{prune_read_markers, read_marker, unlink_on_read};
+use crate::gc::markers::{mark_read, prune_read_markers, read_marker, unlink_on_read};
 use crate::gc::{GcAction, GcOptions};
 use crate::manifest::{self, Event};
 use crate::payload::Target;
@@ -133,7 +133,12 @@ impl Collector<'_> {
             return Ok(());
         }
         if !self.opts.dry_run {
+            // A consumed current version keeps its read marker (it says why it is gone).
+            let keep_marker = protect_marker(&target, &self.kept);
             target.delete(self.store)?;
+            if keep_marker {
+                mark_read(self.store, &target.locator);
+            }
         }
         self.actions.push(action(GcActionKind::Delete, reason));
         self.done.insert(target);
@@ -227,9 +232,14 @@ pub fn collect(store: &Store, opts: GcOptions) -> Result<Vec<GcAction>> {
         for ev in &gc.records {
             manifest::append(store, ev, false)?;
         }
-        prune_read_markers(store);
+        let kept_segments: HashSet<String> = gc.kept.iter().filter(|t| t.transport == Transport::Shm).map(|t| t.locator.clone()).collect();
+        prune_read_markers(store, &kept_segments);
     }
     Ok(gc.actions)
+}
+
+fn protect_marker(target: &Target, kept: &HashSet<Target>) -> bool {
+    target.transport == Transport::Shm && kept.contains(target)
 }
 
 /// What a transfer that never became ready may have left: its planned segment or file,
@@ -316,9 +326,16 @@ mod tests {
         assert_eq!(done.len(), 1, "{done:?}");
         assert!(done[0].reason.contains("shm_unlink_on_read"));
         assert!(!target(&once).exists() && target(&keep).exists());
-        assert!(!read_marker(&store, &target(&once).locator).exists(), "marker removed with the segment");
+        assert!(read_marker(&store, &target(&once).locator).exists(), "the marker says why the segment is gone");
+        assert_eq!(tables::state(&store, "once", None).unwrap().state, crate::protocol::TableStateKind::Consumed);
+        assert_eq!(tables::state(&store, "keep", None).unwrap().state, crate::protocol::TableStateKind::Ready);
         let err = tables::get(&store, "once", None, true).unwrap_err();
-        assert!(err.to_string().contains("shm_unlink_on_read=False"), "{err}");
+        assert!(err.to_string().contains("read once") && err.to_string().contains("shm_unlink_on_read=False"), "{err}");
+        // Superseded, the version's marker goes at the next gc.
+        send(&store, "once", 2, TransportChoice::Shm, true);
+        collect(&store, GcOptions { dry_run: false, keep_versions: 1 }).unwrap();
+        assert!(!read_marker(&store, &target(&once).locator).exists());
+        assert_eq!(tables::state(&store, "once", None).unwrap().state, crate::protocol::TableStateKind::Ready);
         cleanup(&store);
     }
 

@@ -1,6 +1,7 @@
 //! Read markers: a reader of a segment sent with `shm_unlink_on_read` leaves
 //! `<store>/reads/<segment>`, and gc unlinks a segment once its marker exists.
 
+use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
 use std::path::PathBuf;
 
@@ -53,12 +54,23 @@ pub(crate) fn unlink_on_read(ev: &Event) -> bool {
     ev.metadata.get(METADATA_SHM_UNLINK_ON_READ).and_then(Value::as_bool) == Some(true)
 }
 
-/// Removes read markers of segments that no longer exist.
-pub(crate) fn prune_read_markers(store: &Store) {
+/// True when a reader of ours has loaded `ev` in full and it was sent to be read once:
+/// the version is `consumed` (its marker outlives the segment, so that a get can say why
+/// the segment is gone).
+pub fn is_consumed(store: &Store, ev: &Event) -> bool {
+    ev.payload.as_ref().is_some_and(|p| {
+        p.transport == crate::protocol::Transport::Shm && unlink_on_read(ev) && read_marker(store, &p.locator).exists()
+    })
+}
+
+/// Removes the read markers of segments that are not the payload of a version gc keeps
+/// (`kept`: segment names): a current version's marker stays, even once its segment is
+/// unlinked, because it is what says the version was consumed.
+pub(crate) fn prune_read_markers(store: &Store, kept: &HashSet<String>) {
     let Ok(entries) = fs::read_dir(store.reads_dir()) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !shm::exists(&name) {
+        if !kept.contains(&name) {
             let _ = fs::remove_file(entry.path());
         }
     }

@@ -13,7 +13,12 @@
 //!   `writing` line's `metadata.adc`). Its planned segment or file and its temporary file
 //!   are removed and an `error` line is appended so the table's state says what happened.
 //!   A live writer's work is never touched; a writer whose liveness cannot be told is left;
-//! * leftovers of failed sends (an `error` line whose payload still exists).
+//! * leftovers of failed sends (an `error` line whose payload still exists);
+//! * segments of this user's deleted stores ([`collect_orphans`]).
+//!
+//! [`collect_superseded`] is the bounded step each send takes after its `ready` line:
+//! superseded versions are freed a grace period after their successor appeared, without
+//! anyone calling gc (see its module docs).
 //!
 //! gc deletes only files directly inside this store's `payloads/` and segments with a
 //! valid name that this store's manifest names; a locator elsewhere is reported as
@@ -30,10 +35,14 @@
 mod collect;
 mod compact;
 mod markers;
+mod orphans;
+mod superseded;
 
 pub use collect::collect;
 pub use compact::{compact, CompactReport};
-pub use markers::{mark_read, read_marker};
+pub use markers::{is_consumed, mark_read, read_marker};
+pub use orphans::{collect_orphans, store_tag, RECORD_PREFIX, TAG_LEN};
+pub use superseded::{collect_superseded, AutoGc, MAX_FREED_PER_SEND, START_WINDOW};
 pub(crate) use markers::unlink_on_read;
 
 use serde::Serialize;
@@ -103,7 +112,8 @@ pub(crate) mod test_support {
         let (schema, batches) = table(v);
         let mut metadata = serde_json::Map::new();
         metadata.insert(METADATA_SHM_UNLINK_ON_READ.into(), json!(flag));
-        let opts = SendOptions { table_name: Some(name.into()), transport, metadata, ..Default::default() };
+        // gc's tests decide when to collect: no collection inside sends.
+        let opts = SendOptions { table_name: Some(name.into()), transport, metadata, auto_gc: None, ..Default::default() };
         tables::send(store, &schema, &batches, &opts).unwrap()
     }
 

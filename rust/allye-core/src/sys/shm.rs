@@ -12,7 +12,8 @@
 //! process holds a handle; that is why `transport="auto"` always uses files on Windows,
 //! and why the protocol's "send now, read later" is only served by files there.
 //!
-//! Names are `adc_` + 24 hex digits: 28 characters, 29 with the leading `/`, within
+//! Names are `adc_` + 24 hex digits (the first ones naming the store, see
+//! `crate::gc::orphans`): 28 characters, 29 with the leading `/`, within
 //! macOS's 31-character limit (`PSHMNAMLEN`).
 
 use crate::error::{Error, Result};
@@ -22,8 +23,15 @@ pub const SEGMENT_PREFIX: &str = "adc_";
 
 /// A fresh, unique segment name (no leading `/`).
 pub fn new_segment_name() -> String {
+    new_segment_name_tagged(None)
+}
+
+/// A fresh segment name whose 24 hex digits start with `tag` (hex digits naming the store,
+/// so that the segments of a deleted store can be found), the rest random.
+pub fn new_segment_name_tagged(tag: Option<&str>) -> String {
     let hex = uuid::Uuid::new_v4().simple().to_string();
-    format!("{SEGMENT_PREFIX}{}", &hex[..24])
+    let tag = tag.filter(|t| t.len() < 24 && t.bytes().all(|b| b.is_ascii_hexdigit())).unwrap_or("");
+    format!("{SEGMENT_PREFIX}{tag}{}", &hex[..24 - tag.len()])
 }
 
 /// Checks a locator before it is handed to the OS: no path separators, no NUL,

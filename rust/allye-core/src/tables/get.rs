@@ -2,7 +2,7 @@
 //! it lies (zero-copy), retried when gc frees a version under the reader.
 
 use crate::error::{Error, Result};
-use crate::gc::{mark_read, unlink_on_read};
+use crate::gc::{is_consumed, mark_read, unlink_on_read};
 use crate::manifest::{self, Event};
 use crate::payload::{inside, read_payload, Decoded};
 use crate::protocol::{Transport, TRANSPORT_SHM};
@@ -82,12 +82,12 @@ fn read_current(store: &Store, table: &str, producer: Option<&str>, mut ev: Even
                 ev = now;
             }
             other => {
-                let decoded = explain_missing(&ev, other)?;
+                let decoded = explain_missing(store, &ev, other)?;
                 return Ok((ev, decoded));
             }
         }
     }
-    let decoded = explain_missing(&ev, read_payload(store, &ev))?;
+    let decoded = explain_missing(store, &ev, read_payload(store, &ev))?;
     Ok((ev, decoded))
 }
 
@@ -101,18 +101,21 @@ pub fn record_read(store: &Store, ev: &Event) {
     }
 }
 
-/// Says why a segment flagged `shm_unlink_on_read` may be gone.
-fn explain_missing(ev: &Event, read: Result<Decoded>) -> Result<Decoded> {
+/// Says why a segment flagged `shm_unlink_on_read` may be gone: consumed (a full load of
+/// ours left its read marker and gc freed it), or possibly so.
+fn explain_missing(store: &Store, ev: &Event, read: Result<Decoded>) -> Result<Decoded> {
     read.map_err(|e| match e {
         Error::PayloadMissing { table, transport, locator, reason }
             if transport == TRANSPORT_SHM && unlink_on_read(ev) =>
         {
-            Error::PayloadMissing {
-                table,
-                transport,
-                locator,
-                reason: format!("{reason}; it was sent with shm_unlink_on_read=True, which lets gc() unlink it once read (send with shm_unlink_on_read=False to read it repeatedly)"),
-            }
+            let reason = if is_consumed(store, ev) {
+                "it was sent to be read once (shm_unlink_on_read=True), has been read, and gc() freed it; \
+                 to read a table many times, send it with shm_unlink_on_read=False (adc send --keep-after-read)"
+                    .to_string()
+            } else {
+                format!("{reason}; it was sent with shm_unlink_on_read=True, which lets gc() unlink it once read (send with shm_unlink_on_read=False to read it repeatedly)")
+            };
+            Error::PayloadMissing { table, transport, locator, reason }
         }
         e => e,
     })

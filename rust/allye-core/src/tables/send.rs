@@ -7,13 +7,14 @@ use arrow_schema::SchemaRef;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+use crate::gc::{collect_superseded, store_tag, AutoGc};
 use crate::manifest::{self, Event, PayloadRef};
 #[cfg(unix)]
 use crate::payload::write_segment;
 use crate::payload::write_file;
 use crate::protocol::{
     check_producer, check_table_name, Compression, Status, Transport, TransportChoice, ADC_LOCATOR, ADC_TRANSPORT,
-    ADC_WRITER, DEFAULT_COMPRESSED_CHUNK_ROWS, DEFAULT_MAX_SHM_BYTES, DEFAULT_PRODUCER, METADATA_ERROR, METADATA_KEY,
+    ADC_WRITER, DEFAULT_AUTO_GC_GRACE_SEC, DEFAULT_COMPRESSED_CHUNK_ROWS, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_SHM_BYTES, DEFAULT_PRODUCER, METADATA_ERROR, METADATA_KEY,
     PROTOCOL_VERSION,
 };
 use crate::store::Store;
@@ -49,6 +50,9 @@ pub struct SendOptions {
     pub schema_sha256: Option<String>,
     /// fsync payload and manifest before returning.
     pub durable: bool,
+    /// After the `ready` line, free superseded versions (bounded, after a grace period;
+    /// see [`crate::gc::collect_superseded`]). `None`: leave them to an explicit gc.
+    pub auto_gc: Option<AutoGc>,
 }
 
 impl Default for SendOptions {
@@ -65,6 +69,7 @@ impl Default for SendOptions {
             shape: None,
             schema_sha256: None,
             durable: false,
+            auto_gc: Some(AutoGc::new(DEFAULT_AUTO_GC_GRACE_SEC, DEFAULT_KEEP_VERSIONS)),
         }
     }
 }
@@ -233,7 +238,7 @@ fn plan(store: &Store, id: &str, table_name: &str, size: u64, opts: &SendOptions
         }
     };
     if use_shm {
-        Planned::Shm(shm::new_segment_name())
+        Planned::Shm(shm::new_segment_name_tagged(store_tag(store).as_deref()))
     } else {
         Planned::file(store, id)
     }
@@ -322,6 +327,17 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
         return Err(e);
     }
     log::debug!("sent {:?}: {} {} ({data_size} bytes)", ready.table_name, plan.transport(), plan.locator());
+    if let Some(auto) = opts.auto_gc {
+        // The send has succeeded: a failure to free older versions is only logged.
+        match collect_superseded(store, auto) {
+            Ok(freed) => {
+                for a in freed {
+                    log::debug!("freed superseded {:?} of {:?}", a.locator, a.table_name);
+                }
+            }
+            Err(e) => log::warn!("could not free superseded versions of {:?}: {e}", ready.table_name),
+        }
+    }
     Ok(ready)
 }
 

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::gc::is_consumed;
 use crate::manifest::{self, Event, TableState};
 use crate::protocol::{Status, TableStateKind, ADC_REMOVED, METADATA_ERROR, METADATA_KEY};
 use crate::store::Store;
@@ -37,7 +38,8 @@ pub(crate) fn is_removed_now(store: &Store, table: &str) -> Result<bool> {
 pub struct TableInfo {
     /// The table's name.
     pub table_name: String,
-    /// The status of the last line, or `removed`.
+    /// The status of the last line, `removed`, or `consumed` (a current version sent to be
+    /// read once and read).
     pub state: TableStateKind,
     /// `metadata.error` of the last line when it is an `error`.
     pub error: Option<String>,
@@ -63,7 +65,7 @@ pub fn states(store: &Store, producer: Option<&str>) -> Result<Vec<TableInfo>> {
                     return None;
                 }
             }
-            Some(info(name, &st, producer))
+            Some(info(store, name, &st, producer))
         })
         .collect())
 }
@@ -71,7 +73,7 @@ pub fn states(store: &Store, producer: Option<&str>) -> Result<Vec<TableInfo>> {
 /// The state of one table, or `TableNotFound` when the manifest never mentions it.
 pub fn state(store: &Store, table: &str, producer: Option<&str>) -> Result<TableInfo> {
     manifest::table_state(store, table)?
-        .map(|st| info(table.to_string(), &st, producer))
+        .map(|st| info(store, table.to_string(), &st, producer))
         .ok_or_else(|| Error::table_not_found(store.root(), table, producer))
 }
 
@@ -84,10 +86,10 @@ fn kind(status: &Status) -> TableStateKind {
     }
 }
 
-fn info(name: String, st: &TableState, producer: Option<&str>) -> TableInfo {
+fn info(store: &Store, name: String, st: &TableState, producer: Option<&str>) -> TableInfo {
     let removed = is_removed(st);
     let latest = st.latest.clone();
-    let state = if removed {
+    let mut state = if removed {
         TableStateKind::Removed
     } else {
         latest.as_ref().map_or(TableStateKind::Unknown, |e| kind(&e.status))
@@ -98,6 +100,9 @@ fn info(name: String, st: &TableState, producer: Option<&str>) -> TableInfo {
         .and_then(|e| e.metadata.get(METADATA_ERROR))
         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
     let ready = if removed { None } else { st.ready_for(producer).cloned() };
+    if state == TableStateKind::Ready && ready.as_ref().is_some_and(|ev| is_consumed(store, ev)) {
+        state = TableStateKind::Consumed;
+    }
     let expired = ready
         .as_ref()
         .and_then(|e| e.payload.as_ref())

@@ -1,0 +1,248 @@
+//! Freeing superseded versions inside sends, without the user calling gc.
+//!
+//! Each process keeps, per store, the ready versions it has seen appended to the log
+//! (its own sends and everyone else's), per `(table_name, producer)`. After each send it
+//! frees at most [`MAX_FREED_PER_SEND`] versions that are both outside the latest
+//! `keep_versions` and were superseded at least `grace_sec` ago, so the cost of a send
+//! stays bounded whatever the history: it reads only the lines appended since its last
+//! look (plus, once per process, at most [`START_WINDOW`] bytes of the log's end), and
+//! deletes a bounded number of payloads.
+//!
+//! The grace period protects readers that do not retry (0.1.2's): such a reader looks a
+//! version up and opens its payload a moment later; a version is only freed once its
+//! successor has been `ready` for `grace_sec` seconds. The time is this process's
+//! monotonic clock at the moment it learned of the successor (right after appending it,
+//! for its own sends; at its next look, for other writers' lines), never earlier than
+//! the successor's `ready` line, so the wait is at least `grace_sec` (the log's
+//! timestamps have whole seconds only). `grace_sec = 0` frees at once (our readers retry
+//! with the newer version).
+//!
+//! Versions superseded before this process first looked (beyond the window) are left to
+//! an explicit [`crate::gc::collect`], as are expired and read-once payloads.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::error::{IoContext, Result};
+use crate::gc::{GcAction, GcActionKind};
+use crate::manifest::{parse_lines, Cursor, Event};
+use crate::payload::Target;
+use crate::store::Store;
+
+/// Bytes of the log's end a process reads the first time it collects in a store, to learn
+/// the versions sent just before it started (a few hundred lines).
+pub const START_WINDOW: u64 = 256 * 1024;
+/// Payloads one send frees at most (each send supersedes at most one version, so this
+/// drains any backlog while keeping every send's cost bounded).
+pub const MAX_FREED_PER_SEND: usize = 4;
+
+/// How sends free superseded versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AutoGc {
+    /// Seconds a superseded version is kept after its successor became ready.
+    pub grace_sec: u64,
+    /// Ready versions kept per `(table_name, producer)`, at least 1.
+    pub keep_versions: usize,
+}
+
+impl AutoGc {
+    /// Keeps `keep_versions` versions and frees older ones `grace_sec` after they were superseded.
+    pub fn new(grace_sec: u64, keep_versions: usize) -> Self {
+        AutoGc { grace_sec, keep_versions: keep_versions.max(1) }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Version {
+    id: String,
+    table_name: String,
+    target: Target,
+    /// When this process learned of it (its `ready` line existed by then).
+    learned: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Tracker {
+    cursor: Cursor,
+    started: bool,
+    /// Per (table, producer), the versions seen and not yet freed, oldest first.
+    versions: HashMap<(String, String), VecDeque<Version>>,
+    /// Keys holding more than one version (the only ones with anything to free).
+    crowded: HashSet<(String, String)>,
+}
+
+impl Tracker {
+    fn learn(&mut self, ev: Event) {
+        let Some(p) = ev.payload.as_ref().filter(|_| ev.is_ready()) else { return };
+        let key = (ev.table_name.clone(), ev.producer.clone());
+        let list = self.versions.entry(key.clone()).or_default();
+        if list.iter().any(|v| v.id == ev.id) {
+            return;
+        }
+        list.push_back(Version {
+            id: ev.id.clone(),
+            table_name: ev.table_name.clone(),
+            target: Target::of(p),
+            learned: Instant::now(),
+        });
+        if list.len() > 1 {
+            self.crowded.insert(key);
+        }
+    }
+
+    /// Reads the lines appended since the last look (a replaced log, or the first look,
+    /// starts [`START_WINDOW`] bytes before its end, at a line boundary).
+    fn refresh(&mut self, store: &Store) -> Result<()> {
+        let path = store.manifest_path();
+        let ctx = || format!("cannot read manifest {}", path.display());
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(crate::error::Error::io(ctx(), e)),
+        };
+        let meta = file.metadata().ctx(ctx)?;
+        if !self.started || self.cursor.replaced(&file, &meta).ctx(ctx)? {
+            let mut start = meta.len().saturating_sub(START_WINDOW);
+            if start > 0 {
+                // Skip the partial line the window starts in.
+                let mut head = Vec::new();
+                file.seek(SeekFrom::Start(start)).ctx(ctx)?;
+                (&mut file).take(START_WINDOW).read_to_end(&mut head).ctx(ctx)?;
+                start += memchr::memchr(b'\n', &head).map_or(head.len(), |i| i + 1) as u64;
+            }
+            self.cursor.restart(&file, &meta, start).ctx(ctx)?;
+            self.started = true;
+        }
+        let buf = self.cursor.read_lines(&mut file, meta.len()).ctx(ctx)?;
+        for ev in parse_lines(&buf) {
+            self.learn(ev);
+        }
+        Ok(())
+    }
+
+    /// Frees up to `budget` due versions; returns what it did.
+    fn free_due(&mut self, store: &Store, opts: AutoGc, now: Instant, budget: usize) -> Vec<GcAction> {
+        let mut actions = Vec::new();
+        let keys: Vec<(String, String)> = self.crowded.iter().cloned().collect();
+        for key in keys {
+            let Some(list) = self.versions.get_mut(&key) else { continue };
+            while actions.len() < budget && list.len() > opts.keep_versions {
+                // The oldest version was superseded when the one after it appeared.
+                let superseded_for = now.saturating_duration_since(list[1].learned);
+                let due = superseded_for >= Duration::from_secs(opts.grace_sec);
+                if !due {
+                    break;
+                }
+                let old = list.pop_front().expect("len > keep_versions >= 1");
+                let kept = list.iter().any(|v| v.target == old.target);
+                if kept || old.target.inside(store) != Some(true) || !old.target.exists() {
+                    continue;
+                }
+                match old.target.delete(store) {
+                    Ok(()) => actions.push(GcAction {
+                        action: GcActionKind::Delete,
+                        transport: old.target.transport.clone(),
+                        locator: old.target.locator.clone(),
+                        table_name: old.table_name.clone(),
+                        reason: format!(
+                            "superseded for {} s or more (freed by a send; keeping the latest {})",
+                            opts.grace_sec, opts.keep_versions
+                        ),
+                        id: old.id.clone(),
+                    }),
+                    Err(e) => log::debug!("could not free superseded {:?}: {e}", old.target.locator),
+                }
+            }
+            if list.len() <= 1 {
+                self.crowded.remove(&key);
+            }
+            if actions.len() >= budget {
+                break;
+            }
+        }
+        actions
+    }
+}
+
+fn trackers() -> &'static Mutex<HashMap<PathBuf, Tracker>> {
+    static TRACKERS: OnceLock<Mutex<HashMap<PathBuf, Tracker>>> = OnceLock::new();
+    TRACKERS.get_or_init(Default::default)
+}
+
+/// The step a send takes after its `ready` line: learns the versions appended since the
+/// last look and frees at most [`MAX_FREED_PER_SEND`] superseded ones that are due (see
+/// the module docs). Returns what it deleted.
+pub fn collect_superseded(store: &Store, opts: AutoGc) -> Result<Vec<GcAction>> {
+    let mut guard = trackers().lock().unwrap_or_else(|p| p.into_inner());
+    let tracker = guard.entry(store.manifest_path()).or_default();
+    tracker.refresh(store)?;
+    Ok(tracker.free_due(store, opts, Instant::now(), MAX_FREED_PER_SEND))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gc::test_support::{cleanup, send, target, value};
+    use crate::protocol::TransportChoice;
+
+    fn alive(evs: &[Event]) -> usize {
+        evs.iter().filter(|e| target(e).exists()).count()
+    }
+
+    #[test]
+    fn frees_superseded_versions_at_once_without_grace_keeping_keep_versions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let mut sent = Vec::new();
+        for v in 0..30 {
+            sent.push(send(&store, "t", v, TransportChoice::Shm, false));
+            collect_superseded(&store, AutoGc::new(0, 3)).unwrap();
+        }
+        assert_eq!(alive(&sent), 3, "the latest keep_versions stay");
+        assert!(sent[27..].iter().all(|e| target(e).exists()));
+        assert_eq!(value(&store, "t"), 29);
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_grace_period_keeps_recently_superseded_versions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let sent: Vec<Event> = (0..5).map(|v| send(&store, "g", v, TransportChoice::File, false)).collect();
+        assert!(collect_superseded(&store, AutoGc::new(3600, 1)).unwrap().is_empty());
+        assert_eq!(alive(&sent), 5, "superseded less than the grace period ago");
+        // The same versions, looked at two seconds later with a one-second grace.
+        let mut guard = trackers().lock().unwrap();
+        let tracker = guard.get_mut(&store.manifest_path()).unwrap();
+        let now = Instant::now() + Duration::from_secs(2);
+        let freed = tracker.free_due(&store, AutoGc::new(1, 1), now, 2);
+        assert_eq!(freed.len(), 2, "at most the budget per step");
+        let freed = tracker.free_due(&store, AutoGc::new(1, 1), now, 10);
+        drop(guard);
+        assert_eq!(freed.len(), 2);
+        assert_eq!(alive(&sent), 1);
+        assert_eq!(value(&store, "g"), 4);
+    }
+
+    #[test]
+    fn versions_sent_before_the_window_are_left_to_gc() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let old = send(&store, "w", 0, TransportChoice::File, false);
+        // Push the old line out of the window a first look reads.
+        let filler = send(&store, "filler", 0, TransportChoice::File, false);
+        let line = serde_json::to_string(&filler).unwrap().len() as u64;
+        for _ in 0..(START_WINDOW / line + 2) {
+            crate::manifest::append(&store, &filler, false).unwrap();
+        }
+        let new = send(&store, "w", 1, TransportChoice::File, false);
+        collect_superseded(&store, AutoGc::new(0, 1)).unwrap();
+        assert!(target(&old).exists() && target(&new).exists(), "the old version is not in view");
+        assert!(crate::gc::collect(&store, crate::gc::GcOptions::new(false, 1)).unwrap().len() == 1);
+        assert!(!target(&old).exists());
+    }
+}
