@@ -199,14 +199,8 @@ def encode(data: Any, *, progress: Optional[Progress] = None, cancel: Optional[C
             check(cancel, "the send")
             return Encoded(table, schema_sha256(_empty_frame(table)), (table.num_rows, table.num_columns))
     df = data
-    _check_frame(df)
-    arrays = column_arrays(df)
-    if progress is None and cancel is None:
-        table = _to_arrow(df, arrays)
-    else:
-        table = _to_arrow_in_chunks(df, progress, cancel, CONVERT_CHUNK_ROWS)
-        check(cancel, "the send")
-    table = _keep_fidelity(table, df, arrays)
+    table, arrays = _frame_to_arrow(df, progress, cancel, CONVERT_CHUNK_ROWS)
+    check(cancel, "the send")
     rows, cols = df.shape
     return Encoded(table, schema_sha256(df, arrays), (int(rows), int(cols)))
 
@@ -259,13 +253,21 @@ def dataframe_to_arrow(
     ``chunk_rows`` rows, ``progress(done_rows, total_rows)`` after each and ``cancel``
     checked before each (:class:`~.errors.CancelledError`); the result is the table the
     whole-frame conversion gives."""
+    return _frame_to_arrow(df, progress, cancel, chunk_rows)[0]
+
+
+def _frame_to_arrow(
+    df: Any, progress: Optional[Progress], cancel: Optional[Cancel], chunk_rows: int
+) -> tuple[pa.Table, list[Any]]:
+    """The conversion both entry points share, and the column arrays it read (the
+    schema hash reuses them)."""
     _check_frame(df)
     arrays = column_arrays(df)
     if progress is None and cancel is None:
         table = _to_arrow(df, arrays)
     else:
         table = _to_arrow_in_chunks(df, progress, cancel, chunk_rows)
-    return _keep_fidelity(table, df, arrays)
+    return _keep_fidelity(table, df, arrays), arrays
 
 
 def _check_frame(df: Any) -> None:
