@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
-from .errors import ArrayClosedError, ArrayError, InvalidArgumentError
+from .errors import ArrayClosedError, ArrayError, ArrayExistsError, InvalidArgumentError
 
 __all__ = ["SharedArray", "HolderDiedWarning", "list_arrays"]
 
@@ -47,8 +47,8 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return out
 
 
-def _handles() -> Any:
-    cls = getattr(_core, "SharedArrayHandle", None)
+def _handles() -> type[_core.SharedArrayHandle]:
+    cls: Optional[type[_core.SharedArrayHandle]] = getattr(_core, "SharedArrayHandle", None)
     if cls is None:
         raise ArrayError("shared arrays need Linux (robust process-shared mutexes); not available on this platform")
     return cls
@@ -56,6 +56,25 @@ def _handles() -> Any:
 
 def _reopen(name: str, store: str) -> "SharedArray":
     return SharedArray.open(name, secret_dir=store)
+
+
+def _create(
+    name: str, shape: tuple[int, ...], typestr: str, secret_dir: Optional[str], exist_ok: bool, **content: Any
+) -> tuple[_core.SharedArrayHandle, bool]:
+    """Creates the array; an existing one that is abandoned (what gc frees) is collected
+    first, so a crashed run's leftover does not block the next run's create."""
+    handles = _handles()
+    try:
+        return handles.create(name, shape, typestr, secret_dir=secret_dir, exist_ok=exist_ok, **content)
+    except ArrayExistsError:
+        abandoned = any(
+            r["name"] == name and r["creator_alive"] is False and not r["openers"]
+            for r in _core.list_arrays(secret_dir=secret_dir)
+        )
+        if not abandoned:
+            raise
+        _core.collect_arrays(secret_dir=secret_dir, dry_run=False)  # takes each array's lock before freeing it
+        return handles.create(name, shape, typestr, secret_dir=secret_dir, exist_ok=exist_ok, **content)
 
 
 class SharedArray:
@@ -97,7 +116,9 @@ class SharedArray:
         """Creates array ``name`` of ``shape`` and ``dtype`` (zeros, or every element
         ``fill``). An existing array is ``ArrayExistsError`` (a ``FileExistsError``);
         with ``exist_ok=True`` one of the same shape and dtype is reused (its data kept
-        unless ``fill`` is given) and a mismatched one is ``ArrayLayoutError``."""
+        unless ``fill`` is given) and a mismatched one is ``ArrayLayoutError``. A leftover
+        that gc would free (its creator dead, no live process holding it: a crashed run's)
+        is freed and created anew rather than refused."""
         dt = np.dtype(dtype)
         fill_bytes = None
         if fill is not None:
@@ -105,10 +126,7 @@ class SharedArray:
             if value.ndim != 0:
                 raise InvalidArgumentError(f"fill must be one value, got an array of shape {value.shape}")
             fill_bytes = value.tobytes()
-        handle, reclaimed = _handles().create(
-            name, _shape(shape), dt.str, secret_dir=_dir(secret_dir), exist_ok=bool(exist_ok), fill=fill_bytes
-        )
-        return cls(handle, reclaimed)
+        return cls(*_create(name, _shape(shape), dt.str, _dir(secret_dir), bool(exist_ok), fill=fill_bytes))
 
     @classmethod
     def from_array(
@@ -118,10 +136,7 @@ class SharedArray:
         content is in place before any other process can open it). ``exist_ok`` as in
         :meth:`create`; a reused array gets ``data``'s content."""
         src = np.ascontiguousarray(data)
-        handle, reclaimed = _handles().create(
-            name, src.shape, src.dtype.str, secret_dir=_dir(secret_dir), exist_ok=bool(exist_ok), data=src.tobytes()
-        )
-        return cls(handle, reclaimed)
+        return cls(*_create(name, src.shape, src.dtype.str, _dir(secret_dir), bool(exist_ok), data=src.tobytes()))
 
     @classmethod
     def open(cls, name: str, *, secret_dir: Optional[PathLike] = None) -> "SharedArray":

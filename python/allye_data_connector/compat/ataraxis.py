@@ -22,7 +22,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ..errors import ArrayClosedError, ArrayNotFoundError
+from ..errors import ArrayClosedError, ArrayNotFoundError, InvalidArgumentError
 from ..shared_array import SharedArray
 from ..yaml_config import YamlConfig
 
@@ -99,21 +99,41 @@ class SharedMemoryArray:
     def _disconnected(self) -> ArrayClosedError:
         return ArrayClosedError(f"SharedMemoryArray {self._name!r} is not connected; call connect() first")
 
-    def _range(self, index: Any) -> slice:
-        if not isinstance(index, tuple) or len(index) not in (1, 2) or not all(type(i) is int for i in index):
-            raise TypeError(f"index must be an int, (start,) or (start, stop) of ints, got {index!r}")
+    def _index(self, index: Any) -> Union[int, slice]:
+        """An int index (negative counts from the end) or ``(start,)`` / ``(start, stop)``
+        along the first axis, checked as ataraxis checks it (its messages' key phrases too)."""
         n = self._shape[0] if self._shape else 1
-        start = index[0] + n if index[0] < 0 else index[0]
-        if not 0 <= start < n:
-            raise IndexError(f"start index {index[0]} is out of bounds for SharedMemoryArray {self._name!r} of {n} elements")
+        if type(index) is int or isinstance(index, np.integer):
+            return self._start(int(index), n)
+        if not isinstance(index, tuple) or len(index) not in (1, 2) or not all(type(i) is int for i in index):
+            raise InvalidArgumentError(
+                f"SharedMemoryArray {self._name!r}: expected an integer index or a tuple of one or two integers, "
+                f"but got {index!r} of type {type(index).__name__}"
+            )
+        start = self._start(index[0], n)
         if len(index) == 1:
             return slice(start, None)
         stop = index[1] + n if index[1] < 0 else index[1]
-        if not 0 <= stop <= n:
-            raise IndexError(f"stop index {index[1]} is out of bounds for SharedMemoryArray {self._name!r} of {n} elements")
+        if not 0 < stop <= n:
+            raise IndexError(
+                f"Unable to use stop index {index[1]} with SharedMemoryArray {self._name!r}. The index is outside the "
+                f"valid stop index range (1:{n})."
+            )
         if start > stop:
-            raise ValueError(f"start index {index[0]} is after stop index {index[1]}")
+            raise ValueError(
+                f"SharedMemoryArray {self._name!r}: after converting the indices to positive numbers, the start index "
+                f"({start}) is greater than the end index ({stop}), which is not allowed"
+            )
         return slice(start, stop)
+
+    def _start(self, index: int, n: int) -> int:
+        start = index + n if index < 0 else index
+        if not 0 <= start < n:
+            raise IndexError(
+                f"Unable to use start index {index} with SharedMemoryArray {self._name!r}. The index is outside the "
+                f"valid start index range (0:{n - 1})."
+            )
+        return start
 
     def read_data(self, index: Index, convert_output: bool = False, with_lock: bool = True) -> Any:
         """The value at ``index`` as a NumPy scalar or array (a copy), or as Python
@@ -121,9 +141,12 @@ class SharedMemoryArray:
         arr = self._arr
         if arr is None:
             raise self._disconnected()
-        value = arr.read(index if type(index) is int else self._range(index), lock=with_lock)
+        value = arr.read(self._index(index), lock=with_lock)
         if convert_output:
-            return value.tolist() if isinstance(value, np.ndarray) else value.item()
+            # A one-element slice converts to its scalar, as ataraxis returns it.
+            if isinstance(value, np.ndarray):
+                return value.item() if value.size == 1 else value.tolist()
+            return value.item()
         return value
 
     def write_data(self, index: Index, data: Any, with_lock: bool = True) -> None:
@@ -131,7 +154,14 @@ class SharedMemoryArray:
         arr = self._arr
         if arr is None:
             raise self._disconnected()
-        arr.write(index if type(index) is int else self._range(index), data, lock=with_lock)
+        where = self._index(index)
+        try:
+            arr.write(where, data, lock=with_lock)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"Unable write data {data!r} to SharedMemoryArray {self._name!r} at {index!r}: it does not convert to "
+                f"{self._dtype} ({exc})"
+            ) from exc
 
     def __getstate__(self) -> tuple[str, tuple[int, ...], str, Optional[str]]:
         return (self._name, self._shape, self._dtype.str, self._store)
