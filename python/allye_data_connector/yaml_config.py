@@ -109,9 +109,10 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
                 errors.append(str(exc))
         raise _Mismatch("; ".join(errors) or f"{where}: {value!r} matches none of {hint}")
     if hint is type(None):
-        if value is None:
-            return None
-        raise _Mismatch(f"{where}: expected null, got {value!r}")
+        # An annotation that allows only None says nothing about the value: it is what a
+        # field named like a builtin makes of its own annotation (`list: Optional[list] =
+        # None` evaluates `list` after the assignment), so the file's value is kept.
+        return value
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise _Mismatch(f"{where}: expected a mapping for {hint.__name__}, got {value!r}")

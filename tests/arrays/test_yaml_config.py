@@ -169,3 +169,22 @@ def test_settings_is_a_yaml_config(tmp_path):
     s = settings.Settings.from_yaml(path)
     assert (s.chunk_rows, s.notify_canvas) == (1000, False), "settings keep their lenient coercion"
     assert locale.getpreferredencoding(False)  # the locale module is importable here
+
+
+def test_fields_named_like_builtins_load_as_ataraxis_loads_them(tmp_path):
+    """ataraxis' own tests name fields `list` and annotate them `Optional[list]`: in the class
+    body the annotation then sees the field's default (None), so the hint allows only None.
+    The file's value is kept, as ataraxis keeps it."""
+    from dataclasses import dataclass
+    from typing import Optional
+
+    @dataclass
+    class Config(YamlConfig):
+        key1: str = ""
+        nested: Optional[dict] = None
+        list: Optional[list] = None  # noqa: A003 - the peer's own spelling
+
+    path = tmp_path / "c.yml"
+    path.write_text("key1: v\nnested: {key: value}\nlist: [1, 2, 3]\n", encoding="utf-8")
+    loaded = Config.from_yaml(path)
+    assert (loaded.key1, loaded.nested, loaded.list) == ("v", {"key": "value"}, [1, 2, 3])
