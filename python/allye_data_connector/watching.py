@@ -23,7 +23,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: Longest uninterruptible block, in seconds.
 SLICE_SEC = 0.1
 #: Polling interval of the fallback (the Rust watcher's default).
-DEFAULT_POLL_SEC = 0.05
+DEFAULT_POLL_SEC: float = _core.DEFAULT_POLL_SEC
 #: Environment variable that forces polling (file systems without events).
 FORCE_POLLING_ENV = "ALLYE_WATCH_POLLING"
 

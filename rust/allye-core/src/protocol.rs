@@ -23,6 +23,9 @@ pub const DEFAULT_KEEP_VERSIONS: usize = 1;
 /// has just looked up (it reads the log, then opens the payload: milliseconds for a log of
 /// thousands of lines), while a loop of sends holds about one second's worth of versions.
 pub const DEFAULT_AUTO_GC_GRACE_SEC: u64 = 1;
+/// How often a waiting reader stats the manifest where file-system events are not
+/// available (network file systems, `ALLYE_WATCH_POLLING=1`), in milliseconds.
+pub const DEFAULT_WATCH_POLL_MS: u64 = 50;
 /// The producer name a send records when none is given.
 pub const DEFAULT_PRODUCER: &str = "python";
 /// Longest table name accepted, in bytes.

@@ -62,6 +62,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_COMPRESSED_CHUNK_ROWS", protocol::DEFAULT_COMPRESSED_CHUNK_ROWS)?;
     m.add("DEFAULT_KEEP_VERSIONS", protocol::DEFAULT_KEEP_VERSIONS)?;
     m.add("DEFAULT_AUTO_GC_GRACE_SEC", protocol::DEFAULT_AUTO_GC_GRACE_SEC)?;
+    m.add("DEFAULT_POLL_SEC", protocol::DEFAULT_WATCH_POLL_MS as f64 / 1000.0)?;
     m.add("DEFAULT_PRODUCER", protocol::DEFAULT_PRODUCER)?;
     m.add("TRANSPORTS", PyTuple::new(py, protocol::TRANSPORT_CHOICES)?)?;
     m.add("COMPRESSIONS", PyTuple::new(py, protocol::COMPRESSIONS)?)?;
