@@ -33,6 +33,7 @@ pub mod payload;
 pub mod gc;
 pub mod tables;
 pub mod watch;
+pub mod streams;
 mod handle;
 
 #[cfg(target_os = "linux")]
@@ -45,3 +46,4 @@ pub use protocol::{Compression, GcActionKind, Status, TableStateKind, Transport,
 pub use store::Store;
 pub use tables::{Removal, SendOptions, TableInfo};
 pub use watch::{ManifestWatcher, WatchMode};
+pub use streams::{AppendOptions, ChunkLine, CompactStreamReport, Follower, ReadSelection, StreamRead};

@@ -360,3 +360,33 @@ mod tests {
         assert!(check_table_name(&"x".repeat(MAX_TABLE_NAME_BYTES)).is_ok());
     }
 }
+
+// --- streams (issue 14): tables that grow by appends, PROTOCOL.md 8.x ---
+
+/// `<store>/streams/`: one directory per streaming table.
+pub const STREAMS_DIR: &str = "streams";
+/// A stream's chunk log, one JSON line per chunk, appended like the manifest.
+pub const STREAM_LOG_FILE: &str = "chunks.jsonl";
+/// The lock its appenders take around a line (not the manifest's: appends to a stream
+/// never wait for sends).
+pub const STREAM_LOCK_FILE: &str = "chunks.lock";
+/// The file holding the table name of a stream directory (the directory is named by a hash).
+pub const STREAM_NAME_FILE: &str = "name";
+/// Touched at each v1 publish; its mtime says when the last one was.
+pub const STREAM_PUBLISHED_FILE: &str = "published";
+/// Most often a stream is published as an ordinary v1 version (panoply's 2 s promise).
+pub const DEFAULT_PUBLISH_INTERVAL_MS: u64 = 2000;
+/// A `Writer`'s default flush interval.
+pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 100;
+/// A `Writer` flushes when this many rows are buffered.
+pub const DEFAULT_WRITER_MAX_ROWS: usize = 100_000;
+/// A `Writer` flushes when this many bytes are buffered.
+pub const DEFAULT_WRITER_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// The key of the v1 `metadata` entry a stream's published version carries.
+pub const METADATA_STREAM: &str = "adc_stream";
+/// Columns of the log fast path (ataraxis' `LogPackage`): the source id (uint8) ...
+pub const LOG_SOURCE_COLUMN: &str = "source_id";
+/// ... the uint64 nanosecond time stamp ...
+pub const LOG_TIME_COLUMN: &str = "timestamp";
+/// ... and the payload bytes.
+pub const LOG_PAYLOAD_COLUMN: &str = "payload";

@@ -59,6 +59,7 @@ fn stamp(path: &Path) -> Stamp {
 pub struct ManifestWatcher {
     dir: PathBuf,
     manifest: PathBuf,
+    name: std::ffi::OsString,
     poll: Duration,
     force_polling: bool,
     tx: SyncSender<()>,
@@ -81,16 +82,24 @@ impl ManifestWatcher {
     /// `poll` is the stat interval in polling mode (default [`DEFAULT_POLL`]).
     /// Never fails: without notifications it polls.
     pub fn new(store: &Store, force_polling: bool, poll: Option<Duration>) -> Self {
+        Self::on_file(store.root(), MANIFEST_FILE, force_polling, poll)
+    }
+
+    /// A watcher of the log `file_name` in `dir` (a stream's chunk log, say), with the
+    /// same notifications, filtering and fallback as the manifest's.
+    pub fn on_file(dir: &Path, file_name: &str, force_polling: bool, poll: Option<Duration>) -> Self {
         let (tx, rx) = sync_channel(1);
+        let manifest = dir.join(file_name);
         let mut w = ManifestWatcher {
-            dir: store.root().to_path_buf(),
-            manifest: store.manifest_path(),
+            dir: dir.to_path_buf(),
+            last: stamp(&manifest),
+            manifest,
+            name: file_name.into(),
             poll: poll.unwrap_or(DEFAULT_POLL).max(Duration::from_millis(1)),
             force_polling,
             tx,
             rx,
             watcher: None,
-            last: stamp(&store.manifest_path()),
         };
         w.try_watch();
         w
@@ -101,7 +110,7 @@ impl ManifestWatcher {
             return;
         }
         let tx = self.tx.clone();
-        let name = std::ffi::OsString::from(MANIFEST_FILE);
+        let name = self.name.clone();
         let handler = move |res: notify::Result<notify::Event>| match res {
             Ok(ev) => {
                 if ev.paths.iter().any(|p| p.file_name() == Some(name.as_os_str())) || ev.need_rescan() {

@@ -13,10 +13,16 @@ use crate::sys::lock::ManifestLock;
 /// Appends one event as one line, under the writers' lock. With `durable`, the manifest
 /// is fsync'ed before the lock is released.
 pub fn append(store: &Store, event: &Event, durable: bool) -> Result<()> {
-    let mut line = event.to_line()?.into_bytes();
+    let line = event.to_line()?.into_bytes();
+    append_line(&store.manifest_path(), &store.lock_path(), line, durable)
+}
+
+/// Appends `line` (without its `\n`) as one whole line to the log at `path`, under the
+/// `flock` of `lock`, closing off a torn tail a killed writer left. Streams' chunk logs
+/// (`crate::streams`) are appended by this same code.
+pub fn append_line(path: &std::path::Path, lock: &std::path::Path, mut line: Vec<u8>, durable: bool) -> Result<()> {
     line.push(b'\n');
-    let path = store.manifest_path();
-    let _lock = ManifestLock::acquire(&store.lock_path())?;
+    let _lock = ManifestLock::acquire(lock)?;
     let mut opts = OpenOptions::new();
     opts.read(true).append(true).create(true);
     #[cfg(unix)]
@@ -26,7 +32,7 @@ pub fn append(store: &Store, event: &Event, durable: bool) -> Result<()> {
     }
     let mut file = opts
         .open(&path)
-        .ctx(|| format!("cannot open manifest {}", path.display()))?;
+        .ctx(|| format!("cannot open log {}", path.display()))?;
     let len = file
         .metadata()
         .ctx(|| format!("cannot stat manifest {}", path.display()))?

@@ -1,0 +1,292 @@
+//! Compaction (ataraxis' `compress_logs`): the chunks so far are rewritten into one
+//! zstd-compressed Arrow IPC file per source, verified, then swapped into the log in
+//! one rename; appenders are never blocked (they take the lock only for the swap's
+//! instant) and a failed check deletes nothing.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, SchemaRef};
+
+use crate::error::{Error, IoContext, Result};
+use crate::payload::{buffer_from_mapping, decode_file, map_file, write_file};
+use crate::protocol::{Compression, DEFAULT_COMPRESSED_CHUNK_ROWS};
+use crate::store::Store;
+use crate::streams::append::time_range;
+use crate::streams::view::view_of;
+use crate::streams::{lock_path, log_path, not_a_stream, now_ns, stream_dir, writer, ChunkLine};
+use crate::sys::lock::ManifestLock;
+
+/// What a compaction did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CompactStreamReport {
+    /// Chunks rewritten (and deleted).
+    pub chunks_before: usize,
+    /// Files written: (source, file name, rows, bytes).
+    pub files: Vec<(String, String, u64, u64)>,
+    /// Rows rewritten.
+    pub rows: u64,
+}
+
+/// The source of each row as text (integers and strings).
+fn keys(col: &ArrayRef, column: &str) -> Result<Vec<String>> {
+    macro_rules! ints {
+        ($t:ty) => {
+            col.as_primitive::<$t>().iter().map(|v| v.map(|v| v.to_string()).unwrap_or_default()).collect()
+        };
+    }
+    Ok(match col.data_type() {
+        DataType::UInt8 => ints!(UInt8Type),
+        DataType::UInt16 => ints!(UInt16Type),
+        DataType::UInt32 => ints!(UInt32Type),
+        DataType::UInt64 => ints!(UInt64Type),
+        DataType::Int8 => ints!(Int8Type),
+        DataType::Int16 => ints!(Int16Type),
+        DataType::Int32 => ints!(Int32Type),
+        DataType::Int64 => ints!(Int64Type),
+        DataType::Utf8 => col.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_string()).collect(),
+        DataType::LargeUtf8 => col.as_string::<i64>().iter().map(|v| v.unwrap_or_default().to_string()).collect(),
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "source column {column:?} has type {other}; compaction by source needs an integer or string column"
+            )))
+        }
+    })
+}
+
+/// Splits the rows by source (in order of first appearance), each source's rows in order.
+fn by_source(schema: &SchemaRef, batches: &[RecordBatch], source: Option<&str>) -> Result<Vec<(String, RecordBatch)>> {
+    let all = arrow_select::concat::concat_batches(schema, batches)?;
+    let Some(column) = source else { return Ok(vec![(String::new(), all)]) };
+    let idx = schema.index_of(column).map_err(|_| {
+        Error::InvalidArgument(format!("the stream has no column {column:?} to compact by; pass source_column=None"))
+    })?;
+    let ks = keys(all.column(idx), column)?;
+    let mut order: Vec<String> = Vec::new();
+    let mut seen: HashMap<&str, ()> = HashMap::new();
+    for k in &ks {
+        if seen.insert(k, ()).is_none() {
+            order.push(k.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for k in order {
+        let mask = BooleanArray::from(ks.iter().map(|x| *x == k).collect::<Vec<bool>>());
+        out.push((k, arrow_select::filter::filter_record_batch(&all, &mask)?));
+    }
+    Ok(out)
+}
+
+/// Compacts stream `table`: the chunks appended so far become one zstd Arrow IPC file
+/// per value of `source_column` (one file in all when `None`). Each file is read back and
+/// compared with the rows it replaces before anything changes; then the log is replaced
+/// (compacted lines, followed by the lines appended meanwhile) in one rename, and only
+/// then are the old chunks deleted. Rows of one source keep their order; the stream's
+/// rows are grouped by source afterwards.
+pub fn compact(store: &Store, table: &str, source_column: Option<&str>) -> Result<CompactStreamReport> {
+    let dir = stream_dir(store, table);
+    // 1. Snapshot: the chunks so far, mapped.
+    let view = view_of(store, table);
+    let (snapshot, schema, batches, time_column) = {
+        let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
+        if !v.refresh(store, table)? || v.chunks.is_empty() {
+            return Err(not_a_stream(store, table));
+        }
+        let mut batches = Vec::new();
+        for i in 0..v.chunks.len() {
+            if !v.load(store, table, i)? {
+                return Err(Error::InvalidArgument(format!(
+                    "stream {table:?} is being compacted by another process; try again when it is done"
+                )));
+            }
+            batches.extend(v.decoded(i).expect("loaded").batches.iter().cloned());
+        }
+        let schema = v.decoded(0).expect("loaded").schema.clone();
+        let lines: Vec<ChunkLine> = v.chunks.iter().map(|c| c.line.clone()).collect();
+        let tc = lines.iter().find_map(|l| l.time_column.clone());
+        (lines, schema, batches, tc)
+    };
+    if snapshot.len() == 1 && snapshot[0].compacted.is_some() && source_column.is_none() {
+        return Ok(CompactStreamReport { chunks_before: 1, files: Vec::new(), rows: snapshot[0].rows });
+    }
+    let rows: u64 = snapshot.iter().map(|l| l.rows).sum();
+    // 2. Write one file per source, then read each back and compare.
+    let groups = by_source(&schema, &batches, source_column)?;
+    let me = writer();
+    let mut written: Vec<(ChunkLine, std::path::PathBuf)> = Vec::new();
+    let cleanup = |written: &[(ChunkLine, std::path::PathBuf)]| {
+        for (_, p) in written {
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    for (key, batch) in &groups {
+        let name = format!("{}-compact-{}.arrow", me.pid, uuid::Uuid::new_v4().simple());
+        let path = dir.join(&name);
+        let result = (|| -> Result<ChunkLine> {
+            let bytes = write_file(&path, &schema, std::slice::from_ref(batch), DEFAULT_COMPRESSED_CHUNK_ROWS, Compression::Zstd, true)?;
+            let map = map_file(&path)?.ok_or_else(|| Error::InvalidArgument(format!("{} vanished", path.display())))?;
+            let back = decode_file(&buffer_from_mapping(map)).map_err(|reason| Error::PayloadCorrupt {
+                table: table.into(),
+                locator: path.display().to_string(),
+                reason,
+            })?;
+            let back = arrow_select::concat::concat_batches(&schema, &back.batches)?;
+            if back != *batch {
+                return Err(Error::PayloadCorrupt {
+                    table: table.into(),
+                    locator: path.display().to_string(),
+                    reason: "the compacted file does not read back as the rows it replaces; nothing was deleted".into(),
+                });
+            }
+            let range = match &time_column {
+                Some(c) => time_range(std::slice::from_ref(batch), c)?,
+                None => None,
+            };
+            Ok(ChunkLine {
+                chunk: name.clone(),
+                rows: batch.num_rows() as u64,
+                bytes,
+                writer: me.clone(),
+                appended_ns: now_ns(),
+                time_column: range.and(time_column.clone()),
+                tmin: range.map(|r| r.0),
+                tmax: range.map(|r| r.1),
+                compacted: Some(key.clone()),
+            })
+        })();
+        match result {
+            Ok(line) => written.push((line, path)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                cleanup(&written);
+                return Err(e);
+            }
+        }
+    }
+    // 3. Swap the log under the lock: compacted lines + whatever was appended meanwhile.
+    let swap = (|| -> Result<()> {
+        let _lock = ManifestLock::acquire(&lock_path(store, table))?;
+        let log = log_path(store, table);
+        let bytes = std::fs::read(&log).ctx(|| format!("cannot read {}", log.display()))?;
+        let mut cut = 0usize;
+        let mut seen = 0usize;
+        while seen < snapshot.len() {
+            let Some(nl) = memchr::memchr(b'\n', &bytes[cut..]) else { break };
+            if let Ok(line) = serde_json::from_slice::<ChunkLine>(&bytes[cut..cut + nl]) {
+                if line.chunk != snapshot[seen].chunk {
+                    break;
+                }
+                seen += 1;
+            }
+            cut += nl + 1;
+        }
+        if seen != snapshot.len() {
+            return Err(Error::InvalidArgument(format!(
+                "stream {table:?} was compacted or removed by another process meanwhile; nothing was changed"
+            )));
+        }
+        let mut out = Vec::new();
+        for (line, _) in &written {
+            out.extend(serde_json::to_vec(line)?);
+            out.push(b'\n');
+        }
+        out.extend_from_slice(&bytes[cut..]);
+        let tmp = log.with_file_name(format!("{}.compact-{}", crate::protocol::STREAM_LOG_FILE, std::process::id()));
+        let mut f = crate::sys::fs::create_private_file(&tmp).ctx(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(&out).ctx(|| format!("cannot write {}", tmp.display()))?;
+        f.sync_all().ctx(|| format!("cannot fsync {}", tmp.display()))?;
+        drop(f);
+        std::fs::rename(&tmp, &log).ctx(|| format!("cannot rename {} over {}", tmp.display(), log.display()))?;
+        crate::sys::fs::sync_dir(&dir);
+        Ok(())
+    })();
+    if let Err(e) = swap {
+        cleanup(&written);
+        return Err(e);
+    }
+    // 4. Only now the old chunks go (a reader that mapped them keeps its mapping).
+    for line in &snapshot {
+        let _ = std::fs::remove_file(dir.join(&line.chunk));
+    }
+    Ok(CompactStreamReport {
+        chunks_before: snapshot.len(),
+        files: written.iter().map(|(l, _)| (l.compacted.clone().unwrap_or_default(), l.chunk.clone(), l.rows, l.bytes)).collect(),
+        rows,
+    })
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::test_support::{rows, schema, store};
+    use crate::streams::{append, read, AppendOptions, ReadSelection};
+
+    fn seqs_of(r: &crate::streams::StreamRead, w: i64) -> Vec<i64> {
+        let mut out = Vec::new();
+        for b in &r.batches {
+            let ws = b.column(0).as_primitive::<Int64Type>();
+            let ss = b.column(1).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                if ws.value(i) == w {
+                    out.push(ss.value(i));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn compaction_by_source_keeps_every_row_and_deletes_old_chunks() {
+        let (_t, s) = store();
+        for i in 0..10 {
+            append(&s, "c", &schema(), &[rows(i % 3, i * 5, 5)], &AppendOptions::with_time_column(Some("ts".into()))).unwrap();
+        }
+        let before = read(&s, "c", &ReadSelection::default()).unwrap();
+        let rep = compact(&s, "c", Some("writer")).unwrap();
+        assert_eq!((rep.chunks_before, rep.files.len(), rep.rows), (10, 3, 50));
+        let after = read(&s, "c", &ReadSelection::default()).unwrap();
+        assert_eq!(after.rows, 50);
+        assert_eq!(after.total_chunks, 3);
+        for w in 0..3 {
+            assert_eq!(seqs_of(&before, w), seqs_of(&after, w));
+        }
+        let files = std::fs::read_dir(stream_dir(&s, "c")).unwrap().filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().ends_with(".arrow")).count();
+        assert_eq!(files, 3);
+        // Appends continue after a compaction.
+        append(&s, "c", &schema(), &[rows(0, 100, 2)], &AppendOptions::default()).unwrap();
+        assert_eq!(read(&s, "c", &ReadSelection::default()).unwrap().rows, 52);
+    }
+
+    #[test]
+    fn compaction_with_concurrent_appends_loses_nothing() {
+        let (_t, s) = store();
+        append(&s, "cc", &schema(), &[rows(9, 0, 1)], &AppendOptions::default()).unwrap();
+        let appenders: Vec<_> = (0..2)
+            .map(|w| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        append(&s, "cc", &schema(), &[rows(w, i, 1)], &AppendOptions::default()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..5 {
+            compact(&s, "cc", Some("writer")).unwrap();
+        }
+        for a in appenders {
+            a.join().unwrap();
+        }
+        compact(&s, "cc", None).unwrap();
+        let r = read(&s, "cc", &ReadSelection::default()).unwrap();
+        assert_eq!(r.rows, 201);
+        for w in 0..2 {
+            assert_eq!(seqs_of(&r, w), (0..100).collect::<Vec<_>>());
+        }
+    }
+}

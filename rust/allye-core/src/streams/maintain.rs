@@ -1,0 +1,207 @@
+//! A stream's life besides appends: its v1 publication, removal, and gc of what dead
+//! appenders and removals left.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::error::{Error, IoContext, Result};
+use crate::manifest::Event;
+use crate::protocol::{METADATA_STREAM, STREAMS_DIR, STREAM_LOG_FILE, STREAM_PUBLISHED_FILE};
+use crate::store::Store;
+use crate::streams::append::forget_schema;
+use crate::streams::view::{forget_view, view_of};
+use crate::streams::{read, stream_dir, ReadSelection};
+use crate::sys::process::WriterIdentity;
+use crate::tables::{self, SendOptions};
+
+/// Publishes every row of stream `table` so far as an ordinary v1 `ready` version of the
+/// same name (what 0.1.2 and the widgets read). Costs one send of the whole stream: the
+/// chunks are written again, into one payload.
+pub fn publish(store: &Store, table: &str) -> Result<Event> {
+    let r = read(store, table, &ReadSelection::default())?;
+    let marker = stream_dir(store, table).join(STREAM_PUBLISHED_FILE);
+    std::fs::write(&marker, r.total_rows.to_string()).ctx(|| format!("cannot write {}", marker.display()))?;
+    let mut opts = SendOptions::named(table);
+    opts.metadata.insert(
+        METADATA_STREAM.into(),
+        json!({"chunks": r.total_chunks, "rows": r.total_rows}),
+    );
+    tables::send(store, &r.schema, &r.batches, &opts)
+}
+
+/// [`publish`] when the last publication of the stream (by any process) is at least
+/// `interval` old, or never was; `None` otherwise.
+pub fn publish_if_due(store: &Store, table: &str, interval: Duration) -> Result<Option<Event>> {
+    let marker = stream_dir(store, table).join(STREAM_PUBLISHED_FILE);
+    let due = match std::fs::metadata(&marker).and_then(|m| m.modified()) {
+        Ok(t) => t.elapsed().map(|e| e >= interval).unwrap_or(true),
+        Err(_) => true,
+    };
+    if due {
+        publish(store, table).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Removes stream `table`: its directory (chunks and log) goes, then its v1 versions
+/// (a removal line, as `remove_table`). Returns the number of chunks freed; `TableNotFound`
+/// when it is neither a stream nor a table.
+pub fn remove(store: &Store, table: &str) -> Result<usize> {
+    let dir = stream_dir(store, table);
+    let mut freed = 0;
+    let was_stream = dir.is_dir();
+    if was_stream {
+        freed = crate::streams::chunks(store, table)?.len();
+        // Renamed first, so appenders and readers stop finding it at once.
+        let gone = store.root().join(STREAMS_DIR).join(format!(".removed-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::rename(&dir, &gone).ctx(|| format!("cannot remove {}", dir.display()))?;
+        std::fs::remove_dir_all(&gone).ctx(|| format!("cannot delete {}", gone.display()))?;
+    }
+    forget_view(store, table);
+    forget_schema(store, table);
+    match tables::remove(store, table) {
+        Ok(_) => Ok(freed),
+        Err(Error::TableNotFound { .. }) if was_stream => Ok(freed),
+        Err(e) => Err(e),
+    }
+}
+
+/// One thing stream gc freed (or, dry, would free).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamGcAction {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The stream's table name, when known.
+    pub table_name: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+fn pid_of(name: &str) -> Option<u32> {
+    if let Some(i) = name.rfind(".tmp-") {
+        return name[i + 5..].parse().ok();
+    }
+    name.split('-').next()?.parse().ok()
+}
+
+fn dead(pid: u32) -> bool {
+    WriterIdentity { pid, start: None, boot_id: None }.is_alive() == Some(false)
+}
+
+/// Frees what no reader can reach: directories of removed streams, and in each stream the
+/// chunk files (and temporary files) of appenders and compactions that died before
+/// their line was appended. A live process's files are never touched.
+pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<StreamGcAction>> {
+    let mut actions = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(store.root().join(STREAMS_DIR)) else { return Ok(actions) };
+    for d in dirs.flatten() {
+        let dir = d.path();
+        let dname = d.file_name().to_string_lossy().into_owned();
+        if dname.starts_with(".removed-") {
+            if !dry_run {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            actions.push(StreamGcAction { path: dir, table_name: String::new(), reason: "a removed stream".into() });
+            continue;
+        }
+        let Ok(table) = std::fs::read_to_string(dir.join(crate::protocol::STREAM_NAME_FILE)) else { continue };
+        actions.extend(collect_one(store, &table, &dir, dry_run)?);
+    }
+    Ok(actions)
+}
+
+fn collect_one(store: &Store, table: &str, dir: &Path, dry_run: bool) -> Result<Vec<StreamGcAction>> {
+    let mut out = Vec::new();
+    // Lines first, then the directory: a chunk whose line lands meanwhile is in neither
+    // list's "unnamed" set only if its appender is alive, and live appenders are skipped.
+    let view = view_of(store, table);
+    let named: std::collections::HashSet<String> = {
+        let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
+        v.refresh(store, table)?;
+        v.chunks.iter().map(|c| c.line.chunk.clone()).collect()
+    };
+    for f in std::fs::read_dir(dir).ctx(|| format!("cannot list {}", dir.display()))?.flatten() {
+        let name = f.file_name().to_string_lossy().into_owned();
+        let is_chunk = name.ends_with(".arrow") && !named.contains(&name);
+        let is_tmp = name.contains(".tmp-");
+        if !(is_chunk || is_tmp) || name == STREAM_LOG_FILE {
+            continue;
+        }
+        let Some(pid) = pid_of(&name) else { continue };
+        if !dead(pid) {
+            continue;
+        }
+        if !dry_run {
+            let _ = std::fs::remove_file(f.path());
+        }
+        out.push(StreamGcAction {
+            path: f.path(),
+            table_name: table.into(),
+            reason: format!("left by process {pid}, which died before the chunk log named it"),
+        });
+    }
+    Ok(out)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::test_support::{rows, schema, store};
+    use crate::streams::{append, log_path, AppendOptions};
+
+    #[test]
+    fn publish_sends_every_row_as_a_v1_version() {
+        let (_t, s) = store();
+        for i in 0..3 {
+            append(&s, "p", &schema(), &[rows(0, i * 4, 4)], &AppendOptions::default()).unwrap();
+        }
+        let ev = publish(&s, "p").unwrap();
+        assert_eq!(ev.payload.as_ref().unwrap().shape, [12, 4]);
+        assert_eq!(ev.metadata[METADATA_STREAM]["rows"], 12);
+        let (_, d) = s.get("p", None).unwrap();
+        assert_eq!(d.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 12);
+        assert!(publish_if_due(&s, "p", Duration::from_secs(60)).unwrap().is_none());
+        assert!(publish_if_due(&s, "p", Duration::ZERO).unwrap().is_some());
+    }
+
+    #[test]
+    fn remove_frees_the_directory_and_the_v1_versions() {
+        let (_t0, s0) = store();
+        assert!(matches!(remove(&s0, "never"), Err(Error::TableNotFound { .. })));
+        let (_t, s) = store();
+        append(&s, "r", &schema(), &[rows(0, 0, 4)], &AppendOptions::default()).unwrap();
+        publish(&s, "r").unwrap();
+        assert_eq!(remove(&s, "r").unwrap(), 1);
+        assert!(!stream_dir(&s, "r").exists());
+        assert!(matches!(s.get("r", None), Err(Error::TableNotFound { .. })));
+        assert!(matches!(read(&s, "r", &ReadSelection::default()), Err(Error::TableNotFound { .. })));
+    }
+
+    #[test]
+    fn gc_frees_dead_appenders_unnamed_chunks_only() {
+        let (_t, s) = store();
+        append(&s, "g", &schema(), &[rows(0, 0, 4)], &AppendOptions::default()).unwrap();
+        let dir = stream_dir(&s, "g");
+        // A dead process's chunk without a line and its temporary file; a live one's.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        std::fs::write(dir.join(format!("{dead_pid}-abc.arrow")), b"x").unwrap();
+        std::fs::write(dir.join(format!("{dead_pid}-def.arrow.tmp-{dead_pid}")), b"x").unwrap();
+        let live = format!("{}-live.arrow", std::process::id());
+        std::fs::write(dir.join(&live), b"x").unwrap();
+        let dry = collect(&s, true).unwrap();
+        assert_eq!(dry.len(), 2, "{dry:?}");
+        assert!(dir.join(format!("{dead_pid}-abc.arrow")).exists());
+        collect(&s, false).unwrap();
+        assert!(!dir.join(format!("{dead_pid}-abc.arrow")).exists());
+        assert!(dir.join(&live).exists());
+        assert!(log_path(&s, "g").exists());
+        assert_eq!(read(&s, "g", &ReadSelection::default()).unwrap().rows, 4);
+    }
+}
