@@ -22,6 +22,12 @@ if TYPE_CHECKING:  # the names __getattr__ below imports on first use
     from .api import watch as watch
     from .partial import Selection as Selection
     from .shared_array import SharedArray as SharedArray
+    from .streams import Writer as Writer
+    from .streams import append as append
+    from .streams import append_log as append_log
+    from .streams import compact_stream as compact_stream
+    from .streams import follow as follow
+    from .streams import LogWriter as LogWriter
     from .yaml_config import YamlConfig as YamlConfig
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -46,6 +52,7 @@ _LAZY = {
     "Selection": "partial",
     "SharedArray": "shared_array",
     "YamlConfig": "yaml_config",
+    **{n: "streams" for n in ("append", "append_log", "Writer", "LogWriter", "follow", "compact_stream")},
 }
 
 

@@ -162,6 +162,10 @@ def get_arrow(
     ``shm_unlink_on_read=True`` (it becomes ``consumed``); a partial load does not."""
     _core.check_table_name(table_name)
     picked = None if selection is None else _selection_arg(selection)
+    if _core.stream_exists(table_name, secret_dir=_path(secret_dir)):
+        from . import streams
+
+        return streams.read(table_name, picked, secret_dir=secret_dir)
     _, data = _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer,
                              record_read=_consumes(picked))
     table = convert.restore_arrow(pa.table(data))
@@ -244,8 +248,12 @@ def get_dataframe(
     _core.check_table_name(table_name)
 
     def attempt() -> Any:
-        return _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer,
-                              record_read=_consumes(picked))[1]
+        if _core.stream_exists(table_name, secret_dir=_path(secret_dir)):
+            from . import streams
+
+            return streams.read(table_name, picked, secret_dir=secret_dir)
+        return picked.apply(pa.table(_core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer,
+                                                    record_read=_consumes(picked))[1]))
 
     if wait:
         # Polling (only where the file system sends no events) stats the manifest; that
@@ -256,8 +264,7 @@ def get_dataframe(
         )
     else:
         data = attempt()
-    table = picked.apply(pa.table(data))
-    return convert.arrow_to_dataframe(table, dtype_backend, progress=progress, cancel=cancel)
+    return convert.arrow_to_dataframe(data, dtype_backend, progress=progress, cancel=cancel)
 
 
 _EVERYTHING = Selection()
@@ -313,6 +320,11 @@ def gc(
     actions = _core.gc(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
     if hasattr(_core, "collect_arrays"):  # shared arrays are Linux only
         actions += _core.collect_arrays(secret_dir=_path(secret_dir), dry_run=bool(dry_run))
+    actions += [  # streams: removed streams' directories, dead appenders' unnamed chunks
+        {"action": "delete", "transport": "stream_chunk", "locator": str(a["path"]), "table_name": a["table_name"],
+         "reason": a["reason"], "id": ""}
+        for a in _core.collect_streams(secret_dir=_path(secret_dir), dry_run=bool(dry_run))
+    ]
     for a in actions:
         logger.info("gc %s%s %s %s (%s)", "would " if dry_run else "", a["action"], a["transport"], a["locator"], a["reason"])
     return actions
@@ -421,6 +433,12 @@ def remove_table(table_name: str, *, secret_dir: Optional[PathLike] = None) -> d
     versions inside this store. Our readers then get :class:`TableNotFoundError` until a
     new version is sent; 0.1.2 readers get their "payload missing" error. Returns
     ``{"table_name", "id", "deleted": [[transport, locator], ...], "skipped": [...]}``."""
+    if _core.stream_exists(table_name, secret_dir=_path(secret_dir)):
+        from . import streams
+
+        freed = streams.remove_stream(table_name, secret_dir=secret_dir)
+        logger.info("removed stream %r (%d chunks freed)", table_name, freed)
+        return {"table_name": table_name, "id": "", "deleted": [], "skipped": [], "stream_chunks": freed}
     report = _core.remove_table(table_name, secret_dir=_path(secret_dir))
     logger.info("removed %r (%d payloads deleted)", table_name, len(report["deleted"]))
     return report

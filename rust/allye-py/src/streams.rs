@@ -1,0 +1,241 @@
+//! Streaming tables: append, read, follow, publish, compact, remove, gc.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use allye_core::protocol;
+use allye_core::streams::{self, AppendOptions, Follower, ReadSelection};
+use allye_core::Error;
+use arrow_array::RecordBatch;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pyo3_arrow::{PyRecordBatchReader, PyTable};
+
+use crate::errors::{to_pyerr, OrRaise};
+use crate::records::{list_to_py, to_py};
+use crate::tables::store;
+
+/// Appends Arrow data (any object with `__arrow_c_stream__`) to a stream as one chunk;
+/// returns the chunk's line, or None when there were no rows. With `publish_interval_sec`,
+/// also publishes the stream as a v1 version when the last publication is that old.
+#[pyfunction]
+#[pyo3(signature = (data, table_name, *, secret_dir=None, time_column=None, durable=false, publish_interval_sec=None))]
+fn stream_append<'py>(
+    py: Python<'py>,
+    data: PyRecordBatchReader,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    time_column: Option<String>,
+    durable: bool,
+    publish_interval_sec: Option<f64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let store = store(secret_dir)?;
+    let reader = data.into_reader()?;
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    let mut opts = AppendOptions::with_time_column(time_column);
+    opts.durable = durable;
+    let line = py
+        .detach(|| -> allye_core::Result<_> {
+            let line = streams::append(&store, table_name, &schema, &batches, &opts)?;
+            if let (Some(_), Some(s)) = (&line, publish_interval_sec) {
+                streams::publish_if_due(&store, table_name, Duration::from_secs_f64(s.max(0.0)))?;
+            }
+            Ok(line)
+        })
+        .or_raise()?;
+    match line {
+        Some(l) => to_py(py, &l),
+        None => Ok(py.None().into_bound(py)),
+    }
+}
+
+/// Reads a stream: `(info, Arrow table)` of the selected chunks (rows `[row_start,
+/// row_end)`, chunks meeting the time range `[t_start, t_end]`), zero-copy from the
+/// mapped chunk files. `info` has `first_row`, `rows`, `chunks`, `total_chunks`, `total_rows`.
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, row_start=None, row_end=None, t_start=None, t_end=None))]
+#[allow(clippy::too_many_arguments)]
+fn stream_read<'py>(
+    py: Python<'py>,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    row_start: Option<u64>,
+    row_end: Option<u64>,
+    t_start: Option<i64>,
+    t_end: Option<i64>,
+) -> PyResult<(Bound<'py, PyDict>, PyTable)> {
+    let store = store(secret_dir)?;
+    let rows = match (row_start, row_end) {
+        (None, None) => None,
+        (a, b) => Some((a.unwrap_or(0), b.unwrap_or(u64::MAX))),
+    };
+    let time = (t_start.is_some() || t_end.is_some()).then_some((t_start, t_end));
+    let sel = ReadSelection::new(rows, time);
+    let r = py.detach(|| streams::read(&store, table_name, &sel)).or_raise()?;
+    let info = PyDict::new(py);
+    info.set_item("first_row", r.first_row)?;
+    info.set_item("rows", r.rows)?;
+    info.set_item("chunks", r.chunks)?;
+    info.set_item("total_chunks", r.total_chunks)?;
+    info.set_item("total_rows", r.total_rows)?;
+    Ok((info, PyTable::try_new(r.batches, r.schema)?))
+}
+
+/// True when the table is a stream in this store.
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None))]
+fn stream_exists(table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<bool> {
+    Ok(streams::exists(&store(secret_dir)?, table_name))
+}
+
+/// The names of the streams in the store.
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None))]
+fn list_streams(secret_dir: Option<PathBuf>) -> PyResult<Vec<String>> {
+    Ok(streams::list(&store(secret_dir)?))
+}
+
+/// The chunk lines of a stream (empty when it is none).
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None))]
+fn stream_chunks<'py>(py: Python<'py>, table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyList>> {
+    let store = store(secret_dir)?;
+    let lines = py.detach(|| streams::chunks(&store, table_name)).or_raise()?;
+    list_to_py(py, &lines)
+}
+
+/// Publishes the stream as a v1 `ready` version (all rows so far); with
+/// `interval_sec`, only when the last publication is that old (else returns None).
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, interval_sec=None))]
+fn stream_publish<'py>(py: Python<'py>, table_name: &str, secret_dir: Option<PathBuf>, interval_sec: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    let store = store(secret_dir)?;
+    let ev = py
+        .detach(|| match interval_sec {
+            None => streams::publish(&store, table_name).map(Some),
+            Some(s) => streams::publish_if_due(&store, table_name, Duration::from_secs_f64(s.max(0.0))),
+        })
+        .or_raise()?;
+    match ev {
+        Some(e) => to_py(py, &e),
+        None => Ok(py.None().into_bound(py)),
+    }
+}
+
+/// Removes a stream (its chunks and log) and its v1 versions; returns the chunks freed.
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None))]
+fn stream_remove(py: Python<'_>, table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<usize> {
+    let store = store(secret_dir)?;
+    py.detach(|| streams::remove(&store, table_name)).or_raise()
+}
+
+/// Compacts a stream into one zstd Arrow IPC file per value of `source_column`
+/// (one in all when None), verified before the old chunks are deleted.
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, source_column=None))]
+fn stream_compact<'py>(
+    py: Python<'py>,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    source_column: Option<String>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let store = store(secret_dir)?;
+    let r = py.detach(|| streams::compact(&store, table_name, source_column.as_deref())).or_raise()?;
+    let d = PyDict::new(py);
+    d.set_item("chunks_before", r.chunks_before)?;
+    d.set_item("rows", r.rows)?;
+    let files = PyList::empty(py);
+    for (source, file, rows, bytes) in &r.files {
+        let f = PyDict::new(py);
+        f.set_item("source", source)?;
+        f.set_item("file", streams::stream_dir(&store, table_name).join(file))?;
+        f.set_item("rows", rows)?;
+        f.set_item("bytes", bytes)?;
+        files.append(f)?;
+    }
+    d.set_item("files", files)?;
+    Ok(d)
+}
+
+/// Frees removed streams' directories and dead appenders' unnamed chunks; returns
+/// `[{"path", "table_name", "reason"}]`.
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None, dry_run=true))]
+fn collect_streams<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, dry_run: bool) -> PyResult<Bound<'py, PyList>> {
+    let store = store(secret_dir)?;
+    let actions = py.detach(|| streams::collect(&store, dry_run)).or_raise()?;
+    let out = PyList::empty(py);
+    for a in actions {
+        let d = PyDict::new(py);
+        d.set_item("path", &a.path)?;
+        d.set_item("table_name", &a.table_name)?;
+        d.set_item("reason", &a.reason)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+/// Yields a stream's new chunks as they land (woken by file-system notifications).
+#[pyclass(module = "allye_data_connector._core")]
+struct StreamFollower {
+    inner: Mutex<Follower>,
+}
+
+#[pymethods]
+impl StreamFollower {
+    #[new]
+    #[pyo3(signature = (table_name, *, secret_dir=None, from_start=false, force_polling=false, poll_interval_sec=None))]
+    fn new(
+        table_name: &str,
+        secret_dir: Option<PathBuf>,
+        from_start: bool,
+        force_polling: bool,
+        poll_interval_sec: Option<f64>,
+    ) -> PyResult<Self> {
+        protocol::check_table_name(table_name).or_raise()?;
+        let store = store(secret_dir)?;
+        let poll = poll_interval_sec.map(|s| Duration::from_secs_f64(s.max(0.001)));
+        let f = Follower::new(&store, table_name, from_start, force_polling, poll).or_raise()?;
+        Ok(StreamFollower { inner: Mutex::new(f) })
+    }
+
+    /// Waits (without the GIL) at most `timeout_sec` for new chunks; returns
+    /// `[(line, Arrow table)]`, empty on timeout.
+    fn next_chunks<'py>(&self, py: Python<'py>, timeout_sec: f64) -> PyResult<Bound<'py, PyList>> {
+        let timeout = Duration::from_secs_f64(timeout_sec.max(0.0));
+        let got = py
+            .detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).next_chunks(timeout))
+            .or_raise()?;
+        let out = PyList::empty(py);
+        for (line, d) in got {
+            let table = PyTable::try_new(d.batches, d.schema)?;
+            out.append((to_py(py, &line)?, table))?;
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(stream_append, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_read, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_exists, m)?)?;
+    m.add_function(wrap_pyfunction!(list_streams, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_publish, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_remove, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_compact, m)?)?;
+    m.add_function(wrap_pyfunction!(collect_streams, m)?)?;
+    m.add_class::<StreamFollower>()?;
+    m.add("DEFAULT_PUBLISH_INTERVAL_SEC", protocol::DEFAULT_PUBLISH_INTERVAL_MS as f64 / 1000.0)?;
+    m.add("DEFAULT_FLUSH_INTERVAL_SEC", protocol::DEFAULT_FLUSH_INTERVAL_MS as f64 / 1000.0)?;
+    m.add("DEFAULT_WRITER_MAX_ROWS", protocol::DEFAULT_WRITER_MAX_ROWS)?;
+    m.add("DEFAULT_WRITER_MAX_BYTES", protocol::DEFAULT_WRITER_MAX_BYTES)?;
+    m.add("METADATA_STREAM", protocol::METADATA_STREAM)?;
+    m.add("LOG_SOURCE_COLUMN", protocol::LOG_SOURCE_COLUMN)?;
+    m.add("LOG_TIME_COLUMN", protocol::LOG_TIME_COLUMN)?;
+    m.add("LOG_PAYLOAD_COLUMN", protocol::LOG_PAYLOAD_COLUMN)?;
+    Ok(())
+}
