@@ -234,15 +234,22 @@ def _time_bound(value: Any, column_type: pa.DataType) -> Any:
     return pa.scalar(value).cast(column_type)
 
 
-def _int_bound(value: Any) -> Optional[int]:
+def _int_bound(value: Any, column_type: Optional[pa.DataType]) -> Optional[int]:
+    """``value`` as the integer a chunk's recorded range is in (the column's unit)."""
     if value is None:
         return None
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value)
+    unit = column_type.unit if column_type is not None and pa.types.is_timestamp(column_type) else "ns"
     try:
-        return int(pd.Timestamp(value).as_unit("ns").value)
-    except (ValueError, TypeError):
+        ts = pd.Timestamp(value)
+        if ts.tz is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        ns = int(ts.as_unit("ns").value)
+    except (ValueError, TypeError, OverflowError):
         return None
+    # Floor division: a bound one unit too wide only reads one more chunk.
+    return ns // {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}[unit]
 
 
 def read(table_name: str, selection: Optional[Selection] = None, *, secret_dir: Optional[PathLike] = None) -> pa.Table:
@@ -268,7 +275,9 @@ def read(table_name: str, selection: Optional[Selection] = None, *, secret_dir: 
         recorded = next((c.get("time_column") for c in chunks if c.get("time_column")), None)
         time_column = time_column or recorded
         if time_column is not None and time_column == recorded:
-            kwargs.update(t_start=_int_bound(sel.start), t_end=_int_bound(sel.end))
+            schema = _known_schema(_store(secret_dir), table_name)
+            ctype = schema.field(time_column).type if schema is not None and time_column in schema.names else None
+            kwargs.update(t_start=_int_bound(sel.start, ctype), t_end=_int_bound(sel.end, ctype))
     info, data = _core.stream_read(table_name, secret_dir=store, **kwargs)
     table = convert.restore_arrow(pa.table(data))
     if "row_start" in kwargs:
@@ -307,8 +316,13 @@ def follow(
     ``timeout_sec`` without a new chunk (None: never; stop with ``break`` or Ctrl-C).
     Every chunk is yielded once, also across a ``compact_stream``."""
     _core.check_table_name(table_name)
+    # Made now, not at the first next(): "from now on" means from this call.
     follower = _core.StreamFollower(table_name, secret_dir=_path(secret_dir), from_start=from_start,
                                     force_polling=force_polling)
+    return _chunks_of(follower, timeout_sec)
+
+
+def _chunks_of(follower: Any, timeout_sec: Optional[float]) -> Iterator[pa.Table]:
     last = time.monotonic()
     while True:
         got = follower.next_chunks(0.1)  # short slices: Ctrl-C stays responsive
