@@ -132,8 +132,9 @@ def test_a_follower_is_woken_within_milliseconds(store):
     adc.append("lat", {"v": 0, "t": time.time_ns()}, secret_dir=store)
     follower = _spawn("""
 import sys, time, allye_data_connector as adc
+chunks = adc.follow("lat", secret_dir=sys.argv[1], timeout_sec=20)
 print("ready", flush=True)
-for chunk in adc.follow("lat", secret_dir=sys.argv[1], timeout_sec=20):
+for chunk in chunks:
     print(time.time_ns() - chunk.column("t")[0].as_py(), flush=True)
     break
 """, str(store))
