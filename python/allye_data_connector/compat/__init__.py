@@ -1,5 +1,6 @@
 """Drop-in replacements for other libraries' APIs on allye_data_connector's core.
 
-- :mod:`.ataraxis`: ``SharedMemoryArray`` and ``YamlConfig`` of ataraxis-data-structures
-  (switch with one import; ``DataLogger`` is to follow in the same module).
+- :mod:`.ataraxis`: ``SharedMemoryArray``, ``YamlConfig``, ``DataLogger`` and
+  ``LogPackage`` of ataraxis-data-structures (switch with one import).
+- :mod:`.panoply`: panoply's ``SDK`` (``write``/``on``) on a :class:`~..streams.Writer`.
 """

@@ -26,8 +26,7 @@ from ..errors import ArrayClosedError, ArrayNotFoundError, InvalidArgumentError
 from ..shared_array import SharedArray
 from ..yaml_config import YamlConfig
 
-__all__ = ["SharedMemoryArray", "YamlConfig"]
-# DataLogger (issue 14) joins __all__ here.
+__all__ = ["SharedMemoryArray", "YamlConfig", "DataLogger", "LogPackage"]
 
 Index = Union[int, tuple[int], tuple[int, int]]
 
@@ -173,3 +172,9 @@ class SharedMemoryArray:
 
     def __repr__(self) -> str:
         return f"SharedMemoryArray(name={self._name!r}, shape={self._shape}, datatype={self._dtype}, connected={self.is_connected})"
+
+
+# --- DataLogger and LogPackage (issue 14): ataraxis' logger on a stream ---
+# Defined in .ataraxis_logger (one module per concern); re-exported here so that one
+# import switches a program over.
+from .ataraxis_logger import DataLogger, LogPackage  # noqa: E402
