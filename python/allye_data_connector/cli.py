@@ -728,10 +728,17 @@ def cleanup_cmd(obj: _Ctx, dry_run: bool) -> None:
 @click.option("--timeout", "timeout_sec", type=TIMEOUT, help="Stop after this many seconds without a new version (exit 5).")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many versions (exit 0).")
 @click.option("--errors", "include_errors", is_flag=True, help="Also report failed sends and removals.")
+@click.option("--stream", "as_stream", is_flag=True,
+              help="Follow NAME as a stream (its new chunks) even before it exists; a stream NAME is followed anyway.")
 @_common_options
 @click.pass_obj
-def watch_cmd(obj: _Ctx, name: Optional[str], timeout_sec: Optional[float], count: Optional[int], include_errors: bool) -> None:
-    """Print each new version of NAME (or of any table) as it lands; one JSON line each with --json."""
+def watch_cmd(obj: _Ctx, name: Optional[str], timeout_sec: Optional[float], count: Optional[int], include_errors: bool,
+              as_stream: bool) -> None:
+    """Print each new version of NAME (or of any table) as it lands; one JSON line each with --json.
+    A streaming table NAME: each new chunk (its rows) as it is appended."""
+    if name is not None and (as_stream or _is_stream(obj, name)):
+        _watch_stream(obj, name, timeout_sec, count)
+        return
     api = _api()
     seen = 0
     versions = api.watch(name, secret_dir=obj.secret_dir, timeout_sec=timeout_sec, include_errors=include_errors)
@@ -806,6 +813,44 @@ def demo_cmd(obj: _Ctx, demo_dir: Optional[str], keep: bool, rows: int) -> None:
     from .demo import run
 
     sys.exit(run(secret_dir=demo_dir or obj.secret_dir, keep=keep, rows=rows))
+
+
+# --- streams ---
+
+
+def _is_stream(obj: _Ctx, name: str) -> bool:
+    from . import _core
+
+    return bool(_core.stream_exists(name, secret_dir=_api().store_path(obj.secret_dir)))
+
+
+def _watch_stream(obj: _Ctx, name: str, timeout_sec: Optional[float], count: Optional[int]) -> None:
+    """``adc watch`` of a stream: each new chunk as it lands (text: a summary and its
+    first rows; --json: one line per chunk with its records)."""
+    from . import streams
+
+    api = _api()
+    chunks = streams.follow(name, secret_dir=obj.secret_dir, timeout_sec=timeout_sec)
+    click.echo(f"following stream {name} in {api.store_path(obj.secret_dir)} (Ctrl-C to stop)", err=True)
+    seen = 0
+    for chunk in chunks:
+        if obj.json:
+            click.echo(json.dumps({"table_name": name, "rows": chunk.num_rows, "records": chunk.to_pylist()},
+                                  ensure_ascii=False, default=str))
+        else:
+            click.echo(f"{name}  +{chunk.num_rows:,} rows")
+            click.echo(chunk.slice(0, 5).to_pandas().to_string(index=False))
+            if chunk.num_rows > 5:
+                click.echo(f"... ({chunk.num_rows - 5:,} more)")
+        sys.stdout.flush()
+        seen += 1
+        if count is not None and seen >= count:
+            return
+    if timeout_sec is not None:
+        raise errors.WaitTimeoutError(
+            f"no new chunk of stream {name} within the timeout of {timeout_sec:g} s (--timeout)"
+            + (f"; saw {seen}" if seen else "")
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover
