@@ -263,3 +263,84 @@ def list_arrays(*, secret_dir: Optional[str] = None) -> list[dict[str, Any]]:
 
 def collect_arrays(*, secret_dir: Optional[str] = None, dry_run: bool = True) -> list[dict[str, Any]]:
     """Frees abandoned shared arrays; gc actions with ``transport`` ``"shared_array"``."""
+
+# --- streams (issue 14) ---
+
+DEFAULT_PUBLISH_INTERVAL_SEC: float
+DEFAULT_FLUSH_INTERVAL_SEC: float
+DEFAULT_WRITER_MAX_ROWS: int
+DEFAULT_WRITER_MAX_BYTES: int
+METADATA_STREAM: str
+LOG_SOURCE_COLUMN: str
+LOG_TIME_COLUMN: str
+LOG_PAYLOAD_COLUMN: str
+
+def stream_append(
+    data: Any,
+    table_name: str,
+    *,
+    secret_dir: Optional[str] = None,
+    time_column: Optional[str] = None,
+    durable: bool = False,
+    publish_interval_sec: Optional[float] = None,
+) -> Optional[dict[str, Any]]:
+    """Appends Arrow data to a stream as one chunk; returns the chunk's line (None: no rows)."""
+
+def stream_read(
+    table_name: str,
+    *,
+    secret_dir: Optional[str] = None,
+    row_start: Optional[int] = None,
+    row_end: Optional[int] = None,
+    t_start: Optional[int] = None,
+    t_end: Optional[int] = None,
+) -> tuple[dict[str, Any], Any]:
+    """``(info, Arrow table)`` of the selected chunks, zero-copy."""
+
+def stream_exists(table_name: str, *, secret_dir: Optional[str] = None) -> bool: ...
+def list_streams(*, secret_dir: Optional[str] = None) -> list[str]: ...
+def stream_chunks(table_name: str, *, secret_dir: Optional[str] = None) -> list[dict[str, Any]]: ...
+def stream_publish(
+    table_name: str, *, secret_dir: Optional[str] = None, interval_sec: Optional[float] = None
+) -> Optional[dict[str, Any]]: ...
+def stream_remove(table_name: str, *, secret_dir: Optional[str] = None) -> int: ...
+def stream_compact(
+    table_name: str, *, secret_dir: Optional[str] = None, source_column: Optional[str] = None
+) -> dict[str, Any]: ...
+def collect_streams(*, secret_dir: Optional[str] = None, dry_run: bool = True) -> list[dict[str, Any]]: ...
+
+@final
+class StreamFollower:
+    """Yields a stream's new chunks as they land."""
+
+    def __new__(
+        cls,
+        table_name: str,
+        *,
+        secret_dir: Optional[str] = None,
+        from_start: bool = False,
+        force_polling: bool = False,
+        poll_interval_sec: Optional[float] = None,
+    ) -> StreamFollower: ...
+    def next_chunks(self, timeout_sec: float) -> list[tuple[dict[str, Any], Any]]: ...
+
+__all__ += [
+    "DEFAULT_PUBLISH_INTERVAL_SEC",
+    "DEFAULT_FLUSH_INTERVAL_SEC",
+    "DEFAULT_WRITER_MAX_ROWS",
+    "DEFAULT_WRITER_MAX_BYTES",
+    "METADATA_STREAM",
+    "LOG_SOURCE_COLUMN",
+    "LOG_TIME_COLUMN",
+    "LOG_PAYLOAD_COLUMN",
+    "stream_append",
+    "stream_read",
+    "stream_exists",
+    "list_streams",
+    "stream_chunks",
+    "stream_publish",
+    "stream_remove",
+    "stream_compact",
+    "collect_streams",
+    "StreamFollower",
+]

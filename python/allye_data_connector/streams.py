@@ -210,7 +210,8 @@ def publish(table_name: str, *, secret_dir: Optional[PathLike] = None) -> dict[s
     store = _store(secret_dir)
     with _PUBLISHER._lock:
         _PUBLISHER._dirty.pop((store, table_name), None)
-    ev: dict[str, Any] = _core.stream_publish(table_name, secret_dir=store)
+    ev = _core.stream_publish(table_name, secret_dir=store)
+    assert ev is not None  # without an interval it always publishes
     return ev
 
 
@@ -610,7 +611,7 @@ multiprocessing.util.Finalize(None, _close_at_exit, exitpriority=100)
 
 # --- the log fast path (ataraxis' LogPackage): fixed schema, arrays built in bulk ---
 
-def log_table(source_ids: Any, timestamps: Any, payloads: Sequence[Any]) -> pa.Table:
+def log_table(source_ids: Any, timestamps: Any, payloads: Any) -> pa.Table:
     """A table of the log schema (``source_id`` uint8, ``timestamp`` uint64 ns,
     ``payload`` binary) from sequences or NumPy arrays; payloads are bytes or uint8
     NumPy arrays. Built by pyarrow in bulk (no per-message Python object)."""
@@ -629,7 +630,7 @@ def log_table(source_ids: Any, timestamps: Any, payloads: Sequence[Any]) -> pa.T
     return pa.Table.from_arrays([src, ts, pay], schema=LOG_SCHEMA)
 
 
-def append_log(table_name: str, source_ids: Any, timestamps: Any, payloads: Sequence[Any], *,
+def append_log(table_name: str, source_ids: Any, timestamps: Any, payloads: Any, *,
                secret_dir: Optional[PathLike] = None, publish: bool = True) -> Optional[dict[str, Any]]:
     """Appends many log messages as one chunk of the log schema (see :func:`log_table`);
     the chunk records its time range, so ``start``/``end`` loads skip other chunks."""

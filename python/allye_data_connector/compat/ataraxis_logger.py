@@ -227,7 +227,7 @@ class DataLogger:
                 entries[name[:-4]] = packed
             target = self._output / f"{int(source)}_log.npz"
             tmp = target.with_name(target.name + f".tmp-{os.getpid()}.npz")
-            np.savez(tmp, **entries)
+            np.savez(tmp, **entries)  # type: ignore[arg-type]
             os.replace(tmp, target)
         if remove_sources:
             compact_stream(self._name, secret_dir=self._store)
