@@ -31,7 +31,7 @@ pub fn append_line(path: &std::path::Path, lock: &std::path::Path, mut line: Vec
         opts.mode(0o600);
     }
     let mut file = opts
-        .open(&path)
+        .open(path)
         .ctx(|| format!("cannot open log {}", path.display()))?;
     let len = file
         .metadata()

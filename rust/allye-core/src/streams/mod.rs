@@ -35,6 +35,46 @@ use crate::protocol::{STREAMS_DIR, STREAM_LOCK_FILE, STREAM_LOG_FILE, STREAM_NAM
 use crate::store::Store;
 use crate::sys::process::WriterIdentity;
 
+/// The stream operations of the [`Store`] handle (beside its table operations in
+/// `handle.rs`); each is the function of this module of the same name.
+impl Store {
+    /// Appends a chunk to stream `table` (see [`append`]).
+    pub fn append(
+        &self,
+        table: &str,
+        schema: &arrow_schema::SchemaRef,
+        batches: &[arrow_array::RecordBatch],
+        opts: &AppendOptions,
+    ) -> crate::error::Result<Option<ChunkLine>> {
+        append(self, table, schema, batches, opts)
+    }
+
+    /// Reads stream `table` (see [`read`]).
+    pub fn read_stream(&self, table: &str, sel: &ReadSelection) -> crate::error::Result<StreamRead> {
+        read(self, table, sel)
+    }
+
+    /// Follows stream `table` (see [`Follower`]).
+    pub fn follow(&self, table: &str, from_start: bool) -> crate::error::Result<Follower> {
+        Follower::new(self, table, from_start, false, None)
+    }
+
+    /// Publishes stream `table` as a v1 version (see [`publish`]).
+    pub fn publish_stream(&self, table: &str) -> crate::error::Result<crate::manifest::Event> {
+        publish(self, table)
+    }
+
+    /// Compacts stream `table` (see [`compact`]).
+    pub fn compact_stream(&self, table: &str, source_column: Option<&str>) -> crate::error::Result<CompactStreamReport> {
+        compact(self, table, source_column)
+    }
+
+    /// Removes stream `table` (see [`remove`]).
+    pub fn remove_stream(&self, table: &str) -> crate::error::Result<usize> {
+        remove(self, table)
+    }
+}
+
 /// One line of a chunk log: one chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkLine {
