@@ -603,10 +603,21 @@ def _close_at_exit() -> None:
     _PUBLISHER.flush_all()
 
 
+def _register_exit_hooks(_: object = None) -> None:
+    # multiprocessing children leave through os._exit, which skips atexit; their exit
+    # runs the finalizers registered this way. A forked child starts with none (its
+    # bootstrap clears the registry), hence the re-registration after each fork.
+    multiprocessing.util.Finalize(None, _close_at_exit, exitpriority=100)
+
+
+class _ForkHook:
+    """An object for ``register_after_fork`` to hold (it keeps a weak reference)."""
+
+
+_FORK_HOOK = _ForkHook()
 atexit.register(_close_at_exit)
-# multiprocessing children leave through os._exit, which skips atexit; its own exit
-# hook runs the finalizers registered this way.
-multiprocessing.util.Finalize(None, _close_at_exit, exitpriority=100)
+_register_exit_hooks()
+multiprocessing.util.register_after_fork(_FORK_HOOK, _register_exit_hooks)
 
 
 # --- the log fast path (ataraxis' LogPackage): fixed schema, arrays built in bulk ---

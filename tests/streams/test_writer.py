@@ -128,9 +128,12 @@ def test_a_child_that_writes_and_exits_without_close_loses_nothing(store):
 
 
 def test_a_multiprocessing_child_flushes_at_exit_too(store):
+    # The parent has imported the streams module before forking (the hooks it registered
+    # are cleared in a forked child, which must get its own).
     run_python(f"""
         import multiprocessing as mp
         import allye_data_connector as adc
+        adc.Writer  # import the module in the parent
 
         def work(store):
             w = adc.Writer("mp", secret_dir=store, flush_interval=3600)
