@@ -340,11 +340,13 @@ def compact_stream(
     *,
     secret_dir: Optional[PathLike] = None,
     source_column: Optional[str] = "auto",
+    compression: Optional[str] = "zstd",
 ) -> dict[str, Any]:
     """Rewrites the chunks of stream ``table_name`` appended so far into one
     zstd-compressed Arrow IPC file per value of ``source_column`` ("auto": the log
     schema's ``source_id`` when the stream has it, else one file), ataraxis'
-    ``compress_logs``. Each file is read back and compared with the rows it replaces
+    ``compress_logs``. ``compression=None`` writes uncompressed files instead, which
+    later reads map without a copy (a consolidation of many small appends). Each file is read back and compared with the rows it replaces
     before the chunk log is switched over (in one rename) and the old chunks deleted;
     a failed check deletes nothing. Appenders are not blocked. Returns
     ``{"chunks_before", "rows", "files": [{"source", "file", "rows", "bytes"}]}``."""
@@ -353,7 +355,8 @@ def compact_stream(
     if source_column == "auto":
         schema = _known_schema(_store(secret_dir), table_name)
         source_column = SOURCE_COLUMN if schema is not None and SOURCE_COLUMN in schema.names else None
-    report: dict[str, Any] = _core.stream_compact(table_name, secret_dir=store, source_column=source_column)
+    report: dict[str, Any] = _core.stream_compact(table_name, secret_dir=store, source_column=source_column,
+                                                  compression=compression)
     return report
 
 

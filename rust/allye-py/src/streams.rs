@@ -132,18 +132,20 @@ fn stream_remove(py: Python<'_>, table_name: &str, secret_dir: Option<PathBuf>) 
     py.detach(|| streams::remove(&store, table_name)).or_raise()
 }
 
-/// Compacts a stream into one zstd Arrow IPC file per value of `source_column`
-/// (one in all when None), verified before the old chunks are deleted.
+/// Compacts a stream into one Arrow IPC file (zstd by default; None: uncompressed) per
+/// value of `source_column` (one in all when None), verified before the old chunks go.
 #[pyfunction]
-#[pyo3(signature = (table_name, *, secret_dir=None, source_column=None))]
+#[pyo3(signature = (table_name, *, secret_dir=None, source_column=None, compression=Some("zstd")))]
 fn stream_compact<'py>(
     py: Python<'py>,
     table_name: &str,
     secret_dir: Option<PathBuf>,
     source_column: Option<String>,
+    compression: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let store = store(secret_dir)?;
-    let r = py.detach(|| streams::compact(&store, table_name, source_column.as_deref())).or_raise()?;
+    let compression = protocol::Compression::parse(compression.unwrap_or("")).or_raise()?;
+    let r = py.detach(|| streams::compact(&store, table_name, source_column.as_deref(), compression)).or_raise()?;
     let d = PyDict::new(py);
     d.set_item("chunks_before", r.chunks_before)?;
     d.set_item("rows", r.rows)?;

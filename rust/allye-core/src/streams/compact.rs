@@ -1,5 +1,5 @@
 //! Compaction (ataraxis' `compress_logs`): the chunks so far are rewritten into one
-//! zstd-compressed Arrow IPC file per source, verified, then swapped into the log in
+//! Arrow IPC file per source (zstd-compressed, or uncompressed to keep reads zero-copy), verified, then swapped into the log in
 //! one rename; appenders are never blocked (they take the lock only for the swap's
 //! instant) and a failed check deletes nothing.
 
@@ -87,7 +87,12 @@ fn by_source(schema: &SchemaRef, batches: &[RecordBatch], source: Option<&str>) 
 /// (compacted lines, followed by the lines appended meanwhile) in one rename, and only
 /// then are the old chunks deleted. Rows of one source keep their order; the stream's
 /// rows are grouped by source afterwards.
-pub fn compact(store: &Store, table: &str, source_column: Option<&str>) -> Result<CompactStreamReport> {
+pub fn compact(
+    store: &Store,
+    table: &str,
+    source_column: Option<&str>,
+    compression: Compression,
+) -> Result<CompactStreamReport> {
     let dir = stream_dir(store, table);
     // 1. Snapshot: the chunks so far, mapped.
     let view = view_of(store, table);
@@ -116,6 +121,9 @@ pub fn compact(store: &Store, table: &str, source_column: Option<&str>) -> Resul
     let rows: u64 = snapshot.iter().map(|l| l.rows).sum();
     // 2. Write one file per source, then read each back and compare.
     let groups = by_source(&schema, &batches, source_column)?;
+    // Uncompressed: one batch per file, read without a copy; compressed: batches of
+    // DEFAULT_COMPRESSED_CHUNK_ROWS, decompressed one at a time.
+    let chunk_rows = if compression == Compression::None { 0 } else { DEFAULT_COMPRESSED_CHUNK_ROWS };
     let me = writer();
     let mut written: Vec<(ChunkLine, std::path::PathBuf)> = Vec::new();
     let cleanup = |written: &[(ChunkLine, std::path::PathBuf)]| {
@@ -127,7 +135,7 @@ pub fn compact(store: &Store, table: &str, source_column: Option<&str>) -> Resul
         let name = format!("{}-compact-{}.arrow", me.pid, uuid::Uuid::new_v4().simple());
         let path = dir.join(&name);
         let result = (|| -> Result<ChunkLine> {
-            let bytes = write_file(&path, &schema, std::slice::from_ref(batch), DEFAULT_COMPRESSED_CHUNK_ROWS, Compression::Zstd, true)?;
+            let bytes = write_file(&path, &schema, std::slice::from_ref(batch), chunk_rows, compression, true)?;
             let map = map_file(&path)?.ok_or_else(|| Error::InvalidArgument(format!("{} vanished", path.display())))?;
             let back = decode_file(&buffer_from_mapping(map)).map_err(|reason| Error::PayloadCorrupt {
                 table: table.into(),
@@ -247,7 +255,7 @@ mod tests {
             append(&s, "c", &schema(), &[rows(i % 3, i * 5, 5)], &AppendOptions::with_time_column(Some("ts".into()))).unwrap();
         }
         let before = read(&s, "c", &ReadSelection::default()).unwrap();
-        let rep = compact(&s, "c", Some("writer")).unwrap();
+        let rep = compact(&s, "c", Some("writer"), Compression::Zstd).unwrap();
         assert_eq!((rep.chunks_before, rep.files.len(), rep.rows), (10, 3, 50));
         let after = read(&s, "c", &ReadSelection::default()).unwrap();
         assert_eq!(after.rows, 50);
@@ -277,12 +285,12 @@ mod tests {
             })
             .collect();
         for _ in 0..5 {
-            compact(&s, "cc", Some("writer")).unwrap();
+            compact(&s, "cc", Some("writer"), Compression::Zstd).unwrap();
         }
         for a in appenders {
             a.join().unwrap();
         }
-        compact(&s, "cc", None).unwrap();
+        compact(&s, "cc", None, Compression::None).unwrap();
         let r = read(&s, "cc", &ReadSelection::default()).unwrap();
         assert_eq!(r.rows, 201);
         for w in 0..2 {

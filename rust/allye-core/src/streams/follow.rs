@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0.rows, 2);
         t.join().unwrap();
-        compact(&s, "f", None).unwrap();
+        compact(&s, "f", None, crate::protocol::Compression::Zstd).unwrap();
         append(&s, "f", &schema(), &[rows(0, 5, 1)], &AppendOptions::default()).unwrap();
         let got = from_now.poll().unwrap();
         assert_eq!(got.iter().map(|g| g.0.rows).collect::<Vec<_>>(), vec![1]);

@@ -65,8 +65,13 @@ impl Store {
     }
 
     /// Compacts stream `table` (see [`compact`]).
-    pub fn compact_stream(&self, table: &str, source_column: Option<&str>) -> crate::error::Result<CompactStreamReport> {
-        compact(self, table, source_column)
+    pub fn compact_stream(
+        &self,
+        table: &str,
+        source_column: Option<&str>,
+        compression: crate::protocol::Compression,
+    ) -> crate::error::Result<CompactStreamReport> {
+        compact(self, table, source_column, compression)
     }
 
     /// Removes stream `table` (see [`remove`]).

@@ -68,7 +68,26 @@ pub(crate) struct View {
     pub(crate) total_rows: u64,
     /// Incremented whenever the log was replaced (compaction) and the view started over.
     pub(crate) generation: u64,
+    /// The batches of a whole read, small chunks coalesced (see [`coalesce`]); covers
+    /// the first `groups_cover` chunks.
+    groups: Vec<Group>,
+    groups_cover: usize,
 }
+
+/// Batches standing for consecutive chunks: either one large chunk's own batches (zero
+/// copy) or many small chunks concatenated into one batch (copied once, then kept).
+struct Group {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    bytes: usize,
+    /// Chunks in this group (0 for a large chunk's own batches: never extended).
+    small_chunks: usize,
+}
+
+/// Chunks smaller than this are coalesced on a whole read; larger ones stay as mapped.
+pub(crate) const COALESCE_BYTES: usize = 1 << 20;
+/// A coalesced batch holds at most this many rows.
+pub(crate) const COALESCE_ROWS: usize = 1 << 16;
 
 type Views = HashMap<PathBuf, Arc<Mutex<View>>>;
 static VIEWS: Mutex<Option<Views>> = Mutex::new(None);
@@ -91,7 +110,7 @@ pub(crate) fn forget_view(store: &Store, table: &str) {
 }
 
 impl View {
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         let generation = self.generation + 1;
         *self = View { generation, ..View::default() };
     }
@@ -155,6 +174,67 @@ impl View {
     pub(crate) fn decoded(&self, i: usize) -> Option<&Decoded> {
         self.chunks[i].data.as_ref()
     }
+
+    /// The batches of every chunk (all loaded), small chunks coalesced. Each process pays
+    /// the per-batch cost of readers (Arrow C interface, pandas) once per group instead of
+    /// once per append: a stream of 10,000 one-row appends reads as a few batches. Groups
+    /// are kept, so a later read only coalesces the chunks appended since (and the last,
+    /// unfilled group again).
+    fn coalesced(&mut self, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        if self.groups_cover > self.chunks.len() {
+            self.groups.clear();
+            self.groups_cover = 0;
+        }
+        // Reopen the last group if it can take more small chunks.
+        if let Some(last) = self.groups.last() {
+            if last.small_chunks > 0 && last.rows < COALESCE_ROWS && last.bytes < COALESCE_BYTES {
+                self.groups_cover -= last.small_chunks;
+                self.groups.pop();
+            }
+        }
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let (mut rows, mut bytes, mut count) = (0usize, 0usize, 0usize);
+        let flush = |groups: &mut Vec<Group>, pending: &mut Vec<RecordBatch>, rows: usize, bytes: usize, count: usize| -> Result<()> {
+            if count == 0 {
+                return Ok(());
+            }
+            let batch = if pending.len() == 1 {
+                pending[0].clone()
+            } else {
+                arrow_select::concat::concat_batches(schema, pending.iter())?
+            };
+            groups.push(Group { batches: vec![batch], rows, bytes, small_chunks: count });
+            pending.clear();
+            Ok(())
+        };
+        for i in self.groups_cover..self.chunks.len() {
+            let d = self.chunks[i].data.as_ref().expect("loaded");
+            // The bytes of the rows themselves: a mapped buffer's capacity is its file.
+            let size: usize = d
+                .batches
+                .iter()
+                .flat_map(|b| b.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(usize::MAX / 4)))
+                .sum();
+            let n: usize = d.batches.iter().map(|b| b.num_rows()).sum();
+            if size >= COALESCE_BYTES || n >= COALESCE_ROWS {
+                flush(&mut self.groups, &mut pending, rows, bytes, count)?;
+                (rows, bytes, count) = (0, 0, 0);
+                self.groups.push(Group { batches: d.batches.clone(), rows: n, bytes: size, small_chunks: 0 });
+                continue;
+            }
+            if count > 0 && (rows + n > COALESCE_ROWS || bytes + size > COALESCE_BYTES) {
+                flush(&mut self.groups, &mut pending, rows, bytes, count)?;
+                (rows, bytes, count) = (0, 0, 0);
+            }
+            pending.extend(d.batches.iter().cloned());
+            rows += n;
+            bytes += size;
+            count += 1;
+        }
+        flush(&mut self.groups, &mut pending, rows, bytes, count)?;
+        self.groups_cover = self.chunks.len();
+        Ok(self.groups.iter().flat_map(|g| g.batches.iter().cloned()).collect())
+    }
 }
 
 fn wanted(c: &Loaded, sel: &ReadSelection) -> bool {
@@ -192,13 +272,19 @@ pub fn read(store: &Store, table: &str, sel: &ReadSelection) -> Result<StreamRea
             continue;
         }
         let schema = v.decoded(0).expect("loaded").schema.clone();
-        let mut batches = Vec::new();
         let mut rows = 0;
-        for &i in &picked {
-            let d = v.decoded(i).expect("loaded");
-            rows += v.chunks[i].line.rows;
-            batches.extend(d.batches.iter().cloned());
-        }
+        let batches = if sel.rows.is_none() && sel.time.is_none() {
+            rows = v.total_rows;
+            v.coalesced(&schema)?
+        } else {
+            let mut batches = Vec::new();
+            for &i in &picked {
+                let d = v.decoded(i).expect("loaded");
+                rows += v.chunks[i].line.rows;
+                batches.extend(d.batches.iter().cloned());
+            }
+            batches
+        };
         let first_row = picked.first().map(|i| v.chunks[*i].row_offset).unwrap_or(0);
         return Ok(StreamRead {
             schema,
@@ -232,5 +318,53 @@ pub(crate) fn first_schema(store: &Store, table: &str) -> Result<Option<SchemaRe
         Ok(r) => Ok(Some(r.schema)),
         Err(Error::TableNotFound { .. }) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::test_support::{rows, schema, store};
+    use crate::streams::{append, AppendOptions};
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+
+    fn seq(r: &StreamRead) -> Vec<i64> {
+        r.batches.iter().flat_map(|b| b.column(1).as_primitive::<Int64Type>().values().to_vec()).collect()
+    }
+
+    #[test]
+    fn a_whole_read_coalesces_small_chunks_and_extends_incrementally() {
+        let (_t, s) = store();
+        for i in 0..300 {
+            append(&s, "c", &schema(), &[rows(0, i, 1)], &AppendOptions::default()).unwrap();
+        }
+        let r = read(&s, "c", &ReadSelection::default()).unwrap();
+        assert_eq!(r.batches.len(), 1);
+        assert_eq!(seq(&r), (0..300).collect::<Vec<_>>());
+        // Reads between appends re-coalesce only the unfilled last group.
+        for i in 300..310 {
+            append(&s, "c", &schema(), &[rows(0, i, 1)], &AppendOptions::default()).unwrap();
+            let r = read(&s, "c", &ReadSelection::default()).unwrap();
+            assert_eq!(r.batches.len(), 1);
+            assert_eq!(r.rows, i as u64 + 1);
+        }
+        // Partial reads keep one batch per chunk, untouched.
+        let p = read(&s, "c", &ReadSelection::new(Some((10, 13)), None)).unwrap();
+        assert_eq!((p.batches.len(), p.first_row), (3, 10));
+    }
+
+    #[test]
+    fn large_chunks_stay_zero_copy_in_a_whole_read() {
+        let (_t, s) = store();
+        append(&s, "z", &schema(), &[rows(0, 0, 5)], &AppendOptions::default()).unwrap();
+        append(&s, "z", &schema(), &[rows(0, 5, 100_000)], &AppendOptions::default()).unwrap();
+        append(&s, "z", &schema(), &[rows(0, 100_005, 5)], &AppendOptions::default()).unwrap();
+        let r = read(&s, "z", &ReadSelection::default()).unwrap();
+        assert_eq!(r.batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), vec![5, 100_000, 5]);
+        let big = read(&s, "z", &ReadSelection::new(Some((5, 6)), None)).unwrap();
+        let mapped = big.batches[0].column(1).to_data().buffers()[0].as_ptr();
+        assert_eq!(r.batches[1].column(1).to_data().buffers()[0].as_ptr(), mapped, "the large chunk is not copied");
+        assert_eq!(seq(&r), (0..100_010).collect::<Vec<_>>());
     }
 }
