@@ -224,7 +224,7 @@ def _run(python: str, *args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, dict]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker", nargs=argparse.REMAINDER)
     ap.add_argument("--reps", type=int, default=3)
@@ -233,10 +233,11 @@ def main() -> None:
     ap.add_argument("--ataraxis-python", default=str(ROOT / ".venv-ataraxis" / "bin" / "python"))
     ap.add_argument("--appends", type=int, default=10_000)
     ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: throughput latency read")
-    args = ap.parse_args()
+    ap.add_argument("--latency-appends", type=int, default=200)
+    args = ap.parse_args(argv)
     if args.worker:
         _worker(args.worker)
-        return
+        return {}
     results: dict[str, list[dict]] = {}
     if "throughput" not in args.skip:
         have_atx = Path(args.ataraxis_python).exists()
@@ -252,7 +253,7 @@ def main() -> None:
                       flush=True)
     if "latency" not in args.skip:
         for rep in range(args.reps):
-            r = _run(sys.executable, "latency", "append", "200")
+            r = _run(sys.executable, "latency", "append", str(args.latency_appends))
             results.setdefault("latency/append", []).append(r)
             print(f"rep {rep} latency: median {r['median_ms']:.2f} ms, p90 {r['p90_ms']:.2f} ms", flush=True)
     if "read" not in args.skip:
@@ -276,6 +277,7 @@ def main() -> None:
     if "read/stream" in med:
         for k in ("first_ms", "warm_ms", "pandas_ms"):
             print(f"  read stream / single, {k}: {med['read/stream'][k] / med['read/single'][k]:.2f}x")
+    return med
 
 
 if __name__ == "__main__":

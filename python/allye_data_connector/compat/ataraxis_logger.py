@@ -35,14 +35,27 @@ from ..streams import LogWriter, compact_stream, read
 _PRODUCERS = ".producers"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class LogPackage:
     """One message: the source (uint8), its acquisition time stamp (uint64, e.g.
-    ``perf_counter_ns``) and the payload (a uint8 NumPy array or bytes)."""
+    ``perf_counter_ns``) and the payload (a uint8 NumPy array or bytes). Positional as
+    in ataraxis' README (``LogPackage(source_id, time_stamp, data)``); the keywords of
+    ataraxis' class (``acquisition_time``, ``serialized_data``) and of the README
+    (``time_stamp``, ``data``) are both accepted."""
 
     source_id: Any
     acquisition_time: Any
     serialized_data: Any
+
+    def __init__(self, source_id: Any, acquisition_time: Any = None, serialized_data: Any = None, *,
+                 time_stamp: Any = None, data: Any = None) -> None:
+        stamp = acquisition_time if acquisition_time is not None else time_stamp
+        payload = serialized_data if serialized_data is not None else data
+        if stamp is None or payload is None:
+            raise InvalidArgumentError("LogPackage needs source_id, a time stamp and the data")
+        object.__setattr__(self, "source_id", source_id)
+        object.__setattr__(self, "acquisition_time", stamp)
+        object.__setattr__(self, "serialized_data", payload)
 
     def get_data(self) -> tuple[str, np.ndarray]:
         """ataraxis' file name and packed message: source id (1 byte), time stamp (8

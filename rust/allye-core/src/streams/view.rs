@@ -185,6 +185,9 @@ impl View {
             self.groups.clear();
             self.groups_cover = 0;
         }
+        if self.groups_cover == self.chunks.len() {
+            return Ok(self.groups.iter().flat_map(|g| g.batches.iter().cloned()).collect());
+        }
         // Reopen the last group if it can take more small chunks.
         if let Some(last) = self.groups.last() {
             if last.small_chunks > 0 && last.rows < COALESCE_ROWS && last.bytes < COALESCE_BYTES {
