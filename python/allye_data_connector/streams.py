@@ -523,7 +523,14 @@ class Writer:
         if schema is None:
             schema = tables[0].schema
         tables = [t if t.schema.equals(schema) else _to_table(t, schema) for t in tables]
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="none")
+        try:
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="none")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            columns = sorted({", ".join(t.schema.names) for t in tables})
+            raise InvalidArgumentError(
+                f"Writer({self.table_name!r}) was given rows of different columns ({' | '.join(columns)}): "
+                f"write rows of the stream's columns (a DataFrame's index counts as a column unless it is a "
+                f"RangeIndex): {exc}") from exc
         self._emit("send", table)
         line = append(self.table_name, table, secret_dir=self._store, time_column=self._time_column,
                       publish=self._publish, publish_interval_sec=self._publish_interval)
