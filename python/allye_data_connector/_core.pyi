@@ -309,8 +309,9 @@ def stream_compact(
     *,
     secret_dir: Optional[str] = None,
     source_column: Optional[str] = None,
-    compression: Optional[str] = "zstd",
-) -> dict[str, Any]: ...
+    compression: Optional[str] = ...,
+) -> dict[str, Any]:
+    """Compacts a stream; ``compression`` defaults to ``"zstd"`` (None: uncompressed)."""
 def collect_streams(*, secret_dir: Optional[str] = None, dry_run: bool = True) -> list[dict[str, Any]]: ...
 
 @final
