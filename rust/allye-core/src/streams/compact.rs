@@ -136,6 +136,8 @@ pub fn compact(
         let path = dir.join(&name);
         let result = (|| -> Result<ChunkLine> {
             let bytes = write_file(&path, &schema, std::slice::from_ref(batch), chunk_rows, compression, true)?;
+            #[cfg(test)]
+            hooks::after_write(&path);
             let map = map_file(&path)?.ok_or_else(|| Error::InvalidArgument(format!("{} vanished", path.display())))?;
             let back = decode_file(&buffer_from_mapping(map)).map_err(|reason| Error::PayloadCorrupt {
                 table: table.into(),
@@ -176,6 +178,8 @@ pub fn compact(
         }
     }
     // 3. Swap the log under the lock: compacted lines + whatever was appended meanwhile.
+    #[cfg(test)]
+    hooks::before_swap();
     let swap = (|| -> Result<()> {
         let _lock = ManifestLock::acquire(&lock_path(store, table))?;
         let log = log_path(store, table);
@@ -227,6 +231,34 @@ pub fn compact(
     })
 }
 
+
+/// Test-only interruptions of a compaction (a corrupt write, a log changed underneath),
+/// per thread: tests run in parallel threads.
+#[cfg(test)]
+mod hooks {
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    type Hook = Box<dyn Fn(&Path)>;
+    thread_local! {
+        pub(super) static AFTER_WRITE: RefCell<Option<Hook>> = RefCell::new(None);
+        pub(super) static BEFORE_SWAP: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    }
+
+    pub(super) fn after_write(path: &Path) {
+        AFTER_WRITE.with(|h| {
+            if let Some(h) = h.borrow().as_ref() {
+                h(path)
+            }
+        })
+    }
+
+    pub(super) fn before_swap() {
+        if let Some(h) = BEFORE_SWAP.with(|h| h.borrow_mut().take()) {
+            h()
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -296,5 +328,57 @@ mod tests {
         for w in 0..2 {
             assert_eq!(seqs_of(&r, w), (0..100).collect::<Vec<_>>());
         }
+    }
+
+    fn arrow_files(s: &Store, table: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(stream_dir(s, table))
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".arrow"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_failed_check_or_a_changed_log_deletes_and_changes_nothing() {
+        let (_t, s) = store();
+        for i in 0..4 {
+            append(&s, "x", &schema(), &[rows(i % 2, i * 3, 3)], &AppendOptions::default()).unwrap();
+        }
+        let before_files = arrow_files(&s, "x");
+        let before_log = std::fs::read(log_path(&s, "x")).unwrap();
+        // (a) the written file does not read back as the rows (a byte flipped on disk).
+        hooks::AFTER_WRITE.with(|h| {
+            *h.borrow_mut() = Some(Box::new(|p: &std::path::Path| {
+                // Overwrite the values of the first record batch (its body follows the
+                // schema message): the file still parses, the rows differ.
+                let mut b = std::fs::read(p).unwrap();
+                let at = b.len() / 3;
+                for x in &mut b[at..at + 16] {
+                    *x ^= 0x5a;
+                }
+                std::fs::write(p, b).unwrap();
+            }))
+        });
+        let err = compact(&s, "x", Some("writer"), Compression::None);
+        hooks::AFTER_WRITE.with(|h| *h.borrow_mut() = None);
+        assert!(err.is_err(), "a corrupt compacted file must fail the check");
+        assert_eq!(arrow_files(&s, "x"), before_files);
+        assert_eq!(std::fs::read(log_path(&s, "x")).unwrap(), before_log);
+        // (b) the log no longer begins with the snapshot (another compaction won).
+        let s2 = s.clone();
+        hooks::BEFORE_SWAP.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                let log = log_path(&s2, "x");
+                let text = std::fs::read_to_string(&log).unwrap();
+                let rest: Vec<&str> = text.lines().skip(1).collect();
+                std::fs::write(&log, format!("{}\n", rest.join("\n"))).unwrap();
+            }))
+        });
+        let err = compact(&s, "x", None, Compression::Zstd).unwrap_err();
+        assert!(err.to_string().contains("nothing was changed"), "{err}");
+        assert_eq!(arrow_files(&s, "x"), before_files, "the new files are deleted, the old ones kept");
+        assert_eq!(read(&s, "x", &ReadSelection::default()).unwrap().rows, 9);
     }
 }
