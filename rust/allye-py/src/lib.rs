@@ -9,6 +9,7 @@
 mod arrays;
 mod errors;
 mod maintenance;
+mod objects;
 mod records;
 mod tables;
 mod vocabulary;
@@ -25,5 +26,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     maintenance::register(m)?;
     watch::register(m)?;
     arrays::register(m)?;
+    objects::register(m)?;
     Ok(())
 }
