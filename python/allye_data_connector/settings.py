@@ -75,6 +75,12 @@ class Settings(YamlConfig):
     auto_gc_grace_sec: int = _core.DEFAULT_AUTO_GC_GRACE_SEC
     #: Versions per table and producer that sends never free.
     keep_versions: int = _core.DEFAULT_KEEP_VERSIONS
+    #: Bytes the live versions of the store's tables and named objects may hold; a put of
+    #: an object that would pass it raises ``StoreFullError`` (None: no quota).
+    max_store_bytes: Optional[int] = None
+    #: Store and load named objects that are not Arrow data or NumPy arrays as pickles
+    #: (loading a pickle runs code: only from a private store, see docs/PROTOCOL.md).
+    allow_pickle: bool = _core.DEFAULT_ALLOW_PICKLE
 
     @classmethod
     def _from_mapping(cls, data: dict[str, Any], origin: str) -> "Settings":
@@ -93,6 +99,8 @@ ENV = {
     "auto_gc": "ALLYE_AUTO_GC",
     "auto_gc_grace_sec": "ALLYE_AUTO_GC_GRACE_SEC",
     "keep_versions": "ALLYE_KEEP_VERSIONS",
+    "max_store_bytes": "ALLYE_MAX_STORE_BYTES",
+    "allow_pickle": "ALLYE_ALLOW_PICKLE",
 }
 
 
