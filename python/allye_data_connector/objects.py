@@ -376,10 +376,9 @@ class Objects(MutableMapping[str, Any]):
 
     def schema(self, name: str) -> Optional[pa.Schema]:
         """The Arrow schema of an object stored as Arrow data (None for arrays and pickles)."""
-        ev, data = _core.get_object(name, allow_pickle=False, **self._kw()) if self.info(name)["kind"] != "pickle" \
-            else (None, None)
-        if ev is None or ev["metadata"].get(_KEY, {}).get("kind") == "numpy":
+        if self.info(name)["kind"] in ("numpy", "pickle"):
             return None
+        _, data = _core.get_object(name, allow_pickle=False, **self._kw())
         return pa.table(data).schema
 
     def __contains__(self, name: object) -> bool:
