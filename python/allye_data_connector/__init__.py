@@ -20,11 +20,11 @@ if TYPE_CHECKING:  # the names __getattr__ below imports on first use
     from .api import send_dataframe as send_dataframe
     from .api import store_path as store_path
     from .api import watch as watch
-    from .objects import Objects as Objects
-    from .objects import capacity as capacity
-    from .objects import namespaces as namespaces
-    from .objects import objects as objects
-    from .objects import remove_namespace as remove_namespace
+    from .named_objects import Objects as Objects
+    from .named_objects import capacity as capacity
+    from .named_objects import namespaces as namespaces
+    from .named_objects import objects as objects
+    from .named_objects import remove_namespace as remove_namespace
     from .partial import Selection as Selection
     from .shared_array import SharedArray as SharedArray
     from .yaml_config import YamlConfig as YamlConfig
@@ -51,7 +51,7 @@ _LAZY = {
     "Selection": "partial",
     "SharedArray": "shared_array",
     "YamlConfig": "yaml_config",
-    **{n: "objects" for n in ("objects", "Objects", "namespaces", "remove_namespace", "capacity")},
+    **{n: "named_objects" for n in ("objects", "Objects", "namespaces", "remove_namespace", "capacity")},
 }
 
 

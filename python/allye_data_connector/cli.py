@@ -829,7 +829,7 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def _ls_objects(obj: _Ctx, namespace: Optional[str]) -> None:
-    from .objects import namespaces, objects
+    from .named_objects import namespaces, objects
 
     spaces = [namespace] if namespace is not None else namespaces(obj.secret_dir)
     rows = [info for ns in spaces for info in objects(ns, obj.secret_dir).list()]
@@ -852,7 +852,7 @@ def _ls_objects(obj: _Ctx, namespace: Optional[str]) -> None:
 
 
 def _show_object(obj: _Ctx, name: str, namespace: Optional[str], head: int) -> None:
-    from .objects import objects
+    from .named_objects import objects
 
     objs = objects(namespace if namespace is not None else _core_default_namespace(), obj.secret_dir)
     try:

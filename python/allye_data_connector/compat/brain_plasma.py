@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 from .. import _core
 from .. import settings as _settings
 from ..errors import InvalidArgumentError, StoreError
-from ..objects import Objects, namespaces as _namespaces, remove_namespace as _remove_namespace
+from ..named_objects import Objects, namespaces as _namespaces, remove_namespace as _remove_namespace
 
 logger = logging.getLogger(__name__)
 
