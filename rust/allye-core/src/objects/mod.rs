@@ -114,12 +114,11 @@ impl Namespace {
     /// The current version of `name`, read in place. A pickle is served only from a
     /// private store (see [`check_private`]), and only when `allow_pickle`.
     pub fn get(&self, name: &str, allow_pickle: bool) -> Result<(Event, Decoded)> {
-        let ev = self.latest(name)?;
-        if kind_of(&ev) == Some(OBJECT_KIND_PICKLE) {
-            self.check_pickle_allowed(name, allow_pickle)?;
+        if !self.store.manifest_path().exists() {
+            return Err(Error::table_not_found(self.store.root(), name, None));
         }
+        // Mapping a payload runs nothing; the checks come before the data is handed out.
         let (ev, data) = tables::get(&self.store, name, None, false)?;
-        // A newer version may have been published between the two looks.
         if kind_of(&ev) == Some(OBJECT_KIND_PICKLE) {
             self.check_pickle_allowed(name, allow_pickle)?;
         }
