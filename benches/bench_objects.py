@@ -92,9 +92,9 @@ def _put(kind: str, case: str, mb: int, rows: int, where: str) -> float:
     if kind == "brain":
         from brain_plasma import Brain
 
-        brain = Brain(path=where, start_process=False)
+        brain = Brain(path=where)  # 0.3.3: Brain(namespace, path); learn(name, thing): use brackets
         t0 = time.perf_counter()
-        brain.learn(value, "x")
+        brain["x"] = value
         return time.perf_counter() - t0
     raise ValueError(kind)
 
@@ -128,9 +128,9 @@ def _get(kind: str, case: str, mb: int, rows: int, where: str) -> float:
     if kind == "brain":
         from brain_plasma import Brain
 
-        brain = Brain(path=where, start_process=False)
+        brain = Brain(path=where)
         t0 = time.perf_counter()
-        _touch(brain.recall("x"))
+        _touch(brain["x"])
         return time.perf_counter() - t0
     raise ValueError(kind)
 
@@ -163,11 +163,11 @@ def _round_trip(kind: str, case: str, mb: int, rows: int, where: str) -> float:
     elif kind == "brain":
         from brain_plasma import Brain
 
-        brain = Brain(path=where, start_process=False)
+        brain = Brain(path=where)
         for _ in range(200):
             t0 = time.perf_counter()
-            brain.learn(value, "x")
-            brain.recall("x")
+            brain["x"] = value
+            brain["x"]
             times.append(time.perf_counter() - t0)
     else:
         raise ValueError(kind)

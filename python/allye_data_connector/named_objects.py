@@ -129,6 +129,13 @@ def _type_name(obj: Any) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
+def _table(stream: Any) -> pa.Table:
+    """The Arrow table of a C stream from ``_core``, buffers as they are. Not ``pa.table()``:
+    its first call in a process sets up pyarrow's pandas shim (2 ms), which a get of an
+    array or a pickle never needs."""
+    return pa.RecordBatchReader.from_stream(stream).read_all()
+
+
 def _one_column(data: Any) -> pa.Table:
     return pa.table({"value": data})
 
@@ -354,7 +361,7 @@ class Objects(MutableMapping[str, Any]):
         if not isinstance(name, str):
             raise KeyError(name)
         ev, data = _core.get_object(name, allow_pickle=self._pickle_allowed(), **self._kw())
-        return decode(pa.table(data), ev["metadata"].get(_KEY, {}), as_polars=as_polars)
+        return decode(_table(data), ev["metadata"].get(_KEY, {}), as_polars=as_polars)
 
     def __getitem__(self, name: str) -> Any:
         return self.get_object(name)
@@ -379,7 +386,7 @@ class Objects(MutableMapping[str, Any]):
         if self.info(name)["kind"] in ("numpy", "pickle"):
             return None
         _, data = _core.get_object(name, allow_pickle=False, **self._kw())
-        return pa.table(data).schema
+        return _table(data).schema
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
