@@ -441,3 +441,9 @@ pub fn namespace_from_dir_name(dir: &str) -> Option<String> {
     let name = String::from_utf8(out).ok()?;
     (namespace_dir_name(&name) == dir).then_some(name)
 }
+/// A namespace's log is compacted by the put that finds it larger than this...
+pub const OBJECTS_COMPACT_MIN_BYTES: u64 = 1024 * 1024;
+/// ... and larger than this many bytes per live object (about six versions' lines each),
+/// so that a process's first `len()`/`used()` reads a log whose size follows the live
+/// objects, not the number of versions ever written.
+pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;

@@ -23,7 +23,8 @@ use crate::manifest::{self, Event};
 use crate::payload::Decoded;
 use crate::protocol::{
     check_namespace_name, check_table_name, namespace_dir_name, namespace_from_dir_name, Status, DEFAULT_NAMESPACE,
-    OBJECTS_DIR, OBJECT_KIND, OBJECT_KIND_PICKLE, OBJECT_METADATA_KEY,
+    OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES, OBJECTS_DIR, OBJECT_KIND, OBJECT_KIND_PICKLE,
+    OBJECT_METADATA_KEY,
 };
 use crate::store::Store;
 use crate::tables::{self, Removal, SendOptions};
@@ -108,7 +109,22 @@ impl Namespace {
         }
         let mut opts = opts.clone();
         opts.table_name = Some(name.to_string());
-        tables::send(&self.store, schema, batches, &opts)
+        let ready = tables::send(&self.store, schema, batches, &opts)?;
+        self.compact_if_long();
+        Ok(ready)
+    }
+
+    /// Compacts the log when it has grown well past what its live objects need (best
+    /// effort: a failure leaves the longer log, which is still correct).
+    fn compact_if_long(&self) {
+        let Ok(meta) = fs::metadata(self.store.manifest_path()) else { return };
+        if meta.len() < OBJECTS_COMPACT_MIN_BYTES {
+            return;
+        }
+        let live = self.len().unwrap_or(0) as u64;
+        if meta.len() > live.saturating_mul(OBJECTS_COMPACT_BYTES_PER_LIVE) {
+            let _ = crate::gc::compact(&self.store);
+        }
     }
 
     /// The current version of `name`, read in place. A pickle is served only from a

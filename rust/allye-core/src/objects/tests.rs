@@ -102,3 +102,21 @@ fn put_without_a_kind_is_refused() {
     let (schema, batches) = batch(1);
     assert!(matches!(ns.put("x", &schema, &batches, &SendOptions::default(), None), Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn a_long_log_is_compacted_by_puts() {
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, batches) = batch(1);
+    let mut o = opts("pyarrow.Table");
+    o.auto_gc = Some(crate::gc::AutoGc::new(0, 1));
+    for _ in 0..2000 {
+        ns.put("x", &schema, &batches, &o, None).unwrap();
+    }
+    let size = fs::metadata(ns.store().manifest_path()).unwrap().len();
+    assert!(size <= OBJECTS_COMPACT_MIN_BYTES + 4096, "{size}");
+    assert_eq!(ns.len().unwrap(), 1);
+    assert_eq!(ns.get("x", true).unwrap().1.batches[0].num_rows(), 1);
+    let payloads = fs::read_dir(ns.store().payload_dir()).unwrap().count();
+    assert!(payloads <= 2, "{payloads}");
+}
