@@ -299,8 +299,8 @@ class Objects(MutableMapping[str, Any]):
     ) -> dict[str, Any]:
         """Publishes ``obj`` as the new version of ``name``; returns its :meth:`info`.
 
-        ``transport``: ``"auto"`` (shared memory up to ``max_shm_bytes``, else a file; a
-        file too when ``/dev/shm`` is full), ``"shm"``, or ``"file"`` (kept across
+        ``transport``: ``"auto"`` (shared memory at any size, as Plasma's memory was;
+        a file when ``/dev/shm`` is full), ``"shm"``, or ``"file"`` (kept across
         reboots). Raises :class:`~.errors.StoreFullError` (writing nothing) when the store
         would pass ``max_store_bytes``."""
         if not isinstance(name, str):
@@ -316,7 +316,6 @@ class Objects(MutableMapping[str, Any]):
             name,
             metadata={_KEY: meta},
             transport=transport,
-            max_shm_bytes=eff.max_shm_bytes,
             ttl_sec=eff.default_ttl_sec if ttl_sec is None else int(ttl_sec),
             durable=durable,
             quota=eff.max_store_bytes,

@@ -75,14 +75,17 @@ def test_a_non_contiguous_array_is_stored_as_its_values(store: Path) -> None:
 
 def test_a_large_array_is_not_copied_on_read(store: Path) -> None:
     objs = adc.objects(secret_dir=store)
-    objs["big"] = np.full(10_000_000, 3.0)  # 80 MB: a file payload by default
+    objs["big"] = np.full(10_000_000, 3.0)  # 80 MB: shared memory (tables would use a file)
     got = objs["big"]
     base = got
     while isinstance(base, np.ndarray) and base.base is not None:
         base = base.base
     # The array's memory belongs to the Arrow buffer over the mapping, not to NumPy.
     assert not isinstance(base, np.ndarray) and not got.flags.owndata
-    assert got[12345] == 3.0 and objs.info("big")["transport"] == "file_arrow_ipc_v1"
+    assert got[12345] == 3.0 and objs.info("big")["transport"] == "shm_arrow_stream_v1"
+    objs.put("big", np.full(10_000_000, 4.0), transport="file")
+    got = objs["big"]
+    assert got[12345] == 4.0 and not got.flags.owndata and objs.info("big")["transport"] == "file_arrow_ipc_v1"
 
 
 PYTHON_OBJECTS = {

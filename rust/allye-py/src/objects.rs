@@ -22,10 +22,11 @@ fn namespace(secret_dir: Option<PathBuf>, namespace: &str) -> PyResult<Namespace
 }
 
 /// Publishes a new version of object `name`; returns its `ready` event. `metadata` must
-/// hold `adc_object` with the object's `kind`; `quota` is `max_store_bytes`.
+/// hold `adc_object` with the object's `kind`; `quota` is `max_store_bytes`. `auto` uses
+/// shared memory at any size (no 0.1.2 reader to spare), a file when /dev/shm is full.
 #[pyfunction]
 #[pyo3(signature = (data, name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, metadata=None,
-    transport="auto", max_shm_bytes=protocol::DEFAULT_MAX_SHM_BYTES, ttl_sec=None, durable=false, quota=None,
+    transport="auto", max_shm_bytes=u64::MAX, ttl_sec=None, durable=false, quota=None,
     auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
 #[allow(clippy::too_many_arguments)]
 fn put_object<'py>(
