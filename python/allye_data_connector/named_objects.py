@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from . import _core, convert, settings as _settings
 from . import watching as _watch
-from .errors import ArrowDataError, ConversionError, InvalidArgumentError, InvalidInputError
+from .errors import ArrowDataError, ConversionError, InvalidArgumentError, InvalidInputError, TableNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -365,11 +365,18 @@ class Objects(MutableMapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         return self.get_object(name)
 
-    def wait(self, name: str, *, timeout_sec: Optional[float] = None) -> Any:
-        """The latest version of ``name``, waiting for one to be published (``timeout_sec``
-        None: forever; then :class:`~.errors.WaitTimeoutError`)."""
+    def wait(self, name: str, *, after: Optional[str] = None, timeout_sec: Optional[float] = None) -> Any:
+        """The latest version of ``name``, waiting for one to be published; with ``after``
+        (the ``id`` of a version, from :meth:`info`), waiting for a version other than that
+        one. ``timeout_sec`` None waits forever; then :class:`~.errors.WaitTimeoutError`."""
+
+        def attempt() -> Any:
+            if after is not None and _core.object_latest(name, **self._kw())["id"] == after:
+                raise TableNotFoundError(f"no version of object {name!r} newer than {after} yet")
+            return self.get_object(name)
+
         return _watch.wait_until(
-            lambda: self.get_object(name),
+            attempt,
             secret_dir=_core.namespace_store(self._namespace, secret_dir=self._secret_dir),
             timeout_sec=timeout_sec,
         )

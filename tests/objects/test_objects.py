@@ -388,6 +388,11 @@ def test_wait_returns_the_first_version_or_times_out(store: Path) -> None:
         objs.wait("later", timeout_sec=0.2)
     threading.Timer(0.3, lambda: objs.__setitem__("later", "here")).start()
     assert objs.wait("later", timeout_sec=10) == "here"
+    first = objs.info("later")["id"]
+    with pytest.raises(WaitTimeoutError):
+        objs.wait("later", after=first, timeout_sec=0.2)
+    threading.Timer(0.3, lambda: objs.__setitem__("later", "newer")).start()
+    assert objs.wait("later", after=first, timeout_sec=10) == "newer"
 
 
 def test_gc_frees_superseded_object_versions(store: Path) -> None:
