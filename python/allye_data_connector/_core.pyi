@@ -332,3 +332,31 @@ def gc_objects(
 ) -> list[dict[str, Any]]: ...
 def check_store_private(*, namespace: Optional[str] = None, secret_dir: Optional[str] = None) -> None: ...
 def check_namespace_name(name: str) -> str: ...
+
+@final
+class ObjectWriter:
+    """An object written in place: ``np.asarray(w)`` is a writable uint8 view of its bytes."""
+    @property
+    def __array_interface__(self) -> dict[str, Any]: ...
+    @property
+    def nbytes(self) -> int: ...
+    def commit(self) -> dict[str, Any]: ...
+    def abort(self, reason: str) -> None: ...
+
+def create_object(
+    name: str,
+    nbytes: int,
+    *,
+    namespace: str = ...,
+    secret_dir: Optional[str] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    ttl_sec: Optional[int] = None,
+    durable: bool = False,
+    quota: Optional[int] = None,
+    auto_gc: bool = True,
+    auto_gc_grace_sec: int = ...,
+    keep_versions: int = ...,
+) -> ObjectWriter:
+    """Starts an object written in place in a new segment; publish it with ``commit()``."""
+
+__all__ += ["ObjectWriter", "create_object"]

@@ -343,14 +343,45 @@ class Objects(MutableMapping[str, Any]):
         transport: str = "auto",
     ) -> Iterator[np.ndarray[Any, Any]]:
         """``with objs.create("frame", (n, k), "float64") as arr: fill arr``: a writable
-        array, published as ``name`` when the block ends; an exception inside the block
-        publishes nothing and leaves nothing behind (nothing is written before the end)."""
+        view of a new shared-memory segment (Plasma's create/seal: no second copy),
+        published as ``name`` when the block ends, then made read-only. An exception
+        inside the block publishes nothing and removes the segment; a writer killed
+        inside leaves a segment that gc removes. ``transport="file"`` fills process memory
+        written to a file at the end."""
         _core.check_table_name(name)
-        arr = np.empty(shape, dtype=dtype, order="F" if order == "F" else "C")
-        if arr.dtype.hasobject:
-            raise InvalidArgumentError(f"create() makes arrays of fixed-size items; dtype {arr.dtype} holds objects")
-        yield arr
-        self.put(name, arr, description=description, ttl_sec=ttl_sec, transport=transport)
+        _core.check_transport(transport)
+        if order not in ("C", "F"):
+            raise InvalidArgumentError(f"order must be 'C' or 'F', got {order!r}")
+        dt = np.dtype(dtype)
+        if dt.hasobject:
+            raise InvalidArgumentError(f"create() makes arrays of fixed-size items; dtype {dt} holds objects")
+        dims = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
+        if any(n < 0 for n in dims):
+            raise InvalidArgumentError(f"shape {dims} has a negative dimension")
+        if transport == "file" or not hasattr(_core, "create_object") or dt.itemsize == 0:
+            arr = np.empty(dims, dtype=dt, order=order)  # type: ignore[call-overload]
+            yield arr
+            self.put(name, arr, description=description, ttl_sec=ttl_sec, transport=transport)
+            return
+        nbytes = int(np.prod(dims, dtype=np.int64)) * dt.itemsize
+        meta: dict[str, Any] = {"kind": "numpy", "type": "numpy.ndarray", "dtype": repr(np.lib.format.dtype_to_descr(dt)),
+                                "shape": list(dims), "order": order, "nbytes": nbytes}
+        if description is not None:
+            meta["description"] = str(description)
+        eff = self._settings()
+        writer = _core.create_object(
+            name, nbytes, metadata={_KEY: meta}, ttl_sec=eff.default_ttl_sec if ttl_sec is None else int(ttl_sec),
+            quota=eff.max_store_bytes, auto_gc=eff.auto_gc, auto_gc_grace_sec=eff.auto_gc_grace_sec,
+            keep_versions=eff.keep_versions, **self._kw(),
+        )
+        arr = np.asarray(writer).view(dt).reshape(dims, order=order)
+        try:
+            yield arr
+        except BaseException as exc:
+            writer.abort(f"an exception inside create(): {type(exc).__name__}")
+            raise
+        arr.flags.writeable = False  # published versions are immutable
+        writer.commit()
 
     # -- reading
 

@@ -4,6 +4,7 @@ allow_pickle, create(), TTL, wait, gc, and objects staying out of the v1 manifes
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from allye_data_connector.errors import (
     WaitTimeoutError,
 )
 from allye_data_connector.settings import Settings, save
+from tests.helpers import shm_exists
 
 
 @dataclasses.dataclass
@@ -351,20 +353,44 @@ def test_pickles_are_not_loaded_through_a_symlinked_folder(store: Path, tmp_path
 def test_create_publishes_on_exit_and_nothing_on_error(store: Path) -> None:
     objs = adc.objects(secret_dir=store)
     with objs.create("frame", shape=(1000, 4), dtype="float64") as arr:
-        assert arr.flags.writeable and arr.shape == (1000, 4)
+        assert arr.flags.writeable and arr.shape == (1000, 4) and arr.dtype == np.float64
+        assert not arr.flags.owndata  # a view of the new segment, not process memory
         assert "frame" not in objs
         arr[:] = 2.0
+    assert not arr.flags.writeable  # published: immutable
     assert (objs["frame"] == 2.0).all() and objs["frame"].shape == (1000, 4)
+    assert objs.info("frame")["transport"] == "shm_arrow_stream_v1"
     with pytest.raises(RuntimeError):
         with objs.create("broken", shape=10, dtype="int32") as arr:
             arr[:] = 1
             raise RuntimeError("boom")
     assert "broken" not in objs
-    log = (store / "objects" / "default" / "manifest.jsonl").read_text()
-    assert "broken" not in log
+    lines = [json.loads(x) for x in (store / "objects" / "default" / "manifest.jsonl").read_text().splitlines()]
+    broken = [ev for ev in lines if ev["table_name"] == "broken"]
+    assert [ev["status"] for ev in broken] == ["writing", "error"]
+    assert not shm_exists(broken[0]["metadata"]["adc"]["locator"])
     with objs.create("fortran", shape=(3, 2), dtype="<i2", order="F") as arr:
         arr[:] = [[1, 2], [3, 4], [5, 6]]
     assert objs["fortran"].flags.f_contiguous and objs["fortran"][2, 1] == 6
+    with objs.create("rec", shape=2, dtype=[("a", "<i4"), ("b", "S3")]) as arr:
+        arr["a"] = [1, 2]
+        arr["b"] = [b"x", b"yz"]
+    assert list(objs["rec"]["b"]) == [b"x", b"yz"]
+    with objs.create("empty", shape=(0, 3)) as arr:
+        pass
+    assert objs["empty"].shape == (0, 3)
+    with objs.create("on_disk", shape=4, dtype="u1", transport="file") as arr:
+        arr[:] = 7
+    assert list(objs["on_disk"]) == [7, 7, 7, 7] and objs.info("on_disk")["transport"] == "file_arrow_ipc_v1"
+
+
+def test_create_respects_the_quota(store: Path) -> None:
+    save(Settings(max_store_bytes=10_000), store)
+    objs = adc.objects(secret_dir=store)
+    with pytest.raises(StoreFullError):
+        with objs.create("big", shape=100_000, dtype="u1"):
+            pass
+    assert "big" not in objs
 
 
 def test_ttl_expires_an_object(store: Path) -> None:

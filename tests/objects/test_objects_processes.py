@@ -90,7 +90,7 @@ def test_kill_9_during_puts_leaves_a_whole_version_and_gc_frees_the_rest(store: 
     assert (objs["x"] == got[0]).all()
 
 
-def test_kill_9_inside_create_publishes_nothing_and_leaves_nothing(store: Path) -> None:
+def test_kill_9_inside_create_publishes_nothing_and_gc_frees_the_segment(store: Path) -> None:
     proc = _spawn(f"""
         import time, allye_data_connector as adc
         objs = adc.objects(secret_dir={str(store)!r})
@@ -105,10 +105,14 @@ def test_kill_9_inside_create_publishes_nothing_and_leaves_nothing(store: Path) 
     proc.wait()
     objs = adc.objects(secret_dir=store)
     assert "frame" not in objs and objs["before"] == 1
-    adc.gc(secret_dir=store, dry_run=False)
     ns_store = store / "objects" / "default"
-    assert {s for s in segments_named_in(ns_store) if shm_exists(s)} <= {_locator(ns_store, "before")}
-    assert "frame" not in (ns_store / "manifest.jsonl").read_text()
+    lines = [json.loads(x) for x in (ns_store / "manifest.jsonl").read_text().splitlines()]
+    segment = [ev for ev in lines if ev["table_name"] == "frame"][0]["metadata"]["adc"]["locator"]
+    assert shm_exists(segment)  # named by the writing line: gc can find it
+    actions = adc.gc(secret_dir=store, dry_run=False)
+    assert any(a["locator"] == segment and a["action"] == "delete" for a in actions)
+    assert not shm_exists(segment)
+    assert "frame" not in objs and objs["before"] == 1
 
 
 def _locator(ns_store: Path, name: str) -> str:

@@ -447,3 +447,5 @@ pub const OBJECTS_COMPACT_MIN_BYTES: u64 = 1024 * 1024;
 /// so that a process's first `len()`/`used()` reads a log whose size follows the live
 /// objects, not the number of versions ever written.
 pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;
+/// The column of the payload of an object stored as raw bytes (a NumPy array, a pickle).
+pub const OBJECT_BYTES_COLUMN: &str = "bytes";

@@ -179,7 +179,92 @@ fn check_namespace_name(name: &str) -> PyResult<String> {
     Ok(name.to_string())
 }
 
+/// An object being written in place (`create_object`): `np.asarray(writer)` is a
+/// writable `uint8` view of its bytes in the segment (keeping the writer, hence the
+/// mapping, alive); `commit()` publishes it, `abort()` (or dropping it) removes it.
+#[cfg(unix)]
+#[pyclass(module = "allye_data_connector._core")]
+struct ObjectWriter {
+    inner: std::sync::Mutex<objects::ObjectWriter>,
+    ptr: usize,
+    len: usize,
+}
+
+#[cfg(unix)]
+#[pymethods]
+impl ObjectWriter {
+    /// NumPy's array interface (version 3): the object's bytes, `|u1`, writable.
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("version", 3)?;
+        d.set_item("shape", (self.len,))?;
+        d.set_item("typestr", "|u1")?;
+        d.set_item("data", (self.ptr, false))?;
+        d.set_item("strides", py.None())?;
+        Ok(d)
+    }
+
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.len
+    }
+
+    /// Publishes the object; returns its `ready` event.
+    fn commit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let ev = py
+            .detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).commit())
+            .or_raise()?;
+        to_py(py, &ev)
+    }
+
+    /// Removes the segment and records the transfer as failed.
+    fn abort(&self, py: Python<'_>, reason: &str) {
+        py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).abort(reason));
+    }
+}
+
+/// Starts object `name` of `nbytes` bytes written in place in a new segment; `metadata`
+/// holds its `adc_object`. Publish it with `ObjectWriter.commit()`.
+#[cfg(unix)]
+#[pyfunction]
+#[pyo3(signature = (name, nbytes, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, metadata=None,
+    ttl_sec=None, durable=false, quota=None, auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC,
+    keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
+#[allow(clippy::too_many_arguments)]
+fn create_object(
+    py: Python<'_>,
+    name: &str,
+    nbytes: usize,
+    namespace: &str,
+    secret_dir: Option<PathBuf>,
+    metadata: Option<&Bound<'_, PyDict>>,
+    ttl_sec: Option<i64>,
+    durable: bool,
+    quota: Option<u64>,
+    auto_gc: bool,
+    auto_gc_grace_sec: u64,
+    keep_versions: usize,
+) -> PyResult<ObjectWriter> {
+    let ns = self::namespace(secret_dir, namespace)?;
+    let mut opts = SendOptions::default();
+    if let Some(d) = metadata {
+        opts.metadata = metadata_from_py(d)?;
+    }
+    opts.ttl_sec = ttl_sec;
+    opts.durable = durable;
+    opts.auto_gc = auto_gc.then(|| AutoGc::new(auto_gc_grace_sec, keep_versions.max(1)));
+    let mut w = py.detach(|| ns.create(name, nbytes, &opts, quota)).or_raise()?;
+    let (ptr, len) = (w.as_mut_ptr() as usize, w.len());
+    Ok(ObjectWriter { inner: std::sync::Mutex::new(w), ptr, len })
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    #[cfg(unix)]
+    {
+        m.add_class::<ObjectWriter>()?;
+        m.add_function(wrap_pyfunction!(create_object, m)?)?;
+    }
     m.add("DEFAULT_NAMESPACE", protocol::DEFAULT_NAMESPACE)?;
     m.add("DEFAULT_ALLOW_PICKLE", protocol::DEFAULT_ALLOW_PICKLE)?;
     m.add("OBJECT_METADATA_KEY", protocol::OBJECT_METADATA_KEY)?;

@@ -29,8 +29,13 @@ use crate::protocol::{
 use crate::store::Store;
 use crate::tables::{self, Removal, SendOptions};
 
+#[cfg(unix)]
+mod create;
 #[cfg(test)]
 mod tests;
+
+#[cfg(unix)]
+pub use create::ObjectWriter;
 
 /// One namespace of named objects in a store.
 #[derive(Debug, Clone)]

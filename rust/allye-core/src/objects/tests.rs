@@ -120,3 +120,41 @@ fn a_long_log_is_compacted_by_puts() {
     let payloads = fs::read_dir(ns.store().payload_dir()).unwrap().count();
     assert!(payloads <= 2, "{payloads}");
 }
+
+#[cfg(unix)]
+#[test]
+fn create_publishes_the_bytes_written_in_place() {
+    use arrow_array::Array;
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let mut w = ns.create("frame", 1 << 20, &opts("numpy"), None).unwrap();
+    assert!(matches!(ns.get("frame", true), Err(Error::TableNotFound { .. })));
+    let region = unsafe { std::slice::from_raw_parts_mut(w.as_mut_ptr(), w.len()) };
+    for (i, b) in region.iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    let ev = w.commit().unwrap();
+    assert_eq!(ev.payload.as_ref().unwrap().locator, w.segment());
+    let (_, data) = ns.get("frame", true).unwrap();
+    let col = data.batches[0].column(0).as_any().downcast_ref::<arrow_array::LargeBinaryArray>().unwrap();
+    assert_eq!(col.len(), 1);
+    let value = col.value(0);
+    assert_eq!(value.len(), 1 << 20);
+    assert!(value.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+    assert_eq!(value.as_ptr() as usize % 8, 0, "the value is aligned");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_abandoned_create_publishes_nothing_and_leaves_no_segment() {
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let w = ns.create("gone", 4096, &opts("numpy"), None).unwrap();
+    let seg = w.segment().to_string();
+    assert!(crate::sys::shm::open_map(&seg, 0).unwrap().is_some());
+    drop(w);
+    assert!(crate::sys::shm::open_map(&seg, 0).unwrap().is_none());
+    assert!(matches!(ns.get("gone", true), Err(Error::TableNotFound { .. })));
+    let err = ns.create("big", 1 << 20, &opts("numpy"), Some(1000)).err().unwrap();
+    assert!(matches!(err, Error::StoreFull { .. }));
+}
