@@ -99,6 +99,41 @@ def _put(kind: str, case: str, mb: int, rows: int, where: str) -> float:
     raise ValueError(kind)
 
 
+def _create(kind: str, mb: int, where: str) -> float:
+    """Seconds to allocate an ``mb`` MB float64 array in shared memory and fill it in
+    place (``ours``: ``objs.create`` + publish; ``mp_shm``: a new ``SharedMemory`` filled
+    through a NumPy view; ``memset``: a fresh anonymous mapping filled, the limit)."""
+    import mmap
+
+    import numpy as np
+
+    n = mb * 1024 * 1024 // 8
+    if kind == "ours":
+        import allye_data_connector as adc
+
+        objs = adc.objects(secret_dir=where)
+        t0 = time.perf_counter()
+        with objs.create("x", n, "float64") as arr:
+            arr.fill(1.5)
+        return time.perf_counter() - t0
+    if kind == "mp_shm":
+        from multiprocessing import resource_tracker, shared_memory
+
+        t0 = time.perf_counter()
+        shm = shared_memory.SharedMemory(name=where, create=True, size=n * 8)
+        np.ndarray((n,), np.float64, buffer=shm.buf).fill(1.5)
+        dt = time.perf_counter() - t0
+        resource_tracker.unregister(shm._name, "shared_memory")
+        shm.close()
+        return dt
+    if kind == "memset":
+        t0 = time.perf_counter()
+        m = mmap.mmap(-1, n * 8)
+        np.frombuffer(m, np.float64).fill(1.5)
+        return time.perf_counter() - t0
+    raise ValueError(kind)
+
+
 def _get(kind: str, case: str, mb: int, rows: int, where: str) -> float:
     if kind == "ours":
         import allye_data_connector as adc
@@ -207,6 +242,8 @@ def worker(argv: list[str]) -> None:
         print(json.dumps(_put(kind, case, mb, rows, where)))
     elif op == "get":
         print(json.dumps(_get(kind, case, mb, rows, where)))
+    elif op == "create":
+        print(json.dumps(_create(kind, mb, where)))
     elif op == "rt":
         print(json.dumps(_round_trip(kind, case, mb, rows, where)))
     elif op == "fill":
@@ -296,6 +333,14 @@ def main() -> None:
                     results.setdefault((case, "get", c.kind), []).append(_run(c.python, "get", c.kind, case, args.mb, args.rows, where))
                 finally:
                     c.cleanup(where)
+        for kind in ("ours", "mp_shm", "memset"):
+            c = Contender(kind, sys.executable)
+            where = c.where(f"create{rep}")
+            try:
+                results.setdefault(("array", "create+fill", kind), []).append(_run(sys.executable, "create", kind, "-", args.mb, 0, where))
+            finally:
+                if kind != "memset":
+                    c.cleanup(where)
         for c in contenders:
             if c.kind == "mp_shm":
                 continue
@@ -317,11 +362,14 @@ def main() -> None:
     print(f"| case | op | {' | '.join(c.kind for c in contenders)} | ours vs best other |")
     print("|---|---|" + "---|" * len(contenders) + "---|")
     for (case, op) in dict.fromkeys((k[0], k[1]) for k in results):
-        meds = {c.kind: statistics.median(results[(case, op, c.kind)]) for c in contenders if (case, op, c.kind) in results}
-        others = [v for k, v in meds.items() if k != "ours"]
+        kinds = [c.kind for c in contenders] + (["memset"] if op == "create+fill" else [])
+        meds = {k: statistics.median(results[(case, op, k)]) for k in kinds if (case, op, k) in results}
+        others = [v for k, v in meds.items() if k not in ("ours", "memset")]
         ratio = f"{min(others) / meds['ours']:.1f}x faster" if others and meds["ours"] <= min(others) else \
             (f"{meds['ours'] / min(others):.1f}x slower" if others else "")
         cells = [_fmt(meds[c.kind]) if c.kind in meds else "-" for c in contenders]
+        if "memset" in meds:
+            ratio += f" (memset of a fresh mapping {_fmt(meds['memset'])}: ours {meds['ours'] / meds['memset']:.2f}x)"
         print(f"| {case} | {op} | {' | '.join(cells)} | {ratio} |")
     for n, runs in book.items():
         print(f"len(objs) + objs.used() after {n:,} versions: first call of a process "
