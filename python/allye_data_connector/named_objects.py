@@ -414,13 +414,22 @@ class Objects(MutableMapping[str, Any]):
 
     def info(self, name: str) -> dict[str, Any]:
         """What ``name``'s latest version is: ``kind``, ``type``, ``shape`` and ``dtype`` (arrays)
-        or ``shape`` (rows, columns of Arrow data), ``bytes``, ``transport``, ``created_at``,
-        ``expires_at``, ``writer``, ``description``, ``id``."""
-        return _info(_core.object_latest(name, **self._kw()), self._namespace)
+        or ``shape`` (rows, columns) and ``schema`` (``(name, type)`` pairs) of Arrow data,
+        ``bytes``, ``transport``, ``created_at``, ``expires_at``, ``writer``, ``description``,
+        ``id``."""
+        info = _info(_core.object_latest(name, **self._kw()), self._namespace)
+        if info["kind"] not in ("numpy", "pickle"):
+            try:
+                schema = self.schema(name)
+            except KeyError:  # removed or replaced by a pickle meanwhile
+                schema = None
+            info["schema"] = None if schema is None else [(f.name, str(f.type)) for f in schema]
+        return info
 
     def schema(self, name: str) -> Optional[pa.Schema]:
         """The Arrow schema of an object stored as Arrow data (None for arrays and pickles)."""
-        if self.info(name)["kind"] in ("numpy", "pickle"):
+        kind = _core.object_latest(name, **self._kw())["metadata"].get(_KEY, {}).get("kind")
+        if kind in ("numpy", "pickle"):
             return None
         _, data = _core.get_object(name, allow_pickle=False, **self._kw())
         return _table(data).schema

@@ -135,6 +135,7 @@ def test_pandas_objects_come_back_as_pandas(store: Path) -> None:
     pd.testing.assert_frame_equal(objs["df"], df)
     pd.testing.assert_series_equal(objs["series"], pd.Series([1, 2, 3], name="n"))
     assert objs.info("df")["kind"] == "pandas.DataFrame" and objs.info("df")["shape"] == (4, 3)
+    assert ("this", "int64") in objs.info("df")["schema"] and ("that", "double") in objs.info("df")["schema"]
 
 
 def test_a_frame_arrow_cannot_hold_is_pickled(store: Path) -> None:
