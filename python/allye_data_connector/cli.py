@@ -768,7 +768,7 @@ def watch_cmd(obj: _Ctx, name: Optional[str], timeout_sec: Optional[float], coun
 
 
 #: Settings that are sizes in bytes: `--set` takes units for them (128MiB, 1GB).
-_SIZE_SETTINGS = ("max_shm_bytes",)
+_SIZE_SETTINGS = ("max_shm_bytes", "max_store_bytes")
 
 
 @main.command("config")

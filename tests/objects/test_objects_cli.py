@@ -39,3 +39,17 @@ def test_show_an_object(store: Path) -> None:
     assert [f["name"] for f in info["schema"]] == ["a"]
     missing = _run("show", "ar", "--object", store=store, check=3)
     assert "did you mean 'arr'" in missing.stderr and "adc ls --objects" in missing.stderr
+
+
+def test_config_sets_the_quota_with_units_and_allow_pickle(store: Path) -> None:
+    _run("config", "--set", "max_store_bytes=1MiB", "--set", "allow_pickle=false", store=store)
+    assert adc.capacity(store)["quota"] == 1024 * 1024
+    import pytest
+
+    from allye_data_connector.errors import InvalidInputError, StoreFullError
+
+    objs = adc.objects(secret_dir=store)
+    with pytest.raises(InvalidInputError, match="allow_pickle"):
+        objs["d"] = {"a": 1}
+    with pytest.raises(StoreFullError):
+        objs["big"] = np.zeros(1_000_000)
