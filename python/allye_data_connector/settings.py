@@ -8,6 +8,7 @@ values and records where each came from (``adc config`` shows them).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field, fields
@@ -25,9 +26,15 @@ SETTINGS_FILE = "settings.yaml"
 _read_yaml = read_mapping
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, str]:
+    # get_type_hints evaluates every annotation (tens of µs); every send resolves settings.
+    return {k: str(v) for k, v in get_type_hints(cls).items()}
+
+
 def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
     """Converts ``value`` (from YAML or an environment variable) to the field's type."""
-    hint = str(get_type_hints(cls)[name])
+    hint = _hints(cls)[name]
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
         if "Optional" in hint or "None" in hint:
             return None
