@@ -20,6 +20,11 @@ if TYPE_CHECKING:  # the names __getattr__ below imports on first use
     from .api import send_dataframe as send_dataframe
     from .api import store_path as store_path
     from .api import watch as watch
+    from .named_objects import Objects as Objects
+    from .named_objects import capacity as capacity
+    from .named_objects import namespaces as namespaces
+    from .named_objects import objects as objects
+    from .named_objects import remove_namespace as remove_namespace
     from .partial import Selection as Selection
     from .shared_array import SharedArray as SharedArray
     from .streams import Writer as Writer
@@ -53,6 +58,7 @@ _LAZY = {
     "SharedArray": "shared_array",
     "YamlConfig": "yaml_config",
     **{n: "streams" for n in ("append", "append_log", "Writer", "LogWriter", "follow", "compact_stream")},
+    **{n: "named_objects" for n in ("objects", "Objects", "namespaces", "remove_namespace", "capacity")},
 }
 
 

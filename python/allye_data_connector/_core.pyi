@@ -349,3 +349,99 @@ __all__ += [
     "collect_streams",
     "StreamFollower",
 ]
+# --- named objects (rust/allye-py/src/objects.rs) ---
+
+__all__ += [
+    "DEFAULT_ALLOW_PICKLE",
+    "DEFAULT_NAMESPACE",
+    "OBJECT_KINDS",
+    "OBJECT_METADATA_KEY",
+    "StoreFullError",
+    "StoreNotPrivateError",
+    "capacity",
+    "check_namespace_name",
+    "check_store_private",
+    "gc_objects",
+    "get_object",
+    "list_objects",
+    "namespace_store",
+    "namespaces",
+    "object_latest",
+    "objects_used",
+    "put_object",
+    "remove_namespace",
+    "remove_object",
+]
+
+DEFAULT_NAMESPACE: str
+DEFAULT_ALLOW_PICKLE: bool
+OBJECT_METADATA_KEY: str
+OBJECT_KINDS: list[str]
+
+class StoreFullError(StoreError): ...
+class StoreNotPrivateError(StoreUnusableError): ...
+
+def put_object(
+    data: _ArrowStream,
+    name: str,
+    *,
+    namespace: str = ...,
+    secret_dir: Optional[str] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    transport: str = "auto",
+    max_shm_bytes: int = ...,
+    ttl_sec: Optional[int] = None,
+    durable: bool = False,
+    quota: Optional[int] = None,
+    auto_gc: bool = True,
+    auto_gc_grace_sec: int = ...,
+    keep_versions: int = ...,
+) -> dict[str, Any]:
+    """Publishes a new version of object ``name``; returns its ``ready`` event."""
+
+def get_object(
+    name: str, *, namespace: str = ..., secret_dir: Optional[str] = None, allow_pickle: bool = ...
+) -> tuple[dict[str, Any], _ArrowStream]:
+    """``(ready event, Arrow table over the mapping)``; pickles only from a private store."""
+
+def object_latest(name: str, *, namespace: str = ..., secret_dir: Optional[str] = None) -> dict[str, Any]: ...
+def list_objects(*, namespace: str = ..., secret_dir: Optional[str] = None) -> list[dict[str, Any]]: ...
+def remove_object(name: str, *, namespace: str = ..., secret_dir: Optional[str] = None) -> dict[str, Any]: ...
+def objects_used(*, namespace: Optional[str] = None, secret_dir: Optional[str] = None) -> int: ...
+def namespaces(*, secret_dir: Optional[str] = None) -> list[str]: ...
+def remove_namespace(name: str, *, secret_dir: Optional[str] = None) -> int: ...
+def namespace_store(namespace: str, *, secret_dir: Optional[str] = None) -> str: ...
+def capacity(*, secret_dir: Optional[str] = None, quota: Optional[int] = None) -> dict[str, Any]: ...
+def gc_objects(
+    *, secret_dir: Optional[str] = None, dry_run: bool = True, keep_versions: int = ...
+) -> list[dict[str, Any]]: ...
+def check_store_private(*, namespace: Optional[str] = None, secret_dir: Optional[str] = None) -> None: ...
+def check_namespace_name(name: str) -> str: ...
+
+@final
+class ObjectWriter:
+    """An object written in place: ``np.asarray(w)`` is a writable uint8 view of its bytes."""
+    @property
+    def __array_interface__(self) -> dict[str, Any]: ...
+    @property
+    def nbytes(self) -> int: ...
+    def commit(self) -> dict[str, Any]: ...
+    def abort(self, reason: str) -> None: ...
+
+def create_object(
+    name: str,
+    nbytes: int,
+    *,
+    namespace: str = ...,
+    secret_dir: Optional[str] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    ttl_sec: Optional[int] = None,
+    durable: bool = False,
+    quota: Optional[int] = None,
+    auto_gc: bool = True,
+    auto_gc_grace_sec: int = ...,
+    keep_versions: int = ...,
+) -> ObjectWriter:
+    """Starts an object written in place in a new segment; publish it with ``commit()``."""
+
+__all__ += ["ObjectWriter", "create_object"]

@@ -310,6 +310,7 @@ def gc(
       (``transport`` ``"shared_array"``, see :class:`SharedArray`).
     - shared-memory segments of this user's deleted stores, whichever store this is
       (see :func:`cleanup_orphans`).
+    - the same for named objects in every namespace (``table_name`` ``"<namespace>/<name>"``).
 
     ``dry_run=True`` (the default, as in 0.1.2) only reports. Returns the actions:
     ``{"action": "delete"|"skip"|"record", "transport", "locator", "table_name", "reason", "id"}``
@@ -325,6 +326,7 @@ def gc(
          "reason": a["reason"], "id": ""}
         for a in _core.collect_streams(secret_dir=_path(secret_dir), dry_run=bool(dry_run))
     ]
+    actions += _core.gc_objects(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
     for a in actions:
         logger.info("gc %s%s %s %s (%s)", "would " if dry_run else "", a["action"], a["transport"], a["locator"], a["reason"])
     return actions

@@ -304,12 +304,19 @@ def _transport(name: Optional[str]) -> str:
 @click.option("--all", "-a", "all_states", is_flag=True, help="Also tables whose latest state is writing, error or removed.")
 @click.option("--producer", help="Only this producer's tables (python, allye, ...).")
 @click.option("--arrays", "arrays", is_flag=True, help="List shared arrays instead: shape, dtype, creator and openers.")
+@click.option("--objects", "objects", is_flag=True, help="List named objects instead (of every namespace, or of --namespace).")
+@click.option("--namespace", "namespace", help="List the named objects of this namespace (implies --objects).")
 @_common_options
 @click.pass_obj
-def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str], arrays: bool) -> None:
-    """List tables with their state, shape, size and age (--arrays: shared arrays)."""
+def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str], arrays: bool, objects: bool,
+           namespace: Optional[str]) -> None:
+    """List tables with their state, shape, size and age (--arrays: shared arrays;
+    --objects: named objects)."""
     if arrays:
         _ls_arrays(obj)
+        return
+    if objects or namespace is not None:
+        _ls_objects(obj, namespace)
         return
     api = _api()
     rows = api.list_tables(secret_dir=obj.secret_dir, producer=producer, all_states=True, with_schema=False)
@@ -360,10 +367,16 @@ def _ls_arrays(obj: _Ctx) -> None:
 @click.option("--max-columns", default=20, show_default=True, type=click.IntRange(min=0),
               help="Columns listed in the schema and the rows (0: all; --json always lists all).")
 @click.option("--producer", help="The version of this producer.")
+@click.option("--object", "is_object", is_flag=True, help="Show a named object (of the default namespace, or of --namespace).")
+@click.option("--namespace", "namespace", help="Show the named object NAME of this namespace (implies --object).")
 @_common_options
 @click.pass_obj
-def show_cmd(obj: _Ctx, name: str, head: int, max_columns: int, producer: Optional[str]) -> None:
-    """Schema, shape, state and the first rows of a table."""
+def show_cmd(obj: _Ctx, name: str, head: int, max_columns: int, producer: Optional[str], is_object: bool,
+             namespace: Optional[str]) -> None:
+    """Schema, shape, state and the first rows of a table (--object: a named object)."""
+    if is_object or namespace is not None:
+        _show_object(obj, name, namespace, head)
+        return
     api = _api()
     try:
         info = api.describe_table(name, secret_dir=obj.secret_dir, producer=producer)
@@ -762,7 +775,7 @@ def watch_cmd(obj: _Ctx, name: Optional[str], timeout_sec: Optional[float], coun
 
 
 #: Settings that are sizes in bytes: `--set` takes units for them (128MiB, 1GB).
-_SIZE_SETTINGS = ("max_shm_bytes",)
+_SIZE_SETTINGS = ("max_shm_bytes", "max_store_bytes")
 
 
 @main.command("config")
@@ -855,3 +868,69 @@ def _watch_stream(obj: _Ctx, name: str, timeout_sec: Optional[float], count: Opt
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# --- objects ---
+
+
+def _ls_objects(obj: _Ctx, namespace: Optional[str]) -> None:
+    from .named_objects import namespaces, objects
+
+    spaces = [namespace] if namespace is not None else namespaces(obj.secret_dir)
+    rows = [info for ns in spaces for info in objects(ns, obj.secret_dir).list()]
+    if obj.json:
+        _emit_json(rows)
+        return
+    store = _api().store_path(obj.secret_dir)
+    if not rows:
+        click.echo(f"no named objects in {store}" + (f" (namespace {namespace!r})" if namespace else ""), err=True)
+        return
+    cells = []
+    for r in rows:
+        shape = r.get("shape")
+        what = r.get("dtype") or r.get("type") or ""
+        cells.append([r["namespace"], r["name"], r["kind"] or "", what, "" if not shape else str(tuple(shape)),
+                      _human_bytes(r["bytes"]), _transport(r["transport"]), r["created_at"] or "",
+                      _one_line(r["description"] or "")])
+    _print_table(("namespace", "object", "kind", "type", "shape", "size", "transport", "created", "description"), cells,
+                 right=("size",), title=f"{store} (named objects)" if _is_terminal() else None)
+
+
+def _show_object(obj: _Ctx, name: str, namespace: Optional[str], head: int) -> None:
+    from .named_objects import objects
+
+    objs = objects(namespace if namespace is not None else _core_default_namespace(), obj.secret_dir)
+    try:
+        info = objs.info(name)
+    except errors.TableNotFoundError as exc:
+        known = list(objs)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = ("; did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+        raise type(exc)(f"no object {name!r} in namespace {objs.namespace!r}{hint}; `adc ls --objects` lists them") from None
+    schema = None
+    if info["kind"] not in ("numpy", "pickle"):
+        schema = objs.schema(name)
+    if obj.json:
+        out = dict(info)
+        out["schema"] = None if schema is None else [{"name": f.name, "type": str(f.type)} for f in schema]
+        _emit_json(out)
+        return
+    click.echo(f"{name}  namespace: {info['namespace']}  kind: {info['kind']}")
+    for key in ("type", "dtype", "shape", "order", "buffers", "bytes", "transport", "id", "created_at", "expires_at",
+                "description", "writer"):
+        if info.get(key) is not None:
+            value = _human_bytes(info[key]) + f" ({info[key]:,})" if key == "bytes" else info[key]
+            click.echo(f"  {key:<13} {value}")
+    if schema is not None:
+        click.echo("")
+        _print_table(("column", "arrow type"), [[f.name, str(f.type)] for f in schema], title="schema")
+    if head > 0 and info["kind"] == "numpy":
+        value = objs[name]
+        click.echo("")
+        click.echo(repr(value.reshape(-1)[:head]) if value.ndim else repr(value))
+
+
+def _core_default_namespace() -> str:
+    from . import _core
+
+    return str(_core.DEFAULT_NAMESPACE)

@@ -20,7 +20,10 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
 - :class:`ArrowDataError` (``ValueError``): Arrow refused to encode or decode the data.
 - :class:`StoreError` (``OSError``): the store cannot be used;
   :class:`StoreUnusableError`: not a writable directory; :class:`StoreIOError`: an I/O
-  operation failed; :class:`StorageFullError`: the device is full.
+  operation failed; :class:`StorageFullError`: the device is full;
+  :class:`StoreFullError`: a put would pass the ``max_store_bytes`` quota;
+  :class:`StoreNotPrivateError` (a :class:`StoreUnusableError`): a pickle is not loaded
+  from a store others can write.
 - :class:`CancelledError`: a send or load was cancelled; nothing was left behind.
 - :class:`WaitTimeoutError` (``TimeoutError``): a wait ran out of time.
 - :class:`ArrayError`: a shared array cannot be used as asked;
@@ -49,7 +52,9 @@ from ._core import (
     PayloadMissingError,
     StorageFullError,
     StoreError,
+    StoreFullError,
     StoreIOError,
+    StoreNotPrivateError,
     StoreUnusableError,
     TableExpiredError,
     TableNotFoundError,
@@ -80,4 +85,6 @@ __all__ = [
     "ArrayNotFoundError",
     "ArrayLayoutError",
     "ArrayClosedError",
+    "StoreFullError",
+    "StoreNotPrivateError",
 ]

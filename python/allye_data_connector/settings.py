@@ -8,6 +8,7 @@ values and records where each came from (``adc config`` shows them).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field, fields
@@ -25,9 +26,15 @@ SETTINGS_FILE = "settings.yaml"
 _read_yaml = read_mapping
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, str]:
+    # get_type_hints evaluates every annotation (tens of µs); every send resolves settings.
+    return {k: str(v) for k, v in get_type_hints(cls).items()}
+
+
 def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
     """Converts ``value`` (from YAML or an environment variable) to the field's type."""
-    hint = str(get_type_hints(cls)[name])
+    hint = _hints(cls)[name]
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
         if "Optional" in hint or "None" in hint:
             return None
@@ -75,6 +82,12 @@ class Settings(YamlConfig):
     auto_gc_grace_sec: int = _core.DEFAULT_AUTO_GC_GRACE_SEC
     #: Versions per table and producer that sends never free.
     keep_versions: int = _core.DEFAULT_KEEP_VERSIONS
+    #: Bytes the live versions of the store's tables and named objects may hold; a put of
+    #: an object that would pass it raises ``StoreFullError`` (None: no quota).
+    max_store_bytes: Optional[int] = None
+    #: Store and load named objects that are not Arrow data or NumPy arrays as pickles
+    #: (loading a pickle runs code: only from a private store, see docs/PROTOCOL.md).
+    allow_pickle: bool = _core.DEFAULT_ALLOW_PICKLE
 
     @classmethod
     def _from_mapping(cls, data: dict[str, Any], origin: str) -> "Settings":
@@ -93,6 +106,8 @@ ENV = {
     "auto_gc": "ALLYE_AUTO_GC",
     "auto_gc_grace_sec": "ALLYE_AUTO_GC_GRACE_SEC",
     "keep_versions": "ALLYE_KEEP_VERSIONS",
+    "max_store_bytes": "ALLYE_MAX_STORE_BYTES",
+    "allow_pickle": "ALLYE_ALLOW_PICKLE",
 }
 
 

@@ -131,6 +131,29 @@ pub enum Error {
         /// The array's name.
         name: String,
     },
+
+    /// A put would take the store past its `max_store_bytes` quota; nothing was written.
+    #[error("store {store} is full: {used} bytes in use + {needed} for this object would pass the quota max_store_bytes={quota}; delete objects or tables, run gc(), or raise max_store_bytes in settings.yaml")]
+    StoreFull {
+        /// The store directory.
+        store: std::path::PathBuf,
+        /// Bytes held by the live versions of the store's tables and objects.
+        used: u64,
+        /// Bytes the refused object needed.
+        needed: u64,
+        /// The quota.
+        quota: u64,
+    },
+
+    /// The store is not private to this user, so a pickle in it could have been planted by
+    /// someone else (ssh's rule for `~/.ssh`): nothing was loaded.
+    #[error("refusing to load a pickled object: {path} {reason}; loading a pickle runs code, so the store must be private to you (fix with: chmod go-w {path}, or move the store to a directory you own)")]
+    StoreNotPrivate {
+        /// The directory or file that is not private.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -17,7 +17,8 @@
 //! Modules, lowest layer first (each uses only layers before it; `tests/architecture.rs`
 //! checks it): [`error`], [`protocol`] (the vocabulary), [`sys`] (files, lock, shared
 //! memory, processes, time), [`store`], `arrays` (shared mutable arrays, Linux),
-//! [`manifest`], [`payload`], [`gc`], [`tables`], [`watch`], and the [`Store`] methods.
+//! [`manifest`], [`payload`], [`gc`], [`tables`], [`objects`] (named objects in
+//! namespaces), [`watch`], and the [`Store`] methods.
 
 #![warn(missing_docs)]
 
@@ -32,6 +33,7 @@ pub mod manifest;
 pub mod payload;
 pub mod gc;
 pub mod tables;
+pub mod objects;
 pub mod watch;
 pub mod streams;
 mod handle;
@@ -45,5 +47,6 @@ pub use payload::Decoded;
 pub use protocol::{Compression, GcActionKind, Status, TableStateKind, Transport, TransportChoice};
 pub use store::Store;
 pub use tables::{Removal, SendOptions, TableInfo};
+pub use objects::{Capacity, Namespace};
 pub use watch::{ManifestWatcher, WatchMode};
 pub use streams::{AppendOptions, ChunkLine, CompactStreamReport, Follower, ReadSelection, StreamRead};

@@ -390,3 +390,91 @@ pub const LOG_SOURCE_COLUMN: &str = "source_id";
 pub const LOG_TIME_COLUMN: &str = "timestamp";
 /// ... and the payload bytes.
 pub const LOG_PAYLOAD_COLUMN: &str = "payload";
+// --- named objects (issue 12) ---
+
+/// `<store>/objects/`: one sub-store per namespace of named objects, each with its own
+/// log and payloads, so the store's own manifest (what 0.1.2 and the widgets read) never
+/// holds an object's line.
+pub const OBJECTS_DIR: &str = "objects";
+/// The namespace `adc.objects()` uses when none is given; it cannot be removed.
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// `metadata` key of an object's description on its lines: `{"kind": ..., ...}`.
+pub const OBJECT_METADATA_KEY: &str = "adc_object";
+/// Keys inside `metadata.adc_object`.
+pub const OBJECT_KIND: &str = "kind";
+/// `metadata.adc_object.kind` of a pickled object, the one kind whose load runs code.
+pub const OBJECT_KIND_PICKLE: &str = "pickle";
+/// Every kind an object line may carry: Arrow data (pandas, pyarrow, polars, C stream),
+/// a NumPy array as raw bytes, a pickle (protocol 5, out-of-band buffers).
+pub const OBJECT_KINDS: [&str; 9] = [
+    "pandas.DataFrame",
+    "pandas.Series",
+    "pyarrow.Table",
+    "pyarrow.RecordBatch",
+    "pyarrow.Array",
+    "pyarrow.ChunkedArray",
+    "polars",
+    "numpy",
+    OBJECT_KIND_PICKLE,
+];
+/// Whether pickled objects are stored and loaded unless a setting says otherwise.
+pub const DEFAULT_ALLOW_PICKLE: bool = true;
+/// Longest namespace directory name (the name percent-encoded), in bytes: file systems
+/// allow 255 per path component.
+pub const MAX_NAMESPACE_DIR_BYTES: usize = 255;
+
+/// Checks a namespace name: the table-name rule, and short enough to be a directory name
+/// once percent-encoded.
+pub fn check_namespace_name(name: &str) -> Result<()> {
+    check_table_name(name).map_err(|e| Error::InvalidArgument(e.to_string().replace("table name", "namespace name")))?;
+    let dir = namespace_dir_name(name);
+    if dir.len() > MAX_NAMESPACE_DIR_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "namespace name {name:?} is too long: its directory name would be {} bytes (limit {MAX_NAMESPACE_DIR_BYTES}); pick a shorter name",
+            dir.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The directory name of a namespace: letters, digits, `_`, `-` as they are, every other
+/// byte (and a leading `.`) as `%XX`, so that no name can climb out of `objects/`.
+pub fn namespace_dir_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, b) in name.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The namespace a directory name encodes (`None` for a name [`namespace_dir_name`] would
+/// not produce).
+pub fn namespace_from_dir_name(dir: &str) -> Option<String> {
+    let bytes = dir.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let name = String::from_utf8(out).ok()?;
+    (namespace_dir_name(&name) == dir).then_some(name)
+}
+/// A namespace's log is compacted by the put that finds it larger than this...
+pub const OBJECTS_COMPACT_MIN_BYTES: u64 = 1024 * 1024;
+/// ... and larger than this many bytes per live object (about six versions' lines each),
+/// so that a process's first `len()`/`used()` reads a log whose size follows the live
+/// objects, not the number of versions ever written.
+pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;
+/// The column of the payload of an object stored as raw bytes (a NumPy array, a pickle).
+pub const OBJECT_BYTES_COLUMN: &str = "bytes";

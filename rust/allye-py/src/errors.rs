@@ -96,6 +96,10 @@ classes! {
         "The segment is not a shared array of the expected layout, shape or dtype.";
     array_closed: "ArrayClosedError" (array, RuntimeError) =
         "The shared array was closed (or destroyed) in this process; open it again.";
+    store_full: "StoreFullError" (store) =
+        "A put would pass the store's ``max_store_bytes`` quota; nothing was written.";
+    store_not_private: "StoreNotPrivateError" (store_unusable) =
+        "The store is writable by others or symlinked, so a pickled object in it is not loaded.";
 }
 
 fn new_class<'py>(
@@ -147,6 +151,8 @@ fn class_of<'a>(c: &'a Classes, e: &Error) -> &'a Py<PyType> {
         Error::ArrayNotFound { .. } => &c.array_not_found,
         Error::ArrayLayout { .. } => &c.array_layout,
         Error::ArrayClosed { .. } => &c.array_closed,
+        Error::StoreFull { .. } => &c.store_full,
+        Error::StoreNotPrivate { .. } => &c.store_not_private,
     }
 }
 

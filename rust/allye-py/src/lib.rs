@@ -9,6 +9,7 @@
 mod arrays;
 mod errors;
 mod maintenance;
+mod objects;
 mod records;
 mod streams;
 mod tables;
@@ -27,5 +28,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     watch::register(m)?;
     arrays::register(m)?;
     streams::register(m)?;
+    objects::register(m)?;
     Ok(())
 }

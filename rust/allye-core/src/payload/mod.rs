@@ -25,6 +25,7 @@ mod stream;
 pub use crate::protocol::Compression;
 pub use file::{decode_file, temp_path_for, write_file};
 pub use ipc::chunked;
+pub(crate) use ipc::write_options;
 pub(crate) use locator::{inside, Target};
 pub use mapping::{buffer_from_mapping, map_file};
 pub use read::read_payload;

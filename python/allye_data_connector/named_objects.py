@@ -1,0 +1,504 @@
+"""Named objects: any Python object under a name in a namespace, shared between processes
+through the store, read in place (issue 12; brain-plasma's job without a server).
+
+``objs = adc.objects("app1")`` is a :class:`MutableMapping`: ``objs["x"] = obj`` publishes
+a new immutable version, ``objs["x"]`` returns the latest. Each namespace is a sub-store
+``<store>/objects/<namespace>/`` with its own log and payloads (``_core`` owns it); this
+module only converts objects to and from Arrow data:
+
+- Arrow data (pandas, pyarrow, polars, ``__arrow_c_stream__``/``__arrow_c_array__``) as an
+  Arrow table, read back zero-copy as tables are;
+- NumPy arrays (no Python objects inside) as their raw bytes in one Arrow binary value,
+  read back as a read-only view of the mapping (dtype, shape and order in the line);
+- anything else through pickle protocol 5: the pickle stream is the first record batch,
+  each out-of-band buffer (a NumPy array inside a dict, say) its own record batch (its own
+  aligned region), handed to ``pickle.loads`` as views of the mapping.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import pickle
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, Optional, Union
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from . import _core, convert, settings as _settings
+from . import watching as _watch
+from .errors import ArrowDataError, ConversionError, InvalidArgumentError, InvalidInputError, TableNotFoundError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_KEY = _core.OBJECT_METADATA_KEY
+_COLUMN = "bytes"
+_ARROW_FAILURES = (ConversionError, ArrowDataError, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+
+
+def _path(secret_dir: Optional[PathLike]) -> Optional[str]:
+    return None if secret_dir is None else os.fspath(secret_dir)
+
+
+# --- encoding ---------------------------------------------------------------------------
+
+
+def _binary_batch(data: Any) -> pa.RecordBatch:
+    """One record batch of one ``large_binary`` value holding ``data``'s bytes (no copy)."""
+    buf = pa.py_buffer(data)
+    offsets = pa.py_buffer(np.array([0, buf.size], dtype=np.int64))
+    arr = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, buf])
+    return pa.RecordBatch.from_arrays([arr], names=[_COLUMN])
+
+
+def _binary_value(chunk: pa.Array) -> Any:
+    """The bytes of a ``large_binary`` chunk's first value, as a slice of its buffer."""
+    _, offsets, data = chunk.buffers()
+    start, end = np.frombuffer(offsets, dtype=np.int64, count=chunk.offset + 2)[chunk.offset:]
+    if data is None or end == start:
+        return pa.py_buffer(b"")
+    return data.slice(int(start), int(end - start))
+
+
+def _is_plain_ndarray(obj: Any) -> bool:
+    return type(obj) is np.ndarray and not obj.dtype.hasobject
+
+
+def _encode_ndarray(a: np.ndarray[Any, Any]) -> tuple[pa.Table, dict[str, Any]]:
+    if a.flags.c_contiguous:
+        order, flat = "C", a.reshape(-1)
+    elif a.flags.f_contiguous:
+        order, flat = "F", a.T.reshape(-1)
+    else:
+        order, flat = "C", np.ascontiguousarray(a).reshape(-1)
+    raw = flat.view(np.uint8) if flat.dtype.itemsize else np.empty(0, np.uint8)
+    descr = np.lib.format.dtype_to_descr(a.dtype)
+    meta = {"kind": "numpy", "type": "numpy.ndarray", "dtype": repr(descr), "shape": list(a.shape), "order": order, "nbytes": int(a.nbytes)}
+    return pa.Table.from_batches([_binary_batch(raw)]), meta
+
+
+def _decode_ndarray(table: pa.Table, meta: dict[str, Any]) -> np.ndarray[Any, Any]:
+    dtype = np.lib.format.descr_to_dtype(_tuples(ast.literal_eval(meta["dtype"])))
+    buf = _binary_value(table.column(0).chunk(0))
+    raw = np.frombuffer(buf, dtype=np.uint8, count=int(meta["nbytes"]))
+    shape = tuple(meta["shape"])
+    if dtype.itemsize == 0:
+        return np.empty(shape, dtype)
+    return raw.view(dtype).reshape(shape, order=meta.get("order", "C"))
+
+
+def _tuples(descr: Any) -> Any:
+    """JSON and ``repr`` keep structured descrs as lists of tuples; nested ones need tuples."""
+    if isinstance(descr, list):
+        return [tuple(_tuples(x) for x in field) if isinstance(field, (list, tuple)) else field for field in descr]
+    return descr
+
+
+def _encode_pickle(obj: Any) -> tuple[pa.Table, dict[str, Any]]:
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        stream = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise InvalidInputError(
+            f"{type(obj).__module__}.{type(obj).__qualname__} can be stored neither as Arrow data, a NumPy array, "
+            f"nor a pickle: {exc}"
+        ) from exc
+    batches = [_binary_batch(stream)]
+    for b in buffers:
+        try:
+            batches.append(_binary_batch(b.raw()))
+        except BufferError:  # a non-contiguous buffer: its bytes, copied once
+            batches.append(_binary_batch(memoryview(b).tobytes()))
+    return pa.Table.from_batches(batches), {"kind": "pickle", "type": _type_name(obj), "buffers": len(buffers)}
+
+
+def _decode_pickle(table: pa.Table) -> Any:
+    chunks = table.column(0).chunks
+    stream = _binary_value(chunks[0])
+    return pickle.loads(stream, buffers=[_binary_value(c) for c in chunks[1:]])
+
+
+def _type_name(obj: Any) -> str:
+    t = type(obj)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _table(stream: Any) -> pa.Table:
+    """The Arrow table of a C stream from ``_core``, buffers as they are. Not ``pa.table()``:
+    its first call in a process sets up pyarrow's pandas shim (2 ms), which a get of an
+    array or a pickle never needs."""
+    return pa.RecordBatchReader.from_stream(stream).read_all()
+
+
+def _one_column(data: Any) -> pa.Table:
+    return pa.table({"value": data})
+
+
+def encode(obj: Any, *, allow_pickle: bool = True) -> tuple[pa.Table, dict[str, Any]]:
+    """``obj`` as an Arrow table and the description recorded on its lines."""
+    table: Optional[pa.Table] = None
+    meta: dict[str, Any] = {}
+    module = type(obj).__module__.split(".")[0]
+    if _is_plain_ndarray(obj):
+        return _encode_ndarray(obj)
+    if isinstance(obj, (pd.DataFrame, pd.Series)):
+        try:
+            table = convert.encode(obj).table
+            meta = {"kind": "pandas.DataFrame" if isinstance(obj, pd.DataFrame) else "pandas.Series"}
+        except _ARROW_FAILURES as exc:
+            logger.debug("%s is not Arrow data (%s): pickled", _type_name(obj), exc)
+    elif module == "polars" and hasattr(obj, "__arrow_c_stream__"):
+        is_series = type(obj).__name__ == "Series"
+        table = pa.table(obj.to_frame() if is_series else obj)
+        meta = {"kind": "polars", "polars": "Series" if is_series else "DataFrame"}
+    elif isinstance(obj, pa.Table):
+        table, meta = obj, {"kind": "pyarrow.Table"}
+    elif isinstance(obj, pa.RecordBatch):
+        table, meta = pa.Table.from_batches([obj]), {"kind": "pyarrow.RecordBatch"}
+    elif isinstance(obj, pa.ChunkedArray):
+        table, meta = _one_column(obj), {"kind": "pyarrow.ChunkedArray"}
+    elif isinstance(obj, pa.Array):
+        table, meta = _one_column(obj), {"kind": "pyarrow.Array"}
+    elif hasattr(obj, "__arrow_c_stream__"):
+        table, meta = convert.arrow_input(obj), {"kind": "pyarrow.Table"}
+    elif hasattr(obj, "__arrow_c_array__"):
+        table, meta = _one_column(pa.array(obj)), {"kind": "pyarrow.Array"}
+    if table is not None:
+        meta["type"] = _type_name(obj)
+        return table, meta
+    if not allow_pickle:
+        raise InvalidInputError(
+            f"{_type_name(obj)} would be stored as a pickle and allow_pickle is off; store Arrow data or a NumPy "
+            "array, or set allow_pickle: true in settings.yaml"
+        )
+    return _encode_pickle(obj)
+
+
+def decode(table: pa.Table, meta: dict[str, Any], *, as_polars: Optional[bool] = None) -> Any:
+    """The object a table of kind ``meta["kind"]`` encodes (``as_polars``: Arrow data as
+    polars; None: as polars when polars sent it)."""
+    kind = meta.get("kind")
+    if kind == "numpy":
+        return _decode_ndarray(table, meta)
+    if kind == "pickle":
+        return _decode_pickle(table)
+    if as_polars or (as_polars is None and kind == "polars"):
+        import polars as pl
+
+        frame = pl.from_arrow(table)
+        if meta.get("polars") == "Series" and isinstance(frame, pl.DataFrame):
+            return frame.to_series(0)
+        return frame
+    if kind in ("pandas.DataFrame", "pandas.Series"):
+        return convert.arrow_to_dataframe(convert.restore_arrow(table))
+    if kind == "pyarrow.RecordBatch":
+        batches = table.to_batches()
+        return batches[0] if len(batches) == 1 else table.combine_chunks().to_batches()[0] if table.num_rows else \
+            pa.RecordBatch.from_pylist([], schema=table.schema)
+    if kind == "pyarrow.ChunkedArray":
+        return table.column(0)
+    if kind == "pyarrow.Array":
+        col = table.column(0)
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    if kind == "polars":
+        return table
+    return table
+
+
+# --- the mapping ------------------------------------------------------------------------
+
+
+def _info(ev: dict[str, Any], namespace: str) -> dict[str, Any]:
+    meta = dict(ev.get("metadata", {}).get(_KEY, {}))
+    payload = ev.get("payload") or {}
+    out: dict[str, Any] = {
+        "name": ev["table_name"],
+        "namespace": namespace,
+        "kind": meta.get("kind"),
+        "type": meta.get("type"),
+        "bytes": payload.get("data_size"),
+        "transport": payload.get("transport"),
+        "created_at": ev.get("created_at"),
+        "expires_at": payload.get("expires_at"),
+        "ttl_sec": ev.get("ttl_sec"),
+        "writer": ev.get("metadata", {}).get("adc", {}).get("writer"),
+        "description": meta.get("description"),
+        "id": ev.get("id"),
+    }
+    if meta.get("kind") == "numpy":
+        out["dtype"] = str(np.lib.format.descr_to_dtype(_tuples(ast.literal_eval(meta["dtype"]))))
+        out["shape"] = tuple(meta["shape"])
+        out["order"] = meta.get("order")
+    elif meta.get("kind") == "pickle":
+        out["buffers"] = meta.get("buffers")
+    else:
+        out["shape"] = tuple(payload.get("shape") or ())
+    return out
+
+
+class Objects(MutableMapping[str, Any]):
+    """The objects of one namespace of a store, as a mapping of names to objects.
+
+    ``objs[name] = obj`` publishes a new immutable version (readers of the previous one
+    keep valid data); ``objs[name]`` returns the latest (``KeyError`` if none); ``del``,
+    ``in``, ``len``, iteration and ``keys()`` work as on a dict. Settings (``max_shm_bytes``,
+    ``max_store_bytes``, ``allow_pickle``, ``default_ttl_sec``, gc) come from the store's
+    ``settings.yaml`` as for tables."""
+
+    def __init__(
+        self,
+        namespace: str = _core.DEFAULT_NAMESPACE,
+        secret_dir: Optional[PathLike] = None,
+        *,
+        allow_pickle: Optional[bool] = None,
+    ) -> None:
+        if not isinstance(namespace, str):
+            raise InvalidArgumentError(f"namespace must be a str, got {type(namespace).__name__}")
+        self._namespace = _core.check_namespace_name(namespace)
+        self._secret_dir = _path(secret_dir)
+        self._allow_pickle = allow_pickle
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    @property
+    def store(self) -> str:
+        """The store directory."""
+        return _core.resolve_store(self._secret_dir)
+
+    def __repr__(self) -> str:
+        return f"Objects(namespace={self._namespace!r}, secret_dir={self.store!r})"
+
+    def _settings(self) -> _settings.Settings:
+        return _settings.effective(_core.resolve_store(self._secret_dir))
+
+    def _pickle_allowed(self) -> bool:
+        return self._settings().allow_pickle if self._allow_pickle is None else bool(self._allow_pickle)
+
+    def _kw(self) -> dict[str, Any]:
+        return {"namespace": self._namespace, "secret_dir": self._secret_dir}
+
+    # -- writing
+
+    def put(
+        self,
+        name: str,
+        obj: Any,
+        *,
+        description: Optional[str] = None,
+        ttl_sec: Optional[int] = None,
+        transport: str = "auto",
+        durable: bool = False,
+    ) -> dict[str, Any]:
+        """Publishes ``obj`` as the new version of ``name``; returns its :meth:`info`.
+
+        ``transport``: ``"auto"`` (shared memory at any size, as Plasma's memory was;
+        a file when ``/dev/shm`` is full), ``"shm"``, or ``"file"`` (kept across
+        reboots). Raises :class:`~.errors.StoreFullError` (writing nothing) when the store
+        would pass ``max_store_bytes``."""
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"object names are str, got {type(name).__name__}")
+        _core.check_transport(transport)
+        eff = self._settings()
+        allow = eff.allow_pickle if self._allow_pickle is None else bool(self._allow_pickle)
+        table, meta = encode(obj, allow_pickle=allow)
+        if description is not None:
+            meta["description"] = str(description)
+        ev = _core.put_object(
+            table,
+            name,
+            metadata={_KEY: meta},
+            transport=transport,
+            ttl_sec=eff.default_ttl_sec if ttl_sec is None else int(ttl_sec),
+            durable=durable,
+            quota=eff.max_store_bytes,
+            auto_gc=eff.auto_gc,
+            auto_gc_grace_sec=eff.auto_gc_grace_sec,
+            keep_versions=eff.keep_versions,
+            **self._kw(),
+        )
+        logger.debug("put %s/%s (%s, %d bytes)", self._namespace, name, meta["kind"], ev["payload"]["data_size"])
+        return _info(ev, self._namespace)
+
+    def __setitem__(self, name: str, obj: Any) -> None:
+        self.put(name, obj)
+
+    @contextmanager
+    def create(
+        self,
+        name: str,
+        shape: Union[int, tuple[int, ...]],
+        dtype: Any = "float64",
+        *,
+        order: str = "C",
+        description: Optional[str] = None,
+        ttl_sec: Optional[int] = None,
+        transport: str = "auto",
+    ) -> Iterator[np.ndarray[Any, Any]]:
+        """``with objs.create("frame", (n, k), "float64") as arr: fill arr``: a writable
+        view of a new shared-memory segment (Plasma's create/seal: no second copy),
+        published as ``name`` when the block ends, then made read-only. An exception
+        inside the block publishes nothing and removes the segment; a writer killed
+        inside leaves a segment that gc removes. ``transport="file"`` fills process memory
+        written to a file at the end."""
+        _core.check_table_name(name)
+        _core.check_transport(transport)
+        if order not in ("C", "F"):
+            raise InvalidArgumentError(f"order must be 'C' or 'F', got {order!r}")
+        dt = np.dtype(dtype)
+        if dt.hasobject:
+            raise InvalidArgumentError(f"create() makes arrays of fixed-size items; dtype {dt} holds objects")
+        dims = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
+        if any(n < 0 for n in dims):
+            raise InvalidArgumentError(f"shape {dims} has a negative dimension")
+        if transport == "file" or not hasattr(_core, "create_object") or dt.itemsize == 0:
+            arr = np.empty(dims, dtype=dt, order=order)  # type: ignore[call-overload]
+            yield arr
+            self.put(name, arr, description=description, ttl_sec=ttl_sec, transport=transport)
+            return
+        nbytes = int(np.prod(dims, dtype=np.int64)) * dt.itemsize
+        meta: dict[str, Any] = {"kind": "numpy", "type": "numpy.ndarray", "dtype": repr(np.lib.format.dtype_to_descr(dt)),
+                                "shape": list(dims), "order": order, "nbytes": nbytes}
+        if description is not None:
+            meta["description"] = str(description)
+        eff = self._settings()
+        writer = _core.create_object(
+            name, nbytes, metadata={_KEY: meta}, ttl_sec=eff.default_ttl_sec if ttl_sec is None else int(ttl_sec),
+            quota=eff.max_store_bytes, auto_gc=eff.auto_gc, auto_gc_grace_sec=eff.auto_gc_grace_sec,
+            keep_versions=eff.keep_versions, **self._kw(),
+        )
+        arr = np.asarray(writer).view(dt).reshape(dims, order=order)
+        try:
+            yield arr
+        except BaseException as exc:
+            writer.abort(f"an exception inside create(): {type(exc).__name__}")
+            raise
+        arr.flags.writeable = False  # published versions are immutable
+        writer.commit()
+
+    # -- reading
+
+    def get_object(self, name: str, *, as_polars: Optional[bool] = None) -> Any:
+        """The latest version of ``name`` (``KeyError`` — :class:`~.errors.TableNotFoundError`
+        — if none). ``as_polars=True`` returns Arrow data as polars."""
+        if not isinstance(name, str):
+            raise KeyError(name)
+        ev, data = _core.get_object(name, allow_pickle=self._pickle_allowed(), **self._kw())
+        return decode(_table(data), ev["metadata"].get(_KEY, {}), as_polars=as_polars)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get_object(name)
+
+    def wait(self, name: str, *, after: Optional[str] = None, timeout_sec: Optional[float] = None) -> Any:
+        """The latest version of ``name``, waiting for one to be published; with ``after``
+        (the ``id`` of a version, from :meth:`info`), waiting for a version other than that
+        one. ``timeout_sec`` None waits forever; then :class:`~.errors.WaitTimeoutError`."""
+
+        def attempt() -> Any:
+            if after is not None and _core.object_latest(name, **self._kw())["id"] == after:
+                raise TableNotFoundError(f"no version of object {name!r} newer than {after} yet")
+            return self.get_object(name)
+
+        return _watch.wait_until(
+            attempt,
+            secret_dir=_core.namespace_store(self._namespace, secret_dir=self._secret_dir),
+            timeout_sec=timeout_sec,
+        )
+
+    def info(self, name: str) -> dict[str, Any]:
+        """What ``name``'s latest version is: ``kind``, ``type``, ``shape`` and ``dtype`` (arrays)
+        or ``shape`` (rows, columns) and ``schema`` (``(name, type)`` pairs) of Arrow data,
+        ``bytes``, ``transport``, ``created_at``, ``expires_at``, ``writer``, ``description``,
+        ``id``."""
+        info = _info(_core.object_latest(name, **self._kw()), self._namespace)
+        if info["kind"] not in ("numpy", "pickle"):
+            try:
+                schema = self.schema(name)
+            except KeyError:  # removed or replaced by a pickle meanwhile
+                schema = None
+            info["schema"] = None if schema is None else [(f.name, str(f.type)) for f in schema]
+        return info
+
+    def schema(self, name: str) -> Optional[pa.Schema]:
+        """The Arrow schema of an object stored as Arrow data (None for arrays and pickles)."""
+        kind = _core.object_latest(name, **self._kw())["metadata"].get(_KEY, {}).get("kind")
+        if kind in ("numpy", "pickle"):
+            return None
+        _, data = _core.get_object(name, allow_pickle=False, **self._kw())
+        return _table(data).schema
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            _core.object_latest(name, **self._kw())
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([ev["table_name"] for ev in _core.list_objects(**self._kw())])
+
+    def __len__(self) -> int:
+        return len(_core.list_objects(**self._kw()))
+
+    def list(self) -> list[dict[str, Any]]:
+        """:meth:`info` of every object, sorted by name."""
+        return [_info(ev, self._namespace) for ev in _core.list_objects(**self._kw())]
+
+    # -- deleting and accounting
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        _core.remove_object(name, **self._kw())
+
+    def used(self) -> int:
+        """Bytes held by the live versions of this namespace's objects."""
+        return int(_core.objects_used(**self._kw()))
+
+    def store_used(self) -> int:
+        """Bytes held by the live versions of the whole store (tables and every namespace):
+        what ``max_store_bytes`` bounds."""
+        return int(_core.objects_used(secret_dir=self._secret_dir))
+
+    def clear(self) -> None:
+        for name in list(self):
+            del self[name]
+
+
+def objects(
+    namespace: str = _core.DEFAULT_NAMESPACE,
+    secret_dir: Optional[PathLike] = None,
+    *,
+    allow_pickle: Optional[bool] = None,
+) -> Objects:
+    """The named objects of ``namespace`` in the store (see :class:`Objects`)."""
+    return Objects(namespace, secret_dir, allow_pickle=allow_pickle)
+
+
+def namespaces(secret_dir: Optional[PathLike] = None) -> list[str]:
+    """The namespaces that hold (or held) objects, sorted."""
+    return list(_core.namespaces(secret_dir=_path(secret_dir)))
+
+
+def remove_namespace(namespace: str, secret_dir: Optional[PathLike] = None) -> int:
+    """Deletes a namespace and every object in it; returns how many it held. The default
+    namespace cannot be removed (:class:`~.errors.InvalidArgumentError`)."""
+    return int(_core.remove_namespace(namespace, secret_dir=_path(secret_dir)))
+
+
+def capacity(secret_dir: Optional[PathLike] = None) -> dict[str, Any]:
+    """Free and total bytes of ``/dev/shm`` (``shm_free``, ``shm_total``) and of the store's
+    file system (``store_free``, ``store_total``), the bytes held by live versions
+    (``used``) and the ``max_store_bytes`` quota (``quota``, None when unset)."""
+    store = _core.resolve_store(_path(secret_dir))
+    quota = _settings.effective(store).max_store_bytes
+    return dict(_core.capacity(secret_dir=_path(secret_dir), quota=quota))

@@ -1,0 +1,366 @@
+//! Named objects (issue 12): Python objects, NumPy arrays and Arrow data under a name in a
+//! namespace, with the guarantees of tables (crash-safe publish, immutable versions read
+//! in place, gc of superseded, orphaned and expired versions, TTL, watch).
+//!
+//! A namespace is a sub-store, `<store>/objects/<namespace>/`, with its own manifest and
+//! payloads in protocol v1's line format, so everything the tables machinery does carries
+//! over unchanged, while the store's own manifest (the one 0.1.2 and the widgets read)
+//! never holds an object's line. Every object is an Arrow IPC payload; what it encodes
+//! (a frame, raw array bytes, a pickle and its out-of-band buffers) is recorded under
+//! `metadata.adc_object` on its lines. The encoding itself is the caller's (the Python
+//! package converts objects to Arrow, as it does frames); this module owns the
+//! namespaces, the quota, the privacy rule that guards pickle loads, and the accounting.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use serde_json::Value;
+
+use crate::error::{Error, IoContext, Result};
+use crate::manifest::{self, Event};
+use crate::payload::Decoded;
+use crate::protocol::{
+    check_namespace_name, check_table_name, namespace_dir_name, namespace_from_dir_name, Status, DEFAULT_NAMESPACE,
+    OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES, OBJECTS_DIR, OBJECT_KIND, OBJECT_KIND_PICKLE,
+    OBJECT_METADATA_KEY,
+};
+use crate::store::Store;
+use crate::tables::{self, Removal, SendOptions};
+
+#[cfg(unix)]
+mod create;
+#[cfg(test)]
+mod tests;
+
+#[cfg(unix)]
+pub use create::ObjectWriter;
+
+/// One namespace of named objects in a store.
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    parent: Store,
+    name: String,
+    store: Store,
+}
+
+/// Free space around a store, and its quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Capacity {
+    /// Free bytes of `/dev/shm` (`None` where it does not exist).
+    pub shm_free: Option<u64>,
+    /// Size of `/dev/shm`.
+    pub shm_total: Option<u64>,
+    /// Free bytes of the file system holding the store (`None` if the store does not exist).
+    pub store_free: Option<u64>,
+    /// Size of that file system.
+    pub store_total: Option<u64>,
+    /// Bytes held by the live versions of the store's tables and objects.
+    pub used: u64,
+    /// The configured quota (`max_store_bytes`), if any.
+    pub quota: Option<u64>,
+}
+
+impl Namespace {
+    /// The namespace `name` of the store `parent` (checks the name; touches nothing).
+    pub fn open(parent: &Store, name: &str) -> Result<Self> {
+        check_namespace_name(name)?;
+        let store = Store::at(objects_dir(parent).join(namespace_dir_name(name)));
+        Ok(Namespace { parent: parent.clone(), name: name.to_string(), store })
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The sub-store holding this namespace's log and payloads (watch it to wait for a
+    /// new version).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The store the namespace belongs to.
+    pub fn parent(&self) -> &Store {
+        &self.parent
+    }
+
+    /// Publishes a new version of `name` (the previous one stays readable by whoever
+    /// holds it). `opts.metadata` must carry `adc_object` with the object's `kind`. With
+    /// a `quota`, refuses with `StoreFull` (writing nothing) when the store's live bytes
+    /// plus this object's would pass it.
+    pub fn put(
+        &self,
+        name: &str,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+        opts: &SendOptions,
+        quota: Option<u64>,
+    ) -> Result<Event> {
+        check_table_name(name).map_err(|e| Error::InvalidArgument(e.to_string().replace("table name", "object name")))?;
+        if kind_of_metadata(&opts.metadata).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "object {name:?}: metadata.{OBJECT_METADATA_KEY}.{OBJECT_KIND} is missing; say what the payload encodes"
+            )));
+        }
+        if let Some(quota) = quota {
+            let needed: u64 = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
+            let used = store_used(&self.parent)?;
+            if used.saturating_add(needed) > quota {
+                return Err(Error::StoreFull { store: self.parent.root().to_path_buf(), used, needed, quota });
+            }
+        }
+        let mut opts = opts.clone();
+        opts.table_name = Some(name.to_string());
+        let ready = tables::send(&self.store, schema, batches, &opts)?;
+        self.compact_if_long();
+        Ok(ready)
+    }
+
+    /// Compacts the log when it has grown well past what its live objects need (best
+    /// effort: a failure leaves the longer log, which is still correct).
+    fn compact_if_long(&self) {
+        let Ok(meta) = fs::metadata(self.store.manifest_path()) else { return };
+        if meta.len() < OBJECTS_COMPACT_MIN_BYTES {
+            return;
+        }
+        let live = self.len().unwrap_or(0) as u64;
+        if meta.len() > live.saturating_mul(OBJECTS_COMPACT_BYTES_PER_LIVE) {
+            let _ = crate::gc::compact(&self.store);
+        }
+    }
+
+    /// The current version of `name`, read in place. A pickle is served only from a
+    /// private store (see [`check_private`]), and only when `allow_pickle`.
+    pub fn get(&self, name: &str, allow_pickle: bool) -> Result<(Event, Decoded)> {
+        if !self.store.manifest_path().exists() {
+            return Err(Error::table_not_found(self.store.root(), name, None));
+        }
+        // Mapping a payload runs nothing; the checks come before the data is handed out.
+        let (ev, data) = tables::get(&self.store, name, None, false)?;
+        if kind_of(&ev) == Some(OBJECT_KIND_PICKLE) {
+            self.check_pickle_allowed(name, allow_pickle)?;
+        }
+        Ok((ev, data))
+    }
+
+    fn check_pickle_allowed(&self, name: &str, allow_pickle: bool) -> Result<()> {
+        if !allow_pickle {
+            return Err(Error::InvalidArgument(format!(
+                "object {name:?} is a pickle and allow_pickle is off; set allow_pickle: true in settings.yaml (or pass allow_pickle=True) if you trust every writer of this store"
+            )));
+        }
+        check_private(&self.parent, Some(self))
+    }
+
+    /// The current `ready` event of `name` without reading its payload.
+    pub fn latest(&self, name: &str) -> Result<Event> {
+        tables::latest(&self.store, name, None).map_err(|e| match e {
+            Error::TableNotFound { .. } => Error::TableNotFound {
+                table: name.to_string(),
+                producer: None,
+                store: self.store.root().to_path_buf(),
+            },
+            e => e,
+        })
+    }
+
+    /// The current version of every object, sorted by name (from the incremental index:
+    /// only log bytes appended since the last look are read).
+    pub fn list(&self) -> Result<Vec<Event>> {
+        if !self.store.manifest_path().exists() {
+            return Ok(Vec::new());
+        }
+        Ok(tables::list(&self.store, None)?.into_iter().filter(|ev| !is_expired(ev)).collect())
+    }
+
+    /// How many objects the namespace holds.
+    pub fn len(&self) -> Result<usize> {
+        Ok(self.list()?.len())
+    }
+
+    /// True when the namespace holds no object.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Bytes held by the current versions of this namespace's objects.
+    pub fn used(&self) -> Result<u64> {
+        Ok(self.list()?.iter().filter_map(|ev| ev.payload.as_ref()).map(|p| p.data_size).sum())
+    }
+
+    /// Removes `name` (a removal line, then its payloads); `TableNotFound` if it never existed.
+    pub fn remove(&self, name: &str) -> Result<Removal> {
+        if !self.store.manifest_path().exists() {
+            return Err(Error::table_not_found(self.store.root(), name, None));
+        }
+        tables::remove(&self.store, name)
+    }
+}
+
+/// `<store>/objects/`.
+pub fn objects_dir(parent: &Store) -> PathBuf {
+    parent.root().join(OBJECTS_DIR)
+}
+
+/// The namespaces that exist in the store (those with a log), sorted.
+pub fn namespaces(parent: &Store) -> Result<Vec<String>> {
+    let dir = objects_dir(parent);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("cannot list {}", dir.display()), e)),
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .filter(|e| e.path().join(crate::protocol::MANIFEST_FILE).exists())
+        .filter_map(|e| e.file_name().to_str().and_then(namespace_from_dir_name))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Removes a namespace: every object in it, then its directory. The default namespace
+/// cannot be removed; an unknown one is `TableNotFound`. Returns how many objects it held.
+pub fn remove_namespace(parent: &Store, name: &str) -> Result<usize> {
+    if name == DEFAULT_NAMESPACE {
+        return Err(Error::InvalidArgument(format!(
+            "the {DEFAULT_NAMESPACE:?} namespace cannot be removed; delete its objects one by one instead"
+        )));
+    }
+    let ns = Namespace::open(parent, name)?;
+    if !ns.store.manifest_path().exists() {
+        return Err(Error::InvalidArgument(format!(
+            "namespace {name:?} does not exist in {}; adc.namespaces() lists those that do",
+            parent.root().display()
+        )));
+    }
+    let names: Vec<String> = manifest::latest_per_table(&ns.store)?.into_keys().collect();
+    let mut live = 0;
+    for n in &names {
+        if ns.latest(n).is_ok() {
+            live += 1;
+        }
+        // Removal frees the payloads this log names (segments included) before the
+        // directory goes, so nothing is left for the orphan scanner.
+        let _ = tables::remove(&ns.store, n)?;
+    }
+    fs::remove_dir_all(ns.store.root()).ctx(|| format!("cannot delete namespace directory {}", ns.store.root().display()))?;
+    Ok(live)
+}
+
+/// Bytes held by the live versions of the store's tables and of every namespace's
+/// objects (the quantity `max_store_bytes` bounds). Its cost depends on the number of
+/// live names, not on the number of versions ever written (the per-process index reads
+/// only what was appended since the last look).
+pub fn store_used(parent: &Store) -> Result<u64> {
+    let mut total = 0u64;
+    if parent.manifest_path().exists() {
+        total += tables::list(parent, None)?
+            .iter()
+            .filter_map(|ev| ev.payload.as_ref())
+            .map(|p| p.data_size)
+            .sum::<u64>();
+    }
+    for ns in namespaces(parent)? {
+        total += Namespace::open(parent, &ns)?.used()?;
+    }
+    Ok(total)
+}
+
+/// Free space of `/dev/shm` and of the store's file system, the bytes in use and the quota.
+pub fn capacity(parent: &Store, quota: Option<u64>) -> Result<Capacity> {
+    let (shm_free, shm_total) = statvfs(Path::new("/dev/shm"));
+    let (store_free, store_total) = statvfs(parent.root());
+    Ok(Capacity { shm_free, shm_total, store_free, store_total, used: store_used(parent)?, quota })
+}
+
+#[cfg(unix)]
+fn statvfs(path: &Path) -> (Option<u64>, Option<u64>) {
+    match rustix::fs::statvfs(path) {
+        Ok(s) => (Some(s.f_bavail.saturating_mul(s.f_frsize)), Some(s.f_blocks.saturating_mul(s.f_frsize))),
+        Err(_) => (None, None),
+    }
+}
+
+#[cfg(not(unix))]
+fn statvfs(_path: &Path) -> (Option<u64>, Option<u64>) {
+    (None, None)
+}
+
+/// The `kind` of an object line (`None` for a line without `metadata.adc_object`).
+pub fn kind_of(ev: &Event) -> Option<&str> {
+    kind_of_metadata(&ev.metadata)
+}
+
+fn kind_of_metadata(m: &serde_json::Map<String, Value>) -> Option<&str> {
+    m.get(OBJECT_METADATA_KEY)?.get(OBJECT_KIND)?.as_str()
+}
+
+fn is_expired(ev: &Event) -> bool {
+    ev.status == Status::Ready
+        && ev
+            .payload
+            .as_ref()
+            .is_some_and(|p| crate::sys::time::is_expired(p.expires_at.as_deref()))
+}
+
+/// Checks that a store is private to this user before a pickle in it is loaded: the
+/// store directory, `objects/`, the namespace directory, its `payloads/` and manifest
+/// must be owned by this user, not writable by group or others, and not symlinks (ssh's
+/// rule for `~/.ssh`). `StoreNotPrivate` names the first offender and the chmod to run.
+#[cfg(unix)]
+pub fn check_private(parent: &Store, ns: Option<&Namespace>) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = rustix::process::geteuid().as_raw();
+    let mut paths = vec![parent.root().to_path_buf(), objects_dir(parent)];
+    if let Some(ns) = ns {
+        paths.push(ns.store.root().to_path_buf());
+        paths.push(ns.store.payload_dir());
+        paths.push(ns.store.manifest_path());
+    }
+    for path in paths {
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(format!("cannot check {}", path.display()), e)),
+        };
+        let reason = if meta.file_type().is_symlink() {
+            Some("is a symbolic link".to_string())
+        } else if meta.uid() != uid {
+            Some(format!("is owned by uid {}, not by you (uid {uid})", meta.uid()))
+        } else if meta.mode() & 0o022 != 0 {
+            Some(format!("is writable by group or others (mode {:o})", meta.mode() & 0o777))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(Error::StoreNotPrivate { path, reason });
+        }
+    }
+    Ok(())
+}
+
+/// Windows: the store lives in the user's profile, whose ACL is the user's; nothing to check.
+#[cfg(not(unix))]
+pub fn check_private(_parent: &Store, _ns: Option<&Namespace>) -> Result<()> {
+    Ok(())
+}
+
+/// Collects the garbage of every namespace (superseded, expired and orphaned versions,
+/// what dead writers left; see [`crate::gc::collect`]), each action's table named
+/// `<namespace>/<object>`.
+pub fn collect(parent: &Store, opts: crate::gc::GcOptions) -> Result<Vec<crate::gc::GcAction>> {
+    let mut out = Vec::new();
+    for name in namespaces(parent)? {
+        let ns = Namespace::open(parent, &name)?;
+        for mut action in crate::gc::collect(&ns.store, opts)? {
+            action.table_name = format!("{name}/{}", action.table_name);
+            out.push(action);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,160 @@
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use serde_json::json;
+
+use super::*;
+use crate::protocol::TransportChoice;
+
+fn batch(n: i64) -> (SchemaRef, Vec<RecordBatch>) {
+    let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+    let col: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
+    (schema.clone(), vec![RecordBatch::try_new(schema, vec![col]).unwrap()])
+}
+
+fn opts(kind: &str) -> SendOptions {
+    let mut o = SendOptions::default();
+    o.transport = TransportChoice::File;
+    o.metadata.insert(OBJECT_METADATA_KEY.into(), json!({OBJECT_KIND: kind}));
+    o
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::at(dir.path().join("store"));
+    (dir, store)
+}
+
+#[test]
+fn objects_never_reach_the_store_manifest() {
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, batches) = batch(10);
+    ns.put("x", &schema, &batches, &opts("pyarrow.Table"), None).unwrap();
+    assert!(!store.manifest_path().exists());
+    assert_eq!(ns.len().unwrap(), 1);
+    let (ev, data) = ns.get("x", true).unwrap();
+    assert_eq!(kind_of(&ev), Some("pyarrow.Table"));
+    assert_eq!(data.batches[0].num_rows(), 10);
+}
+
+#[test]
+fn namespaces_isolate_names_and_can_be_removed_but_not_the_default() {
+    let (_d, store) = store();
+    let (schema, batches) = batch(3);
+    let a = Namespace::open(&store, "app/1").unwrap();
+    a.put("x", &schema, &batches, &opts("pyarrow.Table"), None).unwrap();
+    let d = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    assert!(matches!(d.get("x", true), Err(Error::TableNotFound { .. })));
+    assert_eq!(namespaces(&store).unwrap(), vec!["app/1".to_string()]);
+    assert_eq!(remove_namespace(&store, "app/1").unwrap(), 1);
+    assert!(namespaces(&store).unwrap().is_empty());
+    assert!(matches!(remove_namespace(&store, DEFAULT_NAMESPACE), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn namespace_dir_names_round_trip_and_stay_inside() {
+    for name in ["default", "a b", "../x", ".hidden", "ü", "a%2F"] {
+        let dir = namespace_dir_name(name);
+        assert!(!dir.contains('/') && !dir.starts_with('.'), "{dir}");
+        assert_eq!(namespace_from_dir_name(&dir).as_deref(), Some(name));
+    }
+    assert!(check_namespace_name(&"ü".repeat(100)).is_err());
+}
+
+#[test]
+fn quota_refuses_and_writes_nothing() {
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, batches) = batch(1000);
+    ns.put("a", &schema, &batches, &opts("pyarrow.Table"), Some(100_000)).unwrap();
+    let used = store_used(&store).unwrap();
+    assert!(used >= 8000, "{used}");
+    let err = ns.put("b", &schema, &batches, &opts("pyarrow.Table"), Some(used + 100)).unwrap_err();
+    assert!(matches!(err, Error::StoreFull { quota, .. } if quota == used + 100), "{err}");
+    assert_eq!(ns.len().unwrap(), 1);
+    assert_eq!(store_used(&store).unwrap(), used);
+}
+
+#[cfg(unix)]
+#[test]
+fn pickles_load_only_from_a_private_store() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, batches) = batch(3);
+    ns.put("p", &schema, &batches, &opts(OBJECT_KIND_PICKLE), None).unwrap();
+    ns.put("t", &schema, &batches, &opts("pyarrow.Table"), None).unwrap();
+    assert!(ns.get("p", true).is_ok());
+    assert!(matches!(ns.get("p", false), Err(Error::InvalidArgument(_))));
+    fs::set_permissions(store.root(), fs::Permissions::from_mode(0o777)).unwrap();
+    let err = ns.get("p", true).unwrap_err();
+    assert!(matches!(err, Error::StoreNotPrivate { .. }) && err.to_string().contains("chmod go-w"), "{err}");
+    // Arrow data runs no code: it stays readable.
+    assert!(ns.get("t", true).is_ok());
+}
+
+#[test]
+fn put_without_a_kind_is_refused() {
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, batches) = batch(1);
+    assert!(matches!(ns.put("x", &schema, &batches, &SendOptions::default(), None), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn a_long_log_is_compacted_by_puts() {
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, batches) = batch(1);
+    let mut o = opts("pyarrow.Table");
+    o.auto_gc = Some(crate::gc::AutoGc::new(0, 1));
+    for _ in 0..2000 {
+        ns.put("x", &schema, &batches, &o, None).unwrap();
+    }
+    let size = fs::metadata(ns.store().manifest_path()).unwrap().len();
+    assert!(size <= OBJECTS_COMPACT_MIN_BYTES + 4096, "{size}");
+    assert_eq!(ns.len().unwrap(), 1);
+    assert_eq!(ns.get("x", true).unwrap().1.batches[0].num_rows(), 1);
+    let payloads = fs::read_dir(ns.store().payload_dir()).unwrap().count();
+    assert!(payloads <= 2, "{payloads}");
+}
+
+#[cfg(unix)]
+#[test]
+fn create_publishes_the_bytes_written_in_place() {
+    use arrow_array::Array;
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let mut w = ns.create("frame", 1 << 20, &opts("numpy"), None).unwrap();
+    assert!(matches!(ns.get("frame", true), Err(Error::TableNotFound { .. })));
+    let region = unsafe { std::slice::from_raw_parts_mut(w.as_mut_ptr(), w.len()) };
+    for (i, b) in region.iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    let ev = w.commit().unwrap();
+    assert_eq!(ev.payload.as_ref().unwrap().locator, w.segment());
+    let (_, data) = ns.get("frame", true).unwrap();
+    let col = data.batches[0].column(0).as_any().downcast_ref::<arrow_array::LargeBinaryArray>().unwrap();
+    assert_eq!(col.len(), 1);
+    let value = col.value(0);
+    assert_eq!(value.len(), 1 << 20);
+    assert!(value.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+    assert_eq!(value.as_ptr() as usize % 8, 0, "the value is aligned");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_abandoned_create_publishes_nothing_and_leaves_no_segment() {
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let w = ns.create("gone", 4096, &opts("numpy"), None).unwrap();
+    let seg = w.segment().to_string();
+    assert!(crate::sys::shm::open_map(&seg, 0).unwrap().is_some());
+    drop(w);
+    assert!(crate::sys::shm::open_map(&seg, 0).unwrap().is_none());
+    assert!(matches!(ns.get("gone", true), Err(Error::TableNotFound { .. })));
+    let err = ns.create("big", 1 << 20, &opts("numpy"), Some(1000)).err().unwrap();
+    assert!(matches!(err, Error::StoreFull { .. }));
+}

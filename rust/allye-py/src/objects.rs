@@ -1,0 +1,286 @@
+//! Named objects in namespaces (`allye_core::objects`): put, get, list, remove, the
+//! namespaces, the store's use and capacity. The Python package encodes an object as
+//! Arrow data (`__arrow_c_stream__`) and describes it in `metadata.adc_object`.
+
+use std::path::PathBuf;
+
+use allye_core::gc::AutoGc;
+use allye_core::objects::{self, Namespace};
+use allye_core::protocol::{self, TransportChoice};
+use allye_core::{Error, SendOptions};
+use arrow_array::RecordBatch;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pyo3_arrow::{PyRecordBatchReader, PyTable};
+
+use crate::errors::{to_pyerr, OrRaise};
+use crate::records::{list_to_py, metadata_from_py, to_py};
+use crate::tables::store;
+
+fn namespace(secret_dir: Option<PathBuf>, namespace: &str) -> PyResult<Namespace> {
+    Namespace::open(&store(secret_dir)?, namespace).or_raise()
+}
+
+/// Publishes a new version of object `name`; returns its `ready` event. `metadata` must
+/// hold `adc_object` with the object's `kind`; `quota` is `max_store_bytes`. `auto` uses
+/// shared memory at any size (no 0.1.2 reader to spare), a file when /dev/shm is full.
+#[pyfunction]
+#[pyo3(signature = (data, name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, metadata=None,
+    transport="auto", max_shm_bytes=u64::MAX, ttl_sec=None, durable=false, quota=None,
+    auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
+#[allow(clippy::too_many_arguments)]
+fn put_object<'py>(
+    py: Python<'py>,
+    data: PyRecordBatchReader,
+    name: &str,
+    namespace: &str,
+    secret_dir: Option<PathBuf>,
+    metadata: Option<&Bound<'py, PyDict>>,
+    transport: &str,
+    max_shm_bytes: u64,
+    ttl_sec: Option<i64>,
+    durable: bool,
+    quota: Option<u64>,
+    auto_gc: bool,
+    auto_gc_grace_sec: u64,
+    keep_versions: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ns = self::namespace(secret_dir, namespace)?;
+    let mut opts = SendOptions::default();
+    if let Some(d) = metadata {
+        opts.metadata = metadata_from_py(d)?;
+    }
+    opts.transport = TransportChoice::parse(transport).or_raise()?;
+    opts.max_shm_bytes = max_shm_bytes;
+    opts.ttl_sec = ttl_sec;
+    opts.durable = durable;
+    opts.auto_gc = auto_gc.then(|| AutoGc::new(auto_gc_grace_sec, keep_versions.max(1)));
+    let reader = data.into_reader()?;
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    let ready = py.detach(|| ns.put(name, &schema, &batches, &opts, quota)).or_raise()?;
+    to_py(py, &ready)
+}
+
+/// The current version of object `name`: `(ready event, Arrow table)` whose buffers point
+/// into the mapping. A pickle is served only when `allow_pickle` and the store is private.
+#[pyfunction]
+#[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, allow_pickle=protocol::DEFAULT_ALLOW_PICKLE))]
+fn get_object<'py>(
+    py: Python<'py>,
+    name: &str,
+    namespace: &str,
+    secret_dir: Option<PathBuf>,
+    allow_pickle: bool,
+) -> PyResult<(Bound<'py, PyAny>, PyTable)> {
+    let ns = self::namespace(secret_dir, namespace)?;
+    let (ev, data) = py.detach(|| ns.get(name, allow_pickle)).or_raise()?;
+    Ok((to_py(py, &ev)?, PyTable::try_new(data.batches, data.schema)?))
+}
+
+/// The current `ready` event of object `name` (TableNotFoundError if none).
+#[pyfunction]
+#[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None))]
+fn object_latest<'py>(py: Python<'py>, name: &str, namespace: &str, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyAny>> {
+    let ns = self::namespace(secret_dir, namespace)?;
+    let ev = py.detach(|| ns.latest(name)).or_raise()?;
+    to_py(py, &ev)
+}
+
+/// The current version of every object in the namespace, sorted by name.
+#[pyfunction]
+#[pyo3(signature = (*, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None))]
+fn list_objects<'py>(py: Python<'py>, namespace: &str, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyList>> {
+    let ns = self::namespace(secret_dir, namespace)?;
+    let events = py.detach(|| ns.list()).or_raise()?;
+    list_to_py(py, &events)
+}
+
+/// Removes object `name` (TableNotFoundError if it never existed); returns a report.
+#[pyfunction]
+#[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None))]
+fn remove_object<'py>(py: Python<'py>, name: &str, namespace: &str, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyAny>> {
+    let ns = self::namespace(secret_dir, namespace)?;
+    let r = py.detach(|| ns.remove(name)).or_raise()?;
+    to_py(py, &r)
+}
+
+/// Bytes held by the live versions of a namespace's objects, or (`namespace=None`) of
+/// the whole store: its tables and every namespace.
+#[pyfunction]
+#[pyo3(signature = (*, namespace=None, secret_dir=None))]
+fn objects_used(py: Python<'_>, namespace: Option<&str>, secret_dir: Option<PathBuf>) -> PyResult<u64> {
+    let parent = store(secret_dir)?;
+    match namespace {
+        Some(n) => {
+            let ns = Namespace::open(&parent, n).or_raise()?;
+            py.detach(|| ns.used()).or_raise()
+        }
+        None => py.detach(|| objects::store_used(&parent)).or_raise(),
+    }
+}
+
+/// The namespaces of the store (those holding a log), sorted.
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None))]
+fn namespaces(py: Python<'_>, secret_dir: Option<PathBuf>) -> PyResult<Vec<String>> {
+    let parent = store(secret_dir)?;
+    py.detach(|| objects::namespaces(&parent)).or_raise()
+}
+
+/// Removes a namespace and its objects; returns how many objects it held.
+#[pyfunction]
+#[pyo3(signature = (name, *, secret_dir=None))]
+fn remove_namespace(py: Python<'_>, name: &str, secret_dir: Option<PathBuf>) -> PyResult<usize> {
+    let parent = store(secret_dir)?;
+    py.detach(|| objects::remove_namespace(&parent, name)).or_raise()
+}
+
+/// The namespace's own store directory (its log and payloads), for watching.
+#[pyfunction]
+#[pyo3(signature = (namespace, *, secret_dir=None))]
+fn namespace_store(namespace: &str, secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
+    Ok(self::namespace(secret_dir, namespace)?.store().root().as_os_str().to_owned())
+}
+
+/// Free bytes of /dev/shm and of the store's file system, bytes in use, the quota.
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None, quota=None))]
+fn capacity<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, quota: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+    let parent = store(secret_dir)?;
+    let c = py.detach(|| objects::capacity(&parent, quota)).or_raise()?;
+    to_py(py, &c)
+}
+
+/// Collects the garbage of every namespace; returns the actions (tables named `ns/object`).
+#[pyfunction]
+#[pyo3(signature = (*, secret_dir=None, dry_run=true, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
+fn gc_objects<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, dry_run: bool, keep_versions: usize) -> PyResult<Bound<'py, PyList>> {
+    let parent = store(secret_dir)?;
+    let opts = allye_core::GcOptions::new(dry_run, keep_versions);
+    let actions = py.detach(|| objects::collect(&parent, opts)).or_raise()?;
+    list_to_py(py, &actions)
+}
+
+/// Raises StoreNotPrivateError unless the store (and the namespace's folders) are
+/// private to this user.
+#[pyfunction]
+#[pyo3(signature = (*, namespace=None, secret_dir=None))]
+fn check_store_private(namespace: Option<&str>, secret_dir: Option<PathBuf>) -> PyResult<()> {
+    let parent = store(secret_dir)?;
+    let ns = namespace.map(|n| Namespace::open(&parent, n)).transpose().or_raise()?;
+    objects::check_private(&parent, ns.as_ref()).or_raise()
+}
+
+/// Returns `name` when it is a valid namespace name, else raises `InvalidArgumentError`.
+#[pyfunction]
+fn check_namespace_name(name: &str) -> PyResult<String> {
+    protocol::check_namespace_name(name).or_raise()?;
+    Ok(name.to_string())
+}
+
+/// An object being written in place (`create_object`): `np.asarray(writer)` is a
+/// writable `uint8` view of its bytes in the segment (keeping the writer, hence the
+/// mapping, alive); `commit()` publishes it, `abort()` (or dropping it) removes it.
+#[cfg(unix)]
+#[pyclass(module = "allye_data_connector._core")]
+struct ObjectWriter {
+    inner: std::sync::Mutex<objects::ObjectWriter>,
+    ptr: usize,
+    len: usize,
+}
+
+#[cfg(unix)]
+#[pymethods]
+impl ObjectWriter {
+    /// NumPy's array interface (version 3): the object's bytes, `|u1`, writable.
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("version", 3)?;
+        d.set_item("shape", (self.len,))?;
+        d.set_item("typestr", "|u1")?;
+        d.set_item("data", (self.ptr, false))?;
+        d.set_item("strides", py.None())?;
+        Ok(d)
+    }
+
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.len
+    }
+
+    /// Publishes the object; returns its `ready` event.
+    fn commit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let ev = py
+            .detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).commit())
+            .or_raise()?;
+        to_py(py, &ev)
+    }
+
+    /// Removes the segment and records the transfer as failed.
+    fn abort(&self, py: Python<'_>, reason: &str) {
+        py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).abort(reason));
+    }
+}
+
+/// Starts object `name` of `nbytes` bytes written in place in a new segment; `metadata`
+/// holds its `adc_object`. Publish it with `ObjectWriter.commit()`.
+#[cfg(unix)]
+#[pyfunction]
+#[pyo3(signature = (name, nbytes, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, metadata=None,
+    ttl_sec=None, durable=false, quota=None, auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC,
+    keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
+#[allow(clippy::too_many_arguments)]
+fn create_object(
+    py: Python<'_>,
+    name: &str,
+    nbytes: usize,
+    namespace: &str,
+    secret_dir: Option<PathBuf>,
+    metadata: Option<&Bound<'_, PyDict>>,
+    ttl_sec: Option<i64>,
+    durable: bool,
+    quota: Option<u64>,
+    auto_gc: bool,
+    auto_gc_grace_sec: u64,
+    keep_versions: usize,
+) -> PyResult<ObjectWriter> {
+    let ns = self::namespace(secret_dir, namespace)?;
+    let mut opts = SendOptions::default();
+    if let Some(d) = metadata {
+        opts.metadata = metadata_from_py(d)?;
+    }
+    opts.ttl_sec = ttl_sec;
+    opts.durable = durable;
+    opts.auto_gc = auto_gc.then(|| AutoGc::new(auto_gc_grace_sec, keep_versions.max(1)));
+    let mut w = py.detach(|| ns.create(name, nbytes, &opts, quota)).or_raise()?;
+    let (ptr, len) = (w.as_mut_ptr() as usize, w.len());
+    Ok(ObjectWriter { inner: std::sync::Mutex::new(w), ptr, len })
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    #[cfg(unix)]
+    {
+        m.add_class::<ObjectWriter>()?;
+        m.add_function(wrap_pyfunction!(create_object, m)?)?;
+    }
+    m.add("DEFAULT_NAMESPACE", protocol::DEFAULT_NAMESPACE)?;
+    m.add("DEFAULT_ALLOW_PICKLE", protocol::DEFAULT_ALLOW_PICKLE)?;
+    m.add("OBJECT_METADATA_KEY", protocol::OBJECT_METADATA_KEY)?;
+    m.add("OBJECT_KINDS", protocol::OBJECT_KINDS.to_vec())?;
+    m.add_function(wrap_pyfunction!(put_object, m)?)?;
+    m.add_function(wrap_pyfunction!(get_object, m)?)?;
+    m.add_function(wrap_pyfunction!(object_latest, m)?)?;
+    m.add_function(wrap_pyfunction!(list_objects, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_object, m)?)?;
+    m.add_function(wrap_pyfunction!(objects_used, m)?)?;
+    m.add_function(wrap_pyfunction!(namespaces, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_namespace, m)?)?;
+    m.add_function(wrap_pyfunction!(namespace_store, m)?)?;
+    m.add_function(wrap_pyfunction!(capacity, m)?)?;
+    m.add_function(wrap_pyfunction!(gc_objects, m)?)?;
+    m.add_function(wrap_pyfunction!(check_store_private, m)?)?;
+    m.add_function(wrap_pyfunction!(check_namespace_name, m)?)?;
+    Ok(())
+}
