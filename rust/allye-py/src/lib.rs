@@ -10,6 +10,7 @@ mod arrays;
 mod errors;
 mod maintenance;
 mod records;
+mod sources;
 mod tables;
 mod vocabulary;
 mod watch;
@@ -25,5 +26,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     maintenance::register(m)?;
     watch::register(m)?;
     arrays::register(m)?;
+    sources::register(m)?;
     Ok(())
 }
