@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # the names __getattr__ below imports on first use
     from .partial import Selection as Selection
     from .shared_array import SharedArray as SharedArray
     from .yaml_config import YamlConfig as YamlConfig
+    from .loading import load as load
+    from .sources import DataSource as DataSource
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -46,6 +48,8 @@ _LAZY = {
     "Selection": "partial",
     "SharedArray": "shared_array",
     "YamlConfig": "yaml_config",
+    "load": "loading",
+    "DataSource": "sources",
 }
 
 

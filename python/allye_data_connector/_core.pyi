@@ -263,3 +263,28 @@ def list_arrays(*, secret_dir: Optional[str] = None) -> list[dict[str, Any]]:
 
 def collect_arrays(*, secret_dir: Optional[str] = None, dry_run: bool = True) -> list[dict[str, Any]]:
     """Frees abandoned shared arrays; gc actions with ``transport`` ``"shared_array"``."""
+
+# --- sources: loading a stream of batches (rust/allye-py/src/sources.rs) ---
+
+class SourceError(AllyeError): ...
+
+def send_stream(
+    data: Any,
+    table_name: str,
+    *,
+    secret_dir: Optional[str] = None,
+    producer: str = ...,
+    ttl_sec: Optional[int] = None,
+    compression: Optional[str] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    finish: Optional[Any] = None,
+    durable: bool = False,
+    auto_gc: bool = True,
+    auto_gc_grace_sec: int = ...,
+    keep_versions: int = ...,
+) -> dict[str, Any]:
+    """Writes the batches of an Arrow stream into one new version as they arrive (a file
+    payload) and publishes it at the end; ``finish()`` returns a dict merged into the
+    ``ready`` line's metadata. Any error leaves the previous version current."""
+
+METADATA_LOAD: str

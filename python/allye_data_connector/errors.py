@@ -28,6 +28,8 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
   :class:`ArrayNotFoundError` (``FileNotFoundError``): no such array;
   :class:`ArrayLayoutError` (``ValueError``): not the expected layout, shape or dtype;
   :class:`ArrayClosedError` (``RuntimeError``): closed in this process.
+- :class:`SourceError`: a data source failed while loading (file, query, connection,
+  its own ``read()``); the table's previous version is intact.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ._core import (
     ArrayNotFoundError,
     ArrowDataError,
     CancelledError,
+    SourceError,
     ConversionError,
     InvalidArgumentError,
     InvalidInputError,
@@ -78,6 +81,7 @@ __all__ = [
     "ArrayError",
     "ArrayExistsError",
     "ArrayNotFoundError",
+    "SourceError",
     "ArrayLayoutError",
     "ArrayClosedError",
 ]

@@ -360,3 +360,10 @@ mod tests {
         assert!(check_table_name(&"x".repeat(MAX_TABLE_NAME_BYTES)).is_ok());
     }
 }
+
+// --- sources: loads from data sources (PROTOCOL.md, "Loads and their state") ---
+
+/// Metadata key of a version written by a load: what it was loaded from (no secrets),
+/// its mode, and on the `ready` line its incremental state (cursor column, last value),
+/// committed in the same line as the rows it describes.
+pub const METADATA_LOAD: &str = "allye_load";

@@ -96,6 +96,9 @@ classes! {
         "The segment is not a shared array of the expected layout, shape or dtype.";
     array_closed: "ArrayClosedError" (array, RuntimeError) =
         "The shared array was closed (or destroyed) in this process; open it again.";
+    source: "SourceError" (allye) =
+        "A data source failed while loading (its file, query or connection, or its own ``read()``); \
+         the table's previous version is intact.";
 }
 
 fn new_class<'py>(

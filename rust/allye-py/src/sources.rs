@@ -92,5 +92,6 @@ fn send_stream<'py>(
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(send_stream, m)?)?;
+    m.add("METADATA_LOAD", protocol::METADATA_LOAD)?;
     Ok(())
 }
