@@ -98,7 +98,7 @@ class DataSource:
 
     def secrets(self) -> list[str]:
         """The values of this source's secret parameters (what :meth:`log` masks)."""
-        names = {p["name"] for p in params_of(type(self)) if p.get("secret")}
+        names = {p["name"] for p in params_of(type(self)) if p.get("secret")} | SECRET_NAMES
         return [str(v) for k, v in self.source.items() if k in names and v not in (None, "")]
 
     def redact(self, text: str) -> str:
@@ -125,8 +125,23 @@ class DataSource:
         self.fire("source-state", {"stateId": state_id, "state": state})
 
 
+#: Parameters masked whatever CONFIG says (panoply sources often declare none secret).
+SECRET_NAMES = frozenset({"password", "passwd", "secret", "token", "api_key", "apikey", "access_token",
+                          "refresh_token", "client_secret", "private_key", "apisecret"})
+
+
+def config_of(cls: type) -> dict[str, Any]:
+    """A source's CONFIG: its class's, else (panoply's convention) its module's."""
+    import sys
+
+    own = next((vars(c)["CONFIG"] for c in cls.__mro__ if "CONFIG" in vars(c) and c is not DataSource), None)
+    if own is None:
+        own = getattr(sys.modules.get(cls.__module__), "CONFIG", None)
+    return own if isinstance(own, dict) else dict(DataSource.CONFIG)
+
+
 def params_of(cls: type) -> list[dict[str, Any]]:
-    config = getattr(cls, "CONFIG", None) or {}
+    config = config_of(cls)
     params = config.get("params") or []
     return [p for p in params if isinstance(p, dict) and "name" in p]
 
@@ -510,6 +525,18 @@ def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
+def _from_module(obj: Any) -> Any:
+    """A panoply-style module (``Stream`` and ``CONFIG`` attributes) as its class."""
+    import types
+
+    if isinstance(obj, types.ModuleType) and hasattr(obj, "Stream"):
+        cls = obj.Stream
+        if "CONFIG" not in vars(cls) and hasattr(obj, "CONFIG"):
+            cls.CONFIG = obj.CONFIG
+        return cls
+    return obj
+
+
 def available() -> dict[str, type[DataSource]]:
     """Every source by name: the built-ins, then those registered under the entry point
     group ``allye_data_connector.sources`` (one that fails to import is logged and left out)."""
@@ -520,6 +547,7 @@ def available() -> dict[str, type[DataSource]]:
         except Exception as e:
             logger.warning("the source %r (%s) cannot be loaded: %s", name, ep.value, e)
             continue
+        cls = _from_module(cls)
         if not (isinstance(cls, type) and issubclass(cls, DataSource)) and not hasattr(cls, "read"):
             logger.warning("the source %r (%s) is not a DataSource", name, ep.value)
             continue
@@ -563,7 +591,7 @@ def resolve(uri: str, params: Optional[Mapping[str, Any]] = None, *, kind: Optio
 def describe_sources() -> list[dict[str, Any]]:
     """Every available source with its title and parameters (for ``adc sources``)."""
     return [
-        {"name": name, "title": (getattr(cls, "CONFIG", {}) or {}).get("title", name),
+        {"name": name, "title": config_of(cls).get("title", name),
          "class": f"{cls.__module__}.{cls.__qualname__}", "params": params_of(cls)}
         for name, cls in available().items()
     ]

@@ -2,4 +2,5 @@
 
 - :mod:`.ataraxis`: ``SharedMemoryArray`` and ``YamlConfig`` of ataraxis-data-structures
   (switch with one import; ``DataLogger`` is to follow in the same module).
+- :mod:`.panoply`: panoply-python-sdk's ``DataSource`` (run it with ``adc.load``).
 """
