@@ -266,6 +266,8 @@ def collect_arrays(*, secret_dir: Optional[str] = None, dry_run: bool = True) ->
 
 # --- sources: loading a stream of batches (rust/allye-py/src/sources.rs) ---
 
+__all__ += ["METADATA_LOAD", "SourceError", "send_stream"]
+
 class SourceError(AllyeError): ...
 
 def send_stream(
