@@ -151,3 +151,39 @@ def test_bad_inputs_are_typed_errors_and_write_nothing(tmp_path: Path, store: Pa
     with pytest.raises(SourceError, match="returned a int"):
         adc.load(Weird(), "t", secret_dir=store, progress=False)
     assert manifest_lines(store) == [] and leftovers(store) == []
+
+
+MEMORY_CHILD = """
+import resource, sys
+import numpy as np
+import pyarrow as pa
+import allye_data_connector as adc
+
+class Big(adc.DataSource):
+    # 48 batches of 4 MiB: 192 MiB in all, made one at a time.
+    n = 0
+    def read(self, n=None):
+        if self.n == 48:
+            return None
+        self.n += 1
+        return pa.record_batch({"v": np.full(1 << 19, self.n, dtype=np.int64)})
+
+warm = Big(); warm.n = 46
+adc.load(warm, "warm", secret_dir=sys.argv[1], progress=False)   # allocator and imports warmed up
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = adc.load(Big(), "big", secret_dir=sys.argv[1], progress=False)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(out["rows"], (after - before) // 1024)
+"""
+
+
+def test_a_source_larger_than_its_batches_is_never_held_whole(store: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(store)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows, grew_mib = map(int, proc.stdout.split())
+    assert rows == 48 << 19
+    assert grew_mib < 64, f"peak RSS grew by {grew_mib} MiB loading 192 MiB: batches are being held"
+    assert adc.describe_table("big", secret_dir=store)["bytes"] >= 192 << 20
