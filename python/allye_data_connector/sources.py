@@ -387,7 +387,14 @@ def _connect(uri: str, driver: Optional[str]) -> Any:
         except ImportError:
             import adbc_driver_manager.dbapi as dm
 
-            return dm.connect(driver=driver, uri=uri)
+            try:
+                return dm.connect(driver=driver, uri=uri)
+            except Exception as e:
+                if "Could not load" not in str(e):
+                    raise
+                raise SourceError(
+                    f"no ADBC driver {driver!r} is installed for {redact_uri(uri)!r}: pip install "
+                    f"{driver.replace('_', '-')}, or pass driver= (a driver package or shared library)") from e
     except ImportError as e:
         raise SourceError(f"the ADBC driver for {scheme or driver!r} is not installed ({e}); "
                           f"pip install adbc-driver-{(scheme or str(driver)).replace('_', '-')}") from e

@@ -133,3 +133,31 @@ def test_sqlite_files_by_path_and_uri(tmp_path: Path, store: Path) -> None:
     assert out["rows_loaded"] == 0 and out["rows"] == 501
     with pytest.raises(SourceError, match="the query failed"):
         adc.load(str(db), "lite", secret_dir=store, params={"query": "select * from missing"}, progress=False)
+
+
+def test_any_adbc_driver_by_name_and_a_missing_driver(tmp_path: Path, store: Path) -> None:
+    db = tmp_path / "any.db"
+    with sqlite.connect(str(db)) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t AS SELECT 1 AS a UNION ALL SELECT 2")
+        conn.commit()
+    src = SqlSource({"uri": str(db), "driver": "adbc_driver_sqlite", "query": "select a from t order by a"})
+    assert adc.load(src, "any", secret_dir=store, progress=False)["rows"] == 2
+    with pytest.raises(SourceError, match="no ADBC driver .adbc_driver_nosuchdb. is installed.*pip install adbc-driver-nosuchdb"):
+        adc.load("nosuchdb://u:pw@host/db", "x", secret_dir=store, params={"query": "select 1"})
+
+
+def test_adc_load_from_postgres_on_the_command_line(postgres: Postgres, big: str, store: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("adc", path=str(Path(sys.executable).parent))
+    assert exe
+    uri = postgres.uri.replace("adc@", "adc:cli-pw@")
+    proc = subprocess.run([exe, "--secret-dir", str(store), "load", uri, "--table", "cli",
+                           "--query", "select id, name from big where id <= 1000"],
+                          capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "ALLYE_NOTIFY_CANVAS": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded 'cli': 1,000 rows from sql:postgresql://adc:***@127.0.0.1" in proc.stdout
+    assert "cli-pw" not in proc.stdout + proc.stderr
+    assert adc.get_arrow("cli", secret_dir=store).num_rows == 1000
