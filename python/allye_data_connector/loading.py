@@ -174,6 +174,8 @@ def load(
     A source that raises gives :class:`~.errors.SourceError` (its own ``AllyeError`` as
     it is), likewise leaving the previous version intact.
     """
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise InvalidArgumentError(f"batch_rows must be a positive int, got {batch_rows!r}")
     if mode not in MODES:
         raise InvalidArgumentError(f"mode={mode!r}: use one of {', '.join(MODES)}")
     _core.check_table_name(table)
@@ -208,17 +210,18 @@ def _run(src: DataSource, table: str, store: Optional[str], *, progress: Any, ca
     state = dict((prev_event or {}).get("metadata", {}).get(key) or {})
     cursor = src.cursor
     last: Optional[pa.Scalar] = None
-    if mode == "append" and cursor and state.get("cursor") == cursor and state.get("last") is not None:
-        if prev is None or cursor not in prev.schema.names:
+    if mode == "append" and cursor and prev is not None:
+        if cursor not in prev.schema.names:
             raise SourceError(f"the table {table!r} has no column {cursor!r} to resume from")
-        last = _decode_cursor(state["last"], prev.schema.field(cursor).type)
-        src.last_cursor = last.as_py()
-    elif mode == "append" and cursor and prev is not None and cursor in prev.schema.names and prev.num_rows:
-        # A table loaded without state (replace, or sent): resume after what it holds.
-        last = pc.max(prev[cursor])
-        src.last_cursor = last.as_py()
-    if mode == "append" and prev is not None and cursor and cursor not in prev.schema.names:
-        raise SourceError(f"the table {table!r} has no column {cursor!r} to resume from")
+        if state.get("cursor") == cursor and state.get("last") is not None:
+            last = _decode_cursor(state["last"], prev.schema.field(cursor).type)
+        elif prev.num_rows:
+            # A table loaded without state (replace, or sent): resume after what it holds.
+            last = pc.max(prev[cursor])
+        if last is not None and last.is_valid:
+            src.last_cursor = last.as_py()
+        else:
+            last = None
 
     described = src.describe()
     bar = _Bar(progress, f"loading {table}")
