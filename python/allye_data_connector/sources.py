@@ -168,8 +168,8 @@ def _required(source: Mapping[str, Any], name: str, cls: str) -> Any:
 
 
 class CsvSource(DataSource):
-    """A CSV file, read by pyarrow's streaming CSV reader block by block; progress in
-    bytes read of the file's size."""
+    """A CSV file (or ``.csv.gz``, ``.bz2``, ``.zst``, ``.lz4``), read by pyarrow's streaming
+    CSV reader block by block; progress in bytes read of the file's size."""
 
     CONFIG = {
         "title": "CSV file",
@@ -191,11 +191,14 @@ class CsvSource(DataSource):
         try:
             self._file = pa.OSFile(self.path, "rb")
             self._size = self._file.size()
+            codec = _CODECS.get(os.path.splitext(self.path)[1].lower())
+            # Progress counts the compressed bytes read of the compressed file's size.
+            stream: Any = pa.CompressedInputStream(self._file, codec) if codec else self._file
             # pyarrow reads ahead a few dozen blocks: the block size bounds the memory a
             # load holds (1 MiB blocks: about 40 MiB whatever the file's size).
             read = pacsv.ReadOptions(block_size=int(self.source.get("block_size") or CSV_BLOCK_BYTES))
             parse = pacsv.ParseOptions(delimiter=str(self.source.get("delimiter") or ","))
-            self._reader = pacsv.open_csv(self._file, read_options=read, parse_options=parse)
+            self._reader = pacsv.open_csv(stream, read_options=read, parse_options=parse)
         except (OSError, pa.ArrowInvalid) as e:
             self.close()
             raise SourceError(f"cannot read CSV {self.path!r}: {e}") from e
@@ -222,6 +225,9 @@ class CsvSource(DataSource):
         f = getattr(self, "_file", None)
         if f is not None:
             f.close()
+
+
+_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
 
 
 def _parquet_files(path: str) -> list[str]:
@@ -585,7 +591,8 @@ def resolve(uri: str, params: Optional[Mapping[str, Any]] = None, *, kind: Optio
         if os.path.isdir(path):
             kind = "parquet"
         else:
-            suffix = os.path.splitext(path[:-3] if path.endswith(".gz") else path)[1].lower()
+            base, ext = os.path.splitext(path)
+            suffix = os.path.splitext(base)[1].lower() if ext.lower() in _CODECS else ext.lower()
             kind = _SUFFIXES.get(suffix)
             if kind is None:
                 raise InvalidArgumentError(

@@ -187,3 +187,14 @@ def test_a_source_larger_than_its_batches_is_never_held_whole(store: Path) -> No
     assert rows == 48 << 19
     assert grew_mib < 64, f"peak RSS grew by {grew_mib} MiB loading 192 MiB: batches are being held"
     assert adc.describe_table("big", secret_dir=store)["bytes"] >= 192 << 20
+
+
+def test_compressed_csv_by_suffix(tmp_path: Path, store: Path) -> None:
+    t = sample(20_000)
+    path = tmp_path / "data.csv.gz"
+    with pa.CompressedOutputStream(str(path), "gzip") as out:
+        pacsv.write_csv(t, out)
+    seen: list[tuple[int, object]] = []
+    adc.load(path, "gz", secret_dir=store, progress=lambda d, tot: seen.append((d, tot)))
+    assert adc.get_arrow("gz", secret_dir=store).equals(t)
+    assert seen[-2] == (os.path.getsize(path), os.path.getsize(path)), "progress in compressed bytes"
