@@ -153,9 +153,21 @@ def report(title: str, results: dict[str, dict[str, float]], ours: str, arrow_mi
         print(f"| {k} | {r['sec']:.2f} | {ratio:.2f} | {r['rss_mib']:.0f} |{extra}")
 
 
+def bench_csv(args: argparse.Namespace, workdir: Path) -> None:
+    csv = workdir / "data.csv"
+    rows = make_csv(csv, args.csv_mb)
+    import pyarrow.csv as pacsv
+
+    arrow_mib = pacsv.read_csv(csv).nbytes / (1 << 20)
+    print(f"CSV: {csv.stat().st_size / (1 << 20):.0f} MiB, {rows:,} rows, Arrow {arrow_mib:.0f} MiB")
+    res = alternate(["csv_ours", "csv_pyarrow", "csv_pandas"], str(csv), args.reps, workdir)
+    report(f"CSV ({csv.stat().st_size >> 20} MiB) into the store", res, "csv_ours", arrow_mib)
+    csv.unlink()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--csv-mb", type=int, default=256)
+    ap.add_argument("--csv-mb", type=int, default=256, help="CSV size (0: no CSV comparison)")
     ap.add_argument("--pg-rows", type=int, default=2_000_000)
     ap.add_argument("--pg-uri", help="An existing server (default: start one)")
     ap.add_argument("--reps", type=int, default=3)
@@ -163,15 +175,8 @@ def main() -> None:
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="adc-bench-sources-"))
     try:
-        csv = workdir / "data.csv"
-        rows = make_csv(csv, args.csv_mb)
-        import pyarrow.csv as pacsv
-
-        arrow_mib = pacsv.read_csv(csv).nbytes / (1 << 20)
-        print(f"CSV: {csv.stat().st_size / (1 << 20):.0f} MiB, {rows:,} rows, Arrow {arrow_mib:.0f} MiB")
-        res = alternate(["csv_ours", "csv_pyarrow", "csv_pandas"], str(csv), args.reps, workdir)
-        report(f"CSV ({csv.stat().st_size >> 20} MiB) into the store", res, "csv_ours", arrow_mib)
-        csv.unlink()
+        if args.csv_mb > 0:
+            bench_csv(args, workdir)
         if args.skip_pg:
             return
         # Its own temporary directory: the server's user must be able to reach it.
