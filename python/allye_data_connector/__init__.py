@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # the names __getattr__ below imports on first use
     from .streams import follow as follow
     from .streams import LogWriter as LogWriter
     from .yaml_config import YamlConfig as YamlConfig
+    from .loading import load as load
+    from .sources import DataSource as DataSource
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -59,6 +61,8 @@ _LAZY = {
     "YamlConfig": "yaml_config",
     **{n: "streams" for n in ("append", "append_log", "Writer", "LogWriter", "follow", "compact_stream")},
     **{n: "named_objects" for n in ("objects", "Objects", "namespaces", "remove_namespace", "capacity")},
+    "load": "loading",
+    "DataSource": "sources",
 }
 
 

@@ -31,6 +31,8 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
   :class:`ArrayNotFoundError` (``FileNotFoundError``): no such array;
   :class:`ArrayLayoutError` (``ValueError``): not the expected layout, shape or dtype;
   :class:`ArrayClosedError` (``RuntimeError``): closed in this process.
+- :class:`SourceError`: a data source failed while loading (file, query, connection,
+  its own ``read()``); the table's previous version is intact.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from ._core import (
     ArrayNotFoundError,
     ArrowDataError,
     CancelledError,
+    SourceError,
     ConversionError,
     InvalidArgumentError,
     InvalidInputError,
@@ -83,6 +86,7 @@ __all__ = [
     "ArrayError",
     "ArrayExistsError",
     "ArrayNotFoundError",
+    "SourceError",
     "ArrayLayoutError",
     "ArrayClosedError",
     "StoreFullError",

@@ -3,5 +3,6 @@
 - :mod:`.ataraxis`: ``SharedMemoryArray``, ``YamlConfig``, ``DataLogger`` and
   ``LogPackage`` of ataraxis-data-structures (switch with one import).
 - :mod:`.brain_plasma`: brain-plasma's ``Brain`` on named objects (no Plasma server).
-- :mod:`.panoply`: panoply's ``SDK`` (``write``/``on``) on a :class:`~..streams.Writer`.
+- :mod:`.panoply`: panoply's ``SDK`` (``write``/``on``) on a :class:`~..streams.Writer`,
+  and its ``DataSource`` (run it with ``adc.load``).
 """

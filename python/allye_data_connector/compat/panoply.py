@@ -1,4 +1,6 @@
-"""panoply-python-sdk's ``SDK`` on local streams.
+"""panoply-python-sdk's API on allye_data_connector: switch by changing one import.
+
+``SDK`` runs on local streams.
 
 ``SDK(apikey, apisecret)`` (the keys are kept and unused: the store is local);
 ``write(tablename, data)`` buffers one record and returns at once; the records reach
@@ -7,13 +9,31 @@ the stream ``tablename`` within about a second (panoply: "within up to 2 seconds
 appended: ``handler(records)``), ``flush`` (after: ``handler(records)``) and ``error``
 (``handler(exception)``). Unlike panoply, an error in the background thread is also
 raised from the next ``write``/``flush``/``close``, and records are not lost when the
-script ends before the timer."""
+script ends before the timer.
+
+``DataSource`` keeps panoply's contract (``__init__(source, options)``, ``read(n)``,
+``close()``, ``log(*msgs)``, ``progress(loaded, total, msg)``, ``state(state_id, state)``,
+``raw(tag, raw, metadata)``, ``on``/``fire`` events, class or module ``CONFIG`` and
+``Stream``) and runs with :func:`allye_data_connector.load` into the store::
+
+    from allye_data_connector.compat.panoply import DataSource   # was: from panoply import DataSource
+    import allye_data_connector as adc
+
+    adc.load(MyDataSource({"user": "me"}, {}), "my_table")
+
+Differences: ``log()`` goes through ``logging`` (logger
+``allye_data_connector.sources.<Class>``) unless ``options["logger"]`` is given, and masks
+the values of parameters marked ``"secret": True``; the OAuth token decorators
+(``validate_token``) are not provided.
+"""
 
 from __future__ import annotations
 
+import base64
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
+from .. import sources as _sources
 from ..errors import InvalidArgumentError, InvalidInputError
 from ..streams import Writer
 
@@ -74,3 +94,28 @@ class SDK:
         """Flushes and stops every table's writer."""
         for w in list(self._writers.values()):
             w.close()
+
+
+# --- sources: panoply's DataSource (issue 15) ---
+
+
+
+
+
+class DataSource(_sources.DataSource):
+    """panoply's ``DataSource`` base class (see the module docs)."""
+
+    def __init__(self, source: Mapping[str, Any], options: Optional[Mapping[str, Any]] = None):
+        super().__init__(source, options)
+        # panoply sources update their own parameters (a refreshed token) in place.
+        if isinstance(source, dict):
+            self.source = source
+        if isinstance(options, dict):
+            self.options = options
+
+    def raw(self, tag: str, raw: bytes, metadata: Any) -> dict[str, Any]:
+        """A raw response object, as panoply's ``raw()`` makes it."""
+        return {"type": "raw", "tag": tag, "raw": base64.b64encode(raw), "metadata": metadata}
+
+
+__all__ = ["SDK", "DataSource"]

@@ -20,6 +20,18 @@ impl Store {
         tables::send(self, schema, batches, opts)
     }
 
+    /// Sends batches as they arrive into one new version, published at the end, with
+    /// `finish` adding to the `ready` line's metadata (see [`tables::send_stream`]).
+    pub fn send_stream(
+        &self,
+        schema: &SchemaRef,
+        batches: impl Iterator<Item = Result<RecordBatch>>,
+        opts: &SendOptions,
+        finish: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<()>,
+    ) -> Result<Event> {
+        tables::send_stream(self, schema, batches, opts, finish)
+    }
+
     /// The current version of a table, read in place and recorded as read: the one get,
     /// removal- and expiry-aware (see [`tables::get`]).
     pub fn get(&self, table: &str, producer: Option<&str>) -> Result<(Event, Decoded)> {

@@ -361,7 +361,7 @@ mod tests {
     }
 }
 
-// --- streams (issue 14): tables that grow by appends, PROTOCOL.md 8.x ---
+// --- streams (issue 14): tables that grow by appends, PROTOCOL.md 8.13 ---
 
 /// `<store>/streams/`: one directory per streaming table.
 pub const STREAMS_DIR: &str = "streams";
@@ -478,3 +478,9 @@ pub const OBJECTS_COMPACT_MIN_BYTES: u64 = 1024 * 1024;
 pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;
 /// The column of the payload of an object stored as raw bytes (a NumPy array, a pickle).
 pub const OBJECT_BYTES_COLUMN: &str = "bytes";
+// --- sources: loads from data sources (PROTOCOL.md, "Loads and their state") ---
+
+/// Metadata key of a version written by a load: what it was loaded from (no secrets),
+/// its mode, and on the `ready` line its incremental state (cursor column, last value),
+/// committed in the same line as the rows it describes.
+pub const METADATA_LOAD: &str = "allye_load";

@@ -100,6 +100,9 @@ classes! {
         "A put would pass the store's ``max_store_bytes`` quota; nothing was written.";
     store_not_private: "StoreNotPrivateError" (store_unusable) =
         "The store is writable by others or symlinked, so a pickled object in it is not loaded.";
+    source: "SourceError" (allye) =
+        "A data source failed while loading (its file, query or connection, or its own ``read()``); \
+         the table's previous version is intact.";
 }
 
 fn new_class<'py>(

@@ -12,6 +12,7 @@ mod maintenance;
 mod objects;
 mod records;
 mod streams;
+mod sources;
 mod tables;
 mod vocabulary;
 mod watch;
@@ -29,5 +30,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     arrays::register(m)?;
     streams::register(m)?;
     objects::register(m)?;
+    sources::register(m)?;
     Ok(())
 }

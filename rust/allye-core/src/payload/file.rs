@@ -30,13 +30,26 @@ pub fn write_file(
     compression: Compression,
     durable: bool,
 ) -> Result<u64> {
+    write_file_from(final_path, schema, chunked(batches, chunk_rows).map(Ok), compression, durable)
+}
+
+/// [`write_file`] from batches as they arrive (a stream read from a source): each batch
+/// is written as soon as it comes, so none is held beyond its write. An error from the
+/// iterator stops the write and removes the temporary file, as any other failure does.
+pub fn write_file_from(
+    final_path: &Path,
+    schema: &SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch>>,
+    compression: Compression,
+    durable: bool,
+) -> Result<u64> {
     let tmp = temp_path_for(final_path);
     let result = (|| -> Result<u64> {
         let file = create_private_file(&tmp).ctx(|| format!("cannot create {}", tmp.display()))?;
         let counting = Counting { inner: BufWriter::with_capacity(1 << 20, file), written: 0 };
         let mut writer = FileWriter::try_new_with_options(counting, schema, write_options(compression)?)?;
-        for batch in chunked(batches, chunk_rows) {
-            writer.write(&batch).map_err(|e| arrow_io_error(e, &tmp))?;
+        for batch in batches {
+            writer.write(&batch?).map_err(|e| arrow_io_error(e, &tmp))?;
         }
         writer.finish().map_err(|e| arrow_io_error(e, &tmp))?;
         let counting = writer.into_inner()?;

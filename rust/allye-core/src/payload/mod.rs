@@ -23,7 +23,7 @@ mod read;
 mod stream;
 
 pub use crate::protocol::Compression;
-pub use file::{decode_file, temp_path_for, write_file};
+pub use file::{decode_file, temp_path_for, write_file, write_file_from};
 pub use ipc::chunked;
 pub(crate) use ipc::write_options;
 pub(crate) use locator::{inside, Target};

@@ -1,4 +1,4 @@
-//! Streaming tables: tables that grow by appends (PROTOCOL.md 8.x).
+//! Streaming tables: tables that grow by appends (PROTOCOL.md 8.13).
 //!
 //! A stream lives in `<store>/streams/<hash of the name>/`: immutable chunk files (Arrow
 //! IPC files, each written completely under a temporary name and renamed) and a chunk

@@ -15,9 +15,11 @@
 mod get;
 mod remove;
 mod send;
+mod send_stream;
 mod state;
 
 pub use get::{get, latest, record_read};
 pub use remove::{remove, Removal};
 pub use send::{arrow_data_size, schema_sha256, send, SendOptions};
+pub use send_stream::send_stream;
 pub use state::{is_removed, is_tombstone, list, state, states, TableInfo};

@@ -93,7 +93,7 @@ impl SendOptions {
 
 /// The identity of this process (pid, start time, boot id), read from `/proc` once per
 /// process: a forked child has another pid and reads its own.
-fn writer_identity() -> WriterIdentity {
+pub(super) fn writer_identity() -> WriterIdentity {
     static CACHED: std::sync::Mutex<Option<WriterIdentity>> = std::sync::Mutex::new(None);
     let mut cached = CACHED.lock().unwrap_or_else(|e| e.into_inner());
     match cached.as_ref() {
@@ -156,35 +156,35 @@ pub fn arrow_data_size(batches: &[RecordBatch]) -> u64 {
         .sum()
 }
 
-fn absolute(path: &Path) -> PathBuf {
+pub(super) fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(path)
         .or_else(|_| std::path::absolute(path))
         .unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The payload a send is about to create.
-enum Planned {
+pub(super) enum Planned {
     Shm(String),
     File(PathBuf),
 }
 
 impl Planned {
-    fn file(store: &Store, id: &str) -> Planned {
+    pub(super) fn file(store: &Store, id: &str) -> Planned {
         Planned::File(absolute(&store.payload_dir()).join(format!("{id}.arrow")))
     }
-    fn transport(&self) -> Transport {
+    pub(super) fn transport(&self) -> Transport {
         match self {
             Planned::Shm(_) => Transport::Shm,
             Planned::File(_) => Transport::File,
         }
     }
-    fn locator(&self) -> String {
+    pub(super) fn locator(&self) -> String {
         match self {
             Planned::Shm(n) => n.clone(),
             Planned::File(p) => p.to_string_lossy().into_owned(),
         }
     }
-    fn remove(&self) {
+    pub(super) fn remove(&self) {
         match self {
             Planned::Shm(n) => {
                 let _ = shm::unlink(n);
@@ -208,7 +208,7 @@ impl Planned {
 }
 
 /// Refuses options no send can honour, before anything is written.
-fn check(opts: &SendOptions) -> Result<()> {
+pub(super) fn check(opts: &SendOptions) -> Result<()> {
     if let Some(name) = &opts.table_name {
         check_table_name(name)?;
     }
@@ -343,7 +343,7 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
 
 /// Appends the `error` line of a failed send (best effort: the send's error is what the
 /// caller hears about).
-fn record_failure(store: &Store, writing: &Event, e: &Error, durable: bool) {
+pub(super) fn record_failure(store: &Store, writing: &Event, e: &Error, durable: bool) {
     let mut error_event = writing.clone();
     error_event.status = Status::Error;
     error_event.metadata.insert(METADATA_ERROR.into(), Value::String(e.to_string()));

@@ -1,0 +1,626 @@
+"""Data sources: the :class:`DataSource` contract (panoply's, see the seed README), the
+built-in sources (CSV, Parquet, Arrow IPC/Feather, SQL through ADBC) and the registry
+that maps a source URI or name to its class (built-ins plus the entry point group
+``allye_data_connector.sources``).
+
+A source is read by :func:`allye_data_connector.load`, which writes each batch into the
+store as it arrives. A source never touches the store itself.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+import urllib.parse
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
+
+import pyarrow as pa
+
+from .errors import InvalidArgumentError, SourceError
+
+logger = logging.getLogger(__name__)
+
+#: The entry point group third-party sources register under: ``name = "module:Class"``.
+ENTRY_POINT_GROUP = "allye_data_connector.sources"
+
+#: Rows a source is asked for per ``read(n)`` (a hint, as in panoply).
+DEFAULT_BATCH_ROWS = 100_000
+
+_REDACTED = "***"
+
+#: Bytes of CSV parsed per batch (pyarrow's default).
+CSV_BLOCK_BYTES = 1 << 20
+
+
+class DataSource:
+    """Base class of a data source, panoply's contract.
+
+    ``source`` holds the parameters the class's ``CONFIG["params"]`` declares (a path, a
+    URI, a query, credentials, ...); ``options`` holds hints (``logger``: a callable that
+    receives the tuple of messages :meth:`log` gets, as in panoply). Subclasses implement
+    :meth:`read` and, if they hold resources, :meth:`close`.
+
+    ``read(n)`` returns up to about ``n`` rows as a ``pyarrow.RecordBatch`` or ``Table``,
+    a pandas DataFrame, or a list of dicts (records); ``None`` at the end. An empty batch
+    is not the end. Call :meth:`progress` from ``read`` to drive the progress bar.
+
+    Incremental loads: a source with a ``cursor`` (the name of an increasing column: id,
+    timestamp; a ``"cursor"`` parameter or a class attribute) is told, through
+    :attr:`last_cursor`, the largest cursor value already loaded; a source that can,
+    reads only newer rows (the SQL source adds a ``WHERE``), and :func:`~.loading.load`
+    keeps only newer rows of whatever it returns.
+
+    Parameters marked ``"secret": True`` in ``CONFIG`` are never logged (their values
+    are masked in :meth:`log`) nor recorded in the store.
+    """
+
+    CONFIG: ClassVar[dict[str, Any]] = {"title": "Data source", "params": []}
+    #: The increasing column of incremental loads (or the ``"cursor"`` parameter).
+    cursor: Optional[str] = None
+
+    def __init__(self, source: Optional[Mapping[str, Any]] = None, options: Optional[Mapping[str, Any]] = None):
+        self.source: dict[str, Any] = dict(source or {})
+        self.options: dict[str, Any] = dict(options or {})
+        self._events: dict[str, set[Callable[..., Any]]] = {}
+        if self.source.get("cursor"):
+            self.cursor = str(self.source["cursor"])
+        #: Largest cursor value already in the table (set by ``load`` before the first read).
+        self.last_cursor: Any = None
+
+    # -- what a subclass implements --------------------------------------------------
+    def read(self, n: Optional[int] = None) -> Any:
+        """Up to about ``n`` rows (see the class docs); ``None`` at the end."""
+        raise NotImplementedError(f"{type(self).__name__} must implement read(n)")
+
+    def close(self) -> None:
+        """Releases what the source holds (files, connections). Called once by ``load``."""
+
+    def schema(self) -> Optional[pa.Schema]:
+        """The schema, when known without reading (a table of no rows keeps its columns)."""
+        return None
+
+    def describe(self) -> str:
+        """What the load records in the store as its source: no secret in it."""
+        return type(self).__name__
+
+    # -- what the base gives -------------------------------------------------------
+    def on(self, name: str, fn: Callable[..., Any]) -> "DataSource":
+        """Calls ``fn(data)`` when the source fires ``name`` (``"progress"``,
+        ``"source-state"``); ``"*"`` handlers get ``fn(name, data)``."""
+        self._events.setdefault(name, set()).add(fn)
+        return self
+
+    def fire(self, name: str, data: Any) -> "DataSource":
+        for fn in list(self._events.get("*", ())):
+            fn(name, data)
+        for fn in list(self._events.get(name, ())):
+            fn(data)
+        return self
+
+    def secrets(self) -> list[str]:
+        """The values of this source's secret parameters (what :meth:`log` masks)."""
+        names = {p["name"] for p in params_of(type(self)) if p.get("secret")} | SECRET_NAMES
+        return [str(v) for k, v in self.source.items() if k in names and v not in (None, "")]
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets():
+            text = text.replace(secret, _REDACTED)
+        return redact_uri(text)
+
+    def log(self, *msgs: Any) -> None:
+        """Logs a message (through ``logging``, or ``options["logger"]`` as panoply does);
+        the values of secret parameters and URI passwords are masked."""
+        clean = tuple(self.redact(str(m)) for m in msgs)
+        if "logger" in self.options:
+            self.options["logger"](clean)
+        else:
+            logging.getLogger(f"{__name__}.{type(self).__name__}").info(" ".join(clean))
+
+    def progress(self, loaded: int, total: Optional[int], msg: str = "") -> None:
+        """Reports progress: ``loaded`` of ``total`` (rows, bytes, files; None: unknown)."""
+        self.fire("progress", {"loaded": loaded, "total": total, "msg": msg})
+
+    def state(self, state_id: Any, state: Any) -> None:
+        """Announces a change of the source's own state (panoply's ``source-state`` event);
+        ``load`` records the last one with the rows (``metadata["allye_load"]["state"]``)."""
+        self.fire("source-state", {"stateId": state_id, "state": state})
+
+
+#: Parameters masked whatever CONFIG says (panoply sources often declare none secret).
+SECRET_NAMES = frozenset({"password", "passwd", "secret", "token", "api_key", "apikey", "access_token",
+                          "refresh_token", "client_secret", "private_key", "apisecret"})
+
+
+def config_of(cls: type) -> dict[str, Any]:
+    """A source's CONFIG: its class's, else (panoply's convention) its module's."""
+    import sys
+
+    own = next((vars(c)["CONFIG"] for c in cls.__mro__ if "CONFIG" in vars(c) and c is not DataSource), None)
+    if own is None:
+        own = getattr(sys.modules.get(cls.__module__), "CONFIG", None)
+    return own if isinstance(own, dict) else dict(DataSource.CONFIG)
+
+
+def params_of(cls: type) -> list[dict[str, Any]]:
+    config = config_of(cls)
+    params = config.get("params") or []
+    return [p for p in params if isinstance(p, dict) and "name" in p]
+
+
+_URI_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^/:@\s]*:)(?P<pw>[^@/\s]+)(?P<at>@)")
+
+
+def redact_uri(text: str) -> str:
+    """Masks the password of every ``scheme://user:password@host`` in ``text``."""
+    return _URI_PASSWORD.sub(lambda m: m.group("head") + _REDACTED + m.group("at"), text)
+
+
+def _required(source: Mapping[str, Any], name: str, cls: str) -> Any:
+    value = source.get(name)
+    if value in (None, ""):
+        raise InvalidArgumentError(f"{cls} needs the parameter {name!r} (see `adc sources`)")
+    return value
+
+
+# --- files ------------------------------------------------------------------------
+
+
+class CsvSource(DataSource):
+    """A CSV file (or ``.csv.gz``, ``.bz2``, ``.zst``, ``.lz4``), read by pyarrow's streaming
+    CSV reader block by block; progress in bytes read of the file's size."""
+
+    CONFIG = {
+        "title": "CSV file",
+        "params": [
+            {"name": "path", "title": "File", "placeholder": "data.csv", "help": "Path of the CSV file"},
+            {"name": "delimiter", "title": "Delimiter", "placeholder": ",", "help": "Field separator (default ,)"},
+            {"name": "block_size", "title": "Block size", "placeholder": "1048576",
+             "help": "Bytes pyarrow parses per batch (memory held: about 40 blocks)"},
+            {"name": "cursor", "title": "Cursor column", "placeholder": "id",
+             "help": "Increasing column of incremental loads"},
+        ],
+    }
+
+    def __init__(self, source: Optional[Mapping[str, Any]] = None, options: Optional[Mapping[str, Any]] = None):
+        super().__init__(source, options)
+        import pyarrow.csv as pacsv
+
+        self.path = os.fspath(_required(self.source, "path", "CsvSource"))
+        try:
+            self._file = pa.OSFile(self.path, "rb")
+            self._size = self._file.size()
+            codec = _CODECS.get(os.path.splitext(self.path)[1].lower())
+            # Progress counts the compressed bytes read of the compressed file's size.
+            stream: Any = pa.CompressedInputStream(self._file, codec) if codec else self._file
+            # pyarrow reads ahead a few dozen blocks: the block size bounds the memory a
+            # load holds (1 MiB blocks: about 40 MiB whatever the file's size).
+            read = pacsv.ReadOptions(block_size=int(self.source.get("block_size") or CSV_BLOCK_BYTES))
+            parse = pacsv.ParseOptions(delimiter=str(self.source.get("delimiter") or ","))
+            self._reader = pacsv.open_csv(stream, read_options=read, parse_options=parse)
+        except (OSError, pa.ArrowInvalid) as e:
+            self.close()
+            raise SourceError(f"cannot read CSV {self.path!r}: {e}") from e
+
+    def schema(self) -> Optional[pa.Schema]:
+        return self._reader.schema
+
+    def describe(self) -> str:
+        return f"csv:{os.path.abspath(self.path)}"
+
+    def read(self, n: Optional[int] = None) -> Optional[pa.RecordBatch]:
+        try:
+            batch = self._reader.read_next_batch()
+        except StopIteration:
+            self.progress(self._size, self._size, "done")
+            return None
+        except pa.ArrowInvalid as e:
+            raise SourceError(f"bad CSV in {self.path!r}: {e}") from e
+        done = min(self._file.tell(), self._size)
+        self.progress(done, self._size, f"{done:,} of {self._size:,} bytes")
+        return batch
+
+    def close(self) -> None:
+        f = getattr(self, "_file", None)
+        if f is not None:
+            f.close()
+
+
+_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
+
+
+def _parquet_files(path: str) -> list[str]:
+    if os.path.isdir(path):
+        files = sorted(
+            f for f in glob.glob(os.path.join(path, "**", "*"), recursive=True)
+            if os.path.isfile(f) and not os.path.basename(f).startswith(("_", "."))
+        )
+        if not files:
+            raise SourceError(f"the directory {path!r} holds no Parquet files")
+        return files
+    if not os.path.exists(path):
+        raise SourceError(f"no such file or directory: {path!r}")
+    return [path]
+
+
+class ParquetSource(DataSource):
+    """A Parquet file or a directory of them, read row group by row group; progress in
+    rows of the files' total (from their footers)."""
+
+    CONFIG = {
+        "title": "Parquet file or directory",
+        "params": [
+            {"name": "path", "title": "File or directory", "placeholder": "data.parquet",
+             "help": "A Parquet file, or a directory read recursively"},
+            {"name": "columns", "title": "Columns", "placeholder": "a,b", "help": "Columns to read (default all)"},
+            {"name": "cursor", "title": "Cursor column", "placeholder": "id",
+             "help": "Increasing column of incremental loads"},
+        ],
+    }
+
+    def __init__(self, source: Optional[Mapping[str, Any]] = None, options: Optional[Mapping[str, Any]] = None):
+        super().__init__(source, options)
+        import pyarrow.parquet as pq
+
+        self.path = os.fspath(_required(self.source, "path", "ParquetSource"))
+        cols = self.source.get("columns")
+        self.columns: Optional[list[str]] = (
+            [c.strip() for c in cols.split(",")] if isinstance(cols, str) else (list(cols) if cols else None)
+        )
+        try:
+            self._files = [pq.ParquetFile(f) for f in _parquet_files(self.path)]
+        except (OSError, pa.ArrowInvalid) as e:
+            raise SourceError(f"cannot read Parquet {self.path!r}: {e}") from e
+        self._total = sum(f.metadata.num_rows for f in self._files)
+        self._groups = [(f, g) for f in self._files for g in range(f.num_row_groups)]
+        self._next = 0
+        self._rows = 0
+
+    def schema(self) -> Optional[pa.Schema]:
+        schema = self._files[0].schema_arrow
+        return pa.schema([schema.field(c) for c in self.columns]) if self.columns else schema
+
+    def describe(self) -> str:
+        return f"parquet:{os.path.abspath(self.path)}"
+
+    def read(self, n: Optional[int] = None) -> Optional[pa.Table]:
+        if self._next >= len(self._groups):
+            return None
+        f, g = self._groups[self._next]
+        self._next += 1
+        try:
+            table = f.read_row_group(g, columns=self.columns)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise SourceError(f"cannot read row group {g} of {self.path!r}: {e}") from e
+        self._rows += table.num_rows
+        self.progress(self._rows, self._total, f"{self._rows:,} of {self._total:,} rows")
+        return table
+
+    def close(self) -> None:
+        for f in getattr(self, "_files", ()):
+            f.close()
+
+
+class IpcSource(DataSource):
+    """An Arrow IPC file (Feather v2) or stream, batch by batch (a file is memory-mapped)."""
+
+    CONFIG = {
+        "title": "Arrow IPC / Feather file",
+        "params": [
+            {"name": "path", "title": "File", "placeholder": "data.arrow", "help": "Arrow IPC file or stream"},
+            {"name": "cursor", "title": "Cursor column", "placeholder": "id",
+             "help": "Increasing column of incremental loads"},
+        ],
+    }
+
+    def __init__(self, source: Optional[Mapping[str, Any]] = None, options: Optional[Mapping[str, Any]] = None):
+        super().__init__(source, options)
+        self.path = os.fspath(_required(self.source, "path", "IpcSource"))
+        self._next = 0
+        try:
+            self._map = pa.memory_map(self.path, "r")
+        except OSError as e:
+            raise SourceError(f"cannot open {self.path!r}: {e}") from e
+        try:
+            self._file: Optional[pa.ipc.RecordBatchFileReader] = pa.ipc.open_file(self._map)
+            self._stream: Optional[pa.ipc.RecordBatchStreamReader] = None
+            self._total: Optional[int] = self._file.num_record_batches
+        except pa.ArrowInvalid:
+            try:
+                self._map.seek(0)
+                self._file, self._stream, self._total = None, pa.ipc.open_stream(self._map), None
+            except pa.ArrowInvalid as e:
+                self._map.close()
+                raise SourceError(f"{self.path!r} is neither an Arrow IPC file nor a stream: {e}") from e
+
+    def schema(self) -> Optional[pa.Schema]:
+        return (self._file or self._stream).schema  # type: ignore[union-attr]
+
+    def describe(self) -> str:
+        return f"ipc:{os.path.abspath(self.path)}"
+
+    def read(self, n: Optional[int] = None) -> Optional[pa.RecordBatch]:
+        if self._file is not None:
+            if self._next >= self._file.num_record_batches:
+                return None
+            batch = self._file.get_batch(self._next)
+        else:
+            assert self._stream is not None
+            try:
+                batch = self._stream.read_next_batch()
+            except StopIteration:
+                return None
+        self._next += 1
+        self.progress(self._next, self._total, f"{self._next} batches")
+        return batch
+
+    def close(self) -> None:
+        self._map.close()
+
+
+# --- SQL through ADBC ---------------------------------------------------------------
+
+
+def _connect(uri: str, driver: Optional[str]) -> Any:
+    """An ADBC DB-API connection for ``uri``: PostgreSQL and SQLite by scheme, any other
+    driver by its package (``driver="adbc_driver_flightsql"``) or shared library."""
+    scheme = uri.split(":", 1)[0].lower() if "://" in uri or uri.startswith("sqlite:") else ""
+    try:
+        if driver is None and scheme in ("postgresql", "postgres"):
+            import adbc_driver_postgresql.dbapi as pg
+
+            return pg.connect(uri)
+        if driver is None and scheme == "sqlite":
+            import adbc_driver_sqlite.dbapi as sq
+
+            # SQLAlchemy's spelling: sqlite:///relative.db, sqlite:////absolute/path.db
+            rest = uri[len("sqlite://"):] if uri.startswith("sqlite://") else uri[len("sqlite:"):]
+            return sq.connect(rest[1:] if rest.startswith("/") else (rest or ":memory:"))
+        if driver is None and scheme == "" and uri.endswith((".db", ".sqlite", ".sqlite3")):
+            import adbc_driver_sqlite.dbapi as sq
+
+            return sq.connect(uri)
+        if driver is None:
+            driver = f"adbc_driver_{scheme}" if scheme else None
+        if driver is None:
+            raise InvalidArgumentError(f"cannot tell which ADBC driver reads {redact_uri(uri)!r}: pass driver=...")
+        import importlib
+
+        try:
+            module = importlib.import_module(f"{driver}.dbapi")
+            return module.connect(uri)
+        except ImportError:
+            import adbc_driver_manager.dbapi as dm
+
+            try:
+                return dm.connect(driver=driver, uri=uri)
+            except Exception as e:
+                if "Could not load" not in str(e):
+                    raise
+                raise SourceError(
+                    f"no ADBC driver {driver!r} is installed for {redact_uri(uri)!r}: pip install "
+                    f"{driver.replace('_', '-')}, or pass driver= (a driver package or shared library)") from e
+    except ImportError as e:
+        raise SourceError(f"the ADBC driver for {scheme or driver!r} is not installed ({e}); "
+                          f"pip install adbc-driver-{(scheme or str(driver)).replace('_', '-')}") from e
+    except (InvalidArgumentError, SourceError):
+        raise
+    except Exception as e:  # the drivers raise their own DB-API error classes
+        raise SourceError(f"cannot connect to {redact_uri(uri)!r}: {redact_uri(str(e))}") from e
+
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+class SqlSource(DataSource):
+    """A query (or a whole table) through ADBC: Arrow batches straight from the driver.
+    Progress in rows against a ``COUNT(*)`` for a table (or with ``count=true``), else
+    indeterminate. With a cursor, only rows past the last loaded value are queried."""
+
+    CONFIG = {
+        "title": "SQL database (ADBC)",
+        "params": [
+            {"name": "uri", "title": "Database URI", "placeholder": "postgresql://user:pass@host:5432/db",
+             "help": "postgresql://..., sqlite:///path.db, or any URI of an ADBC driver", "secret": True},
+            {"name": "query", "title": "Query", "placeholder": "select * from t", "help": "SQL to run"},
+            {"name": "table", "title": "Table", "placeholder": "public.events", "help": "Load a whole table"},
+            {"name": "driver", "title": "ADBC driver", "placeholder": "adbc_driver_flightsql",
+             "help": "Driver package or library when the URI's scheme does not say"},
+            {"name": "count", "title": "Count rows first", "placeholder": "false",
+             "help": "Run COUNT(*) for a determinate progress bar (default: for a table only)"},
+            {"name": "cursor", "title": "Cursor column", "placeholder": "id",
+             "help": "Increasing column of incremental loads"},
+            {"name": "password", "title": "Password", "placeholder": "", "help": "Added to the URI", "secret": True},
+        ],
+    }
+
+    def __init__(self, source: Optional[Mapping[str, Any]] = None, options: Optional[Mapping[str, Any]] = None):
+        super().__init__(source, options)
+        self.uri = str(_required(self.source, "uri", "SqlSource"))
+        table = self.source.get("table")
+        query = self.source.get("query")
+        if bool(table) == bool(query):
+            raise InvalidArgumentError("SqlSource needs exactly one of 'query' and 'table'")
+        if table and not _IDENT.match(str(table)):
+            raise InvalidArgumentError(f"table={table!r} is not a plain [schema.]name; use query=")
+        if self.cursor and not _IDENT.match(self.cursor):
+            raise InvalidArgumentError(f"cursor={self.cursor!r} is not a plain column name")
+        self.query = str(query) if query else f"SELECT * FROM {table}"
+        count = self.source.get("count")
+        self._count = bool(table) if count in (None, "") else str(count).lower() in ("1", "true", "yes", "on")
+        uri = self.uri
+        if self.source.get("password"):
+            p = urllib.parse.urlsplit(uri)
+            netloc = f"{p.username or ''}:{urllib.parse.quote(str(self.source['password']), safe='')}@{p.hostname}"
+            uri = urllib.parse.urlunsplit(p._replace(netloc=netloc + (f":{p.port}" if p.port else "")))
+        self._uri = uri
+        self._conn: Any = None
+        self._cursor: Any = None
+        self._reader: Optional[pa.RecordBatchReader] = None
+        self._rows = 0
+        self._total: Optional[int] = None
+
+    def secrets(self) -> list[str]:
+        out = super().secrets()
+        pw = urllib.parse.urlsplit(self.uri).password if "://" in self.uri else None
+        return [s for s in out if s != self.uri] + ([pw] if pw else [])
+
+    def describe(self) -> str:
+        return f"sql:{redact_uri(self.uri)}"
+
+    def _placeholder(self) -> str:
+        return "$1" if self.uri.split(":", 1)[0].lower() in ("postgresql", "postgres") else "?"
+
+    def _start(self) -> None:
+        self._conn = _connect(self._uri, self.source.get("driver"))
+        self._cursor = self._conn.cursor()
+        query, params = self.query, None
+        if self.cursor and self.last_cursor is not None:
+            query = f"SELECT * FROM ({self.query}) AS adc_q WHERE {self.cursor} > {self._placeholder()}"
+            params = (self.last_cursor,)
+        try:
+            if self._count:
+                self._cursor.execute(f"SELECT COUNT(*) FROM ({query}) AS adc_c", params)
+                self._total = int(self._cursor.fetchone()[0])
+            self._cursor.execute(query, params)
+            self._reader = self._cursor.fetch_record_batch()
+        except Exception as e:
+            raise SourceError(f"the query failed: {redact_uri(str(e))}") from e
+        self.log(f"running {self.describe()}: {query}")
+
+    def schema(self) -> Optional[pa.Schema]:
+        if self._reader is None:
+            self._start()
+        assert self._reader is not None
+        return self._reader.schema
+
+    def read(self, n: Optional[int] = None) -> Optional[pa.RecordBatch]:
+        if self._reader is None:
+            self._start()
+        assert self._reader is not None
+        try:
+            batch = self._reader.read_next_batch()
+        except StopIteration:
+            return None
+        except Exception as e:
+            raise SourceError(f"reading the query's results failed: {redact_uri(str(e))}") from e
+        self._rows += batch.num_rows
+        total = f" of {self._total:,}" if self._total is not None else ""
+        self.progress(self._rows, self._total, f"{self._rows:,}{total} rows")
+        return batch
+
+    def close(self) -> None:
+        for thing in (self._reader, self._cursor, self._conn):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception as e:  # a dropped connection cannot be closed cleanly
+                    logger.debug("closing %s: %s", type(thing).__name__, redact_uri(str(e)))
+        self._reader = self._cursor = self._conn = None
+
+
+# --- the registry -----------------------------------------------------------------
+
+BUILTIN: dict[str, type[DataSource]] = {
+    "csv": CsvSource,
+    "parquet": ParquetSource,
+    "ipc": IpcSource,
+    "sql": SqlSource,
+}
+
+_SUFFIXES = {
+    ".csv": "csv", ".tsv": "csv", ".txt": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".arrows": "ipc",
+    ".db": "sql", ".sqlite": "sql", ".sqlite3": "sql",
+}
+
+
+def _entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _from_module(obj: Any) -> Any:
+    """A panoply-style module (``Stream`` and ``CONFIG`` attributes) as its class."""
+    import types
+
+    if isinstance(obj, types.ModuleType) and hasattr(obj, "Stream"):
+        cls = obj.Stream
+        if "CONFIG" not in vars(cls) and hasattr(obj, "CONFIG"):
+            cls.CONFIG = obj.CONFIG
+        return cls
+    return obj
+
+
+def available() -> dict[str, type[DataSource]]:
+    """Every source by name: the built-ins, then those registered under the entry point
+    group ``allye_data_connector.sources`` (one that fails to import is logged and left out)."""
+    out = dict(BUILTIN)
+    for name, ep in _entry_points().items():
+        try:
+            cls = ep.load()
+        except Exception as e:
+            logger.warning("the source %r (%s) cannot be loaded: %s", name, ep.value, e)
+            continue
+        cls = _from_module(cls)
+        if not (isinstance(cls, type) and issubclass(cls, DataSource)) and not hasattr(cls, "read"):
+            logger.warning("the source %r (%s) is not a DataSource", name, ep.value)
+            continue
+        out[name] = cls
+    return out
+
+
+def resolve(uri: str, params: Optional[Mapping[str, Any]] = None, *, kind: Optional[str] = None,
+            options: Optional[Mapping[str, Any]] = None) -> DataSource:
+    """The source a URI names: ``kind`` (a registered name) if given; else a database URI
+    (``postgresql://``, ``sqlite:///``, any ``scheme://`` of an ADBC driver) is SQL and
+    a path is a file whose suffix (or a directory: Parquet) says which. ``params`` are the
+    source's parameters (``--param k=v``)."""
+    params = dict(params or {})
+    sources = available()
+    if kind is None and "://" in uri and not uri.startswith("file://"):
+        scheme = uri.split("://", 1)[0].lower()
+        kind = scheme if scheme in sources and scheme not in BUILTIN else "sql"
+    if uri.startswith("file://"):
+        uri = urllib.parse.urlsplit(uri).path
+    if kind is None:
+        path = os.path.expanduser(uri)
+        if os.path.isdir(path):
+            kind = "parquet"
+        else:
+            base, ext = os.path.splitext(path)
+            suffix = os.path.splitext(base)[1].lower() if ext.lower() in _CODECS else ext.lower()
+            kind = _SUFFIXES.get(suffix)
+            if kind is None:
+                raise InvalidArgumentError(
+                    f"cannot tell which source reads {uri!r} from its suffix; pass the kind "
+                    f"(one of {', '.join(sorted(sources))})")
+        uri = path
+    cls = sources.get(kind)
+    if cls is None:
+        raise InvalidArgumentError(f"no source named {kind!r}; available: {', '.join(sorted(sources))}")
+    key = "uri" if kind == "sql" or any(p["name"] == "uri" for p in params_of(cls)) else "path"
+    params.setdefault(key, uri)
+    return cls(params, options or {})
+
+
+def describe_sources() -> list[dict[str, Any]]:
+    """Every available source with its title and parameters (for ``adc sources``)."""
+    return [
+        {"name": name, "title": config_of(cls).get("title", name),
+         "class": f"{cls.__module__}.{cls.__qualname__}", "params": params_of(cls)}
+        for name, cls in available().items()
+    ]
+
+
+def _iter_params(pairs: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InvalidArgumentError(f"--param {pair!r} is not k=v")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v
+    return out

@@ -1,0 +1,97 @@
+//! Loading from sources: a stream of batches written into one new version as they arrive.
+
+use std::path::PathBuf;
+
+use allye_core::gc::AutoGc;
+use allye_core::protocol::{self, Compression};
+use allye_core::{Error, SendOptions};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_arrow::PyRecordBatchReader;
+
+use crate::errors::{to_pyerr, OrRaise};
+use crate::records::{metadata_from_py, to_py};
+use crate::tables::store;
+
+/// Writes the batches of `data` (any object with `__arrow_c_stream__`) into one new
+/// version of `table_name` as they arrive, without the GIL (a Python-backed stream takes
+/// it for each batch), and publishes it at the end. `finish()`, called after the last
+/// batch, returns a dict merged into the metadata of the `ready` line only (a source's
+/// incremental state, committed with its rows). Any error (from the stream, from
+/// `finish`, from the write) removes the partial payload, appends an `error` line and
+/// raises: the previous version stays current. Returns the `ready` event.
+#[pyfunction]
+#[pyo3(signature = (data, table_name, *, secret_dir=None, producer=protocol::DEFAULT_PRODUCER.to_string(),
+    ttl_sec=None, compression=None, metadata=None, finish=None, durable=false,
+    auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
+#[allow(clippy::too_many_arguments)]
+fn send_stream<'py>(
+    py: Python<'py>,
+    data: PyRecordBatchReader,
+    table_name: String,
+    secret_dir: Option<PathBuf>,
+    producer: String,
+    ttl_sec: Option<i64>,
+    compression: Option<&str>,
+    metadata: Option<&Bound<'py, PyDict>>,
+    finish: Option<Py<PyAny>>,
+    durable: bool,
+    auto_gc: bool,
+    auto_gc_grace_sec: u64,
+    keep_versions: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut opts = SendOptions::named(table_name);
+    opts.producer = producer;
+    opts.ttl_sec = ttl_sec;
+    opts.compression = Compression::parse(compression.unwrap_or("")).or_raise()?;
+    if let Some(d) = metadata {
+        opts.metadata = metadata_from_py(d)?;
+    }
+    opts.durable = durable;
+    if keep_versions == 0 {
+        return Err(to_pyerr(Error::InvalidArgument(
+            "keep_versions must be at least 1: a send never frees the version it has just sent".into(),
+        )));
+    }
+    opts.auto_gc = auto_gc.then(|| AutoGc::new(auto_gc_grace_sec, keep_versions));
+    let store = store(secret_dir)?;
+    let reader = data.into_reader()?;
+    let schema = reader.schema();
+    let batches = reader.map(|b| b.map_err(Error::Arrow));
+    // The exception `finish` raised, handed back as it is rather than as a core error.
+    let mut raised: Option<PyErr> = None;
+    let result = py.detach(|| {
+        store.send_stream(&schema, batches, &opts, |map| {
+            let Some(finish) = finish else { return Ok(()) };
+            Python::attach(|py| {
+                let extra = finish
+                    .bind(py)
+                    .call0()
+                    .and_then(|d| d.cast_into::<PyDict>().map_err(PyErr::from))
+                    .and_then(|d| metadata_from_py(&d));
+                match extra {
+                    Ok(extra) => {
+                        map.extend(extra);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        raised = Some(e);
+                        Err(Error::InvalidArgument(format!("the load's finish callback failed: {msg}")))
+                    }
+                }
+            })
+        })
+    });
+    match (result, raised) {
+        (Ok(ready), _) => to_py(py, &ready),
+        (Err(_), Some(e)) => Err(e),
+        (Err(e), None) => Err(to_pyerr(e)),
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(send_stream, m)?)?;
+    m.add("METADATA_LOAD", protocol::METADATA_LOAD)?;
+    Ok(())
+}
