@@ -28,6 +28,8 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
   :class:`ArrayNotFoundError` (``FileNotFoundError``): no such array;
   :class:`ArrayLayoutError` (``ValueError``): not the expected layout, shape or dtype;
   :class:`ArrayClosedError` (``RuntimeError``): closed in this process.
+- :class:`RemoteUnavailableError` (``ConnectionError``): no peer could serve a table in
+  time and no cached version may be served instead.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from ._core import (
     PayloadCorruptError,
     PayloadError,
     PayloadMissingError,
+    RemoteUnavailableError,
     StorageFullError,
     StoreError,
     StoreIOError,
@@ -80,4 +83,5 @@ __all__ = [
     "ArrayNotFoundError",
     "ArrayLayoutError",
     "ArrayClosedError",
+    "RemoteUnavailableError",
 ]
