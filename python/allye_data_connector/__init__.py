@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # the names __getattr__ below imports on first use
     from .api import store_path as store_path
     from .api import watch as watch
     from .partial import Selection as Selection
+    from .remote import Remote as Remote
+    from .remote import connect as connect
+    from .serving import serve as serve
     from .shared_array import SharedArray as SharedArray
     from .yaml_config import YamlConfig as YamlConfig
 
@@ -46,6 +49,9 @@ _LAZY = {
     "Selection": "partial",
     "SharedArray": "shared_array",
     "YamlConfig": "yaml_config",
+    "connect": "remote",
+    "Remote": "remote",
+    "serve": "serving",
 }
 
 
