@@ -856,10 +856,13 @@ def _ls_remote(obj: _Ctx, peer: str) -> None:
               help="PEM CA whose client certificates are accepted (mutual TLS, replaces the token).")
 @click.option("--registry", metavar="zk://HOST:PORT", help="Register this node and its tables in ZooKeeper.")
 @click.option("--advertise", metavar="URI", help="The location clients should use (default: the bound address).")
+@click.option("--max-message-bytes", envvar="ALLYE_FLIGHT_MAX_MESSAGE_BYTES", type=click.IntRange(min=1024), default=None,
+              help="Largest record batch message of a DoGet (default 64 MiB).")
 @_common_options
 @click.pass_obj
 def serve_cmd(obj: _Ctx, host: str, port: int, allow_put: bool, no_auth: bool, insecure: bool, tls_cert: Optional[str],
-              tls_key: Optional[str], tls_client_ca: Optional[str], registry: Optional[str], advertise: Optional[str]) -> None:
+              tls_key: Optional[str], tls_client_ca: Optional[str], registry: Optional[str], advertise: Optional[str],
+              max_message_bytes: Optional[int]) -> None:
     """Serve this store over Arrow Flight until SIGTERM or Ctrl-C. The bearer token is in
     <store>/remote/token (created on first use, mode 0600)."""
     import logging
@@ -870,15 +873,15 @@ def serve_cmd(obj: _Ctx, host: str, port: int, allow_put: bool, no_auth: bool, i
 
     def ready(location: str) -> None:
         auth = "mutual TLS" if tls_client_ca else "no auth" if no_auth else f"token in {token_path(obj.secret_dir)}"
-        if obj.json:
-            _emit_json({"location": location, "auth": auth})
+        if obj.json:  # one line: scripts read it to learn the port
+            click.echo(json.dumps({"location": location, "auth": auth}))
         else:
             click.echo(f"serving {location} ({auth})")
         sys.stdout.flush()
 
     serve(secret_dir=obj.secret_dir, host=host, port=port, allow_put=allow_put, no_auth=no_auth, insecure=insecure,
           tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca, registry=registry, advertise=advertise,
-          ready=ready)
+          max_message_bytes=max_message_bytes, ready=ready)
 
 
 @main.command("pull")

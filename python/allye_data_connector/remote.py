@@ -56,6 +56,8 @@ TOKEN_ENV = "ALLYE_REMOTE_TOKEN"
 
 SYNC_MODES = ("full", "tail")
 
+_READ_OPTIONS = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
+
 #: Keys of the ``metadata.adc`` entry of a pulled version.
 ADC_ORIGIN = "origin"
 ADC_REMOTE_TABLE = "remote_table"
@@ -214,7 +216,10 @@ class Remote:
 
     def _options(self, timeout_sec: Optional[float] = None) -> flight.FlightCallOptions:
         headers = [(b"authorization", f"Bearer {self.token}".encode())] if self.token else None
-        return flight.FlightCallOptions(timeout=timeout_sec or self.timeout_sec, headers=headers)
+        # gRPC hands record batches over in buffers of any alignment; the core (arrow-rs)
+        # needs each buffer aligned for its type, so misaligned ones (only those) are copied.
+        return flight.FlightCallOptions(timeout=timeout_sec or self.timeout_sec, headers=headers,
+                                        read_options=_READ_OPTIONS)
 
     def _drop(self, location: str) -> None:
         c = self._clients.pop(location, None)

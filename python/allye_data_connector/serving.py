@@ -304,7 +304,8 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
                 stats.sent(b)
                 yield b
 
-        return flight.GeneratorStream(part.schema, batches())
+        # A RecordBatchStream (not a GeneratorStream) writes dictionary batches first.
+        return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(part.schema, batches()))
 
     def do_put(self, context: Any, descriptor: flight.FlightDescriptor, reader: Any, writer: Any) -> None:
         self.stats.call("do_put")
@@ -361,6 +362,7 @@ def make_server(
     tls_key: Optional[str] = None,
     tls_client_ca: Optional[str] = None,
     advertise: Optional[str] = None,
+    max_message_bytes: Optional[int] = None,
 ) -> StoreFlightServer:
     """A started server (listening once this returns; ``port=0`` picks a free port)."""
     if (tls_cert is None) != (tls_key is None):
@@ -381,7 +383,7 @@ def make_server(
         f"{scheme}://{bind}:{port}", secret_dir=secret_dir, allow_put=allow_put, token=token,
         tls_certificates=certs, verify_client=tls_client_ca is not None,
         root_certificates=Path(tls_client_ca).read_bytes() if tls_client_ca else None,
-        advertise=advertise,
+        advertise=advertise, max_message_bytes=max_message_bytes or MAX_MESSAGE_BYTES,
     )
     logger.info("serving %s at %s (%s)", _core.resolve_store(secret_dir), server.location,
                 "mutual TLS" if tls_client_ca else "no auth" if no_auth else "bearer token")
@@ -401,6 +403,7 @@ def serve(
     tls_client_ca: Optional[str] = None,
     registry: Optional[str] = None,
     advertise: Optional[str] = None,
+    max_message_bytes: Optional[int] = None,
     ready: Optional[Any] = None,
 ) -> None:
     """Serves a store until SIGTERM or SIGINT (then shuts down cleanly). ``ready(location)``
@@ -408,7 +411,7 @@ def serve(
     node registers itself and its tables' versions in ZooKeeper while it runs."""
     server = make_server(secret_dir=secret_dir, host=host, port=port, allow_put=allow_put, no_auth=no_auth,
                          insecure=insecure, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
-                         advertise=advertise)
+                         advertise=advertise, max_message_bytes=max_message_bytes)
     stop = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
