@@ -206,7 +206,9 @@ class Remote:
                 generic_options=[
                     ("grpc.keepalive_time_ms", self.keepalive_ms),
                     ("grpc.keepalive_timeout_ms", self.keepalive_ms),
-                    ("grpc.keepalive_permit_without_calls", 1),
+                    # Pings only during calls: an idle connection pinged every few
+                    # seconds is closed by the server ("too_many_pings").
+                    ("grpc.keepalive_permit_without_calls", 0),
                     ("grpc.http2.max_pings_without_data", 0),
                 ],
                 **self._tls_args,
@@ -560,10 +562,17 @@ class Remote:
         loc = peer_location(peer, tls=self._tls)
         try:
             writer, meta = self._client(loc).do_put(flight.FlightDescriptor.for_path(name), table.schema, self._options())
-            writer.write_table(table)
-            writer.done_writing()
-            answer = meta.read()
-            writer.close()
+            try:
+                writer.write_table(table)
+                writer.done_writing()
+                answer = meta.read()
+            except BaseException:
+                try:
+                    writer.close()  # ends the call, which a server's shutdown waits for
+                except flight.FlightError as exc:
+                    logger.debug("closing the failed DoPut of %r: %s", name, exc)
+                raise
+            writer.close()  # the server's refusal, if any, arrives here
         except (flight.FlightUnauthenticatedError, flight.FlightUnauthorizedError) as exc:
             raise self._refused(loc, exc) from exc
         except _UNAVAILABLE as exc:

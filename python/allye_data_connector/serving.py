@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 #: Largest record batch message DoGet sends (a gRPC message must stay under 2 GiB; smaller
 #: messages keep the client's memory bounded and the stream interleaved).
 MAX_MESSAGE_BYTES = 64 << 20
+#: Seconds a shutdown waits for calls in progress.
+SHUTDOWN_GRACE_SEC = 5.0
 #: The port ``adc serve`` listens on when none is given.
 DEFAULT_PORT = 8815
 #: Where the bearer token lives inside the store.
@@ -431,6 +433,12 @@ def serve(
         logger.info("shutting down %s", server.location)
         if node is not None:
             node.close()
-        server.shutdown()
+        # shutdown() waits for the calls in progress; a client that never ends its call
+        # must not keep the process alive.
+        closer = threading.Thread(target=server.shutdown, daemon=True)
+        closer.start()
+        closer.join(SHUTDOWN_GRACE_SEC)
+        if closer.is_alive():
+            logger.warning("calls still open after %ss; exiting without waiting for them", SHUTDOWN_GRACE_SEC)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

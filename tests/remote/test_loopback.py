@@ -302,7 +302,8 @@ def test_sigkill_of_server_mid_stream_leaves_no_ready_line_and_next_replica_serv
     client.close()
     # The remote client falls over to the replica, and a's broken stream left nothing.
     with adc.connect([a.location, b.location], secret_dir=client_store, timeout_sec=5) as r:
-        pd.testing.assert_frame_equal(r.get_dataframe("t"), big)
+        got = r.get_dataframe("t")
+        assert got.equals(big) and got.index.equals(big.index)  # assert_frame_equal takes 16 s on this size
         assert r.stats(b.location)["calls"]["do_get"] == 1
     lines = [json.loads(x) for x in (client_store / "manifest.jsonl").read_text().splitlines()]
     assert [x["status"] for x in lines] == ["writing", "ready"]
