@@ -137,7 +137,8 @@ def start_server(store: Path) -> tuple[subprocess.Popen, str]:
 
 
 def run(mb: int, reps: int, tables: int) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="adc-bench-remote-"))
+    # Stores and the raw file in /dev/shm (as benches/compare.py): the disk is not measured.
+    work = Path(tempfile.mkdtemp(prefix="adc-bench-remote-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     server_store = work / "server"
     df = frame(mb)
     adc.send_dataframe(df, "big", secret_dir=server_store, transport="file", shm_unlink_on_read=False)

@@ -56,7 +56,17 @@ TOKEN_ENV = "ALLYE_REMOTE_TOKEN"
 
 SYNC_MODES = ("full", "tail")
 
-_READ_OPTIONS = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
+
+def _one_batch(table: pa.Table) -> pa.Table:
+    """The received table as one record batch in fresh buffers: the one copy a pull makes
+    before the core writes the payload. One batch, because a load converts a one-batch
+    payload to NumPy without copying (several batches must be concatenated on every load);
+    fresh buffers, because gRPC hands the batches over at any alignment and the core
+    (arrow-rs) needs each buffer aligned for its type. The empty table added makes every
+    column two chunks, so each one is concatenated (copied), dictionaries unified."""
+    if table.num_columns == 0:
+        return table  # no buffers; the row count is all there is
+    return pa.concat_tables([table, table.schema.empty_table()]).combine_chunks()
 
 #: Keys of the ``metadata.adc`` entry of a pulled version.
 ADC_ORIGIN = "origin"
@@ -218,10 +228,7 @@ class Remote:
 
     def _options(self, timeout_sec: Optional[float] = None) -> flight.FlightCallOptions:
         headers = [(b"authorization", f"Bearer {self.token}".encode())] if self.token else None
-        # gRPC hands record batches over in buffers of any alignment; the core (arrow-rs)
-        # needs each buffer aligned for its type, so misaligned ones (only those) are copied.
-        return flight.FlightCallOptions(timeout=timeout_sec or self.timeout_sec, headers=headers,
-                                        read_options=_READ_OPTIONS)
+        return flight.FlightCallOptions(timeout=timeout_sec or self.timeout_sec, headers=headers)
 
     def _drop(self, location: str) -> None:
         c = self._clients.pop(location, None)
@@ -421,7 +428,11 @@ class Remote:
         for loc in locations:
             try:
                 reader, planned, _, _ = self._fetch([loc], {"table": name})
-                return self._write(name, reader.to_reader(), origin=loc, version=planned, shape=planned.get("shape"))
+                table = _one_batch(reader.read_all())
+                ev = self._write(name, table, origin=loc, version=planned, shape=planned.get("shape"))
+                del table
+                pa.default_memory_pool().release_unused()  # the received and combined buffers
+                return ev
             except RemoteUnavailableError as exc:
                 if getattr(exc, "refused", False):
                     raise
@@ -451,7 +462,7 @@ class Remote:
         if tail.schema.remove_metadata() != local.schema.remove_metadata():
             logger.info("the columns of %r changed: pulling it whole", name)
             return None
-        joined = pa.concat_tables([local, tail.replace_schema_metadata(local.schema.metadata)])
+        joined = _one_batch(pa.concat_tables([local, tail.replace_schema_metadata(local.schema.metadata)]))
         shape = (joined.num_rows, joined.num_columns - len(index_columns(joined)))
         return self._write(name, joined, origin=served_by, version=planned, shape=shape)
 
@@ -540,7 +551,7 @@ class Remote:
             raise TableNotFoundError(f"no peer has a table {name!r} (peers: {', '.join(self.peers) or 'none'})")
         reader, planned, _, served_by = self._fetch(locations, _request(name, sel))
         try:
-            table = reader.read_all()
+            table = _one_batch(reader.read_all())
         except _UNAVAILABLE as exc:
             raise RemoteUnavailableError(f"the stream of {name!r} from {served_by} broke: {exc}") from exc
         shape = (table.num_rows, table.num_columns - len(index_columns(table)))

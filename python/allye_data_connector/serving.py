@@ -117,19 +117,17 @@ def select(table: pa.Table, req: dict[str, Any]) -> pa.Table:
     the rows whose time is strictly later (a tail sync)."""
     after = req.get("after")
     if after is not None:
-        table = Selection(start=after, time_column=req.get("time_column")).apply(table)
+        sel_after = Selection(start=after, time_column=req.get("time_column"))
+        table = sel_after.apply(table)  # t >= after, by binary search
         times = _time_values(table, req.get("time_column"))
         if times is not None and table.num_rows:
             import pyarrow.compute as pc
 
-            first = times.slice(0, min(table.num_rows, 1 << 16))
-            at = pc.equal(first, pa.scalar(pa.array([after]).cast(first.type)[0].as_py(), first.type))
-            skip = 0
-            for v in at.to_pylist():
-                if not v:
-                    break
-                skip += 1
-            table = table.slice(skip)
+            # Sorted, so the rows equal to `after` lead; they are in the cache already.
+            head = times.slice(0, min(table.num_rows, 1 << 16))
+            bound = pa.scalar(sel_after.start, type=pa.timestamp("ns", getattr(head.type, "tz", None))).cast(head.type)
+            equal = pc.sum(pc.equal(head, bound)).as_py() or 0
+            table = table.slice(equal)
     sel = selection_of(req)
     return table if sel == _EVERYTHING else sel.apply(table)
 
@@ -305,6 +303,8 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             for b in chunked(part, limit):
                 stats.sent(b)
                 yield b
+            # A long-running server hands back what a big transfer's buffers took.
+            pa.default_memory_pool().release_unused()
 
         # A RecordBatchStream (not a GeneratorStream) writes dictionary batches first.
         return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(part.schema, batches()))

@@ -1,0 +1,70 @@
+"""The remote commands: ``adc ls --remote``, ``adc pull`` (whole and partial), ``adc push``;
+and the server's answer to a ticket whose version was superseded (the client re-plans)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow.flight as flight
+import pytest
+
+import allye_data_connector as adc
+
+
+def _adc(*args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "allye_data_connector", *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+def _df(n=1000):
+    return pd.DataFrame({"a": np.arange(n), "b": np.arange(n) * 0.5}, index=pd.date_range("2024-01-01", periods=n, freq="h"))
+
+
+def test_ls_pull_push_commands(start_server, client_store):
+    s = start_server("srv", "--allow-put")
+    adc.send_dataframe(_df(), "t", secret_dir=s.store, shm_unlink_on_read=False)
+    env = {"ALLYE_REMOTE_TOKEN": s.token}
+    out = _adc("--json", "ls", "--remote", s.location, env=env)
+    assert out.returncode == 0, out.stderr
+    assert [t["table_name"] for t in json.loads(out.stdout)] == ["t"]
+    out = _adc("--json", "-d", str(client_store), "pull", s.location, "t", env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["remote_id"] == adc._core.latest("t", secret_dir=str(s.store))["id"]
+    pd.testing.assert_frame_equal(adc.get_dataframe("t", secret_dir=client_store), _df())
+    out = _adc("-d", str(client_store), "pull", s.location, "t", "--columns", "b", "--start", "2024-01-02",
+               "--end", "2024-01-03", "--as", "t_day", env=env)
+    assert out.returncode == 0, out.stderr
+    pd.testing.assert_frame_equal(adc.get_dataframe("t_day", secret_dir=client_store),
+                                  _df().loc["2024-01-02":"2024-01-02 23:00", ["b"]], check_freq=False)
+    adc.send_dataframe(_df(10), "mine", secret_dir=client_store, shm_unlink_on_read=False)
+    out = _adc("-d", str(client_store), "push", s.location, "mine", "--token-file", str(s.store / "remote" / "token"))
+    assert out.returncode == 0, out.stderr
+    pd.testing.assert_frame_equal(adc.get_dataframe("mine", secret_dir=s.store), _df(10))
+    bad = _adc("ls", "--remote", s.location, env={"ALLYE_REMOTE_TOKEN": "wrong"})
+    assert bad.returncode != 0 and "refused" in bad.stderr
+
+
+def test_peers_from_the_environment(start_server, client_store, monkeypatch):
+    s = start_server("srv", "--no-auth")
+    adc.send_dataframe(_df(5), "t", secret_dir=s.store, shm_unlink_on_read=False)
+    monkeypatch.setenv("ALLYE_PEERS", s.location)
+    with adc.connect(secret_dir=client_store) as r:
+        pd.testing.assert_frame_equal(r.get_dataframe("t"), _df(5))
+
+
+def test_superseded_ticket_asks_to_replan(start_server):
+    s = start_server("srv", "--no-auth")
+    adc.send_dataframe(_df(5), "t", secret_dir=s.store, shm_unlink_on_read=False)
+    client = flight.FlightClient(s.location)
+    info = client.get_flight_info(flight.FlightDescriptor.for_path("t"))
+    adc.send_dataframe(_df(6), "t", secret_dir=s.store, shm_unlink_on_read=False)
+    with pytest.raises(flight.FlightServerError, match="re-plan"):
+        client.do_get(info.endpoints[0].ticket).read_all()
+    info = client.get_flight_info(flight.FlightDescriptor.for_path("t"))
+    assert client.do_get(info.endpoints[0].ticket).read_all().num_rows == 6
+    client.close()
