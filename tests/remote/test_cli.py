@@ -68,3 +68,15 @@ def test_superseded_ticket_asks_to_replan(start_server):
     info = client.get_flight_info(flight.FlightDescriptor.for_path("t"))
     assert client.do_get(info.endpoints[0].ticket).read_all().num_rows == 6
     client.close()
+
+
+def test_public_names_and_get_arrow_through_the_cache(start_server, client_store):
+    from allye_data_connector import remote, serving
+
+    assert adc.serve is serving.serve and adc.connect is remote.connect and adc.Remote is remote.Remote
+    s = start_server("srv", "--no-auth")
+    adc.send_dataframe(_df(50), "t", secret_dir=s.store, shm_unlink_on_read=False)
+    with adc.connect([s.location], secret_dir=client_store) as r:
+        table = r.get_arrow("t", selection=adc.Selection(columns=["a"]))
+        assert "a" in table.column_names and "b" not in table.column_names and table.num_rows == 50
+        assert r.stats(s.location)["calls"]["do_get"] == 1
