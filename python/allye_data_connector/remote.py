@@ -98,9 +98,11 @@ def peer_location(peer: str, *, tls: bool = False) -> str:
     return f"{'grpc+tls' if tls else 'grpc+tcp'}://{peer}"
 
 
-def _peers_arg(peers: Union[None, str, Iterable[str]]) -> list[str]:
-    if peers is None:
-        peers = os.environ.get(PEERS_ENV, "")
+def _peers_arg(peers: Union[None, str, Iterable[str]], secret_dir: Optional[str] = None) -> list[str]:
+    if peers is None:  # $ALLYE_PEERS, else the store's settings file
+        from . import settings
+
+        peers = settings.effective(_core.resolve_store(secret_dir)).peers or ""
     if isinstance(peers, str):
         peers = [p for p in peers.split(",") if p.strip()]
     return list(peers)
@@ -162,14 +164,17 @@ class Remote:
     ) -> None:
         self.secret_dir = None if secret_dir is None else os.path.expanduser(os.fspath(secret_dir))
         self._tls = tls_root_certs is not None
-        self._static_peers = [peer_location(p, tls=self._tls) for p in _peers_arg(peers if registry is None else (peers or []))]
+        self._static_peers = [peer_location(p, tls=self._tls)
+                              for p in _peers_arg(peers if registry is None else (peers or []), self.secret_dir)]
         self.registry = None
         if registry is not None:
             from .registry import Registry
 
             self.registry = Registry(registry, timeout_sec=timeout_sec)
         if not self._static_peers and self.registry is None:
-            raise InvalidArgumentError(f"no peers: pass peers=[...] or registry='zk://...', or set ${PEERS_ENV}")
+            raise InvalidArgumentError(
+                f"no peers: pass peers=[...] or registry='zk://...', set ${PEERS_ENV}, or `adc config --set peers=host:port`"
+            )
         if check_ttl_sec < 0 or timeout_sec <= 0:
             raise InvalidArgumentError("check_ttl_sec must be >= 0 and timeout_sec > 0")
         self.token = token if token is not None else os.environ.get(TOKEN_ENV)

@@ -263,7 +263,14 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             raise flight.FlightServerError(str(exc)) from None
         version = _version_record(ev)
         ticket = json.dumps({**req, "id": ev["id"]}).encode()
-        endpoint = flight.FlightEndpoint(ticket, [self.location], app_metadata=json.dumps(version).encode())
+        expiry = None
+        if version.get("expires_at"):
+            # The version stops being served then: a client may retry DoGet until it.
+            import pandas as pd
+
+            expiry = pa.scalar(pd.Timestamp(version["expires_at"]).tz_convert("UTC"), type=pa.timestamp("ns", "UTC"))
+        endpoint = flight.FlightEndpoint(ticket, [self.location], expiration_time=expiry,
+                                         app_metadata=json.dumps(version).encode())
         return flight.FlightInfo(part.schema, descriptor, [endpoint], part.num_rows, part.nbytes,
                                  app_metadata=json.dumps(version).encode())
 

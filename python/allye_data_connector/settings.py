@@ -75,6 +75,9 @@ class Settings(YamlConfig):
     auto_gc_grace_sec: int = _core.DEFAULT_AUTO_GC_GRACE_SEC
     #: Versions per table and producer that sends never free.
     keep_versions: int = _core.DEFAULT_KEEP_VERSIONS
+    #: Flight peers ``adc.connect()`` pulls from when given none: ``host:port`` or Flight
+    #: URIs, comma separated (see "Serving and pulling" in the README).
+    peers: Optional[str] = None
 
     @classmethod
     def _from_mapping(cls, data: dict[str, Any], origin: str) -> "Settings":
@@ -93,6 +96,7 @@ ENV = {
     "auto_gc": "ALLYE_AUTO_GC",
     "auto_gc_grace_sec": "ALLYE_AUTO_GC_GRACE_SEC",
     "keep_versions": "ALLYE_KEEP_VERSIONS",
+    "peers": "ALLYE_PEERS",
 }
 
 

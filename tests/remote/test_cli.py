@@ -55,6 +55,14 @@ def test_peers_from_the_environment(start_server, client_store, monkeypatch):
     monkeypatch.setenv("ALLYE_PEERS", s.location)
     with adc.connect(secret_dir=client_store) as r:
         pd.testing.assert_frame_equal(r.get_dataframe("t"), _df(5))
+    monkeypatch.delenv("ALLYE_PEERS")
+    with pytest.raises(adc.errors.InvalidArgumentError, match="no peers"):
+        adc.connect(secret_dir=client_store)
+    # The settings file of the store names them too (adc config --set peers=...).
+    out = _adc("-d", str(client_store), "config", "--set", f"peers={s.location}")
+    assert out.returncode == 0, out.stderr
+    with adc.connect(secret_dir=client_store) as r:
+        assert r.peers == [s.location]
 
 
 def test_superseded_ticket_asks_to_replan(start_server):
@@ -80,3 +88,16 @@ def test_public_names_and_get_arrow_through_the_cache(start_server, client_store
         table = r.get_arrow("t", selection=adc.Selection(columns=["a"]))
         assert "a" in table.column_names and "b" not in table.column_names and table.num_rows == 50
         assert r.stats(s.location)["calls"]["do_get"] == 1
+
+
+def test_flight_info_carries_the_version_and_its_expiry(start_server):
+    s = start_server("srv", "--no-auth")
+    adc.send_dataframe(_df(5), "t", secret_dir=s.store, shm_unlink_on_read=False, ttl_sec=3600)
+    client = flight.FlightClient(s.location)
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(json.dumps({"table": "t", "columns": ["a"]})))
+    version = json.loads(info.app_metadata)
+    assert version["id"] == adc._core.latest("t", secret_dir=str(s.store))["id"] == version["source_id"]
+    assert info.total_records == 5 and [f.name for f in info.schema] == ["__index_level_0__", "a"]
+    assert info.endpoints[0].expiration_time is not None
+    assert json.loads(info.endpoints[0].ticket.ticket)["id"] == version["id"]
+    client.close()
