@@ -320,7 +320,9 @@ class Remote:
                 continue
             answered = True
             if v is not None:
-                return [loc], v
+                # The other peers after it: fallbacks if its stream breaks (asked then).
+                order = self._static_peers if self.registry is not None else self.peers
+                return [loc] + [p for p in order if p != loc], v
         if not answered and errors:
             raise RemoteUnavailableError(
                 f"no peer answered within {self.timeout_sec}s for {name!r}: " + "; ".join(errors)

@@ -149,3 +149,20 @@ def test_registry_down_is_remote_unavailable(tmp_path):
     with pytest.raises(adc.errors.RemoteUnavailableError, match="ZooKeeper"):
         adc.connect(registry=f"zk://127.0.0.1:{port}", secret_dir=tmp_path / "c", timeout_sec=2)
     assert time.monotonic() - t0 < 10
+
+
+def test_pullframe_with_a_registry_host(start_server, zk_url, tmp_path):
+    from allye_data_connector.compat.pullframe import pullframe
+    from tests.helpers import unlink_segments
+
+    s = start_server("a", "--no-auth", "--registry", zk_url)
+    df = _series(10)
+    with pullframe([], s.store) as origin:
+        origin.save("frame", df)
+    try:
+        with pullframe([zk_url], tmp_path / "node") as pf:
+            assert _wait(lambda: pf.remote.registry.version("frame") is not None)
+            pd.testing.assert_frame_equal(pf.load("frame", df.index[2], df.index[5]), df.iloc[2:6])
+            assert pf.remote.stats(s.location)["calls"]["do_get"] == 1
+    finally:
+        unlink_segments(tmp_path / "node")
