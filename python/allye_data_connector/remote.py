@@ -568,18 +568,21 @@ class Remote:
         """Sends ``data`` (a DataFrame or Arrow data; default: the local store's current
         version of ``name``) to ``peer`` as table ``name`` (``DoPut``; the server must
         allow it). Returns the peer's version record."""
-        from . import api
-
         _core.check_table_name(name)
+        request: dict[str, Any] = {"table": name}
         if data is None:
-            table = pa.table(_core.get_live(name, secret_dir=self.secret_dir, record_read=False)[1])
+            ev, live = _core.get_live(name, secret_dir=self.secret_dir, record_read=False)
+            table = pa.table(live)
+            request["schema_sha256"] = (ev.get("payload") or {}).get("schema_sha256")
         elif isinstance(data, pa.Table):
             table = data
         else:
-            table = convert.encode(data).table
+            encoded = convert.encode(data)
+            table, request["schema_sha256"] = encoded.table, encoded.schema_sha256
         loc = peer_location(peer, tls=self._tls)
         try:
-            writer, meta = self._client(loc).do_put(flight.FlightDescriptor.for_path(name), table.schema, self._options())
+            descriptor = flight.FlightDescriptor.for_command(json.dumps(request))
+            writer, meta = self._client(loc).do_put(descriptor, table.schema, self._options())
             try:
                 writer.write_table(table)
                 writer.done_writing()
@@ -596,7 +599,6 @@ class Remote:
         except _UNAVAILABLE as exc:
             self._drop(loc)
             raise RemoteUnavailableError(f"peer {loc} did not take {name!r}: {exc}") from exc
-        del api
         return json.loads(answer.to_pybytes()) if answer is not None else {}
 
 

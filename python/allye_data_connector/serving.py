@@ -324,7 +324,6 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         table = reader.read_all()
         with self.stats.lock:
             self.stats.bytes_received += table.nbytes
-        meta = (table.schema.metadata or {})
         rows, cols = table.num_rows, table.num_columns - len(index_columns(table))
         ev = _core.send(
             table, secret_dir=self.secret_dir, table_name=req["table"],
@@ -332,7 +331,7 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             shape=(rows, cols),
             schema_sha256=req.get("schema_sha256") if isinstance(req.get("schema_sha256"), str) else None,
         )
-        logger.info("received %r (%d rows, %d bytes, %d metadata keys)", req["table"], rows, table.nbytes, len(meta))
+        logger.info("received %r (%d rows, %d bytes)", req["table"], rows, table.nbytes)
         writer.write(pa.py_buffer(json.dumps(_version_record(ev)).encode()))
 
     def list_actions(self, context: Any) -> list[tuple[str, str]]:

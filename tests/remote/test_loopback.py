@@ -210,6 +210,8 @@ def test_put_only_when_allowed(start_server, client_store):
         out = r.push("mine", opened.location)
     assert out["table_name"] == "mine"
     pd.testing.assert_frame_equal(adc.get_dataframe("mine", secret_dir=opened.store), df)
+    # The protocol's schema_sha256 (of the pandas frame) travels with the push.
+    assert out["schema_sha256"] == _core.latest("mine", secret_dir=str(client_store))["payload"]["schema_sha256"]
 
 
 def test_serving_is_not_a_consuming_read(start_server, client_store):
