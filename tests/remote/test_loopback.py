@@ -97,8 +97,8 @@ def test_pulled_version_records_origin_and_remote_id_merged_with_writer_keys(sta
     assert meta["origin"] == s.location and meta["remote_id"] == remote_id and meta["remote_table"] == "t"
     assert meta["writer"]["pid"] > 0 and meta["locator"] == ready["payload"]["locator"]
     assert ready["id"] != remote_id
-    # The widgets and 0.1.2 read it as any table: a plain get in another process.
-    assert adc.list_tables(secret_dir=client_store)[0]["shape"] == (50, 3) or adc.list_tables(secret_dir=client_store)[0]["shape"] == [50, 3]
+    # An ordinary table of the client's store, with the server's shape.
+    assert tuple(adc.list_tables(secret_dir=client_store)[0]["shape"]) == (50, 3)
 
 
 def test_send_merges_callers_adc_metadata(store):
