@@ -310,3 +310,39 @@ def test_sigkill_of_server_mid_stream_leaves_no_ready_line_and_next_replica_serv
     lines = [json.loads(x) for x in (client_store / "manifest.jsonl").read_text().splitlines()]
     assert [x["status"] for x in lines] == ["writing", "ready"]
     assert lines[-1]["metadata"]["adc"]["origin"] == b.location
+
+
+def test_remote_pull_cut_mid_stream_falls_over_to_the_next_replica(start_server, client_store, tmp_path):
+    import threading
+
+    big = _series(4_000_000)  # ~100 MB in 64 KiB messages: a stream that lasts
+    a = start_server("a", "--no-auth", env={"ALLYE_FLIGHT_MAX_MESSAGE_BYTES": str(64 << 10)})
+    b = start_server("b", "--no-auth")
+    _send(a.store, big)
+    with adc.connect([a.location], secret_dir=b.store) as rb:
+        rb.get_dataframe("t")  # b serves a copy of the same source version
+    result: dict = {}
+
+    def pull() -> None:
+        try:
+            with adc.connect([a.location, b.location], secret_dir=client_store, timeout_sec=30) as r:
+                result["df"] = r.get_dataframe("t")
+        except Exception as exc:
+            result["error"] = exc
+
+    watcher = adc.connect([a.location], secret_dir=tmp_path / "watcher")
+    th = threading.Thread(target=pull)
+    th.start()
+    deadline = time.monotonic() + 30
+    while watcher.stats(a.location)["calls"].get("do_get", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(a.proc.pid, signal.SIGSTOP)  # frozen mid-stream (its first DoGet has begun) ...
+    time.sleep(0.2)
+    a.kill()  # ... then killed
+    th.join(60)
+    watcher.close()
+    assert "error" not in result, result
+    assert result["df"].equals(big)
+    lines = [json.loads(x) for x in (client_store / "manifest.jsonl").read_text().splitlines()]
+    assert [x["status"] for x in lines] == ["writing", "ready"], "the cut stream left no line"
+    assert lines[-1]["metadata"]["adc"]["origin"] == b.location, "a's stream was cut, b served"
