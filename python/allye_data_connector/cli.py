@@ -305,16 +305,19 @@ def _transport(name: Optional[str]) -> str:
 @click.option("--producer", help="Only this producer's tables (python, allye, ...).")
 @click.option("--arrays", "arrays", is_flag=True, help="List shared arrays instead: shape, dtype, creator and openers.")
 @click.option("--remote", "remote_peer", metavar="PEER", help="List the tables a peer serves (host:port or Flight URI; see adc serve).")
+@click.option("--token", envvar="ALLYE_REMOTE_TOKEN", help="With --remote: the peer's bearer token (default: $ALLYE_REMOTE_TOKEN).")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True), help="With --remote: file holding the peer's token.")
 @_common_options
 @click.pass_obj
-def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str], arrays: bool, remote_peer: Optional[str]) -> None:
+def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str], arrays: bool, remote_peer: Optional[str],
+           token: Optional[str], token_file: Optional[str]) -> None:
     """List tables with their state, shape, size and age (--arrays: shared arrays;
     --remote PEER: a peer's tables)."""
     if arrays:
         _ls_arrays(obj)
         return
     if remote_peer is not None:
-        _ls_remote(obj, remote_peer)
+        _ls_remote(obj, remote_peer, token, token_file)
         return
     api = _api()
     rows = api.list_tables(secret_dir=obj.secret_dir, producer=producer, all_states=True, with_schema=False)
@@ -830,8 +833,8 @@ def _remote(obj: _Ctx, peer: str, token: Optional[str], token_file: Optional[str
     return connect([peer], secret_dir=obj.secret_dir, token=token, **kw)
 
 
-def _ls_remote(obj: _Ctx, peer: str) -> None:
-    with _remote(obj, peer, os.environ.get("ALLYE_REMOTE_TOKEN"), None) as r:
+def _ls_remote(obj: _Ctx, peer: str, token: Optional[str], token_file: Optional[str]) -> None:
+    with _remote(obj, peer, token, token_file) as r:
         rows = r.list_tables(peer)
     if obj.json:
         _emit_json(rows)

@@ -47,6 +47,8 @@ def test_ls_pull_push_commands(start_server, client_store):
     pd.testing.assert_frame_equal(adc.get_dataframe("mine", secret_dir=s.store), _df(10))
     bad = _adc("ls", "--remote", s.location, env={"ALLYE_REMOTE_TOKEN": "wrong"})
     assert bad.returncode != 0 and "refused" in bad.stderr
+    good = _adc("ls", "--remote", s.location, "--token-file", str(s.store / "remote" / "token"))
+    assert good.returncode == 0 and "t" in good.stdout.split(), good.stderr
 
 
 def test_peers_from_the_environment(start_server, client_store, monkeypatch):
