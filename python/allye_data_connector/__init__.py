@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # the names __getattr__ below imports on first use
     from .named_objects import objects as objects
     from .named_objects import remove_namespace as remove_namespace
     from .partial import Selection as Selection
+    from .remote import Remote as Remote
+    from .remote import connect as connect
+    from .serving import serve as serve
     from .shared_array import SharedArray as SharedArray
     from .streams import Writer as Writer
     from .streams import append as append
@@ -63,6 +66,9 @@ _LAZY = {
     **{n: "named_objects" for n in ("objects", "Objects", "namespaces", "remove_namespace", "capacity")},
     "load": "loading",
     "DataSource": "sources",
+    "connect": "remote",
+    "Remote": "remote",
+    "serve": "serving",
 }
 
 

@@ -204,9 +204,13 @@ def get_dataframe(
     progress: Optional[Progress] = None,
     cancel: Optional[Cancel] = None,
     selection: Optional[Selection] = None,
+    remote: Any = None,
 ) -> Any:
     """Reads the current version of a table (the last ``ready`` line for that name and
     producer) into a DataFrame (a Series when a Series was sent).
+
+    ``remote``: a :class:`~.remote.Remote` (``connect(...)``): the peers' current version,
+    through this store as the cache (see :meth:`~.remote.Remote.get_dataframe`).
 
     Numeric columns without nulls come back as NumPy views of the mapped payload (no
     copy). In-place writes work under pandas' copy-on-write (pandas 3, or pandas 2 with
@@ -238,6 +242,11 @@ def get_dataframe(
     callable returning True) is checked between batches and raises
     :class:`~.errors.CancelledError`; a load writes nothing, so nothing is left behind.
     """
+    if remote is not None:
+        if secret_dir is not None and remote.secret_dir is not None and _path(secret_dir) != remote.secret_dir:
+            raise InvalidArgumentError("secret_dir differs from the store the remote caches into (connect(secret_dir=...))")
+        return remote.get_dataframe(table_name, columns=columns, rows=rows, head=head, start=start, end=end,
+                                    time_column=time_column, dtype_backend=dtype_backend)
     convert.check_dtype_backend(dtype_backend)
     picked = Selection(columns=columns, rows=rows, head=head, sample=sample, seed=seed, start=start, end=end,
                        time_column=time_column)

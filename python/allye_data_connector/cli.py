@@ -317,6 +317,20 @@ def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str], arrays: bool, o
         return
     if objects or namespace is not None:
         _ls_objects(obj, namespace)
+@click.option("--remote", "remote_peer", metavar="PEER", help="List the tables a peer serves (host:port or Flight URI; see adc serve).")
+@click.option("--token", envvar="ALLYE_REMOTE_TOKEN", help="With --remote: the peer's bearer token (default: $ALLYE_REMOTE_TOKEN).")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True), help="With --remote: file holding the peer's token.")
+@_common_options
+@click.pass_obj
+def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str], arrays: bool, remote_peer: Optional[str],
+           token: Optional[str], token_file: Optional[str]) -> None:
+    """List tables with their state, shape, size and age (--arrays: shared arrays;
+    --remote PEER: a peer's tables)."""
+    if arrays:
+        _ls_arrays(obj)
+        return
+    if remote_peer is not None:
+        _ls_remote(obj, remote_peer, token, token_file)
         return
     api = _api()
     rows = api.list_tables(secret_dir=obj.secret_dir, producer=producer, all_states=True, with_schema=False)
@@ -922,6 +936,119 @@ def sources_cmd(obj: _Ctx) -> None:
         params = ", ".join(p["name"] + (" (secret)" if p.get("secret") else "") for p in s["params"])
         rows.append([s["name"], s["title"], params])
     _print_table(("source", "title", "params"), rows)
+# --- remote ---
+
+
+def _token_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--token-file", type=click.Path(dir_okay=False, exists=True),
+                     help="File holding the peer's bearer token (its <store>/remote/token).")(f)
+    return click.option("--token", envvar="ALLYE_REMOTE_TOKEN", help="The peer's bearer token (default: $ALLYE_REMOTE_TOKEN).")(f)
+
+
+def _remote(obj: _Ctx, peer: str, token: Optional[str], token_file: Optional[str], **kw: Any) -> Any:
+    from .remote import connect
+
+    if token_file is not None:
+        token = Path(token_file).read_text().strip()
+    return connect([peer], secret_dir=obj.secret_dir, token=token, **kw)
+
+
+def _ls_remote(obj: _Ctx, peer: str, token: Optional[str], token_file: Optional[str]) -> None:
+    with _remote(obj, peer, token, token_file) as r:
+        rows = r.list_tables(peer)
+    if obj.json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"no tables at {peer}", err=True)
+        return
+    _print_table(("table", "rows", "cols", "size", "created", "id"),
+                 [[x["table_name"], f"{x['rows']:,}", str((x.get("shape") or [0, 0])[1]), _human_bytes(x["bytes"]),
+                   x.get("created_at") or "", x["id"]] for x in rows], right=("rows", "cols", "size"))
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", default=8815, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option("--allow-put", is_flag=True, help="Accept tables pushed by clients (DoPut; adc push).")
+@click.option("--no-auth", is_flag=True, help="No bearer token: any client that reaches the port may read (trusted network).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback address without TLS.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="PEM certificate chain of the server.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="PEM private key of the server.")
+@click.option("--tls-client-ca", type=click.Path(dir_okay=False, exists=True),
+              help="PEM CA whose client certificates are accepted (mutual TLS, replaces the token).")
+@click.option("--registry", metavar="zk://HOST:PORT", help="Register this node and its tables in ZooKeeper.")
+@click.option("--advertise", metavar="URI", help="The location clients should use (default: the bound address).")
+@click.option("--max-message-bytes", envvar="ALLYE_FLIGHT_MAX_MESSAGE_BYTES", type=click.IntRange(min=1024), default=None,
+              help="Largest record batch message of a DoGet (default 64 MiB).")
+@_common_options
+@click.pass_obj
+def serve_cmd(obj: _Ctx, host: str, port: int, allow_put: bool, no_auth: bool, insecure: bool, tls_cert: Optional[str],
+              tls_key: Optional[str], tls_client_ca: Optional[str], registry: Optional[str], advertise: Optional[str],
+              max_message_bytes: Optional[int]) -> None:
+    """Serve this store over Arrow Flight until SIGTERM or Ctrl-C. The bearer token is in
+    <store>/remote/token (created on first use, mode 0600)."""
+    import logging
+
+    from .serving import serve, token_path
+
+    logging.basicConfig(level=logging.DEBUG if obj.debug else logging.INFO, format="%(message)s")
+
+    def ready(location: str) -> None:
+        auth = "mutual TLS" if tls_client_ca else "no auth" if no_auth else f"token in {token_path(obj.secret_dir)}"
+        if obj.json:  # one line: scripts read it to learn the port
+            click.echo(json.dumps({"location": location, "auth": auth}))
+        else:
+            click.echo(f"serving {location} ({auth})")
+        sys.stdout.flush()
+
+    serve(secret_dir=obj.secret_dir, host=host, port=port, allow_put=allow_put, no_auth=no_auth, insecure=insecure,
+          tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca, registry=registry, advertise=advertise,
+          max_message_bytes=max_message_bytes, ready=ready)
+
+
+@main.command("pull")
+@click.argument("peer")
+@click.argument("name")
+@click.option("--columns", help="Comma-separated columns (a partial pull).")
+@click.option("--start", help="First time of the index (or --time-column), inclusive.")
+@click.option("--end", help="End time, exclusive.")
+@click.option("--time-column", help="Time column for --start/--end instead of the index.")
+@click.option("--as", "local_name", help="Store the pulled table under this name (default: NAME).")
+@_token_option
+@_common_options
+@click.pass_obj
+def pull_cmd(obj: _Ctx, peer: str, name: str, columns: Optional[str], start: Optional[str], end: Optional[str],
+             time_column: Optional[str], local_name: Optional[str], token: Optional[str], token_file: Optional[str]) -> None:
+    """Pull a table from PEER into this store (only if it changed); with --columns,
+    --start, --end only that part moves and is stored."""
+    cols = None if columns is None else [c.strip() for c in columns.split(",") if c.strip()]
+    with _remote(obj, peer, token, token_file, check_ttl_sec=0) as r:
+        ev = r.pull(name, columns=cols, start=start, end=end, time_column=time_column, local_name=local_name)
+    adc = (ev.get("metadata") or {}).get("adc") or {}
+    payload = ev.get("payload") or {}
+    out = {"table_name": ev["table_name"], "id": ev["id"], "remote_id": adc.get("remote_id"),
+           "shape": payload.get("shape"), "bytes": payload.get("data_size")}
+    if obj.json:
+        _emit_json(out)
+    else:
+        click.echo(f"{out['table_name']}: version {out['id']} (remote {out['remote_id']}), shape {out['shape']}")
+
+
+@main.command("push")
+@click.argument("peer")
+@click.argument("name")
+@_token_option
+@_common_options
+@click.pass_obj
+def push_cmd(obj: _Ctx, peer: str, name: str, token: Optional[str], token_file: Optional[str]) -> None:
+    """Send this store's current version of NAME to PEER (which must run adc serve --allow-put)."""
+    with _remote(obj, peer, token, token_file) as r:
+        out = r.push(name, peer)
+    if obj.json:
+        _emit_json(out)
+    else:
+        click.echo(f"{name}: pushed to {peer} as version {out.get('id')}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,8 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
   :class:`ArrayClosedError` (``RuntimeError``): closed in this process.
 - :class:`SourceError`: a data source failed while loading (file, query, connection,
   its own ``read()``); the table's previous version is intact.
+- :class:`RemoteUnavailableError` (``ConnectionError``): no peer could serve a table in
+  time and no cached version may be served instead.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from ._core import (
     PayloadCorruptError,
     PayloadError,
     PayloadMissingError,
+    RemoteUnavailableError,
     StorageFullError,
     StoreError,
     StoreFullError,
@@ -91,4 +94,5 @@ __all__ = [
     "ArrayClosedError",
     "StoreFullError",
     "StoreNotPrivateError",
+    "RemoteUnavailableError",
 ]

@@ -88,6 +88,9 @@ class Settings(YamlConfig):
     #: Store and load named objects that are not Arrow data or NumPy arrays as pickles
     #: (loading a pickle runs code: only from a private store, see docs/PROTOCOL.md).
     allow_pickle: bool = _core.DEFAULT_ALLOW_PICKLE
+    #: Flight peers ``adc.connect()`` pulls from when given none: ``host:port`` or Flight
+    #: URIs, comma separated (see "Serving and pulling" in the README).
+    peers: Optional[str] = None
 
     @classmethod
     def _from_mapping(cls, data: dict[str, Any], origin: str) -> "Settings":
@@ -108,6 +111,7 @@ ENV = {
     "keep_versions": "ALLYE_KEEP_VERSIONS",
     "max_store_bytes": "ALLYE_MAX_STORE_BYTES",
     "allow_pickle": "ALLYE_ALLOW_PICKLE",
+    "peers": "ALLYE_PEERS",
 }
 
 

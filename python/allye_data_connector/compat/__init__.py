@@ -5,4 +5,6 @@
 - :mod:`.brain_plasma`: brain-plasma's ``Brain`` on named objects (no Plasma server).
 - :mod:`.panoply`: panoply's ``SDK`` (``write``/``on``) on a :class:`~..streams.Writer`,
   and its ``DataSource`` (run it with ``adc.load``).
+- :mod:`.pullframe`: pullframe's ``pullframe(hosts, directory, sync_timeout)`` context
+  manager (``load``/``save``) on Arrow Flight peers (:mod:`..remote`).
 """

@@ -9,7 +9,7 @@
 use allye_core::Error;
 use pyo3::exceptions::{
     PyException, PyFileExistsError, PyFileNotFoundError, PyKeyError, PyOSError, PyRuntimeError, PyTimeoutError, PyTypeError,
-    PyValueError,
+    PyValueError, PyConnectionError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -52,6 +52,7 @@ macro_rules! classes {
     (@base $py:ident, TimeoutError) => { $py.get_type::<PyTimeoutError>() };
     (@base $py:ident, FileExistsError) => { $py.get_type::<PyFileExistsError>() };
     (@base $py:ident, RuntimeError) => { $py.get_type::<PyRuntimeError>() };
+    (@base $py:ident, ConnectionError) => { $py.get_type::<PyConnectionError>() };
     (@base $py:ident, $own:ident) => { $own.clone() };
     (@str) => { false };
     (@str plain_str) => { true };
@@ -103,6 +104,9 @@ classes! {
     source: "SourceError" (allye) =
         "A data source failed while loading (its file, query or connection, or its own ``read()``); \
          the table's previous version is intact.";
+    remote_unavailable: "RemoteUnavailableError" (allye, ConnectionError) =
+        "No peer could serve the table in time (down, unreachable, refused), and no cached version \
+         may be served instead (``stale_ok=False``).";
 }
 
 fn new_class<'py>(

@@ -284,10 +284,16 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
 
     let created_at = time::now_iso();
     let mut metadata = opts.metadata.clone();
-    metadata.insert(
-        METADATA_KEY.into(),
-        json!({ADC_WRITER: writer_identity(), ADC_TRANSPORT: plan.transport(), ADC_LOCATOR: plan.locator()}),
-    );
+    // A caller's own `metadata.adc` entries (a pulled version's origin, ...) are kept: the
+    // writer's keys are added to them, and win on a clash, since gc reads them.
+    let mut adc = match metadata.remove(METADATA_KEY) {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    adc.insert(ADC_WRITER.into(), json!(writer_identity()));
+    adc.insert(ADC_TRANSPORT.into(), json!(plan.transport()));
+    adc.insert(ADC_LOCATOR.into(), json!(plan.locator()));
+    metadata.insert(METADATA_KEY.into(), Value::Object(adc));
     let writing = Event {
         version: PROTOCOL_VERSION,
         id,
@@ -452,6 +458,27 @@ mod tests {
         let opts = SendOptions { compression: Compression::Lz4, ..opts };
         send(&store, &schema, &batches, &opts).unwrap();
         assert_eq!(get(&store, "one", None, true).unwrap().1.batches.len(), 2, "600,000 rows in 500,000-row batches");
+    }
+
+    #[test]
+    fn callers_adc_metadata_is_merged_not_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path().join("store"));
+        let (schema, batches) = table(10);
+        let mut metadata = Map::new();
+        metadata.insert("user".into(), json!(1));
+        metadata.insert(METADATA_KEY.into(), json!({"origin": "grpc://h:1", "remote_id": "abc", "locator": "mine"}));
+        let opts = SendOptions { table_name: Some("m".into()), transport: TransportChoice::File, metadata, ..Default::default() };
+        let ready = send(&store, &schema, &batches, &opts).unwrap();
+        let adc = &ready.metadata[METADATA_KEY];
+        assert_eq!(adc["origin"], "grpc://h:1");
+        assert_eq!(adc["remote_id"], "abc");
+        assert!(adc["writer"]["pid"].as_u64().is_some());
+        // The writer's own keys win: gc follows them.
+        assert_eq!(adc[ADC_LOCATOR], json!(ready.payload.as_ref().unwrap().locator));
+        assert_eq!(ready.metadata["user"], 1);
+        let lines = manifest::read_all(&store).unwrap();
+        assert_eq!(lines[0].metadata[METADATA_KEY]["origin"], "grpc://h:1");
     }
 
     #[test]

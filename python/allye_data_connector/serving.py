@@ -1,0 +1,450 @@
+"""Serving a store over Apache Arrow Flight (``adc serve`` / :func:`serve`).
+
+One Flight server per store (see docs/PROTOCOL.md, "remote"):
+
+- ``ListFlights``: the live tables, one ``FlightInfo`` each;
+- ``GetFlightInfo(descriptor)``: schema, rows and bytes of the requested slice, one
+  endpoint whose ticket pins the current version id, ``app_metadata`` with the version;
+- ``DoGet(ticket)``: the pinned version's record batches, sliced from the mapped payload
+  (no copy on the server) into messages of at most :data:`MAX_MESSAGE_BYTES`;
+- ``DoPut``: only when the server was started with ``allow_put``;
+- actions ``versions`` (the current version of many tables in one round trip) and
+  ``stats`` (calls and bytes by method; not counted itself).
+
+Serving never counts as a consuming read (``record_read=False``). Auth: a bearer token
+read from (or created in) ``<store>/remote/token`` (mode 0600), or mutual TLS, or none
+(``no_auth``, a trusted network).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from . import _core
+from .errors import InvalidArgumentError
+from .partial import Selection, index_columns
+
+logger = logging.getLogger(__name__)
+
+#: Largest record batch message DoGet sends (a gRPC message must stay under 2 GiB; smaller
+#: messages keep the client's memory bounded and the stream interleaved).
+MAX_MESSAGE_BYTES = 64 << 20
+#: Seconds a shutdown waits for calls in progress.
+SHUTDOWN_GRACE_SEC = 5.0
+#: The port ``adc serve`` listens on when none is given.
+DEFAULT_PORT = 8815
+#: Where the bearer token lives inside the store.
+TOKEN_FILE = os.path.join("remote", "token")
+#: The header carrying the bearer token.
+AUTH_HEADER = "authorization"
+#: Action names.
+ACTION_VERSIONS = "versions"
+ACTION_STATS = "stats"
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def token_path(secret_dir: Optional[str] = None) -> Path:
+    """The bearer token file of a store."""
+    return Path(_core.resolve_store(secret_dir)) / TOKEN_FILE
+
+
+def ensure_token(secret_dir: Optional[str] = None) -> str:
+    """The store's bearer token, created (random, mode 0600) on first use."""
+    path = token_path(secret_dir)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+# ---- the wire vocabulary (docs/PROTOCOL.md "remote") -------------------------------------
+
+
+def request_from_descriptor(descriptor: flight.FlightDescriptor) -> dict[str, Any]:
+    """A descriptor's request: a path ``[table]`` (the whole table) or a JSON command
+    ``{"table", "columns", "rows", "start", "end", "time_column", "after", "producer"}``."""
+    if descriptor.descriptor_type == flight.DescriptorType.PATH:
+        parts = [p.decode() if isinstance(p, bytes) else p for p in descriptor.path]
+        if len(parts) != 1:
+            raise flight.FlightServerError(f"a path descriptor names one table, got {parts!r}")
+        return {"table": parts[0]}
+    try:
+        req = json.loads(descriptor.command)
+    except ValueError:
+        raise flight.FlightServerError("a command descriptor must be a JSON object (docs/PROTOCOL.md 'remote')") from None
+    if not isinstance(req, dict) or not isinstance(req.get("table"), str):
+        raise flight.FlightServerError('a command descriptor must be a JSON object with a "table" name')
+    return req
+
+
+def selection_of(req: dict[str, Any]) -> Selection:
+    rows = req.get("rows")
+    return Selection(
+        columns=req.get("columns"),
+        rows=None if rows is None else (rows[0], rows[1]),
+        start=req.get("start"),
+        end=req.get("end"),
+        time_column=req.get("time_column"),
+    )
+
+
+def _time_values(table: pa.Table, time_column: Optional[str]) -> Optional[pa.ChunkedArray]:
+    name = time_column or next(iter(index_columns(table)), None)
+    if name is None or name not in table.column_names:
+        return None
+    return table.column(name)
+
+
+def select(table: pa.Table, req: dict[str, Any]) -> pa.Table:
+    """The part of a stored table a request asks for: the selection, then (``after``) only
+    the rows whose time is strictly later (a tail sync)."""
+    after = req.get("after")
+    if after is not None:
+        sel_after = Selection(start=after, time_column=req.get("time_column"))
+        table = sel_after.apply(table)  # t >= after, by binary search
+        times = _time_values(table, req.get("time_column"))
+        if times is not None and table.num_rows:
+            import pyarrow.compute as pc
+
+            # Sorted, so the rows equal to `after` lead; they are in the cache already.
+            head = times.slice(0, min(table.num_rows, 1 << 16))
+            bound = pa.scalar(sel_after.start, type=pa.timestamp("ns", getattr(head.type, "tz", None))).cast(head.type)
+            equal = pc.sum(pc.equal(head, bound)).as_py() or 0
+            table = table.slice(equal)
+    sel = selection_of(req)
+    return table if sel == _EVERYTHING else sel.apply(table)
+
+
+_EVERYTHING = Selection()
+
+
+def chunked(table: pa.Table, max_bytes: int = MAX_MESSAGE_BYTES) -> Iterator[pa.RecordBatch]:
+    """The table's batches, each sliced (no copy) into pieces of at most about
+    ``max_bytes``."""
+    for batch in table.to_batches():
+        n = batch.num_rows
+        size = batch.nbytes
+        if n == 0 or size <= max_bytes:
+            yield batch
+            continue
+        step = max(1, int(n * max_bytes / size))
+        for off in range(0, n, step):
+            yield batch.slice(off, step)
+
+
+def _version_record(ev: dict[str, Any]) -> dict[str, Any]:
+    """A version as the wire describes it; ``source_id`` is the id of the original version
+    (``metadata.adc.remote_id`` of a pulled copy, else ``id``), so copies compare equal."""
+    p = ev.get("payload") or {}
+    adc = (ev.get("metadata") or {}).get(_core.METADATA_KEY) or {}
+    rid = adc.get("remote_id") if isinstance(adc, dict) else None
+    return {
+        "id": ev["id"],
+        "source_id": rid if isinstance(rid, str) else ev["id"],
+        "table_name": ev["table_name"],
+        "producer": ev.get("producer"),
+        "created_at": ev.get("created_at"),
+        "expires_at": p.get("expires_at"),
+        "shape": p.get("shape"),
+        "bytes": p.get("data_size"),
+        "schema_sha256": p.get("schema_sha256"),
+    }
+
+
+# ---- the server --------------------------------------------------------------------------
+
+
+class _Stats:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: dict[str, int] = {}
+        self.bytes_sent = 0
+        self.rows_sent = 0
+        self.bytes_received = 0
+
+    def call(self, method: str) -> None:
+        with self.lock:
+            self.calls[method] = self.calls.get(method, 0) + 1
+
+    def sent(self, batch: pa.RecordBatch) -> None:
+        with self.lock:
+            self.bytes_sent += batch.nbytes
+            self.rows_sent += batch.num_rows
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "calls": dict(self.calls),
+                "total_calls": sum(self.calls.values()),
+                "bytes_sent": self.bytes_sent,
+                "rows_sent": self.rows_sent,
+                "bytes_received": self.bytes_received,
+            }
+
+
+class _TokenMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._expected = f"Bearer {token}"
+
+    def start_call(self, info: Any, headers: dict[str, list[Any]]) -> None:
+        got = headers.get(AUTH_HEADER) or headers.get(AUTH_HEADER.title()) or []
+        values = [v.decode() if isinstance(v, bytes) else v for v in got]
+        if not any(secrets.compare_digest(v, self._expected) for v in values):
+            raise flight.FlightUnauthenticatedError(
+                "missing or wrong bearer token: pass token= (the server's <store>/remote/token) or "
+                "$ALLYE_REMOTE_TOKEN"
+            )
+        return None
+
+
+class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
+    """A Flight server for one store (use :func:`serve` or ``adc serve``)."""
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        secret_dir: Optional[str] = None,
+        allow_put: bool = False,
+        token: Optional[str] = None,
+        tls_certificates: Optional[Sequence[tuple[bytes, bytes]]] = None,
+        verify_client: bool = False,
+        root_certificates: Optional[bytes] = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        advertise: Optional[str] = None,
+    ) -> None:
+        middleware = {"auth": _TokenMiddlewareFactory(token)} if token else None
+        kwargs: dict[str, Any] = {}
+        if tls_certificates:
+            kwargs.update(tls_certificates=list(tls_certificates), verify_client=verify_client,
+                          root_certificates=root_certificates)
+        super().__init__(location, middleware=middleware, **kwargs)
+        self.secret_dir = secret_dir
+        self.allow_put = allow_put
+        self.max_message_bytes = max_message_bytes
+        self.stats = _Stats()
+        scheme = "grpc+tls" if tls_certificates else "grpc+tcp"
+        host = location.split("://", 1)[-1].rsplit(":", 1)[0]
+        self.location = advertise or f"{scheme}://{host}:{self.port}"
+
+    # -- helpers --
+    def _live(self, name: str, producer: Optional[str]) -> tuple[dict[str, Any], pa.Table]:
+        try:
+            ev, data = _core.get_live(name, secret_dir=self.secret_dir, producer=producer, record_read=False)
+        except KeyError as exc:
+            raise flight.FlightServerError(f"no table {name!r} in this store: {exc}") from None
+        except Exception as exc:
+            raise flight.FlightServerError(f"cannot read {name!r}: {exc}") from None
+        return ev, pa.table(data)
+
+    def _info(self, req: dict[str, Any], descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+        ev, table = self._live(req["table"], req.get("producer"))
+        try:
+            part = select(table, req)
+        except InvalidArgumentError as exc:
+            raise flight.FlightServerError(str(exc)) from None
+        version = _version_record(ev)
+        ticket = json.dumps({**req, "id": ev["id"]}).encode()
+        expiry = None
+        if version.get("expires_at"):
+            # The version stops being served then: a client may retry DoGet until it.
+            import pandas as pd
+
+            expiry = pa.scalar(pd.Timestamp(version["expires_at"]).tz_convert("UTC"), type=pa.timestamp("ns", "UTC"))
+        endpoint = flight.FlightEndpoint(ticket, [self.location], expiration_time=expiry,
+                                         app_metadata=json.dumps(version).encode())
+        return flight.FlightInfo(part.schema, descriptor, [endpoint], part.num_rows, part.nbytes,
+                                 app_metadata=json.dumps(version).encode())
+
+    # -- Flight methods --
+    def list_flights(self, context: Any, criteria: bytes) -> Iterator[flight.FlightInfo]:
+        self.stats.call("list_flights")
+        for ev in _core.list_tables(secret_dir=self.secret_dir):
+            try:
+                yield self._info({"table": ev["table_name"], "producer": ev.get("producer")},
+                                 flight.FlightDescriptor.for_path(ev["table_name"]))
+            except flight.FlightServerError as exc:  # collected meanwhile: leave it out
+                logger.debug("list_flights skips %s: %s", ev["table_name"], exc)
+
+    def get_flight_info(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+        self.stats.call("get_flight_info")
+        return self._info(request_from_descriptor(descriptor), descriptor)
+
+    def get_schema(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
+        self.stats.call("get_schema")
+        return flight.SchemaResult(self._info(request_from_descriptor(descriptor), descriptor).schema)
+
+    def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
+        self.stats.call("do_get")
+        try:
+            req = json.loads(ticket.ticket)
+            name, pinned = req["table"], req["id"]
+        except (ValueError, KeyError, TypeError):
+            raise flight.FlightServerError("not a ticket of this server (docs/PROTOCOL.md 'remote')") from None
+        ev, table = self._live(name, req.get("producer"))
+        if ev["id"] != pinned:
+            # The pinned version was superseded (and may be collected): the client re-plans.
+            raise flight.FlightServerError(f"version {pinned} of {name!r} is no longer current ({ev['id']} is): re-plan")
+        part = select(table, req)
+        stats, limit = self.stats, self.max_message_bytes
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for b in chunked(part, limit):
+                stats.sent(b)
+                yield b
+            # A long-running server hands back what a big transfer's buffers took.
+            pa.default_memory_pool().release_unused()
+
+        # A RecordBatchStream (not a GeneratorStream) writes dictionary batches first.
+        return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(part.schema, batches()))
+
+    def do_put(self, context: Any, descriptor: flight.FlightDescriptor, reader: Any, writer: Any) -> None:
+        self.stats.call("do_put")
+        if not self.allow_put:
+            raise flight.FlightUnauthorizedError("this server does not accept DoPut (start it with --allow-put)")
+        req = request_from_descriptor(descriptor)
+        table = reader.read_all()
+        with self.stats.lock:
+            self.stats.bytes_received += table.nbytes
+        rows, cols = table.num_rows, table.num_columns - len(index_columns(table))
+        ev = _core.send(
+            table, secret_dir=self.secret_dir, table_name=req["table"],
+            metadata={"shm_unlink_on_read": False, "adc": {"pushed": True}},
+            shape=(rows, cols),
+            schema_sha256=req.get("schema_sha256") if isinstance(req.get("schema_sha256"), str) else None,
+        )
+        logger.info("received %r (%d rows, %d bytes)", req["table"], rows, table.nbytes)
+        writer.write(pa.py_buffer(json.dumps(_version_record(ev)).encode()))
+
+    def list_actions(self, context: Any) -> list[tuple[str, str]]:
+        return [
+            (ACTION_VERSIONS, "body: JSON list of table names ([] for all); result: JSON {name: version or null}"),
+            (ACTION_STATS, "result: JSON call and byte counters (not counted itself)"),
+        ]
+
+    def do_action(self, context: Any, action: flight.Action) -> Iterator[bytes]:
+        kind = action.type
+        if kind == ACTION_STATS:
+            return iter([json.dumps(self.stats.snapshot()).encode()])
+        self.stats.call(f"do_action:{kind}")
+        if kind == ACTION_VERSIONS:
+            body = action.body.to_pybytes() if action.body is not None else b""
+            names = json.loads(body) if body else []
+            current = {ev["table_name"]: _version_record(ev) for ev in _core.list_tables(secret_dir=self.secret_dir)}
+            out = current if not names else {n: current.get(n) for n in names}
+            return iter([json.dumps(out).encode()])
+        raise flight.FlightServerError(f"unknown action {kind!r}; actions: versions, stats")
+
+
+def _is_loopback(host: str) -> bool:
+    return host in _LOOPBACK or host.startswith("127.")
+
+
+def make_server(
+    *,
+    secret_dir: Optional[str] = None,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    allow_put: bool = False,
+    no_auth: bool = False,
+    insecure: bool = False,
+    tls_cert: Optional[str] = None,
+    tls_key: Optional[str] = None,
+    tls_client_ca: Optional[str] = None,
+    advertise: Optional[str] = None,
+    max_message_bytes: Optional[int] = None,
+) -> StoreFlightServer:
+    """A started server (listening once this returns; ``port=0`` picks a free port)."""
+    if (tls_cert is None) != (tls_key is None):
+        raise InvalidArgumentError("pass both tls_cert and tls_key (PEM files), or neither")
+    tls = tls_cert is not None
+    if not tls and not _is_loopback(host) and not insecure:
+        raise InvalidArgumentError(
+            f"serving on {host} without TLS would send tables in clear text: pass tls_cert/tls_key "
+            "(--tls-cert/--tls-key), or insecure=True (--insecure) on a trusted network"
+        )
+    token = None if (no_auth or tls_client_ca) else ensure_token(secret_dir)
+    certs = None
+    if tls:
+        certs = [(Path(tls_cert).read_bytes(), Path(tls_key).read_bytes())]  # type: ignore[arg-type]
+    scheme = "grpc+tls" if tls else "grpc+tcp"
+    bind = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    server = StoreFlightServer(
+        f"{scheme}://{bind}:{port}", secret_dir=secret_dir, allow_put=allow_put, token=token,
+        tls_certificates=certs, verify_client=tls_client_ca is not None,
+        root_certificates=Path(tls_client_ca).read_bytes() if tls_client_ca else None,
+        advertise=advertise, max_message_bytes=max_message_bytes or MAX_MESSAGE_BYTES,
+    )
+    logger.info("serving %s at %s (%s)", _core.resolve_store(secret_dir), server.location,
+                "mutual TLS" if tls_client_ca else "no auth" if no_auth else "bearer token")
+    return server
+
+
+def serve(
+    *,
+    secret_dir: Optional[str] = None,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    allow_put: bool = False,
+    no_auth: bool = False,
+    insecure: bool = False,
+    tls_cert: Optional[str] = None,
+    tls_key: Optional[str] = None,
+    tls_client_ca: Optional[str] = None,
+    registry: Optional[str] = None,
+    advertise: Optional[str] = None,
+    max_message_bytes: Optional[int] = None,
+    ready: Optional[Any] = None,
+) -> None:
+    """Serves a store until SIGTERM or SIGINT (then shuts down cleanly). ``ready(location)``
+    is called once the server listens. With ``registry="zk://host:port[/chroot]"`` the
+    node registers itself and its tables' versions in ZooKeeper while it runs."""
+    server = make_server(secret_dir=secret_dir, host=host, port=port, allow_put=allow_put, no_auth=no_auth,
+                         insecure=insecure, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
+                         advertise=advertise, max_message_bytes=max_message_bytes)
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    node = None
+    try:
+        if registry is not None:
+            from .registry import Registry
+
+            node = Registry(registry).publish_node(server.location, secret_dir=secret_dir)
+        if ready is not None:
+            ready(server.location)
+        while not stop.wait(0.2):
+            pass
+    finally:
+        logger.info("shutting down %s", server.location)
+        if node is not None:
+            node.close()
+        # shutdown() waits for the calls in progress; a client that never ends its call
+        # must not keep the process alive.
+        closer = threading.Thread(target=server.shutdown, daemon=True)
+        closer.start()
+        closer.join(SHUTDOWN_GRACE_SEC)
+        if closer.is_alive():
+            logger.warning("calls still open after %ss; exiting without waiting for them", SHUTDOWN_GRACE_SEC)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,74 @@
+"""Flight servers for the remote tests: each one ``adc serve`` in its own process on its
+own store (a free loopback port), stopped (SIGTERM) at the end of the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pytest
+
+from tests.helpers import unlink_segments
+
+
+class Server:
+    """One ``adc serve`` process."""
+
+    def __init__(self, store: Path, *args: str, env: Optional[dict[str, str]] = None,
+                 prefix: Optional[list[str]] = None) -> None:
+        self.store = store
+        store.mkdir(parents=True, exist_ok=True)
+        cmd = [*(prefix or []), sys.executable, "-m", "allye_data_connector", "--json", "-d", str(store), "serve",
+               "--port", "0", *args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise AssertionError(f"adc serve did not start: {err}")
+        self.location: str = json.loads(line)["location"]
+
+    @property
+    def token(self) -> str:
+        return (self.store / "remote" / "token").read_text().strip()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            for f in (self.proc.stdout, self.proc.stderr):
+                if f:
+                    f.close()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator:
+    servers: list[Server] = []
+
+    def start(name: str = "server", *args: str, **kw) -> Server:
+        s = Server(tmp_path / name, *args, **kw)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()
+        unlink_segments(s.store)
+
+
+@pytest.fixture
+def client_store(tmp_path: Path) -> Iterator[Path]:
+    d = tmp_path / "client"
+    yield d
+    unlink_segments(d)
