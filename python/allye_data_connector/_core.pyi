@@ -278,13 +278,6 @@ LOG_TIME_COLUMN: str
 LOG_PAYLOAD_COLUMN: str
 
 def stream_append(
-# --- sources: loading a stream of batches (rust/allye-py/src/sources.rs) ---
-
-__all__ += ["METADATA_LOAD", "SourceError", "send_stream"]
-
-class SourceError(AllyeError): ...
-
-def send_stream(
     data: Any,
     table_name: str,
     *,
@@ -358,6 +351,7 @@ __all__ += [
     "collect_streams",
     "StreamFollower",
 ]
+
 # --- named objects (rust/allye-py/src/objects.rs) ---
 
 __all__ += [
@@ -402,12 +396,6 @@ def put_object(
     ttl_sec: Optional[int] = None,
     durable: bool = False,
     quota: Optional[int] = None,
-    producer: str = ...,
-    ttl_sec: Optional[int] = None,
-    compression: Optional[str] = None,
-    metadata: Optional[dict[str, Any]] = None,
-    finish: Optional[Any] = None,
-    durable: bool = False,
     auto_gc: bool = True,
     auto_gc_grace_sec: int = ...,
     keep_versions: int = ...,
@@ -460,6 +448,28 @@ def create_object(
     """Starts an object written in place in a new segment; publish it with ``commit()``."""
 
 __all__ += ["ObjectWriter", "create_object"]
+
+# --- sources: loading a stream of batches (rust/allye-py/src/sources.rs) ---
+
+__all__ += ["METADATA_LOAD", "SourceError", "send_stream"]
+
+class SourceError(AllyeError): ...
+
+def send_stream(
+    data: Any,
+    table_name: str,
+    *,
+    secret_dir: Optional[str] = None,
+    producer: str = ...,
+    ttl_sec: Optional[int] = None,
+    compression: Optional[str] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    finish: Optional[Any] = None,
+    durable: bool = False,
+    auto_gc: bool = True,
+    auto_gc_grace_sec: int = ...,
+    keep_versions: int = ...,
+) -> dict[str, Any]:
     """Writes the batches of an Arrow stream into one new version as they arrive (a file
     payload) and publishes it at the end; ``finish()`` returns a dict merged into the
     ``ready`` line's metadata. Any error leaves the previous version current."""

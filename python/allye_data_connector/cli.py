@@ -306,28 +306,20 @@ def _transport(name: Optional[str]) -> str:
 @click.option("--arrays", "arrays", is_flag=True, help="List shared arrays instead: shape, dtype, creator and openers.")
 @click.option("--objects", "objects", is_flag=True, help="List named objects instead (of every namespace, or of --namespace).")
 @click.option("--namespace", "namespace", help="List the named objects of this namespace (implies --objects).")
-@_common_options
-@click.pass_obj
-def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str], arrays: bool, objects: bool,
-           namespace: Optional[str]) -> None:
-    """List tables with their state, shape, size and age (--arrays: shared arrays;
-    --objects: named objects)."""
-    if arrays:
-        _ls_arrays(obj)
-        return
-    if objects or namespace is not None:
-        _ls_objects(obj, namespace)
 @click.option("--remote", "remote_peer", metavar="PEER", help="List the tables a peer serves (host:port or Flight URI; see adc serve).")
 @click.option("--token", envvar="ALLYE_REMOTE_TOKEN", help="With --remote: the peer's bearer token (default: $ALLYE_REMOTE_TOKEN).")
 @click.option("--token-file", type=click.Path(dir_okay=False, exists=True), help="With --remote: file holding the peer's token.")
 @_common_options
 @click.pass_obj
-def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str], arrays: bool, remote_peer: Optional[str],
-           token: Optional[str], token_file: Optional[str]) -> None:
+def ls_cmd(obj: _Ctx, all_states: bool, producer: Optional[str], arrays: bool, objects: bool,
+           namespace: Optional[str], remote_peer: Optional[str], token: Optional[str], token_file: Optional[str]) -> None:
     """List tables with their state, shape, size and age (--arrays: shared arrays;
-    --remote PEER: a peer's tables)."""
+    --objects: named objects; --remote PEER: a peer's tables)."""
     if arrays:
         _ls_arrays(obj)
+        return
+    if objects or namespace is not None:
+        _ls_objects(obj, namespace)
         return
     if remote_peer is not None:
         _ls_remote(obj, remote_peer, token, token_file)
