@@ -18,6 +18,17 @@ PEER_VENV = Path(os.environ.get("ADC_PEER_VENV", ROOT / ".venv-peer"))
 PEER_VERSION = "0.1.2"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_leftovers_of_deleted_stores() -> None:
+    """Tests that count what gc reports (it reports, machine-wide, the segments of stores
+    whose directory is gone) start from a /dev/shm without such leftovers, whatever ran
+    before on the machine (the crate's tests, an interrupted run): freed as a user's
+    ``adc cleanup`` frees them."""
+    from allye_data_connector import cleanup_orphans
+
+    cleanup_orphans(dry_run=False)
+
+
 @pytest.fixture(autouse=True)
 def no_canvas_notification(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sends do not notify an Allye canvas (one may run on a developer's machine): the
