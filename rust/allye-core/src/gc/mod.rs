@@ -126,6 +126,32 @@ pub(crate) mod test_support {
         d.batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0)
     }
 
+    /// A test's temporary store whose segments (its own and its namespaces') are unlinked
+    /// when it is dropped: segments live outside the directory and would outlive it.
+    pub(crate) struct TempStore {
+        pub(crate) dir: tempfile::TempDir,
+        store: Store,
+    }
+
+    impl TempStore {
+        pub(crate) fn new() -> (TempStore, Store) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::at(dir.path().join("store"));
+            (TempStore { dir, store: store.clone() }, store)
+        }
+    }
+
+    impl Drop for TempStore {
+        fn drop(&mut self) {
+            cleanup(&self.store);
+            if let Ok(entries) = std::fs::read_dir(self.store.root().join("objects")) {
+                for e in entries.flatten() {
+                    cleanup(&Store::at(e.path()));
+                }
+            }
+        }
+    }
+
     pub(crate) fn cleanup(store: &Store) {
         for ev in manifest::read_all(store).unwrap() {
             for loc in [super::collect::planned(&ev).locator, ev.payload.map(|p| p.locator)].into_iter().flatten() {

@@ -20,10 +20,8 @@ fn opts(kind: &str) -> SendOptions {
     o
 }
 
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::at(dir.path().join("store"));
-    (dir, store)
+fn store() -> (crate::gc::test_support::TempStore, Store) {
+    crate::gc::test_support::TempStore::new()
 }
 
 #[test]

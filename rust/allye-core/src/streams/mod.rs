@@ -181,10 +181,8 @@ pub(crate) mod test_support {
 
     use crate::store::Store;
 
-    pub(crate) fn store() -> (tempfile::TempDir, Store) {
-        let tmp = tempfile::tempdir().unwrap();
-        let s = Store::at(tmp.path().join("store"));
-        (tmp, s)
+    pub(crate) fn store() -> (crate::gc::test_support::TempStore, Store) {
+        crate::gc::test_support::TempStore::new()
     }
 
     pub(crate) fn schema() -> SchemaRef {
