@@ -129,7 +129,8 @@ pub(crate) mod test_support {
     /// A test's temporary store whose segments (its own and its namespaces') are unlinked
     /// when it is dropped: segments live outside the directory and would outlive it.
     pub(crate) struct TempStore {
-        pub(crate) dir: tempfile::TempDir,
+        // Dropped after `drop` below has unlinked the segments: then the directory goes.
+        _dir: tempfile::TempDir,
         store: Store,
     }
 
@@ -137,7 +138,7 @@ pub(crate) mod test_support {
         pub(crate) fn new() -> (TempStore, Store) {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::at(dir.path().join("store"));
-            (TempStore { dir, store: store.clone() }, store)
+            (TempStore { _dir: dir, store: store.clone() }, store)
         }
     }
 
