@@ -85,7 +85,7 @@ def _throughput(kind: str, n: int) -> dict:
         from allye_data_connector import get_arrow
         from allye_data_connector.compat.ataraxis import DataLogger
 
-        logger = DataLogger(Path(tmp), "bench")
+        logger = DataLogger(Path(tmp), "bench", npy_files=False)  # the stream only: see RESULTS.md
         logger.start()
         t0 = time.perf_counter()
         procs = [ctx.Process(target=_produce_ours, args=(logger.input_queue, s, n)) for s in range(N_PROCS)]

@@ -18,8 +18,7 @@ from tests.helpers import run_python
 
 
 def test_datalogger_readme_example(tmp_path):
-    # ataraxis' README, step by step (its .npy/.npz file counts are replaced by what the
-    # stream holds: no file per message is written).
+    # ataraxis' README, step by step, with its .npy/.npz file counts, then what the stream holds.
     logger = DataLogger(output_directory=Path(tmp_path), instance_name="my_name")
     assert logger.output_directory == tmp_path / "my_name_data_log" and logger.output_directory.is_dir()
     logger.start()
@@ -32,11 +31,16 @@ def test_datalogger_readme_example(tmp_path):
     data = np.array([6, 7, 8, 9, 10], dtype=np.uint8)
     logger_queue.put(LogPackage(source_id, timestamp2, data))
     logger.stop()
+    assert len(list(logger.output_directory.glob("**/*.npy"))) == 2
+    first_npy = np.load(logger.output_directory / f"001_{int(timestamp):020d}.npy")
+    assert first_npy[0] == 1 and first_npy[9:].tolist() == [1, 2, 3, 4, 5]
     df = adc.get_dataframe("my_name", secret_dir=logger.output_directory)
     assert df["source_id"].tolist() == [1, 1]
     assert df["timestamp"].tolist() == [int(timestamp), int(timestamp2)]
     assert df["payload"].tolist() == [bytes([1, 2, 3, 4, 5]), bytes([6, 7, 8, 9, 10])]
     logger.compress_logs(remove_sources=True)
+    assert len(list(logger.output_directory.glob("**/*.npy"))) == 0
+    assert len(list(logger.output_directory.glob("**/*.npz"))) == 1
     npz = list(logger.output_directory.glob("**/*.npz"))
     assert [p.name for p in npz] == ["1_log.npz"]
     with np.load(npz[0]) as archive:

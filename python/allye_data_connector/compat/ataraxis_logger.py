@@ -6,15 +6,19 @@ packs them into one ``.npz`` per source. Here ``input_queue.put(package)`` buffe
 message in the putting process itself and a background thread appends the buffered
 messages in bulk to a stream (the log fast path: ``source_id`` uint8, ``timestamp``
 uint64, ``payload`` bytes), so no message crosses a process boundary or becomes a file
-of its own. The store is the logger's ``output_directory`` and the stream is named
+while logging. The store is the logger's ``output_directory`` and the stream is named
 after ``instance_name``: ``get_dataframe(instance_name, secret_dir=logger.output_directory)``
 reads the log, live. ``stop()`` returns once every package put so far, in any process,
 is in the stream.
 
-What differs: no ``.npy`` file per message (that is what made ataraxis slow; the
-messages are in the stream's chunk files), and ``compress_logs`` writes one ``.npz`` per
-source (keys ``<source>_<timestamp>``, as ataraxis names them) besides compacting the
-stream into one zstd Arrow file per source (with ``remove_sources=True``).
+As ataraxis, ``stop()`` leaves one ``.npy`` file per message in ``output_directory``
+(``<source:03d>_<timestamp:020d>.npy``, the packed bytes ataraxis writes), so scripts that
+read or count them keep working; they are exported from the stream when ``stop()`` is
+called, not while logging, and ``DataLogger(..., npy_files=False)`` skips them (the
+messages are in the stream either way: that is what makes logging fast).
+``compress_logs`` writes one ``.npz`` per source (keys ``<source>_<timestamp>``, as
+ataraxis names them); with ``remove_sources=True`` it deletes the ``.npy`` files and
+compacts the stream into one zstd Arrow file per source.
 """
 
 from __future__ import annotations
@@ -150,7 +154,7 @@ class DataLogger:
     unused: there are no logger processes to size."""
 
     def __init__(self, output_directory: Any, instance_name: str = "data_logger", exist_ok: bool = False,
-                 **_ataraxis_options: Any) -> None:
+                 *, npy_files: bool = True, **_ataraxis_options: Any) -> None:
         if not isinstance(instance_name, str) or not instance_name:
             raise InvalidArgumentError(f"instance_name must be a non-empty str, got {instance_name!r}")
         _core.check_table_name(instance_name)
@@ -160,6 +164,8 @@ class DataLogger:
         self._store = str(self._output.resolve())
         self._started = False
         self._queue = _InputQueue(self._store, self._name)
+        self._npy_files = bool(npy_files)
+        self._exported = 0  # rows of the stream already exported as .npy files
 
     def __repr__(self) -> str:
         return f"DataLogger(name={self._name!r}, output_directory={str(self._output)!r}, started={self._started})"
@@ -193,6 +199,24 @@ class DataLogger:
             return
         self._flush_everyone()
         self._started = False
+        if self._npy_files:
+            self._export_npy()
+
+    def _export_npy(self) -> None:
+        """One ``.npy`` per message not exported yet, as ataraxis' logger processes write
+        them (rows are only ever appended until ``compress_logs`` compacts the stream)."""
+        if not _core.stream_exists(self._name, secret_dir=self._store):
+            return
+        table = read(self._name, secret_dir=self._store)
+        if table.num_rows <= self._exported:
+            return
+        new = table.slice(self._exported)
+        sources = new.column("source_id").to_numpy()
+        stamps = new.column("timestamp").to_numpy()
+        for source, stamp, payload in zip(sources, stamps, new.column("payload").to_pylist()):
+            name, packed = LogPackage(source, stamp, payload).get_data()
+            np.save(self._output / name, packed, allow_pickle=False)
+        self._exported = table.num_rows
 
     def _flush_everyone(self, timeout: float = 30.0) -> None:
         key = (self._store, self._name, os.getpid())
@@ -243,7 +267,10 @@ class DataLogger:
             np.savez(tmp, **entries)  # type: ignore[arg-type]
             os.replace(tmp, target)
         if remove_sources:
+            for npy in self._output.glob("*.npy"):
+                npy.unlink(missing_ok=True)
             compact_stream(self._name, secret_dir=self._store)
+            self._exported = table.num_rows
 
 
 def _alive(pid: int) -> bool:
