@@ -475,3 +475,23 @@ def send_stream(
     ``ready`` line's metadata. Any error leaves the previous version current."""
 
 METADATA_LOAD: str
+
+# --- data sources' and remote defaults (protocol.rs) ---
+
+DEFAULT_LOAD_BATCH_ROWS: int
+DEFAULT_REMOTE_PORT: int
+DEFAULT_MAX_MESSAGE_BYTES: int
+DEFAULT_CHECK_TTL_SEC: float
+DEFAULT_REMOTE_TIMEOUT_SEC: float
+DEFAULT_KEEPALIVE_MS: int
+DEFAULT_MAX_FULL_PULL_BYTES: int
+
+__all__ += [
+    "DEFAULT_LOAD_BATCH_ROWS",
+    "DEFAULT_REMOTE_PORT",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "DEFAULT_CHECK_TTL_SEC",
+    "DEFAULT_REMOTE_TIMEOUT_SEC",
+    "DEFAULT_KEEPALIVE_MS",
+    "DEFAULT_MAX_FULL_PULL_BYTES",
+]

@@ -961,7 +961,7 @@ def _ls_remote(obj: _Ctx, peer: str, token: Optional[str], token_file: Optional[
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
-@click.option("--port", default=8815, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option("--port", default=_core.DEFAULT_REMOTE_PORT, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
 @click.option("--allow-put", is_flag=True, help="Accept tables pushed by clients (DoPut; adc push).")
 @click.option("--no-auth", is_flag=True, help="No bearer token: any client that reaches the port may read (trusted network).")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback address without TLS.")

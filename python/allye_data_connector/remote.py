@@ -40,15 +40,15 @@ from .partial import Selection, index_columns
 logger = logging.getLogger(__name__)
 
 #: Seconds after a check (or pull) during which a load trusts the cache without asking.
-DEFAULT_CHECK_TTL_SEC = 5.0
+DEFAULT_CHECK_TTL_SEC: float = _core.DEFAULT_CHECK_TTL_SEC
 #: Deadline of each remote call, seconds.
-DEFAULT_TIMEOUT_SEC = 10.0
+DEFAULT_TIMEOUT_SEC: float = _core.DEFAULT_REMOTE_TIMEOUT_SEC
 #: gRPC keepalive ping interval (and the time to wait for its answer), milliseconds: a
 #: partition is noticed within about twice this.
-DEFAULT_KEEPALIVE_MS = 2000
+DEFAULT_KEEPALIVE_MS: int = _core.DEFAULT_KEEPALIVE_MS
 #: Tables larger than this (bytes) are not pulled whole for a partial load: only the
 #: slice asked for moves (and is not cached).
-DEFAULT_MAX_FULL_PULL_BYTES = 256 << 20
+DEFAULT_MAX_FULL_PULL_BYTES: int = _core.DEFAULT_MAX_FULL_PULL_BYTES
 #: Environment variable naming peers (comma separated).
 PEERS_ENV = "ALLYE_PEERS"
 #: Environment variable holding the bearer token of the peers.

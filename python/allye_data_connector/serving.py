@@ -38,11 +38,11 @@ logger = logging.getLogger(__name__)
 
 #: Largest record batch message DoGet sends (a gRPC message must stay under 2 GiB; smaller
 #: messages keep the client's memory bounded and the stream interleaved).
-MAX_MESSAGE_BYTES = 64 << 20
+MAX_MESSAGE_BYTES: int = _core.DEFAULT_MAX_MESSAGE_BYTES
 #: Seconds a shutdown waits for calls in progress.
 SHUTDOWN_GRACE_SEC = 5.0
 #: The port ``adc serve`` listens on when none is given.
-DEFAULT_PORT = 8815
+DEFAULT_PORT: int = _core.DEFAULT_REMOTE_PORT
 #: Where the bearer token lives inside the store.
 TOKEN_FILE = os.path.join("remote", "token")
 #: The header carrying the bearer token.

@@ -18,6 +18,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 
 import pyarrow as pa
 
+from . import _core
 from .errors import InvalidArgumentError, SourceError
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "allye_data_connector.sources"
 
 #: Rows a source is asked for per ``read(n)`` (a hint, as in panoply).
-DEFAULT_BATCH_ROWS = 100_000
+DEFAULT_BATCH_ROWS: int = _core.DEFAULT_LOAD_BATCH_ROWS
 
 _REDACTED = "***"
 

@@ -470,6 +470,7 @@ pub fn namespace_from_dir_name(dir: &str) -> Option<String> {
     let name = String::from_utf8(out).ok()?;
     (namespace_dir_name(&name) == dir).then_some(name)
 }
+
 /// A namespace's log is compacted by the put that finds it larger than this...
 pub const OBJECTS_COMPACT_MIN_BYTES: u64 = 1024 * 1024;
 /// ... and larger than this many bytes per live object (about six versions' lines each),
@@ -478,9 +479,30 @@ pub const OBJECTS_COMPACT_MIN_BYTES: u64 = 1024 * 1024;
 pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;
 /// The column of the payload of an object stored as raw bytes (a NumPy array, a pickle).
 pub const OBJECT_BYTES_COLUMN: &str = "bytes";
+
 // --- sources: loads from data sources (PROTOCOL.md, "Loads and their state") ---
 
 /// Metadata key of a version written by a load: what it was loaded from (no secrets),
 /// its mode, and on the `ready` line its incremental state (cursor column, last value),
 /// committed in the same line as the rows it describes.
 pub const METADATA_LOAD: &str = "allye_load";
+
+/// Rows a data source is asked for per `read(n)` (a hint, as in panoply).
+pub const DEFAULT_LOAD_BATCH_ROWS: u64 = 100_000;
+
+// --- remote: a store served over Arrow Flight (PROTOCOL.md 8.16) ---
+
+/// The port `adc serve` listens on when none is given.
+pub const DEFAULT_REMOTE_PORT: u16 = 8815;
+/// Largest record-batch message a DoGet sends: a gRPC message must stay under 2 GiB, and
+/// smaller messages keep the client's memory bounded.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 * 1024 * 1024;
+/// Seconds after a check (or a pull) during which a load trusts the cache without asking.
+pub const DEFAULT_CHECK_TTL_SEC: f64 = 5.0;
+/// Deadline of each remote call, seconds.
+pub const DEFAULT_REMOTE_TIMEOUT_SEC: f64 = 10.0;
+/// gRPC keepalive ping interval (and the wait for its answer), milliseconds: a partition
+/// is noticed within about twice this.
+pub const DEFAULT_KEEPALIVE_MS: u64 = 2000;
+/// Tables larger than this are not pulled whole for a partial load: only the slice moves.
+pub const DEFAULT_MAX_FULL_PULL_BYTES: u64 = 256 * 1024 * 1024;

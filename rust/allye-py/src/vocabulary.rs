@@ -67,6 +67,13 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TRANSPORTS", PyTuple::new(py, protocol::TRANSPORT_CHOICES)?)?;
     m.add("COMPRESSIONS", PyTuple::new(py, protocol::COMPRESSIONS)?)?;
     m.add("METADATA_KEY", protocol::METADATA_KEY)?;
+    m.add("DEFAULT_LOAD_BATCH_ROWS", protocol::DEFAULT_LOAD_BATCH_ROWS)?;
+    m.add("DEFAULT_REMOTE_PORT", protocol::DEFAULT_REMOTE_PORT)?;
+    m.add("DEFAULT_MAX_MESSAGE_BYTES", protocol::DEFAULT_MAX_MESSAGE_BYTES)?;
+    m.add("DEFAULT_CHECK_TTL_SEC", protocol::DEFAULT_CHECK_TTL_SEC)?;
+    m.add("DEFAULT_REMOTE_TIMEOUT_SEC", protocol::DEFAULT_REMOTE_TIMEOUT_SEC)?;
+    m.add("DEFAULT_KEEPALIVE_MS", protocol::DEFAULT_KEEPALIVE_MS)?;
+    m.add("DEFAULT_MAX_FULL_PULL_BYTES", protocol::DEFAULT_MAX_FULL_PULL_BYTES)?;
     m.add_function(wrap_pyfunction!(normalize_compression, m)?)?;
     m.add_function(wrap_pyfunction!(check_table_name, m)?)?;
     m.add_function(wrap_pyfunction!(check_transport, m)?)?;
