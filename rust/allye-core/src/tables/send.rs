@@ -265,27 +265,20 @@ fn write_payload(
     })
 }
 
-/// Sends a table: appends `writing` (naming the payload it is about to create), writes
-/// the payload, then appends `ready` with the payload, or `error` with the reason (and
-/// removes whatever part of the payload exists). Returns the `ready` event.
-pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<Event> {
-    check(opts)?;
-    store.ensure()?;
-
-    let id = uuid::Uuid::new_v4().to_string();
-    let table_name = match &opts.table_name {
+/// The name of a new version: the caller's, else `table_<unix time>_<id prefix>`.
+pub(super) fn table_name_for(opts: &SendOptions, id: &str) -> String {
+    match &opts.table_name {
         Some(n) => n.clone(),
         None => format!("table_{}_{}", chrono::Utc::now().timestamp(), &id[..8]),
-    };
-    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let shape = opts.shape.unwrap_or([rows, schema.fields().len() as u64]);
-    let schema_hash = opts.schema_sha256.clone().unwrap_or_else(|| schema_sha256(schema));
-    let mut plan = plan(store, &id, &table_name, arrow_data_size(batches), opts);
+    }
+}
 
-    let created_at = time::now_iso();
+/// The `writing` line of a new version, naming the payload `plan` is about to create.
+/// A caller's own `metadata.adc` entries (a pulled version's origin, ...) are kept: the
+/// writer's keys are added to them, and win on a clash, since gc reads them.
+pub(super) fn writing_event(opts: &SendOptions, id: String, table_name: String, plan: &Planned,
+                            created_at: &str) -> Event {
     let mut metadata = opts.metadata.clone();
-    // A caller's own `metadata.adc` entries (a pulled version's origin, ...) are kept: the
-    // writer's keys are added to them, and win on a clash, since gc reads them.
     let mut adc = match metadata.remove(METADATA_KEY) {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
@@ -294,17 +287,35 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
     adc.insert(ADC_TRANSPORT.into(), json!(plan.transport()));
     adc.insert(ADC_LOCATOR.into(), json!(plan.locator()));
     metadata.insert(METADATA_KEY.into(), Value::Object(adc));
-    let writing = Event {
+    Event {
         version: PROTOCOL_VERSION,
         id,
         table_name,
         producer: opts.producer.clone(),
         status: Status::Writing,
-        created_at: created_at.clone(),
+        created_at: created_at.to_string(),
         ttl_sec: opts.ttl_sec,
         payload: None,
         metadata,
-    };
+    }
+}
+
+/// Sends a table: appends `writing` (naming the payload it is about to create), writes
+/// the payload, then appends `ready` with the payload, or `error` with the reason (and
+/// removes whatever part of the payload exists). Returns the `ready` event.
+pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<Event> {
+    check(opts)?;
+    store.ensure()?;
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let table_name = table_name_for(opts, &id);
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let shape = opts.shape.unwrap_or([rows, schema.fields().len() as u64]);
+    let schema_hash = opts.schema_sha256.clone().unwrap_or_else(|| schema_sha256(schema));
+    let mut plan = plan(store, &id, &table_name, arrow_data_size(batches), opts);
+
+    let created_at = time::now_iso();
+    let writing = writing_event(opts, id, table_name, &plan, &created_at);
     manifest::append(store, &writing, opts.durable)?;
 
     let data_size = match write_payload(store, &mut plan, &writing.id, schema, batches, opts) {

@@ -11,14 +11,14 @@
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::send::{check, record_failure, writer_identity, Planned};
+use super::send::{check, record_failure, table_name_for, writing_event, Planned};
 use crate::error::Result;
 use crate::gc::collect_superseded;
 use crate::manifest::{self, Event, PayloadRef};
 use crate::payload::write_file_from;
-use crate::protocol::{Status, ADC_LOCATOR, ADC_TRANSPORT, ADC_WRITER, METADATA_KEY, PROTOCOL_VERSION};
+use crate::protocol::{Status, METADATA_KEY};
 use crate::store::Store;
 use crate::sys::time;
 use crate::tables::schema_sha256;
@@ -41,28 +41,10 @@ pub fn send_stream(
     check(opts)?;
     store.ensure()?;
     let id = uuid::Uuid::new_v4().to_string();
-    let table_name = match &opts.table_name {
-        Some(n) => n.clone(),
-        None => format!("table_{}_{}", chrono::Utc::now().timestamp(), &id[..8]),
-    };
+    let table_name = table_name_for(opts, &id);
     let plan = Planned::file(store, &id);
     let created_at = time::now_iso();
-    let mut metadata = opts.metadata.clone();
-    metadata.insert(
-        METADATA_KEY.into(),
-        json!({ADC_WRITER: writer_identity(), ADC_TRANSPORT: plan.transport(), ADC_LOCATOR: plan.locator()}),
-    );
-    let writing = Event {
-        version: PROTOCOL_VERSION,
-        id,
-        table_name,
-        producer: opts.producer.clone(),
-        status: Status::Writing,
-        created_at: created_at.clone(),
-        ttl_sec: opts.ttl_sec,
-        payload: None,
-        metadata,
-    };
+    let writing = writing_event(opts, id, table_name, &plan, &created_at);
     manifest::append(store, &writing, opts.durable)?;
 
     let Planned::File(path) = &plan else { unreachable!("a stream is always written to a file") };
@@ -115,6 +97,7 @@ pub fn send_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use crate::error::Error;
     use crate::tables::{get, SendOptions};
     use arrow_array::{ArrayRef, Int64Array};
@@ -153,6 +136,19 @@ mod tests {
         let (_, data) = get(&store, "t", None, true).unwrap();
         assert_eq!(data.batches.len(), 5);
         assert_eq!(data.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 500);
+    }
+
+    #[test]
+    fn callers_adc_metadata_is_merged_not_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let mut opts = SendOptions::named("t");
+        opts.metadata.insert(METADATA_KEY.into(), json!({"origin": "peer:1"}));
+        let ready = send_stream(&store, &schema, std::iter::once(Ok(batch(&schema, 0, 3))), &opts, |_| Ok(())).unwrap();
+        let adc = &ready.metadata[METADATA_KEY];
+        assert_eq!(adc["origin"], "peer:1");
+        assert!(adc.get("writer").is_some() && adc["locator"] == json!(ready.payload.as_ref().unwrap().locator));
     }
 
     #[test]
