@@ -285,8 +285,10 @@ def stream_append(
     time_column: Optional[str] = None,
     durable: bool = False,
     publish_interval_sec: Optional[float] = None,
+    load: Optional[dict[str, Any]] = None,
 ) -> Optional[dict[str, Any]]:
-    """Appends Arrow data to a stream as one chunk; returns the chunk's line (None: no rows)."""
+    """Appends Arrow data to a stream as one chunk; returns the chunk's line (None: no rows).
+    ``load``: a load's state, written on the chunk's line (``allye_load``)."""
 
 def stream_read(
     table_name: str,

@@ -13,14 +13,16 @@ use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::{PyRecordBatchReader, PyTable};
 
 use crate::errors::{to_pyerr, OrRaise};
-use crate::records::{list_to_py, to_py};
+use crate::records::{list_to_py, metadata_from_py, to_py};
 use crate::tables::store;
 
 /// Appends Arrow data (any object with `__arrow_c_stream__`) to a stream as one chunk;
 /// returns the chunk's line, or None when there were no rows. With `publish_interval_sec`,
 /// also publishes the stream as a v1 version when the last publication is that old.
+/// `load` (a dict) is a load's state, written on the chunk's line (`allye_load`).
 #[pyfunction]
-#[pyo3(signature = (data, table_name, *, secret_dir=None, time_column=None, durable=false, publish_interval_sec=None))]
+#[pyo3(signature = (data, table_name, *, secret_dir=None, time_column=None, durable=false, publish_interval_sec=None, load=None))]
+#[allow(clippy::too_many_arguments)]
 fn stream_append<'py>(
     py: Python<'py>,
     data: PyRecordBatchReader,
@@ -29,6 +31,7 @@ fn stream_append<'py>(
     time_column: Option<String>,
     durable: bool,
     publish_interval_sec: Option<f64>,
+    load: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let store = store(secret_dir)?;
     let reader = data.into_reader()?;
@@ -36,6 +39,9 @@ fn stream_append<'py>(
     let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_pyerr(Error::Arrow(e)))?;
     let mut opts = AppendOptions::with_time_column(time_column);
     opts.durable = durable;
+    if let Some(d) = load {
+        opts.load = Some(metadata_from_py(d)?);
+    }
     let line = py
         .detach(|| -> allye_core::Result<_> {
             let line = streams::append(&store, table_name, &schema, &batches, &opts)?;

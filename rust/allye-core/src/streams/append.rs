@@ -26,12 +26,15 @@ pub struct AppendOptions {
     pub time_column: Option<String>,
     /// fsync the chunk file and the log before returning.
     pub durable: bool,
+    /// A load's state, written on the chunk's line (field `allye_load`): the line that
+    /// makes the rows visible is the line that records how far the load got.
+    pub load: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl AppendOptions {
     /// Options recording the range of `time_column`.
     pub fn with_time_column(time_column: Option<String>) -> Self {
-        AppendOptions { time_column, durable: false }
+        AppendOptions { time_column, durable: false, load: None }
     }
 }
 
@@ -163,6 +166,7 @@ pub fn append(
         tmin: range.map(|r| r.0),
         tmax: range.map(|r| r.1),
         compacted: None,
+        load: opts.load.clone(),
     };
     let text = serde_json::to_vec(&line)?;
     if let Err(e) = append_line(&log_path(store, table), &lock_path(store, table), text, opts.durable) {
@@ -214,6 +218,25 @@ mod tests {
         assert_eq!((line.tmin, line.tmax), (Some(5000), Some(14000)));
         let err = append(&s, "st", &schema(), &[rows(0, 5, 1)], &AppendOptions::with_time_column(Some("nope".into())));
         assert!(matches!(err, Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn a_load_state_is_written_on_the_chunk_line_under_the_load_key() {
+        let (_t, s) = store();
+        let mut state = serde_json::Map::new();
+        state.insert("cursor".into(), "seq".into());
+        state.insert("last".into(), 9.into());
+        let mut opts = AppendOptions::default();
+        opts.load = Some(state.clone());
+        append(&s, "st", &schema(), &[rows(0, 0, 10)], &opts).unwrap();
+        append(&s, "st", &schema(), &[rows(0, 10, 1)], &AppendOptions::default()).unwrap();
+        let text = std::fs::read_to_string(log_path(&s, "st")).unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first[crate::protocol::METADATA_LOAD], serde_json::Value::Object(state.clone()));
+        let second: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        assert!(second.get(crate::protocol::METADATA_LOAD).is_none(), "absent unless given: {second}");
+        let lines = crate::streams::chunks(&s, "st").unwrap();
+        assert_eq!((lines[0].load.as_ref(), lines[1].load.as_ref()), (Some(&state), None));
     }
 
     #[test]

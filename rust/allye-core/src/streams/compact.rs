@@ -166,6 +166,7 @@ pub fn compact(
                 tmin: range.map(|r| r.0),
                 tmax: range.map(|r| r.1),
                 compacted: Some(key.clone()),
+                load: None,
             })
         })();
         match result {
@@ -176,6 +177,11 @@ pub fn compact(
                 return Err(e);
             }
         }
+    }
+    // A load resumes from the state on the last chunk line it wrote: the latest state of
+    // the compacted lines goes on the last compacted line, so it survives the swap.
+    if let (Some(state), Some((last, _))) = (snapshot.iter().rev().find_map(|l| l.load.clone()), written.last_mut()) {
+        last.load = Some(state);
     }
     // 3. Swap the log under the lock: compacted lines + whatever was appended meanwhile.
     #[cfg(test)]
@@ -380,5 +386,25 @@ mod tests {
         assert!(err.to_string().contains("nothing was changed"), "{err}");
         assert_eq!(arrow_files(&s, "x"), before_files, "the new files are deleted, the old ones kept");
         assert_eq!(read(&s, "x", &ReadSelection::default()).unwrap().rows, 9);
+    }
+
+    #[test]
+    fn the_latest_load_state_is_carried_onto_the_compacted_lines() {
+        let (_t, s) = store();
+        let state = |last: i64| {
+            let mut m = serde_json::Map::new();
+            m.insert("last".into(), last.into());
+            let mut o = AppendOptions::default();
+            o.load = Some(m);
+            o
+        };
+        append(&s, "l", &schema(), &[rows(0, 0, 5)], &state(4)).unwrap();
+        append(&s, "l", &schema(), &[rows(1, 0, 5)], &state(9)).unwrap();
+        append(&s, "l", &schema(), &[rows(2, 0, 5)], &AppendOptions::default()).unwrap();
+        compact(&s, "l", Some("writer"), Compression::Zstd).unwrap();
+        let lines = crate::streams::chunks(&s, "l").unwrap();
+        assert_eq!(lines.len(), 3);
+        let states: Vec<_> = lines.iter().map(|l| l.load.as_ref().and_then(|m| m.get("last")).cloned()).collect();
+        assert_eq!(states, vec![None, None, Some(9.into())], "the last state, on the last line");
     }
 }

@@ -105,6 +105,10 @@ pub struct ChunkLine {
     /// Set on the chunks a compaction wrote: the source they hold (as text), or "" for all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compacted: Option<String>,
+    /// The state of the load that appended this chunk ([`crate::protocol::METADATA_LOAD`]:
+    /// cursor, last value, rows), committed in the same line as the rows it describes.
+    #[serde(rename = "allye_load", default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The directory of stream `table`: `<store>/streams/<first 32 hex of sha256(name)>`.
