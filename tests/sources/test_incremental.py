@@ -1,5 +1,5 @@
-"""Incremental loads: the cursor's last value is committed on the ready line with the rows,
-and the next append reads only newer rows."""
+"""Incremental loads: an append adds chunks to a streaming table, the cursor's last value is
+committed on the chunk line with the rows, and the next append reads only newer rows."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 
 import allye_data_connector as adc
 from allye_data_connector import _core
-from allye_data_connector.errors import SourceError
+from allye_data_connector.errors import InvalidArgumentError, SourceError
+from allye_data_connector.streams import is_stream
 
 from .helpers import manifest_lines, sample
 
@@ -22,27 +23,44 @@ def _ready_state(store: Path) -> dict:
     return ready["metadata"][_core.METADATA_LOAD]
 
 
+def _chunk_state(store: Path, table: str) -> dict:
+    """The state on the stream's last chunk line."""
+    return _core.stream_chunks(table, secret_dir=str(store))[-1][_core.METADATA_LOAD]
+
+
 def test_append_with_a_cursor_reads_only_new_rows(tmp_path: Path, store: Path) -> None:
     path = tmp_path / "events.csv"
     pacsv.write_csv(sample(1000), path)
     first = adc.load(path, "ev", secret_dir=store, mode="append", params={"cursor": "id"}, progress=False)
-    assert first["rows"] == 1000 and first["last_cursor"] == 999
-    state = _ready_state(store)
+    assert first["rows"] == 1000 and first["last_cursor"] == 999 and first["chunks"] == 1
+    assert is_stream("ev", secret_dir=store)
+    state = _chunk_state(store, "ev")
     assert state == {"source": f"csv:{path}", "mode": "append", "cursor": "id", "rows_loaded": 1000, "last": 999}
-    writing = [ev for ev in manifest_lines(store) if ev["status"] == "writing"][-1]
-    assert "last" not in writing["metadata"][_core.METADATA_LOAD], "state only on the line that publishes rows"
+    chunk_files = {c["chunk"] for c in _core.stream_chunks("ev", secret_dir=str(store))}
 
-    # The file grows (old rows rewritten, new ones appended): only ids past 999 are added.
+    # The file grows (old rows rewritten, new ones appended): only ids past 999 are added,
+    # as a new chunk; the first chunk is never rewritten.
     pacsv.write_csv(pa.concat_tables([sample(1000), sample(250, 1000)]), path)
     second = adc.load(path, "ev", secret_dir=store, mode="append", params={"cursor": "id"}, progress=False)
     assert second["rows_loaded"] == 250 and second["rows"] == 1250
+    lines = _core.stream_chunks("ev", secret_dir=str(store))
+    assert chunk_files < {c["chunk"] for c in lines} and [c["rows"] for c in lines] == [1000, 250]
     assert adc.get_arrow("ev", secret_dir=store)["id"].to_pylist() == list(range(1250))
-    assert _ready_state(store)["last"] == 1249
-    # Nothing new: a version with the same rows, state unchanged.
+    assert _chunk_state(store, "ev")["last"] == 1249
+    # 0.1.2 and the widgets read the stream's published v1 version: every row.
+    ready = [ev for ev in manifest_lines(store) if ev["status"] == "ready" and ev["table_name"] == "ev"][-1]
+    assert ready["payload"]["shape"][0] == 1250 and ready["id"] == second["id"]
+    # Nothing new: no chunk, state unchanged.
     third = adc.load(path, "ev", secret_dir=store, mode="append", params={"cursor": "id"}, progress=False)
-    assert third["rows_loaded"] == 0 and third["rows"] == 1250 and _ready_state(store)["last"] == 1249
-    # Replace reloads everything.
+    assert third["rows_loaded"] == 0 and third["rows"] == 1250 and third["chunks"] == 0
+    assert _chunk_state(store, "ev")["last"] == 1249
+    # A replace onto a stream is refused (its readers read the chunks), saying what to do.
+    with pytest.raises(InvalidArgumentError, match="streaming table.*remove_table"):
+        adc.load(path, "ev", secret_dir=store, params={"cursor": "id"}, progress=False)
+    assert adc.get_arrow("ev", secret_dir=store).num_rows == 1250
+    adc.remove_table("ev", secret_dir=store)
     assert adc.load(path, "ev", secret_dir=store, params={"cursor": "id"}, progress=False)["rows"] == 1250
+    assert not is_stream("ev", secret_dir=store)
 
 
 def test_the_committed_state_not_the_tables_rows_decides(store: Path) -> None:
@@ -66,7 +84,7 @@ def test_the_committed_state_not_the_tables_rows_decides(store: Path) -> None:
     src = Feed(tbl)
     adc.load(src, "ts", secret_dir=store, mode="append", progress=False)
     assert src.seen_last is None
-    assert isinstance(_ready_state(store)["last"], int), "timestamps are kept as their integer"
+    assert isinstance(_chunk_state(store, "ts")["last"], int), "timestamps are kept as their integer"
     src = Feed(pa.concat_tables([tbl, tbl.slice(4).set_column(0, "ts", pa.array([stamps[4] + dt.timedelta(hours=1)],
                                                                                    pa.timestamp("us", tz="UTC")))]))
     out = adc.load(src, "ts", secret_dir=store, mode="append", progress=False)

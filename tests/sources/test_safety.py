@@ -66,7 +66,7 @@ def test_cancel_by_event_between_batches(store: Path) -> None:
     _intact(store, prev, files)
 
 
-def test_cancel_by_callable_and_in_append_mode(store: Path) -> None:
+def test_cancel_by_callable(store: Path) -> None:
     prev, files = _previous(store)
     calls = {"n": 0}
 
@@ -75,8 +75,9 @@ def test_cancel_by_callable_and_in_append_mode(store: Path) -> None:
         return calls["n"] > 4
 
     with pytest.raises(CancelledError):
-        adc.load(Batches(count=10), "t", secret_dir=store, cancel=cancel, mode="append", progress=False)
+        adc.load(Batches(count=10), "t", secret_dir=store, cancel=cancel, progress=False)
     _intact(store, prev, files)
+    # mode="append" keeps the chunks it appended: tests/sources/test_append.py.
 
 
 def test_a_source_raising_mid_way_is_a_source_error(store: Path) -> None:
@@ -134,11 +135,11 @@ class Dies(adc.DataSource):
             os._exit(9)   # the process dies between reading and committing
         return sample(100, 2000 + (self.reads - 1) * 100)
 
-adc.load(Dies(), "t", secret_dir=sys.argv[1], mode="append", progress=False)
+adc.load(Dies(), "t", secret_dir=sys.argv[1], progress=False)
 """
 
 
-def test_a_crash_between_read_and_commit_neither_skips_nor_duplicates(store: Path, tmp_path: Path) -> None:
+def test_a_crash_between_read_and_commit_leaves_the_previous_version(store: Path, tmp_path: Path) -> None:
     prev, files = _previous(store)
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", CRASHING_CHILD, str(store)], cwd=root, capture_output=True)
@@ -150,25 +151,8 @@ def test_a_crash_between_read_and_commit_neither_skips_nor_duplicates(store: Pat
     actions = adc.gc(secret_dir=store, dry_run=False)
     assert any(a["action"] == "record" for a in actions)
     assert leftovers(store) == []
-    # Run again: the rows the dead process had read are loaded exactly once.
-
-    class Resumes(adc.DataSource):
-        cursor = "id"
-
-        def __init__(self):
-            super().__init__({})
-            self.sent = False
-
-        def read(self, n=None):
-            if self.sent:
-                return None
-            self.sent = True
-            assert self.last_cursor == 1999, "resumes after the rows committed, not after the rows read"
-            return sample(500, 1800)  # overlaps what is stored: kept only past the cursor
-
-    out = adc.load(Resumes(), "t", secret_dir=store, mode="append", progress=False)
-    assert out["rows_loaded"] == 300 and out["last_cursor"] == 2299
-    assert adc.get_arrow("t", secret_dir=store)["id"].to_pylist() == list(range(2300))
+    assert adc.get_arrow("t", secret_dir=store)["id"].to_pylist() == list(range(2000))
+    # A killed mode="append" and its resume (no row skipped or twice): test_append.py.
 
 
 def test_secrets_are_masked_in_logs_and_never_stored(store: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pytest
 
 import allye_data_connector as adc
-from allye_data_connector.errors import SourceError
+from allye_data_connector.errors import InvalidArgumentError, SourceError
 from allye_data_connector.sources import SqlSource
 
 from .conftest import Postgres
@@ -132,6 +132,9 @@ def test_sqlite_files_by_path_and_uri(tmp_path: Path, store: Path) -> None:
                    progress=False)
     assert out["rows_loaded"] == 0 and out["rows"] == 501
     with pytest.raises(SourceError, match="the query failed"):
+        adc.load(str(db), "lite_err", secret_dir=store, params={"query": "select * from missing"}, progress=False)
+    # ("lite" is a streaming table now: a replace onto it is refused before any query runs.)
+    with pytest.raises(InvalidArgumentError, match="streaming table"):
         adc.load(str(db), "lite", secret_dir=store, params={"query": "select * from missing"}, progress=False)
 
 
