@@ -497,3 +497,16 @@ __all__ += [
     "DEFAULT_KEEPALIVE_MS",
     "DEFAULT_MAX_FULL_PULL_BYTES",
 ]
+
+# --- appending loads: the lock a load holds on a stream (streams.rs) ---
+
+@final
+class StreamLoadLock:
+    """The lock a load holds on a stream while it appends to it."""
+
+    def release(self) -> None: ...
+
+def stream_load_lock(table_name: str, *, secret_dir: Optional[str] = None) -> Optional[StreamLoadLock]:
+    """Takes the lock of a load appending to the stream if free now; None when another load holds it."""
+
+__all__ += ["StreamLoadLock", "stream_load_lock"]

@@ -439,7 +439,33 @@ def _run_append(src: DataSource, table: str, store: str, *, progress: Any, cance
     say ``{"last": <largest value so far>}`` and a re-run queries only past it; a group
     never ends inside a run of equal cursor values (the run moves to the next group), so
     no row of a tie is left behind."""
-    key = _core.METADATA_LOAD
+    lock = _wait_for_load_lock(table, store, cancel)
+    try:
+        return _append_locked(src, table, store, progress=progress, cancel=cancel, batch_rows=batch_rows,
+                              durable=durable, chunk_bytes=chunk_bytes, publish=publish)
+    finally:
+        lock.release()
+
+
+def _wait_for_load_lock(table: str, store: str, cancel: Optional[Cancel]) -> Any:
+    """The stream's load lock: one appending load at a time (two would resume from the
+    same state and append the same rows twice). Waits for another load to end."""
+    waiting = False
+    while True:
+        lock = _core.stream_load_lock(table, secret_dir=store)
+        if lock is not None:
+            return lock
+        if not waiting:
+            logger.info("another load is appending to %r: waiting for it to end", table)
+            waiting = True
+        if is_cancelled(cancel):
+            raise CancelledError(f"the load into {table!r} was cancelled while waiting for another load "
+                                 "appending to it; nothing was appended")
+        time.sleep(0.05)
+
+
+def _append_locked(src: DataSource, table: str, store: str, *, progress: Any, cancel: Optional[Cancel],
+                   batch_rows: int, durable: bool, chunk_bytes: int, publish: bool) -> dict[str, Any]:
     described = src.describe()
     cursor = src.cursor
     if not _core.stream_exists(table, secret_dir=store):

@@ -316,3 +316,30 @@ def test_a_sql_append_killed_between_chunks_resumes_past_its_last_chunk(postgres
     assert src.last_cursor == 500 and any("WHERE id > $1" in " ".join(m) for m in logged), logged
     assert out["rows_loaded"] == 500 and out["rows"] == 1000 and out["last_cursor"] == 1000
     assert _ids(store, "pgk") == list(range(1, 1001))
+
+
+def test_a_second_appending_load_waits_for_the_first(store: Path, tmp_path: Path) -> None:
+    import threading
+
+    marker = tmp_path / "blocked"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(store), str(marker), "id", "-"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    # The child holds the stream's load lock (blocked in its 5th read, 3 chunks appended).
+    results: list[dict] = []
+    waiter = threading.Thread(target=lambda: results.append(adc.load(
+        numbered_source(count=8, rows=100), "k", secret_dir=store, mode="append", progress=False)))
+    waiter.start()
+    waiter.join(1.0)
+    assert waiter.is_alive() and len(_lines(store, "k")) == 3, "waits instead of reading the same state"
+    with pytest.raises(CancelledError, match="waiting for another load"):
+        adc.load(numbered_source(count=8, rows=100), "k", secret_dir=store, mode="append", cancel=lambda: True,
+                 progress=False)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    waiter.join(60)
+    assert not waiter.is_alive() and results[0]["rows_loaded"] == 500
+    assert _ids(store, "k") == list(range(800))

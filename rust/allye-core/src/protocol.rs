@@ -506,3 +506,10 @@ pub const DEFAULT_REMOTE_TIMEOUT_SEC: f64 = 10.0;
 pub const DEFAULT_KEEPALIVE_MS: u64 = 2000;
 /// Tables larger than this are not pulled whole for a partial load: only the slice moves.
 pub const DEFAULT_MAX_FULL_PULL_BYTES: u64 = 256 * 1024 * 1024;
+
+// --- appending loads (PROTOCOL.md 8.13/8.15: a load's state on its chunk lines) ---
+
+/// Lock file in a stream's directory, held by a load appending to the stream for as long
+/// as it runs: two appending loads at once would both resume from the same state. The
+/// state itself is the chunk line's field [`METADATA_LOAD`].
+pub const STREAM_LOAD_LOCK_FILE: &str = "load.lock";

@@ -226,6 +226,30 @@ impl StreamFollower {
     }
 }
 
+/// The lock a load holds on a stream while it appends to it (see `stream_load_lock`).
+#[pyclass(module = "allye_data_connector._core")]
+struct StreamLoadLock {
+    inner: Mutex<Option<allye_core::sys::lock::ManifestLock>>,
+}
+
+#[pymethods]
+impl StreamLoadLock {
+    /// Releases the lock (idempotent).
+    fn release(&self) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+/// Takes the lock of a load appending to the stream, if free now; None when another
+/// load holds it (never waits).
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None))]
+fn stream_load_lock(table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<Option<StreamLoadLock>> {
+    let store = store(secret_dir)?;
+    let held = streams::load_lock(&store, table_name).or_raise()?;
+    Ok(held.map(|l| StreamLoadLock { inner: Mutex::new(Some(l)) }))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stream_append, m)?)?;
     m.add_function(wrap_pyfunction!(stream_read, m)?)?;
@@ -237,6 +261,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stream_compact, m)?)?;
     m.add_function(wrap_pyfunction!(collect_streams, m)?)?;
     m.add_class::<StreamFollower>()?;
+    m.add_function(wrap_pyfunction!(stream_load_lock, m)?)?;
+    m.add_class::<StreamLoadLock>()?;
     m.add("DEFAULT_PUBLISH_INTERVAL_SEC", protocol::DEFAULT_PUBLISH_INTERVAL_MS as f64 / 1000.0)?;
     m.add("DEFAULT_FLUSH_INTERVAL_SEC", protocol::DEFAULT_FLUSH_INTERVAL_MS as f64 / 1000.0)?;
     m.add("DEFAULT_WRITER_MAX_ROWS", protocol::DEFAULT_WRITER_MAX_ROWS)?;

@@ -12,10 +12,11 @@ use arrow_schema::{DataType, SchemaRef};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::append_line;
 use crate::payload::write_file;
-use crate::protocol::{check_table_name, Compression, STREAM_NAME_FILE};
+use crate::protocol::{check_table_name, Compression, STREAM_LOAD_LOCK_FILE, STREAM_NAME_FILE};
 use crate::store::Store;
 use crate::streams::{lock_path, log_path, now_ns, stream_dir, view, writer, ChunkLine};
 use crate::sys::fs::create_private_dir;
+use crate::sys::lock::ManifestLock;
 
 /// What an append can be told besides the data.
 #[derive(Debug, Clone, Default)]
@@ -118,6 +119,19 @@ pub(crate) fn time_range(batches: &[RecordBatch], column: &str) -> Result<Option
         let _ = col.len();
     }
     Ok(range)
+}
+
+/// The lock a load holds on stream `table` while it appends (`load.lock` in the stream's
+/// directory, made if needed); `None` when another process's load holds it. Released when
+/// dropped, and by the OS when the holder dies.
+pub fn load_lock(store: &Store, table: &str) -> Result<Option<ManifestLock>> {
+    check_table_name(table)?;
+    store.ensure()?;
+    let dir = stream_dir(store, table);
+    if !dir.is_dir() {
+        create_private_dir(&dir).ctx(|| format!("cannot create stream directory {}", dir.display()))?;
+    }
+    ManifestLock::try_acquire(&dir.join(STREAM_LOAD_LOCK_FILE))
 }
 
 /// Appends `batches` to stream `table` as one chunk; returns its line, or `None` when
@@ -237,6 +251,16 @@ mod tests {
         assert!(second.get(crate::protocol::METADATA_LOAD).is_none(), "absent unless given: {second}");
         let lines = crate::streams::chunks(&s, "st").unwrap();
         assert_eq!((lines[0].load.as_ref(), lines[1].load.as_ref()), (Some(&state), None));
+    }
+
+    #[test]
+    fn one_load_lock_at_a_time_and_it_does_not_make_a_stream() {
+        let (_t, s) = store();
+        let held = load_lock(&s, "ll").unwrap().expect("free");
+        assert!(load_lock(&s, "ll").unwrap().is_none(), "held by the first");
+        assert!(!crate::streams::exists(&s, "ll") && crate::streams::list(&s).is_empty());
+        drop(held);
+        assert!(load_lock(&s, "ll").unwrap().is_some(), "released on drop");
     }
 
     #[test]

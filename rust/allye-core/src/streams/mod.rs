@@ -19,7 +19,7 @@ mod follow;
 mod maintain;
 mod view;
 
-pub use append::{append, AppendOptions};
+pub use append::{append, load_lock, AppendOptions};
 pub use compact::{compact, CompactStreamReport};
 pub use follow::{Follower, StreamWatcher};
 pub use maintain::{collect, publish, publish_if_due, remove, StreamGcAction};

@@ -32,6 +32,22 @@ impl ManifestLock {
         sys::lock(&file).ctx(|| format!("cannot lock {}", path.display()))?;
         Ok(ManifestLock { file })
     }
+
+    /// The lock at `path` if no one holds it now, else `None` (never waits).
+    pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
+        let mut opts = OpenOptions::new();
+        opts.read(true).append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts
+            .open(path)
+            .ctx(|| format!("cannot open lock file {}", path.display()))?;
+        let held = sys::try_lock(&file).ctx(|| format!("cannot lock {}", path.display()))?;
+        Ok(held.then_some(ManifestLock { file }))
+    }
 }
 
 impl Drop for ManifestLock {
@@ -58,6 +74,17 @@ mod sys {
     pub fn unlock(f: &File) -> std::io::Result<()> {
         flock(f, FlockOperation::Unlock).map_err(Into::into)
     }
+    /// True when locked; false when another open file description holds the lock.
+    pub fn try_lock(f: &File) -> std::io::Result<bool> {
+        loop {
+            match flock(f, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(true),
+                Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
 
 #[cfg(windows)]
@@ -66,7 +93,9 @@ mod sys {
     //! locks after `seek(0)`. Blocking (msvcrt retries for 10 s; we wait as long as needed).
     use std::fs::File;
     use std::os::windows::io::AsRawHandle;
-    use windows_sys::Win32::Storage::FileSystem::{LockFileEx, UnlockFileEx, LOCKFILE_EXCLUSIVE_LOCK};
+    use windows_sys::Win32::Storage::FileSystem::{
+        LockFileEx, UnlockFileEx, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
+    };
     use windows_sys::Win32::System::IO::OVERLAPPED;
 
     pub fn lock(f: &File) -> std::io::Result<()> {
@@ -85,6 +114,21 @@ mod sys {
             Err(std::io::Error::last_os_error())
         } else {
             Ok(())
+        }
+    }
+    /// True when locked; false when another handle holds byte 0 (ERROR_LOCK_VIOLATION).
+    pub fn try_lock(f: &File) -> std::io::Result<bool> {
+        let mut ov: OVERLAPPED = unsafe { std::mem::zeroed() };
+        let flags = LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY;
+        let ok = unsafe { LockFileEx(f.as_raw_handle() as _, flags, 0, 1, 0, &mut ov) };
+        if ok != 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(33) {
+            Ok(false)
+        } else {
+            Err(e)
         }
     }
 }
