@@ -876,7 +876,8 @@ def _watch_stream(obj: _Ctx, name: str, timeout_sec: Optional[float], count: Opt
 @main.command("load")
 @click.argument("source_uri")
 @click.option("--table", "table", help="Table to load into (default: the file name without extension).")
-@click.option("--append", is_flag=True, help="Append to the table (with --cursor: only rows past the last loaded value).")
+@click.option("--append", is_flag=True, help="Append to the table as a stream, chunk by chunk, resuming after a "
+              "killed or cancelled append (with --cursor: only rows past the last loaded value).")
 @click.option("--param", "params", multiple=True, metavar="K=V", help="A source parameter (see `adc sources`); repeatable.")
 @click.option("--query", help="SQL query of a database source (same as --param query=...).")
 @click.option("--cursor", help="Increasing column of incremental loads (same as --param cursor=...).")
@@ -887,7 +888,8 @@ def _watch_stream(obj: _Ctx, name: str, timeout_sec: Optional[float], count: Opt
 def load_cmd(obj: _Ctx, source_uri: str, table: Optional[str], append: bool, params: tuple[str, ...],
              query: Optional[str], cursor: Optional[str], kind: Optional[str], progress: bool) -> None:
     """Load a file or a database query into a table: written as it is read, published
-    at the end; Ctrl-C cancels and leaves the previous version intact. Examples:
+    at the end; Ctrl-C cancels and leaves the previous version intact (with --append:
+    the chunks appended so far, from which the next --append resumes). Examples:
     `adc load data.csv`, `adc load 'postgresql://u@host/db' --table t --query 'select ...'`."""
     from .loading import load
     from .sources import _iter_params, redact_uri, resolve
