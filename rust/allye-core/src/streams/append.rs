@@ -240,8 +240,7 @@ mod tests {
         let mut state = serde_json::Map::new();
         state.insert("cursor".into(), "seq".into());
         state.insert("last".into(), 9.into());
-        let mut opts = AppendOptions::default();
-        opts.load = Some(state.clone());
+        let opts = AppendOptions { load: Some(state.clone()), ..AppendOptions::default() };
         append(&s, "st", &schema(), &[rows(0, 0, 10)], &opts).unwrap();
         append(&s, "st", &schema(), &[rows(0, 10, 1)], &AppendOptions::default()).unwrap();
         let text = std::fs::read_to_string(log_path(&s, "st")).unwrap();

@@ -394,9 +394,7 @@ mod tests {
         let state = |last: i64| {
             let mut m = serde_json::Map::new();
             m.insert("last".into(), last.into());
-            let mut o = AppendOptions::default();
-            o.load = Some(m);
-            o
+            AppendOptions { load: Some(m), ..AppendOptions::default() }
         };
         append(&s, "l", &schema(), &[rows(0, 0, 5)], &state(4)).unwrap();
         append(&s, "l", &schema(), &[rows(1, 0, 5)], &state(9)).unwrap();
