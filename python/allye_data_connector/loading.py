@@ -1,14 +1,17 @@
 """``load()``: runs a data source into a table.
 
-Each batch the source returns is converted to Arrow and handed to the core, which writes
-it into the new version's payload file at once (``_core.send_stream``): a source larger
-than memory is never held whole, and nothing is published before the end. Cancel, Ctrl-C,
-an error of the source or of the store remove the partial payload; the previous version
-stays the current one.
+``mode="replace"``: each batch the source returns is converted to Arrow and handed to the
+core, which writes it into the new version's payload file at once
+(``_core.send_stream``): a source larger than memory is never held whole, and nothing
+is published before the end. Cancel, Ctrl-C, an error of the source or of the store
+remove the partial payload; the previous version stays the current one. The incremental
+state (cursor column, largest value loaded) is recorded in the ``ready`` line's
+metadata under ``_core.METADATA_LOAD``: the same append that publishes the rows.
 
-Incremental state (the cursor column and the largest value loaded) is recorded in the
-``ready`` line's metadata under ``_core.METADATA_LOAD``: the same append that publishes
-the rows, so a crash between reading and committing can neither skip nor duplicate rows.
+``mode="append"``: the batches become chunks of the streaming table of that name as
+they arrive (``_core.stream_append``), and every chunk line carries the state under the
+same key: the line that makes a chunk's rows visible records how far the load got, so
+a kill, cancel or error after chunk k resumes after chunk k (``_run_append``).
 """
 
 from __future__ import annotations
