@@ -150,7 +150,8 @@ def load(
     publish: bool = True,
 ) -> dict[str, Any]:
     """Runs ``source`` into ``table`` and returns ``{"table_name", "rows", "rows_loaded",
-    "id", "cursor", "last_cursor"}`` (``"chunks"`` too in append mode).
+    "id", "cursor", "last_cursor"}``; in append mode ``"chunks"`` (appended now) too, and
+    ``"id"`` is the publication's version (None when none was made).
 
     ``source`` is a :class:`~.sources.DataSource` or a URI / path (``data.csv``, a Parquet
     directory, ``postgresql://...``; ``params`` are its parameters, see ``adc sources``).
@@ -166,7 +167,8 @@ def load(
     cursor's last value, or the rows appended so far), so a load killed after chunk k
     resumes after chunk k's rows: nothing skipped, nothing twice. With a cursor column
     only rows past the last value loaded are read. ``publish`` (default) publishes the
-    stream as a v1 version at the end, for 0.1.2 and the widgets.
+    stream as a v1 version at the end, for 0.1.2 and the widgets (also when nothing new
+    was appended but the v1 version lags the stream, as after a killed run).
 
     ``progress``: True shows a bar on stderr in a terminal or Jupyter, a callable gets
     ``progress(done, total)`` (``total`` None while unknown), False shows nothing.
@@ -413,6 +415,16 @@ def _resume_point(table: str, store: str, described: str, cursor: Optional[str],
     return (m if m.is_valid else None), 0
 
 
+def _published_rows(table: str, store: str) -> Optional[int]:
+    """Rows of the stream's latest v1 publication (None: none)."""
+    try:
+        event = _core.latest(table, secret_dir=store)
+    except TableNotFoundError:
+        return None
+    rows = ((event.get("metadata") or {}).get(_core.METADATA_STREAM) or {}).get("rows")
+    return None if rows is None else int(rows)
+
+
 def _order_by_cursor(src: DataSource) -> bool:
     """Orders a SQL source's rows by its cursor; True when the source's rows now come in
     cursor order. Then every row up to a chunk's largest value is in that chunk or an
@@ -585,11 +597,13 @@ def _append_locked(src: DataSource, table: str, store: str, *, progress: Any, ca
     finally:
         feed.bar.close()
     event: Optional[dict[str, Any]] = None
-    if publish and appended["rows"]:
+    total = sum(int(ln["rows"]) for ln in _core.stream_chunks(table, secret_dir=store))
+    # Also when nothing was appended now: a killed run (or publish=False) may have left
+    # chunks the v1 version does not hold yet.
+    if publish and total and (appended["rows"] or _published_rows(table, store) != total):
         from . import streams
 
         event = streams.publish(table, secret_dir=store)
-    total = sum(int(ln["rows"]) for ln in _core.stream_chunks(table, secret_dir=store))
     logger.info("appended %d rows from %s to %r in %d chunks (%d rows)", appended["rows"], described, table,
                 appended["chunks"], total)
     return {

@@ -70,6 +70,16 @@ def test_each_group_becomes_a_chunk_carrying_the_loads_state(store: Path) -> Non
     assert (out["rows"], out["rows_loaded"], out["last_cursor"]) == (700, 200, 699)
     assert [ln["chunk"] for ln in _lines(store, "t")][:5] == before
     assert _ids(store, "t") == list(range(700))
+    # publish=False leaves the v1 version behind; the next append publishes even when it
+    # finds nothing new (as after a killed run, whose chunks were never published).
+    adc.load(numbered_source(count=9, rows=100), "t", secret_dir=store, mode="append", publish=False,
+             progress=False)
+    assert _core.latest("t", secret_dir=str(store))["payload"]["shape"][0] == 700
+    out = adc.load(numbered_source(count=9, rows=100), "t", secret_dir=store, mode="append", progress=False)
+    assert out["rows_loaded"] == 0 and out["id"] is not None
+    assert _core.latest("t", secret_dir=str(store))["payload"]["shape"][0] == 900
+    again = adc.load(numbered_source(count=9, rows=100), "t", secret_dir=store, mode="append", progress=False)
+    assert again["id"] is None, "up to date: no publication"
 
 
 def test_batches_are_grouped_into_chunks_of_about_chunk_bytes(store: Path) -> None:
