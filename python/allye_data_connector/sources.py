@@ -34,7 +34,7 @@ _REDACTED = "***"
 #: Bytes of CSV parsed per batch (pyarrow's default).
 CSV_BLOCK_BYTES = 1 << 20
 #: Bytes of an uncompressed CSV cut off and parsed at once by ``read_csv``'s threads.
-CSV_SLICE_BYTES = 32 << 20
+CSV_SLICE_BYTES = 16 << 20
 
 
 class DataSource:
@@ -218,6 +218,8 @@ class CsvSource(DataSource):
                                          newlines_in_values=multiline)
         self._reader: Any = None
         self._slices: Optional[_CsvSlices] = None
+        #: The first slice's schema, which every later slice is given.
+        self._fixed: pa.Schema = pa.schema([])
         codec = _CODECS.get(os.path.splitext(self.path)[1].lower())
         try:
             self._file = pa.OSFile(self.path, "rb")
