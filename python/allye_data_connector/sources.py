@@ -33,6 +33,9 @@ _REDACTED = "***"
 
 #: Bytes of CSV parsed per batch (pyarrow's default).
 CSV_BLOCK_BYTES = 1 << 20
+#: Size of a PostgreSQL table from which a whole-table load reads page ranges on
+#: several connections (see :class:`SqlSource`).
+PG_PARTITION_MIN_BYTES = 32 << 20
 #: Bytes of an uncompressed CSV cut off and parsed at once by ``read_csv``'s threads.
 CSV_SLICE_BYTES = 16 << 20
 
@@ -622,7 +625,16 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 class SqlSource(DataSource):
     """A query (or a whole table) through ADBC: Arrow batches straight from the driver.
     Progress in rows against a ``COUNT(*)`` for a table (or with ``count=true``), else
-    indeterminate. With a cursor, only rows past the last loaded value are queried."""
+    indeterminate. With a cursor, only rows past the last loaded value are queried.
+
+    A whole PostgreSQL table of at least ``PG_PARTITION_MIN_BYTES`` is read as
+    ``partitions`` ranges of its pages (``ctid`` ranges: TID range scans, PostgreSQL 14+)
+    on as many connections sharing one snapshot (``pg_export_snapshot``), so the driver
+    decodes on several cores while the server scans on others. The first range streams
+    into the load; the others are written meanwhile to temporary Arrow IPC files (in
+    ``TMPDIR``) read back after it in order: the rows and their order are the single
+    scan's, memory stays a few batches.
+    """
 
     CONFIG = {
         "title": "SQL database (ADBC)",
@@ -638,6 +650,9 @@ class SqlSource(DataSource):
             {"name": "cursor", "title": "Cursor column", "placeholder": "id",
              "help": "Increasing column of incremental loads"},
             {"name": "password", "title": "Password", "placeholder": "", "help": "Added to the URI", "secret": True},
+            {"name": "partitions", "title": "Parallel connections", "placeholder": "auto",
+             "help": "PostgreSQL table: page ranges read on as many connections in one snapshot "
+                     "(auto: 2 on 2+ cores for a table over 32 MiB; 1: one connection)"},
         ],
     }
 
@@ -666,6 +681,14 @@ class SqlSource(DataSource):
         self._reader: Optional[pa.RecordBatchReader] = None
         self._rows = 0
         self._total: Optional[int] = None
+        parts = self.source.get("partitions")
+        self._partitions: Optional[int] = None
+        if parts not in (None, "", "auto"):
+            self._partitions = _positive_int(parts, "partitions")
+        self._table = str(table) if table else None
+        #: The other page ranges, read meanwhile by threads into files (PostgreSQL only).
+        self._spills: list[_Spill] = []
+        self._spill_dir: Any = None
 
     def secrets(self) -> list[str]:
         out = super().secrets()
@@ -678,22 +701,66 @@ class SqlSource(DataSource):
     def _placeholder(self) -> str:
         return "$1" if self.uri.split(":", 1)[0].lower() in ("postgresql", "postgres") else "?"
 
+    def _filtered(self, query: str) -> tuple[str, Optional[tuple[Any, ...]]]:
+        if self.cursor and self.last_cursor is not None:
+            return f"SELECT * FROM ({query}) AS adc_q WHERE {self.cursor} > {self._placeholder()}", (self.last_cursor,)
+        return query, None
+
     def _start(self) -> None:
         self._conn = _connect(self._uri, self.source.get("driver"))
         self._cursor = self._conn.cursor()
-        query, params = self.query, None
-        if self.cursor and self.last_cursor is not None:
-            query = f"SELECT * FROM ({self.query}) AS adc_q WHERE {self.cursor} > {self._placeholder()}"
-            params = (self.last_cursor,)
+        query, params = self._filtered(self.query)
         try:
+            ranges = self._page_ranges()
             if self._count:
                 self._cursor.execute(f"SELECT COUNT(*) FROM ({query}) AS adc_c", params)
                 self._total = int(self._cursor.fetchone()[0])
+            if ranges:
+                snapshot, bounds = ranges
+                parts = [self._filtered(f"SELECT * FROM {self._table} WHERE {cond}")[0] for cond in bounds]
+                import tempfile
+
+                self._spill_dir = tempfile.TemporaryDirectory(prefix="adc-sql-")
+                self._spills = [_Spill(self._uri, self.source.get("driver"), snapshot, q, params,
+                                       os.path.join(self._spill_dir.name, f"part{i}.arrows"))
+                                for i, q in enumerate(parts[1:], 1)]
+                query = parts[0]
             self._cursor.execute(query, params)
             self._reader = self._cursor.fetch_record_batch()
         except Exception as e:
             raise SourceError(f"the query failed: {redact_uri(str(e))}") from e
-        self.log(f"running {self.describe()}: {query}")
+        extra = f" (+ {len(self._spills)} more page ranges on their own connections)" if self._spills else ""
+        self.log(f"running {self.describe()}: {query}{extra}")
+
+    def _page_ranges(self) -> Optional[tuple[str, list[str]]]:
+        """For a whole PostgreSQL table worth it: the snapshot the connections share and
+        the ``ctid`` conditions of the page ranges; None to read it on one connection."""
+        if self._table is None or self._placeholder() != "$1" or self._partitions == 1:
+            return None
+        cur = self._cursor
+        # The DB-API connection is in a transaction: this is its first statement.
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur.execute("SELECT c.relkind::text, pg_relation_size(c.oid), current_setting('block_size')::int, "
+                    "current_setting('server_version_num')::int FROM pg_class c WHERE c.oid = to_regclass($1)",
+                    (self._table,))
+        row = cur.fetchone()
+        if row is None:
+            return None  # the query itself says what is wrong
+        kind, size, block, version = row
+        n = self._partitions or (min(2, os.cpu_count() or 1) if size >= PG_PARTITION_MIN_BYTES else 1)
+        pages = size // block
+        # Ordinary tables and materialized views have ctids; TID range scans: 14+.
+        if n < 2 or kind not in ("r", "m") or version < 140000 or pages < n:
+            return None
+        cur.execute("SELECT pg_export_snapshot()")
+        snapshot = str(cur.fetchone()[0])
+        if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):
+            return None
+        cuts = [pages * i // n for i in range(1, n)]
+        conds = [f"ctid < '({cuts[0]},0)'::tid"]
+        conds += [f"ctid >= '({lo},0)'::tid AND ctid < '({hi},0)'::tid" for lo, hi in zip(cuts, cuts[1:])]
+        conds.append(f"ctid >= '({cuts[-1]},0)'::tid")
+        return snapshot, conds
 
     def schema(self) -> Optional[pa.Schema]:
         if self._reader is None:
@@ -705,18 +772,30 @@ class SqlSource(DataSource):
         if self._reader is None:
             self._start()
         assert self._reader is not None
-        try:
-            batch = self._reader.read_next_batch()
-        except StopIteration:
-            return None
-        except Exception as e:
-            raise SourceError(f"reading the query's results failed: {redact_uri(str(e))}") from e
+        while True:
+            try:
+                batch = self._reader.read_next_batch()
+                break
+            except StopIteration:
+                if not self._spills:
+                    return None
+                spill = self._spills.pop(0)
+                try:
+                    reader = spill.reader()
+                except Exception as e:
+                    raise SourceError(f"reading the query's results failed: {redact_uri(str(e))}") from e
+                self._reader.close()
+                self._reader = reader
+            except Exception as e:
+                raise SourceError(f"reading the query's results failed: {redact_uri(str(e))}") from e
         self._rows += batch.num_rows
         total = f" of {self._total:,}" if self._total is not None else ""
         self.progress(self._rows, self._total, f"{self._rows:,}{total} rows")
         return batch
 
     def close(self) -> None:
+        for spill in self._spills:
+            spill.stop()
         for thing in (self._reader, self._cursor, self._conn):
             if thing is not None:
                 try:
@@ -724,6 +803,68 @@ class SqlSource(DataSource):
                 except Exception as e:  # a dropped connection cannot be closed cleanly
                     logger.debug("closing %s: %s", type(thing).__name__, redact_uri(str(e)))
         self._reader = self._cursor = self._conn = None
+        for spill in self._spills:
+            spill.join()
+        self._spills = []
+        if self._spill_dir is not None:
+            self._spill_dir.cleanup()
+            self._spill_dir = None
+
+
+class _Spill:
+    """One page range of a PostgreSQL table, read on its own connection in the snapshot
+    of the first (``SET TRANSACTION SNAPSHOT``) by a thread that writes its batches to an
+    Arrow IPC stream file as they come (the driver decodes with the GIL released)."""
+
+    def __init__(self, uri: str, driver: Optional[str], snapshot: str, query: str,
+                 params: Optional[tuple[Any, ...]], path: str):
+        import threading
+
+        self.path = path
+        self.error: Optional[BaseException] = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(uri, driver, snapshot, query, params),
+                                        name="adc-sql-range", daemon=True)
+        self._thread.start()
+
+    def _run(self, uri: str, driver: Optional[str], snapshot: str, query: str,
+             params: Optional[tuple[Any, ...]]) -> None:
+        conn = cur = None
+        try:
+            conn = _connect(uri, driver)
+            cur = conn.cursor()
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            cur.execute(query, params)
+            reader = cur.fetch_record_batch()
+            with pa.OSFile(self.path, "wb") as f, pa.ipc.new_stream(f, reader.schema) as w:
+                for batch in reader:
+                    if self._stop.is_set():
+                        break
+                    w.write_batch(batch)
+            reader.close()
+        except BaseException as e:  # handed to the reading thread
+            self.error = e
+        finally:
+            for thing in (cur, conn):
+                if thing is not None:
+                    try:
+                        thing.close()
+                    except Exception as e:
+                        logger.debug("closing %s: %s", type(thing).__name__, redact_uri(str(e)))
+
+    def reader(self) -> pa.RecordBatchReader:
+        """The range's batches, once its thread has read them all."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return pa.ipc.open_stream(pa.OSFile(self.path, "rb"))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self) -> None:
+        self._thread.join()
 
 
 # --- the registry -----------------------------------------------------------------
