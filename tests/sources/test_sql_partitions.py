@@ -5,12 +5,14 @@ be used."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as pg
 import pytest
 
 import allye_data_connector as adc
+from allye_data_connector import sources
 from allye_data_connector.errors import InvalidArgumentError, SourceError
 from allye_data_connector.sources import SqlSource
 
@@ -48,20 +50,30 @@ def test_page_ranges_give_one_connections_rows_in_its_order(postgres: Postgres, 
     assert adc.get_arrow(wide, secret_dir=store).equals(want)
 
 
-def test_the_ranges_share_one_snapshot(postgres: Postgres, wide: str, store: Path) -> None:
-    # Rows deleted and changed after the load began, in every range, committed: no range
-    # may see them (each connection alone would, from its own later snapshot).
-    changed: list[bool] = []
+def test_the_ranges_share_one_snapshot(postgres: Postgres, wide: str, store: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rows deleted and changed after the load began, committed before the other ranges'
+    # connections even open (they wait for it): no range may see the change, as each
+    # connection alone would from its own later snapshot.
+    changed = threading.Event()
+    connect = sources._connect
+
+    def late_connect(uri: str, driver: object) -> object:
+        if threading.current_thread().name == "adc-sql-range":
+            assert changed.wait(60)
+        return connect(uri, driver)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sources, "_connect", late_connect)
 
     def change(done: int, total: object) -> None:
-        if not changed:
-            changed.append(True)
+        if not changed.is_set():
             postgres.sql(f"DELETE FROM {wide} WHERE id % 2 = 0")
             postgres.sql(f"UPDATE {wide} SET name = 'changed'")
+            changed.set()
 
     src = SqlSource({"uri": postgres.uri, "table": wide, "partitions": 3, "count": "false"})
     out = adc.load(src, "snap", secret_dir=store, progress=change)
-    assert changed and out["rows"] == ROWS
+    assert changed.is_set() and out["rows"] == ROWS
     t = adc.get_arrow("snap", secret_dir=store)
     assert t["id"].to_pylist() == list(range(1, ROWS + 1))
     assert "changed" not in set(t["name"].to_pylist())
