@@ -33,9 +33,6 @@ _REDACTED = "***"
 
 #: Bytes of CSV parsed per batch (pyarrow's default).
 CSV_BLOCK_BYTES = 1 << 20
-#: Size of a PostgreSQL table from which a whole-table load reads page ranges on
-#: several connections (see :class:`SqlSource`).
-PG_PARTITION_MIN_BYTES = 32 << 20
 #: Bytes of an uncompressed CSV cut off and parsed at once by ``read_csv``'s threads.
 CSV_SLICE_BYTES = 16 << 20
 
@@ -627,13 +624,13 @@ class SqlSource(DataSource):
     Progress in rows against a ``COUNT(*)`` for a table (or with ``count=true``), else
     indeterminate. With a cursor, only rows past the last loaded value are queried.
 
-    A whole PostgreSQL table of at least ``PG_PARTITION_MIN_BYTES`` is read as
-    ``partitions`` ranges of its pages (``ctid`` ranges: TID range scans, PostgreSQL 14+)
-    on as many connections sharing one snapshot (``pg_export_snapshot``), so the driver
-    decodes on several cores while the server scans on others. The first range streams
-    into the load; the others are written meanwhile to temporary Arrow IPC files (in
-    ``TMPDIR``) read back after it in order: the rows and their order are the single
-    scan's, memory stays a few batches.
+    With ``partitions=N`` (N > 1), a whole PostgreSQL table is read as N ranges of its
+    pages (``ctid`` ranges: TID range scans, PostgreSQL 14+) on N connections sharing one
+    snapshot (``pg_export_snapshot``), so the driver decodes on several cores. The first
+    range streams into the load; the others are written meanwhile to temporary Arrow IPC
+    files in ``TMPDIR`` (disk: up to the table's Arrow size; memory if ``TMPDIR`` is a
+    tmpfs) and read back after it, in order: the rows and their order are the single
+    scan's. It pays only with idle cores (see benches/RESULTS.md), hence not the default.
     """
 
     CONFIG = {
@@ -650,9 +647,9 @@ class SqlSource(DataSource):
             {"name": "cursor", "title": "Cursor column", "placeholder": "id",
              "help": "Increasing column of incremental loads"},
             {"name": "password", "title": "Password", "placeholder": "", "help": "Added to the URI", "secret": True},
-            {"name": "partitions", "title": "Parallel connections", "placeholder": "auto",
-             "help": "PostgreSQL table: page ranges read on as many connections in one snapshot "
-                     "(auto: 2 on 2+ cores for a table over 32 MiB; 1: one connection)"},
+            {"name": "partitions", "title": "Parallel connections", "placeholder": "1",
+             "help": "PostgreSQL table: page ranges read on as many connections in one snapshot, "
+                     "spilled to TMPDIR (pays with idle cores)"},
         ],
     }
 
@@ -682,9 +679,7 @@ class SqlSource(DataSource):
         self._rows = 0
         self._total: Optional[int] = None
         parts = self.source.get("partitions")
-        self._partitions: Optional[int] = None
-        if parts not in (None, "", "auto"):
-            self._partitions = _positive_int(parts, "partitions")
+        self._partitions = 1 if parts in (None, "") else _positive_int(parts, "partitions")
         self._table = str(table) if table else None
         #: The other page ranges, read meanwhile by threads into files (PostgreSQL only).
         self._spills: list[_Spill] = []
@@ -735,7 +730,7 @@ class SqlSource(DataSource):
     def _page_ranges(self) -> Optional[tuple[str, list[str]]]:
         """For a whole PostgreSQL table worth it: the snapshot the connections share and
         the ``ctid`` conditions of the page ranges; None to read it on one connection."""
-        if self._table is None or self._placeholder() != "$1" or self._partitions == 1:
+        if self._table is None or self._placeholder() != "$1" or self._partitions < 2:
             return None
         cur = self._cursor
         # The DB-API connection is in a transaction: this is its first statement.
@@ -747,10 +742,10 @@ class SqlSource(DataSource):
         if row is None:
             return None  # the query itself says what is wrong
         kind, size, block, version = row
-        n = self._partitions or (min(2, os.cpu_count() or 1) if size >= PG_PARTITION_MIN_BYTES else 1)
+        n = self._partitions
         pages = size // block
         # Ordinary tables and materialized views have ctids; TID range scans: 14+.
-        if n < 2 or kind not in ("r", "m") or version < 140000 or pages < n:
+        if kind not in ("r", "m") or version < 140000 or pages < n:
             return None
         cur.execute("SELECT pg_export_snapshot()")
         snapshot = str(cur.fetchone()[0])

@@ -83,11 +83,13 @@ def test_views_queries_and_small_tables_use_one_connection(postgres: Postgres, w
     postgres.sql(f"CREATE VIEW wide_v AS SELECT * FROM {wide}")
     out, logged = load(postgres.uri, "wide_v", store, partitions=2)
     assert out["rows"] == ROWS and not any("page ranges" in " ".join(m) for m in logged)
-    # auto: a table under PG_PARTITION_MIN_BYTES is one range.
+    # A table of fewer pages than ranges, and the default: one connection.
     postgres.sql("DROP TABLE IF EXISTS tiny")
     postgres.sql("CREATE TABLE tiny AS SELECT g AS id FROM generate_series(1, 100) AS g")
-    out, logged = load(postgres.uri, "tiny", store)
+    out, logged = load(postgres.uri, "tiny", store, partitions=2)
     assert out["rows"] == 100 and not any("page ranges" in " ".join(m) for m in logged)
+    out, logged = load(postgres.uri, wide, store)
+    assert out["rows"] == ROWS and not any("page ranges" in " ".join(m) for m in logged)
     with pytest.raises(InvalidArgumentError, match="partitions must be a positive"):
         SqlSource({"uri": postgres.uri, "table": "tiny", "partitions": "0"})
 
