@@ -33,6 +33,9 @@ _REDACTED = "***"
 
 #: Bytes of CSV parsed per batch (pyarrow's default).
 CSV_BLOCK_BYTES = 1 << 20
+#: Size of a PostgreSQL table from which a whole-table load reads page ranges on
+#: several connections by default (see :class:`SqlSource`).
+PG_PARTITION_MIN_BYTES = 32 << 20
 #: Bytes of an uncompressed CSV cut off and parsed at once by ``read_csv``'s threads.
 CSV_SLICE_BYTES = 16 << 20
 
@@ -624,13 +627,15 @@ class SqlSource(DataSource):
     Progress in rows against a ``COUNT(*)`` for a table (or with ``count=true``), else
     indeterminate. With a cursor, only rows past the last loaded value are queried.
 
-    With ``partitions=N`` (N > 1), a whole PostgreSQL table is read as N ranges of its
-    pages (``ctid`` ranges: TID range scans, PostgreSQL 14+) on N connections sharing one
-    snapshot (``pg_export_snapshot``), so the driver decodes on several cores. The first
-    range streams into the load; the others are written meanwhile to temporary Arrow IPC
-    files in ``TMPDIR`` (disk: up to the table's Arrow size; memory if ``TMPDIR`` is a
+    A whole PostgreSQL table of at least ``PG_PARTITION_MIN_BYTES`` is read as
+    ``partitions`` ranges of its pages (default: 2 on 2+ cores; ``ctid`` ranges, TID
+    range scans of PostgreSQL 14+) on as many connections sharing one snapshot
+    (``pg_export_snapshot``), so the driver decodes on two cores. The first range streams
+    into the load; the others are written meanwhile to temporary Arrow IPC files in
+    ``TMPDIR`` (on disk: half the table's Arrow size for 2; in memory if ``TMPDIR`` is a
     tmpfs) and read back after it, in order: the rows and their order are the single
-    scan's. It pays only with idle cores (see benches/RESULTS.md), hence not the default.
+    scan's. A range whose connection cannot be opened (a connection limit) is read on
+    the first connection after its own range, in the same snapshot.
     """
 
     CONFIG = {
@@ -647,9 +652,9 @@ class SqlSource(DataSource):
             {"name": "cursor", "title": "Cursor column", "placeholder": "id",
              "help": "Increasing column of incremental loads"},
             {"name": "password", "title": "Password", "placeholder": "", "help": "Added to the URI", "secret": True},
-            {"name": "partitions", "title": "Parallel connections", "placeholder": "1",
+            {"name": "partitions", "title": "Parallel connections", "placeholder": "auto",
              "help": "PostgreSQL table: page ranges read on as many connections in one snapshot, "
-                     "spilled to TMPDIR (pays with idle cores)"},
+                     "spilled to TMPDIR (auto: 2 on 2+ cores for a table over 32 MiB; 1: one connection)"},
         ],
     }
 
@@ -679,7 +684,7 @@ class SqlSource(DataSource):
         self._rows = 0
         self._total: Optional[int] = None
         parts = self.source.get("partitions")
-        self._partitions = 1 if parts in (None, "") else _positive_int(parts, "partitions")
+        self._partitions: Optional[int] = None if parts in (None, "", "auto") else _positive_int(parts, "partitions")
         self._table = str(table) if table else None
         #: The other page ranges, read meanwhile by threads into files (PostgreSQL only).
         self._spills: list[_Spill] = []
@@ -730,7 +735,7 @@ class SqlSource(DataSource):
     def _page_ranges(self) -> Optional[tuple[str, list[str]]]:
         """For a whole PostgreSQL table worth it: the snapshot the connections share and
         the ``ctid`` conditions of the page ranges; None to read it on one connection."""
-        if self._table is None or self._placeholder() != "$1" or self._partitions < 2:
+        if self._table is None or self._placeholder() != "$1" or self._partitions == 1:
             return None
         cur = self._cursor
         # The DB-API connection is in a transaction: this is its first statement.
@@ -742,10 +747,10 @@ class SqlSource(DataSource):
         if row is None:
             return None  # the query itself says what is wrong
         kind, size, block, version = row
-        n = self._partitions
+        n = self._partitions or (min(2, os.cpu_count() or 1) if size >= PG_PARTITION_MIN_BYTES else 1)
         pages = size // block
         # Ordinary tables and materialized views have ctids; TID range scans: 14+.
-        if kind not in ("r", "m") or version < 140000 or pages < n:
+        if n < 2 or kind not in ("r", "m") or version < 140000 or pages < n:
             return None
         cur.execute("SELECT pg_export_snapshot()")
         snapshot = str(cur.fetchone()[0])
@@ -775,11 +780,19 @@ class SqlSource(DataSource):
                 if not self._spills:
                     return None
                 spill = self._spills.pop(0)
+                self._reader.close()
                 try:
                     reader = spill.reader()
                 except Exception as e:
-                    raise SourceError(f"reading the query's results failed: {redact_uri(str(e))}") from e
-                self._reader.close()
+                    if spill.started:
+                        raise SourceError(f"reading the query's results failed: {redact_uri(str(e))}") from e
+                    # Its connection never read a row: read the range here, same snapshot.
+                    logger.warning("reading a page range on the first connection: %s", redact_uri(str(e)))
+                    try:
+                        self._cursor.execute(spill.query, spill.params)
+                        reader = self._cursor.fetch_record_batch()
+                    except Exception as e2:
+                        raise SourceError(f"the query failed: {redact_uri(str(e2))}") from e2
                 self._reader = reader
             except Exception as e:
                 raise SourceError(f"reading the query's results failed: {redact_uri(str(e))}") from e
@@ -815,8 +828,10 @@ class _Spill:
                  params: Optional[tuple[Any, ...]], path: str):
         import threading
 
-        self.path = path
+        self.path, self.query, self.params = path, query, params
         self.error: Optional[BaseException] = None
+        #: Whether its query ran (after that, a failure fails the load).
+        self.started = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(uri, driver, snapshot, query, params),
                                         name="adc-sql-range", daemon=True)
@@ -831,6 +846,7 @@ class _Spill:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
             cur.execute(query, params)
+            self.started = True
             reader = cur.fetch_record_batch()
             with pa.OSFile(self.path, "wb") as f, pa.ipc.new_stream(f, reader.schema) as w:
                 for batch in reader:

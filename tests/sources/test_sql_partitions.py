@@ -79,7 +79,8 @@ def test_the_ranges_share_one_snapshot(postgres: Postgres, wide: str, store: Pat
     assert "changed" not in set(t["name"].to_pylist())
 
 
-def test_views_queries_and_small_tables_use_one_connection(postgres: Postgres, wide: str, store: Path) -> None:
+def test_views_queries_and_small_tables_use_one_connection(postgres: Postgres, wide: str, store: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     postgres.sql(f"CREATE VIEW wide_v AS SELECT * FROM {wide}")
     out, logged = load(postgres.uri, "wide_v", store, partitions=2)
     assert out["rows"] == ROWS and not any("page ranges" in " ".join(m) for m in logged)
@@ -88,8 +89,12 @@ def test_views_queries_and_small_tables_use_one_connection(postgres: Postgres, w
     postgres.sql("CREATE TABLE tiny AS SELECT g AS id FROM generate_series(1, 100) AS g")
     out, logged = load(postgres.uri, "tiny", store, partitions=2)
     assert out["rows"] == 100 and not any("page ranges" in " ".join(m) for m in logged)
+    # auto: a table under PG_PARTITION_MIN_BYTES is one range; over it, two.
     out, logged = load(postgres.uri, wide, store)
     assert out["rows"] == ROWS and not any("page ranges" in " ".join(m) for m in logged)
+    monkeypatch.setattr(sources, "PG_PARTITION_MIN_BYTES", 1 << 20)
+    out, logged = load(postgres.uri, wide, store)
+    assert out["rows"] == ROWS and any("+ 1 more page ranges" in " ".join(m) for m in logged)
     with pytest.raises(InvalidArgumentError, match="partitions must be a positive"):
         SqlSource({"uri": postgres.uri, "table": "tiny", "partitions": "0"})
 
@@ -125,3 +130,21 @@ def test_a_range_failing_fails_the_load_and_writes_nothing(postgres: Postgres, s
         postgres.start()
     assert stopped and leftovers(store) == []
     assert [ev["status"] for ev in manifest_lines(store)][-1] == "error"
+
+
+def test_a_range_whose_connection_fails_is_read_on_the_first(postgres: Postgres, wide: str, store: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    # A real refusal: a role allowed one connection (the first one's).
+    postgres.sql("DROP ROLE IF EXISTS one_conn")
+    postgres.sql("CREATE ROLE one_conn LOGIN CONNECTION LIMIT 1")
+    postgres.sql(f"GRANT SELECT ON {wide} TO one_conn")
+    uri = postgres.uri.replace("adc@", "one_conn@")
+    with pg.connect(postgres.uri) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {wide}")
+        want = cur.fetch_arrow_table()
+    with caplog.at_level("WARNING", logger="allye_data_connector.sources"):
+        out, logged = load(uri, wide, store, partitions=3)
+    assert out["rows"] == ROWS and any("+ 2 more page ranges" in " ".join(m) for m in logged)
+    refused = [r for r in caplog.records if "reading a page range on the first connection" in r.getMessage()]
+    assert len(refused) == 2 and "one_conn" in refused[0].getMessage()
+    assert adc.get_arrow(wide, secret_dir=store).equals(want)
