@@ -178,3 +178,45 @@ def test_bad_csv_params_are_clear_errors(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(SourceError, match="cannot read CSV"):
         CsvSource({"path": str(empty)})
+
+
+CSV_MEMORY_CHILD = """
+import sys
+import pyarrow.csv as pacsv
+import allye_data_connector as adc
+from allye_data_connector.sources import CsvSource
+
+def rss(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) // 1024
+
+path, store = sys.argv[1], sys.argv[2]
+adc.load(CsvSource({"path": path, "slice_bytes": 1 << 20}), "warm", secret_dir=store, progress=False)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the high-water mark from here on
+before = rss("VmRSS")
+out = adc.load(CsvSource({"path": path, "slice_bytes": 4 << 20}), "big", secret_dir=store, progress=False)
+print(out["rows"], rss("VmHWM") - before)
+"""
+
+
+def test_a_csv_larger_than_its_slices_is_never_held_whole(tmp_path: Path, store: Path) -> None:
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    n = 3_000_000
+    ids = np.arange(n)
+    t = pa.table({"id": ids, "x": ids * 0.5, "name": pa.array(np.char.add("n", (ids % 10007).astype(str)))})
+    path = tmp_path / "big.csv"
+    pacsv.write_csv(t, path)
+    arrow_mib = t.nbytes >> 20
+    proc = subprocess.run([sys.executable, "-c", CSV_MEMORY_CHILD, str(path), str(store)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows, grew_mib = map(int, proc.stdout.split())
+    assert rows == n and arrow_mib >= 60
+    # A few 4 MiB slices and their tables (read_csv alone: about 3.5x the Arrow size).
+    assert grew_mib < 48, f"peak RSS grew by {grew_mib} MiB loading {arrow_mib} MiB of Arrow from CSV"
