@@ -1,11 +1,12 @@
 """Loading from sources, side by side (issue 15).
 
-CSV into the store: ``adc.load`` (pyarrow's streaming CSV reader, each batch written as it
-comes) against ``pyarrow.csv.read_csv`` alone (no store at all) and against
-``pandas.read_csv`` + ``send_dataframe``; time and peak RSS growth, each run in a fresh
-child process, contenders alternating.
+CSV into the store: ``adc.load`` (16 MiB slices cut at line ends, each parsed by
+``read_csv``'s threads and written as the next is parsed) against ``pyarrow.csv.read_csv``
+alone (no store at all) and against ``pandas.read_csv`` + ``send_dataframe``; time and
+peak RSS growth, each run in a fresh child process, contenders alternating.
 
-PostgreSQL through ADBC: ``adc.load`` of a table against the driver's own
+PostgreSQL through ADBC: ``adc.load`` of a table (by default 2 page ranges on 2
+connections in one snapshot; and with ``partitions=1``, one connection) against the driver's own
 ``fetch_arrow_table`` (no store) and ``pandas.read_sql`` over SQLAlchemy + psycopg (then
 ``send_dataframe``). A server is started in a temporary directory (as the ``postgres``
 user when run as root) unless ``--pg-uri`` names one.
@@ -53,9 +54,10 @@ elif kind == "csv_pandas":
     df = pandas.read_csv(arg)
     adc.send_dataframe(df, "csv", secret_dir=store)
     rows = len(df)
-elif kind == "pg_ours":
+elif kind in ("pg_ours", "pg_ours_1conn"):
     uri, table = arg.rsplit("#", 1)
-    rows = adc.load(uri, "pg", secret_dir=store, params={"table": table, "count": "false"}, progress=False)["rows"]
+    params = {"table": table, "count": "false", "partitions": "1" if kind == "pg_ours_1conn" else "auto"}
+    rows = adc.load(uri, "pg", secret_dir=store, params=params, progress=False)["rows"]
 elif kind == "pg_adbc":
     uri, table = arg.rsplit("#", 1)
     with adbc_driver_postgresql.dbapi.connect(uri) as conn, conn.cursor() as cur:
@@ -90,6 +92,8 @@ def alternate(kinds: list[str], arg: str, reps: int, workdir: Path) -> dict[str,
         for k in kinds:
             store = workdir / f"store-{k}-{rep}"
             runs[k].append(child(k, arg, str(store)))
+            print(f"  rep {rep + 1} {k}: {runs[k][-1]['sec']:.2f} s, load average {os.getloadavg()[0]:.1f}",
+                  file=sys.stderr, flush=True)
             shutil.rmtree(store, ignore_errors=True)
     return {k: {"sec": statistics.median(r["sec"] for r in v), "rss_mib": max(r["rss_mib"] for r in v),
                 "rows": v[0]["rows"]} for k, v in runs.items()}
@@ -189,7 +193,7 @@ def main() -> None:
                 cur.execute(f"CREATE TABLE bench AS SELECT g AS id, g * 0.5 AS x, random() AS y, 'name' || (g % 10007) AS name "
                             f"FROM generate_series(1, {args.pg_rows}) AS g")
                 conn.commit()
-            res = alternate(["pg_ours", "pg_adbc", "pg_pandas"], f"{uri}#bench", args.reps, workdir)
+            res = alternate(["pg_ours", "pg_ours_1conn", "pg_adbc", "pg_pandas"], f"{uri}#bench", args.reps, workdir)
             report(f"PostgreSQL table of {args.pg_rows:,} rows", res, "pg_ours", None)
 
         if args.pg_uri:

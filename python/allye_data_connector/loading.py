@@ -103,10 +103,11 @@ class _Bar:
         self._task: Any = None
         if progress is True and _interactive():
             from rich.console import Console
-            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import (BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn,
+                                       TimeElapsedColumn)
 
             self._rich = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                  TextColumn("{task.fields[msg]}"), TimeElapsedColumn(),
+                                  TaskProgressColumn(), TextColumn("{task.fields[msg]}"), TimeElapsedColumn(),
                                   console=Console(stderr=True), transient=False)
             self._rich.start()
             self._task = self._rich.add_task(title, total=None, msg="")
@@ -119,6 +120,8 @@ class _Bar:
 
     def close(self) -> None:
         if self._rich is not None:
+            # In Jupyter rich's stop() does not draw the last state (100%): draw it first.
+            self._rich.refresh()
             self._rich.stop()
 
 

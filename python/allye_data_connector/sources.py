@@ -33,6 +33,11 @@ _REDACTED = "***"
 
 #: Bytes of CSV parsed per batch (pyarrow's default).
 CSV_BLOCK_BYTES = 1 << 20
+#: Size of a PostgreSQL table from which a whole-table load reads page ranges on
+#: several connections by default (see :class:`SqlSource`).
+PG_PARTITION_MIN_BYTES = 32 << 20
+#: Bytes of an uncompressed CSV cut off and parsed at once by ``read_csv``'s threads.
+CSV_SLICE_BYTES = 16 << 20
 
 
 class DataSource:
@@ -169,16 +174,34 @@ def _required(source: Mapping[str, Any], name: str, cls: str) -> Any:
 
 
 class CsvSource(DataSource):
-    """A CSV file (or ``.csv.gz``, ``.bz2``, ``.zst``, ``.lz4``), read by pyarrow's streaming
-    CSV reader block by block; progress in bytes read of the file's size."""
+    """A CSV file (or ``.csv.gz``, ``.bz2``, ``.zst``, ``.lz4``); progress in bytes read of
+    the file's size.
+
+    An uncompressed file is read in slices of ``slice_bytes`` cut at line ends, each parsed
+    by ``pyarrow.csv.read_csv`` with its threads (pyarrow's streaming reader parses one
+    block at a time, on one core), the next slice parsed while the store writes the last
+    one: a few slices are held, never the file. The first slice fixes the column names and
+    types (inferred there, or ``column_types``) for the rest, as pyarrow's streaming reader
+    does: a later value that does not fit its column's type is a :class:`SourceError`
+    naming the column (``read_csv`` alone, holding the whole file, would widen the type;
+    a load has already written the first rows). Values spanning lines
+    (``newlines_in_values``) and compressed files are read by the streaming reader, block
+    by block.
+    """
 
     CONFIG = {
         "title": "CSV file",
         "params": [
             {"name": "path", "title": "File", "placeholder": "data.csv", "help": "Path of the CSV file"},
             {"name": "delimiter", "title": "Delimiter", "placeholder": ",", "help": "Field separator (default ,)"},
+            {"name": "column_types", "title": "Column types", "placeholder": "price:float64,code:string",
+             "help": "Types of some columns (pyarrow names), instead of inferring them from the first slice"},
+            {"name": "newlines_in_values", "title": "Newlines in values", "placeholder": "false",
+             "help": "true if quoted values span lines (read serially then)"},
+            {"name": "slice_bytes", "title": "Slice size", "placeholder": str(CSV_SLICE_BYTES),
+             "help": "Bytes of the file parsed at once, in parallel (memory held: about 3 slices)"},
             {"name": "block_size", "title": "Block size", "placeholder": "1048576",
-             "help": "Bytes pyarrow parses per batch (memory held: about 40 blocks)"},
+             "help": "Bytes pyarrow parses per batch (streaming reader: about 40 blocks held)"},
             {"name": "cursor", "title": "Cursor column", "placeholder": "id",
              "help": "Increasing column of incremental loads"},
         ],
@@ -189,43 +212,228 @@ class CsvSource(DataSource):
         import pyarrow.csv as pacsv
 
         self.path = os.fspath(_required(self.source, "path", "CsvSource"))
+        self._pacsv = pacsv
+        self._block = _positive_int(self.source.get("block_size") or CSV_BLOCK_BYTES, "block_size")
+        self._slice = _positive_int(self.source.get("slice_bytes") or CSV_SLICE_BYTES, "slice_bytes")
+        self._types = _column_types(self.source.get("column_types"))
+        multiline = _flag(self.source.get("newlines_in_values"), "newlines_in_values")
+        self._parse = pacsv.ParseOptions(delimiter=str(self.source.get("delimiter") or ","),
+                                         newlines_in_values=multiline)
+        self._reader: Any = None
+        self._slices: Optional[_CsvSlices] = None
+        #: The first slice's schema, which every later slice is given.
+        self._fixed: pa.Schema = pa.schema([])
+        codec = _CODECS.get(os.path.splitext(self.path)[1].lower())
         try:
             self._file = pa.OSFile(self.path, "rb")
             self._size = self._file.size()
-            codec = _CODECS.get(os.path.splitext(self.path)[1].lower())
-            # Progress counts the compressed bytes read of the compressed file's size.
-            stream: Any = pa.CompressedInputStream(self._file, codec) if codec else self._file
-            # pyarrow reads ahead a few dozen blocks: the block size bounds the memory a
-            # load holds (1 MiB blocks: about 40 MiB whatever the file's size).
-            read = pacsv.ReadOptions(block_size=int(self.source.get("block_size") or CSV_BLOCK_BYTES))
-            parse = pacsv.ParseOptions(delimiter=str(self.source.get("delimiter") or ","))
-            self._reader = pacsv.open_csv(stream, read_options=read, parse_options=parse)
-        except (OSError, pa.ArrowInvalid) as e:
+            if codec or multiline:
+                # Progress counts the compressed bytes read of the compressed file's size.
+                stream: Any = pa.CompressedInputStream(self._file, codec) if codec else self._file
+                # pyarrow reads ahead a few dozen blocks: the block size bounds the memory
+                # a load holds (1 MiB blocks: about 40 MiB whatever the file's size).
+                self._reader = pacsv.open_csv(
+                    stream, read_options=pacsv.ReadOptions(block_size=self._block),
+                    parse_options=self._parse, convert_options=pacsv.ConvertOptions(column_types=self._types))
+            else:
+                self._slices = _CsvSlices(self._file.fileno(), self._size, self._slice, self._parse_slice)
+        except (OSError, pa.ArrowInvalid) as e:  # the first slice is parsed here
             self.close()
             raise SourceError(f"cannot read CSV {self.path!r}: {e}") from e
 
+    def _parse_slice(self, data: pa.Buffer, first: bool) -> pa.Table:
+        pacsv = self._pacsv
+        if first:
+            read = pacsv.ReadOptions(block_size=self._block, use_threads=True)
+            convert = pacsv.ConvertOptions(column_types=self._types)
+        else:
+            # Later slices have no header: columns by position (names may repeat), each
+            # with the type the first slice gave it.
+            keys = [str(i) for i in range(len(self._fixed))]
+            read = pacsv.ReadOptions(block_size=self._block, use_threads=True, column_names=keys)
+            convert = pacsv.ConvertOptions(column_types=dict(zip(keys, self._fixed.types)))
+        table = pacsv.read_csv(pa.BufferReader(data), read_options=read, parse_options=self._parse,
+                               convert_options=convert)
+        if first:
+            self._fixed = table.schema
+            return table
+        return pa.Table.from_arrays(table.columns, schema=self._fixed)
+
     def schema(self) -> Optional[pa.Schema]:
+        if self._slices is not None:
+            return self._slices.schema
         return self._reader.schema
 
     def describe(self) -> str:
         return f"csv:{os.path.abspath(self.path)}"
 
-    def read(self, n: Optional[int] = None) -> Optional[pa.RecordBatch]:
-        try:
-            batch = self._reader.read_next_batch()
-        except StopIteration:
+    def read(self, n: Optional[int] = None) -> Optional[pa.Table | pa.RecordBatch]:
+        if self._slices is not None:
+            try:
+                table = self._slices.next()
+            except pa.ArrowInvalid as e:
+                raise SourceError(self._explain(e)) from e
+            done = self._slices.done
+        else:
+            try:
+                table = self._reader.read_next_batch()
+            except StopIteration:
+                table = None
+            except pa.ArrowInvalid as e:
+                raise SourceError(self._explain(e)) from e
+            done = min(self._file.tell(), self._size)
+        if table is None:
             self.progress(self._size, self._size, "done")
             return None
-        except pa.ArrowInvalid as e:
-            raise SourceError(f"bad CSV in {self.path!r}: {e}") from e
-        done = min(self._file.tell(), self._size)
         self.progress(done, self._size, f"{done:,} of {self._size:,} bytes")
-        return batch
+        return table
+
+    def _explain(self, e: Exception) -> str:
+        msg = f"bad CSV in {self.path!r}: {e}"
+        m = re.search(r"CSV column #(\d+): CSV conversion error to (\S+?):", str(e))
+        schema = self.schema()
+        if m and schema is not None and int(m.group(1)) < len(schema):
+            name = schema.names[int(m.group(1))]
+            msg += (f". The column {name!r} was typed {m.group(2)} from the start of the file and a later "
+                    f"value does not fit; give its type, e.g. column_types=\"{name}:string\" "
+                    f"(--param column_types={name}:string)")
+        return msg
 
     def close(self) -> None:
+        slices = getattr(self, "_slices", None)
+        if slices is not None:
+            slices.close()
         f = getattr(self, "_file", None)
         if f is not None:
             f.close()
+
+
+class _CsvSlices:
+    """Slices of an uncompressed CSV cut at line ends, parsed one ahead on a worker thread
+    (``read_csv`` releases the GIL) so parsing overlaps the store's writing."""
+
+    def __init__(self, fd: int, size: int, slice_bytes: int, parse: Callable[[pa.Buffer, bool], pa.Table]):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._fd, self._size, self._slice, self._parse = fd, size, slice_bytes, parse
+        self._pos = 0
+        #: Bytes of the file in the slices returned so far.
+        self.done = 0
+        first = self._cut()
+        # The first slice is parsed here: it fixes the schema before any row is written.
+        self._first: Optional[tuple[pa.Table, int]] = (parse(first, True), self._pos)
+        self.schema = self._first[0].schema
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="adc-csv")
+        self._next: Any = self._pool.submit(self._work) if self._pos < size else None
+
+    def _cut(self) -> pa.Buffer:
+        """The bytes from the current position to the last line end outside quotes within
+        a slice; more when there is none (a line or a quoted value longer than a slice)."""
+        want = self._slice
+        while True:
+            data = os.pread(self._fd, want, self._pos)
+            if self._pos + len(data) >= self._size:
+                end = len(data)
+                break
+            # The first slice holds a row past the header: its types are inferred from it.
+            outside, last = _line_ends(data, data.find(b"\n") + 1 if self._pos == 0 else 0)
+            # A stray quote in an unquoted value upsets the count of quotes: past a bound,
+            # any line end will do (pyarrow reads such a file only if no value spans lines).
+            end = outside or (last if want >= max(4 * self._slice, CSV_SLICE_BYTES * 2) else 0)
+            if end:
+                break
+            want *= 2
+        self._pos += end
+        return pa.py_buffer(data).slice(0, end)
+
+    def _work(self) -> tuple[pa.Table, int]:
+        return self._parse(self._cut(), False), self._pos
+
+    def next(self) -> Optional[pa.Table]:
+        if self._first is not None:
+            (table, self.done), self._first = self._first, None
+            return table
+        if self._next is None:
+            return None
+        table, self.done = self._next.result()
+        self._next = self._pool.submit(self._work) if self.done < self._size else None
+        return table
+
+    def close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _line_ends(data: bytes, after: int) -> tuple[int, int]:
+    """Offsets just past the last ``\\n`` of ``data`` beyond ``after`` outside double
+    quotes, and past the last one at all (0: none).
+
+    A slice starts at a record's start, so an even count of quote characters before a
+    line end means it is not inside a quoted value (RFC 4180 escapes a quote by doubling
+    it).
+    """
+    last = data.rfind(b"\n", after)
+    if last < 0:
+        return 0, 0
+    end = last
+    odd = data.count(b'"', 0, end) & 1
+    while odd:
+        prev = data.rfind(b"\n", after, end)
+        if prev < 0:
+            return 0, last + 1
+        odd ^= data.count(b'"', prev, end) & 1
+        end = prev
+    return end + 1, last + 1
+
+
+def _positive_int(value: Any, name: str) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be a positive number of bytes, got {value!r}")
+    return n
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value in (None, "", False, True):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise InvalidArgumentError(f"{name} must be true or false, got {value!r}")
+
+
+def _column_types(value: Any) -> dict[str, pa.DataType]:
+    """``{"a": "float64"}``, ``{"a": pa.float64()}`` or ``"a:float64,b:string"``."""
+    if value in (None, ""):
+        return {}
+    if isinstance(value, str):
+        pairs = []
+        for item in value.split(","):
+            name, sep, t = item.rpartition(":")
+            if not sep or not name.strip():
+                raise InvalidArgumentError(f"column_types: {item!r} is not name:type (e.g. price:float64)")
+            pairs.append((name.strip(), t.strip()))
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        raise InvalidArgumentError(f"column_types must be a dict or 'name:type,...', got {type(value).__name__}")
+    out: dict[str, pa.DataType] = {}
+    for name, t in pairs:
+        if isinstance(t, pa.DataType):
+            out[str(name)] = t
+            continue
+        try:
+            out[str(name)] = pa.type_for_alias(str(t))
+        except ValueError as e:
+            raise InvalidArgumentError(f"column_types: {t!r} of {name!r} is not a pyarrow type name "
+                                       "(int64, float64, string, bool, date32, timestamp[s], ...)") from e
+    return out
 
 
 _CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
@@ -417,7 +625,18 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 class SqlSource(DataSource):
     """A query (or a whole table) through ADBC: Arrow batches straight from the driver.
     Progress in rows against a ``COUNT(*)`` for a table (or with ``count=true``), else
-    indeterminate. With a cursor, only rows past the last loaded value are queried."""
+    indeterminate. With a cursor, only rows past the last loaded value are queried.
+
+    A whole PostgreSQL table of at least ``PG_PARTITION_MIN_BYTES`` is read as
+    ``partitions`` ranges of its pages (default: 2 on 2+ cores; ``ctid`` ranges, TID
+    range scans of PostgreSQL 14+) on as many connections sharing one snapshot
+    (``pg_export_snapshot``), so the driver decodes on two cores. The first range streams
+    into the load; the others are written meanwhile to temporary Arrow IPC files in
+    ``TMPDIR`` (on disk: half the table's Arrow size for 2; in memory if ``TMPDIR`` is a
+    tmpfs) and read back after it, in order: the rows and their order are the single
+    scan's. A range whose connection cannot be opened (a connection limit) is read on
+    the first connection after its own range, in the same snapshot.
+    """
 
     CONFIG = {
         "title": "SQL database (ADBC)",
@@ -433,6 +652,9 @@ class SqlSource(DataSource):
             {"name": "cursor", "title": "Cursor column", "placeholder": "id",
              "help": "Increasing column of incremental loads"},
             {"name": "password", "title": "Password", "placeholder": "", "help": "Added to the URI", "secret": True},
+            {"name": "partitions", "title": "Parallel connections", "placeholder": "auto",
+             "help": "PostgreSQL table: page ranges read on as many connections in one snapshot, "
+                     "spilled to TMPDIR (auto: 2 on 2+ cores for a table over 32 MiB; 1: one connection)"},
         ],
     }
 
@@ -461,6 +683,12 @@ class SqlSource(DataSource):
         self._reader: Optional[pa.RecordBatchReader] = None
         self._rows = 0
         self._total: Optional[int] = None
+        parts = self.source.get("partitions")
+        self._partitions: Optional[int] = None if parts in (None, "", "auto") else _positive_int(parts, "partitions")
+        self._table = str(table) if table else None
+        #: The other page ranges, read meanwhile by threads into files (PostgreSQL only).
+        self._spills: list[_Spill] = []
+        self._spill_dir: Any = None
 
     def secrets(self) -> list[str]:
         out = super().secrets()
@@ -473,22 +701,66 @@ class SqlSource(DataSource):
     def _placeholder(self) -> str:
         return "$1" if self.uri.split(":", 1)[0].lower() in ("postgresql", "postgres") else "?"
 
+    def _filtered(self, query: str) -> tuple[str, Optional[tuple[Any, ...]]]:
+        if self.cursor and self.last_cursor is not None:
+            return f"SELECT * FROM ({query}) AS adc_q WHERE {self.cursor} > {self._placeholder()}", (self.last_cursor,)
+        return query, None
+
     def _start(self) -> None:
         self._conn = _connect(self._uri, self.source.get("driver"))
         self._cursor = self._conn.cursor()
-        query, params = self.query, None
-        if self.cursor and self.last_cursor is not None:
-            query = f"SELECT * FROM ({self.query}) AS adc_q WHERE {self.cursor} > {self._placeholder()}"
-            params = (self.last_cursor,)
+        query, params = self._filtered(self.query)
         try:
+            ranges = self._page_ranges()
             if self._count:
                 self._cursor.execute(f"SELECT COUNT(*) FROM ({query}) AS adc_c", params)
                 self._total = int(self._cursor.fetchone()[0])
+            if ranges:
+                snapshot, bounds = ranges
+                parts = [self._filtered(f"SELECT * FROM {self._table} WHERE {cond}")[0] for cond in bounds]
+                import tempfile
+
+                self._spill_dir = tempfile.TemporaryDirectory(prefix="adc-sql-")
+                self._spills = [_Spill(self._uri, self.source.get("driver"), snapshot, q, params,
+                                       os.path.join(self._spill_dir.name, f"part{i}.arrows"))
+                                for i, q in enumerate(parts[1:], 1)]
+                query = parts[0]
             self._cursor.execute(query, params)
             self._reader = self._cursor.fetch_record_batch()
         except Exception as e:
             raise SourceError(f"the query failed: {redact_uri(str(e))}") from e
-        self.log(f"running {self.describe()}: {query}")
+        extra = f" (+ {len(self._spills)} more page ranges on their own connections)" if self._spills else ""
+        self.log(f"running {self.describe()}: {query}{extra}")
+
+    def _page_ranges(self) -> Optional[tuple[str, list[str]]]:
+        """For a whole PostgreSQL table worth it: the snapshot the connections share and
+        the ``ctid`` conditions of the page ranges; None to read it on one connection."""
+        if self._table is None or self._placeholder() != "$1" or self._partitions == 1:
+            return None
+        cur = self._cursor
+        # The DB-API connection is in a transaction: this is its first statement.
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur.execute("SELECT c.relkind::text, pg_relation_size(c.oid), current_setting('block_size')::int, "
+                    "current_setting('server_version_num')::int FROM pg_class c WHERE c.oid = to_regclass($1)",
+                    (self._table,))
+        row = cur.fetchone()
+        if row is None:
+            return None  # the query itself says what is wrong
+        kind, size, block, version = row
+        n = self._partitions or (min(2, os.cpu_count() or 1) if size >= PG_PARTITION_MIN_BYTES else 1)
+        pages = size // block
+        # Ordinary tables and materialized views have ctids; TID range scans: 14+.
+        if n < 2 or kind not in ("r", "m") or version < 140000 or pages < n:
+            return None
+        cur.execute("SELECT pg_export_snapshot()")
+        snapshot = str(cur.fetchone()[0])
+        if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):
+            return None
+        cuts = [pages * i // n for i in range(1, n)]
+        conds = [f"ctid < '({cuts[0]},0)'::tid"]
+        conds += [f"ctid >= '({lo},0)'::tid AND ctid < '({hi},0)'::tid" for lo, hi in zip(cuts, cuts[1:])]
+        conds.append(f"ctid >= '({cuts[-1]},0)'::tid")
+        return snapshot, conds
 
     def schema(self) -> Optional[pa.Schema]:
         if self._reader is None:
@@ -500,18 +772,38 @@ class SqlSource(DataSource):
         if self._reader is None:
             self._start()
         assert self._reader is not None
-        try:
-            batch = self._reader.read_next_batch()
-        except StopIteration:
-            return None
-        except Exception as e:
-            raise SourceError(f"reading the query's results failed: {redact_uri(str(e))}") from e
+        while True:
+            try:
+                batch = self._reader.read_next_batch()
+                break
+            except StopIteration:
+                if not self._spills:
+                    return None
+                spill = self._spills.pop(0)
+                self._reader.close()
+                try:
+                    reader = spill.reader()
+                except Exception as e:
+                    if spill.started:
+                        raise SourceError(f"reading the query's results failed: {redact_uri(str(e))}") from e
+                    # Its connection never read a row: read the range here, same snapshot.
+                    logger.warning("reading a page range on the first connection: %s", redact_uri(str(e)))
+                    try:
+                        self._cursor.execute(spill.query, spill.params)
+                        reader = self._cursor.fetch_record_batch()
+                    except Exception as e2:
+                        raise SourceError(f"the query failed: {redact_uri(str(e2))}") from e2
+                self._reader = reader
+            except Exception as e:
+                raise SourceError(f"reading the query's results failed: {redact_uri(str(e))}") from e
         self._rows += batch.num_rows
         total = f" of {self._total:,}" if self._total is not None else ""
         self.progress(self._rows, self._total, f"{self._rows:,}{total} rows")
         return batch
 
     def close(self) -> None:
+        for spill in self._spills:
+            spill.stop()
         for thing in (self._reader, self._cursor, self._conn):
             if thing is not None:
                 try:
@@ -519,6 +811,71 @@ class SqlSource(DataSource):
                 except Exception as e:  # a dropped connection cannot be closed cleanly
                     logger.debug("closing %s: %s", type(thing).__name__, redact_uri(str(e)))
         self._reader = self._cursor = self._conn = None
+        for spill in self._spills:
+            spill.join()
+        self._spills = []
+        if self._spill_dir is not None:
+            self._spill_dir.cleanup()
+            self._spill_dir = None
+
+
+class _Spill:
+    """One page range of a PostgreSQL table, read on its own connection in the snapshot
+    of the first (``SET TRANSACTION SNAPSHOT``) by a thread that writes its batches to an
+    Arrow IPC stream file as they come (the driver decodes with the GIL released)."""
+
+    def __init__(self, uri: str, driver: Optional[str], snapshot: str, query: str,
+                 params: Optional[tuple[Any, ...]], path: str):
+        import threading
+
+        self.path, self.query, self.params = path, query, params
+        self.error: Optional[BaseException] = None
+        #: Whether its query ran (after that, a failure fails the load).
+        self.started = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(uri, driver, snapshot, query, params),
+                                        name="adc-sql-range", daemon=True)
+        self._thread.start()
+
+    def _run(self, uri: str, driver: Optional[str], snapshot: str, query: str,
+             params: Optional[tuple[Any, ...]]) -> None:
+        conn = cur = None
+        try:
+            conn = _connect(uri, driver)
+            cur = conn.cursor()
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            cur.execute(query, params)
+            self.started = True
+            reader = cur.fetch_record_batch()
+            with pa.OSFile(self.path, "wb") as f, pa.ipc.new_stream(f, reader.schema) as w:
+                for batch in reader:
+                    if self._stop.is_set():
+                        break
+                    w.write_batch(batch)
+            reader.close()
+        except BaseException as e:  # handed to the reading thread
+            self.error = e
+        finally:
+            for thing in (cur, conn):
+                if thing is not None:
+                    try:
+                        thing.close()
+                    except Exception as e:
+                        logger.debug("closing %s: %s", type(thing).__name__, redact_uri(str(e)))
+
+    def reader(self) -> pa.RecordBatchReader:
+        """The range's batches, once its thread has read them all."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return pa.ipc.open_stream(pa.OSFile(self.path, "rb"))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self) -> None:
+        self._thread.join()
 
 
 # --- the registry -----------------------------------------------------------------
