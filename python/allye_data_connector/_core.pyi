@@ -495,3 +495,23 @@ __all__ += [
     "DEFAULT_KEEPALIVE_MS",
     "DEFAULT_MAX_FULL_PULL_BYTES",
 ]
+
+# --- receiving in place (receive.rs) ---
+
+def receive(
+    stream: _ArrowStream,
+    *,
+    rows: int,
+    null_counts: list[int],
+    secret_dir: Optional[str] = None,
+    table_name: Optional[str] = None,
+    producer: str = ...,  # DEFAULT_PRODUCER
+    ttl_sec: Optional[int] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    shape: Optional[tuple[int, int]] = None,
+    schema_sha256: Optional[str] = None,
+    durable: bool = False,
+) -> dict[str, Any]: ...
+def receivable(schema: Any) -> bool: ...
+
+__all__ += ["receive", "receivable"]
