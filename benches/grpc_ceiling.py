@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--messages", default="1,4,16,64")
     ap.add_argument("--parts", default="1,2,4")
+    ap.add_argument("--options", default=",".join(OPTIONS), help="client option sets, comma separated")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="adc-grpc-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     store = work / "server"
@@ -99,7 +100,7 @@ def main() -> None:
         for message_mb in [int(x) for x in a.messages.split(",")]:
             proc, loc = start(store, message_mb)
             try:
-                for name, opts in OPTIONS.items():
+                for name, opts in ((n, OPTIONS[n]) for n in a.options.split(",")):
                     for parts in [int(x) for x in a.parts.split(",")]:
                         for how in ("read_all",) if parts > 1 else ("read_all", "batches"):
                             ts = [timed(lambda: flight.FlightClient(loc, generic_options=opts), rows, parts, how)

@@ -179,27 +179,46 @@ impl PlacedFile {
 
     /// Pulls every batch of an Arrow C stream (a struct array per batch) and copies it in
     /// as it comes, at whatever alignment its buffers have. The stream's schema must have
-    /// the file's column types. An error of the stream (a broken connection) is returned.
+    /// the file's column types. An error of the stream (a broken connection) is returned
+    /// as [`Error::StreamBroken`].
+    ///
+    /// Pipelined: this thread waits for the next batch while a second one writes the
+    /// previous (a receive and a write of the same size take about as long).
     pub fn push_stream(&mut self, stream: &mut FFI_ArrowArrayStream) -> Result<()> {
         let got = stream_schema(stream)?;
         self.check_types(got.fields().iter().map(|f| f.data_type().clone()).collect())?;
         let Some(get_next) = stream.get_next else {
             return Err(Error::InvalidArgument("the Arrow stream was already released".into()));
         };
-        let raw: *mut FFI_ArrowArrayStream = stream;
-        loop {
-            let mut array = FFI_ArrowArray::empty();
-            // SAFETY: a live stream's callback, called with the stream itself (C stream
-            // interface); `array` is released when dropped, after its data is copied.
-            if unsafe { get_next(raw, &mut array) } != 0 {
-                let reason = last_error(stream);
-                return Err(Error::StreamBroken { rows: self.filled as u64, reason });
+        // Two batches in flight at most: the one being written and the next.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<FFI_ArrowArray>(1);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> Result<u64> {
+                for array in rx {
+                    self.push_ffi(&array)?; // an error drops `rx`: the next send fails
+                }
+                Ok(self.filled as u64)
+            });
+            let raw: *mut FFI_ArrowArrayStream = stream;
+            let pulled = loop {
+                let mut array = FFI_ArrowArray::empty();
+                // SAFETY: a live stream's callback, called with the stream itself (C stream
+                // interface); `array` is released when dropped, after its data is copied.
+                if unsafe { get_next(raw, &mut array) } != 0 {
+                    break Err(last_error(stream));
+                }
+                if array.is_released() || tx.send(array).is_err() {
+                    break Ok(()); // the end of the stream, or the writer failed
+                }
+            };
+            drop(tx);
+            let written = writer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            match (written, pulled) {
+                (Err(e), _) => Err(e),
+                (Ok(rows), Err(reason)) => Err(Error::StreamBroken { rows, reason }),
+                (Ok(_), Ok(())) => Ok(()),
             }
-            if array.is_released() {
-                return Ok(()); // the end of the stream
-            }
-            self.push_ffi(&array)?;
-        }
+        })
     }
 
     fn push_ffi(&mut self, array: &FFI_ArrowArray) -> Result<()> {
