@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--messages", default="1,4,16,64")
     ap.add_argument("--parts", default="1,2,4")
     ap.add_argument("--options", default=",".join(OPTIONS), help="client option sets, comma separated")
+    ap.add_argument("--how", default="read_all,batches", help="read_all (keep every message) and/or batches (drop each)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="adc-grpc-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     store = work / "server"
@@ -102,7 +103,7 @@ def main() -> None:
             try:
                 for name, opts in ((n, OPTIONS[n]) for n in a.options.split(",")):
                     for parts in [int(x) for x in a.parts.split(",")]:
-                        for how in ("read_all",) if parts > 1 else ("read_all", "batches"):
+                        for how in a.how.split(","):
                             ts = [timed(lambda: flight.FlightClient(loc, generic_options=opts), rows, parts, how)
                                   for _ in range(a.reps)]
                             t = statistics.median(ts)
