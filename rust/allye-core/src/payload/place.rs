@@ -1,5 +1,5 @@
 //! A one-batch IPC **file** payload filled in place: the batches of a received stream are
-//! copied, column by column, straight into their final place in a mapping of the payload
+//! copied, column by column, straight into their final place in the payload
 //! file as they arrive, at any alignment (a gRPC message hands its buffers over at odd
 //! addresses, which arrow-rs would otherwise copy once more to realign). The result is
 //! the same Arrow IPC file a send of the joined table writes, with ONE record batch, so a
@@ -98,7 +98,7 @@ impl std::fmt::Debug for PlacedFile {
 
 impl PlacedFile {
     /// Plans the one-batch file of `rows` rows with `null_counts[i]` nulls in column `i`,
-    /// and creates it (sized, pre-faulted, mapped) under the temporary name of
+    /// and creates it (sized, its pages left to the writes) under the temporary name of
     /// `final_path`. Errors when the schema is not [`placeable`] or the counts do not fit it.
     pub fn create(final_path: &Path, schema: &SchemaRef, rows: usize, null_counts: &[usize]) -> Result<PlacedFile> {
         if !placeable(schema) {
