@@ -510,3 +510,23 @@ def stream_load_lock(table_name: str, *, secret_dir: Optional[str] = None) -> Op
     """Takes the lock of a load appending to the stream if free now; None when another load holds it."""
 
 __all__ += ["StreamLoadLock", "stream_load_lock"]
+
+# --- receiving in place (receive.rs) ---
+
+def receive(
+    stream: _ArrowStream,
+    *,
+    rows: int,
+    null_counts: list[int],
+    secret_dir: Optional[str] = None,
+    table_name: Optional[str] = None,
+    producer: str = ...,  # DEFAULT_PRODUCER
+    ttl_sec: Optional[int] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    shape: Optional[tuple[int, int]] = None,
+    schema_sha256: Optional[str] = None,
+    durable: bool = False,
+) -> dict[str, Any]: ...
+def receivable(schema: Any) -> bool: ...
+
+__all__ += ["receive", "receivable"]

@@ -974,7 +974,7 @@ def _ls_remote(obj: _Ctx, peer: str, token: Optional[str], token_file: Optional[
 @click.option("--registry", metavar="zk://HOST:PORT", help="Register this node and its tables in ZooKeeper.")
 @click.option("--advertise", metavar="URI", help="The location clients should use (default: the bound address).")
 @click.option("--max-message-bytes", envvar="ALLYE_FLIGHT_MAX_MESSAGE_BYTES", type=click.IntRange(min=1024), default=None,
-              help="Largest record batch message of a DoGet (default 64 MiB).")
+              help="Largest record batch message of a DoGet (default 16 MiB).")
 @_common_options
 @click.pass_obj
 def serve_cmd(obj: _Ctx, host: str, port: int, allow_put: bool, no_auth: bool, insecure: bool, tls_cert: Optional[str],

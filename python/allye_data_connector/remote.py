@@ -55,6 +55,8 @@ PEERS_ENV = "ALLYE_PEERS"
 TOKEN_ENV = "ALLYE_REMOTE_TOKEN"
 
 SYNC_MODES = ("full", "tail")
+#: Key of a FlightInfo's app_metadata listing the nulls of each column (serving.py).
+NULL_COUNTS_KEY = "null_counts"
 
 
 def _one_batch(table: pa.Table) -> pa.Table:
@@ -377,15 +379,43 @@ class Remote:
             return time.time() - checked < self.check_ttl_sec
         return time.monotonic() - checked < self.check_ttl_sec
 
+    @staticmethod
+    def _adc_entry(name: str, origin: str, version: dict[str, Any]) -> dict[str, Any]:
+        return {ADC_ORIGIN: origin, ADC_REMOTE_TABLE: version.get("table_name", name),
+                ADC_REMOTE_ID: _source(version), ADC_PULLED_AT: time.time()}
+
     def _write(self, name: str, data: Any, *, origin: str, version: dict[str, Any], shape: Any) -> dict[str, Any]:
-        adc = {ADC_ORIGIN: origin, ADC_REMOTE_TABLE: version.get("table_name", name),
-               ADC_REMOTE_ID: _source(version), ADC_PULLED_AT: time.time()}
+        adc = self._adc_entry(name, origin, version)
         return _core.send(
             data, secret_dir=self.secret_dir, table_name=name,
             metadata={"shm_unlink_on_read": False, _core.METADATA_KEY: adc},
             shape=None if shape is None else (int(shape[0]), int(shape[1])),
             schema_sha256=version.get("schema_sha256"),
         )
+
+    def _receive(self, name: str, reader: flight.FlightStreamReader, planned: dict[str, Any], rows: int,
+                 *, origin: str) -> Optional[dict[str, Any]]:
+        """The stream received in place (one copy, as it arrives, into one batch of a file
+        payload) when the server announced each column's nulls, the table is larger than a
+        shared-memory payload and its columns are all fixed-width; else ``None`` (nothing
+        read yet: the caller receives it whole)."""
+        counts = planned.get(NULL_COUNTS_KEY)
+        if (not isinstance(counts, list) or rows <= 0 or (planned.get("bytes") or 0) <= _core.DEFAULT_MAX_SHM_BYTES
+                or not _core.receivable(reader.schema)):
+            return None
+        adc = self._adc_entry(name, origin, planned)
+        shape = planned.get("shape")
+        try:
+            ev: dict[str, Any] = _core.receive(
+                reader.to_reader(), rows=rows, null_counts=counts, secret_dir=self.secret_dir, table_name=name,
+                metadata={"shm_unlink_on_read": False, _core.METADATA_KEY: adc},
+                shape=None if shape is None else (int(shape[0]), int(shape[1])),
+                schema_sha256=planned.get("schema_sha256"),
+            )
+        except RemoteUnavailableError as exc:  # the stream broke off
+            raise RemoteUnavailableError(f"{origin}: {exc}") from exc
+        pa.default_memory_pool().release_unused()  # the received messages
+        return ev
 
     def sync(self, name: str, *, sync: str = "full", stale_ok: Optional[bool] = None,
              time_column: Optional[str] = None) -> dict[str, Any]:
@@ -434,7 +464,10 @@ class Remote:
         errors = []
         for loc in locations:
             try:
-                reader, planned, _, _ = self._fetch([loc], {"table": name})
+                reader, planned, rows, _ = self._fetch([loc], {"table": name})
+                ev = self._receive(name, reader, planned, rows, origin=loc)
+                if ev is not None:
+                    return ev
                 table = _one_batch(reader.read_all())
                 ev = self._write(name, table, origin=loc, version=planned, shape=planned.get("shape"))
                 del table

@@ -50,6 +50,8 @@ AUTH_HEADER = "authorization"
 #: Action names.
 ACTION_VERSIONS = "versions"
 ACTION_STATS = "stats"
+#: Key of the FlightInfo's app_metadata listing the nulls of each column of the slice.
+NULL_COUNTS_KEY = "null_counts"
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -271,8 +273,11 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             expiry = pa.scalar(pd.Timestamp(version["expires_at"]).tz_convert("UTC"), type=pa.timestamp("ns", "UTC"))
         endpoint = flight.FlightEndpoint(ticket, [self.location], expiration_time=expiry,
                                          app_metadata=json.dumps(version).encode())
+        # The nulls of each column let a client lay the table out before it arrives
+        # (docs/PROTOCOL.md "remote": a one-copy receive into its store).
+        planned = {**version, NULL_COUNTS_KEY: [c.null_count for c in part.columns]}
         return flight.FlightInfo(part.schema, descriptor, [endpoint], part.num_rows, part.nbytes,
-                                 app_metadata=json.dumps(version).encode())
+                                 app_metadata=json.dumps(planned).encode())
 
     # -- Flight methods --
     def list_flights(self, context: Any, criteria: bytes) -> Iterator[flight.FlightInfo]:

@@ -154,6 +154,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+
+    /// A stream being received broke off (the sender or the connection went away):
+    /// nothing was published.
+    #[error("the stream broke off after {rows} rows: {reason}; nothing was stored, try again (or another replica)")]
+    StreamBroken {
+        /// Rows received before it broke.
+        rows: u64,
+        /// The stream's own error.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -495,8 +495,10 @@ pub const DEFAULT_LOAD_BATCH_ROWS: u64 = 100_000;
 /// The port `adc serve` listens on when none is given.
 pub const DEFAULT_REMOTE_PORT: u16 = 8815;
 /// Largest record-batch message a DoGet sends: a gRPC message must stay under 2 GiB, and
-/// smaller messages keep the client's memory bounded.
-pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 * 1024 * 1024;
+/// smaller messages keep the client's memory bounded. 16 MiB received fastest here
+/// (benches/grpc_ceiling.py: each message is written into the store and dropped while
+/// the next arrives; 64 MiB messages cost fresh pages every time).
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
 /// Seconds after a check (or a pull) during which a load trusts the cache without asking.
 pub const DEFAULT_CHECK_TTL_SEC: f64 = 5.0;
 /// Deadline of each remote call, seconds.

@@ -160,6 +160,7 @@ fn class_of<'a>(c: &'a Classes, e: &Error) -> &'a Py<PyType> {
         Error::ArrayClosed { .. } => &c.array_closed,
         Error::StoreFull { .. } => &c.store_full,
         Error::StoreNotPrivate { .. } => &c.store_not_private,
+        Error::StreamBroken { .. } => &c.remote_unavailable,
     }
 }
 

@@ -10,6 +10,7 @@ mod arrays;
 mod errors;
 mod maintenance;
 mod objects;
+mod receive;
 mod records;
 mod streams;
 mod sources;
@@ -31,5 +32,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     streams::register(m)?;
     objects::register(m)?;
     sources::register(m)?;
+    receive::register(m)?;
     Ok(())
 }

@@ -13,12 +13,14 @@
 //!   show is `error` with the reason "removed by user".
 
 mod get;
+mod receive;
 mod remove;
 mod send;
 mod send_stream;
 mod state;
 
 pub use get::{get, latest, record_read};
+pub use receive::{receive, receive_batches, receive_stream, Announced};
 pub use remove::{remove, Removal};
 pub use send::{arrow_data_size, schema_sha256, send, SendOptions};
 pub use send_stream::send_stream;

@@ -9,6 +9,8 @@
 //! removes the temporary file and appends an `error` line: the previous version stays
 //! the current one and nothing half-written is left.
 
+use std::path::Path;
+
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use serde_json::{Map, Value};
@@ -38,6 +40,31 @@ pub fn send_stream(
     opts: &super::SendOptions,
     finish: impl FnOnce(&mut Map<String, Value>) -> Result<()>,
 ) -> Result<Event> {
+    publish_file(store, schema, opts, None, finish, |path| {
+        let mut rows = 0u64;
+        let counted = batches.inspect(|b| {
+            if let Ok(b) = b {
+                rows += b.num_rows() as u64;
+            }
+        });
+        let size = write_file_from(path, schema, counted, opts.compression, opts.durable)?;
+        Ok((size, rows))
+    })
+}
+
+/// Publishes one new version whose file payload `write` writes (under a temporary name,
+/// renamed when complete, returning its size and row count) between the `writing` and
+/// the `ready` line; a failure of `write` or `finish` removes the file and appends an
+/// `error` line. `finish` as for [`send_stream`]; `shape` is the recorded shape, counted
+/// (rows x columns) when `None`.
+pub(super) fn publish_file(
+    store: &Store,
+    schema: &SchemaRef,
+    opts: &super::SendOptions,
+    shape: Option<[u64; 2]>,
+    finish: impl FnOnce(&mut Map<String, Value>) -> Result<()>,
+    write: impl FnOnce(&Path) -> Result<(u64, u64)>,
+) -> Result<Event> {
     check(opts)?;
     store.ensure()?;
     let id = uuid::Uuid::new_v4().to_string();
@@ -48,16 +75,9 @@ pub fn send_stream(
     manifest::append(store, &writing, opts.durable)?;
 
     let Planned::File(path) = &plan else { unreachable!("a stream is always written to a file") };
-    let mut rows = 0u64;
-    let counted = batches.inspect(|b| {
-        if let Ok(b) = b {
-            rows += b.num_rows() as u64;
-        }
-    });
     let mut final_metadata = writing.metadata.clone();
-    let written = write_file_from(path, schema, counted, opts.compression, opts.durable)
-        .and_then(|size| finish(&mut final_metadata).map(|()| size));
-    let data_size = match written {
+    let written = write(path).and_then(|done| finish(&mut final_metadata).map(|()| done));
+    let (data_size, rows) = match written {
         Ok(n) => n,
         Err(e) => {
             plan.remove();
@@ -73,7 +93,7 @@ pub fn send_stream(
             transport: plan.transport(),
             locator: plan.locator(),
             data_size,
-            shape: [rows, schema.fields().len() as u64],
+            shape: shape.unwrap_or([rows, schema.fields().len() as u64]),
             schema_sha256: opts.schema_sha256.clone().unwrap_or_else(|| schema_sha256(schema)),
             created_at,
             expires_at: time::expires_at_iso(opts.ttl_sec),

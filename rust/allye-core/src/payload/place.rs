@@ -1,0 +1,553 @@
+//! A one-batch IPC **file** payload filled in place: the batches of a received stream are
+//! copied, column by column, straight into their final place in the payload
+//! file as they arrive, at any alignment (a gRPC message hands its buffers over at odd
+//! addresses, which arrow-rs would otherwise copy once more to realign). The result is
+//! the same Arrow IPC file a send of the joined table writes, with ONE record batch, so a
+//! load stays zero-copy.
+//!
+//! The layout comes from arrow-ipc itself: before any data arrives, the writer is run
+//! once over a *template* batch of the final row count and null counts, whose buffers
+//! are untouched anonymous memory, into a sink that only records where each buffer would
+//! land. The file is sized from that and filled with positioned writes (`pwrite`: on
+//! tmpfs about half the cost of filling a mapping, whose pages must be faulted in even
+//! when pre-allocated); validity bitmaps, merged bit by bit, are held in memory (an
+//! eighth of a byte per row) and written at the end. Then the writer runs again, over
+//! the real batch whose buffers are a (never touched) mapping of the file itself, into a
+//! sink that writes the headers and footer and skips each body buffer that already lies
+//! where it would be written. Rows or nulls that differ from the announcement are an
+//! error, never a wrong file.
+//!
+//! Columns must be fixed-width primitives (integers, floats, decimals, temporal types);
+//! other tables take the ordinary path (receive, join, [`super::write_file`]).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use arrow_array::ffi::FFI_ArrowArray;
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::{make_array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_buffer::bit_chunk_iterator::UnalignedBitChunk;
+use arrow_buffer::{bit_mask::set_bits, BooleanBuffer, Buffer, NullBuffer};
+use arrow_data::ArrayData;
+use arrow_ipc::writer::FileWriter;
+use arrow_schema::{DataType, SchemaRef};
+
+use crate::error::{Error, IoContext, Result};
+use crate::payload::ipc::write_options;
+use crate::payload::temp_path_for;
+use crate::protocol::Compression;
+
+/// Whether a table of this schema can be received in place (every column fixed-width).
+pub fn placeable(schema: &SchemaRef) -> bool {
+    !schema.fields().is_empty() && schema.fields().iter().all(|f| fixed_width(f.data_type()).is_some())
+}
+
+fn fixed_width(dt: &DataType) -> Option<usize> {
+    match dt {
+        DataType::Boolean | DataType::Dictionary(..) => None,
+        dt => dt.primitive_width(),
+    }
+}
+
+/// Where one column's buffers lie in the file.
+#[derive(Debug, Clone)]
+struct Column {
+    width: usize,
+    values_at: usize,
+    /// The validity bitmap's offset, when the column has nulls.
+    validity_at: Option<usize>,
+    /// The bitmap being merged, written at `validity_at` by `finish`.
+    bitmap: Vec<u8>,
+    nulls_expected: usize,
+    nulls_seen: usize,
+}
+
+/// One column of a received batch, as raw memory: element `j` of the batch is at
+/// `values[(offset + j) * width..]`, its validity bit (when there is a bitmap) at bit
+/// `bit_start + j` of `validity`.
+struct RawColumn<'a> {
+    offset: usize,
+    values: &'a [u8],
+    validity: Option<(&'a [u8], usize)>,
+}
+
+/// An IPC file payload being filled in place (see the module docs). Made by
+/// [`PlacedFile::create`], fed by [`PlacedFile::push`] / [`PlacedFile::push_stream`],
+/// published under its final name by [`PlacedFile::finish`]; dropped unfinished, it
+/// removes its temporary file.
+pub struct PlacedFile {
+    schema: SchemaRef,
+    rows: usize,
+    filled: usize,
+    columns: Vec<Column>,
+    size: usize,
+    file: Option<File>,
+    tmp: PathBuf,
+    final_path: PathBuf,
+    finished: bool,
+}
+
+impl std::fmt::Debug for PlacedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlacedFile").field("tmp", &self.tmp).field("rows", &self.rows).field("filled", &self.filled).finish()
+    }
+}
+
+impl PlacedFile {
+    /// Plans the one-batch file of `rows` rows with `null_counts[i]` nulls in column `i`,
+    /// and creates it (sized, its pages left to the writes) under the temporary name of
+    /// `final_path`. Errors when the schema is not [`placeable`] or the counts do not fit it.
+    pub fn create(final_path: &Path, schema: &SchemaRef, rows: usize, null_counts: &[usize]) -> Result<PlacedFile> {
+        if !placeable(schema) {
+            return Err(Error::InvalidArgument(
+                "a table received in place needs fixed-width columns only (numbers, decimals, dates and times)".into(),
+            ));
+        }
+        if null_counts.len() != schema.fields().len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} null counts given for {} columns",
+                null_counts.len(),
+                schema.fields().len()
+            )));
+        }
+        if rows == 0 {
+            return Err(Error::InvalidArgument("an empty table is sent, not received in place".into()));
+        }
+        if let Some((f, n)) = schema.fields().iter().zip(null_counts).find(|(f, n)| **n > rows || (**n > 0 && !f.is_nullable())) {
+            return Err(Error::InvalidArgument(format!(
+                "column {:?} cannot hold {n} nulls in {rows} rows (nullable: {})",
+                f.name(),
+                f.is_nullable()
+            )));
+        }
+        let (columns, size) = plan(schema, rows, null_counts)?;
+        let tmp = temp_path_for(final_path);
+        let created = (|| -> Result<File> {
+            let ctx = || format!("cannot create {}", tmp.display());
+            let mut opts = OpenOptions::new();
+            opts.read(true).write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let file = opts.open(&tmp).ctx(ctx)?;
+            file.set_len(size as u64).ctx(ctx)?;
+            Ok(file)
+        })();
+        let file = match created {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        Ok(PlacedFile {
+            schema: schema.clone(),
+            rows,
+            filled: 0,
+            columns,
+            size,
+            file: Some(file),
+            tmp,
+            final_path: final_path.to_path_buf(),
+            finished: false,
+        })
+    }
+
+    /// Rows copied in so far.
+    pub fn filled(&self) -> usize {
+        self.filled
+    }
+
+    /// Copies `batch` in after the rows already there. Its schema must have the file's
+    /// column types (names and metadata are the file's).
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.check_types(batch.schema().fields().iter().map(|f| f.data_type().clone()).collect())?;
+        let data: Vec<ArrayData> = batch.columns().iter().map(|c| c.to_data()).collect();
+        let raw: Vec<RawColumn<'_>> = data
+            .iter()
+            .zip(&self.columns)
+            .map(|(d, c)| RawColumn {
+                offset: d.offset(),
+                values: &d.buffers()[0].as_slice()[..(d.offset() + d.len()) * c.width],
+                validity: d.nulls().map(|n| (n.buffer().as_slice(), n.offset())),
+            })
+            .collect();
+        self.copy_in(batch.num_rows(), &raw)
+    }
+
+    /// Pulls every batch of an Arrow C stream (a struct array per batch) and copies it in
+    /// as it comes, at whatever alignment its buffers have. The stream's schema must have
+    /// the file's column types. An error of the stream (a broken connection) is returned
+    /// as [`Error::StreamBroken`].
+    ///
+    /// Pipelined: this thread waits for the next batch while a second one writes the
+    /// previous (a receive and a write of the same size take about as long).
+    pub fn push_stream(&mut self, stream: &mut FFI_ArrowArrayStream) -> Result<()> {
+        let got = stream_schema(stream)?;
+        self.check_types(got.fields().iter().map(|f| f.data_type().clone()).collect())?;
+        let Some(get_next) = stream.get_next else {
+            return Err(Error::InvalidArgument("the Arrow stream was already released".into()));
+        };
+        // Two batches in flight at most: the one being written and the next.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<FFI_ArrowArray>(1);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> Result<u64> {
+                for array in rx {
+                    self.push_ffi(&array)?; // an error drops `rx`: the next send fails
+                }
+                Ok(self.filled as u64)
+            });
+            let raw: *mut FFI_ArrowArrayStream = stream;
+            let pulled = loop {
+                let mut array = FFI_ArrowArray::empty();
+                // SAFETY: a live stream's callback, called with the stream itself (C stream
+                // interface); `array` is released when dropped, after its data is copied.
+                if unsafe { get_next(raw, &mut array) } != 0 {
+                    break Err(last_error(stream));
+                }
+                if array.is_released() || tx.send(array).is_err() {
+                    break Ok(()); // the end of the stream, or the writer failed
+                }
+            };
+            drop(tx);
+            let written = writer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            match (written, pulled) {
+                (Err(e), _) => Err(e),
+                (Ok(rows), Err(reason)) => Err(Error::StreamBroken { rows, reason }),
+                (Ok(_), Ok(())) => Ok(()),
+            }
+        })
+    }
+
+    fn push_ffi(&mut self, array: &FFI_ArrowArray) -> Result<()> {
+        let bad = |what: String| Error::InvalidArgument(format!("a received batch is malformed: {what}"));
+        if array.num_children() != self.columns.len() {
+            return Err(bad(format!("{} columns, {} expected", array.num_children(), self.columns.len())));
+        }
+        if array.null_count_opt().is_some_and(|n| n > 0) {
+            return Err(bad("the batch itself has null rows".into()));
+        }
+        let rows = array.len();
+        let mut raw = Vec::with_capacity(self.columns.len());
+        for (i, c) in self.columns.iter().enumerate() {
+            let child = array.child(i);
+            // A sliced struct offsets its children too.
+            let offset = child.offset() + array.offset();
+            if child.len() < array.offset() + rows || child.num_buffers() != 2 {
+                return Err(bad(format!("column {i} has {} rows and {} buffers", child.len(), child.num_buffers())));
+            }
+            let values = child.buffer(1);
+            if values.is_null() {
+                return Err(bad(format!("column {i} has no values buffer")));
+            }
+            // SAFETY: the C data interface guarantees the values buffer holds
+            // `(offset + len) * width` bytes and the validity `offset + len` bits, readable
+            // while `array` lives (it is released after this call).
+            let values = unsafe { std::slice::from_raw_parts(values, (offset + rows) * c.width) };
+            let validity = child.buffer(0);
+            let validity = (!validity.is_null() && child.null_count_opt() != Some(0))
+                .then(|| unsafe { std::slice::from_raw_parts(validity, (offset + rows).div_ceil(8)) });
+            raw.push(RawColumn { offset, values, validity: validity.map(|v| (v, offset)) });
+        }
+        self.copy_in(rows, &raw)
+    }
+
+    fn check_types(&self, types: Vec<DataType>) -> Result<()> {
+        let want: Vec<&DataType> = self.schema.fields().iter().map(|f| f.data_type()).collect();
+        if types.iter().collect::<Vec<_>>() != want {
+            return Err(Error::InvalidArgument(format!(
+                "the received batches' column types {types:?} differ from the planned {want:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn copy_in(&mut self, rows: usize, raw: &[RawColumn<'_>]) -> Result<()> {
+        if self.filled + rows > self.rows {
+            return Err(Error::InvalidArgument(format!(
+                "the stream holds more than the {} rows announced for it",
+                self.rows
+            )));
+        }
+        let file = self.file.as_ref().expect("open until finished");
+        let at = self.filled;
+        for (c, r) in self.columns.iter_mut().zip(raw) {
+            let src = &r.values[r.offset * c.width..(r.offset + rows) * c.width];
+            // The planned region holds `self.rows * width` bytes and `at + rows <= self.rows`.
+            write_at(file, src, (c.values_at + at * c.width) as u64)
+                .ctx(|| format!("cannot write {}", self.tmp.display()))?;
+            let nulls = match (c.validity_at, r.validity) {
+                (Some(_), validity) => {
+                    let bits = &mut c.bitmap;
+                    match validity {
+                        Some((src, start)) => set_bits(bits, src, at, start, rows),
+                        None => {
+                            set_bits(bits, &vec![0xff; rows.div_ceil(8)], at, 0, rows);
+                            0
+                        }
+                    }
+                }
+                (None, None) => 0,
+                (None, Some((src, start))) => rows - UnalignedBitChunk::new(src, start, rows).count_ones(),
+            };
+            c.nulls_seen += nulls;
+            if c.nulls_seen > c.nulls_expected {
+                return Err(Error::InvalidArgument(format!(
+                    "the stream holds more nulls in a column than the {} announced for it",
+                    c.nulls_expected
+                )));
+            }
+        }
+        self.filled += rows;
+        Ok(())
+    }
+
+    /// Checks that every announced row and null arrived, writes the IPC framing around
+    /// the data, syncs when `durable`, and renames the file to its final name. Returns
+    /// the file's size.
+    pub fn finish(mut self, durable: bool) -> Result<u64> {
+        if self.filled != self.rows {
+            return Err(Error::InvalidArgument(format!(
+                "the stream ended after {} of the {} rows announced for it",
+                self.filled, self.rows
+            )));
+        }
+        if let Some(c) = self.columns.iter().find(|c| c.nulls_seen != c.nulls_expected) {
+            return Err(Error::InvalidArgument(format!(
+                "a column has {} nulls, {} were announced",
+                c.nulls_seen, c.nulls_expected
+            )));
+        }
+        let file = self.file.take().expect("finish runs once");
+        let ctx = || format!("cannot write {}", self.tmp.display());
+        for c in &self.columns {
+            if let Some(v) = c.validity_at {
+                write_at(&file, &c.bitmap, v as u64).ctx(ctx)?;
+            }
+        }
+        // Never touched where it is not read (headers, padding, footer are written below).
+        let map = Arc::new(memmap2::MmapOptions::new().len(self.size).map_raw_read_only(&file).ctx(ctx)?);
+        let batch = self.final_batch(&map)?;
+        let sink = InPlace { file: &file, base: map.as_ptr() as usize, size: self.size, pos: 0 };
+        let mut writer = FileWriter::try_new_with_options(sink, &self.schema, write_options(Compression::None)?)?;
+        writer.write(&batch)?;
+        writer.finish()?;
+        let sink = writer.into_inner()?;
+        let written = sink.pos;
+        drop(batch);
+        drop(map);
+        if written != self.size {
+            return Err(Error::InvalidArgument(format!("the file came out {written} bytes, {} planned", self.size)));
+        }
+        if durable {
+            file.sync_all().ctx(|| format!("cannot fsync {}", self.tmp.display()))?;
+        }
+        drop(file);
+        std::fs::rename(&self.tmp, &self.final_path)
+            .ctx(|| format!("cannot rename {} to {}", self.tmp.display(), self.final_path.display()))?;
+        self.finished = true;
+        if durable {
+            if let Some(dir) = self.final_path.parent() {
+                crate::sys::fs::sync_dir(dir);
+            }
+        }
+        Ok(self.size as u64)
+    }
+
+    /// The whole table as one batch whose buffers are the mapping's regions.
+    fn final_batch(&self, map: &Arc<memmap2::MmapRaw>) -> Result<RecordBatch> {
+        let owner: Arc<dyn arrow_buffer::alloc::Allocation> = map.clone();
+        let region = |at: usize, len: usize| {
+            // SAFETY: `at..at+len` lies inside the mapping, which `owner` keeps alive.
+            unsafe { Buffer::from_custom_allocation(NonNull::new(map.as_ptr().add(at) as *mut u8).expect("mapped"), len, owner.clone()) }
+        };
+        let columns = self
+            .columns
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(c, f)| {
+                let nulls = c.validity_at.map(|v| {
+                    let bits = BooleanBuffer::new(region(v, self.rows.div_ceil(8)), 0, self.rows);
+                    // SAFETY: the count was verified bit by bit as the batches came in.
+                    unsafe { NullBuffer::new_unchecked(bits, c.nulls_expected) }
+                });
+                let data = ArrayData::builder(f.data_type().clone())
+                    .len(self.rows)
+                    .add_buffer(region(c.values_at, self.rows * c.width))
+                    .nulls(nulls)
+                    .build()?;
+                Ok(make_array(data))
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        Ok(RecordBatch::try_new_with_options(self.schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(self.rows)))?)
+    }
+}
+
+impl Drop for PlacedFile {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// The schema of an Arrow C stream.
+pub fn stream_schema(stream: &mut FFI_ArrowArrayStream) -> Result<SchemaRef> {
+    let Some(get_schema) = stream.get_schema else {
+        return Err(Error::InvalidArgument("the Arrow stream was already released".into()));
+    };
+    let mut schema = arrow_schema::ffi::FFI_ArrowSchema::empty();
+    // SAFETY: a live stream's callback, called with the stream itself.
+    if unsafe { get_schema(stream, &mut schema) } != 0 {
+        return Err(stream_error(stream, "cannot read the stream's schema"));
+    }
+    Ok(Arc::new(arrow_schema::Schema::try_from(&schema)?))
+}
+
+fn stream_error(stream: &mut FFI_ArrowArrayStream, what: &str) -> Error {
+    Error::InvalidArgument(format!("{what}: {}", last_error(stream)))
+}
+
+fn last_error(stream: &mut FFI_ArrowArrayStream) -> String {
+    match stream.get_last_error {
+        // SAFETY: the stream's own callback; the message lives until the next call on it.
+        Some(f) => match unsafe { f(stream) } {
+            p if p.is_null() => String::new(),
+            p => unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned(),
+        },
+        None => String::new(),
+    }
+}
+
+/// Writes all of `buf` at `pos` of `file`.
+fn write_at(file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, buf, pos)
+    }
+    #[cfg(windows)]
+    {
+        let (mut buf, mut pos) = (buf, pos);
+        while !buf.is_empty() {
+            let n = std::os::windows::fs::FileExt::seek_write(file, buf, pos)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+            pos += n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// The column regions and file size arrow-ipc produces for the final batch (module docs).
+fn plan(schema: &SchemaRef, rows: usize, null_counts: &[usize]) -> Result<(Vec<Column>, usize)> {
+    let widths: Vec<usize> = schema.fields().iter().map(|f| fixed_width(f.data_type()).expect("placeable")).collect();
+    let pad = |n: usize| n.div_ceil(64) * 64;
+    let template_bytes: usize =
+        widths.iter().zip(null_counts).map(|(w, n)| pad(rows * w) + if *n > 0 { pad(rows.div_ceil(8)) } else { 0 }).sum();
+    // Untouched anonymous memory: no page of it is ever read or faulted in.
+    let anon = Arc::new(memmap2::MmapOptions::new().len(template_bytes).map_anon().ctx(|| "cannot plan the received file".to_string())?);
+    let anon_base = anon.as_ptr() as usize;
+    let mut at = 0;
+    let mut region = |len: usize| {
+        let owner: Arc<dyn arrow_buffer::alloc::Allocation> = anon.clone();
+        // SAFETY: inside the anonymous mapping, kept alive by `owner`; 64-aligned.
+        let b = unsafe { Buffer::from_custom_allocation(NonNull::new((anon_base + at) as *mut u8).expect("mapped"), len, owner) };
+        at += pad(len);
+        b
+    };
+    let mut wanted = Vec::new(); // (column, is_validity, template pointer)
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (i, ((f, w), n)) in schema.fields().iter().zip(&widths).zip(null_counts).enumerate() {
+        let nulls = (*n > 0).then(|| {
+            let b = region(rows.div_ceil(8));
+            wanted.push((i, true, b.as_ptr() as usize));
+            // SAFETY: never read: the writer only passes the buffer to the recording sink.
+            unsafe { NullBuffer::new_unchecked(BooleanBuffer::new(b, 0, rows), *n) }
+        });
+        let values = region(rows * w);
+        wanted.push((i, false, values.as_ptr() as usize));
+        // SAFETY: lengths and alignment are right for the type; the contents are never read.
+        let data = unsafe { ArrayData::builder(f.data_type().clone()).len(rows).add_buffer(values).nulls(nulls).build_unchecked() };
+        arrays.push(make_array(data));
+    }
+    let template = RecordBatch::try_new_with_options(schema.clone(), arrays, &RecordBatchOptions::new().with_row_count(Some(rows)))?;
+    let mut writer = FileWriter::try_new_with_options(Recorder::default(), schema, write_options(Compression::None)?)?;
+    writer.write(&template)?;
+    writer.finish()?;
+    let recorder = writer.into_inner()?;
+    let mut columns: Vec<Column> = widths
+        .iter()
+        .zip(null_counts)
+        .map(|(w, n)| Column {
+            width: *w,
+            values_at: usize::MAX,
+            validity_at: None,
+            bitmap: if *n > 0 { vec![0; rows.div_ceil(8)] } else { Vec::new() },
+            nulls_expected: *n,
+            nulls_seen: 0,
+        })
+        .collect();
+    for (i, validity, ptr) in wanted {
+        let pos = recorder.writes.iter().find(|(p, _)| *p == ptr).map(|(_, pos)| *pos).ok_or_else(|| {
+            Error::InvalidArgument(format!("arrow-ipc did not write column {i}'s buffer where planned; receive the table whole"))
+        })?;
+        if validity {
+            columns[i].validity_at = Some(pos);
+        } else {
+            columns[i].values_at = pos;
+        }
+    }
+    Ok((columns, recorder.pos))
+}
+
+/// Records where each write would land, writing nothing.
+#[derive(Default)]
+struct Recorder {
+    pos: usize,
+    writes: Vec<(usize, usize)>,
+}
+
+impl Write for Recorder {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writes.push((buf.as_ptr() as usize, self.pos));
+        self.pos += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes into the file at the running position, skipping a write of bytes that already
+/// are where they would go (the body buffers, which are the file's mapping at `base`).
+struct InPlace<'a> {
+    file: &'a File,
+    base: usize,
+    size: usize,
+    pos: usize,
+}
+
+impl Write for InPlace<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let end = self.pos + buf.len();
+        if end > self.size {
+            return Err(std::io::Error::other(format!("the file outgrew its planned {} bytes", self.size)));
+        }
+        let src = buf.as_ptr() as usize;
+        if src != self.base + self.pos {
+            if (self.base..self.base + self.size).contains(&src) {
+                return Err(std::io::Error::other("a body buffer is not where it was planned"));
+            }
+            write_at(self.file, buf, self.pos as u64)?; // headers, padding, footer
+        }
+        self.pos = end;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

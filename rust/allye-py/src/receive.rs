@@ -1,0 +1,77 @@
+//! Receiving a table from an Arrow stream whose size was announced (a Flight `DoGet`):
+//! the batches are copied in place into one batch of the new version's payload.
+
+use std::path::PathBuf;
+
+use allye_core::gc::AutoGc;
+use allye_core::protocol;
+use allye_core::tables::{receive_stream, Announced};
+use allye_core::SendOptions;
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use pyo3::prelude::*;
+use pyo3::types::{PyCapsule, PyDict};
+
+use crate::errors::OrRaise;
+use crate::records::{metadata_from_py, to_py};
+use crate::tables::store;
+
+/// Receives the batches of `stream` (any object with `__arrow_c_stream__`, e.g. a Flight
+/// reader's `to_reader()`), announced to hold `rows` rows and `null_counts[i]` nulls in
+/// column `i`, as one new version of `table_name`: each batch is copied, as it arrives and
+/// at any alignment, into its place in ONE record batch of an IPC file payload, without
+/// the GIL. Only fixed-width columns (see `receivable`). Returns the `ready` event; a
+/// stream that breaks or differs from the announcement publishes nothing.
+#[pyfunction]
+#[pyo3(signature = (stream, *, rows, null_counts, secret_dir=None, table_name=None,
+    producer=protocol::DEFAULT_PRODUCER.to_string(), ttl_sec=None, metadata=None, shape=None,
+    schema_sha256=None, durable=false))]
+#[allow(clippy::too_many_arguments)]
+fn receive<'py>(
+    py: Python<'py>,
+    stream: &Bound<'py, PyAny>,
+    rows: usize,
+    null_counts: Vec<usize>,
+    secret_dir: Option<PathBuf>,
+    table_name: Option<String>,
+    producer: String,
+    ttl_sec: Option<i64>,
+    metadata: Option<&Bound<'py, PyDict>>,
+    shape: Option<(u64, u64)>,
+    schema_sha256: Option<String>,
+    durable: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut opts = SendOptions::default();
+    opts.table_name = table_name;
+    opts.producer = producer;
+    opts.ttl_sec = ttl_sec;
+    opts.metadata = match metadata {
+        None => Default::default(),
+        Some(d) => metadata_from_py(d)?,
+    };
+    opts.shape = shape.map(|(r, c)| [r, c]);
+    opts.schema_sha256 = schema_sha256;
+    opts.durable = durable;
+    opts.auto_gc = Some(AutoGc::new(protocol::DEFAULT_AUTO_GC_GRACE_SEC, protocol::DEFAULT_KEEP_VERSIONS));
+    let store = store(secret_dir)?;
+    let capsule = stream.call_method0("__arrow_c_stream__")?.cast_into::<PyCapsule>()?;
+    let ptr = capsule.pointer_checked(Some(c"arrow_array_stream"))?;
+    // SAFETY: a live `arrow_array_stream` capsule; `from_raw` moves the stream out and
+    // leaves a released one behind, which the capsule's destructor then ignores.
+    let mut ffi = unsafe { FFI_ArrowArrayStream::from_raw(ptr.as_ptr() as *mut FFI_ArrowArrayStream) };
+    let announced = Announced { rows, null_counts: &null_counts };
+    let ready = py.detach(|| receive_stream(&store, announced, &opts, &mut ffi)).or_raise()?;
+    to_py(py, &ready)
+}
+
+/// Whether a table of this schema (anything with `__arrow_c_schema__`) can be received in
+/// place: every column fixed-width (numbers, decimals, dates and times).
+#[pyfunction]
+fn receivable(schema: pyo3_arrow::PySchema) -> bool {
+    allye_core::payload::placeable(&schema.into_inner())
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(receive, m)?)?;
+    m.add_function(wrap_pyfunction!(receivable, m)?)?;
+    Ok(())
+}

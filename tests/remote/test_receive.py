@@ -1,0 +1,137 @@
+"""Pulls received in place (core ``tables::receive``): a big table of fixed-width columns
+is copied message by message into ONE record batch of a file payload, and a stream cut
+off mid-way publishes nothing. Real ``adc serve`` processes, as the rest of the suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+
+import allye_data_connector as adc
+from allye_data_connector import _core
+
+ROWS = 3_000_000  # 4 columns of 8 bytes + the index: ~96 MB, over max_shm_bytes
+
+
+def _numeric(n: int = ROWS) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    f = rng.standard_normal(n)
+    f[::97] = np.nan  # nulls, at offsets no message boundary lines up with
+    return pd.DataFrame(
+        {"f": f, "i": np.arange(n, dtype="int64"), "u": (np.arange(n) % 251).astype("uint8"),
+         "t": pd.date_range("2020-01-01", periods=n, freq="s")},
+        index=pd.date_range("2024-01-01", periods=n, freq="min", name="when"),
+    )
+
+
+def _lines(store):
+    return [json.loads(x) for x in (store / "manifest.jsonl").read_text().splitlines()]
+
+
+def _payload_files(store):
+    d = store / "payloads"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def test_server_announces_each_columns_nulls(start_server):
+    s = start_server("a", "--no-auth")
+    df = _numeric(1000)
+    adc.send_dataframe(df, "t", secret_dir=s.store, shm_unlink_on_read=False)
+    info = flight.FlightClient(s.location).get_flight_info(flight.FlightDescriptor.for_path("t"))
+    meta = json.loads(info.app_metadata)
+    table = pa.Table.from_pandas(df)
+    assert meta["null_counts"] == [table.column(n).null_count for n in info.schema.names]
+    assert meta["null_counts"][info.schema.names.index("f")] == len(range(0, 1000, 97))
+
+
+def test_big_numeric_table_is_received_in_place_as_one_batch(start_server, client_store):
+    # Odd-sized messages: every message boundary cuts the validity bitmaps mid-byte.
+    s = start_server("a", "--no-auth", env={"ALLYE_FLIGHT_MAX_MESSAGE_BYTES": str((3 << 20) + 13)})
+    df = _numeric()
+    adc.send_dataframe(df, "t", secret_dir=s.store, shm_unlink_on_read=False)
+    with adc.connect([s.location], secret_dir=client_store) as r:
+        got = r.get_dataframe("t")
+        assert r.stats(s.location)["calls"]["do_get"] == 1
+        assert r.stats(s.location)["rows_sent"] == ROWS
+    assert got.equals(df) and got.index.equals(df.index) and list(got.dtypes) == list(df.dtypes)
+    ready = _lines(client_store)[-1]
+    assert ready["status"] == "ready" and ready["payload"]["transport"] == "file_arrow_ipc_v1"
+    assert ready["payload"]["shape"] == [ROWS, 4]
+    assert ready["metadata"]["adc"]["origin"] == s.location
+    # What 0.1.2 and the widgets open: a plain Arrow IPC file, one record batch.
+    with pa.memory_map(ready["payload"]["locator"]) as source:
+        reader = pa.ipc.open_file(source)
+        assert reader.num_record_batches == 1
+        table = reader.read_all()
+    assert table.equals(pa.Table.from_pandas(df))
+    assert table.column("f").null_count == len(range(0, ROWS, 97))
+    assert _payload_files(client_store) == [os.path.basename(ready["payload"]["locator"])]
+
+
+def test_a_stream_cut_mid_way_publishes_nothing_and_the_next_replica_serves(start_server, client_store, tmp_path):
+    df = _numeric()
+    a = start_server("a", "--no-auth", env={"ALLYE_FLIGHT_MAX_MESSAGE_BYTES": str(64 << 10)})
+    b = start_server("b", "--no-auth")
+    adc.send_dataframe(df, "t", secret_dir=a.store, shm_unlink_on_read=False)
+    with adc.connect([a.location], secret_dir=b.store) as rb:
+        rb.get_dataframe("t")  # b serves a copy of the same source version
+    result: dict = {}
+    seen: list = []
+    real = _core.receive
+
+    def receive(*args, **kw):  # the in-place path is the one under test
+        seen.append(kw["table_name"])
+        return real(*args, **kw)
+
+    def pull() -> None:
+        try:
+            with adc.connect([a.location, b.location], secret_dir=client_store, timeout_sec=30) as r:
+                result["df"] = r.get_dataframe("t")
+        except Exception as exc:
+            result["error"] = exc
+
+    _core.receive = receive
+    try:
+        watcher = adc.connect([a.location], secret_dir=tmp_path / "watcher")
+        th = threading.Thread(target=pull)
+        th.start()
+        deadline = time.monotonic() + 30
+        while not (client_store / "manifest.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.001)  # the receive has begun: its writing line is there
+        os.kill(a.proc.pid, signal.SIGSTOP)  # frozen mid-stream ...
+        time.sleep(0.2)
+        a.kill()  # ... then killed
+        th.join(60)
+        watcher.close()
+    finally:
+        _core.receive = real
+    assert "error" not in result, result
+    assert result["df"].equals(df)
+    assert seen == ["t", "t"], "both pulls went through the in-place receive"
+    lines = _lines(client_store)
+    assert [x["status"] for x in lines] == ["writing", "error", "writing", "ready"]
+    assert lines[-1]["metadata"]["adc"]["origin"] == b.location
+    assert _payload_files(client_store) == [os.path.basename(lines[-1]["payload"]["locator"])], \
+        "the cut stream left no file, temporary or final"
+
+
+def test_tables_it_cannot_lay_out_take_the_ordinary_path(start_server, client_store):
+    s = start_server("a", "--no-auth")
+    n = 3_000_000
+    df = pd.DataFrame({"x": np.arange(n, dtype="float64"), "b": np.arange(n) % 3 == 0, "s": "v"})  # bool, str
+    adc.send_dataframe(df, "t", secret_dir=s.store, shm_unlink_on_read=False)
+    with adc.connect([s.location], secret_dir=client_store) as r:
+        got = r.get_dataframe("t")
+    assert got.equals(df)
+    assert [x["status"] for x in _lines(client_store)] == ["writing", "ready"]
+    assert not _core.receivable(pa.schema([("s", pa.string())]))
+    assert _core.receivable(pa.schema([("f", pa.float32()), ("d", pa.decimal128(10, 2)), ("t", pa.time64("us"))]))
