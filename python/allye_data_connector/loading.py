@@ -429,17 +429,12 @@ def _published_rows(table: str, store: str) -> Optional[int]:
 
 
 def _order_by_cursor(src: DataSource) -> bool:
-    """Orders a SQL source's rows by its cursor; True when the source's rows now come in
-    cursor order. Then every row up to a chunk's largest value is in that chunk or an
-    earlier one (a chunk never ends inside a run of equal values), and a run after a kill
-    resumes with ``WHERE cursor > <that value>`` instead of re-reading the killed run's rows."""
-    from .sources import SqlSource
-
-    if not (isinstance(src, SqlSource) and src.cursor):
-        return False
-    if "adc_o ORDER BY" not in src.query:
-        src.query = f"SELECT * FROM ({src.query}) AS adc_o ORDER BY {src.cursor}"
-    return True
+    """True when the source's rows come in cursor order (a SQL source with a cursor
+    orders them itself). Then every row up to a chunk's largest value is in that chunk or
+    an earlier one (a chunk never ends inside a run of equal values), and a run after a
+    kill resumes with ``WHERE cursor > <that value>`` instead of re-reading the killed
+    run's rows."""
+    return bool(src.cursor) and bool(src.ordered_by_cursor)
 
 
 def _run_append(src: DataSource, table: str, store: str, *, progress: Any, cancel: Optional[Cancel],
@@ -453,7 +448,7 @@ def _run_append(src: DataSource, table: str, store: str, *, progress: Any, cance
     a run after a kill re-reads from the same bound and drops the ``skip`` rows it
     already has. That holds for any source that returns its rows in the same order when
     read again (a file that only grows at its end, a paged API), whatever the order of
-    the cursor values. A SQL source with a cursor is ordered by it here, so its chunks
+    the cursor values. A SQL source with a cursor orders its rows by it, so its chunks
     say ``{"last": <largest value so far>}`` and a re-run queries only past it; a group
     never ends inside a run of equal cursor values (the run moves to the next group), so
     no row of a tie is left behind."""

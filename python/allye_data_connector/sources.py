@@ -75,6 +75,14 @@ class DataSource:
         #: Largest cursor value already in the table (set by ``load`` before the first read).
         self.last_cursor: Any = None
 
+    @property
+    def ordered_by_cursor(self) -> bool:
+        """True when the rows come in increasing ``cursor`` order: an appending load may
+        then commit each chunk's largest cursor value as the point a re-run resumes from.
+        Otherwise (the default) it commits the run's starting bound and the rows already
+        appended."""
+        return False
+
     # -- what a subclass implements --------------------------------------------------
     def read(self, n: Optional[int] = None) -> Any:
         """Up to about ``n`` rows (see the class docs); ``None`` at the end."""
@@ -625,7 +633,9 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 class SqlSource(DataSource):
     """A query (or a whole table) through ADBC: Arrow batches straight from the driver.
     Progress in rows against a ``COUNT(*)`` for a table (or with ``count=true``), else
-    indeterminate. With a cursor, only rows past the last loaded value are queried.
+    indeterminate. With a cursor, only rows past the last loaded value are queried, in
+    cursor order (``ORDER BY``, on one connection), so an appending load can commit each
+    chunk's largest value as its resume point.
 
     A whole PostgreSQL table of at least ``PG_PARTITION_MIN_BYTES`` is read as
     ``partitions`` ranges of its pages (default: 2 on 2+ cores; ``ctid`` ranges, TID
@@ -701,10 +711,18 @@ class SqlSource(DataSource):
     def _placeholder(self) -> str:
         return "$1" if self.uri.split(":", 1)[0].lower() in ("postgresql", "postgres") else "?"
 
+    @property
+    def ordered_by_cursor(self) -> bool:
+        return bool(self.cursor)
+
     def _filtered(self, query: str) -> tuple[str, Optional[tuple[Any, ...]]]:
-        if self.cursor and self.last_cursor is not None:
-            return f"SELECT * FROM ({query}) AS adc_q WHERE {self.cursor} > {self._placeholder()}", (self.last_cursor,)
-        return query, None
+        if not self.cursor:
+            return query, None
+        order = f" ORDER BY {self.cursor}"
+        if self.last_cursor is not None:
+            return (f"SELECT * FROM ({query}) AS adc_q WHERE {self.cursor} > {self._placeholder()}{order}",
+                    (self.last_cursor,))
+        return f"SELECT * FROM ({query}) AS adc_q{order}", None
 
     def _start(self) -> None:
         self._conn = _connect(self._uri, self.source.get("driver"))
@@ -735,7 +753,8 @@ class SqlSource(DataSource):
     def _page_ranges(self) -> Optional[tuple[str, list[str]]]:
         """For a whole PostgreSQL table worth it: the snapshot the connections share and
         the ``ctid`` conditions of the page ranges; None to read it on one connection."""
-        if self._table is None or self._placeholder() != "$1" or self._partitions == 1:
+        # Page ranges come in ctid order; a cursor load must come in cursor order.
+        if self._table is None or self._placeholder() != "$1" or self._partitions == 1 or self.cursor:
             return None
         cur = self._cursor
         # The DB-API connection is in a transaction: this is its first statement.

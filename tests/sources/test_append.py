@@ -183,7 +183,7 @@ def test_a_source_failing_or_cancelled_mid_append_keeps_whole_chunks_and_resumes
 
 
 def test_a_csv_out_of_cursor_order_cancelled_midway_resumes_exactly(tmp_path: Path, store: Path) -> None:
-    # About 4.5 MB of text: several of the CSV source's 1 MiB batches; ids shuffled.
+    # About 4.5 MB of text in 1 MiB slices: several batches; ids shuffled.
     ids = np.random.default_rng(3).permutation(150_000)
     path = tmp_path / "shuffled.csv"
     pacsv.write_csv(pa.table({"id": ids, "name": [f"name-{i:08d}" for i in ids]}), path)
@@ -194,16 +194,16 @@ def test_a_csv_out_of_cursor_order_cancelled_midway_resumes_exactly(tmp_path: Pa
         return calls["n"] > 3
 
     with pytest.raises(CancelledError, match="rows appended before stay"):
-        adc.load(path, "csv", secret_dir=store, mode="append", params={"cursor": "id"}, chunk_bytes=1,
+        adc.load(path, "csv", secret_dir=store, mode="append", params={"cursor": "id", "slice_bytes": 1 << 20}, chunk_bytes=1,
                  cancel=cancel, progress=False)
     partial = _ids(store, "csv")
     assert 0 < len(partial) < 150_000 and partial == ids[:len(partial)].tolist()
-    out = adc.load(path, "csv", secret_dir=store, mode="append", params={"cursor": "id"}, chunk_bytes=1,
+    out = adc.load(path, "csv", secret_dir=store, mode="append", params={"cursor": "id", "slice_bytes": 1 << 20}, chunk_bytes=1,
                    progress=False)
     assert out["rows"] == 150_000 and out["last_cursor"] == 149_999
     assert _ids(store, "csv") == ids.tolist()
     # Complete: the next append reads past the largest id only.
-    assert adc.load(path, "csv", secret_dir=store, mode="append", params={"cursor": "id"},
+    assert adc.load(path, "csv", secret_dir=store, mode="append", params={"cursor": "id", "slice_bytes": 1 << 20},
                     progress=False)["rows_loaded"] == 0
 
 

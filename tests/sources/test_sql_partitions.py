@@ -99,10 +99,21 @@ def test_views_queries_and_small_tables_use_one_connection(postgres: Postgres, w
         SqlSource({"uri": postgres.uri, "table": "tiny", "partitions": "0"})
 
 
-def test_incremental_loads_over_ranges(postgres: Postgres, wide: str, store: Path) -> None:
+def test_a_cursor_load_reads_in_cursor_order_on_one_connection(postgres: Postgres, wide: str, store: Path) -> None:
+    # Updated rows move to the table's last pages: ctid order is no longer id order. An
+    # appending load commits each chunk's largest id as its resume point, so its rows
+    # must come in id order (page ranges would bring them in ctid order).
+    postgres.sql(f"UPDATE {wide} SET x = x WHERE id <= 1000")
+    with pg.connect(postgres.uri) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM (SELECT id, lag(id) OVER (ORDER BY ctid) AS p FROM {wide}) AS t "
+                    "WHERE id < p")
+        assert cur.fetchone()[0] > 0  # the precondition: ctid order is not id order
+    logged: list[tuple] = []
     params = {"cursor": "id", "partitions": 2}
-    src = SqlSource({"uri": postgres.uri, "table": wide, **params})
+    src = SqlSource({"uri": postgres.uri, "table": wide, **params}, {"logger": logged.append})
     assert adc.load(src, "inc", secret_dir=store, mode="append", progress=False)["rows"] == ROWS
+    assert not any("page ranges" in " ".join(m) for m in logged), logged
+    assert adc.get_arrow("inc", secret_dir=store)["id"].to_pylist() == list(range(1, ROWS + 1))
     postgres.sql(f"INSERT INTO {wide} SELECT g, g * 0.5, 'name' || g, g FROM generate_series({ROWS + 1}, {ROWS + 500}) AS g")
     src = SqlSource({"uri": postgres.uri, "table": wide, **params})
     out = adc.load(src, "inc", secret_dir=store, mode="append", progress=False)
