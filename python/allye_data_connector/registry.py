@@ -109,23 +109,31 @@ class Registry:
         current = self.version(name)
         if current is None:
             return []
+        out = self.locations(name, current.get("source_id", current["id"]))
+        if not out:
+            return [current["location"]]
+        if current["location"] in out:
+            out.remove(current["location"])
+            out.insert(0, current["location"])
+        return out
+
+    def locations(self, name: str, source_id: str) -> list[str]:
+        """Locations whose store holds version ``source_id`` of the table (the original's
+        id: a pulled copy records it), as their servers published them; one round trip."""
         path = f"{TABLES}/{name}/replicas"
-        out = []
         try:
             children = self.zk.get_children(path)
         except Exception:
-            return [current["location"]]
+            return []
+        out = []
         for child in sorted(children):
             try:
                 data, _ = self.zk.get(f"{path}/{child}")
             except Exception:
                 continue
             rec = json.loads(data)
-            if rec.get("source_id") == current.get("source_id", current["id"]):
+            if rec.get("source_id") == source_id and rec.get("location") not in out:
                 out.append(rec["location"])
-        if current["location"] in out:
-            out.remove(current["location"])
-            out.insert(0, current["location"])
         return out
 
     # -- writing (a serving node) --

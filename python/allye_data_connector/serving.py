@@ -25,7 +25,7 @@ import secrets
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -246,6 +246,9 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         scheme = "grpc+tls" if tls_certificates else "grpc+tcp"
         host = location.split("://", 1)[-1].rsplit(":", 1)[0]
         self.location = advertise or f"{scheme}://{host}:{self.port}"
+        #: ``(table, source_id) -> locations`` holding that version (the registry's
+        #: replicas, set by :func:`serve`): listed in each FlightInfo's endpoint.
+        self.replicas: Optional[Callable[[str, str], list[str]]] = None
 
     # -- helpers --
     def _live(self, name: str, producer: Optional[str]) -> tuple[dict[str, Any], pa.Table]:
@@ -257,6 +260,15 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             raise flight.FlightServerError(f"cannot read {name!r}: {exc}") from None
         return ev, pa.table(data)
 
+    def _replicas(self, name: str, source_id: str) -> list[str]:
+        if self.replicas is None:
+            return []
+        try:
+            return self.replicas(name, source_id)
+        except Exception as exc:  # the registry is advisory: this server still serves
+            logger.warning("could not look up the replicas of %r: %s", name, exc)
+            return []
+
     def _info(self, req: dict[str, Any], descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         ev, table = self._live(req["table"], req.get("producer"))
         try:
@@ -264,14 +276,18 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         except InvalidArgumentError as exc:
             raise flight.FlightServerError(str(exc)) from None
         version = _version_record(ev)
-        ticket = json.dumps({**req, "id": ev["id"]}).encode()
+        # The ticket pins the version by its id here and by the original's id (source_id),
+        # so it can be redeemed at any replica holding a copy of that version.
+        ticket = json.dumps({**req, "id": ev["id"], "source_id": version["source_id"]}).encode()
+        locations = [self.location] + [loc for loc in self._replicas(ev["table_name"], version["source_id"])
+                                       if loc != self.location]
         expiry = None
         if version.get("expires_at"):
             # The version stops being served then: a client may retry DoGet until it.
             import pandas as pd
 
             expiry = pa.scalar(pd.Timestamp(version["expires_at"]).tz_convert("UTC"), type=pa.timestamp("ns", "UTC"))
-        endpoint = flight.FlightEndpoint(ticket, [self.location], expiration_time=expiry,
+        endpoint = flight.FlightEndpoint(ticket, locations, expiration_time=expiry,
                                          app_metadata=json.dumps(version).encode())
         # The nulls of each column let a client lay the table out before it arrives
         # (docs/PROTOCOL.md "remote": a one-copy receive into its store).
@@ -305,7 +321,7 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         except (ValueError, KeyError, TypeError):
             raise flight.FlightServerError("not a ticket of this server (docs/PROTOCOL.md 'remote')") from None
         ev, table = self._live(name, req.get("producer"))
-        if ev["id"] != pinned:
+        if ev["id"] != pinned and _version_record(ev)["source_id"] != req.get("source_id", pinned):
             # The pinned version was superseded (and may be collected): the client re-plans.
             raise flight.FlightServerError(f"version {pinned} of {name!r} is no longer current ({ev['id']} is): re-plan")
         part = select(table, req)
@@ -436,6 +452,7 @@ def serve(
             from .registry import Registry
 
             node = Registry(registry).publish_node(server.location, secret_dir=secret_dir)
+            server.replicas = node.registry.locations
         if ready is not None:
             ready(server.location)
         while not stop.wait(0.2):

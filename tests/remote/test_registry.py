@@ -143,6 +143,33 @@ def test_replicas_are_recorded_and_serve_when_the_original_is_killed(start_serve
         assert r.stats(b.location)["calls"]["do_get"] == 1
 
 
+def test_flight_info_lists_the_replicas_and_any_of_them_redeems_the_ticket(start_server, zk_url):
+    import pyarrow.flight as flight
+
+    a = start_server("a", "--no-auth", "--registry", zk_url)
+    b = start_server("b", "--no-auth", "--registry", zk_url)
+    df = _series(1000)
+    adc.send_dataframe(df, "t", secret_dir=a.store, shm_unlink_on_read=False)
+    with adc.connect(registry=zk_url, secret_dir=b.store, check_ttl_sec=0) as rb:
+        assert _wait(lambda: rb.registry.version("t") is not None)
+        rb.get_dataframe("t")
+        assert _wait(lambda: set(rb.registry.replicas("t")) == {a.location, b.location})
+    # A plain Flight client: the endpoint of a's FlightInfo names a first, then b.
+    descriptor = flight.FlightDescriptor.for_command(json.dumps({"table": "t"}))
+    info = flight.connect(a.location).get_flight_info(descriptor)
+    (endpoint,) = info.endpoints
+    assert [loc.uri.decode() for loc in endpoint.locations] == [a.location, b.location]
+    # The ticket pins the original's version; b holds a copy of it and serves it.
+    table = flight.connect(b.location).do_get(endpoint.ticket).read_all()
+    pd.testing.assert_frame_equal(table.to_pandas(), df, check_freq=False)
+    # Once a has a newer version, b's copy is no longer the ticket's version's peer:
+    # a ticket of the new version is refused at b (the client re-plans).
+    adc.send_dataframe(_series(10), "t", secret_dir=a.store, shm_unlink_on_read=False)
+    info = flight.connect(a.location).get_flight_info(descriptor)
+    with pytest.raises(flight.FlightServerError, match="re-plan"):
+        flight.connect(b.location).do_get(info.endpoints[0].ticket).read_all()
+
+
 def test_registry_down_is_remote_unavailable(tmp_path):
     port = _free_port()
     t0 = time.monotonic()
