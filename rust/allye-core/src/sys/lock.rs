@@ -15,36 +15,31 @@ pub struct ManifestLock {
     file: File,
 }
 
+/// The lock file at `path`, created owner-only if missing (its directory must exist).
+fn open_lock_file(path: &Path) -> Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .ctx(|| format!("cannot open lock file {}", path.display()))
+}
+
 impl ManifestLock {
     /// Blocks until the exclusive lock on the lock file at `path` is held. Its
     /// directory must exist.
     pub fn acquire(path: &Path) -> Result<Self> {
-        let mut opts = OpenOptions::new();
-        opts.read(true).append(true).create(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let file = opts
-            .open(path)
-            .ctx(|| format!("cannot open lock file {}", path.display()))?;
+        let file = open_lock_file(path)?;
         sys::lock(&file).ctx(|| format!("cannot lock {}", path.display()))?;
         Ok(ManifestLock { file })
     }
 
     /// The lock at `path` if no one holds it now, else `None` (never waits).
     pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
-        let mut opts = OpenOptions::new();
-        opts.read(true).append(true).create(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let file = opts
-            .open(path)
-            .ctx(|| format!("cannot open lock file {}", path.display()))?;
+        let file = open_lock_file(path)?;
         let held = sys::try_lock(&file).ctx(|| format!("cannot lock {}", path.display()))?;
         Ok(held.then_some(ManifestLock { file }))
     }
