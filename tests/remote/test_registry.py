@@ -113,16 +113,23 @@ def test_nodes_register_and_versions_are_pushed(start_server, zk_url, client_sto
         assert _wait(lambda: s.location not in r.peers)
 
 
-def test_replicas_are_recorded_and_serve_when_the_original_is_killed(start_server, zk_url, client_store):
+def _original_and_replica(start_server, zk_url):
+    """Nodes a and b on the registry; table t sent at a and pulled into b's store, which
+    b's server then publishes as a replica."""
     a = start_server("a", "--no-auth", "--registry", zk_url)
     b = start_server("b", "--no-auth", "--registry", zk_url)
     df = _series(1000)
     adc.send_dataframe(df, "t", secret_dir=a.store, shm_unlink_on_read=False)
     with adc.connect(registry=zk_url, secret_dir=b.store, check_ttl_sec=0) as rb:
         assert _wait(lambda: rb.registry.version("t") is not None)
-        rb.get_dataframe("t")  # b's store now holds a copy, which b's server publishes as a replica
+        rb.get_dataframe("t")
         assert _wait(lambda: set(rb.registry.replicas("t")) == {a.location, b.location})
         assert rb.registry.replicas("t")[0] == a.location, "the original first"
+    return a, b, df
+
+
+def test_replicas_are_recorded_and_serve_when_the_original_is_killed(start_server, zk_url, client_store):
+    a, b, df = _original_and_replica(start_server, zk_url)
     # The record in ZooKeeper names the original's version.
     from kazoo.client import KazooClient
 
@@ -146,14 +153,7 @@ def test_replicas_are_recorded_and_serve_when_the_original_is_killed(start_serve
 def test_flight_info_lists_the_replicas_and_any_of_them_redeems_the_ticket(start_server, zk_url):
     import pyarrow.flight as flight
 
-    a = start_server("a", "--no-auth", "--registry", zk_url)
-    b = start_server("b", "--no-auth", "--registry", zk_url)
-    df = _series(1000)
-    adc.send_dataframe(df, "t", secret_dir=a.store, shm_unlink_on_read=False)
-    with adc.connect(registry=zk_url, secret_dir=b.store, check_ttl_sec=0) as rb:
-        assert _wait(lambda: rb.registry.version("t") is not None)
-        rb.get_dataframe("t")
-        assert _wait(lambda: set(rb.registry.replicas("t")) == {a.location, b.location})
+    a, b, df = _original_and_replica(start_server, zk_url)
     # A plain Flight client: the endpoint of a's FlightInfo names a first, then b.
     descriptor = flight.FlightDescriptor.for_command(json.dumps({"table": "t"}))
     info = flight.connect(a.location).get_flight_info(descriptor)
