@@ -57,6 +57,7 @@ TOKEN_ENV = "ALLYE_REMOTE_TOKEN"
 SYNC_MODES = ("full", "tail")
 #: Key of a FlightInfo's app_metadata listing the nulls of each column (serving.py).
 NULL_COUNTS_KEY = "null_counts"
+DATA_BYTES_KEY = "data_bytes"
 
 
 def _one_batch(table: pa.Table) -> pa.Table:
@@ -396,18 +397,22 @@ class Remote:
     def _receive(self, name: str, reader: flight.FlightStreamReader, planned: dict[str, Any], rows: int,
                  *, origin: str) -> Optional[dict[str, Any]]:
         """The stream received in place (one copy, as it arrives, into one batch of a file
-        payload) when the server announced each column's nulls, the table is larger than a
-        shared-memory payload and its columns are all fixed-width; else ``None`` (nothing
-        read yet: the caller receives it whole)."""
+        payload) when the server announced each column's nulls (and each string/bytes
+        column's bytes of values), the table is larger than a shared-memory payload and
+        ``_core.receivable`` lays its columns out; else ``None`` (nothing read yet: the
+        caller receives it whole)."""
         counts = planned.get(NULL_COUNTS_KEY)
+        data_bytes = planned.get(DATA_BYTES_KEY)
+        if not isinstance(data_bytes, list):
+            data_bytes = None  # a server that announces nulls only: fixed-width tables
         if (not isinstance(counts, list) or rows <= 0 or (planned.get("bytes") or 0) <= _core.DEFAULT_MAX_SHM_BYTES
-                or not _core.receivable(reader.schema)):
+                or not _core.receivable(reader.schema, data_bytes)):
             return None
         adc = self._adc_entry(name, origin, planned)
         shape = planned.get("shape")
         try:
             ev: dict[str, Any] = _core.receive(
-                reader.to_reader(), rows=rows, null_counts=counts, secret_dir=self.secret_dir, table_name=name,
+                reader.to_reader(), rows=rows, null_counts=counts, data_bytes=data_bytes, secret_dir=self.secret_dir, table_name=name,
                 metadata={"shm_unlink_on_read": False, _core.METADATA_KEY: adc},
                 shape=None if shape is None else (int(shape[0]), int(shape[1])),
                 schema_sha256=planned.get("schema_sha256"),
