@@ -27,13 +27,13 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 
 from . import _core
 from .errors import InvalidArgumentError
 from .partial import Selection, index_columns
+from .placing import DATA_BYTES_KEY, NULL_COUNTS_KEY, layout  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +51,6 @@ AUTH_HEADER = "authorization"
 #: Action names.
 ACTION_VERSIONS = "versions"
 ACTION_STATS = "stats"
-#: Key of the FlightInfo's app_metadata listing the nulls of each column of the slice.
-NULL_COUNTS_KEY = "null_counts"
-#: Key of the FlightInfo's app_metadata listing the bytes of values of each string/bytes
-#: column of the slice (null for the other columns).
-DATA_BYTES_KEY = "data_bytes"
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -153,33 +148,6 @@ def chunked(table: pa.Table, max_bytes: int = MAX_MESSAGE_BYTES) -> Iterator[pa.
         step = max(1, int(n * max_bytes / size))
         for off in range(0, n, step):
             yield batch.slice(off, step)
-
-
-_OFFSET_TYPES = {pa.string(): np.int32, pa.binary(): np.int32, pa.large_string(): np.int64, pa.large_binary(): np.int64}
-
-
-def _data_bytes(column: pa.ChunkedArray) -> Optional[int]:
-    """The bytes of values a string/bytes column spans (its slice's last offset minus its
-    first, chunk by chunk, reading two offsets each); ``None`` for other types."""
-    dtype = _OFFSET_TYPES.get(column.type)
-    if dtype is None:
-        return None
-    total = 0
-    for chunk in column.chunks:
-        if len(chunk) == 0:
-            continue
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk) + 1,
-                                offset=chunk.offset * np.dtype(dtype).itemsize)
-        total += int(offsets[-1] - offsets[0])
-    return total
-
-
-def layout(part: pa.Table) -> dict[str, Any]:
-    """What a client needs to lay the slice out as one record batch before it arrives
-    (docs/PROTOCOL.md "remote"): the nulls of each column and the bytes of values of each
-    string/bytes column."""
-    return {NULL_COUNTS_KEY: [c.null_count for c in part.columns],
-            DATA_BYTES_KEY: [_data_bytes(c) for c in part.columns]}
 
 
 def _version_record(ev: dict[str, Any]) -> dict[str, Any]:
