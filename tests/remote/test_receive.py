@@ -219,3 +219,55 @@ def test_tables_it_cannot_lay_out_take_the_ordinary_path(start_server, client_st
     assert not _core.receivable(pa.schema([("v", pa.string_view())]), [1])
     assert _core.receivable(pa.schema([("f", pa.float32()), ("d", pa.decimal128(10, 2)), ("t", pa.time64("us")),
                                        ("b", pa.bool_())]))
+
+
+def _timed(n: int = MIXED_ROWS, start: str = "2024-01-01") -> pa.Table:
+    t = pa.array(pd.date_range(start, periods=n, freq="s").values)
+    return _mixed(n).append_column("t", t)
+
+
+def test_a_partial_pull_of_strings_is_received_in_place(start_server, client_store, monkeypatch):
+    s = start_server("a", "--no-auth", env={"ALLYE_FLIGHT_MAX_MESSAGE_BYTES": str((2 << 20) + 5)})
+    table = _timed()
+    adc.send_dataframe(table, "t", secret_dir=s.store, shm_unlink_on_read=False)
+    seen: list = []
+    real = _core.receive
+    monkeypatch.setattr(_core, "receive", lambda *a, **kw: seen.append(kw["rows"]) or real(*a, **kw))
+    times = table.column("t")
+    t0, t1 = times[1001].as_py(), times[MIXED_ROWS - 7].as_py()
+    with adc.connect([s.location], secret_dir=client_store) as r:
+        ev = r.pull("t", columns=["s", "ls", "flag"], start=t0, end=t1, time_column="t", local_name="part")
+        sent = r.stats(s.location)["rows_sent"]
+    want = table.select(["s", "ls", "flag"]).slice(1001, MIXED_ROWS - 7 - 1001)
+    assert seen == [want.num_rows] and sent == want.num_rows, "only the slice moved, in place"
+    got = adc.get_arrow("part", secret_dir=client_store)
+    assert got.select(want.column_names).equals(want)
+    assert ev["metadata"]["adc"]["origin"] == s.location
+    with pa.memory_map(ev["payload"]["locator"]) as source:
+        assert pa.ipc.open_file(source).num_record_batches == 1
+
+
+def test_a_tail_sync_copies_the_held_rows_and_the_new_ones_in_place(start_server, client_store, monkeypatch):
+    s = start_server("a", "--no-auth", env={"ALLYE_FLIGHT_MAX_MESSAGE_BYTES": str((1 << 20) + 3)})
+    first = _timed()
+    adc.send_dataframe(first, "t", secret_dir=s.store, shm_unlink_on_read=False)
+    seen: list = []
+    real = _core.receive
+    monkeypatch.setattr(_core, "receive", lambda *a, **kw: seen.append(kw["rows"]) or real(*a, **kw))
+    with adc.connect([s.location], secret_dir=client_store, check_ttl_sec=0) as r:
+        r.sync("t", sync="tail", time_column="t")
+        before = r.stats(s.location)["rows_sent"]
+        later = _timed(1003, start=str(pd.Timestamp(first.column("t")[-1].as_py()) + pd.Timedelta("1s")))
+        both = pa.concat_tables([first, later])
+        adc.send_dataframe(both, "t", secret_dir=s.store, shm_unlink_on_read=False)
+        r.sync("t", sync="tail", time_column="t")
+        got = adc.get_arrow("t", secret_dir=client_store)
+        assert r.stats(s.location)["rows_sent"] - before == 1003, "only the new rows moved"
+    assert seen == [MIXED_ROWS, MIXED_ROWS + 1003]
+    assert got.equals(both)
+    lines = _lines(client_store)
+    assert [x["status"] for x in lines] == ["writing", "ready", "writing", "ready"]
+    with pa.memory_map(lines[-1]["payload"]["locator"]) as source:
+        reader = pa.ipc.open_file(source)
+        assert reader.num_record_batches == 1
+        reader.read_all().validate(full=True)
