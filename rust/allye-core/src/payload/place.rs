@@ -609,19 +609,36 @@ fn copy_var(file: &File, tmp: &Path, i: usize, c: &mut Column, r: &RawColumn<'_>
     let base = c.data_seen;
     c.scratch.clear();
     c.scratch.reserve(rows * width);
-    let mut prev = first;
-    for j in 0..rows {
-        let o = offset_at(r.values, width, r.offset + j);
-        if o < prev as i64 || o as usize > last {
-            return Err(bad("has offsets that do not rise"));
-        }
-        let o = o as usize;
-        // Bytes 0x80..0xBF continue a character: a string may not start there.
-        if utf8 && o < last && r.data[o] & 0xC0 == 0x80 {
-            return Err(bad("cuts a UTF-8 character"));
-        }
-        push_offset(&mut c.scratch, width, base + (o - first));
+    let (mut prev, mut rising, mut whole_chars) = (first as i64, true, true);
+    let src = &r.values[r.offset * width..(r.offset + rows) * width];
+    // Checks gathered in flags (no early exit) keep the loop branch-light.
+    let mut step = |o: i64, out: &mut Vec<u8>| {
+        rising &= o >= prev && o <= last as i64;
         prev = o;
+        let at = (o as usize).min(last);
+        // Bytes 0x80..0xBF continue a character: a string may not start there.
+        whole_chars &= !utf8 || at == last || r.data[at] & 0xC0 != 0x80;
+        let v = (o - first as i64) as usize + base;
+        if width == 4 {
+            out.extend_from_slice(&(v as i32).to_ne_bytes());
+        } else {
+            out.extend_from_slice(&(v as i64).to_ne_bytes());
+        }
+    };
+    if width == 4 {
+        for b in src.chunks_exact(4) {
+            step(i32::from_ne_bytes(b.try_into().expect("4 bytes")) as i64, &mut c.scratch);
+        }
+    } else {
+        for b in src.chunks_exact(8) {
+            step(i64::from_ne_bytes(b.try_into().expect("8 bytes")), &mut c.scratch);
+        }
+    }
+    if !rising {
+        return Err(bad("has offsets that do not rise"));
+    }
+    if !whole_chars {
+        return Err(bad("cuts a UTF-8 character"));
     }
     let ctx = || format!("cannot write {}", tmp.display());
     write_at(file, &c.scratch, (c.values_at + at * width) as u64).ctx(ctx)?;

@@ -99,6 +99,7 @@ mod tests {
         ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, LargeBinaryArray, LargeStringArray, RecordBatchIterator,
         StringArray, TimestampMicrosecondArray,
     };
+    use arrow_data::ArrayData;
     use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
     use std::sync::Arc;
 
@@ -350,6 +351,15 @@ mod tests {
         let as_utf8 = RecordBatch::try_new(u_schema.clone(), vec![arrow_array::make_array(bad)]).unwrap();
         let err = receive_batches(&store, &u_schema, Announced { rows: 2, null_counts: &[0], data_bytes: &[Some(2)] }, &opts, [Ok(as_utf8)]).unwrap_err();
         assert!(err.to_string().contains("UTF-8"), "{err}");
+        // Offsets that fall back.
+        let falling = ArrayData::builder(DataType::Binary)
+            .len(3)
+            .add_buffer(arrow_buffer::Buffer::from_slice_ref([0i32, 2, 1, 2]))
+            .add_buffer(arrow_buffer::Buffer::from_slice_ref(b"ab"));
+        // SAFETY (a test): deliberately invalid offsets, only ever handed to the receive.
+        let falling = RecordBatch::try_new(s_schema.clone(), vec![arrow_array::make_array(unsafe { falling.build_unchecked() })]).unwrap();
+        let err = receive_batches(&store, &s_schema, Announced { rows: 3, null_counts: &[0], data_bytes: &[Some(2)] }, &opts, [Ok(falling)]).unwrap_err();
+        assert!(err.to_string().contains("do not rise"), "{err}");
         // As bytes the same is fine.
         receive_batches(&store, &s_schema, Announced { rows: 2, null_counts: &[0], data_bytes: &[Some(2)] }, &SendOptions::named("bin"), [Ok(cut)]).unwrap();
 
@@ -357,7 +367,7 @@ mod tests {
         assert!(get(&store, "m", None, true).is_err());
         let statuses: Vec<Status> = manifest::read_all(&store).unwrap().into_iter().map(|e| e.status).collect();
         assert_eq!(statuses.iter().filter(|s| **s == Status::Ready).count(), 1);
-        assert_eq!(statuses.iter().filter(|s| **s == Status::Error).count(), 5);
+        assert_eq!(statuses.iter().filter(|s| **s == Status::Error).count(), 6);
     }
 
     #[test]
