@@ -1,9 +1,10 @@
 """Pulling a table over Arrow Flight into the local store, side by side with the loopback
 TCP limit and with pickle over a socket.
 
-    python benches/bench_remote.py [--mb 800] [--reps 3] [--tables 100] [--json]
+    python benches/bench_remote.py [--mb 800] [--reps 3] [--tables 100] [--kind float64|strings] [--json]
 
-One ``adc serve --no-auth`` process serves a store holding a numeric frame of ``--mb`` MB.
+One ``adc serve --no-auth`` process serves a store holding a numeric frame of ``--mb`` MB
+(``--kind strings``: a string-heavy table, two string columns, a float64, a boolean).
 Per repetition, the contenders alternate:
 
 - **flight pull**: ``Remote.sync`` into an empty client store (GetFlightInfo + DoGet,
@@ -37,12 +38,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
 
 import allye_data_connector as adc  # noqa: E402
 from benches.storetools import remove_store  # noqa: E402
@@ -72,10 +75,22 @@ s.close()
 """
 
 
-def frame(mb: int) -> pd.DataFrame:
-    rows = mb * (1 << 20) // (8 * 8)
+def frame(mb: int, kind: str = "float64") -> Any:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({f"c{i}": rng.standard_normal(rows) for i in range(8)})
+    if kind == "float64":
+        rows = mb * (1 << 20) // (8 * 8)
+        return pd.DataFrame({f"c{i}": rng.standard_normal(rows) for i in range(8)})
+    # String-heavy: two string columns (4-43 bytes, some multi-byte, 1 in 50 null), one
+    # float64, one boolean; about 64 bytes a row laid out.
+    rows = mb * (1 << 20) // 64
+    vocab = pa.array([("é" if k % 7 == 0 else "") + f"v{k}-" + "x" * (k % 40) for k in range(10_000)])
+    pick = rng.integers(0, len(vocab), rows)
+    return pa.table({
+        "s": vocab.take(pa.array(pick, mask=pick % 50 == 0)),
+        "t": vocab.take(pa.array(pick[::-1])),
+        "x": rng.standard_normal(rows),
+        "b": pick % 3 == 0,
+    })
 
 
 def _listen() -> tuple[socket.socket, int]:
@@ -156,11 +171,11 @@ def start_server(store: Path) -> tuple[subprocess.Popen, str]:
     return proc, json.loads(proc.stdout.readline())["location"]
 
 
-def run(mb: int, reps: int, tables: int) -> dict:
+def run(mb: int, reps: int, tables: int, kind: str = "float64") -> dict:
     # Stores and the raw file in /dev/shm (as benches/compare.py): the disk is not measured.
     work = Path(tempfile.mkdtemp(prefix="adc-bench-remote-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     server_store = work / "server"
-    df = frame(mb)
+    df = frame(mb, kind)
     adc.send_dataframe(df, "big", secret_dir=server_store, transport="file", shm_unlink_on_read=False)
     for i in range(tables):
         adc.send_dataframe(pd.DataFrame({"v": [i]}), f"small{i}", secret_dir=server_store, shm_unlink_on_read=False)
@@ -170,7 +185,7 @@ def run(mb: int, reps: int, tables: int) -> dict:
         f.write(os.urandom(1 << 20) * (size >> 20) + os.urandom(size & ((1 << 20) - 1)))
     buf = bytearray(size)
     proc, location = start_server(server_store)
-    out: dict = {"mb": mb, "bytes": size, "reps": reps, "flight": [], "whole": [], "doget": [], "tcp": [], "pickle": [], "cached": [],
+    out: dict = {"mb": mb, "kind": kind, "bytes": size, "reps": reps, "flight": [], "whole": [], "doget": [], "tcp": [], "pickle": [], "cached": [],
                  "versions": []}
     try:
         for rep in range(reps):
@@ -220,14 +235,16 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=800)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--tables", type=int, default=100)
+    ap.add_argument("--kind", choices=["float64", "strings"], default="float64",
+                    help="8 float64 columns, or string-heavy (2 strings, a float64, a boolean)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    out = run(a.mb, a.reps, a.tables)
+    out = run(a.mb, a.reps, a.tables, a.kind)
     if a.json:
         print(json.dumps(out, indent=2))
         return
     m, g = out["median_sec"], out["gbps"]
-    print(f"{out['bytes'] / 1e6:,.0f} MB, medians of {out['reps']}")
+    print(f"{out['bytes'] / 1e6:,.0f} MB ({out['kind']}), medians of {out['reps']}")
     print(f"| flight pull into the store | {m['flight']:.3f} s | {g['flight']:.2f} GB/s |")
     print(f"| pull received whole, joined, then sent (before) | {m['whole']:.3f} s | {g['whole']:.2f} GB/s |")
     print(f"| DoGet only, messages dropped (split) | {m['doget']:.3f} s | {g['doget']:.2f} GB/s |")

@@ -4,11 +4,14 @@ version check of many tables (the side-by-side numbers come from the script itse
 
 from __future__ import annotations
 
+import pytest
+
 from benches import bench_remote
 
 
-def test_bench_remote_smoke():
-    out = bench_remote.run(mb=4, reps=1, tables=10)
+@pytest.mark.parametrize("kind", ["float64", "strings"])
+def test_bench_remote_smoke(kind):
+    out = bench_remote.run(mb=4, reps=1, tables=10, kind=kind)
     # One DoGet for each pull (in place, whole) and one for the split's DoGet-only read:
     # the cached load made none.
     assert out["server_calls"]["do_get"] == 3, "the cached load made no DoGet"

@@ -518,6 +518,7 @@ def receive(
     *,
     rows: int,
     null_counts: list[int],
+    data_bytes: Optional[list[Optional[int]]] = None,
     secret_dir: Optional[str] = None,
     table_name: Optional[str] = None,
     producer: str = ...,  # DEFAULT_PRODUCER
@@ -527,6 +528,6 @@ def receive(
     schema_sha256: Optional[str] = None,
     durable: bool = False,
 ) -> dict[str, Any]: ...
-def receivable(schema: Any) -> bool: ...
+def receivable(schema: Any, data_bytes: Optional[list[Optional[int]]] = None) -> bool: ...
 
 __all__ += ["receive", "receivable"]

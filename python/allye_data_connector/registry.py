@@ -156,10 +156,11 @@ class NodePublisher:
         path = self.zk.create(f"{NODES}/node-", json.dumps(info).encode(), ephemeral=True, sequence=True)
         self.node_id = path.rsplit("/", 1)[-1]
         self._published: dict[str, str] = {}
-        self.publish()
         from . import api
 
+        # The watch first: a version sent meanwhile is then published by one or the other.
         self._watch = api.watch(secret_dir=secret_dir, callback=lambda _rec: self.publish())
+        self.publish()
 
     def publish(self) -> None:
         """Publishes every table of the store whose version changed since the last time."""

@@ -22,6 +22,7 @@ set), a cached version is served with a warning if ``stale_ok=True``; otherwise
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ import pyarrow.flight as flight
 from . import _core, convert
 from .errors import InvalidArgumentError, RemoteUnavailableError, TableNotFoundError
 from .partial import Selection, index_columns
+from .placing import DATA_BYTES_KEY, NULL_COUNTS_KEY, laid_out_bytes, layout
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,6 @@ TOKEN_ENV = "ALLYE_REMOTE_TOKEN"
 
 SYNC_MODES = ("full", "tail")
 #: Key of a FlightInfo's app_metadata listing the nulls of each column (serving.py).
-NULL_COUNTS_KEY = "null_counts"
 
 
 def _one_batch(table: pa.Table) -> pa.Table:
@@ -394,21 +395,45 @@ class Remote:
         )
 
     def _receive(self, name: str, reader: flight.FlightStreamReader, planned: dict[str, Any], rows: int,
-                 *, origin: str) -> Optional[dict[str, Any]]:
+                 *, origin: str, shape: Any = None, held: Optional[pa.Table] = None) -> Optional[dict[str, Any]]:
         """The stream received in place (one copy, as it arrives, into one batch of a file
-        payload) when the server announced each column's nulls, the table is larger than a
-        shared-memory payload and its columns are all fixed-width; else ``None`` (nothing
-        read yet: the caller receives it whole)."""
+        payload) when the server announced each column's nulls (and each string/bytes
+        column's bytes of values), the result is larger than a shared-memory payload and
+        ``_core.receivable`` lays its columns out; else ``None`` (nothing read but the
+        schema: the caller receives it whole). ``held``: rows of the local store the new
+        version starts with (a tail sync), copied in before the stream; its schema is the
+        new version's. ``shape`` is recorded (default: the announced one)."""
         counts = planned.get(NULL_COUNTS_KEY)
-        if (not isinstance(counts, list) or rows <= 0 or (planned.get("bytes") or 0) <= _core.DEFAULT_MAX_SHM_BYTES
-                or not _core.receivable(reader.schema)):
+        value_bytes = planned.get(DATA_BYTES_KEY)
+        if not isinstance(value_bytes, list):
+            value_bytes = None  # a server that announces nulls only: no strings in place
+        if not isinstance(counts, list):
+            return None
+        schema = reader.schema
+        if held is not None:
+            if held.schema.remove_metadata() != schema.remove_metadata():
+                return None
+            mine = layout(held)
+            counts = [a + b for a, b in zip(mine[NULL_COUNTS_KEY], counts)]
+            if value_bytes is not None:
+                value_bytes = [None if a is None or b is None else a + b
+                               for a, b in zip(mine[DATA_BYTES_KEY], value_bytes)]
+            rows += held.num_rows
+        if (rows <= 0 or laid_out_bytes(schema, rows, value_bytes) <= _core.DEFAULT_MAX_SHM_BYTES
+                or not _core.receivable(schema, value_bytes)):
             return None
         adc = self._adc_entry(name, origin, planned)
-        shape = planned.get("shape")
+        shape = planned.get("shape") if shape is None else shape
+        stream: Any = reader.to_reader()
+        if held is not None:
+            into = held.schema
+            batches = itertools.chain(held.to_batches(),
+                                      (pa.RecordBatch.from_arrays(b.columns, schema=into) for b in stream))
+            stream = pa.RecordBatchReader.from_batches(into, batches)
         try:
             ev: dict[str, Any] = _core.receive(
-                reader.to_reader(), rows=rows, null_counts=counts, secret_dir=self.secret_dir, table_name=name,
-                metadata={"shm_unlink_on_read": False, _core.METADATA_KEY: adc},
+                stream, rows=rows, null_counts=counts, data_bytes=value_bytes, secret_dir=self.secret_dir,
+                table_name=name, metadata={"shm_unlink_on_read": False, _core.METADATA_KEY: adc},
                 shape=None if shape is None else (int(shape[0]), int(shape[1])),
                 schema_sha256=planned.get("schema_sha256"),
             )
@@ -494,8 +519,12 @@ class Remote:
             return None
         last = local.column(col)[-1].as_py()
         request = {"table": name, "after": pd.Timestamp(last).isoformat(), "time_column": time_column}
-        reader, planned, _, served_by = self._fetch(locations, request)
+        reader, planned, rows, served_by = self._fetch(locations, request)
+        shape = (local.num_rows + rows, local.num_columns - len(index_columns(local)))
         try:
+            ev = self._receive(name, reader, planned, rows, origin=served_by, shape=shape, held=local)
+            if ev is not None:
+                return ev
             tail = reader.read_all()
         except _UNAVAILABLE as exc:
             raise RemoteUnavailableError(f"the stream of {name!r} from {locations[0]} broke: {exc}") from exc
@@ -589,8 +618,13 @@ class Remote:
         locations, version = self._find(name)
         if version is None:
             raise TableNotFoundError(f"no peer has a table {name!r} (peers: {', '.join(self.peers) or 'none'})")
-        reader, planned, _, served_by = self._fetch(locations, _request(name, sel))
+        reader, planned, rows, served_by = self._fetch(locations, _request(name, sel))
         try:
+            part = reader.schema.empty_table()
+            shape = (rows, part.num_columns - len(index_columns(part)))
+            ev = self._receive(target, reader, planned, rows, origin=served_by, shape=shape)
+            if ev is not None:
+                return ev
             table = _one_batch(reader.read_all())
         except _UNAVAILABLE as exc:
             raise RemoteUnavailableError(f"the stream of {name!r} from {served_by} broke: {exc}") from exc

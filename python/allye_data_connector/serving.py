@@ -33,6 +33,7 @@ import pyarrow.flight as flight
 from . import _core
 from .errors import InvalidArgumentError
 from .partial import Selection, index_columns
+from .placing import DATA_BYTES_KEY, NULL_COUNTS_KEY, layout  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,6 @@ AUTH_HEADER = "authorization"
 #: Action names.
 ACTION_VERSIONS = "versions"
 ACTION_STATS = "stats"
-#: Key of the FlightInfo's app_metadata listing the nulls of each column of the slice.
-NULL_COUNTS_KEY = "null_counts"
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -291,7 +290,7 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
                                          app_metadata=json.dumps(version).encode())
         # The nulls of each column let a client lay the table out before it arrives
         # (docs/PROTOCOL.md "remote": a one-copy receive into its store).
-        planned = {**version, NULL_COUNTS_KEY: [c.null_count for c in part.columns]}
+        planned = {**version, **layout(part)}
         return flight.FlightInfo(part.schema, descriptor, [endpoint], part.num_rows, part.nbytes,
                                  app_metadata=json.dumps(planned).encode())
 

@@ -153,12 +153,15 @@ class Watch:
         self.errors: list[BaseException] = []
         self._callback = callback
         self._kwargs = kwargs
+        # Set up here, not in the thread: a version that lands once this returns is news
+        # (a thread that started late would take it for the starting point and miss it).
+        self._versions = iter_versions(stop=self._stop, **kwargs)
         self._thread = threading.Thread(target=self._run, name="allye-watch", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            for rec in iter_versions(stop=self._stop, **self._kwargs):
+            for rec in self._versions:
                 try:
                     self._callback(rec)
                 except Exception as exc:  # noqa: BLE001 - a failing callback must not end the watch silently

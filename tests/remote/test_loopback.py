@@ -336,6 +336,8 @@ def test_remote_pull_cut_mid_stream_falls_over_to_the_next_replica(start_server,
     deadline = time.monotonic() + 30
     while watcher.stats(a.location)["calls"].get("do_get", 0) < 1 and time.monotonic() < deadline:
         time.sleep(0.001)
+    while not (client_store / "manifest.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.001)  # the in-place receive has begun: its first message arrived
     os.kill(a.proc.pid, signal.SIGSTOP)  # frozen mid-stream (its first DoGet has begun) ...
     time.sleep(0.2)
     a.kill()  # ... then killed
@@ -344,5 +346,10 @@ def test_remote_pull_cut_mid_stream_falls_over_to_the_next_replica(start_server,
     assert "error" not in result, result
     assert result["df"].equals(big)
     lines = [json.loads(x) for x in (client_store / "manifest.jsonl").read_text().splitlines()]
-    assert [x["status"] for x in lines] == ["writing", "ready"], "the cut stream left no line"
+    # The table (ints, floats, booleans) is received in place: the cut pull announced its
+    # version (writing) and withdrew it (error, same id); it never became ready.
+    assert [x["status"] for x in lines] == ["writing", "error", "writing", "ready"]
+    assert lines[0]["id"] == lines[1]["id"] != lines[3]["id"] == lines[2]["id"]
     assert lines[-1]["metadata"]["adc"]["origin"] == b.location, "a's stream was cut, b served"
+    payloads = sorted(p.name for p in (client_store / "payloads").iterdir())
+    assert payloads == [os.path.basename(lines[-1]["payload"]["locator"])], "the cut stream left no file"

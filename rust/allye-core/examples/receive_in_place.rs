@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use allye_core::tables::{receive_batches, Announced};
 use allye_core::{SendOptions, Store};
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
 fn main() -> ExitCode {
@@ -36,15 +36,19 @@ fn main() -> ExitCode {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new("x", DataType::Float64, true),
+        Field::new("name", DataType::Utf8, true),
     ]));
     let id: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows as i64));
     let x: ArrayRef = Arc::new(Float64Array::from_iter((0..rows).map(|i| (i % 10 != 0).then_some(i as f64))));
-    let whole = RecordBatch::try_new(schema.clone(), vec![id, x]).expect("columns match the schema");
-    // What the sender announces first: rows and each column's nulls.
+    let names = StringArray::from_iter((0..rows).map(|i| (i % 7 != 0).then(|| format!("row {i}"))));
+    // What the sender announces first: rows, each column's nulls and each string column's
+    // bytes of values.
+    let data_bytes = vec![None, None, Some(names.value_data().len())];
+    let whole = RecordBatch::try_new(schema.clone(), vec![id, x, Arc::new(names)]).expect("columns match the schema");
     let null_counts: Vec<usize> = whole.columns().iter().map(|c| c.null_count()).collect();
     let messages = (0..rows).step_by(65_537).map(|at| Ok(whole.slice(at, 65_537.min(rows - at))));
     let result = Store::resolve(secret_dir.as_deref()).and_then(|store| {
-        let announced = Announced { rows, null_counts: &null_counts };
+        let announced = Announced { rows, null_counts: &null_counts, data_bytes: &data_bytes };
         let ready = receive_batches(&store, &schema, announced, &SendOptions::named("received"), messages)?;
         let (_, data) = store.get("received", None)?;
         Ok((ready, data))

@@ -16,13 +16,14 @@ use crate::records::{metadata_from_py, to_py};
 use crate::tables::store;
 
 /// Receives the batches of `stream` (any object with `__arrow_c_stream__`, e.g. a Flight
-/// reader's `to_reader()`), announced to hold `rows` rows and `null_counts[i]` nulls in
-/// column `i`, as one new version of `table_name`: each batch is copied, as it arrives and
-/// at any alignment, into its place in ONE record batch of an IPC file payload, without
-/// the GIL. Only fixed-width columns (see `receivable`). Returns the `ready` event; a
-/// stream that breaks or differs from the announcement publishes nothing.
+/// reader's `to_reader()`), announced to hold `rows` rows, `null_counts[i]` nulls in
+/// column `i` and `data_bytes[i]` bytes of values in string/bytes column `i` (`None` for
+/// the others), as one new version of `table_name`: each batch is copied, as it arrives
+/// and at any alignment, into its place in ONE record batch of an IPC file payload,
+/// without the GIL. Only the column types `receivable` accepts. Returns the `ready`
+/// event; a stream that breaks or differs from the announcement publishes nothing.
 #[pyfunction]
-#[pyo3(signature = (stream, *, rows, null_counts, secret_dir=None, table_name=None,
+#[pyo3(signature = (stream, *, rows, null_counts, data_bytes=None, secret_dir=None, table_name=None,
     producer=protocol::DEFAULT_PRODUCER.to_string(), ttl_sec=None, metadata=None, shape=None,
     schema_sha256=None, durable=false))]
 #[allow(clippy::too_many_arguments)]
@@ -31,6 +32,7 @@ fn receive<'py>(
     stream: &Bound<'py, PyAny>,
     rows: usize,
     null_counts: Vec<usize>,
+    data_bytes: Option<Vec<Option<usize>>>,
     secret_dir: Option<PathBuf>,
     table_name: Option<String>,
     producer: String,
@@ -58,16 +60,29 @@ fn receive<'py>(
     // SAFETY: a live `arrow_array_stream` capsule; `from_raw` moves the stream out and
     // leaves a released one behind, which the capsule's destructor then ignores.
     let mut ffi = unsafe { FFI_ArrowArrayStream::from_raw(ptr.as_ptr() as *mut FFI_ArrowArrayStream) };
-    let announced = Announced { rows, null_counts: &null_counts };
+    let data_bytes = data_bytes.unwrap_or_default();
+    let announced = Announced { rows, null_counts: &null_counts, data_bytes: &data_bytes };
     let ready = py.detach(|| receive_stream(&store, announced, &opts, &mut ffi)).or_raise()?;
     to_py(py, &ready)
 }
 
 /// Whether a table of this schema (anything with `__arrow_c_schema__`) can be received in
-/// place: every column fixed-width (numbers, decimals, dates and times).
+/// place: every column numbers, decimals, dates and times, booleans, strings or bytes
+/// (no dictionaries, views or nested types), and, when `data_bytes` is given (one entry a
+/// column, in schema order), the bytes of values of every string/bytes column announced
+/// in it; without `data_bytes`, no string/bytes column.
 #[pyfunction]
-fn receivable(schema: pyo3_arrow::PySchema) -> bool {
-    allye_core::payload::placeable(&schema.into_inner())
+#[pyo3(signature = (schema, data_bytes=None))]
+fn receivable(schema: pyo3_arrow::PySchema, data_bytes: Option<Vec<Option<usize>>>) -> bool {
+    let schema = schema.into_inner();
+    let data_bytes = data_bytes.unwrap_or_default();
+    allye_core::payload::placeable(&schema)
+        && (data_bytes.is_empty() || data_bytes.len() == schema.fields().len())
+        && schema
+            .fields()
+            .iter()
+            .enumerate()
+            .all(|(i, f)| !allye_core::payload::variable_width(f.data_type()) || data_bytes.get(i).copied().flatten().is_some())
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

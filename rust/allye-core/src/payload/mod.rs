@@ -29,7 +29,7 @@ pub use ipc::chunked;
 pub(crate) use ipc::write_options;
 pub(crate) use locator::{inside, Target};
 pub use mapping::{buffer_from_mapping, map_file};
-pub use place::{placeable, stream_schema, PlacedFile};
+pub use place::{placeable, stream_schema, variable_width, PlacedFile};
 pub use read::read_payload;
 #[cfg(unix)]
 pub use stream::write_segment;

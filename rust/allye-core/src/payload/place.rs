@@ -17,8 +17,12 @@
 //! where it would be written. Rows or nulls that differ from the announcement are an
 //! error, never a wrong file.
 //!
-//! Columns must be fixed-width primitives (integers, floats, decimals, temporal types);
-//! other tables take the ordinary path (receive, join, [`super::write_file`]).
+//! Columns may be fixed-width primitives (integers, floats, decimals, temporal types),
+//! booleans (bit-packed like validity: merged in memory, written at the end) and
+//! variable-width strings and bytes (`Utf8`, `Binary` and their `Large` forms), whose
+//! total value bytes must be announced too: their offsets are rebased batch by batch
+//! onto the bytes already in place. Dictionaries, views and nested types take the
+//! ordinary path (receive, join, [`super::write_file`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -40,38 +44,93 @@ use crate::payload::ipc::write_options;
 use crate::payload::temp_path_for;
 use crate::protocol::Compression;
 
-/// Whether a table of this schema can be received in place (every column fixed-width).
+/// Whether a table of this schema can be received in place (every column of a
+/// placeable type: see the module docs).
 pub fn placeable(schema: &SchemaRef) -> bool {
-    !schema.fields().is_empty() && schema.fields().iter().all(|f| fixed_width(f.data_type()).is_some())
+    !schema.fields().is_empty() && schema.fields().iter().all(|f| kind(f.data_type()).is_some())
 }
 
-fn fixed_width(dt: &DataType) -> Option<usize> {
+/// Whether a column of this type needs its total value bytes announced to be received
+/// in place (strings and bytes).
+pub fn variable_width(dt: &DataType) -> bool {
+    matches!(kind(dt), Some(Kind::Var { .. }))
+}
+
+/// How a column's values are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `width` bytes a value.
+    Fixed(usize),
+    /// One bit a value (booleans).
+    Bits,
+    /// Offsets of `width` bytes (4 or 8), then the values' bytes (`utf8`: checked to be
+    /// UTF-8 cut at character boundaries).
+    Var { width: usize, utf8: bool },
+}
+
+fn kind(dt: &DataType) -> Option<Kind> {
     match dt {
-        DataType::Boolean | DataType::Dictionary(..) => None,
-        dt => dt.primitive_width(),
+        DataType::Boolean => Some(Kind::Bits),
+        DataType::Utf8 => Some(Kind::Var { width: 4, utf8: true }),
+        DataType::Binary => Some(Kind::Var { width: 4, utf8: false }),
+        DataType::LargeUtf8 => Some(Kind::Var { width: 8, utf8: true }),
+        DataType::LargeBinary => Some(Kind::Var { width: 8, utf8: false }),
+        DataType::Dictionary(..) => None,
+        dt => dt.primitive_width().map(Kind::Fixed),
     }
 }
 
 /// Where one column's buffers lie in the file.
 #[derive(Debug, Clone)]
 struct Column {
-    width: usize,
+    kind: Kind,
+    /// The values (fixed-width), the value bits (booleans) or the offsets (variable).
     values_at: usize,
+    /// The values' bytes of a variable-width column, when there are any.
+    data_at: Option<usize>,
     /// The validity bitmap's offset, when the column has nulls.
     validity_at: Option<usize>,
     /// The bitmap being merged, written at `validity_at` by `finish`.
     bitmap: Vec<u8>,
+    /// A boolean column's value bits being merged, written at `values_at` by `finish`.
+    bits: Vec<u8>,
     nulls_expected: usize,
     nulls_seen: usize,
+    /// A variable-width column's value bytes, announced and copied in so far.
+    data_expected: usize,
+    data_seen: usize,
+    /// One batch's rebased offsets.
+    scratch: Vec<u8>,
 }
 
 /// One column of a received batch, as raw memory: element `j` of the batch is at
-/// `values[(offset + j) * width..]`, its validity bit (when there is a bitmap) at bit
+/// `values[(offset + j) * width..]` (fixed-width), at bit `offset + j` of `values`
+/// (booleans), or between offsets `offset + j` and `offset + j + 1` of `values` into
+/// `data` (variable-width); its validity bit (when there is a bitmap) at bit
 /// `bit_start + j` of `validity`.
 struct RawColumn<'a> {
     offset: usize,
     values: &'a [u8],
+    data: &'a [u8],
     validity: Option<(&'a [u8], usize)>,
+}
+
+/// Offset `i` of an offsets buffer of `width`-byte entries.
+fn offset_at(offsets: &[u8], width: usize, i: usize) -> i64 {
+    let b = &offsets[i * width..(i + 1) * width];
+    if width == 4 {
+        i32::from_ne_bytes(b.try_into().expect("4 bytes")) as i64
+    } else {
+        i64::from_ne_bytes(b.try_into().expect("8 bytes"))
+    }
+}
+
+fn push_offset(out: &mut Vec<u8>, width: usize, v: usize) {
+    if width == 4 {
+        out.extend_from_slice(&(v as i32).to_ne_bytes());
+    } else {
+        out.extend_from_slice(&(v as i64).to_ne_bytes());
+    }
 }
 
 /// An IPC file payload being filled in place (see the module docs). Made by
@@ -97,15 +156,22 @@ impl std::fmt::Debug for PlacedFile {
 }
 
 impl PlacedFile {
-    /// Plans the one-batch file of `rows` rows with `null_counts[i]` nulls in column `i`,
-    /// and creates it (sized, its pages left to the writes) under the temporary name of
-    /// `final_path`. Errors when the schema is not [`placeable`] or the counts do not fit it.
-    pub fn create(final_path: &Path, schema: &SchemaRef, rows: usize, null_counts: &[usize]) -> Result<PlacedFile> {
+    /// Plans the one-batch file of `rows` rows with `null_counts[i]` nulls in column `i`
+    /// and `data_bytes[i]` value bytes in variable-width column `i` (`data_bytes` may be
+    /// empty when there is none), and creates it (sized, its pages left to the writes)
+    /// under the temporary name of `final_path`. Errors when the schema is not
+    /// [`placeable`] or the counts do not fit it.
+    pub fn create(
+        final_path: &Path,
+        schema: &SchemaRef,
+        rows: usize,
+        null_counts: &[usize],
+        data_bytes: &[Option<usize>],
+    ) -> Result<PlacedFile> {
         if !placeable(schema) {
-            return Err(Error::InvalidArgument(
-                "a table received in place needs fixed-width columns only (numbers, decimals, dates and times)".into(),
-            ));
+            return Err(Error::InvalidArgument(NOT_PLACEABLE.into()));
         }
+        let data_bytes = announced_bytes(schema, data_bytes)?;
         if null_counts.len() != schema.fields().len() {
             return Err(Error::InvalidArgument(format!(
                 "{} null counts given for {} columns",
@@ -123,7 +189,7 @@ impl PlacedFile {
                 f.is_nullable()
             )));
         }
-        let (columns, size) = plan(schema, rows, null_counts)?;
+        let (columns, size) = plan(schema, rows, null_counts, &data_bytes)?;
         let tmp = temp_path_for(final_path);
         let created = (|| -> Result<File> {
             let ctx = || format!("cannot create {}", tmp.display());
@@ -164,14 +230,21 @@ impl PlacedFile {
     /// column types (names and metadata are the file's).
     pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
         self.check_types(batch.schema().fields().iter().map(|f| f.data_type().clone()).collect())?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         let data: Vec<ArrayData> = batch.columns().iter().map(|c| c.to_data()).collect();
         let raw: Vec<RawColumn<'_>> = data
             .iter()
             .zip(&self.columns)
-            .map(|(d, c)| RawColumn {
-                offset: d.offset(),
-                values: &d.buffers()[0].as_slice()[..(d.offset() + d.len()) * c.width],
-                validity: d.nulls().map(|n| (n.buffer().as_slice(), n.offset())),
+            .map(|(d, c)| {
+                let end = d.offset() + d.len();
+                let (values, data): (&[u8], &[u8]) = match c.kind {
+                    Kind::Fixed(w) => (&d.buffers()[0].as_slice()[..end * w], &[]),
+                    Kind::Bits => (&d.buffers()[0].as_slice()[..end.div_ceil(8)], &[]),
+                    Kind::Var { width, .. } => (&d.buffers()[0].as_slice()[..(end + 1) * width], d.buffers()[1].as_slice()),
+                };
+                RawColumn { offset: d.offset(), values, data, validity: d.nulls().map(|n| (n.buffer().as_slice(), n.offset())) }
             })
             .collect();
         self.copy_in(batch.num_rows(), &raw)
@@ -230,26 +303,47 @@ impl PlacedFile {
             return Err(bad("the batch itself has null rows".into()));
         }
         let rows = array.len();
+        if rows == 0 {
+            return Ok(());
+        }
         let mut raw = Vec::with_capacity(self.columns.len());
         for (i, c) in self.columns.iter().enumerate() {
             let child = array.child(i);
             // A sliced struct offsets its children too.
             let offset = child.offset() + array.offset();
-            if child.len() < array.offset() + rows || child.num_buffers() != 2 {
+            let buffers = if matches!(c.kind, Kind::Var { .. }) { 3 } else { 2 };
+            if child.len() < array.offset() + rows || child.num_buffers() != buffers {
                 return Err(bad(format!("column {i} has {} rows and {} buffers", child.len(), child.num_buffers())));
             }
             let values = child.buffer(1);
             if values.is_null() {
                 return Err(bad(format!("column {i} has no values buffer")));
             }
-            // SAFETY: the C data interface guarantees the values buffer holds
-            // `(offset + len) * width` bytes and the validity `offset + len` bits, readable
-            // while `array` lives (it is released after this call).
-            let values = unsafe { std::slice::from_raw_parts(values, (offset + rows) * c.width) };
+            // SAFETY (the three `from_raw_parts`): the C data interface guarantees the
+            // values buffer holds `(offset + len) * width` bytes (fixed-width), `offset +
+            // len` bits (booleans) or `offset + len + 1` offsets (variable-width) whose
+            // last is the length of the data buffer, and the validity `offset + len` bits,
+            // readable while `array` lives (it is released after this call).
+            let (values, data): (&[u8], &[u8]) = match c.kind {
+                Kind::Fixed(w) => (unsafe { std::slice::from_raw_parts(values, (offset + rows) * w) }, &[]),
+                Kind::Bits => (unsafe { std::slice::from_raw_parts(values, (offset + rows).div_ceil(8)) }, &[]),
+                Kind::Var { width, .. } => {
+                    let offsets = unsafe { std::slice::from_raw_parts(values, (offset + rows + 1) * width) };
+                    let end = usize::try_from(offset_at(offsets, width, offset + rows))
+                        .map_err(|_| bad(format!("column {i} has a negative offset")))?;
+                    let data = child.buffer(2);
+                    let data: &[u8] = match (end, data.is_null()) {
+                        (0, _) => &[],
+                        (_, true) => return Err(bad(format!("column {i} has no data buffer"))),
+                        (_, false) => unsafe { std::slice::from_raw_parts(data, end) },
+                    };
+                    (offsets, data)
+                }
+            };
             let validity = child.buffer(0);
             let validity = (!validity.is_null() && child.null_count_opt() != Some(0))
                 .then(|| unsafe { std::slice::from_raw_parts(validity, (offset + rows).div_ceil(8)) });
-            raw.push(RawColumn { offset, values, validity: validity.map(|v| (v, offset)) });
+            raw.push(RawColumn { offset, values, data, validity: validity.map(|v| (v, offset)) });
         }
         self.copy_in(rows, &raw)
     }
@@ -273,11 +367,20 @@ impl PlacedFile {
         }
         let file = self.file.as_ref().expect("open until finished");
         let at = self.filled;
-        for (c, r) in self.columns.iter_mut().zip(raw) {
-            let src = &r.values[r.offset * c.width..(r.offset + rows) * c.width];
-            // The planned region holds `self.rows * width` bytes and `at + rows <= self.rows`.
-            write_at(file, src, (c.values_at + at * c.width) as u64)
-                .ctx(|| format!("cannot write {}", self.tmp.display()))?;
+        let tmp = &self.tmp;
+        let ctx = || format!("cannot write {}", tmp.display());
+        for (i, (c, r)) in self.columns.iter_mut().zip(raw).enumerate() {
+            match c.kind {
+                Kind::Fixed(w) => {
+                    let src = &r.values[r.offset * w..(r.offset + rows) * w];
+                    // The planned region holds `self.rows * width` bytes and `at + rows <= self.rows`.
+                    write_at(file, src, (c.values_at + at * w) as u64).ctx(ctx)?;
+                }
+                Kind::Bits => {
+                    set_bits(&mut c.bits, r.values, at, r.offset, rows);
+                }
+                Kind::Var { width, utf8 } => copy_var(file, tmp, i, c, r, at, rows, width, utf8)?,
+            }
             let nulls = match (c.validity_at, r.validity) {
                 (Some(_), validity) => {
                     let bits = &mut c.bitmap;
@@ -320,11 +423,26 @@ impl PlacedFile {
                 c.nulls_seen, c.nulls_expected
             )));
         }
+        if let Some(c) = self.columns.iter().find(|c| c.data_seen != c.data_expected) {
+            return Err(Error::InvalidArgument(format!(
+                "a column has {} bytes of values, {} were announced",
+                c.data_seen, c.data_expected
+            )));
+        }
         let file = self.file.take().expect("finish runs once");
         let ctx = || format!("cannot write {}", self.tmp.display());
         for c in &self.columns {
             if let Some(v) = c.validity_at {
                 write_at(&file, &c.bitmap, v as u64).ctx(ctx)?;
+            }
+            match c.kind {
+                Kind::Bits => write_at(&file, &c.bits, c.values_at as u64).ctx(ctx)?,
+                Kind::Var { width, .. } => {
+                    let mut last = Vec::with_capacity(width);
+                    push_offset(&mut last, width, c.data_expected);
+                    write_at(&file, &last, (c.values_at + self.rows * width) as u64).ctx(ctx)?;
+                }
+                Kind::Fixed(_) => {}
             }
         }
         // Never touched where it is not read (headers, padding, footer are written below).
@@ -373,11 +491,22 @@ impl PlacedFile {
                     // SAFETY: the count was verified bit by bit as the batches came in.
                     unsafe { NullBuffer::new_unchecked(bits, c.nulls_expected) }
                 });
-                let data = ArrayData::builder(f.data_type().clone())
-                    .len(self.rows)
-                    .add_buffer(region(c.values_at, self.rows * c.width))
-                    .nulls(nulls)
-                    .build()?;
+                let builder = ArrayData::builder(f.data_type().clone()).len(self.rows).nulls(nulls);
+                let data = match c.kind {
+                    Kind::Fixed(w) => builder.add_buffer(region(c.values_at, self.rows * w)).build()?,
+                    Kind::Bits => builder.add_buffer(region(c.values_at, self.rows.div_ceil(8))).build()?,
+                    Kind::Var { width, .. } => {
+                        let data = match c.data_at {
+                            Some(at) => region(at, c.data_expected),
+                            None => Buffer::from(Vec::<u8>::new()),
+                        };
+                        let builder = builder.add_buffer(region(c.values_at, (self.rows + 1) * width)).add_buffer(data);
+                        // SAFETY: `copy_var` checked every offset (from 0, rising, ending at
+                        // the data's length) and, for strings, UTF-8 cut at character
+                        // boundaries; validating again would read the whole file back.
+                        unsafe { builder.build_unchecked() }
+                    }
+                };
                 Ok(make_array(data))
             })
             .collect::<Result<Vec<ArrayRef>>>()?;
@@ -421,6 +550,105 @@ fn last_error(stream: &mut FFI_ArrowArrayStream) -> String {
     }
 }
 
+const NOT_PLACEABLE: &str = "a table received in place needs columns of numbers, decimals, dates and times, \
+booleans, strings or bytes (no dictionaries, views or nested types): receive it whole";
+
+/// The value bytes of each column (0 for the fixed-width ones), checked against the schema.
+fn announced_bytes(schema: &SchemaRef, data_bytes: &[Option<usize>]) -> Result<Vec<usize>> {
+    let fields = schema.fields();
+    if data_bytes.is_empty() && !fields.iter().any(|f| variable_width(f.data_type())) {
+        return Ok(vec![0; fields.len()]);
+    }
+    if data_bytes.len() != fields.len() {
+        return Err(Error::InvalidArgument(format!("{} data byte counts given for {} columns", data_bytes.len(), fields.len())));
+    }
+    fields
+        .iter()
+        .zip(data_bytes)
+        .map(|(f, n)| match (kind(f.data_type()), n) {
+            (Some(Kind::Var { width, .. }), Some(n)) => {
+                if width == 4 && *n > i32::MAX as usize {
+                    return Err(Error::InvalidArgument(format!(
+                        "column {:?} cannot hold {n} bytes of values in 32-bit offsets",
+                        f.name()
+                    )));
+                }
+                Ok(*n)
+            }
+            (Some(Kind::Var { .. }), None) => Err(Error::InvalidArgument(format!(
+                "the bytes of values of column {:?} were not announced: receive it whole",
+                f.name()
+            ))),
+            _ => Ok(0),
+        })
+        .collect()
+}
+
+/// Copies one batch of a variable-width column in: its offsets rebased onto the bytes
+/// already in place (checked to rise within the batch's data and, for strings, to cut
+/// UTF-8 at character boundaries), then its bytes.
+#[allow(clippy::too_many_arguments)]
+fn copy_var(file: &File, tmp: &Path, i: usize, c: &mut Column, r: &RawColumn<'_>, at: usize, rows: usize, width: usize, utf8: bool) -> Result<()> {
+    let bad = |what: &str| Error::InvalidArgument(format!("a received batch is malformed: column {i} {what}"));
+    let first = offset_at(r.values, width, r.offset);
+    let last = offset_at(r.values, width, r.offset + rows);
+    if first < 0 || last < first || last as usize > r.data.len() {
+        return Err(bad("has offsets outside its data"));
+    }
+    let (first, last) = (first as usize, last as usize);
+    let bytes = &r.data[first..last];
+    if c.data_seen + bytes.len() > c.data_expected {
+        return Err(Error::InvalidArgument(format!(
+            "the stream holds more bytes of values in a column than the {} announced for it",
+            c.data_expected
+        )));
+    }
+    if utf8 && std::str::from_utf8(bytes).is_err() {
+        return Err(bad("is not valid UTF-8"));
+    }
+    let base = c.data_seen;
+    c.scratch.clear();
+    c.scratch.reserve(rows * width);
+    let (mut prev, mut rising, mut whole_chars) = (first as i64, true, true);
+    let src = &r.values[r.offset * width..(r.offset + rows) * width];
+    // Checks gathered in flags (no early exit) keep the loop branch-light.
+    let mut step = |o: i64, out: &mut Vec<u8>| {
+        rising &= o >= prev && o <= last as i64;
+        prev = o;
+        let at = (o as usize).min(last);
+        // Bytes 0x80..0xBF continue a character: a string may not start there.
+        whole_chars &= !utf8 || at == last || r.data[at] & 0xC0 != 0x80;
+        let v = (o - first as i64) as usize + base;
+        if width == 4 {
+            out.extend_from_slice(&(v as i32).to_ne_bytes());
+        } else {
+            out.extend_from_slice(&(v as i64).to_ne_bytes());
+        }
+    };
+    if width == 4 {
+        for b in src.chunks_exact(4) {
+            step(i32::from_ne_bytes(b.try_into().expect("4 bytes")) as i64, &mut c.scratch);
+        }
+    } else {
+        for b in src.chunks_exact(8) {
+            step(i64::from_ne_bytes(b.try_into().expect("8 bytes")), &mut c.scratch);
+        }
+    }
+    if !rising {
+        return Err(bad("has offsets that do not rise"));
+    }
+    if !whole_chars {
+        return Err(bad("cuts a UTF-8 character"));
+    }
+    let ctx = || format!("cannot write {}", tmp.display());
+    write_at(file, &c.scratch, (c.values_at + at * width) as u64).ctx(ctx)?;
+    if let (Some(data_at), false) = (c.data_at, bytes.is_empty()) {
+        write_at(file, bytes, (data_at + base) as u64).ctx(ctx)?;
+    }
+    c.data_seen += bytes.len();
+    Ok(())
+}
+
 /// Writes all of `buf` at `pos` of `file`.
 fn write_at(file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -443,14 +671,25 @@ fn write_at(file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
 }
 
 /// The column regions and file size arrow-ipc produces for the final batch (module docs).
-fn plan(schema: &SchemaRef, rows: usize, null_counts: &[usize]) -> Result<(Vec<Column>, usize)> {
-    let widths: Vec<usize> = schema.fields().iter().map(|f| fixed_width(f.data_type()).expect("placeable")).collect();
-    let pad = |n: usize| n.div_ceil(64) * 64;
-    let template_bytes: usize =
-        widths.iter().zip(null_counts).map(|(w, n)| pad(rows * w) + if *n > 0 { pad(rows.div_ceil(8)) } else { 0 }).sum();
-    // Untouched anonymous memory: no page of it is ever read or faulted in.
-    let anon = Arc::new(memmap2::MmapOptions::new().len(template_bytes).map_anon().ctx(|| "cannot plan the received file".to_string())?);
-    let anon_base = anon.as_ptr() as usize;
+fn plan(schema: &SchemaRef, rows: usize, null_counts: &[usize], data_bytes: &[usize]) -> Result<(Vec<Column>, usize)> {
+    let kinds: Vec<Kind> = schema.fields().iter().map(|f| kind(f.data_type()).expect("placeable")).collect();
+    let pad = |n: usize| n.div_ceil(64).max(1) * 64; // distinct addresses, even for no bytes
+    let values_len = |k: &Kind| match *k {
+        Kind::Fixed(w) => rows * w,
+        Kind::Bits => rows.div_ceil(8),
+        Kind::Var { width, .. } => (rows + 1) * width,
+    };
+    let template_bytes: usize = kinds
+        .iter()
+        .zip(null_counts)
+        .zip(data_bytes)
+        .map(|((k, n), d)| pad(values_len(k)) + if *n > 0 { pad(rows.div_ceil(8)) } else { 0 } + pad(*d))
+        .sum();
+    // Untouched anonymous memory: no page of it is ever read or faulted in, but for the
+    // first and last offsets of variable-width columns, which the writer reads.
+    let mut anon = memmap2::MmapOptions::new().len(template_bytes).map_anon().ctx(|| "cannot plan the received file".to_string())?;
+    let anon_base = anon.as_mut_ptr() as usize;
+    let anon = Arc::new(anon);
     let mut at = 0;
     let mut region = |len: usize| {
         let owner: Arc<dyn arrow_buffer::alloc::Allocation> = anon.clone();
@@ -459,19 +698,48 @@ fn plan(schema: &SchemaRef, rows: usize, null_counts: &[usize]) -> Result<(Vec<C
         at += pad(len);
         b
     };
-    let mut wanted = Vec::new(); // (column, is_validity, template pointer)
+    #[derive(Clone, Copy, PartialEq)]
+    enum Part {
+        Validity,
+        Values,
+        Data,
+    }
+    let mut wanted = Vec::new(); // (column, part, template pointer)
     let mut arrays: Vec<ArrayRef> = Vec::new();
-    for (i, ((f, w), n)) in schema.fields().iter().zip(&widths).zip(null_counts).enumerate() {
+    for (i, (((f, k), n), d)) in schema.fields().iter().zip(&kinds).zip(null_counts).zip(data_bytes).enumerate() {
         let nulls = (*n > 0).then(|| {
             let b = region(rows.div_ceil(8));
-            wanted.push((i, true, b.as_ptr() as usize));
+            wanted.push((i, Part::Validity, b.as_ptr() as usize));
             // SAFETY: never read: the writer only passes the buffer to the recording sink.
             unsafe { NullBuffer::new_unchecked(BooleanBuffer::new(b, 0, rows), *n) }
         });
-        let values = region(rows * w);
-        wanted.push((i, false, values.as_ptr() as usize));
-        // SAFETY: lengths and alignment are right for the type; the contents are never read.
-        let data = unsafe { ArrayData::builder(f.data_type().clone()).len(rows).add_buffer(values).nulls(nulls).build_unchecked() };
+        let values = region(values_len(k));
+        wanted.push((i, Part::Values, values.as_ptr() as usize));
+        let mut builder = ArrayData::builder(f.data_type().clone()).len(rows).add_buffer(values.clone()).nulls(nulls);
+        if let Kind::Var { width, .. } = *k {
+            // The writer reads the first and last offsets to cut the data: 0 and `d`.
+            let ptr = values.as_ptr() as *mut u8;
+            let mut ends = Vec::new();
+            push_offset(&mut ends, width, 0);
+            push_offset(&mut ends, width, *d);
+            // SAFETY: the anonymous mapping is writable and this region is the offsets'
+            // `(rows + 1) * width` bytes, not yet read by anything.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ends.as_ptr(), ptr, width);
+                std::ptr::copy_nonoverlapping(ends.as_ptr().add(width), ptr.add(rows * width), width);
+            }
+            let data = if *d > 0 {
+                let b = region(*d);
+                wanted.push((i, Part::Data, b.as_ptr() as usize));
+                b
+            } else {
+                Buffer::from(Vec::<u8>::new())
+            };
+            builder = builder.add_buffer(data);
+        }
+        // SAFETY: lengths and alignment are right for the type; the contents are never
+        // read (but the offsets' ends, set above).
+        let data = unsafe { builder.build_unchecked() };
         arrays.push(make_array(data));
     }
     let template = RecordBatch::try_new_with_options(schema.clone(), arrays, &RecordBatchOptions::new().with_row_count(Some(rows)))?;
@@ -479,26 +747,32 @@ fn plan(schema: &SchemaRef, rows: usize, null_counts: &[usize]) -> Result<(Vec<C
     writer.write(&template)?;
     writer.finish()?;
     let recorder = writer.into_inner()?;
-    let mut columns: Vec<Column> = widths
+    let mut columns: Vec<Column> = kinds
         .iter()
         .zip(null_counts)
-        .map(|(w, n)| Column {
-            width: *w,
+        .zip(data_bytes)
+        .map(|((k, n), d)| Column {
+            kind: *k,
             values_at: usize::MAX,
+            data_at: None,
             validity_at: None,
             bitmap: if *n > 0 { vec![0; rows.div_ceil(8)] } else { Vec::new() },
+            bits: if *k == Kind::Bits { vec![0; rows.div_ceil(8)] } else { Vec::new() },
             nulls_expected: *n,
             nulls_seen: 0,
+            data_expected: *d,
+            data_seen: 0,
+            scratch: Vec::new(),
         })
         .collect();
-    for (i, validity, ptr) in wanted {
+    for (i, part, ptr) in wanted {
         let pos = recorder.writes.iter().find(|(p, _)| *p == ptr).map(|(_, pos)| *pos).ok_or_else(|| {
             Error::InvalidArgument(format!("arrow-ipc did not write column {i}'s buffer where planned; receive the table whole"))
         })?;
-        if validity {
-            columns[i].validity_at = Some(pos);
-        } else {
-            columns[i].values_at = pos;
+        match part {
+            Part::Validity => columns[i].validity_at = Some(pos),
+            Part::Values => columns[i].values_at = pos,
+            Part::Data => columns[i].data_at = Some(pos),
         }
     }
     Ok((columns, recorder.pos))
