@@ -43,6 +43,38 @@ struct Record {
     path: PathBuf,
     dev: u64,
     ino: u64,
+    /// Birth time of the directory (ns since the epoch) where the file system keeps one: a
+    /// store deleted and made again at the same path can get the same inode number back
+    /// at once (ext4, tmpfs), so path, device and inode alone would take the old store's
+    /// segments for the new one's. Absent in records written before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    born: Option<i128>,
+}
+
+/// The directory's birth time in ns, when the file system reports one.
+fn born_of(meta: &std::fs::Metadata) -> Option<i128> {
+    let t = meta.created().ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(d.as_nanos() as i128)
+}
+
+/// Is `meta` the directory `rec` names (same device, inode and, where both are known,
+/// birth time)?
+fn is_recorded_dir(meta: &std::fs::Metadata, rec: &Record) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let born_matches = match (rec.born, born_of(meta)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        meta.is_dir() && meta.dev() == rec.dev && meta.ino() == rec.ino && born_matches
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = rec;
+        meta.is_dir()
+    }
 }
 
 /// The store directory's identity as a record states it; `None` when it cannot be read.
@@ -59,7 +91,8 @@ fn record_of(root: &Path) -> Option<Record> {
         let _ = meta;
         (0, 0)
     };
-    Some(Record { path, dev, ino })
+    let born = born_of(&meta);
+    Some(Record { path, dev, ino, born })
 }
 
 fn tag_of(record: &Record) -> String {
@@ -69,6 +102,9 @@ fn tag_of(record: &Record) -> String {
     h.update(b"\0");
     h.update(record.dev.to_le_bytes());
     h.update(record.ino.to_le_bytes());
+    if let Some(born) = record.born {
+        h.update(born.to_le_bytes());
+    }
     h.finalize().iter().take(TAG_LEN / 2).map(|b| format!("{b:02x}")).collect()
 }
 
@@ -98,16 +134,7 @@ pub fn store_tag(store: &Store) -> Option<String> {
 }
 
 fn same_dir(root: &Path, rec: &Record) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(root).is_ok_and(|m| m.dev() == rec.dev && m.ino() == rec.ino)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (root, rec);
-        false
-    }
+    std::fs::metadata(root).is_ok_and(|m| cfg!(unix) && is_recorded_dir(&m, rec))
 }
 
 #[cfg(unix)]
@@ -151,17 +178,7 @@ fn tag_in(name: &str) -> Option<&str> {
 fn store_is_gone(record: &Record) -> bool {
     match std::fs::metadata(&record.path) {
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-        Ok(meta) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::MetadataExt;
-                !meta.is_dir() || meta.dev() != record.dev || meta.ino() != record.ino
-            }
-            #[cfg(not(unix))]
-            {
-                !meta.is_dir()
-            }
-        }
+        Ok(meta) => !is_recorded_dir(&meta, record),
     }
 }
 
