@@ -25,3 +25,17 @@ pub use remove::{remove, Removal};
 pub use send::{arrow_data_size, schema_sha256, send, SendOptions};
 pub use send_stream::send_stream;
 pub use state::{is_removed, is_tombstone, list, state, states, TableInfo};
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::store::Store;
+
+    /// The names in the store's payload folder, sorted (what a failed write must not leave).
+    pub(crate) fn payload_files(store: &Store) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(store.payload_dir())
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}

@@ -91,6 +91,7 @@ pub fn receive_batches(
 mod tests {
     use super::*;
     use crate::error::Error;
+    use crate::tables::test_support::payload_files;
     use crate::manifest;
     use crate::payload::{write_file, Compression};
     use crate::protocol::Status;
@@ -169,14 +170,6 @@ mod tests {
         assert_eq!(ready.payload.as_ref().unwrap().shape, [5000, 3]);
         let (_, data) = get(&store, "t", None, true).unwrap();
         assert_eq!(data.batches, vec![batch]);
-    }
-
-    fn payload_files(store: &Store) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(store.payload_dir())
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
-        names.sort();
-        names
     }
 
     #[test]

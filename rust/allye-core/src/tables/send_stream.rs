@@ -119,6 +119,7 @@ mod tests {
     use super::*;
     use serde_json::json;
     use crate::error::Error;
+    use crate::tables::test_support::payload_files;
     use crate::tables::{get, SendOptions};
     use arrow_array::{ArrayRef, Int64Array};
     use arrow_schema::{DataType, Field, Schema};
@@ -127,14 +128,6 @@ mod tests {
     fn batch(schema: &SchemaRef, from: i64, n: i64) -> RecordBatch {
         let a: ArrayRef = Arc::new(Int64Array::from_iter_values(from..from + n));
         RecordBatch::try_new(schema.clone(), vec![a]).unwrap()
-    }
-
-    fn payload_files(store: &Store) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(store.payload_dir())
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
-        names.sort();
-        names
     }
 
     #[test]
