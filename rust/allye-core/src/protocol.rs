@@ -315,51 +315,6 @@ pub fn check_producer(producer: &str) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_round_trips_known_and_unknown_spellings() {
-        for text in ["writing", "ready", "error", "paused"] {
-            let s: Status = serde_json::from_str(&format!("\"{text}\"")).unwrap();
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{text}\""));
-        }
-        assert_eq!(Status::from_wire("ready"), Status::Ready);
-        assert_eq!(Status::from_wire("paused"), Status::Other("paused".into()));
-    }
-
-    #[test]
-    fn compression_accepts_one_set_of_spellings() {
-        for none in ["", "none", " None ", "UNCOMPRESSED"] {
-            assert_eq!(Compression::parse(none).unwrap(), Compression::None);
-        }
-        assert_eq!(Compression::parse(" ZSTD").unwrap().name(), Some("zstd"));
-        assert_eq!(Compression::parse("lz4_frame").unwrap().name(), Some("lz4"));
-        let err = Compression::parse("gzip").unwrap_err().to_string();
-        assert!(err.contains("gzip") && err.contains("zstd") && err.contains("lz4"), "{err}");
-        for name in COMPRESSIONS {
-            assert_eq!(Compression::parse(name).unwrap().name(), Some(name));
-        }
-    }
-
-    #[test]
-    fn transport_choices_parse_and_spell_back() {
-        for name in TRANSPORT_CHOICES {
-            assert_eq!(TransportChoice::parse(name).unwrap().as_str(), name);
-        }
-        assert!(matches!(TransportChoice::parse("carrier-pigeon"), Err(Error::InvalidArgument(_))));
-    }
-
-    #[test]
-    fn table_name_rule_refuses_empty_long_and_multiline_names() {
-        assert!(check_table_name("iris").is_ok());
-        for bad in [String::new(), "a\nb".into(), "nul\0".into(), "x".repeat(MAX_TABLE_NAME_BYTES + 1)] {
-            assert!(matches!(check_table_name(&bad), Err(Error::InvalidArgument(_))), "{bad:?}");
-        }
-        assert!(check_table_name(&"x".repeat(MAX_TABLE_NAME_BYTES)).is_ok());
-    }
-}
 
 // --- streams (issue 14): tables that grow by appends, PROTOCOL.md 8.13 ---
 
@@ -515,3 +470,49 @@ pub const DEFAULT_MAX_FULL_PULL_BYTES: u64 = 256 * 1024 * 1024;
 /// as it runs: two appending loads at once would both resume from the same state. The
 /// state itself is the chunk line's field [`METADATA_LOAD`].
 pub const STREAM_LOAD_LOCK_FILE: &str = "load.lock";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips_known_and_unknown_spellings() {
+        for text in ["writing", "ready", "error", "paused"] {
+            let s: Status = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{text}\""));
+        }
+        assert_eq!(Status::from_wire("ready"), Status::Ready);
+        assert_eq!(Status::from_wire("paused"), Status::Other("paused".into()));
+    }
+
+    #[test]
+    fn compression_accepts_one_set_of_spellings() {
+        for none in ["", "none", " None ", "UNCOMPRESSED"] {
+            assert_eq!(Compression::parse(none).unwrap(), Compression::None);
+        }
+        assert_eq!(Compression::parse(" ZSTD").unwrap().name(), Some("zstd"));
+        assert_eq!(Compression::parse("lz4_frame").unwrap().name(), Some("lz4"));
+        let err = Compression::parse("gzip").unwrap_err().to_string();
+        assert!(err.contains("gzip") && err.contains("zstd") && err.contains("lz4"), "{err}");
+        for name in COMPRESSIONS {
+            assert_eq!(Compression::parse(name).unwrap().name(), Some(name));
+        }
+    }
+
+    #[test]
+    fn transport_choices_parse_and_spell_back() {
+        for name in TRANSPORT_CHOICES {
+            assert_eq!(TransportChoice::parse(name).unwrap().as_str(), name);
+        }
+        assert!(matches!(TransportChoice::parse("carrier-pigeon"), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn table_name_rule_refuses_empty_long_and_multiline_names() {
+        assert!(check_table_name("iris").is_ok());
+        for bad in [String::new(), "a\nb".into(), "nul\0".into(), "x".repeat(MAX_TABLE_NAME_BYTES + 1)] {
+            assert!(matches!(check_table_name(&bad), Err(Error::InvalidArgument(_))), "{bad:?}");
+        }
+        assert!(check_table_name(&"x".repeat(MAX_TABLE_NAME_BYTES)).is_ok());
+    }
+}

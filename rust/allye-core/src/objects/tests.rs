@@ -14,8 +14,7 @@ fn batch(n: i64) -> (SchemaRef, Vec<RecordBatch>) {
 }
 
 fn opts(kind: &str) -> SendOptions {
-    let mut o = SendOptions::default();
-    o.transport = TransportChoice::File;
+    let mut o = SendOptions { transport: TransportChoice::File, ..Default::default() };
     o.metadata.insert(OBJECT_METADATA_KEY.into(), json!({OBJECT_KIND: kind}));
     o
 }
