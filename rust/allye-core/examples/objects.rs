@@ -57,7 +57,14 @@ fn run(secret_dir: Option<PathBuf>, namespace: &str, name: Option<&str>) -> Resu
         return Ok(());
     }
     let (_, data) = ns.get(name, false)?;
-    println!("schema: {:?}", data.schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>());
-    println!("{} record batches, {} rows", data.batches.len(), data.batches.iter().map(|b| b.num_rows()).sum::<usize>());
+    println!(
+        "schema: {:?}",
+        data.schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>()
+    );
+    println!(
+        "{} record batches, {} rows",
+        data.batches.len(),
+        data.batches.iter().map(|b| b.num_rows()).sum::<usize>()
+    );
     Ok(())
 }

@@ -38,11 +38,27 @@ fn main() -> ExitCode {
         }
     };
     let payload = event.payload.expect("ready events carry a payload");
-    println!("table {table}: {} {:?} rows={} batches={}", payload.transport, payload.locator, payload.shape[0], data.batches.len());
+    println!(
+        "table {table}: {} {:?} rows={} batches={}",
+        payload.transport,
+        payload.locator,
+        payload.shape[0],
+        data.batches.len()
+    );
     for (i, field) in data.schema.fields().iter().enumerate() {
         let sum = match field.data_type() {
-            DataType::Float64 => Some(data.batches.iter().map(|b| b.column(i).as_primitive::<Float64Type>().iter().flatten().sum::<f64>()).sum::<f64>()),
-            DataType::Int64 => Some(data.batches.iter().map(|b| b.column(i).as_primitive::<Int64Type>().iter().flatten().sum::<i64>() as f64).sum::<f64>()),
+            DataType::Float64 => Some(
+                data.batches
+                    .iter()
+                    .map(|b| b.column(i).as_primitive::<Float64Type>().iter().flatten().sum::<f64>())
+                    .sum::<f64>(),
+            ),
+            DataType::Int64 => Some(
+                data.batches
+                    .iter()
+                    .map(|b| b.column(i).as_primitive::<Int64Type>().iter().flatten().sum::<i64>() as f64)
+                    .sum::<f64>(),
+            ),
             _ => None,
         };
         match sum {

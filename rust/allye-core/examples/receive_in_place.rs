@@ -56,7 +56,13 @@ fn main() -> ExitCode {
     match result {
         Ok((ready, data)) => {
             let payload = ready.payload.expect("ready events carry a payload");
-            println!("{} rows in {} record batch(es), {} bytes at {}", rows, data.batches.len(), payload.data_size, payload.locator);
+            println!(
+                "{} rows in {} record batch(es), {} bytes at {}",
+                rows,
+                data.batches.len(),
+                payload.data_size,
+                payload.locator
+            );
             assert_eq!(data.batches, vec![whole]);
             ExitCode::SUCCESS
         }

@@ -28,15 +28,11 @@ fn main() {
     let mut columns: Vec<ArrayRef> = Vec::new();
     for i in 0..8 {
         fields.push(Field::new(format!("f{i}"), DataType::Float64, true));
-        columns.push(Arc::new(Float64Array::from_iter_values(
-            (0..rows).map(|r| r as f64 * 0.5),
-        )));
+        columns.push(Arc::new(Float64Array::from_iter_values((0..rows).map(|r| r as f64 * 0.5))));
     }
     for i in 0..2 {
         fields.push(Field::new(format!("i{i}"), DataType::Int64, true));
-        columns.push(Arc::new(Int64Array::from_iter_values(
-            (0..rows).map(|r| r as i64),
-        )));
+        columns.push(Arc::new(Int64Array::from_iter_values((0..rows).map(|r| r as i64))));
     }
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns).expect("a valid batch");
@@ -54,10 +50,7 @@ fn main() {
         store.send(&schema, std::slice::from_ref(&batch), &opts).expect("send");
         let t1 = Instant::now();
         let (_, data) = store.get("small", None).expect("get");
-        assert_eq!(
-            data.batches.iter().map(|b| b.num_rows()).sum::<usize>(),
-            rows
-        );
+        assert_eq!(data.batches.iter().map(|b| b.num_rows()).sum::<usize>(), rows);
         let t2 = Instant::now();
         drop(data);
         if i >= 50 {

@@ -23,7 +23,9 @@ pub enum Error {
     },
 
     /// The manifest names a payload that is gone (unlinked segment, deleted file).
-    #[error("the payload of table {table:?} ({transport} {locator:?}) no longer exists: {reason}; send the table again")]
+    #[error(
+        "the payload of table {table:?} ({transport} {locator:?}) no longer exists: {reason}; send the table again"
+    )]
     PayloadMissing {
         /// The table.
         table: String,
@@ -96,7 +98,9 @@ pub enum Error {
     Json(#[from] serde_json::Error),
 
     /// A shared array of this name already exists in the store (create without `exist_ok`).
-    #[error("shared array {name:?} already exists in {store}; open it, pass exist_ok=True to reuse it, or destroy it first")]
+    #[error(
+        "shared array {name:?} already exists in {store}; open it, pass exist_ok=True to reuse it, or destroy it first"
+    )]
     ArrayExists {
         /// The array's name.
         name: String,
@@ -169,26 +173,20 @@ pub enum Error {
 impl Error {
     /// `TableNotFound` for `table` (and `producer`) in the store at `store`.
     pub fn table_not_found(store: &std::path::Path, table: &str, producer: Option<&str>) -> Self {
-        Error::TableNotFound {
-            table: table.into(),
-            producer: producer.map(Into::into),
-            store: store.to_path_buf(),
-        }
+        Error::TableNotFound { table: table.into(), producer: producer.map(Into::into), store: store.to_path_buf() }
     }
 
     /// Wraps an `io::Error` with a sentence saying what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
+        Error::Io { context: context.into(), source }
     }
 
     /// True when the error means "the device is full" (ENOSPC / disk full).
     pub fn is_no_space(&self) -> bool {
         match self {
-            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull
-                || source.raw_os_error() == Some(28),
+            Error::Io { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull || source.raw_os_error() == Some(28)
+            }
             _ => false,
         }
     }

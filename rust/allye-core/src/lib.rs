@@ -26,27 +26,27 @@
 #[cfg(target_os = "linux")]
 pub mod arrays;
 pub mod error;
-pub mod protocol;
-pub mod sys;
-pub mod store;
-pub mod manifest;
-pub mod payload;
 pub mod gc;
-pub mod tables;
-pub mod objects;
-pub mod watch;
-pub mod streams;
 mod handle;
+pub mod manifest;
+pub mod objects;
+pub mod payload;
+pub mod protocol;
+pub mod store;
+pub mod streams;
+pub mod sys;
+pub mod tables;
+pub mod watch;
 
 #[cfg(target_os = "linux")]
 pub use arrays::{ArrayInfo, SharedArray};
 pub use error::{Error, Result};
 pub use gc::{CompactReport, GcAction, GcOptions};
 pub use manifest::{Event, ManifestTail, PayloadRef};
+pub use objects::{Capacity, Namespace};
 pub use payload::Decoded;
 pub use protocol::{Compression, GcActionKind, Status, TableStateKind, Transport, TransportChoice};
 pub use store::Store;
-pub use tables::{Removal, SendOptions, TableInfo};
-pub use objects::{Capacity, Namespace};
-pub use watch::{ManifestWatcher, WatchMode};
 pub use streams::{AppendOptions, ChunkLine, CompactStreamReport, Follower, ReadSelection, StreamRead};
+pub use tables::{Removal, SendOptions, TableInfo};
+pub use watch::{ManifestWatcher, WatchMode};

@@ -62,7 +62,6 @@ pub const PAYLOAD_DIR: &str = "payloads";
 /// The protocol's timestamp format (Python's `time.strftime("%Y-%m-%dT%H:%M:%S%z")`).
 pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%z";
 
-
 /// The transport choices a send accepts, in the order they are documented.
 pub const TRANSPORT_CHOICES: [&str; 3] = ["auto", "shm", "file"];
 /// Canonical names of the file-payload compressions.
@@ -232,9 +231,7 @@ impl TransportChoice {
             "auto" => Ok(Self::Auto),
             "shm" | TRANSPORT_SHM => Ok(Self::Shm),
             "file" | TRANSPORT_FILE => Ok(Self::File),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown transport {other:?}: use 'auto', 'shm' or 'file'"
-            ))),
+            other => Err(Error::InvalidArgument(format!("unknown transport {other:?}: use 'auto', 'shm' or 'file'"))),
         }
     }
 
@@ -308,13 +305,10 @@ pub fn check_table_name(name: &str) -> Result<()> {
 /// Checks a producer name: non-empty, one line, no NUL.
 pub fn check_producer(producer: &str) -> Result<()> {
     if producer.is_empty() || producer.contains(['\n', '\r', '\0']) {
-        return Err(Error::InvalidArgument(format!(
-            "producer {producer:?} must be a non-empty single line"
-        )));
+        return Err(Error::InvalidArgument(format!("producer {producer:?} must be a non-empty single line")));
     }
     Ok(())
 }
-
 
 // --- streams (issue 14): tables that grow by appends, PROTOCOL.md 8.13 ---
 
@@ -381,7 +375,8 @@ pub const MAX_NAMESPACE_DIR_BYTES: usize = 255;
 /// Checks a namespace name: the table-name rule, and short enough to be a directory name
 /// once percent-encoded.
 pub fn check_namespace_name(name: &str) -> Result<()> {
-    check_table_name(name).map_err(|e| Error::InvalidArgument(e.to_string().replace("table name", "namespace name")))?;
+    check_table_name(name)
+        .map_err(|e| Error::InvalidArgument(e.to_string().replace("table name", "namespace name")))?;
     let dir = namespace_dir_name(name);
     if dir.len() > MAX_NAMESPACE_DIR_BYTES {
         return Err(Error::InvalidArgument(format!(

@@ -73,17 +73,9 @@ impl Store {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     create_private_dir(&dir)
                         .ctx(|| format!("cannot create store directory {}", dir.display()))
-                        .map_err(|e| Error::StoreUnusable {
-                            path: dir.clone(),
-                            reason: e.to_string(),
-                        })?;
+                        .map_err(|e| Error::StoreUnusable { path: dir.clone(), reason: e.to_string() })?;
                 }
-                Err(e) => {
-                    return Err(Error::StoreUnusable {
-                        path: dir,
-                        reason: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(Error::StoreUnusable { path: dir, reason: e.to_string() }),
             }
         }
         Ok(())

@@ -70,10 +70,7 @@ pub struct ManifestWatcher {
 
 impl std::fmt::Debug for ManifestWatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ManifestWatcher")
-            .field("dir", &self.dir)
-            .field("mode", &self.mode())
-            .finish()
+        f.debug_struct("ManifestWatcher").field("dir", &self.dir).field("mode", &self.mode()).finish()
     }
 }
 
@@ -230,5 +227,4 @@ mod tests {
         append(&store, &event("t", Status::Writing, "python", 1), false).unwrap();
         assert!(w.wait(Duration::from_secs(5)));
     }
-
 }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules, lowest layer first.
 const LAYERS: &[&str] = &[
-    "error", "protocol", "sys", "store", "arrays", "manifest", "payload", "gc", "tables", "objects", "watch", "streams", "handle", "lib",
+    "error", "protocol", "sys", "store", "arrays", "manifest", "payload", "gc", "tables", "objects", "watch",
+    "streams", "handle", "lib",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

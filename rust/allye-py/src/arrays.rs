@@ -79,7 +79,14 @@ mod imp {
         /// a value of the element type: `Ok(None)` when NumPy must do it (other index or
         /// value types, a value out of the type's range: NumPy then raises as `+=` does).
         /// Integers wrap on overflow, as NumPy's do.
-        fn add_native(&self, py: Python<'_>, a: &SharedArray, index: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>, lock: bool) -> PyResult<Option<bool>> {
+        fn add_native(
+            &self,
+            py: Python<'_>,
+            a: &SharedArray,
+            index: &Bound<'_, PyAny>,
+            value: &Bound<'_, PyAny>,
+            lock: bool,
+        ) -> PyResult<Option<bool>> {
             if self.counter == Counter::No || !index.is_exact_instance_of::<PyInt>() {
                 return Ok(None);
             }
@@ -179,9 +186,8 @@ mod imp {
                 (None, Some(d)) => Init::Data(d),
                 (None, None) => Init::Keep,
             };
-            let (inner, reclaimed) = py
-                .detach(|| SharedArray::create(&store, name, typestr, &shape, exist_ok, init))
-                .or_raise()?;
+            let (inner, reclaimed) =
+                py.detach(|| SharedArray::create(&store, name, typestr, &shape, exist_ok, init)).or_raise()?;
             Ok((SharedArrayHandle::new(inner), reclaimed))
         }
 
@@ -281,10 +287,22 @@ mod imp {
         /// the lock is released. `view` is this handle's NumPy view (it is passed in: the
         /// handle holding it would be a reference cycle).
         #[pyo3(signature = (view, index, lock=true))]
-        fn read<'py>(&self, py: Python<'py>, view: &Bound<'py, PyAny>, index: &Bound<'py, PyAny>, lock: bool) -> PyResult<Bound<'py, PyAny>> {
+        fn read<'py>(
+            &self,
+            py: Python<'py>,
+            view: &Bound<'py, PyAny>,
+            index: &Bound<'py, PyAny>,
+            lock: bool,
+        ) -> PyResult<Bound<'py, PyAny>> {
             let a = self.open_inner()?;
             let died = lock && self.acquire(py, a)?;
-            let got = view.get_item(index).and_then(|v| if v.get_type().is(view.get_type()) { v.call_method0("copy") } else { Ok(v) });
+            let got = view.get_item(index).and_then(|v| {
+                if v.get_type().is(view.get_type()) {
+                    v.call_method0("copy")
+                } else {
+                    Ok(v)
+                }
+            });
             if lock {
                 a.unlock().or_raise()?;
             }
@@ -296,7 +314,14 @@ mod imp {
 
         /// `view[index] = value` under the lock (unless `lock=False`); as `read`.
         #[pyo3(signature = (view, index, value, lock=true))]
-        fn write(&self, py: Python<'_>, view: &Bound<'_, PyAny>, index: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>, lock: bool) -> PyResult<()> {
+        fn write(
+            &self,
+            py: Python<'_>,
+            view: &Bound<'_, PyAny>,
+            index: &Bound<'_, PyAny>,
+            value: &Bound<'_, PyAny>,
+            lock: bool,
+        ) -> PyResult<()> {
             let a = self.open_inner()?;
             let died = lock && self.acquire(py, a)?;
             let done = view.set_item(index, value);
@@ -311,7 +336,14 @@ mod imp {
 
         /// `view[index] += value` under the lock (unless `lock=False`); as `read`.
         #[pyo3(signature = (view, index, value, lock=true))]
-        fn add(&self, py: Python<'_>, view: &Bound<'_, PyAny>, index: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>, lock: bool) -> PyResult<()> {
+        fn add(
+            &self,
+            py: Python<'_>,
+            view: &Bound<'_, PyAny>,
+            index: &Bound<'_, PyAny>,
+            value: &Bound<'_, PyAny>,
+            lock: bool,
+        ) -> PyResult<()> {
             let a = self.open_inner()?;
             if let Some(died) = self.add_native(py, a, index, value, lock)? {
                 return if died { self.told(py) } else { Ok(()) };
@@ -393,7 +425,11 @@ mod imp {
     /// actions as dicts (action, transport="shared_array", locator, table_name, reason, id).
     #[pyfunction]
     #[pyo3(signature = (*, secret_dir=None, dry_run=true))]
-    pub fn collect_arrays<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, dry_run: bool) -> PyResult<Bound<'py, PyList>> {
+    pub fn collect_arrays<'py>(
+        py: Python<'py>,
+        secret_dir: Option<PathBuf>,
+        dry_run: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
         let store = store(secret_dir)?;
         let actions = py.detach(|| arrays::collect(&store, dry_run)).or_raise()?;
         let items = actions

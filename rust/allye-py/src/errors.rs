@@ -8,8 +8,8 @@
 
 use allye_core::Error;
 use pyo3::exceptions::{
-    PyException, PyFileExistsError, PyFileNotFoundError, PyKeyError, PyOSError, PyRuntimeError, PyTimeoutError, PyTypeError,
-    PyValueError, PyConnectionError,
+    PyConnectionError, PyException, PyFileExistsError, PyFileNotFoundError, PyKeyError, PyOSError, PyRuntimeError,
+    PyTimeoutError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -123,9 +123,7 @@ fn new_class<'py>(
         // KeyError's __str__ would repr() the message; BaseException's prints it.
         namespace.set_item("__str__", py.get_type::<PyException>().getattr("__str__")?)?;
     }
-    let class = py
-        .get_type::<PyType>()
-        .call1((name, PyTuple::new(py, bases)?, namespace))?;
+    let class = py.get_type::<PyType>().call1((name, PyTuple::new(py, bases)?, namespace))?;
     Ok(class.cast_into::<PyType>()?)
 }
 

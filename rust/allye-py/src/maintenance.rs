@@ -14,7 +14,12 @@ use crate::tables::store;
 /// with `dry_run`, that would be taken).
 #[pyfunction]
 #[pyo3(signature = (*, secret_dir=None, dry_run=true, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
-fn gc<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, dry_run: bool, keep_versions: usize) -> PyResult<Bound<'py, PyList>> {
+fn gc<'py>(
+    py: Python<'py>,
+    secret_dir: Option<PathBuf>,
+    dry_run: bool,
+    keep_versions: usize,
+) -> PyResult<Bound<'py, PyList>> {
     let store = store(secret_dir)?;
     let opts = allye_core::GcOptions::new(dry_run, keep_versions);
     let actions = py.detach(|| store.gc(opts)).or_raise()?;

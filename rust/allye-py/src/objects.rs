@@ -81,7 +81,12 @@ fn get_object<'py>(
 /// The current `ready` event of object `name` (TableNotFoundError if none).
 #[pyfunction]
 #[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None))]
-fn object_latest<'py>(py: Python<'py>, name: &str, namespace: &str, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyAny>> {
+fn object_latest<'py>(
+    py: Python<'py>,
+    name: &str,
+    namespace: &str,
+    secret_dir: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
     let ns = self::namespace(secret_dir, namespace)?;
     let ev = py.detach(|| ns.latest(name)).or_raise()?;
     to_py(py, &ev)
@@ -99,7 +104,12 @@ fn list_objects<'py>(py: Python<'py>, namespace: &str, secret_dir: Option<PathBu
 /// Removes object `name` (TableNotFoundError if it never existed); returns a report.
 #[pyfunction]
 #[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None))]
-fn remove_object<'py>(py: Python<'py>, name: &str, namespace: &str, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyAny>> {
+fn remove_object<'py>(
+    py: Python<'py>,
+    name: &str,
+    namespace: &str,
+    secret_dir: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
     let ns = self::namespace(secret_dir, namespace)?;
     let r = py.detach(|| ns.remove(name)).or_raise()?;
     to_py(py, &r)
@@ -155,7 +165,12 @@ fn capacity<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, quota: Option<u64
 /// Collects the garbage of every namespace; returns the actions (tables named `ns/object`).
 #[pyfunction]
 #[pyo3(signature = (*, secret_dir=None, dry_run=true, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
-fn gc_objects<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, dry_run: bool, keep_versions: usize) -> PyResult<Bound<'py, PyList>> {
+fn gc_objects<'py>(
+    py: Python<'py>,
+    secret_dir: Option<PathBuf>,
+    dry_run: bool,
+    keep_versions: usize,
+) -> PyResult<Bound<'py, PyList>> {
     let parent = store(secret_dir)?;
     let opts = allye_core::GcOptions::new(dry_run, keep_versions);
     let actions = py.detach(|| objects::collect(&parent, opts)).or_raise()?;
@@ -212,9 +227,7 @@ impl ObjectWriter {
 
     /// Publishes the object; returns its `ready` event.
     fn commit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let ev = py
-            .detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).commit())
-            .or_raise()?;
+        let ev = py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).commit()).or_raise()?;
         to_py(py, &ev)
     }
 

@@ -78,11 +78,9 @@ fn receivable(schema: pyo3_arrow::PySchema, data_bytes: Option<Vec<Option<usize>
     let data_bytes = data_bytes.unwrap_or_default();
     allye_core::payload::placeable(&schema)
         && (data_bytes.is_empty() || data_bytes.len() == schema.fields().len())
-        && schema
-            .fields()
-            .iter()
-            .enumerate()
-            .all(|(i, f)| !allye_core::payload::variable_width(f.data_type()) || data_bytes.get(i).copied().flatten().is_some())
+        && schema.fields().iter().enumerate().all(|(i, f)| {
+            !allye_core::payload::variable_width(f.data_type()) || data_bytes.get(i).copied().flatten().is_some()
+        })
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -70,11 +70,7 @@ pub(crate) fn metadata_from_py(dict: &Bound<'_, PyDict>) -> PyResult<Map<String,
 }
 
 fn not_json(what: &Bound<'_, PyAny>, at: &str) -> PyErr {
-    let type_name = what
-        .get_type()
-        .qualname()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into());
+    let type_name = what.get_type().qualname().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
     invalid_argument(format!(
         "metadata must be JSON-serialisable: metadata[{at:?}] is a {type_name}; use str, int, float, bool, None, lists and dicts"
     ))

@@ -116,7 +116,12 @@ fn stream_chunks<'py>(py: Python<'py>, table_name: &str, secret_dir: Option<Path
 /// `interval_sec`, only when the last publication is that old (else returns None).
 #[pyfunction]
 #[pyo3(signature = (table_name, *, secret_dir=None, interval_sec=None))]
-fn stream_publish<'py>(py: Python<'py>, table_name: &str, secret_dir: Option<PathBuf>, interval_sec: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+fn stream_publish<'py>(
+    py: Python<'py>,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    interval_sec: Option<f64>,
+) -> PyResult<Bound<'py, PyAny>> {
     let store = store(secret_dir)?;
     let ev = py
         .detach(|| match interval_sec {
@@ -214,9 +219,7 @@ impl StreamFollower {
     /// `[(line, Arrow table)]`, empty on timeout.
     fn next_chunks<'py>(&self, py: Python<'py>, timeout_sec: f64) -> PyResult<Bound<'py, PyList>> {
         let timeout = Duration::from_secs_f64(timeout_sec.max(0.0));
-        let got = py
-            .detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).next_chunks(timeout))
-            .or_raise()?;
+        let got = py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).next_chunks(timeout)).or_raise()?;
         let out = PyList::empty(py);
         for (line, d) in got {
             let table = PyTable::try_new(d.batches, d.schema)?;

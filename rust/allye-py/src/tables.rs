@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use allye_core::protocol::{self, Compression, TransportChoice};
 use allye_core::gc::AutoGc;
+use allye_core::protocol::{self, Compression, TransportChoice};
 use allye_core::{Error, SendOptions, Store};
 use arrow_array::RecordBatch;
 use pyo3::prelude::*;
@@ -78,9 +78,7 @@ fn send<'py>(
     // Pull the batches while holding the GIL (zero-copy imports), then write without it.
     let reader = data.into_reader()?;
     let schema = reader.schema();
-    let batches: Vec<RecordBatch> = reader
-        .collect::<Result<_, _>>()
-        .map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_pyerr(Error::Arrow(e)))?;
     let ready = py.detach(|| store.send(&schema, &batches, &opts)).or_raise()?;
     to_py(py, &ready)
 }
@@ -95,16 +93,18 @@ fn latest<'py>(
     producer: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let store = store(secret_dir)?;
-    let ev = py
-        .detach(|| store.latest(table_name, producer))
-        .or_raise()?;
+    let ev = py.detach(|| store.latest(table_name, producer)).or_raise()?;
     to_py(py, &ev)
 }
 
 /// The current `ready` event of every table, sorted by name (removed tables left out).
 #[pyfunction]
 #[pyo3(signature = (*, secret_dir=None, producer=None))]
-fn list_tables<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, producer: Option<&str>) -> PyResult<Bound<'py, PyList>> {
+fn list_tables<'py>(
+    py: Python<'py>,
+    secret_dir: Option<PathBuf>,
+    producer: Option<&str>,
+) -> PyResult<Bound<'py, PyList>> {
     let store = store(secret_dir)?;
     let events = py.detach(|| store.list(producer)).or_raise()?;
     list_to_py(py, &events)
@@ -113,7 +113,11 @@ fn list_tables<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, producer: Opti
 /// Every table with its latest state.
 #[pyfunction]
 #[pyo3(signature = (*, secret_dir=None, producer=None))]
-fn table_states<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, producer: Option<&str>) -> PyResult<Bound<'py, PyList>> {
+fn table_states<'py>(
+    py: Python<'py>,
+    secret_dir: Option<PathBuf>,
+    producer: Option<&str>,
+) -> PyResult<Bound<'py, PyList>> {
     let store = store(secret_dir)?;
     let states = py.detach(|| store.states(producer)).or_raise()?;
     list_to_py(py, &states)
@@ -129,9 +133,7 @@ fn table_state<'py>(
     producer: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let store = store(secret_dir)?;
-    let st = py
-        .detach(|| store.describe(table_name, producer))
-        .or_raise()?;
+    let st = py.detach(|| store.describe(table_name, producer)).or_raise()?;
     to_py(py, &st)
 }
 

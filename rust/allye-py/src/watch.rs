@@ -24,9 +24,7 @@ impl ManifestWatcher {
     fn new(secret_dir: Option<PathBuf>, force_polling: bool, poll_interval_sec: Option<f64>) -> PyResult<Self> {
         let store = store(secret_dir)?;
         let poll = poll_interval_sec.map(|s| Duration::from_secs_f64(s.max(0.001)));
-        Ok(ManifestWatcher {
-            inner: Mutex::new(store.watch(force_polling, poll)),
-        })
+        Ok(ManifestWatcher { inner: Mutex::new(store.watch(force_polling, poll)) })
     }
 
     /// `"events"` or `"polling"`.
@@ -61,16 +59,12 @@ impl ManifestTail {
     #[pyo3(signature = (*, secret_dir=None, from_start=false))]
     fn new(secret_dir: Option<PathBuf>, from_start: bool) -> PyResult<Self> {
         let store = store(secret_dir)?;
-        Ok(ManifestTail {
-            inner: Mutex::new(store.tail(from_start)),
-        })
+        Ok(ManifestTail { inner: Mutex::new(store.tail(from_start)) })
     }
 
     /// The new complete lines' events, as dicts.
     fn read_new<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let events = py
-            .detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).read_new())
-            .or_raise()?;
+        let events = py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).read_new()).or_raise()?;
         list_to_py(py, &events)
     }
 }

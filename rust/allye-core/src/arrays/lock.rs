@@ -45,12 +45,24 @@ fn os_err(context: String, code: i32) -> Error {
 /// `m` points to `MUTEX_SPACE` writable bytes of a `MAP_SHARED` mapping, aligned to 8.
 pub(crate) unsafe fn init(m: *mut libc::pthread_mutex_t) -> Result<()> {
     let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
-    let check = |rc: i32, what: &str| if rc == 0 { Ok(()) } else { Err(os_err(format!("cannot {what} of a shared array's lock"), rc)) };
+    let check = |rc: i32, what: &str| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(os_err(format!("cannot {what} of a shared array's lock"), rc))
+        }
+    };
     check(libc::pthread_mutexattr_init(&mut attr), "initialise the attributes")?;
     let result = (|| {
-        check(libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED), "set the process-shared attribute")?;
+        check(
+            libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
+            "set the process-shared attribute",
+        )?;
         check(libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST), "set the robust attribute")?;
-        check(libc::pthread_mutexattr_settype(&mut attr, libc::PTHREAD_MUTEX_ERRORCHECK), "set the error-checking type")?;
+        check(
+            libc::pthread_mutexattr_settype(&mut attr, libc::PTHREAD_MUTEX_ERRORCHECK),
+            "set the error-checking type",
+        )?;
         check(libc::pthread_mutex_init(m, &attr), "initialise the mutex")
     })();
     libc::pthread_mutexattr_destroy(&mut attr);
@@ -106,7 +118,11 @@ pub(crate) unsafe fn try_lock(m: *mut libc::pthread_mutex_t, name: &str) -> Resu
 ///
 /// # Safety
 /// As [`lock`].
-pub(crate) unsafe fn lock_timeout(m: *mut libc::pthread_mutex_t, name: &str, timeout: Duration) -> Result<Option<Acquired>> {
+pub(crate) unsafe fn lock_timeout(
+    m: *mut libc::pthread_mutex_t,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<Acquired>> {
     let mut now: libc::timespec = std::mem::zeroed();
     libc::clock_gettime(libc::CLOCK_REALTIME, &mut now);
     let total = now.tv_nsec as u128 + timeout.as_nanos();

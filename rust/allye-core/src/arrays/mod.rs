@@ -68,8 +68,8 @@ use sha2::{Digest, Sha256};
 pub use lock::Acquired;
 
 use crate::error::{Error, IoContext, Result};
-use crate::sys::process::WriterIdentity;
 use crate::store::Store;
+use crate::sys::process::WriterIdentity;
 
 /// Directory (inside the store) of the array markers.
 pub const ARRAYS_DIR: &str = "arrays";
@@ -88,9 +88,8 @@ pub const OPENER_SLOTS: usize = 256;
 /// Longest array name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
 /// The dtypes an array may have, as NumPy typestrs (native little-endian).
-pub const DTYPES: &[&str] = &[
-    "|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2", "<f4", "<f8", "<c8", "<c16",
-];
+pub const DTYPES: &[&str] =
+    &["|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2", "<f4", "<f8", "<c8", "<c16"];
 
 const STATE_INIT: u32 = 0;
 const STATE_READY: u32 = 1;
@@ -426,7 +425,9 @@ fn map_segment(name: &str, segment: &str) -> Result<Option<Mapped>> {
     if size < HEADER_LEN {
         return Err(Error::ArrayLayout {
             name: name.into(),
-            reason: format!("its segment holds {size} bytes, less than a header; it is not a shared array of this layout"),
+            reason: format!(
+                "its segment holds {size} bytes, less than a header; it is not a shared array of this layout"
+            ),
         });
     }
     // SAFETY: a MAP_SHARED read-write mapping of a segment other processes write too;
@@ -448,12 +449,19 @@ fn wait_ready(store: &Store, name: &str, h: Header) -> Result<()> {
             _ => {
                 let creator = h.creator();
                 if creator.is_alive() == Some(false) {
-                    return Err(not_found(store, name, Some(format!("its creator, pid {}, died before finishing; gc frees it", creator.pid))));
+                    return Err(not_found(
+                        store,
+                        name,
+                        Some(format!("its creator, pid {}, died before finishing; gc frees it", creator.pid)),
+                    ));
                 }
                 if start.elapsed() > INIT_WAIT {
                     return Err(Error::ArrayLayout {
                         name: name.into(),
-                        reason: format!("its creator, pid {}, has not finished initialising it after {INIT_WAIT:?}; try again", creator.pid),
+                        reason: format!(
+                            "its creator, pid {}, has not finished initialising it after {INIT_WAIT:?}; try again",
+                            creator.pid
+                        ),
                     });
                 }
                 std::thread::sleep(Duration::from_millis(1));
@@ -474,13 +482,23 @@ impl SharedArray {
     /// lock) and a mismatched one is refused with [`Error::ArrayLayout`]; without it an
     /// existing one is [`Error::ArrayExists`]. Returns the handle and whether it was reclaimed.
     /// On any failure nothing is left behind.
-    pub fn create(store: &Store, name: &str, typestr: &str, shape: &[usize], exist_ok: bool, init: Init<'_>) -> Result<(Self, bool)> {
+    pub fn create(
+        store: &Store,
+        name: &str,
+        typestr: &str,
+        shape: &[usize],
+        exist_ok: bool,
+        init: Init<'_>,
+    ) -> Result<(Self, bool)> {
         check_array_name(name)?;
         let itemsize = itemsize_of(typestr)?;
         let len = data_len(shape, itemsize)?;
         match init {
             Init::Fill(b) if b.len() != itemsize => {
-                return Err(Error::InvalidArgument(format!("fill value of {} bytes for dtype {typestr} of {itemsize}", b.len())))
+                return Err(Error::InvalidArgument(format!(
+                    "fill value of {} bytes for dtype {typestr} of {itemsize}",
+                    b.len()
+                )))
             }
             Init::Data(b) if b.len() != len => {
                 return Err(Error::InvalidArgument(format!(
@@ -504,7 +522,18 @@ impl SharedArray {
                 Ok(fd) => {
                     let marker = marker_path(store, name);
                     let had_marker = marker.exists();
-                    let made = Self::init_new(store, name, &segment, typestr, shape, itemsize, len, init, File::from(fd), &marker);
+                    let made = Self::init_new(
+                        store,
+                        name,
+                        &segment,
+                        typestr,
+                        shape,
+                        itemsize,
+                        len,
+                        init,
+                        File::from(fd),
+                        &marker,
+                    );
                     if made.is_err() {
                         let _ = shm::unlink(os_name(&segment).as_str());
                         if !had_marker {
@@ -519,7 +548,10 @@ impl SharedArray {
                     }
                     let Some(m) = map_segment(name, &segment)? else { continue };
                     let h = m.header();
-                    if h.bytes(off::MAGIC, 8) == MAGIC && h.state() == STATE_INIT && h.creator().is_alive() == Some(false) {
+                    if h.bytes(off::MAGIC, 8) == MAGIC
+                        && h.state() == STATE_INIT
+                        && h.creator().is_alive() == Some(false)
+                    {
                         // A create that died half-way: nobody can be using it.
                         let _ = shm::unlink(os_name(&segment).as_str());
                         continue;
@@ -544,10 +576,15 @@ impl SharedArray {
                     write_marker(&marker_path(store, name), &segment)?;
                     return Ok((a, true));
                 }
-                Err(e) => return Err(Error::io(format!("cannot create the segment of shared array {name:?}"), e.into())),
+                Err(e) => {
+                    return Err(Error::io(format!("cannot create the segment of shared array {name:?}"), e.into()))
+                }
             }
         }
-        Err(Error::ArrayLayout { name: name.into(), reason: "its segment keeps appearing and vanishing (a concurrent create/destroy); try again".into() })
+        Err(Error::ArrayLayout {
+            name: name.into(),
+            reason: "its segment keeps appearing and vanishing (a concurrent create/destroy); try again".into(),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -567,8 +604,9 @@ impl SharedArray {
         let total = HEADER_LEN + len;
         // Reserve the pages now: on a full /dev/shm this fails with ENOSPC here instead of
         // a SIGBUS at the first write through the mapping.
-        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, total as u64)
-            .map_err(|e| Error::io(format!("cannot allocate {total} bytes of shared memory for array {name:?}"), e.into()))?;
+        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, total as u64).map_err(|e| {
+            Error::io(format!("cannot allocate {total} bytes of shared memory for array {name:?}"), e.into())
+        })?;
         // SAFETY: the new segment is ours alone until its state is ready.
         let mut map = unsafe { MmapOptions::new().len(total).map_mut(&file) }
             .ctx(|| format!("cannot map the segment of shared array {name:?}"))?;
@@ -612,7 +650,8 @@ impl SharedArray {
     /// Opens array `name` of `store`; [`Error::ArrayNotFound`] when it does not exist.
     pub fn open(store: &Store, name: &str) -> Result<Self> {
         check_array_name(name)?;
-        let root = canonical_root(store).ok_or_else(|| not_found(store, name, Some("the store does not exist".into())))?;
+        let root =
+            canonical_root(store).ok_or_else(|| not_found(store, name, Some("the store does not exist".into())))?;
         let segment = segment_name(&root, name);
         let m = map_segment(name, &segment)?.ok_or_else(|| not_found(store, name, None))?;
         Self::attach(store, name, &segment, m)
@@ -622,7 +661,10 @@ impl SharedArray {
     fn attach(store: &Store, name: &str, segment: &str, m: Mapped) -> Result<Self> {
         let h = m.header();
         if h.bytes(off::MAGIC, 8) != MAGIC {
-            return Err(Error::ArrayLayout { name: name.into(), reason: "the segment is not a shared array (bad magic); destroy it or use another name".into() });
+            return Err(Error::ArrayLayout {
+                name: name.into(),
+                reason: "the segment is not a shared array (bad magic); destroy it or use another name".into(),
+            });
         }
         wait_ready(store, name, h)?;
         let (typestr, shape) = h.validate(name, m.size)?;
@@ -843,9 +885,7 @@ fn write_marker(path: &Path, segment: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    opts.open(path)
-        .and_then(|mut f| f.write_all(segment.as_bytes()))
-        .ctx(|| format!("cannot write {}", path.display()))
+    opts.open(path).and_then(|mut f| f.write_all(segment.as_bytes())).ctx(|| format!("cannot write {}", path.display()))
 }
 
 /// Removes the marker if it still names `segment` (a newer array of the same name in a

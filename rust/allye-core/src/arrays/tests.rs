@@ -48,7 +48,10 @@ fn create_open_share_data_and_destroy() {
     assert_eq!(infos.len(), 1);
     assert_eq!(infos[0].openers, vec![std::process::id(); 2]);
     assert_eq!(infos[0].creator.as_ref().unwrap().pid, std::process::id());
-    assert_eq!((infos[0].dtype.as_str(), infos[0].shape.clone(), infos[0].state.as_str()), ("<u8", vec![2, 3], "ready"));
+    assert_eq!(
+        (infos[0].dtype.as_str(), infos[0].shape.clone(), infos[0].state.as_str()),
+        ("<u8", vec![2, 3], "ready")
+    );
     b.close();
     assert_eq!(list(&s).unwrap()[0].openers.len(), 1, "close unregisters");
     a.destroy().unwrap();
@@ -109,10 +112,16 @@ fn exist_ok_reclaims_matching_and_refuses_mismatch() {
 fn bad_arguments_and_failed_creates_leave_nothing() {
     let (_t, s) = store();
     for name in ["", ".hidden", "a/b", "sp ace", &"x".repeat(129)] {
-        assert!(matches!(SharedArray::create(&s, name, "<u8", &[1], false, Init::Keep), Err(Error::InvalidArgument(_))), "{name:?}");
+        assert!(
+            matches!(SharedArray::create(&s, name, "<u8", &[1], false, Init::Keep), Err(Error::InvalidArgument(_))),
+            "{name:?}"
+        );
     }
     for ts in [">u8", "<U8", "|O", "<m8", "f8"] {
-        assert!(matches!(SharedArray::create(&s, "a", ts, &[1], false, Init::Keep), Err(Error::InvalidArgument(_))), "{ts}");
+        assert!(
+            matches!(SharedArray::create(&s, "a", ts, &[1], false, Init::Keep), Err(Error::InvalidArgument(_))),
+            "{ts}"
+        );
     }
     assert!(SharedArray::create(&s, "a", "<u8", &[1; 17], false, Init::Keep).is_err());
     assert!(SharedArray::create(&s, "a", "<u8", &[usize::MAX, 2], false, Init::Keep).is_err());

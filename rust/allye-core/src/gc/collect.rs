@@ -11,7 +11,9 @@ use crate::gc::markers::{mark_read, prune_read_markers, read_marker, unlink_on_r
 use crate::gc::{GcAction, GcOptions};
 use crate::manifest::{self, Event};
 use crate::payload::Target;
-use crate::protocol::{GcActionKind, Status, Transport, ADC_LOCATOR, ADC_TRANSPORT, ADC_WRITER, METADATA_ERROR, METADATA_KEY};
+use crate::protocol::{
+    GcActionKind, Status, Transport, ADC_LOCATOR, ADC_TRANSPORT, ADC_WRITER, METADATA_ERROR, METADATA_KEY,
+};
 use crate::store::Store;
 use crate::sys::process::WriterIdentity;
 use crate::sys::time;
@@ -122,7 +124,10 @@ impl Collector<'_> {
         match target.inside(self.store) {
             None => return Ok(()),
             Some(false) => {
-                let skip = action(GcActionKind::Skip, format!("{reason}, but the locator is outside this store; not followed"));
+                let skip = action(
+                    GcActionKind::Skip,
+                    format!("{reason}, but the locator is outside this store; not followed"),
+                );
                 self.actions.push(skip);
                 self.done.insert(target);
                 return Ok(());
@@ -191,7 +196,10 @@ impl Collector<'_> {
         error.status = Status::Error;
         error.metadata.insert(
             METADATA_ERROR.into(),
-            Value::String(format!("the sending process (pid {}) died before finishing; gc removed what it left", writer.pid)),
+            Value::String(format!(
+                "the sending process (pid {}) died before finishing; gc removed what it left",
+                writer.pid
+            )),
         );
         self.actions.push(GcAction {
             action: GcActionKind::Record,
@@ -232,7 +240,8 @@ pub fn collect(store: &Store, opts: GcOptions) -> Result<Vec<GcAction>> {
         for ev in &gc.records {
             manifest::append(store, ev, false)?;
         }
-        let kept_segments: HashSet<String> = gc.kept.iter().filter(|t| t.transport == Transport::Shm).map(|t| t.locator.clone()).collect();
+        let kept_segments: HashSet<String> =
+            gc.kept.iter().filter(|t| t.transport == Transport::Shm).map(|t| t.locator.clone()).collect();
         prune_read_markers(store, &kept_segments);
     }
     Ok(gc.actions)
@@ -279,11 +288,18 @@ mod tests {
         let f: Vec<Event> = (0..3).map(|v| send(&store, "f", v, TransportChoice::File, false)).collect();
         let b = send(&store, "b", 9, TransportChoice::Shm, false);
         let dry = collect(&store, GcOptions { dry_run: true, keep_versions: 2 }).unwrap();
-        let deleted: Vec<&str> = dry.iter().filter(|x| x.action == GcActionKind::Delete).map(|x| x.locator.as_str()).collect();
-        assert_eq!(deleted, vec![target(&a[0]).locator.as_str(), target(&a[1]).locator.as_str(), target(&f[0]).locator.as_str()]);
+        let deleted: Vec<&str> =
+            dry.iter().filter(|x| x.action == GcActionKind::Delete).map(|x| x.locator.as_str()).collect();
+        assert_eq!(
+            deleted,
+            vec![target(&a[0]).locator.as_str(), target(&a[1]).locator.as_str(), target(&f[0]).locator.as_str()]
+        );
         assert!(dry.iter().all(|x| x.reason.starts_with("superseded")), "{dry:?}");
         assert!(target(&a[0]).exists(), "dry run deletes nothing");
-        assert!(matches!(collect(&store, GcOptions { dry_run: false, keep_versions: 0 }), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            collect(&store, GcOptions { dry_run: false, keep_versions: 0 }),
+            Err(Error::InvalidArgument(_))
+        ));
         let done = collect(&store, GcOptions { dry_run: false, keep_versions: 1 }).unwrap();
         assert_eq!(done.len(), 5, "{done:?}");
         for ev in a[..3].iter().chain(&f[..2]) {
@@ -393,12 +409,12 @@ mod tests {
         assert!(!dead_shm[0].exists() && !dead_file[1].exists());
         assert!(live[0].exists(), "a live writer's segment is never touched");
         // The dead transfers now end with an error line saying why.
-        let errors: Vec<Event> = manifest::read_all(&store).unwrap().into_iter().filter(|e| e.status == Status::Error).collect();
+        let errors: Vec<Event> =
+            manifest::read_all(&store).unwrap().into_iter().filter(|e| e.status == Status::Error).collect();
         assert_eq!(errors.len(), 2);
         assert!(errors[0].metadata["error"].as_str().unwrap().contains("died"));
         // A second run finds nothing more to do.
         assert!(collect(&store, GcOptions { dry_run: false, keep_versions: 1 }).unwrap().is_empty());
         cleanup(&store);
     }
-
 }

@@ -113,7 +113,6 @@ pub fn compact(store: &Store) -> Result<CompactReport> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,7 +130,7 @@ mod tests {
         }
         send(&store, "b", 7, TransportChoice::Shm, false);
         assert_eq!(value(&store, "a"), 4); // warms this process's index
-        // A foreign line with unknown fields, a failed send, garbage, a torn tail.
+                                           // A foreign line with unknown fields, a failed send, garbage, a torn tail.
         let foreign = r#"{"version":1,"id":"x","table_name":"c","producer":"allye","status":"ready","created_at":"2025-12-18T12:34:56+0900","ttl_sec":null,"payload":{"transport":"carrier_pigeon_v9","locator":"coop","data_size":1,"shape":[1,1],"schema_sha256":"","created_at":"","expires_at":null},"metadata":{},"extra":[1,2]}"#;
         let err1 = r#"{"version":1,"id":"e1","table_name":"a","producer":"python","status":"error","created_at":"2025-12-18T12:34:56+0900","ttl_sec":null,"payload":null,"metadata":{"error":"first"}}"#;
         let err2 = err1.replace("e1", "e2").replace("first", "second");

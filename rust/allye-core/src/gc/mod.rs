@@ -40,10 +40,10 @@ mod superseded;
 
 pub use collect::collect;
 pub use compact::{compact, CompactReport};
+pub(crate) use markers::unlink_on_read;
 pub use markers::{is_consumed, mark_read, read_marker};
 pub use orphans::{collect_orphans, store_tag, RECORD_PREFIX, TAG_LEN};
 pub use superseded::{collect_superseded, AutoGc, MAX_FREED_PER_SEND, START_WINDOW};
-pub(crate) use markers::unlink_on_read;
 
 use serde::Serialize;
 
@@ -113,7 +113,8 @@ pub(crate) mod test_support {
         let mut metadata = serde_json::Map::new();
         metadata.insert(METADATA_SHM_UNLINK_ON_READ.into(), json!(flag));
         // gc's tests decide when to collect: no collection inside sends.
-        let opts = SendOptions { table_name: Some(name.into()), transport, metadata, auto_gc: None, ..Default::default() };
+        let opts =
+            SendOptions { table_name: Some(name.into()), transport, metadata, auto_gc: None, ..Default::default() };
         tables::send(store, &schema, &batches, &opts).unwrap()
     }
 
@@ -162,5 +163,4 @@ pub(crate) mod test_support {
             }
         }
     }
-
 }

@@ -1,9 +1,9 @@
 //! Appending one line under the writers' lock.
 
 use std::fs::OpenOptions;
+use std::io::Write;
 #[cfg(not(unix))]
 use std::io::{Read, Seek, SeekFrom};
-use std::io::Write;
 
 use crate::error::{IoContext, Result};
 use crate::manifest::Event;
@@ -30,13 +30,8 @@ pub fn append_line(path: &std::path::Path, lock: &std::path::Path, mut line: Vec
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut file = opts
-        .open(path)
-        .ctx(|| format!("cannot open log {}", path.display()))?;
-    let len = file
-        .metadata()
-        .ctx(|| format!("cannot stat manifest {}", path.display()))?
-        .len();
+    let mut file = opts.open(path).ctx(|| format!("cannot open log {}", path.display()))?;
+    let len = file.metadata().ctx(|| format!("cannot stat manifest {}", path.display()))?.len();
     if len > 0 {
         let mut last = [0u8; 1];
         #[cfg(unix)]
@@ -49,11 +44,9 @@ pub fn append_line(path: &std::path::Path, lock: &std::path::Path, mut line: Vec
             line.insert(0, b'\n');
         }
     }
-    file.write_all(&line)
-        .ctx(|| format!("cannot append to manifest {}", path.display()))?;
+    file.write_all(&line).ctx(|| format!("cannot append to manifest {}", path.display()))?;
     if durable {
-        file.sync_data()
-            .ctx(|| format!("cannot fsync manifest {}", path.display()))?;
+        file.sync_data().ctx(|| format!("cannot fsync manifest {}", path.display()))?;
     }
     Ok(())
 }
@@ -61,8 +54,8 @@ pub fn append_line(path: &std::path::Path, lock: &std::path::Path, mut line: Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::test_support::{event, store};
     use crate::manifest::latest_ready;
+    use crate::manifest::test_support::{event, store};
     use crate::protocol::Status;
     use serde_json::Value;
 

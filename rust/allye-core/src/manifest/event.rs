@@ -137,5 +137,4 @@ mod tests {
             assert!(Event::parse(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
-
 }

@@ -86,16 +86,11 @@ fn indexes() -> &'static Mutex<HashMap<PathBuf, Index>> {
 pub(crate) fn open_for_read(path: &Path) -> Result<Option<(File, std::fs::Metadata)>> {
     match File::open(path) {
         Ok(f) => {
-            let meta = f
-                .metadata()
-                .ctx(|| format!("cannot stat manifest {}", path.display()))?;
+            let meta = f.metadata().ctx(|| format!("cannot stat manifest {}", path.display()))?;
             Ok(Some((f, meta)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(crate::error::Error::io(
-            format!("cannot open manifest {}", path.display()),
-            e,
-        )),
+        Err(e) => Err(crate::error::Error::io(format!("cannot open manifest {}", path.display()), e)),
     }
 }
 
@@ -186,23 +181,18 @@ pub fn read_all(store: &Store) -> Result<Vec<Event>> {
         return Ok(Vec::new());
     };
     let mut buf = Vec::new();
-    file.read_to_end(&mut buf)
-        .ctx(|| format!("cannot read manifest {}", path.display()))?;
+    file.read_to_end(&mut buf).ctx(|| format!("cannot read manifest {}", path.display()))?;
     let end = memchr::memrchr(b'\n', &buf).map_or(0, |e| e + 1);
-    Ok(buf[..end]
-        .split(|&b| b == b'\n')
-        .filter_map(Event::parse)
-        .collect())
+    Ok(buf[..end].split(|&b| b == b'\n').filter_map(Event::parse).collect())
 }
-
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
     use crate::manifest::append;
     use crate::manifest::scan::scan_backwards;
     use crate::manifest::test_support::{event, store};
+    use std::io::Write;
 
     #[test]
     fn latest_ready_cold_and_warm_and_torn_tail() {
@@ -326,5 +316,4 @@ mod tests {
         std::fs::write(s.manifest_path(), &same_len).unwrap();
         assert_eq!(latest_ready(&s, "b", None).unwrap().unwrap().id, "id-7");
     }
-
 }

@@ -83,24 +83,23 @@ pub(crate) fn scan_backwards(
 }
 
 /// Scans `[0, end)` backwards for the last `ready` line of `table` (and `producer`).
-pub(crate) fn scan_latest_ready(file: &mut File, end: u64, table: &str, producer: Option<&str>) -> std::io::Result<Option<Event>> {
+pub(crate) fn scan_latest_ready(
+    file: &mut File,
+    end: u64,
+    table: &str,
+    producer: Option<&str>,
+) -> std::io::Result<Option<Event>> {
     let mut found = None;
     // Cheap pre-filter before a full parse: a name that no JSON writer escapes must
     // appear verbatim in a line that mentions it.
-    let verbatim = table
-        .bytes()
-        .all(|b| (b.is_ascii_graphic() || b == b' ') && !matches!(b, b'"' | b'\\' | b'/'));
+    let verbatim = table.bytes().all(|b| (b.is_ascii_graphic() || b == b' ') && !matches!(b, b'"' | b'\\' | b'/'));
     let finder = memchr::memmem::Finder::new(table.as_bytes());
     scan_backwards(file, end, |_, line| {
         if verbatim && finder.find(line).is_none() {
             return false;
         }
         match Event::parse(line) {
-            Some(ev)
-                if ev.is_ready()
-                    && ev.table_name == table
-                    && producer.is_none_or(|p| ev.producer == p) =>
-            {
+            Some(ev) if ev.is_ready() && ev.table_name == table && producer.is_none_or(|p| ev.producer == p) => {
                 found = Some(ev);
                 true
             }
@@ -122,11 +121,7 @@ mod tests {
         let mut text = Vec::new();
         let mut expected = Vec::new();
         for i in 0..3000 {
-            let line = if i % 1000 == 7 {
-                format!("{}{}", "x".repeat(70_000), i)
-            } else {
-                format!("line-{i}")
-            };
+            let line = if i % 1000 == 7 { format!("{}{}", "x".repeat(70_000), i) } else { format!("line-{i}") };
             text.extend_from_slice(line.as_bytes());
             text.push(b'\n');
             expected.push(line);
@@ -195,5 +190,4 @@ mod tests {
             assert_eq!(end as usize, text.iter().rposition(|&b| b == b'\n').unwrap() + 1);
         }
     }
-
 }

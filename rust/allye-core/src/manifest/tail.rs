@@ -64,7 +64,6 @@ impl ManifestTail {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,7 +91,8 @@ mod tests {
         assert_eq!(ManifestTail::new(&store, true).read_new().unwrap().len(), 1);
         // Rewritten under the same inode number (as a compaction may end up), longer than
         // before: read from its start, not from the old offset.
-        let lines: String = (10..14).map(|n| format!("{}\n", event("y", Status::Ready, "python", n).to_line().unwrap())).collect();
+        let lines: String =
+            (10..14).map(|n| format!("{}\n", event("y", Status::Ready, "python", n).to_line().unwrap())).collect();
         std::fs::write(store.manifest_path(), lines).unwrap();
         let ids: Vec<_> = tail.read_new().unwrap().into_iter().map(|e| e.id).collect();
         assert_eq!(ids, ["id-10", "id-11", "id-12", "id-13"]);

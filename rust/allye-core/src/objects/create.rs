@@ -85,7 +85,12 @@ impl Namespace {
         if let Some(quota) = quota {
             let used = store_used(&self.parent)?;
             if used.saturating_add(nbytes as u64) > quota {
-                return Err(Error::StoreFull { store: self.parent.root().to_path_buf(), used, needed: nbytes as u64, quota });
+                return Err(Error::StoreFull {
+                    store: self.parent.root().to_path_buf(),
+                    used,
+                    needed: nbytes as u64,
+                    quota,
+                });
             }
         }
         self.store.ensure()?;
@@ -148,7 +153,9 @@ fn write_around_hole(segment: &str, nbytes: usize) -> Result<(memmap2::MmapMut, 
     let offset = match sink.hole_at {
         Some(at) => at,
         None if nbytes == 0 => 0, // an empty value has no buffer to write: nothing to hand out
-        None => return Err(Error::InvalidArgument("the IPC writer did not write the value's buffer as one piece".into())),
+        None => {
+            return Err(Error::InvalidArgument("the IPC writer did not write the value's buffer as one piece".into()))
+        }
     };
     let total = sink.pos;
     let file = sink.file;
@@ -199,7 +206,10 @@ impl ObjectWriter {
     /// The region must not be written afterwards: readers map it as an immutable version.
     pub fn commit(&mut self) -> Result<Event> {
         if self.done {
-            return Err(Error::InvalidArgument(format!("object {:?} was already published or abandoned", self.writing.table_name)));
+            return Err(Error::InvalidArgument(format!(
+                "object {:?} was already published or abandoned",
+                self.writing.table_name
+            )));
         }
         self.done = true;
         let schema = schema();

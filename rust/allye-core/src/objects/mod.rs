@@ -99,7 +99,8 @@ impl Namespace {
         opts: &SendOptions,
         quota: Option<u64>,
     ) -> Result<Event> {
-        check_table_name(name).map_err(|e| Error::InvalidArgument(e.to_string().replace("table name", "object name")))?;
+        check_table_name(name)
+            .map_err(|e| Error::InvalidArgument(e.to_string().replace("table name", "object name")))?;
         if kind_of_metadata(&opts.metadata).is_none() {
             return Err(Error::InvalidArgument(format!(
                 "object {name:?}: metadata.{OBJECT_METADATA_KEY}.{OBJECT_KIND} is missing; say what the payload encodes"
@@ -158,11 +159,9 @@ impl Namespace {
     /// The current `ready` event of `name` without reading its payload.
     pub fn latest(&self, name: &str) -> Result<Event> {
         tables::latest(&self.store, name, None).map_err(|e| match e {
-            Error::TableNotFound { .. } => Error::TableNotFound {
-                table: name.to_string(),
-                producer: None,
-                store: self.store.root().to_path_buf(),
-            },
+            Error::TableNotFound { .. } => {
+                Error::TableNotFound { table: name.to_string(), producer: None, store: self.store.root().to_path_buf() }
+            }
             e => e,
         })
     }
@@ -248,7 +247,8 @@ pub fn remove_namespace(parent: &Store, name: &str) -> Result<usize> {
         // directory goes, so nothing is left for the orphan scanner.
         let _ = tables::remove(&ns.store, n)?;
     }
-    fs::remove_dir_all(ns.store.root()).ctx(|| format!("cannot delete namespace directory {}", ns.store.root().display()))?;
+    fs::remove_dir_all(ns.store.root())
+        .ctx(|| format!("cannot delete namespace directory {}", ns.store.root().display()))?;
     Ok(live)
 }
 
@@ -259,11 +259,8 @@ pub fn remove_namespace(parent: &Store, name: &str) -> Result<usize> {
 pub fn store_used(parent: &Store) -> Result<u64> {
     let mut total = 0u64;
     if parent.manifest_path().exists() {
-        total += tables::list(parent, None)?
-            .iter()
-            .filter_map(|ev| ev.payload.as_ref())
-            .map(|p| p.data_size)
-            .sum::<u64>();
+        total +=
+            tables::list(parent, None)?.iter().filter_map(|ev| ev.payload.as_ref()).map(|p| p.data_size).sum::<u64>();
     }
     for ns in namespaces(parent)? {
         total += Namespace::open(parent, &ns)?.used()?;
@@ -302,10 +299,7 @@ fn kind_of_metadata(m: &serde_json::Map<String, Value>) -> Option<&str> {
 
 fn is_expired(ev: &Event) -> bool {
     ev.status == Status::Ready
-        && ev
-            .payload
-            .as_ref()
-            .is_some_and(|p| crate::sys::time::is_expired(p.expires_at.as_deref()))
+        && ev.payload.as_ref().is_some_and(|p| crate::sys::time::is_expired(p.expires_at.as_deref()))
 }
 
 /// Checks that a store is private to this user before a pickle in it is loaded: the

@@ -62,8 +62,7 @@ pub fn write_file_from(
             file.sync_all().ctx(|| format!("cannot fsync {}", tmp.display()))?;
         }
         drop(file);
-        fs::rename(&tmp, final_path)
-            .ctx(|| format!("cannot rename {} to {}", tmp.display(), final_path.display()))?;
+        fs::rename(&tmp, final_path).ctx(|| format!("cannot rename {} to {}", tmp.display(), final_path.display()))?;
         if durable {
             if let Some(dir) = final_path.parent() {
                 sync_dir(dir);
@@ -84,7 +83,6 @@ pub fn temp_path_for(final_path: &Path) -> PathBuf {
     final_path.with_file_name(name)
 }
 
-
 /// Decodes an Arrow IPC **file** held in `buffer` (zero-copy for uncompressed, aligned data).
 pub fn decode_file(buffer: &Buffer) -> Result<Decoded, String> {
     guarded(|| {
@@ -93,8 +91,7 @@ pub fn decode_file(buffer: &Buffer) -> Result<Decoded, String> {
             return Err(format!("not an Arrow IPC file ({len} bytes, no ARROW1 magic at both ends)"));
         }
         let trailer_start = len - 10;
-        let footer_len = read_footer_length(buffer[trailer_start..].try_into().unwrap())
-            .map_err(|e| e.to_string())?;
+        let footer_len = read_footer_length(buffer[trailer_start..].try_into().unwrap()).map_err(|e| e.to_string())?;
         if footer_len > trailer_start {
             return Err(format!("footer length {footer_len} exceeds the file"));
         }
@@ -127,7 +124,6 @@ pub fn decode_file(buffer: &Buffer) -> Result<Decoded, String> {
     })
 }
 
-
 /// Largest ratio of a compressed buffer's declared size to its stored size that is taken
 /// at its word. LZ4 frames reach about 255:1 and zstd about 32768:1 (run-length blocks);
 /// a larger claim is a corrupt length prefix.
@@ -138,7 +134,7 @@ const MAX_DECLARED_RATIO: u128 = 1 << 16;
 /// decompressing, and an absurd one aborts the process instead of failing.
 fn check_declared_sizes(block: &Buffer, meta_len: usize) -> Result<(), String> {
     let Some(meta) = block.get(..meta_len) else { return Ok(()) }; // the decoder reports it
-    // Metadata: [0xFFFFFFFF continuation] i32 length, then the flatbuffer.
+                                                                   // Metadata: [0xFFFFFFFF continuation] i32 length, then the flatbuffer.
     let start = if meta.starts_with(&[0xff; 4]) { 8 } else { 4 };
     let Some(flatbuffer) = meta.get(start..) else { return Ok(()) };
     let Ok(message) = arrow_ipc::root_as_message(flatbuffer) else { return Ok(()) };

@@ -28,8 +28,7 @@ impl IpcCompression for Compression {
 const ALIGNMENT: usize = 64;
 
 pub(crate) fn write_options(compression: Compression) -> Result<IpcWriteOptions> {
-    Ok(IpcWriteOptions::try_new(ALIGNMENT, false, MetadataVersion::V5)?
-        .try_with_compression(compression.ipc())?)
+    Ok(IpcWriteOptions::try_new(ALIGNMENT, false, MetadataVersion::V5)?.try_with_compression(compression.ipc())?)
 }
 
 /// Counts the bytes that pass through.
@@ -87,4 +86,3 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, Str
         )),
     }
 }
-

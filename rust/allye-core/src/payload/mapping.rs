@@ -36,4 +36,3 @@ pub fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>> {
     let map = unsafe { memmap2::Mmap::map(&file) }.ctx(|| format!("cannot map {}", path.display()))?;
     Ok(Some(map))
 }
-

@@ -31,9 +31,9 @@ pub(crate) use locator::{inside, Target};
 pub use mapping::{buffer_from_mapping, map_file};
 pub use place::{placeable, stream_schema, variable_width, PlacedFile};
 pub use read::read_payload;
+pub use stream::decode_stream;
 #[cfg(unix)]
 pub use stream::write_segment;
-pub use stream::decode_stream;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -48,7 +48,6 @@ pub struct Decoded {
     pub batches: Vec<RecordBatch>,
 }
 
-
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
@@ -62,22 +61,23 @@ pub(crate) mod test_support {
             Field::new("i", DataType::Int64, false),
             Field::new("s", DataType::Utf8, true),
         ]));
-        let f: ArrayRef = Arc::new(Float64Array::from_iter((0..rows).map(|v| if v % 7 == 0 { None } else { Some(v as f64 * 0.5) })));
+        let f: ArrayRef =
+            Arc::new(Float64Array::from_iter((0..rows).map(|v| if v % 7 == 0 { None } else { Some(v as f64 * 0.5) })));
         let i: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows));
-        let s: ArrayRef = Arc::new(StringArray::from_iter((0..rows).map(|v| if v % 5 == 0 { None } else { Some(format!("ü{v}")) })));
+        let s: ArrayRef =
+            Arc::new(StringArray::from_iter((0..rows).map(|v| if v % 5 == 0 { None } else { Some(format!("ü{v}")) })));
         (schema.clone(), RecordBatch::try_new(schema, vec![f, i, s]).unwrap())
     }
 
     pub(crate) fn concat(d: &Decoded) -> RecordBatch {
         arrow_select::concat::concat_batches(&d.schema, &d.batches).unwrap()
     }
-
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::test_support::sample;
+    use super::*;
     use arrow_buffer::Buffer;
     use arrow_ipc::writer::StreamWriter;
     use std::fs;

@@ -151,7 +151,11 @@ pub struct PlacedFile {
 
 impl std::fmt::Debug for PlacedFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlacedFile").field("tmp", &self.tmp).field("rows", &self.rows).field("filled", &self.filled).finish()
+        f.debug_struct("PlacedFile")
+            .field("tmp", &self.tmp)
+            .field("rows", &self.rows)
+            .field("filled", &self.filled)
+            .finish()
     }
 }
 
@@ -182,7 +186,9 @@ impl PlacedFile {
         if rows == 0 {
             return Err(Error::InvalidArgument("an empty table is sent, not received in place".into()));
         }
-        if let Some((f, n)) = schema.fields().iter().zip(null_counts).find(|(f, n)| **n > rows || (**n > 0 && !f.is_nullable())) {
+        if let Some((f, n)) =
+            schema.fields().iter().zip(null_counts).find(|(f, n)| **n > rows || (**n > 0 && !f.is_nullable()))
+        {
             return Err(Error::InvalidArgument(format!(
                 "column {:?} cannot hold {n} nulls in {rows} rows (nullable: {})",
                 f.name(),
@@ -242,9 +248,16 @@ impl PlacedFile {
                 let (values, data): (&[u8], &[u8]) = match c.kind {
                     Kind::Fixed(w) => (&d.buffers()[0].as_slice()[..end * w], &[]),
                     Kind::Bits => (&d.buffers()[0].as_slice()[..end.div_ceil(8)], &[]),
-                    Kind::Var { width, .. } => (&d.buffers()[0].as_slice()[..(end + 1) * width], d.buffers()[1].as_slice()),
+                    Kind::Var { width, .. } => {
+                        (&d.buffers()[0].as_slice()[..(end + 1) * width], d.buffers()[1].as_slice())
+                    }
                 };
-                RawColumn { offset: d.offset(), values, data, validity: d.nulls().map(|n| (n.buffer().as_slice(), n.offset())) }
+                RawColumn {
+                    offset: d.offset(),
+                    values,
+                    data,
+                    validity: d.nulls().map(|n| (n.buffer().as_slice(), n.offset())),
+                }
             })
             .collect();
         self.copy_in(batch.num_rows(), &raw)
@@ -479,7 +492,13 @@ impl PlacedFile {
         let owner: Arc<dyn arrow_buffer::alloc::Allocation> = map.clone();
         let region = |at: usize, len: usize| {
             // SAFETY: `at..at+len` lies inside the mapping, which `owner` keeps alive.
-            unsafe { Buffer::from_custom_allocation(NonNull::new(map.as_ptr().add(at) as *mut u8).expect("mapped"), len, owner.clone()) }
+            unsafe {
+                Buffer::from_custom_allocation(
+                    NonNull::new(map.as_ptr().add(at) as *mut u8).expect("mapped"),
+                    len,
+                    owner.clone(),
+                )
+            }
         };
         let columns = self
             .columns
@@ -510,7 +529,11 @@ impl PlacedFile {
                 Ok(make_array(data))
             })
             .collect::<Result<Vec<ArrayRef>>>()?;
-        Ok(RecordBatch::try_new_with_options(self.schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(self.rows)))?)
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(self.rows)),
+        )?)
     }
 }
 
@@ -560,7 +583,11 @@ fn announced_bytes(schema: &SchemaRef, data_bytes: &[Option<usize>]) -> Result<V
         return Ok(vec![0; fields.len()]);
     }
     if data_bytes.len() != fields.len() {
-        return Err(Error::InvalidArgument(format!("{} data byte counts given for {} columns", data_bytes.len(), fields.len())));
+        return Err(Error::InvalidArgument(format!(
+            "{} data byte counts given for {} columns",
+            data_bytes.len(),
+            fields.len()
+        )));
     }
     fields
         .iter()
@@ -588,7 +615,17 @@ fn announced_bytes(schema: &SchemaRef, data_bytes: &[Option<usize>]) -> Result<V
 /// already in place (checked to rise within the batch's data and, for strings, to cut
 /// UTF-8 at character boundaries), then its bytes.
 #[allow(clippy::too_many_arguments)]
-fn copy_var(file: &File, tmp: &Path, i: usize, c: &mut Column, r: &RawColumn<'_>, at: usize, rows: usize, width: usize, utf8: bool) -> Result<()> {
+fn copy_var(
+    file: &File,
+    tmp: &Path,
+    i: usize,
+    c: &mut Column,
+    r: &RawColumn<'_>,
+    at: usize,
+    rows: usize,
+    width: usize,
+    utf8: bool,
+) -> Result<()> {
     let bad = |what: &str| Error::InvalidArgument(format!("a received batch is malformed: column {i} {what}"));
     let first = offset_at(r.values, width, r.offset);
     let last = offset_at(r.values, width, r.offset + rows);
@@ -687,14 +724,19 @@ fn plan(schema: &SchemaRef, rows: usize, null_counts: &[usize], data_bytes: &[us
         .sum();
     // Untouched anonymous memory: no page of it is ever read or faulted in, but for the
     // first and last offsets of variable-width columns, which the writer reads.
-    let mut anon = memmap2::MmapOptions::new().len(template_bytes).map_anon().ctx(|| "cannot plan the received file".to_string())?;
+    let mut anon = memmap2::MmapOptions::new()
+        .len(template_bytes)
+        .map_anon()
+        .ctx(|| "cannot plan the received file".to_string())?;
     let anon_base = anon.as_mut_ptr() as usize;
     let anon = Arc::new(anon);
     let mut at = 0;
     let mut region = |len: usize| {
         let owner: Arc<dyn arrow_buffer::alloc::Allocation> = anon.clone();
         // SAFETY: inside the anonymous mapping, kept alive by `owner`; 64-aligned.
-        let b = unsafe { Buffer::from_custom_allocation(NonNull::new((anon_base + at) as *mut u8).expect("mapped"), len, owner) };
+        let b = unsafe {
+            Buffer::from_custom_allocation(NonNull::new((anon_base + at) as *mut u8).expect("mapped"), len, owner)
+        };
         at += pad(len);
         b
     };
@@ -742,7 +784,11 @@ fn plan(schema: &SchemaRef, rows: usize, null_counts: &[usize], data_bytes: &[us
         let data = unsafe { builder.build_unchecked() };
         arrays.push(make_array(data));
     }
-    let template = RecordBatch::try_new_with_options(schema.clone(), arrays, &RecordBatchOptions::new().with_row_count(Some(rows)))?;
+    let template = RecordBatch::try_new_with_options(
+        schema.clone(),
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?;
     let mut writer = FileWriter::try_new_with_options(Recorder::default(), schema, write_options(Compression::None)?)?;
     writer.write(&template)?;
     writer.finish()?;
@@ -767,7 +813,9 @@ fn plan(schema: &SchemaRef, rows: usize, null_counts: &[usize], data_bytes: &[us
         .collect();
     for (i, part, ptr) in wanted {
         let pos = recorder.writes.iter().find(|(p, _)| *p == ptr).map(|(_, pos)| *pos).ok_or_else(|| {
-            Error::InvalidArgument(format!("arrow-ipc did not write column {i}'s buffer where planned; receive the table whole"))
+            Error::InvalidArgument(format!(
+                "arrow-ipc did not write column {i}'s buffer where planned; receive the table whole"
+            ))
         })?;
         match part {
             Part::Validity => columns[i].validity_at = Some(pos),

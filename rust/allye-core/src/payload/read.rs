@@ -11,21 +11,15 @@ use crate::sys::shm;
 
 /// Maps and decodes the payload of a `ready` event.
 pub fn read_payload(store: &Store, ev: &Event) -> Result<Decoded> {
-    let p = ev
-        .payload
-        .as_ref()
-        .ok_or_else(|| Error::InvalidArgument(format!("event {} has no payload", ev.id)))?;
+    let p = ev.payload.as_ref().ok_or_else(|| Error::InvalidArgument(format!("event {} has no payload", ev.id)))?;
     let missing = |reason: &str| Error::PayloadMissing {
         table: ev.table_name.clone(),
         transport: p.transport.to_string(),
         locator: p.locator.clone(),
         reason: reason.into(),
     };
-    let corrupt = |reason: String| Error::PayloadCorrupt {
-        table: ev.table_name.clone(),
-        locator: p.locator.clone(),
-        reason,
-    };
+    let corrupt =
+        |reason: String| Error::PayloadCorrupt { table: ev.table_name.clone(), locator: p.locator.clone(), reason };
     match &p.transport {
         Transport::File => {
             let mut path = PathBuf::from(&p.locator);
@@ -60,10 +54,6 @@ pub fn read_payload(store: &Store, ev: &Event) -> Result<Decoded> {
                 decode_stream(buffer_from_mapping(view)).map_err(corrupt)
             }
         }
-        other => Err(Error::UnknownTransport {
-            table: ev.table_name.clone(),
-            transport: other.to_string(),
-        }),
+        other => Err(Error::UnknownTransport { table: ev.table_name.clone(), transport: other.to_string() }),
     }
 }
-

@@ -18,11 +18,11 @@ use arrow_schema::SchemaRef;
 
 #[cfg(unix)]
 use crate::error::{IoContext, Result};
-#[cfg(target_os = "linux")]
-use crate::payload::ipc::{arrow_io_error, Counting};
 use crate::payload::ipc::guarded;
 #[cfg(unix)]
 use crate::payload::ipc::write_options;
+#[cfg(target_os = "linux")]
+use crate::payload::ipc::{arrow_io_error, Counting};
 use crate::payload::Decoded;
 #[cfg(unix)]
 use crate::protocol::Compression;
@@ -71,7 +71,6 @@ fn write_stream_into(file: File, name: &str, schema: &SchemaRef, batches: &[Reco
     Ok(data.len() as u64)
 }
 
-
 /// Decodes an Arrow IPC **stream** held in `buffer` (zero-copy for aligned data).
 pub fn decode_stream(buffer: Buffer) -> Result<Decoded, String> {
     guarded(|| {
@@ -93,12 +92,11 @@ pub fn decode_stream(buffer: Buffer) -> Result<Decoded, String> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payload::test_support::{concat, sample};
     use crate::payload::buffer_from_mapping;
+    use crate::payload::test_support::{concat, sample};
 
     #[cfg(unix)]
     #[test]
@@ -116,5 +114,4 @@ mod tests {
         let values = d.batches[0].column(0).to_data().buffers()[0].as_ptr() as usize;
         assert!(range.contains(&values));
     }
-
 }

@@ -104,10 +104,14 @@ pub(crate) fn time_range(batches: &[RecordBatch], column: &str) -> Result<Option
         match col.data_type() {
             DataType::Int64 | DataType::Timestamp(..) | DataType::Date64 => {
                 let data = col.to_data();
-                let arr = arrow_array::PrimitiveArray::<Int64Type>::from(data.into_builder().data_type(DataType::Int64).build()?);
+                let arr = arrow_array::PrimitiveArray::<Int64Type>::from(
+                    data.into_builder().data_type(DataType::Int64).build()?,
+                );
                 arr.iter().flatten().for_each(&mut note);
             }
-            DataType::UInt64 => col.as_primitive::<UInt64Type>().iter().flatten().for_each(|v| note(v.min(i64::MAX as u64) as i64)),
+            DataType::UInt64 => {
+                col.as_primitive::<UInt64Type>().iter().flatten().for_each(|v| note(v.min(i64::MAX as u64) as i64))
+            }
             DataType::Int32 => col.as_primitive::<Int32Type>().iter().flatten().for_each(|v| note(v as i64)),
             DataType::UInt32 => col.as_primitive::<UInt32Type>().iter().flatten().for_each(|v| note(v as i64)),
             other => {
@@ -204,7 +208,8 @@ mod tests {
         }
         let r = read(&s, "st", &ReadSelection::default()).unwrap();
         assert_eq!((r.rows, r.total_chunks), (50, 5));
-        let seq: Vec<i64> = r.batches.iter().flat_map(|b| b.column(1).as_primitive::<Int64Type>().values().to_vec()).collect();
+        let seq: Vec<i64> =
+            r.batches.iter().flat_map(|b| b.column(1).as_primitive::<Int64Type>().values().to_vec()).collect();
         assert_eq!(seq, (0..50).collect::<Vec<_>>());
     }
 

@@ -232,11 +232,13 @@ pub fn compact(
     }
     Ok(CompactStreamReport {
         chunks_before: snapshot.len(),
-        files: written.iter().map(|(l, _)| (l.compacted.clone().unwrap_or_default(), l.chunk.clone(), l.rows, l.bytes)).collect(),
+        files: written
+            .iter()
+            .map(|(l, _)| (l.compacted.clone().unwrap_or_default(), l.chunk.clone(), l.rows, l.bytes))
+            .collect(),
         rows,
     })
 }
-
 
 /// Test-only interruptions of a compaction (a corrupt write, a log changed underneath),
 /// per thread: tests run in parallel threads.
@@ -290,7 +292,8 @@ mod tests {
     fn compaction_by_source_keeps_every_row_and_deletes_old_chunks() {
         let (_t, s) = store();
         for i in 0..10 {
-            append(&s, "c", &schema(), &[rows(i % 3, i * 5, 5)], &AppendOptions::with_time_column(Some("ts".into()))).unwrap();
+            append(&s, "c", &schema(), &[rows(i % 3, i * 5, 5)], &AppendOptions::with_time_column(Some("ts".into())))
+                .unwrap();
         }
         let before = read(&s, "c", &ReadSelection::default()).unwrap();
         let rep = compact(&s, "c", Some("writer"), Compression::Zstd).unwrap();
@@ -301,7 +304,10 @@ mod tests {
         for w in 0..3 {
             assert_eq!(seqs_of(&before, w), seqs_of(&after, w));
         }
-        let files = std::fs::read_dir(stream_dir(&s, "c")).unwrap().filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().ends_with(".arrow")).count();
+        let files = std::fs::read_dir(stream_dir(&s, "c"))
+            .unwrap()
+            .filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().ends_with(".arrow"))
+            .count();
         assert_eq!(files, 3);
         // Appends continue after a compaction.
         append(&s, "c", &schema(), &[rows(0, 100, 2)], &AppendOptions::default()).unwrap();

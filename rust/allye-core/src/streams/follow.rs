@@ -34,11 +34,24 @@ impl std::fmt::Debug for Follower {
 impl Follower {
     /// Follows stream `table` (which need not exist yet). `from_start`: the chunks already
     /// there are yielded first; else only those appended from now on.
-    pub fn new(store: &Store, table: &str, from_start: bool, force_polling: bool, poll: Option<Duration>) -> Result<Self> {
+    pub fn new(
+        store: &Store,
+        table: &str,
+        from_start: bool,
+        force_polling: bool,
+        poll: Option<Duration>,
+    ) -> Result<Self> {
         let dir = stream_dir(store, table);
         let mut watcher = ManifestWatcher::on_file(&dir, STREAM_LOG_FILE, force_polling, poll);
         watcher.mark_seen();
-        let mut f = Follower { store: store.clone(), table: table.into(), seen: HashSet::new(), generation: 0, next: 0, watcher };
+        let mut f = Follower {
+            store: store.clone(),
+            table: table.into(),
+            seen: HashSet::new(),
+            generation: 0,
+            next: 0,
+            watcher,
+        };
         let view = view_of(store, table);
         let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
         v.refresh(store, table)?;

@@ -24,10 +24,7 @@ pub fn publish(store: &Store, table: &str) -> Result<Event> {
     let marker = stream_dir(store, table).join(STREAM_PUBLISHED_FILE);
     std::fs::write(&marker, r.total_rows.to_string()).ctx(|| format!("cannot write {}", marker.display()))?;
     let mut opts = SendOptions::named(table);
-    opts.metadata.insert(
-        METADATA_STREAM.into(),
-        json!({"chunks": r.total_chunks, "rows": r.total_rows}),
-    );
+    opts.metadata.insert(METADATA_STREAM.into(), json!({"chunks": r.total_chunks, "rows": r.total_rows}));
     tables::send(store, &r.schema, &r.batches, &opts)
 }
 
@@ -146,7 +143,6 @@ fn collect_one(store: &Store, table: &str, dir: &Path, dry_run: bool) -> Result<
     }
     Ok(out)
 }
-
 
 #[cfg(test)]
 mod tests {

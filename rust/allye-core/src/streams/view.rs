@@ -94,13 +94,7 @@ static VIEWS: Mutex<Option<Views>> = Mutex::new(None);
 
 pub(crate) fn view_of(store: &Store, table: &str) -> Arc<Mutex<View>> {
     let dir = stream_dir(store, table);
-    VIEWS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get_or_insert_with(HashMap::new)
-        .entry(dir)
-        .or_default()
-        .clone()
+    VIEWS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).entry(dir).or_default().clone()
 }
 
 pub(crate) fn forget_view(store: &Store, table: &str) {
@@ -197,7 +191,12 @@ impl View {
         }
         let mut pending: Vec<RecordBatch> = Vec::new();
         let (mut rows, mut bytes, mut count) = (0usize, 0usize, 0usize);
-        let flush = |groups: &mut Vec<Group>, pending: &mut Vec<RecordBatch>, rows: usize, bytes: usize, count: usize| -> Result<()> {
+        let flush = |groups: &mut Vec<Group>,
+                     pending: &mut Vec<RecordBatch>,
+                     rows: usize,
+                     bytes: usize,
+                     count: usize|
+         -> Result<()> {
             if count == 0 {
                 return Ok(());
             }

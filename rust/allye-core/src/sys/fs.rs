@@ -37,10 +37,7 @@ pub(crate) fn identity(meta: &std::fs::Metadata) -> FileIdentity {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        FileIdentity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }
+        FileIdentity { dev: meta.dev(), ino: meta.ino() }
     }
     #[cfg(not(unix))]
     {

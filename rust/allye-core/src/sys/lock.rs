@@ -24,8 +24,7 @@ fn open_lock_file(path: &Path) -> Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    opts.open(path)
-        .ctx(|| format!("cannot open lock file {}", path.display()))
+    opts.open(path).ctx(|| format!("cannot open lock file {}", path.display()))
 }
 
 impl ManifestLock {

@@ -21,11 +21,7 @@ impl WriterIdentity {
     /// This process.
     pub fn current() -> Self {
         let pid = std::process::id();
-        WriterIdentity {
-            pid,
-            start: start_ticks(pid),
-            boot_id: boot_id(),
-        }
+        WriterIdentity { pid, start: start_ticks(pid), boot_id: boot_id() }
     }
 
     /// `Some(true)` when this writer is certainly still running, `Some(false)` when it is
@@ -71,9 +67,7 @@ fn start_ticks(pid: u32) -> Option<u64> {
 }
 
 fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_string())
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
 }
 
 #[cfg(all(test, target_os = "linux"))]

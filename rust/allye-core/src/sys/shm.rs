@@ -37,11 +37,7 @@ pub fn new_segment_name_tagged(tag: Option<&str>) -> String {
 /// Checks a locator before it is handed to the OS: no path separators, no NUL,
 /// not empty, not too long for macOS.
 pub fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 30
-        && !name.contains(['/', '\\', '\0'])
-        && name != "."
-        && name != "..";
+    let ok = !name.is_empty() && name.len() <= 30 && !name.contains(['/', '\\', '\0']) && name != "." && name != "..";
     if ok {
         Ok(())
     } else {
@@ -89,18 +85,10 @@ mod posix {
         let fd = match shm::open(os_name(name).as_str(), shm::OFlags::RDONLY, Mode::empty()) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(e) => {
-                return Err(Error::io(
-                    format!("cannot open shared-memory segment {name:?}"),
-                    e.into(),
-                ))
-            }
+            Err(e) => return Err(Error::io(format!("cannot open shared-memory segment {name:?}"), e.into())),
         };
         let file = File::from(fd);
-        let size = file
-            .metadata()
-            .ctx(|| format!("cannot stat shared-memory segment {name:?}"))?
-            .len();
+        let size = file.metadata().ctx(|| format!("cannot stat shared-memory segment {name:?}"))?.len();
         if len == 0 || len > size {
             // Nothing to map, or the segment is smaller than the manifest says: the
             // caller reports it as corrupt with both sizes.
@@ -120,17 +108,13 @@ mod posix {
         match shm::unlink(os_name(name).as_str()) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::NOENT) => Ok(false),
-            Err(e) => Err(Error::io(
-                format!("cannot unlink shared-memory segment {name:?}"),
-                e.into(),
-            )),
+            Err(e) => Err(Error::io(format!("cannot unlink shared-memory segment {name:?}"), e.into())),
         }
     }
 
     /// True when a segment of this name exists.
     pub fn exists(name: &str) -> bool {
-        check_name(name).is_ok()
-            && shm::open(os_name(name).as_str(), shm::OFlags::RDONLY, Mode::empty()).is_ok()
+        check_name(name).is_ok() && shm::open(os_name(name).as_str(), shm::OFlags::RDONLY, Mode::empty()).is_ok()
     }
 }
 

@@ -11,11 +11,7 @@ pub fn now_iso() -> String {
 
 /// `now + ttl_sec`, formatted; `None` without a TTL.
 pub fn expires_at_iso(ttl_sec: Option<i64>) -> Option<String> {
-    ttl_sec.map(|ttl| {
-        (Local::now() + Duration::seconds(ttl))
-            .format(TIMESTAMP_FORMAT)
-            .to_string()
-    })
+    ttl_sec.map(|ttl| (Local::now() + Duration::seconds(ttl)).format(TIMESTAMP_FORMAT).to_string())
 }
 
 /// Parses a protocol timestamp; `None` when it does not parse.

@@ -17,10 +17,7 @@ fn current_ready(store: &Store, table: &str, producer: Option<&str>) -> Result<E
         .ok_or_else(|| Error::table_not_found(store.root(), table, producer))?;
     let expires_at = ev.payload.as_ref().and_then(|p| p.expires_at.as_deref());
     if time::is_expired(expires_at) {
-        return Err(Error::Expired {
-            table: table.into(),
-            expires_at: expires_at.unwrap_or_default().to_string(),
-        });
+        return Err(Error::Expired { table: table.into(), expires_at: expires_at.unwrap_or_default().to_string() });
     }
     Ok(ev)
 }
@@ -120,4 +117,3 @@ fn explain_missing(store: &Store, ev: &Event, read: Result<Decoded>) -> Result<D
         e => e,
     })
 }
-

@@ -6,8 +6,8 @@
 //! the end; a stream that breaks, ends early or holds more than announced leaves an
 //! `error` line and no file, and the previous version stays the current one.
 
-use arrow_array::RecordBatch;
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use super::send_stream::publish_file;
@@ -49,19 +49,28 @@ pub fn receive(
         ));
     }
     if let Some(f) = schema.fields().iter().enumerate().find_map(|(i, f)| {
-        (crate::payload::variable_width(f.data_type()) && announced.data_bytes.get(i).copied().flatten().is_none()).then_some(f)
+        (crate::payload::variable_width(f.data_type()) && announced.data_bytes.get(i).copied().flatten().is_none())
+            .then_some(f)
     }) {
         return Err(crate::error::Error::InvalidArgument(format!(
             "the bytes of values of column {:?} were not announced: receive the table whole",
             f.name()
         )));
     }
-    publish_file(store, schema, opts, opts.shape, |_| Ok(()), |path| {
-        let mut placed = PlacedFile::create(path, schema, announced.rows, announced.null_counts, announced.data_bytes)?;
-        fill(&mut placed)?;
-        let rows = placed.filled() as u64;
-        Ok((placed.finish(opts.durable)?, rows))
-    })
+    publish_file(
+        store,
+        schema,
+        opts,
+        opts.shape,
+        |_| Ok(()),
+        |path| {
+            let mut placed =
+                PlacedFile::create(path, schema, announced.rows, announced.null_counts, announced.data_bytes)?;
+            fill(&mut placed)?;
+            let rows = placed.filled() as u64;
+            Ok((placed.finish(opts.durable)?, rows))
+        },
+    )
 }
 
 /// [`receive`] of the batches of an Arrow C stream (its schema, metadata included, is
@@ -91,14 +100,14 @@ pub fn receive_batches(
 mod tests {
     use super::*;
     use crate::error::Error;
-    use crate::tables::test_support::payload_files;
     use crate::manifest;
     use crate::payload::{write_file, Compression};
     use crate::protocol::Status;
+    use crate::tables::test_support::payload_files;
     use crate::tables::{get, send_stream, SendOptions};
     use arrow_array::{
-        ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, LargeBinaryArray, LargeStringArray, RecordBatchIterator,
-        StringArray, TimestampMicrosecondArray,
+        ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, LargeBinaryArray, LargeStringArray,
+        RecordBatchIterator, StringArray, TimestampMicrosecondArray,
     };
     use arrow_data::ArrayData;
     use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
@@ -178,16 +187,21 @@ mod tests {
         let store = Store::at(tmp.path());
         let (schema, batch) = table(3000);
         let counts = nulls(&batch);
-        let first = send_stream(&store, &schema, std::iter::once(Ok(batch.clone())), &SendOptions::named("t"), |_| Ok(())).unwrap();
+        let first =
+            send_stream(&store, &schema, std::iter::once(Ok(batch.clone())), &SendOptions::named("t"), |_| Ok(()))
+                .unwrap();
         let before = payload_files(&store);
         let opts = SendOptions::named("t");
         let ann = Announced { rows: 3000, null_counts: &counts, data_bytes: &[] };
 
         // The connection breaks mid-stream (an error from the C stream).
-        let broken = pieces(&batch)
-            .into_iter()
-            .enumerate()
-            .map(|(k, b)| if k < 3 { Ok(b) } else { Err(ArrowError::IoError("connection reset".into(), std::io::Error::other("reset"))) });
+        let broken = pieces(&batch).into_iter().enumerate().map(|(k, b)| {
+            if k < 3 {
+                Ok(b)
+            } else {
+                Err(ArrowError::IoError("connection reset".into(), std::io::Error::other("reset")))
+            }
+        });
         let mut stream = FFI_ArrowArrayStream::new(Box::new(RecordBatchIterator::new(broken, schema.clone())));
         let err = receive_stream(&store, ann, &opts, &mut stream).unwrap_err();
         assert!(matches!(err, Error::StreamBroken { rows: 714, .. }), "{err}");
@@ -199,10 +213,24 @@ mod tests {
         assert!(err.to_string().contains("more than the 3000 rows"), "{err}");
         // Its null counts are not the announced ones (both ways).
         let fewer = [counts[0] - 1, 0, 0];
-        let err = receive_batches(&store, &schema, Announced { rows: 3000, null_counts: &fewer, data_bytes: &[] }, &opts, [Ok(batch.clone())]).unwrap_err();
+        let err = receive_batches(
+            &store,
+            &schema,
+            Announced { rows: 3000, null_counts: &fewer, data_bytes: &[] },
+            &opts,
+            [Ok(batch.clone())],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("more nulls"), "{err}");
         let more = [counts[0] + 1, 0, 0];
-        let err = receive_batches(&store, &schema, Announced { rows: 3000, null_counts: &more, data_bytes: &[] }, &opts, [Ok(batch.clone())]).unwrap_err();
+        let err = receive_batches(
+            &store,
+            &schema,
+            Announced { rows: 3000, null_counts: &more, data_bytes: &[] },
+            &opts,
+            [Ok(batch.clone())],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("nulls"), "{err}");
         // Other column types than planned.
         let other = RecordBatch::try_new(
@@ -242,7 +270,8 @@ mod tests {
         let s: ArrayRef = Arc::new(StringArray::from_iter((0..rows).map(|v| (v % 9 != 2).then(|| text(v)))));
         let bin: ArrayRef = Arc::new(BinaryArray::from_iter_values((0..rows).map(|v| vec![v as u8; v % 5])));
         let ls: ArrayRef = Arc::new(LargeStringArray::from_iter((0..rows).map(|v| (v % 4 != 1).then(|| text(v + 1)))));
-        let lb: ArrayRef = Arc::new(LargeBinaryArray::from_iter((0..rows).map(|v| (v % 6 != 0).then(|| vec![7u8; v % 3]))));
+        let lb: ArrayRef =
+            Arc::new(LargeBinaryArray::from_iter((0..rows).map(|v| (v % 6 != 0).then(|| vec![7u8; v % 3]))));
         let flag: ArrayRef = Arc::new(BooleanArray::from_iter((0..rows).map(|v| Some(v % 7 < 3))));
         let i: ArrayRef = Arc::new(arrow_array::Int32Array::from_iter_values(0..rows as i32));
         (schema.clone(), RecordBatch::try_new(schema, vec![b, s, bin, ls, lb, flag, i]).unwrap())
@@ -275,7 +304,8 @@ mod tests {
         let (counts, data) = (nulls(&batch), bytes(&batch));
         assert!(data[1].unwrap() > 0 && counts[1] > 0);
         let ann = Announced { rows: batch.num_rows(), null_counts: &counts, data_bytes: &data };
-        let ready = receive_batches(&store, &schema, ann, &SendOptions::named("m"), pieces(&batch).into_iter().map(Ok)).unwrap();
+        let ready = receive_batches(&store, &schema, ann, &SendOptions::named("m"), pieces(&batch).into_iter().map(Ok))
+            .unwrap();
         let payload = ready.payload.as_ref().unwrap();
         let (_, got) = get(&store, "m", None, true).unwrap();
         assert_eq!(got.batches.len(), 1);
@@ -285,10 +315,16 @@ mod tests {
         assert_eq!(std::fs::read(&payload.locator).unwrap(), std::fs::read(&reference).unwrap());
 
         // The same through the C stream (pipelined), and a column of only empty strings.
-        let schema2 = Arc::new(Schema::new(vec![Field::new("e", DataType::Utf8, false), Field::new("b", DataType::Boolean, false)]));
+        let schema2 = Arc::new(Schema::new(vec![
+            Field::new("e", DataType::Utf8, false),
+            Field::new("b", DataType::Boolean, false),
+        ]));
         let empty = RecordBatch::try_new(
             schema2.clone(),
-            vec![Arc::new(StringArray::from_iter_values(std::iter::repeat_n("", 999))), Arc::new(BooleanArray::from(vec![true; 999]))],
+            vec![
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n("", 999))),
+                Arc::new(BooleanArray::from(vec![true; 999])),
+            ],
         )
         .unwrap();
         for (schema, batch) in [(schema.clone(), batch.clone()), (schema2, empty)] {
@@ -301,7 +337,10 @@ mod tests {
             assert_eq!(got.batches, vec![batch.clone()]);
             let reference = tmp.path().join("reference2.arrow");
             write_file(&reference, &schema, std::slice::from_ref(&batch), 0, Compression::None, false).unwrap();
-            assert_eq!(std::fs::read(&ready.payload.as_ref().unwrap().locator).unwrap(), std::fs::read(&reference).unwrap());
+            assert_eq!(
+                std::fs::read(&ready.payload.as_ref().unwrap().locator).unwrap(),
+                std::fs::read(&reference).unwrap()
+            );
         }
     }
 
@@ -314,22 +353,46 @@ mod tests {
         let opts = SendOptions::named("m");
         let mut fewer = data.clone();
         fewer[1] = Some(data[1].unwrap() - 1);
-        let err = receive_batches(&store, &schema, Announced { rows: 4000, null_counts: &counts, data_bytes: &fewer }, &opts, pieces(&batch).into_iter().map(Ok)).unwrap_err();
+        let err = receive_batches(
+            &store,
+            &schema,
+            Announced { rows: 4000, null_counts: &counts, data_bytes: &fewer },
+            &opts,
+            pieces(&batch).into_iter().map(Ok),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("more bytes of values"), "{err}");
         let mut more = data.clone();
         more[3] = Some(data[3].unwrap() + 1);
-        let err = receive_batches(&store, &schema, Announced { rows: 4000, null_counts: &counts, data_bytes: &more }, &opts, [Ok(batch.clone())]).unwrap_err();
+        let err = receive_batches(
+            &store,
+            &schema,
+            Announced { rows: 4000, null_counts: &counts, data_bytes: &more },
+            &opts,
+            [Ok(batch.clone())],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("bytes of values"), "{err}");
         // A boolean column's nulls are checked as any other's.
         let mut wrong = counts.clone();
         wrong[0] += 1;
-        let err = receive_batches(&store, &schema, Announced { rows: 4000, null_counts: &wrong, data_bytes: &data }, &opts, [Ok(batch.clone())]).unwrap_err();
+        let err = receive_batches(
+            &store,
+            &schema,
+            Announced { rows: 4000, null_counts: &wrong, data_bytes: &data },
+            &opts,
+            [Ok(batch.clone())],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("nulls"), "{err}");
         // Cut mid-stream.
-        let broken = pieces(&batch)
-            .into_iter()
-            .enumerate()
-            .map(|(k, b)| if k < 2 { Ok(b) } else { Err(ArrowError::IoError("reset".into(), std::io::Error::other("reset"))) });
+        let broken = pieces(&batch).into_iter().enumerate().map(|(k, b)| {
+            if k < 2 {
+                Ok(b)
+            } else {
+                Err(ArrowError::IoError("reset".into(), std::io::Error::other("reset")))
+            }
+        });
         let mut stream = FFI_ArrowArrayStream::new(Box::new(RecordBatchIterator::new(broken, schema.clone())));
         let ann = Announced { rows: 4000, null_counts: &counts, data_bytes: &data };
         let err = receive_stream(&store, ann, &opts, &mut stream).unwrap_err();
@@ -342,7 +405,14 @@ mod tests {
         // SAFETY (a test): deliberately invalid UTF-8, only ever handed to the receive.
         let bad = unsafe { cut.column(0).to_data().into_builder().data_type(DataType::Utf8).build_unchecked() };
         let as_utf8 = RecordBatch::try_new(u_schema.clone(), vec![arrow_array::make_array(bad)]).unwrap();
-        let err = receive_batches(&store, &u_schema, Announced { rows: 2, null_counts: &[0], data_bytes: &[Some(2)] }, &opts, [Ok(as_utf8)]).unwrap_err();
+        let err = receive_batches(
+            &store,
+            &u_schema,
+            Announced { rows: 2, null_counts: &[0], data_bytes: &[Some(2)] },
+            &opts,
+            [Ok(as_utf8)],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("UTF-8"), "{err}");
         // Offsets that fall back.
         let falling = ArrayData::builder(DataType::Binary)
@@ -350,11 +420,27 @@ mod tests {
             .add_buffer(arrow_buffer::Buffer::from_slice_ref([0i32, 2, 1, 2]))
             .add_buffer(arrow_buffer::Buffer::from_slice_ref(b"ab"));
         // SAFETY (a test): deliberately invalid offsets, only ever handed to the receive.
-        let falling = RecordBatch::try_new(s_schema.clone(), vec![arrow_array::make_array(unsafe { falling.build_unchecked() })]).unwrap();
-        let err = receive_batches(&store, &s_schema, Announced { rows: 3, null_counts: &[0], data_bytes: &[Some(2)] }, &opts, [Ok(falling)]).unwrap_err();
+        let falling =
+            RecordBatch::try_new(s_schema.clone(), vec![arrow_array::make_array(unsafe { falling.build_unchecked() })])
+                .unwrap();
+        let err = receive_batches(
+            &store,
+            &s_schema,
+            Announced { rows: 3, null_counts: &[0], data_bytes: &[Some(2)] },
+            &opts,
+            [Ok(falling)],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("do not rise"), "{err}");
         // As bytes the same is fine.
-        receive_batches(&store, &s_schema, Announced { rows: 2, null_counts: &[0], data_bytes: &[Some(2)] }, &SendOptions::named("bin"), [Ok(cut)]).unwrap();
+        receive_batches(
+            &store,
+            &s_schema,
+            Announced { rows: 2, null_counts: &[0], data_bytes: &[Some(2)] },
+            &SendOptions::named("bin"),
+            [Ok(cut)],
+        )
+        .unwrap();
 
         assert_eq!(payload_files(&store).len(), 1, "only the bytes table's payload");
         assert!(get(&store, "m", None, true).is_err());
@@ -367,7 +453,11 @@ mod tests {
     fn dictionaries_and_unannounced_strings_are_refused_before_any_line() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
-        let dict = Arc::new(Schema::new(vec![Field::new("d", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true)]));
+        let dict = Arc::new(Schema::new(vec![Field::new(
+            "d",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        )]));
         let ann = Announced { rows: 1, null_counts: &[0], data_bytes: &[] };
         let err = receive_batches(&store, &dict, ann, &SendOptions::named("t"), []).unwrap_err();
         assert!(err.to_string().contains("no dictionaries"), "{err}");

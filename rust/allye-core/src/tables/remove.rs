@@ -78,25 +78,19 @@ pub fn remove(store: &Store, table: &str) -> Result<Removal> {
         }
     }
     log::info!("removed table {table:?}: {} payloads deleted", deleted.len());
-    Ok(Removal {
-        table_name: table.into(),
-        id,
-        deleted,
-        skipped,
-    })
+    Ok(Removal { table_name: table.into(), id, deleted, skipped })
 }
-
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-        use crate::tables::{get, latest, list, remove, send as send_table, state, states, SendOptions};
-    use crate::protocol::{TableStateKind, TransportChoice, REMOVED_REASON};
-    use crate::manifest::{self, Event};
-    use crate::store::Store;
     use crate::error::Error;
+    use crate::manifest::{self, Event};
+    use crate::protocol::{TableStateKind, TransportChoice, REMOVED_REASON};
+    use crate::store::Store;
+    use crate::tables::{get, latest, list, remove, send as send_table, state, states, SendOptions};
     use arrow_array::{ArrayRef, Int64Array, RecordBatch};
     use arrow_schema::{DataType, Field, Schema};
+    use std::path::Path;
     use std::sync::Arc;
 
     fn send(store: &Store, name: &str, transport: TransportChoice) -> Event {

@@ -9,13 +9,13 @@ use serde_json::{json, Map, Value};
 use crate::error::{Error, Result};
 use crate::gc::{collect_superseded, store_tag, AutoGc};
 use crate::manifest::{self, Event, PayloadRef};
+use crate::payload::write_file;
 #[cfg(unix)]
 use crate::payload::write_segment;
-use crate::payload::write_file;
 use crate::protocol::{
     check_producer, check_table_name, Compression, Status, Transport, TransportChoice, ADC_LOCATOR, ADC_TRANSPORT,
-    ADC_WRITER, DEFAULT_AUTO_GC_GRACE_SEC, DEFAULT_COMPRESSED_CHUNK_ROWS, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_SHM_BYTES, DEFAULT_PRODUCER, METADATA_ERROR, METADATA_KEY,
-    PROTOCOL_VERSION,
+    ADC_WRITER, DEFAULT_AUTO_GC_GRACE_SEC, DEFAULT_COMPRESSED_CHUNK_ROWS, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_SHM_BYTES,
+    DEFAULT_PRODUCER, METADATA_ERROR, METADATA_KEY, PROTOCOL_VERSION,
 };
 use crate::store::Store;
 use crate::sys::process::WriterIdentity;
@@ -79,7 +79,6 @@ impl SendOptions {
     pub fn named(table_name: impl Into<String>) -> Self {
         SendOptions { table_name: Some(table_name.into()), ..Default::default() }
     }
-
 
     /// The rows per record batch a file payload is written with (0: as given).
     pub fn effective_chunk_rows(&self) -> usize {
@@ -157,9 +156,7 @@ pub fn arrow_data_size(batches: &[RecordBatch]) -> u64 {
 }
 
 pub(super) fn absolute(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path)
-        .or_else(|_| std::path::absolute(path))
-        .unwrap_or_else(|_| path.to_path_buf())
+    std::fs::canonicalize(path).or_else(|_| std::path::absolute(path)).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The payload a send is about to create.
@@ -276,8 +273,13 @@ pub(super) fn table_name_for(opts: &SendOptions, id: &str) -> String {
 /// The `writing` line of a new version, naming the payload `plan` is about to create.
 /// A caller's own `metadata.adc` entries (a pulled version's origin, ...) are kept: the
 /// writer's keys are added to them, and win on a clash, since gc reads them.
-pub(super) fn writing_event(opts: &SendOptions, id: String, table_name: String, plan: &Planned,
-                            created_at: &str) -> Event {
+pub(super) fn writing_event(
+    opts: &SendOptions,
+    id: String,
+    table_name: String,
+    plan: &Planned,
+    created_at: &str,
+) -> Event {
     let mut metadata = opts.metadata.clone();
     let mut adc = match metadata.remove(METADATA_KEY) {
         Some(Value::Object(m)) => m,
@@ -372,11 +374,11 @@ pub(super) fn record_failure(store: &Store, writing: &Event, e: &Error, durable:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tables::{get, list};
-    use crate::manifest;
-    use crate::protocol::{TRANSPORT_FILE, TRANSPORT_SHM};
     use crate::gc;
+    use crate::manifest;
     use crate::protocol::GcActionKind;
+    use crate::protocol::{TRANSPORT_FILE, TRANSPORT_SHM};
+    use crate::tables::{get, list};
     use arrow_array::{ArrayRef, Float64Array, Int64Array};
     use arrow_schema::{DataType, Field, Schema};
     use std::sync::Arc;
@@ -411,8 +413,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path().join("store"));
         let (schema, batches) = table(1000);
-        for (transport, expect) in [(TransportChoice::Auto, TRANSPORT_SHM), (TransportChoice::File, TRANSPORT_FILE), (TransportChoice::Shm, TRANSPORT_SHM)] {
-            let opts = SendOptions { table_name: Some("t".into()), transport, chunk_rows: Some(300), ..Default::default() };
+        for (transport, expect) in [
+            (TransportChoice::Auto, TRANSPORT_SHM),
+            (TransportChoice::File, TRANSPORT_FILE),
+            (TransportChoice::Shm, TRANSPORT_SHM),
+        ] {
+            let opts =
+                SendOptions { table_name: Some("t".into()), transport, chunk_rows: Some(300), ..Default::default() };
             let ready = send(&store, &schema, &batches, &opts).unwrap();
             let p = ready.payload.as_ref().unwrap();
             assert_eq!(p.transport, expect);
@@ -463,7 +470,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
         let (schema, batches) = table(600_000);
-        let opts = SendOptions { table_name: Some("one".into()), transport: TransportChoice::File, ..Default::default() };
+        let opts =
+            SendOptions { table_name: Some("one".into()), transport: TransportChoice::File, ..Default::default() };
         send(&store, &schema, &batches, &opts).unwrap();
         assert_eq!(get(&store, "one", None, true).unwrap().1.batches.len(), 1);
         let opts = SendOptions { compression: Compression::Lz4, ..opts };
@@ -479,7 +487,12 @@ mod tests {
         let mut metadata = Map::new();
         metadata.insert("user".into(), json!(1));
         metadata.insert(METADATA_KEY.into(), json!({"origin": "grpc://h:1", "remote_id": "abc", "locator": "mine"}));
-        let opts = SendOptions { table_name: Some("m".into()), transport: TransportChoice::File, metadata, ..Default::default() };
+        let opts = SendOptions {
+            table_name: Some("m".into()),
+            transport: TransportChoice::File,
+            metadata,
+            ..Default::default()
+        };
         let ready = send(&store, &schema, &batches, &opts).unwrap();
         let adc = &ready.metadata[METADATA_KEY];
         assert_eq!(adc["origin"], "grpc://h:1");
@@ -513,7 +526,7 @@ mod tests {
         assert!(matches!(send(&store, &schema, &batches, &opts), Err(Error::InvalidArgument(_))));
         let opts = SendOptions { max_shm_bytes: 0, ..Default::default() };
         assert!(matches!(send(&store, &schema, &batches, &opts), Err(Error::InvalidArgument(_))));
-                // Nothing was written for the refused sends.
+        // Nothing was written for the refused sends.
         assert!(manifest::read_all(&store).unwrap().is_empty());
         // A file payload that vanished.
         let opts = SendOptions { table_name: Some("f".into()), transport: TransportChoice::File, ..Default::default() };
@@ -531,7 +544,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
         let (schema, batches) = table(10);
-        let mut opts = SendOptions { table_name: Some("old".into()), transport: TransportChoice::File, ttl_sec: Some(0), ..Default::default() };
+        let mut opts = SendOptions {
+            table_name: Some("old".into()),
+            transport: TransportChoice::File,
+            ttl_sec: Some(0),
+            ..Default::default()
+        };
         let file_ev = send(&store, &schema, &batches, &opts).unwrap();
         opts.transport = TransportChoice::Shm;
         opts.table_name = Some("old_shm".into());
@@ -555,6 +573,9 @@ mod tests {
         assert!(!Path::new(&file_ev.payload.as_ref().unwrap().locator).exists());
         assert!(!crate::sys::shm::exists(&shm_ev.payload.as_ref().unwrap().locator));
         assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
-        assert!(gc::collect(&store, gc::GcOptions::new(false, 1)).unwrap().iter().all(|a| a.action == GcActionKind::Skip));
+        assert!(gc::collect(&store, gc::GcOptions::new(false, 1))
+            .unwrap()
+            .iter()
+            .all(|a| a.action == GcActionKind::Skip));
     }
 }

@@ -117,12 +117,12 @@ pub(super) fn publish_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use crate::error::Error;
     use crate::tables::test_support::payload_files;
     use crate::tables::{get, SendOptions};
     use arrow_array::{ArrayRef, Int64Array};
     use arrow_schema::{DataType, Field, Schema};
+    use serde_json::json;
     use std::sync::Arc;
 
     fn batch(schema: &SchemaRef, from: i64, n: i64) -> RecordBatch {
@@ -169,21 +169,34 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-        let first = send_stream(&store, &schema, std::iter::once(Ok(batch(&schema, 0, 10))), &SendOptions::named("t"), |_| Ok(()))
+        let first =
+            send_stream(&store, &schema, std::iter::once(Ok(batch(&schema, 0, 10))), &SendOptions::named("t"), |_| {
+                Ok(())
+            })
             .unwrap();
         let before = payload_files(&store);
-        let failing = (0..3).map(|k| if k < 2 { Ok(batch(&schema, k, 10)) } else { Err(Error::InvalidArgument("source broke".into())) });
+        let failing = (0..3).map(|k| {
+            if k < 2 {
+                Ok(batch(&schema, k, 10))
+            } else {
+                Err(Error::InvalidArgument("source broke".into()))
+            }
+        });
         let err = send_stream(&store, &schema, failing, &SendOptions::named("t"), |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("source broke"));
-        let err = send_stream(&store, &schema, std::iter::once(Ok(batch(&schema, 0, 1))), &SendOptions::named("t"), |_| {
-            Err(Error::InvalidArgument("state refused".into()))
-        })
-        .unwrap_err();
+        let err =
+            send_stream(&store, &schema, std::iter::once(Ok(batch(&schema, 0, 1))), &SendOptions::named("t"), |_| {
+                Err(Error::InvalidArgument("state refused".into()))
+            })
+            .unwrap_err();
         assert!(err.to_string().contains("state refused"));
         assert_eq!(payload_files(&store), before, "no temporary or orphaned payload");
         let (ev, _) = get(&store, "t", None, true).unwrap();
         assert_eq!(ev.id, first.id);
         let statuses: Vec<Status> = manifest::read_all(&store).unwrap().into_iter().map(|e| e.status).collect();
-        assert_eq!(statuses, [Status::Writing, Status::Ready, Status::Writing, Status::Error, Status::Writing, Status::Error]);
+        assert_eq!(
+            statuses,
+            [Status::Writing, Status::Ready, Status::Writing, Status::Error, Status::Writing, Status::Error]
+        );
     }
 }

@@ -14,12 +14,7 @@ use crate::sys::time;
 /// True for a removal line written by [`crate::tables::remove`].
 pub fn is_tombstone(ev: &Event) -> bool {
     ev.status == Status::Error
-        && ev
-            .metadata
-            .get(METADATA_KEY)
-            .and_then(|m| m.get(ADC_REMOVED))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        && ev.metadata.get(METADATA_KEY).and_then(|m| m.get(ADC_REMOVED)).and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// True when the table's last line is a removal: no version has been sent since.
@@ -60,7 +55,8 @@ pub fn states(store: &Store, producer: Option<&str>) -> Result<Vec<TableInfo>> {
         .filter_map(|(name, st)| {
             if let Some(p) = producer {
                 // A table "belongs" to a producer when any of its lines came from it.
-                let from_p = st.latest.as_ref().is_some_and(|e| e.producer == p) || st.ready_by_producer.contains_key(p);
+                let from_p =
+                    st.latest.as_ref().is_some_and(|e| e.producer == p) || st.ready_by_producer.contains_key(p);
                 if !from_p {
                     return None;
                 }
@@ -103,18 +99,9 @@ fn info(store: &Store, name: String, st: &TableState, producer: Option<&str>) ->
     if state == TableStateKind::Ready && ready.as_ref().is_some_and(|ev| is_consumed(store, ev)) {
         state = TableStateKind::Consumed;
     }
-    let expired = ready
-        .as_ref()
-        .and_then(|e| e.payload.as_ref())
-        .is_some_and(|p| time::is_expired(p.expires_at.as_deref()));
-    TableInfo {
-        table_name: name,
-        state,
-        error,
-        latest,
-        ready,
-        expired,
-    }
+    let expired =
+        ready.as_ref().and_then(|e| e.payload.as_ref()).is_some_and(|p| time::is_expired(p.expires_at.as_deref()));
+    TableInfo { table_name: name, state, error, latest, ready, expired }
 }
 
 /// The current `ready` event of every table (for that producer), sorted by table name;
