@@ -14,9 +14,10 @@ use crate::manifest::append_line;
 use crate::payload::write_file;
 use crate::protocol::{check_table_name, Compression, STREAM_LOAD_LOCK_FILE, STREAM_NAME_FILE};
 use crate::store::Store;
-use crate::streams::{lock_path, log_path, now_ns, stream_dir, view, writer, ChunkLine};
+use crate::streams::{lock_path, log_path, now_ns, stream_dir, view, ChunkLine};
 use crate::sys::fs::create_private_dir;
 use crate::sys::lock::ManifestLock;
+use crate::sys::process::WriterIdentity;
 
 /// What an append can be told besides the data.
 #[derive(Debug, Clone, Default)]
@@ -170,7 +171,7 @@ pub fn append(
         std::fs::rename(&tmp, &name_file).ctx(|| format!("cannot rename {}", tmp.display()))?;
     }
     check_schema(store, table, schema)?;
-    let writer = writer();
+    let writer = WriterIdentity::cached();
     let chunk = format!("{}-{}.arrow", writer.pid, uuid::Uuid::new_v4().simple());
     let path = dir.join(&chunk);
     let bytes = write_file(&path, schema, batches, 0, Compression::None, opts.durable)?;

@@ -17,8 +17,9 @@ use crate::protocol::{Compression, DEFAULT_COMPRESSED_CHUNK_ROWS};
 use crate::store::Store;
 use crate::streams::append::time_range;
 use crate::streams::view::view_of;
-use crate::streams::{lock_path, log_path, not_a_stream, now_ns, stream_dir, writer, ChunkLine};
+use crate::streams::{lock_path, log_path, not_a_stream, now_ns, stream_dir, ChunkLine};
 use crate::sys::lock::ManifestLock;
+use crate::sys::process::WriterIdentity;
 
 /// What a compaction did.
 #[derive(Debug, Clone)]
@@ -124,7 +125,7 @@ pub fn compact(
     // Uncompressed: one batch per file, read without a copy; compressed: batches of
     // DEFAULT_COMPRESSED_CHUNK_ROWS, decompressed one at a time.
     let chunk_rows = if compression == Compression::None { 0 } else { DEFAULT_COMPRESSED_CHUNK_ROWS };
-    let me = writer();
+    let me = WriterIdentity::cached();
     let mut written: Vec<(ChunkLine, std::path::PathBuf)> = Vec::new();
     let cleanup = |written: &[(ChunkLine, std::path::PathBuf)]| {
         for (_, p) in written {

@@ -155,20 +155,6 @@ fn now_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
-/// This process's identity, read from `/proc` once per process (a forked child reads its own).
-fn writer() -> WriterIdentity {
-    static CACHED: std::sync::Mutex<Option<WriterIdentity>> = std::sync::Mutex::new(None);
-    let mut cached = CACHED.lock().unwrap_or_else(|e| e.into_inner());
-    match cached.as_ref() {
-        Some(w) if w.pid == std::process::id() => w.clone(),
-        _ => {
-            let w = WriterIdentity::current();
-            *cached = Some(w.clone());
-            w
-        }
-    }
-}
-
 fn not_a_stream(store: &Store, table: &str) -> Error {
     Error::table_not_found(store.root(), table, None)
 }

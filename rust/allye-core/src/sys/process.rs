@@ -24,6 +24,21 @@ impl WriterIdentity {
         WriterIdentity { pid, start: start_ticks(pid), boot_id: boot_id() }
     }
 
+    /// This process, read from `/proc` once per process (a forked child has another pid
+    /// and reads its own): what every `writing` line and stream chunk records.
+    pub fn cached() -> Self {
+        static CACHED: std::sync::Mutex<Option<WriterIdentity>> = std::sync::Mutex::new(None);
+        let mut cached = CACHED.lock().unwrap_or_else(|e| e.into_inner());
+        match cached.as_ref() {
+            Some(w) if w.pid == std::process::id() => w.clone(),
+            _ => {
+                let w = WriterIdentity::current();
+                *cached = Some(w.clone());
+                w
+            }
+        }
+    }
+
     /// `Some(true)` when this writer is certainly still running, `Some(false)` when it is
     /// certainly gone (other boot, no such pid, or the pid now belongs to another
     /// process), `None` when this platform cannot tell.

@@ -90,21 +90,6 @@ impl SendOptions {
     }
 }
 
-/// The identity of this process (pid, start time, boot id), read from `/proc` once per
-/// process: a forked child has another pid and reads its own.
-pub(super) fn writer_identity() -> WriterIdentity {
-    static CACHED: std::sync::Mutex<Option<WriterIdentity>> = std::sync::Mutex::new(None);
-    let mut cached = CACHED.lock().unwrap_or_else(|e| e.into_inner());
-    match cached.as_ref() {
-        Some(w) if w.pid == std::process::id() => w.clone(),
-        _ => {
-            let w = WriterIdentity::current();
-            *cached = Some(w.clone());
-            w
-        }
-    }
-}
-
 /// The protocol's `schema_sha256` for a table that did not come from pandas: Python's
 /// `str(columns) + "|" + str(dtypes)` with the Arrow field names and Arrow type names.
 pub fn schema_sha256(schema: &SchemaRef) -> String {
@@ -285,7 +270,7 @@ pub(super) fn writing_event(
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
-    adc.insert(ADC_WRITER.into(), json!(writer_identity()));
+    adc.insert(ADC_WRITER.into(), json!(WriterIdentity::cached()));
     adc.insert(ADC_TRANSPORT.into(), json!(plan.transport()));
     adc.insert(ADC_LOCATOR.into(), json!(plan.locator()));
     metadata.insert(METADATA_KEY.into(), Value::Object(adc));
@@ -507,9 +492,9 @@ mod tests {
 
     #[test]
     fn writer_identity_is_this_process() {
-        let w = writer_identity();
+        let w = WriterIdentity::cached();
         assert_eq!(w, WriterIdentity::current());
-        assert_eq!(writer_identity(), w);
+        assert_eq!(WriterIdentity::cached(), w);
     }
 
     #[test]
