@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use allye_core::gc::AutoGc;
 use allye_core::protocol::{self, Compression};
 use allye_core::{Error, SendOptions};
 use pyo3::prelude::*;
@@ -11,7 +10,7 @@ use pyo3_arrow::PyRecordBatchReader;
 
 use crate::errors::{to_pyerr, OrRaise};
 use crate::records::{metadata_from_py, to_py};
-use crate::tables::store;
+use crate::tables::{auto_gc_option, store};
 
 /// Writes the batches of `data` (any object with `__arrow_c_stream__`) into one new
 /// version of `table_name` as they arrive, without the GIL (a Python-backed stream takes
@@ -48,12 +47,7 @@ fn send_stream<'py>(
         opts.metadata = metadata_from_py(d)?;
     }
     opts.durable = durable;
-    if keep_versions == 0 {
-        return Err(to_pyerr(Error::InvalidArgument(
-            "keep_versions must be at least 1: a send never frees the version it has just sent".into(),
-        )));
-    }
-    opts.auto_gc = auto_gc.then(|| AutoGc::new(auto_gc_grace_sec, keep_versions));
+    opts.auto_gc = auto_gc_option(auto_gc, auto_gc_grace_sec, keep_versions)?;
     let store = store(secret_dir)?;
     let reader = data.into_reader()?;
     let schema = reader.schema();

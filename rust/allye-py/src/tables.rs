@@ -19,6 +19,16 @@ pub(crate) fn store(secret_dir: Option<PathBuf>) -> PyResult<Store> {
 
 /// The store directory that `secret_dir` resolves to, as a `str` (every send resolves
 /// it; building a `pathlib.Path` costs more than the resolution).
+/// The auto-gc of a send: `None` when off; `keep_versions` must keep the version sent.
+pub(crate) fn auto_gc_option(enabled: bool, grace_sec: u64, keep_versions: usize) -> PyResult<Option<AutoGc>> {
+    if keep_versions == 0 {
+        return Err(to_pyerr(Error::InvalidArgument(
+            "keep_versions must be at least 1: a send never frees the version it has just sent".into(),
+        )));
+    }
+    Ok(enabled.then(|| AutoGc::new(grace_sec, keep_versions)))
+}
+
 #[pyfunction]
 #[pyo3(signature = (secret_dir=None))]
 fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
@@ -68,12 +78,7 @@ fn send<'py>(
     opts.shape = shape.map(|(r, c)| [r, c]);
     opts.schema_sha256 = schema_sha256;
     opts.durable = durable;
-    if keep_versions == 0 {
-        return Err(to_pyerr(Error::InvalidArgument(
-            "keep_versions must be at least 1: a send never frees the version it has just sent".into(),
-        )));
-    }
-    opts.auto_gc = auto_gc.then(|| AutoGc::new(auto_gc_grace_sec, keep_versions));
+    opts.auto_gc = auto_gc_option(auto_gc, auto_gc_grace_sec, keep_versions)?;
     let store = store(secret_dir)?;
     // Pull the batches while holding the GIL (zero-copy imports), then write without it.
     let reader = data.into_reader()?;
