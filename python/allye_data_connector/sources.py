@@ -181,6 +181,12 @@ def _required(source: Mapping[str, Any], name: str, cls: str) -> Any:
 # --- files ------------------------------------------------------------------------
 
 
+def _cursor_param() -> dict[str, Any]:
+    """The ``cursor`` parameter every built-in source's ``CONFIG`` lists (a fresh dict each)."""
+    return {"name": "cursor", "title": "Cursor column", "placeholder": "id",
+            "help": "Increasing column of incremental loads"}
+
+
 class CsvSource(DataSource):
     """A CSV file (or ``.csv.gz``, ``.bz2``, ``.zst``, ``.lz4``); progress in bytes read of
     the file's size.
@@ -210,8 +216,7 @@ class CsvSource(DataSource):
              "help": "Bytes of the file parsed at once, in parallel (memory held: about 3 slices)"},
             {"name": "block_size", "title": "Block size", "placeholder": "1048576",
              "help": "Bytes pyarrow parses per batch (streaming reader: about 40 blocks held)"},
-            {"name": "cursor", "title": "Cursor column", "placeholder": "id",
-             "help": "Increasing column of incremental loads"},
+            _cursor_param(),
         ],
     }
 
@@ -471,8 +476,7 @@ class ParquetSource(DataSource):
             {"name": "path", "title": "File or directory", "placeholder": "data.parquet",
              "help": "A Parquet file, or a directory read recursively"},
             {"name": "columns", "title": "Columns", "placeholder": "a,b", "help": "Columns to read (default all)"},
-            {"name": "cursor", "title": "Cursor column", "placeholder": "id",
-             "help": "Increasing column of incremental loads"},
+            _cursor_param(),
         ],
     }
 
@@ -526,8 +530,7 @@ class IpcSource(DataSource):
         "title": "Arrow IPC / Feather file",
         "params": [
             {"name": "path", "title": "File", "placeholder": "data.arrow", "help": "Arrow IPC file or stream"},
-            {"name": "cursor", "title": "Cursor column", "placeholder": "id",
-             "help": "Increasing column of incremental loads"},
+            _cursor_param(),
         ],
     }
 
@@ -659,8 +662,7 @@ class SqlSource(DataSource):
              "help": "Driver package or library when the URI's scheme does not say"},
             {"name": "count", "title": "Count rows first", "placeholder": "false",
              "help": "Run COUNT(*) for a determinate progress bar (default: for a table only)"},
-            {"name": "cursor", "title": "Cursor column", "placeholder": "id",
-             "help": "Increasing column of incremental loads"},
+            _cursor_param(),
             {"name": "password", "title": "Password", "placeholder": "", "help": "Added to the URI", "secret": True},
             {"name": "partitions", "title": "Parallel connections", "placeholder": "auto",
              "help": "PostgreSQL table: page ranges read on as many connections in one snapshot, "
