@@ -326,11 +326,18 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
         }),
         ..writing
     };
-    if let Err(e) = manifest::append(store, &ready, opts.durable) {
+    publish_ready(store, &plan, &ready, opts)?;
+    log::debug!("sent {:?}: {} {} ({data_size} bytes)", ready.table_name, plan.transport(), plan.locator());
+    Ok(ready)
+}
+
+/// Publishes a version whose payload is written: appends its `ready` line (removing the
+/// payload if that fails), then frees superseded versions when the options ask for it.
+pub(super) fn publish_ready(store: &Store, plan: &Planned, ready: &Event, opts: &SendOptions) -> Result<()> {
+    if let Err(e) = manifest::append(store, ready, opts.durable) {
         plan.remove();
         return Err(e);
     }
-    log::debug!("sent {:?}: {} {} ({data_size} bytes)", ready.table_name, plan.transport(), plan.locator());
     if let Some(auto) = opts.auto_gc {
         // The send has succeeded: a failure to free older versions is only logged.
         match collect_superseded(store, auto) {
@@ -342,7 +349,7 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
             Err(e) => log::warn!("could not free superseded versions of {:?}: {e}", ready.table_name),
         }
     }
-    Ok(ready)
+    Ok(())
 }
 
 /// Appends the `error` line of a failed send (best effort: the send's error is what the

@@ -15,9 +15,8 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use serde_json::{Map, Value};
 
-use super::send::{check, record_failure, table_name_for, writing_event, Planned};
+use super::send::{check, publish_ready, record_failure, table_name_for, writing_event, Planned};
 use crate::error::Result;
-use crate::gc::collect_superseded;
 use crate::manifest::{self, Event, PayloadRef};
 use crate::payload::write_file_from;
 use crate::protocol::{Status, METADATA_KEY};
@@ -101,16 +100,8 @@ pub(super) fn publish_file(
         metadata: final_metadata,
         ..writing
     };
-    if let Err(e) = manifest::append(store, &ready, opts.durable) {
-        plan.remove();
-        return Err(e);
-    }
+    publish_ready(store, &plan, &ready, opts)?;
     log::debug!("streamed {:?}: {rows} rows into {} ({data_size} bytes)", ready.table_name, plan.locator());
-    if let Some(auto) = opts.auto_gc {
-        if let Err(e) = collect_superseded(store, auto) {
-            log::warn!("could not free superseded versions of {:?}: {e}", ready.table_name);
-        }
-    }
     Ok(ready)
 }
 
