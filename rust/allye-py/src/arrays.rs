@@ -142,6 +142,26 @@ mod imp {
             Ok(got == Acquired::OwnerDied)
         }
 
+        /// Runs `f` holding the lock (unless `lock` is false), releases it, then announces
+        /// a takeover if the previous holder died; `f`'s result is returned after that.
+        fn under_lock<T>(
+            &self,
+            py: Python<'_>,
+            a: &SharedArray,
+            lock: bool,
+            f: impl FnOnce() -> PyResult<T>,
+        ) -> PyResult<T> {
+            let died = lock && self.acquire(py, a)?;
+            let done = f();
+            if lock {
+                a.unlock().or_raise()?;
+            }
+            if died {
+                self.told(py)?;
+            }
+            done
+        }
+
         /// Records and announces a takeover (`HolderDiedWarning`; an error when warnings
         /// are errors). Called with the lock released or about to be released by the caller.
         fn told(&self, py: Python<'_>) -> PyResult<()> {
@@ -295,21 +315,15 @@ mod imp {
             lock: bool,
         ) -> PyResult<Bound<'py, PyAny>> {
             let a = self.open_inner()?;
-            let died = lock && self.acquire(py, a)?;
-            let got = view.get_item(index).and_then(|v| {
-                if v.get_type().is(view.get_type()) {
-                    v.call_method0("copy")
-                } else {
-                    Ok(v)
-                }
-            });
-            if lock {
-                a.unlock().or_raise()?;
-            }
-            if died {
-                self.told(py)?;
-            }
-            got
+            self.under_lock(py, a, lock, || {
+                view.get_item(index).and_then(|v| {
+                    if v.get_type().is(view.get_type()) {
+                        v.call_method0("copy")
+                    } else {
+                        Ok(v)
+                    }
+                })
+            })
         }
 
         /// `view[index] = value` under the lock (unless `lock=False`); as `read`.
@@ -323,15 +337,7 @@ mod imp {
             lock: bool,
         ) -> PyResult<()> {
             let a = self.open_inner()?;
-            let died = lock && self.acquire(py, a)?;
-            let done = view.set_item(index, value);
-            if lock {
-                a.unlock().or_raise()?;
-            }
-            if died {
-                self.told(py)?;
-            }
-            done
+            self.under_lock(py, a, lock, || view.set_item(index, value))
         }
 
         /// `view[index] += value` under the lock (unless `lock=False`); as `read`.
@@ -348,15 +354,9 @@ mod imp {
             if let Some(died) = self.add_native(py, a, index, value, lock)? {
                 return if died { self.told(py) } else { Ok(()) };
             }
-            let died = lock && self.acquire(py, a)?;
-            let done = view.get_item(index).and_then(|cur| cur.add(value)).and_then(|new| view.set_item(index, new));
-            if lock {
-                a.unlock().or_raise()?;
-            }
-            if died {
-                self.told(py)?;
-            }
-            done
+            self.under_lock(py, a, lock, || {
+                view.get_item(index).and_then(|cur| cur.add(value)).and_then(|new| view.set_item(index, new))
+            })
         }
 
         /// True once this handle took the lock over from a holder that died holding it.
