@@ -176,7 +176,7 @@ def _read_setup(store: str, appends: int, rows: int) -> None:
 
 def _read(kind: str, store: str) -> dict:
     import allye_data_connector as adc
-    import allye_data_connector.api  # noqa: F401 - imports are not what is measured
+    import allye_data_connector.tables  # noqa: F401 - imports are not what is measured
     import allye_data_connector.streams  # noqa: F401
 
     name = {"stream": "stream", "single": "single"}[kind]

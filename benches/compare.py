@@ -230,7 +230,7 @@ def run_breakdown(df, reps, base):
     float columns for NaN), and the core's write of that Arrow table (manifest lines, the
     payload file) with the GIL released."""
     from allye_data_connector import _core
-    from allye_data_connector.convert import dataframe_to_arrow
+    from allye_data_connector.frames import dataframe_to_arrow
 
     convert, write = [], []
     for _ in range(reps):

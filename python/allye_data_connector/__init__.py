@@ -9,66 +9,54 @@ from ._core import __version__
 from .errors import AllyeError, TableNotFoundError
 
 if TYPE_CHECKING:  # the names __getattr__ below imports on first use
-    from .api import cleanup_orphans as cleanup_orphans
-    from .api import compact as compact
-    from .api import describe_table as describe_table
-    from .api import gc as gc
-    from .api import get_arrow as get_arrow
-    from .api import get_dataframe as get_dataframe
-    from .api import list_tables as list_tables
-    from .api import remove_table as remove_table
-    from .api import send_dataframe as send_dataframe
-    from .api import store_path as store_path
-    from .api import watch as watch
+    from .arrays import SharedArray as SharedArray
+    from .frames import Selection as Selection
     from .named_objects import Objects as Objects
     from .named_objects import capacity as capacity
     from .named_objects import namespaces as namespaces
     from .named_objects import objects as objects
     from .named_objects import remove_namespace as remove_namespace
-    from .partial import Selection as Selection
     from .remote import Remote as Remote
     from .remote import connect as connect
-    from .serving import serve as serve
-    from .shared_array import SharedArray as SharedArray
+    from .remote import serve as serve
+    from .settings import YamlConfig as YamlConfig
+    from .sources import DataSource as DataSource
+    from .sources import load as load
+    from .streams import LogWriter as LogWriter
     from .streams import Writer as Writer
     from .streams import append as append
     from .streams import append_log as append_log
     from .streams import compact_stream as compact_stream
     from .streams import follow as follow
-    from .streams import LogWriter as LogWriter
-    from .yaml_config import YamlConfig as YamlConfig
-    from .loading import load as load
-    from .sources import DataSource as DataSource
+    from .tables import cleanup_orphans as cleanup_orphans
+    from .tables import compact as compact
+    from .tables import describe_table as describe_table
+    from .tables import gc as gc
+    from .tables import get_arrow as get_arrow
+    from .tables import get_dataframe as get_dataframe
+    from .tables import list_tables as list_tables
+    from .tables import remove_table as remove_table
+    from .tables import send_dataframe as send_dataframe
+    from .tables import store_path as store_path
+    from .tables import watch as watch
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-#: The public names and the module of each, imported on first use (pandas and pyarrow take
-#: about half a second to import, which ``adc --version`` and ``adc --help`` need not pay).
-_API = (
-    "send_dataframe",
-    "get_dataframe",
-    "get_arrow",
-    "list_tables",
-    "gc",
-    "cleanup_orphans",
-    "compact",
-    "describe_table",
-    "remove_table",
-    "watch",
-    "store_path",
-)
+#: The public names and the capability subpackage of each, imported on first use (pandas
+#: and pyarrow take about half a second to import, which ``adc --version`` and ``adc
+#: --help`` need not pay).
 _LAZY = {
-    **{n: "api" for n in _API},
-    "Selection": "partial",
-    "SharedArray": "shared_array",
-    "YamlConfig": "yaml_config",
+    **{n: "tables" for n in (
+        "send_dataframe", "get_dataframe", "get_arrow", "list_tables", "gc", "cleanup_orphans", "compact",
+        "describe_table", "remove_table", "watch", "store_path",
+    )},
+    "Selection": "frames",
+    "SharedArray": "arrays",
+    "YamlConfig": "settings",
     **{n: "streams" for n in ("append", "append_log", "Writer", "LogWriter", "follow", "compact_stream")},
     **{n: "named_objects" for n in ("objects", "Objects", "namespaces", "remove_namespace", "capacity")},
-    "load": "loading",
-    "DataSource": "sources",
-    "connect": "remote",
-    "Remote": "remote",
-    "serve": "serving",
+    **{n: "sources" for n in ("load", "DataSource")},
+    **{n: "remote" for n in ("connect", "Remote", "serve")},
 }
 
 

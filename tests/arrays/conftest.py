@@ -8,7 +8,7 @@ import pytest
 
 from allye_data_connector import SharedArray
 from allye_data_connector.errors import AllyeError
-from allye_data_connector.shared_array import list_arrays
+from allye_data_connector.arrays import list_arrays
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from allye_data_connector import errors
 from allye_data_connector.compat.ataraxis import SharedMemoryArray, YamlConfig
-from allye_data_connector.yaml_config import YamlConfig as NativeYamlConfig
+from allye_data_connector.settings import YamlConfig as NativeYamlConfig
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared arrays are Linux only")
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 import allye_data_connector as adc
 from allye_data_connector import SharedArray, errors
 from allye_data_connector.cli import main as cli
-from allye_data_connector.shared_array import HolderDiedWarning, list_arrays
+from allye_data_connector.arrays import HolderDiedWarning, list_arrays
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared arrays are Linux only")
 

@@ -11,12 +11,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tests.frames import frames
+from allye_data_connector.frames import _caches, to_arrow, to_pandas
+from tests.sample_frames import frames
 
 
 # --- the conversion is pyarrow's, byte for byte -----------------------------------------
 def conversion_frames() -> dict[str, pd.DataFrame]:
-    """Frames for the fast numeric path (``convert.numeric_table``) and for the frames it
+    """Frames for the fast numeric path (``to_arrow.numeric_table``) and for the frames it
     must leave to pyarrow, on top of ``frames()``."""
     n = 1000
     rng = np.random.default_rng(2)
@@ -56,13 +57,13 @@ ALL_CONVERSION_FRAMES = {**frames(), **conversion_frames()}
 
 @pytest.mark.parametrize("kind", list(ALL_CONVERSION_FRAMES))
 def test_conversion_equals_pyarrow_from_pandas(kind):
-    from allye_data_connector.convert import LABELS_KEY, dataframe_to_arrow
+    from allye_data_connector.frames import LABELS_KEY, dataframe_to_arrow
 
     df = ALL_CONVERSION_FRAMES[kind]
     ours = dataframe_to_arrow(df)
     for attempt in range(2):  # the second conversion of a frame uses the cached schema
         if LABELS_KEY in (ours.schema.metadata or {}):
-            # Duplicate or mixed labels: converted under positional names (see convert.py).
+            # Duplicate or mixed labels: converted under positional names (see frames/to_arrow.py).
             frame = df.copy(deep=False)
             frame.columns = [f"{c}__{i}" for i, c in enumerate(df.columns)]
             meta = dict(ours.schema.metadata)
@@ -83,7 +84,7 @@ def test_conversion_equals_pyarrow_from_pandas(kind):
 
 
 def test_nan_becomes_null_and_clean_floats_are_not_copied():
-    from allye_data_connector.convert import dataframe_to_arrow
+    from allye_data_connector.frames import dataframe_to_arrow
 
     clean = np.arange(1000, dtype=float)
     holes = clean.copy()
@@ -100,25 +101,23 @@ def test_nan_becomes_null_and_clean_floats_are_not_copied():
 
 
 def test_large_frames_are_scanned_for_nan_in_parallel_pieces():
-    """Above convert.PARALLEL_SCAN_VALUES the NaN scan runs in pieces on a thread pool:
+    """Above to_arrow.PARALLEL_SCAN_VALUES the NaN scan runs in pieces on a thread pool:
     a NaN in any piece (first, middle, last) must still make that column's nulls."""
-    from allye_data_connector import convert
-
-    n = convert.PARALLEL_SCAN_VALUES // 2 + 3 * convert.SCAN_PIECE // 2  # pieces end mid-column
+    n = to_arrow.PARALLEL_SCAN_VALUES // 2 + 3 * to_arrow.SCAN_PIECE // 2  # pieces end mid-column
     cols = {name: np.arange(n, dtype=float) for name in ("clean", "first", "middle", "last")}
     cols["first"][0] = np.nan
     cols["middle"][n // 2] = np.nan
     cols["last"][-1] = np.nan
     cols["ints"] = np.arange(n)
     cols["f32"] = np.arange(n, dtype="float32")
-    cols["f32"][convert.SCAN_PIECE] = np.nan
+    cols["f32"][to_arrow.SCAN_PIECE] = np.nan
     df = pd.DataFrame(cols)
-    assert sum(len(a) for a in convert.column_arrays(df) if a.dtype.kind == "f") >= convert.PARALLEL_SCAN_VALUES
-    got = convert.dataframe_to_arrow(df)
+    assert sum(len(a) for a in _caches.column_arrays(df) if a.dtype.kind == "f") >= to_arrow.PARALLEL_SCAN_VALUES
+    got = to_arrow.dataframe_to_arrow(df)
     expected = pa.Table.from_pandas(df, preserve_index=None)
     assert [c.null_count for c in got.columns] == [c.null_count for c in expected.columns] == [0, 1, 1, 1, 0, 1]
     assert got.equals(expected) and got.schema.metadata == expected.schema.metadata
-    assert convert.CACHES.scan_pool_started, "the parallel scan ran"
+    assert _caches.CACHES.scan_pool_started, "the parallel scan ran"
 
 
 def test_parallel_nan_scan_works_in_a_forked_child():
@@ -126,12 +125,10 @@ def test_parallel_nan_scan_works_in_a_forked_child():
     sends must not hang waiting for them."""
     import multiprocessing
 
-    from allye_data_connector import convert
-
-    n = convert.PARALLEL_SCAN_VALUES
+    n = to_arrow.PARALLEL_SCAN_VALUES
     df = pd.DataFrame({"a": np.arange(n, dtype=float), "b": np.arange(n, dtype=float)})
     df.loc[n - 1, "b"] = np.nan
-    assert [c.null_count for c in convert.dataframe_to_arrow(df).columns] == [0, 1]  # the pool exists here
+    assert [c.null_count for c in to_arrow.dataframe_to_arrow(df).columns] == [0, 1]  # the pool exists here
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(1) as pool:
         result = pool.apply_async(_null_counts_in_child, (df,))
@@ -139,15 +136,13 @@ def test_parallel_nan_scan_works_in_a_forked_child():
 
 
 def _null_counts_in_child(df):
-    from allye_data_connector import convert
-
-    return [c.null_count for c in convert.dataframe_to_arrow(df).columns]
+    return [c.null_count for c in to_arrow.dataframe_to_arrow(df).columns]
 
 
 def test_cached_schema_follows_the_row_count():
     """The schema cache is keyed without the RangeIndex stop: frames of the same columns
     and different lengths must still get their own RangeIndex metadata."""
-    from allye_data_connector.convert import dataframe_to_arrow
+    from allye_data_connector.frames import dataframe_to_arrow
 
     for rows in (10, 3, 10, 0, 7):
         df = pd.DataFrame({"a": np.arange(rows, dtype=float), "b": np.arange(rows)})
@@ -158,7 +153,7 @@ def test_cached_schema_follows_the_row_count():
 
 @pytest.mark.parametrize("kind", list(ALL_CONVERSION_FRAMES))
 def test_schema_sha256_is_the_protocols(kind):
-    from allye_data_connector.convert import schema_sha256
+    from allye_data_connector.frames import schema_sha256
 
     df = ALL_CONVERSION_FRAMES[kind]
     columns = list(map(str, df.columns.tolist()))
@@ -167,13 +162,11 @@ def test_schema_sha256_is_the_protocols(kind):
     assert schema_sha256(df) == expected
     assert schema_sha256(df) == expected  # cached
     if all(isinstance(t, np.dtype) for t in df.dtypes) and kind not in ("attrs",):
-        from allye_data_connector import convert
-
-        assert any(v == expected for v in convert.CACHES.shas.values()), "frames of NumPy dtypes are cached"
+        assert any(v == expected for v in _caches.CACHES.shas.values()), "frames of NumPy dtypes are cached"
 
 
 def test_schema_sha256_cache_tells_equal_labels_of_other_types_apart():
-    from allye_data_connector.convert import schema_sha256
+    from allye_data_connector.frames import schema_sha256
 
     shas = set()
     for labels in ([1, 2], [1.0, 2.0], [True, False]):
@@ -194,18 +187,18 @@ FAST_PATH = {
 
 def test_which_frames_take_the_numeric_path():
     """Keeps test_conversion_equals_pyarrow_from_pandas meaningful: these frames are
-    converted by convert.numeric_table, all others by pyarrow."""
-    from allye_data_connector.convert import numeric_table
+    converted by to_arrow.numeric_table, all others by pyarrow."""
+    from allye_data_connector.frames.to_arrow import numeric_table
 
     taken = {k for k, df in ALL_CONVERSION_FRAMES.items() if numeric_table(df) is not None}
     assert taken == FAST_PATH
 
 
-# --- get side: convert.numeric_frame against pyarrow's to_pandas -------------------------
+# --- get side: to_pandas.numeric_frame against pyarrow's to_pandas -------------------------
 def arrow_tables() -> dict[str, pa.Table]:
     """Tables as a get sees them: every conversion frame as a send converts it, plus
     tables no frame of ours gives (slices, several chunks, nulls, lying metadata)."""
-    from allye_data_connector.convert import dataframe_to_arrow
+    from allye_data_connector.frames import dataframe_to_arrow
 
     tables = {k: dataframe_to_arrow(df) for k, df in ALL_CONVERSION_FRAMES.items()}
     base = pa.Table.from_pandas(pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20)}), preserve_index=None)
@@ -247,50 +240,42 @@ def assert_same_frame(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 def pyarrow_result(table: pa.Table, dtype_backend=None) -> pd.DataFrame:
     """arrow_to_dataframe with the numeric get path switched off: to_pandas as before."""
-    from allye_data_connector import convert
-
-    return convert.arrow_to_dataframe_by_pyarrow(table, dtype_backend)
+    return to_pandas.arrow_to_dataframe_by_pyarrow(table, dtype_backend)
 
 
 @pytest.mark.parametrize("kind", list(ARROW_TABLES))
 def test_get_conversion_equals_pyarrow_to_pandas(kind):
     """The first table of a schema is converted by pyarrow (and learnt from), the later
     ones possibly by numeric_frame: all must be what to_pandas(split_blocks=True) gives."""
-    from allye_data_connector import convert
-
     table = ARROW_TABLES[kind]
-    convert.CACHES.frames.clear()
+    _caches.CACHES.frames.clear()
     expected = pyarrow_result(table)
     for _ in range(3):
-        assert_same_frame(convert.arrow_to_dataframe(table), expected)
+        assert_same_frame(to_pandas.arrow_to_dataframe(table), expected)
     for backend in ("pyarrow", "numpy_nullable"):  # other backends never take the path
-        assert_same_frame(convert.arrow_to_dataframe(table, backend), pyarrow_result(table, backend))
+        assert_same_frame(to_pandas.arrow_to_dataframe(table, backend), pyarrow_result(table, backend))
 
 
 def test_which_tables_take_the_numeric_get_path():
     """Keeps the test above meaningful: these tables are assembled by numeric_frame once
     their schema is learnt, all others converted by pyarrow."""
-    from allye_data_connector import convert
-
     taken = set()
     for kind, table in ARROW_TABLES.items():
-        convert.CACHES.frames.clear()
-        convert.arrow_to_dataframe(table)  # learns
-        if convert.numeric_frame(table) is not None:
+        _caches.CACHES.frames.clear()
+        to_pandas.arrow_to_dataframe(table)  # learns
+        if to_pandas.numeric_frame(table) is not None:
             taken.add(kind)
     # pandas < 3 has no create_dataframe_from_blocks: there every get goes through pyarrow.
-    assert taken == (GET_FAST_PATH if convert.NUMERIC_GET_PATH else set())
+    assert taken == (GET_FAST_PATH if to_pandas.NUMERIC_GET_PATH else set())
 
 
 def test_numeric_get_path_is_zero_copy_and_follows_the_length():
     """Later tables of a learnt schema with other lengths (so other RangeIndex stops) get
     their own RangeIndex, and their columns are read-only views of the Arrow buffers."""
-    from allye_data_connector import convert
-
-    convert.CACHES.frames.clear()
+    _caches.CACHES.frames.clear()
     for rows in (10, 3, 10, 0, 7, 1000):
         table = pa.Table.from_pandas(pd.DataFrame({"a": np.arange(rows, dtype=float), "b": np.arange(rows)}))
-        got = convert.arrow_to_dataframe(table)
+        got = to_pandas.arrow_to_dataframe(table)
         assert_same_frame(got, pyarrow_result(table))
         assert got.index.equals(pd.RangeIndex(rows))
         if rows:
@@ -298,29 +283,25 @@ def test_numeric_get_path_is_zero_copy_and_follows_the_length():
                 arr = got[name].to_numpy()
                 assert not arr.flags.writeable
                 assert arr.__array_interface__["data"][0] == table.column(name).chunk(0).buffers()[1].address
-    assert len(convert.CACHES.frames) == 1, "one schema learnt once, whatever the lengths"
+    assert len(_caches.CACHES.frames) == 1, "one schema learnt once, whatever the lengths"
 
 
 def test_renaming_one_results_columns_leaves_the_next_get_alone():
-    from allye_data_connector import convert
-
-    convert.CACHES.frames.clear()
+    _caches.CACHES.frames.clear()
     table = pa.Table.from_pandas(pd.DataFrame({"a": np.arange(3.0), "b": np.arange(3)}))
-    first = convert.arrow_to_dataframe(table)
-    second = convert.arrow_to_dataframe(table)
+    first = to_pandas.arrow_to_dataframe(table)
+    second = to_pandas.arrow_to_dataframe(table)
     first.columns.name = "renamed"
     second.columns.name = "also"
-    third = convert.arrow_to_dataframe(table)
+    third = to_pandas.arrow_to_dataframe(table)
     assert third.columns.name is None and first.columns.name == "renamed"
     third.columns = ["x", "y"]
-    assert list(convert.arrow_to_dataframe(table).columns) == ["a", "b"]
+    assert list(to_pandas.arrow_to_dataframe(table).columns) == ["a", "b"]
 
 
 def test_a_learnt_schema_is_not_used_for_other_field_names_or_types():
     """Same pandas metadata bytes, other field names or types: each is learnt on its own."""
-    from allye_data_connector import convert
-
-    convert.CACHES.frames.clear()
+    _caches.CACHES.frames.clear()
     base = pa.Table.from_pandas(pd.DataFrame({"a": np.arange(4.0), "b": np.arange(4)}))
     meta = base.schema.metadata
     variants = [
@@ -331,5 +312,5 @@ def test_a_learnt_schema_is_not_used_for_other_field_names_or_types():
     ]
     for _ in range(2):
         for table in variants:
-            assert_same_frame(convert.arrow_to_dataframe(table), pyarrow_result(table))
-    assert len(convert.CACHES.frames) == 3
+            assert_same_frame(to_pandas.arrow_to_dataframe(table), pyarrow_result(table))
+    assert len(_caches.CACHES.frames) == 3

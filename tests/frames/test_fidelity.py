@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 import allye_data_connector as adc
-from allye_data_connector import convert
+from allye_data_connector import frames
 from tests.helpers import run_python
 
 LOST_BY_PYARROW = {
@@ -80,13 +80,13 @@ def test_the_table_is_pyarrows_plus_our_key(kind):
     """What 0.1.2 and pyarrow read is unchanged: our table is pyarrow's, schema metadata
     included, but for the one key of ours."""
     df = LOST_BY_PYARROW[kind]
-    ours = convert.encode(df).table
+    ours = frames.encode(df).table
     meta = dict(ours.schema.metadata)
-    if convert.FIDELITY_KEY in meta:
-        json.loads(meta.pop(convert.FIDELITY_KEY))
+    if frames.FIDELITY_KEY in meta:
+        json.loads(meta.pop(frames.FIDELITY_KEY))
     expected = pa.Table.from_pandas(df, preserve_index=None)
-    if convert.LABELS_KEY in meta:  # bool labels: converted under positional names (as mixed labels are)
-        del meta[convert.LABELS_KEY]
+    if frames.LABELS_KEY in meta:  # bool labels: converted under positional names (as mixed labels are)
+        del meta[frames.LABELS_KEY]
         frame = df.copy(deep=False)
         frame.columns = [f"{c}__{i}" for i, c in enumerate(df.columns)]
         expected = pa.Table.from_pandas(frame, preserve_index=None)
@@ -95,7 +95,7 @@ def test_the_table_is_pyarrows_plus_our_key(kind):
 
 def test_common_frames_carry_no_key_of_ours():
     df = pd.DataFrame({"x": np.arange(3.0), "s": ["a", "b", "c"], "c": pd.Categorical(["u", "v", "u"])})
-    assert convert.FIDELITY_KEY not in convert.encode(df).table.schema.metadata
+    assert frames.FIDELITY_KEY not in frames.encode(df).table.schema.metadata
 
 
 def test_freq_is_kept_on_slices_and_dropped_where_the_rows_no_longer_have_it(store):

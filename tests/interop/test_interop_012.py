@@ -155,7 +155,7 @@ print(json.dumps(out))
 def test_012_reads_frames_with_our_fidelity_metadata_as_pyarrow_does(store, peer_python):
     """Our own schema metadata (an index's freq, string dtypes, a Series, ...) changes
     nothing for 0.1.2: it reads each table as pyarrow reads the same table without it."""
-    from tests.convert.test_fidelity import LOST_BY_PYARROW
+    from tests.frames.test_fidelity import LOST_BY_PYARROW
 
     sent = {**LOST_BY_PYARROW, "series": pd.Series([1.5, 2.5], name="v")}
     tables = []

@@ -81,9 +81,10 @@ def test_superseded_ticket_asks_to_replan(start_server):
 
 
 def test_public_names_and_get_arrow_through_the_cache(start_server, client_store):
-    from allye_data_connector import remote, serving
+    from allye_data_connector import remote
+    from allye_data_connector.remote import server
 
-    assert adc.serve is serving.serve and adc.connect is remote.connect and adc.Remote is remote.Remote
+    assert adc.serve is server.serve and adc.connect is remote.connect and adc.Remote is remote.Remote
     s = start_server("srv", "--no-auth")
     adc.send_dataframe(_df(50), "t", secret_dir=s.store, shm_unlink_on_read=False)
     with adc.connect([s.location], secret_dir=client_store) as r:

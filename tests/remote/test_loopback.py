@@ -22,7 +22,7 @@ import pytest
 import allye_data_connector as adc
 from allye_data_connector import _core
 from allye_data_connector.errors import InvalidArgumentError, RemoteUnavailableError, TableNotFoundError
-from tests.frames import frames
+from tests.sample_frames import frames
 
 ROUND_TRIP_KINDS = [k for k in frames() if k != "late_strings"]
 
@@ -62,7 +62,8 @@ def test_first_load_pulls_second_does_not_and_within_ttl_no_call(start_server, c
         st = r.stats(s.location)
         assert st["calls"]["do_get"] == 1
         assert st["rows_sent"] == len(df)
-        pd.testing.assert_frame_equal(r.get_dataframe("t"), df)
+        # The table is named as adc.get_dataframe names it (table_name=).
+        pd.testing.assert_frame_equal(r.get_dataframe(table_name="t"), df)
         st2 = r.stats(s.location)
         assert st2["calls"]["do_get"] == 1, "an unchanged table is not pulled again"
         assert st2["calls"]["do_action:versions"] == st["calls"]["do_action:versions"] + 1

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import allye_data_connector as adc
-from allye_data_connector.registry import NODES, TABLES
+from allye_data_connector.remote.zookeeper import NODES, TABLES
 
 ZK_JAR = Path("/usr/share/java/zookeeper.jar")
 

@@ -100,7 +100,7 @@ def test_state_is_recorded_with_the_rows(store: Path) -> None:
 
 
 def test_a_panoply_module_is_a_source_by_its_stream_and_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    from allye_data_connector import sources
+    from allye_data_connector.sources import registry
 
     module = types.ModuleType("my_panoply_source")
     module.Stream = type("Plain", (panoply.DataSource,), {"read": lambda self, n=None: None})  # type: ignore[attr-defined]
@@ -112,7 +112,7 @@ def test_a_panoply_module_is_a_source_by_its_stream_and_config(monkeypatch: pyte
         def load(self):
             return module
 
-    monkeypatch.setattr(sources, "_entry_points", lambda: {"mine": EP()})
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"mine": EP()})
     listed = {s["name"]: s for s in describe_sources()}
     assert listed["mine"]["title"] == "My Data Source"
     assert [p["name"] for p in listed["mine"]["params"]] == ["user", "database", "password"]

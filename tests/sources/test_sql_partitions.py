@@ -12,7 +12,7 @@ import adbc_driver_postgresql.dbapi as pg
 import pytest
 
 import allye_data_connector as adc
-from allye_data_connector import sources
+from allye_data_connector.sources import _adbc, sql
 from allye_data_connector.errors import InvalidArgumentError, SourceError
 from allye_data_connector.sources import SqlSource
 
@@ -56,14 +56,14 @@ def test_the_ranges_share_one_snapshot(postgres: Postgres, wide: str, store: Pat
     # connections even open (they wait for it): no range may see the change, as each
     # connection alone would from its own later snapshot.
     changed = threading.Event()
-    connect = sources._connect
+    connect = _adbc.connect
 
     def late_connect(uri: str, driver: object) -> object:
         if threading.current_thread().name == "adc-sql-range":
             assert changed.wait(60)
         return connect(uri, driver)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sources, "_connect", late_connect)
+    monkeypatch.setattr(_adbc, "connect", late_connect)
 
     def change(done: int, total: object) -> None:
         if not changed.is_set():
@@ -92,7 +92,7 @@ def test_views_queries_and_small_tables_use_one_connection(postgres: Postgres, w
     # auto: a table under PG_PARTITION_MIN_BYTES is one range; over it, two.
     out, logged = load(postgres.uri, wide, store)
     assert out["rows"] == ROWS and not any("page ranges" in " ".join(m) for m in logged)
-    monkeypatch.setattr(sources, "PG_PARTITION_MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(sql, "PG_PARTITION_MIN_BYTES", 1 << 20)
     out, logged = load(postgres.uri, wide, store)
     assert out["rows"] == ROWS and any("+ 1 more page ranges" in " ".join(m) for m in logged)
     with pytest.raises(InvalidArgumentError, match="partitions must be a positive"):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import allye_data_connector as adc
-from allye_data_connector import canvas
+from allye_data_connector.tables import canvas
 
 
 class Canvas:

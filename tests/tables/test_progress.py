@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import allye_data_connector as adc
-from allye_data_connector.convert import dataframe_to_arrow
+from allye_data_connector.frames import dataframe_to_arrow
 from allye_data_connector.errors import AllyeError, CancelledError
 
 N = 600_000

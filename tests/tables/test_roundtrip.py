@@ -13,7 +13,7 @@ import pytest
 
 import allye_data_connector as adc
 from allye_data_connector import errors
-from tests.frames import frames
+from tests.sample_frames import frames
 
 TRANSPORTS = ["shm", "file"]
 OBJECT_STRINGS_BECOME_STR = {"object_strings", "late_strings"}

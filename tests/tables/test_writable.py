@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 import allye_data_connector as adc
-from allye_data_connector import convert
+from allye_data_connector.frames import to_pandas
 from tests.helpers import run_python
 
 pytestmark = pytest.mark.skipif(
-    not convert._copy_on_write_active(), reason="pandas 2 without copy-on-write: frames stay read-only (documented)"
+    not to_pandas._copy_on_write_active(), reason="pandas 2 without copy-on-write: frames stay read-only (documented)"
 )
 
 ROWS = 1000
@@ -34,7 +34,7 @@ def get(store):
     get maps a segment anew)."""
     table = adc.get_arrow("t", secret_dir=store)
     mapped = {name: table.column(name).chunk(0).buffers()[1].address for name in table.column_names}
-    return convert.arrow_to_dataframe(table), mapped
+    return to_pandas.arrow_to_dataframe(table), mapped
 
 
 WRITES = {

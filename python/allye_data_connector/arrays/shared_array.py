@@ -18,13 +18,11 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _core
-from .errors import ArrayClosedError, ArrayError, ArrayExistsError, InvalidArgumentError
+from .. import _core
+from .._args import PathLike, store_arg
+from ..errors import ArrayClosedError, ArrayError, ArrayExistsError, InvalidArgumentError
 
 __all__ = ["SharedArray", "HolderDiedWarning", "list_arrays"]
-
-PathLike = Union[str, "os.PathLike[str]"]
-
 
 class HolderDiedWarning(RuntimeWarning):
     """The previous holder of a shared array's lock died holding it; this process took the
@@ -33,7 +31,8 @@ class HolderDiedWarning(RuntimeWarning):
 
 def _dir(secret_dir: Optional[PathLike]) -> Optional[str]:
     # Absolute: a pickled handle reopens it in a child whatever the child's working directory.
-    return None if secret_dir is None else os.path.abspath(os.path.expanduser(os.fspath(secret_dir)))
+    store = store_arg(secret_dir)
+    return None if store is None else os.path.abspath(store)
 
 
 def _shape(shape: Any) -> tuple[int, ...]:

@@ -17,14 +17,14 @@ Each method is a call of the native API (:class:`~allye_data_connector.SharedArr
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional, Union
 
 import numpy as np
 
+from .._args import PathLike
 from ..errors import ArrayClosedError, ArrayNotFoundError, InvalidArgumentError
-from ..shared_array import SharedArray
-from ..yaml_config import YamlConfig
+from ..arrays import SharedArray
+from ..settings import YamlConfig
 
 __all__ = ["SharedMemoryArray", "YamlConfig", "DataLogger", "LogPackage"]
 
@@ -49,7 +49,7 @@ class SharedMemoryArray:
 
     @classmethod
     def create_array(
-        cls, name: str, prototype: np.ndarray, exist_ok: bool = False, *, secret_dir: Union[str, "os.PathLike[str]", None] = None
+        cls, name: str, prototype: np.ndarray, exist_ok: bool = False, *, secret_dir: Optional[PathLike] = None
     ) -> "SharedMemoryArray":
         """A new shared array with ``prototype``'s shape, dtype and data, connected."""
         if not isinstance(prototype, np.ndarray):
@@ -174,7 +174,7 @@ class SharedMemoryArray:
         return f"SharedMemoryArray(name={self._name!r}, shape={self._shape}, datatype={self._dtype}, connected={self.is_connected})"
 
 
-# --- DataLogger and LogPackage (issue 14): ataraxis' logger on a stream ---
+# --- DataLogger and LogPackage: ataraxis' logger on a stream ---
 # Defined in .ataraxis_logger (one module per concern); re-exported here so that one
 # import switches a program over.
 from .ataraxis_logger import DataLogger, LogPackage  # noqa: E402

@@ -4,7 +4,7 @@
 There is no Plasma server: ``path`` is the store directory, ``size`` its
 ``max_store_bytes`` quota, and the objects outlive every process (``sleep``, ``wake_up``,
 ``start`` and ``dead`` only mark this handle). Each method is a call of
-:class:`~allye_data_connector.objects.Objects`; a missing name raises ``KeyError``,
+:class:`~allye_data_connector.named_objects.Objects`; a missing name raises ``KeyError``,
 learning a name again replaces its value.
 """
 

@@ -96,10 +96,7 @@ class SDK:
             w.close()
 
 
-# --- sources: panoply's DataSource (issue 15) ---
-
-
-
+# --- sources: panoply's DataSource ---
 
 
 class DataSource(_sources.DataSource):

@@ -21,17 +21,18 @@ from typing import Any, Iterable, Iterator, Optional, Union
 
 import pandas as pd
 
-from .. import api
+from .._args import PathLike, path_arg
 from ..errors import InvalidArgumentError, TableNotFoundError
 from ..remote import Remote
+from ..tables import api
 
 
 class PullFrame:
     """One node's view (see the module docs)."""
 
-    def __init__(self, hosts: Union[None, str, Iterable[str]], directory: Union[str, "os.PathLike[str]"],
+    def __init__(self, hosts: Union[None, str, Iterable[str]], directory: PathLike,
                  sync_timeout: float = 60.0, **remote_options: Any) -> None:
-        self.directory = os.path.expanduser(os.fspath(directory))
+        self.directory = path_arg(directory)
         os.makedirs(self.directory, exist_ok=True)
         if isinstance(hosts, str):
             hosts = [h for h in hosts.split(",") if h.strip()]
@@ -83,7 +84,7 @@ class PullFrame:
 
 
 @contextlib.contextmanager
-def pullframe(hosts: Union[None, str, Iterable[str]], directory: Union[str, "os.PathLike[str]"],
+def pullframe(hosts: Union[None, str, Iterable[str]], directory: PathLike,
               sync_timeout: float = 60.0, **remote_options: Any) -> Iterator[PullFrame]:
     """pullframe's context manager (see the module docs)."""
     pf = PullFrame(hosts, directory, sync_timeout, **remote_options)

@@ -1,11 +1,12 @@
 """Partial loads: pick columns, rows, a sample or a time range out of a mapped Arrow table.
 
 A :class:`Selection` says what to load; it is checked when it is made (so a bad one fails
-before anything is read) and applied by :meth:`Selection.apply`. Everything here works on the zero-copy ``pyarrow.Table`` that a get returns: selecting
-columns and slicing rows only adjust offsets into the mapping (nothing is read), a
-time range is found by binary search over the mapped timestamp buffer (``O(log n)``
-values touched, plus one look at each record batch's first and last value), and only a
-``sample`` copies (the sampled rows).
+before anything is read) and applied by :meth:`Selection.apply`. Everything here works on
+the zero-copy ``pyarrow.Table`` that a get returns: selecting columns and slicing rows
+only adjust offsets into the mapping (nothing is read), a time range is found by binary
+search over the mapped timestamp buffer (``O(log n)`` values touched, plus one look at
+each record batch's first and last value), and only a ``sample`` copies (the sampled
+rows).
 """
 
 from __future__ import annotations
@@ -18,48 +19,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .convert import LABELS_KEY
-from .errors import InvalidArgumentError
-
-
-def _pandas_meta(table: pa.Table) -> Optional[dict[str, Any]]:
-    raw = (table.schema.metadata or {}).get(b"pandas")
-    return json.loads(raw) if raw else None
-
-
-def index_columns(table: pa.Table) -> list[str]:
-    """Field names that hold the DataFrame index (pandas metadata), in order."""
-    meta = _pandas_meta(table)
-    if not meta:
-        return []
-    return [c for c in meta.get("index_columns", []) if isinstance(c, str) and c in table.column_names]
-
-
-def _data_fields(table: pa.Table) -> list[str]:
-    idx = set(index_columns(table))
-    return [n for n in table.column_names if n not in idx]
-
-
-def _labels(table: pa.Table) -> list[Any]:
-    """The DataFrame's column labels, one per data field, as the user knows them."""
-    fields = _data_fields(table)
-    raw = (table.schema.metadata or {}).get(LABELS_KEY)
-    if raw is not None:
-        labels: list[Any] = json.loads(raw)
-        if len(labels) == len(fields):
-            return labels
-    meta = _pandas_meta(table)
-    if meta:
-        by_field = {c.get("field_name"): c.get("name") for c in meta.get("columns", [])}
-        return [by_field.get(f, f) for f in fields]
-    return list(fields)
+from ..errors import InvalidArgumentError
+from .fields import LABELS_KEY, data_fields, index_fields, labels as labels_of
 
 
 def _select_columns(table: pa.Table, columns: Sequence[Any]) -> pa.Table:
     """Keeps the index columns and the named data columns (by label or by field name), in
     the order asked for. Unknown names raise :class:`InvalidArgumentError`."""
-    fields = _data_fields(table)
-    labels = _labels(table)
+    fields = data_fields(table)
+    labels = labels_of(table)
     picked: list[int] = []
     for want in columns:
         hits = [i for i, (f, lab) in enumerate(zip(fields, labels)) if want == lab or str(want) == f]
@@ -68,7 +36,7 @@ def _select_columns(table: pa.Table, columns: Sequence[Any]) -> pa.Table:
                 f"no column {want!r} in this table; its columns are {labels!r}"
             )
         picked.extend(h for h in hits if h not in picked)
-    names = index_columns(table) + [fields[i] for i in picked]
+    names = index_fields(table) + [fields[i] for i in picked]
     out = table.select(names)
     meta = dict(out.schema.metadata or {})
     if LABELS_KEY in meta:
@@ -108,7 +76,7 @@ def _to_unit_ceil(ts: pd.Timestamp, column_type: pa.TimestampType) -> int:
 def _time_column(table: pa.Table, time_column: Optional[str]) -> str:
     if time_column is not None:
         if time_column not in table.column_names:
-            labels = dict(zip(_data_fields(table), _labels(table)))
+            labels = dict(zip(data_fields(table), labels_of(table)))
             named = [f for f, lab in labels.items() if lab == time_column]
             if not named:
                 raise InvalidArgumentError(
@@ -116,7 +84,7 @@ def _time_column(table: pa.Table, time_column: Optional[str]) -> str:
                 )
             time_column = named[0]
         return time_column
-    idx = index_columns(table)
+    idx = index_fields(table)
     if len(idx) == 1 and pa.types.is_timestamp(table.schema.field(idx[0]).type):
         return idx[0]
     raise InvalidArgumentError(

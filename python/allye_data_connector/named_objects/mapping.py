@@ -1,217 +1,28 @@
-"""Named objects: any Python object under a name in a namespace, shared between processes
-through the store, read in place (issue 12; brain-plasma's job without a server).
-
-``objs = adc.objects("app1")`` is a :class:`MutableMapping`: ``objs["x"] = obj`` publishes
-a new immutable version, ``objs["x"]`` returns the latest. Each namespace is a sub-store
+"""``adc.objects(namespace)``: the named objects of a namespace as a mapping
+(:class:`Objects`), and the namespaces of a store. ``objs["x"] = obj`` publishes a new
+immutable version, ``objs["x"]`` returns the latest. Each namespace is a sub-store
 ``<store>/objects/<namespace>/`` with its own log and payloads (``_core`` owns it); this
-module only converts objects to and from Arrow data:
-
-- Arrow data (pandas, pyarrow, polars, ``__arrow_c_stream__``/``__arrow_c_array__``) as an
-  Arrow table, read back zero-copy as tables are;
-- NumPy arrays (no Python objects inside) as their raw bytes in one Arrow binary value,
-  read back as a read-only view of the mapping (dtype, shape and order in the line);
-- anything else through pickle protocol 5: the pickle stream is the first record batch,
-  each out-of-band buffer (a NumPy array inside a dict, say) its own record batch (its own
-  aligned region), handed to ``pickle.loads`` as views of the mapping.
+module converts objects with :mod:`.codecs`.
 """
 
 from __future__ import annotations
 
-import ast
 import logging
-import os
-import pickle
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, Optional, Union
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
-from . import _core, convert, settings as _settings
-from . import watching as _watch
-from .errors import ArrowDataError, ConversionError, InvalidArgumentError, InvalidInputError, TableNotFoundError
+from .. import _core, _wait, settings as _settings
+from .._args import PathLike, store_arg
+from ..errors import InvalidArgumentError, TableNotFoundError
+from .codecs import decode, encode, ndarray_dtype, ndarray_meta, table_of
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
-
 _KEY = _core.OBJECT_METADATA_KEY
-_COLUMN = "bytes"
-_ARROW_FAILURES = (ConversionError, ArrowDataError, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
-
-
-def _path(secret_dir: Optional[PathLike]) -> Optional[str]:
-    return None if secret_dir is None else os.fspath(secret_dir)
-
-
-# --- encoding ---------------------------------------------------------------------------
-
-
-def _binary_batch(data: Any) -> pa.RecordBatch:
-    """One record batch of one ``large_binary`` value holding ``data``'s bytes (no copy)."""
-    buf = pa.py_buffer(data)
-    offsets = pa.py_buffer(np.array([0, buf.size], dtype=np.int64))
-    arr = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, buf])
-    return pa.RecordBatch.from_arrays([arr], names=[_COLUMN])
-
-
-def _binary_value(chunk: pa.Array) -> Any:
-    """The bytes of a ``large_binary`` chunk's first value, as a slice of its buffer."""
-    _, offsets, data = chunk.buffers()
-    start, end = np.frombuffer(offsets, dtype=np.int64, count=chunk.offset + 2)[chunk.offset:]
-    if data is None or end == start:
-        return pa.py_buffer(b"")
-    return data.slice(int(start), int(end - start))
-
-
-def _is_plain_ndarray(obj: Any) -> bool:
-    return type(obj) is np.ndarray and not obj.dtype.hasobject
-
-
-def _encode_ndarray(a: np.ndarray[Any, Any]) -> tuple[pa.Table, dict[str, Any]]:
-    if a.flags.c_contiguous:
-        order, flat = "C", a.reshape(-1)
-    elif a.flags.f_contiguous:
-        order, flat = "F", a.T.reshape(-1)
-    else:
-        order, flat = "C", np.ascontiguousarray(a).reshape(-1)
-    raw = flat.view(np.uint8) if flat.dtype.itemsize else np.empty(0, np.uint8)
-    descr = np.lib.format.dtype_to_descr(a.dtype)
-    meta = {"kind": "numpy", "type": "numpy.ndarray", "dtype": repr(descr), "shape": list(a.shape), "order": order, "nbytes": int(a.nbytes)}
-    return pa.Table.from_batches([_binary_batch(raw)]), meta
-
-
-def _decode_ndarray(table: pa.Table, meta: dict[str, Any]) -> np.ndarray[Any, Any]:
-    dtype = np.lib.format.descr_to_dtype(_tuples(ast.literal_eval(meta["dtype"])))
-    buf = _binary_value(table.column(0).chunk(0))
-    raw = np.frombuffer(buf, dtype=np.uint8, count=int(meta["nbytes"]))
-    shape = tuple(meta["shape"])
-    if dtype.itemsize == 0:
-        return np.empty(shape, dtype)
-    return raw.view(dtype).reshape(shape, order=meta.get("order", "C"))
-
-
-def _tuples(descr: Any) -> Any:
-    """JSON and ``repr`` keep structured descrs as lists of tuples; nested ones need tuples."""
-    if isinstance(descr, list):
-        return [tuple(_tuples(x) for x in field) if isinstance(field, (list, tuple)) else field for field in descr]
-    return descr
-
-
-def _encode_pickle(obj: Any) -> tuple[pa.Table, dict[str, Any]]:
-    buffers: list[pickle.PickleBuffer] = []
-    try:
-        stream = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
-        raise InvalidInputError(
-            f"{type(obj).__module__}.{type(obj).__qualname__} can be stored neither as Arrow data, a NumPy array, "
-            f"nor a pickle: {exc}"
-        ) from exc
-    batches = [_binary_batch(stream)]
-    for b in buffers:
-        try:
-            batches.append(_binary_batch(b.raw()))
-        except BufferError:  # a non-contiguous buffer: its bytes, copied once
-            batches.append(_binary_batch(memoryview(b).tobytes()))
-    return pa.Table.from_batches(batches), {"kind": "pickle", "type": _type_name(obj), "buffers": len(buffers)}
-
-
-def _decode_pickle(table: pa.Table) -> Any:
-    chunks = table.column(0).chunks
-    stream = _binary_value(chunks[0])
-    return pickle.loads(stream, buffers=[_binary_value(c) for c in chunks[1:]])
-
-
-def _type_name(obj: Any) -> str:
-    t = type(obj)
-    return f"{t.__module__}.{t.__qualname__}"
-
-
-def _table(stream: Any) -> pa.Table:
-    """The Arrow table of a C stream from ``_core``, buffers as they are. Not ``pa.table()``:
-    its first call in a process sets up pyarrow's pandas shim (2 ms), which a get of an
-    array or a pickle never needs."""
-    return pa.RecordBatchReader.from_stream(stream).read_all()
-
-
-def _one_column(data: Any) -> pa.Table:
-    return pa.table({"value": data})
-
-
-def encode(obj: Any, *, allow_pickle: bool = True) -> tuple[pa.Table, dict[str, Any]]:
-    """``obj`` as an Arrow table and the description recorded on its lines."""
-    table: Optional[pa.Table] = None
-    meta: dict[str, Any] = {}
-    module = type(obj).__module__.split(".")[0]
-    if _is_plain_ndarray(obj):
-        return _encode_ndarray(obj)
-    if isinstance(obj, (pd.DataFrame, pd.Series)):
-        try:
-            table = convert.encode(obj).table
-            meta = {"kind": "pandas.DataFrame" if isinstance(obj, pd.DataFrame) else "pandas.Series"}
-        except _ARROW_FAILURES as exc:
-            logger.debug("%s is not Arrow data (%s): pickled", _type_name(obj), exc)
-    elif module == "polars" and hasattr(obj, "__arrow_c_stream__"):
-        is_series = type(obj).__name__ == "Series"
-        table = pa.table(obj.to_frame() if is_series else obj)
-        meta = {"kind": "polars", "polars": "Series" if is_series else "DataFrame"}
-    elif isinstance(obj, pa.Table):
-        table, meta = obj, {"kind": "pyarrow.Table"}
-    elif isinstance(obj, pa.RecordBatch):
-        table, meta = pa.Table.from_batches([obj]), {"kind": "pyarrow.RecordBatch"}
-    elif isinstance(obj, pa.ChunkedArray):
-        table, meta = _one_column(obj), {"kind": "pyarrow.ChunkedArray"}
-    elif isinstance(obj, pa.Array):
-        table, meta = _one_column(obj), {"kind": "pyarrow.Array"}
-    elif hasattr(obj, "__arrow_c_stream__"):
-        table, meta = convert.arrow_input(obj), {"kind": "pyarrow.Table"}
-    elif hasattr(obj, "__arrow_c_array__"):
-        table, meta = _one_column(pa.array(obj)), {"kind": "pyarrow.Array"}
-    if table is not None:
-        meta["type"] = _type_name(obj)
-        return table, meta
-    if not allow_pickle:
-        raise InvalidInputError(
-            f"{_type_name(obj)} would be stored as a pickle and allow_pickle is off; store Arrow data or a NumPy "
-            "array, or set allow_pickle: true in settings.yaml"
-        )
-    return _encode_pickle(obj)
-
-
-def decode(table: pa.Table, meta: dict[str, Any], *, as_polars: Optional[bool] = None) -> Any:
-    """The object a table of kind ``meta["kind"]`` encodes (``as_polars``: Arrow data as
-    polars; None: as polars when polars sent it)."""
-    kind = meta.get("kind")
-    if kind == "numpy":
-        return _decode_ndarray(table, meta)
-    if kind == "pickle":
-        return _decode_pickle(table)
-    if as_polars or (as_polars is None and kind == "polars"):
-        import polars as pl
-
-        frame = pl.from_arrow(table)
-        if meta.get("polars") == "Series" and isinstance(frame, pl.DataFrame):
-            return frame.to_series(0)
-        return frame
-    if kind in ("pandas.DataFrame", "pandas.Series"):
-        return convert.arrow_to_dataframe(convert.restore_arrow(table))
-    if kind == "pyarrow.RecordBatch":
-        batches = table.to_batches()
-        return batches[0] if len(batches) == 1 else table.combine_chunks().to_batches()[0] if table.num_rows else \
-            pa.RecordBatch.from_pylist([], schema=table.schema)
-    if kind == "pyarrow.ChunkedArray":
-        return table.column(0)
-    if kind == "pyarrow.Array":
-        col = table.column(0)
-        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-    if kind == "polars":
-        return table
-    return table
-
-
-# --- the mapping ------------------------------------------------------------------------
 
 
 def _info(ev: dict[str, Any], namespace: str) -> dict[str, Any]:
@@ -232,7 +43,7 @@ def _info(ev: dict[str, Any], namespace: str) -> dict[str, Any]:
         "id": ev.get("id"),
     }
     if meta.get("kind") == "numpy":
-        out["dtype"] = str(np.lib.format.descr_to_dtype(_tuples(ast.literal_eval(meta["dtype"]))))
+        out["dtype"] = str(ndarray_dtype(meta))
         out["shape"] = tuple(meta["shape"])
         out["order"] = meta.get("order")
     elif meta.get("kind") == "pickle":
@@ -261,7 +72,7 @@ class Objects(MutableMapping[str, Any]):
         if not isinstance(namespace, str):
             raise InvalidArgumentError(f"namespace must be a str, got {type(namespace).__name__}")
         self._namespace = _core.check_namespace_name(namespace)
-        self._secret_dir = _path(secret_dir)
+        self._secret_dir = store_arg(secret_dir)
         self._allow_pickle = allow_pickle
 
     @property
@@ -364,8 +175,7 @@ class Objects(MutableMapping[str, Any]):
             self.put(name, arr, description=description, ttl_sec=ttl_sec, transport=transport)
             return
         nbytes = int(np.prod(dims, dtype=np.int64)) * dt.itemsize
-        meta: dict[str, Any] = {"kind": "numpy", "type": "numpy.ndarray", "dtype": repr(np.lib.format.dtype_to_descr(dt)),
-                                "shape": list(dims), "order": order, "nbytes": nbytes}
+        meta = ndarray_meta(dt, dims, order, nbytes)
         if description is not None:
             meta["description"] = str(description)
         eff = self._settings()
@@ -391,7 +201,7 @@ class Objects(MutableMapping[str, Any]):
         if not isinstance(name, str):
             raise KeyError(name)
         ev, data = _core.get_object(name, allow_pickle=self._pickle_allowed(), **self._kw())
-        return decode(_table(data), ev["metadata"].get(_KEY, {}), as_polars=as_polars)
+        return decode(table_of(data), ev["metadata"].get(_KEY, {}), as_polars=as_polars)
 
     def __getitem__(self, name: str) -> Any:
         return self.get_object(name)
@@ -406,7 +216,7 @@ class Objects(MutableMapping[str, Any]):
                 raise TableNotFoundError(f"no version of object {name!r} newer than {after} yet")
             return self.get_object(name)
 
-        return _watch.wait_until(
+        return _wait.wait_until(
             attempt,
             secret_dir=_core.namespace_store(self._namespace, secret_dir=self._secret_dir),
             timeout_sec=timeout_sec,
@@ -432,7 +242,7 @@ class Objects(MutableMapping[str, Any]):
         if kind in ("numpy", "pickle"):
             return None
         _, data = _core.get_object(name, allow_pickle=False, **self._kw())
-        return _table(data).schema
+        return table_of(data).schema
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
@@ -486,19 +296,19 @@ def objects(
 
 def namespaces(secret_dir: Optional[PathLike] = None) -> list[str]:
     """The namespaces that hold (or held) objects, sorted."""
-    return list(_core.namespaces(secret_dir=_path(secret_dir)))
+    return list(_core.namespaces(secret_dir=store_arg(secret_dir)))
 
 
 def remove_namespace(namespace: str, secret_dir: Optional[PathLike] = None) -> int:
     """Deletes a namespace and every object in it; returns how many it held. The default
     namespace cannot be removed (:class:`~.errors.InvalidArgumentError`)."""
-    return int(_core.remove_namespace(namespace, secret_dir=_path(secret_dir)))
+    return int(_core.remove_namespace(namespace, secret_dir=store_arg(secret_dir)))
 
 
 def capacity(secret_dir: Optional[PathLike] = None) -> dict[str, Any]:
     """Free and total bytes of ``/dev/shm`` (``shm_free``, ``shm_total``) and of the store's
     file system (``store_free``, ``store_total``), the bytes held by live versions
     (``used``) and the ``max_store_bytes`` quota (``quota``, None when unset)."""
-    store = _core.resolve_store(_path(secret_dir))
+    store = _core.resolve_store(store_arg(secret_dir))
     quota = _settings.effective(store).max_store_bytes
-    return dict(_core.capacity(secret_dir=_path(secret_dir), quota=quota))
+    return dict(_core.capacity(secret_dir=store_arg(secret_dir), quota=quota))

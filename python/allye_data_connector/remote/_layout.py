@@ -10,11 +10,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pyarrow as pa
 
-#: Key of the FlightInfo's app_metadata listing the nulls of each column of the slice.
-NULL_COUNTS_KEY = "null_counts"
-#: Key of the FlightInfo's app_metadata listing the bytes of values of each string/bytes
-#: column of the slice (null for the other columns).
-DATA_BYTES_KEY = "data_bytes"
+from ._wire import DATA_BYTES_KEY, NULL_COUNTS_KEY
 
 _OFFSETS = {pa.string(): np.int32, pa.binary(): np.int32, pa.large_string(): np.int64, pa.large_binary(): np.int64}
 

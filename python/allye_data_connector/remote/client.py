@@ -30,14 +30,17 @@ import time
 import warnings
 from typing import Any, Iterable, Optional, Sequence, Union
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from . import _core, convert
-from .errors import InvalidArgumentError, RemoteUnavailableError, TableNotFoundError
-from .partial import Selection, index_columns
-from .placing import DATA_BYTES_KEY, NULL_COUNTS_KEY, laid_out_bytes, layout
+from .. import _core, frames, settings as _settings
+from .._args import PathLike, store_arg
+from ..errors import InvalidArgumentError, RemoteUnavailableError, TableNotFoundError
+from ..frames import Selection, index_fields
+from ..tables import api as tables
+from . import _wire
+from ._layout import laid_out_bytes, layout
+from ._wire import ADC_ORIGIN, ADC_PULLED_AT, ADC_REMOTE_ID, ADC_REMOTE_TABLE, DATA_BYTES_KEY, NULL_COUNTS_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,6 @@ PEERS_ENV = "ALLYE_PEERS"
 TOKEN_ENV = "ALLYE_REMOTE_TOKEN"
 
 SYNC_MODES = ("full", "tail")
-#: Key of a FlightInfo's app_metadata listing the nulls of each column (serving.py).
 
 
 def _one_batch(table: pa.Table) -> pa.Table:
@@ -71,11 +73,6 @@ def _one_batch(table: pa.Table) -> pa.Table:
         return table  # no buffers; the row count is all there is
     return pa.concat_tables([table, table.schema.empty_table()]).combine_chunks()
 
-#: Keys of the ``metadata.adc`` entry of a pulled version.
-ADC_ORIGIN = "origin"
-ADC_REMOTE_TABLE = "remote_table"
-ADC_REMOTE_ID = "remote_id"
-ADC_PULLED_AT = "pulled_at"
 
 _UNAVAILABLE = (
     flight.FlightUnavailableError,
@@ -103,46 +100,23 @@ def peer_location(peer: str, *, tls: bool = False) -> str:
 
 def _peers_arg(peers: Union[None, str, Iterable[str]], secret_dir: Optional[str] = None) -> list[str]:
     if peers is None:  # $ALLYE_PEERS, else the store's settings file
-        from . import settings
-
-        peers = settings.effective(_core.resolve_store(secret_dir)).peers or ""
+        peers = _settings.effective(_core.resolve_store(secret_dir)).peers or ""
     if isinstance(peers, str):
         peers = [p for p in peers.split(",") if p.strip()]
     return list(peers)
-
-
-def _source(version: dict[str, Any]) -> Any:
-    """The id of the original version a version record describes (copies share it)."""
-    return version.get("source_id") or version.get("id")
 
 
 def _current(cached: Optional[dict[str, Any]], version: dict[str, Any]) -> bool:
     """Whether the cached local version is (a copy of) the remote one."""
     if cached is None:
         return False
-    return _source(version) in (_adc(cached).get(ADC_REMOTE_ID), cached["id"])
+    return _wire.record_source(version) in (_adc(cached).get(ADC_REMOTE_ID), cached["id"])
 
 
 def _adc(ev: Optional[dict[str, Any]]) -> dict[str, Any]:
     meta = (ev or {}).get("metadata") or {}
     adc = meta.get(_core.METADATA_KEY)
     return adc if isinstance(adc, dict) else {}
-
-
-def _request(name: str, sel: Selection) -> dict[str, Any]:
-    """The command descriptor of a partial pull (docs/PROTOCOL.md "remote")."""
-    request: dict[str, Any] = {"table": name}
-    if sel.columns is not None:
-        request["columns"] = [str(c) for c in sel.columns]
-    if sel.rows is not None:
-        request["rows"] = list(sel.rows)
-    for key in ("start", "end"):
-        value = getattr(sel, key)
-        if value is not None:
-            request[key] = pd.Timestamp(value).isoformat()
-    if sel.time_column is not None:
-        request["time_column"] = sel.time_column
-    return request
 
 
 class Remote:
@@ -154,7 +128,7 @@ class Remote:
         peers: Union[None, str, Iterable[str]] = None,
         *,
         registry: Optional[str] = None,
-        secret_dir: Optional[str] = None,
+        secret_dir: Optional[PathLike] = None,
         token: Optional[str] = None,
         tls_root_certs: Optional[bytes] = None,
         cert_chain: Optional[bytes] = None,
@@ -165,13 +139,13 @@ class Remote:
         stale_ok: bool = False,
         max_full_pull_bytes: int = DEFAULT_MAX_FULL_PULL_BYTES,
     ) -> None:
-        self.secret_dir = None if secret_dir is None else os.path.expanduser(os.fspath(secret_dir))
+        self.secret_dir = store_arg(secret_dir)
         self._tls = tls_root_certs is not None
         self._static_peers = [peer_location(p, tls=self._tls)
                               for p in _peers_arg(peers if registry is None else (peers or []), self.secret_dir)]
         self.registry = None
         if registry is not None:
-            from .registry import Registry
+            from .zookeeper import Registry
 
             self.registry = Registry(registry, timeout_sec=timeout_sec)
         if not self._static_peers and self.registry is None:
@@ -235,7 +209,7 @@ class Remote:
         return c
 
     def _options(self, timeout_sec: Optional[float] = None) -> flight.FlightCallOptions:
-        headers = [(b"authorization", f"Bearer {self.token}".encode())] if self.token else None
+        headers = [(_wire.AUTH_HEADER.encode(), _wire.bearer(self.token).encode())] if self.token else None
         return flight.FlightCallOptions(timeout=timeout_sec or self.timeout_sec, headers=headers)
 
     def _drop(self, location: str) -> None:
@@ -267,7 +241,7 @@ class Remote:
         ``rows_sent``, ``bytes_received``); this call is not counted."""
         loc = peer_location(peer, tls=self._tls)
         try:
-            out: dict[str, Any] = self._action(loc, "stats")
+            out: dict[str, Any] = self._action(loc, _wire.ACTION_STATS)
         except _UNAVAILABLE as exc:
             raise RemoteUnavailableError(f"peer {loc} did not answer within {self.timeout_sec}s: {exc}") from exc
         return out
@@ -281,7 +255,7 @@ class Remote:
         errors = []
         for loc in locations:
             try:
-                out: dict[str, Any] = self._action(loc, "versions", body)
+                out: dict[str, Any] = self._action(loc, _wire.ACTION_VERSIONS, body)
                 return out
             except _UNAVAILABLE as exc:
                 errors.append(f"{loc}: {exc}")
@@ -317,7 +291,7 @@ class Remote:
         answered = False
         for loc in self._static_peers if self.registry is not None else self.peers:
             try:
-                v = self._action(loc, "versions", json.dumps([name]).encode()).get(name)
+                v = self._action(loc, _wire.ACTION_VERSIONS, json.dumps([name]).encode()).get(name)
             except _UNAVAILABLE as exc:
                 errors.append(f"{loc}: {exc}")
                 continue
@@ -348,10 +322,10 @@ class Remote:
                 except (flight.FlightUnauthenticatedError, flight.FlightUnauthorizedError) as exc:
                     raise self._refused(loc, exc) from exc
                 except flight.FlightServerError as exc:
-                    if "re-plan" in str(exc) and attempt == 0:
+                    if _wire.REPLAN in str(exc) and attempt == 0:
                         logger.info("version of %r changed while planning at %s; planning again", request["table"], loc)
                         continue
-                    if "no table" in str(exc):
+                    if _wire.NO_TABLE in str(exc):
                         errors.append(f"{loc}: {exc}")
                         break
                     raise
@@ -383,7 +357,7 @@ class Remote:
     @staticmethod
     def _adc_entry(name: str, origin: str, version: dict[str, Any]) -> dict[str, Any]:
         return {ADC_ORIGIN: origin, ADC_REMOTE_TABLE: version.get("table_name", name),
-                ADC_REMOTE_ID: _source(version), ADC_PULLED_AT: time.time()}
+                ADC_REMOTE_ID: _wire.record_source(version), ADC_PULLED_AT: time.time()}
 
     def _write(self, name: str, data: Any, *, origin: str, version: dict[str, Any], shape: Any) -> dict[str, Any]:
         adc = self._adc_entry(name, origin, version)
@@ -479,7 +453,7 @@ class Remote:
         if ev is None:
             ev = self._pull(name, locations)
         self._checked[name] = time.monotonic()
-        logger.info("pulled %r version %s", name, _source(version))
+        logger.info("pulled %r version %s", name, _wire.record_source(version))
         return ev
 
     def _pull(self, name: str, locations: list[str]) -> dict[str, Any]:
@@ -512,15 +486,15 @@ class Remote:
                    time_column: Optional[str]) -> Optional[dict[str, Any]]:
         _, data = _core.get_live(name, secret_dir=self.secret_dir, record_read=False)
         local = pa.table(data)
-        col = time_column or next(iter(index_columns(local)), None)
+        col = time_column or next(iter(index_fields(local)), None)
         if col is None or col not in local.column_names or local.num_rows == 0:
             return None
         if not pa.types.is_timestamp(local.schema.field(col).type):
             return None
         last = local.column(col)[-1].as_py()
-        request = {"table": name, "after": pd.Timestamp(last).isoformat(), "time_column": time_column}
+        request = _wire.tail_request(name, last, time_column)
         reader, planned, rows, served_by = self._fetch(locations, request)
-        shape = (local.num_rows + rows, local.num_columns - len(index_columns(local)))
+        shape = (local.num_rows + rows, local.num_columns - len(index_fields(local)))
         try:
             ev = self._receive(name, reader, planned, rows, origin=served_by, shape=shape, held=local)
             if ev is not None:
@@ -532,24 +506,22 @@ class Remote:
             logger.info("the columns of %r changed: pulling it whole", name)
             return None
         joined = _one_batch(pa.concat_tables([local, tail.replace_schema_metadata(local.schema.metadata)]))
-        shape = (joined.num_rows, joined.num_columns - len(index_columns(joined)))
+        shape = (joined.num_rows, joined.num_columns - len(index_fields(joined)))
         return self._write(name, joined, origin=served_by, version=planned, shape=shape)
 
     # -- loads --
     def get_arrow(
-        self, name: str, *, selection: Optional[Selection] = None, sync: str = "full",
+        self, table_name: str, *, selection: Optional[Selection] = None, sync: str = "full",
         stale_ok: Optional[bool] = None,
     ) -> pa.Table:
-        """The peers' current version of ``name`` (or the part ``selection`` picks) as a
-        ``pyarrow.Table``, through the local cache (see :meth:`get_dataframe`)."""
-        from . import api
-
+        """The peers' current version of ``table_name`` (or the part ``selection`` picks)
+        as a ``pyarrow.Table``, through the local cache (see :meth:`get_dataframe`)."""
         sel = selection if selection is not None else Selection()
-        sliced = self._slice_only(name, sel, stale_ok)
+        sliced = self._slice_only(table_name, sel, stale_ok)
         if sliced is not None:
-            return convert.restore_arrow(sliced)
-        self.sync(name, sync=sync, stale_ok=stale_ok, time_column=sel.time_column)
-        return api.get_arrow(name, secret_dir=self.secret_dir, selection=selection)
+            return frames.restore_arrow(sliced)
+        self.sync(table_name, sync=sync, stale_ok=stale_ok, time_column=sel.time_column)
+        return tables.get_arrow(table_name, secret_dir=self.secret_dir, selection=selection)
 
     def _slice_only(self, name: str, sel: Selection, stale_ok: Optional[bool]) -> Optional[pa.Table]:
         """For a partial load of a table over ``max_full_pull_bytes`` that the cache does
@@ -568,7 +540,7 @@ class Remote:
         if _current(cached, version):
             self._checked[name] = time.monotonic()
             return None
-        reader, _, _, _ = self._fetch(locations, _request(name, sel))
+        reader, _, _, _ = self._fetch(locations, _wire.request_of(name, sel))
         try:
             return reader.read_all()
         except _UNAVAILABLE as exc:
@@ -576,7 +548,7 @@ class Remote:
 
     def get_dataframe(
         self,
-        name: str,
+        table_name: str,
         *,
         columns: Optional[Sequence[Any]] = None,
         rows: Optional[tuple[Optional[int], Optional[int]]] = None,
@@ -584,23 +556,23 @@ class Remote:
         start: Any = None,
         end: Any = None,
         time_column: Optional[str] = None,
-        dtype_backend: Optional[convert.DtypeBackend] = None,
+        dtype_backend: Optional[frames.DtypeBackend] = None,
         sync: str = "full",
         stale_ok: Optional[bool] = None,
     ) -> Any:
-        """The peers' current version of ``name`` as a DataFrame, loaded zero-copy from the
-        local store after :meth:`sync` (no call within ``check_ttl_sec``, no ``DoGet``
-        when unchanged). Partial loads as :func:`~allye_data_connector.get_dataframe`;
-        for a table over ``max_full_pull_bytes`` only the slice moves."""
-        from . import api
-
-        convert.check_dtype_backend(dtype_backend)
+        """The peers' current version of ``table_name`` as a DataFrame, loaded zero-copy
+        from the local store after :meth:`sync` (no call within ``check_ttl_sec``, no
+        ``DoGet`` when unchanged). Partial loads as
+        :func:`~allye_data_connector.get_dataframe`; for a table over
+        ``max_full_pull_bytes`` only the slice moves."""
+        frames.check_dtype_backend(dtype_backend)
         sel = Selection(columns=columns, rows=rows, head=head, start=start, end=end, time_column=time_column)
-        sliced = self._slice_only(name, sel, stale_ok)
+        sliced = self._slice_only(table_name, sel, stale_ok)
         if sliced is not None:
-            return convert.arrow_to_dataframe(sliced, dtype_backend)
-        self.sync(name, sync=sync, stale_ok=stale_ok, time_column=time_column)
-        return api.get_dataframe(name, secret_dir=self.secret_dir, selection=sel, dtype_backend=dtype_backend)
+            return frames.arrow_to_dataframe(sliced, dtype_backend)
+        self.sync(table_name, sync=sync, stale_ok=stale_ok, time_column=time_column)
+        return tables.get_dataframe(table_name, secret_dir=self.secret_dir, selection=sel,
+                                    dtype_backend=dtype_backend)
 
     def pull(
         self, name: str, *, columns: Optional[Sequence[Any]] = None, start: Any = None, end: Any = None,
@@ -618,17 +590,17 @@ class Remote:
         locations, version = self._find(name)
         if version is None:
             raise TableNotFoundError(f"no peer has a table {name!r} (peers: {', '.join(self.peers) or 'none'})")
-        reader, planned, rows, served_by = self._fetch(locations, _request(name, sel))
+        reader, planned, rows, served_by = self._fetch(locations, _wire.request_of(name, sel))
         try:
             part = reader.schema.empty_table()
-            shape = (rows, part.num_columns - len(index_columns(part)))
+            shape = (rows, part.num_columns - len(index_fields(part)))
             ev = self._receive(target, reader, planned, rows, origin=served_by, shape=shape)
             if ev is not None:
                 return ev
             table = _one_batch(reader.read_all())
         except _UNAVAILABLE as exc:
             raise RemoteUnavailableError(f"the stream of {name!r} from {served_by} broke: {exc}") from exc
-        shape = (table.num_rows, table.num_columns - len(index_columns(table)))
+        shape = (table.num_rows, table.num_columns - len(index_fields(table)))
         return self._write(target, table, origin=served_by, version=planned, shape=shape)
 
     def push(self, name: str, peer: str, *, data: Any = None) -> dict[str, Any]:
@@ -644,7 +616,7 @@ class Remote:
         elif isinstance(data, pa.Table):
             table = data
         else:
-            encoded = convert.encode(data)
+            encoded = frames.encode(data)
             table, request["schema_sha256"] = encoded.table, encoded.schema_sha256
         loc = peer_location(peer, tls=self._tls)
         try:
@@ -673,7 +645,7 @@ def connect(
     peers: Union[None, str, Iterable[str]] = None,
     *,
     registry: Optional[str] = None,
-    secret_dir: Optional[str] = None,
+    secret_dir: Optional[PathLike] = None,
     token: Optional[str] = None,
     tls_root_certs: Optional[bytes] = None,
     cert_chain: Optional[bytes] = None,

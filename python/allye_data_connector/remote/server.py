@@ -30,10 +30,12 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from . import _core
-from .errors import InvalidArgumentError
-from .partial import Selection, index_columns
-from .placing import DATA_BYTES_KEY, NULL_COUNTS_KEY, layout  # noqa: F401  (re-exported)
+from .. import _core
+from .._args import PathLike, store_arg, store_dir
+from ..errors import InvalidArgumentError
+from ..frames import Selection, index_fields
+from . import _wire
+from ._layout import layout
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +48,16 @@ SHUTDOWN_GRACE_SEC = 5.0
 DEFAULT_PORT: int = _core.DEFAULT_REMOTE_PORT
 #: Where the bearer token lives inside the store.
 TOKEN_FILE = os.path.join("remote", "token")
-#: The header carrying the bearer token.
-AUTH_HEADER = "authorization"
-#: Action names.
-ACTION_VERSIONS = "versions"
-ACTION_STATS = "stats"
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
-def token_path(secret_dir: Optional[str] = None) -> Path:
+def token_path(secret_dir: Optional[PathLike] = None) -> Path:
     """The bearer token file of a store."""
-    return Path(_core.resolve_store(secret_dir)) / TOKEN_FILE
+    return Path(store_dir(secret_dir)) / TOKEN_FILE
 
 
-def ensure_token(secret_dir: Optional[str] = None) -> str:
+def ensure_token(secret_dir: Optional[PathLike] = None) -> str:
     """The store's bearer token, created (random, mode 0600) on first use."""
     path = token_path(secret_dir)
     try:
@@ -75,39 +72,11 @@ def ensure_token(secret_dir: Optional[str] = None) -> str:
     return token
 
 
-# ---- the wire vocabulary (docs/PROTOCOL.md "remote") -------------------------------------
-
-
-def request_from_descriptor(descriptor: flight.FlightDescriptor) -> dict[str, Any]:
-    """A descriptor's request: a path ``[table]`` (the whole table) or a JSON command
-    ``{"table", "columns", "rows", "start", "end", "time_column", "after", "producer"}``."""
-    if descriptor.descriptor_type == flight.DescriptorType.PATH:
-        parts = [p.decode() if isinstance(p, bytes) else p for p in descriptor.path]
-        if len(parts) != 1:
-            raise flight.FlightServerError(f"a path descriptor names one table, got {parts!r}")
-        return {"table": parts[0]}
-    try:
-        req = json.loads(descriptor.command)
-    except ValueError:
-        raise flight.FlightServerError("a command descriptor must be a JSON object (docs/PROTOCOL.md 'remote')") from None
-    if not isinstance(req, dict) or not isinstance(req.get("table"), str):
-        raise flight.FlightServerError('a command descriptor must be a JSON object with a "table" name')
-    return req
-
-
-def selection_of(req: dict[str, Any]) -> Selection:
-    rows = req.get("rows")
-    return Selection(
-        columns=req.get("columns"),
-        rows=None if rows is None else (rows[0], rows[1]),
-        start=req.get("start"),
-        end=req.get("end"),
-        time_column=req.get("time_column"),
-    )
+# ---- what a request serves ---------------------------------------------------------------
 
 
 def _time_values(table: pa.Table, time_column: Optional[str]) -> Optional[pa.ChunkedArray]:
-    name = time_column or next(iter(index_columns(table)), None)
+    name = time_column or next(iter(index_fields(table)), None)
     if name is None or name not in table.column_names:
         return None
     return table.column(name)
@@ -129,7 +98,7 @@ def select(table: pa.Table, req: dict[str, Any]) -> pa.Table:
             bound = pa.scalar(sel_after.start, type=pa.timestamp("ns", getattr(head.type, "tz", None))).cast(head.type)
             equal = pc.sum(pc.equal(head, bound)).as_py() or 0
             table = table.slice(equal)
-    sel = selection_of(req)
+    sel = _wire.selection_of(req)
     return table if sel == _EVERYTHING else sel.apply(table)
 
 
@@ -148,25 +117,6 @@ def chunked(table: pa.Table, max_bytes: int = MAX_MESSAGE_BYTES) -> Iterator[pa.
         step = max(1, int(n * max_bytes / size))
         for off in range(0, n, step):
             yield batch.slice(off, step)
-
-
-def _version_record(ev: dict[str, Any]) -> dict[str, Any]:
-    """A version as the wire describes it; ``source_id`` is the id of the original version
-    (``metadata.adc.remote_id`` of a pulled copy, else ``id``), so copies compare equal."""
-    p = ev.get("payload") or {}
-    adc = (ev.get("metadata") or {}).get(_core.METADATA_KEY) or {}
-    rid = adc.get("remote_id") if isinstance(adc, dict) else None
-    return {
-        "id": ev["id"],
-        "source_id": rid if isinstance(rid, str) else ev["id"],
-        "table_name": ev["table_name"],
-        "producer": ev.get("producer"),
-        "created_at": ev.get("created_at"),
-        "expires_at": p.get("expires_at"),
-        "shape": p.get("shape"),
-        "bytes": p.get("data_size"),
-        "schema_sha256": p.get("schema_sha256"),
-    }
 
 
 # ---- the server --------------------------------------------------------------------------
@@ -203,10 +153,10 @@ class _Stats:
 class _TokenMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[misc]
     def __init__(self, token: str) -> None:
         super().__init__()
-        self._expected = f"Bearer {token}"
+        self._expected = _wire.bearer(token)
 
     def start_call(self, info: Any, headers: dict[str, list[Any]]) -> None:
-        got = headers.get(AUTH_HEADER) or headers.get(AUTH_HEADER.title()) or []
+        got = headers.get(_wire.AUTH_HEADER) or headers.get(_wire.AUTH_HEADER.title()) or []
         values = [v.decode() if isinstance(v, bytes) else v for v in got]
         if not any(secrets.compare_digest(v, self._expected) for v in values):
             raise flight.FlightUnauthenticatedError(
@@ -254,7 +204,7 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         try:
             ev, data = _core.get_live(name, secret_dir=self.secret_dir, producer=producer, record_read=False)
         except KeyError as exc:
-            raise flight.FlightServerError(f"no table {name!r} in this store: {exc}") from None
+            raise flight.FlightServerError(f"{_wire.NO_TABLE} {name!r} in this store: {exc}") from None
         except Exception as exc:
             raise flight.FlightServerError(f"cannot read {name!r}: {exc}") from None
         return ev, pa.table(data)
@@ -274,10 +224,8 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             part = select(table, req)
         except InvalidArgumentError as exc:
             raise flight.FlightServerError(str(exc)) from None
-        version = _version_record(ev)
-        # The ticket pins the version by its id here and by the original's id (source_id),
-        # so it can be redeemed at any replica holding a copy of that version.
-        ticket = json.dumps({**req, "id": ev["id"], "source_id": version["source_id"]}).encode()
+        version = _wire.version_record(ev)
+        ticket = _wire.ticket(req, version)
         locations = [self.location] + [loc for loc in self._replicas(ev["table_name"], version["source_id"])
                                        if loc != self.location]
         expiry = None
@@ -306,23 +254,20 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
 
     def get_flight_info(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         self.stats.call("get_flight_info")
-        return self._info(request_from_descriptor(descriptor), descriptor)
+        return self._info(_wire.request_from_descriptor(descriptor), descriptor)
 
     def get_schema(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
         self.stats.call("get_schema")
-        return flight.SchemaResult(self._info(request_from_descriptor(descriptor), descriptor).schema)
+        return flight.SchemaResult(self._info(_wire.request_from_descriptor(descriptor), descriptor).schema)
 
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
         self.stats.call("do_get")
-        try:
-            req = json.loads(ticket.ticket)
-            name, pinned = req["table"], req["id"]
-        except (ValueError, KeyError, TypeError):
-            raise flight.FlightServerError("not a ticket of this server (docs/PROTOCOL.md 'remote')") from None
+        req, name, pinned = _wire.request_of_ticket(ticket.ticket)
         ev, table = self._live(name, req.get("producer"))
-        if ev["id"] != pinned and _version_record(ev)["source_id"] != req.get("source_id", pinned):
+        if ev["id"] != pinned and _wire.source_id(ev) != req.get("source_id", pinned):
             # The pinned version was superseded (and may be collected): the client re-plans.
-            raise flight.FlightServerError(f"version {pinned} of {name!r} is no longer current ({ev['id']} is): re-plan")
+            raise flight.FlightServerError(
+                f"version {pinned} of {name!r} is no longer current ({ev['id']} is): {_wire.REPLAN}")
         part = select(table, req)
         stats, limit = self.stats, self.max_message_bytes
 
@@ -340,11 +285,11 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         self.stats.call("do_put")
         if not self.allow_put:
             raise flight.FlightUnauthorizedError("this server does not accept DoPut (start it with --allow-put)")
-        req = request_from_descriptor(descriptor)
+        req = _wire.request_from_descriptor(descriptor)
         table = reader.read_all()
         with self.stats.lock:
             self.stats.bytes_received += table.nbytes
-        rows, cols = table.num_rows, table.num_columns - len(index_columns(table))
+        rows, cols = table.num_rows, table.num_columns - len(index_fields(table))
         ev = _core.send(
             table, secret_dir=self.secret_dir, table_name=req["table"],
             metadata={"shm_unlink_on_read": False, "adc": {"pushed": True}},
@@ -352,26 +297,27 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             schema_sha256=req.get("schema_sha256") if isinstance(req.get("schema_sha256"), str) else None,
         )
         logger.info("received %r (%d rows, %d bytes)", req["table"], rows, table.nbytes)
-        writer.write(pa.py_buffer(json.dumps(_version_record(ev)).encode()))
+        writer.write(pa.py_buffer(json.dumps(_wire.version_record(ev)).encode()))
 
     def list_actions(self, context: Any) -> list[tuple[str, str]]:
         return [
-            (ACTION_VERSIONS, "body: JSON list of table names ([] for all); result: JSON {name: version or null}"),
-            (ACTION_STATS, "result: JSON call and byte counters (not counted itself)"),
+            (_wire.ACTION_VERSIONS, "body: JSON list of table names ([] for all); result: JSON {name: version or null}"),
+            (_wire.ACTION_STATS, "result: JSON call and byte counters (not counted itself)"),
         ]
 
     def do_action(self, context: Any, action: flight.Action) -> Iterator[bytes]:
         kind = action.type
-        if kind == ACTION_STATS:
+        if kind == _wire.ACTION_STATS:
             return iter([json.dumps(self.stats.snapshot()).encode()])
         self.stats.call(f"do_action:{kind}")
-        if kind == ACTION_VERSIONS:
+        if kind == _wire.ACTION_VERSIONS:
             body = action.body.to_pybytes() if action.body is not None else b""
             names = json.loads(body) if body else []
-            current = {ev["table_name"]: _version_record(ev) for ev in _core.list_tables(secret_dir=self.secret_dir)}
+            current = {ev["table_name"]: _wire.version_record(ev) for ev in _core.list_tables(secret_dir=self.secret_dir)}
             out = current if not names else {n: current.get(n) for n in names}
             return iter([json.dumps(out).encode()])
-        raise flight.FlightServerError(f"unknown action {kind!r}; actions: versions, stats")
+        raise flight.FlightServerError(
+            f"unknown action {kind!r}; actions: {_wire.ACTION_VERSIONS}, {_wire.ACTION_STATS}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -380,7 +326,7 @@ def _is_loopback(host: str) -> bool:
 
 def make_server(
     *,
-    secret_dir: Optional[str] = None,
+    secret_dir: Optional[PathLike] = None,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
     allow_put: bool = False,
@@ -393,6 +339,7 @@ def make_server(
     max_message_bytes: Optional[int] = None,
 ) -> StoreFlightServer:
     """A started server (listening once this returns; ``port=0`` picks a free port)."""
+    store = store_arg(secret_dir)
     if (tls_cert is None) != (tls_key is None):
         raise InvalidArgumentError("pass both tls_cert and tls_key (PEM files), or neither")
     tls = tls_cert is not None
@@ -401,26 +348,26 @@ def make_server(
             f"serving on {host} without TLS would send tables in clear text: pass tls_cert/tls_key "
             "(--tls-cert/--tls-key), or insecure=True (--insecure) on a trusted network"
         )
-    token = None if (no_auth or tls_client_ca) else ensure_token(secret_dir)
+    token = None if (no_auth or tls_client_ca) else ensure_token(store)
     certs = None
     if tls:
         certs = [(Path(tls_cert).read_bytes(), Path(tls_key).read_bytes())]  # type: ignore[arg-type]
     scheme = "grpc+tls" if tls else "grpc+tcp"
     bind = f"[{host}]" if ":" in host and not host.startswith("[") else host
     server = StoreFlightServer(
-        f"{scheme}://{bind}:{port}", secret_dir=secret_dir, allow_put=allow_put, token=token,
+        f"{scheme}://{bind}:{port}", secret_dir=store, allow_put=allow_put, token=token,
         tls_certificates=certs, verify_client=tls_client_ca is not None,
         root_certificates=Path(tls_client_ca).read_bytes() if tls_client_ca else None,
         advertise=advertise, max_message_bytes=max_message_bytes or MAX_MESSAGE_BYTES,
     )
-    logger.info("serving %s at %s (%s)", _core.resolve_store(secret_dir), server.location,
+    logger.info("serving %s at %s (%s)", _core.resolve_store(store), server.location,
                 "mutual TLS" if tls_client_ca else "no auth" if no_auth else "bearer token")
     return server
 
 
 def serve(
     *,
-    secret_dir: Optional[str] = None,
+    secret_dir: Optional[PathLike] = None,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
     allow_put: bool = False,
@@ -437,6 +384,7 @@ def serve(
     """Serves a store until SIGTERM or SIGINT (then shuts down cleanly). ``ready(location)``
     is called once the server listens. With ``registry="zk://host:port[/chroot]"`` the
     node registers itself and its tables' versions in ZooKeeper while it runs."""
+    secret_dir = store_arg(secret_dir)
     server = make_server(secret_dir=secret_dir, host=host, port=port, allow_put=allow_put, no_auth=no_auth,
                          insecure=insecure, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
                          advertise=advertise, max_message_bytes=max_message_bytes)
@@ -448,7 +396,7 @@ def serve(
     node = None
     try:
         if registry is not None:
-            from .registry import Registry
+            from .zookeeper import Registry
 
             node = Registry(registry).publish_node(server.location, secret_dir=secret_dir)
             server.replicas = node.registry.locations

@@ -21,8 +21,10 @@ import socket
 import threading
 from typing import Any, Optional
 
-from . import _core
-from .errors import InvalidArgumentError, RemoteUnavailableError
+from .. import _core
+from ..errors import InvalidArgumentError, RemoteUnavailableError
+from ..tables import api as tables
+from ._wire import source_id
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +38,6 @@ def parse_url(url: str) -> str:
     if not isinstance(url, str) or not url.startswith("zk://") or len(url) <= len("zk://"):
         raise InvalidArgumentError(f"a registry is 'zk://host:port[,host:port][/chroot]', got {url!r}")
     return url[len("zk://"):]
-
-
-def _source_id(ev: dict[str, Any]) -> str:
-    adc = (ev.get("metadata") or {}).get(_core.METADATA_KEY) or {}
-    rid = adc.get("remote_id") if isinstance(adc, dict) else None
-    return rid if isinstance(rid, str) else ev["id"]
 
 
 class Registry:
@@ -156,16 +152,14 @@ class NodePublisher:
         path = self.zk.create(f"{NODES}/node-", json.dumps(info).encode(), ephemeral=True, sequence=True)
         self.node_id = path.rsplit("/", 1)[-1]
         self._published: dict[str, str] = {}
-        from . import api
-
         # The watch first: a version sent meanwhile is then published by one or the other.
-        self._watch = api.watch(secret_dir=secret_dir, callback=lambda _rec: self.publish())
+        self._watch = tables.watch(secret_dir=secret_dir, callback=lambda _rec: self.publish())
         self.publish()
 
     def publish(self) -> None:
         """Publishes every table of the store whose version changed since the last time."""
         for ev in _core.list_tables(secret_dir=self.secret_dir):
-            name, sid = ev["table_name"], _source_id(ev)
+            name, sid = ev["table_name"], source_id(ev)
             if self._published.get(name) == sid:
                 continue
             try:

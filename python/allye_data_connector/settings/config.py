@@ -2,7 +2,7 @@
 then ``<store>/settings.yaml``, then built-in defaults (0.1.2's).
 
 :class:`Settings` is the one configuration of this package, a
-:class:`~allye_data_connector.yaml_config.YamlConfig`. :func:`load` resolves the effective
+:class:`~.yaml_config.YamlConfig`. :func:`load` resolves the effective
 values and records where each came from (``adc config`` shows them).
 """
 
@@ -13,17 +13,16 @@ import logging
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional, Union, get_type_hints
+from typing import Any, Optional, get_type_hints
 
-from . import _core
-from .errors import InvalidArgumentError
+from .. import _core
+from .._args import PathLike
+from ..errors import InvalidArgumentError
 from .yaml_config import YamlConfig, read_mapping
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "settings.yaml"
-
-_read_yaml = read_mapping
 
 
 @functools.lru_cache(maxsize=None)
@@ -137,7 +136,7 @@ def _file_values(path: str) -> dict[str, Any]:
     hit = _cache.get(path)
     if hit and hit[0] == mtime:
         return hit[1]
-    data = _read_yaml(Path(path))
+    data = read_mapping(Path(path))
     known = set(_FIELDS)
     for key in data:
         if key not in known:
@@ -146,11 +145,11 @@ def _file_values(path: str) -> dict[str, Any]:
     return data
 
 
-def settings_file(store: Union[str, os.PathLike[str]]) -> Path:
+def settings_file(store: PathLike) -> Path:
     return Path(_file_key(store))
 
 
-def _file_key(store: Union[str, os.PathLike[str]]) -> str:
+def _file_key(store: PathLike) -> str:
     """``<store>/settings.yaml`` as a str: the path read, and the key of ``_cache``."""
     return os.path.join(os.fspath(store), SETTINGS_FILE)
 
@@ -209,7 +208,7 @@ def effective(store: Optional[str] = None, **arguments: Any) -> Settings:
     return _resolve(store, arguments)[0]
 
 
-def load(store: Optional[Union[str, os.PathLike[str]]] = None, **arguments: Any) -> Resolved:
+def load(store: Optional[PathLike] = None, **arguments: Any) -> Resolved:
     """The effective settings for ``store`` (a resolved store directory, or None for no
     file): each field from ``arguments`` when given and not None, else its environment
     variable, else the store's ``settings.yaml``, else the default."""
@@ -220,7 +219,7 @@ def load(store: Optional[Union[str, os.PathLike[str]]] = None, **arguments: Any)
     )
 
 
-def save(settings: Settings, store: Union[str, os.PathLike[str]]) -> Path:
+def save(settings: Settings, store: PathLike) -> Path:
     """Writes ``settings`` to ``<store>/settings.yaml`` (created private)."""
     path = settings_file(store)
     settings.to_yaml(path)

@@ -37,7 +37,8 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
-from .errors import InvalidArgumentError
+from .._args import PathLike
+from ..errors import InvalidArgumentError
 
 __all__ = ["YamlConfig", "read_mapping"]
 
@@ -53,7 +54,7 @@ def _check_suffix(path: Path) -> None:
         raise InvalidArgumentError(f"{path}: a YamlConfig file must end in .yaml or .yml, not {path.suffix or 'nothing'!r}")
 
 
-def read_mapping(path: Union[str, "os.PathLike[str]"]) -> dict[str, Any]:
+def read_mapping(path: PathLike) -> dict[str, Any]:
     """The YAML mapping in ``path`` (UTF-8); ``{}`` for an empty document."""
     path = Path(path)
     try:
@@ -186,7 +187,7 @@ class YamlConfig:
     """A dataclass that saves itself to and loads itself from a ``.yaml``/``.yml`` file
     (see the module documentation for the types that round-trip and the guarantees)."""
 
-    def to_yaml(self, file_path: Union[str, "os.PathLike[str]"]) -> None:
+    def to_yaml(self, file_path: PathLike) -> None:
         """Writes the fields to ``file_path`` atomically, as UTF-8 (parents created, 0700)."""
         path = Path(file_path)
         _check_suffix(path)
@@ -210,7 +211,7 @@ class YamlConfig:
             raise
 
     @classmethod
-    def from_yaml(cls: type[T], file_path: Union[str, "os.PathLike[str]"]) -> T:
+    def from_yaml(cls: type[T], file_path: PathLike) -> T:
         """An instance from the mapping in ``file_path`` (missing keys take their defaults)."""
         path = Path(file_path)
         _check_suffix(path)

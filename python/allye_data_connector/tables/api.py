@@ -1,45 +1,29 @@
-"""The public API: 0.1.2's four calls (``send_dataframe``, ``get_dataframe``,
-``list_tables``, ``gc``) with their names, arguments, defaults and return values, and
-ours beside them, on the Rust core. Each call checks its arguments, converts with
-:mod:`.convert`, and hands the rest to ``_core``, whose vocabulary (defaults, transports,
-compressions, name rule) it uses rather than repeats."""
+"""The table calls: 0.1.2's (``send_dataframe``, ``get_dataframe``, ``list_tables``)
+with their names, arguments, defaults and return values, and ours beside them
+(``get_arrow``, ``describe_table``, ``remove_table``, ``store_path``, ``watch``), on the
+Rust core. Each call checks its arguments, converts with :mod:`..frames`, and hands the
+rest to ``_core``, whose vocabulary (defaults, transports, compressions, name rule) it
+uses rather than repeats. A table name may name a stream (:mod:`..streams`): reads and
+removal go there (:func:`_streams_of`)."""
 
 from __future__ import annotations
 
-import datetime
 import logging
-import os
-import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from types import ModuleType
+from typing import Any, Callable, Optional, Sequence
 
-import pandas as pd
 import pyarrow as pa
 
-from . import _core, convert, records, settings as _settings
-from . import watching as _watch
+from .. import _core, _wait, frames, settings as _settings
+from .._args import PathLike, int_arg, store_arg
+from ..errors import InvalidArgumentError
+from ..frames import DtypeBackend, Selection
+from ..progress import Cancel, Progress
+from . import records, watching
 from .canvas import notify_receiver
-from .convert import DtypeBackend
-from .errors import InvalidArgumentError
-from .partial import Selection, index_columns
-from .progress import Cancel, Progress
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
-
-
-def _path(secret_dir: Optional[PathLike]) -> Optional[str]:
-    # os.path, not pathlib: this runs on every call, and pathlib costs ~10 us a time.
-    return None if secret_dir is None else os.path.expanduser(os.fspath(secret_dir))
-
-
-def _int_arg(name: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise InvalidArgumentError(f"{name}={value} must be >= {minimum}")
-    return value
 
 
 def send_dataframe(
@@ -96,7 +80,7 @@ def send_dataframe(
     memory without calling :func:`gc`.
 
     ``progress(done_rows, total_rows)`` is called as the frame is converted (in chunks of
-    :data:`~.convert.CONVERT_CHUNK_ROWS` rows) and once more after the write; ``cancel``
+    :data:`~.frames.CONVERT_CHUNK_ROWS` rows) and once more after the write; ``cancel``
     (a ``threading.Event`` or a callable returning True) is checked between chunks and
     raises :class:`~.errors.CancelledError` before anything is written, so a cancelled
     send leaves no manifest line, segment or file. The write itself (memory speed) is not
@@ -107,13 +91,13 @@ def send_dataframe(
     _core.check_transport(transport)
     for name, value, minimum in (("max_shm_bytes", max_shm_bytes, 1), ("chunk_rows", chunk_rows, 0), ("ttl_sec", ttl_sec, 0)):
         if value is not None:
-            _int_arg(name, value, minimum=minimum)
-    store = _path(secret_dir)
+            int_arg(name, value, minimum=minimum)
+    store = store_arg(secret_dir)
     eff = _settings.effective(
         _core.resolve_store(store), max_shm_bytes=max_shm_bytes, chunk_rows=chunk_rows,
         compression=compression, default_ttl_sec=ttl_sec, notify_canvas=notify_canvas,
     )
-    encoded = convert.encode(df, progress=progress, cancel=cancel)
+    encoded = frames.encode(df, progress=progress, cancel=cancel)
     rows, cols = encoded.shape
     event = _core.send(
         encoded.table,
@@ -161,21 +145,40 @@ def get_arrow(
     Only a load of the whole table counts as the read of a table sent with
     ``shm_unlink_on_read=True`` (it becomes ``consumed``); a partial load does not."""
     _core.check_table_name(table_name)
-    picked = None if selection is None else _selection_arg(selection)
-    if _core.stream_exists(table_name, secret_dir=_path(secret_dir)):
-        from . import streams
-
-        return streams.read(table_name, picked, secret_dir=secret_dir)
-    _, data = _core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer,
-                             record_read=_consumes(picked))
-    table = convert.restore_arrow(pa.table(data))
-    return table if picked is None else picked.apply(table)
+    picked = _EVERYTHING if selection is None else _selection_arg(selection)
+    return frames.restore_arrow(_read(table_name, picked, store_arg(secret_dir), producer))
 
 
-def _consumes(selection: Optional[Selection]) -> bool:
+def _read(table_name: str, picked: Selection, store: Optional[str], producer: Optional[str]) -> pa.Table:
+    """The part ``picked`` of the table's current rows as Arrow, read in place: a
+    stream's rows (:func:`~..streams.read`), or the current version's (a load of all of
+    it counts as its read)."""
+    streams = _streams_of(table_name, store)
+    if streams is not None:
+        return streams.read(table_name, picked, secret_dir=store)
+    _, data = _core.get_live(table_name, secret_dir=store, producer=producer, record_read=_consumes(picked))
+    return picked.apply(pa.table(data))
+
+
+def _streams_of(table_name: str, store: Optional[str]) -> Optional[ModuleType]:
+    """The streams API (:mod:`..streams.api`) when ``table_name`` is a streaming table of
+    the store, else None: the one place a table call decides between a table and a
+    stream. Imported only then, so a process that never meets a stream does not load it
+    (nor register its exit hooks)."""
+    if not _core.stream_exists(table_name, secret_dir=store):
+        return None
+    from ..streams import api
+
+    return api
+
+
+_EVERYTHING = Selection()
+
+
+def _consumes(selection: Selection) -> bool:
     """Whether a load counts as the read of a table sent to be read once: only a load of
     the whole table does (a head, some columns or rows are a look, not the read)."""
-    return selection is None or selection == _EVERYTHING
+    return selection == _EVERYTHING
 
 
 def _selection_arg(selection: Any) -> Selection:
@@ -209,13 +212,13 @@ def get_dataframe(
     """Reads the current version of a table (the last ``ready`` line for that name and
     producer) into a DataFrame (a Series when a Series was sent).
 
-    ``remote``: a :class:`~.remote.Remote` (``connect(...)``): the peers' current version,
-    through this store as the cache (see :meth:`~.remote.Remote.get_dataframe`).
+    ``remote``: a :class:`~..remote.Remote` (``connect(...)``): the peers' current version,
+    through this store as the cache (see :meth:`~..remote.Remote.get_dataframe`).
 
     Numeric columns without nulls come back as NumPy views of the mapped payload (no
     copy). In-place writes work under pandas' copy-on-write (pandas 3, or pandas 2 with
     ``mode.copy_on_write``): a column is copied on its first write, so the mapping is
-    never written (see :func:`~.convert.copy_on_first_write`); with pandas 2 in its
+    never written (see :func:`~.frames.copy_on_first_write`); with pandas 2 in its
     default mode the views are read-only and ``df.copy()`` gives a writable frame.
     Arrays taken out of the frame (``df["x"].to_numpy()``) are read-only as pandas makes
     them; ``np.array(df["x"])`` is a writable copy. ``dtype_backend="pyarrow"``
@@ -243,11 +246,11 @@ def get_dataframe(
     :class:`~.errors.CancelledError`; a load writes nothing, so nothing is left behind.
     """
     if remote is not None:
-        if secret_dir is not None and remote.secret_dir is not None and _path(secret_dir) != remote.secret_dir:
+        if secret_dir is not None and remote.secret_dir is not None and store_arg(secret_dir) != remote.secret_dir:
             raise InvalidArgumentError("secret_dir differs from the store the remote caches into (connect(secret_dir=...))")
         return remote.get_dataframe(table_name, columns=columns, rows=rows, head=head, start=start, end=end,
                                     time_column=time_column, dtype_backend=dtype_backend)
-    convert.check_dtype_backend(dtype_backend)
+    frames.check_dtype_backend(dtype_backend)
     picked = Selection(columns=columns, rows=rows, head=head, sample=sample, seed=seed, start=start, end=end,
                        time_column=time_column)
     if selection is not None:
@@ -256,27 +259,22 @@ def get_dataframe(
         picked = _selection_arg(selection)
     _core.check_table_name(table_name)
 
-    def attempt() -> Any:
-        if _core.stream_exists(table_name, secret_dir=_path(secret_dir)):
-            from . import streams
+    store = store_arg(secret_dir)
 
-            return streams.read(table_name, picked, secret_dir=secret_dir)
-        return picked.apply(pa.table(_core.get_live(table_name, secret_dir=_path(secret_dir), producer=producer,
-                                                    record_read=_consumes(picked))[1]))
+    def attempt() -> pa.Table:
+        return _read(table_name, picked, store, producer)
 
     if wait:
         # Polling (only where the file system sends no events) stats the manifest; that
         # is cheap, so 0.1.2's 0.5 s default is capped at the watcher's 50 ms.
-        data = _watch.wait_until(
-            attempt, secret_dir=_path(secret_dir), timeout_sec=timeout_sec,
-            poll_interval_sec=min(float(poll_interval_sec), _watch.DEFAULT_POLL_SEC),
+        data = _wait.wait_until(
+            attempt, secret_dir=store, timeout_sec=timeout_sec,
+            poll_interval_sec=min(float(poll_interval_sec), _wait.DEFAULT_POLL_SEC),
         )
     else:
         data = attempt()
-    return convert.arrow_to_dataframe(data, dtype_backend, progress=progress, cancel=cancel)
+    return frames.arrow_to_dataframe(data, dtype_backend, progress=progress, cancel=cancel)
 
-
-_EVERYTHING = Selection()
 
 
 def list_tables(
@@ -295,130 +293,16 @@ def list_tables(
     payload for its schema)."""
     if all_states:
         return [
-            _describe(st, with_schema=with_schema, secret_dir=secret_dir)
-            for st in _core.table_states(secret_dir=_path(secret_dir), producer=producer)
+            records.state(st, with_schema=with_schema, secret_dir=store_arg(secret_dir))
+            for st in _core.table_states(secret_dir=store_arg(secret_dir), producer=producer)
         ]
-    return [records.version(ev) for ev in _core.list_tables(secret_dir=_path(secret_dir), producer=producer)]
-
-
-def gc(
-    *,
-    secret_dir: Optional[PathLike] = None,
-    dry_run: bool = True,
-    keep_versions: int = _core.DEFAULT_KEEP_VERSIONS,
-) -> list[dict[str, Any]]:
-    """Frees what no reader can be served any more, only inside this store:
-
-    - payloads of versions whose TTL has run out;
-    - superseded versions: all but the latest ``keep_versions`` per table and producer;
-    - shared-memory segments sent with ``shm_unlink_on_read=True`` once a reader of ours
-      has read them (send with ``shm_unlink_on_read=False`` to keep reading them);
-    - leftovers of sends whose process died before finishing (an ``error`` line is
-      appended for them) or that failed. A live sender's work is never touched;
-    - shared arrays whose creator died and that no live process holds open
-      (``transport`` ``"shared_array"``, see :class:`SharedArray`).
-    - shared-memory segments of this user's deleted stores, whichever store this is
-      (see :func:`cleanup_orphans`).
-    - the same for named objects in every namespace (``table_name`` ``"<namespace>/<name>"``).
-
-    ``dry_run=True`` (the default, as in 0.1.2) only reports. Returns the actions:
-    ``{"action": "delete"|"skip"|"record", "transport", "locator", "table_name", "reason", "id"}``
-    (``skip``: a locator outside this store, never followed; ``record``: an ``error`` line
-    appended for a dead sender's transfer).
-    """
-    _int_arg("keep_versions", keep_versions, minimum=1)
-    actions = _core.gc(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
-    if hasattr(_core, "collect_arrays"):  # shared arrays are Linux only
-        actions += _core.collect_arrays(secret_dir=_path(secret_dir), dry_run=bool(dry_run))
-    actions += [  # streams: removed streams' directories, dead appenders' unnamed chunks
-        {"action": "delete", "transport": "stream_chunk", "locator": str(a["path"]), "table_name": a["table_name"],
-         "reason": a["reason"], "id": ""}
-        for a in _core.collect_streams(secret_dir=_path(secret_dir), dry_run=bool(dry_run))
-    ]
-    actions += _core.gc_objects(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
-    for a in actions:
-        logger.info("gc %s%s %s %s (%s)", "would " if dry_run else "", a["action"], a["transport"], a["locator"], a["reason"])
-    return actions
-
-
-def cleanup_orphans(*, dry_run: bool = False) -> list[dict[str, Any]]:
-    """Frees the shared-memory segments that deleted stores left in ``/dev/shm`` (a
-    store directory removed with ``rm -rf``, a test's temporary directory): segments
-    live outside the store and would stay until reboot. Only this user's segments named
-    by a store of ours whose directory no longer exists are touched, never those of a
-    live store, of 0.1.2 (``psm_*``) or of any other program. ``adc cleanup`` on the
-    command line; ``gc(dry_run=False)`` of any store does it too. Linux only (other
-    systems cannot list their segments): elsewhere it finds nothing. Returns gc actions
-    (``table_name`` and ``id`` empty; ``reason`` names the deleted store)."""
-    actions = _core.collect_orphans(dry_run=bool(dry_run))
-    for a in actions:
-        logger.info("cleanup %s%s %s (%s)", "would " if dry_run else "", a["action"], a["locator"], a["reason"])
-    return actions
-
-
-def compact(*, secret_dir: Optional[PathLike] = None) -> dict[str, int]:
-    """Rewrites the manifest keeping only the lines that still mean something: ``ready``
-    lines of live payloads, the latest ``error`` line per table and ``writing`` lines of
-    unfinished sends. Atomic (written aside, renamed under the writers' lock), safe with
-    concurrent readers and writers, ours and 0.1.2's. Run ``gc(dry_run=False)`` first to
-    free superseded versions. Returns ``{"lines_before", "lines_after", "bytes_before",
-    "bytes_after"}``."""
-    report = _core.compact(secret_dir=_path(secret_dir))
-    logger.info("compacted the manifest: %d -> %d lines", report["lines_before"], report["lines_after"])
-    return report
+    return [records.version(ev) for ev in _core.list_tables(secret_dir=store_arg(secret_dir), producer=producer)]
 
 
 def store_path(secret_dir: Optional[PathLike] = None) -> Path:
     """The store directory that ``secret_dir`` (else ``$ALLYE_SECRET_DIR``, else
     ``~/.allye_secrets``) resolves to."""
-    return Path(_core.resolve_store(_path(secret_dir)))
-
-
-# ---- describe, remove -------------------------------------------------------------------
-
-
-def _age_sec(created_at: Optional[str]) -> Optional[float]:
-    if not created_at:
-        return None
-    try:
-        then = datetime.datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S%z")
-    except ValueError:
-        return None
-    return round(time.time() - then.timestamp(), 3)
-
-
-def _describe(st: dict[str, Any], *, with_schema: bool, secret_dir: Optional[PathLike]) -> dict[str, Any]:
-    latest = st.get("latest") or {}
-    ready = st.get("ready") or {}
-    out: dict[str, Any] = {
-        "table_name": st["table_name"],
-        "state": st["state"],
-        "error": st.get("error"),
-        "expired": bool(st.get("expired")),
-        "id": ready.get("id"),
-        "producer": ready.get("producer") or latest.get("producer"),
-        "created_at": ready.get("created_at"),
-        "age_sec": _age_sec(ready.get("created_at")),
-        "ttl_sec": ready.get("ttl_sec"),
-        **records.payload_summary(ready),
-        "latest_id": latest.get("id"),
-        "latest_at": latest.get("created_at"),
-    }
-    if with_schema:
-        out["schema"] = None
-        out["schema_error"] = None
-        if ready and not out["expired"]:
-            try:
-                _, data = _core.get_live(
-                    st["table_name"], secret_dir=_path(secret_dir), producer=ready.get("producer"), record_read=False
-                )
-                table = pa.table(data)
-                out["schema"] = [{"name": f.name, "type": str(f.type)} for f in table.schema]
-                out["index_columns"] = index_columns(table)
-                out["num_batches"] = len(table.to_batches())
-            except Exception as exc:  # AllyeError mostly: say why, describe the rest
-                out["schema_error"] = str(exc)
-    return out
+    return Path(_core.resolve_store(store_arg(secret_dir)))
 
 
 def describe_table(
@@ -434,8 +318,8 @@ def describe_table(
     ``transport`` and ``schema`` (column names and Arrow types, read from the payload's
     schema without loading data). Raises :class:`TableNotFoundError` when the manifest
     never mentions the table."""
-    st = _core.table_state(table_name, secret_dir=_path(secret_dir), producer=producer)
-    return _describe(st, with_schema=True, secret_dir=secret_dir)
+    st = _core.table_state(table_name, secret_dir=store_arg(secret_dir), producer=producer)
+    return records.state(st, with_schema=True, secret_dir=store_arg(secret_dir))
 
 
 def remove_table(table_name: str, *, secret_dir: Optional[PathLike] = None) -> dict[str, Any]:
@@ -444,13 +328,13 @@ def remove_table(table_name: str, *, secret_dir: Optional[PathLike] = None) -> d
     versions inside this store. Our readers then get :class:`TableNotFoundError` until a
     new version is sent; 0.1.2 readers get their "payload missing" error. Returns
     ``{"table_name", "id", "deleted": [[transport, locator], ...], "skipped": [...]}``."""
-    if _core.stream_exists(table_name, secret_dir=_path(secret_dir)):
-        from . import streams
-
-        freed = streams.remove_stream(table_name, secret_dir=secret_dir)
+    store = store_arg(secret_dir)
+    streams = _streams_of(table_name, store)
+    if streams is not None:
+        freed = streams.remove_stream(table_name, secret_dir=store)
         logger.info("removed stream %r (%d chunks freed)", table_name, freed)
         return {"table_name": table_name, "id": "", "deleted": [], "skipped": [], "stream_chunks": freed}
-    report = _core.remove_table(table_name, secret_dir=_path(secret_dir))
+    report = _core.remove_table(table_name, secret_dir=store)
     logger.info("removed %r (%d payloads deleted)", table_name, len(report["deleted"]))
     return report
 
@@ -471,11 +355,11 @@ def watch(
     ``created_at``, ``transport``, ``shape``, ``bytes``, ...) that ends after
     ``timeout_sec`` without news (None: never; Ctrl-C interrupts it). With ``callback``:
     calls it from a background thread for each version and returns a
-    :class:`~allye_data_connector.watching.Watch` whose ``stop()`` ends it."""
+    :class:`~.watching.Watch` whose ``stop()`` ends it."""
     kwargs: dict[str, Any] = dict(
-        table_name=table_name, secret_dir=_path(secret_dir), producer=producer,
+        table_name=table_name, secret_dir=store_arg(secret_dir), producer=producer,
         timeout_sec=timeout_sec, include_errors=include_errors,
     )
     if callback is not None:
-        return _watch.Watch(callback, kwargs)
-    return _watch.iter_versions(**kwargs)
+        return watching.Watch(callback, kwargs)
+    return watching.iter_versions(**kwargs)

@@ -1,0 +1,126 @@
+"""``adc`` commands across machines: ``serve`` (this store over Arrow Flight), ``pull``,
+``push``, and ``ls --remote``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import logging
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import click
+
+from .. import _core
+from ._app import Ctx, common_options, main
+from ._output import emit_json, human_bytes, print_table
+
+
+def _token_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--token-file", type=click.Path(dir_okay=False, exists=True),
+                     help="File holding the peer's bearer token (its <store>/remote/token).")(f)
+    return click.option("--token", envvar="ALLYE_REMOTE_TOKEN", help="The peer's bearer token (default: $ALLYE_REMOTE_TOKEN).")(f)
+
+
+def _remote(obj: Ctx, peer: str, token: Optional[str], token_file: Optional[str], **kw: Any) -> Any:
+    from ..remote import connect
+
+    if token_file is not None:
+        token = Path(token_file).read_text().strip()
+    return connect([peer], secret_dir=obj.secret_dir, token=token, **kw)
+
+
+def ls_remote(obj: Ctx, peer: str, token: Optional[str], token_file: Optional[str]) -> None:
+    with _remote(obj, peer, token, token_file) as r:
+        rows = r.list_tables(peer)
+    if obj.json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"no tables at {peer}", err=True)
+        return
+    print_table(("table", "rows", "cols", "size", "created", "id"),
+                 [[x["table_name"], f"{x['rows']:,}", str((x.get("shape") or [0, 0])[1]), human_bytes(x["bytes"]),
+                   x.get("created_at") or "", x["id"]] for x in rows], right=("rows", "cols", "size"))
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", default=_core.DEFAULT_REMOTE_PORT, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option("--allow-put", is_flag=True, help="Accept tables pushed by clients (DoPut; adc push).")
+@click.option("--no-auth", is_flag=True, help="No bearer token: any client that reaches the port may read (trusted network).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback address without TLS.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="PEM certificate chain of the server.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="PEM private key of the server.")
+@click.option("--tls-client-ca", type=click.Path(dir_okay=False, exists=True),
+              help="PEM CA whose client certificates are accepted (mutual TLS, replaces the token).")
+@click.option("--registry", metavar="zk://HOST:PORT", help="Register this node and its tables in ZooKeeper.")
+@click.option("--advertise", metavar="URI", help="The location clients should use (default: the bound address).")
+@click.option("--max-message-bytes", envvar="ALLYE_FLIGHT_MAX_MESSAGE_BYTES", type=click.IntRange(min=1024), default=None,
+              help="Largest record batch message of a DoGet (default 16 MiB).")
+@common_options
+@click.pass_obj
+def serve_cmd(obj: Ctx, host: str, port: int, allow_put: bool, no_auth: bool, insecure: bool, tls_cert: Optional[str],
+              tls_key: Optional[str], tls_client_ca: Optional[str], registry: Optional[str], advertise: Optional[str],
+              max_message_bytes: Optional[int]) -> None:
+    """Serve this store over Arrow Flight until SIGTERM or Ctrl-C. The bearer token is in
+    <store>/remote/token (created on first use, mode 0600)."""
+    from ..remote.server import serve, token_path
+
+    logging.basicConfig(level=logging.DEBUG if obj.debug else logging.INFO, format="%(message)s")
+
+    def ready(location: str) -> None:
+        auth = "mutual TLS" if tls_client_ca else "no auth" if no_auth else f"token in {token_path(obj.secret_dir)}"
+        if obj.json:  # one line: scripts read it to learn the port
+            click.echo(json.dumps({"location": location, "auth": auth}))
+        else:
+            click.echo(f"serving {location} ({auth})")
+        sys.stdout.flush()
+
+    serve(secret_dir=obj.secret_dir, host=host, port=port, allow_put=allow_put, no_auth=no_auth, insecure=insecure,
+          tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca, registry=registry, advertise=advertise,
+          max_message_bytes=max_message_bytes, ready=ready)
+
+
+@main.command("pull")
+@click.argument("peer")
+@click.argument("name")
+@click.option("--columns", help="Comma-separated columns (a partial pull).")
+@click.option("--start", help="First time of the index (or --time-column), inclusive.")
+@click.option("--end", help="End time, exclusive.")
+@click.option("--time-column", help="Time column for --start/--end instead of the index.")
+@click.option("--as", "local_name", help="Store the pulled table under this name (default: NAME).")
+@_token_option
+@common_options
+@click.pass_obj
+def pull_cmd(obj: Ctx, peer: str, name: str, columns: Optional[str], start: Optional[str], end: Optional[str],
+             time_column: Optional[str], local_name: Optional[str], token: Optional[str], token_file: Optional[str]) -> None:
+    """Pull a table from PEER into this store (only if it changed); with --columns,
+    --start, --end only that part moves and is stored."""
+    cols = None if columns is None else [c.strip() for c in columns.split(",") if c.strip()]
+    with _remote(obj, peer, token, token_file, check_ttl_sec=0) as r:
+        ev = r.pull(name, columns=cols, start=start, end=end, time_column=time_column, local_name=local_name)
+    adc = (ev.get("metadata") or {}).get("adc") or {}
+    payload = ev.get("payload") or {}
+    out = {"table_name": ev["table_name"], "id": ev["id"], "remote_id": adc.get("remote_id"),
+           "shape": payload.get("shape"), "bytes": payload.get("data_size")}
+    if obj.json:
+        emit_json(out)
+    else:
+        click.echo(f"{out['table_name']}: version {out['id']} (remote {out['remote_id']}), shape {out['shape']}")
+
+
+@main.command("push")
+@click.argument("peer")
+@click.argument("name")
+@_token_option
+@common_options
+@click.pass_obj
+def push_cmd(obj: Ctx, peer: str, name: str, token: Optional[str], token_file: Optional[str]) -> None:
+    """Send this store's current version of NAME to PEER (which must run adc serve --allow-put)."""
+    with _remote(obj, peer, token, token_file) as r:
+        out = r.push(name, peer)
+    if obj.json:
+        emit_json(out)
+    else:
+        click.echo(f"{name}: pushed to {peer} as version {out.get('id')}")

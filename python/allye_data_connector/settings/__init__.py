@@ -1,0 +1,30 @@
+"""Settings: the defaults of sends, reads and loads, from arguments, then environment
+variables, then ``<store>/settings.yaml``, then built-in defaults (0.1.2's), and the
+:class:`YamlConfig` dataclass base the settings file is written with."""
+
+from .config import (
+    ENV,
+    SETTINGS_FILE,
+    Resolved,
+    Settings,
+    effective,
+    load,
+    parse_setting,
+    save,
+    settings_file,
+)
+from .yaml_config import YamlConfig, read_mapping
+
+__all__ = [
+    "ENV",
+    "SETTINGS_FILE",
+    "Resolved",
+    "Settings",
+    "YamlConfig",
+    "effective",
+    "load",
+    "parse_setting",
+    "read_mapping",
+    "save",
+    "settings_file",
+]

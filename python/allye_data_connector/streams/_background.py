@@ -1,0 +1,117 @@
+"""What a process runs in the background for its streams: the publisher thread, which
+publishes the streams it appended to as v1 versions at most every interval, and the
+flush of every open :class:`~.writer.Writer` and of those publications at exit (also
+in ``multiprocessing`` children, which skip ``atexit``)."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing.util
+import os
+import sys
+import threading
+import weakref
+from typing import Any, Optional
+
+from .. import _core
+
+logger = logging.getLogger(__name__)
+
+
+class _Publisher:
+    """Publishes the streams this process appended to, at most every interval (a daemon
+    thread) and once more at exit, so that 0.1.2 and the widgets see every row."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dirty: dict[tuple[str, str], float] = {}
+        self._wake = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._pid = os.getpid()
+
+    def mark(self, store: str, table_name: str, interval: float) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's thread is not ours
+                self.__init__()  # type: ignore[misc]
+            first = (store, table_name) not in self._dirty
+            self._dirty[(store, table_name)] = interval
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="adc-stream-publisher", daemon=True)
+                self._thread.start()
+        if first:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(0.25)
+            self._wake.clear()
+            with self._lock:
+                dirty = dict(self._dirty)
+            for (store, table), interval in dirty.items():
+                try:
+                    if _core.stream_publish(table, secret_dir=store, interval_sec=interval) is not None:
+                        with self._lock:
+                            if self._dirty.get((store, table)) == interval:
+                                del self._dirty[(store, table)]
+                except Exception as exc:  # noqa: BLE001 - a background thread must not die
+                    logger.warning("cannot publish stream %r: %s", table, exc)
+                    with self._lock:
+                        self._dirty.pop((store, table), None)
+
+    def forget(self, store: str, table_name: str) -> None:
+        """Drops a pending publication (the stream is published now, or removed)."""
+        with self._lock:
+            self._dirty.pop((store, table_name), None)
+
+    def publish_now(self, store: str, table_name: str) -> Optional[dict[str, Any]]:
+        self.forget(store, table_name)
+        return _core.stream_publish(table_name, secret_dir=store)
+
+    def flush_all(self) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                return
+            dirty, self._dirty = self._dirty, {}
+        for store, table in dirty:
+            try:
+                _core.stream_publish(table, secret_dir=store)
+            except Exception as exc:  # noqa: BLE001 - at exit: say it, go on
+                logger.warning("cannot publish stream %r at exit: %s", table, exc)
+
+
+#: The one publisher of this process.
+PUBLISHER = _Publisher()
+
+#: The writers of this process not closed yet (each adds itself when made).
+OPEN_WRITERS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    """Flushes every open writer of this process, then publishes what it appended."""
+    for w in list(OPEN_WRITERS):
+        if getattr(w, "_pid", None) != os.getpid():
+            continue
+        try:
+            w.close()
+        except Exception as exc:  # noqa: BLE001 - at exit: say it, go on
+            logger.error("%r could not flush at exit: %s", w, exc)
+            print(f"allye_data_connector: {w!r} could not flush at exit: {exc}", file=sys.stderr)
+    PUBLISHER.flush_all()
+
+
+def _register_exit_hooks(_: object = None) -> None:
+    # multiprocessing children leave through os._exit, which skips atexit; their exit
+    # runs the finalizers registered this way. A forked child starts with none (its
+    # bootstrap clears the registry), hence the re-registration after each fork.
+    multiprocessing.util.Finalize(None, _close_at_exit, exitpriority=100)
+
+
+class _ForkHook:
+    """An object for ``register_after_fork`` to hold (it keeps a weak reference)."""
+
+
+_FORK_HOOK = _ForkHook()
+atexit.register(_close_at_exit)
+_register_exit_hooks()
+multiprocessing.util.register_after_fork(_FORK_HOOK, _register_exit_hooks)
