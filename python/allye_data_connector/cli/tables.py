@@ -14,7 +14,7 @@ import click
 
 from .. import _core, errors
 from ..progress import Bar
-from ._app import Ctx, common_options, main, not_found, tables_api
+from ._app import EXIT_NOT_FOUND, Ctx, common_options, main, not_found, tables_api
 from ._output import emit_json, human_age, human_bytes, is_terminal, one_line, print_table, transport_name
 from ._params import SIZE, TIMEOUT
 from .arrays import ls_arrays
@@ -23,8 +23,6 @@ from .remote import ls_remote
 
 if TYPE_CHECKING:  # imported lazily at run time (pandas and pyarrow take ~0.5 s to import)
     import pyarrow as pa
-
-EXIT_NOT_FOUND = 3
 
 
 @main.command("ls")
@@ -258,7 +256,7 @@ def get_cmd(obj: Ctx, name: str, output: Path, fmt: Optional[str], columns: Opti
 def _read_input(path: Path, fmt: str, progress: bool) -> Any:
     """Reads a CSV, Parquet or Feather file into a DataFrame, with a progress bar
     (bytes read) for files larger than 8 MiB. A file that is not what its name says
-    raises :class:`~.errors.InvalidInputError` (one line, no traceback)."""
+    raises :class:`~..errors.InvalidInputError` (one line, no traceback)."""
     import pyarrow as pa
 
     try:

@@ -164,7 +164,7 @@ class Selection:
 
     Applied in the order: time range, rows, head, columns, sample. Only a sample copies
     (the rows and columns it keeps); everything else adjusts offsets into the mapping.
-    Bad values raise :class:`~.errors.InvalidArgumentError` when the selection is made.
+    Bad values raise :class:`~..errors.InvalidArgumentError` when the selection is made.
     """
 
     columns: Optional[Sequence[Any]] = None

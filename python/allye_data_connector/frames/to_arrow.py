@@ -79,7 +79,7 @@ def encode(data: Any, *, progress: Optional[Progress] = None, cancel: Optional[C
     Series (as its one-column frame, marked to come back a Series), or Arrow data (a
     ``pyarrow.Table``, ``RecordBatch``, ``RecordBatchReader`` or any object with
     ``__arrow_c_stream__``, such as a polars or duckdb frame) sent as it is. Raises
-    :class:`~.errors.CancelledError` when ``cancel`` is set before the conversion is
+    :class:`~..errors.CancelledError` when ``cancel`` is set before the conversion is
     complete."""
     if not isinstance(data, pd.DataFrame):
         if isinstance(data, pd.Series):
@@ -141,7 +141,7 @@ def dataframe_to_arrow(
 
     With ``progress`` or ``cancel``: the same conversion applied to row chunks of
     ``chunk_rows`` rows, ``progress(done_rows, total_rows)`` after each and ``cancel``
-    checked before each (:class:`~.errors.CancelledError`); the result is the table the
+    checked before each (:class:`~..errors.CancelledError`); the result is the table the
     whole-frame conversion gives."""
     return _frame_to_arrow(df, progress, cancel, chunk_rows)[0]
 

@@ -167,7 +167,7 @@ def arrow_to_dataframe(
 
     With ``progress`` or ``cancel``: the same conversion applied record batch by record
     batch, ``progress(done_rows, total_rows)`` after each and ``cancel`` checked before
-    each (:class:`~.errors.CancelledError`; a load writes nothing, so nothing is left
+    each (:class:`~..errors.CancelledError`; a load writes nothing, so nothing is left
     behind). A single-batch table is converted at once (that keeps the zero-copy NumPy
     views); so is one whose dictionary columns differ between batches (pandas could not
     concatenate them as categories).

@@ -112,7 +112,7 @@ class Objects(MutableMapping[str, Any]):
 
         ``transport``: ``"auto"`` (shared memory at any size, as Plasma's memory was;
         a file when ``/dev/shm`` is full), ``"shm"``, or ``"file"`` (kept across
-        reboots). Raises :class:`~.errors.StoreFullError` (writing nothing) when the store
+        reboots). Raises :class:`~..errors.StoreFullError` (writing nothing) when the store
         would pass ``max_store_bytes``."""
         if not isinstance(name, str):
             raise InvalidArgumentError(f"object names are str, got {type(name).__name__}")
@@ -196,7 +196,7 @@ class Objects(MutableMapping[str, Any]):
     # -- reading
 
     def get_object(self, name: str, *, as_polars: Optional[bool] = None) -> Any:
-        """The latest version of ``name`` (``KeyError`` — :class:`~.errors.TableNotFoundError`
+        """The latest version of ``name`` (``KeyError`` — :class:`~..errors.TableNotFoundError`
         — if none). ``as_polars=True`` returns Arrow data as polars."""
         if not isinstance(name, str):
             raise KeyError(name)
@@ -209,7 +209,7 @@ class Objects(MutableMapping[str, Any]):
     def wait(self, name: str, *, after: Optional[str] = None, timeout_sec: Optional[float] = None) -> Any:
         """The latest version of ``name``, waiting for one to be published; with ``after``
         (the ``id`` of a version, from :meth:`info`), waiting for a version other than that
-        one. ``timeout_sec`` None waits forever; then :class:`~.errors.WaitTimeoutError`."""
+        one. ``timeout_sec`` None waits forever; then :class:`~..errors.WaitTimeoutError`."""
 
         def attempt() -> Any:
             if after is not None and _core.object_latest(name, **self._kw())["id"] == after:
@@ -301,7 +301,7 @@ def namespaces(secret_dir: Optional[PathLike] = None) -> list[str]:
 
 def remove_namespace(namespace: str, secret_dir: Optional[PathLike] = None) -> int:
     """Deletes a namespace and every object in it; returns how many it held. The default
-    namespace cannot be removed (:class:`~.errors.InvalidArgumentError`)."""
+    namespace cannot be removed (:class:`~..errors.InvalidArgumentError`)."""
     return int(_core.remove_namespace(namespace, secret_dir=store_arg(secret_dir)))
 
 

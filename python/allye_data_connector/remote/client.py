@@ -17,7 +17,7 @@ watches, so a load of an unchanged table makes no call to any peer.
 
 When no peer answers within ``timeout_sec`` (gRPC keepalive and a deadline are always
 set), a cached version is served with a warning if ``stale_ok=True``; otherwise
-:class:`~.errors.RemoteUnavailableError` is raised.
+:class:`~..errors.RemoteUnavailableError` is raised.
 """
 
 from __future__ import annotations

@@ -81,9 +81,9 @@ def load(
     ``progress``: True shows a bar on stderr in a terminal or Jupyter, a callable gets
     ``progress(done, total)`` (``total`` None while unknown), False shows nothing.
     ``cancel`` (a ``threading.Event`` or a callable returning True) is checked between
-    batches: :class:`~.errors.CancelledError`; a replace leaves the previous version
+    batches: :class:`~..errors.CancelledError`; a replace leaves the previous version
     current, an append keeps the chunks it appended (with their state) and drops the rest.
-    A source that raises gives :class:`~.errors.SourceError` (its own ``AllyeError`` as
+    A source that raises gives :class:`~..errors.SourceError` (its own ``AllyeError`` as
     it is), with the same guarantees.
     """
     int_arg("batch_rows", batch_rows, minimum=1)

@@ -80,9 +80,9 @@ def send_dataframe(
     memory without calling :func:`gc`.
 
     ``progress(done_rows, total_rows)`` is called as the frame is converted (in chunks of
-    :data:`~.frames.CONVERT_CHUNK_ROWS` rows) and once more after the write; ``cancel``
+    :data:`~..frames.CONVERT_CHUNK_ROWS` rows) and once more after the write; ``cancel``
     (a ``threading.Event`` or a callable returning True) is checked between chunks and
-    raises :class:`~.errors.CancelledError` before anything is written, so a cancelled
+    raises :class:`~..errors.CancelledError` before anything is written, so a cancelled
     send leaves no manifest line, segment or file. The write itself (memory speed) is not
     interrupted.
     """
@@ -218,7 +218,7 @@ def get_dataframe(
     Numeric columns without nulls come back as NumPy views of the mapped payload (no
     copy). In-place writes work under pandas' copy-on-write (pandas 3, or pandas 2 with
     ``mode.copy_on_write``): a column is copied on its first write, so the mapping is
-    never written (see :func:`~.frames.copy_on_first_write`); with pandas 2 in its
+    never written (see :func:`~..frames.copy_on_first_write`); with pandas 2 in its
     default mode the views are read-only and ``df.copy()`` gives a writable frame.
     Arrays taken out of the frame (``df["x"].to_numpy()``) are read-only as pandas makes
     them; ``np.array(df["x"])`` is a writable copy. ``dtype_backend="pyarrow"``
@@ -237,13 +237,13 @@ def get_dataframe(
     kept), ``rows=(start, stop)`` (Python slicing), ``head=N``, ``sample=N``
     (reproducible with ``seed``), and ``start=``/``end=`` for the rows with
     ``start <= t < end`` of the sorted DatetimeIndex (or of ``time_column``), found by
-    binary search; or all of them as one :class:`~.partial.Selection` in ``selection=``
-    (not both). See :class:`~.partial.Selection` for the order they apply in.
+    binary search; or all of them as one :class:`~..frames.Selection` in ``selection=``
+    (not both). See :class:`~..frames.Selection` for the order they apply in.
 
     ``progress(done_rows, total_rows)`` is called as record batches are converted to
     pandas (the only part of a load that takes time), and ``cancel`` (an Event or a
     callable returning True) is checked between batches and raises
-    :class:`~.errors.CancelledError`; a load writes nothing, so nothing is left behind.
+    :class:`~..errors.CancelledError`; a load writes nothing, so nothing is left behind.
     """
     if remote is not None:
         if secret_dir is not None and remote.secret_dir is not None and store_arg(secret_dir) != remote.secret_dir:
