@@ -11,7 +11,8 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Mapping
+from typing import Any, Callable, Optional, Sequence, Union, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -306,7 +307,7 @@ def gc(
     secret_dir: Optional[PathLike] = None,
     dry_run: bool = True,
     keep_versions: int = _core.DEFAULT_KEEP_VERSIONS,
-) -> list[dict[str, Any]]:
+) -> list[_core.GcAction]:
     """Frees what no reader can be served any more, only inside this store:
 
     - payloads of versions whose TTL has run out;
@@ -328,20 +329,12 @@ def gc(
     """
     _int_arg("keep_versions", keep_versions, minimum=1)
     actions = _core.gc(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
-    if hasattr(_core, "collect_arrays"):  # shared arrays are Linux only
-        actions += _core.collect_arrays(secret_dir=_path(secret_dir), dry_run=bool(dry_run))
-    actions += [  # streams: removed streams' directories, dead appenders' unnamed chunks
-        {"action": "delete", "transport": "stream_chunk", "locator": str(a["path"]), "table_name": a["table_name"],
-         "reason": a["reason"], "id": ""}
-        for a in _core.collect_streams(secret_dir=_path(secret_dir), dry_run=bool(dry_run))
-    ]
-    actions += _core.gc_objects(secret_dir=_path(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
     for a in actions:
         logger.info("gc %s%s %s %s (%s)", "would " if dry_run else "", a["action"], a["transport"], a["locator"], a["reason"])
     return actions
 
 
-def cleanup_orphans(*, dry_run: bool = False) -> list[dict[str, Any]]:
+def cleanup_orphans(*, dry_run: bool = False) -> list[_core.GcAction]:
     """Frees the shared-memory segments that deleted stores left in ``/dev/shm`` (a
     store directory removed with ``rm -rf``, a test's temporary directory): segments
     live outside the store and would stay until reboot. Only this user's segments named
@@ -356,7 +349,7 @@ def cleanup_orphans(*, dry_run: bool = False) -> list[dict[str, Any]]:
     return actions
 
 
-def compact(*, secret_dir: Optional[PathLike] = None) -> dict[str, int]:
+def compact(*, secret_dir: Optional[PathLike] = None) -> _core.CompactReport:
     """Rewrites the manifest keeping only the lines that still mean something: ``ready``
     lines of live payloads, the latest ``error`` line per table and ``writing`` lines of
     unfinished sends. Atomic (written aside, renamed under the writers' lock), safe with
@@ -387,7 +380,7 @@ def _age_sec(created_at: Optional[str]) -> Optional[float]:
     return round(time.time() - then.timestamp(), 3)
 
 
-def _describe(st: dict[str, Any], *, with_schema: bool, secret_dir: Optional[PathLike]) -> dict[str, Any]:
+def _describe(st: Mapping[str, Any], *, with_schema: bool, secret_dir: Optional[PathLike]) -> dict[str, Any]:
     latest = st.get("latest") or {}
     ready = st.get("ready") or {}
     out: dict[str, Any] = {
@@ -452,7 +445,7 @@ def remove_table(table_name: str, *, secret_dir: Optional[PathLike] = None) -> d
         return {"table_name": table_name, "id": "", "deleted": [], "skipped": [], "stream_chunks": freed}
     report = _core.remove_table(table_name, secret_dir=_path(secret_dir))
     logger.info("removed %r (%d payloads deleted)", table_name, len(report["deleted"]))
-    return report
+    return cast(dict[str, Any], report)  # a plain dict, to which the stream branch adds a key
 
 
 def watch(

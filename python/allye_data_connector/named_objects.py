@@ -21,7 +21,7 @@ import ast
 import logging
 import os
 import pickle
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any, Optional, Union
 
@@ -214,7 +214,7 @@ def decode(table: pa.Table, meta: dict[str, Any], *, as_polars: Optional[bool] =
 # --- the mapping ------------------------------------------------------------------------
 
 
-def _info(ev: dict[str, Any], namespace: str) -> dict[str, Any]:
+def _info(ev: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     meta = dict(ev.get("metadata", {}).get(_KEY, {}))
     payload = ev.get("payload") or {}
     out: dict[str, Any] = {

@@ -4,10 +4,11 @@ manifest's objects, as ``_core`` hands them over): one shape for ``list_tables``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
-def payload_summary(event: dict[str, Any]) -> dict[str, Any]:
+def payload_summary(event: Mapping[str, Any]) -> dict[str, Any]:
     """``transport``, ``shape`` (a tuple), ``bytes`` and ``expires_at`` of an event's
     payload (all None for an event without one)."""
     p = event.get("payload") or {}
@@ -20,7 +21,7 @@ def payload_summary(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def version(event: dict[str, Any]) -> dict[str, Any]:
+def version(event: Mapping[str, Any]) -> dict[str, Any]:
     """A version as ``list_tables`` gives it: 0.1.2's keys (``table_name``, ``id``,
     ``producer``, ``created_at``, ``ttl_sec``, ``transport``, ``shape``, ``bytes``) plus
     ``expires_at``."""

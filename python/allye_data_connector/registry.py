@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from . import _core
@@ -38,7 +39,7 @@ def parse_url(url: str) -> str:
     return url[len("zk://"):]
 
 
-def _source_id(ev: dict[str, Any]) -> str:
+def _source_id(ev: Mapping[str, Any]) -> str:
     adc = (ev.get("metadata") or {}).get(_core.METADATA_KEY) or {}
     rid = adc.get("remote_id") if isinstance(adc, dict) else None
     return rid if isinstance(rid, str) else ev["id"]
@@ -174,7 +175,7 @@ class NodePublisher:
             except Exception as exc:  # the registry is advisory: serving goes on
                 logger.warning("could not publish %r to the registry: %s", name, exc)
 
-    def _publish_one(self, ev: dict[str, Any], name: str, sid: str) -> None:
+    def _publish_one(self, ev: Mapping[str, Any], name: str, sid: str) -> None:
         from kazoo.exceptions import NodeExistsError
 
         table = f"{TABLES}/{name}"

@@ -25,7 +25,7 @@ import secrets
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -150,7 +150,7 @@ def chunked(table: pa.Table, max_bytes: int = MAX_MESSAGE_BYTES) -> Iterator[pa.
             yield batch.slice(off, step)
 
 
-def _version_record(ev: dict[str, Any]) -> dict[str, Any]:
+def _version_record(ev: Mapping[str, Any]) -> dict[str, Any]:
     """A version as the wire describes it; ``source_id`` is the id of the original version
     (``metadata.adc.remote_id`` of a pulled copy, else ``id``), so copies compare equal."""
     p = ev.get("payload") or {}
@@ -250,7 +250,7 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         self.replicas: Optional[Callable[[str, str], list[str]]] = None
 
     # -- helpers --
-    def _live(self, name: str, producer: Optional[str]) -> tuple[dict[str, Any], pa.Table]:
+    def _live(self, name: str, producer: Optional[str]) -> tuple[_core.Version, pa.Table]:
         try:
             ev, data = _core.get_live(name, secret_dir=self.secret_dir, producer=producer, record_read=False)
         except KeyError as exc:

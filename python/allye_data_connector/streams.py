@@ -116,7 +116,7 @@ def append(
     durable: bool = False,
     publish: bool = True,
     publish_interval_sec: float = DEFAULT_PUBLISH_INTERVAL_SEC,
-) -> Optional[dict[str, Any]]:
+) -> Optional[_core.Chunk]:
     """Appends ``data`` (a DataFrame, Arrow table or batch, a dict record or a list of
     records) to the streaming table ``table_name`` as one chunk; returns the chunk's log
     line (``rows``, ``bytes``, ``chunk``, ...), or None when there were no rows.
@@ -203,7 +203,7 @@ class _Publisher:
 _PUBLISHER = _Publisher()
 
 
-def publish(table_name: str, *, secret_dir: Optional[PathLike] = None) -> dict[str, Any]:
+def publish(table_name: str, *, secret_dir: Optional[PathLike] = None) -> _core.Version:
     """Publishes stream ``table_name`` now as a v1 ``ready`` version holding every row so
     far; returns its event. Costs one send of the whole stream."""
     _core.check_table_name(table_name)
@@ -341,7 +341,7 @@ def compact_stream(
     secret_dir: Optional[PathLike] = None,
     source_column: Optional[str] = "auto",
     compression: Optional[str] = "zstd",
-) -> dict[str, Any]:
+) -> _core.StreamCompactReport:
     """Rewrites the chunks of stream ``table_name`` appended so far into one
     zstd-compressed Arrow IPC file per value of ``source_column`` ("auto": the log
     schema's ``source_id`` when the stream has it, else one file), ataraxis'
@@ -355,8 +355,8 @@ def compact_stream(
     if source_column == "auto":
         schema = _known_schema(_store(secret_dir), table_name)
         source_column = SOURCE_COLUMN if schema is not None and SOURCE_COLUMN in schema.names else None
-    report: dict[str, Any] = _core.stream_compact(table_name, secret_dir=store, source_column=source_column,
-                                                  compression=compression)
+    report = _core.stream_compact(table_name, secret_dir=store, source_column=source_column,
+                                  compression=compression)
     return report
 
 
@@ -652,7 +652,7 @@ def log_table(source_ids: Any, timestamps: Any, payloads: Any) -> pa.Table:
 
 
 def append_log(table_name: str, source_ids: Any, timestamps: Any, payloads: Any, *,
-               secret_dir: Optional[PathLike] = None, publish: bool = True) -> Optional[dict[str, Any]]:
+               secret_dir: Optional[PathLike] = None, publish: bool = True) -> Optional[_core.Chunk]:
     """Appends many log messages as one chunk of the log schema (see :func:`log_table`);
     the chunk records its time range, so ``start``/``end`` loads skip other chunks."""
     return append(table_name, log_table(source_ids, timestamps, payloads), secret_dir=secret_dir,
