@@ -33,9 +33,9 @@ mod imp {
     use pyo3::sync::PyOnceLock;
     use pyo3::types::{PyDict, PyInt, PyList, PyTuple};
 
+    use crate::args::store;
     use crate::errors::{to_pyerr, OrRaise};
     use crate::records::list_to_py;
-    use crate::tables::store;
 
     /// One open shared array. `close()` unregisters this process; the mapping lives as
     /// long as this object (NumPy views hold it).

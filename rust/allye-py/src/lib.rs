@@ -4,14 +4,14 @@
 //! PyCapsule interface (`__arrow_c_stream__`, via pyo3-arrow), events and reports leave
 //! as dicts and lists built here, and each core error becomes its exception class (made
 //! here too, see [`errors`]). Every call that touches a store is a method of the core's
-//! `Store`; the options of a write are built in one place ([`options`]). The GIL is
+//! `Store`; arguments are converted in one place ([`args`]). The GIL is
 //! released for all I/O. One file per area; `docs/ARCHITECTURE.md` lists them.
 
+mod args;
 mod arrays;
 mod errors;
 mod maintenance;
 mod objects;
-mod options;
 mod receive;
 mod records;
 mod sources;

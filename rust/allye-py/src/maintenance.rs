@@ -6,9 +6,9 @@ use allye_core::protocol;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::args::store;
 use crate::errors::OrRaise;
 use crate::records::{list_to_py, to_py};
-use crate::tables::store;
 
 /// Collects every kind of garbage of this store, in `Store::gc`'s order (payloads, deleted
 /// stores' segments, shared arrays, streams, named objects); returns the actions taken

@@ -6,16 +6,14 @@ use std::path::PathBuf;
 
 use allye_core::protocol;
 use allye_core::tuning;
-use allye_core::{Error, Namespace};
-use arrow_array::RecordBatch;
+use allye_core::Namespace;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::{PyRecordBatchReader, PyTable};
 
-use crate::errors::{to_pyerr, OrRaise};
-use crate::options::SendArgs;
+use crate::args::{batches, store, SendArgs};
+use crate::errors::OrRaise;
 use crate::records::{list_to_py, to_py};
-use crate::tables::store;
 
 fn namespace(secret_dir: Option<PathBuf>, namespace: &str) -> PyResult<Namespace> {
     store(secret_dir)?.namespace(namespace).or_raise()
@@ -58,9 +56,7 @@ fn put_object<'py>(
         ..SendArgs::default()
     }
     .options()?;
-    let reader = data.into_reader()?;
-    let schema = reader.schema();
-    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    let (schema, batches) = batches(data)?;
     let ready = py.detach(|| ns.put(name, &schema, &batches, &opts, quota)).or_raise()?;
     to_py(py, &ready)
 }

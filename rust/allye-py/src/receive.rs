@@ -10,10 +10,9 @@ use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 
+use crate::args::{store, SendArgs};
 use crate::errors::OrRaise;
-use crate::options::SendArgs;
 use crate::records::to_py;
-use crate::tables::store;
 
 /// Receives the batches of `stream` (any object with `__arrow_c_stream__`, e.g. a Flight
 /// reader's `to_reader()`), announced to hold `rows` rows, `null_counts[i]` nulls in

@@ -8,10 +8,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_arrow::PyRecordBatchReader;
 
+use crate::args::{store, SendArgs};
 use crate::errors::to_pyerr;
-use crate::options::SendArgs;
 use crate::records::{metadata_from_py, to_py};
-use crate::tables::store;
 
 /// Writes the batches of `data` (any object with `__arrow_c_stream__`) into one new
 /// version of `table_name` as they arrive, without the GIL (a Python-backed stream takes

@@ -5,15 +5,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use allye_core::{protocol, tuning};
-use allye_core::{AppendOptions, Error, Follower, ReadSelection};
-use arrow_array::RecordBatch;
+use allye_core::{AppendOptions, Follower, ReadSelection};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::{PyRecordBatchReader, PyTable};
 
-use crate::errors::{to_pyerr, OrRaise};
+use crate::args::{batches, store};
+use crate::errors::OrRaise;
 use crate::records::{list_to_py, metadata_from_py, to_py};
-use crate::tables::store;
 
 /// Appends Arrow data (any object with `__arrow_c_stream__`) to a stream as one chunk;
 /// returns the chunk's line, or None when there were no rows. With `publish_interval_sec`,
@@ -33,9 +32,7 @@ fn stream_append<'py>(
     load: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let store = store(secret_dir)?;
-    let reader = data.into_reader()?;
-    let schema = reader.schema();
-    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    let (schema, batches) = batches(data)?;
     let mut opts = AppendOptions::with_time_column(time_column);
     opts.durable = durable;
     if let Some(d) = load {

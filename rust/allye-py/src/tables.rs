@@ -3,19 +3,13 @@
 use std::path::PathBuf;
 
 use allye_core::protocol;
-use allye_core::{Error, Store};
-use arrow_array::RecordBatch;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::{PyRecordBatchReader, PyTable};
 
-use crate::errors::{to_pyerr, OrRaise};
-use crate::options::SendArgs;
+use crate::args::{batches, store, SendArgs};
+use crate::errors::OrRaise;
 use crate::records::{list_to_py, to_py};
-
-pub(crate) fn store(secret_dir: Option<PathBuf>) -> PyResult<Store> {
-    Store::resolve(secret_dir.as_deref()).or_raise()
-}
 
 /// The store directory that `secret_dir` resolves to, as a `str` (every send resolves
 /// it; building a `pathlib.Path` costs more than the resolution).
@@ -70,10 +64,7 @@ fn send<'py>(
     }
     .options()?;
     let store = store(secret_dir)?;
-    // Pull the batches while holding the GIL (zero-copy imports), then write without it.
-    let reader = data.into_reader()?;
-    let schema = reader.schema();
-    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    let (schema, batches) = batches(data)?;
     let ready = py.detach(|| store.send(&schema, &batches, &opts)).or_raise()?;
     to_py(py, &ready)
 }

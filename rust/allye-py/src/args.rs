@@ -1,15 +1,35 @@
-//! The arguments of every call that writes a version (`send`, `send_stream`, `receive`,
-//! `put_object`, `create_object`), as Python passes them, turned into the core's
-//! `SendOptions` in one place: each call fills the fields it takes and leaves the rest at
-//! the core's defaults.
+//! Arguments as Python passes them, converted once for every call: `secret_dir` to the
+//! core's `Store`, Arrow data (`__arrow_c_stream__`) to record batches, and the options of
+//! every call that writes a version (`send`, `send_stream`, `receive`, `put_object`,
+//! `create_object`) to the core's `SendOptions`: each call fills the fields it takes and
+//! leaves the rest at the core's defaults.
+
+use std::path::PathBuf;
 
 use allye_core::protocol::{Compression, TransportChoice, DEFAULT_AUTO_GC_GRACE_SEC, DEFAULT_KEEP_VERSIONS};
-use allye_core::{AutoGc, Error, SendOptions};
+use allye_core::{AutoGc, Error, SendOptions, Store};
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use pyo3_arrow::PyRecordBatchReader;
 
 use crate::errors::{to_pyerr, OrRaise};
 use crate::records::metadata_from_py;
+
+/// The store `secret_dir` names, else `$ALLYE_SECRET_DIR`, else `~/.allye_secrets`.
+pub(crate) fn store(secret_dir: Option<PathBuf>) -> PyResult<Store> {
+    Store::resolve(secret_dir.as_deref()).or_raise()
+}
+
+/// The schema and batches of Arrow data, pulled while holding the GIL (zero-copy imports:
+/// the buffers stay the exporter's).
+pub(crate) fn batches(data: PyRecordBatchReader) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
+    let reader = data.into_reader()?;
+    let schema = reader.schema();
+    let batches = reader.collect::<Result<_, _>>().map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    Ok((schema, batches))
+}
 
 /// A write's keyword arguments (see the `send` stub for what each means).
 pub(crate) struct SendArgs<'a, 'py> {
