@@ -13,8 +13,11 @@
 //!   `writing` line's `metadata.adc`). Its planned segment or file and its temporary file
 //!   are removed and an `error` line is appended so the table's state says what happened.
 //!   A live writer's work is never touched; a writer whose liveness cannot be told is left;
-//! * leftovers of failed sends (an `error` line whose payload still exists);
-//! * segments of this user's deleted stores ([`collect_orphans`]).
+//! * leftovers of failed sends (an `error` line whose payload still exists).
+//!
+//! [`collect_orphans`] frees the segments of this user's deleted stores. Every collector
+//! (these two, the shared arrays', the streams' and the named objects') reports the one
+//! [`GcAction`] type; [`crate::Store::gc`] runs them all, in a fixed order.
 //!
 //! [`collect_superseded`] is the bounded step each send takes after its `ready` line:
 //! superseded versions are freed a grace period after their successor appeared, without
