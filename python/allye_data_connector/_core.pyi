@@ -4,7 +4,8 @@ Checked against the built module by ``python -m mypy.stubtest allye_data_connect
 in ``.ci/run``.
 """
 
-from typing import Any, Optional, Protocol, Sequence, final
+import os
+from typing import Any, NotRequired, Optional, Protocol, Sequence, TypedDict, final, type_check_only
 
 __version__: str
 __all__ = [
@@ -62,7 +63,160 @@ __all__ = [
     "table_states",
 ]
 
-# ---- vocabulary (rust/allye-core/src/protocol.rs) --------------------------------------
+# ---- records: the dicts the functions return (keys and values of the core's records) ----
+# Plain dicts at runtime, built in rust/allye-py/src/records.rs from the core's serde
+# records; typed here only (``type_check_only``: nothing of that name exists at runtime).
+
+@type_check_only
+class Payload(TypedDict):
+    """The ``payload`` of a ``ready`` line (PROTOCOL.md)."""
+
+    transport: str
+    locator: str
+    data_size: int
+    shape: list[int]
+    schema_sha256: str
+    created_at: str
+    expires_at: Optional[str]
+
+@type_check_only
+class _Line(TypedDict):
+    version: int
+    id: str
+    table_name: str
+    producer: str
+    status: str
+    created_at: str
+    ttl_sec: Optional[int]
+    metadata: dict[str, Any]
+
+@type_check_only
+class Event(_Line):
+    """One manifest line of any status: a version, or the start, failure or removal of one."""
+
+    payload: Optional[Payload]
+
+@type_check_only
+class Version(_Line):
+    """A ``ready`` line: a table's (or an object's) version, with its payload."""
+
+    payload: Payload
+
+@type_check_only
+class TableState(TypedDict):
+    """A table as the Receiver lists it (``state``: writing, ready, error, removed, consumed)."""
+
+    table_name: str
+    state: str
+    error: Optional[str]
+    latest: Optional[Event]
+    ready: Optional[Version]
+    expired: bool
+
+@type_check_only
+class Removal(TypedDict):
+    """What a removal did: ``deleted`` and ``skipped`` as ``[transport, locator]`` pairs."""
+
+    table_name: str
+    id: str
+    deleted: list[list[str]]
+    skipped: list[list[str]]
+
+@type_check_only
+class GcAction(TypedDict):
+    """One thing gc did (or would do). ``transport``: a payload's wire transport,
+    ``"shared_array"`` or ``"stream_chunk"``; ``table_name`` ``"<namespace>/<object>"`` for
+    named objects; ``id`` empty for anything that is not a transfer's payload."""
+
+    action: str  # "delete", "skip" or "record"
+    transport: str
+    locator: str
+    table_name: str
+    reason: str
+    id: str
+
+@type_check_only
+class CompactReport(TypedDict):
+    lines_before: int
+    lines_after: int
+    bytes_before: int
+    bytes_after: int
+
+@type_check_only
+class ArrayInfo(TypedDict):
+    """One shared array as ``list_arrays`` reports it (``state``: ready, initialising,
+    destroyed or missing)."""
+
+    name: str
+    segment: str
+    state: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+    creator_pid: Optional[int]
+    creator_alive: Optional[bool]
+    openers: list[int]
+    lock_recoveries: int
+
+@type_check_only
+class Writer(TypedDict):
+    """A writing process: pid, start time (clock ticks since boot) and boot id, when known."""
+
+    pid: int
+    start: Optional[int]
+    boot_id: Optional[str]
+
+@type_check_only
+class Chunk(TypedDict):
+    """One line of a stream's chunk log (PROTOCOL.md 8.13)."""
+
+    chunk: str
+    rows: int
+    bytes: int
+    writer: Writer
+    appended_ns: int
+    time_column: NotRequired[str]
+    tmin: NotRequired[int]
+    tmax: NotRequired[int]
+    compacted: NotRequired[str]
+    allye_load: NotRequired[dict[str, Any]]
+
+@type_check_only
+class StreamReadInfo(TypedDict):
+    """What a stream read covered: its first row, rows and chunks, of how many in all."""
+
+    first_row: int
+    rows: int
+    chunks: int
+    total_chunks: int
+    total_rows: int
+
+@type_check_only
+class CompactedFile(TypedDict):
+    source: str
+    file: os.PathLike[str]
+    rows: int
+    bytes: int
+
+@type_check_only
+class StreamCompactReport(TypedDict):
+    chunks_before: int
+    rows: int
+    files: list[CompactedFile]
+
+@type_check_only
+class Capacity(TypedDict):
+    """Free and total bytes of /dev/shm and of the store's file system (None where
+    unknown), bytes in use by live versions, and the quota."""
+
+    shm_free: Optional[int]
+    shm_total: Optional[int]
+    store_free: Optional[int]
+    store_total: Optional[int]
+    used: int
+    quota: Optional[int]
+
+# ---- vocabulary (rust/allye-core/src/protocol.rs and tuning.rs) --------------------------------------
 
 DEFAULT_MAX_SHM_BYTES: int
 DEFAULT_COMPRESSED_CHUNK_ROWS: int
@@ -136,22 +290,22 @@ def send(
     auto_gc: bool = True,
     auto_gc_grace_sec: int = ...,  # DEFAULT_AUTO_GC_GRACE_SEC
     keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
-) -> dict[str, Any]:
+) -> Version:
     """Sends Arrow data; returns the ``ready`` event (the manifest line's object). With
     ``auto_gc``, then frees (bounded) superseded versions of the store older than the
     latest ``keep_versions``, ``auto_gc_grace_sec`` after they were superseded."""
 
-def latest(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> dict[str, Any]:
+def latest(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> Version:
     """The current ``ready`` event of a table (raises if none, removed, or expired)."""
 
-def list_tables(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> list[dict[str, Any]]:
+def list_tables(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> list[Version]:
     """Every table's current ``ready`` event, sorted by name (removed tables left out)."""
 
-def table_states(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> list[dict[str, Any]]:
+def table_states(*, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> list[TableState]:
     """Every table's state: ``table_name``, ``state`` (writing, ready, error, removed),
     ``error``, ``latest`` (last line), ``ready`` (current version), ``expired``."""
 
-def table_state(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> dict[str, Any]:
+def table_state(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> TableState:
     """One table's state (raises TableNotFoundError when never mentioned)."""
 
 def get_live(
@@ -160,28 +314,28 @@ def get_live(
     secret_dir: Optional[str] = None,
     producer: Optional[str] = None,
     record_read: bool = True,
-) -> tuple[dict[str, Any], _ArrowStream]:
+) -> tuple[Version, _ArrowStream]:
     """``(ready event, Arrow table)``; the table's buffers point into the mapping. A removed
     table raises TableNotFoundError; ``record_read=False`` for a look that is not a load
     (it does not count for ``shm_unlink_on_read``)."""
 
-def remove_table(table_name: str, *, secret_dir: Optional[str] = None) -> dict[str, Any]:
+def remove_table(table_name: str, *, secret_dir: Optional[str] = None) -> Removal:
     """Appends a removal line, deletes the table's payloads in this store; report
     ``{"table_name", "id", "deleted": [[transport, locator]], "skipped": [...]}``."""
 
 # ---- maintenance -----------------------------------------------------------------------
 
-def gc(*, secret_dir: Optional[str] = None, dry_run: bool = True, keep_versions: int = ...) -> list[dict[str, Any]]:
-    """``keep_versions`` defaults to DEFAULT_KEEP_VERSIONS. The actions taken (or that would be taken): ``action``, ``transport``, ``locator``,
-    ``table_name``, ``reason``, ``id``."""
+def gc(*, secret_dir: Optional[str] = None, dry_run: bool = True, keep_versions: int = ...) -> list[GcAction]:
+    """Every collector of the core's ``Store::gc``, in its order: the store's payloads,
+    deleted stores' segments, shared arrays, streams, named objects. ``keep_versions``
+    defaults to DEFAULT_KEEP_VERSIONS. The actions taken (or that would be taken)."""
 
-def collect_orphans(*, dry_run: bool = True) -> list[dict[str, Any]]:
+def collect_orphans(*, dry_run: bool = True) -> list[GcAction]:
     """Frees (or reports) the shared-memory segments of this user's deleted stores; gc
     actions with an empty ``table_name`` and ``id``."""
 
-def compact(*, secret_dir: Optional[str] = None) -> dict[str, int]:
-    """Rewrites the manifest keeping only live lines; report
-    ``{"lines_before", "lines_after", "bytes_before", "bytes_after"}``."""
+def compact(*, secret_dir: Optional[str] = None) -> CompactReport:
+    """Rewrites the manifest keeping only live lines; returns what it did."""
 
 # ---- watching --------------------------------------------------------------------------
 
@@ -204,7 +358,7 @@ class ManifestTail:
     """Reads the manifest lines appended since the last call."""
 
     def __new__(cls, *, secret_dir: Optional[str] = None, from_start: bool = False) -> ManifestTail: ...
-    def read_new(self) -> list[dict[str, Any]]:
+    def read_new(self) -> list[Event]:
         """The new complete lines' events."""
 
 # ---- shared arrays (Linux only: absent elsewhere) ------------------------------------
@@ -259,14 +413,14 @@ class SharedArrayHandle:
     def close(self) -> None: ...
     def destroy(self) -> None: ...
 
-def list_arrays(*, secret_dir: Optional[str] = None) -> list[dict[str, Any]]:
+def list_arrays(*, secret_dir: Optional[str] = None) -> list[ArrayInfo]:
     """Every shared array of the store (name, segment, state, dtype, shape, nbytes,
     creator_pid, creator_alive, openers, lock_recoveries)."""
 
-def collect_arrays(*, secret_dir: Optional[str] = None, dry_run: bool = True) -> list[dict[str, Any]]:
-    """Frees abandoned shared arrays; gc actions with ``transport`` ``"shared_array"``."""
+def collect_arrays(*, secret_dir: Optional[str] = None, dry_run: bool = True) -> list[GcAction]:
+    """Frees abandoned shared arrays (step 3 of ``gc``); gc actions with ``transport`` ``"shared_array"``."""
 
-# --- streams (issue 14) ---
+# --- streams (rust/allye-py/src/streams.rs) ---
 
 DEFAULT_PUBLISH_INTERVAL_SEC: float
 DEFAULT_FLUSH_INTERVAL_SEC: float
@@ -286,7 +440,7 @@ def stream_append(
     durable: bool = False,
     publish_interval_sec: Optional[float] = None,
     load: Optional[dict[str, Any]] = None,
-) -> Optional[dict[str, Any]]:
+) -> Optional[Chunk]:
     """Appends Arrow data to a stream as one chunk; returns the chunk's line (None: no rows).
     ``load``: a load's state, written on the chunk's line (``allye_load``)."""
 
@@ -298,15 +452,15 @@ def stream_read(
     row_end: Optional[int] = None,
     t_start: Optional[int] = None,
     t_end: Optional[int] = None,
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[StreamReadInfo, _ArrowStream]:
     """``(info, Arrow table)`` of the selected chunks, zero-copy."""
 
 def stream_exists(table_name: str, *, secret_dir: Optional[str] = None) -> bool: ...
 def list_streams(*, secret_dir: Optional[str] = None) -> list[str]: ...
-def stream_chunks(table_name: str, *, secret_dir: Optional[str] = None) -> list[dict[str, Any]]: ...
+def stream_chunks(table_name: str, *, secret_dir: Optional[str] = None) -> list[Chunk]: ...
 def stream_publish(
     table_name: str, *, secret_dir: Optional[str] = None, interval_sec: Optional[float] = None
-) -> Optional[dict[str, Any]]: ...
+) -> Optional[Version]: ...
 def stream_remove(table_name: str, *, secret_dir: Optional[str] = None) -> int: ...
 def stream_compact(
     table_name: str,
@@ -314,9 +468,8 @@ def stream_compact(
     secret_dir: Optional[str] = None,
     source_column: Optional[str] = None,
     compression: Optional[str] = ...,
-) -> dict[str, Any]:
+) -> StreamCompactReport:
     """Compacts a stream; ``compression`` defaults to ``"zstd"`` (None: uncompressed)."""
-def collect_streams(*, secret_dir: Optional[str] = None, dry_run: bool = True) -> list[dict[str, Any]]: ...
 
 @final
 class StreamFollower:
@@ -331,7 +484,7 @@ class StreamFollower:
         force_polling: bool = False,
         poll_interval_sec: Optional[float] = None,
     ) -> StreamFollower: ...
-    def next_chunks(self, timeout_sec: float) -> list[tuple[dict[str, Any], Any]]: ...
+    def next_chunks(self, timeout_sec: float) -> list[tuple[Chunk, _ArrowStream]]: ...
 
 __all__ += [
     "DEFAULT_PUBLISH_INTERVAL_SEC",
@@ -350,7 +503,6 @@ __all__ += [
     "stream_publish",
     "stream_remove",
     "stream_compact",
-    "collect_streams",
     "StreamFollower",
 ]
 
@@ -366,7 +518,6 @@ __all__ += [
     "capacity",
     "check_namespace_name",
     "check_store_private",
-    "gc_objects",
     "get_object",
     "list_objects",
     "namespace_store",
@@ -401,25 +552,22 @@ def put_object(
     auto_gc: bool = True,
     auto_gc_grace_sec: int = ...,
     keep_versions: int = ...,
-) -> dict[str, Any]:
+) -> Version:
     """Publishes a new version of object ``name``; returns its ``ready`` event."""
 
 def get_object(
     name: str, *, namespace: str = ..., secret_dir: Optional[str] = None, allow_pickle: bool = ...
-) -> tuple[dict[str, Any], _ArrowStream]:
+) -> tuple[Version, _ArrowStream]:
     """``(ready event, Arrow table over the mapping)``; pickles only from a private store."""
 
-def object_latest(name: str, *, namespace: str = ..., secret_dir: Optional[str] = None) -> dict[str, Any]: ...
-def list_objects(*, namespace: str = ..., secret_dir: Optional[str] = None) -> list[dict[str, Any]]: ...
-def remove_object(name: str, *, namespace: str = ..., secret_dir: Optional[str] = None) -> dict[str, Any]: ...
+def object_latest(name: str, *, namespace: str = ..., secret_dir: Optional[str] = None) -> Version: ...
+def list_objects(*, namespace: str = ..., secret_dir: Optional[str] = None) -> list[Version]: ...
+def remove_object(name: str, *, namespace: str = ..., secret_dir: Optional[str] = None) -> Removal: ...
 def objects_used(*, namespace: Optional[str] = None, secret_dir: Optional[str] = None) -> int: ...
 def namespaces(*, secret_dir: Optional[str] = None) -> list[str]: ...
 def remove_namespace(name: str, *, secret_dir: Optional[str] = None) -> int: ...
 def namespace_store(namespace: str, *, secret_dir: Optional[str] = None) -> str: ...
-def capacity(*, secret_dir: Optional[str] = None, quota: Optional[int] = None) -> dict[str, Any]: ...
-def gc_objects(
-    *, secret_dir: Optional[str] = None, dry_run: bool = True, keep_versions: int = ...
-) -> list[dict[str, Any]]: ...
+def capacity(*, secret_dir: Optional[str] = None, quota: Optional[int] = None) -> Capacity: ...
 def check_store_private(*, namespace: Optional[str] = None, secret_dir: Optional[str] = None) -> None: ...
 def check_namespace_name(name: str) -> str: ...
 
@@ -430,7 +578,7 @@ class ObjectWriter:
     def __array_interface__(self) -> dict[str, Any]: ...
     @property
     def nbytes(self) -> int: ...
-    def commit(self) -> dict[str, Any]: ...
+    def commit(self) -> Version: ...
     def abort(self, reason: str) -> None: ...
 
 def create_object(
@@ -471,14 +619,14 @@ def send_stream(
     auto_gc: bool = True,
     auto_gc_grace_sec: int = ...,
     keep_versions: int = ...,
-) -> dict[str, Any]:
+) -> Version:
     """Writes the batches of an Arrow stream into one new version as they arrive (a file
     payload) and publishes it at the end; ``finish()`` returns a dict merged into the
     ``ready`` line's metadata. Any error leaves the previous version current."""
 
 METADATA_LOAD: str
 
-# --- data sources' and remote defaults (protocol.rs) ---
+# --- data sources' and remote defaults (tuning.rs) ---
 
 DEFAULT_LOAD_BATCH_ROWS: int
 DEFAULT_REMOTE_PORT: int
@@ -527,7 +675,13 @@ def receive(
     shape: Optional[tuple[int, int]] = None,
     schema_sha256: Optional[str] = None,
     durable: bool = False,
-) -> dict[str, Any]: ...
+    auto_gc: bool = True,
+    auto_gc_grace_sec: int = ...,  # DEFAULT_AUTO_GC_GRACE_SEC
+    keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
+) -> Version:
+    """Receives an Arrow stream announced to hold ``rows`` rows (and each column's nulls and
+    value bytes) in place, as one new version; the auto-gc arguments apply as to ``send``."""
+
 def receivable(schema: Any, data_bytes: Optional[list[Optional[int]]] = None) -> bool: ...
 
 __all__ += ["receive", "receivable"]

@@ -271,3 +271,31 @@ def test_a_tail_sync_copies_the_held_rows_and_the_new_ones_in_place(start_server
         reader = pa.ipc.open_file(source)
         assert reader.num_record_batches == 1
         reader.read_all().validate(full=True)
+
+
+@pytest.mark.parametrize("in_place", [True, False], ids=["received-in-place", "received-whole"])
+def test_a_pull_frees_superseded_versions_as_the_store_settings_say(start_server, client_store, monkeypatch,
+                                                                    in_place):
+    # The client store's settings (here from the environment) apply to what a pull
+    # writes, as to a send: no grace, two versions kept.
+    s = start_server("a", "--no-auth")
+    monkeypatch.setenv("ALLYE_AUTO_GC_GRACE_SEC", "0")
+    monkeypatch.setenv("ALLYE_KEEP_VERSIONS", "2")
+    seen: list = []
+    real = _core.receive
+    monkeypatch.setattr(_core, "receive", lambda *a, **kw: seen.append(kw["rows"]) or real(*a, **kw))
+    if in_place:  # a small table takes the in-place path once shared memory "cannot" hold it
+        monkeypatch.setattr(_core, "DEFAULT_MAX_SHM_BYTES", 1024)
+    payloads = []
+    with adc.connect([s.location], secret_dir=client_store, check_ttl_sec=0) as r:
+        for v in range(3):
+            adc.send_dataframe(_numeric(2000).assign(i=v), "t", secret_dir=s.store, shm_unlink_on_read=False)
+            ev = r.sync("t")
+            payloads.append(ev["payload"])
+            assert adc.get_dataframe("t", secret_dir=client_store)["i"].iloc[0] == v
+    assert len(seen) == (3 if in_place else 0)
+
+    def exists(p):
+        return os.path.exists(p["locator"] if p["transport"] == "file_arrow_ipc_v1" else f"/dev/shm/{p['locator']}")
+
+    assert [exists(p) for p in payloads] == [False, True, True], "the oldest version is freed at once, two kept"

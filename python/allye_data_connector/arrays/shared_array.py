@@ -306,7 +306,7 @@ class _Locked:
             arr._h.unlock()
 
 
-def list_arrays(*, secret_dir: Optional[PathLike] = None) -> list[dict[str, Any]]:
+def list_arrays(*, secret_dir: Optional[PathLike] = None) -> list[_core.ArrayInfo]:
     """The store's shared arrays: name, segment, state, dtype, shape, nbytes,
     creator_pid, creator_alive, openers (pids of live open handles), lock_recoveries."""
     if not hasattr(_core, "list_arrays"):  # Linux only

@@ -8,7 +8,7 @@ module converts objects with :mod:`.codecs`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any, Optional, Union
 
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 _KEY = _core.OBJECT_METADATA_KEY
 
 
-def _info(ev: dict[str, Any], namespace: str) -> dict[str, Any]:
+def _info(ev: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     meta = dict(ev.get("metadata", {}).get(_KEY, {}))
     payload = ev.get("payload") or {}
     out: dict[str, Any] = {

@@ -7,6 +7,7 @@ keys of a pulled version, and the error texts a client acts on."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import pandas as pd
@@ -123,7 +124,7 @@ def request_of_ticket(raw: bytes) -> tuple[dict[str, Any], str, str]:
 # ---- versions ------------------------------------------------------------------------
 
 
-def source_id(ev: dict[str, Any]) -> str:
+def source_id(ev: Mapping[str, Any]) -> str:
     """The id of the original version an event is (a copy of): ``metadata.adc.remote_id``
     of a pulled copy, else its own id. Copies of one version compare equal by it."""
     adc = (ev.get("metadata") or {}).get(_core.METADATA_KEY) or {}
@@ -131,7 +132,7 @@ def source_id(ev: dict[str, Any]) -> str:
     return rid if isinstance(rid, str) else str(ev["id"])
 
 
-def version_record(ev: dict[str, Any]) -> dict[str, Any]:
+def version_record(ev: Mapping[str, Any]) -> dict[str, Any]:
     """A version as the wire describes it (the ``versions`` action, a FlightInfo's
     endpoint, a DoPut's answer)."""
     p = ev.get("payload") or {}

@@ -28,6 +28,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from typing import Any, Iterable, Optional, Sequence, Union
 
 import pyarrow as pa
@@ -106,14 +107,14 @@ def _peers_arg(peers: Union[None, str, Iterable[str]], secret_dir: Optional[str]
     return list(peers)
 
 
-def _current(cached: Optional[dict[str, Any]], version: dict[str, Any]) -> bool:
+def _current(cached: Optional[Mapping[str, Any]], version: dict[str, Any]) -> bool:
     """Whether the cached local version is (a copy of) the remote one."""
     if cached is None:
         return False
     return _wire.record_source(version) in (_adc(cached).get(ADC_REMOTE_ID), cached["id"])
 
 
-def _adc(ev: Optional[dict[str, Any]]) -> dict[str, Any]:
+def _adc(ev: Optional[Mapping[str, Any]]) -> dict[str, Any]:
     meta = (ev or {}).get("metadata") or {}
     adc = meta.get(_core.METADATA_KEY)
     return adc if isinstance(adc, dict) else {}
@@ -336,13 +337,13 @@ class Remote:
         raise RemoteUnavailableError(f"no peer could serve {request['table']!r}: " + "; ".join(errors))
 
     # -- the cache --
-    def _cached(self, name: str) -> Optional[dict[str, Any]]:
+    def _cached(self, name: str) -> Optional[_core.Version]:
         try:
             return _core.latest(name, secret_dir=self.secret_dir)
         except (TableNotFoundError, KeyError):
             return None
 
-    def _fresh(self, name: str, cached: Optional[dict[str, Any]]) -> bool:
+    def _fresh(self, name: str, cached: Optional[Mapping[str, Any]]) -> bool:
         if cached is None:
             return False
         checked = self._checked.get(name)
@@ -359,17 +360,22 @@ class Remote:
         return {ADC_ORIGIN: origin, ADC_REMOTE_TABLE: version.get("table_name", name),
                 ADC_REMOTE_ID: _wire.record_source(version), ADC_PULLED_AT: time.time()}
 
-    def _write(self, name: str, data: Any, *, origin: str, version: dict[str, Any], shape: Any) -> dict[str, Any]:
+    def _auto_gc(self) -> dict[str, Any]:
+        """The local store's auto-gc settings: a pull's write frees superseded versions as a send does."""
+        eff = _settings.effective(_core.resolve_store(self.secret_dir))
+        return {"auto_gc": eff.auto_gc, "auto_gc_grace_sec": eff.auto_gc_grace_sec, "keep_versions": eff.keep_versions}
+
+    def _write(self, name: str, data: Any, *, origin: str, version: dict[str, Any], shape: Any) -> _core.Version:
         adc = self._adc_entry(name, origin, version)
         return _core.send(
             data, secret_dir=self.secret_dir, table_name=name,
             metadata={"shm_unlink_on_read": False, _core.METADATA_KEY: adc},
             shape=None if shape is None else (int(shape[0]), int(shape[1])),
-            schema_sha256=version.get("schema_sha256"),
+            schema_sha256=version.get("schema_sha256"), **self._auto_gc(),
         )
 
     def _receive(self, name: str, reader: flight.FlightStreamReader, planned: dict[str, Any], rows: int,
-                 *, origin: str, shape: Any = None, held: Optional[pa.Table] = None) -> Optional[dict[str, Any]]:
+                 *, origin: str, shape: Any = None, held: Optional[pa.Table] = None) -> Optional[_core.Version]:
         """The stream received in place (one copy, as it arrives, into one batch of a file
         payload) when the server announced each column's nulls (and each string/bytes
         column's bytes of values), the result is larger than a shared-memory payload and
@@ -405,11 +411,11 @@ class Remote:
                                       (pa.RecordBatch.from_arrays(b.columns, schema=into) for b in stream))
             stream = pa.RecordBatchReader.from_batches(into, batches)
         try:
-            ev: dict[str, Any] = _core.receive(
+            ev = _core.receive(
                 stream, rows=rows, null_counts=counts, data_bytes=value_bytes, secret_dir=self.secret_dir,
                 table_name=name, metadata={"shm_unlink_on_read": False, _core.METADATA_KEY: adc},
                 shape=None if shape is None else (int(shape[0]), int(shape[1])),
-                schema_sha256=planned.get("schema_sha256"),
+                schema_sha256=planned.get("schema_sha256"), **self._auto_gc(),
             )
         except RemoteUnavailableError as exc:  # the stream broke off
             raise RemoteUnavailableError(f"{origin}: {exc}") from exc
@@ -417,7 +423,7 @@ class Remote:
         return ev
 
     def sync(self, name: str, *, sync: str = "full", stale_ok: Optional[bool] = None,
-             time_column: Optional[str] = None) -> dict[str, Any]:
+             time_column: Optional[str] = None) -> _core.Version:
         """Makes the local store's current version of ``name`` the peers' current one
         (pulling only when it changed, asking only after ``check_ttl_sec``) and returns
         the local ready event."""
@@ -436,8 +442,8 @@ class Remote:
                 return cached
             raise
 
-    def _sync(self, name: str, cached: Optional[dict[str, Any]], *, sync: str,
-              time_column: Optional[str]) -> dict[str, Any]:
+    def _sync(self, name: str, cached: Optional[_core.Version], *, sync: str,
+              time_column: Optional[str]) -> _core.Version:
         locations, version = self._find(name)
         if version is None:
             if cached is not None:
@@ -456,7 +462,7 @@ class Remote:
         logger.info("pulled %r version %s", name, _wire.record_source(version))
         return ev
 
-    def _pull(self, name: str, locations: list[str]) -> dict[str, Any]:
+    def _pull(self, name: str, locations: list[str]) -> _core.Version:
         """The whole table from the first location whose stream completes, written
         straight from the stream into the local store (a broken stream writes nothing:
         the batches are all received before the first manifest line)."""
@@ -482,8 +488,8 @@ class Remote:
                 logger.warning("the stream of %r from %s broke (%s); trying the next replica", name, loc, exc)
         raise RemoteUnavailableError(f"no peer completed the stream of {name!r}: " + "; ".join(errors))
 
-    def _pull_tail(self, name: str, locations: list[str], cached: dict[str, Any], version: dict[str, Any],
-                   time_column: Optional[str]) -> Optional[dict[str, Any]]:
+    def _pull_tail(self, name: str, locations: list[str], cached: _core.Version, version: dict[str, Any],
+                   time_column: Optional[str]) -> Optional[_core.Version]:
         _, data = _core.get_live(name, secret_dir=self.secret_dir, record_read=False)
         local = pa.table(data)
         col = time_column or next(iter(index_fields(local)), None)
@@ -577,7 +583,7 @@ class Remote:
     def pull(
         self, name: str, *, columns: Optional[Sequence[Any]] = None, start: Any = None, end: Any = None,
         time_column: Optional[str] = None, local_name: Optional[str] = None,
-    ) -> dict[str, Any]:
+    ) -> _core.Version:
         """Pulls ``name`` into the local store (as ``local_name``, default ``name``) and
         returns the local ready event: the whole table through :meth:`sync` (nothing
         moves when unchanged), or only the part ``columns``/``start``/``end`` pick
@@ -612,7 +618,7 @@ class Remote:
         if data is None:
             ev, live = _core.get_live(name, secret_dir=self.secret_dir, record_read=False)
             table = pa.table(live)
-            request["schema_sha256"] = (ev.get("payload") or {}).get("schema_sha256")
+            request["schema_sha256"] = ev["payload"]["schema_sha256"]
         elif isinstance(data, pa.Table):
             table = data
         else:

@@ -200,7 +200,7 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         self.replicas: Optional[Callable[[str, str], list[str]]] = None
 
     # -- helpers --
-    def _live(self, name: str, producer: Optional[str]) -> tuple[dict[str, Any], pa.Table]:
+    def _live(self, name: str, producer: Optional[str]) -> tuple[_core.Version, pa.Table]:
         try:
             ev, data = _core.get_live(name, secret_dir=self.secret_dir, producer=producer, record_read=False)
         except KeyError as exc:

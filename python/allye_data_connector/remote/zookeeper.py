@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from .. import _core
@@ -168,7 +169,7 @@ class NodePublisher:
             except Exception as exc:  # the registry is advisory: serving goes on
                 logger.warning("could not publish %r to the registry: %s", name, exc)
 
-    def _publish_one(self, ev: dict[str, Any], name: str, sid: str) -> None:
+    def _publish_one(self, ev: Mapping[str, Any], name: str, sid: str) -> None:
         from kazoo.exceptions import NodeExistsError
 
         table = f"{TABLES}/{name}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional, Union
 
 import pyarrow as pa
@@ -42,7 +43,7 @@ def _adopt(table: str, store: str) -> None:
 
 
 def _resume_point(table: str, store: str, described: str, cursor: Optional[str],
-                  lines: list[dict[str, Any]], schema: Optional[pa.Schema]) -> tuple[Optional[pa.Scalar], int]:
+                  lines: Sequence[Mapping[str, Any]], schema: Optional[pa.Schema]) -> tuple[Optional[pa.Scalar], int]:
     """Where this load starts: (rows must have a cursor above this, rows past it already
     appended by a load of the same source that was killed or cancelled)."""
     key = _core.METADATA_LOAD
@@ -132,7 +133,7 @@ def _append_locked(src: DataSource, table: str, store: str, *, progress: Union[b
     described = src.describe()
     if not _core.stream_exists(table, secret_dir=store):
         _adopt(table, store)
-    lines: list[dict[str, Any]] = list(_core.stream_chunks(table, secret_dir=store))
+    lines = _core.stream_chunks(table, secret_dir=store)
     schema = pa.table(_core.stream_read(table, secret_dir=store, row_start=0, row_end=0)[1]).schema if lines else None
     lower, skip = _resume_point(table, store, described, src.cursor, lines, schema)
     if lower is not None and not lower.is_valid:
@@ -158,7 +159,7 @@ def _append_locked(src: DataSource, table: str, store: str, *, progress: Union[b
         feed.show(feed.rows, feed.rows, f"{feed.rows:,} rows loaded")
     finally:
         feed.close()
-    event: Optional[dict[str, Any]] = None
+    event: Optional[_core.Version] = None
     total = sum(int(ln["rows"]) for ln in _core.stream_chunks(table, secret_dir=store))
     # Also when nothing was appended now: a killed run (or publish=False) may have left
     # chunks the v1 version does not hold yet.

@@ -64,7 +64,7 @@ class _Publisher:
         with self._lock:
             self._dirty.pop((store, table_name), None)
 
-    def publish_now(self, store: str, table_name: str) -> Optional[dict[str, Any]]:
+    def publish_now(self, store: str, table_name: str) -> Optional[_core.Version]:
         self.forget(store, table_name)
         return _core.stream_publish(table_name, secret_dir=store)
 

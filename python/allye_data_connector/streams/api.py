@@ -88,7 +88,7 @@ def append(
     durable: bool = False,
     publish: bool = True,
     publish_interval_sec: float = DEFAULT_PUBLISH_INTERVAL_SEC,
-) -> Optional[dict[str, Any]]:
+) -> Optional[_core.Chunk]:
     """Appends ``data`` (a DataFrame, Arrow table or batch, a dict record or a list of
     records) to the streaming table ``table_name`` as one chunk; returns the chunk's log
     line (``rows``, ``bytes``, ``chunk``, ...), or None when there were no rows.
@@ -113,7 +113,7 @@ def append(
     return line
 
 
-def publish(table_name: str, *, secret_dir: Optional[PathLike] = None) -> dict[str, Any]:
+def publish(table_name: str, *, secret_dir: Optional[PathLike] = None) -> _core.Version:
     """Publishes stream ``table_name`` now as a v1 ``ready`` version holding every row so
     far; returns its event. Costs one send of the whole stream."""
     _core.check_table_name(table_name)
@@ -249,7 +249,7 @@ def compact_stream(
     secret_dir: Optional[PathLike] = None,
     source_column: Optional[str] = "auto",
     compression: Optional[str] = "zstd",
-) -> dict[str, Any]:
+) -> _core.StreamCompactReport:
     """Rewrites the chunks of stream ``table_name`` appended so far into one
     zstd-compressed Arrow IPC file per value of ``source_column`` ("auto": the log
     schema's ``source_id`` when the stream has it, else one file), ataraxis'
@@ -264,8 +264,8 @@ def compact_stream(
         schema = known_schema(store_dir(secret_dir), table_name)
         source = _core.LOG_SOURCE_COLUMN
         source_column = source if schema is not None and source in schema.names else None
-    report: dict[str, Any] = _core.stream_compact(table_name, secret_dir=store, source_column=source_column,
-                                                  compression=compression)
+    report = _core.stream_compact(table_name, secret_dir=store, source_column=source_column,
+                                  compression=compression)
     return report
 
 

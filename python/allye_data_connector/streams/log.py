@@ -49,7 +49,7 @@ def log_table(source_ids: Any, timestamps: Any, payloads: Any) -> pa.Table:
 
 
 def append_log(table_name: str, source_ids: Any, timestamps: Any, payloads: Any, *,
-               secret_dir: Optional[PathLike] = None, publish: bool = True) -> Optional[dict[str, Any]]:
+               secret_dir: Optional[PathLike] = None, publish: bool = True) -> Optional[_core.Chunk]:
     """Appends many log messages as one chunk of the log schema (see :func:`log_table`);
     the chunk records its time range, so ``start``/``end`` loads skip other chunks."""
     return append(table_name, log_table(source_ids, timestamps, payloads), secret_dir=secret_dir,

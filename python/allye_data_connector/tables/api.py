@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, cast
 
 import pyarrow as pa
 
@@ -336,7 +336,7 @@ def remove_table(table_name: str, *, secret_dir: Optional[PathLike] = None) -> d
         return {"table_name": table_name, "id": "", "deleted": [], "skipped": [], "stream_chunks": freed}
     report = _core.remove_table(table_name, secret_dir=store)
     logger.info("removed %r (%d payloads deleted)", table_name, len(report["deleted"]))
-    return report
+    return cast(dict[str, Any], report)  # a plain dict, to which the stream branch adds a key
 
 
 def watch(

@@ -5,7 +5,7 @@ shared memory of deleted stores)."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Optional
 
 from .. import _core
 from .._args import PathLike, int_arg, store_arg
@@ -18,7 +18,7 @@ def gc(
     secret_dir: Optional[PathLike] = None,
     dry_run: bool = True,
     keep_versions: int = _core.DEFAULT_KEEP_VERSIONS,
-) -> list[dict[str, Any]]:
+) -> list[_core.GcAction]:
     """Frees what no reader can be served any more, only inside this store:
 
     - payloads of versions whose TTL has run out;
@@ -39,22 +39,13 @@ def gc(
     appended for a dead sender's transfer).
     """
     int_arg("keep_versions", keep_versions, minimum=1)
-    store = store_arg(secret_dir)
-    actions = _core.gc(secret_dir=store, dry_run=bool(dry_run), keep_versions=keep_versions)
-    if hasattr(_core, "collect_arrays"):  # shared arrays are Linux only
-        actions += _core.collect_arrays(secret_dir=store, dry_run=bool(dry_run))
-    actions += [  # streams: removed streams' directories, dead appenders' unnamed chunks
-        {"action": "delete", "transport": "stream_chunk", "locator": str(a["path"]), "table_name": a["table_name"],
-         "reason": a["reason"], "id": ""}
-        for a in _core.collect_streams(secret_dir=store, dry_run=bool(dry_run))
-    ]
-    actions += _core.gc_objects(secret_dir=store, dry_run=bool(dry_run), keep_versions=keep_versions)
+    actions = _core.gc(secret_dir=store_arg(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
     for a in actions:
         logger.info("gc %s%s %s %s (%s)", "would " if dry_run else "", a["action"], a["transport"], a["locator"], a["reason"])
     return actions
 
 
-def cleanup_orphans(*, dry_run: bool = False) -> list[dict[str, Any]]:
+def cleanup_orphans(*, dry_run: bool = False) -> list[_core.GcAction]:
     """Frees the shared-memory segments that deleted stores left in ``/dev/shm`` (a
     store directory removed with ``rm -rf``, a test's temporary directory): segments
     live outside the store and would stay until reboot. Only this user's segments named
@@ -69,7 +60,7 @@ def cleanup_orphans(*, dry_run: bool = False) -> list[dict[str, Any]]:
     return actions
 
 
-def compact(*, secret_dir: Optional[PathLike] = None) -> dict[str, int]:
+def compact(*, secret_dir: Optional[PathLike] = None) -> _core.CompactReport:
     """Rewrites the manifest keeping only the lines that still mean something: ``ready``
     lines of live payloads, the latest ``error`` line per table and ``writing`` lines of
     unfinished sends. Atomic (written aside, renamed under the writers' lock), safe with

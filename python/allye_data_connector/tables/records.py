@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import pyarrow as pa
@@ -14,7 +15,7 @@ from .. import _core
 from ..frames import index_fields
 
 
-def payload_summary(event: dict[str, Any]) -> dict[str, Any]:
+def payload_summary(event: Mapping[str, Any]) -> dict[str, Any]:
     """``transport``, ``shape`` (a tuple), ``bytes`` and ``expires_at`` of an event's
     payload (all None for an event without one)."""
     p = event.get("payload") or {}
@@ -27,7 +28,7 @@ def payload_summary(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def version(event: dict[str, Any]) -> dict[str, Any]:
+def version(event: Mapping[str, Any]) -> dict[str, Any]:
     """A version as ``list_tables`` gives it: 0.1.2's keys (``table_name``, ``id``,
     ``producer``, ``created_at``, ``ttl_sec``, ``transport``, ``shape``, ``bytes``) plus
     ``expires_at``."""
@@ -51,7 +52,7 @@ def _age_sec(created_at: Optional[str]) -> Optional[float]:
     return round(time.time() - then.timestamp(), 3)
 
 
-def state(st: dict[str, Any], *, with_schema: bool, secret_dir: Optional[str]) -> dict[str, Any]:
+def state(st: Mapping[str, Any], *, with_schema: bool, secret_dir: Optional[str]) -> dict[str, Any]:
     """A table state as ``describe_table`` and ``list_tables(all_states=True)`` give it:
     the latest state and the current version's record; ``with_schema``: its Arrow schema,
     index fields and batch count, read from the payload without loading data (or why it

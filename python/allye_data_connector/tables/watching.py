@@ -39,9 +39,9 @@ def iter_versions(
     # Versions that exist already are not news, even if a compaction rewrites them.
     seen: set[str] = set()
     for st in _core.table_states(secret_dir=secret_dir):
-        for key in ("ready", "latest"):
-            if st.get(key):
-                seen.add(st[key]["id"] + ":" + st[key]["status"])
+        for ev in (st["ready"], st["latest"]):
+            if ev:
+                seen.add(ev["id"] + ":" + ev["status"])
     return _versions(tail, watcher, seen, table_name, producer, timeout_sec, include_errors, stop)
 
 

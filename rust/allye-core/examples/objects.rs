@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use allye_core::objects::{self, kind_of, Namespace};
+use allye_core::objects::kind_of;
 use allye_core::protocol::{DEFAULT_NAMESPACE, OBJECT_METADATA_KEY};
 use allye_core::{Error, Store};
 
@@ -37,14 +37,14 @@ fn main() -> ExitCode {
 
 fn run(secret_dir: Option<PathBuf>, namespace: &str, name: Option<&str>) -> Result<(), Error> {
     let store = Store::resolve(secret_dir.as_deref())?;
-    let ns = Namespace::open(&store, namespace)?;
+    let ns = store.namespace(namespace)?;
     let Some(name) = name else {
-        println!("namespaces: {:?}", objects::namespaces(&store)?);
+        println!("namespaces: {:?}", store.namespaces()?);
         for ev in ns.list()? {
             let size = ev.payload.as_ref().map(|p| p.data_size).unwrap_or(0);
             println!("{:<24} {:<18} {size:>12} bytes", ev.table_name, kind_of(&ev).unwrap_or("?"));
         }
-        let cap = objects::capacity(&store, None)?;
+        let cap = store.capacity(None)?;
         println!("used {} bytes; /dev/shm free {:?}; store free {:?}", cap.used, cap.shm_free, cap.store_free);
         return Ok(());
     };

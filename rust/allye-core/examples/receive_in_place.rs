@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use allye_core::tables::{receive_batches, Announced};
+use allye_core::Announced;
 use allye_core::{SendOptions, Store};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     let messages = (0..rows).step_by(65_537).map(|at| Ok(whole.slice(at, 65_537.min(rows - at))));
     let result = Store::resolve(secret_dir.as_deref()).and_then(|store| {
         let announced = Announced { rows, null_counts: &null_counts, data_bytes: &data_bytes };
-        let ready = receive_batches(&store, &schema, announced, &SendOptions::named("received"), messages)?;
+        let ready = store.receive_batches(&schema, announced, &SendOptions::named("received"), messages)?;
         let (_, data) = store.get("received", None)?;
         Ok((ready, data))
     });

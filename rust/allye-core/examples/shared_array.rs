@@ -14,7 +14,7 @@ fn main() -> std::process::ExitCode {
     use std::path::PathBuf;
     use std::process::ExitCode;
 
-    use allye_core::{SharedArray, Store};
+    use allye_core::Store;
 
     let mut args = std::env::args().skip(1);
     let mut secret_dir: Option<PathBuf> = None;
@@ -33,7 +33,7 @@ fn main() -> std::process::ExitCode {
     };
     let run = || -> allye_core::Result<()> {
         let store = Store::resolve(secret_dir.as_deref())?;
-        let array = SharedArray::open(&store, &name)?;
+        let array = store.open_array(&name)?;
         let n: usize = array.shape().iter().product();
         println!("array {name} dtype {} shape {:?} segment {}", array.typestr(), array.shape(), array.segment());
         let guard = array.locked()?;

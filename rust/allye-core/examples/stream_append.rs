@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         Field::new("seq", DataType::Int64, false),
         Field::new("t", DataType::UInt64, false),
     ]));
-    let mut follower = match store.follow(&table, false) {
+    let mut follower = match store.follow(&table, false, false, None) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("{e}");

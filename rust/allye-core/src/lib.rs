@@ -2,23 +2,23 @@
 //!
 //! The core of `allye_data_connector`, usable by a native program without Python: the
 //! manifest of protocol v1 (`docs/PROTOCOL.md`), the writers' lock, POSIX and Windows
-//! shared memory, Arrow IPC payloads (written once, read zero-copy from a mapping), and
-//! garbage collection. Everything goes through a [`Store`] handle; the Python bindings
-//! call exactly the same methods.
+//! shared memory, Arrow IPC payloads (written once, read zero-copy from a mapping),
+//! streams, named objects, shared arrays and garbage collection. Everything that touches
+//! a store goes through a [`Store`] handle, whose methods (one file per capability in
+//! `src/handle/`) are exactly what the Python bindings call:
 //!
 //! ```no_run
-//! use allye_core::Store;
+//! use allye_core::{GcOptions, Store};
 //! let store = Store::resolve(None)?; // secret_dir, else $ALLYE_SECRET_DIR, else ~/.allye_secrets
 //! let (event, data) = store.get("iris", None)?; // removal- and expiry-aware
 //! println!("{} rows in {} batches", event.payload.unwrap().shape[0], data.batches.len());
+//! let would = store.gc(GcOptions::default())?; // every collector; a dry run by default
+//! println!("gc would free {} things", would.len());
 //! # Ok::<(), allye_core::Error>(())
 //! ```
 //!
-//! Modules, lowest layer first (each uses only layers before it; `tests/architecture.rs`
-//! checks it): [`error`], [`protocol`] (the vocabulary), [`sys`] (files, lock, shared
-//! memory, processes, time), [`store`], `arrays` (shared mutable arrays, Linux),
-//! [`manifest`], [`payload`], [`gc`], [`tables`], [`objects`] (named objects in
-//! namespaces), [`watch`], and the [`Store`] methods.
+//! The modules, their layers (each uses only lower ones; `tests/architecture.rs` checks
+//! it) and what each owns are listed once, in `docs/ARCHITECTURE.md` ("Module map").
 
 #![warn(missing_docs)]
 
@@ -36,17 +36,21 @@ pub mod store;
 pub mod streams;
 pub mod sys;
 pub mod tables;
+pub mod tuning;
 pub mod watch;
 
 #[cfg(target_os = "linux")]
-pub use arrays::{ArrayInfo, SharedArray};
+pub use arrays::{ArrayInfo, Init, SharedArray};
 pub use error::{Error, Result};
-pub use gc::{CompactReport, GcAction, GcOptions};
+pub use gc::{AutoGc, CompactReport, GcAction, GcOptions, GcTransport};
 pub use manifest::{Event, ManifestTail, PayloadRef};
+#[cfg(unix)]
+pub use objects::ObjectWriter;
 pub use objects::{Capacity, Namespace};
 pub use payload::Decoded;
 pub use protocol::{Compression, GcActionKind, Status, TableStateKind, Transport, TransportChoice};
 pub use store::Store;
-pub use streams::{AppendOptions, ChunkLine, CompactStreamReport, Follower, ReadSelection, StreamRead};
-pub use tables::{Removal, SendOptions, TableInfo};
+pub use streams::{AppendOptions, ChunkLine, CompactStreamReport, CompactedFile, Follower, ReadSelection, StreamRead};
+pub use sys::lock::ManifestLock;
+pub use tables::{Announced, Removal, SendOptions, TableInfo};
 pub use watch::{ManifestWatcher, WatchMode};

@@ -1,8 +1,10 @@
 //! The protocol's vocabulary, written once: wire names of statuses and transports, the
-//! keys of our `metadata` entries, the defaults of a send and of gc, the accepted
-//! spellings of compression and transport choices, the table-name rule and the
-//! timestamp format. Every other module (and, through the bindings, Python) reads them
-//! from here. This module depends on nothing else in the crate but the error type.
+//! keys of our `metadata` entries, file and directory names, the protocol's own defaults
+//! (what 0.1.2 does, what gc keeps), the accepted spellings of compression and transport
+//! choices, the table- and namespace-name rules and the timestamp format. Every other
+//! module (and, through the bindings, Python) reads them from here; tuning numbers that
+//! protocol v1 does not fix live in [`crate::tuning`]. This module depends on nothing
+//! else in the crate but the error type.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -23,9 +25,6 @@ pub const DEFAULT_KEEP_VERSIONS: usize = 1;
 /// has just looked up (it reads the log, then opens the payload: milliseconds for a log of
 /// thousands of lines), while a loop of sends holds about one second's worth of versions.
 pub const DEFAULT_AUTO_GC_GRACE_SEC: u64 = 1;
-/// How often a waiting reader stats the manifest where file-system events are not
-/// available (network file systems, `ALLYE_WATCH_POLLING=1`), in milliseconds.
-pub const DEFAULT_WATCH_POLL_MS: u64 = 50;
 /// The producer name a send records when none is given.
 pub const DEFAULT_PRODUCER: &str = "python";
 /// Longest table name accepted, in bytes.
@@ -310,7 +309,7 @@ pub fn check_producer(producer: &str) -> Result<()> {
     Ok(())
 }
 
-// --- streams (issue 14): tables that grow by appends, PROTOCOL.md 8.13 ---
+// --- streams: tables that grow by appends, PROTOCOL.md 8.13 ---
 
 /// `<store>/streams/`: one directory per streaming table.
 pub const STREAMS_DIR: &str = "streams";
@@ -323,14 +322,6 @@ pub const STREAM_LOCK_FILE: &str = "chunks.lock";
 pub const STREAM_NAME_FILE: &str = "name";
 /// Touched at each v1 publish; its mtime says when the last one was.
 pub const STREAM_PUBLISHED_FILE: &str = "published";
-/// Most often a stream is published as an ordinary v1 version (panoply's 2 s promise).
-pub const DEFAULT_PUBLISH_INTERVAL_MS: u64 = 2000;
-/// A `Writer`'s default flush interval.
-pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 100;
-/// A `Writer` flushes when this many rows are buffered.
-pub const DEFAULT_WRITER_MAX_ROWS: usize = 100_000;
-/// A `Writer` flushes when this many bytes are buffered.
-pub const DEFAULT_WRITER_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// The key of the v1 `metadata` entry a stream's published version carries.
 pub const METADATA_STREAM: &str = "adc_stream";
 /// Columns of the log fast path (ataraxis' `LogPackage`): the source id (uint8) ...
@@ -339,7 +330,8 @@ pub const LOG_SOURCE_COLUMN: &str = "source_id";
 pub const LOG_TIME_COLUMN: &str = "timestamp";
 /// ... and the payload bytes.
 pub const LOG_PAYLOAD_COLUMN: &str = "payload";
-// --- named objects (issue 12) ---
+
+// --- named objects ---
 
 /// `<store>/objects/`: one sub-store per namespace of named objects, each with its own
 /// log and payloads, so the store's own manifest (what 0.1.2 and the widgets read) never
@@ -366,8 +358,6 @@ pub const OBJECT_KINDS: [&str; 9] = [
     "numpy",
     OBJECT_KIND_PICKLE,
 ];
-/// Whether pickled objects are stored and loaded unless a setting says otherwise.
-pub const DEFAULT_ALLOW_PICKLE: bool = true;
 /// Longest namespace directory name (the name percent-encoded), in bytes: file systems
 /// allow 255 per path component.
 pub const MAX_NAMESPACE_DIR_BYTES: usize = 255;
@@ -421,12 +411,6 @@ pub fn namespace_from_dir_name(dir: &str) -> Option<String> {
     (namespace_dir_name(&name) == dir).then_some(name)
 }
 
-/// A namespace's log is compacted by the put that finds it larger than this...
-pub const OBJECTS_COMPACT_MIN_BYTES: u64 = 1024 * 1024;
-/// ... and larger than this many bytes per live object (about six versions' lines each),
-/// so that a process's first `len()`/`used()` reads a log whose size follows the live
-/// objects, not the number of versions ever written.
-pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;
 /// The column of the payload of an object stored as raw bytes (a NumPy array, a pickle).
 pub const OBJECT_BYTES_COLUMN: &str = "bytes";
 
@@ -436,28 +420,6 @@ pub const OBJECT_BYTES_COLUMN: &str = "bytes";
 /// its mode, and on the `ready` line its incremental state (cursor column, last value),
 /// committed in the same line as the rows it describes.
 pub const METADATA_LOAD: &str = "allye_load";
-
-/// Rows a data source is asked for per `read(n)` (a hint, as in panoply).
-pub const DEFAULT_LOAD_BATCH_ROWS: u64 = 100_000;
-
-// --- remote: a store served over Arrow Flight (PROTOCOL.md 8.16) ---
-
-/// The port `adc serve` listens on when none is given.
-pub const DEFAULT_REMOTE_PORT: u16 = 8815;
-/// Largest record-batch message a DoGet sends: a gRPC message must stay under 2 GiB, and
-/// smaller messages keep the client's memory bounded. 16 MiB received fastest here
-/// (benches/grpc_ceiling.py: each message is written into the store and dropped while
-/// the next arrives; 64 MiB messages cost fresh pages every time).
-pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
-/// Seconds after a check (or a pull) during which a load trusts the cache without asking.
-pub const DEFAULT_CHECK_TTL_SEC: f64 = 5.0;
-/// Deadline of each remote call, seconds.
-pub const DEFAULT_REMOTE_TIMEOUT_SEC: f64 = 10.0;
-/// gRPC keepalive ping interval (and the wait for its answer), milliseconds: a partition
-/// is noticed within about twice this.
-pub const DEFAULT_KEEPALIVE_MS: u64 = 2000;
-/// Tables larger than this are not pulled whole for a partial load: only the slice moves.
-pub const DEFAULT_MAX_FULL_PULL_BYTES: u64 = 256 * 1024 * 1024;
 
 // --- appending loads (PROTOCOL.md 8.13/8.15: a load's state on its chunk lines) ---
 

@@ -24,7 +24,7 @@ use crate::store::Store;
 use crate::sys::fs::{identity, FileIdentity};
 
 /// Stat interval when no events can be had.
-pub const DEFAULT_POLL: Duration = Duration::from_millis(crate::protocol::DEFAULT_WATCH_POLL_MS);
+pub const DEFAULT_POLL: Duration = Duration::from_millis(crate::tuning::DEFAULT_WATCH_POLL_MS);
 /// Stat interval as a safety net while events are being delivered.
 pub const SAFETY_POLL: Duration = Duration::from_millis(1000);
 

@@ -26,14 +26,16 @@ mod imp {
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use allye_core::arrays::{self, Acquired, Init, SharedArray};
+    use allye_core::arrays::{Acquired, Init, SharedArray};
+    use allye_core::ArrayInfo;
     use allye_core::Error;
     use pyo3::prelude::*;
     use pyo3::sync::PyOnceLock;
     use pyo3::types::{PyDict, PyInt, PyList, PyTuple};
 
+    use crate::args::store;
     use crate::errors::{to_pyerr, OrRaise};
-    use crate::tables::store;
+    use crate::records::list_to_py;
 
     /// One open shared array. `close()` unregisters this process; the mapping lives as
     /// long as this object (NumPy views hold it).
@@ -207,7 +209,7 @@ mod imp {
                 (None, None) => Init::Keep,
             };
             let (inner, reclaimed) =
-                py.detach(|| SharedArray::create(&store, name, typestr, &shape, exist_ok, init)).or_raise()?;
+                py.detach(|| store.create_array(name, typestr, &shape, exist_ok, init)).or_raise()?;
             Ok((SharedArrayHandle::new(inner), reclaimed))
         }
 
@@ -216,7 +218,7 @@ mod imp {
         #[pyo3(signature = (name, *, secret_dir=None))]
         fn open(py: Python<'_>, name: &str, secret_dir: Option<PathBuf>) -> PyResult<Self> {
             let store = store(secret_dir)?;
-            let inner = py.detach(|| SharedArray::open(&store, name)).or_raise()?;
+            let inner = py.detach(|| store.open_array(name)).or_raise()?;
             Ok(SharedArrayHandle::new(inner))
         }
 
@@ -395,7 +397,7 @@ mod imp {
         }
     }
 
-    fn info_dict<'py>(py: Python<'py>, i: &arrays::ArrayInfo) -> PyResult<Bound<'py, PyDict>> {
+    fn info_dict<'py>(py: Python<'py>, i: &ArrayInfo) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("name", &i.name)?;
         d.set_item("segment", &i.segment)?;
@@ -416,13 +418,13 @@ mod imp {
     #[pyo3(signature = (*, secret_dir=None))]
     pub fn list_arrays<'py>(py: Python<'py>, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyList>> {
         let store = store(secret_dir)?;
-        let infos = py.detach(|| arrays::list(&store)).or_raise()?;
+        let infos = py.detach(|| store.arrays()).or_raise()?;
         let items = infos.iter().map(|i| info_dict(py, i)).collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
     }
 
-    /// Frees abandoned shared arrays (see `allye_core::arrays::collect`); returns gc
-    /// actions as dicts (action, transport="shared_array", locator, table_name, reason, id).
+    /// Frees abandoned shared arrays (`Store::collect_arrays`, step 3 of gc); returns gc
+    /// actions (`transport` `"shared_array"`).
     #[pyfunction]
     #[pyo3(signature = (*, secret_dir=None, dry_run=true))]
     pub fn collect_arrays<'py>(
@@ -431,21 +433,7 @@ mod imp {
         dry_run: bool,
     ) -> PyResult<Bound<'py, PyList>> {
         let store = store(secret_dir)?;
-        let actions = py.detach(|| arrays::collect(&store, dry_run)).or_raise()?;
-        let items = actions
-            .iter()
-            .map(|a| {
-                // The shape of gc's actions, so `adc gc` lists both alike.
-                let d = PyDict::new(py);
-                d.set_item("action", "delete")?;
-                d.set_item("transport", "shared_array")?;
-                d.set_item("locator", &a.segment)?;
-                d.set_item("table_name", &a.name)?;
-                d.set_item("reason", &a.reason)?;
-                d.set_item("id", "")?;
-                Ok(d)
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, items)
+        let actions = py.detach(|| store.collect_arrays(dry_run)).or_raise()?;
+        list_to_py(py, &actions)
     }
 }

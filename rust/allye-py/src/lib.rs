@@ -3,9 +3,11 @@
 //! Only type conversion lives here: Arrow data arrives and leaves through the Arrow
 //! PyCapsule interface (`__arrow_c_stream__`, via pyo3-arrow), events and reports leave
 //! as dicts and lists built here, and each core error becomes its exception class (made
-//! here too, see [`errors`]). The GIL is released for all I/O. One file per area:
-//! the vocabulary (defaults, spellings, checks), tables, maintenance, watching.
+//! here too, see [`errors`]). Every call that touches a store is a method of the core's
+//! `Store`; arguments are converted in one place ([`args`]). The GIL is
+//! released for all I/O. One file per area; `docs/ARCHITECTURE.md` lists them.
 
+mod args;
 mod arrays;
 mod errors;
 mod maintenance;

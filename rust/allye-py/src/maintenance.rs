@@ -1,4 +1,4 @@
-//! Garbage collection and manifest compaction.
+//! Garbage collection (every collector through `Store::gc`) and manifest compaction.
 
 use std::path::PathBuf;
 
@@ -6,12 +6,13 @@ use allye_core::protocol;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::args::store;
 use crate::errors::OrRaise;
 use crate::records::{list_to_py, to_py};
-use crate::tables::store;
 
-/// Collects this store's garbage (see `allye_core::gc`); returns the actions taken (or,
-/// with `dry_run`, that would be taken).
+/// Collects every kind of garbage of this store, in `Store::gc`'s order (payloads, deleted
+/// stores' segments, shared arrays, streams, named objects); returns the actions taken
+/// (or, with `dry_run`, that would be taken).
 #[pyfunction]
 #[pyo3(signature = (*, secret_dir=None, dry_run=true, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
 fn gc<'py>(

@@ -4,21 +4,19 @@
 
 use std::path::PathBuf;
 
-use allye_core::gc::AutoGc;
-use allye_core::objects::{self, Namespace};
-use allye_core::protocol::{self, TransportChoice};
-use allye_core::{Error, SendOptions};
-use arrow_array::RecordBatch;
+use allye_core::protocol;
+use allye_core::tuning;
+use allye_core::Namespace;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::{PyRecordBatchReader, PyTable};
 
-use crate::errors::{to_pyerr, OrRaise};
-use crate::records::{list_to_py, metadata_from_py, to_py};
-use crate::tables::store;
+use crate::args::{batches, store, SendArgs};
+use crate::errors::OrRaise;
+use crate::records::{list_to_py, to_py};
 
 fn namespace(secret_dir: Option<PathBuf>, namespace: &str) -> PyResult<Namespace> {
-    Namespace::open(&store(secret_dir)?, namespace).or_raise()
+    store(secret_dir)?.namespace(namespace).or_raise()
 }
 
 /// Publishes a new version of object `name`; returns its `ready` event. `metadata` must
@@ -46,18 +44,19 @@ fn put_object<'py>(
     keep_versions: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let ns = self::namespace(secret_dir, namespace)?;
-    let mut opts = SendOptions::default();
-    if let Some(d) = metadata {
-        opts.metadata = metadata_from_py(d)?;
+    let opts = SendArgs {
+        metadata,
+        transport,
+        max_shm_bytes,
+        ttl_sec,
+        durable,
+        auto_gc,
+        auto_gc_grace_sec,
+        keep_versions,
+        ..SendArgs::default()
     }
-    opts.transport = TransportChoice::parse(transport).or_raise()?;
-    opts.max_shm_bytes = max_shm_bytes;
-    opts.ttl_sec = ttl_sec;
-    opts.durable = durable;
-    opts.auto_gc = auto_gc.then(|| AutoGc::new(auto_gc_grace_sec, keep_versions.max(1)));
-    let reader = data.into_reader()?;
-    let schema = reader.schema();
-    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    .options()?;
+    let (schema, batches) = batches(data)?;
     let ready = py.detach(|| ns.put(name, &schema, &batches, &opts, quota)).or_raise()?;
     to_py(py, &ready)
 }
@@ -65,7 +64,7 @@ fn put_object<'py>(
 /// The current version of object `name`: `(ready event, Arrow table)` whose buffers point
 /// into the mapping. A pickle is served only when `allow_pickle` and the store is private.
 #[pyfunction]
-#[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, allow_pickle=protocol::DEFAULT_ALLOW_PICKLE))]
+#[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, allow_pickle=tuning::DEFAULT_ALLOW_PICKLE))]
 fn get_object<'py>(
     py: Python<'py>,
     name: &str,
@@ -123,10 +122,10 @@ fn objects_used(py: Python<'_>, namespace: Option<&str>, secret_dir: Option<Path
     let parent = store(secret_dir)?;
     match namespace {
         Some(n) => {
-            let ns = Namespace::open(&parent, n).or_raise()?;
+            let ns = parent.namespace(n).or_raise()?;
             py.detach(|| ns.used()).or_raise()
         }
-        None => py.detach(|| objects::store_used(&parent)).or_raise(),
+        None => py.detach(|| parent.used_bytes()).or_raise(),
     }
 }
 
@@ -135,7 +134,7 @@ fn objects_used(py: Python<'_>, namespace: Option<&str>, secret_dir: Option<Path
 #[pyo3(signature = (*, secret_dir=None))]
 fn namespaces(py: Python<'_>, secret_dir: Option<PathBuf>) -> PyResult<Vec<String>> {
     let parent = store(secret_dir)?;
-    py.detach(|| objects::namespaces(&parent)).or_raise()
+    py.detach(|| parent.namespaces()).or_raise()
 }
 
 /// Removes a namespace and its objects; returns how many objects it held.
@@ -143,7 +142,7 @@ fn namespaces(py: Python<'_>, secret_dir: Option<PathBuf>) -> PyResult<Vec<Strin
 #[pyo3(signature = (name, *, secret_dir=None))]
 fn remove_namespace(py: Python<'_>, name: &str, secret_dir: Option<PathBuf>) -> PyResult<usize> {
     let parent = store(secret_dir)?;
-    py.detach(|| objects::remove_namespace(&parent, name)).or_raise()
+    py.detach(|| parent.remove_namespace(name)).or_raise()
 }
 
 /// The namespace's own store directory (its log and payloads), for watching.
@@ -158,23 +157,8 @@ fn namespace_store(namespace: &str, secret_dir: Option<PathBuf>) -> PyResult<std
 #[pyo3(signature = (*, secret_dir=None, quota=None))]
 fn capacity<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, quota: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
     let parent = store(secret_dir)?;
-    let c = py.detach(|| objects::capacity(&parent, quota)).or_raise()?;
+    let c = py.detach(|| parent.capacity(quota)).or_raise()?;
     to_py(py, &c)
-}
-
-/// Collects the garbage of every namespace; returns the actions (tables named `ns/object`).
-#[pyfunction]
-#[pyo3(signature = (*, secret_dir=None, dry_run=true, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
-fn gc_objects<'py>(
-    py: Python<'py>,
-    secret_dir: Option<PathBuf>,
-    dry_run: bool,
-    keep_versions: usize,
-) -> PyResult<Bound<'py, PyList>> {
-    let parent = store(secret_dir)?;
-    let opts = allye_core::GcOptions::new(dry_run, keep_versions);
-    let actions = py.detach(|| objects::collect(&parent, opts)).or_raise()?;
-    list_to_py(py, &actions)
 }
 
 /// Raises StoreNotPrivateError unless the store (and the namespace's folders) are
@@ -183,8 +167,8 @@ fn gc_objects<'py>(
 #[pyo3(signature = (*, namespace=None, secret_dir=None))]
 fn check_store_private(namespace: Option<&str>, secret_dir: Option<PathBuf>) -> PyResult<()> {
     let parent = store(secret_dir)?;
-    let ns = namespace.map(|n| Namespace::open(&parent, n)).transpose().or_raise()?;
-    objects::check_private(&parent, ns.as_ref()).or_raise()
+    let ns = namespace.map(|n| parent.namespace(n)).transpose().or_raise()?;
+    parent.check_private(ns.as_ref()).or_raise()
 }
 
 /// Returns `name` when it is a valid namespace name, else raises `InvalidArgumentError`.
@@ -200,7 +184,7 @@ fn check_namespace_name(name: &str) -> PyResult<String> {
 #[cfg(unix)]
 #[pyclass(module = "allye_data_connector._core")]
 struct ObjectWriter {
-    inner: std::sync::Mutex<objects::ObjectWriter>,
+    inner: std::sync::Mutex<allye_core::ObjectWriter>,
     ptr: usize,
     len: usize,
 }
@@ -260,13 +244,9 @@ fn create_object(
     keep_versions: usize,
 ) -> PyResult<ObjectWriter> {
     let ns = self::namespace(secret_dir, namespace)?;
-    let mut opts = SendOptions::default();
-    if let Some(d) = metadata {
-        opts.metadata = metadata_from_py(d)?;
-    }
-    opts.ttl_sec = ttl_sec;
-    opts.durable = durable;
-    opts.auto_gc = auto_gc.then(|| AutoGc::new(auto_gc_grace_sec, keep_versions.max(1)));
+    let opts =
+        SendArgs { metadata, ttl_sec, durable, auto_gc, auto_gc_grace_sec, keep_versions, ..SendArgs::default() }
+            .options()?;
     let mut w = py.detach(|| ns.create(name, nbytes, &opts, quota)).or_raise()?;
     let (ptr, len) = (w.as_mut_ptr() as usize, w.len());
     Ok(ObjectWriter { inner: std::sync::Mutex::new(w), ptr, len })
@@ -279,7 +259,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_function(wrap_pyfunction!(create_object, m)?)?;
     }
     m.add("DEFAULT_NAMESPACE", protocol::DEFAULT_NAMESPACE)?;
-    m.add("DEFAULT_ALLOW_PICKLE", protocol::DEFAULT_ALLOW_PICKLE)?;
+    m.add("DEFAULT_ALLOW_PICKLE", tuning::DEFAULT_ALLOW_PICKLE)?;
     m.add("OBJECT_METADATA_KEY", protocol::OBJECT_METADATA_KEY)?;
     m.add("OBJECT_KINDS", protocol::OBJECT_KINDS.to_vec())?;
     m.add_function(wrap_pyfunction!(put_object, m)?)?;
@@ -292,7 +272,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(remove_namespace, m)?)?;
     m.add_function(wrap_pyfunction!(namespace_store, m)?)?;
     m.add_function(wrap_pyfunction!(capacity, m)?)?;
-    m.add_function(wrap_pyfunction!(gc_objects, m)?)?;
     m.add_function(wrap_pyfunction!(check_store_private, m)?)?;
     m.add_function(wrap_pyfunction!(check_namespace_name, m)?)?;
     Ok(())

@@ -3,17 +3,16 @@
 
 use std::path::PathBuf;
 
-use allye_core::gc::AutoGc;
 use allye_core::protocol;
-use allye_core::tables::{receive_stream, Announced};
-use allye_core::SendOptions;
+use allye_core::tables::receivable as core_receivable;
+use allye_core::Announced;
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 
+use crate::args::{store, SendArgs};
 use crate::errors::OrRaise;
-use crate::records::{metadata_from_py, to_py};
-use crate::tables::store;
+use crate::records::to_py;
 
 /// Receives the batches of `stream` (any object with `__arrow_c_stream__`, e.g. a Flight
 /// reader's `to_reader()`), announced to hold `rows` rows, `null_counts[i]` nulls in
@@ -21,11 +20,13 @@ use crate::tables::store;
 /// the others), as one new version of `table_name`: each batch is copied, as it arrives
 /// and at any alignment, into its place in ONE record batch of an IPC file payload,
 /// without the GIL. Only the column types `receivable` accepts. Returns the `ready`
-/// event; a stream that breaks or differs from the announcement publishes nothing.
+/// event; a stream that breaks or differs from the announcement publishes nothing. The
+/// auto-gc arguments apply as to a send.
 #[pyfunction]
 #[pyo3(signature = (stream, *, rows, null_counts, data_bytes=None, secret_dir=None, table_name=None,
     producer=protocol::DEFAULT_PRODUCER.to_string(), ttl_sec=None, metadata=None, shape=None,
-    schema_sha256=None, durable=false))]
+    schema_sha256=None, durable=false,
+    auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
 #[allow(clippy::too_many_arguments)]
 fn receive<'py>(
     py: Python<'py>,
@@ -41,19 +42,24 @@ fn receive<'py>(
     shape: Option<(u64, u64)>,
     schema_sha256: Option<String>,
     durable: bool,
+    auto_gc: bool,
+    auto_gc_grace_sec: u64,
+    keep_versions: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let mut opts = SendOptions::default();
-    opts.table_name = table_name;
-    opts.producer = producer;
-    opts.ttl_sec = ttl_sec;
-    opts.metadata = match metadata {
-        None => Default::default(),
-        Some(d) => metadata_from_py(d)?,
-    };
-    opts.shape = shape.map(|(r, c)| [r, c]);
-    opts.schema_sha256 = schema_sha256;
-    opts.durable = durable;
-    opts.auto_gc = Some(AutoGc::new(protocol::DEFAULT_AUTO_GC_GRACE_SEC, protocol::DEFAULT_KEEP_VERSIONS));
+    let opts = SendArgs {
+        table_name,
+        producer,
+        ttl_sec,
+        metadata,
+        shape,
+        schema_sha256,
+        durable,
+        auto_gc,
+        auto_gc_grace_sec,
+        keep_versions,
+        ..SendArgs::default()
+    }
+    .options()?;
     let store = store(secret_dir)?;
     let capsule = stream.call_method0("__arrow_c_stream__")?.cast_into::<PyCapsule>()?;
     let ptr = capsule.pointer_checked(Some(c"arrow_array_stream"))?;
@@ -62,7 +68,7 @@ fn receive<'py>(
     let mut ffi = unsafe { FFI_ArrowArrayStream::from_raw(ptr.as_ptr() as *mut FFI_ArrowArrayStream) };
     let data_bytes = data_bytes.unwrap_or_default();
     let announced = Announced { rows, null_counts: &null_counts, data_bytes: &data_bytes };
-    let ready = py.detach(|| receive_stream(&store, announced, &opts, &mut ffi)).or_raise()?;
+    let ready = py.detach(|| store.receive_stream(announced, &opts, &mut ffi)).or_raise()?;
     to_py(py, &ready)
 }
 
@@ -74,13 +80,7 @@ fn receive<'py>(
 #[pyfunction]
 #[pyo3(signature = (schema, data_bytes=None))]
 fn receivable(schema: pyo3_arrow::PySchema, data_bytes: Option<Vec<Option<usize>>>) -> bool {
-    let schema = schema.into_inner();
-    let data_bytes = data_bytes.unwrap_or_default();
-    allye_core::payload::placeable(&schema)
-        && (data_bytes.is_empty() || data_bytes.len() == schema.fields().len())
-        && schema.fields().iter().enumerate().all(|(i, f)| {
-            !allye_core::payload::variable_width(f.data_type()) || data_bytes.get(i).copied().flatten().is_some()
-        })
+    core_receivable(&schema.into_inner(), &data_bytes.unwrap_or_default())
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

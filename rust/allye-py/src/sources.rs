@@ -2,15 +2,15 @@
 
 use std::path::PathBuf;
 
-use allye_core::protocol::{self, Compression};
-use allye_core::{Error, SendOptions};
+use allye_core::protocol;
+use allye_core::Error;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_arrow::PyRecordBatchReader;
 
-use crate::errors::{to_pyerr, OrRaise};
+use crate::args::{store, SendArgs};
+use crate::errors::to_pyerr;
 use crate::records::{metadata_from_py, to_py};
-use crate::tables::{auto_gc_option, store};
 
 /// Writes the batches of `data` (any object with `__arrow_c_stream__`) into one new
 /// version of `table_name` as they arrive, without the GIL (a Python-backed stream takes
@@ -39,15 +39,19 @@ fn send_stream<'py>(
     auto_gc_grace_sec: u64,
     keep_versions: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let mut opts = SendOptions::named(table_name);
-    opts.producer = producer;
-    opts.ttl_sec = ttl_sec;
-    opts.compression = Compression::parse(compression.unwrap_or("")).or_raise()?;
-    if let Some(d) = metadata {
-        opts.metadata = metadata_from_py(d)?;
+    let opts = SendArgs {
+        table_name: Some(table_name),
+        producer,
+        ttl_sec,
+        compression,
+        metadata,
+        durable,
+        auto_gc,
+        auto_gc_grace_sec,
+        keep_versions,
+        ..SendArgs::default()
     }
-    opts.durable = durable;
-    opts.auto_gc = auto_gc_option(auto_gc, auto_gc_grace_sec, keep_versions)?;
+    .options()?;
     let store = store(secret_dir)?;
     let reader = data.into_reader()?;
     let schema = reader.schema();

@@ -1,20 +1,18 @@
-//! Streaming tables: append, read, follow, publish, compact, remove, gc.
+//! Streaming tables: append, read, follow, publish, compact, remove.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use allye_core::protocol;
-use allye_core::streams::{self, AppendOptions, Follower, ReadSelection};
-use allye_core::Error;
-use arrow_array::RecordBatch;
+use allye_core::{protocol, tuning};
+use allye_core::{AppendOptions, Follower, ReadSelection};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::{PyRecordBatchReader, PyTable};
 
-use crate::errors::{to_pyerr, OrRaise};
+use crate::args::{batches, store};
+use crate::errors::OrRaise;
 use crate::records::{list_to_py, metadata_from_py, to_py};
-use crate::tables::store;
 
 /// Appends Arrow data (any object with `__arrow_c_stream__`) to a stream as one chunk;
 /// returns the chunk's line, or None when there were no rows. With `publish_interval_sec`,
@@ -34,9 +32,7 @@ fn stream_append<'py>(
     load: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let store = store(secret_dir)?;
-    let reader = data.into_reader()?;
-    let schema = reader.schema();
-    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    let (schema, batches) = batches(data)?;
     let mut opts = AppendOptions::with_time_column(time_column);
     opts.durable = durable;
     if let Some(d) = load {
@@ -44,9 +40,9 @@ fn stream_append<'py>(
     }
     let line = py
         .detach(|| -> allye_core::Result<_> {
-            let line = streams::append(&store, table_name, &schema, &batches, &opts)?;
+            let line = store.append(table_name, &schema, &batches, &opts)?;
             if let (Some(_), Some(s)) = (&line, publish_interval_sec) {
-                streams::publish_if_due(&store, table_name, Duration::from_secs_f64(s.max(0.0)))?;
+                store.publish_stream_if_due(table_name, Duration::from_secs_f64(s.max(0.0)))?;
             }
             Ok(line)
         })
@@ -79,7 +75,7 @@ fn stream_read<'py>(
     };
     let time = (t_start.is_some() || t_end.is_some()).then_some((t_start, t_end));
     let sel = ReadSelection::new(rows, time);
-    let r = py.detach(|| streams::read(&store, table_name, &sel)).or_raise()?;
+    let r = py.detach(|| store.read_stream(table_name, &sel)).or_raise()?;
     let info = PyDict::new(py);
     info.set_item("first_row", r.first_row)?;
     info.set_item("rows", r.rows)?;
@@ -93,14 +89,14 @@ fn stream_read<'py>(
 #[pyfunction]
 #[pyo3(signature = (table_name, *, secret_dir=None))]
 fn stream_exists(table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<bool> {
-    Ok(streams::exists(&store(secret_dir)?, table_name))
+    Ok(store(secret_dir)?.is_stream(table_name))
 }
 
 /// The names of the streams in the store.
 #[pyfunction]
 #[pyo3(signature = (*, secret_dir=None))]
 fn list_streams(secret_dir: Option<PathBuf>) -> PyResult<Vec<String>> {
-    Ok(streams::list(&store(secret_dir)?))
+    Ok(store(secret_dir)?.streams())
 }
 
 /// The chunk lines of a stream (empty when it is none).
@@ -108,7 +104,7 @@ fn list_streams(secret_dir: Option<PathBuf>) -> PyResult<Vec<String>> {
 #[pyo3(signature = (table_name, *, secret_dir=None))]
 fn stream_chunks<'py>(py: Python<'py>, table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyList>> {
     let store = store(secret_dir)?;
-    let lines = py.detach(|| streams::chunks(&store, table_name)).or_raise()?;
+    let lines = py.detach(|| store.stream_chunks(table_name)).or_raise()?;
     list_to_py(py, &lines)
 }
 
@@ -125,8 +121,8 @@ fn stream_publish<'py>(
     let store = store(secret_dir)?;
     let ev = py
         .detach(|| match interval_sec {
-            None => streams::publish(&store, table_name).map(Some),
-            Some(s) => streams::publish_if_due(&store, table_name, Duration::from_secs_f64(s.max(0.0))),
+            None => store.publish_stream(table_name).map(Some),
+            Some(s) => store.publish_stream_if_due(table_name, Duration::from_secs_f64(s.max(0.0))),
         })
         .or_raise()?;
     match ev {
@@ -140,7 +136,7 @@ fn stream_publish<'py>(
 #[pyo3(signature = (table_name, *, secret_dir=None))]
 fn stream_remove(py: Python<'_>, table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<usize> {
     let store = store(secret_dir)?;
-    py.detach(|| streams::remove(&store, table_name)).or_raise()
+    py.detach(|| store.remove_stream(table_name)).or_raise()
 }
 
 /// Compacts a stream into one Arrow IPC file (zstd by default; None: uncompressed) per
@@ -156,39 +152,21 @@ fn stream_compact<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let store = store(secret_dir)?;
     let compression = protocol::Compression::parse(compression.unwrap_or("")).or_raise()?;
-    let r = py.detach(|| streams::compact(&store, table_name, source_column.as_deref(), compression)).or_raise()?;
+    let r = py.detach(|| store.compact_stream(table_name, source_column.as_deref(), compression)).or_raise()?;
     let d = PyDict::new(py);
     d.set_item("chunks_before", r.chunks_before)?;
     d.set_item("rows", r.rows)?;
     let files = PyList::empty(py);
-    for (source, file, rows, bytes) in &r.files {
+    for file in &r.files {
         let f = PyDict::new(py);
-        f.set_item("source", source)?;
-        f.set_item("file", streams::stream_dir(&store, table_name).join(file))?;
-        f.set_item("rows", rows)?;
-        f.set_item("bytes", bytes)?;
+        f.set_item("source", &file.source)?;
+        f.set_item("file", &file.path)?;
+        f.set_item("rows", file.rows)?;
+        f.set_item("bytes", file.bytes)?;
         files.append(f)?;
     }
     d.set_item("files", files)?;
     Ok(d)
-}
-
-/// Frees removed streams' directories and dead appenders' unnamed chunks; returns
-/// `[{"path", "table_name", "reason"}]`.
-#[pyfunction]
-#[pyo3(signature = (*, secret_dir=None, dry_run=true))]
-fn collect_streams<'py>(py: Python<'py>, secret_dir: Option<PathBuf>, dry_run: bool) -> PyResult<Bound<'py, PyList>> {
-    let store = store(secret_dir)?;
-    let actions = py.detach(|| streams::collect(&store, dry_run)).or_raise()?;
-    let out = PyList::empty(py);
-    for a in actions {
-        let d = PyDict::new(py);
-        d.set_item("path", &a.path)?;
-        d.set_item("table_name", &a.table_name)?;
-        d.set_item("reason", &a.reason)?;
-        out.append(d)?;
-    }
-    Ok(out)
 }
 
 /// Yields a stream's new chunks as they land (woken by file-system notifications).
@@ -211,7 +189,7 @@ impl StreamFollower {
         protocol::check_table_name(table_name).or_raise()?;
         let store = store(secret_dir)?;
         let poll = poll_interval_sec.map(|s| Duration::from_secs_f64(s.max(0.001)));
-        let f = Follower::new(&store, table_name, from_start, force_polling, poll).or_raise()?;
+        let f = store.follow(table_name, from_start, force_polling, poll).or_raise()?;
         Ok(StreamFollower { inner: Mutex::new(f) })
     }
 
@@ -232,7 +210,7 @@ impl StreamFollower {
 /// The lock a load holds on a stream while it appends to it (see `stream_load_lock`).
 #[pyclass(module = "allye_data_connector._core")]
 struct StreamLoadLock {
-    inner: Mutex<Option<allye_core::sys::lock::ManifestLock>>,
+    inner: Mutex<Option<allye_core::ManifestLock>>,
 }
 
 #[pymethods]
@@ -249,7 +227,7 @@ impl StreamLoadLock {
 #[pyo3(signature = (table_name, *, secret_dir=None))]
 fn stream_load_lock(table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<Option<StreamLoadLock>> {
     let store = store(secret_dir)?;
-    let held = streams::load_lock(&store, table_name).or_raise()?;
+    let held = store.stream_load_lock(table_name).or_raise()?;
     Ok(held.map(|l| StreamLoadLock { inner: Mutex::new(Some(l)) }))
 }
 
@@ -262,14 +240,13 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stream_publish, m)?)?;
     m.add_function(wrap_pyfunction!(stream_remove, m)?)?;
     m.add_function(wrap_pyfunction!(stream_compact, m)?)?;
-    m.add_function(wrap_pyfunction!(collect_streams, m)?)?;
     m.add_class::<StreamFollower>()?;
     m.add_function(wrap_pyfunction!(stream_load_lock, m)?)?;
     m.add_class::<StreamLoadLock>()?;
-    m.add("DEFAULT_PUBLISH_INTERVAL_SEC", protocol::DEFAULT_PUBLISH_INTERVAL_MS as f64 / 1000.0)?;
-    m.add("DEFAULT_FLUSH_INTERVAL_SEC", protocol::DEFAULT_FLUSH_INTERVAL_MS as f64 / 1000.0)?;
-    m.add("DEFAULT_WRITER_MAX_ROWS", protocol::DEFAULT_WRITER_MAX_ROWS)?;
-    m.add("DEFAULT_WRITER_MAX_BYTES", protocol::DEFAULT_WRITER_MAX_BYTES)?;
+    m.add("DEFAULT_PUBLISH_INTERVAL_SEC", tuning::DEFAULT_PUBLISH_INTERVAL_MS as f64 / 1000.0)?;
+    m.add("DEFAULT_FLUSH_INTERVAL_SEC", tuning::DEFAULT_FLUSH_INTERVAL_MS as f64 / 1000.0)?;
+    m.add("DEFAULT_WRITER_MAX_ROWS", tuning::DEFAULT_WRITER_MAX_ROWS)?;
+    m.add("DEFAULT_WRITER_MAX_BYTES", tuning::DEFAULT_WRITER_MAX_BYTES)?;
     m.add("METADATA_STREAM", protocol::METADATA_STREAM)?;
     m.add("LOG_SOURCE_COLUMN", protocol::LOG_SOURCE_COLUMN)?;
     m.add("LOG_TIME_COLUMN", protocol::LOG_TIME_COLUMN)?;

@@ -2,33 +2,17 @@
 
 use std::path::PathBuf;
 
-use allye_core::gc::AutoGc;
-use allye_core::protocol::{self, Compression, TransportChoice};
-use allye_core::{Error, SendOptions, Store};
-use arrow_array::RecordBatch;
+use allye_core::protocol;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::{PyRecordBatchReader, PyTable};
 
-use crate::errors::{to_pyerr, OrRaise};
-use crate::records::{list_to_py, metadata_from_py, to_py};
-
-pub(crate) fn store(secret_dir: Option<PathBuf>) -> PyResult<Store> {
-    Store::resolve(secret_dir.as_deref()).or_raise()
-}
+use crate::args::{batches, store, SendArgs};
+use crate::errors::OrRaise;
+use crate::records::{list_to_py, to_py};
 
 /// The store directory that `secret_dir` resolves to, as a `str` (every send resolves
 /// it; building a `pathlib.Path` costs more than the resolution).
-/// The auto-gc of a send: `None` when off; `keep_versions` must keep the version sent.
-pub(crate) fn auto_gc_option(enabled: bool, grace_sec: u64, keep_versions: usize) -> PyResult<Option<AutoGc>> {
-    if keep_versions == 0 {
-        return Err(to_pyerr(Error::InvalidArgument(
-            "keep_versions must be at least 1: a send never frees the version it has just sent".into(),
-        )));
-    }
-    Ok(enabled.then(|| AutoGc::new(grace_sec, keep_versions)))
-}
-
 #[pyfunction]
 #[pyo3(signature = (secret_dir=None))]
 fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
@@ -62,28 +46,25 @@ fn send<'py>(
     auto_gc_grace_sec: u64,
     keep_versions: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let metadata = match metadata {
-        None => Default::default(),
-        Some(d) => metadata_from_py(d)?,
-    };
-    let mut opts = SendOptions::default();
-    opts.table_name = table_name;
-    opts.producer = producer;
-    opts.transport = TransportChoice::parse(transport).or_raise()?;
-    opts.max_shm_bytes = max_shm_bytes;
-    opts.chunk_rows = chunk_rows;
-    opts.ttl_sec = ttl_sec;
-    opts.compression = Compression::parse(compression.unwrap_or("")).or_raise()?;
-    opts.metadata = metadata;
-    opts.shape = shape.map(|(r, c)| [r, c]);
-    opts.schema_sha256 = schema_sha256;
-    opts.durable = durable;
-    opts.auto_gc = auto_gc_option(auto_gc, auto_gc_grace_sec, keep_versions)?;
+    let opts = SendArgs {
+        table_name,
+        producer,
+        transport,
+        max_shm_bytes,
+        chunk_rows,
+        ttl_sec,
+        compression,
+        metadata,
+        shape,
+        schema_sha256,
+        durable,
+        auto_gc,
+        auto_gc_grace_sec,
+        keep_versions,
+    }
+    .options()?;
     let store = store(secret_dir)?;
-    // Pull the batches while holding the GIL (zero-copy imports), then write without it.
-    let reader = data.into_reader()?;
-    let schema = reader.schema();
-    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_pyerr(Error::Arrow(e)))?;
+    let (schema, batches) = batches(data)?;
     let ready = py.detach(|| store.send(&schema, &batches, &opts)).or_raise()?;
     to_py(py, &ready)
 }

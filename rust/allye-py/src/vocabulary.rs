@@ -1,7 +1,9 @@
-//! The protocol vocabulary as module attributes and checks: the core's defaults, its
-//! accepted spellings and its name rule, so Python never re-declares them.
+//! The protocol vocabulary as module attributes and checks: the core's defaults (the
+//! protocol's and the tuning ones), its accepted spellings and its name rule, so Python
+//! never re-declares them.
 
 use allye_core::protocol::{self, Compression, TransportChoice};
+use allye_core::tuning;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
@@ -62,18 +64,18 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_COMPRESSED_CHUNK_ROWS", protocol::DEFAULT_COMPRESSED_CHUNK_ROWS)?;
     m.add("DEFAULT_KEEP_VERSIONS", protocol::DEFAULT_KEEP_VERSIONS)?;
     m.add("DEFAULT_AUTO_GC_GRACE_SEC", protocol::DEFAULT_AUTO_GC_GRACE_SEC)?;
-    m.add("DEFAULT_POLL_SEC", protocol::DEFAULT_WATCH_POLL_MS as f64 / 1000.0)?;
+    m.add("DEFAULT_POLL_SEC", tuning::DEFAULT_WATCH_POLL_MS as f64 / 1000.0)?;
     m.add("DEFAULT_PRODUCER", protocol::DEFAULT_PRODUCER)?;
     m.add("TRANSPORTS", PyTuple::new(py, protocol::TRANSPORT_CHOICES)?)?;
     m.add("COMPRESSIONS", PyTuple::new(py, protocol::COMPRESSIONS)?)?;
     m.add("METADATA_KEY", protocol::METADATA_KEY)?;
-    m.add("DEFAULT_LOAD_BATCH_ROWS", protocol::DEFAULT_LOAD_BATCH_ROWS)?;
-    m.add("DEFAULT_REMOTE_PORT", protocol::DEFAULT_REMOTE_PORT)?;
-    m.add("DEFAULT_MAX_MESSAGE_BYTES", protocol::DEFAULT_MAX_MESSAGE_BYTES)?;
-    m.add("DEFAULT_CHECK_TTL_SEC", protocol::DEFAULT_CHECK_TTL_SEC)?;
-    m.add("DEFAULT_REMOTE_TIMEOUT_SEC", protocol::DEFAULT_REMOTE_TIMEOUT_SEC)?;
-    m.add("DEFAULT_KEEPALIVE_MS", protocol::DEFAULT_KEEPALIVE_MS)?;
-    m.add("DEFAULT_MAX_FULL_PULL_BYTES", protocol::DEFAULT_MAX_FULL_PULL_BYTES)?;
+    m.add("DEFAULT_LOAD_BATCH_ROWS", tuning::DEFAULT_LOAD_BATCH_ROWS)?;
+    m.add("DEFAULT_REMOTE_PORT", tuning::DEFAULT_REMOTE_PORT)?;
+    m.add("DEFAULT_MAX_MESSAGE_BYTES", tuning::DEFAULT_MAX_MESSAGE_BYTES)?;
+    m.add("DEFAULT_CHECK_TTL_SEC", tuning::DEFAULT_CHECK_TTL_SEC)?;
+    m.add("DEFAULT_REMOTE_TIMEOUT_SEC", tuning::DEFAULT_REMOTE_TIMEOUT_SEC)?;
+    m.add("DEFAULT_KEEPALIVE_MS", tuning::DEFAULT_KEEPALIVE_MS)?;
+    m.add("DEFAULT_MAX_FULL_PULL_BYTES", tuning::DEFAULT_MAX_FULL_PULL_BYTES)?;
     m.add_function(wrap_pyfunction!(normalize_compression, m)?)?;
     m.add_function(wrap_pyfunction!(check_table_name, m)?)?;
     m.add_function(wrap_pyfunction!(check_transport, m)?)?;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::args::store;
 use crate::errors::OrRaise;
 use crate::records::list_to_py;
-use crate::tables::store;
 
 /// Wakes up when the store's manifest changes (file-system events, else polling).
 #[pyclass(module = "allye_data_connector._core")]

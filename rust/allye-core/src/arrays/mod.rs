@@ -68,6 +68,7 @@ use sha2::{Digest, Sha256};
 pub use lock::Acquired;
 
 use crate::error::{Error, IoContext, Result};
+use crate::gc::{GcAction, GcTransport};
 use crate::store::Store;
 use crate::sys::process::WriterIdentity;
 
@@ -958,28 +959,17 @@ pub fn list(store: &Store) -> Result<Vec<ArrayInfo>> {
     Ok(out)
 }
 
-/// An array [`collect`] freed (or would free, in a dry run).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Freed {
-    /// The array's name.
-    pub name: String,
-    /// Its segment.
-    pub segment: String,
-    /// Why, in words.
-    pub reason: String,
-}
-
 /// Frees the store's abandoned arrays: those whose creator is dead and that no live
 /// process holds open (dead openers' slots are pruned first), arrays whose creation died
 /// half-way, and markers whose segment is gone. Live creators' and held arrays are never
 /// touched; an array whose lock stays busy for a second is skipped (someone live holds it).
 /// `dry_run` only reports.
-pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<Freed>> {
+pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<GcAction>> {
     let Some(root) = canonical_root(store) else { return Ok(Vec::new()) };
     let mut actions = Vec::new();
     for name in marker_names(store)? {
         let segment = segment_name(&root, &name);
-        let action = |reason: String| Freed { name: name.clone(), segment: segment.clone(), reason };
+        let action = |reason: String| GcAction::delete(GcTransport::SharedArray, segment.clone(), name.clone(), reason);
         let marker = marker_path(store, &name);
         let m = match map_segment(&name, &segment) {
             Ok(Some(m)) => m,

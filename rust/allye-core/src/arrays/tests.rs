@@ -239,11 +239,11 @@ fn gc_frees_abandoned_arrays_only() {
     h.slot_start(200).store(1, Ordering::Release);
     h.slot_pid(200).store(dead.pid, Ordering::Release);
     let report = collect(&s, true).unwrap();
-    assert_eq!(report.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), vec!["gone"]);
+    assert_eq!(report.iter().map(|a| a.table_name.as_str()).collect::<Vec<_>>(), vec!["gone"]);
     assert!(seg_exists(&gone_segment), "dry run deletes nothing");
     let report = collect(&s, false).unwrap();
     assert_eq!(report.len(), 1);
-    assert_eq!(report[0].segment, gone_segment);
+    assert_eq!(report[0].locator, gone_segment);
     assert!(report[0].reason.contains("creator"), "{}", report[0].reason);
     assert!(!seg_exists(&gone_segment) && !marker_path(&s, "gone").exists());
     assert!(matches!(SharedArray::open(&s, "gone"), Err(Error::ArrayNotFound { .. })));
@@ -251,7 +251,7 @@ fn gc_frees_abandoned_arrays_only() {
     // The held one goes once its last (live) opener closes.
     held.close();
     let report = collect(&s, false).unwrap();
-    assert_eq!(report.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), vec!["held"]);
+    assert_eq!(report.iter().map(|a| a.table_name.as_str()).collect::<Vec<_>>(), vec!["held"]);
     assert!(held.is_destroyed());
     // A live creator's array stays even with no opener.
     live.close();

@@ -115,7 +115,7 @@ impl Collector<'_> {
         }
         let action = |kind, reason| GcAction {
             action: kind,
-            transport: target.transport.clone(),
+            transport: target.transport.clone().into(),
             locator: target.locator.clone(),
             table_name: ev.table_name.clone(),
             reason,
@@ -203,7 +203,7 @@ impl Collector<'_> {
         );
         self.actions.push(GcAction {
             action: GcActionKind::Record,
-            transport: plan.transport.clone().unwrap_or_else(|| Transport::Other(String::new())),
+            transport: plan.transport.clone().unwrap_or_else(|| Transport::Other(String::new())).into(),
             locator: plan.locator.clone().unwrap_or_default(),
             table_name: writing.table_name.clone(),
             reason: format!("{reason}: append an error line"),

@@ -13,8 +13,11 @@
 //!   `writing` line's `metadata.adc`). Its planned segment or file and its temporary file
 //!   are removed and an `error` line is appended so the table's state says what happened.
 //!   A live writer's work is never touched; a writer whose liveness cannot be told is left;
-//! * leftovers of failed sends (an `error` line whose payload still exists);
-//! * segments of this user's deleted stores ([`collect_orphans`]).
+//! * leftovers of failed sends (an `error` line whose payload still exists).
+//!
+//! [`collect_orphans`] frees the segments of this user's deleted stores. Every collector
+//! (these two, the shared arrays', the streams' and the named objects') reports the one
+//! [`GcAction`] type; [`crate::Store::gc`] runs them all, in a fixed order.
 //!
 //! [`collect_superseded`] is the bounded step each send takes after its `ready` line:
 //! superseded versions are freed a grace period after their successor appeared, without
@@ -72,22 +75,80 @@ impl GcOptions {
     }
 }
 
-/// One thing gc did or would do.
+/// What a [`GcAction`] is about, spelled as its `transport`: a payload of protocol v1
+/// (by its wire transport; empty for a dead writer that planned none), a shared array's
+/// segment, or a stream's chunk file or removed directory.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GcTransport {
+    /// A table's or an object's payload.
+    Payload(Transport),
+    /// A shared array's segment (`locator` is the segment, `table_name` the array).
+    SharedArray,
+    /// A stream's chunk or temporary file, or a removed stream's directory (`locator` is
+    /// the path).
+    StreamChunk,
+}
+
+impl GcTransport {
+    /// The spelling of a shared array's actions.
+    pub const SHARED_ARRAY: &'static str = "shared_array";
+    /// The spelling of a stream's actions.
+    pub const STREAM_CHUNK: &'static str = "stream_chunk";
+
+    /// The spelling the bindings and the CLI show.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GcTransport::Payload(t) => t.as_str(),
+            GcTransport::SharedArray => Self::SHARED_ARRAY,
+            GcTransport::StreamChunk => Self::STREAM_CHUNK,
+        }
+    }
+}
+
+impl From<Transport> for GcTransport {
+    fn from(t: Transport) -> Self {
+        GcTransport::Payload(t)
+    }
+}
+
+impl PartialEq<&str> for GcTransport {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for GcTransport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One thing gc did or would do, whichever collector found it (see [`crate::Store::gc`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct GcAction {
     /// Delete, skip (outside this store) or record (an `error` line for a dead writer).
     pub action: GcActionKind,
-    /// The payload's transport (empty for a dead writer that planned none).
-    pub transport: Transport,
-    /// The payload's segment name or file path.
+    /// What is freed: a payload (by its transport), a shared array or a stream's file.
+    pub transport: GcTransport,
+    /// The payload's segment name or file path; the array's segment; the stream file's path.
     pub locator: String,
-    /// The table the payload belongs to.
+    /// The table (or `<namespace>/<object>`, or array) the thing belongs to; empty when
+    /// unknown (a deleted store's segment, a removed stream's directory).
     pub table_name: String,
     /// Why, in words.
     pub reason: String,
-    /// The transfer (`id` of the manifest lines) the payload belongs to.
+    /// The transfer (`id` of the manifest lines) the payload belongs to; empty for
+    /// anything that is not a transfer's payload.
     pub id: String,
+}
+
+impl GcAction {
+    /// A `delete` of something that is not a transfer's payload (no `id`).
+    pub fn delete(transport: GcTransport, locator: String, table_name: String, reason: String) -> Self {
+        GcAction { action: GcActionKind::Delete, transport, locator, table_name, reason, id: String::new() }
+    }
 }
 
 #[cfg(test)]

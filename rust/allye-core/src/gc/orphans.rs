@@ -245,7 +245,7 @@ pub fn collect_orphans(dry_run: bool) -> Vec<GcAction> {
         }
         actions.push(GcAction {
             action: GcActionKind::Delete,
-            transport: Transport::Shm,
+            transport: Transport::Shm.into(),
             locator: name.clone(),
             table_name: String::new(),
             reason: format!("left by the deleted store {}", rec.path.display()),

@@ -145,7 +145,7 @@ impl Tracker {
                 match old.target.delete(store) {
                     Ok(()) => actions.push(GcAction {
                         action: GcActionKind::Delete,
-                        transport: old.target.transport.clone(),
+                        transport: old.target.transport.clone().into(),
                         locator: old.target.locator.clone(),
                         table_name: old.table_name.clone(),
                         reason: format!(

@@ -1,4 +1,4 @@
-//! Named objects (issue 12): Python objects, NumPy arrays and Arrow data under a name in a
+//! Named objects: Python objects, NumPy arrays and Arrow data under a name in a
 //! namespace, with the guarantees of tables (crash-safe publish, immutable versions read
 //! in place, gc of superseded, orphaned and expired versions, TTL, watch).
 //!
@@ -23,11 +23,11 @@ use crate::manifest::{self, Event};
 use crate::payload::Decoded;
 use crate::protocol::{
     check_namespace_name, check_table_name, namespace_dir_name, namespace_from_dir_name, Status, DEFAULT_NAMESPACE,
-    OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES, OBJECTS_DIR, OBJECT_KIND, OBJECT_KIND_PICKLE,
-    OBJECT_METADATA_KEY,
+    OBJECTS_DIR, OBJECT_KIND, OBJECT_KIND_PICKLE, OBJECT_METADATA_KEY,
 };
 use crate::store::Store;
 use crate::tables::{self, Removal, SendOptions};
+use crate::tuning::{OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES};
 
 #[cfg(unix)]
 mod create;

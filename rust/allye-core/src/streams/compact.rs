@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
@@ -27,10 +28,24 @@ use crate::sys::process::WriterIdentity;
 pub struct CompactStreamReport {
     /// Chunks rewritten (and deleted).
     pub chunks_before: usize,
-    /// Files written: (source, file name, rows, bytes).
-    pub files: Vec<(String, String, u64, u64)>,
+    /// Files written, one per source.
+    pub files: Vec<CompactedFile>,
     /// Rows rewritten.
     pub rows: u64,
+}
+
+/// One file a compaction wrote.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CompactedFile {
+    /// The source its rows came from (as text), or "" for all.
+    pub source: String,
+    /// The chunk file.
+    pub path: PathBuf,
+    /// Rows in it.
+    pub rows: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
 }
 
 /// The source of each row as text (integers and strings).
@@ -126,8 +141,8 @@ pub fn compact(
     // DEFAULT_COMPRESSED_CHUNK_ROWS, decompressed one at a time.
     let chunk_rows = if compression == Compression::None { 0 } else { DEFAULT_COMPRESSED_CHUNK_ROWS };
     let me = WriterIdentity::cached();
-    let mut written: Vec<(ChunkLine, std::path::PathBuf)> = Vec::new();
-    let cleanup = |written: &[(ChunkLine, std::path::PathBuf)]| {
+    let mut written: Vec<(ChunkLine, PathBuf)> = Vec::new();
+    let cleanup = |written: &[(ChunkLine, PathBuf)]| {
         for (_, p) in written {
             let _ = std::fs::remove_file(p);
         }
@@ -234,8 +249,13 @@ pub fn compact(
     Ok(CompactStreamReport {
         chunks_before: snapshot.len(),
         files: written
-            .iter()
-            .map(|(l, _)| (l.compacted.clone().unwrap_or_default(), l.chunk.clone(), l.rows, l.bytes))
+            .into_iter()
+            .map(|(l, path)| CompactedFile {
+                source: l.compacted.unwrap_or_default(),
+                path,
+                rows: l.rows,
+                bytes: l.bytes,
+            })
             .collect(),
         rows,
     })

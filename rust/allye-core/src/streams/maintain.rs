@@ -1,12 +1,13 @@
 //! A stream's life besides appends: its v1 publication, removal, and gc of what dead
 //! appenders and removals left.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::error::{Error, IoContext, Result};
+use crate::gc::{GcAction, GcTransport};
 use crate::manifest::Event;
 use crate::protocol::{METADATA_STREAM, STREAMS_DIR, STREAM_LOG_FILE, STREAM_PUBLISHED_FILE};
 use crate::store::Store;
@@ -66,16 +67,9 @@ pub fn remove(store: &Store, table: &str) -> Result<usize> {
     }
 }
 
-/// One thing stream gc freed (or, dry, would free).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StreamGcAction {
-    /// The file or directory.
-    pub path: PathBuf,
-    /// The stream's table name, when known.
-    pub table_name: String,
-    /// Why, in words.
-    pub reason: String,
+/// A `delete` of a stream's file or directory (dry or not: gc's spelling).
+fn chunk_action(path: &Path, table_name: String, reason: String) -> GcAction {
+    GcAction::delete(GcTransport::StreamChunk, path.to_string_lossy().into_owned(), table_name, reason)
 }
 
 fn pid_of(name: &str) -> Option<u32> {
@@ -92,7 +86,7 @@ fn dead(pid: u32) -> bool {
 /// Frees what no reader can reach: directories of removed streams, and in each stream the
 /// chunk files (and temporary files) of appenders and compactions that died before
 /// their line was appended. A live process's files are never touched.
-pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<StreamGcAction>> {
+pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<GcAction>> {
     let mut actions = Vec::new();
     let Ok(dirs) = std::fs::read_dir(store.root().join(STREAMS_DIR)) else { return Ok(actions) };
     for d in dirs.flatten() {
@@ -102,7 +96,7 @@ pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<StreamGcAction>> {
             if !dry_run {
                 let _ = std::fs::remove_dir_all(&dir);
             }
-            actions.push(StreamGcAction { path: dir, table_name: String::new(), reason: "a removed stream".into() });
+            actions.push(chunk_action(&dir, String::new(), "a removed stream".into()));
             continue;
         }
         let Ok(table) = std::fs::read_to_string(dir.join(crate::protocol::STREAM_NAME_FILE)) else { continue };
@@ -111,7 +105,7 @@ pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<StreamGcAction>> {
     Ok(actions)
 }
 
-fn collect_one(store: &Store, table: &str, dir: &Path, dry_run: bool) -> Result<Vec<StreamGcAction>> {
+fn collect_one(store: &Store, table: &str, dir: &Path, dry_run: bool) -> Result<Vec<GcAction>> {
     let mut out = Vec::new();
     // Lines first, then the directory: a chunk whose line lands meanwhile is in neither
     // list's "unnamed" set only if its appender is alive, and live appenders are skipped.
@@ -135,11 +129,11 @@ fn collect_one(store: &Store, table: &str, dir: &Path, dry_run: bool) -> Result<
         if !dry_run {
             let _ = std::fs::remove_file(f.path());
         }
-        out.push(StreamGcAction {
-            path: f.path(),
-            table_name: table.into(),
-            reason: format!("left by process {pid}, which died before the chunk log named it"),
-        });
+        out.push(chunk_action(
+            &f.path(),
+            table.into(),
+            format!("left by process {pid}, which died before the chunk log named it"),
+        ));
     }
     Ok(out)
 }

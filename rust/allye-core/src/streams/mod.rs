@@ -20,9 +20,9 @@ mod maintain;
 mod view;
 
 pub use append::{append, load_lock, AppendOptions};
-pub use compact::{compact, CompactStreamReport};
+pub use compact::{compact, CompactStreamReport, CompactedFile};
 pub use follow::{Follower, StreamWatcher};
-pub use maintain::{collect, publish, publish_if_due, remove, StreamGcAction};
+pub use maintain::{collect, publish, publish_if_due, remove};
 pub use view::{chunks, read, ReadSelection, StreamRead};
 
 use std::path::PathBuf;
@@ -34,51 +34,6 @@ use crate::error::Error;
 use crate::protocol::{STREAMS_DIR, STREAM_LOCK_FILE, STREAM_LOG_FILE, STREAM_NAME_FILE};
 use crate::store::Store;
 use crate::sys::process::WriterIdentity;
-
-/// The stream operations of the [`Store`] handle (beside its table operations in
-/// `handle.rs`); each is the function of this module of the same name.
-impl Store {
-    /// Appends a chunk to stream `table` (see [`append`]).
-    pub fn append(
-        &self,
-        table: &str,
-        schema: &arrow_schema::SchemaRef,
-        batches: &[arrow_array::RecordBatch],
-        opts: &AppendOptions,
-    ) -> crate::error::Result<Option<ChunkLine>> {
-        append(self, table, schema, batches, opts)
-    }
-
-    /// Reads stream `table` (see [`read`]).
-    pub fn read_stream(&self, table: &str, sel: &ReadSelection) -> crate::error::Result<StreamRead> {
-        read(self, table, sel)
-    }
-
-    /// Follows stream `table` (see [`Follower`]).
-    pub fn follow(&self, table: &str, from_start: bool) -> crate::error::Result<Follower> {
-        Follower::new(self, table, from_start, false, None)
-    }
-
-    /// Publishes stream `table` as a v1 version (see [`publish`]).
-    pub fn publish_stream(&self, table: &str) -> crate::error::Result<crate::manifest::Event> {
-        publish(self, table)
-    }
-
-    /// Compacts stream `table` (see [`compact`]).
-    pub fn compact_stream(
-        &self,
-        table: &str,
-        source_column: Option<&str>,
-        compression: crate::protocol::Compression,
-    ) -> crate::error::Result<CompactStreamReport> {
-        compact(self, table, source_column, compression)
-    }
-
-    /// Removes stream `table` (see [`remove`]).
-    pub fn remove_stream(&self, table: &str) -> crate::error::Result<usize> {
-        remove(self, table)
-    }
-}
 
 /// One line of a chunk log: one chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

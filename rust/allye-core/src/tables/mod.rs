@@ -20,7 +20,7 @@ mod send_stream;
 mod state;
 
 pub use get::{get, latest, record_read};
-pub use receive::{receive, receive_batches, receive_stream, Announced};
+pub use receive::{receivable, receive, receive_batches, receive_stream, Announced};
 pub use remove::{remove, Removal};
 pub use send::{arrow_data_size, schema_sha256, send, SendOptions};
 pub use send_stream::send_stream;

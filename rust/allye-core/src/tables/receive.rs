@@ -28,6 +28,19 @@ pub struct Announced<'a> {
     pub data_bytes: &'a [Option<usize>],
 }
 
+/// Whether a table of `schema` can be received in place: every column numbers,
+/// decimals, dates and times, booleans, strings or bytes (no dictionaries, views or
+/// nested types; see [`crate::payload::placeable`]), and the bytes of values of every
+/// string/bytes column announced in `data_bytes` (one entry a column, in schema order;
+/// empty: none announced, so no such column may be there).
+pub fn receivable(schema: &SchemaRef, data_bytes: &[Option<usize>]) -> bool {
+    crate::payload::placeable(schema)
+        && (data_bytes.is_empty() || data_bytes.len() == schema.fields().len())
+        && schema.fields().iter().enumerate().all(|(i, f)| {
+            !crate::payload::variable_width(f.data_type()) || data_bytes.get(i).copied().flatten().is_some()
+        })
+}
+
 /// Receives one new version of `opts.table_name` in place (see the module docs): `fill`
 /// copies the stream in through [`PlacedFile::push`] or [`PlacedFile::push_stream`].
 /// `opts.shape` is recorded when given, else rows x columns; `opts.transport`,

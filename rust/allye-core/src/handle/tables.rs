@@ -1,18 +1,15 @@
-//! The [`Store`] handle's operations: everything a native program (and the Python
-//! bindings, which call exactly these) does with a store.
+//! Tables: send, the streamed send of a load, the in-place receive of a pull, the one
+//! get, listing, describing, removing.
 
-use std::time::Duration;
-
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use crate::error::Result;
-use crate::gc::{self, CompactReport, GcAction, GcOptions};
-use crate::manifest::{Event, ManifestTail};
+use crate::manifest::Event;
 use crate::payload::Decoded;
 use crate::store::Store;
-use crate::tables::{self, Removal, SendOptions, TableInfo};
-use crate::watch::ManifestWatcher;
+use crate::tables::{self, Announced, Removal, SendOptions, TableInfo};
 
 impl Store {
     /// Sends a table (see [`tables::send`]); returns its `ready` event.
@@ -30,6 +27,29 @@ impl Store {
         finish: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<()>,
     ) -> Result<Event> {
         tables::send_stream(self, schema, batches, opts, finish)
+    }
+
+    /// Receives the batches of an Arrow C stream whose size was announced (a Flight
+    /// `DoGet`) in place, as one new version (see [`tables::receive_stream`]). `opts`
+    /// applies as to a send, its auto-gc included.
+    pub fn receive_stream(
+        &self,
+        announced: Announced<'_>,
+        opts: &SendOptions,
+        stream: &mut FFI_ArrowArrayStream,
+    ) -> Result<Event> {
+        tables::receive_stream(self, announced, opts, stream)
+    }
+
+    /// [`Store::receive_stream`] of batches already decoded (see [`tables::receive_batches`]).
+    pub fn receive_batches(
+        &self,
+        schema: &SchemaRef,
+        announced: Announced<'_>,
+        opts: &SendOptions,
+        batches: impl IntoIterator<Item = Result<RecordBatch>>,
+    ) -> Result<Event> {
+        tables::receive_batches(self, schema, announced, opts, batches)
     }
 
     /// The current version of a table, read in place and recorded as read: the one get,
@@ -67,35 +87,5 @@ impl Store {
     /// Removes a table (see [`tables::remove`]).
     pub fn remove(&self, table: &str) -> Result<Removal> {
         tables::remove(self, table)
-    }
-
-    /// Collects garbage (see [`gc::collect`]), then the segments of this user's deleted
-    /// stores (see [`gc::collect_orphans`]), whichever store this is.
-    pub fn gc(&self, opts: GcOptions) -> Result<Vec<GcAction>> {
-        let mut actions = gc::collect(self, opts)?;
-        actions.extend(gc::collect_orphans(opts.dry_run));
-        Ok(actions)
-    }
-
-    /// Frees (or, with `dry_run`, reports) the segments of this user's deleted stores; needs
-    /// no store (see [`gc::collect_orphans`]).
-    pub fn collect_orphans(dry_run: bool) -> Vec<GcAction> {
-        gc::collect_orphans(dry_run)
-    }
-
-    /// Rewrites the manifest keeping only live lines (see [`gc::compact`]).
-    pub fn compact(&self) -> Result<CompactReport> {
-        gc::compact(self)
-    }
-
-    /// A watcher that wakes up when the manifest changes (`poll`: the polling interval
-    /// when file-system events cannot be had, or with `force_polling`).
-    pub fn watch(&self, force_polling: bool, poll: Option<Duration>) -> ManifestWatcher {
-        ManifestWatcher::new(self, force_polling, poll)
-    }
-
-    /// A reader of the manifest lines appended from now on (`from_start`: from the start).
-    pub fn tail(&self, from_start: bool) -> ManifestTail {
-        ManifestTail::new(self, from_start)
     }
 }

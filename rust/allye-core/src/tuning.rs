@@ -1,0 +1,57 @@
+//! Tuning defaults: numbers chosen for speed, latency or convenience that protocol v1
+//! does not fix (changing one changes no byte another party reads). The Python package
+//! and the CLI take their defaults from here through `_core`, under the same names; the
+//! protocol's own defaults (what 0.1.2 does, what gc keeps) stay in [`crate::protocol`].
+//! Depends on nothing.
+
+// --- waiting ---
+
+/// How often a waiting reader stats the manifest where file-system events are not
+/// available (network file systems, `ALLYE_WATCH_POLLING=1`), in milliseconds.
+pub const DEFAULT_WATCH_POLL_MS: u64 = 50;
+
+// --- streams ---
+
+/// Most often a stream is published as an ordinary v1 version (panoply's 2 s promise).
+pub const DEFAULT_PUBLISH_INTERVAL_MS: u64 = 2000;
+/// A `Writer`'s default flush interval.
+pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 100;
+/// A `Writer` flushes when this many rows are buffered.
+pub const DEFAULT_WRITER_MAX_ROWS: usize = 100_000;
+/// A `Writer` flushes when this many bytes are buffered.
+pub const DEFAULT_WRITER_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+// --- named objects ---
+
+/// Whether pickled objects are stored and loaded unless a setting says otherwise.
+pub const DEFAULT_ALLOW_PICKLE: bool = true;
+/// A namespace's log is compacted by the put that finds it larger than this...
+pub const OBJECTS_COMPACT_MIN_BYTES: u64 = 1024 * 1024;
+/// ... and larger than this many bytes per live object (about six versions' lines each),
+/// so that a process's first `len()`/`used()` reads a log whose size follows the live
+/// objects, not the number of versions ever written.
+pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;
+
+// --- sources ---
+
+/// Rows a data source is asked for per `read(n)` (a hint, as in panoply).
+pub const DEFAULT_LOAD_BATCH_ROWS: u64 = 100_000;
+
+// --- remote: a store served over Arrow Flight (PROTOCOL.md 8.16) ---
+
+/// The port `adc serve` listens on when none is given.
+pub const DEFAULT_REMOTE_PORT: u16 = 8815;
+/// Largest record-batch message a DoGet sends: a gRPC message must stay under 2 GiB, and
+/// smaller messages keep the client's memory bounded. 16 MiB received fastest here
+/// (benches/grpc_ceiling.py: each message is written into the store and dropped while
+/// the next arrives; 64 MiB messages cost fresh pages every time).
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
+/// Seconds after a check (or a pull) during which a load trusts the cache without asking.
+pub const DEFAULT_CHECK_TTL_SEC: f64 = 5.0;
+/// Deadline of each remote call, seconds.
+pub const DEFAULT_REMOTE_TIMEOUT_SEC: f64 = 10.0;
+/// gRPC keepalive ping interval (and the wait for its answer), milliseconds: a partition
+/// is noticed within about twice this.
+pub const DEFAULT_KEEPALIVE_MS: u64 = 2000;
+/// Tables larger than this are not pulled whole for a partial load: only the slice moves.
+pub const DEFAULT_MAX_FULL_PULL_BYTES: u64 = 256 * 1024 * 1024;
