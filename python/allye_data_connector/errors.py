@@ -35,6 +35,8 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
   its own ``read()``); the table's previous version is intact.
 - :class:`RemoteUnavailableError` (``ConnectionError``): no peer could serve a table in
   time and no cached version may be served instead.
+- :class:`MissingDependencyError` (``ImportError``): an optional dependency is not
+  installed; the message names the extra that installs it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from ._core import (
     ConversionError,
     InvalidArgumentError,
     InvalidInputError,
+    MissingDependencyError,
     PayloadCorruptError,
     PayloadError,
     PayloadMissingError,
@@ -95,4 +98,5 @@ __all__ = [
     "StoreFullError",
     "StoreNotPrivateError",
     "RemoteUnavailableError",
+    "MissingDependencyError",
 ]

@@ -8,7 +8,8 @@
 
 use allye_core::Error;
 use pyo3::exceptions::{
-    PyConnectionError, PyException, PyFileExistsError, PyFileNotFoundError, PyKeyError, PyOSError, PyRuntimeError,
+    PyConnectionError, PyException, PyFileExistsError, PyFileNotFoundError, PyImportError, PyKeyError, PyOSError,
+    PyRuntimeError,
     PyTimeoutError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
@@ -53,6 +54,7 @@ macro_rules! classes {
     (@base $py:ident, FileExistsError) => { $py.get_type::<PyFileExistsError>() };
     (@base $py:ident, RuntimeError) => { $py.get_type::<PyRuntimeError>() };
     (@base $py:ident, ConnectionError) => { $py.get_type::<PyConnectionError>() };
+    (@base $py:ident, ImportError) => { $py.get_type::<PyImportError>() };
     (@base $py:ident, $own:ident) => { $own.clone() };
     (@str) => { false };
     (@str plain_str) => { true };
@@ -107,6 +109,9 @@ classes! {
     remote_unavailable: "RemoteUnavailableError" (allye, ConnectionError) =
         "No peer could serve the table in time (down, unreachable, refused), and no cached version \
          may be served instead (``stale_ok=False``).";
+    missing_dependency: "MissingDependencyError" (allye, ImportError) =
+        "An optional dependency of the feature asked for is not installed; the message names the \
+         extra that installs it (``pip install 'allye_data_connector[sql]'``).";
 }
 
 fn new_class<'py>(
