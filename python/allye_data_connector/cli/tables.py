@@ -131,7 +131,10 @@ def show_cmd(obj: Ctx, name: str, head: int, max_columns: int, producer: Optiona
                      title=f"schema: {len(data_fields):,} columns" + (f" and the index ({', '.join(sorted(index))})" if index else ""))
         if len(shown) < len(schema):
             _more_columns(name, len(schema) - len(shown), max_columns)
-    if df is not None:
+    if df is not None and len(df) == 0:
+        click.echo("")
+        click.echo("no rows")
+    elif df is not None:
         click.echo("")
         wide = bool(max_columns) and df.shape[1] > max_columns
         click.echo(f"first {len(df):,} rows" + (f", first {max_columns} columns:" if wide else ":"))
