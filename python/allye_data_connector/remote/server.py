@@ -33,7 +33,7 @@ import pyarrow.flight as flight
 from .. import _core
 from .._args import PathLike, store_arg, store_dir
 from ..errors import InvalidArgumentError
-from ..frames import Selection, index_fields
+from ..frames import Selection, index_fields, slice_rows
 from . import _wire
 from ._layout import layout
 
@@ -97,7 +97,7 @@ def select(table: pa.Table, req: dict[str, Any]) -> pa.Table:
             head = times.slice(0, min(table.num_rows, 1 << 16))
             bound = pa.scalar(sel_after.start, type=pa.timestamp("ns", getattr(head.type, "tz", None))).cast(head.type)
             equal = pc.sum(pc.equal(head, bound)).as_py() or 0
-            table = table.slice(equal)
+            table = slice_rows(table, equal)
     sel = _wire.selection_of(req)
     return table if sel == _EVERYTHING else sel.apply(table)
 
