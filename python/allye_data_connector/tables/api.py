@@ -284,9 +284,11 @@ def list_tables(
     all_states: bool = False,
     with_schema: bool = True,
 ) -> list[dict[str, Any]]:
-    """Every table's current version, sorted by name, with 0.1.2's keys (``table_name``,
-    ``id``, ``producer``, ``created_at``, ``ttl_sec``, ``transport``, ``shape``, ``bytes``)
-    plus ``expires_at``. Removed tables are left out.
+    """Every table's current version that a get can read, sorted by name, with 0.1.2's
+    keys (``table_name``, ``id``, ``producer``, ``created_at``, ``ttl_sec``,
+    ``transport``, ``shape``, ``bytes``) plus ``expires_at``. Removed tables, expired
+    versions and versions sent to be read once that were read and freed by gc are left
+    out.
 
     ``all_states=True``: every table the manifest mentions, with its latest state, as
     :func:`describe_table` describes it (``with_schema=False`` skips opening each

@@ -69,9 +69,11 @@ impl Store {
         tables::latest(self, table, producer)
     }
 
-    /// The current `ready` event of every table, sorted by name (removed tables left out).
+    /// The current `ready` event of every table a get can read, sorted by name: removed
+    /// tables, expired versions and read-once versions already read and freed are left
+    /// out ([`Store::states`] lists every table with its state).
     pub fn list(&self, producer: Option<&str>) -> Result<Vec<Event>> {
-        tables::list(self, producer)
+        tables::list_readable(self, producer)
     }
 
     /// Every table the manifest mentions, with its latest state.
