@@ -8,9 +8,9 @@ from typing import Optional
 
 import click
 
+from .. import errors
 from ._app import Ctx, common_options, main, tables_api
 from ._output import emit_json, print_table, transport_name
-from ._params import parse_size
 
 
 @main.command("gc")
@@ -65,10 +65,6 @@ def cleanup_cmd(obj: Ctx, dry_run: bool) -> None:
     click.echo(f"{verb} {len(actions)} segments of {stores} deleted stores" if actions else "no segments of deleted stores")
 
 
-#: Settings that are sizes in bytes: `--set` takes units for them (128MiB, 1GB).
-_SIZE_SETTINGS = ("max_shm_bytes", "max_store_bytes")
-
-
 @main.command("config")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Save a setting to the store's settings.yaml (sizes take units: max_shm_bytes=128MiB).")
@@ -88,12 +84,15 @@ def config_cmd(obj: Ctx, assignments: tuple[str, ...]) -> None:
             key = key.strip()
             if not sep or key not in known:
                 raise click.BadParameter(f"{a!r}: use KEY=VALUE with KEY one of {', '.join(sorted(known))}", param_hint="--set")
-            if key in _SIZE_SETTINGS and value.strip().lower() not in ("", "none", "null"):
+            if key in _settings.SIZE_SETTINGS:
                 try:
-                    value = str(parse_size(value))
-                except click.BadParameter as exc:
-                    raise click.BadParameter(f"{key}: {exc.message}", param_hint="--set") from None
+                    _settings.parse_setting(key, value, "--set")
+                except errors.InvalidArgumentError as exc:  # a malformed size is bad usage, as --max-shm-bytes's
+                    raise click.BadParameter(str(exc), param_hint="--set") from None
             setattr(current, key, _settings.parse_setting(key, value, "--set"))
+        # Checked before it is saved: a value no send accepts never reaches the file.
+        _settings.check(current, {k: "--set" if any(a.partition("=")[0].strip() == k for a in assignments)
+                                  else str(file) for k in _settings.ENV})
         _settings.save(current, store)
     resolved = _settings.load(store)
     rows = [{"name": k, "value": getattr(resolved.settings, k), "source": resolved.sources[k], "env": _settings.ENV[k]} for k in _settings.ENV]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, cast
 
 import numpy as np
 import pandas as pd
@@ -249,6 +249,7 @@ def _object_values(column: pa.ChunkedArray, spec: dict[str, Any], num_rows: int)
             values = values.astype(object)
     else:
         values = np.fromiter(column.to_pylist(), dtype=object, count=len(column))
+    values = cast(np.ndarray[Any, Any], values)
     na = spec.get("na")
     if na is not None and column.null_count:
         missing = column.is_null().to_numpy(zero_copy_only=False)
@@ -278,7 +279,8 @@ def _restore_objects(df: pd.DataFrame, table: pa.Table, objects: dict[str, Any])
         if _is_object(df.dtypes.iloc[pos]) and spec.get("na", "None") == "None" and not spec.get("rows"):
             continue  # what pyarrow gives: objects, None where missing
         values = _object_values(column, spec, table.num_rows)
-        df.isetitem(pos, pd.Series(values, index=df.index, dtype=object, copy=False))
+        # A Series: an object ndarray alone would be inferred as "str" again (pandas >= 3).
+        df.isetitem(pos, pd.Series(values, index=df.index, dtype=object, copy=False))  # type: ignore[arg-type]
     index = index_fields(table)
     if not any(f in objects for f in index):
         return df
@@ -287,7 +289,7 @@ def _restore_objects(df: pd.DataFrame, table: pa.Table, objects: dict[str, Any])
             mi = df.index
             for i, field in enumerate(index):
                 if field in objects and not _is_object(mi.levels[i].dtype):
-                    mi = mi.set_levels(mi.levels[i].astype(object), level=i)
+                    mi = mi.set_levels(mi.levels[i].astype(object), level=i)  # type: ignore[call-overload]
             df.index = mi
     elif len(index) == 1:
         values = _object_values(table.column(index[0]), objects[index[0]], table.num_rows)

@@ -41,7 +41,7 @@ def _range_index(table: pa.Table) -> Optional[tuple[dict[str, Any], int, dict[st
     for i, ic in enumerate(entries):
         if isinstance(ic, dict) and ic.get("kind") == "range":
             start, stop, step = ic.get("start"), ic.get("stop"), ic.get("step")
-            if all(type(v) is int for v in (start, stop, step)) and step != 0 \
+            if type(start) is int and type(stop) is int and type(step) is int and step != 0 \
                     and len(range(start, stop, step)) == table.num_rows:
                 return meta, i, ic
             return None
