@@ -20,6 +20,7 @@ __all__ = [
     "AllyeError",
     "ArrowDataError",
     "COMPRESSIONS",
+    "GC_SCOPES",
     "CancelledError",
     "ConversionError",
     "DEFAULT_AUTO_GC_GRACE_SEC",
@@ -135,6 +136,7 @@ class GcAction(TypedDict):
     table_name: str
     reason: str
     id: str
+    scope: str  # one of GC_SCOPES: "store" (this store's), "orphan" (a deleted store's or a dead load's leftover)
 
 @type_check_only
 class CompactReport(TypedDict):
@@ -227,6 +229,7 @@ DEFAULT_POLL_SEC: float
 DEFAULT_PRODUCER: str
 TRANSPORTS: tuple[str, ...]
 COMPRESSIONS: tuple[str, ...]
+GC_SCOPES: tuple[str, ...]
 METADATA_KEY: str
 
 def normalize_compression(value: Optional[str]) -> Optional[str]:

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import allye_data_connector as adc
+from tests.helpers import own
 from allye_data_connector import SharedArray, errors
 from allye_data_connector.cli import main as cli
 from allye_data_connector.arrays import HolderDiedWarning, list_arrays
@@ -266,9 +267,9 @@ def test_gc_frees_abandoned_arrays_and_leaves_held_ones(astore):
         assert p.exitcode == 0
     held = SharedArray.open("held", secret_dir=astore)
     segment = {i["name"]: i["segment"] for i in list_arrays(secret_dir=astore)}
-    assert [a["table_name"] for a in adc.gc(secret_dir=astore, dry_run=True)] == ["abandoned"]
+    assert [a["table_name"] for a in own(adc.gc(secret_dir=astore, dry_run=True))] == ["abandoned"]
     assert Path(f"/dev/shm/{segment['abandoned']}").exists(), "a dry run frees nothing"
-    actions = adc.gc(secret_dir=astore, dry_run=False)
+    actions = own(adc.gc(secret_dir=astore, dry_run=False))
     assert [(a["table_name"], a["transport"]) for a in actions] == [("abandoned", "shared_array")]
     assert "creator" in actions[0]["reason"] and not Path(f"/dev/shm/{segment['abandoned']}").exists()
     with pytest.raises(errors.ArrayNotFoundError):
@@ -276,7 +277,7 @@ def test_gc_frees_abandoned_arrays_and_leaves_held_ones(astore):
     held.write(0, 5)
     assert held.read(0) == 5
     held.close()
-    assert [a["table_name"] for a in adc.gc(secret_dir=astore, dry_run=False)] == ["held"]
+    assert [a["table_name"] for a in own(adc.gc(secret_dir=astore, dry_run=False))] == ["held"]
     assert [i["name"] for i in list_arrays(secret_dir=astore)] == ["live"]
 
 

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import allye_data_connector as adc
+from tests.helpers import own
 
 ADC = shutil.which("adc", path=str(Path(sys.executable).parent)) or shutil.which("adc")
 
@@ -98,9 +99,9 @@ def test_gc_dry_run_and_real(store, df, adc_cmd):
 
     adc.send_dataframe(df, "short", secret_dir=store, transport="file", ttl_sec=0)
     time.sleep(1.1)
-    dry = json.loads(run("--json", "gc", "--dry-run", store=store).stdout)
+    dry = own(json.loads(run("--json", "gc", "--dry-run", store=store).stdout))
     assert [a["action"] for a in dry] == ["delete"] and any((store / "payloads").iterdir())
-    assert "1 payloads deleted" in run("gc", "--delete", store=store).stdout
+    assert "1 payloads of this store deleted" in run("gc", "--delete", store=store).stdout
     assert not any((store / "payloads").iterdir())
 
 

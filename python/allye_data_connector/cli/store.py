@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from .. import errors
+from .. import _core, errors
 from ._app import Ctx, common_options, main, tables_api
 from ._output import emit_json, print_table, transport_name
 
@@ -34,15 +34,23 @@ def gc_cmd(obj: Ctx, delete: bool, dry_run: bool, keep_versions: int) -> None:
         emit_json(actions)
         return
     verb = "deleted" if delete else "would delete"
-    for a in actions:
-        what = {"delete": verb, "skip": "skipped", "record": "recorded a failed send of"}.get(a["action"], a["action"])
-        table = f"{a['table_name']!r} " if a["table_name"] else ""  # a deleted store's segment has no table
-        click.echo(f"{what} {table}{transport_name(a['transport'])} {a['locator']} ({a['reason']})")
-    n = sum(a["action"] == "delete" for a in actions)
+    store_scope, orphan_scope = _core.GC_SCOPES
+    # This store's first, then what deleted stores and dead loads left (any store's gc frees it).
+    for scope in (store_scope, orphan_scope):
+        for a in actions:
+            if a["scope"] != scope:
+                continue
+            what = {"delete": verb, "skip": "skipped", "record": "recorded a failed send of"}.get(a["action"], a["action"])
+            table = f"{a['table_name']!r} " if a["table_name"] else ""  # a deleted store's segment has no table
+            click.echo(f"{what} {table}{transport_name(a['transport'])} {a['locator']} ({a['reason']})")
+    n = sum(a["action"] == "delete" and a["scope"] == store_scope for a in actions)
+    left = sum(a["action"] == "delete" and a["scope"] == orphan_scope for a in actions)
+    others = f"; and {left} leftovers of deleted stores and dead loads" if left else ""
     if delete:
-        click.echo(f"{n} payloads deleted")
+        click.echo(f"{n} payloads of this store deleted" + (others + " freed" if left else ""))
     else:
-        click.echo(f"{n} payloads would be deleted" + ("; run `adc gc --delete` to delete them" if n else ""))
+        click.echo(f"{n} payloads of this store would be deleted" + (others + " would be freed" if left else "")
+                   + ("; run `adc gc --delete` to delete them" if n or left else ""))
 
 
 @main.command("cleanup")

@@ -34,9 +34,11 @@ def gc(
     - the same for named objects in every namespace (``table_name`` ``"<namespace>/<name>"``).
 
     ``dry_run=True`` (the default, as in 0.1.2) only reports. Returns the actions:
-    ``{"action": "delete"|"skip"|"record", "transport", "locator", "table_name", "reason", "id"}``
-    (``skip``: a locator outside this store, never followed; ``record``: an ``error`` line
-    appended for a dead sender's transfer).
+    ``{"action": "delete"|"skip"|"record", "transport", "locator", "table_name", "reason", "id",
+    "scope"}`` (``skip``: a locator outside this store, never followed; ``record``: an
+    ``error`` line appended for a dead sender's transfer; ``scope``: ``"store"`` for this
+    store's, ``"orphan"`` for what deleted stores and dead loads left, which the gc of any
+    store frees).
     """
     int_arg("keep_versions", keep_versions, minimum=1)
     actions = _core.gc(secret_dir=store_arg(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)

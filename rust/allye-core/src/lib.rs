@@ -48,7 +48,7 @@ pub use manifest::{Event, ManifestTail, PayloadRef};
 pub use objects::ObjectWriter;
 pub use objects::{Capacity, Namespace};
 pub use payload::Decoded;
-pub use protocol::{Compression, GcActionKind, Status, TableStateKind, Transport, TransportChoice};
+pub use protocol::{Compression, GcActionKind, GcScope, Status, TableStateKind, Transport, TransportChoice};
 pub use store::Store;
 pub use streams::{AppendOptions, ChunkLine, CompactStreamReport, CompactedFile, Follower, ReadSelection, StreamRead};
 pub use sys::lock::ManifestLock;

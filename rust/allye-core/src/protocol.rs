@@ -210,6 +210,32 @@ impl GcActionKind {
     }
 }
 
+/// Whose a gc action is: the store gc runs on, or nobody's any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum GcScope {
+    /// The store's own: its payloads, shared arrays, stream chunks, named objects.
+    Store,
+    /// A leftover outside any live store, which the gc of any store of the user frees: the
+    /// segments and shared arrays of a deleted store, the spill folder of a load whose
+    /// process died.
+    Orphan,
+}
+
+impl GcScope {
+    /// The spelling the bindings and the CLI show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GcScope::Store => "store",
+            GcScope::Orphan => "orphan",
+        }
+    }
+}
+
+/// The spellings of [`GcScope`], in its order.
+pub const GC_SCOPES: &[&str] = &["store", "orphan"];
+
 /// Which transport a send should use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

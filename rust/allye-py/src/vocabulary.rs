@@ -68,6 +68,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_PRODUCER", protocol::DEFAULT_PRODUCER)?;
     m.add("TRANSPORTS", PyTuple::new(py, protocol::TRANSPORT_CHOICES)?)?;
     m.add("COMPRESSIONS", PyTuple::new(py, protocol::COMPRESSIONS)?)?;
+    m.add("GC_SCOPES", PyTuple::new(py, protocol::GC_SCOPES)?)?;
     m.add("METADATA_KEY", protocol::METADATA_KEY)?;
     m.add("DEFAULT_LOAD_BATCH_ROWS", tuning::DEFAULT_LOAD_BATCH_ROWS)?;
     m.add("DEFAULT_REMOTE_PORT", tuning::DEFAULT_REMOTE_PORT)?;

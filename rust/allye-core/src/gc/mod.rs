@@ -50,7 +50,7 @@ pub use superseded::{collect_superseded, AutoGc, MAX_FREED_PER_SEND, START_WINDO
 
 use serde::Serialize;
 
-use crate::protocol::{GcActionKind, Transport, DEFAULT_KEEP_VERSIONS};
+use crate::protocol::{GcActionKind, GcScope, Transport, DEFAULT_KEEP_VERSIONS};
 
 /// What gc is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,12 +142,28 @@ pub struct GcAction {
     /// The transfer (`id` of the manifest lines) the payload belongs to; empty for
     /// anything that is not a transfer's payload.
     pub id: String,
+    /// Whether it is the store's own, or a leftover outside any live store (reported
+    /// apart: the gc of one store frees what every deleted store of the user left).
+    pub scope: GcScope,
 }
 
 impl GcAction {
-    /// A `delete` of something that is not a transfer's payload (no `id`).
+    /// A `delete` of something of the store that is not a transfer's payload (no `id`).
     pub fn delete(transport: GcTransport, locator: String, table_name: String, reason: String) -> Self {
-        GcAction { action: GcActionKind::Delete, transport, locator, table_name, reason, id: String::new() }
+        GcAction {
+            action: GcActionKind::Delete,
+            transport,
+            locator,
+            table_name,
+            reason,
+            id: String::new(),
+            scope: GcScope::Store,
+        }
+    }
+
+    /// A `delete` of a leftover outside any live store (see [`GcScope::Orphan`]).
+    pub fn orphan(transport: GcTransport, locator: String, table_name: String, reason: String) -> Self {
+        GcAction { scope: GcScope::Orphan, ..Self::delete(transport, locator, table_name, reason) }
     }
 }
 

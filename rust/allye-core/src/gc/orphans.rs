@@ -28,7 +28,7 @@ use std::sync::{Mutex, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::gc::GcAction;
-use crate::protocol::{GcActionKind, Transport};
+use crate::protocol::Transport;
 use crate::store::Store;
 use crate::sys::shm;
 
@@ -243,14 +243,12 @@ pub fn collect_orphans(dry_run: bool) -> Vec<GcAction> {
                 continue;
             }
         }
-        actions.push(GcAction {
-            action: GcActionKind::Delete,
-            transport: Transport::Shm.into(),
-            locator: name.clone(),
-            table_name: String::new(),
-            reason: format!("left by the deleted store {}", rec.path.display()),
-            id: String::new(),
-        });
+        actions.push(GcAction::orphan(
+            Transport::Shm.into(),
+            name.clone(),
+            String::new(),
+            format!("left by the deleted store {}", rec.path.display()),
+        ));
     }
     if !dry_run {
         for tag in dead.keys().filter(|t| !failed.contains(t.as_str())) {

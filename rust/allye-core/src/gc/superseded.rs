@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{IoContext, Result};
 use crate::gc::{GcAction, GcActionKind};
+use crate::protocol::GcScope;
 use crate::manifest::{parse_lines, Cursor, Event};
 use crate::payload::Target;
 use crate::store::Store;
@@ -153,6 +154,7 @@ impl Tracker {
                             opts.grace_sec, opts.keep_versions
                         ),
                         id: old.id.clone(),
+                        scope: GcScope::Store,
                     }),
                     Err(e) => log::debug!("could not free superseded {:?}: {e}", old.target.locator),
                 }
