@@ -18,7 +18,9 @@ use crate::records::{metadata_from_py, to_py};
 /// batch, returns a dict merged into the metadata of the `ready` line only (a source's
 /// incremental state, committed with its rows). Any error (from the stream, from
 /// `finish`, from the write) removes the partial payload, appends an `error` line and
-/// raises: the previous version stays current. Returns the `ready` event.
+/// raises: the previous version stays current. An exception `finish` raises is raised as
+/// it is, and the first line of its message is the error line's reason (a source's
+/// failure reaches here: see `sources/api.py`). Returns the `ready` event.
 #[pyfunction]
 #[pyo3(signature = (data, table_name, *, secret_dir=None, producer=protocol::DEFAULT_PRODUCER.to_string(),
     ttl_sec=None, compression=None, metadata=None, finish=None, durable=false,
@@ -73,9 +75,13 @@ fn send_stream<'py>(
                         Ok(())
                     }
                     Err(e) => {
-                        let msg = e.to_string();
+                        // The table's error reason: the exception's message, one line (its
+                        // type when it has none, as a KeyboardInterrupt).
+                        let text = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+                        let line = text.lines().next().unwrap_or_default().trim().to_string();
+                        let msg = if line.is_empty() { e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default() } else { line };
                         raised = Some(e);
-                        Err(Error::InvalidArgument(format!("the load's finish callback failed: {msg}")))
+                        Err(Error::InvalidArgument(msg))
                     }
                 }
             })

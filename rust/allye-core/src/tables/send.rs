@@ -368,16 +368,38 @@ pub(super) fn publish_ready(store: &Store, plan: &Planned, ready: &Event, opts: 
 pub(super) fn record_failure(store: &Store, writing: &Event, e: &Error, durable: bool) {
     let mut error_event = writing.clone();
     error_event.status = Status::Error;
-    error_event.metadata.insert(METADATA_ERROR.into(), Value::String(e.to_string()));
+    let text = e.to_string();
+    let reason = failure_reason(&text);
+    if reason.len() < text.len() {
+        log::warn!("the send of {:?} failed: {text}", writing.table_name);
+    }
+    error_event.metadata.insert(METADATA_ERROR.into(), Value::String(reason.to_string()));
     if let Err(e2) = manifest::append(store, &error_event, durable) {
         log::warn!("could not record the failed send of {:?}: {e2}", writing.table_name);
     }
+}
+
+/// The reason an `error` line records for a failure whose text is `text`: one line, what
+/// a listing shows. A stream's error can carry a producer's whole traceback after its
+/// message (pyarrow appends "Detail: Python exception: Traceback ..."): the log gets that.
+pub(crate) fn failure_reason(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or_default();
+    line.split(" Detail: ").next().unwrap_or(line).trim_end()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gc;
+
+    #[test]
+    fn a_failure_reason_is_one_line_without_a_producers_traceback() {
+        let pyarrow = "arrow error: C Data interface error: Unknown error: the API went away. Detail: Python \
+                       exception: Traceback (most recent call last):\n  File \"x.py\", line 8, in gen\nRuntimeError: x\n";
+        assert_eq!(failure_reason(pyarrow), "arrow error: C Data interface error: Unknown error: the API went away.");
+        assert_eq!(failure_reason("disk full"), "disk full");
+        assert_eq!(failure_reason("first\nsecond"), "first");
+    }
     use crate::manifest;
     use crate::protocol::GcActionKind;
     use crate::protocol::{TRANSPORT_FILE, TRANSPORT_SHM};
