@@ -36,6 +36,9 @@ pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;
 
 /// Rows a data source is asked for per `read(n)` (a hint, as in panoply).
 pub const DEFAULT_LOAD_BATCH_ROWS: u64 = 100_000;
+/// Seconds a SQL source waits for a database server to accept and answer a connection
+/// (a server that accepts and never answers would otherwise hold a load for ever).
+pub const DEFAULT_SQL_CONNECT_TIMEOUT_SEC: u64 = 10;
 
 // --- remote: a store served over Arrow Flight (PROTOCOL.md 8.16) ---
 

@@ -71,6 +71,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GC_SCOPES", PyTuple::new(py, protocol::GC_SCOPES)?)?;
     m.add("METADATA_KEY", protocol::METADATA_KEY)?;
     m.add("DEFAULT_LOAD_BATCH_ROWS", tuning::DEFAULT_LOAD_BATCH_ROWS)?;
+    m.add("DEFAULT_SQL_CONNECT_TIMEOUT_SEC", tuning::DEFAULT_SQL_CONNECT_TIMEOUT_SEC)?;
     m.add("DEFAULT_REMOTE_PORT", tuning::DEFAULT_REMOTE_PORT)?;
     m.add("DEFAULT_MAX_MESSAGE_BYTES", tuning::DEFAULT_MAX_MESSAGE_BYTES)?;
     m.add("DEFAULT_CHECK_TTL_SEC", tuning::DEFAULT_CHECK_TTL_SEC)?;
