@@ -606,7 +606,7 @@ __all__ += ["ObjectWriter", "create_object"]
 
 # --- sources: loading a stream of batches (rust/allye-py/src/sources.rs) ---
 
-__all__ += ["METADATA_LOAD", "SourceError", "send_stream"]
+__all__ += ["METADATA_LOAD", "ScratchDir", "SourceError", "send_stream"]
 
 class SourceError(AllyeError): ...
 
@@ -630,6 +630,17 @@ def send_stream(
     ``ready`` line's metadata. Any error leaves the previous version current."""
 
 METADATA_LOAD: str
+
+@final
+class ScratchDir:
+    """A load's scratch folder in the temporary directory (``adc-<purpose>-<16 hex>``,
+    private, naming its owner process), removed by :meth:`remove` or when the handle is
+    dropped; a process killed meanwhile leaves it to gc (scope ``"orphan"``)."""
+
+    def __new__(cls, purpose: str) -> ScratchDir: ...
+    @property
+    def path(self) -> str: ...
+    def remove(self) -> None: ...
 
 # --- data sources' and remote defaults (tuning.rs) ---
 

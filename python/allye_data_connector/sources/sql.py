@@ -183,11 +183,10 @@ class SqlSource(DataSource):
             if ranges:
                 snapshot, bounds = ranges
                 parts = [self._filtered(f"SELECT * FROM {self._table} WHERE {cond}")[0] for cond in bounds]
-                import tempfile
-
-                self._spill_dir = tempfile.TemporaryDirectory(prefix="adc-sql-")
+                # In the core's scratch folder: a kill leaves it to gc, which knows whose it is.
+                self._spill_dir = _core.ScratchDir("sql")
                 self._spills = [Spill(self._uri, self.source.get("driver"), snapshot, q, params,
-                                       os.path.join(self._spill_dir.name, f"part{i}.arrows"),
+                                       os.path.join(self._spill_dir.path, f"part{i}.arrows"),
                                        self.connect_timeout_sec)
                                 for i, q in enumerate(parts[1:], 1)]
                 query = parts[0]
@@ -282,5 +281,5 @@ class SqlSource(DataSource):
             spill.join()
         self._spills = []
         if self._spill_dir is not None:
-            self._spill_dir.cleanup()
+            self._spill_dir.remove()
             self._spill_dir = None

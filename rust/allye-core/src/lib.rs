@@ -52,5 +52,6 @@ pub use protocol::{Compression, GcActionKind, GcScope, Status, TableStateKind, T
 pub use store::Store;
 pub use streams::{AppendOptions, ChunkLine, CompactStreamReport, CompactedFile, Follower, ReadSelection, StreamRead};
 pub use sys::lock::ManifestLock;
+pub use sys::scratch::ScratchDir;
 pub use tables::{Announced, Removal, SendOptions, TableInfo};
 pub use watch::{ManifestWatcher, WatchMode};

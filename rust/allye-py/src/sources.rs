@@ -94,7 +94,40 @@ fn send_stream<'py>(
     }
 }
 
+/// A load's scratch folder in the temporary directory (`adc-<purpose>-<16 hex>`,
+/// private, naming its owner process), removed by `remove()` or when the handle goes;
+/// a process killed meanwhile leaves it to gc (`Store::scratch_dir`).
+#[pyclass(module = "allye_data_connector._core")]
+struct ScratchDir {
+    inner: Option<allye_core::ScratchDir>,
+    path: PathBuf,
+}
+
+#[pymethods]
+impl ScratchDir {
+    #[new]
+    fn new(purpose: &str) -> PyResult<Self> {
+        let inner = allye_core::Store::scratch_dir(purpose).map_err(to_pyerr)?;
+        Ok(ScratchDir { path: inner.path().to_path_buf(), inner: Some(inner) })
+    }
+
+    /// The folder.
+    #[getter]
+    fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Removes the folder and what it holds (again: nothing).
+    fn remove(&mut self) -> PyResult<()> {
+        match self.inner.take() {
+            Some(dir) => dir.remove().map_err(to_pyerr),
+            None => Ok(()),
+        }
+    }
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ScratchDir>()?;
     m.add_function(wrap_pyfunction!(send_stream, m)?)?;
     m.add("METADATA_LOAD", protocol::METADATA_LOAD)?;
     Ok(())

@@ -15,7 +15,8 @@
 //!   A live writer's work is never touched; a writer whose liveness cannot be told is left;
 //! * leftovers of failed sends (an `error` line whose payload still exists).
 //!
-//! [`collect_orphans`] frees the segments of this user's deleted stores. Every collector
+//! [`collect_orphans`] frees what is left outside any live store: the segments of this
+//! user's deleted stores, and the scratch folders of loads whose process died. Every collector
 //! (these two, the shared arrays', the streams' and the named objects') reports the one
 //! [`GcAction`] type; [`crate::Store::gc`] runs them all, in a fixed order.
 //!
@@ -88,6 +89,8 @@ pub enum GcTransport {
     /// A stream's chunk or temporary file, or a removed stream's directory (`locator` is
     /// the path).
     StreamChunk,
+    /// A load's scratch folder in the temporary directory (`locator` is the path).
+    Scratch,
 }
 
 impl GcTransport {
@@ -95,6 +98,8 @@ impl GcTransport {
     pub const SHARED_ARRAY: &'static str = "shared_array";
     /// The spelling of a stream's actions.
     pub const STREAM_CHUNK: &'static str = "stream_chunk";
+    /// The spelling of a scratch folder's actions.
+    pub const SCRATCH: &'static str = "scratch";
 
     /// The spelling the bindings and the CLI show.
     pub fn as_str(&self) -> &str {
@@ -102,6 +107,7 @@ impl GcTransport {
             GcTransport::Payload(t) => t.as_str(),
             GcTransport::SharedArray => Self::SHARED_ARRAY,
             GcTransport::StreamChunk => Self::STREAM_CHUNK,
+            GcTransport::Scratch => Self::SCRATCH,
         }
     }
 }

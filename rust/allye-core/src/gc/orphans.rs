@@ -27,10 +27,10 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::gc::GcAction;
+use crate::gc::{GcAction, GcTransport};
 use crate::protocol::Transport;
 use crate::store::Store;
-use crate::sys::shm;
+use crate::sys::{scratch, shm};
 
 /// Hex digits of the store tag at the start of a segment name (after `adc_`).
 pub const TAG_LEN: usize = 10;
@@ -214,9 +214,44 @@ fn read_record(name: &str) -> Option<Record> {
     }
 }
 
-/// Frees (with `dry_run`, only reports) the segments of this user's deleted stores, and
-/// their records (see the module docs). Never fails: what cannot be unlinked is logged.
+/// Frees (with `dry_run`, only reports) what is left outside any live store: the
+/// segments of this user's deleted stores and their records (see the module docs), then
+/// the scratch folders of this user's loads whose process is certainly dead
+/// ([`collect_scratch`]). Never fails: what cannot be freed is logged. Every action is
+/// [`GcScope::Orphan`](crate::protocol::GcScope::Orphan).
 pub fn collect_orphans(dry_run: bool) -> Vec<GcAction> {
+    let mut actions = collect_segments(dry_run);
+    actions.extend(collect_scratch(dry_run));
+    actions
+}
+
+/// The scratch folders ([`crate::sys::scratch`]) in the temporary directory whose owner
+/// file names a process that is certainly dead, removed (with `dry_run`, reported). A
+/// folder without a readable owner, or whose owner may be alive, is left.
+pub fn collect_scratch(dry_run: bool) -> Vec<GcAction> {
+    let mut actions = Vec::new();
+    for dir in scratch::own_folders() {
+        let Some(owner) = scratch::owner_of(&dir) else { continue };
+        if owner.is_alive() != Some(false) {
+            continue;
+        }
+        if !dry_run {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                log::warn!("cannot remove the scratch folder {}: {e}", dir.display());
+                continue;
+            }
+        }
+        actions.push(GcAction::orphan(
+            GcTransport::Scratch,
+            dir.to_string_lossy().into_owned(),
+            String::new(),
+            format!("the scratch folder of a load whose process (pid {}) died", owner.pid),
+        ));
+    }
+    actions
+}
+
+fn collect_segments(dry_run: bool) -> Vec<GcAction> {
     let names = own_segments();
     let mut dead: HashMap<String, Record> = HashMap::new();
     for name in &names {
