@@ -178,6 +178,31 @@ impl Store {
         }
     }
 
+    /// Writes `data` to the file at `rel` inside the store (its directories made 0700 if
+    /// missing), atomically: into a temporary file (0600) renamed over it. With
+    /// `exclusive`, an existing file is kept and `Ok(false)` returned (first writer wins).
+    pub fn write_file(&self, rel: &Path, data: &[u8], exclusive: bool) -> Result<bool> {
+        use std::io::Write;
+        let (dir, name) = self.parent_of(rel, true)?.expect("the directories were created");
+        let tmp = format!(".{}.tmp-{}-{}", name.to_string_lossy(), std::process::id(), uuid::Uuid::new_v4().simple());
+        let written = (|| -> Result<bool> {
+            let mut f = dir.open(&tmp, Open::CreateNew)?.expect("an exclusive create makes the file");
+            f.write_all(data)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Error::io(format!("cannot write {}", dir.path().join(&tmp).display()), e))?;
+            if exclusive {
+                dir.link_new(&tmp, &name)
+            } else {
+                dir.rename(&tmp, &dir, &name).map(|()| true)
+            }
+        })();
+        let _ = dir.remove_file(&tmp);
+        if written.is_ok() {
+            dir.sync();
+        }
+        written
+    }
+
     /// The store's secret key ([`STORE_KEY_FILE`]): 32 random bytes no other user can
     /// read, which make the names this store gives shared memory unpredictable to them.
     /// `create` makes the store and the key if missing (the first of several processes
