@@ -104,7 +104,7 @@ pub fn not_private(path: &Path, kind: Kind, owner: Option<u32>, mode: Option<u32
             current_uid()
         ),
         (_, _, None) => format!("replace it with the real directory or file, or remove it ({shown})"),
-        (Kind::Dir, _, _) => format!("fix with: chmod 700 {shown}"),
+        (Kind::Dir, _, _) => format!("fix with: chmod 700 {shown} (and chmod -R go-w {shown} for what is inside)"),
         (Kind::File, _, _) => format!("fix with: chmod 600 {shown}"),
     };
     Error::StoreNotPrivate { path: path.to_path_buf(), owner, mode, reason, fix }
