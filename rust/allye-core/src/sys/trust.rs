@@ -31,6 +31,10 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// Store directories whose descriptor a process keeps open for reuse (see
+/// [`TrustedDir::open_root`]).
+pub const ROOT_CACHE: usize = 32;
+
 /// What the rule is applied to: the fix it suggests differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -188,8 +192,9 @@ pub fn components(rel: &Path) -> Result<Vec<&OsStr>> {
 #[derive(Debug)]
 pub struct TrustedDir {
     path: PathBuf,
+    /// Shared: a store directory's handle is cached per process (see `open_root`).
     #[cfg(unix)]
-    fd: rustix::fd::OwnedFd,
+    fd: std::sync::Arc<rustix::fd::OwnedFd>,
 }
 
 #[cfg(unix)]
@@ -201,6 +206,46 @@ mod imp {
     use rustix::io::Errno;
 
     use super::*;
+
+    /// The per-process cache of store directories' descriptors (see `TrustedDir::open_root`).
+    mod roots {
+        use std::collections::HashMap;
+        use std::path::{Path, PathBuf};
+        use std::sync::{Arc, Mutex, OnceLock};
+
+        use rustix::fd::OwnedFd;
+
+        type Entry = ((u64, u64), Arc<OwnedFd>, u64);
+
+        fn cache() -> &'static Mutex<(HashMap<PathBuf, Entry>, u64)> {
+            static CACHE: OnceLock<Mutex<(HashMap<PathBuf, Entry>, u64)>> = OnceLock::new();
+            CACHE.get_or_init(Default::default)
+        }
+
+        /// The cached descriptor of `path` when it is of the directory `id` (device, inode).
+        pub(super) fn get(path: &Path, id: (u64, u64)) -> Option<Arc<OwnedFd>> {
+            let mut guard = cache().lock().unwrap_or_else(|e| e.into_inner());
+            let (map, clock) = &mut *guard;
+            *clock += 1;
+            let now = *clock;
+            let entry = map.get_mut(path).filter(|e| e.0 == id)?;
+            entry.2 = now;
+            Some(entry.1.clone())
+        }
+
+        /// Caches `fd` for `path`, dropping the least recently used entry when full.
+        pub(super) fn put(path: &Path, id: (u64, u64), fd: &Arc<OwnedFd>) {
+            let mut guard = cache().lock().unwrap_or_else(|e| e.into_inner());
+            let (map, clock) = &mut *guard;
+            *clock += 1;
+            if map.len() >= super::super::ROOT_CACHE && !map.contains_key(path) {
+                if let Some(oldest) = map.iter().min_by_key(|(_, e)| e.2).map(|(p, _)| p.clone()) {
+                    map.remove(&oldest);
+                }
+            }
+            map.insert(path.to_path_buf(), (id, fd.clone(), *clock));
+        }
+    }
 
     /// Set once `openat2` answered `ENOSYS` (a kernel before 5.6, or a seccomp filter that
     /// does not know it): the `openat(O_NOFOLLOW)` fallback is used from then on.
@@ -262,7 +307,50 @@ mod imp {
 
     impl TrustedDir {
         /// The store directory at `path`, opened and checked; `Ok(None)` when it does not exist.
+        ///
+        /// Every call checks the path as it is now: one `lstat` (and a `stat` when it is a
+        /// symbolic link, which must be the user's or root's: another user's link in a
+        /// shared directory could point the store anywhere), then the rule on what it
+        /// names. The descriptor itself is opened once per process and store directory and
+        /// reused while the path still names that directory (same device and inode; the
+        /// cached descriptor keeps the inode alive, so its number cannot be reused by
+        /// another directory meanwhile), which saves an open, an `fstat` and a close per
+        /// call; the cache holds at most [`ROOT_CACHE`] stores.
         pub fn open_root(path: &Path) -> Result<Option<TrustedDir>> {
+            let st = match rustix::fs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => return Ok(None),
+                Err(e) => return Err(Error::StoreUnusable { path: path.to_path_buf(), reason: e.to_string() }),
+            };
+            let st = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+                if st.st_uid != current_uid() && st.st_uid != 0 {
+                    return Err(not_private(
+                        path,
+                        Kind::Dir,
+                        Some(st.st_uid),
+                        None,
+                        format!("is a symbolic link that belongs to uid {}, not to you", st.st_uid),
+                    ));
+                }
+                match rustix::fs::stat(path) {
+                    Ok(st) => st,
+                    Err(Errno::NOENT) => return Ok(None),
+                    Err(e) => return Err(Error::StoreUnusable { path: path.to_path_buf(), reason: e.to_string() }),
+                }
+            } else {
+                st
+            };
+            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                return Err(Error::StoreUnusable {
+                    path: path.to_path_buf(),
+                    reason: "it exists but is not a directory; pass another secret_dir=".into(),
+                });
+            }
+            check_owner_mode(path, Kind::Dir, st.st_uid, st.st_mode as u32)?;
+            let id = (st.st_dev as u64, st.st_ino as u64);
+            if let Some(fd) = roots::get(path, id) {
+                return Ok(Some(TrustedDir { path: path.to_path_buf(), fd }));
+            }
             let fd = match rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) => return Ok(None),
@@ -274,24 +362,11 @@ mod imp {
                 }
                 Err(e) => return Err(Error::StoreUnusable { path: path.to_path_buf(), reason: e.to_string() }),
             };
-            // A symlink as the store path's last component: followed only when it is the
-            // user's or root's (another user's symlink in a shared directory could point
-            // the store anywhere).
-            if let Ok(st) = rustix::fs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW) {
-                if FileType::from_raw_mode(st.st_mode) == FileType::Symlink
-                    && st.st_uid != current_uid()
-                    && st.st_uid != 0
-                {
-                    return Err(not_private(
-                        path,
-                        Kind::Dir,
-                        Some(st.st_uid),
-                        None,
-                        format!("is a symbolic link that belongs to uid {}, not to you", st.st_uid),
-                    ));
-                }
-            }
-            check_fd(fd.as_fd(), path, Kind::Dir)?;
+            // What was opened is checked itself (the path may have changed since the stat).
+            let opened = rustix::fs::fstat(&fd).map_err(|e| io_err(format!("cannot stat {}", path.display()), e))?;
+            check_owner_mode(path, Kind::Dir, opened.st_uid, opened.st_mode as u32)?;
+            let fd = std::sync::Arc::new(fd);
+            roots::put(path, (opened.st_dev as u64, opened.st_ino as u64), &fd);
             Ok(Some(TrustedDir { path: path.to_path_buf(), fd }))
         }
 
@@ -336,7 +411,7 @@ mod imp {
             match open_beneath(self.fd.as_fd(), name, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()) {
                 Ok(fd) => {
                     check_fd(fd.as_fd(), &path, Kind::Dir)?;
-                    Ok(Some(TrustedDir { path, fd }))
+                    Ok(Some(TrustedDir { path, fd: std::sync::Arc::new(fd) }))
                 }
                 Err(Errno::NOENT) => Ok(None),
                 Err(e) => Err(self.refused(name, path, Kind::Dir, e)),
@@ -385,9 +460,7 @@ mod imp {
 
         /// Another handle on the same directory.
         pub fn try_clone(&self) -> Result<TrustedDir> {
-            let fd = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
-                .map_err(|e| io_err(format!("cannot duplicate the handle of {}", self.path.display()), e))?;
-            Ok(TrustedDir { path: self.path.clone(), fd })
+            Ok(TrustedDir { path: self.path.clone(), fd: self.fd.clone() })
         }
 
         /// Why opening `name` failed, as the error a caller can act on: a symbolic link or
@@ -504,7 +577,7 @@ mod imp {
             let path = self.path.join(name);
             match open_beneath(self.fd.as_fd(), name, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()) {
                 Ok(fd) => {
-                    let sub = TrustedDir { path: path.clone(), fd };
+                    let sub = TrustedDir { path: path.clone(), fd: std::sync::Arc::new(fd) };
                     for entry in sub.entries()? {
                         if entry.kind == EntryKind::Dir {
                             sub.remove_dir_all(&entry.name)?;

@@ -163,3 +163,26 @@ fn renames_and_listing_stay_inside() {
     assert_eq!(sub.stat("link").unwrap().unwrap().kind, EntryKind::Symlink);
     assert!(sub.stat("missing").unwrap().is_none());
 }
+
+#[test]
+fn the_reused_store_handle_always_follows_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("s");
+    drop(TrustedDir::create_root(&root).unwrap().open("x", Open::CreateNew).unwrap());
+    assert!(TrustedDir::open_root(&root).unwrap().unwrap().stat("x").unwrap().is_some());
+    // Deleted and made again at the same path: the new directory, never the old one.
+    std::fs::remove_dir_all(&root).unwrap();
+    assert!(TrustedDir::open_root(&root).unwrap().is_none());
+    let again = TrustedDir::create_root(&root).unwrap();
+    assert!(again.stat("x").unwrap().is_none());
+    // Made writable by others after it was cached: refused at once.
+    chmod(&root, 0o777);
+    refused(TrustedDir::open_root(&root));
+    chmod(&root, 0o700);
+    // Swapped for another directory of the user's: that one is used.
+    std::fs::rename(&root, tmp.path().join("aside")).unwrap();
+    std::fs::create_dir(&root).unwrap();
+    chmod(&root, 0o700);
+    drop(TrustedDir::open_root(&root).unwrap().unwrap().open("y", Open::CreateNew).unwrap());
+    assert!(root.join("y").is_file() && !tmp.path().join("aside/y").exists());
+}
