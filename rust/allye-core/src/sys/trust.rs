@@ -10,17 +10,18 @@
 //! creates is 0700 (directories) or 0600 (files) whatever the umask (an explicit `fchmod`
 //! after creation).
 //!
-//! **No symlink is followed inside a store.** The store directory is opened once per
-//! operation (the path *to* it is the user's choice and may pass through symbolic links:
-//! a symlinked `~/.allye_secrets` works; a symlink as its last component must belong to the
-//! user or to root, as the kernel's `protected_symlinks` asks of sticky directories), and
-//! everything below it is reached from that handle one component at a time: with
-//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)` on Linux kernels
-//! that have it (5.6+), else `openat(O_NOFOLLOW)` (a kernel without `openat2` answers
-//! `ENOSYS` once, and the fallback is used from then on). Renames and deletes are
-//! `renameat`/`unlinkat` relative to such handles: they act on the entry itself, never on
-//! what a symbolic link names. Every handle is checked with `fstat` on the descriptor, not
-//! on the path, so what was checked is what is used.
+//! **No symlink is followed inside a store.** The path *to* the store is the user's
+//! choice and may pass through symbolic links (a symlinked `~/.allye_secrets` works; a
+//! symlink as its last component must belong to the user or to root, as the kernel's
+//! `protected_symlinks` asks of sticky directories). It is checked on every operation, and
+//! the store directory's descriptor is reused while the path names that very directory
+//! (see [`TrustedDir::open_root`]). Everything below it is reached from that handle one
+//! component at a time: with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+//! RESOLVE_NO_MAGICLINKS)` on Linux kernels that have it (5.6+), else `openat(O_NOFOLLOW)`
+//! (a kernel without `openat2` answers `ENOSYS` once, and the fallback is used from then
+//! on). Renames and deletes are `renameat`/`unlinkat` relative to such handles: they act
+//! on the entry itself, never on what a symbolic link names. Every handle is checked with
+//! `fstat` on the descriptor, not on the path, so what was checked is what is used.
 //!
 //! Windows keeps the store in the user's profile, whose ACL is the user's: there the
 //! handle is the path and nothing is checked.
