@@ -130,7 +130,11 @@ pub fn current_uid() -> u32 {
 /// Applies the rule to what `fstat` said of `path`: owned by this user; no group or
 /// other write bit (for a segment: no group or other bit at all).
 pub fn check_owner_mode(path: &Path, kind: Kind, uid: u32, mode: u32) -> Result<()> {
-    let me = current_uid();
+    check_owner_mode_as(current_uid(), path, kind, uid, mode)
+}
+
+/// [`check_owner_mode`] for the user `me` (an operation asks the kernel who it is once).
+fn check_owner_mode_as(me: u32, path: &Path, kind: Kind, uid: u32, mode: u32) -> Result<()> {
     let perm = mode & 0o7777;
     if uid != me {
         return Err(not_private(
@@ -196,6 +200,10 @@ pub struct TrustedDir {
     /// Shared: a store directory's handle is cached per process (see `open_root`).
     #[cfg(unix)]
     fd: std::sync::Arc<rustix::fd::OwnedFd>,
+    /// The user everything below is checked against: the effective uid when the store
+    /// directory was opened for this operation.
+    #[cfg(unix)]
+    uid: u32,
 }
 
 #[cfg(unix)]
@@ -301,9 +309,9 @@ mod imp {
     }
 
     /// Applies the rule to an open descriptor.
-    pub(super) fn check_fd(fd: BorrowedFd<'_>, path: &Path, kind: Kind) -> Result<()> {
+    pub(super) fn check_fd(me: u32, fd: BorrowedFd<'_>, path: &Path, kind: Kind) -> Result<()> {
         let st = rustix::fs::fstat(fd).map_err(|e| io_err(format!("cannot stat {}", path.display()), e))?;
-        check_owner_mode(path, kind, st.st_uid, st.st_mode as u32)
+        check_owner_mode_as(me, path, kind, st.st_uid, st.st_mode as u32)
     }
 
     impl TrustedDir {
@@ -318,13 +326,14 @@ mod imp {
         /// another directory meanwhile), which saves an open, an `fstat` and a close per
         /// call; the cache holds at most [`ROOT_CACHE`] stores.
         pub fn open_root(path: &Path) -> Result<Option<TrustedDir>> {
+            let me = current_uid();
             let st = match rustix::fs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => st,
                 Err(Errno::NOENT) => return Ok(None),
                 Err(e) => return Err(Error::StoreUnusable { path: path.to_path_buf(), reason: e.to_string() }),
             };
             let st = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
-                if st.st_uid != current_uid() && st.st_uid != 0 {
+                if st.st_uid != me && st.st_uid != 0 {
                     return Err(not_private(
                         path,
                         Kind::Dir,
@@ -347,10 +356,10 @@ mod imp {
                     reason: "it exists but is not a directory; pass another secret_dir=".into(),
                 });
             }
-            check_owner_mode(path, Kind::Dir, st.st_uid, st.st_mode as u32)?;
+            check_owner_mode_as(me, path, Kind::Dir, st.st_uid, st.st_mode as u32)?;
             let id = (st.st_dev as u64, st.st_ino as u64);
             if let Some(fd) = roots::get(path, id) {
-                return Ok(Some(TrustedDir { path: path.to_path_buf(), fd }));
+                return Ok(Some(TrustedDir { path: path.to_path_buf(), fd, uid: me }));
             }
             let fd = match rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
                 Ok(fd) => fd,
@@ -365,10 +374,10 @@ mod imp {
             };
             // What was opened is checked itself (the path may have changed since the stat).
             let opened = rustix::fs::fstat(&fd).map_err(|e| io_err(format!("cannot stat {}", path.display()), e))?;
-            check_owner_mode(path, Kind::Dir, opened.st_uid, opened.st_mode as u32)?;
+            check_owner_mode_as(me, path, Kind::Dir, opened.st_uid, opened.st_mode as u32)?;
             let fd = std::sync::Arc::new(fd);
             roots::put(path, (opened.st_dev as u64, opened.st_ino as u64), &fd);
-            Ok(Some(TrustedDir { path: path.to_path_buf(), fd }))
+            Ok(Some(TrustedDir { path: path.to_path_buf(), fd, uid: me }))
         }
 
         /// The store directory at `path`, created (0700, its missing parents too) if
@@ -411,8 +420,8 @@ mod imp {
             let path = self.path.join(name);
             match open_beneath(self.fd.as_fd(), name, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()) {
                 Ok(fd) => {
-                    check_fd(fd.as_fd(), &path, Kind::Dir)?;
-                    Ok(Some(TrustedDir { path, fd: std::sync::Arc::new(fd) }))
+                    check_fd(self.uid, fd.as_fd(), &path, Kind::Dir)?;
+                    Ok(Some(TrustedDir { path, fd: std::sync::Arc::new(fd), uid: self.uid }))
                 }
                 Err(Errno::NOENT) => Ok(None),
                 Err(e) => Err(self.refused(name, path, Kind::Dir, e)),
@@ -461,7 +470,7 @@ mod imp {
 
         /// Another handle on the same directory.
         pub fn try_clone(&self) -> Result<TrustedDir> {
-            Ok(TrustedDir { path: self.path.clone(), fd: self.fd.clone() })
+            Ok(TrustedDir { path: self.path.clone(), fd: self.fd.clone(), uid: self.uid })
         }
 
         /// Why opening `name` failed, as the error a caller can act on: a symbolic link or
@@ -518,7 +527,7 @@ mod imp {
                         std::io::ErrorKind::InvalidInput.into(),
                     ));
                 }
-                check_owner_mode(&path, Kind::File, st.st_uid, st.st_mode as u32)?;
+                check_owner_mode_as(self.uid, &path, Kind::File, st.st_uid, st.st_mode as u32)?;
                 if flags.contains(OFlags::CREATE) && st.st_mode & 0o600 != 0o600 {
                     // Created just now under a umask that took the owner's own bits.
                     let _ = rustix::fs::fchmod(&fd, Mode::RUSR | Mode::WUSR);
@@ -578,7 +587,7 @@ mod imp {
             let path = self.path.join(name);
             match open_beneath(self.fd.as_fd(), name, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()) {
                 Ok(fd) => {
-                    let sub = TrustedDir { path: path.clone(), fd: std::sync::Arc::new(fd) };
+                    let sub = TrustedDir { path: path.clone(), fd: std::sync::Arc::new(fd), uid: self.uid };
                     for entry in sub.entries()? {
                         if entry.kind == EntryKind::Dir {
                             sub.remove_dir_all(&entry.name)?;
