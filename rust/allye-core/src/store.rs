@@ -153,6 +153,15 @@ impl Store {
         }
     }
 
+    /// [`Store::open_file`] with the metadata its check read (no second `stat`).
+    pub fn open_file_meta(&self, path: &Path, how: Open) -> Result<Option<(fs::File, fs::Metadata)>> {
+        let creates = !matches!(how, Open::Read | Open::ReadWrite);
+        match self.parent_of(path, creates)? {
+            Some((dir, name)) => dir.open_meta(&name, how),
+            None => Ok(None),
+        }
+    }
+
     /// Deletes the file at `path` inside the store (the entry itself, never what a
     /// symbolic link names); `Ok(false)` when it did not exist.
     pub fn remove_file(&self, path: &Path) -> Result<bool> {

@@ -453,8 +453,8 @@ impl Mapped {
 fn map_segment(name: &str, segment: &str) -> Result<Option<Mapped>> {
     // This user's and private (0600), reached without a symbolic link: a segment another
     // user made under this name is refused, never mapped.
-    let Some(file) = shm::open_checked(segment, true)? else { return Ok(None) };
-    let size = file.metadata().ctx(|| format!("cannot stat the segment of shared array {name:?}"))?.len() as usize;
+    let Some((file, size)) = shm::open_checked(segment, true)? else { return Ok(None) };
+    let size = size as usize;
     if size < HEADER_LEN {
         return Err(Error::ArrayLayout {
             name: name.into(),

@@ -216,7 +216,7 @@ fn read_record(name: &str) -> Option<Record> {
         use std::io::Read;
         // This user's and private, reached without a symbolic link (see `shm::check_segment`).
         let mut file = match shm::open_checked(name, false) {
-            Ok(Some(f)) => f,
+            Ok(Some((f, _))) => f,
             Ok(None) => return None,
             Err(e) => {
                 log::warn!("store record {name:?} ignored: {e}");

@@ -99,8 +99,9 @@ impl Tracker {
     fn refresh(&mut self, store: &Store) -> Result<()> {
         let path = store.manifest_path();
         let ctx = || format!("cannot read manifest {}", path.display());
-        let Some(mut file) = store.open_file(&path, crate::sys::trust::Open::Read)? else { return Ok(()) };
-        let meta = file.metadata().ctx(ctx)?;
+        let Some((mut file, meta)) = store.open_file_meta(&path, crate::sys::trust::Open::Read)? else {
+            return Ok(());
+        };
         if !self.started || self.cursor.replaced(&file, &meta).ctx(ctx)? {
             let mut start = meta.len().saturating_sub(START_WINDOW);
             if start > 0 {

@@ -25,8 +25,8 @@ pub fn append_line(dir: &TrustedDir, log: &str, lock: &str, mut line: Vec<u8>, d
     line.push(b'\n');
     let _lock = ManifestLock::acquire(dir, lock)?;
     let path = dir.path().join(log);
-    let mut file = dir.open(log, Open::Append)?.expect("an append open creates the file");
-    let len = file.metadata().ctx(|| format!("cannot stat manifest {}", path.display()))?.len();
+    let (mut file, meta) = dir.open_meta(log, Open::Append)?.expect("an append open creates the file");
+    let len = meta.len();
     if len > 0 {
         let mut last = [0u8; 1];
         #[cfg(unix)]

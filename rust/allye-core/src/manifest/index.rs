@@ -88,13 +88,7 @@ fn indexes() -> &'static Mutex<HashMap<PathBuf, Index>> {
 /// `crate::sys::trust`), with its metadata; `Ok(None)` when it (or the store) does not exist.
 pub(crate) fn open_for_read(store: &Store) -> Result<Option<(File, std::fs::Metadata)>> {
     let path = store.manifest_path();
-    match store.open_file(&path, Open::Read)? {
-        Some(f) => {
-            let meta = f.metadata().ctx(|| format!("cannot stat manifest {}", path.display()))?;
-            Ok(Some((f, meta)))
-        }
-        None => Ok(None),
-    }
+    store.open_file_meta(&path, Open::Read)
 }
 
 /// Brings `index` up to date with the file: reads only what was appended since the last

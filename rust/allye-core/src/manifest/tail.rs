@@ -34,12 +34,11 @@ impl ManifestTail {
     /// manifest is read again from its start; the caller de-duplicates by event id if it must.
     pub fn read_new(&mut self) -> Result<Vec<Event>> {
         let ctx = || format!("cannot read manifest {}", self.path.display());
-        let Some(mut file) = self.store.open_file(&self.path, Open::Read)? else {
+        let Some((mut file, meta)) = self.store.open_file_meta(&self.path, Open::Read)? else {
             // A manifest created later is read from its start.
             self.cursor.get_or_insert_with(Cursor::default);
             return Ok(Vec::new());
         };
-        let meta = file.metadata().ctx(ctx)?;
         let first = self.cursor.is_none();
         let cursor = self.cursor.get_or_insert_with(Cursor::default);
         if cursor.replaced(&file, &meta).ctx(ctx)? {

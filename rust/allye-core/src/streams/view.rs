@@ -112,13 +112,12 @@ impl View {
     /// Reads the log lines appended since the last look. `Ok(false)`: no log.
     pub(crate) fn refresh(&mut self, store: &Store, table: &str) -> Result<bool> {
         let path = log_path(store, table);
-        let Some(mut file) = store.open_file(&path, Open::Read)? else {
+        let Some((mut file, meta)) = store.open_file_meta(&path, Open::Read)? else {
             if self.ident.is_some() {
                 self.reset();
             }
             return Ok(false);
         };
-        let meta = file.metadata().ctx(|| format!("cannot stat {}", path.display()))?;
         let ident = identity(&meta);
         if self.ident != Some(ident) || meta.len() < self.offset {
             if self.ident.is_some() {

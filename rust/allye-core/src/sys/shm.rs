@@ -59,7 +59,7 @@ mod posix {
     use std::path::PathBuf;
 
     use memmap2::{Mmap, MmapOptions};
-    use rustix::fd::{AsFd, OwnedFd};
+    use rustix::fd::OwnedFd;
     use rustix::fs::{Mode, OFlags};
     use rustix::io::Errno;
 
@@ -108,10 +108,12 @@ mod posix {
 
     /// The trust rule for segments: this user's, and readable and writable by nobody else.
     /// A segment another user made (or made readable) is refused with `StoreNotPrivate`.
-    pub fn check_segment(fd: impl AsFd, name: &str) -> Result<()> {
-        let st = rustix::fs::fstat(fd)
-            .map_err(|e| Error::io(format!("cannot stat shared-memory segment {name:?}"), e.into()))?;
-        check_owner_mode(&segment_path(name), Kind::Segment, st.st_uid, st.st_mode as u32)
+    /// Returns the segment's size.
+    pub fn check_segment(file: &File, name: &str) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().ctx(|| format!("cannot stat shared-memory segment {name:?}"))?;
+        check_owner_mode(&segment_path(name), Kind::Segment, meta.uid(), meta.mode())?;
+        Ok(meta.len())
     }
 
     /// Creates a new segment (fails if the name exists, whoever made it), mode 0600
@@ -125,9 +127,9 @@ mod posix {
         Ok(File::from(fd))
     }
 
-    /// Opens an existing segment of this user, checked against the trust rule;
-    /// `Ok(None)` when no segment has this name. `write`: read-write, else read-only.
-    pub fn open_checked(name: &str, write: bool) -> Result<Option<File>> {
+    /// Opens an existing segment of this user, checked against the trust rule, with its
+    /// size; `Ok(None)` when no segment has this name. `write`: read-write, else read-only.
+    pub fn open_checked(name: &str, write: bool) -> Result<Option<(File, u64)>> {
         check_name(name)?;
         let fd = match open_raw(name, if write { How::ReadWrite } else { How::Read }) {
             Ok(fd) => fd,
@@ -143,15 +145,15 @@ mod posix {
             }
             Err(e) => return Err(Error::io(format!("cannot open shared-memory segment {name:?}"), e.into())),
         };
-        check_segment(&fd, name)?;
-        Ok(Some(File::from(fd)))
+        let file = File::from(fd);
+        let size = check_segment(&file, name)?;
+        Ok(Some((file, size)))
     }
 
     /// Opens a segment read-only (checked: see [`check_segment`]) and maps its first `len`
     /// bytes. `Ok(None)` when no segment has this name.
     pub fn open_map(name: &str, len: u64) -> Result<Option<(Mmap, u64)>> {
-        let Some(file) = open_checked(name, false)? else { return Ok(None) };
-        let size = file.metadata().ctx(|| format!("cannot stat shared-memory segment {name:?}"))?.len();
+        let Some((file, size)) = open_checked(name, false)? else { return Ok(None) };
         if len == 0 || len > size {
             // Nothing to map, or the segment is smaller than the manifest says: the
             // caller reports it as corrupt with both sizes.

@@ -501,7 +501,28 @@ mod imp {
         /// symbolic link; an existing file is checked against the rule. `Ok(None)` when it
         /// does not exist and `how` does not create it.
         pub fn open(&self, name: impl AsRef<Path>, how: Open) -> Result<Option<File>> {
-            let name = component(name.as_ref())?;
+            Ok(self.open_inner(name.as_ref(), how)?.map(|(f, _)| f))
+        }
+
+        /// [`TrustedDir::open`] of an existing (or appended) file, with the metadata its
+        /// check read (callers that need the size or identity use it: no second `stat`).
+        pub fn open_meta(&self, name: impl AsRef<Path>, how: Open) -> Result<Option<(File, std::fs::Metadata)>> {
+            let name = name.as_ref();
+            match self.open_inner(name, how)? {
+                Some((f, Some(meta))) => Ok(Some((f, meta))),
+                Some((f, None)) => {
+                    let meta = f
+                        .metadata()
+                        .map_err(|e| Error::io(format!("cannot stat {}", self.path.join(name).display()), e))?;
+                    Ok(Some((f, meta)))
+                }
+                None => Ok(None),
+            }
+        }
+
+        fn open_inner(&self, name: &Path, how: Open) -> Result<Option<(File, Option<std::fs::Metadata>)>> {
+            use std::os::unix::fs::MetadataExt;
+            let name = component(name)?;
             let path = self.path.join(name);
             let (flags, fresh) = match how {
                 Open::Read => (OFlags::RDONLY, false),
@@ -519,21 +540,22 @@ mod imp {
             if fresh {
                 // 0600 whatever the umask.
                 let _ = rustix::fs::fchmod(&fd, Mode::RUSR | Mode::WUSR);
-            } else {
-                let st = rustix::fs::fstat(&fd).map_err(|e| io_err(format!("cannot stat {}", path.display()), e))?;
-                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-                    return Err(Error::io(
-                        format!("{} is not a regular file", path.display()),
-                        std::io::ErrorKind::InvalidInput.into(),
-                    ));
-                }
-                check_owner_mode_as(self.uid, &path, Kind::File, st.st_uid, st.st_mode as u32)?;
-                if flags.contains(OFlags::CREATE) && st.st_mode & 0o600 != 0o600 {
-                    // Created just now under a umask that took the owner's own bits.
-                    let _ = rustix::fs::fchmod(&fd, Mode::RUSR | Mode::WUSR);
-                }
+                return Ok(Some((File::from(fd), None)));
             }
-            Ok(Some(File::from(fd)))
+            let file = File::from(fd);
+            let meta = file.metadata().map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
+            if !meta.is_file() {
+                return Err(Error::io(
+                    format!("{} is not a regular file", path.display()),
+                    std::io::ErrorKind::InvalidInput.into(),
+                ));
+            }
+            check_owner_mode_as(self.uid, &path, Kind::File, meta.uid(), meta.mode())?;
+            if flags.contains(OFlags::CREATE) && meta.mode() & 0o600 != 0o600 {
+                // Created just now under a umask that took the owner's own bits.
+                let _ = rustix::fs::fchmod(&file, Mode::RUSR | Mode::WUSR);
+            }
+            Ok(Some((file, Some(meta))))
         }
 
         /// Reads the whole file `name`; `Ok(None)` when it does not exist.
@@ -760,6 +782,18 @@ mod imp {
                     Ok(None)
                 }
                 Err(e) => Err(Error::io(format!("cannot open {}", path.display()), e)),
+            }
+        }
+
+        /// [`TrustedDir::open`] with the file's metadata.
+        pub fn open_meta(&self, name: impl AsRef<Path>, how: Open) -> Result<Option<(File, std::fs::Metadata)>> {
+            let name = name.as_ref();
+            match self.open(name, how)? {
+                Some(f) => {
+                    let meta = f.metadata().ctx(|| format!("cannot stat {}", self.path.join(name).display()))?;
+                    Ok(Some((f, meta)))
+                }
+                None => Ok(None),
             }
         }
 
