@@ -12,13 +12,24 @@ use crate::sys::trust::{Open, TrustedDir};
 /// Everything inside it is reached through [`TrustedDir`] handles (see `crate::sys::trust`):
 /// the store directory is opened and checked against the trust rule, and what lies below
 /// it is opened from that handle without following symbolic links.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
     /// For a store inside another (a namespace of named objects): the outer store's
     /// directory, the only part of `root` opened by path; the rest is walked beneath it.
     anchor: Option<PathBuf>,
+    /// The outer directory's handle (the store's own, or its anchor's), held by a store
+    /// pinned for one operation ([`Store::pin`]).
+    pinned: Option<std::sync::Arc<TrustedDir>>,
 }
+
+/// Stores are the same store when they name the same directory (pinned or not).
+impl PartialEq for Store {
+    fn eq(&self, other: &Self) -> bool {
+        self.root == other.root && self.anchor == other.anchor
+    }
+}
+impl Eq for Store {}
 
 impl Store {
     /// Resolves the store directory: `explicit`, else `$ALLYE_SECRET_DIR`, else `~/.allye_secrets`.
@@ -36,18 +47,47 @@ impl Store {
                     .join(".allye_secrets"),
             },
         };
-        Ok(Store { root, anchor: None })
+        Ok(Store { root, anchor: None, pinned: None })
     }
 
     /// A store at exactly this path.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Store { root: root.into(), anchor: None }
+        Store { root: root.into(), anchor: None, pinned: None }
     }
 
     /// A store inside this one at `rel` (its directory is reached from this store's
     /// handle, never through a symbolic link).
     pub fn inner(&self, rel: impl AsRef<Path>) -> Self {
-        Store { root: self.root.join(rel), anchor: Some(self.anchor.clone().unwrap_or_else(|| self.root.clone())) }
+        Store {
+            root: self.root.join(rel),
+            anchor: Some(self.anchor.clone().unwrap_or_else(|| self.root.clone())),
+            pinned: self.pinned.clone(),
+        }
+    }
+
+    /// This store, its directory checked once, now, and its handle held for the rest of
+    /// one operation (a send, a get: its half-dozen opens then skip the per-open check of
+    /// the store path). `create` makes the store if missing; without it, a store that does
+    /// not exist is returned unpinned (its opens then say it is missing). Only for values
+    /// that live no longer than the call: a later call must see a store deleted and made
+    /// again at the same path.
+    pub fn pin(&self, create: bool) -> Result<Store> {
+        let anchor = self.anchor.as_deref().unwrap_or(&self.root);
+        let outer = if create { Some(TrustedDir::create_root(anchor)?) } else { TrustedDir::open_root(anchor)? };
+        Ok(Store { pinned: outer.map(std::sync::Arc::new), ..self.clone() })
+    }
+
+    /// The outer directory: the pinned handle, else opened (and checked) now.
+    fn outer(&self, create: bool) -> Result<Option<TrustedDir>> {
+        if let Some(p) = &self.pinned {
+            return p.try_clone().map(Some);
+        }
+        let anchor = self.anchor.as_deref().unwrap_or(&self.root);
+        if create {
+            TrustedDir::create_root(anchor).map(Some)
+        } else {
+            TrustedDir::open_root(anchor)
+        }
     }
 
     /// The store directory.
@@ -74,21 +114,19 @@ impl Store {
     /// Opens the store directory and checks it (`StoreNotPrivate`); `Ok(None)` when it
     /// does not exist. Readers use this: they never create anything.
     pub fn open_dir(&self) -> Result<Option<TrustedDir>> {
+        let Some(outer) = self.outer(false)? else { return Ok(None) };
         match &self.anchor {
-            None => TrustedDir::open_root(&self.root),
-            Some(anchor) => {
-                let Some(outer) = TrustedDir::open_root(anchor)? else { return Ok(None) };
-                outer.walk(self.root.strip_prefix(anchor).unwrap_or(Path::new("")), false)
-            }
+            None => Ok(Some(outer)),
+            Some(anchor) => outer.walk(self.root.strip_prefix(anchor).unwrap_or(Path::new("")), false),
         }
     }
 
     /// Creates the store (0700) if missing and opens it, checked.
     pub fn create_dir(&self) -> Result<TrustedDir> {
+        let outer = self.outer(true)?.expect("created");
         match &self.anchor {
-            None => TrustedDir::create_root(&self.root),
+            None => Ok(outer),
             Some(anchor) => {
-                let outer = TrustedDir::create_root(anchor)?;
                 let rel = self.root.strip_prefix(anchor).unwrap_or(Path::new(""));
                 Ok(outer.walk(rel, true)?.expect("walk with create finds every directory"))
             }

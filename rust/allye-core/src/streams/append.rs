@@ -159,6 +159,7 @@ pub fn append(
         Some(c) => time_range(batches, c)?,
         None => None,
     };
+    let store = &store.pin(true)?;
     store.ensure()?;
     let dir = store.dir_at(&stream_dir(store, table), true)?.expect("created");
     if dir.stat(STREAM_NAME_FILE)?.is_none() {

@@ -294,6 +294,8 @@ pub(super) fn writing_event(
 /// removes whatever part of the payload exists). Returns the `ready` event.
 pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<Event> {
     check(opts)?;
+    // The store, made if missing and checked once for the whole send (see `Store::pin`).
+    let store = &store.pin(true)?;
     store.ensure()?;
 
     let id = uuid::Uuid::new_v4().to_string();

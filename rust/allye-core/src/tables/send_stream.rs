@@ -65,6 +65,7 @@ pub(super) fn publish_file(
     write: impl FnOnce(TrustedDir, &str) -> Result<(u64, u64)>,
 ) -> Result<Event> {
     check(opts)?;
+    let store = &store.pin(true)?;
     let payloads = store.ensure_payloads()?;
     let id = uuid::Uuid::new_v4().to_string();
     let table_name = table_name_for(opts, &id);
