@@ -60,7 +60,9 @@ mod posix {
 
     use memmap2::{Mmap, MmapOptions};
     use rustix::fd::OwnedFd;
-    use rustix::fs::{Mode, OFlags};
+    use rustix::fs::Mode;
+    #[cfg(target_os = "linux")]
+    use rustix::fs::OFlags;
     use rustix::io::Errno;
 
     use super::check_name;
