@@ -147,7 +147,7 @@ fn check_owner_mode_as(me: u32, path: &Path, kind: Kind, uid: u32, mode: u32) ->
     }
     let forbidden = if kind == Kind::Segment { 0o077 } else { 0o022 };
     if perm & forbidden != 0 {
-        let who = match (perm & 0o070 != 0 && forbidden & 0o070 & perm != 0, perm & 0o007 & forbidden != 0) {
+        let who = match (perm & forbidden & 0o070 != 0, perm & forbidden & 0o007 != 0) {
             (true, true) => "group and others",
             (true, false) => "its group",
             _ => "others",
