@@ -12,7 +12,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-use crate::sys::fs::{create_private_dir, create_private_file};
 use crate::sys::process::WriterIdentity;
 
 /// First characters of a scratch folder's name.
@@ -37,13 +36,20 @@ impl ScratchDir {
         }
         let random = uuid::Uuid::new_v4().simple().to_string();
         let path = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{purpose}-{}", &random[..16]));
-        create_private_dir(&path).ctx(|| format!("cannot create the scratch folder {}", path.display()))?;
+        // A new name, made here (not recursive: an existing entry of that name is an
+        // error, never adopted), private whatever the umask.
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&path).ctx(|| format!("cannot create the scratch folder {}", path.display()))?;
         let dir = ScratchDir { path };
         let owner = dir.path.join(OWNER_FILE);
         let text = serde_json::to_vec(&WriterIdentity::cached())?;
-        create_private_file(&owner)
-            .and_then(|mut f| f.write_all(&text))
-            .ctx(|| format!("cannot write {}", owner.display()))?;
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        opts.open(&owner).and_then(|mut f| f.write_all(&text)).ctx(|| format!("cannot write {}", owner.display()))?;
         Ok(dir)
     }
 
