@@ -237,11 +237,13 @@ class Remote:
             self._clients[location] = c
         return c
 
-    def _options(self, *, no_deadline: bool = False) -> flight.FlightCallOptions:
-        """Call options: the token, and the deadline of a unary call (``timeout_sec``);
-        a stream's silence is bounded by :class:`._silence.Stream` instead."""
+    def _options(self, *, no_deadline: bool = False, deadline: Optional[float] = None) -> flight.FlightCallOptions:
+        """Call options: the token, and the deadline of a unary call (``timeout_sec``,
+        or ``deadline``); a stream's silence is bounded by :class:`._silence.Stream`
+        instead (``no_deadline``)."""
         headers = [(_wire.AUTH_HEADER.encode(), _wire.bearer(self.token).encode())] if self.token else None
-        return flight.FlightCallOptions(timeout=None if no_deadline else self.timeout_sec, headers=headers)
+        timeout = None if no_deadline else (deadline or self.timeout_sec)
+        return flight.FlightCallOptions(timeout=timeout, headers=headers)
 
     def _drop(self, location: str) -> None:
         c = self._clients.pop(location, None)
@@ -558,9 +560,11 @@ class Remote:
             except RemoteUnavailableError as exc:
                 if getattr(exc, "refused", False):
                     raise
-                errors.append(str(exc))
+                cause = exc.__cause__
+                errors.append(self._unavailable(loc, cause) if isinstance(cause, (Silent, *_UNAVAILABLE)) else str(exc))
                 failures.append(Silent() if getattr(exc, "timed_out", False) else exc)
-                logger.warning("the stream of %r from %s failed (%s); trying the next replica", name, loc, exc)
+                if loc != locations[-1]:
+                    logger.warning("the stream of %r from %s failed (%s); trying the next replica", name, loc, errors[-1])
         raise self._no_peer(f"no peer completed the stream of {name!r}: " + "; ".join(errors), failures)
 
     def _pull_tail(self, name: str, locations: list[str], cached: _core.Version, version: dict[str, Any],
@@ -697,7 +701,12 @@ class Remote:
         loc = peer_location(peer, tls=self._tls)
         try:
             descriptor = flight.FlightDescriptor.for_command(json.dumps(request))
-            writer, meta = self._client(loc).do_put(descriptor, table.schema, self._options())
+            # pyarrow cannot cancel a DoPut from another thread, so its silence is bounded
+            # by a deadline of timeout_sec per message of MAX_MESSAGE_BYTES (and one more
+            # for the answer): a push that keeps a rate above that never fails.
+            messages = 2 + table.nbytes // _core.DEFAULT_MAX_MESSAGE_BYTES
+            writer, meta = self._client(loc).do_put(descriptor, table.schema,
+                                                     self._options(deadline=self.timeout_sec * messages))
             try:
                 writer.write_table(table)
                 writer.done_writing()
