@@ -300,3 +300,14 @@ def test_the_server_still_serves_the_right_data_after_everything(server, client)
     assert re.search(r"request [0-9a-f]{8}: get_flight_info refused \(INVALID_ARGUMENT\)", log)
     assert re.search(r"request [0-9a-f]{8}: get_flight_info refused \(NOT_FOUND\)", log)
     assert re.search(r"request [0-9a-f]{8}: do_put refused \(INVALID_ARGUMENT\)", log)
+
+
+def test_a_value_with_line_breaks_forges_no_log_line_and_a_huge_one_is_not_logged_whole(server, client):
+    forged = "x\n2030-01-01 00:00:00,000 INFO request deadbeef: forged\n"
+    _refused(server, pa.ArrowInvalid,
+             lambda: client.get_flight_info(_command({"table": "t", "start": forged}), _auth(server)))
+    _refused(server, pa.ArrowInvalid,
+             lambda: client.get_flight_info(_command({"table": "t", "start": "y" * 900_000}), _auth(server)))
+    log = server.log()
+    assert not any(line.startswith("2030-01-01") for line in log.splitlines()), "a forged log line"
+    assert "y" * 5000 not in log

@@ -43,6 +43,8 @@ logger = logging.getLogger("allye_data_connector.remote.server")
 MAX_MESSAGE_CHARS = 400
 #: Longest quote of a client's own input inside a message.
 MAX_QUOTE_CHARS = 64
+#: Longest refusal the server's log line repeats.
+_LOGGED = 2000
 
 
 class Refusal(Exception):
@@ -124,12 +126,14 @@ def refused(exc: BaseException, rid: str, method: str) -> BaseException:
     ``rid``): the same kind of refusal, its message one line ending with the request id;
     anything else (a fault of ours) an ``INTERNAL`` error that says only that, with the
     traceback in the log."""
+    # The log line is one line too (a client's value may hold line breaks: no forged
+    # log lines) and bounded (a client's 1 MB value is not logged whole).
     if isinstance(exc, Refusal):
-        logger.info("request %s: %s refused (%s): %s%s", rid, method, _status(exc), exc.message,
-                    f" [{exc.detail}]" if exc.detail else "")
+        logger.info("request %s: %s refused (%s): %s%s", rid, method, _status(exc), one_line(exc.message, _LOGGED),
+                    f" [{one_line(exc.detail, _LOGGED)}]" if exc.detail else "")
         return type(exc)(_with_id(exc.message, rid))
     if isinstance(exc, _PASSED_ON):
-        logger.info("request %s: %s refused (%s): %s", rid, method, _status(exc), exc)
+        logger.info("request %s: %s refused (%s): %s", rid, method, _status(exc), one_line(str(exc), _LOGGED))
         same: BaseException = type(exc)(_with_id(str(exc), rid))
         return same
     logger.error("request %s: %s failed", rid, method, exc_info=exc)
