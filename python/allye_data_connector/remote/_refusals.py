@@ -1,5 +1,5 @@
 """What a Flight client is told when the server refuses or fails its call
-(docs/PROTOCOL.md 8.16, "What the server checks"): one line of at most
+(docs/PROTOCOL.md 10.1, "The Flight server"): one line of at most
 :data:`MAX_MESSAGE_CHARS` characters, the right gRPC status, and the call's request id,
 which the server's log line about it carries too. Never a traceback, a server path or
 the client's own input beyond a short quote.

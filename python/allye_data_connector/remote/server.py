@@ -16,7 +16,7 @@ read from (or created in) ``<store>/remote/token`` (mode 0600), compared in cons
 time, or mutual TLS, or none (``no_auth``, a trusted network; off loopback only with
 ``insecure``).
 
-The server trusts no client (docs/PROTOCOL.md 8.16, "What the server checks"): every
+The server trusts no client (docs/PROTOCOL.md 10.1, "The Flight server"): every
 request is decoded and checked by :mod:`._wire` (size, keys, types, the network name
 rule), and every failure reaches the client through :mod:`._refusals`: one line, the
 right status, a request id that the log line about it carries too.
@@ -56,7 +56,7 @@ SHUTDOWN_GRACE_SEC = 5.0
 #: The port ``adc serve`` listens on when none is given.
 DEFAULT_PORT: int = _core.DEFAULT_REMOTE_PORT
 #: Where the bearer token lives inside the store.
-TOKEN_FILE = os.path.join("remote", "token")
+TOKEN_FILE = os.path.join(_core.REMOTE_DIR, "token")
 
 
 def token_path(secret_dir: Optional[PathLike] = None) -> Path:
@@ -67,11 +67,13 @@ def token_path(secret_dir: Optional[PathLike] = None) -> Path:
 def ensure_token(secret_dir: Optional[PathLike] = None) -> str:
     """The store's bearer token, created (random, mode 0600) on first use."""
     path = token_path(secret_dir)
+    # The store and its remote/ are made private (or checked) by the core's trust rule
+    # before the token in them is trusted.
+    _core.ensure_store_dir(_core.REMOTE_DIR, secret_dir=store_arg(secret_dir))
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -1,6 +1,7 @@
 //! Appending one chunk: the chunk file first (complete, renamed into place), then its line.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -12,12 +13,14 @@ use arrow_schema::{DataType, SchemaRef};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::append_line;
 use crate::payload::write_file;
-use crate::protocol::{check_table_name, Compression, STREAM_LOAD_LOCK_FILE, STREAM_NAME_FILE};
+use crate::protocol::{
+    check_table_name, Compression, STREAM_LOAD_LOCK_FILE, STREAM_LOCK_FILE, STREAM_LOG_FILE, STREAM_NAME_FILE,
+};
 use crate::store::Store;
-use crate::streams::{lock_path, log_path, now_ns, stream_dir, view, ChunkLine};
-use crate::sys::fs::create_private_dir;
+use crate::streams::{now_ns, stream_dir, view, ChunkLine};
 use crate::sys::lock::ManifestLock;
 use crate::sys::process::WriterIdentity;
+use crate::sys::trust::Open;
 
 /// What an append can be told besides the data.
 #[derive(Debug, Clone, Default)]
@@ -132,11 +135,8 @@ pub(crate) fn time_range(batches: &[RecordBatch], column: &str) -> Result<Option
 pub fn load_lock(store: &Store, table: &str) -> Result<Option<ManifestLock>> {
     check_table_name(table)?;
     store.ensure()?;
-    let dir = stream_dir(store, table);
-    if !dir.is_dir() {
-        create_private_dir(&dir).ctx(|| format!("cannot create stream directory {}", dir.display()))?;
-    }
-    ManifestLock::try_acquire(&dir.join(STREAM_LOAD_LOCK_FILE))
+    let dir = store.dir_at(&stream_dir(store, table), true)?.expect("created");
+    ManifestLock::try_acquire(&dir, STREAM_LOAD_LOCK_FILE)
 }
 
 /// Appends `batches` to stream `table` as one chunk; returns its line, or `None` when
@@ -159,22 +159,25 @@ pub fn append(
         Some(c) => time_range(batches, c)?,
         None => None,
     };
+    let store = &store.pin(true)?;
     store.ensure()?;
-    let dir = stream_dir(store, table);
-    if !dir.is_dir() {
-        create_private_dir(&dir).ctx(|| format!("cannot create stream directory {}", dir.display()))?;
-    }
-    let name_file = dir.join(STREAM_NAME_FILE);
-    if !name_file.exists() {
-        let tmp = dir.join(format!("{STREAM_NAME_FILE}.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, table).ctx(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &name_file).ctx(|| format!("cannot rename {}", tmp.display()))?;
+    let dir = store.dir_at(&stream_dir(store, table), true)?.expect("created");
+    if dir.stat(STREAM_NAME_FILE)?.is_none() {
+        let tmp = format!("{STREAM_NAME_FILE}.tmp-{}", std::process::id());
+        let written = (|| -> Result<()> {
+            let mut f = dir.open(&tmp, Open::Truncate)?.expect("a truncating open creates the file");
+            f.write_all(table.as_bytes()).ctx(|| format!("cannot write {}", dir.path().join(&tmp).display()))?;
+            dir.rename(&tmp, &dir, STREAM_NAME_FILE)
+        })();
+        if let Err(e) = written {
+            let _ = dir.remove_file(&tmp);
+            return Err(e);
+        }
     }
     check_schema(store, table, schema)?;
     let writer = WriterIdentity::cached();
     let chunk = format!("{}-{}.arrow", writer.pid, uuid::Uuid::new_v4().simple());
-    let path = dir.join(&chunk);
-    let bytes = write_file(&path, schema, batches, 0, Compression::None, opts.durable)?;
+    let bytes = write_file(&dir, &chunk, schema, batches, 0, Compression::None, opts.durable)?;
     let line = ChunkLine {
         chunk,
         rows,
@@ -188,8 +191,8 @@ pub fn append(
         load: opts.load.clone(),
     };
     let text = serde_json::to_vec(&line)?;
-    if let Err(e) = append_line(&log_path(store, table), &lock_path(store, table), text, opts.durable) {
-        let _ = std::fs::remove_file(&path);
+    if let Err(e) = append_line(&dir, STREAM_LOG_FILE, STREAM_LOCK_FILE, text, opts.durable) {
+        let _ = dir.remove_file(&line.chunk);
         return Err(e);
     }
     Ok(Some(line))
@@ -198,6 +201,7 @@ pub fn append(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::streams::log_path;
     use crate::streams::test_support::{rows, schema, store};
     use crate::streams::{read, ReadSelection};
 

@@ -25,15 +25,16 @@ pub use follow::{Follower, StreamWatcher};
 pub use maintain::{collect, publish, publish_if_due, remove};
 pub use view::{chunks, read, ReadSelection, StreamRead};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::protocol::{STREAMS_DIR, STREAM_LOCK_FILE, STREAM_LOG_FILE, STREAM_NAME_FILE};
+use crate::protocol::{STREAMS_DIR, STREAM_LOG_FILE, STREAM_NAME_FILE};
 use crate::store::Store;
 use crate::sys::process::WriterIdentity;
+use crate::sys::trust::EntryKind;
 
 /// One line of a chunk log: one chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,30 +81,27 @@ pub fn log_path(store: &Store, table: &str) -> PathBuf {
     stream_dir(store, table).join(STREAM_LOG_FILE)
 }
 
-/// True when `table` is a stream in this store (its chunk log exists).
+/// True when `table` is a stream in this store (its chunk log exists, as a file reached
+/// without a symbolic link).
 pub fn exists(store: &Store, table: &str) -> bool {
-    log_path(store, table).is_file()
+    matches!(store.stat(&log_path(store, table)), Ok(Some(s)) if s.kind == EntryKind::File)
 }
 
 /// The names of every stream in the store, sorted.
 pub fn list(store: &Store) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(store.root().join(STREAMS_DIR)) else { return out };
-    for d in dirs.flatten() {
-        let dir = d.path();
-        if !dir.join(STREAM_LOG_FILE).is_file() {
+    let Ok(Some(streams)) = store.dir_at(Path::new(STREAMS_DIR), false) else { return out };
+    for d in streams.entries().unwrap_or_default() {
+        let Ok(Some(dir)) = streams.open_dir(&d.name) else { continue };
+        if !matches!(dir.stat(STREAM_LOG_FILE), Ok(Some(s)) if s.kind == EntryKind::File) {
             continue;
         }
-        if let Ok(name) = std::fs::read_to_string(dir.join(STREAM_NAME_FILE)) {
-            out.push(name);
+        if let Ok(Some(name)) = dir.read(STREAM_NAME_FILE) {
+            out.push(String::from_utf8_lossy(&name).into_owned());
         }
     }
     out.sort();
     out
-}
-
-fn lock_path(store: &Store, table: &str) -> PathBuf {
-    stream_dir(store, table).join(STREAM_LOCK_FILE)
 }
 
 fn now_ns() -> u64 {

@@ -2,7 +2,6 @@
 //! appended since the last look and keeps the chunks it has mapped (they never change).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,6 +14,7 @@ use crate::payload::{buffer_from_mapping, decode_file, map_file, Decoded};
 use crate::store::Store;
 use crate::streams::{log_path, not_a_stream, stream_dir, ChunkLine};
 use crate::sys::fs::{identity, FileIdentity};
+use crate::sys::trust::Open;
 
 /// Which rows a read wants; the chunks outside are not touched.
 #[derive(Debug, Clone, Default)]
@@ -112,17 +112,12 @@ impl View {
     /// Reads the log lines appended since the last look. `Ok(false)`: no log.
     pub(crate) fn refresh(&mut self, store: &Store, table: &str) -> Result<bool> {
         let path = log_path(store, table);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if self.ident.is_some() {
-                    self.reset();
-                }
-                return Ok(false);
+        let Some((mut file, meta)) = store.open_file_meta(&path, Open::Read)? else {
+            if self.ident.is_some() {
+                self.reset();
             }
-            Err(e) => return Err(Error::io(format!("cannot open {}", path.display()), e)),
+            return Ok(false);
         };
-        let meta = file.metadata().ctx(|| format!("cannot stat {}", path.display()))?;
         let ident = identity(&meta);
         if self.ident != Some(ident) || meta.len() < self.offset {
             if self.ident.is_some() {
@@ -155,7 +150,8 @@ impl View {
             return Ok(true);
         }
         let path = stream_dir(store, table).join(&self.chunks[i].line.chunk);
-        let Some(map) = map_file(&path)? else { return Ok(false) };
+        let Some(file) = store.open_file(&path, Open::Read)? else { return Ok(false) };
+        let map = map_file(&file, &path)?;
         let decoded = decode_file(&buffer_from_mapping(map)).map_err(|reason| Error::PayloadCorrupt {
             table: table.into(),
             locator: path.display().to_string(),
