@@ -26,8 +26,8 @@ from allye_data_connector.errors import RemoteUnavailableError
 TIMEOUT = 1.0
 
 
-def _slow(start_server, mode: str, delay: float = 0.0, name: str = "slow"):
-    return start_server(name, "--no-auth", "--max-message-bytes", str(1 << 20),
+def _slow(start_server, mode: str, delay: float = 0.0, message_mb: int = 1):
+    return start_server("slow", "--no-auth", "--max-message-bytes", str(message_mb << 20),
                         module=["tests.remote.slow_server", mode, str(delay), "--"])
 
 
@@ -43,7 +43,7 @@ def _payloads(store: Path) -> list[str]:
 
 @pytest.mark.parametrize("mb", [8, 72], ids=["read whole", "received in place"])
 def test_a_slow_but_live_transfer_longer_than_the_timeout_completes(start_server, client_store, mb):
-    s = _slow(start_server, "throttle", delay=TIMEOUT / 4)
+    s = _slow(start_server, "throttle", delay=TIMEOUT / 3, message_mb=mb // 8)
     df = _frame(mb)
     adc.send_dataframe(df, "t", secret_dir=s.store, shm_unlink_on_read=False)
     with adc.connect([s.location], secret_dir=client_store, timeout_sec=TIMEOUT, check_ttl_sec=0) as r:
@@ -51,7 +51,7 @@ def test_a_slow_but_live_transfer_longer_than_the_timeout_completes(start_server
         got = r.get_dataframe("t")
         took = time.monotonic() - t0
     pd.testing.assert_frame_equal(got, df)
-    # mb messages of 1 MiB, each after TIMEOUT/4: the whole pull is several timeouts long.
+    # 8 messages, each after TIMEOUT/3: the whole pull takes over twice the timeout.
     assert took > 1.5 * TIMEOUT, f"the transfer took {took:.2f}s: not longer than the timeout, proves nothing"
 
 
