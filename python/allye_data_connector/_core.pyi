@@ -49,6 +49,7 @@ __all__ = [
     "UnknownTransportError",
     "WaitTimeoutError",
     "__version__",
+    "check_remote_table_name",
     "check_table_name",
     "check_transport",
     "collect_orphans",
@@ -238,6 +239,11 @@ def normalize_compression(value: Optional[str]) -> Optional[str]:
 
 def check_table_name(name: object) -> str:
     """Returns ``name`` when it is a valid table name, else raises InvalidArgumentError."""
+
+def check_remote_table_name(name: object) -> str:
+    """Returns ``name`` when it is a valid name for a table served over the network (the
+    send's rule, and not path-like: no control character, no leading ``/``, no empty,
+    ``.`` or ``..`` part), else raises InvalidArgumentError."""
 
 def check_transport(value: object) -> str:
     """Returns ``value`` when it is one of TRANSPORTS, else raises InvalidArgumentError."""
@@ -652,6 +658,7 @@ DEFAULT_CHECK_TTL_SEC: float
 DEFAULT_REMOTE_TIMEOUT_SEC: float
 DEFAULT_KEEPALIVE_MS: int
 DEFAULT_MAX_FULL_PULL_BYTES: int
+MAX_REMOTE_REQUEST_BYTES: int
 
 __all__ += [
     "DEFAULT_LOAD_BATCH_ROWS",
@@ -662,6 +669,7 @@ __all__ += [
     "DEFAULT_REMOTE_TIMEOUT_SEC",
     "DEFAULT_KEEPALIVE_MS",
     "DEFAULT_MAX_FULL_PULL_BYTES",
+    "MAX_REMOTE_REQUEST_BYTES",
 ]
 
 # --- appending loads: the lock a load holds on a stream (streams.rs) ---

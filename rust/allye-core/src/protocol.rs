@@ -335,6 +335,38 @@ pub fn check_table_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a table name that crosses the network (a Flight request, a pushed table, a
+/// registry entry; PROTOCOL.md 8.16): the send's rule ([`check_table_name`]), and no
+/// name that reads as a path outside a plain label: no control character, no leading
+/// `/`, and no empty, `.` or `..` part between slashes (`sensors/temp` is fine,
+/// `../../x`, `/etc/passwd`, `a//b` and `a/` are not). A served store's names that break
+/// it stay readable locally; they are just not served.
+pub fn check_remote_table_name(name: &str) -> Result<()> {
+    check_table_name(name)?;
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(Error::InvalidArgument(format!(
+            "table name {:?} contains the control character {c:?}; pick a name without control characters",
+            ellipsis(name)
+        )));
+    }
+    if name.starts_with('/') || name.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        return Err(Error::InvalidArgument(format!(
+            "table name {:?} reads as a path (a leading '/', or an empty, '.' or '..' part); \
+             a table served over the network is named by plain parts such as 'sensors/temp'",
+            ellipsis(name)
+        )));
+    }
+    Ok(())
+}
+
+/// At most the first 64 characters of `text` (a name quoted back in an error).
+fn ellipsis(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 /// Checks a producer name: non-empty, one line, no NUL.
 pub fn check_producer(producer: &str) -> Result<()> {
     if producer.is_empty() || producer.contains(['\n', '\r', '\0']) {
@@ -505,5 +537,20 @@ mod tests {
             assert!(matches!(check_table_name(&bad), Err(Error::InvalidArgument(_))), "{bad:?}");
         }
         assert!(check_table_name(&"x".repeat(MAX_TABLE_NAME_BYTES)).is_ok());
+    }
+
+    #[test]
+    fn remote_name_rule_refuses_paths_and_control_characters() {
+        for good in ["iris", "sensors/temp", "a.b", "..x", "x..", "名前"] {
+            assert!(check_remote_table_name(good).is_ok(), "{good:?}");
+        }
+        for bad in
+            ["../../x", "/etc/passwd", "a//b", "a/", "./a", "a/../b", ".", "..", "tab\tname", "esc\u{1b}[31m", "nul\0"]
+        {
+            assert!(matches!(check_remote_table_name(bad), Err(Error::InvalidArgument(_))), "{bad:?}");
+        }
+        let long = format!("/{}", "y".repeat(1000));
+        let err = check_remote_table_name(&long).unwrap_err().to_string();
+        assert!(err.len() < 400, "a long name is cut in the message: {err}");
     }
 }

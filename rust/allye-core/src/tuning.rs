@@ -51,8 +51,14 @@ pub const DEFAULT_REMOTE_PORT: u16 = 8815;
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
 /// Seconds after a check (or a pull) during which a load trusts the cache without asking.
 pub const DEFAULT_CHECK_TTL_SEC: f64 = 5.0;
-/// Deadline of each remote call, seconds.
+/// Longest silence of a remote call, seconds: a unary call (a version check, a plan)
+/// must be answered within it, and a stream (a pull) fails once no message has arrived
+/// for this long, however long the whole transfer takes.
 pub const DEFAULT_REMOTE_TIMEOUT_SEC: f64 = 10.0;
+/// Largest request a Flight server reads (a descriptor's command or path, a ticket, an
+/// action's body), bytes: a hostile client cannot make it parse more. Generous for a
+/// real request (thousands of column or table names).
+pub const MAX_REMOTE_REQUEST_BYTES: u64 = 1024 * 1024;
 /// gRPC keepalive ping interval (and the wait for its answer), milliseconds: a partition
 /// is noticed within about twice this.
 pub const DEFAULT_KEEPALIVE_MS: u64 = 2000;
