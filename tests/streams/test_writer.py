@@ -79,13 +79,14 @@ def test_a_background_error_reaches_handlers_and_the_next_call(store):
     errors_seen: list[BaseException] = []
     w = adc.Writer("err", secret_dir=store, flush_interval=0.02)
     w.on("error", errors_seen.append)
-    w.write({"other": "column"})  # does not fit the stream: fails in the background
+    w.write({"a": "text"})  # cannot share column a (int64): refused in the background
     deadline = time.monotonic() + 5
     while not errors_seen and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert len(errors_seen) == 1 and isinstance(errors_seen[0], errors.InvalidArgumentError)
-    with pytest.raises(errors.InvalidArgumentError, match="holds columns"):
-        w.write({"a": 2})
+    assert len(errors_seen) == 1 and isinstance(errors_seen[0], errors.SchemaConflictError)
+    assert errors_seen[0].refused == [{"a": "text"}]
+    with pytest.raises(errors.SchemaConflictError, match="'a' has string values for a column of type int64"):
+        w.write({"a": 2})  # raised instead: this record is not written
     # raised once: the writer goes on
     w.write({"a": 3})
     w.close()
@@ -95,11 +96,11 @@ def test_a_background_error_reaches_handlers_and_the_next_call(store):
 def test_the_error_is_raised_from_flush_and_close_too(store):
     adc.append("err2", {"a": 1}, secret_dir=store)
     w = adc.Writer("err2", secret_dir=store, flush_interval=60)
-    w.write(pa.table({"b": ["x"]}))
-    with pytest.raises(errors.InvalidArgumentError):
+    w.write(pa.table({"a": ["x"]}))
+    with pytest.raises(errors.SchemaConflictError):
         w.flush()
-    w.write(pa.table({"b": ["x"]}))
-    with pytest.raises(errors.InvalidArgumentError):
+    w.write(pa.table({"a": ["x"]}))
+    with pytest.raises(errors.SchemaConflictError):
         w.close()
 
 

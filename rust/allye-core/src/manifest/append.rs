@@ -20,9 +20,15 @@ pub fn append(store: &Store, event: &Event, durable: bool) -> Result<()> {
 /// Appends `line` (without its `\n`) as one whole line to the log at `path`, under the
 /// `flock` of `lock`, closing off a torn tail a killed writer left. Streams' chunk logs
 /// (`crate::streams`) are appended by this same code.
-pub fn append_line(path: &std::path::Path, lock: &std::path::Path, mut line: Vec<u8>, durable: bool) -> Result<()> {
-    line.push(b'\n');
+pub fn append_line(path: &std::path::Path, lock: &std::path::Path, line: Vec<u8>, durable: bool) -> Result<()> {
     let _lock = ManifestLock::acquire(lock)?;
+    write_line(path, line, durable)
+}
+
+/// [`append_line`]'s write, for a caller that holds the log's lock already (a stream's
+/// append decides what its line says under the lock).
+pub fn write_line(path: &std::path::Path, mut line: Vec<u8>, durable: bool) -> Result<()> {
+    line.push(b'\n');
     let mut opts = OpenOptions::new();
     opts.read(true).append(true).create(true);
     #[cfg(unix)]
