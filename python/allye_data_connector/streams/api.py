@@ -19,7 +19,7 @@ from .. import _core, frames
 from .._args import PathLike, store_arg, store_dir
 from ..errors import InvalidArgumentError, InvalidInputError
 from ..frames import Selection
-from . import _evolve
+from . import evolve
 from ._background import PUBLISHER
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def append_items(store: str, table_name: str, items: Sequence[Any], *, time_colu
                  publish_interval_sec: float = DEFAULT_PUBLISH_INTERVAL_SEC,
                  on_send: Optional[Callable[[pa.Table], None]] = None) -> Optional[_core.Chunk]:
     """Appends ``items`` (Arrow tables, and lists of dict records) as one chunk: each run
-    of records made into one table by :func:`._evolve.records_table`, the tables merged
+    of records made into one table by :func:`.evolve.records_table`, the tables merged
     by the core. The records or rows holding a value a column cannot take are refused
     alone (the rest is stored), then :class:`~..errors.SchemaConflictError` carries them:
     a list of records when they were records, the refused rows as an Arrow table when
@@ -137,7 +137,7 @@ def append_items(store: str, table_name: str, items: Sequence[Any], *, time_colu
             origins.append(None)
             total += item.num_rows
             continue
-        converted = _evolve.records_table(item, schema)
+        converted = evolve.records_table(item, schema)
         total += len(item)
         conflicts.extend(converted.refused.values())
         refused.extend(dict(item[i]) for i in sorted(converted.refused))
@@ -146,7 +146,7 @@ def append_items(store: str, table_name: str, items: Sequence[Any], *, time_colu
             origins.append([item[i] for i in converted.index])
     if on_send is not None and parts:
         on_send(_together(parts))
-    done = _evolve.append_parts(parts, table_name, secret_dir=store, time_column=time_column, durable=durable)
+    done = evolve.append_parts(parts, table_name, secret_dir=store, time_column=time_column, durable=durable)
     conflicts.extend(done.conflicts)
     tables_refused: list[pa.Table] = []
     for part, origin, rows in zip(parts, origins, done.refused):
@@ -164,7 +164,7 @@ def append_items(store: str, table_name: str, items: Sequence[Any], *, time_colu
     else:
         payload = refused + [r for t in tables_refused for r in t.to_pylist()]
         what, n = "record(s)", len(payload)
-    raise _evolve.refusal(table_name, conflicts, payload, n, total - n, done.line, what)
+    raise evolve.refusal(table_name, conflicts, payload, n, total - n, done.line, what)
 
 
 def _together(parts: list[pa.Table]) -> pa.Table:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -150,10 +150,13 @@ class Appended:
     refused: list[np.ndarray]
 
 
-def append_parts(parts: list[pa.Table], table_name: str, **kwargs: Any) -> Appended:
+def append_parts(parts: list[pa.Table], table_name: str, *, load: Optional[Callable[[int], dict[str, Any]]] = None,
+                 **kwargs: Any) -> Appended:
     """Appends the parts as one chunk (``_core.stream_append``); a part whose field the
     core refuses loses the rows holding values in it (they are refused, the rest is
-    appended), as many times as the stream's schema changes under it."""
+    appended), as many times as the stream's schema changes under it. ``load(rows)``:
+    the load state of the chunk line, given the rows it stores."""
+    parts = list(parts)  # the caller's list keeps the parts as given (``refused`` indexes them)
     index = [np.arange(p.num_rows, dtype=np.int64) for p in parts]
     refused = [np.zeros(0, dtype=np.int64) for _ in parts]
     conflicts: list[dict[str, Any]] = []
@@ -162,12 +165,21 @@ def append_parts(parts: list[pa.Table], table_name: str, **kwargs: Any) -> Appen
         if not live:
             return Appended(None, conflicts, refused)
         data: Any = [parts[i] for i in live] if len(live) > 1 else parts[live[0]]
+        if load is not None:
+            kwargs["load"] = load(sum(parts[i].num_rows for i in live))
         try:
             return Appended(_core.stream_append(data, table_name, **kwargs), conflicts, refused)
         except SchemaConflictError as exc:
             by_part: dict[int, list[str]] = {}
+            stream = _core.stream_schema(table_name, secret_dir=kwargs.get("secret_dir"))
+            schema = None if stream is None else pa.schema(stream)
             for c in exc.conflicts:
-                by_part.setdefault(live[int(c["part"])], []).append(str(c["field"]))
+                i = live[int(c["part"])]
+                name = str(c["field"])
+                by_part.setdefault(i, []).append(name)
+                if name in parts[i].column_names and schema is not None and name in schema.names:
+                    # pyarrow's names of the types, as the rest of the package speaks them
+                    c = conflict(name, parts[i].schema.field(name).type, schema.field(name).type)
                 conflicts.append({**c, "part": 0})
             for i, fields in by_part.items():
                 kept, holding = split(parts[i], fields)
