@@ -110,22 +110,27 @@ def append(
     _core.check_table_name(table_name)
     store = store_dir(secret_dir)
     records = as_records(data)
-    item = records if records is not None else to_table(data, stream_schema(store, table_name))
+    schema = stream_schema(store, table_name)
+    item = records if records is not None else to_table(data, schema)
     return append_items(store, table_name, [item], time_column=time_column, durable=durable, publish=publish,
-                        publish_interval_sec=publish_interval_sec)
+                        publish_interval_sec=publish_interval_sec, schema=schema)
 
 
 def append_items(store: str, table_name: str, items: Sequence[Any], *, time_column: Optional[str] = None,
                  durable: bool = False, publish: bool = True,
                  publish_interval_sec: float = DEFAULT_PUBLISH_INTERVAL_SEC,
-                 on_send: Optional[Callable[[pa.Table], None]] = None) -> Optional[_core.Chunk]:
+                 on_send: Optional[Callable[[pa.Table], None]] = None,
+                 schema: Any = None) -> Optional[_core.Chunk]:
     """Appends ``items`` (Arrow tables, and lists of dict records) as one chunk: each run
     of records made into one table by :func:`.evolve.records_table`, the tables merged
     by the core. The records or rows holding a value a column cannot take are refused
     alone (the rest is stored), then :class:`~..errors.SchemaConflictError` carries them:
     a list of records when they were records, the refused rows as an Arrow table when
-    they were one table's. ``on_send`` sees the data just before it is appended."""
-    schema = stream_schema(store, table_name)
+    they were one table's. ``on_send`` sees the data just before it is appended.
+    ``schema``: the stream's, when the caller has just read it (else read here, if
+    records need it)."""
+    if schema is None and any(not isinstance(item, pa.Table) for item in items):
+        schema = stream_schema(store, table_name)
     parts: list[pa.Table] = []
     origins: list[Any] = []  # per part: the records it came from (by row), or None for a table
     conflicts: list[dict[str, Any]] = []

@@ -45,7 +45,7 @@ class Records:
     refused: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
-def records_table(records: Sequence[Mapping[str, Any]], schema: Optional[pa.Schema]) -> Records:
+def records_table(records: Sequence[Mapping[Any, Any]], schema: Optional[pa.Schema]) -> Records:
     """``records`` as one Arrow table: every field of every record (not only the first
     record's, as ``pa.Table.from_pylist`` would), each column's type inferred from its
     values and never forced onto them (pyarrow truncates ``6.5`` into an ``int64``
@@ -173,14 +173,15 @@ def append_parts(parts: list[pa.Table], table_name: str, *, load: Optional[Calla
             by_part: dict[int, list[str]] = {}
             stream = _core.stream_schema(table_name, secret_dir=kwargs.get("secret_dir"))
             schema = None if stream is None else pa.schema(stream)
-            for c in exc.conflicts:
-                i = live[int(c["part"])]
-                name = str(c["field"])
+            for met in exc.conflicts:
+                i = live[int(met["part"])]
+                name = str(met["field"])
                 by_part.setdefault(i, []).append(name)
                 if name in parts[i].column_names and schema is not None and name in schema.names:
                     # pyarrow's names of the types, as the rest of the package speaks them
-                    c = conflict(name, parts[i].schema.field(name).type, schema.field(name).type)
-                conflicts.append({**c, "part": 0})
+                    conflicts.append(conflict(name, parts[i].schema.field(name).type, schema.field(name).type))
+                else:
+                    conflicts.append({**met, "part": 0})
             for i, fields in by_part.items():
                 kept, holding = split(parts[i], fields)
                 refused[i] = np.concatenate([refused[i], index[i][holding]])

@@ -251,6 +251,7 @@ pub fn append_parts(
         schema: None,
         adopted: None,
         merged: None,
+        durable: opts.durable,
     };
     let written = write_line_locked(store, table, &tracker, &mut line, &schema, opts.durable);
     if let Err(e) = written {
@@ -369,6 +370,7 @@ pub fn adopt(store: &Store, table: &str) -> Result<Option<ChunkLine>> {
         schema: None,
         adopted: Some(ev.id.clone()),
         merged: None,
+        durable: false,
     };
     let result = (|| -> Result<bool> {
         let _lock = ManifestLock::acquire(&lock_path(store, table))?;

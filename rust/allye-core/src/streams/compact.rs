@@ -194,6 +194,7 @@ pub fn compact(
                 schema: None,
                 adopted: None,
                 merged: None,
+                durable: true,
             })
         })();
         match result {

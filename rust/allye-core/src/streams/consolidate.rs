@@ -8,9 +8,9 @@
 //! Row order and row numbers do not change (a follower's position stays valid), and
 //! chunks that are large already (1 MiB or 65,536 rows) are never rewritten.
 //!
-//! Appenders are never blocked: the merged file is written, fsynced and read back
-//! without any lock; the new log (the old one with the run's lines replaced by one) is
-//! written and fsynced without the lock too, and only the check that nothing but
+//! Appenders are never blocked: the merged file is written (fsynced when a chunk it
+//! replaces was) and read back without any lock; the new log (the old one with the
+//! run's lines replaced by one) is written without the lock too, and only the check that nothing but
 //! appends happened since, the copy of the lines appended meanwhile and the rename are
 //! done under the stream's lock. A process killed at any step leaves the stream
 //! readable and complete: before the rename the old log names the old chunks (the new
@@ -137,8 +137,12 @@ pub fn consolidate(store: &Store, table: &str, max_merges: usize) -> Result<Cons
         let me = WriterIdentity::cached();
         let name = format!("{}-merge-{}.arrow", me.pid, uuid::Uuid::new_v4().simple());
         let path = dir.join(&name);
+        // A consolidation never weakens an append's durability: it fsyncs what it writes
+        // when a chunk it replaces was fsynced (and only then: fsyncs of a busy stream's
+        // every merge would slow its appenders, whose own chunks are not fsynced).
+        let durable = run.iter().any(|l| l.durable);
         let written = (|| -> Result<u64> {
-            let bytes = write_file(&path, &schema, std::slice::from_ref(&merged), 0, Compression::None, true)?;
+            let bytes = write_file(&path, &schema, std::slice::from_ref(&merged), 0, Compression::None, durable)?;
             let map = map_file(&path)?.ok_or_else(|| Error::InvalidArgument(format!("{} vanished", path.display())))?;
             let back = decode_file(&buffer_from_mapping(map)).map_err(|reason| Error::PayloadCorrupt {
                 table: table.into(),
@@ -167,7 +171,7 @@ pub fn consolidate(store: &Store, table: &str, max_merges: usize) -> Result<Cons
         #[cfg(test)]
         hooks::step("written");
         // 3. The new log, swapped in under the lock.
-        match swap(store, table, &run, &line) {
+        match swap(store, table, &run, &line, durable) {
             Ok(true) => {}
             Ok(false) => {
                 let _ = std::fs::remove_file(&path);
@@ -229,6 +233,7 @@ fn merged_line(
             None
         },
         adopted: run[0].adopted.clone(),
+        durable: run.iter().any(|l| l.durable),
         merged: Some(Merged {
             level: run.iter().map(ChunkLine::level).max().unwrap_or(0) + 1,
             chunks: run.iter().map(|l| l.chunk.clone()).collect(),
@@ -261,7 +266,7 @@ fn locate(bytes: &[u8], run: &[ChunkLine]) -> Option<(usize, usize)> {
 
 /// Replaces the run's lines by `merged` in the log. `Ok(false)`: the log no longer holds
 /// the run as it was (another compaction, a removal): nothing was changed.
-fn swap(store: &Store, table: &str, run: &[ChunkLine], merged: &ChunkLine) -> Result<bool> {
+fn swap(store: &Store, table: &str, run: &[ChunkLine], merged: &ChunkLine, durable: bool) -> Result<bool> {
     let log = log_path(store, table);
     let dir = stream_dir(store, table);
     let mut file = match std::fs::File::open(&log) {
@@ -282,7 +287,9 @@ fn swap(store: &Store, table: &str, run: &[ChunkLine], merged: &ChunkLine) -> Re
     let result = (|| -> Result<bool> {
         let mut f = crate::sys::fs::create_private_file(&tmp).ctx(|| format!("cannot create {}", tmp.display()))?;
         f.write_all(&out).ctx(|| format!("cannot write {}", tmp.display()))?;
-        f.sync_data().ctx(|| format!("cannot fsync {}", tmp.display()))?;
+        if durable {
+            f.sync_data().ctx(|| format!("cannot fsync {}", tmp.display()))?;
+        }
         #[cfg(test)]
         hooks::step("log written");
         let _lock = ManifestLock::acquire(&lock_path(store, table))?;
@@ -300,7 +307,9 @@ fn swap(store: &Store, table: &str, run: &[ChunkLine], merged: &ChunkLine) -> Re
             file.seek(SeekFrom::Start(bytes.len() as u64)).ctx(|| format!("cannot seek {}", log.display()))?;
             file.read_to_end(&mut rest).ctx(|| format!("cannot read {}", log.display()))?;
             f.write_all(&rest).ctx(|| format!("cannot write {}", tmp.display()))?;
-            f.sync_data().ctx(|| format!("cannot fsync {}", tmp.display()))?;
+            if durable {
+                f.sync_data().ctx(|| format!("cannot fsync {}", tmp.display()))?;
+            }
         }
         drop(f);
         std::fs::rename(&tmp, &log).ctx(|| format!("cannot rename {} over {}", tmp.display(), log.display()))?;
@@ -308,7 +317,9 @@ fn swap(store: &Store, table: &str, run: &[ChunkLine], merged: &ChunkLine) -> Re
     })();
     match result {
         Ok(true) => {
-            crate::sys::fs::sync_dir(&dir);
+            if durable {
+                crate::sys::fs::sync_dir(&dir);
+            }
             Ok(true)
         }
         other => {
@@ -393,6 +404,18 @@ mod tests {
             assert_eq!(files(&s, "k"), expect, "{stop}");
             assert_eq!(seq(&s, "k"), (0..CONSOLIDATE_FANOUT as i64).collect::<Vec<_>>(), "{stop}");
         }
+    }
+
+    #[test]
+    fn a_merge_of_durable_appends_is_durable_too() {
+        let (_t, s) = store();
+        for i in 0..CONSOLIDATE_FANOUT as i64 {
+            let opts = AppendOptions { durable: i == 5, ..AppendOptions::default() };
+            append(&s, "d", &schema(), &[rows(0, i, 1)], &opts).unwrap();
+        }
+        assert!(chunks(&s, "d").unwrap()[5].durable);
+        assert_eq!(consolidate(&s, "d", 1).unwrap().merges, 1);
+        assert!(chunks(&s, "d").unwrap()[0].durable, "the merged line says its file was fsynced");
     }
 
     #[test]

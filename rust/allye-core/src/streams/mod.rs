@@ -78,6 +78,10 @@ pub struct ChunkLine {
     /// On a chunk written by a consolidation: the chunks it replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<Merged>,
+    /// The chunk was fsynced before its line was (an append with `durable`, or a
+    /// consolidation of such chunks): a consolidation of it fsyncs what it writes too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub durable: bool,
 }
 
 /// What a consolidated chunk replaced (see [`consolidate`]).
