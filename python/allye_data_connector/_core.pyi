@@ -751,3 +751,19 @@ def receive(
 def receivable(schema: Any, data_bytes: Optional[list[Optional[int]]] = None) -> bool: ...
 
 __all__ += ["receive", "receivable"]
+
+# --- the store's trust rule for files Python keeps in a store (trust.rs) ---
+
+SETTINGS_FILE: str
+REMOTE_DIR: str
+
+def ensure_store_dir(name: Optional[str] = None, *, secret_dir: Optional[str] = None) -> str:
+    """Creates the store (and ``<store>/<name>``) private if missing, checks them; returns the path."""
+
+def read_store_file(name: str, *, secret_dir: Optional[str] = None) -> Optional[bytes]:
+    """``<store>/<name>`` read under the trust rule; None when missing."""
+
+def write_store_file(name: str, data: bytes, *, secret_dir: Optional[str] = None, exclusive: bool = False) -> bool:
+    """Writes ``<store>/<name>`` atomically (0600); with ``exclusive``, keeps an existing file (False)."""
+
+__all__ += ["SETTINGS_FILE", "REMOTE_DIR", "ensure_store_dir", "read_store_file", "write_store_file"]

@@ -24,8 +24,9 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
   :class:`StoreUnusableError`: not a writable directory; :class:`StoreIOError`: an I/O
   operation failed; :class:`StorageFullError`: the device is full;
   :class:`StoreFullError`: a put would pass the ``max_store_bytes`` quota;
-  :class:`StoreNotPrivateError` (a :class:`StoreUnusableError`): a pickle is not loaded
-  from a store others can write.
+  :class:`StoreNotPrivateError` (a :class:`StoreUnusableError`): the store, something
+  in it, or a shared-memory segment it uses is not private to you (another user's,
+  writable by others, a symbolic link); nothing was read or written.
 - :class:`CancelledError`: a send or load was cancelled; nothing was left behind.
 - :class:`WaitTimeoutError` (``TimeoutError``): a wait ran out of time.
 - :class:`ArrayError`: a shared array cannot be used as asked;

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pyarrow as pa
 import pytest
@@ -73,6 +74,7 @@ def test_check_transport_accepts_exactly_the_choices():
         ("StorageFullError", (errors.StoreIOError,)),
         ("CancelledError", (errors.AllyeError,)),
         ("WaitTimeoutError", (errors.TableNotFoundError, TimeoutError)),
+        ("StoreNotPrivateError", (errors.StoreUnusableError,)),
     ],
 )
 def test_exception_classes_come_from_core_with_their_bases(name, bases):
@@ -113,3 +115,27 @@ def test_metadata_that_json_cannot_hold_is_refused_before_anything_is_written(st
     with pytest.raises(errors.InvalidArgumentError, match="JSON"):
         _core.send(pa.table({"x": [1]}), secret_dir=str(store), table_name="t", metadata={"m": bad})
     assert not (store / "manifest.jsonl").exists()
+
+
+def test_store_files_are_made_read_and_written_by_the_core_under_the_trust_rule(store):
+    """What Python keeps in a store goes through the core: made private, written
+    atomically (exclusive when asked), read never through a link or outside the store."""
+    import stat
+
+    assert _core.read_store_file("remote/token", secret_dir=str(store)) is None  # no store yet: nothing made
+    assert not store.exists()
+    path = _core.ensure_store_dir(_core.REMOTE_DIR, secret_dir=str(store))
+    assert path == str(store / "remote") and stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    assert _core.write_store_file("remote/token", b"one", secret_dir=str(store), exclusive=True) is True
+    assert _core.write_store_file("remote/token", b"two", secret_dir=str(store), exclusive=True) is False
+    assert _core.read_store_file("remote/token", secret_dir=str(store)) == b"one"
+    assert _core.write_store_file("remote/token", b"three", secret_dir=str(store)) is True
+    assert _core.read_store_file("remote/token", secret_dir=str(store)) == b"three"
+    assert stat.S_IMODE((store / "remote" / "token").stat().st_mode) == 0o600
+    assert sorted(p.name for p in (store / "remote").iterdir()) == ["token"]
+    for bad in ("../x", "/etc/passwd", "remote/../../x"):
+        with pytest.raises(errors.InvalidArgumentError):
+            _core.read_store_file(bad, secret_dir=str(store))
+    (store / "link").symlink_to(store / "remote" / "token")
+    with pytest.raises(errors.StoreNotPrivateError, match="symbolic link"):
+        _core.read_store_file("link", secret_dir=str(store))

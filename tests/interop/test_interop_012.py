@@ -203,3 +203,28 @@ def test_sends_freeing_superseded_versions_wait_for_012_readers(store, peer_pyth
     assert sent > 100
     held = len(list((store / "payloads").glob("*.arrow")))
     assert held < sent / 2, f"{held} of {sent} versions still held: sends freed the superseded ones"
+
+
+def test_012_stores_under_the_usual_umask_work_and_group_writable_ones_are_refused(store, peer_python):
+    """0.1.2 makes its store with the process's umask. Under the usual 022 (0755 directories,
+    0644 files: readable by others, writable by nobody else) we read and write it as
+    before; under 002 (group-writable) the trust rule refuses it until it is made private."""
+    import stat
+
+    from allye_data_connector.errors import StoreNotPrivateError
+
+    run_python("import os; os.umask(0o022)\n" + PEER_SEND.format(store=str(store), transport="file", hold=False),
+               python=peer_python)
+    assert stat.S_IMODE(store.stat().st_mode) == 0o755
+    assert stat.S_IMODE((store / "manifest.jsonl").stat().st_mode) == 0o644
+    check_theirs(store)
+    adc.send_dataframe(frame(), "ours", secret_dir=store, transport="file")
+    assert stat.S_IMODE((store / "payloads").stat().st_mode) == 0o755  # 0.1.2's, left as it is
+    other = store.parent / "group_store"
+    run_python("import os; os.umask(0o002)\n" + PEER_SEND.format(store=str(other), transport="file", hold=False),
+               python=peer_python)
+    assert stat.S_IMODE(other.stat().st_mode) == 0o775
+    with pytest.raises(StoreNotPrivateError, match=f"chmod -R go-w {other}"):
+        adc.get_dataframe("theirs", secret_dir=other)
+    subprocess.run(["chmod", "-R", "go-w", str(other)], check=True)  # as the message says
+    check_theirs(other)

@@ -225,7 +225,9 @@ def test_full_shm_and_full_disk(store, tmp_path):
     script = tmp_path / "child.py"
     script.write_text(NAMESPACE_CHILD)
     shell = (
-        f"mount -t tmpfs -o size=4m tmpfs /dev/shm && mount -t tmpfs -o size=6m tmpfs {small} && "
+        # The store on its own tmpfs is mounted private (0700): a tmpfs's default 1777 is a
+        # directory everyone can write, which the store's trust rule refuses.
+        f"mount -t tmpfs -o size=4m tmpfs /dev/shm && mount -t tmpfs -o size=6m,mode=0700 tmpfs {small} && "
         f"exec {sys.executable} {script} {store} {small}"
     )
     proc = subprocess.run(["unshare", "--mount", "sh", "-c", shell], capture_output=True, text=True, timeout=300)

@@ -151,6 +151,7 @@ def test_token_file_mode_wrong_and_missing_token_refused(start_server, client_st
     s = start_server()
     _send(s.store, _series(10))
     assert stat.S_IMODE((s.store / "remote" / "token").stat().st_mode) == 0o600
+    assert stat.S_IMODE((s.store / "remote").stat().st_mode) == 0o700  # private, as everything in a store
     for token in ("wrong", None):
         with adc.connect([s.location], secret_dir=client_store, token=token) as r:
             with pytest.raises(RemoteUnavailableError, match="refused"):
@@ -354,3 +355,17 @@ def test_remote_pull_cut_mid_stream_falls_over_to_the_next_replica(start_server,
     assert lines[-1]["metadata"]["adc"]["origin"] == b.location, "a's stream was cut, b served"
     payloads = sorted(p.name for p in (client_store / "payloads").iterdir())
     assert payloads == [os.path.basename(lines[-1]["payload"]["locator"])], "the cut stream left no file"
+
+
+def test_the_token_is_not_trusted_from_a_store_others_can_write(tmp_path):
+    """A token another user could have planted would let them in: the store and its
+    remote/ are checked before the token there is read (and remote/ is made 0700)."""
+    from allye_data_connector.remote import server as serving
+    from allye_data_connector.errors import StoreNotPrivateError
+
+    store = tmp_path / "store"
+    token = serving.ensure_token(str(store))
+    assert serving.ensure_token(str(store)) == token
+    (store / "remote").chmod(0o777)
+    with pytest.raises(StoreNotPrivateError, match="chmod 700"):
+        serving.ensure_token(str(store))

@@ -11,6 +11,7 @@ import pytest
 
 import allye_data_connector as adc
 from allye_data_connector import settings
+from allye_data_connector.settings import config as settings_config
 from allye_data_connector.errors import InvalidArgumentError
 
 
@@ -96,3 +97,36 @@ def test_defaults_are_the_cores():
 def test_compression_spellings_are_the_cores(tmp_path, monkeypatch, spelling, canonical):
     monkeypatch.setenv("ALLYE_ARROW_COMPRESSION", spelling)
     assert settings.load(tmp_path).settings.compression == canonical
+
+
+def test_the_settings_file_is_private_and_read_only_under_the_trust_rule(tmp_path):
+    """settings.yaml is written 0600 (its store 0700) whatever the umask, and never read
+    from a store another user could write, nor through a symbolic link: a planted file
+    (allow_pickle: true, say) would change what the store does."""
+    import os
+
+    from allye_data_connector.errors import StoreNotPrivateError
+
+    store = tmp_path / "store"
+    old = os.umask(0)
+    try:
+        settings.save(settings.Settings(chunk_rows=10), store)
+    finally:
+        os.umask(old)
+    assert (store.stat().st_mode & 0o777, (store / "settings.yaml").stat().st_mode & 0o777) == (0o700, 0o600)
+    assert [p.name for p in store.iterdir()] == ["settings.yaml"], "written atomically, no temporary left"
+    assert settings.load(store).settings.chunk_rows == 10
+    store.chmod(0o770)
+    settings_config._cache.clear()
+    with pytest.raises(StoreNotPrivateError, match="chmod 700"):
+        settings.load(store)
+    with pytest.raises(StoreNotPrivateError):
+        settings.save(settings.Settings(chunk_rows=20), store)
+    store.chmod(0o700)
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text("chunk_rows: 99\n")
+    (store / "settings.yaml").unlink()
+    (store / "settings.yaml").symlink_to(elsewhere)
+    settings_config._cache.clear()
+    with pytest.raises(StoreNotPrivateError, match="symbolic link"):
+        settings.load(store)

@@ -95,6 +95,20 @@ def test_base_url_from_the_api_file(store, home):
     assert c.requests[0][2]["table_name"] == "t"
 
 
+def test_an_api_file_others_could_write_is_not_used(store, home, caplog):
+    """The API file names where table names are sent: one in a directory another user
+    can write is ignored (logged), as the store's trust rule says."""
+    secrets_dir = home / ".allye_secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "allye_canvas_api.json").write_text(json.dumps({"base_url": "http://127.0.0.1:9"}))
+    secrets_dir.chmod(0o777)
+    with caplog.at_level(logging.WARNING, logger="allye_data_connector"):
+        assert canvas.resolve_api_url() is None
+    assert "writable by" in caplog.text and "not notifying" in caplog.text
+    secrets_dir.chmod(0o755)
+    assert canvas.resolve_api_url() == "http://127.0.0.1:9"
+
+
 def test_no_canvas_is_silent_and_never_fails_the_send(store, home, monkeypatch, caplog):
     with caplog.at_level(logging.DEBUG, logger="allye_data_connector"):
         assert adc.send_dataframe(DF, "a", secret_dir=store) == "a"

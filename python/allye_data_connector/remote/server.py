@@ -47,7 +47,7 @@ SHUTDOWN_GRACE_SEC = 5.0
 #: The port ``adc serve`` listens on when none is given.
 DEFAULT_PORT: int = _core.DEFAULT_REMOTE_PORT
 #: Where the bearer token lives inside the store.
-TOKEN_FILE = os.path.join("remote", "token")
+TOKEN_FILE = os.path.join(_core.REMOTE_DIR, "token")
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -60,11 +60,13 @@ def token_path(secret_dir: Optional[PathLike] = None) -> Path:
 def ensure_token(secret_dir: Optional[PathLike] = None) -> str:
     """The store's bearer token, created (random, mode 0600) on first use."""
     path = token_path(secret_dir)
+    # The store and its remote/ are made private (or checked) by the core's trust rule
+    # before the token in them is trusted.
+    _core.ensure_store_dir(_core.REMOTE_DIR, secret_dir=store_arg(secret_dir))
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

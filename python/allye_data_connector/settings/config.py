@@ -18,11 +18,11 @@ from typing import Any, Optional, get_type_hints
 from .. import _core
 from .._args import PathLike
 from ..errors import InvalidArgumentError
-from .yaml_config import YamlConfig, read_mapping
+from .yaml_config import YamlConfig, parse_mapping
 
 logger = logging.getLogger(__name__)
 
-SETTINGS_FILE = "settings.yaml"
+SETTINGS_FILE: str = _core.SETTINGS_FILE
 
 
 @functools.lru_cache(maxsize=None)
@@ -136,13 +136,20 @@ def _file_values(path: str) -> dict[str, Any]:
     hit = _cache.get(path)
     if hit and hit[0] == mtime:
         return hit[1]
-    data = read_mapping(Path(path))
+    data = _read_yaml(path)
     known = set(_FIELDS)
     for key in data:
         if key not in known:
             logger.warning("%s: unknown setting %r ignored (known: %s)", path, key, ", ".join(sorted(known)))
     _cache[path] = (mtime, data)
     return data
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    """The mapping in ``<store>/settings.yaml``, read by the core under the store's trust
+    rule (``StoreNotPrivateError`` when another user could have written it)."""
+    raw = _core.read_store_file(SETTINGS_FILE, secret_dir=os.path.dirname(path))
+    return {} if raw is None else parse_mapping(raw.decode("utf-8"), path)
 
 
 def settings_file(store: PathLike) -> Path:
@@ -220,8 +227,9 @@ def load(store: Optional[PathLike] = None, **arguments: Any) -> Resolved:
 
 
 def save(settings: Settings, store: PathLike) -> Path:
-    """Writes ``settings`` to ``<store>/settings.yaml`` (created private)."""
+    """Writes ``settings`` to ``<store>/settings.yaml`` (created private, atomically,
+    by the core under the store's trust rule)."""
     path = settings_file(store)
-    settings.to_yaml(path)
+    _core.write_store_file(SETTINGS_FILE, settings.to_yaml_text().encode("utf-8"), secret_dir=os.fspath(store))
     _cache.pop(_file_key(store), None)
     return path

@@ -57,8 +57,14 @@ def _check_suffix(path: Path) -> None:
 def read_mapping(path: PathLike) -> dict[str, Any]:
     """The YAML mapping in ``path`` (UTF-8); ``{}`` for an empty document."""
     path = Path(path)
+    return parse_mapping(path.read_text(encoding="utf-8"), path)
+
+
+def parse_mapping(text: str, path: PathLike) -> dict[str, Any]:
+    """The YAML mapping in ``text`` (read from ``path``, named in errors); ``{}`` for an
+    empty document."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidArgumentError(f"{path} is not valid YAML ({exc}); fix or delete it") from exc
     if data is None:
@@ -187,14 +193,18 @@ class YamlConfig:
     """A dataclass that saves itself to and loads itself from a ``.yaml``/``.yml`` file
     (see the module documentation for the types that round-trip and the guarantees)."""
 
+    def to_yaml_text(self) -> str:
+        """The fields as the YAML text :meth:`to_yaml` writes."""
+        try:
+            return yaml.safe_dump(_plain(self), sort_keys=False, allow_unicode=True)
+        except yaml.YAMLError as exc:
+            raise InvalidArgumentError(f"{type(self).__name__} cannot be written to YAML: {exc}") from exc
+
     def to_yaml(self, file_path: PathLike) -> None:
         """Writes the fields to ``file_path`` atomically, as UTF-8 (parents created, 0700)."""
         path = Path(file_path)
         _check_suffix(path)
-        try:
-            text = yaml.safe_dump(_plain(self), sort_keys=False, allow_unicode=True)
-        except yaml.YAMLError as exc:
-            raise InvalidArgumentError(f"{type(self).__name__} cannot be written to YAML: {exc}") from exc
+        text = self.to_yaml_text()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.request import Request, urlopen
 
+from .. import _core
+from ..errors import AllyeError
+
 logger = logging.getLogger(__name__)
 
 API_INFO_PATH = Path("~/.allye_secrets/allye_canvas_api.json")
@@ -24,9 +27,16 @@ def resolve_api_url() -> Optional[str]:
     env = (os.environ.get("ALLYE_CANVAS_API_URL") or "").strip()
     if env:
         return env
+    path = API_INFO_PATH.expanduser()
     try:
-        data = json.loads(API_INFO_PATH.expanduser().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        # Read under the store's trust rule: a file another user could have written
+        # would send table names to their URL.
+        raw = _core.read_store_file(path.name, secret_dir=str(path.parent))
+        data = json.loads(raw.decode("utf-8")) if raw is not None else None
+    except AllyeError as exc:
+        logger.warning("not notifying the canvas: %s", exc)
+        return None
+    except ValueError:
         return None
     base_url = str(data.get("base_url") or "").strip() if isinstance(data, dict) else ""
     return base_url or None

@@ -149,14 +149,22 @@ pub enum Error {
         quota: u64,
     },
 
-    /// The store is not private to this user, so a pickle in it could have been planted by
-    /// someone else (ssh's rule for `~/.ssh`): nothing was loaded.
-    #[error("refusing to load a pickled object: {path} {reason}; loading a pickle runs code, so the store must be private to you (fix with: chmod go-w {path}, or move the store to a directory you own)")]
+    /// The store, a directory or file in it, or a shared-memory segment it uses is not
+    /// private to this user (owned by someone else, writable by others, or a symbolic
+    /// link): another user could read, plant or delete data through it, or have a pickle
+    /// loaded, so nothing was read or written (see `crate::sys::trust`).
+    #[error("{} {reason}; a store and everything in it must belong to you and be writable by nobody else, so nothing was read or written ({fix})", path.display())]
     StoreNotPrivate {
-        /// The directory or file that is not private.
+        /// The directory, file or segment that is not private.
         path: std::path::PathBuf,
+        /// Its owner's uid, when known.
+        owner: Option<u32>,
+        /// Its permission bits, when known (`None` for a symbolic link).
+        mode: Option<u32>,
         /// What is wrong with it.
         reason: String,
+        /// What to do about it (the command to run).
+        fix: String,
     },
 
     /// A stream being received broke off (the sender or the connection went away):

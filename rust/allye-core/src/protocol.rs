@@ -57,6 +57,14 @@ pub const MANIFEST_FILE: &str = "manifest.jsonl";
 pub const LOCK_FILE: &str = "manifest.lock";
 /// Payload directory name inside the store.
 pub const PAYLOAD_DIR: &str = "payloads";
+/// The store's secret key (inside the store, 0600): 32 random bytes as 64 hex digits,
+/// made on first use. It feeds the names of shared arrays' segments and the store's tag,
+/// so that no other user can predict (pre-create) them. 0.1.2 ignores the file.
+pub const STORE_KEY_FILE: &str = ".adc_key";
+/// Remote state inside the store (the Flight server's token).
+pub const REMOTE_DIR: &str = "remote";
+/// The settings file inside the store.
+pub const SETTINGS_FILE: &str = "settings.yaml";
 
 /// The protocol's timestamp format (Python's `time.strftime("%Y-%m-%dT%H:%M:%S%z")`).
 pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%z";

@@ -3,15 +3,33 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
-use crate::protocol::{LOCK_FILE, MANIFEST_FILE, PAYLOAD_DIR, READS_DIR, STORE_ENV};
-use crate::sys::fs::create_private_dir;
+use crate::error::{Error, Result};
+use crate::protocol::{LOCK_FILE, MANIFEST_FILE, PAYLOAD_DIR, READS_DIR, STORE_ENV, STORE_KEY_FILE};
+use crate::sys::trust::{Open, TrustedDir};
 
 /// A store directory: where the manifest, its lock and the payload files live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Everything inside it is reached through [`TrustedDir`] handles (see `crate::sys::trust`):
+/// the store directory is opened and checked against the trust rule, and what lies below
+/// it is opened from that handle without following symbolic links.
+#[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// For a store inside another (a namespace of named objects): the outer store's
+    /// directory, the only part of `root` opened by path; the rest is walked beneath it.
+    anchor: Option<PathBuf>,
+    /// The outer directory's handle (the store's own, or its anchor's), held by a store
+    /// pinned for one operation ([`Store::pin`]).
+    pinned: Option<std::sync::Arc<TrustedDir>>,
 }
+
+/// Stores are the same store when they name the same directory (pinned or not).
+impl PartialEq for Store {
+    fn eq(&self, other: &Self) -> bool {
+        self.root == other.root && self.anchor == other.anchor
+    }
+}
+impl Eq for Store {}
 
 impl Store {
     /// Resolves the store directory: `explicit`, else `$ALLYE_SECRET_DIR`, else `~/.allye_secrets`.
@@ -29,12 +47,47 @@ impl Store {
                     .join(".allye_secrets"),
             },
         };
-        Ok(Store { root })
+        Ok(Store { root, anchor: None, pinned: None })
     }
 
     /// A store at exactly this path.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Store { root: root.into() }
+        Store { root: root.into(), anchor: None, pinned: None }
+    }
+
+    /// A store inside this one at `rel` (its directory is reached from this store's
+    /// handle, never through a symbolic link).
+    pub fn inner(&self, rel: impl AsRef<Path>) -> Self {
+        Store {
+            root: self.root.join(rel),
+            anchor: Some(self.anchor.clone().unwrap_or_else(|| self.root.clone())),
+            pinned: self.pinned.clone(),
+        }
+    }
+
+    /// This store, its directory checked once, now, and its handle held for the rest of
+    /// one operation (a send, a get: its half-dozen opens then skip the per-open check of
+    /// the store path). `create` makes the store if missing; without it, a store that does
+    /// not exist is returned unpinned (its opens then say it is missing). Only for values
+    /// that live no longer than the call: a later call must see a store deleted and made
+    /// again at the same path.
+    pub fn pin(&self, create: bool) -> Result<Store> {
+        let anchor = self.anchor.as_deref().unwrap_or(&self.root);
+        let outer = if create { Some(TrustedDir::create_root(anchor)?) } else { TrustedDir::open_root(anchor)? };
+        Ok(Store { pinned: outer.map(std::sync::Arc::new), ..self.clone() })
+    }
+
+    /// The outer directory: the pinned handle, else opened (and checked) now.
+    fn outer(&self, create: bool) -> Result<Option<TrustedDir>> {
+        if let Some(p) = &self.pinned {
+            return p.try_clone().map(Some);
+        }
+        let anchor = self.anchor.as_deref().unwrap_or(&self.root);
+        if create {
+            TrustedDir::create_root(anchor).map(Some)
+        } else {
+            TrustedDir::open_root(anchor)
+        }
     }
 
     /// The store directory.
@@ -58,27 +111,191 @@ impl Store {
         self.root.join(READS_DIR)
     }
 
-    /// Creates the store (0700) and its payload directory if missing, and checks that the
-    /// path is a writable directory. Used by writers; readers never create anything.
-    pub fn ensure(&self) -> Result<()> {
-        for dir in [self.root.clone(), self.payload_dir()] {
-            match fs::metadata(&dir) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(Error::StoreUnusable {
-                        path: dir,
-                        reason: "it exists but is not a directory; pass another secret_dir=".into(),
-                    })
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    create_private_dir(&dir)
-                        .ctx(|| format!("cannot create store directory {}", dir.display()))
-                        .map_err(|e| Error::StoreUnusable { path: dir.clone(), reason: e.to_string() })?;
-                }
-                Err(e) => return Err(Error::StoreUnusable { path: dir, reason: e.to_string() }),
+    /// Opens the store directory and checks it (`StoreNotPrivate`); `Ok(None)` when it
+    /// does not exist. Readers use this: they never create anything.
+    pub fn open_dir(&self) -> Result<Option<TrustedDir>> {
+        let Some(outer) = self.outer(false)? else { return Ok(None) };
+        match &self.anchor {
+            None => Ok(Some(outer)),
+            Some(anchor) => outer.walk(self.root.strip_prefix(anchor).unwrap_or(Path::new("")), false),
+        }
+    }
+
+    /// Creates the store (0700) if missing and opens it, checked.
+    pub fn create_dir(&self) -> Result<TrustedDir> {
+        let outer = self.outer(true)?.expect("created");
+        match &self.anchor {
+            None => Ok(outer),
+            Some(anchor) => {
+                let rel = self.root.strip_prefix(anchor).unwrap_or(Path::new(""));
+                Ok(outer.walk(rel, true)?.expect("walk with create finds every directory"))
             }
         }
-        Ok(())
+    }
+
+    /// Creates the store (0700) and its payload directory if missing, and checks both
+    /// against the trust rule. Used by writers; readers never create anything. Returns the
+    /// store directory's handle.
+    pub fn ensure(&self) -> Result<TrustedDir> {
+        let root = self.create_dir()?;
+        root.create_dir(PAYLOAD_DIR)?;
+        Ok(root)
+    }
+
+    /// [`Store::ensure`], returning the handle of `payloads/` (where file payloads are written).
+    pub fn ensure_payloads(&self) -> Result<TrustedDir> {
+        self.create_dir()?.create_dir(PAYLOAD_DIR)
+    }
+
+    /// The path of `path` relative to the store directory (`path` as built from
+    /// [`Store::root`], or already relative).
+    fn relative<'a>(&self, path: &'a Path) -> Result<&'a Path> {
+        if path.is_relative() {
+            return Ok(path);
+        }
+        path.strip_prefix(&self.root).map_err(|_| {
+            Error::InvalidArgument(format!("{} is not inside the store {}", path.display(), self.root.display()))
+        })
+    }
+
+    /// The directory at `path` inside the store (a path under [`Store::root`], or relative
+    /// to it), opened component by component without following symbolic links, each
+    /// checked; `create` makes the missing ones (0700). `Ok(None)` when it (or the store)
+    /// does not exist and `create` is false.
+    pub fn dir_at(&self, path: &Path, create: bool) -> Result<Option<TrustedDir>> {
+        let rel = self.relative(path)?;
+        let root = if create { Some(self.create_dir()?) } else { self.open_dir()? };
+        match root {
+            None => Ok(None),
+            Some(root) if rel.as_os_str().is_empty() => Ok(Some(root)),
+            Some(root) => root.walk(rel, create),
+        }
+    }
+
+    /// The directory holding `path` (inside the store) and `path`'s file name.
+    pub fn parent_of(&self, path: &Path, create: bool) -> Result<Option<(TrustedDir, std::ffi::OsString)>> {
+        let rel = self.relative(path)?;
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            return Err(Error::InvalidArgument(format!("{} names no file inside the store", path.display())));
+        };
+        Ok(self.dir_at(parent, create)?.map(|d| (d, name.to_os_string())))
+    }
+
+    /// Opens the file at `path` inside the store (see [`Store::dir_at`]) as `how` says;
+    /// `Ok(None)` when it, its directory or the store does not exist (and `how` creates nothing).
+    pub fn open_file(&self, path: &Path, how: Open) -> Result<Option<fs::File>> {
+        let creates = !matches!(how, Open::Read | Open::ReadWrite);
+        match self.parent_of(path, creates)? {
+            Some((dir, name)) => dir.open(&name, how),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Store::open_file`] with the metadata its check read (no second `stat`).
+    pub fn open_file_meta(&self, path: &Path, how: Open) -> Result<Option<(fs::File, fs::Metadata)>> {
+        let creates = !matches!(how, Open::Read | Open::ReadWrite);
+        match self.parent_of(path, creates)? {
+            Some((dir, name)) => dir.open_meta(&name, how),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes the file at `path` inside the store (the entry itself, never what a
+    /// symbolic link names); `Ok(false)` when it did not exist.
+    pub fn remove_file(&self, path: &Path) -> Result<bool> {
+        match self.parent_of(path, false)? {
+            Some((dir, name)) => dir.remove_file(&name),
+            None => Ok(false),
+        }
+    }
+
+    /// What the entry at `path` inside the store is, without following a symbolic link.
+    pub fn stat(&self, path: &Path) -> Result<Option<crate::sys::trust::EntryStat>> {
+        match self.parent_of(path, false)? {
+            Some((dir, name)) => dir.stat(&name),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the whole file at `path` inside the store; `Ok(None)` when it does not exist.
+    pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        match self.parent_of(path, false)? {
+            Some((dir, name)) => dir.read(&name),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `data` to the file at `rel` inside the store (its directories made 0700 if
+    /// missing), atomically: into a temporary file (0600) renamed over it. With
+    /// `exclusive`, an existing file is kept and `Ok(false)` returned (first writer wins).
+    pub fn write_file(&self, rel: &Path, data: &[u8], exclusive: bool) -> Result<bool> {
+        use std::io::Write;
+        let (dir, name) = self.parent_of(rel, true)?.expect("the directories were created");
+        let tmp = format!(".{}.tmp-{}-{}", name.to_string_lossy(), std::process::id(), uuid::Uuid::new_v4().simple());
+        let written = (|| -> Result<bool> {
+            let mut f = dir.open(&tmp, Open::CreateNew)?.expect("an exclusive create makes the file");
+            f.write_all(data)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Error::io(format!("cannot write {}", dir.path().join(&tmp).display()), e))?;
+            if exclusive {
+                dir.link_new(&tmp, &name)
+            } else {
+                dir.rename(&tmp, &dir, &name).map(|()| true)
+            }
+        })();
+        let _ = dir.remove_file(&tmp);
+        if written.is_ok() {
+            dir.sync();
+        }
+        written
+    }
+
+    /// The store's secret key ([`STORE_KEY_FILE`]): 32 random bytes no other user can
+    /// read, which make the names this store gives shared memory unpredictable to them.
+    /// `create` makes the store and the key if missing (the first of several processes
+    /// racing to make it wins: the others read its key); without it, `Ok(None)` when there
+    /// is none.
+    pub fn key(&self, create: bool) -> Result<Option<[u8; 32]>> {
+        let dir = if create {
+            self.create_dir()?
+        } else {
+            match self.open_dir()? {
+                Some(d) => d,
+                None => return Ok(None),
+            }
+        };
+        if let Some(bytes) = dir.read(STORE_KEY_FILE)? {
+            return parse_key(&bytes).map(Some).ok_or_else(|| Error::StoreUnusable {
+                path: dir.path().join(STORE_KEY_FILE),
+                reason: "the store key is not 64 hex digits; delete it (shared arrays made with it must then be created again)"
+                    .into(),
+            });
+        }
+        if !create {
+            return Ok(None);
+        }
+        // Written under a temporary name, then linked into place: a key is complete when
+        // it appears, and a key another process linked first is never replaced.
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let tmp = format!("{STORE_KEY_FILE}.tmp-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let made = (|| -> Result<()> {
+            use std::io::Write;
+            let mut f = dir.open(&tmp, Open::CreateNew)?.expect("an exclusive create makes the file");
+            f.write_all(hex.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Error::io(format!("cannot write {}", dir.path().join(&tmp).display()), e))?;
+            dir.link_new(&tmp, STORE_KEY_FILE).map(drop)
+        })();
+        let _ = dir.remove_file(&tmp);
+        made?;
+        let bytes = dir.read(STORE_KEY_FILE)?.unwrap_or_default();
+        parse_key(&bytes).map(Some).ok_or_else(|| Error::StoreUnusable {
+            path: dir.path().join(STORE_KEY_FILE),
+            reason: "the store key is not 64 hex digits; delete it".into(),
+        })
     }
 
     /// True when `path` names a file directly inside this store's `payloads/` directory.
@@ -92,6 +309,18 @@ impl Store {
         let canon = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         canon(parent) == canon(&self.payload_dir())
     }
+}
+
+fn parse_key(bytes: &[u8]) -> Option<[u8; 32]> {
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    if text.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
 }
 
 fn home_dir() -> Option<PathBuf> {

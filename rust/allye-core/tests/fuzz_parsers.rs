@@ -33,10 +33,29 @@ fn payloads() -> &'static (Vec<u8>, Vec<u8>, Vec<u8>) {
     P.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let (schema, batch) = sample();
+        let trusted = allye_core::sys::trust::TrustedDir::open_root(dir.path()).unwrap().unwrap();
         let plain = dir.path().join("plain.arrow");
-        payload::write_file(&plain, &schema, std::slice::from_ref(&batch), 100, Compression::None, false).unwrap();
+        payload::write_file(
+            &trusted,
+            "plain.arrow",
+            &schema,
+            std::slice::from_ref(&batch),
+            100,
+            Compression::None,
+            false,
+        )
+        .unwrap();
         let zstd = dir.path().join("zstd.arrow");
-        payload::write_file(&zstd, &schema, std::slice::from_ref(&batch), 100, Compression::Zstd, false).unwrap();
+        payload::write_file(
+            &trusted,
+            "zstd.arrow",
+            &schema,
+            std::slice::from_ref(&batch),
+            100,
+            Compression::Zstd,
+            false,
+        )
+        .unwrap();
         let mut stream = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &schema).unwrap();
         stream.write(&batch).unwrap();
         stream.finish().unwrap();

@@ -101,7 +101,9 @@ classes! {
     store_full: "StoreFullError" (store) =
         "A put would pass the store's ``max_store_bytes`` quota; nothing was written.";
     store_not_private: "StoreNotPrivateError" (store_unusable) =
-        "The store is writable by others or symlinked, so a pickled object in it is not loaded.";
+        "The store, a directory or file in it, or a shared-memory segment it uses is not private to \
+         you (another user's, writable by others, or a symbolic link): nothing was read or written. \
+         The message names the path, its owner and mode, and the command that fixes it.";
     source: "SourceError" (allye) =
         "A data source failed while loading (its file, query or connection, or its own ``read()``); \
          the table's previous version is intact.";

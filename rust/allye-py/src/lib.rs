@@ -17,6 +17,7 @@ mod records;
 mod sources;
 mod streams;
 mod tables;
+mod trust;
 mod vocabulary;
 mod watch;
 
@@ -35,5 +36,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     objects::register(m)?;
     sources::register(m)?;
     receive::register(m)?;
+    trust::register(m)?;
     Ok(())
 }

@@ -7,10 +7,16 @@
 //!
 //! # Naming
 //! An array is named inside a store (`secret_dir`). Its segment is `adca_` + the first
-//! 24 hex digits of `sha256(canonical store path, NUL, name)`, so two stores never
-//! collide and a native program finds the segment from the same two strings
-//! ([`segment_name`]). `<store>/arrays/<name>` marks that the array exists (for listing
-//! and gc); it holds the segment name.
+//! 24 hex digits of `sha256(store key, canonical store path, NUL, name)` ([`segment_name`]),
+//! where the store key is 32 random bytes kept inside the private store
+//! ([`Store::key`]): two stores never collide, every process of the store's user derives
+//! the same name (so two racing creates meet on one `O_EXCL` name), and no other user can
+//! predict it, so pre-creating the name is neither a denial of service nor a way to make
+//! the user adopt a segment another user can read. `<store>/arrays/<name>` marks that the
+//! array exists (for listing and gc) and holds the segment name; an open takes the segment
+//! from it, so arrays made before the key existed (named from the store path and the name
+//! alone) keep their segment until destroyed. A segment that is not this user's and
+//! private is refused (`StoreNotPrivate`), whatever its name.
 //!
 //! # Layout (native byte order, little-endian on every supported target)
 //! ```text
@@ -53,15 +59,13 @@
 
 mod lock;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use memmap2::{MmapMut, MmapOptions};
-use rustix::fs::Mode;
-use rustix::shm;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -71,6 +75,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::gc::{GcAction, GcTransport};
 use crate::store::Store;
 use crate::sys::process::WriterIdentity;
+use crate::sys::shm;
+use crate::sys::trust::{EntryKind, Open, TrustedDir};
 
 /// Directory (inside the store) of the array markers.
 pub const ARRAYS_DIR: &str = "arrays";
@@ -169,9 +175,11 @@ pub fn data_len(shape: &[usize], itemsize: usize) -> Result<usize> {
         .ok_or_else(|| Error::InvalidArgument(format!("shared array shape {shape:?} is too large to address")))
 }
 
-/// The segment name of array `name` in the store at `canonical_root` (see the module docs).
-pub fn segment_name(canonical_root: &Path, name: &str) -> String {
+/// The segment name of array `name` in the store at `canonical_root` whose key is `key`
+/// (see the module docs).
+pub fn segment_name(key: &[u8; 32], canonical_root: &Path, name: &str) -> String {
     let mut h = Sha256::new();
+    h.update(key);
     h.update(canonical_root.as_os_str().as_encoded_bytes());
     h.update([0u8]);
     h.update(name.as_bytes());
@@ -180,16 +188,44 @@ pub fn segment_name(canonical_root: &Path, name: &str) -> String {
     format!("{ARRAY_SEGMENT_PREFIX}{hex}")
 }
 
-fn canonical_root(store: &Store) -> Option<PathBuf> {
-    fs::canonicalize(store.root()).ok()
+/// True when `segment` has the shape of an array segment name (`adca_` + 24 lowercase hex).
+fn is_segment_name(segment: &str) -> bool {
+    segment
+        .strip_prefix(ARRAY_SEGMENT_PREFIX)
+        .is_some_and(|hex| hex.len() == 24 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
-fn marker_path(store: &Store, name: &str) -> PathBuf {
-    store.root().join(ARRAYS_DIR).join(name)
+/// The name a create of `name` uses now: from the store's key (`create`: made if missing)
+/// and canonical path; `None` when the store or (without `create`) its key does not exist.
+fn derived_segment(store: &Store, name: &str, create: bool) -> Result<Option<String>> {
+    let Some(key) = store.key(create)? else { return Ok(None) };
+    let Ok(root) = fs::canonicalize(store.root()) else { return Ok(None) };
+    Ok(Some(segment_name(&key, &root, name)))
 }
 
-fn os_name(segment: &str) -> String {
-    format!("/{segment}")
+/// The segment of array `name`: the one its marker names (an array keeps the segment it
+/// was created with), else the one a create would use now.
+fn segment_of(store: &Store, markers: Option<&TrustedDir>, name: &str) -> Result<Option<String>> {
+    if let Some(seg) = read_marker(markers, name) {
+        return Ok(Some(seg));
+    }
+    derived_segment(store, name, false)
+}
+
+/// `<store>/arrays/`, opened and checked; `None` when it (or the store) does not exist.
+fn markers_dir(store: &Store) -> Result<Option<TrustedDir>> {
+    store.dir_at(Path::new(ARRAYS_DIR), false)
+}
+
+/// The segment the marker of `name` holds, when it holds a valid one.
+fn read_marker(markers: Option<&TrustedDir>, name: &str) -> Option<String> {
+    let bytes = markers?.read(name).ok()??;
+    let seg = String::from_utf8(bytes).ok()?.trim().to_string();
+    is_segment_name(&seg).then_some(seg)
+}
+
+fn is_already_exists(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists)
 }
 
 /// How a new array's data starts.
@@ -416,13 +452,10 @@ impl Mapped {
 }
 
 fn map_segment(name: &str, segment: &str) -> Result<Option<Mapped>> {
-    let fd = match shm::open(os_name(segment).as_str(), shm::OFlags::RDWR, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(Error::io(format!("cannot open the segment of shared array {name:?}"), e.into())),
-    };
-    let file = File::from(fd);
-    let size = file.metadata().ctx(|| format!("cannot stat the segment of shared array {name:?}"))?.len() as usize;
+    // This user's and private (0600), reached without a symbolic link: a segment another
+    // user made under this name is refused, never mapped.
+    let Some((file, size)) = shm::open_checked(segment, true)? else { return Ok(None) };
+    let size = size as usize;
     if size < HEADER_LEN {
         return Err(Error::ArrayLayout {
             name: name.into(),
@@ -509,41 +542,31 @@ impl SharedArray {
             }
             _ => {}
         }
-        store.ensure()?;
-        let root = fs::canonicalize(store.root()).ctx(|| format!("cannot resolve store {}", store.root().display()))?;
-        let segment = segment_name(&root, name);
-        let dir = store.root().join(ARRAYS_DIR);
-        fs::create_dir_all(&dir).ctx(|| format!("cannot create {}", dir.display()))?;
+        let markers = store.ensure()?.create_dir(ARRAYS_DIR)?;
+        // An array made before the store had a key keeps the segment its marker names.
+        let old = read_marker(Some(&markers), name).filter(|seg| shm::exists(seg));
+        let segment = match old {
+            Some(seg) => seg,
+            None => derived_segment(store, name, true)?.ok_or_else(|| Error::StoreUnusable {
+                path: store.root().to_path_buf(),
+                reason: "its canonical path cannot be resolved".into(),
+            })?,
+        };
         for _attempt in 0..3 {
-            match shm::open(
-                os_name(&segment).as_str(),
-                shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
-                Mode::RUSR | Mode::WUSR,
-            ) {
-                Ok(fd) => {
-                    let marker = marker_path(store, name);
-                    let had_marker = marker.exists();
-                    let made = Self::init_new(
-                        store,
-                        name,
-                        &segment,
-                        typestr,
-                        shape,
-                        itemsize,
-                        len,
-                        init,
-                        File::from(fd),
-                        &marker,
-                    );
+            match shm::create(&segment) {
+                Ok(file) => {
+                    let had_marker = markers.stat(name)?.is_some();
+                    let made =
+                        Self::init_new(store, name, &segment, typestr, shape, itemsize, len, init, file, &markers);
                     if made.is_err() {
-                        let _ = shm::unlink(os_name(&segment).as_str());
+                        let _ = shm::unlink(&segment);
                         if !had_marker {
-                            let _ = fs::remove_file(&marker);
+                            let _ = markers.remove_file(name);
                         }
                     }
                     return made.map(|a| (a, false));
                 }
-                Err(rustix::io::Errno::EXIST) => {
+                Err(e) if is_already_exists(&e) => {
                     if !exist_ok {
                         return Err(Error::ArrayExists { name: name.into(), store: store.root().to_path_buf() });
                     }
@@ -554,7 +577,7 @@ impl SharedArray {
                         && h.creator().is_alive() == Some(false)
                     {
                         // A create that died half-way: nobody can be using it.
-                        let _ = shm::unlink(os_name(&segment).as_str());
+                        let _ = shm::unlink(&segment);
                         continue;
                     }
                     let a = Self::attach(store, name, &segment, m)?;
@@ -574,12 +597,10 @@ impl SharedArray {
                     }
                     a.apply_init(init);
                     a.unlock()?;
-                    write_marker(&marker_path(store, name), &segment)?;
+                    write_marker(&markers, name, &segment)?;
                     return Ok((a, true));
                 }
-                Err(e) => {
-                    return Err(Error::io(format!("cannot create the segment of shared array {name:?}"), e.into()))
-                }
+                Err(e) => return Err(e),
             }
         }
         Err(Error::ArrayLayout {
@@ -599,9 +620,9 @@ impl SharedArray {
         len: usize,
         init: Init<'_>,
         file: File,
-        marker: &Path,
+        markers: &TrustedDir,
     ) -> Result<Self> {
-        write_marker(marker, segment)?;
+        write_marker(markers, name, segment)?;
         let total = HEADER_LEN + len;
         // Reserve the pages now: on a full /dev/shm this fails with ENOSPC here instead of
         // a SIGBUS at the first write through the mapping.
@@ -651,9 +672,11 @@ impl SharedArray {
     /// Opens array `name` of `store`; [`Error::ArrayNotFound`] when it does not exist.
     pub fn open(store: &Store, name: &str) -> Result<Self> {
         check_array_name(name)?;
-        let root =
-            canonical_root(store).ok_or_else(|| not_found(store, name, Some("the store does not exist".into())))?;
-        let segment = segment_name(&root, name);
+        if store.open_dir()?.is_none() {
+            return Err(not_found(store, name, Some("the store does not exist".into())));
+        }
+        let segment =
+            segment_of(store, markers_dir(store)?.as_ref(), name)?.ok_or_else(|| not_found(store, name, None))?;
         let m = map_segment(name, &segment)?.ok_or_else(|| not_found(store, name, None))?;
         Self::attach(store, name, &segment, m)
     }
@@ -839,10 +862,7 @@ impl SharedArray {
         }
         let was = self.header().state();
         self.header().set32(off::STATE, STATE_DESTROYED);
-        let unlinked = match shm::unlink(os_name(&self.segment).as_str()) {
-            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
-            Err(e) => Err(Error::io(format!("cannot unlink the segment of shared array {:?}", self.name), e.into())),
-        };
+        let unlinked = shm::unlink(&self.segment).map(drop);
         self.unlock()?;
         unlinked?;
         if was != STATE_DESTROYED {
@@ -879,34 +899,27 @@ impl Drop for LockGuard<'_> {
     }
 }
 
-fn write_marker(path: &Path, segment: &str) -> Result<()> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path).and_then(|mut f| f.write_all(segment.as_bytes())).ctx(|| format!("cannot write {}", path.display()))
+fn write_marker(markers: &TrustedDir, name: &str, segment: &str) -> Result<()> {
+    let mut f = markers.open(name, Open::Truncate)?.expect("a truncating open creates the file");
+    f.write_all(segment.as_bytes()).ctx(|| format!("cannot write {}", markers.path().join(name).display()))
 }
 
 /// Removes the marker if it still names `segment` (a newer array of the same name in a
 /// store at another canonical path keeps its own).
 fn remove_marker(store: &Store, name: &str, segment: &str) {
-    let path = marker_path(store, name);
-    if fs::read_to_string(&path).map(|s| s.trim() == segment).unwrap_or(false) {
-        let _ = fs::remove_file(path);
+    let Ok(Some(markers)) = markers_dir(store) else { return };
+    if read_marker(Some(&markers), name).as_deref() == Some(segment) {
+        let _ = markers.remove_file(name);
     }
 }
 
-fn marker_names(store: &Store) -> Result<Vec<String>> {
-    let dir = store.root().join(ARRAYS_DIR);
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(format!("cannot list {}", dir.display()), e)),
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+fn marker_names(markers: Option<&TrustedDir>) -> Result<Vec<String>> {
+    let Some(markers) = markers else { return Ok(Vec::new()) };
+    let mut names: Vec<String> = markers
+        .entries()?
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .filter_map(|e| e.name.into_string().ok())
         .filter(|n| check_array_name(n).is_ok())
         .collect();
     names.sort();
@@ -915,10 +928,10 @@ fn marker_names(store: &Store) -> Result<Vec<String>> {
 
 /// Every array of the store with its shape, dtype, creator and live openers.
 pub fn list(store: &Store) -> Result<Vec<ArrayInfo>> {
-    let Some(root) = canonical_root(store) else { return Ok(Vec::new()) };
+    let markers = markers_dir(store)?;
     let mut out = Vec::new();
-    for name in marker_names(store)? {
-        let segment = segment_name(&root, &name);
+    for name in marker_names(markers.as_ref())? {
+        let segment = segment_of(store, markers.as_ref(), &name)?.unwrap_or_default();
         let mut info = ArrayInfo {
             name: name.clone(),
             segment: segment.clone(),
@@ -965,22 +978,24 @@ pub fn list(store: &Store) -> Result<Vec<ArrayInfo>> {
 /// touched; an array whose lock stays busy for a second is skipped (someone live holds it).
 /// `dry_run` only reports.
 pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<GcAction>> {
-    let Some(root) = canonical_root(store) else { return Ok(Vec::new()) };
+    let markers = markers_dir(store)?;
     let mut actions = Vec::new();
-    for name in marker_names(store)? {
-        let segment = segment_name(&root, &name);
+    for name in marker_names(markers.as_ref())? {
+        let Some(segment) = segment_of(store, markers.as_ref(), &name)? else { continue };
         let action = |reason: String| GcAction::delete(GcTransport::SharedArray, segment.clone(), name.clone(), reason);
-        let marker = marker_path(store, &name);
         let m = match map_segment(&name, &segment) {
             Ok(Some(m)) => m,
             Ok(None) => {
-                let old = fs::metadata(&marker)
-                    .and_then(|m| m.modified())
-                    .map(|t| SystemTime::now().duration_since(t).unwrap_or_default() > MARKER_GRACE)
+                let old = markers
+                    .as_ref()
+                    .and_then(|d| d.stat(&name).ok().flatten())
+                    .map(|m| SystemTime::now().duration_since(m.modified).unwrap_or_default() > MARKER_GRACE)
                     .unwrap_or(false);
                 if old {
                     if !dry_run {
-                        let _ = fs::remove_file(&marker);
+                        if let Some(d) = &markers {
+                            let _ = d.remove_file(&name);
+                        }
                     }
                     actions.push(action("marker of an array whose segment is gone".into()));
                 }
@@ -1028,7 +1043,7 @@ pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<GcAction>> {
         if let Some(reason) = verdict {
             if !dry_run {
                 h.set32(off::STATE, STATE_DESTROYED);
-                let _ = shm::unlink(os_name(&segment).as_str());
+                let _ = shm::unlink(&segment);
                 remove_marker(store, &name, &segment);
             }
             actions.push(action(reason));

@@ -1,10 +1,15 @@
 use super::*;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 fn store() -> (tempfile::TempDir, Store) {
     let tmp = tempfile::tempdir().unwrap();
     let s = Store::at(tmp.path().join("store"));
     (tmp, s)
+}
+
+fn marker_path(store: &Store, name: &str) -> PathBuf {
+    store.root().join(ARRAYS_DIR).join(name)
 }
 
 fn seg_exists(segment: &str) -> bool {
@@ -132,8 +137,9 @@ fn bad_arguments_and_failed_creates_leave_nothing() {
     let err = SharedArray::create(&s, "big", "|u1", &[total as usize + (1 << 30)], false, Init::Keep).unwrap_err();
     assert!(err.is_no_space() || matches!(err, Error::Io { .. }), "{err}");
     let root = fs::canonicalize(s.root()).unwrap();
-    assert!(!seg_exists(&segment_name(&root, "big")));
-    assert!(!seg_exists(&segment_name(&root, "a")));
+    let key = s.key(false).unwrap().expect("the first create made the store's key");
+    assert!(!seg_exists(&segment_name(&key, &root, "big")));
+    assert!(!seg_exists(&segment_name(&key, &root, "a")));
     assert_eq!(fs::read_dir(s.root().join(ARRAYS_DIR)).unwrap().count(), 0);
 }
 
@@ -142,7 +148,7 @@ fn open_checks_the_header() {
     let (_t, s) = store();
     s.ensure().unwrap();
     let root = fs::canonicalize(s.root()).unwrap();
-    let segment = segment_name(&root, "junk");
+    let segment = segment_name(&s.key(true).unwrap().unwrap(), &root, "junk");
     let f = crate::sys::shm::create(&segment).unwrap();
     f.set_len(HEADER_LEN as u64 + 64).unwrap();
     let err = SharedArray::open(&s, "junk").unwrap_err();

@@ -7,7 +7,7 @@ use std::fs;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::gc::markers::{mark_read, prune_read_markers, read_marker, unlink_on_read};
+use crate::gc::markers::{mark_read, marker_exists, prune_read_markers, unlink_on_read};
 use crate::gc::{GcAction, GcOptions};
 use crate::manifest::{self, Event};
 use crate::payload::Target;
@@ -134,7 +134,7 @@ impl Collector<'_> {
             }
             Some(true) => {}
         }
-        if !target.exists() {
+        if !target.exists(self.store) {
             return Ok(());
         }
         if !self.opts.dry_run {
@@ -164,7 +164,7 @@ impl Collector<'_> {
                 ev.table_name, ev.producer, self.opts.keep_versions
             );
             self.consider(target.clone(), ev, reason, true)?;
-        } else if p.transport == Transport::Shm && unlink_on_read(ev) && read_marker(self.store, &p.locator).exists() {
+        } else if p.transport == Transport::Shm && unlink_on_read(ev) && marker_exists(self.store, &p.locator) {
             self.consider(target.clone(), ev, "read once and flagged shm_unlink_on_read".into(), false)?;
         }
         if let Some(unused) = plan.target().filter(|t| *t != target) {
@@ -223,6 +223,7 @@ pub fn collect(store: &Store, opts: GcOptions) -> Result<Vec<GcAction>> {
         ));
     }
     let events = manifest::read_all(store)?;
+    crate::payload::check_payload_dir(store)?;
     let (order, transfers) = transfers(&events);
     let (kept, superseded) = kept_and_superseded(&events, opts.keep_versions);
     let mut gc = Collector { store, opts, kept, done: HashSet::new(), actions: Vec::new(), records: Vec::new() };
@@ -259,10 +260,10 @@ fn leftovers(store: &Store, id: &str, plan: &Planned) -> Vec<Target> {
     let dir = fs::canonicalize(store.payload_dir()).unwrap_or_else(|_| store.payload_dir());
     out.push(Target::file(&dir.join(format!("{id}.arrow"))));
     let prefix = format!("{id}.arrow.tmp-");
-    if let Ok(entries) = fs::read_dir(&dir) {
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                out.push(Target::file(&entry.path()));
+    if let Some(payloads) = crate::payload::payload_dir(store) {
+        for entry in payloads.entries().unwrap_or_default() {
+            if entry.name.to_string_lossy().starts_with(&prefix) {
+                out.push(Target::file(&dir.join(&entry.name)));
             }
         }
     }
@@ -273,6 +274,7 @@ fn leftovers(store: &Store, id: &str, plan: &Planned) -> Vec<Target> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gc::markers::read_marker;
     use crate::gc::test_support::{cleanup, send, target, value};
     use crate::protocol::{TransportChoice, TRANSPORT_FILE, TRANSPORT_SHM};
     use crate::tables;
@@ -295,7 +297,7 @@ mod tests {
             vec![target(&a[0]).locator.as_str(), target(&a[1]).locator.as_str(), target(&f[0]).locator.as_str()]
         );
         assert!(dry.iter().all(|x| x.reason.starts_with("superseded")), "{dry:?}");
-        assert!(target(&a[0]).exists(), "dry run deletes nothing");
+        assert!(target(&a[0]).exists(&store), "dry run deletes nothing");
         assert!(matches!(
             collect(&store, GcOptions { dry_run: false, keep_versions: 0 }),
             Err(Error::InvalidArgument(_))
@@ -303,10 +305,10 @@ mod tests {
         let done = collect(&store, GcOptions { dry_run: false, keep_versions: 1 }).unwrap();
         assert_eq!(done.len(), 5, "{done:?}");
         for ev in a[..3].iter().chain(&f[..2]) {
-            assert!(!target(ev).exists());
+            assert!(!target(ev).exists(&store));
         }
         for ev in [&a[3], &f[2], &b] {
-            assert!(target(ev).exists());
+            assert!(target(ev).exists(&store));
         }
         assert_eq!((value(&store, "a"), value(&store, "f"), value(&store, "b")), (3, 2, 9));
         assert!(collect(&store, GcOptions { dry_run: false, keep_versions: 1 }).unwrap().is_empty());
@@ -341,7 +343,7 @@ mod tests {
         let done = collect(&store, GcOptions { dry_run: false, keep_versions: 1 }).unwrap();
         assert_eq!(done.len(), 1, "{done:?}");
         assert!(done[0].reason.contains("shm_unlink_on_read"));
-        assert!(!target(&once).exists() && target(&keep).exists());
+        assert!(!target(&once).exists(&store) && target(&keep).exists(&store));
         assert!(read_marker(&store, &target(&once).locator).exists(), "the marker says why the segment is gone");
         assert_eq!(tables::state(&store, "once", None).unwrap().state, crate::protocol::TableStateKind::Consumed);
         assert_eq!(tables::state(&store, "keep", None).unwrap().state, crate::protocol::TableStateKind::Ready);
@@ -400,14 +402,14 @@ mod tests {
         let (_, dead_file) = orphan(&store, "t", TRANSPORT_FILE, dead.clone());
         let (_, live) = orphan(&store, "t", TRANSPORT_SHM, me.clone());
         for t in [&dead_shm[0], &dead_file[1], &live[0]] {
-            assert!(t.exists(), "{t:?}");
+            assert!(t.exists(&store), "{t:?}");
         }
         let done = collect(&store, GcOptions { dry_run: false, keep_versions: 1 }).unwrap();
         let deletes = done.iter().filter(|a| a.action == GcActionKind::Delete).count();
         let records = done.iter().filter(|a| a.action == GcActionKind::Record).count();
         assert_eq!((deletes, records), (2, 2), "{done:?}");
-        assert!(!dead_shm[0].exists() && !dead_file[1].exists());
-        assert!(live[0].exists(), "a live writer's segment is never touched");
+        assert!(!dead_shm[0].exists(&store) && !dead_file[1].exists(&store));
+        assert!(live[0].exists(&store), "a live writer's segment is never touched");
         // The dead transfers now end with an error line saying why.
         let errors: Vec<Event> =
             manifest::read_all(&store).unwrap().into_iter().filter(|e| e.status == Status::Error).collect();

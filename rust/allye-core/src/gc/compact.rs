@@ -2,7 +2,6 @@
 //! module docs of [`crate::gc`]).
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 
 use serde::Serialize;
@@ -10,11 +9,11 @@ use serde::Serialize;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::Event;
 use crate::payload::Target;
-use crate::protocol::{Status, Transport, MANIFEST_FILE};
+use crate::protocol::{Status, Transport, LOCK_FILE, MANIFEST_FILE};
 use crate::store::Store;
-use crate::sys::fs::sync_dir;
 use crate::sys::lock::ManifestLock;
 use crate::sys::time;
+use crate::sys::trust::Open;
 
 /// What [`compact`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,14 +33,20 @@ pub struct CompactReport {
 /// module docs), atomically, under the writers' lock.
 pub fn compact(store: &Store) -> Result<CompactReport> {
     let path = store.manifest_path();
-    if !path.exists() {
-        return Ok(CompactReport { lines_before: 0, lines_after: 0, bytes_before: 0, bytes_after: 0 });
+    let empty = CompactReport { lines_before: 0, lines_after: 0, bytes_before: 0, bytes_after: 0 };
+    let Some(dir) = store.open_dir()? else { return Ok(empty) };
+    if dir.stat(MANIFEST_FILE)?.is_none() {
+        return Ok(empty);
     }
-    let _lock = ManifestLock::acquire(&store.lock_path())?;
+    let _lock = ManifestLock::acquire(&dir, LOCK_FILE)?;
     let mut buf = Vec::new();
-    fs::File::open(&path)
-        .and_then(|mut f| f.read_to_end(&mut buf))
+    dir.open(MANIFEST_FILE, Open::Read)?
+        .ok_or_else(|| {
+            Error::io(format!("cannot read manifest {}", path.display()), std::io::ErrorKind::NotFound.into())
+        })?
+        .read_to_end(&mut buf)
         .ctx(|| format!("cannot read manifest {}", path.display()))?;
+    let payloads = crate::payload::payload_dir(store);
     // Under the lock no writer is mid-line: a tail without '\n' is a dead writer's garbage.
     let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |e| e + 1);
     let lines: Vec<&[u8]> = buf[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
@@ -65,7 +70,7 @@ pub fn compact(store: &Store) -> Result<CompactReport> {
                 Some(p) => {
                     !time::is_expired(p.expires_at.as_deref())
                         && match p.transport {
-                            Transport::File | Transport::Shm => Target::of(p).exists(),
+                            Transport::File | Transport::Shm => Target::of(p).exists_in(payloads.as_ref()),
                             _ => true, // unknown to us: keep, a newer reader may know it
                         }
                 }
@@ -84,25 +89,19 @@ pub fn compact(store: &Store) -> Result<CompactReport> {
             kept += 1;
         }
     }
-    let tmp = path.with_file_name(format!("{}.compact-{}", MANIFEST_FILE, std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(&out)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        sync_dir(store.root());
+    let tmp = format!("{}.compact-{}", MANIFEST_FILE, std::process::id());
+    let write = || -> Result<()> {
+        let mut f = dir.open(&tmp, Open::Truncate)?.expect("a truncating open creates the file");
+        let ctx = || format!("cannot rewrite manifest {}", path.display());
+        f.write_all(&out).ctx(ctx)?;
+        f.sync_all().ctx(ctx)?;
+        dir.rename(&tmp, &dir, MANIFEST_FILE)?;
+        dir.sync();
         Ok(())
     };
     if let Err(e) = write() {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io(format!("cannot rewrite manifest {}", path.display()), e));
+        let _ = dir.remove_file(&tmp);
+        return Err(e);
     }
     log::info!("compacted {}: {} -> {} lines", path.display(), lines.len(), kept);
     Ok(CompactReport {
@@ -120,6 +119,7 @@ mod tests {
     use crate::gc::{collect, GcOptions};
     use crate::manifest;
     use crate::protocol::TransportChoice;
+    use std::fs::{self, OpenOptions};
 
     #[test]
     fn compact_keeps_live_lines_byte_for_byte_and_readers_follow() {

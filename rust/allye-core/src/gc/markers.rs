@@ -2,7 +2,6 @@
 //! `<store>/reads/<segment>`, and gc unlinks a segment once its marker exists.
 
 use std::collections::HashSet;
-use std::fs::{self, OpenOptions};
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -10,8 +9,8 @@ use serde_json::Value;
 use crate::manifest::Event;
 use crate::protocol::METADATA_SHM_UNLINK_ON_READ;
 use crate::store::Store;
-use crate::sys::fs::create_private_dir;
 use crate::sys::shm;
+use crate::sys::trust::{EntryKind, Open};
 
 /// Where a read marker for segment `locator` lives.
 pub fn read_marker(store: &Store, locator: &str) -> PathBuf {
@@ -25,28 +24,18 @@ pub fn mark_read(store: &Store, locator: &str) {
     if shm::check_name(locator).is_err() {
         return;
     }
-    let path = read_marker(store, locator);
-    let create = || {
-        let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        opts.open(&path).map(drop)
-    };
-    let result = create().or_else(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            create_private_dir(&store.reads_dir())?;
-            create()
-        } else {
-            Err(e)
-        }
-    });
+    let result = store
+        .dir_at(&store.reads_dir(), true)
+        .and_then(|dir| dir.expect("created").open(locator, Open::Append).map(drop));
     if let Err(e) = result {
-        log::debug!("cannot record the read of segment {locator:?} in {}: {e}", path.display());
+        log::debug!("cannot record the read of segment {locator:?} in {}: {e}", store.reads_dir().display());
     }
+}
+
+/// True when the read marker of segment `locator` exists (a file, not a symbolic link).
+pub fn marker_exists(store: &Store, locator: &str) -> bool {
+    shm::check_name(locator).is_ok()
+        && matches!(store.stat(&read_marker(store, locator)), Ok(Some(s)) if s.kind == EntryKind::File)
 }
 
 /// True when `ev` was sent with `shm_unlink_on_read=True`.
@@ -59,7 +48,7 @@ pub(crate) fn unlink_on_read(ev: &Event) -> bool {
 /// the segment is gone).
 pub fn is_consumed(store: &Store, ev: &Event) -> bool {
     ev.payload.as_ref().is_some_and(|p| {
-        p.transport == crate::protocol::Transport::Shm && unlink_on_read(ev) && read_marker(store, &p.locator).exists()
+        p.transport == crate::protocol::Transport::Shm && unlink_on_read(ev) && marker_exists(store, &p.locator)
     })
 }
 
@@ -67,11 +56,10 @@ pub fn is_consumed(store: &Store, ev: &Event) -> bool {
 /// (`kept`: segment names): a current version's marker stays, even once its segment is
 /// unlinked, because it is what says the version was consumed.
 pub(crate) fn prune_read_markers(store: &Store, kept: &HashSet<String>) {
-    let Ok(entries) = fs::read_dir(store.reads_dir()) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !kept.contains(&name) {
-            let _ = fs::remove_file(entry.path());
+    let Ok(Some(dir)) = store.dir_at(&store.reads_dir(), false) else { return };
+    for entry in dir.entries().unwrap_or_default() {
+        if !kept.contains(entry.name.to_string_lossy().as_ref()) {
+            let _ = dir.remove_file(&entry.name);
         }
     }
 }

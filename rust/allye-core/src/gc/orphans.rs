@@ -5,14 +5,17 @@
 //! any more. Two things make them findable:
 //!
 //! * **A tag per store.** Our segment names are `adc_` + 24 hex digits; the first
-//!   [`TAG_LEN`] digits are the store's tag, a hash of the store directory's canonical
-//!   path, device and inode (a store deleted and re-created at the same path gets a new
-//!   tag). The other 14 are random.
+//!   [`TAG_LEN`] digits are the store's tag, a hash of the store's key (random bytes kept
+//!   inside the private store, see [`Store::key`], so that no other user can predict the
+//!   tag and plant its record first) and of the store directory's canonical path, device
+//!   and inode (a store deleted and re-created at the same path gets a new tag). The
+//!   other 14 are random.
 //! * **A record per store**, the segment `adc_store_<tag>` (mode 0600, created by the
 //!   store's first shared-memory send in a process), holding `{"path", "dev", "ino"}` of
 //!   the store directory. It lives where the segments live and dies with them at reboot.
 //!
 //! [`collect_orphans`] lists `/dev/shm` (Linux), and for every record owned by this user
+//! (and private: another user's record, or one others could have written, is never read)
 //! whose store directory no longer exists (or is another directory now: other device or
 //! inode), unlinks the segments of this user carrying that tag, then the record. It never
 //! touches a segment whose tag has no record or whose store still exists, a name that is
@@ -95,9 +98,12 @@ fn record_of(root: &Path) -> Option<Record> {
     Some(Record { path, dev, ino, born })
 }
 
-fn tag_of(record: &Record) -> String {
+fn tag_of(key: Option<&[u8; 32]>, record: &Record) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
+    if let Some(key) = key {
+        h.update(key);
+    }
     h.update(record.path.to_string_lossy().as_bytes());
     h.update(b"\0");
     h.update(record.dev.to_le_bytes());
@@ -127,7 +133,8 @@ pub fn store_tag(store: &Store) -> Option<String> {
         }
     }
     let current = record_of(store.root())?;
-    let tag = tag_of(&current);
+    let key = store.key(true).map_err(|e| log::debug!("no store key for the segments' tag: {e}")).ok()?;
+    let tag = tag_of(key.as_ref(), &current);
     write_record(&format!("{RECORD_PREFIX}{tag}"), &current)?;
     reg.insert(store.root().to_path_buf(), (current, tag.clone()));
     Some(tag)
@@ -140,6 +147,8 @@ fn same_dir(root: &Path, rec: &Record) -> bool {
 #[cfg(unix)]
 fn write_record(name: &str, record: &Record) -> Option<()> {
     use std::io::Write;
+    // `exists` is true only for this user's segment; another user's of this name makes
+    // the create fail, and the send names its segment without a tag.
     if shm::exists(name) {
         return Some(());
     }
@@ -204,7 +213,18 @@ fn own_segments() -> Vec<String> {
 fn read_record(name: &str) -> Option<Record> {
     #[cfg(target_os = "linux")]
     {
-        let bytes = std::fs::read(Path::new("/dev/shm").join(name)).ok()?;
+        use std::io::Read;
+        // This user's and private, reached without a symbolic link (see `shm::check_segment`).
+        let mut file = match shm::open_checked(name, false) {
+            Ok(Some((f, _))) => f,
+            Ok(None) => return None,
+            Err(e) => {
+                log::warn!("store record {name:?} ignored: {e}");
+                return None;
+            }
+        };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
     #[cfg(not(target_os = "linux"))]

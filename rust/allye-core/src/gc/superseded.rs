@@ -99,12 +99,9 @@ impl Tracker {
     fn refresh(&mut self, store: &Store) -> Result<()> {
         let path = store.manifest_path();
         let ctx = || format!("cannot read manifest {}", path.display());
-        let mut file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(crate::error::Error::io(ctx(), e)),
+        let Some((mut file, meta)) = store.open_file_meta(&path, crate::sys::trust::Open::Read)? else {
+            return Ok(());
         };
-        let meta = file.metadata().ctx(ctx)?;
         if !self.started || self.cursor.replaced(&file, &meta).ctx(ctx)? {
             let mut start = meta.len().saturating_sub(START_WINDOW);
             if start > 0 {
@@ -139,7 +136,7 @@ impl Tracker {
                 }
                 let old = list.pop_front().expect("len > keep_versions >= 1");
                 let kept = list.iter().any(|v| v.target == old.target);
-                if kept || old.target.inside(store) != Some(true) || !old.target.exists() {
+                if kept || old.target.inside(store) != Some(true) || !old.target.exists(store) {
                     continue;
                 }
                 match old.target.delete(store) {
@@ -189,8 +186,8 @@ mod tests {
     use crate::gc::test_support::{cleanup, send, target, value};
     use crate::protocol::TransportChoice;
 
-    fn alive(evs: &[Event]) -> usize {
-        evs.iter().filter(|e| target(e).exists()).count()
+    fn alive(store: &Store, evs: &[Event]) -> usize {
+        evs.iter().filter(|e| target(e).exists(store)).count()
     }
 
     #[test]
@@ -202,8 +199,8 @@ mod tests {
             sent.push(send(&store, "t", v, TransportChoice::Shm, false));
             collect_superseded(&store, AutoGc::new(0, 3)).unwrap();
         }
-        assert_eq!(alive(&sent), 3, "the latest keep_versions stay");
-        assert!(sent[27..].iter().all(|e| target(e).exists()));
+        assert_eq!(alive(&store, &sent), 3, "the latest keep_versions stay");
+        assert!(sent[27..].iter().all(|e| target(e).exists(&store)));
         assert_eq!(value(&store, "t"), 29);
         cleanup(&store);
     }
@@ -214,7 +211,7 @@ mod tests {
         let store = Store::at(tmp.path());
         let sent: Vec<Event> = (0..5).map(|v| send(&store, "g", v, TransportChoice::File, false)).collect();
         assert!(collect_superseded(&store, AutoGc::new(3600, 1)).unwrap().is_empty());
-        assert_eq!(alive(&sent), 5, "superseded less than the grace period ago");
+        assert_eq!(alive(&store, &sent), 5, "superseded less than the grace period ago");
         // The same versions, looked at two seconds later with a one-second grace.
         let mut guard = trackers().lock().unwrap();
         let tracker = guard.get_mut(&store.manifest_path()).unwrap();
@@ -224,7 +221,7 @@ mod tests {
         let freed = tracker.free_due(&store, AutoGc::new(1, 1), now, 10);
         drop(guard);
         assert_eq!(freed.len(), 2);
-        assert_eq!(alive(&sent), 1);
+        assert_eq!(alive(&store, &sent), 1);
         assert_eq!(value(&store, "g"), 4);
     }
 
@@ -241,8 +238,8 @@ mod tests {
         }
         let new = send(&store, "w", 1, TransportChoice::File, false);
         collect_superseded(&store, AutoGc::new(0, 1)).unwrap();
-        assert!(target(&old).exists() && target(&new).exists(), "the old version is not in view");
+        assert!(target(&old).exists(&store) && target(&new).exists(&store), "the old version is not in view");
         assert!(crate::gc::collect(&store, crate::gc::GcOptions::new(false, 1)).unwrap().len() == 1);
-        assert!(!target(&old).exists());
+        assert!(!target(&old).exists(&store));
     }
 }

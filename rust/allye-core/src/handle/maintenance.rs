@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(ours(true), want);
         assert!(stray.exists(), "a dry run deletes nothing");
         assert_eq!(ours(false), want);
-        assert!(!stray.exists() && !crate::gc::test_support::target(&old).exists());
+        assert!(!stray.exists() && !crate::gc::test_support::target(&old).exists(&store));
         #[cfg(target_os = "linux")]
         assert!(!store.root().join("arrays").join("lost").exists());
         assert_eq!(ours(false), vec![], "nothing is left to do");

@@ -1,43 +1,38 @@
 //! Appending one line under the writers' lock.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 #[cfg(not(unix))]
 use std::io::{Read, Seek, SeekFrom};
 
 use crate::error::{IoContext, Result};
 use crate::manifest::Event;
+use crate::protocol::{LOCK_FILE, MANIFEST_FILE};
 use crate::store::Store;
 use crate::sys::lock::ManifestLock;
+use crate::sys::trust::{Open, TrustedDir};
 
 /// Appends one event as one line, under the writers' lock. With `durable`, the manifest
 /// is fsync'ed before the lock is released.
 pub fn append(store: &Store, event: &Event, durable: bool) -> Result<()> {
     let line = event.to_line()?.into_bytes();
-    append_line(&store.manifest_path(), &store.lock_path(), line, durable)
+    append_line(&store.create_dir()?, MANIFEST_FILE, LOCK_FILE, line, durable)
 }
 
-/// Appends `line` (without its `\n`) as one whole line to the log at `path`, under the
-/// `flock` of `lock`, closing off a torn tail a killed writer left. Streams' chunk logs
-/// (`crate::streams`) are appended by this same code.
-pub fn append_line(path: &std::path::Path, lock: &std::path::Path, line: Vec<u8>, durable: bool) -> Result<()> {
-    let _lock = ManifestLock::acquire(lock)?;
-    write_line(path, line, durable)
+/// Appends `line` (without its `\n`) as one whole line to the log `log` of `dir`, under
+/// the `flock` of `lock` (in the same directory), closing off a torn tail a killed writer
+/// left. Streams' chunk logs (`crate::streams`) are appended by this same code.
+pub fn append_line(dir: &TrustedDir, log: &str, lock: &str, line: Vec<u8>, durable: bool) -> Result<()> {
+    let _lock = ManifestLock::acquire(dir, lock)?;
+    write_line(dir, log, line, durable)
 }
 
 /// [`append_line`]'s write, for a caller that holds the log's lock already (a stream's
 /// append decides what its line says under the lock).
-pub fn write_line(path: &std::path::Path, mut line: Vec<u8>, durable: bool) -> Result<()> {
+pub fn write_line(dir: &TrustedDir, log: &str, mut line: Vec<u8>, durable: bool) -> Result<()> {
     line.push(b'\n');
-    let mut opts = OpenOptions::new();
-    opts.read(true).append(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut file = opts.open(path).ctx(|| format!("cannot open log {}", path.display()))?;
-    let len = file.metadata().ctx(|| format!("cannot stat manifest {}", path.display()))?.len();
+    let path = dir.path().join(log);
+    let (mut file, meta) = dir.open_meta(log, Open::Append)?.expect("an append open creates the file");
+    let len = meta.len();
     if len > 0 {
         let mut last = [0u8; 1];
         #[cfg(unix)]

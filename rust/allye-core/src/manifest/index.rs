@@ -12,6 +12,7 @@ use crate::manifest::scan::{complete_end, scan_latest_ready};
 use crate::manifest::{parse_lines, Cursor, Event};
 use crate::protocol::Status;
 use crate::store::Store;
+use crate::sys::trust::Open;
 
 /// What the index knows of one table.
 #[derive(Debug, Clone, Default)]
@@ -83,23 +84,19 @@ fn indexes() -> &'static Mutex<HashMap<PathBuf, Index>> {
     INDEXES.get_or_init(Default::default)
 }
 
-pub(crate) fn open_for_read(path: &Path) -> Result<Option<(File, std::fs::Metadata)>> {
-    match File::open(path) {
-        Ok(f) => {
-            let meta = f.metadata().ctx(|| format!("cannot stat manifest {}", path.display()))?;
-            Ok(Some((f, meta)))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(crate::error::Error::io(format!("cannot open manifest {}", path.display()), e)),
-    }
+/// The store's manifest, opened for reading through the store's checked handle (see
+/// `crate::sys::trust`), with its metadata; `Ok(None)` when it (or the store) does not exist.
+pub(crate) fn open_for_read(store: &Store) -> Result<Option<(File, std::fs::Metadata)>> {
+    let path = store.manifest_path();
+    store.open_file_meta(&path, Open::Read)
 }
 
 /// Brings `index` up to date with the file: reads only what was appended since the last
 /// refresh. A replaced or truncated file starts over: a complete index re-reads it from
 /// the start; a partial one forgets its answers and starts at the current end (its next
 /// lookups scan backwards again). `want_complete` turns a partial index into a complete one.
-fn refresh(index: &mut Index, path: &Path, want_complete: bool) -> Result<()> {
-    let Some((mut file, meta)) = open_for_read(path)? else {
+fn refresh(index: &mut Index, store: &Store, path: &Path, want_complete: bool) -> Result<()> {
+    let Some((mut file, meta)) = open_for_read(store)? else {
         *index = Index { complete: index.complete || want_complete, ..Index::default() };
         return Ok(());
     };
@@ -128,7 +125,7 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
     let key = (table.to_string(), producer.map(str::to_string));
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(index) = guard.get_mut(&path) {
-        refresh(index, &path, false)?;
+        refresh(index, store, &path, false)?;
         if index.complete {
             return Ok(index.tables.get(table).and_then(|t| t.ready_for(producer)).cloned());
         }
@@ -136,7 +133,7 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
             return Ok(answer.clone());
         }
     }
-    let Some((mut file, meta)) = open_for_read(&path)? else {
+    let Some((mut file, meta)) = open_for_read(store)? else {
         return Ok(None);
     };
     let ctx = || format!("cannot read manifest {}", path.display());
@@ -170,14 +167,14 @@ fn with_complete_index<T>(store: &Store, f: impl FnOnce(&HashMap<String, TableSt
     let path = store.manifest_path();
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
     let index = guard.entry(path.clone()).or_default();
-    refresh(index, &path, true)?;
+    refresh(index, store, &path, true)?;
     Ok(f(&index.tables))
 }
 
 /// Every parseable event, in file order (for gc and tools; not for lookups).
 pub fn read_all(store: &Store) -> Result<Vec<Event>> {
     let path = store.manifest_path();
-    let Some((mut file, _)) = open_for_read(&path)? else {
+    let Some((mut file, _)) = open_for_read(store)? else {
         return Ok(Vec::new());
     };
     let mut buf = Vec::new();

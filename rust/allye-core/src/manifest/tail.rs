@@ -1,16 +1,17 @@
 //! Reading the manifest lines appended since the last call (for `watch`, which must see
 //! every `ready` line, not only the latest).
 
-use std::fs::File;
 use std::path::PathBuf;
 
 use crate::error::{IoContext, Result};
 use crate::manifest::{parse_lines, Cursor, Event};
 use crate::store::Store;
+use crate::sys::trust::Open;
 
 /// Reads the manifest lines appended since the last call.
 #[derive(Debug)]
 pub struct ManifestTail {
+    store: Store,
     path: PathBuf,
     /// `None` until the first read positions it (at the end, or at the start with `from_start`).
     cursor: Option<Cursor>,
@@ -20,7 +21,7 @@ pub struct ManifestTail {
 impl ManifestTail {
     /// A tail positioned at the current end of the manifest (`from_start`: at its start).
     pub fn new(store: &Store, from_start: bool) -> Self {
-        let mut tail = ManifestTail { path: store.manifest_path(), cursor: None, from_start };
+        let mut tail = ManifestTail { store: store.clone(), path: store.manifest_path(), cursor: None, from_start };
         if !from_start {
             // Position now, so that only lines appended after `new` are reported.
             let _ = tail.read_new();
@@ -33,16 +34,11 @@ impl ManifestTail {
     /// manifest is read again from its start; the caller de-duplicates by event id if it must.
     pub fn read_new(&mut self) -> Result<Vec<Event>> {
         let ctx = || format!("cannot read manifest {}", self.path.display());
-        let mut file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // A manifest created later is read from its start.
-                self.cursor.get_or_insert_with(Cursor::default);
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(crate::error::Error::io(ctx(), e)),
+        let Some((mut file, meta)) = self.store.open_file_meta(&self.path, Open::Read)? else {
+            // A manifest created later is read from its start.
+            self.cursor.get_or_insert_with(Cursor::default);
+            return Ok(Vec::new());
         };
-        let meta = file.metadata().ctx(ctx)?;
         let first = self.cursor.is_none();
         let cursor = self.cursor.get_or_insert_with(Cursor::default);
         if cursor.replaced(&file, &meta).ctx(ctx)? {

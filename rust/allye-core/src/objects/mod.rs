@@ -11,14 +11,13 @@
 //! package converts objects to Arrow, as it does frames); this module owns the
 //! namespaces, the quota, the privacy rule that guards pickle loads, and the accounting.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use serde_json::Value;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::manifest::{self, Event};
 use crate::payload::Decoded;
 use crate::protocol::{
@@ -26,6 +25,7 @@ use crate::protocol::{
     OBJECTS_DIR, OBJECT_KIND, OBJECT_KIND_PICKLE, OBJECT_METADATA_KEY,
 };
 use crate::store::Store;
+use crate::sys::trust::EntryKind;
 use crate::tables::{self, Removal, SendOptions};
 use crate::tuning::{OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES};
 
@@ -67,7 +67,7 @@ impl Namespace {
     /// The namespace `name` of the store `parent` (checks the name; touches nothing).
     pub fn open(parent: &Store, name: &str) -> Result<Self> {
         check_namespace_name(name)?;
-        let store = Store::at(objects_dir(parent).join(namespace_dir_name(name)));
+        let store = parent.inner(Path::new(OBJECTS_DIR).join(namespace_dir_name(name)));
         Ok(Namespace { parent: parent.clone(), name: name.to_string(), store })
     }
 
@@ -123,12 +123,12 @@ impl Namespace {
     /// Compacts the log when it has grown well past what its live objects need (best
     /// effort: a failure leaves the longer log, which is still correct).
     fn compact_if_long(&self) {
-        let Ok(meta) = fs::metadata(self.store.manifest_path()) else { return };
-        if meta.len() < OBJECTS_COMPACT_MIN_BYTES {
+        let Ok(Some(meta)) = self.store.stat(&self.store.manifest_path()) else { return };
+        if meta.len < OBJECTS_COMPACT_MIN_BYTES {
             return;
         }
         let live = self.len().unwrap_or(0) as u64;
-        if meta.len() > live.saturating_mul(OBJECTS_COMPACT_BYTES_PER_LIVE) {
+        if meta.len > live.saturating_mul(OBJECTS_COMPACT_BYTES_PER_LIVE) {
             let _ = crate::gc::compact(&self.store);
         }
     }
@@ -136,7 +136,7 @@ impl Namespace {
     /// The current version of `name`, read in place. A pickle is served only from a
     /// private store (see [`check_private`]), and only when `allow_pickle`.
     pub fn get(&self, name: &str, allow_pickle: bool) -> Result<(Event, Decoded)> {
-        if !self.store.manifest_path().exists() {
+        if !has_log(&self.store)? {
             return Err(Error::table_not_found(self.store.root(), name, None));
         }
         // Mapping a payload runs nothing; the checks come before the data is handed out.
@@ -169,7 +169,7 @@ impl Namespace {
     /// The current version of every object, sorted by name (from the incremental index:
     /// only log bytes appended since the last look are read).
     pub fn list(&self) -> Result<Vec<Event>> {
-        if !self.store.manifest_path().exists() {
+        if !has_log(&self.store)? {
             return Ok(Vec::new());
         }
         Ok(tables::list(&self.store, None)?.into_iter().filter(|ev| !is_expired(ev)).collect())
@@ -192,7 +192,7 @@ impl Namespace {
 
     /// Removes `name` (a removal line, then its payloads); `TableNotFound` if it never existed.
     pub fn remove(&self, name: &str) -> Result<Removal> {
-        if !self.store.manifest_path().exists() {
+        if !has_log(&self.store)? {
             return Err(Error::table_not_found(self.store.root(), name, None));
         }
         tables::remove(&self.store, name)
@@ -204,20 +204,25 @@ pub fn objects_dir(parent: &Store) -> PathBuf {
     parent.root().join(OBJECTS_DIR)
 }
 
+/// True when the store has a manifest (a regular file, reached without a symbolic link).
+fn has_log(store: &Store) -> Result<bool> {
+    Ok(store.stat(&store.manifest_path())?.is_some_and(|s| s.kind == EntryKind::File))
+}
+
 /// The namespaces that exist in the store (those with a log), sorted.
 pub fn namespaces(parent: &Store) -> Result<Vec<String>> {
-    let dir = objects_dir(parent);
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(format!("cannot list {}", dir.display()), e)),
-    };
-    let mut out: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .filter(|e| e.path().join(crate::protocol::MANIFEST_FILE).exists())
-        .filter_map(|e| e.file_name().to_str().and_then(namespace_from_dir_name))
-        .collect();
+    let Some(dir) = parent.dir_at(Path::new(OBJECTS_DIR), false)? else { return Ok(Vec::new()) };
+    let mut out: Vec<String> = Vec::new();
+    for entry in dir.entries()? {
+        if entry.kind != EntryKind::Dir {
+            continue;
+        }
+        let Some(name) = entry.name.to_str().and_then(namespace_from_dir_name) else { continue };
+        let Some(ns) = dir.open_dir(&entry.name)? else { continue };
+        if ns.stat(crate::protocol::MANIFEST_FILE)?.is_some_and(|s| s.kind == EntryKind::File) {
+            out.push(name);
+        }
+    }
     out.sort();
     Ok(out)
 }
@@ -231,7 +236,7 @@ pub fn remove_namespace(parent: &Store, name: &str) -> Result<usize> {
         )));
     }
     let ns = Namespace::open(parent, name)?;
-    if !ns.store.manifest_path().exists() {
+    if !has_log(&ns.store)? {
         return Err(Error::InvalidArgument(format!(
             "namespace {name:?} does not exist in {}; adc.namespaces() lists those that do",
             parent.root().display()
@@ -247,8 +252,9 @@ pub fn remove_namespace(parent: &Store, name: &str) -> Result<usize> {
         // directory goes, so nothing is left for the orphan scanner.
         let _ = tables::remove(&ns.store, n)?;
     }
-    fs::remove_dir_all(ns.store.root())
-        .ctx(|| format!("cannot delete namespace directory {}", ns.store.root().display()))?;
+    if let Some(dir) = parent.dir_at(Path::new(OBJECTS_DIR), false)? {
+        dir.remove_dir_all(namespace_dir_name(name))?;
+    }
     Ok(live)
 }
 
@@ -258,7 +264,7 @@ pub fn remove_namespace(parent: &Store, name: &str) -> Result<usize> {
 /// only what was appended since the last look).
 pub fn store_used(parent: &Store) -> Result<u64> {
     let mut total = 0u64;
-    if parent.manifest_path().exists() {
+    if has_log(parent)? {
         total +=
             tables::list(parent, None)?.iter().filter_map(|ev| ev.payload.as_ref()).map(|p| p.data_size).sum::<u64>();
     }
@@ -305,42 +311,16 @@ fn is_expired(ev: &Event) -> bool {
 /// Checks that a store is private to this user before a pickle in it is loaded: the
 /// store directory, `objects/`, the namespace directory, its `payloads/` and manifest
 /// must be owned by this user, not writable by group or others, and not symlinks (ssh's
-/// rule for `~/.ssh`). `StoreNotPrivate` names the first offender and the chmod to run.
-#[cfg(unix)]
+/// rule for `~/.ssh`, the trust rule of `crate::sys::trust` that every access applies).
+/// `StoreNotPrivate` names the first offender and the command to run.
 pub fn check_private(parent: &Store, ns: Option<&Namespace>) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = rustix::process::geteuid().as_raw();
-    let mut paths = vec![parent.root().to_path_buf(), objects_dir(parent)];
+    let Some(root) = parent.open_dir()? else { return Ok(()) };
+    let Some(objects) = root.open_dir(OBJECTS_DIR)? else { return Ok(()) };
     if let Some(ns) = ns {
-        paths.push(ns.store.root().to_path_buf());
-        paths.push(ns.store.payload_dir());
-        paths.push(ns.store.manifest_path());
+        let Some(dir) = objects.open_dir(namespace_dir_name(&ns.name))? else { return Ok(()) };
+        dir.open_dir(crate::protocol::PAYLOAD_DIR)?;
+        dir.open(crate::protocol::MANIFEST_FILE, crate::sys::trust::Open::Read)?;
     }
-    for path in paths {
-        let meta = match fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(format!("cannot check {}", path.display()), e)),
-        };
-        let reason = if meta.file_type().is_symlink() {
-            Some("is a symbolic link".to_string())
-        } else if meta.uid() != uid {
-            Some(format!("is owned by uid {}, not by you (uid {uid})", meta.uid()))
-        } else if meta.mode() & 0o022 != 0 {
-            Some(format!("is writable by group or others (mode {:o})", meta.mode() & 0o777))
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            return Err(Error::StoreNotPrivate { path, reason });
-        }
-    }
-    Ok(())
-}
-
-/// Windows: the store lives in the user's profile, whose ACL is the user's; nothing to check.
-#[cfg(not(unix))]
-pub fn check_private(_parent: &Store, _ns: Option<&Namespace>) -> Result<()> {
     Ok(())
 }
 

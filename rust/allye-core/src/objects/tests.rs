@@ -1,3 +1,4 @@
+use std::fs;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
@@ -87,9 +88,13 @@ fn pickles_load_only_from_a_private_store() {
     assert!(matches!(ns.get("p", false), Err(Error::InvalidArgument(_))));
     fs::set_permissions(store.root(), fs::Permissions::from_mode(0o777)).unwrap();
     let err = ns.get("p", true).unwrap_err();
-    assert!(matches!(err, Error::StoreNotPrivate { .. }) && err.to_string().contains("chmod go-w"), "{err}");
-    // Arrow data runs no code: it stays readable.
-    assert!(ns.get("t", true).is_ok());
+    assert!(matches!(err, Error::StoreNotPrivate { .. }) && err.to_string().contains("chmod 700"), "{err}");
+    // The trust rule holds for every kind, Arrow data included.
+    assert!(matches!(ns.get("t", true), Err(Error::StoreNotPrivate { .. })));
+    assert!(matches!(check_private(&store, Some(&ns)), Err(Error::StoreNotPrivate { .. })));
+    fs::set_permissions(store.root(), fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(ns.get("p", true).is_ok() && ns.get("t", true).is_ok());
+    check_private(&store, Some(&ns)).unwrap();
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! File payloads: an Arrow IPC **file**, written under a temporary name and renamed when
 //! complete, decoded from a mapping.
 
-use std::fs;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,35 +16,39 @@ use crate::error::{Error, IoContext, Result};
 use crate::payload::ipc::{arrow_io_error, chunked, guarded, write_options, Counting};
 use crate::payload::Decoded;
 use crate::protocol::Compression;
-use crate::sys::fs::{create_private_file, sync_dir};
+use crate::sys::trust::{Open, TrustedDir};
 
-/// Writes an IPC **file** to `final_path`: into `<final>.tmp-<pid>` first, renamed when
-/// complete, so a reader or a crash never sees a partial file under the final name.
-/// Returns the file size. On error the temporary file is removed.
+/// Writes an IPC **file** named `final_name` in `dir`: into `<final>.tmp-<pid>` first
+/// (created 0600, exclusive), renamed when complete, so a reader or a crash never sees a
+/// partial file under the final name. Returns the file size. On error the temporary file
+/// is removed.
 pub fn write_file(
-    final_path: &Path,
+    dir: &TrustedDir,
+    final_name: &str,
     schema: &SchemaRef,
     batches: &[RecordBatch],
     chunk_rows: usize,
     compression: Compression,
     durable: bool,
 ) -> Result<u64> {
-    write_file_from(final_path, schema, chunked(batches, chunk_rows).map(Ok), compression, durable)
+    write_file_from(dir, final_name, schema, chunked(batches, chunk_rows).map(Ok), compression, durable)
 }
 
 /// [`write_file`] from batches as they arrive (a stream read from a source): each batch
 /// is written as soon as it comes, so none is held beyond its write. An error from the
 /// iterator stops the write and removes the temporary file, as any other failure does.
 pub fn write_file_from(
-    final_path: &Path,
+    dir: &TrustedDir,
+    final_name: &str,
     schema: &SchemaRef,
     batches: impl Iterator<Item = Result<RecordBatch>>,
     compression: Compression,
     durable: bool,
 ) -> Result<u64> {
-    let tmp = temp_path_for(final_path);
+    let tmp_name = temp_name_for(final_name);
+    let tmp = dir.path().join(&tmp_name);
     let result = (|| -> Result<u64> {
-        let file = create_private_file(&tmp).ctx(|| format!("cannot create {}", tmp.display()))?;
+        let file = dir.open(&tmp_name, Open::CreateNew)?.expect("an exclusive create makes the file");
         let counting = Counting { inner: BufWriter::with_capacity(1 << 20, file), written: 0 };
         let mut writer = FileWriter::try_new_with_options(counting, schema, write_options(compression)?)?;
         for batch in batches {
@@ -62,25 +65,26 @@ pub fn write_file_from(
             file.sync_all().ctx(|| format!("cannot fsync {}", tmp.display()))?;
         }
         drop(file);
-        fs::rename(&tmp, final_path).ctx(|| format!("cannot rename {} to {}", tmp.display(), final_path.display()))?;
+        dir.rename(&tmp_name, dir, final_name)?;
         if durable {
-            if let Some(dir) = final_path.parent() {
-                sync_dir(dir);
-            }
+            dir.sync();
         }
         Ok(size)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = dir.remove_file(&tmp_name);
     }
     result
 }
 
 /// The temporary name a file payload is written under: `<final>.tmp-<pid>`.
 pub fn temp_path_for(final_path: &Path) -> PathBuf {
-    let mut name = final_path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    final_path.with_file_name(name)
+    final_path.with_file_name(temp_name_for(&final_path.file_name().unwrap_or_default().to_string_lossy()))
+}
+
+/// [`temp_path_for`] of a file name.
+pub fn temp_name_for(final_name: &str) -> String {
+    format!("{final_name}.tmp-{}", std::process::id())
 }
 
 /// Decodes an Arrow IPC **file** held in `buffer` (zero-copy for uncompressed, aligned data).
@@ -168,19 +172,30 @@ fn check_declared_sizes(block: &Buffer, meta_len: usize) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payload::test_support::{concat, sample};
+    use crate::payload::test_support::{concat, sample, trusted};
     use crate::payload::{buffer_from_mapping, map_file};
+    use std::fs;
 
     #[test]
     fn file_round_trip_chunked_and_compressed() {
         let tmp = tempfile::tempdir().unwrap();
         let (schema, batch) = sample(1000);
         for (compression, chunk) in [(Compression::None, 300), (Compression::Zstd, 0), (Compression::Lz4, 999)] {
-            let path = tmp.path().join(format!("{compression:?}.arrow"));
-            let size = write_file(&path, &schema, std::slice::from_ref(&batch), chunk, compression, true).unwrap();
+            let name = format!("{compression:?}.arrow");
+            let path = tmp.path().join(&name);
+            let size = write_file(
+                &trusted(tmp.path()),
+                &name,
+                &schema,
+                std::slice::from_ref(&batch),
+                chunk,
+                compression,
+                true,
+            )
+            .unwrap();
             assert_eq!(size, fs::metadata(&path).unwrap().len());
             assert!(!temp_path_for(&path).exists());
-            let buf = buffer_from_mapping(map_file(&path).unwrap().unwrap());
+            let buf = buffer_from_mapping(map_file(&fs::File::open(&path).unwrap(), &path).unwrap());
             let d = decode_file(&buf).unwrap();
             let expected_batches = if chunk == 0 { 1 } else { 1000usize.div_ceil(chunk) };
             assert_eq!(d.batches.len(), expected_batches, "{compression:?}");
@@ -193,8 +208,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (schema, batch) = sample(10_000);
         let path = tmp.path().join("z.arrow");
-        write_file(&path, &schema, &[batch], 0, Compression::None, false).unwrap();
-        let buf = buffer_from_mapping(map_file(&path).unwrap().unwrap());
+        write_file(&trusted(tmp.path()), "z.arrow", &schema, &[batch], 0, Compression::None, false).unwrap();
+        let buf = buffer_from_mapping(map_file(&fs::File::open(&path).unwrap(), &path).unwrap());
         let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
         let d = decode_file(&buf).unwrap();
         let values = d.batches[0].column(1).to_data().buffers()[0].as_ptr() as usize;
@@ -206,7 +221,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (schema, batch) = sample(2000);
         let path = tmp.path().join("z.arrow");
-        write_file(&path, &schema, std::slice::from_ref(&batch), 0, Compression::Zstd, false).unwrap();
+        write_file(&trusted(tmp.path()), "z.arrow", &schema, std::slice::from_ref(&batch), 0, Compression::Zstd, false)
+            .unwrap();
         let mut bytes = fs::read(&path).unwrap();
         let good = decode_file(&Buffer::from_vec(bytes.clone())).unwrap();
         assert_eq!(concat(&good), batch);

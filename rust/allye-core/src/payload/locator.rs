@@ -1,14 +1,14 @@
 //! A payload by transport and locator: whether it lies inside the store, whether it
 //! exists, and deleting it. gc and table removal delete through this and nothing else.
 
-use std::fs;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::manifest::PayloadRef;
 use crate::protocol::Transport;
 use crate::store::Store;
 use crate::sys::shm;
+use crate::sys::trust::{EntryKind, TrustedDir};
 
 /// One payload: a segment name or a file path, with its transport.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -32,30 +32,65 @@ impl Target {
         inside(store, &self.transport, &self.locator)
     }
 
-    pub(crate) fn exists(&self) -> bool {
+    /// True when the payload exists where this store keeps it: an entry of that name in
+    /// its `payloads/` (a symbolic link counts: gc deletes the link itself, a get refuses
+    /// it), or this user's segment of that name.
+    pub(crate) fn exists(&self, store: &Store) -> bool {
         match self.transport {
-            Transport::File => Path::new(&self.locator).exists(),
+            Transport::File => file_exists(payload_dir(store).as_ref(), &self.locator),
             Transport::Shm => shm::exists(&self.locator),
             _ => false,
         }
     }
 
-    /// Deletes the payload (a segment's read marker with it); a payload already gone is fine.
+    /// [`Target::exists`] with the store's `payloads/` already opened (`None`: it does
+    /// not exist), for callers that look at many payloads.
+    pub(crate) fn exists_in(&self, payloads: Option<&TrustedDir>) -> bool {
+        match self.transport {
+            Transport::File => file_exists(payloads, &self.locator),
+            Transport::Shm => shm::exists(&self.locator),
+            _ => false,
+        }
+    }
+
+    /// Deletes the payload (a segment's read marker with it); a payload already gone is
+    /// fine. A file is deleted as the entry of its name in the store's `payloads/` (never
+    /// through a symbolic link); callers check [`Target::inside`] first.
     pub(crate) fn delete(&self, store: &Store) -> Result<()> {
         match self.transport {
-            Transport::File => match fs::remove_file(&self.locator) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(Error::io(format!("cannot remove {}", self.locator), e)),
-            },
+            Transport::File => {
+                let Some(name) = Path::new(&self.locator).file_name() else { return Ok(()) };
+                match store.dir_at(&store.payload_dir(), false)? {
+                    Some(dir) => dir.remove_file(name).map(drop),
+                    None => Ok(()),
+                }
+            }
             Transport::Shm => {
                 shm::unlink(&self.locator)?;
-                let _ = fs::remove_file(store.reads_dir().join(&self.locator));
+                let _ = store.remove_file(&store.reads_dir().join(&self.locator));
                 Ok(())
             }
             _ => Ok(()),
         }
     }
+}
+
+/// The store's `payloads/`, opened and checked; `None` when it (or the store) is missing
+/// or refused (callers that delete call [`check_payload_dir`] first, to be told why).
+pub(crate) fn payload_dir(store: &Store) -> Option<TrustedDir> {
+    store.dir_at(&store.payload_dir(), false).ok().flatten()
+}
+
+/// Applies the trust rule to the store's `payloads/` (if it exists): gc and removal call
+/// it before they decide anything, so that a refused directory is an error, not a
+/// payload that looks gone.
+pub(crate) fn check_payload_dir(store: &Store) -> Result<()> {
+    store.dir_at(&store.payload_dir(), false).map(drop)
+}
+
+fn file_exists(payloads: Option<&TrustedDir>, locator: &str) -> bool {
+    let (Some(dir), Some(name)) = (payloads, Path::new(locator).file_name()) else { return false };
+    matches!(dir.stat(name), Ok(Some(s)) if s.kind != EntryKind::Dir)
 }
 
 /// [`Target::inside`] for a payload given by reference (the get path, which builds no

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow_buffer::Buffer;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 
 /// Wraps a mapping (anything that derefs to bytes) as an Arrow buffer without copying.
 pub fn buffer_from_mapping<M>(mapping: M) -> Buffer
@@ -24,15 +24,10 @@ where
     unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mapping)) }
 }
 
-/// Maps a file read-only; `Ok(None)` when it does not exist.
-pub fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("cannot open {}", path.display()), e)),
-    };
+/// Maps an opened payload file read-only (`path` names it in messages). Files are opened
+/// through the store's checked handles (`crate::sys::trust`), never by path here.
+pub fn map_file(file: &File, path: &Path) -> Result<memmap2::Mmap> {
     // SAFETY: payload files are immutable once their `ready` line exists (written under a
     // temporary name, then renamed); we never write through this mapping.
-    let map = unsafe { memmap2::Mmap::map(&file) }.ctx(|| format!("cannot map {}", path.display()))?;
-    Ok(Some(map))
+    unsafe { memmap2::Mmap::map(file) }.ctx(|| format!("cannot map {}", path.display()))
 }

@@ -24,10 +24,10 @@ mod read;
 mod stream;
 
 pub use crate::protocol::Compression;
-pub use file::{decode_file, temp_path_for, write_file, write_file_from};
+pub use file::{decode_file, temp_name_for, temp_path_for, write_file, write_file_from};
 pub use ipc::chunked;
 pub(crate) use ipc::write_options;
-pub(crate) use locator::{inside, Target};
+pub(crate) use locator::{check_payload_dir, inside, payload_dir, Target};
 pub use mapping::{buffer_from_mapping, map_file};
 pub use place::{placeable, stream_schema, variable_width, PlacedFile};
 pub use read::read_payload;
@@ -69,6 +69,11 @@ pub(crate) mod test_support {
         (schema.clone(), RecordBatch::try_new(schema, vec![f, i, s]).unwrap())
     }
 
+    /// A test's temporary directory as a trusted directory (a `tempdir` is 0700 and ours).
+    pub(crate) fn trusted(dir: &std::path::Path) -> crate::sys::trust::TrustedDir {
+        crate::sys::trust::TrustedDir::open_root(dir).unwrap().unwrap()
+    }
+
     pub(crate) fn concat(d: &Decoded) -> RecordBatch {
         arrow_select::concat::concat_batches(&d.schema, &d.batches).unwrap()
     }
@@ -76,7 +81,7 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::sample;
+    use super::test_support::{sample, trusted};
     use super::*;
     use arrow_buffer::Buffer;
     use arrow_ipc::writer::StreamWriter;
@@ -87,7 +92,16 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (schema, batch) = sample(2000);
         let path = tmp.path().join("t.arrow");
-        write_file(&path, &schema, std::slice::from_ref(&batch), 500, Compression::None, false).unwrap();
+        write_file(
+            &trusted(tmp.path()),
+            "t.arrow",
+            &schema,
+            std::slice::from_ref(&batch),
+            500,
+            Compression::None,
+            false,
+        )
+        .unwrap();
         let bytes = fs::read(&path).unwrap();
         for cut in [0, 5, 100, bytes.len() / 2, bytes.len() - 1] {
             assert!(decode_file(&Buffer::from_vec(bytes[..cut].to_vec())).is_err(), "cut {cut}");

@@ -24,7 +24,7 @@
 //! onto the bytes already in place. Dictionaries, views and nested types take the
 //! ordinary path (receive, join, [`super::write_file`]).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -41,8 +41,9 @@ use arrow_schema::{DataType, SchemaRef};
 
 use crate::error::{Error, IoContext, Result};
 use crate::payload::ipc::write_options;
-use crate::payload::temp_path_for;
+use crate::payload::temp_name_for;
 use crate::protocol::Compression;
+use crate::sys::trust::{Open, TrustedDir};
 
 /// Whether a table of this schema can be received in place (every column of a
 /// placeable type: see the module docs).
@@ -144,8 +145,10 @@ pub struct PlacedFile {
     columns: Vec<Column>,
     size: usize,
     file: Option<File>,
+    dir: TrustedDir,
+    tmp_name: String,
     tmp: PathBuf,
-    final_path: PathBuf,
+    final_name: String,
     finished: bool,
 }
 
@@ -163,10 +166,11 @@ impl PlacedFile {
     /// Plans the one-batch file of `rows` rows with `null_counts[i]` nulls in column `i`
     /// and `data_bytes[i]` value bytes in variable-width column `i` (`data_bytes` may be
     /// empty when there is none), and creates it (sized, its pages left to the writes)
-    /// under the temporary name of `final_path`. Errors when the schema is not
+    /// in `dir` under the temporary name of `final_name`. Errors when the schema is not
     /// [`placeable`] or the counts do not fit it.
     pub fn create(
-        final_path: &Path,
+        dir: TrustedDir,
+        final_name: &str,
         schema: &SchemaRef,
         rows: usize,
         null_counts: &[usize],
@@ -196,21 +200,17 @@ impl PlacedFile {
             )));
         }
         let (columns, size) = plan(schema, rows, null_counts, &data_bytes)?;
-        let tmp = temp_path_for(final_path);
+        let tmp_name = temp_name_for(final_name);
+        let tmp = dir.path().join(&tmp_name);
         let created = (|| -> Result<File> {
-            let ctx = || format!("cannot create {}", tmp.display());
-            let mut opts = OpenOptions::new();
-            opts.read(true).write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let file = opts.open(&tmp).ctx(ctx)?;
-            file.set_len(size as u64).ctx(ctx)?;
+            let file = dir.open(&tmp_name, Open::CreateNewReadWrite)?.expect("an exclusive create makes the file");
+            file.set_len(size as u64).ctx(|| format!("cannot create {}", tmp.display()))?;
             Ok(file)
         })();
         let file = match created {
             Ok(x) => x,
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
+                let _ = dir.remove_file(&tmp_name);
                 return Err(e);
             }
         };
@@ -221,8 +221,10 @@ impl PlacedFile {
             columns,
             size,
             file: Some(file),
+            dir,
+            tmp_name,
             tmp,
-            final_path: final_path.to_path_buf(),
+            final_name: final_name.to_string(),
             finished: false,
         })
     }
@@ -476,13 +478,10 @@ impl PlacedFile {
             file.sync_all().ctx(|| format!("cannot fsync {}", self.tmp.display()))?;
         }
         drop(file);
-        std::fs::rename(&self.tmp, &self.final_path)
-            .ctx(|| format!("cannot rename {} to {}", self.tmp.display(), self.final_path.display()))?;
+        self.dir.rename(&self.tmp_name, &self.dir, &self.final_name)?;
         self.finished = true;
         if durable {
-            if let Some(dir) = self.final_path.parent() {
-                crate::sys::fs::sync_dir(dir);
-            }
+            self.dir.sync();
         }
         Ok(self.size as u64)
     }
@@ -540,7 +539,7 @@ impl PlacedFile {
 impl Drop for PlacedFile {
     fn drop(&mut self) {
         if !self.finished {
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = self.dir.remove_file(&self.tmp_name);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Reading the payload a `ready` event names, where it lies.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::manifest::Event;
@@ -8,6 +8,7 @@ use crate::payload::{buffer_from_mapping, decode_file, decode_stream, map_file, 
 use crate::protocol::Transport;
 use crate::store::Store;
 use crate::sys::shm;
+use crate::sys::trust::Open;
 
 /// Maps and decodes the payload of a `ready` event.
 pub fn read_payload(store: &Store, ev: &Event) -> Result<Decoded> {
@@ -22,17 +23,15 @@ pub fn read_payload(store: &Store, ev: &Event) -> Result<Decoded> {
         |reason: String| Error::PayloadCorrupt { table: ev.table_name.clone(), locator: p.locator.clone(), reason };
     match &p.transport {
         Transport::File => {
-            let mut path = PathBuf::from(&p.locator);
-            if !path.exists() {
-                // The store may have been moved: look for the same file name in our payloads/.
-                if let Some(name) = path.file_name() {
-                    let here = store.payload_dir().join(name);
-                    if here.exists() {
-                        path = here;
-                    }
-                }
-            }
-            let map = map_file(&path)?.ok_or_else(|| missing("the file does not exist (removed by gc?)"))?;
+            // Read from this store's payloads/ under the locator's file name, never from
+            // elsewhere: a store that was moved finds its files there, and a locator naming
+            // a file outside the store (or a symbolic link in payloads/) is not followed.
+            let name = Path::new(&p.locator).file_name().ok_or_else(|| missing("the locator names no file"))?;
+            let path = store.payload_dir().join(name);
+            let file = store
+                .open_file(&path, Open::Read)?
+                .ok_or_else(|| missing("the file does not exist (removed by gc?)"))?;
+            let map = map_file(&file, &path)?;
             let buf = buffer_from_mapping(map);
             decode_file(&buf).map_err(corrupt)
         }

@@ -1,6 +1,7 @@
 //! Appending one chunk: the chunk file first (complete, renamed into place), then its line.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -15,11 +16,12 @@ use crate::payload::{buffer_from_mapping, decode_file, map_file, write_file};
 use crate::protocol::{
     check_table_name, Compression, METADATA_LOAD, METADATA_STREAM, STREAM_LOAD_LOCK_FILE, STREAM_NAME_FILE,
 };
+use crate::protocol::{STREAM_LOCK_FILE, STREAM_LOG_FILE};
 use crate::store::Store;
-use crate::streams::{lock_path, log_path, now_ns, schema, stream_dir, ChunkLine, LogCursor, NewLines};
-use crate::sys::fs::create_private_dir;
+use crate::streams::{log_path, now_ns, schema, stream_dir, ChunkLine, LogCursor, NewLines};
 use crate::sys::lock::ManifestLock;
 use crate::sys::process::WriterIdentity;
+use crate::sys::trust::{Open, TrustedDir};
 use crate::tables;
 
 /// What an append can be told besides the data.
@@ -77,7 +79,7 @@ pub(crate) fn forget_schema(store: &Store, table: &str) {
 
 impl Tracker {
     pub(crate) fn refresh(&mut self, store: &Store, table: &str) -> Result<()> {
-        match self.cursor.read_new(&log_path(store, table))? {
+        match self.cursor.read_new(store, &log_path(store, table))? {
             NewLines::NoLog => *self = Tracker::default(),
             NewLines::Lines { restarted, lines } => {
                 if restarted {
@@ -110,7 +112,8 @@ impl Tracker {
         if self.legacy.is_none() {
             if let Some(first) = &self.first_chunk {
                 let path = stream_dir(store, table).join(first);
-                if let Some(map) = map_file(&path)? {
+                if let Some(file) = store.open_file(&path, Open::Read)? {
+                    let map = map_file(&file, &path)?;
                     let d = decode_file(&buffer_from_mapping(map)).map_err(|reason| Error::PayloadCorrupt {
                         table: table.into(),
                         locator: path.display().to_string(),
@@ -171,11 +174,8 @@ pub(crate) fn time_range(batches: &[RecordBatch], column: &str) -> Result<Option
 pub fn load_lock(store: &Store, table: &str) -> Result<Option<ManifestLock>> {
     check_table_name(table)?;
     store.ensure()?;
-    let dir = stream_dir(store, table);
-    if !dir.is_dir() {
-        create_private_dir(&dir).ctx(|| format!("cannot create stream directory {}", dir.display()))?;
-    }
-    ManifestLock::try_acquire(&dir.join(STREAM_LOAD_LOCK_FILE))
+    let dir = store.dir_at(&stream_dir(store, table), true)?.expect("created");
+    ManifestLock::try_acquire(&dir, STREAM_LOAD_LOCK_FILE)
 }
 
 /// Appends `batches` to stream `table` as one chunk; returns its line, or `None` when
@@ -212,6 +212,7 @@ pub fn append_parts(
     if rows == 0 {
         return Ok(None);
     }
+    let store = &store.pin(true)?;
     let dir = prepare_dir(store, table)?;
     let tracker = tracker_of(store, table);
     // A first look without the lock: refused before anything is written.
@@ -235,8 +236,7 @@ pub fn append_parts(
     };
     let writer = WriterIdentity::cached();
     let chunk = format!("{}-{}.arrow", writer.pid, uuid::Uuid::new_v4().simple());
-    let path = dir.join(&chunk);
-    let bytes = write_file(&path, &schema, &batches, 0, Compression::None, opts.durable)?;
+    let bytes = write_file(&dir, &chunk, &schema, &batches, 0, Compression::None, opts.durable)?;
     let mut line = ChunkLine {
         chunk,
         rows,
@@ -253,26 +253,29 @@ pub fn append_parts(
         merged: None,
         durable: opts.durable,
     };
-    let written = write_line_locked(store, table, &tracker, &mut line, &schema, opts.durable);
+    let written = write_line_locked(store, table, &dir, &tracker, &mut line, &schema, opts.durable);
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&path);
+        let _ = dir.remove_file(&line.chunk);
         return Err(e);
     }
     Ok(Some(line))
 }
 
 /// Creates the stream's directory and its `name` file if missing.
-fn prepare_dir(store: &Store, table: &str) -> Result<PathBuf> {
+fn prepare_dir(store: &Store, table: &str) -> Result<TrustedDir> {
     store.ensure()?;
-    let dir = stream_dir(store, table);
-    if !dir.is_dir() {
-        create_private_dir(&dir).ctx(|| format!("cannot create stream directory {}", dir.display()))?;
-    }
-    let name_file = dir.join(STREAM_NAME_FILE);
-    if !name_file.exists() {
-        let tmp = dir.join(format!("{STREAM_NAME_FILE}.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, table).ctx(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &name_file).ctx(|| format!("cannot rename {}", tmp.display()))?;
+    let dir = store.dir_at(&stream_dir(store, table), true)?.expect("created");
+    if dir.stat(STREAM_NAME_FILE)?.is_none() {
+        let tmp = format!("{STREAM_NAME_FILE}.tmp-{}", std::process::id());
+        let written = (|| -> Result<()> {
+            let mut f = dir.open(&tmp, Open::Truncate)?.expect("a truncating open creates the file");
+            f.write_all(table.as_bytes()).ctx(|| format!("cannot write {}", dir.path().join(&tmp).display()))?;
+            dir.rename(&tmp, &dir, STREAM_NAME_FILE)
+        })();
+        if let Err(e) = written {
+            let _ = dir.remove_file(&tmp);
+            return Err(e);
+        }
     }
     Ok(dir)
 }
@@ -282,12 +285,13 @@ fn prepare_dir(store: &Store, table: &str) -> Result<PathBuf> {
 fn write_line_locked(
     store: &Store,
     table: &str,
+    dir: &TrustedDir,
     tracker: &Mutex<Tracker>,
     line: &mut ChunkLine,
     chunk_schema: &SchemaRef,
     durable: bool,
 ) -> Result<()> {
-    let _lock = ManifestLock::acquire(&lock_path(store, table))?;
+    let _lock = ManifestLock::acquire(dir, STREAM_LOCK_FILE)?;
     {
         let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
         t.refresh(store, table)?;
@@ -301,7 +305,7 @@ fn write_line_locked(
         };
     }
     line.appended_ns = now_ns();
-    write_line(&log_path(store, table), serde_json::to_vec(&*line)?, durable)
+    write_line(dir, STREAM_LOG_FILE, serde_json::to_vec(&*line)?, durable)
 }
 
 /// True for a v1 version that is a stream's publication (not a plain table).
@@ -353,8 +357,7 @@ pub fn adopt(store: &Store, table: &str) -> Result<Option<ChunkLine>> {
     let dir = prepare_dir(store, table)?;
     let writer = WriterIdentity::cached();
     let chunk = format!("{}-{}.arrow", writer.pid, uuid::Uuid::new_v4().simple());
-    let path = dir.join(&chunk);
-    let bytes = write_file(&path, &data.schema, &data.batches, 0, Compression::None, false)?;
+    let bytes = write_file(&dir, &chunk, &data.schema, &data.batches, 0, Compression::None, false)?;
     let load = ev.metadata.get(METADATA_LOAD).and_then(|v| v.as_object()).cloned();
     let mut line = ChunkLine {
         chunk,
@@ -373,7 +376,7 @@ pub fn adopt(store: &Store, table: &str) -> Result<Option<ChunkLine>> {
         durable: false,
     };
     let result = (|| -> Result<bool> {
-        let _lock = ManifestLock::acquire(&lock_path(store, table))?;
+        let _lock = ManifestLock::acquire(&dir, STREAM_LOCK_FILE)?;
         let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
         t.refresh(store, table)?;
         if t.chunks > 0 {
@@ -381,7 +384,7 @@ pub fn adopt(store: &Store, table: &str) -> Result<Option<ChunkLine>> {
         }
         line.schema = Some(schema::encode(&data.schema)?);
         line.appended_ns = now_ns();
-        write_line(&log_path(store, table), serde_json::to_vec(&line)?, false)?;
+        write_line(&dir, STREAM_LOG_FILE, serde_json::to_vec(&line)?, false)?;
         Ok(true)
     })();
     match result {
@@ -390,11 +393,11 @@ pub fn adopt(store: &Store, table: &str) -> Result<Option<ChunkLine>> {
             Ok(Some(line))
         }
         Ok(false) => {
-            let _ = std::fs::remove_file(&path);
+            let _ = dir.remove_file(&line.chunk);
             Ok(None)
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&path);
+            let _ = dir.remove_file(&line.chunk);
             Err(e)
         }
     }
@@ -403,6 +406,7 @@ pub fn adopt(store: &Store, table: &str) -> Result<Option<ChunkLine>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::streams::log_path;
     use crate::streams::test_support::{rows, schema, store};
     use crate::streams::{read, ReadSelection};
     use arrow_array::ArrayRef;
@@ -460,7 +464,8 @@ mod tests {
         }
         // The first chunk file is not rewritten: it still holds int32.
         let first = &crate::streams::chunks(&s, "ev").unwrap()[0];
-        let map = map_file(&stream_dir(&s, "ev").join(&first.chunk)).unwrap().unwrap();
+        let path = stream_dir(&s, "ev").join(&first.chunk);
+        let map = map_file(&std::fs::File::open(&path).unwrap(), &path).unwrap();
         let d = decode_file(&buffer_from_mapping(map)).unwrap();
         assert_eq!(d.schema.field(0).data_type(), &DataType::Int32);
     }

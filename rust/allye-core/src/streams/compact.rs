@@ -14,13 +14,14 @@ use arrow_schema::{DataType, SchemaRef};
 
 use crate::error::{Error, IoContext, Result};
 use crate::payload::{buffer_from_mapping, decode_file, map_file, write_file};
-use crate::protocol::{Compression, DEFAULT_COMPRESSED_CHUNK_ROWS};
+use crate::protocol::{Compression, DEFAULT_COMPRESSED_CHUNK_ROWS, STREAM_LOCK_FILE, STREAM_LOG_FILE};
 use crate::store::Store;
 use crate::streams::append::time_range;
 use crate::streams::view::view_of;
-use crate::streams::{lock_path, log_path, not_a_stream, now_ns, stream_dir, ChunkLine};
+use crate::streams::{not_a_stream, now_ns, stream_dir, ChunkLine};
 use crate::sys::lock::ManifestLock;
 use crate::sys::process::WriterIdentity;
+use crate::sys::trust::Open;
 
 /// What a compaction did.
 #[derive(Debug, Clone)]
@@ -109,12 +110,10 @@ pub fn compact(
     source_column: Option<&str>,
     compression: Compression,
 ) -> Result<CompactStreamReport> {
-    let dir = stream_dir(store, table);
-    if !dir.is_dir() {
-        return Err(not_a_stream(store, table));
-    }
+    let dir_path = stream_dir(store, table);
+    let dir = store.dir_at(&dir_path, false)?.ok_or_else(|| not_a_stream(store, table))?;
     // No consolidation meanwhile (it replaces the log too): wait for one in progress.
-    let _no_merges = ManifestLock::acquire(&dir.join(crate::protocol::STREAM_CONSOLIDATE_LOCK_FILE))?;
+    let _no_merges = ManifestLock::acquire(&dir, crate::protocol::STREAM_CONSOLIDATE_LOCK_FILE)?;
     // 1. Snapshot: the chunks so far, mapped.
     let view = view_of(store, table);
     let (snapshot, schema, batches, time_column) = {
@@ -149,20 +148,23 @@ pub fn compact(
     // DEFAULT_COMPRESSED_CHUNK_ROWS, decompressed one at a time.
     let chunk_rows = if compression == Compression::None { 0 } else { DEFAULT_COMPRESSED_CHUNK_ROWS };
     let me = WriterIdentity::cached();
-    let mut written: Vec<(ChunkLine, PathBuf)> = Vec::new();
-    let cleanup = |written: &[(ChunkLine, PathBuf)]| {
-        for (_, p) in written {
-            let _ = std::fs::remove_file(p);
+    let mut written: Vec<(ChunkLine, String)> = Vec::new();
+    let cleanup = |written: &[(ChunkLine, String)]| {
+        for (_, name) in written {
+            let _ = dir.remove_file(name);
         }
     };
     for (key, batch) in &groups {
         let name = format!("{}-compact-{}.arrow", me.pid, uuid::Uuid::new_v4().simple());
-        let path = dir.join(&name);
+        let path = dir_path.join(&name);
         let result = (|| -> Result<ChunkLine> {
-            let bytes = write_file(&path, &schema, std::slice::from_ref(batch), chunk_rows, compression, true)?;
+            let bytes = write_file(&dir, &name, &schema, std::slice::from_ref(batch), chunk_rows, compression, true)?;
             #[cfg(test)]
             hooks::after_write(&path);
-            let map = map_file(&path)?.ok_or_else(|| Error::InvalidArgument(format!("{} vanished", path.display())))?;
+            let file = dir
+                .open(&name, Open::Read)?
+                .ok_or_else(|| Error::InvalidArgument(format!("{} vanished", path.display())))?;
+            let map = map_file(&file, &path)?;
             let back = decode_file(&buffer_from_mapping(map)).map_err(|reason| Error::PayloadCorrupt {
                 table: table.into(),
                 locator: path.display().to_string(),
@@ -198,9 +200,9 @@ pub fn compact(
             })
         })();
         match result {
-            Ok(line) => written.push((line, path)),
+            Ok(line) => written.push((line, name)),
             Err(e) => {
-                let _ = std::fs::remove_file(&path);
+                let _ = dir.remove_file(&name);
                 cleanup(&written);
                 return Err(e);
             }
@@ -221,9 +223,8 @@ pub fn compact(
     #[cfg(test)]
     hooks::before_swap();
     let swap = (|| -> Result<()> {
-        let _lock = ManifestLock::acquire(&lock_path(store, table))?;
-        let log = log_path(store, table);
-        let bytes = std::fs::read(&log).ctx(|| format!("cannot read {}", log.display()))?;
+        let _lock = ManifestLock::acquire(&dir, STREAM_LOCK_FILE)?;
+        let bytes = dir.read(STREAM_LOG_FILE)?.ok_or_else(|| not_a_stream(store, table))?;
         let mut cut = 0usize;
         let mut seen = 0usize;
         while seen < snapshot.len() {
@@ -247,14 +248,20 @@ pub fn compact(
             out.push(b'\n');
         }
         out.extend_from_slice(&bytes[cut..]);
-        let tmp =
-            log.with_file_name(format!("{}.compacting.tmp-{}", crate::protocol::STREAM_LOG_FILE, std::process::id()));
-        let mut f = crate::sys::fs::create_private_file(&tmp).ctx(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(&out).ctx(|| format!("cannot write {}", tmp.display()))?;
-        f.sync_all().ctx(|| format!("cannot fsync {}", tmp.display()))?;
-        drop(f);
-        std::fs::rename(&tmp, &log).ctx(|| format!("cannot rename {} over {}", tmp.display(), log.display()))?;
-        crate::sys::fs::sync_dir(&dir);
+        let tmp_name = format!("{STREAM_LOG_FILE}.compacting.tmp-{}", std::process::id());
+        let tmp = dir_path.join(&tmp_name);
+        let written_tmp = (|| -> Result<()> {
+            let mut f = dir.open(&tmp_name, Open::CreateNew)?.expect("an exclusive create makes the file");
+            f.write_all(&out).ctx(|| format!("cannot write {}", tmp.display()))?;
+            f.sync_all().ctx(|| format!("cannot fsync {}", tmp.display()))?;
+            drop(f);
+            dir.rename(&tmp_name, &dir, STREAM_LOG_FILE)
+        })();
+        if let Err(e) = written_tmp {
+            let _ = dir.remove_file(&tmp_name);
+            return Err(e);
+        }
+        dir.sync();
         Ok(())
     })();
     if let Err(e) = swap {
@@ -263,15 +270,15 @@ pub fn compact(
     }
     // 4. Only now the old chunks go (a reader that mapped them keeps its mapping).
     for line in &snapshot {
-        let _ = std::fs::remove_file(dir.join(&line.chunk));
+        let _ = dir.remove_file(&line.chunk);
     }
     Ok(CompactStreamReport {
         chunks_before: snapshot.len(),
         files: written
             .into_iter()
-            .map(|(l, path)| CompactedFile {
+            .map(|(l, name)| CompactedFile {
                 source: l.compacted.unwrap_or_default(),
-                path,
+                path: dir.path().join(name),
                 rows: l.rows,
                 bytes: l.bytes,
             })
@@ -311,6 +318,7 @@ mod hooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::streams::log_path;
     use crate::streams::test_support::{rows, schema, store};
     use crate::streams::{append, read, AppendOptions, ReadSelection};
 

@@ -25,12 +25,14 @@ use arrow_array::RecordBatch;
 
 use crate::error::{Error, IoContext, Result};
 use crate::payload::{buffer_from_mapping, decode_file, map_file, write_file};
+use crate::protocol::STREAM_LOCK_FILE;
 use crate::protocol::{Compression, STREAM_CONSOLIDATE_LOCK_FILE, STREAM_LOG_FILE};
 use crate::store::Store;
 use crate::streams::view::view_of;
-use crate::streams::{lock_path, log_path, stream_dir, ChunkLine, Merged};
+use crate::streams::{stream_dir, ChunkLine, Merged};
 use crate::sys::lock::ManifestLock;
 use crate::sys::process::WriterIdentity;
+use crate::sys::trust::{Open, TrustedDir};
 use crate::tuning::{CONSOLIDATE_FANOUT, CONSOLIDATE_MAX_BYTES, CONSOLIDATE_MAX_ROWS};
 
 /// What a [`consolidate`] call did.
@@ -96,11 +98,9 @@ fn find_run(lines: &[ChunkLine]) -> Option<(usize, Option<serde_json::Map<String
 /// of the log lines appended since the last look.
 pub fn consolidate(store: &Store, table: &str, max_merges: usize) -> Result<ConsolidateReport> {
     let mut report = ConsolidateReport::default();
-    let dir = stream_dir(store, table);
-    if !dir.is_dir() {
-        return Ok(report);
-    }
-    let Some(_guard) = ManifestLock::try_acquire(&dir.join(STREAM_CONSOLIDATE_LOCK_FILE))? else {
+    let store = &store.pin(false)?;
+    let Some(dir) = store.dir_at(&stream_dir(store, table), false)? else { return Ok(report) };
+    let Some(_guard) = ManifestLock::try_acquire(&dir, STREAM_CONSOLIDATE_LOCK_FILE)? else {
         report.busy = true;
         return Ok(report);
     };
@@ -136,14 +136,17 @@ pub fn consolidate(store: &Store, table: &str, max_merges: usize) -> Result<Cons
         // 2. The merged file: written, fsynced, read back and compared, without a lock.
         let me = WriterIdentity::cached();
         let name = format!("{}-merge-{}.arrow", me.pid, uuid::Uuid::new_v4().simple());
-        let path = dir.join(&name);
+        let path = dir.path().join(&name);
         // A consolidation never weakens an append's durability: it fsyncs what it writes
         // when a chunk it replaces was fsynced (and only then: fsyncs of a busy stream's
         // every merge would slow its appenders, whose own chunks are not fsynced).
         let durable = run.iter().any(|l| l.durable);
         let written = (|| -> Result<u64> {
-            let bytes = write_file(&path, &schema, std::slice::from_ref(&merged), 0, Compression::None, durable)?;
-            let map = map_file(&path)?.ok_or_else(|| Error::InvalidArgument(format!("{} vanished", path.display())))?;
+            let bytes = write_file(&dir, &name, &schema, std::slice::from_ref(&merged), 0, Compression::None, durable)?;
+            let file = dir
+                .open(&name, Open::Read)?
+                .ok_or_else(|| Error::InvalidArgument(format!("{} vanished", path.display())))?;
+            let map = map_file(&file, &path)?;
             let back = decode_file(&buffer_from_mapping(map)).map_err(|reason| Error::PayloadCorrupt {
                 table: table.into(),
                 locator: path.display().to_string(),
@@ -163,7 +166,7 @@ pub fn consolidate(store: &Store, table: &str, max_merges: usize) -> Result<Cons
         let bytes = match written {
             Ok(b) => b,
             Err(e) => {
-                let _ = std::fs::remove_file(&path);
+                let _ = dir.remove_file(&name);
                 return Err(e);
             }
         };
@@ -171,15 +174,15 @@ pub fn consolidate(store: &Store, table: &str, max_merges: usize) -> Result<Cons
         #[cfg(test)]
         hooks::step("written");
         // 3. The new log, swapped in under the lock.
-        match swap(store, table, &run, &line, durable) {
+        match swap(&dir, &run, &line, durable) {
             Ok(true) => {}
             Ok(false) => {
-                let _ = std::fs::remove_file(&path);
+                let _ = dir.remove_file(&line.chunk);
                 attempts += 1;
                 continue;
             }
             Err(e) => {
-                let _ = std::fs::remove_file(&path);
+                let _ = dir.remove_file(&line.chunk);
                 return Err(e);
             }
         }
@@ -188,7 +191,7 @@ pub fn consolidate(store: &Store, table: &str, max_merges: usize) -> Result<Cons
         // 4. The replaced chunks go (a reader that mapped them keeps its mapping; one
         //    about to map them reads the log again).
         for l in &run {
-            let _ = std::fs::remove_file(dir.join(&l.chunk));
+            let _ = dir.remove_file(&l.chunk);
         }
         report.merges += 1;
         report.chunks_replaced += run.len();
@@ -264,17 +267,13 @@ fn locate(bytes: &[u8], run: &[ChunkLine]) -> Option<(usize, usize)> {
     (matched == run.len()).then(|| (start.expect("matched"), at))
 }
 
-/// Replaces the run's lines by `merged` in the log. `Ok(false)`: the log no longer holds
-/// the run as it was (another compaction, a removal): nothing was changed.
-fn swap(store: &Store, table: &str, run: &[ChunkLine], merged: &ChunkLine, durable: bool) -> Result<bool> {
-    let log = log_path(store, table);
-    let dir = stream_dir(store, table);
-    let mut file = match std::fs::File::open(&log) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io(format!("cannot open {}", log.display()), e)),
-    };
-    let ident = crate::sys::fs::identity(&file.metadata().ctx(|| format!("cannot stat {}", log.display()))?);
+/// Replaces the run's lines by `merged` in the log of the stream directory `dir`.
+/// `Ok(false)`: the log no longer holds the run as it was (another compaction, a
+/// removal): nothing was changed.
+fn swap(dir: &TrustedDir, run: &[ChunkLine], merged: &ChunkLine, durable: bool) -> Result<bool> {
+    let log = dir.path().join(STREAM_LOG_FILE);
+    let Some((mut file, meta)) = dir.open_meta(STREAM_LOG_FILE, Open::Read)? else { return Ok(false) };
+    let ident = crate::sys::fs::identity(&meta);
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).ctx(|| format!("cannot read {}", log.display()))?;
     let Some((from, to)) = locate(&bytes, run) else { return Ok(false) };
@@ -283,25 +282,22 @@ fn swap(store: &Store, table: &str, run: &[ChunkLine], merged: &ChunkLine, durab
     out.extend(serde_json::to_vec(merged)?);
     out.push(b'\n');
     out.extend_from_slice(&bytes[to..]);
-    let tmp = dir.join(format!("{STREAM_LOG_FILE}.tmp-{}", std::process::id()));
+    let tmp_name = format!("{STREAM_LOG_FILE}.tmp-{}", std::process::id());
+    let tmp = dir.path().join(&tmp_name);
     let result = (|| -> Result<bool> {
-        let mut f = crate::sys::fs::create_private_file(&tmp).ctx(|| format!("cannot create {}", tmp.display()))?;
+        let mut f = dir.open(&tmp_name, Open::Truncate)?.expect("a truncating open creates the file");
         f.write_all(&out).ctx(|| format!("cannot write {}", tmp.display()))?;
         if durable {
             f.sync_data().ctx(|| format!("cannot fsync {}", tmp.display()))?;
         }
         #[cfg(test)]
         hooks::step("log written");
-        let _lock = ManifestLock::acquire(&lock_path(store, table))?;
-        let meta = match std::fs::metadata(&log) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::io(format!("cannot stat {}", log.display()), e)),
-        };
-        if crate::sys::fs::identity(&meta) != ident || meta.len() < bytes.len() as u64 {
+        let _lock = ManifestLock::acquire(dir, STREAM_LOCK_FILE)?;
+        let Some(now) = dir.open_meta(STREAM_LOG_FILE, Open::Read)?.map(|(_, m)| m) else { return Ok(false) };
+        if crate::sys::fs::identity(&now) != ident || now.len() < bytes.len() as u64 {
             return Ok(false);
         }
-        if meta.len() > bytes.len() as u64 {
+        if now.len() > bytes.len() as u64 {
             // Lines appended since the log was read: carried over as they are.
             let mut rest = Vec::new();
             file.seek(SeekFrom::Start(bytes.len() as u64)).ctx(|| format!("cannot seek {}", log.display()))?;
@@ -312,18 +308,18 @@ fn swap(store: &Store, table: &str, run: &[ChunkLine], merged: &ChunkLine, durab
             }
         }
         drop(f);
-        std::fs::rename(&tmp, &log).ctx(|| format!("cannot rename {} over {}", tmp.display(), log.display()))?;
+        dir.rename(&tmp_name, dir, STREAM_LOG_FILE)?;
         Ok(true)
     })();
     match result {
         Ok(true) => {
             if durable {
-                crate::sys::fs::sync_dir(&dir);
+                dir.sync();
             }
             Ok(true)
         }
         other => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = dir.remove_file(&tmp_name);
             other
         }
     }

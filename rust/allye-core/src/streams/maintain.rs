@@ -2,6 +2,7 @@
 //! appenders and removals left.
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use crate::streams::append::forget_schema;
 use crate::streams::view::{forget_view, view_of};
 use crate::streams::{read, stream_dir, ReadSelection};
 use crate::sys::process::WriterIdentity;
+use crate::sys::trust::{EntryKind, Open, TrustedDir};
 use crate::tables::{self, SendOptions};
 
 /// Publishes every row of stream `table` so far as an ordinary v1 `ready` version of the
@@ -24,7 +26,9 @@ use crate::tables::{self, SendOptions};
 pub fn publish(store: &Store, table: &str) -> Result<Event> {
     let r = read(store, table, &ReadSelection::default())?;
     let marker = stream_dir(store, table).join(STREAM_PUBLISHED_FILE);
-    std::fs::write(&marker, r.total_rows.to_string()).ctx(|| format!("cannot write {}", marker.display()))?;
+    let mut f = store.open_file(&marker, Open::Truncate)?.expect("a truncating open creates the file");
+    f.write_all(r.total_rows.to_string().as_bytes()).ctx(|| format!("cannot write {}", marker.display()))?;
+    drop(f);
     let mut opts = SendOptions::named(table);
     opts.metadata.insert(METADATA_STREAM.into(), json!({"chunks": r.total_chunks, "rows": r.total_rows}));
     tables::send(store, &r.schema, &r.batches, &opts)
@@ -34,9 +38,9 @@ pub fn publish(store: &Store, table: &str) -> Result<Event> {
 /// `interval` old, or never was; `None` otherwise.
 pub fn publish_if_due(store: &Store, table: &str, interval: Duration) -> Result<Option<Event>> {
     let marker = stream_dir(store, table).join(STREAM_PUBLISHED_FILE);
-    let due = match std::fs::metadata(&marker).and_then(|m| m.modified()) {
-        Ok(t) => t.elapsed().map(|e| e >= interval).unwrap_or(true),
-        Err(_) => true,
+    let due = match store.stat(&marker)? {
+        Some(m) => m.modified.elapsed().map(|e| e >= interval).unwrap_or(true),
+        None => true,
     };
     if due {
         publish(store, table).map(Some)
@@ -94,14 +98,19 @@ pub fn listing(store: &Store, table: &str, ready: Option<&Event>) -> Result<Opti
 /// when it is neither a stream nor a table.
 pub fn remove(store: &Store, table: &str) -> Result<usize> {
     let dir = stream_dir(store, table);
+    let name = dir.file_name().expect("a stream directory has a name").to_os_string();
+    let streams = store.dir_at(Path::new(STREAMS_DIR), false)?;
     let mut freed = 0;
-    let was_stream = dir.is_dir();
-    if was_stream {
+    let was_stream = match &streams {
+        Some(s) => s.stat(&name)?.is_some_and(|st| st.kind == EntryKind::Dir),
+        None => false,
+    };
+    if let (true, Some(streams)) = (was_stream, &streams) {
         freed = crate::streams::chunks(store, table)?.len();
         // Renamed first, so appenders and readers stop finding it at once.
-        let gone = store.root().join(STREAMS_DIR).join(format!(".removed-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::rename(&dir, &gone).ctx(|| format!("cannot remove {}", dir.display()))?;
-        std::fs::remove_dir_all(&gone).ctx(|| format!("cannot delete {}", gone.display()))?;
+        let gone = format!(".removed-{}", uuid::Uuid::new_v4().simple());
+        streams.rename(&name, streams, &gone)?;
+        streams.remove_dir_all(&gone)?;
     }
     forget_view(store, table);
     forget_schema(store, table);
@@ -133,24 +142,28 @@ fn dead(pid: u32) -> bool {
 /// their line was appended. A live process's files are never touched.
 pub fn collect(store: &Store, dry_run: bool) -> Result<Vec<GcAction>> {
     let mut actions = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(store.root().join(STREAMS_DIR)) else { return Ok(actions) };
-    for d in dirs.flatten() {
-        let dir = d.path();
-        let dname = d.file_name().to_string_lossy().into_owned();
+    let Some(streams) = store.dir_at(Path::new(STREAMS_DIR), false)? else { return Ok(actions) };
+    for d in streams.entries()? {
+        let dname = d.name.to_string_lossy().into_owned();
+        let path = streams.path().join(&d.name);
         if dname.starts_with(".removed-") {
             if !dry_run {
-                let _ = std::fs::remove_dir_all(&dir);
+                let _ = streams.remove_dir_all(&d.name);
             }
-            actions.push(chunk_action(&dir, String::new(), "a removed stream".into()));
+            actions.push(chunk_action(&path, String::new(), "a removed stream".into()));
             continue;
         }
-        let Ok(table) = std::fs::read_to_string(dir.join(crate::protocol::STREAM_NAME_FILE)) else { continue };
-        actions.extend(collect_one(store, &table, &dir, dry_run)?);
+        if d.kind != EntryKind::Dir {
+            continue;
+        }
+        let Some(dir) = streams.open_dir(&d.name)? else { continue };
+        let Ok(Some(table)) = dir.read(crate::protocol::STREAM_NAME_FILE) else { continue };
+        actions.extend(collect_one(store, &String::from_utf8_lossy(&table), &dir, dry_run)?);
     }
     Ok(actions)
 }
 
-fn collect_one(store: &Store, table: &str, dir: &Path, dry_run: bool) -> Result<Vec<GcAction>> {
+fn collect_one(store: &Store, table: &str, dir: &TrustedDir, dry_run: bool) -> Result<Vec<GcAction>> {
     let mut out = Vec::new();
     // Lines first, then the directory: a chunk whose line lands meanwhile is in neither
     // list's "unnamed" set only if its appender is alive, and live appenders are skipped.
@@ -162,8 +175,8 @@ fn collect_one(store: &Store, table: &str, dir: &Path, dry_run: bool) -> Result<
         let replaced = v.chunks.iter().filter_map(|c| c.line.merged.as_ref()).flat_map(|m| m.chunks.clone()).collect();
         (named, replaced)
     };
-    for f in std::fs::read_dir(dir).ctx(|| format!("cannot list {}", dir.display()))?.flatten() {
-        let name = f.file_name().to_string_lossy().into_owned();
+    for f in dir.entries()? {
+        let name = f.name.to_string_lossy().into_owned();
         let is_chunk = name.ends_with(".arrow") && !named.contains(&name);
         let is_tmp = name.contains(".tmp-");
         if !(is_chunk || is_tmp) || name == STREAM_LOG_FILE {
@@ -181,9 +194,9 @@ fn collect_one(store: &Store, table: &str, dir: &Path, dry_run: bool) -> Result<
             format!("left by process {pid}, which died before the chunk log named it")
         };
         if !dry_run {
-            let _ = std::fs::remove_file(f.path());
+            let _ = dir.remove_file(&f.name);
         }
-        out.push(chunk_action(&f.path(), table.into(), reason));
+        out.push(chunk_action(&dir.path().join(&f.name), table.into(), reason));
     }
     Ok(out)
 }

@@ -29,15 +29,16 @@ pub use maintain::{collect, listing, publish, publish_if_due, remove};
 pub use schema::FieldConflict;
 pub use view::{chunks, read, stream_schema, ReadSelection, StreamRead};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::protocol::{STREAMS_DIR, STREAM_LOCK_FILE, STREAM_LOG_FILE, STREAM_NAME_FILE};
+use crate::protocol::{STREAMS_DIR, STREAM_LOG_FILE, STREAM_NAME_FILE};
 use crate::store::Store;
 use crate::sys::process::WriterIdentity;
+use crate::sys::trust::EntryKind;
 
 /// One line of a chunk log: one chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,22 +115,23 @@ pub fn log_path(store: &Store, table: &str) -> PathBuf {
     stream_dir(store, table).join(STREAM_LOG_FILE)
 }
 
-/// True when `table` is a stream in this store (its chunk log exists).
+/// True when `table` is a stream in this store (its chunk log exists, as a file reached
+/// without a symbolic link).
 pub fn exists(store: &Store, table: &str) -> bool {
-    log_path(store, table).is_file()
+    matches!(store.stat(&log_path(store, table)), Ok(Some(s)) if s.kind == EntryKind::File)
 }
 
 /// The names of every stream in the store, sorted.
 pub fn list(store: &Store) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(store.root().join(STREAMS_DIR)) else { return out };
-    for d in dirs.flatten() {
-        let dir = d.path();
-        if !dir.join(STREAM_LOG_FILE).is_file() {
+    let Ok(Some(streams)) = store.dir_at(Path::new(STREAMS_DIR), false) else { return out };
+    for d in streams.entries().unwrap_or_default() {
+        let Ok(Some(dir)) = streams.open_dir(&d.name) else { continue };
+        if !matches!(dir.stat(STREAM_LOG_FILE), Ok(Some(s)) if s.kind == EntryKind::File) {
             continue;
         }
-        if let Ok(name) = std::fs::read_to_string(dir.join(STREAM_NAME_FILE)) {
-            out.push(name);
+        if let Ok(Some(name)) = dir.read(STREAM_NAME_FILE) {
+            out.push(String::from_utf8_lossy(&name).into_owned());
         }
     }
     out.sort();
@@ -157,18 +159,13 @@ pub(crate) enum NewLines {
 impl LogCursor {
     /// Reads the lines appended to `path` since the last call (torn or foreign lines
     /// skipped).
-    pub(crate) fn read_new(&mut self, path: &std::path::Path) -> crate::error::Result<NewLines> {
+    pub(crate) fn read_new(&mut self, store: &Store, path: &Path) -> crate::error::Result<NewLines> {
         use crate::error::IoContext;
         use std::io::{Read, Seek, SeekFrom};
-        let mut file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                *self = LogCursor::default();
-                return Ok(NewLines::NoLog);
-            }
-            Err(e) => return Err(Error::io(format!("cannot open {}", path.display()), e)),
+        let Some((mut file, meta)) = store.open_file_meta(path, crate::sys::trust::Open::Read)? else {
+            *self = LogCursor::default();
+            return Ok(NewLines::NoLog);
         };
-        let meta = file.metadata().ctx(|| format!("cannot stat {}", path.display()))?;
         let ident = crate::sys::fs::identity(&meta);
         let mut restarted = false;
         if self.ident != Some(ident) || meta.len() < self.offset {
@@ -189,10 +186,6 @@ impl LogCursor {
         self.offset += end as u64 + 1;
         Ok(NewLines::Lines { restarted, lines })
     }
-}
-
-fn lock_path(store: &Store, table: &str) -> PathBuf {
-    stream_dir(store, table).join(STREAM_LOCK_FILE)
 }
 
 fn now_ns() -> u64 {

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::payload::{buffer_from_mapping, decode_file, map_file, Decoded};
 use crate::store::Store;
 use crate::streams::{log_path, not_a_stream, schema, stream_dir, ChunkLine, LogCursor, NewLines};
+use crate::sys::trust::Open;
 
 /// Which rows a read wants; the chunks outside are not touched.
 #[derive(Debug, Clone, Default)]
@@ -127,7 +128,7 @@ impl View {
 
     /// Reads the log lines appended since the last look. `Ok(false)`: no log.
     pub(crate) fn refresh(&mut self, store: &Store, table: &str) -> Result<bool> {
-        let (restarted, lines) = match self.cursor.read_new(&log_path(store, table))? {
+        let (restarted, lines) = match self.cursor.read_new(store, &log_path(store, table))? {
             NewLines::NoLog => {
                 if !self.chunks.is_empty() || self.recorded.is_some() {
                     self.restart();
@@ -162,7 +163,8 @@ impl View {
             return Ok(true);
         }
         let path = stream_dir(store, table).join(&self.chunks[i].line.chunk);
-        let Some(map) = map_file(&path)? else { return Ok(false) };
+        let Some(file) = store.open_file(&path, Open::Read)? else { return Ok(false) };
+        let map = map_file(&file, &path)?;
         let decoded = decode_file(&buffer_from_mapping(map)).map_err(|reason| Error::PayloadCorrupt {
             table: table.into(),
             locator: path.display().to_string(),

@@ -1,7 +1,8 @@
-//! File-system plumbing shared by the store, the manifest and the payloads: private
-//! files and directories, fsync of a directory, positional reads, file identity.
+//! File-system plumbing shared by the store, the manifest and the payloads: the store's
+//! parent directories, positional reads, file identity. Everything inside a store is
+//! opened through `crate::sys::trust`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::Path;
 
 pub(crate) fn read_at(file: &File, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
@@ -52,7 +53,8 @@ pub(crate) fn identity(meta: &std::fs::Metadata) -> FileIdentity {
     }
 }
 
-/// Creates `dir` and its parents, private to this user (0700).
+/// Creates `dir` and its parents, private to this user (0700 before the umask); the
+/// store directory itself is made by `crate::sys::trust::TrustedDir::create_root`.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
@@ -62,38 +64,4 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         builder.mode(0o700);
     }
     builder.create(dir)
-}
-
-/// Creates a new file private to this user (0600); fails if it exists.
-pub fn create_private_file(path: &Path) -> std::io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
-}
-
-/// Opens (creating if missing, 0600) a file for appending.
-pub fn open_private_append(path: &Path) -> std::io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.read(true).append(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
-}
-
-/// fsyncs a directory (so a rename in it is durable); best effort.
-pub fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }

@@ -3,11 +3,10 @@
 //! i.e. a lock on byte 0), so its writers and ours exclude each other.
 //! Readers never take it.
 
-use std::fs::{File, OpenOptions};
-
-use std::path::Path;
+use std::fs::File;
 
 use crate::error::{IoContext, Result};
+use crate::sys::trust::{Open, TrustedDir};
 
 /// Held while appending to the manifest (or rewriting it); released on drop,
 /// and by the OS if the process dies.
@@ -15,31 +14,24 @@ pub struct ManifestLock {
     file: File,
 }
 
-/// The lock file at `path`, created owner-only if missing (its directory must exist).
-fn open_lock_file(path: &Path) -> Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.read(true).append(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path).ctx(|| format!("cannot open lock file {}", path.display()))
+/// The lock file `name` in `dir`, created owner-only if missing (and checked against the
+/// trust rule if it exists).
+fn open_lock_file(dir: &TrustedDir, name: &str) -> Result<File> {
+    Ok(dir.open(name, Open::Append)?.expect("an append open creates the file"))
 }
 
 impl ManifestLock {
-    /// Blocks until the exclusive lock on the lock file at `path` is held. Its
-    /// directory must exist.
-    pub fn acquire(path: &Path) -> Result<Self> {
-        let file = open_lock_file(path)?;
-        sys::lock(&file).ctx(|| format!("cannot lock {}", path.display()))?;
+    /// Blocks until the exclusive lock on the lock file `name` of `dir` is held.
+    pub fn acquire(dir: &TrustedDir, name: &str) -> Result<Self> {
+        let file = open_lock_file(dir, name)?;
+        sys::lock(&file).ctx(|| format!("cannot lock {}", dir.path().join(name).display()))?;
         Ok(ManifestLock { file })
     }
 
-    /// The lock at `path` if no one holds it now, else `None` (never waits).
-    pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
-        let file = open_lock_file(path)?;
-        let held = sys::try_lock(&file).ctx(|| format!("cannot lock {}", path.display()))?;
+    /// The lock `name` of `dir` if no one holds it now, else `None` (never waits).
+    pub fn try_acquire(dir: &TrustedDir, name: &str) -> Result<Option<Self>> {
+        let file = open_lock_file(dir, name)?;
+        let held = sys::try_lock(&file).ctx(|| format!("cannot lock {}", dir.path().join(name).display()))?;
         Ok(held.then_some(ManifestLock { file }))
     }
 }
@@ -136,7 +128,7 @@ mod tests {
     #[test]
     fn excludes_threads_of_one_process() {
         let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("manifest.lock");
+        let path = tmp.path().to_path_buf();
         let inside = Arc::new(AtomicUsize::new(0));
         let max_seen = Arc::new(AtomicUsize::new(0));
         let handles: Vec<_> = (0..8)
@@ -144,7 +136,8 @@ mod tests {
                 let (path, inside, max_seen) = (path.clone(), inside.clone(), max_seen.clone());
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        let _g = ManifestLock::acquire(&path).unwrap();
+                        let dir = TrustedDir::open_root(&path).unwrap().unwrap();
+                        let _g = ManifestLock::acquire(&dir, "manifest.lock").unwrap();
                         let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
                         max_seen.fetch_max(n, Ordering::SeqCst);
                         std::thread::yield_now();

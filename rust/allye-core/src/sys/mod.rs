@@ -1,4 +1,5 @@
-//! System plumbing, knowing nothing of tables: private files and directories, the
+//! System plumbing, knowing nothing of tables: the trust rule and the handles everything
+//! inside a store is opened through, private files and directories, the
 //! writers' lock, shared-memory segments, process identity, protocol timestamps.
 
 pub mod fs;
@@ -6,3 +7,4 @@ pub mod lock;
 pub mod process;
 pub mod shm;
 pub mod time;
+pub mod trust;

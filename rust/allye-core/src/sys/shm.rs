@@ -1,6 +1,9 @@
 //! Named shared-memory segments: create, open and map, unlink.
 //!
-//! POSIX (Linux, macOS): `shm_open("/" + name)` with mode 0600. A segment lives until
+//! POSIX (Linux, macOS): `shm_open("/" + name)` with mode 0600 (on Linux, `/dev/shm/<name>`
+//! opened with `O_NOFOLLOW`). A segment is used (read, mapped, unlinked) only when it is
+//! this user's and private (see [`check_segment`]): `/dev/shm` is shared by every user of
+//! the machine. A segment lives until
 //! it is unlinked, whoever created or opened it exits: the lifetime is owned by the
 //! manifest and gc, never by a process (Python's resource tracker is not involved, so
 //! "send now, read later from another process" works). A reader that still maps an
@@ -53,42 +56,106 @@ pub use posix::*;
 #[cfg(unix)]
 mod posix {
     use std::fs::File;
+    use std::path::PathBuf;
 
     use memmap2::{Mmap, MmapOptions};
+    use rustix::fd::OwnedFd;
     use rustix::fs::Mode;
-    use rustix::shm;
+    #[cfg(target_os = "linux")]
+    use rustix::fs::OFlags;
+    use rustix::io::Errno;
 
     use super::check_name;
     use crate::error::{Error, IoContext, Result};
+    use crate::sys::trust::{check_owner_mode, current_uid, Kind};
 
-    fn os_name(name: &str) -> String {
-        format!("/{name}")
+    /// Where a segment lives, for messages (and, on Linux, to open it).
+    pub fn segment_path(name: &str) -> PathBuf {
+        PathBuf::from(format!("/dev/shm/{name}"))
     }
 
-    /// Creates a new segment (fails if it exists), mode 0600, size 0. Write into the
-    /// returned file; on Linux `write` extends it like any tmpfs file.
+    /// How a segment is opened.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum How {
+        /// New (fails if the name exists), read-write, 0600.
+        Create,
+        Read,
+        ReadWrite,
+    }
+
+    /// Opens a segment without following a symbolic link (glibc's `shm_open` adds
+    /// `O_NOFOLLOW` too; on Linux a segment is a file of `/dev/shm`, a sticky directory
+    /// anyone can plant a link in).
+    fn open_raw(name: &str, how: How) -> rustix::io::Result<OwnedFd> {
+        #[cfg(target_os = "linux")]
+        {
+            let flags = match how {
+                How::Create => OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
+                How::Read => OFlags::RDONLY,
+                How::ReadWrite => OFlags::RDWR,
+            };
+            rustix::fs::open(segment_path(name), flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::RUSR | Mode::WUSR)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            use rustix::shm;
+            let flags = match how {
+                How::Create => shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+                How::Read => shm::OFlags::RDONLY,
+                How::ReadWrite => shm::OFlags::RDWR,
+            };
+            shm::open(format!("/{name}").as_str(), flags, Mode::RUSR | Mode::WUSR)
+        }
+    }
+
+    /// The trust rule for segments: this user's, and readable and writable by nobody else.
+    /// A segment another user made (or made readable) is refused with `StoreNotPrivate`.
+    /// Returns the segment's size.
+    pub fn check_segment(file: &File, name: &str) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().ctx(|| format!("cannot stat shared-memory segment {name:?}"))?;
+        check_owner_mode(&segment_path(name), Kind::Segment, meta.uid(), meta.mode())?;
+        Ok(meta.len())
+    }
+
+    /// Creates a new segment (fails if the name exists, whoever made it), mode 0600
+    /// whatever the umask, size 0. Write into the returned file; on Linux `write` extends
+    /// it like any tmpfs file.
     pub fn create(name: &str) -> Result<File> {
         check_name(name)?;
-        let fd = shm::open(
-            os_name(name).as_str(),
-            shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
-            Mode::RUSR | Mode::WUSR,
-        )
-        .map_err(|e| Error::io(format!("cannot create shared-memory segment {name:?}"), e.into()))?;
+        let fd = open_raw(name, How::Create)
+            .map_err(|e| Error::io(format!("cannot create shared-memory segment {name:?}"), e.into()))?;
+        let _ = rustix::fs::fchmod(&fd, Mode::RUSR | Mode::WUSR);
         Ok(File::from(fd))
     }
 
-    /// Opens a segment read-only and maps its first `len` bytes.
-    /// `Ok(None)` when no segment has this name.
-    pub fn open_map(name: &str, len: u64) -> Result<Option<(Mmap, u64)>> {
+    /// Opens an existing segment of this user, checked against the trust rule, with its
+    /// size; `Ok(None)` when no segment has this name. `write`: read-write, else read-only.
+    pub fn open_checked(name: &str, write: bool) -> Result<Option<(File, u64)>> {
         check_name(name)?;
-        let fd = match shm::open(os_name(name).as_str(), shm::OFlags::RDONLY, Mode::empty()) {
+        let fd = match open_raw(name, if write { How::ReadWrite } else { How::Read }) {
             Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => {
+                return Err(crate::sys::trust::not_private(
+                    &segment_path(name),
+                    Kind::Segment,
+                    None,
+                    None,
+                    "is a symbolic link, not a segment".into(),
+                ))
+            }
             Err(e) => return Err(Error::io(format!("cannot open shared-memory segment {name:?}"), e.into())),
         };
         let file = File::from(fd);
-        let size = file.metadata().ctx(|| format!("cannot stat shared-memory segment {name:?}"))?.len();
+        let size = check_segment(&file, name)?;
+        Ok(Some((file, size)))
+    }
+
+    /// Opens a segment read-only (checked: see [`check_segment`]) and maps its first `len`
+    /// bytes. `Ok(None)` when no segment has this name.
+    pub fn open_map(name: &str, len: u64) -> Result<Option<(Mmap, u64)>> {
+        let Some((file, size)) = open_checked(name, false)? else { return Ok(None) };
         if len == 0 || len > size {
             // Nothing to map, or the segment is smaller than the manifest says: the
             // caller reports it as corrupt with both sizes.
@@ -102,19 +169,42 @@ mod posix {
         Ok(Some((map, size)))
     }
 
-    /// Unlinks a segment. `Ok(false)` when it did not exist.
+    /// The uid owning the segment `name`; `None` when there is none.
+    fn owner_of(name: &str) -> Option<u32> {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::{AtFlags, CWD};
+            rustix::fs::statat(CWD, segment_path(name), AtFlags::SYMLINK_NOFOLLOW).ok().map(|st| st.st_uid)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let fd = open_raw(name, How::Read).ok()?;
+            rustix::fs::fstat(&fd).ok().map(|st| st.st_uid)
+        }
+    }
+
+    /// Unlinks this user's segment `name`. `Ok(false)` when there is none of this name, or
+    /// when it is another user's: that one is never acted on (logged, left alone).
     pub fn unlink(name: &str) -> Result<bool> {
         check_name(name)?;
-        match shm::unlink(os_name(name).as_str()) {
+        match owner_of(name) {
+            None => return Ok(false),
+            Some(uid) if uid != current_uid() => {
+                log::warn!("shared-memory segment {name:?} belongs to uid {uid}, not to this user: left alone");
+                return Ok(false);
+            }
+            Some(_) => {}
+        }
+        match rustix::shm::unlink(format!("/{name}").as_str()) {
             Ok(()) => Ok(true),
-            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(Errno::NOENT) => Ok(false),
             Err(e) => Err(Error::io(format!("cannot unlink shared-memory segment {name:?}"), e.into())),
         }
     }
 
-    /// True when a segment of this name exists.
+    /// True when a segment of this name exists and is this user's.
     pub fn exists(name: &str) -> bool {
-        check_name(name).is_ok() && shm::open(os_name(name).as_str(), shm::OFlags::RDONLY, Mode::empty()).is_ok()
+        check_name(name).is_ok() && owner_of(name) == Some(current_uid())
     }
 }
 

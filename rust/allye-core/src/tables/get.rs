@@ -41,6 +41,8 @@ pub fn latest(store: &Store, table: &str, producer: Option<&str>) -> Result<Even
 /// consulted when the payload is missing or lives outside the store (which a removal
 /// does not delete): the common path reads the manifest index once.
 pub fn get(store: &Store, table: &str, producer: Option<&str>, record_read: bool) -> Result<(Event, Decoded)> {
+    // The store path is checked once for the whole get (see `Store::pin`).
+    let store = &store.pin(false)?;
     let ev = current_ready(store, table, producer)?;
     let inside = ev.payload.as_ref().is_some_and(|p| inside(store, &p.transport, &p.locator) == Some(true));
     if !inside && is_removed_now(store, table)? {

@@ -76,9 +76,9 @@ pub fn receive(
         opts,
         opts.shape,
         |_| Ok(()),
-        |path| {
+        |dir, name| {
             let mut placed =
-                PlacedFile::create(path, schema, announced.rows, announced.null_counts, announced.data_bytes)?;
+                PlacedFile::create(dir, name, schema, announced.rows, announced.null_counts, announced.data_bytes)?;
             fill(&mut placed)?;
             let rows = placed.filled() as u64;
             Ok((placed.finish(opts.durable)?, rows))
@@ -115,6 +115,10 @@ mod tests {
     use crate::error::Error;
     use crate::manifest;
     use crate::payload::{write_file, Compression};
+
+    fn trusted(p: &std::path::Path) -> crate::sys::trust::TrustedDir {
+        crate::sys::trust::TrustedDir::open_root(p).unwrap().unwrap()
+    }
     use crate::protocol::Status;
     use crate::tables::test_support::payload_files;
     use crate::tables::{get, send_stream, SendOptions};
@@ -174,7 +178,16 @@ mod tests {
         assert_eq!(data.batches[0], batch);
         // The same bytes the ordinary writer produces for the joined table.
         let reference = tmp.path().join("reference.arrow");
-        write_file(&reference, &schema, std::slice::from_ref(&batch), 0, Compression::None, false).unwrap();
+        write_file(
+            &trusted(tmp.path()),
+            reference.file_name().unwrap().to_str().unwrap(),
+            &schema,
+            std::slice::from_ref(&batch),
+            0,
+            Compression::None,
+            false,
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&payload.locator).unwrap(), std::fs::read(&reference).unwrap());
         assert_eq!(payload.data_size, std::fs::metadata(&reference).unwrap().len());
     }
@@ -324,7 +337,16 @@ mod tests {
         assert_eq!(got.batches.len(), 1);
         assert_eq!(got.batches[0], batch);
         let reference = tmp.path().join("reference.arrow");
-        write_file(&reference, &schema, std::slice::from_ref(&batch), 0, Compression::None, false).unwrap();
+        write_file(
+            &trusted(tmp.path()),
+            reference.file_name().unwrap().to_str().unwrap(),
+            &schema,
+            std::slice::from_ref(&batch),
+            0,
+            Compression::None,
+            false,
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&payload.locator).unwrap(), std::fs::read(&reference).unwrap());
 
         // The same through the C stream (pipelined), and a column of only empty strings.
@@ -349,7 +371,16 @@ mod tests {
             let (_, got) = get(&store, "c", None, true).unwrap();
             assert_eq!(got.batches, vec![batch.clone()]);
             let reference = tmp.path().join("reference2.arrow");
-            write_file(&reference, &schema, std::slice::from_ref(&batch), 0, Compression::None, false).unwrap();
+            write_file(
+                &trusted(tmp.path()),
+                reference.file_name().unwrap().to_str().unwrap(),
+                &schema,
+                std::slice::from_ref(&batch),
+                0,
+                Compression::None,
+                false,
+            )
+            .unwrap();
             assert_eq!(
                 std::fs::read(&ready.payload.as_ref().unwrap().locator).unwrap(),
                 std::fs::read(&reference).unwrap()

@@ -33,6 +33,7 @@ pub struct Removal {
 pub fn remove(store: &Store, table: &str) -> Result<Removal> {
     check_table_name(table)?;
     let all = manifest::read_all(store)?;
+    crate::payload::check_payload_dir(store)?;
     if !all.iter().any(|e| e.table_name == table) {
         return Err(Error::table_not_found(store.root(), table, None));
     }
@@ -72,7 +73,7 @@ pub fn remove(store: &Store, table: &str) -> Result<Removal> {
         let target = Target::of(p);
         if target.inside(store) != Some(true) {
             skipped.push(pair);
-        } else if target.exists() {
+        } else if target.exists(store) {
             target.delete(store)?;
             deleted.push(pair);
         }
@@ -134,8 +135,9 @@ mod tests {
         assert_eq!(get(&store, "t", None, true).unwrap().0.id, f2.id);
         assert_eq!(state(&store, "t", None).unwrap().state, TableStateKind::Ready);
         assert!(matches!(remove(&store, "never"), Err(Error::TableNotFound { .. })));
-        // A version whose payload lives outside the store: rm leaves the file alone, but
-        // our readers still treat the table as removed.
+        // A version whose payload lives outside the store: a get does not follow it (a
+        // file payload is read from this store's payloads/ only), rm leaves the file
+        // alone, and our readers treat the table as removed.
         let outside_dir = tmp.path().join("elsewhere");
         std::fs::create_dir(&outside_dir).unwrap();
         let f3 = send(&store, "ext", TransportChoice::File);
@@ -145,7 +147,8 @@ mod tests {
         foreign.id = "foreign".into();
         foreign.payload.as_mut().unwrap().locator = moved.to_string_lossy().into();
         manifest::append(&store, &foreign, false).unwrap();
-        assert_eq!(get(&store, "ext", None, true).unwrap().0.id, "foreign");
+        assert_eq!(latest(&store, "ext", None).unwrap().id, "foreign");
+        assert!(matches!(get(&store, "ext", None, true), Err(Error::PayloadMissing { .. })));
         let r = remove(&store, "ext").unwrap();
         assert_eq!(r.skipped.len(), 1);
         assert!(moved.exists());

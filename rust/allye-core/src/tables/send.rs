@@ -9,9 +9,9 @@ use serde_json::{json, Map, Value};
 use crate::error::{Error, Result};
 use crate::gc::{collect_superseded, store_tag, AutoGc};
 use crate::manifest::{self, Event, PayloadRef};
-use crate::payload::write_file;
 #[cfg(unix)]
 use crate::payload::write_segment;
+use crate::payload::{write_file, Target};
 use crate::protocol::{
     check_producer, check_table_name, Compression, Status, Transport, TransportChoice, ADC_LOCATOR, ADC_TRANSPORT,
     ADC_WRITER, DEFAULT_AUTO_GC_GRACE_SEC, DEFAULT_COMPRESSED_CHUNK_ROWS, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_SHM_BYTES,
@@ -166,24 +166,26 @@ impl Planned {
             Planned::File(p) => p.to_string_lossy().into_owned(),
         }
     }
-    pub(super) fn remove(&self) {
+    pub(super) fn remove(&self, store: &Store) {
         match self {
             Planned::Shm(n) => {
                 let _ = shm::unlink(n);
             }
             Planned::File(p) => {
-                let _ = std::fs::remove_file(p);
+                let _ = Target::file(p).delete(store);
             }
         }
     }
-    fn write(&self, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<u64> {
+    fn write(&self, store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<u64> {
         match self {
             #[cfg(unix)]
             Planned::Shm(name) => write_segment(name, schema, batches),
             #[cfg(not(unix))]
             Planned::Shm(_) => unreachable!("no shm sends off unix"),
             Planned::File(path) => {
-                write_file(path, schema, batches, opts.effective_chunk_rows(), opts.compression, opts.durable)
+                let name = path.file_name().expect("a planned file has a name").to_string_lossy();
+                let dir = store.ensure_payloads()?;
+                write_file(&dir, &name, schema, batches, opts.effective_chunk_rows(), opts.compression, opts.durable)
             }
         }
     }
@@ -236,11 +238,11 @@ fn write_payload(
     batches: &[RecordBatch],
     opts: &SendOptions,
 ) -> Result<u64> {
-    plan.write(schema, batches, opts).or_else(|e| {
+    plan.write(store, schema, batches, opts).or_else(|e| {
         if matches!(plan, Planned::Shm(_)) && opts.transport == TransportChoice::Auto && e.is_no_space() {
             log::warn!("shared memory is full ({e}); sending as a file instead");
             *plan = Planned::file(store, id);
-            plan.write(schema, batches, opts)
+            plan.write(store, schema, batches, opts)
         } else {
             Err(e)
         }
@@ -292,6 +294,8 @@ pub(super) fn writing_event(
 /// removes whatever part of the payload exists). Returns the `ready` event.
 pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<Event> {
     check(opts)?;
+    // The store, made if missing and checked once for the whole send (see `Store::pin`).
+    let store = &store.pin(true)?;
     store.ensure()?;
 
     let id = uuid::Uuid::new_v4().to_string();
@@ -308,7 +312,7 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
     let data_size = match write_payload(store, &mut plan, &writing.id, schema, batches, opts) {
         Ok(n) => n,
         Err(e) => {
-            plan.remove();
+            plan.remove(store);
             record_failure(store, &writing, &e, opts.durable);
             return Err(e);
         }
@@ -335,7 +339,7 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
 /// payload if that fails), then frees superseded versions when the options ask for it.
 pub(super) fn publish_ready(store: &Store, plan: &Planned, ready: &Event, opts: &SendOptions) -> Result<()> {
     if let Err(e) = manifest::append(store, ready, opts.durable) {
-        plan.remove();
+        plan.remove(store);
         return Err(e);
     }
     if let Some(auto) = opts.auto_gc {

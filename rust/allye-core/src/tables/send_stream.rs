@@ -9,8 +9,6 @@
 //! removes the temporary file and appends an `error` line: the previous version stays
 //! the current one and nothing half-written is left.
 
-use std::path::Path;
-
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use serde_json::{Map, Value};
@@ -22,6 +20,7 @@ use crate::payload::write_file_from;
 use crate::protocol::{Status, METADATA_KEY};
 use crate::store::Store;
 use crate::sys::time;
+use crate::sys::trust::TrustedDir;
 use crate::tables::schema_sha256;
 
 /// Sends the batches `batches` yields as one new version of `opts.table_name` (see the
@@ -39,19 +38,20 @@ pub fn send_stream(
     opts: &super::SendOptions,
     finish: impl FnOnce(&mut Map<String, Value>) -> Result<()>,
 ) -> Result<Event> {
-    publish_file(store, schema, opts, None, finish, |path| {
+    publish_file(store, schema, opts, None, finish, |dir, name| {
         let mut rows = 0u64;
         let counted = batches.inspect(|b| {
             if let Ok(b) = b {
                 rows += b.num_rows() as u64;
             }
         });
-        let size = write_file_from(path, schema, counted, opts.compression, opts.durable)?;
+        let size = write_file_from(&dir, name, schema, counted, opts.compression, opts.durable)?;
         Ok((size, rows))
     })
 }
 
-/// Publishes one new version whose file payload `write` writes (under a temporary name,
+/// Publishes one new version whose file payload `write` writes into the store's
+/// `payloads/` (given as its checked handle, with the file name; under a temporary name,
 /// renamed when complete, returning its size and row count) between the `writing` and
 /// the `ready` line; a failure of `write` or `finish` removes the file and appends an
 /// `error` line. `finish` as for [`send_stream`]; `shape` is the recorded shape, counted
@@ -62,10 +62,11 @@ pub(super) fn publish_file(
     opts: &super::SendOptions,
     shape: Option<[u64; 2]>,
     finish: impl FnOnce(&mut Map<String, Value>) -> Result<()>,
-    write: impl FnOnce(&Path) -> Result<(u64, u64)>,
+    write: impl FnOnce(TrustedDir, &str) -> Result<(u64, u64)>,
 ) -> Result<Event> {
     check(opts)?;
-    store.ensure()?;
+    let store = &store.pin(true)?;
+    let payloads = store.ensure_payloads()?;
     let id = uuid::Uuid::new_v4().to_string();
     let table_name = table_name_for(opts, &id);
     let plan = Planned::file(store, &id);
@@ -74,12 +75,13 @@ pub(super) fn publish_file(
     manifest::append(store, &writing, opts.durable)?;
 
     let Planned::File(path) = &plan else { unreachable!("a stream is always written to a file") };
+    let name = path.file_name().expect("a planned file has a name").to_string_lossy().into_owned();
     let mut final_metadata = writing.metadata.clone();
-    let written = write(path).and_then(|done| finish(&mut final_metadata).map(|()| done));
+    let written = write(payloads, &name).and_then(|done| finish(&mut final_metadata).map(|()| done));
     let (data_size, rows) = match written {
         Ok(n) => n,
         Err(e) => {
-            plan.remove();
+            plan.remove(store);
             record_failure(store, &writing, &e, opts.durable);
             return Err(e);
         }
