@@ -196,7 +196,11 @@ def test_the_v1_publication_has_the_unified_schema(store, peer_python):
     assert got == {"columns": ["a", "b"], "a": [1.0, 2.5]}
 
 
-def test_the_schema_history_is_in_the_log_and_survives_compaction_and_consolidation(store):
+def test_the_schema_history_is_in_the_log_and_survives_compaction_and_consolidation(store, monkeypatch):
+    # No background consolidation: this test merges the chunks itself, once it has read the log.
+    from allye_data_connector.streams import _background
+
+    monkeypatch.setattr(_background.PUBLISHER, "_consolidate", lambda *args: None)
     adc.append("hx", pa.table({"a": pa.array([1], pa.int32())}), secret_dir=store)
     for i in range(40):
         adc.append("hx", {"a": i, "k": f"k{i}"} if i % 2 else {"a": i + 0.5}, secret_dir=store)
