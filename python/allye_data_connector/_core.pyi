@@ -184,6 +184,34 @@ class Chunk(TypedDict):
     tmax: NotRequired[int]
     compacted: NotRequired[str]
     allye_load: NotRequired[dict[str, Any]]
+    schema: NotRequired[str]
+    adopted: NotRequired[str]
+    merged: NotRequired[MergedChunks]
+
+@type_check_only
+class MergedChunks(TypedDict):
+    """What a consolidated chunk replaced: its level and the chunk files, in log order."""
+
+    level: int
+    chunks: list[str]
+
+@type_check_only
+class FieldConflict(TypedDict):
+    """A field an append to a stream could not store (``SchemaConflictError.conflicts``)."""
+
+    field: str
+    value_type: str
+    column_type: str
+    part: int
+
+@type_check_only
+class ConsolidateReport(TypedDict):
+    """What ``stream_consolidate`` did."""
+
+    merges: int
+    chunks_replaced: int
+    rows: int
+    busy: bool
 
 @type_check_only
 class StreamReadInfo(TypedDict):
@@ -275,10 +303,20 @@ class ArrayClosedError(ArrayError, RuntimeError): ...
 class RemoteUnavailableError(AllyeError, ConnectionError): ...
 class MissingDependencyError(AllyeError, ImportError): ...
 
+class SchemaConflictError(InvalidArgumentError):
+    table: str
+    conflicts: list[FieldConflict]
+    refused: Any
+    stored: Any
+
 # ---- tables ----------------------------------------------------------------------------
 
 class _ArrowStream(Protocol):
     def __arrow_c_stream__(self, requested_schema: object = ...) -> object: ...
+
+@type_check_only
+class _ArrowSchema(Protocol):
+    def __arrow_c_schema__(self) -> object: ...
 
 def resolve_store(secret_dir: Optional[str] = None) -> str:
     """The store directory ``secret_dir`` (else $ALLYE_SECRET_DIR, else ~/.allye_secrets) resolves to."""
@@ -437,6 +475,8 @@ DEFAULT_PUBLISH_INTERVAL_SEC: float
 DEFAULT_FLUSH_INTERVAL_SEC: float
 DEFAULT_WRITER_MAX_ROWS: int
 DEFAULT_WRITER_MAX_BYTES: int
+DEFAULT_WRITER_IDLE_SEC: float
+STREAM_TRANSPORT: str
 METADATA_STREAM: str
 LOG_SOURCE_COLUMN: str
 LOG_TIME_COLUMN: str
@@ -452,8 +492,25 @@ def stream_append(
     publish_interval_sec: Optional[float] = None,
     load: Optional[dict[str, Any]] = None,
 ) -> Optional[Chunk]:
-    """Appends Arrow data to a stream as one chunk; returns the chunk's line (None: no rows).
-    ``load``: a load's state, written on the chunk's line (``allye_load``)."""
+    """Appends Arrow data (or a list of Arrow data whose schemas may differ) to a stream as
+    one chunk; returns the chunk's line (None: no rows). ``load``: a load's state, written
+    on the chunk's line (``allye_load``). A field that cannot be unified with the
+    stream's column is ``SchemaConflictError`` (``conflicts[i]["part"]``: which list item)."""
+
+def stream_schema(table_name: str, *, secret_dir: Optional[str] = None) -> Optional[_ArrowSchema]:
+    """The stream's schema (``pa.schema(...)`` of it), or None when it has no chunk."""
+
+def widen_type(column: Any, value: Any) -> Optional[_ArrowSchema]:
+    """The type a stream column of type ``column`` becomes to also hold values of type
+    ``value`` (``pa.field(...).type`` of it), or None when no type holds both."""
+
+def stream_adopt(table_name: str, *, secret_dir: Optional[str] = None) -> Optional[Chunk]:
+    """Makes the stream from the plain table of that name if the stream has no chunk yet."""
+
+def stream_consolidate(
+    table_name: str, *, secret_dir: Optional[str] = None, max_merges: int = 64
+) -> ConsolidateReport:
+    """Merges runs of small chunks of the stream into larger ones (the readers' first read)."""
 
 def stream_read(
     table_name: str,
@@ -507,6 +564,13 @@ __all__ += [
     "LOG_TIME_COLUMN",
     "LOG_PAYLOAD_COLUMN",
     "stream_append",
+    "stream_schema",
+    "widen_type",
+    "stream_adopt",
+    "stream_consolidate",
+    "DEFAULT_WRITER_IDLE_SEC",
+    "STREAM_TRANSPORT",
+    "SchemaConflictError",
     "stream_read",
     "stream_exists",
     "list_streams",

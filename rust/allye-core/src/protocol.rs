@@ -390,6 +390,10 @@ pub const STREAM_NAME_FILE: &str = "name";
 pub const STREAM_PUBLISHED_FILE: &str = "published";
 /// The key of the v1 `metadata` entry a stream's published version carries.
 pub const METADATA_STREAM: &str = "adc_stream";
+/// The transport a listing (`list_tables`, `adc ls`) shows for a streaming table: its
+/// rows are read from its chunks, whatever its v1 publication says. Never written to the
+/// manifest.
+pub const STREAM_TRANSPORT: &str = "stream";
 /// Columns of the log fast path (ataraxis' `LogPackage`): the source id (uint8) ...
 pub const LOG_SOURCE_COLUMN: &str = "source_id";
 /// ... the uint64 nanosecond time stamp ...
@@ -493,6 +497,10 @@ pub const METADATA_LOAD: &str = "allye_load";
 /// as it runs: two appending loads at once would both resume from the same state. The
 /// state itself is the chunk line's field [`METADATA_LOAD`].
 pub const STREAM_LOAD_LOCK_FILE: &str = "load.lock";
+/// Lock file in a stream's directory, held (non-blocking tries) by the process
+/// consolidating the stream's small chunks, so that two processes never merge the same
+/// chunks at once.
+pub const STREAM_CONSOLIDATE_LOCK_FILE: &str = "consolidate.lock";
 
 #[cfg(test)]
 mod tests {

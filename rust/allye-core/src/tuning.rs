@@ -20,6 +20,19 @@ pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 100;
 pub const DEFAULT_WRITER_MAX_ROWS: usize = 100_000;
 /// A `Writer` flushes when this many bytes are buffered.
 pub const DEFAULT_WRITER_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// A `Writer` whose producer has written nothing for this long appends what it holds
+/// (flush on idle), in milliseconds: a record is visible about this long after the
+/// producer stops, while a busy producer's records are still batched.
+pub const DEFAULT_WRITER_IDLE_MS: u64 = 5;
+/// A stream's small chunks are consolidated this many at a time, into one chunk of the
+/// next level (appends are level 0): a stream of n appends keeps about
+/// `FANOUT * log_FANOUT(n)` chunk files at most, and each row is rewritten about
+/// `log_FANOUT(n)` times.
+pub const CONSOLIDATE_FANOUT: usize = 16;
+/// A chunk is small (consolidated) below this many bytes ...
+pub const CONSOLIDATE_MAX_BYTES: u64 = 1 << 20;
+/// ... and this many rows; larger chunks are read in place, without a copy, and stay.
+pub const CONSOLIDATE_MAX_ROWS: u64 = 1 << 16;
 
 // --- named objects ---
 

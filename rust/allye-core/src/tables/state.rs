@@ -46,6 +46,21 @@ pub struct TableInfo {
     pub expired: bool,
 }
 
+impl TableInfo {
+    /// A streaming table that the manifest does not list (never published, or published
+    /// before a removal and appended to since): ready, its listing as latest and current.
+    pub(crate) fn stream(table: &str, listing: Event) -> Self {
+        TableInfo {
+            table_name: table.into(),
+            state: TableStateKind::Ready,
+            error: None,
+            latest: Some(listing.clone()),
+            ready: Some(listing),
+            expired: false,
+        }
+    }
+}
+
 /// Every table in the store with its latest state, sorted by name (from the incremental
 /// index: only bytes appended since the last look are read).
 pub fn states(store: &Store, producer: Option<&str>) -> Result<Vec<TableInfo>> {
