@@ -136,6 +136,7 @@ def send(
     auto_gc: bool = True,
     auto_gc_grace_sec: int = ...,  # DEFAULT_AUTO_GC_GRACE_SEC
     keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
+    pool_max_bytes: Optional[int] = None,
 ) -> dict[str, Any]:
     """Sends Arrow data; returns the ``ready`` event (the manifest line's object). With
     ``auto_gc``, then frees (bounded) superseded versions of the store older than the
@@ -401,6 +402,7 @@ def put_object(
     auto_gc: bool = True,
     auto_gc_grace_sec: int = ...,
     keep_versions: int = ...,
+    pool_max_bytes: Optional[int] = None,
 ) -> dict[str, Any]:
     """Publishes a new version of object ``name``; returns its ``ready`` event."""
 
@@ -417,6 +419,13 @@ def namespaces(*, secret_dir: Optional[str] = None) -> list[str]: ...
 def remove_namespace(name: str, *, secret_dir: Optional[str] = None) -> int: ...
 def namespace_store(namespace: str, *, secret_dir: Optional[str] = None) -> str: ...
 def capacity(*, secret_dir: Optional[str] = None, quota: Optional[int] = None) -> dict[str, Any]: ...
+def pool_stats() -> dict[str, int]:
+    """This process's pool: ``max_bytes``, ``free_bytes``, ``free_segments``, ``quarantined_bytes``,
+    ``quarantined_segments``, ``hits``, ``misses``, ``created``, ``recycled``, ``released``."""
+def pool_release() -> None:
+    """Gives back every segment this process's pool holds."""
+def default_pool_max_bytes() -> int:
+    """The pool's default bound: 1/8 of /dev/shm."""
 def gc_objects(
     *, secret_dir: Optional[str] = None, dry_run: bool = True, keep_versions: int = ...
 ) -> list[dict[str, Any]]: ...

@@ -16,7 +16,7 @@
 //!
 //! Modules, lowest layer first (each uses only layers before it; `tests/architecture.rs`
 //! checks it): [`error`], [`protocol`] (the vocabulary), [`sys`] (files, lock, shared
-//! memory, processes, time), [`store`], `arrays` (shared mutable arrays, Linux),
+//! memory, processes, time), [`store`], [`pool`] (pre-mapped segments for sends), `arrays` (shared mutable arrays, Linux),
 //! [`manifest`], [`payload`], [`gc`], [`tables`], [`objects`] (named objects in
 //! namespaces), [`watch`], and the [`Store`] methods.
 
@@ -31,6 +31,7 @@ mod handle;
 pub mod manifest;
 pub mod objects;
 pub mod payload;
+pub mod pool;
 pub mod protocol;
 pub mod store;
 pub mod streams;

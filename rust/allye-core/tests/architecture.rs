@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules, lowest layer first.
 const LAYERS: &[&str] = &[
-    "error", "protocol", "sys", "store", "arrays", "manifest", "payload", "gc", "tables", "objects", "watch",
+    "error", "protocol", "sys", "store", "pool", "arrays", "manifest", "payload", "gc", "tables", "objects", "watch",
     "streams", "handle", "lib",
 ];
 

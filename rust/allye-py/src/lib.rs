@@ -10,6 +10,7 @@ mod arrays;
 mod errors;
 mod maintenance;
 mod objects;
+mod pool;
 mod receive;
 mod records;
 mod sources;
@@ -33,5 +34,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     objects::register(m)?;
     sources::register(m)?;
     receive::register(m)?;
+    pool::register(m)?;
     Ok(())
 }

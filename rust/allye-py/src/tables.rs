@@ -41,7 +41,8 @@ fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
     transport="auto", max_shm_bytes=protocol::DEFAULT_MAX_SHM_BYTES,
     chunk_rows=None, ttl_sec=None, compression=None,
     metadata=None, shape=None, schema_sha256=None, durable=false,
-    auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
+    auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS,
+    pool_max_bytes=None))]
 #[allow(clippy::too_many_arguments)]
 fn send<'py>(
     py: Python<'py>,
@@ -61,6 +62,7 @@ fn send<'py>(
     auto_gc: bool,
     auto_gc_grace_sec: u64,
     keep_versions: usize,
+    pool_max_bytes: Option<u64>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let metadata = match metadata {
         None => Default::default(),
@@ -79,6 +81,7 @@ fn send<'py>(
     opts.schema_sha256 = schema_sha256;
     opts.durable = durable;
     opts.auto_gc = auto_gc_option(auto_gc, auto_gc_grace_sec, keep_versions)?;
+    opts.pool_max_bytes = pool_max_bytes;
     let store = store(secret_dir)?;
     // Pull the batches while holding the GIL (zero-copy imports), then write without it.
     let reader = data.into_reader()?;

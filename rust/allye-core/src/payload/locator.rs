@@ -49,7 +49,11 @@ impl Target {
                 Err(e) => Err(Error::io(format!("cannot remove {}", self.locator), e)),
             },
             Transport::Shm => {
-                shm::unlink(&self.locator)?;
+                // This process's pool may take the segment instead (renamed out of its
+                // name, reused once nobody maps it): to a reader, the same as an unlink.
+                if !crate::pool::retire(&self.locator) {
+                    shm::unlink(&self.locator)?;
+                }
                 let _ = fs::remove_file(store.reads_dir().join(&self.locator));
                 Ok(())
             }

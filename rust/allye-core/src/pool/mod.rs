@@ -1,0 +1,150 @@
+//! Pre-allocated, pre-mapped shared memory for sends and puts (Linux).
+//!
+//! Writing a payload into a fresh tmpfs segment costs the kernel's page allocation,
+//! zeroing and one fault per 4 KiB page, which is most of a large send. A process that
+//! sends large payloads keeps a **pool** of segments whose pages exist and are mapped
+//! (`fallocate` + `MAP_POPULATE`) before the data arrives: a send takes one, copies the
+//! Arrow IPC stream into the mapping (with several threads for large buffers), gives the
+//! tail back, and renames it to the payload's v1 name (`rename` without replacing: a
+//! reader sees the whole segment or none). The payload is the same v1 IPC stream in a
+//! segment of exactly its size; nothing in the protocol changes.
+//!
+//! * **Filled in the background**: a thread, started by a process's first send of at
+//!   least [`MIN_POOLED_BYTES`], keeps one free segment per large send of the last
+//!   [`DEMAND_WINDOW`] (at least the last one), sized as they were, within the bound; the
+//!   first send of a process never waits for it.
+//! * **Recycled**: a superseded or freed version's segment that this process frees (the
+//!   auto-gc step of its sends, its gc, a removal) is renamed out of its v1 name into the
+//!   pool instead of unlinked, when the pool wants that size. For a reader that looks the
+//!   name up afterwards this is exactly an unlink (ours retry the newer version; 0.1.2's
+//!   are protected by the grace period, as before). It is reused only once **no other
+//!   process, and no other descriptor or mapping of this one, holds it**: the kernel
+//!   grants a write lease only to the sole opener of a file, mappings included
+//!   (`fcntl(F_SETLEASE)`), so a reader's zero-copy view, ours or 0.1.2's, never changes
+//!   under it. Until then it waits in quarantine (at most [`QUARANTINE_MAX`], then it is
+//!   unlinked: its memory returns when the last reader unmaps).
+//! * **Bounded** by `max_bytes` (free plus quarantined segments; a setting, default
+//!   [`default_max_bytes`]: 1/8 of `/dev/shm`), and **given back** after [`IDLE_RELEASE`]
+//!   without a large send, and when the process exits normally.
+//! * **Crash-safe**: every pool segment is named `adc_<store tag>p<hex>`
+//!   ([`names`]) and held open under an exclusive `flock` by its owner. A killed owner's
+//!   locks vanish with it; gc ([`collect_abandoned`], read off `/proc/locks` without
+//!   opening anything) and `adc cleanup` (by the store tag) unlink what is left. A send
+//!   killed half-way leaves a pool segment (freed so) or its renamed payload (named by
+//!   its `writing` line: gc's dead-writer rule).
+//!
+//! Forked children start with an empty pool (the parent's mappings are not inherited).
+
+pub mod names;
+#[cfg(target_os = "linux")]
+mod segment;
+#[cfg(all(test, target_os = "linux"))]
+mod tests;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use names::{pool_tag, POOL_MARK, TAG_LEN};
+
+/// Payloads smaller than this never use the pool (a fresh small segment costs little).
+pub const MIN_POOLED_BYTES: u64 = 4 << 20;
+/// The default bound is `/dev/shm`'s size divided by this.
+pub const DEFAULT_SHM_SHARE_DIVISOR: u64 = 8;
+/// A pool with no large send for this long is given back.
+pub const IDLE_RELEASE: Duration = Duration::from_secs(20);
+/// The pool keeps one free segment per large send of this window (at least the last one).
+pub const DEMAND_WINDOW: Duration = Duration::from_secs(2);
+/// A retired segment still held elsewhere after this long is unlinked instead.
+pub const QUARANTINE_MAX: Duration = Duration::from_secs(60);
+/// gc frees an unlocked pool segment only once it is this old (a pool creates a segment,
+/// then locks it: a few microseconds).
+pub const ABANDONED_MIN_AGE: Duration = Duration::from_secs(5);
+/// Buffers at least this large are copied into a pool segment by several threads.
+pub const PARALLEL_COPY_BYTES: usize = 8 << 20;
+
+/// What this process's pool holds and has done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// The bound in force (0: no pool).
+    pub max_bytes: u64,
+    /// Bytes of free, mapped segments.
+    pub free_bytes: u64,
+    /// Free segments.
+    pub free_segments: usize,
+    /// Bytes of retired segments waiting until no reader holds them.
+    pub quarantined_bytes: u64,
+    /// Retired segments waiting.
+    pub quarantined_segments: usize,
+    /// Sends written into a pool segment.
+    pub hits: u64,
+    /// Large sends that found no fitting segment.
+    pub misses: u64,
+    /// Segments allocated by the filler.
+    pub created: u64,
+    /// Retired segments made free again.
+    pub recycled: u64,
+    /// Segments given back (idle, over the bound, held too long by a reader).
+    pub released: u64,
+}
+
+/// The default bound: 1/8 of `/dev/shm` (0 where there is none).
+pub fn default_max_bytes() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        static DEFAULT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        *DEFAULT.get_or_init(|| match rustix::fs::statvfs("/dev/shm") {
+            Ok(s) => s.f_blocks.saturating_mul(s.f_frsize) / DEFAULT_SHM_SHARE_DIVISOR,
+            Err(_) => 0,
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+/// Stops this process (`SIGSTOP`) at the named crash point when `ALLYE_STOP_AT` names it:
+/// how the tests kill a party at a precise step. Costs one load otherwise.
+pub(crate) fn stop_point(point: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("ALLYE_STOP_AT").ok().filter(|s| !s.is_empty()));
+    #[cfg(unix)]
+    if at.as_deref() == Some(point) {
+        let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+    }
+    #[cfg(not(unix))]
+    let _ = (at, point);
+}
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::*;
+
+#[cfg(not(target_os = "linux"))]
+mod elsewhere {
+    //! No pool off Linux: every call says so cheaply.
+    use super::PoolStats;
+
+    /// This process's pool (empty).
+    pub fn stats() -> PoolStats {
+        PoolStats::default()
+    }
+    /// Gives back this process's pool (nothing to do).
+    pub fn release() {}
+    /// Pool segments of this user (none).
+    pub fn machine_held() -> (u64, usize) {
+        (0, 0)
+    }
+    /// Abandoned pool segments (none).
+    pub fn collect_abandoned(_dry_run: bool, _min_age: std::time::Duration) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+    pub(crate) fn retire(_v1: &str) -> bool {
+        false
+    }
+}
+#[cfg(not(target_os = "linux"))]
+pub use elsewhere::*;
