@@ -148,3 +148,10 @@ mod elsewhere {
 }
 #[cfg(not(target_os = "linux"))]
 pub use elsewhere::*;
+
+/// The pool is one per process: the tests that use it take turns.
+#[cfg(test)]
+pub(crate) fn test_serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}

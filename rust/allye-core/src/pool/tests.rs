@@ -1,119 +1,12 @@
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use arrow_array::{ArrayRef, Float64Array, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use std::time::Duration;
 
 use super::segment::Segment;
 use super::*;
-use crate::store::Store;
 use crate::sys::shm;
-use crate::tables::{self, SendOptions};
-use crate::TransportChoice;
-
-/// The pool is one per process: its tests take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn table(rows: usize, value: f64) -> (SchemaRef, Vec<RecordBatch>) {
-    let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)]));
-    let x: ArrayRef = Arc::new(Float64Array::from_iter_values((0..rows).map(|r| r as f64 + value)));
-    (schema.clone(), vec![RecordBatch::try_new(schema, vec![x]).unwrap()])
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "timed out waiting for {what}: {:?}", stats());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn opts(name: &str) -> SendOptions {
-    let mut o = SendOptions::named(name);
-    o.transport = TransportChoice::Shm;
-    o.auto_gc = None;
-    o.pool_max_bytes = Some(1 << 30);
-    o
-}
-
-fn shm_size(name: &str) -> u64 {
-    std::fs::metadata(format!("/dev/shm/{name}")).unwrap().len()
-}
-
-#[test]
-fn large_sends_go_through_filled_segments_of_exactly_their_size() {
-    let _g = serial();
-    release();
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::at(tmp.path());
-    // 12 MiB: above the pooled minimum and the parallel-copy threshold.
-    let (schema, batches) = table(12 << 17, 0.5);
-    let first = tables::send(&store, &schema, &batches, &opts("t")).unwrap();
-    wait_for("a free segment", || stats().free_segments >= 1);
-    let before = stats();
-    let (schema2, batches2) = table(12 << 17, 7.0);
-    let second = tables::send(&store, &schema2, &batches2, &opts("t")).unwrap();
-    assert_eq!(stats().hits, before.hits + 1, "{:?}", stats());
-    let p = second.payload.as_ref().unwrap();
-    assert_eq!(shm_size(&p.locator), p.data_size, "the segment is exactly the payload");
-    assert_eq!(p.data_size, first.payload.as_ref().unwrap().data_size);
-    let (_, data) = tables::get(&store, "t", None, false).unwrap();
-    assert_eq!(data.batches, batches2);
-    assert!(pool_tag(&p.locator).is_none(), "published under its v1 name");
-    release();
-    assert_eq!(stats().free_segments, 0);
-    for ev in [first, second] {
-        shm::unlink(&ev.payload.unwrap().locator).unwrap();
-    }
-}
-
-#[test]
-fn a_freed_segment_is_reused_only_once_no_mapping_of_it_remains() {
-    let _g = serial();
-    release();
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::at(tmp.path());
-    let (schema, batches) = table(1 << 20, 1.0); // 8 MiB
-    let old = tables::send(&store, &schema, &batches, &opts("t")).unwrap();
-    let old_seg = old.payload.as_ref().unwrap().locator.clone();
-    // A reader maps the version, as a get does.
-    let (reader, data_size) = {
-        let (_, d) = tables::get(&store, "t", None, false).unwrap();
-        (d, old.payload.as_ref().unwrap().data_size)
-    };
-    let expect: Vec<f64> = reader.batches[0].column(0).as_any().downcast_ref::<Float64Array>().unwrap().values().to_vec();
-    wait_for("the pool to want this size", || stats().free_segments >= 1);
-    // Take the free segment so that the pool wants the retired one.
-    let taken = take(data_size).expect("a free segment");
-    assert!(retire(&old_seg), "the pool takes the freed segment");
-    assert!(!shm::exists(&old_seg), "out of its v1 name at once");
-    std::thread::sleep(Duration::from_millis(300));
-    let s = stats();
-    assert_eq!((s.quarantined_segments, s.recycled), (1, 0), "held by the reader: {s:?}");
-    drop(reader);
-    wait_for("the segment to be recycled", || stats().recycled == 1);
-    assert_eq!(stats().quarantined_segments, 0);
-    // Recycled, it carries new data without touching what the reader saw.
-    let (schema2, batches2) = table(1 << 20, 99.0);
-    taken.give_back();
-    let a = tables::send(&store, &schema2, &batches2, &opts("u")).unwrap();
-    let b = tables::send(&store, &schema2, &batches2, &opts("v")).unwrap();
-    assert!(stats().hits >= 2, "{:?}", stats());
-    assert_eq!(tables::get(&store, "v", None, false).unwrap().1.batches, batches2);
-    assert_eq!(expect[0], 1.0);
-    release();
-    for ev in [a, b] {
-        shm::unlink(&ev.payload.unwrap().locator).unwrap();
-    }
-}
 
 #[test]
 fn a_segment_held_open_elsewhere_is_never_reported_unused() {
-    let _g = serial();
+    let _g = test_serial();
     let seg = Segment::create(None, 1 << 20).unwrap();
     assert!(seg.unused_elsewhere().unwrap(), "its own mapping does not count");
     let other = shm::open_map(&seg.name, 4096).unwrap().unwrap();
@@ -125,7 +18,7 @@ fn a_segment_held_open_elsewhere_is_never_reported_unused() {
 
 #[test]
 fn gc_frees_pool_segments_no_live_process_holds() {
-    let _g = serial();
+    let _g = test_serial();
     let live = Segment::create(Some("0123456789"), 1 << 20).unwrap();
     let dead = Segment::create(Some("0123456789"), 1 << 20).unwrap();
     let dead_name = dead.name.clone();
@@ -143,23 +36,3 @@ fn gc_frees_pool_segments_no_live_process_holds() {
     live.destroy();
 }
 
-#[test]
-fn no_pool_when_its_bound_is_zero_or_the_payload_small() {
-    let _g = serial();
-    release();
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::at(tmp.path());
-    let (schema, batches) = table(1 << 20, 1.0);
-    let mut o = opts("t");
-    o.pool_max_bytes = Some(0);
-    let before = stats();
-    let a = tables::send(&store, &schema, &batches, &o).unwrap();
-    let (schema_s, batches_s) = table(1000, 1.0);
-    let b = tables::send(&store, &schema_s, &batches_s, &opts("s")).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    let after = stats();
-    assert_eq!((after.free_segments, after.hits, after.misses), (0, before.hits, before.misses), "{after:?}");
-    for ev in [a, b] {
-        shm::unlink(&ev.payload.unwrap().locator).unwrap();
-    }
-}
