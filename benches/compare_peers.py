@@ -229,8 +229,13 @@ def w_small(kind: str, op: str, where: str) -> dict[str, Any]:
     import allye_data_connector as adc
 
     if op == "send":
+        # The reader runs while the sender lives: 0.1.2's segments die with their sender
+        # (its resource tracker unlinks them).
         df = _make("small", 0, 0)
-        return {"send": _median_of(200, lambda: adc.send_dataframe(df, "small", secret_dir=where))}
+        out = {"send": _median_of(200, lambda: adc.send_dataframe(df, "small", secret_dir=where))}
+        got = subprocess.run([sys.executable, __file__, "--worker", "small", kind, "get", where], capture_output=True,
+                             text=True, check=True)
+        return {**out, **json.loads(got.stdout.strip().splitlines()[-1])}
     return {"get": _median_of(200, lambda: adc.get_dataframe("small", secret_dir=where))}
 
 
@@ -246,9 +251,18 @@ def w_scalar(kind: str) -> dict[str, Any]:
     elif kind == "ataraxis":
         from ataraxis_data_structures import SharedMemoryArray as Atx
 
-        sma = Atx.create_array(f"bench_scalar_{os.getpid()}", np.zeros(8, dtype=np.uint64), exist_ok=True)
-        sma.connect()
-    if kind in ("ours", "ataraxis"):
+        sma = Atx.create_array(f"bench_scalar_{os.getpid()}", np.zeros(8, dtype=np.uint64), exists_ok=True)
+        array = sma.array  # 7.x: every access goes through its array(with_lock=...) block
+        t0 = time.perf_counter()
+        for i in range(n):
+            with array(with_lock=True) as a:
+                a[0] = i
+            with array(with_lock=True) as a:
+                a[0]
+        dt = time.perf_counter() - t0
+        sma.disconnect()
+        sma.destroy()
+    if kind == "ours":
         write, read = sma.write_data, sma.read_data
         t0 = time.perf_counter()
         for i in range(n):
@@ -257,7 +271,7 @@ def w_scalar(kind: str) -> dict[str, Any]:
         dt = time.perf_counter() - t0
         sma.disconnect()
         sma.destroy()
-    else:
+    elif kind == "multiprocessing":
         import multiprocessing as mp
 
         arr = mp.Array("Q", 8)
@@ -282,7 +296,8 @@ def _incr_child(kind: str, obj: Any, n: int, ready: Any, go: Any) -> None:
                 obj[0] += 1
         return
     if hasattr(obj, "connect"):  # ataraxis and our shim: its atomic form
-        obj.connect()
+        if not obj.is_connected:
+            obj.connect()
         ready.put(1)
         go.wait()
         for _ in range(n):
@@ -322,9 +337,11 @@ def w_incr(kind: str, n: int) -> dict[str, Any]:
     elif kind == "ataraxis":
         from ataraxis_data_structures import SharedMemoryArray as Atx
 
-        obj = Atx.create_array(f"bench_incr_{os.getpid()}", np.zeros(1, dtype=np.int64), exist_ok=True)
-        obj.connect()
-        final = lambda: int(obj.read_data(0))  # noqa: E731
+        obj = Atx.create_array(f"bench_incr_{os.getpid()}", np.zeros(1, dtype=np.int64), exists_ok=True)
+
+        def final() -> int:
+            with obj.array(with_lock=False) as a:
+                return int(a[0])
     else:
         obj = ctx.Array("q", 1)
         final = lambda: int(obj[0])  # noqa: E731
@@ -513,7 +530,6 @@ def main() -> None:
                 where = tempfile.mkdtemp(prefix="cmp_peers_")
                 try:
                     add("small", kind, run(python, "small", kind, "send", where))
-                    add("small:get", kind, run(python, "small", kind, "get", where))
                 finally:
                     shutil.rmtree(where, ignore_errors=True)
                     _ours_cleanup(where)
@@ -570,7 +586,7 @@ def report(res: dict[tuple[str, str], list[dict[str, Any]]], args: argparse.Name
               f"{_fmt(m('dict', 'ray', 'get'))} (same process) | pickle-5 file {_fmt(m('dict:get', 'pickle5', 'get'))} |")
     if ("small", "ours") in res:
         for kind, label in (("ours", "ours"), ("v012", "0.1.2")):
-            s, g = m("small", kind, "send"), m("small:get", kind, "get")
+            s, g = m("small", kind, "send"), m("small", kind, "get")
             if s is None or g is None:
                 continue
             print(f"| 1,000-row send + get, other process ({label}) | {_fmt(s + g)} (send {_fmt(s)}, get {_fmt(g)}) | | | |")
