@@ -115,10 +115,11 @@ def test_a_reader_in_another_process_keeps_its_view_across_recycles(store: Path,
             time.sleep(0.05)
         wait_for("recycled segments", lambda: _core.pool_stats()["recycled"] >= 2)
         assert not Path("/dev/shm", held).exists(), "the held version left its name"
-        assert _core.pool_stats()["quarantined_segments"] >= 1, "the held segment waits"
+        waiting = _core.pool_stats()["quarantined_segments"]
         reader.stdin.write("go\n")
         reader.stdin.flush()
-        assert reader.stdout.readline().strip() == "same"
+        assert reader.stdout.readline().strip() == "same", "the reader's view changed under it"
+        assert waiting >= 1, "the held segment waits"
         assert reader.wait(30) == 0
     finally:
         reader.kill()
@@ -141,10 +142,11 @@ def test_a_012_reader_that_opened_a_segment_reads_it_whole_across_recycles(
             adc.send_dataframe(pd.DataFrame({"v": np.full(MB8, float(i))}), "t", secret_dir=store, transport="shm")
             time.sleep(0.05)
         wait_for("recycled segments", lambda: _core.pool_stats()["recycled"] >= 2)
-        assert _core.pool_stats()["quarantined_segments"] >= 1, "the segment 0.1.2 holds open waits"
+        waiting = _core.pool_stats()["quarantined_segments"]
         reader.stdin.write("go\n")
         reader.stdin.flush()
-        assert reader.stdout.readline().strip() == "same"
+        assert reader.stdout.readline().strip() == "same", "the segment changed under 0.1.2's reader"
+        assert waiting >= 1, "the segment 0.1.2 holds open waits"
         assert reader.wait(30) == 0
     finally:
         reader.kill()
