@@ -93,13 +93,13 @@ def _touch(value: Any) -> Any:
 
 
 def _pool_bytes() -> Optional[int]:
-    """Our pool's resident bytes, when this build has a pool."""
-    try:
-        import allye_data_connector as adc
-    except ImportError:
+    """This process's pool: free and quarantined bytes (None for a build without one)."""
+    from allye_data_connector import _core
+
+    if not hasattr(_core, "pool_stats"):
         return None
-    cap = adc.capacity()
-    return cap.get("pool_bytes") if isinstance(cap, dict) else None
+    s = _core.pool_stats()
+    return int(s["free_bytes"] + s["quarantined_bytes"])
 
 
 class _Store:
@@ -180,6 +180,7 @@ def w_get(kind: str, case: str, mb: int, rows: int, where: str) -> dict[str, Any
         import numpy as np
         from multiprocessing import resource_tracker, shared_memory
 
+        resource_tracker.ensure_running()  # its first use starts a process: not the attach
         t0 = time.perf_counter()
         shm = shared_memory.SharedMemory(name=where)
         _touch(np.ndarray((mb * 1024 * 1024 // 8,), np.float64, buffer=shm.buf))
@@ -391,8 +392,8 @@ def worker(argv: list[str]) -> None:
 # ---- the driver ----------------------------------------------------------------------------
 
 
-def run(python: str, *args: Any) -> dict[str, Any]:
-    env = {**os.environ, "ALLYE_NOTIFY_CANVAS": "0", "RAY_DEDUP_LOGS": "0"}
+def run(python: str, *args: Any, env: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    env = {**os.environ, "ALLYE_NOTIFY_CANVAS": "0", "RAY_DEDUP_LOGS": "0", **(env or {})}
     out = subprocess.run([python, __file__, "--worker", *map(str, args)], capture_output=True, text=True, env=env,
                          cwd=ROOT, timeout=1800)
     if out.returncode != 0:
@@ -465,11 +466,19 @@ def main() -> None:
         for case in ("array", "frame"):
             if case not in only:
                 continue
-            for kind in ("ours", "brain", "ray", "pickle5", "pwrite", "mp_attach"):
+            for kind in ("ours", "ours-nopool", "brain", "ray", "pickle5", "pwrite", "mp_attach"):
                 if kind in ("brain", "ray") and kind not in have or kind in ("pwrite", "mp_attach") and case != "array":
                     continue
                 common = (case, args.mb, args.rows)
-                if kind == "ours":
+                if kind == "ours-nopool":  # the same build without its pool: the path sends took before it
+                    where = tempfile.mkdtemp(prefix="cmp_peers_")
+                    try:
+                        add(case, kind, run(ours, "put", "ours", *common, where, args.puts, args.pause,
+                                            env={"ALLYE_POOL_MAX_BYTES": "0"}))
+                    finally:
+                        shutil.rmtree(where, ignore_errors=True)
+                        _ours_cleanup(where)
+                elif kind == "ours":
                     where = tempfile.mkdtemp(prefix="cmp_peers_")
                     try:
                         add(case, kind, run(ours, "put", kind, *common, where, args.puts, args.pause))
@@ -572,11 +581,14 @@ def report(res: dict[tuple[str, str], list[dict[str, Any]]], args: argparse.Name
               f"| {_fmt(m(case, 'ray', 'first'))} | {floor} |")
         print(f"| {label} put, steady | {_fmt(m(case, 'ours', 'steady'))} | {_fmt(m(case, 'brain', 'steady'))} "
               f"| {_fmt(m(case, 'ray', 'steady'))} | |")
+        if (case, "ours-nopool") in res:
+            print(f"| &nbsp;&nbsp;ours without the pool (`ALLYE_POOL_MAX_BYTES=0`): first / steady | "
+                  f"{_fmt(m(case, 'ours-nopool', 'first'))} / {_fmt(m(case, 'ours-nopool', 'steady'))} | | | |")
         get_floor = (f"`shared_memory` attach {_fmt(m(case + ':get', 'mp_attach', 'get'))}; " if case == "array" else "") + \
             f"pickle-5 load {_fmt(m(case + ':get', 'pickle5', 'get'))}"
         print(f"| {label} get, other process | {_fmt(m(case + ':get', 'ours', 'get'))} "
               f"| {_fmt(m(case + ':get', 'brain', 'get'))} | {_fmt(m(case, 'ray', 'get'))} (same process) | {get_floor} |")
-        print(f"| &nbsp;&nbsp;memory after the puts: RSS / /dev/shm held / pool | {_mb(m(case, 'ours', 'rss'))} / "
+        print(f"| &nbsp;&nbsp;memory after the puts: RSS / `/dev/shm` held / pool | {_mb(m(case, 'ours', 'rss'))} / "
               f"{_mb(m(case, 'ours', 'shm_held'))} / {_mb(m(case, 'ours', 'pool'))} | {_mb(m(case, 'brain', 'rss'))} / "
               f"{_mb(m(case, 'brain', 'shm_held'))} | {_mb(m(case, 'ray', 'rss'))} / {_mb(m(case, 'ray', 'shm_held'))} | |")
     if ("dict", "ours") in res:

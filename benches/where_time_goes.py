@@ -155,6 +155,7 @@ def attach(name: str, mb: int) -> dict[str, float]:
     import numpy as np
     from multiprocessing import resource_tracker, shared_memory
 
+    resource_tracker.ensure_running()  # its first use starts a process: not the attach
     t0 = time.perf_counter()
     shm = shared_memory.SharedMemory(name=name)
     a = np.ndarray((mb * 1024 * 1024 // 8,), np.float64, buffer=shm.buf)

@@ -424,6 +424,8 @@ def pool_stats() -> dict[str, int]:
     ``quarantined_segments``, ``hits``, ``misses``, ``created``, ``recycled``, ``released``."""
 def pool_release() -> None:
     """Gives back every segment this process's pool holds."""
+def pool_held() -> tuple[int, int]:
+    """``(bytes, segments)`` of this user's pool segments in /dev/shm, every process's."""
 def default_pool_max_bytes() -> int:
     """The pool's default bound: 1/8 of /dev/shm."""
 def gc_objects(

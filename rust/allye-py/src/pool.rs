@@ -17,6 +17,12 @@ fn pool_release(py: Python<'_>) {
     py.detach(allye_core::pool::release)
 }
 
+/// `(bytes, segments)` of this user's pool segments in `/dev/shm`, every process's.
+#[pyfunction]
+fn pool_held(py: Python<'_>) -> (u64, usize) {
+    py.detach(allye_core::pool::machine_held)
+}
+
 /// The pool's default bound in bytes: 1/8 of `/dev/shm` (0 where there is none).
 #[pyfunction]
 fn default_pool_max_bytes() -> u64 {
@@ -27,5 +33,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pool_stats, m)?)?;
     m.add_function(wrap_pyfunction!(pool_release, m)?)?;
     m.add_function(wrap_pyfunction!(default_pool_max_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(pool_held, m)?)?;
     Ok(())
 }
