@@ -168,6 +168,11 @@ def w_put(kind: str, case: str, mb: int, rows: int, where: str, puts: int, pause
                            "rss": _rss(), "shm_held": _shm_used() - shm0}
     if kind == "ours":
         out["pool"] = _pool_bytes()
+        from allye_data_connector import _core
+
+        if hasattr(_core, "pool_stats"):  # hits and misses: was each steady put served by the pool?
+            out["pool_stats"] = _core.pool_stats()
+        out["times"] = times
     if kind == "ray":  # Ray's objects die with their driver: get in the same process
         t0 = time.perf_counter()
         _touch(s.get())

@@ -108,12 +108,12 @@ def small_get(store: str, n: int) -> dict[str, float]:
     first = time.perf_counter() - t0
     import pyarrow as pa
 
-    tbl = pa.table(_core.get("small", secret_dir=store)[1])
+    tbl = pa.table(_core.get_live("small", secret_dir=store)[1])
     return {
         "first get of the process": first,
         "whole get": med(n, lambda: adc.get_dataframe("small", secret_dir=store)),
-        "_core.get": med(n, lambda: _core.get("small", secret_dir=store)),
-        "_core.get + pa.table": med(n, lambda: pa.table(_core.get("small", secret_dir=store)[1])),
+        "_core.get_live": med(n, lambda: _core.get_live("small", secret_dir=store)),
+        "_core.get_live + pa.table": med(n, lambda: pa.table(_core.get_live("small", secret_dir=store)[1])),
         "Arrow -> pandas": med(n, lambda: convert.arrow_to_dataframe(tbl)),
     }
 
