@@ -12,7 +12,7 @@ use memmap2::MmapRaw;
 use super::names::{payload_tag, pool_tag};
 use super::segment::{Segment, SHM_DIR};
 use super::{
-    stop_point, PoolStats, DEMAND_WINDOW, IDLE_RELEASE, MIN_POOLED_BYTES, QUARANTINE_MAX,
+    stop_point, PoolStats, DEMAND_WINDOW, IDLE_RELEASE, MIN_POOLED_BYTES, QUARANTINE_MAX, SURPLUS_RELEASE,
 };
 use crate::error::Error;
 
@@ -364,10 +364,14 @@ fn fill(sh: &'static Shared) {
                 }
             }
         }
-        // Free segments no send took for a long while go too.
+        // Free segments no send took for a long while go too, and so do those beyond
+        // what the recent sends want, once they have waited a little.
+        let wanted = st.demand(now).len();
         let mut j = 0;
         while j < st.free.len() {
-            if now.duration_since(st.free[j].since) >= IDLE_RELEASE {
+            let waited = now.duration_since(st.free[j].since);
+            let surplus = st.free.len() + st.quarantine.len() > wanted.max(1);
+            if waited >= IDLE_RELEASE || (surplus && waited >= SURPLUS_RELEASE) {
                 gone.push(st.free.swap_remove(j));
             } else {
                 j += 1;
@@ -402,11 +406,15 @@ fn fill(sh: &'static Shared) {
                 }
             }
         }
+        if !recycled.is_empty() {
+            // Ready for the next send at once, not after an allocation below.
+            let mut st = sh.lock();
+            st.stats.recycled += recycled.len() as u64;
+            st.free.extend(recycled);
+        }
         let created = create.map(|(d, tag)| Segment::create(tag.as_deref(), d));
 
         st = sh.lock();
-        st.stats.recycled += recycled.len() as u64;
-        st.free.extend(recycled);
         st.creating = 0;
         let tried = created.is_some();
         match created {
@@ -425,15 +433,11 @@ fn fill(sh: &'static Shared) {
         }
         let wait = if !st.quarantine.is_empty() || !st.published.is_empty() {
             PROBE_EVERY
+        } else if !st.free.is_empty() {
+            SURPLUS_RELEASE / 6 // what counts as surplus changes as sends age out of the window
         } else {
-            let oldest_free = st.free.iter().map(|s| s.since).min();
             let last = st.recent.back().map(|r| r.0).unwrap_or(now);
-            let until = [Some(last + IDLE_RELEASE), oldest_free.map(|t| t + IDLE_RELEASE)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(now + IDLE_RELEASE);
-            until.saturating_duration_since(Instant::now()).max(Duration::from_millis(10))
+            (last + IDLE_RELEASE).saturating_duration_since(Instant::now()).max(Duration::from_millis(10))
         };
         st = sh.wake.wait_timeout(st, wait).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
     }

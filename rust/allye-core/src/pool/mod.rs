@@ -24,7 +24,8 @@
 //!   under it. Until then it waits in quarantine (at most [`QUARANTINE_MAX`], then it is
 //!   unlinked: its memory returns when the last reader unmaps).
 //! * **Bounded** by `max_bytes` (free plus quarantined segments; a setting, default
-//!   [`default_max_bytes`]: 1/8 of `/dev/shm`), and **given back** after [`IDLE_RELEASE`]
+//!   [`default_max_bytes`]: 1/8 of `/dev/shm`), and **given back**: segments beyond what
+//!   the recent sends want after [`SURPLUS_RELEASE`], everything after [`IDLE_RELEASE`]
 //!   without a large send, and when the process exits normally.
 //! * **Crash-safe**: every pool segment is named `adc_<store tag>p<hex>`
 //!   ([`names`]) and held open under an exclusive `flock` by its owner. A killed owner's
@@ -54,7 +55,10 @@ pub const DEFAULT_SHM_SHARE_DIVISOR: u64 = 8;
 /// A pool with no large send for this long is given back.
 pub const IDLE_RELEASE: Duration = Duration::from_secs(20);
 /// The pool keeps one free segment per large send of this window (at least the last one).
-pub const DEMAND_WINDOW: Duration = Duration::from_secs(2);
+pub const DEMAND_WINDOW: Duration = Duration::from_secs(1);
+/// Free segments beyond what the recent sends want are given back after this long (off
+/// the send path: a recycled segment's memory is returned by the filler, not by a send).
+pub const SURPLUS_RELEASE: Duration = Duration::from_secs(3);
 /// A retired segment still held elsewhere after this long is unlinked instead.
 pub const QUARANTINE_MAX: Duration = Duration::from_secs(60);
 /// gc frees an unlocked pool segment only once it is this old (a pool creates a segment,
