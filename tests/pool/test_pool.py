@@ -206,7 +206,6 @@ def test_a_writer_killed_at_every_step_leaves_a_consistent_store_and_nothing_aft
     finally:
         for c in children.values():
             c.kill()
-    time.sleep(6)  # gc frees an unlocked pool segment once it is 5 s old
     for step, store in stores.items():
         adc.gc(secret_dir=store, dry_run=False)
         objs = adc.objects(secret_dir=store)

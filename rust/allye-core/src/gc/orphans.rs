@@ -18,9 +18,8 @@
 //! touches a segment whose tag has no record or whose store still exists, a name that is
 //! not ours in shape (0.1.2's `psm_…`, anything else), or another user's segment.
 //! It also frees the pool segments ([`crate::pool`]) that no live process holds (no
-//! `flock` on them, per `/proc/locks`, and unchanged for
-//! [`crate::pool::ABANDONED_MIN_AGE`]): what a killed process's pool left, whatever
-//! its store. A live process's pool segment is never touched, even of a deleted store
+//! `flock` on them, per `/proc/locks`): what a killed process's pool left, whatever its
+//! store. A live process's pool segment is never touched, even of a deleted store
 //! (that pool gives it back when idle or at exit).
 //!
 //! Limits: a store directory *moved* elsewhere looks deleted (its segments are freed; the
@@ -223,7 +222,7 @@ fn read_record(name: &str) -> Option<Record> {
 /// their records (see the module docs). Never fails: what cannot be unlinked is logged.
 pub fn collect_orphans(dry_run: bool) -> Vec<GcAction> {
     let mut actions = collect_deleted_stores(dry_run);
-    actions.extend(crate::pool::collect_abandoned(dry_run, crate::pool::ABANDONED_MIN_AGE).into_iter().map(
+    actions.extend(crate::pool::collect_abandoned(dry_run).into_iter().map(
         |(name, bytes)| GcAction {
             action: GcActionKind::Delete,
             transport: Transport::Shm,

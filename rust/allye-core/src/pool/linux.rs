@@ -464,8 +464,8 @@ pub fn release() {
 }
 
 /// This user's pool segments in `/dev/shm`, every process's: `(name, allocated bytes,
-/// (device, inode), changed at)`.
-fn own_pool_segments() -> Vec<(String, u64, (u64, u64), i64)> {
+/// (device, inode))`.
+fn own_pool_segments() -> Vec<(String, u64, (u64, u64))> {
     use std::os::unix::fs::MetadataExt;
     let me = rustix::process::geteuid().as_raw();
     let Ok(entries) = std::fs::read_dir(SHM_DIR) else { return Vec::new() };
@@ -475,7 +475,7 @@ fn own_pool_segments() -> Vec<(String, u64, (u64, u64), i64)> {
             let name = e.file_name().to_string_lossy().into_owned();
             pool_tag(&name)?;
             let m = e.metadata().ok().filter(|m| m.is_file() && m.uid() == me)?;
-            Some((name, m.blocks() * 512, (m.dev(), m.ino()), m.ctime()))
+            Some((name, m.blocks() * 512, (m.dev(), m.ino())))
         })
         .collect()
 }
@@ -512,28 +512,23 @@ fn flocked() -> Option<HashSet<(u64, u64)>> {
 }
 
 /// Unlinks (with `dry_run`, only lists) this user's pool segments that no live process
-/// holds: no `flock` on them and unchanged for `min_age` ([`ABANDONED_MIN_AGE`] in gc).
-/// Returns `(name, bytes)` of each. Never opens a pool segment.
-pub fn collect_abandoned(dry_run: bool, min_age: Duration) -> Vec<(String, u64)> {
+/// holds: no `flock` on them (a pool locks a segment before it has its name). Returns
+/// `(name, bytes)` of each. Never opens a pool segment.
+pub fn collect_abandoned(dry_run: bool) -> Vec<(String, u64)> {
     let segs = own_pool_segments();
     if segs.is_empty() {
         return Vec::new();
     }
     let Some(locked) = flocked() else { return Vec::new() };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64);
-    let min_age = min_age.as_secs() as i64;
     let mut out = Vec::new();
-    for (name, bytes, id, ctime) in segs {
-        if locked.contains(&id) || now.as_ref().map_or(true, |n| n - ctime < min_age) {
+    for (name, bytes, id) in segs {
+        if locked.contains(&id) {
             continue;
         }
         if !dry_run {
-            match crate::sys::shm::unlink(&name) {
-                Ok(_) => {}
-                Err(e) => {
-                    log::warn!("cannot unlink abandoned pool segment {name:?}: {e}");
-                    continue;
-                }
+            if let Err(e) = crate::sys::shm::unlink(&name) {
+                log::warn!("cannot unlink abandoned pool segment {name:?}: {e}");
+                continue;
             }
         }
         out.push((name, bytes));

@@ -28,9 +28,11 @@
 //!   the recent sends want after [`SURPLUS_RELEASE`], everything after [`IDLE_RELEASE`]
 //!   without a large send, and when the process exits normally.
 //! * **Crash-safe**: every pool segment is named `adc_<store tag>p<hex>`
-//!   ([`names`]) and held open under an exclusive `flock` by its owner. A killed owner's
-//!   locks vanish with it; gc ([`collect_abandoned`], read off `/proc/locks` without
-//!   opening anything) and `adc cleanup` (by the store tag) unlink what is left. A send
+//!   ([`names`]) and held open under an exclusive `flock` by its owner, which takes the
+//!   lock before the name exists (a new segment is named by `linkat` once locked; a
+//!   retired one is locked before its rename). A killed owner's locks vanish with it; gc
+//!   and `adc cleanup` ([`collect_abandoned`], read off `/proc/locks` without opening
+//!   anything) unlink the pool segments nobody holds. A send
 //!   killed half-way leaves a pool segment (freed so) or its renamed payload (named by
 //!   its `writing` line: gc's dead-writer rule).
 //!
@@ -61,9 +63,6 @@ pub const DEMAND_WINDOW: Duration = Duration::from_secs(1);
 pub const SURPLUS_RELEASE: Duration = Duration::from_secs(3);
 /// A retired segment still held elsewhere after this long is unlinked instead.
 pub const QUARANTINE_MAX: Duration = Duration::from_secs(60);
-/// gc frees an unlocked pool segment only once it is this old (a pool creates a segment,
-/// then locks it: a few microseconds).
-pub const ABANDONED_MIN_AGE: Duration = Duration::from_secs(5);
 /// Buffers at least this large are copied into a pool segment by several threads.
 pub const PARALLEL_COPY_BYTES: usize = 8 << 20;
 
@@ -143,7 +142,7 @@ mod elsewhere {
         (0, 0)
     }
     /// Abandoned pool segments (none).
-    pub fn collect_abandoned(_dry_run: bool, _min_age: std::time::Duration) -> Vec<(String, u64)> {
+    pub fn collect_abandoned(_dry_run: bool) -> Vec<(String, u64)> {
         Vec::new()
     }
     pub(crate) fn retire(_v1: &str) -> bool {

@@ -38,22 +38,30 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// A new segment of `len` bytes whose pages exist and are mapped: created exclusive
-    /// (0600) under a pool name carrying `tag`, locked, `fallocate`d (a full `/dev/shm`
-    /// is an error here, never a `SIGBUS` later) and mapped with `MAP_POPULATE`.
+    /// A new segment of `len` bytes whose pages exist and are mapped: an unnamed tmpfs
+    /// file (`O_TMPFILE`, 0600), locked, `fallocate`d (a full `/dev/shm` is an error here,
+    /// never a `SIGBUS` later), only then named (`linkat`, exclusive) under a pool name
+    /// carrying `tag`, and mapped with `MAP_POPULATE`. A pool name is thus never seen
+    /// unlocked while its owner lives, and a process killed before the name exists leaves
+    /// nothing (the kernel frees an unnamed file with its last descriptor).
     pub(crate) fn create(tag: Option<&str>, len: u64) -> Result<Segment> {
         let name = pool_name(tag);
-        let file = crate::sys::shm::create(&name)?;
-        let mut seg = Segment { name, file, len, map: None, since: Instant::now() };
-        let made = (|| {
-            rustix::fs::flock(&seg.file, FlockOperation::NonBlockingLockExclusive)
-                .map_err(|e| Error::io(format!("cannot lock pool segment {:?}", seg.name), e.into()))?;
-            super::stop_point("pool-created");
-            rustix::fs::fallocate(&seg.file, FallocateFlags::empty(), 0, len)
-                .map_err(|e| Error::io(format!("cannot allocate {len} bytes of shared memory"), e.into()))?;
-            seg.map()
-        })();
-        match made {
+        let ctx = |what: &str, e: rustix::io::Errno| Error::io(format!("cannot {what} pool segment {name:?}"), e.into());
+        let fd = rustix::fs::open(
+            SHM_DIR,
+            rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            Mode::RUSR | Mode::WUSR,
+        )
+        .map_err(|e| ctx("create", e))?;
+        rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).map_err(|e| ctx("lock", e))?;
+        rustix::fs::fallocate(&fd, FallocateFlags::empty(), 0, len)
+            .map_err(|e| Error::io(format!("cannot allocate {len} bytes of shared memory"), e.into()))?;
+        let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        rustix::fs::linkat(CWD, proc_path.as_str(), CWD, path(&name).as_str(), rustix::fs::AtFlags::SYMLINK_FOLLOW)
+            .map_err(|e| ctx("name", e))?;
+        super::stop_point("pool-created");
+        let mut seg = Segment { name, file: File::from(fd), len, map: None, since: Instant::now() };
+        match seg.map() {
             Ok(()) => Ok(seg),
             Err(e) => {
                 seg.destroy();
