@@ -449,6 +449,7 @@ def main() -> None:
     ap.add_argument("--incr", type=int, default=100_000)
     ap.add_argument("--only", nargs="*", choices=["array", "frame", "dict", "small", "scalar", "incr"])
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--no-peers", action="store_true", help="ours and the floors only (the CI smoke run)")
     ap.add_argument("--worker", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -456,9 +457,9 @@ def main() -> None:
         return
 
     py = {k: str(ROOT / v / "bin" / "python") for k, v in VENVS.items()}
-    have = {k for k, p in py.items() if os.path.exists(p)}
+    have = {k for k, p in py.items() if os.path.exists(p) and not args.no_peers}
     missing = set(VENVS) - have
-    if missing:
+    if missing and not args.no_peers:
         print(f"left out (no side venv; run benches/peers/setup.sh): {', '.join(sorted(missing))}", file=sys.stderr)
     ours = sys.executable
     only = set(args.only or ["array", "frame", "dict", "small", "scalar", "incr"])
