@@ -13,6 +13,7 @@ from tests.objects.conftest import unlink_object_segments
 
 @pytest.fixture
 def store(tmp_path: Path):
+    _core.pool_release()  # what earlier tests' large puts left in this process's pool
     d = tmp_path / "store"
     yield d
     _core.pool_release()

@@ -48,8 +48,10 @@ def test_puts_go_through_the_pool_and_capacity_shows_it(store: Path, no_grace: N
     objs = adc.objects(secret_dir=store)
     objs["x"] = np.full(MB8, 0.0)
     wait_for("a free segment", lambda: _core.pool_stats()["free_segments"] >= 1)
+    payload = _core.object_latest("x", secret_dir=str(store))["payload"]
+    assert _core.pool_stats()["free_bytes"] == payload["data_size"], "sized as the put was"
     cap = adc.capacity(secret_dir=store)
-    assert cap["pool_bytes"] >= MB8 * 8 and cap["pool_segments"] >= 1
+    assert cap["pool_bytes"] >= payload["data_size"] and cap["pool_segments"] >= 1
     assert cap["pool_max_bytes"] == _core.default_pool_max_bytes() > 0
     for i in range(1, 6):
         objs["x"] = np.full(MB8, float(i))
