@@ -187,6 +187,18 @@ def main() -> None:
         print(json.dumps(WORKERS[op](where, int(n))))
         return
     store = tempfile.mkdtemp(prefix="where_time_")
+    try:
+        measure(store, args)
+    finally:  # the store, then its segments (collected as a deleted store's)
+        import shutil
+
+        import allye_data_connector as adc
+
+        shutil.rmtree(store, ignore_errors=True)
+        adc.cleanup_orphans(dry_run=False)
+
+
+def measure(store: str, args: argparse.Namespace) -> None:
     if args.only:
         print(json.dumps(WORKERS[args.only](store, args.reps), indent=1))
         return
