@@ -90,6 +90,11 @@ class Settings(YamlConfig):
     #: Flight peers ``adc.connect()`` pulls from when given none: ``host:port`` or Flight
     #: URIs, comma separated (see "Serving and pulling" in the README).
     peers: Optional[str] = None
+    #: Bound of a process's pool of pre-mapped shared-memory segments, which large
+    #: shared-memory payloads are copied into (filled in the background after a large
+    #: send, given back when idle). None: 1/8 of /dev/shm
+    #: (``_core.default_pool_max_bytes()``); 0: no pool.
+    pool_max_bytes: Optional[int] = None
 
     @classmethod
     def _from_mapping(cls, data: dict[str, Any], origin: str) -> "Settings":
@@ -111,6 +116,7 @@ ENV = {
     "max_store_bytes": "ALLYE_MAX_STORE_BYTES",
     "allow_pickle": "ALLYE_ALLOW_PICKLE",
     "peers": "ALLYE_PEERS",
+    "pool_max_bytes": "ALLYE_POOL_MAX_BYTES",
 }
 
 
@@ -191,11 +197,12 @@ def _resolve(store: Optional[str], arguments: dict[str, Any]) -> tuple[Settings,
             sources[name] = "default"
     s = Settings(**values)
     if (s.max_shm_bytes < 1 or (s.chunk_rows is not None and s.chunk_rows < 0)
-            or (s.default_ttl_sec is not None and s.default_ttl_sec < 0) or s.auto_gc_grace_sec < 0 or s.keep_versions < 1):
+            or (s.default_ttl_sec is not None and s.default_ttl_sec < 0) or s.auto_gc_grace_sec < 0 or s.keep_versions < 1
+            or (s.pool_max_bytes is not None and s.pool_max_bytes < 0)):
         raise InvalidArgumentError(
             f"settings out of range: max_shm_bytes={s.max_shm_bytes} (>= 1), chunk_rows={s.chunk_rows} (>= 0), "
             f"default_ttl_sec={s.default_ttl_sec} (>= 0 or none), auto_gc_grace_sec={s.auto_gc_grace_sec} (>= 0), "
-            f"keep_versions={s.keep_versions} (>= 1); see `adc config`"
+            f"keep_versions={s.keep_versions} (>= 1), pool_max_bytes={s.pool_max_bytes} (>= 0 or none); see `adc config`"
         )
     s.compression = _core.normalize_compression(s.compression)
     return s, sources, path

@@ -34,6 +34,8 @@ pub use read::read_payload;
 pub use stream::decode_stream;
 #[cfg(unix)]
 pub use stream::write_segment;
+#[cfg(target_os = "linux")]
+pub use stream::write_segment_pooled;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;

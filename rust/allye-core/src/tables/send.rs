@@ -9,8 +9,10 @@ use serde_json::{json, Map, Value};
 use crate::error::{Error, Result};
 use crate::gc::{collect_superseded, store_tag, AutoGc};
 use crate::manifest::{self, Event, PayloadRef};
-#[cfg(unix)]
+#[cfg(all(unix, not(target_os = "linux")))]
 use crate::payload::write_segment;
+#[cfg(target_os = "linux")]
+use crate::payload::write_segment_pooled;
 use crate::payload::{write_file, Target};
 use crate::protocol::{
     check_producer, check_table_name, Compression, Status, Transport, TransportChoice, ADC_LOCATOR, ADC_TRANSPORT,
@@ -53,6 +55,10 @@ pub struct SendOptions {
     /// After the `ready` line, free superseded versions (bounded, after a grace period;
     /// see [`crate::gc::collect_superseded`]). `None`: leave them to an explicit gc.
     pub auto_gc: Option<AutoGc>,
+    /// Bound of this process's pool of pre-mapped segments ([`crate::pool`]), which large
+    /// shared-memory payloads are copied into; `None`: [`crate::pool::default_max_bytes`];
+    /// `Some(0)`: no pool.
+    pub pool_max_bytes: Option<u64>,
 }
 
 impl Default for SendOptions {
@@ -70,6 +76,7 @@ impl Default for SendOptions {
             schema_sha256: None,
             durable: false,
             auto_gc: Some(AutoGc::new(DEFAULT_AUTO_GC_GRACE_SEC, DEFAULT_KEEP_VERSIONS)),
+            pool_max_bytes: None,
         }
     }
 }
@@ -178,7 +185,14 @@ impl Planned {
     }
     fn write(&self, store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<u64> {
         match self {
-            #[cfg(unix)]
+            #[cfg(target_os = "linux")]
+            Planned::Shm(name) => write_segment_pooled(
+                name,
+                schema,
+                batches,
+                opts.pool_max_bytes.unwrap_or_else(crate::pool::default_max_bytes),
+            ),
+            #[cfg(all(unix, not(target_os = "linux")))]
             Planned::Shm(name) => write_segment(name, schema, batches),
             #[cfg(not(unix))]
             Planned::Shm(_) => unreachable!("no shm sends off unix"),
