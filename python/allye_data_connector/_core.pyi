@@ -247,6 +247,24 @@ class Capacity(TypedDict):
     store_total: Optional[int]
     used: int
     quota: Optional[int]
+    pool_bytes: int
+    pool_segments: int
+    pool_max_bytes: int
+
+@type_check_only
+class PoolStats(TypedDict):
+    """This process's pool of pre-mapped segments for large sends and puts (bytes and counts)."""
+
+    max_bytes: int
+    free_bytes: int
+    free_segments: int
+    quarantined_bytes: int
+    quarantined_segments: int
+    hits: int
+    misses: int
+    created: int
+    recycled: int
+    released: int
 
 # ---- vocabulary (rust/allye-core/src/protocol.rs and tuning.rs) --------------------------------------
 
@@ -339,6 +357,7 @@ def send(
     auto_gc: bool = True,
     auto_gc_grace_sec: int = ...,  # DEFAULT_AUTO_GC_GRACE_SEC
     keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
+    pool_max_bytes: Optional[int] = None,
 ) -> Version:
     """Sends Arrow data; returns the ``ready`` event (the manifest line's object). With
     ``auto_gc``, then frees (bounded) superseded versions of the store older than the
@@ -591,6 +610,10 @@ __all__ += [
     "StoreFullError",
     "StoreNotPrivateError",
     "capacity",
+    "default_pool_max_bytes",
+    "pool_held",
+    "pool_release",
+    "pool_stats",
     "check_namespace_name",
     "check_store_private",
     "get_object",
@@ -627,6 +650,7 @@ def put_object(
     auto_gc: bool = True,
     auto_gc_grace_sec: int = ...,
     keep_versions: int = ...,
+    pool_max_bytes: Optional[int] = None,
 ) -> Version:
     """Publishes a new version of object ``name``; returns its ``ready`` event."""
 
@@ -643,6 +667,14 @@ def namespaces(*, secret_dir: Optional[str] = None) -> list[str]: ...
 def remove_namespace(name: str, *, secret_dir: Optional[str] = None) -> int: ...
 def namespace_store(namespace: str, *, secret_dir: Optional[str] = None) -> str: ...
 def capacity(*, secret_dir: Optional[str] = None, quota: Optional[int] = None) -> Capacity: ...
+def pool_stats() -> PoolStats:
+    """This process's pool of pre-mapped segments."""
+def pool_release() -> None:
+    """Gives back every segment this process's pool holds."""
+def pool_held() -> tuple[int, int]:
+    """``(bytes, segments)`` of this user's pool segments in /dev/shm, every process's."""
+def default_pool_max_bytes() -> int:
+    """The pool's default bound: 1/8 of /dev/shm."""
 def check_store_private(*, namespace: Optional[str] = None, secret_dir: Optional[str] = None) -> None: ...
 def check_namespace_name(name: str) -> str: ...
 

@@ -72,6 +72,10 @@ def ls_cmd(obj: Ctx, all_states: bool, producer: Optional[str], arrays: bool, ob
         return
     print_table(("table", "state", "producer", "rows", "cols", "size", "transport", "age", "expires"), cells,
                  right=("rows", "cols", "size", "age"), title=str(api.store_path(obj.secret_dir)) if is_terminal() else None)
+    held, count = _core.pool_held() if is_terminal() else (0, 0)
+    if count:
+        click.echo(f"shared-memory pool: {human_bytes(held)} in {count} pre-mapped segment(s) of this user's running "
+                   "processes (given back when idle; `adc cleanup` frees a killed process's)", err=True)
 
 
 @main.command("show")

@@ -133,6 +133,7 @@ class Objects(MutableMapping[str, Any]):
             auto_gc=eff.auto_gc,
             auto_gc_grace_sec=eff.auto_gc_grace_sec,
             keep_versions=eff.keep_versions,
+            pool_max_bytes=eff.pool_max_bytes,
             **self._kw(),
         )
         logger.debug("put %s/%s (%s, %d bytes)", self._namespace, name, meta["kind"], ev["payload"]["data_size"])
@@ -308,7 +309,9 @@ def remove_namespace(namespace: str, secret_dir: Optional[PathLike] = None) -> i
 def capacity(secret_dir: Optional[PathLike] = None) -> dict[str, Any]:
     """Free and total bytes of ``/dev/shm`` (``shm_free``, ``shm_total``) and of the store's
     file system (``store_free``, ``store_total``), the bytes held by live versions
-    (``used``) and the ``max_store_bytes`` quota (``quota``, None when unset)."""
+    (``used``) and the ``max_store_bytes`` quota (``quota``, None when unset); the
+    pre-mapped pool segments of this user's processes (``pool_bytes``, ``pool_segments``)
+    and this process's pool bound (``pool_max_bytes``, setting ``pool_max_bytes``)."""
     store = _core.resolve_store(store_arg(secret_dir))
     quota = _settings.effective(store).max_store_bytes
     return dict(_core.capacity(secret_dir=store_arg(secret_dir), quota=quota))

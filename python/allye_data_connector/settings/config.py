@@ -33,7 +33,7 @@ def _hints(cls: type) -> dict[str, str]:
 
 
 #: Settings that are sizes in bytes: they take units wherever they are given (128MiB, 1GB).
-SIZE_SETTINGS = ("max_shm_bytes", "max_store_bytes")
+SIZE_SETTINGS = ("max_shm_bytes", "max_store_bytes", "pool_max_bytes")
 
 _SIZE_UNITS = {
     "": 1, "b": 1,
@@ -65,6 +65,7 @@ MINIMUM = {
     "auto_gc_grace_sec": (0, "0 frees at once"),
     "keep_versions": (1, "a send never frees the version it has just written"),
     "max_store_bytes": (0, "or none for no quota"),
+    "pool_max_bytes": (0, "0 for no pool, none for the default"),
 }
 
 
@@ -146,6 +147,11 @@ class Settings(YamlConfig):
     #: Flight peers ``adc.connect()`` pulls from when given none: ``host:port`` or Flight
     #: URIs, comma separated (see "Serving and pulling" in the README).
     peers: Optional[str] = None
+    #: Bound of a process's pool of pre-mapped shared-memory segments, which large
+    #: shared-memory payloads are copied into (filled in the background after a large
+    #: send, given back when idle). None: 1/8 of /dev/shm
+    #: (``_core.default_pool_max_bytes()``); 0: no pool.
+    pool_max_bytes: Optional[int] = None
 
     @classmethod
     def _from_mapping(cls, data: dict[str, Any], origin: str) -> "Settings":
@@ -167,6 +173,7 @@ ENV = {
     "max_store_bytes": "ALLYE_MAX_STORE_BYTES",
     "allow_pickle": "ALLYE_ALLOW_PICKLE",
     "peers": "ALLYE_PEERS",
+    "pool_max_bytes": "ALLYE_POOL_MAX_BYTES",
 }
 
 

@@ -116,6 +116,7 @@ def send_dataframe(
         auto_gc=eff.auto_gc,
         auto_gc_grace_sec=eff.auto_gc_grace_sec,
         keep_versions=eff.keep_versions,
+        pool_max_bytes=eff.pool_max_bytes,
     )
     if progress is not None:
         progress(int(rows), int(rows))

@@ -31,6 +31,7 @@ mod handle;
 pub mod manifest;
 pub mod objects;
 pub mod payload;
+pub mod pool;
 pub mod protocol;
 pub mod store;
 pub mod streams;

@@ -4,6 +4,8 @@
 //! protocol's own defaults (what 0.1.2 does, what gc keeps) stay in [`crate::protocol`].
 //! Depends on nothing.
 
+use std::time::Duration;
+
 // --- waiting ---
 
 /// How often a waiting reader stats the manifest where file-system events are not
@@ -33,6 +35,30 @@ pub const CONSOLIDATE_FANOUT: usize = 16;
 pub const CONSOLIDATE_MAX_BYTES: u64 = 1 << 20;
 /// ... and this many rows; larger chunks are read in place, without a copy, and stay.
 pub const CONSOLIDATE_MAX_ROWS: u64 = 1 << 16;
+
+// --- the pool of pre-mapped segments for large sends (crate::pool, Linux) ---
+
+/// Payloads smaller than this never use the pool (a fresh small segment costs little).
+pub const POOL_MIN_BYTES: u64 = 4 << 20;
+/// The pool's default bound is `/dev/shm`'s size divided by this.
+pub const POOL_SHM_SHARE_DIVISOR: u64 = 8;
+/// A pool with no large send for this long is given back.
+pub const POOL_IDLE_RELEASE: Duration = Duration::from_secs(20);
+/// The pool keeps one free segment per large send of this window (at least the last one).
+pub const POOL_DEMAND_WINDOW: Duration = Duration::from_secs(1);
+/// Free segments beyond what the recent sends want are given back after this long (off
+/// the send path: a recycled segment's memory is returned by the filler, not by a send).
+pub const POOL_SURPLUS_RELEASE: Duration = Duration::from_secs(3);
+/// A retired segment still held elsewhere after this long is unlinked instead.
+pub const POOL_QUARANTINE_MAX: Duration = Duration::from_secs(60);
+/// Buffers at least this large are copied into a pool segment by several threads.
+pub const POOL_PARALLEL_COPY_BYTES: usize = 8 << 20;
+/// How often the pool's filler looks at quarantined segments while some wait.
+pub const POOL_PROBE_EVERY: Duration = Duration::from_millis(50);
+/// After a failed allocation (a full `/dev/shm`), the filler waits this long before trying again.
+pub const POOL_CREATE_BACKOFF: Duration = Duration::from_secs(2);
+/// Large sends the pool remembers (their sizes are what it keeps segments for).
+pub const POOL_RECENT_SENDS: usize = 16;
 
 // --- named objects ---
 

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules, lowest layer first.
 const LAYERS: &[&str] = &[
-    "error", "protocol", "tuning", "sys", "store", "manifest", "payload", "gc", "arrays", "tables", "objects", "watch",
-    "streams", "handle", "lib",
+    "error", "protocol", "tuning", "sys", "store", "pool", "manifest", "payload", "gc", "arrays", "tables", "objects",
+    "watch", "streams", "handle", "lib",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -47,6 +47,7 @@ pub(crate) struct SendArgs<'a, 'py> {
     pub(crate) auto_gc: bool,
     pub(crate) auto_gc_grace_sec: u64,
     pub(crate) keep_versions: usize,
+    pub(crate) pool_max_bytes: Option<u64>,
 }
 
 impl Default for SendArgs<'_, '_> {
@@ -67,6 +68,7 @@ impl Default for SendArgs<'_, '_> {
             auto_gc: core.auto_gc.is_some(),
             auto_gc_grace_sec: DEFAULT_AUTO_GC_GRACE_SEC,
             keep_versions: DEFAULT_KEEP_VERSIONS,
+            pool_max_bytes: core.pool_max_bytes,
         }
     }
 }
@@ -96,6 +98,7 @@ impl SendArgs<'_, '_> {
         opts.schema_sha256 = self.schema_sha256;
         opts.durable = self.durable;
         opts.auto_gc = self.auto_gc.then(|| AutoGc::new(self.auto_gc_grace_sec, self.keep_versions));
+        opts.pool_max_bytes = self.pool_max_bytes;
         Ok(opts)
     }
 }

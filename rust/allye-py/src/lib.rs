@@ -12,6 +12,7 @@ mod arrays;
 mod errors;
 mod maintenance;
 mod objects;
+mod pool;
 mod receive;
 mod records;
 mod sources;
@@ -37,5 +38,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sources::register(m)?;
     receive::register(m)?;
     trust::register(m)?;
+    pool::register(m)?;
     Ok(())
 }

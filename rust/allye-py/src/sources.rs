@@ -79,7 +79,11 @@ fn send_stream<'py>(
                         // type when it has none, as a KeyboardInterrupt).
                         let text = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
                         let line = text.lines().next().unwrap_or_default().trim().to_string();
-                        let msg = if line.is_empty() { e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default() } else { line };
+                        let msg = if line.is_empty() {
+                            e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default()
+                        } else {
+                            line
+                        };
                         raised = Some(e);
                         Err(Error::InvalidArgument(msg))
                     }

@@ -25,7 +25,8 @@ fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
     transport="auto", max_shm_bytes=protocol::DEFAULT_MAX_SHM_BYTES,
     chunk_rows=None, ttl_sec=None, compression=None,
     metadata=None, shape=None, schema_sha256=None, durable=false,
-    auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS))]
+    auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS,
+    pool_max_bytes=None))]
 #[allow(clippy::too_many_arguments)]
 fn send<'py>(
     py: Python<'py>,
@@ -45,6 +46,7 @@ fn send<'py>(
     auto_gc: bool,
     auto_gc_grace_sec: u64,
     keep_versions: usize,
+    pool_max_bytes: Option<u64>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let opts = SendArgs {
         table_name,
@@ -61,6 +63,7 @@ fn send<'py>(
         auto_gc,
         auto_gc_grace_sec,
         keep_versions,
+        pool_max_bytes,
     }
     .options()?;
     let store = store(secret_dir)?;

@@ -20,6 +20,11 @@
 //! inode), unlinks the segments of this user carrying that tag, then the record. It never
 //! touches a segment whose tag has no record or whose store still exists, a name that is
 //! not ours in shape (0.1.2's `psm_…`, anything else), or another user's segment.
+//! It also frees the pool segments ([`crate::pool`]) that no live process holds (no
+//! `flock` on them, per `/proc/locks`): what a killed process's pool left, whatever its
+//! store. A live process's pool segment is never touched, even of a deleted store
+//! (that pool gives it back when idle or at exit).
+//!
 //! Limits: a store directory *moved* elsewhere looks deleted (its segments are freed; the
 //! files of its `payloads/` are not touched), and other systems than Linux cannot list
 //! their segments, so there the collection finds nothing.
@@ -35,8 +40,7 @@ use crate::protocol::Transport;
 use crate::store::Store;
 use crate::sys::{scratch, shm};
 
-/// Hex digits of the store tag at the start of a segment name (after `adc_`).
-pub const TAG_LEN: usize = 10;
+pub use crate::sys::shm::TAG_LEN;
 /// Prefix of the record segment of a store (followed by its tag).
 pub const RECORD_PREFIX: &str = "adc_store_";
 
@@ -241,6 +245,14 @@ fn read_record(name: &str) -> Option<Record> {
 /// [`GcScope::Orphan`](crate::protocol::GcScope::Orphan).
 pub fn collect_orphans(dry_run: bool) -> Vec<GcAction> {
     let mut actions = collect_segments(dry_run);
+    actions.extend(crate::pool::collect_abandoned(dry_run).into_iter().map(|(name, bytes)| {
+        GcAction::orphan(
+            GcTransport::Payload(Transport::Shm),
+            name,
+            String::new(),
+            format!("pool segment ({bytes} bytes) of a process that has ended"),
+        )
+    }));
     actions.extend(collect_scratch(dry_run));
     actions
 }

@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{IoContext, Result};
 use crate::gc::{GcAction, GcActionKind};
-use crate::protocol::GcScope;
 use crate::manifest::{parse_lines, Cursor, Event};
 use crate::payload::Target;
+use crate::protocol::GcScope;
 use crate::store::Store;
 
 /// Bytes of the log's end a process reads the first time it collects in a store, to learn

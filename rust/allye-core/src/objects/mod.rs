@@ -61,6 +61,13 @@ pub struct Capacity {
     pub used: u64,
     /// The configured quota (`max_store_bytes`), if any.
     pub quota: Option<u64>,
+    /// Bytes of this user's pool segments in `/dev/shm` (every process's pool, see
+    /// [`crate::pool`]): pre-mapped memory for large sends, given back when idle.
+    pub pool_bytes: u64,
+    /// How many pool segments that is.
+    pub pool_segments: usize,
+    /// This process's pool bound ([`crate::pool::default_max_bytes`] until a send sets it).
+    pub pool_max_bytes: u64,
 }
 
 impl Namespace {
@@ -278,7 +285,20 @@ pub fn store_used(parent: &Store) -> Result<u64> {
 pub fn capacity(parent: &Store, quota: Option<u64>) -> Result<Capacity> {
     let (shm_free, shm_total) = statvfs(Path::new("/dev/shm"));
     let (store_free, store_total) = statvfs(parent.root());
-    Ok(Capacity { shm_free, shm_total, store_free, store_total, used: store_used(parent)?, quota })
+    let (pool_bytes, pool_segments) = crate::pool::machine_held();
+    let stats = crate::pool::stats();
+    let pool_max_bytes = if stats.max_bytes > 0 { stats.max_bytes } else { crate::pool::default_max_bytes() };
+    Ok(Capacity {
+        shm_free,
+        shm_total,
+        store_free,
+        store_total,
+        used: store_used(parent)?,
+        quota,
+        pool_bytes,
+        pool_segments,
+        pool_max_bytes,
+    })
 }
 
 #[cfg(unix)]

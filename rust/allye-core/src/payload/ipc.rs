@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::Path;
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
 use arrow_ipc::writer::IpcWriteOptions;
 use arrow_ipc::{CompressionType, MetadataVersion};
+use arrow_schema::SchemaRef;
 
 use crate::error::{Error, Result};
 use crate::protocol::Compression;

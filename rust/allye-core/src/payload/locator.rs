@@ -66,7 +66,11 @@ impl Target {
                 }
             }
             Transport::Shm => {
-                shm::unlink(&self.locator)?;
+                // This process's pool may take the segment instead (renamed out of its
+                // name, reused once nobody maps it): to a reader, the same as an unlink.
+                if !crate::pool::retire(&self.locator) {
+                    shm::unlink(&self.locator)?;
+                }
                 let _ = store.remove_file(&store.reads_dir().join(&self.locator));
                 Ok(())
             }

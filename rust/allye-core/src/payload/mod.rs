@@ -26,8 +26,8 @@ mod stream;
 
 pub use crate::protocol::Compression;
 pub use file::{decode_file, temp_name_for, temp_path_for, write_file, write_file_from};
-pub use ipc::{chunked, joined};
 pub(crate) use ipc::write_options;
+pub use ipc::{chunked, joined};
 pub(crate) use locator::{check_payload_dir, inside, payload_dir, Target};
 pub use mapping::{buffer_from_mapping, map_file};
 pub use place::{placeable, stream_schema, variable_width, write_one_batch, PlacedFile};
@@ -35,6 +35,8 @@ pub use read::read_payload;
 pub use stream::decode_stream;
 #[cfg(unix)]
 pub use stream::write_segment;
+#[cfg(target_os = "linux")]
+pub use stream::write_segment_pooled;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;

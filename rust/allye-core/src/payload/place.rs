@@ -551,15 +551,15 @@ fn announcement(schema: &SchemaRef, batches: &[&RecordBatch]) -> (usize, Vec<usi
     let rows = batches.iter().map(|b| b.num_rows()).sum();
     let fields = schema.fields();
     let mut nulls = vec![0usize; fields.len()];
-    let mut bytes: Vec<Option<usize>> =
-        fields.iter().map(|f| variable_width(f.data_type()).then_some(0)).collect();
+    let mut bytes: Vec<Option<usize>> = fields.iter().map(|f| variable_width(f.data_type()).then_some(0)).collect();
     for b in batches {
         for (i, c) in b.columns().iter().enumerate() {
             nulls[i] += c.null_count();
             if let (Some(total), Some(Kind::Var { width, .. })) = (bytes[i].as_mut(), kind(c.data_type())) {
                 let d = c.to_data();
                 let offsets = d.buffers()[0].as_slice();
-                let (first, last) = (offset_at(offsets, width, d.offset()), offset_at(offsets, width, d.offset() + d.len()));
+                let (first, last) =
+                    (offset_at(offsets, width, d.offset()), offset_at(offsets, width, d.offset() + d.len()));
                 *total += (last - first).max(0) as usize;
             }
         }

@@ -39,6 +39,113 @@ pub fn write_segment(name: &str, schema: &SchemaRef, batches: &[RecordBatch]) ->
     result
 }
 
+/// [`write_segment`] through this process's pool ([`crate::pool`]): a payload of at
+/// least [`crate::tuning::POOL_MIN_BYTES`] is copied into a free, mapped pool segment
+/// (taken from the pool and renamed `name`) when one fits, else written as usual; either
+/// way the pool learns the size, so that one is ready for the next send. `max_bytes` is
+/// the pool's bound (0: no pool).
+#[cfg(target_os = "linux")]
+pub fn write_segment_pooled(name: &str, schema: &SchemaRef, batches: &[RecordBatch], max_bytes: u64) -> Result<u64> {
+    use crate::pool;
+    if max_bytes == 0 {
+        pool::note_send(None, 0, 0);
+        return write_segment(name, schema, batches);
+    }
+    // The exact size first: the messages are encoded, the column buffers only counted.
+    let size = encode_stream(schema, batches, Counting { inner: std::io::sink(), written: 0 }, name)?.written;
+    if size < crate::tuning::POOL_MIN_BYTES || size > max_bytes {
+        return write_segment(name, schema, batches);
+    }
+    let written = match pool::take(size) {
+        Some(mut taken) => {
+            let (ptr, len) = taken.region();
+            let sink = MapWriter { ptr, len, pos: 0 };
+            match encode_stream(schema, batches, sink, name) {
+                Ok(w) => match taken.publish(name, w.pos as u64) {
+                    Ok(()) => Some(w.pos as u64),
+                    Err((taken, e)) => {
+                        log::debug!("pool segment not published ({e}); writing {name:?} anew");
+                        taken.give_back();
+                        None
+                    }
+                },
+                Err(e) => {
+                    log::debug!("pool segment not filled ({e}); writing {name:?} anew");
+                    taken.give_back();
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let written = match written {
+        Some(n) => n,
+        None => write_segment(name, schema, batches)?,
+    };
+    pool::note_send(crate::pool::names::payload_tag(name), written, max_bytes);
+    Ok(written)
+}
+
+/// Writes the IPC stream of `batches` into `sink`; returns the sink.
+#[cfg(target_os = "linux")]
+fn encode_stream<W: Write>(schema: &SchemaRef, batches: &[RecordBatch], sink: W, name: &str) -> Result<W> {
+    let mut writer = StreamWriter::try_new_with_options(sink, schema, write_options(Compression::None)?)?;
+    for batch in batches {
+        writer.write(batch).map_err(|e| arrow_io_error(e, Path::new(name)))?;
+    }
+    writer.finish().map_err(|e| arrow_io_error(e, Path::new(name)))?;
+    Ok(writer.into_inner()?)
+}
+
+/// Writes into a mapping; buffers of at least [`crate::tuning::POOL_PARALLEL_COPY_BYTES`] are
+/// copied by several threads (one core rarely saturates the memory bus).
+#[cfg(target_os = "linux")]
+struct MapWriter {
+    ptr: *mut u8,
+    len: usize,
+    pos: usize,
+}
+
+#[cfg(target_os = "linux")]
+impl Write for MapWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.len - self.pos {
+            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "the pool segment is too small"));
+        }
+        // SAFETY: `pos + buf.len() <= len`, the mapping's writable length; the source is
+        // the caller's memory, never this mapping.
+        let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(self.pos), buf.len()) };
+        copy_parallel(dst, buf);
+        self.pos += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `dst.copy_from_slice(src)`, split across threads when large.
+#[cfg(target_os = "linux")]
+fn copy_parallel(dst: &mut [u8], src: &[u8]) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if src.len() < crate::tuning::POOL_PARALLEL_COPY_BYTES || threads < 2 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    // Pieces of whole 4 KiB pages, so that no two threads write the same page.
+    let piece = src.len().div_ceil(threads).next_multiple_of(4096);
+    std::thread::scope(|s| {
+        let mut pieces = dst.chunks_mut(piece).zip(src.chunks(piece));
+        let first = pieces.next();
+        for (d, c) in pieces {
+            s.spawn(move || d.copy_from_slice(c));
+        }
+        if let Some((d, c)) = first {
+            d.copy_from_slice(c);
+        }
+    });
+}
+
 #[cfg(target_os = "linux")]
 fn write_stream_into(file: File, name: &str, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<u64> {
     // A Linux segment is a tmpfs file: writing through the descriptor grows it and

@@ -436,7 +436,7 @@ mod tests {
             ("a", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef),
             ("b", Arc::new(StringArray::from(vec!["x", "y"]))),
         ]);
-        append(&s, "ev", &b1.schema(), &[b1.clone()], &AppendOptions::default()).unwrap();
+        append(&s, "ev", &b1.schema(), std::slice::from_ref(&b1), &AppendOptions::default()).unwrap();
         let b2 = batch(vec![
             ("a", Arc::new(Int64Array::from(vec![1 << 40])) as ArrayRef),
             ("c", Arc::new(Float64Array::from(vec![0.5]))),
@@ -515,7 +515,9 @@ mod tests {
                     };
                     let b = batch(vec![("k", Arc::new(Int64Array::from(vec![1])) as ArrayRef), ("x", x)]);
                     (0..20)
-                        .map(|_| append(&s, "race", &b.schema(), &[b.clone()], &AppendOptions::default()).is_ok())
+                        .map(|_| {
+                            append(&s, "race", &b.schema(), std::slice::from_ref(&b), &AppendOptions::default()).is_ok()
+                        })
                         .filter(|ok| *ok)
                         .count()
                 })

@@ -23,6 +23,9 @@ use crate::error::{Error, Result};
 
 /// Prefix of the segments we create (0.1.2's are `psm_…`, Python's default).
 pub const SEGMENT_PREFIX: &str = "adc_";
+/// Hex digits of the store tag at the start of a segment name (after `adc_`; the tag is
+/// computed by `crate::gc::orphans`).
+pub const TAG_LEN: usize = 10;
 
 /// A fresh, unique segment name (no leading `/`).
 pub fn new_segment_name() -> String {
@@ -206,6 +209,44 @@ mod posix {
     pub fn exists(name: &str) -> bool {
         check_name(name).is_ok() && owner_of(name) == Some(current_uid())
     }
+
+    /// A new, unnamed segment (Linux: an `O_TMPFILE` in `/dev/shm`), read-write, mode 0600
+    /// whatever the umask, size 0. Nobody can open it until [`link_new`] names it, so it
+    /// can be locked and sized first.
+    #[cfg(target_os = "linux")]
+    pub fn create_unnamed() -> Result<File> {
+        let fd =
+            rustix::fs::open("/dev/shm", OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, Mode::RUSR | Mode::WUSR)
+                .map_err(|e| Error::io("cannot create an unnamed shared-memory segment".to_string(), e.into()))?;
+        rustix::fs::fchmod(&fd, Mode::RUSR | Mode::WUSR)
+            .map_err(|e| Error::io("cannot make an unnamed shared-memory segment private".to_string(), e.into()))?;
+        Ok(File::from(fd))
+    }
+
+    /// Names the unnamed segment `file` ([`create_unnamed`]) `name`, which must not exist
+    /// (whoever made it: a name another user planted is an error, never replaced).
+    #[cfg(target_os = "linux")]
+    pub fn link_new(file: &File, name: &str) -> Result<()> {
+        use rustix::fs::{AtFlags, CWD};
+        use std::os::fd::AsRawFd;
+        check_name(name)?;
+        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        rustix::fs::linkat(CWD, proc_path.as_str(), CWD, segment_path(name), AtFlags::SYMLINK_FOLLOW)
+            .map_err(|e| Error::io(format!("cannot name shared-memory segment {name:?}"), e.into()))
+    }
+
+    /// Renames this user's segment `from` to `to`, which must not exist (atomic: a reader
+    /// looking `to` up sees the whole segment or none). In the sticky `/dev/shm` only the
+    /// owner can rename or unlink a segment, so a segment opened by [`open_checked`] keeps
+    /// its name until this process (or another of this user) renames it.
+    #[cfg(target_os = "linux")]
+    pub fn rename_new(from: &str, to: &str) -> Result<()> {
+        use rustix::fs::{RenameFlags, CWD};
+        check_name(from)?;
+        check_name(to)?;
+        rustix::fs::renameat_with(CWD, segment_path(from), CWD, segment_path(to), RenameFlags::NOREPLACE)
+            .map_err(|e| Error::io(format!("cannot rename shared-memory segment {from:?} to {to:?}"), e.into()))
+    }
 }
 
 #[cfg(windows)]
@@ -315,6 +356,29 @@ mod tests {
         // POSIX: the mapping outlives the name.
         assert_eq!(&map[..], b"hello");
         assert!(open_map(&name, 5).unwrap().is_none());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn unnamed_segments_are_private_and_names_are_never_taken_over() {
+        use std::os::unix::fs::MetadataExt;
+        let taken = new_segment_name();
+        create(&taken).unwrap().write_all(b"planted").unwrap();
+        let mut f = create_unnamed().unwrap();
+        f.write_all(b"mine").unwrap();
+        assert_eq!(f.metadata().unwrap().mode() & 0o777, 0o600);
+        assert!(link_new(&f, &taken).is_err(), "an existing name is not replaced");
+        assert_eq!(&open_map(&taken, 7).unwrap().unwrap().0[..], b"planted");
+        let fresh = new_segment_name();
+        link_new(&f, &fresh).unwrap();
+        assert_eq!(&open_map(&fresh, 4).unwrap().unwrap().0[..], b"mine");
+        assert!(rename_new(&fresh, &taken).is_err(), "a rename does not replace either");
+        assert_eq!(&open_map(&taken, 7).unwrap().unwrap().0[..], b"planted");
+        let moved = new_segment_name();
+        rename_new(&fresh, &moved).unwrap();
+        assert!(!exists(&fresh) && exists(&moved));
+        unlink(&moved).unwrap();
+        unlink(&taken).unwrap();
     }
 
     #[test]

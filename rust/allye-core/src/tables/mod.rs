@@ -13,6 +13,8 @@
 //!   show is `error` with the reason "removed by user".
 
 mod get;
+#[cfg(all(test, target_os = "linux"))]
+mod pool_tests;
 mod receive;
 mod remove;
 mod send;

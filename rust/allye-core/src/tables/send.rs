@@ -10,7 +10,11 @@ use crate::error::{Error, Result};
 use crate::gc::{collect_superseded, store_tag, AutoGc};
 use crate::manifest::{self, Event, PayloadRef};
 #[cfg(unix)]
-use crate::payload::{joined, write_segment};
+use crate::payload::joined;
+#[cfg(all(unix, not(target_os = "linux")))]
+use crate::payload::write_segment;
+#[cfg(target_os = "linux")]
+use crate::payload::write_segment_pooled;
 use crate::payload::{write_file, write_one_batch, Target};
 use crate::protocol::{
     check_producer, check_table_name, Compression, Status, Transport, TransportChoice, ADC_LOCATOR, ADC_TRANSPORT,
@@ -54,6 +58,10 @@ pub struct SendOptions {
     /// After the `ready` line, free superseded versions (bounded, after a grace period;
     /// see [`crate::gc::collect_superseded`]). `None`: leave them to an explicit gc.
     pub auto_gc: Option<AutoGc>,
+    /// Bound of this process's pool of pre-mapped segments ([`crate::pool`]), which large
+    /// shared-memory payloads are copied into; `None`: [`crate::pool::default_max_bytes`];
+    /// `Some(0)`: no pool.
+    pub pool_max_bytes: Option<u64>,
 }
 
 impl Default for SendOptions {
@@ -71,6 +79,7 @@ impl Default for SendOptions {
             schema_sha256: None,
             durable: false,
             auto_gc: Some(AutoGc::new(DEFAULT_AUTO_GC_GRACE_SEC, DEFAULT_KEEP_VERSIONS)),
+            pool_max_bytes: None,
         }
     }
 }
@@ -186,9 +195,24 @@ impl Planned {
     }
     fn write(&self, store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<u64> {
         match self {
-            #[cfg(unix)]
+            #[cfg(target_os = "linux")]
+            Planned::Shm(name) => {
+                // An unchunked payload is one record batch, however many batches came in.
+                let batches = if opts.chunk_rows.is_none() {
+                    joined(schema, batches)
+                } else {
+                    std::borrow::Cow::Borrowed(batches)
+                };
+                write_segment_pooled(
+                    name,
+                    schema,
+                    &batches,
+                    opts.pool_max_bytes.unwrap_or_else(crate::pool::default_max_bytes),
+                )
+            }
+            #[cfg(all(unix, not(target_os = "linux")))]
             Planned::Shm(name) if opts.chunk_rows.is_none() => write_segment(name, schema, &joined(schema, batches)),
-            #[cfg(unix)]
+            #[cfg(all(unix, not(target_os = "linux")))]
             Planned::Shm(name) => write_segment(name, schema, batches),
             #[cfg(not(unix))]
             Planned::Shm(_) => unreachable!("no shm sends off unix"),
@@ -198,7 +222,15 @@ impl Planned {
                 if opts.one_batch() {
                     write_one_batch(&dir, &name, schema, batches, opts.durable)
                 } else {
-                    write_file(&dir, &name, schema, batches, opts.effective_chunk_rows(), opts.compression, opts.durable)
+                    write_file(
+                        &dir,
+                        &name,
+                        schema,
+                        batches,
+                        opts.effective_chunk_rows(),
+                        opts.compression,
+                        opts.durable,
+                    )
                 }
             }
         }
@@ -523,7 +555,8 @@ mod tests {
             Field::new("d", T::Dictionary(Box::new(T::Int32), Box::new(T::Utf8)), true),
         ]));
         let batch = |from: i64, n: i64| {
-            let x: ArrayRef = Arc::new(Float64Array::from_iter((from..from + n).map(|v| (v % 3 != 0).then_some(v as f64))));
+            let x: ArrayRef =
+                Arc::new(Float64Array::from_iter((from..from + n).map(|v| (v % 3 != 0).then_some(v as f64))));
             let s: ArrayRef =
                 Arc::new(StringArray::from_iter((from..from + n).map(|v| (v % 5 != 0).then(|| format!("é{v}")))));
             let d: ArrayRef = Arc::new(DictionaryArray::<arrow_array::types::Int32Type>::from_iter(
@@ -552,7 +585,8 @@ mod tests {
                 continue; // an IPC file holds one dictionary per column: as given, these cannot be written
             }
             // Asked otherwise: as given, or in chunks when compressed.
-            let opts = SendOptions { transport: TransportChoice::File, chunk_rows: Some(0), ..SendOptions::named(name) };
+            let opts =
+                SendOptions { transport: TransportChoice::File, chunk_rows: Some(0), ..SendOptions::named(name) };
             send(&store, schema, given, &opts).unwrap();
             assert_eq!(get(&store, name, None, true).unwrap().1.batches.len(), 4, "as given");
             let opts = SendOptions { compression: Compression::Zstd, chunk_rows: Some(500), ..opts };

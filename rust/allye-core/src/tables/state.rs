@@ -168,8 +168,13 @@ mod tests {
         let mut once = SendOptions { transport: TransportChoice::Shm, ..SendOptions::named("once") };
         once.metadata.insert(METADATA_SHM_UNLINK_ON_READ.into(), true.into());
         send(&store, &schema, std::slice::from_ref(&batch), &once).unwrap();
-        send(&store, &schema, std::slice::from_ref(&batch), &SendOptions { ttl_sec: Some(0), ..SendOptions::named("old") })
-            .unwrap();
+        send(
+            &store,
+            &schema,
+            std::slice::from_ref(&batch),
+            &SendOptions { ttl_sec: Some(0), ..SendOptions::named("old") },
+        )
+        .unwrap();
         send(&store, &schema, std::slice::from_ref(&batch), &SendOptions::named("kept")).unwrap();
         let names = |evs: Vec<Event>| evs.into_iter().map(|e| e.table_name).collect::<Vec<_>>();
         std::thread::sleep(std::time::Duration::from_millis(1100)); // "old" expires
