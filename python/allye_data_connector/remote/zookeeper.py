@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from .. import _core
+from .._optional import require
 from ..errors import InvalidArgumentError, RemoteUnavailableError
 from ..tables import api as tables
 from ._wire import source_id
@@ -45,7 +46,7 @@ class Registry:
     """A connection to the registry (see the module docs)."""
 
     def __init__(self, url: str, *, timeout_sec: float = 10.0) -> None:
-        from kazoo.client import KazooClient
+        KazooClient = require("kazoo.client", extra="remote", purpose="the ZooKeeper registry").KazooClient
         from kazoo.handlers.threading import KazooTimeoutError
 
         self.url = url
