@@ -1,8 +1,8 @@
 """The examples of README.md and docs/ run as tests (Sybil collects them; the repository's
 conftest.py hands them to pytest): ```` ```python ```` blocks (and ``>>>`` sessions, whose
 output is checked) in one namespace per page, in page order, so a page can tell one story;
-```` ```bash ```` blocks through ``bash -euo pipefail``. Blocks of other languages (yaml,
-text) are not run. A block is skipped only behind ``<!-- skip: next "why" -->``.
+```` ```bash ```` blocks through ``bash -euo pipefail``; ```` ```yaml ```` blocks must parse. Other
+blocks (:data:`LANGUAGES`) are shown as they are. A block is skipped only behind ``<!-- skip: next "why" -->``.
 
 Each page runs in a temporary directory of its own (the working directory, where its
 examples write files) with a temporary store (``$ALLYE_SECRET_DIR``), the canvas not
@@ -126,11 +126,23 @@ class PythonParser(PythonCodeBlockParser):
         self.codeblock_parser = CodeBlockParser("python", run_python)
 
 
+def check_yaml(example: Example) -> None:
+    """A ```yaml block must parse (it is shown as a file's content)."""
+    import yaml
+
+    yaml.safe_load(str(example.parsed))
+
+
+#: The languages of the fenced blocks pages may hold: run, parsed, or shown as they are.
+LANGUAGES = {"python": "run", "bash": "run", "yaml": "parsed", "text": "shown", "json": "shown", "toml": "shown"}
+
+
 sybil = Sybil(
     parsers=[
         SkipParser(),
         PythonParser(),
         CodeBlockParser(language="bash", evaluator=run_shell),
+        CodeBlockParser(language="yaml", evaluator=check_yaml),
     ],
     path=str(ROOT),
     patterns=["README.md", "docs/*.md", "docs/**/*.md"],
