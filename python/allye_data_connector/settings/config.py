@@ -88,7 +88,7 @@ class Settings(YamlConfig):
     #: (loading a pickle runs code: only from a private store, see docs/PROTOCOL.md).
     allow_pickle: bool = _core.DEFAULT_ALLOW_PICKLE
     #: Flight peers ``adc.connect()`` pulls from when given none: ``host:port`` or Flight
-    #: URIs, comma separated (see "Serving and pulling" in the README).
+    #: URIs, comma separated (see docs/guide/remote.md).
     peers: Optional[str] = None
 
     @classmethod
