@@ -1,13 +1,17 @@
 """Flight servers for the remote tests: each one ``adc serve`` in its own process on its
-own store (a free loopback port), stopped (SIGTERM) at the end of the test."""
+own store (a free loopback port), stopped (SIGTERM) at the end of the test; and a real
+ZooKeeper (Debian's package) for the registry's tests and the guide's examples."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -16,6 +20,53 @@ import pytest
 from tests.helpers import unlink_segments
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+ZK_JAR = Path("/usr/share/java/zookeeper.jar")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def zookeeper_server(data: Path) -> Iterator[str]:
+    """A ZooKeeper on a free loopback port with its data in ``data``, until the block
+    ends: its ``zk://`` URL."""
+    port = _free_port()
+    cfg = data / "zoo.cfg"
+    cfg.write_text(f"tickTime=500\ndataDir={data}/data\nclientPort={port}\nclientPortAddress=127.0.0.1\n"
+                   "admin.enableServer=false\nminSessionTimeout=1000\n")
+    log = open(data / "zk.log", "w")
+    proc = subprocess.Popen(["java", "-Xmx256m", "-cp", f"{ZK_JAR}", "org.apache.zookeeper.server.ZooKeeperServerMain",
+                             str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        from kazoo.client import KazooClient
+
+        deadline = time.monotonic() + 60
+        while True:
+            zk = KazooClient(hosts=f"127.0.0.1:{port}")
+            try:
+                zk.start(timeout=2)
+                zk.stop()
+                zk.close()
+                break
+            except Exception:
+                zk.close()
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"ZooKeeper did not start: {(data / 'zk.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield f"zk://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 class Server:

@@ -148,6 +148,10 @@ def test_any_adbc_driver_by_name_and_a_missing_driver(tmp_path: Path, store: Pat
     src = SqlSource({"uri": str(db), "driver": "adbc_driver_sqlite", "query": "select a from t order by a"})
     assert adc.load(src, "any", secret_dir=store, progress=False)["rows"] == 2
     with pytest.raises(SourceError, match="no ADBC driver .adbc_driver_nosuchdb. is installed.*pip install adbc-driver-nosuchdb"):
+        adc.load("nosuchdb://u:pw@host/db", "x", secret_dir=store,
+                 params={"query": "select 1", "driver": "adbc_driver_nosuchdb"})
+    # Without driver=, a scheme no installed driver reads is refused before anything runs.
+    with pytest.raises(InvalidArgumentError, match="no data source reads the scheme 'nosuchdb'"):
         adc.load("nosuchdb://u:pw@host/db", "x", secret_dir=store, params={"query": "select 1"})
 
 

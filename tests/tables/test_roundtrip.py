@@ -13,6 +13,7 @@ import pytest
 
 import allye_data_connector as adc
 from allye_data_connector import errors
+from tests.helpers import unlink_segments
 from tests.sample_frames import frames
 
 TRANSPORTS = ["shm", "file"]
@@ -147,3 +148,18 @@ def test_wait_for_a_table_sent_later(store):
     assert df["a"].tolist() == [7]
     with pytest.raises(errors.TableNotFoundError):
         adc.get_dataframe("never", secret_dir=store, wait=True, timeout_sec=0.2, poll_interval_sec=0.05)
+
+
+def test_a_relative_store_path_is_taken_from_the_working_directory(tmp_path, monkeypatch):
+    """A relative ``secret_dir`` names a directory under the working directory for every
+    call: the send's table is listed and read back, here and from an absolute path."""
+    monkeypatch.chdir(tmp_path)
+    df = pd.DataFrame({"a": [1, 2, 3]})
+    adc.send_dataframe(df, "rel", secret_dir="relstore")
+    assert [t["table_name"] for t in adc.list_tables(secret_dir="relstore")] == ["rel"]
+    pd.testing.assert_frame_equal(adc.get_dataframe("rel", secret_dir="relstore"), df)
+    pd.testing.assert_frame_equal(adc.get_dataframe("rel", secret_dir=tmp_path / "relstore"), df)
+    objs = adc.objects(secret_dir="relstore")
+    objs["o"] = [1, 2]
+    assert adc.objects(secret_dir=tmp_path / "relstore")["o"] == [1, 2]
+    unlink_segments(tmp_path / "relstore")

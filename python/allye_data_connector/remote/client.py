@@ -747,7 +747,30 @@ def connect(
     ``$ALLYE_PEERS``) or a ZooKeeper ``registry`` (``zk://host:port[,host:port][/chroot]``),
     caching into the store ``secret_dir``. ``token``: the peers' bearer token (default
     ``$ALLYE_REMOTE_TOKEN``); ``tls_root_certs`` (+ ``cert_chain``/``private_key`` for
-    mutual TLS) for TLS peers."""
+    mutual TLS) for TLS peers.
+
+    Args:
+        peers: ``host:port`` or Flight URIs (a comma-separated string or a list).
+        registry: A ZooKeeper registry ``zk://host:port[/chroot]`` (the ``remote`` extra).
+        secret_dir: The local store the pulls cache into.
+        token: The peers' bearer token (default ``$ALLYE_REMOTE_TOKEN``).
+        tls_root_certs: PEM of the CA that signed the peers' certificates (TLS).
+        cert_chain: This client's certificate (mutual TLS).
+        private_key: This client's key (mutual TLS).
+        check_ttl_sec: Seconds a version check stays fresh (no call within it).
+        timeout_sec: Deadline of every call.
+        keepalive_ms: gRPC keepalive interval.
+        stale_ok: Serve the cached version, with a warning, when no peer answers.
+        max_full_pull_bytes: Larger tables are pulled only in the parts asked for.
+
+    Returns:
+        A ``Remote`` (a context manager; ``close()`` it when done).
+
+    Raises:
+        InvalidArgumentError: No peers and no registry, or a bad option.
+        MissingDependencyError: ``registry`` without the ``remote`` extra (kazoo).
+        RemoteUnavailableError: The registry did not answer.
+    """
     return Remote(
         peers, registry=registry, secret_dir=secret_dir, token=token, tls_root_certs=tls_root_certs,
         cert_chain=cert_chain, private_key=private_key, check_ttl_sec=check_ttl_sec, timeout_sec=timeout_sec,

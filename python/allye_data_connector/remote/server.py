@@ -462,7 +462,23 @@ def serve(
 ) -> None:
     """Serves a store until SIGTERM or SIGINT (then shuts down cleanly). ``ready(location)``
     is called once the server listens. With ``registry="zk://host:port[/chroot]"`` the
-    node registers itself and its tables' versions in ZooKeeper while it runs."""
+    node registers itself and its tables' versions in ZooKeeper while it runs.
+
+    Args:
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        host: The address to listen on (loopback by default).
+        port: The port (0: a free one).
+        allow_put: Accept pushes (``DoPut``).
+        no_auth: No bearer token (a trusted network only).
+        insecure: Allow a non-loopback address without TLS.
+        tls_cert: The server's certificate (PEM file).
+        tls_key: Its key.
+        tls_client_ca: Require client certificates signed by this CA (mutual TLS).
+        registry: Register in this ZooKeeper (``zk://...``; the ``remote`` extra).
+        advertise: The location clients should use (default: the bound address).
+        max_message_bytes: The largest gRPC message.
+        ready: Called with the location once the server listens.
+    """
     secret_dir = store_arg(secret_dir)
     if registry is not None:
         from .zookeeper import parse_url, require_kazoo

@@ -145,7 +145,7 @@ class Settings(YamlConfig):
     #: (loading a pickle runs code: only from a private store, see docs/PROTOCOL.md).
     allow_pickle: bool = _core.DEFAULT_ALLOW_PICKLE
     #: Flight peers ``adc.connect()`` pulls from when given none: ``host:port`` or Flight
-    #: URIs, comma separated (see "Serving and pulling" in the README).
+    #: URIs, comma separated (see docs/guide/remote.md).
     peers: Optional[str] = None
     #: Bound of a process's pool of pre-mapped shared-memory segments, which large
     #: shared-memory payloads are copied into (filled in the background after a large

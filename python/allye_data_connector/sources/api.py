@@ -85,6 +85,34 @@ def load(
     current, an append keeps the chunks it appended (with their state) and drops the rest.
     A source that raises gives :class:`~..errors.SourceError` (its own ``AllyeError`` as
     it is), with the same guarantees.
+
+    Args:
+        source: A ``DataSource``, or a path or URI (``data.csv``, a Parquet directory,
+            ``postgresql://...``, ``local.db``).
+        table: The table to load into.
+        progress: True: a progress bar in a terminal or Jupyter; a callable
+            ``progress(done, total)``; False or None: nothing.
+        cancel: A ``threading.Event`` or a callable returning True, checked between batches.
+        mode: ``"replace"`` (one new version) or ``"append"`` (chunks of a stream).
+        params: The source's parameters (``query``, ``table``, ``cursor``, ...; ``adc sources``).
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        batch_rows: Rows asked of the source per read.
+        metadata: Metadata of the new version (``replace``).
+        producer: The producer of the new version.
+        compression: Compression of the payload file (None: the setting).
+        ttl_sec: TTL of the new version.
+        durable: fsync before publishing.
+        chunk_bytes: Size of an appended chunk (``append``).
+        publish: In ``append`` mode, also publish the stream as a v1 version.
+
+    Returns:
+        What was loaded: ``table_name``, ``rows``, ``rows_loaded``, ``id``, the cursor.
+
+    Raises:
+        SourceError: The source failed (a file, a query, a connection); the previous version is intact.
+        MissingDependencyError: The source needs an extra that is not installed (``sql``).
+        InvalidArgumentError: No source reads ``source``, or a bad parameter or mode.
+        CancelledError: ``cancel`` was set (or Ctrl-C); nothing half-written is left.
     """
     int_arg("batch_rows", batch_rows, minimum=1)
     int_arg("chunk_bytes", chunk_bytes, minimum=1)

@@ -301,7 +301,18 @@ def follow(
     (woken by file-system notifications on the stream's chunk log; the stream need not
     exist yet). ``from_start``: the chunks already there first. Ends after
     ``timeout_sec`` without a new chunk (None: never; stop with ``break`` or Ctrl-C).
-    Every chunk is yielded once, also across a ``compact_stream``."""
+    Every chunk is yielded once, also across a ``compact_stream``.
+
+    Args:
+        table_name: The stream.
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        from_start: Yield the chunks already there first.
+        timeout_sec: End after this many seconds without a new chunk (None: never).
+        force_polling: Poll instead of using file-system notifications.
+
+    Returns:
+        An iterator of ``pyarrow.Table`` chunks.
+    """
     _core.check_table_name(table_name)
     # Made now, not at the first next(): "from now on" means from this call.
     follower = _core.StreamFollower(table_name, secret_dir=store_arg(secret_dir), from_start=from_start,
