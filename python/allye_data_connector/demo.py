@@ -238,8 +238,8 @@ def _run(adc: Any, store: Path, temporary: bool, keep: bool, rows: int, sent: li
         freed = [a for a in adc.gc(secret_dir=store, dry_run=False) if a["action"] == "delete"]
         say("")
         say(f"gc(dry_run=False) freed {_payloads(len(freed))}" + (":" if freed else ""))
-        for a in freed:
-            say(f"     {a['table_name']}: {a['reason']}")
+        for a in freed:  # a deleted store's leftover has no table: its segment names it
+            say(f"     {a['table_name'] or a['locator']}: {a['reason']}")
     if keep:
         say("")
         say(f"kept the demo tables: try  adc --secret-dir {store} ls  (and show, get -o out.parquet, rm)")

@@ -101,7 +101,7 @@ def test_gc_dry_run_and_real(store, df, adc_cmd):
     time.sleep(1.1)
     dry = own(json.loads(run("--json", "gc", "--dry-run", store=store).stdout))
     assert [a["action"] for a in dry] == ["delete"] and any((store / "payloads").iterdir())
-    assert "1 payloads of this store deleted" in run("gc", "--delete", store=store).stdout
+    assert "1 payload of this store deleted" in run("gc", "--delete", store=store).stdout
     assert not any((store / "payloads").iterdir())
 
 
@@ -132,7 +132,7 @@ def test_config_shows_sources_and_saves(store, tmp_path, adc_cmd):
     assert rows["chunk_rows"]["value"] == 1000 and rows["chunk_rows"]["source"].startswith("file:")
     assert rows["compression"]["value"] == "zstd"
     assert rows["max_shm_bytes"]["value"] == 1024 and rows["max_shm_bytes"]["source"] == "env:ALLYE_MAX_SHM_BYTES"
-    run("config", "--set", "chunk_rows=lots", store=store, check=1)
+    run("config", "--set", "chunk_rows=lots", store=store, check=2)  # a bad option value
     run("config", "--set", "nonsense=1", store=store, check=2)
 
 
@@ -140,7 +140,7 @@ def test_config_refuses_an_out_of_range_value_before_saving_it(store, df, adc_cm
     store.mkdir(parents=True)
     adc_cmd("config", "--set", "chunk_rows=1000", store=store)
     saved = (store / "settings.yaml").read_text()
-    bad = adc_cmd("config", "--set", "keep_versions=0", "--set", "auto_gc=false", store=store, check=1)
+    bad = adc_cmd("config", "--set", "keep_versions=0", "--set", "auto_gc=false", store=store, check=2)
     assert "keep_versions=0 from --set is out of range" in bad.stderr
     assert "chunk_rows" not in bad.stderr and "max_shm_bytes" not in bad.stderr
     assert (store / "settings.yaml").read_text() == saved, "nothing saved"

@@ -100,10 +100,10 @@ def test_every_error_is_one_line_without_traceback(store, tmp_path, adc_cmd):
         (("get", "t"), 2),                                      # -o missing
         (("get", "t", "-o", str(tmp_path / "x.txt")), 2),         # unknown format
         (("get", "t", "-o", str(tmp_path / "x.csv"), "--rows", "a:b"), 2),
-        (("get", "t", "-o", str(tmp_path / "x.csv"), "--columns", "nope"), 1),
+        (("get", "t", "-o", str(tmp_path / "x.csv"), "--columns", "nope"), 2),
         (("get", "nope", "-o", str(tmp_path / "x.csv")), 3),
-        (("send", str(bad_csv)), 1),
-        (("send", str(tmp_path / "absent.csv")), 2),
+        (("send", str(bad_csv)), 4),
+        (("send", str(tmp_path / "absent.csv")), 3),
         (("config", "--set", "max_shm_bytes=lots"), 2),
         (("show", "t", "--head", "-1"), 2),
     ]
@@ -112,7 +112,7 @@ def test_every_error_is_one_line_without_traceback(store, tmp_path, adc_cmd):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (args, proc.stderr)
         assert "Traceback" not in proc.stderr and "Usage:" not in proc.stderr
-    debug = adc_cmd("--debug", "get", "t", "-o", str(tmp_path / "x.csv"), "--columns", "nope", store=store, check=1)
+    debug = adc_cmd("--debug", "get", "t", "-o", str(tmp_path / "x.csv"), "--columns", "nope", store=store, check=2)
     assert "Traceback" in debug.stderr and "InvalidArgumentError" in debug.stderr
 
 
@@ -183,11 +183,11 @@ def test_gc_and_adc_gc_agree_that_the_default_only_reports(store, adc_cmd):
     time.sleep(1.1)
     payload = next((store / "payloads").iterdir())
     out = adc_cmd("gc", store=store).stdout
-    assert payload.exists() and "1 payloads of this store would be deleted" in out and "adc gc --delete" in out
+    assert payload.exists() and "1 payload of this store would be deleted" in out and "adc gc --delete" in out
     assert [a["action"] for a in own(json.loads(adc_cmd("gc", "--json", store=store).stdout))] == ["delete"]
     assert payload.exists()
     assert "--delete" in adc_cmd("gc", "--help").stdout
-    assert "1 payloads of this store deleted" in adc_cmd("gc", "--delete", store=store).stdout and not payload.exists()
+    assert "1 payload of this store deleted" in adc_cmd("gc", "--delete", store=store).stdout and not payload.exists()
     adc_cmd("gc", "--delete", "--dry-run", store=store, check=2)
 
 

@@ -2,9 +2,11 @@
 the exit codes scripts can trust, the options every command takes before or after it,
 and ``--version``.
 
-Exit codes: 0 success; 1 any other error; 2 bad usage; 3 no such table (or expired, or
-removed); 4 payload missing or corrupt; 5 timed out (``watch --timeout``, ``get
---wait``); 130 interrupted. Every error prints one line (``error: ...``) on stderr,
+Exit codes, the same for every command (:func:`exit_code` maps the error classes to
+them): 0 success; 1 any other failure; 2 bad usage or a bad option value; 3 not found
+(a table, also expired or removed; an input file; an array or object); 4 unreadable (a
+payload missing or corrupt, an input file or source that cannot be read); 5 timed out
+(``watch --timeout``, ``get --wait``, a silent peer); 130 interrupted or cancelled. Every error prints one line (``error: ...``) on stderr,
 without a traceback unless ``--debug``. ``--json`` (before or after the command) prints
 machine-readable output on stdout.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import sys
 from types import ModuleType
 from typing import Any, Callable, NoReturn, Optional, Sequence
@@ -21,7 +24,7 @@ from typing import Any, Callable, NoReturn, Optional, Sequence
 import click
 
 from .. import errors
-from ._output import one_line
+from ._output import ERROR_WIDTH, one_line
 
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_PAYLOAD, EXIT_TIMEOUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
@@ -48,13 +51,64 @@ def tables_api() -> ModuleType:
 
 
 def exit_code(exc: BaseException) -> int:
-    if isinstance(exc, errors.WaitTimeoutError):
-        return EXIT_TIMEOUT
-    if isinstance(exc, errors.TableNotFoundError):
-        return EXIT_NOT_FOUND
-    if isinstance(exc, errors.PayloadError):
-        return EXIT_PAYLOAD
+    """The exit code of an error, for every command: the one place the error hierarchy
+    (:mod:`..errors`, and the built-in exceptions it derives from) meets the codes.
+    Checked in this order, as the classes overlap (a wait that ran out is also a missing
+    table; a missing payload is also a missing file)."""
+    if isinstance(exc, (KeyboardInterrupt, errors.CancelledError)):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, TimeoutError) or (isinstance(exc, errors.RemoteUnavailableError)
+                                         and getattr(exc, "timed_out", False)):
+        return EXIT_TIMEOUT  # WaitTimeoutError, a peer silent for --timeout
+    if isinstance(exc, (errors.PayloadError, errors.SourceError, PermissionError)):
+        return EXIT_PAYLOAD  # the data is there and cannot be read: a payload, an input file, a source
+    if isinstance(exc, (errors.TableNotFoundError, FileNotFoundError)):
+        return EXIT_NOT_FOUND  # a table (expired, removed), an array, an object, an input file
+    if isinstance(exc, errors.InvalidArgumentError) and not isinstance(exc, errors.SchemaConflictError):
+        return EXIT_USAGE  # a value of an option or argument that cannot be used
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code
     return EXIT_ERROR
+
+
+# The library's messages name what a Python caller passes (an argument, a function); a
+# command line user has an option or a command for each.
+_CLI_SPELLING = tuple((re.compile(p), r) for p, r in (
+    (r"\bapply to mode='replace'", "apply to a load without --append"),
+    (r"\bload with mode='replace'", "load without --append"),
+    (r"\bmode='replace'", "a load without --append"),
+    (r"\bmode='append'", "--append"),
+    (r"\bremove_table\(('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)", r"`adc rm \1`"),
+    (r"\bas token= or \$ALLYE_REMOTE_TOKEN", "with --token, --token-file or $ALLYE_REMOTE_TOKEN"),
+    (r"\btoken=", "--token"),
+    (r" \(allow_put=True\)", ""),
+    (r"\bgc\(dry_run=False\)", "`adc gc --delete`"),
+    (r"\btimeout_sec=", "--timeout "),
+))
+
+
+def cli_spelling(message: str) -> str:
+    """``message`` with the Python spellings it names (``mode='append'``,
+    ``remove_table('t')``, ``token=``) as the command line's (``--append``, ``adc rm
+    't'``, ``--token``)."""
+    for pattern, repl in _CLI_SPELLING:
+        message = pattern.sub(repl, message)
+    return message
+
+
+def error_line(exc: BaseException, debug: bool = False) -> str:
+    """The one line (``error: ...``) an error prints: our errors' message; a file the
+    system could not open as ``path: reason``; anything else with its class, and a hint
+    at ``--debug``. Made safe to print (a message may quote a file's bytes) and bounded."""
+    if isinstance(exc, errors.AllyeError):
+        message = cli_spelling(str(exc))
+    elif isinstance(exc, click.ClickException):
+        message = exc.format_message()
+    elif isinstance(exc, OSError):  # a file, a port: the system's reason, with what it is about
+        message = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc.strerror or str(exc)
+    else:  # not ours: name the kind of failure, keep the traceback for --debug
+        message = f"{type(exc).__name__}: {exc}" + ("" if debug else " (run with --debug for the traceback)")
+    return "error: " + one_line(message, ERROR_WIDTH)
 
 
 def not_found(obj: Ctx, name: str, exc: errors.TableNotFoundError) -> errors.TableNotFoundError:
@@ -87,17 +141,12 @@ class AdcGroup(click.Group):
             if isinstance(exc, BrokenPipeError):
                 raise
             obj = ctx.find_object(Ctx)
-            if obj is not None and obj.debug:
+            debug = obj is not None and obj.debug
+            if debug:
                 import traceback
 
                 traceback.print_exc()
-            if isinstance(exc, errors.AllyeError):
-                message = one_line(str(exc))
-            else:  # not ours: name the kind of failure, keep the traceback for --debug
-                message = f"{type(exc).__name__}: {one_line(str(exc))}"
-                if obj is None or not obj.debug:
-                    message += " (run with --debug for the traceback)"
-            click.echo(f"error: {message}", err=True)
+            click.echo(error_line(exc, debug), err=True)
             ctx.exit(exit_code(exc))
 
     def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None, **extra: Any) -> NoReturn:  # type: ignore[override]
@@ -108,10 +157,10 @@ class AdcGroup(click.Group):
         except click.UsageError as exc:
             # click prints usage, a hint and the error over four lines; one is enough.
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            click.echo(f"error: {one_line(exc.format_message()).rstrip('.')}{where}", err=True)
+            click.echo(f"error: {one_line(exc.format_message(), ERROR_WIDTH).rstrip('.')}{where}", err=True)
             code = exc.exit_code
         except click.ClickException as exc:
-            click.echo(f"error: {one_line(exc.format_message())}", err=True)
+            click.echo(error_line(exc), err=True)
             code = exc.exit_code
         except (click.Abort, KeyboardInterrupt):
             click.echo("interrupted", err=True)
@@ -174,7 +223,7 @@ def main(ctx: click.Context, secret_dir: Optional[str], as_json: bool, debug: bo
     watch the tables of an Allye store.
 
     Every error prints one line; --debug adds the traceback. Exit codes: 0 success,
-    1 error, 2 bad usage, 3 no such table, 4 payload missing or corrupt, 5 timed out,
-    130 interrupted."""
+    1 failure, 2 bad usage or option value, 3 not found (table, file), 4 unreadable
+    (payload, file, source), 5 timed out, 130 interrupted or cancelled."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = Ctx(secret_dir, as_json, debug)

@@ -9,7 +9,7 @@ import click
 
 from .. import _core, errors
 from ._app import Ctx, tables_api
-from ._output import emit_json, human_bytes, is_terminal, one_line, print_table, transport_name
+from ._output import emit_json, human_bytes, human_when, is_terminal, one_line, print_table, safe, transport_name
 
 
 def ls_objects(obj: Ctx, namespace: Optional[str]) -> None:
@@ -24,15 +24,19 @@ def ls_objects(obj: Ctx, namespace: Optional[str]) -> None:
     if not rows:
         click.echo(f"no named objects in {store}" + (f" (namespace {namespace!r})" if namespace else ""), err=True)
         return
+    terminal = is_terminal()
     cells = []
     for r in rows:
         shape = r.get("shape")
         what = r.get("dtype") or r.get("type") or ""
         cells.append([r["namespace"], r["name"], r["kind"] or "", what, "" if not shape else str(tuple(shape)),
-                      human_bytes(r["bytes"]), transport_name(r["transport"]), r["created_at"] or "",
+                      human_bytes(r["bytes"]), transport_name(r["transport"]),
+                      # A terminal shows how long ago; piped, the time itself (whole, for scripts).
+                      human_when(r["created_at"]) if terminal else r["created_at"] or "",
                       one_line(r["description"] or "")])
     print_table(("namespace", "object", "kind", "type", "shape", "size", "transport", "created", "description"), cells,
-                 right=("size",), title=f"{store} (named objects)" if is_terminal() else None)
+                right=("size",), title=f"{store} (named objects)" if terminal else None,
+                shrink=("description", "object", "namespace", "type", "shape", "kind", "transport"))
 
 
 def show_object(obj: Ctx, name: str, namespace: Optional[str], head: int) -> None:
@@ -54,12 +58,12 @@ def show_object(obj: Ctx, name: str, namespace: Optional[str], head: int) -> Non
         out["schema"] = None if schema is None else [{"name": f.name, "type": str(f.type)} for f in schema]
         emit_json(out)
         return
-    click.echo(f"{name}  namespace: {info['namespace']}  kind: {info['kind']}")
+    click.echo(safe(f"{name}  namespace: {info['namespace']}  kind: {info['kind']}"))
     for key in ("type", "dtype", "shape", "order", "buffers", "bytes", "transport", "id", "created_at", "expires_at",
                 "description", "writer"):
         if info.get(key) is not None:
             value = human_bytes(info[key]) + f" ({info[key]:,})" if key == "bytes" else info[key]
-            click.echo(f"  {key:<13} {value}")
+            click.echo(f"  {key:<13} {one_line(str(value), 300)}")
     if schema is not None:
         click.echo("")
         print_table(("column", "arrow type"), [[f.name, str(f.type)] for f in schema], title="schema")

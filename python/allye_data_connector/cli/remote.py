@@ -1,53 +1,26 @@
 """``adc`` commands across machines: ``serve`` (this store over Arrow Flight), ``pull``,
 ``push``, and ``ls --remote``.
 
-Their exit codes are the table's (``_app``): a value the command, the local store or the
-peer finds unusable (``--start notadate``, ``--columns nope``, a bad certificate, a
-non-loopback ``--host`` without ``--insecure``) is 2; a peer that stayed silent for
-``timeout_sec`` is 5; a table no peer has is 3; anything else that failed (a port in use,
-a refused token, a peer that is down) is 1. Each failure is one line."""
+Their exit codes are every command's (``_app.exit_code``): a value the command, the local
+store or the peer finds unusable (``--start notadate``, ``--columns nope``, a bad
+certificate, a non-loopback ``--host`` without ``--insecure``) is 2; a peer that stayed
+silent for ``timeout_sec`` is 5; a table no peer has is 3; anything else that failed (a
+port in use, a refused token, a peer that is down) is 1. Each failure is one line."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import click
 
 from .. import _core, errors
-from ._app import EXIT_ERROR, EXIT_TIMEOUT, EXIT_USAGE, Ctx, common_options, main
-from ._output import emit_json, human_bytes, one_line, print_table
-
-
-def _failed(message: str, code: int) -> click.ClickException:
-    """A failure printed as one line (``error: ...``) with its exit code."""
-    exc = click.ClickException(one_line(message))
-    exc.exit_code = code  # type: ignore[misc]  # click reads it per instance
-    return exc
-
-
-@contextlib.contextmanager
-def _exit_codes() -> Iterator[None]:
-    """The remote failures that are not ``_app``'s exit 1: a bad value (2), a silent peer
-    (5), a server that cannot start (1, without a traceback hint: the message says what
-    to do)."""
-    try:
-        yield
-    except errors.InvalidArgumentError as exc:
-        raise _failed(str(exc), EXIT_USAGE) from exc
-    except errors.RemoteUnavailableError as exc:
-        if getattr(exc, "timed_out", False):
-            raise _failed(str(exc), EXIT_TIMEOUT) from exc
-        raise
-    except OSError as exc:
-        if isinstance(exc, errors.AllyeError):
-            raise
-        raise _failed(exc.strerror or str(exc), EXIT_ERROR) from exc
+from ._app import Ctx, common_options, main
+from ._output import emit_json, human_bytes, human_when, is_terminal, print_table
 
 
 def _token_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,7 +45,7 @@ def _remote(obj: Ctx, peer: str, token: Optional[str], token_file: Optional[str]
 
 
 def ls_remote(obj: Ctx, peer: str, token: Optional[str], token_file: Optional[str]) -> None:
-    with _exit_codes(), _remote(obj, peer, token, token_file) as r:
+    with _remote(obj, peer, token, token_file) as r:
         rows = r.list_tables(peer)
     if obj.json:
         emit_json(rows)
@@ -82,7 +55,8 @@ def ls_remote(obj: Ctx, peer: str, token: Optional[str], token_file: Optional[st
         return
     print_table(("table", "rows", "cols", "size", "created", "id"),
                  [[x["table_name"], f"{x['rows']:,}", str((x.get("shape") or [0, 0])[1]), human_bytes(x["bytes"]),
-                   x.get("created_at") or "", x["id"]] for x in rows], right=("rows", "cols", "size"))
+                   human_when(x.get("created_at")) if is_terminal() else x.get("created_at") or "", x["id"]] for x in rows],
+                 right=("rows", "cols", "size"), shrink=("table", "id"))
 
 
 @main.command("serve")
@@ -126,10 +100,9 @@ def serve_cmd(obj: Ctx, host: str, port: int, allow_put: bool, no_auth: bool, in
             click.echo(f"serving {location} ({auth})")
         sys.stdout.flush()
 
-    with _exit_codes():
-        serve(secret_dir=obj.secret_dir, host=host, port=port, allow_put=allow_put, no_auth=no_auth,
-              insecure=insecure, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca, registry=registry,
-              advertise=advertise, max_message_bytes=max_message_bytes, ready=ready)
+    serve(secret_dir=obj.secret_dir, host=host, port=port, allow_put=allow_put, no_auth=no_auth,
+          insecure=insecure, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca, registry=registry,
+          advertise=advertise, max_message_bytes=max_message_bytes, ready=ready)
 
 
 @main.command("pull")
@@ -151,13 +124,12 @@ def pull_cmd(obj: Ctx, peer: str, name: str, columns: Optional[str], start: Opti
     --start, --end only that part moves and is stored."""
     cols = None if columns is None else [c.strip() for c in columns.split(",") if c.strip()]
     target = local_name or name
-    with _exit_codes():
-        try:
-            before: Optional[str] = _core.latest(target, secret_dir=obj.secret_dir)["id"]
-        except (errors.TableNotFoundError, errors.InvalidArgumentError):
-            before = None
-        with _remote(obj, peer, token, token_file, check_ttl_sec=0, timeout_sec=timeout_sec) as r:
-            ev = r.pull(name, columns=cols, start=start, end=end, time_column=time_column, local_name=local_name)
+    try:
+        before: Optional[str] = _core.latest(target, secret_dir=obj.secret_dir)["id"]
+    except (errors.TableNotFoundError, errors.InvalidArgumentError):
+        before = None
+    with _remote(obj, peer, token, token_file, check_ttl_sec=0, timeout_sec=timeout_sec) as r:
+        ev = r.pull(name, columns=cols, start=start, end=end, time_column=time_column, local_name=local_name)
     adc = (ev.get("metadata") or {}).get("adc") or {}
     payload = ev.get("payload") or {}
     pulled = ev["id"] != before
@@ -181,7 +153,7 @@ def pull_cmd(obj: Ctx, peer: str, name: str, columns: Optional[str], start: Opti
 @click.pass_obj
 def push_cmd(obj: Ctx, peer: str, name: str, timeout_sec: float, token: Optional[str], token_file: Optional[str]) -> None:
     """Send this store's current version of NAME to PEER (which must run adc serve --allow-put)."""
-    with _exit_codes(), _remote(obj, peer, token, token_file, timeout_sec=timeout_sec) as r:
+    with _remote(obj, peer, token, token_file, timeout_sec=timeout_sec) as r:
         out = r.push(name, peer)
     if obj.json:
         emit_json(out)

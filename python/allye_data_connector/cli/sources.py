@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import click
 
-from ..errors import InvalidArgumentError
 from ._app import Ctx, common_options, main
 from ._output import emit_json, print_table
 
@@ -17,7 +18,7 @@ def _params(pairs: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise InvalidArgumentError(f"--param {pair!r} is not k=v")
+            raise click.BadParameter(f"{pair!r} is not K=V (e.g. --param delimiter=';')", param_hint="--param")
         k, v = pair.split("=", 1)
         out[k.strip()] = v
     return out
@@ -52,6 +53,9 @@ def load_cmd(obj: Ctx, source_uri: str, table: Optional[str], append: bool, para
         if "://" in source_uri:
             raise click.UsageError("pass --table NAME: the table to load a database source into")
         table = Path(source_uri.rstrip("/")).name.split(".")[0]
+    if kind is None and "://" not in source_uri and not Path(source_uri).exists():
+        # Not found (3), as `adc send` of a missing file, before any source is looked for.
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), source_uri)
     src = resolve(source_uri, values, kind=kind)
     out = load(src, table, secret_dir=obj.secret_dir, mode="append" if append else "replace",
                progress=progress and not obj.json)

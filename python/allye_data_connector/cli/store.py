@@ -9,8 +9,8 @@ from typing import Optional
 import click
 
 from .. import _core, errors
-from ._app import Ctx, common_options, main, tables_api
-from ._output import emit_json, print_table, transport_name
+from ._app import Ctx, _set_debug, _set_json, common_options, main, tables_api
+from ._output import emit_json, plural, print_table, safe, transport_name
 
 
 @main.command("gc")
@@ -42,14 +42,14 @@ def gc_cmd(obj: Ctx, delete: bool, dry_run: bool, keep_versions: int) -> None:
                 continue
             what = {"delete": verb, "skip": "skipped", "record": "recorded a failed send of"}.get(a["action"], a["action"])
             table = f"{a['table_name']!r} " if a["table_name"] else ""  # a deleted store's segment has no table
-            click.echo(f"{what} {table}{transport_name(a['transport'])} {a['locator']} ({a['reason']})")
+            click.echo(safe(f"{what} {table}{transport_name(a['transport'])} {a['locator']} ({a['reason']})"))
     n = sum(a["action"] == "delete" and a["scope"] == store_scope for a in actions)
     left = sum(a["action"] == "delete" and a["scope"] == orphan_scope for a in actions)
-    others = f"; and {left} leftovers of deleted stores and dead loads" if left else ""
+    others = f"; and {plural(left, 'leftover')} of deleted stores and dead loads" if left else ""
     if delete:
-        click.echo(f"{n} payloads of this store deleted" + (others + " freed" if left else ""))
+        click.echo(f"{plural(n, 'payload')} of this store deleted" + (others + " freed" if left else ""))
     else:
-        click.echo(f"{n} payloads of this store would be deleted" + (others + " would be freed" if left else "")
+        click.echo(f"{plural(n, 'payload')} of this store would be deleted" + (others + " would be freed" if left else "")
                    + ("; run `adc gc --delete` to delete them" if n or left else ""))
 
 
@@ -68,9 +68,10 @@ def cleanup_cmd(obj: Ctx, dry_run: bool) -> None:
         return
     verb = "would free" if dry_run else "freed"
     for a in actions:
-        click.echo(f"{verb} {a['locator']} ({a['reason']})")
+        click.echo(safe(f"{verb} {a['locator']} ({a['reason']})"))
     stores = len({a["reason"] for a in actions})
-    click.echo(f"{verb} {len(actions)} segments of {stores} deleted stores" if actions else "no segments of deleted stores")
+    click.echo(f"{verb} {plural(len(actions), 'segment')} of {plural(stores, 'deleted store')}" if actions
+               else "no segments of deleted stores")
 
 
 @main.command("config")
@@ -117,10 +118,18 @@ def config_cmd(obj: Ctx, assignments: tuple[str, ...]) -> None:
               help="Store to run in (default: the global --secret-dir or $ALLYE_SECRET_DIR, else a temporary one).")
 @click.option("--keep", is_flag=True, help="Leave the demo's tables in the store (to try adc ls / show / get on them).")
 @click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(min=1), help="Rows of the big frame.")
+@click.option("--debug", is_flag=True, expose_value=False, callback=_set_debug, help="Debug logging, and tracebacks on errors.")
+@click.option("--json", is_flag=True, expose_value=False, callback=_set_json,
+              help="One JSON object on stdout: whether everything read back as sent, and the demo's lines.")
 @click.pass_obj
 def demo_cmd(obj: Ctx, demo_dir: Optional[str], keep: bool, rows: int) -> None:
     """The README's main job: send real frames from this process, read them in another
     one, prove no copy was made, and clean up."""
     from ..demo import run
 
-    sys.exit(run(secret_dir=demo_dir or obj.secret_dir, keep=keep, rows=rows))
+    if not obj.json:
+        sys.exit(run(secret_dir=demo_dir or obj.secret_dir, keep=keep, rows=rows))
+    lines: list[str] = []
+    code = run(secret_dir=demo_dir or obj.secret_dir, keep=keep, rows=rows, say=lines.append)
+    emit_json({"ok": code == 0, "lines": lines})
+    sys.exit(code)

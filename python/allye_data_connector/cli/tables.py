@@ -4,6 +4,7 @@ chunks)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -15,7 +16,8 @@ import click
 from .. import _core, errors
 from ..progress import Bar
 from ._app import EXIT_NOT_FOUND, Ctx, common_options, main, not_found, tables_api
-from ._output import emit_json, human_age, human_bytes, is_terminal, one_line, print_table, transport_name
+from ._output import (CELL_WIDTH, cut, emit_json, human_age, human_bytes, human_when, is_terminal, one_line, plural,
+                      print_table, safe, terminal_width, transport_name)
 from ._params import SIZE, TIMEOUT
 from .arrays import ls_arrays
 from .objects import ls_objects, show_object
@@ -23,6 +25,19 @@ from .remote import ls_remote
 
 if TYPE_CHECKING:  # imported lazily at run time (pandas and pyarrow take ~0.5 s to import)
     import pyarrow as pa
+
+
+def table_state(info: dict[str, Any]) -> str:
+    """A table's state as ``adc ls`` and ``adc show`` print it: the latest version's
+    state, ``expired`` for a ready version whose ttl ran out (no get can read it: exit
+    3, as ``adc get``), and the reason of a failed or removed one."""
+    state = str(info["state"])
+    if info.get("expired"):
+        state = "expired" if state == "ready" else f"{state}, expired"
+    error = info.get("error")
+    if error and not error.startswith(state):  # not "removed (removed by user)"
+        state += f" ({error})"
+    return state
 
 
 @main.command("ls")
@@ -58,21 +73,22 @@ def ls_cmd(obj: Ctx, all_states: bool, producer: Optional[str], arrays: bool, ob
     if obj.json:
         emit_json(rows)
         return
-    cells = []
-    for r in rows:
-        shape = r["shape"]
-        state = r["state"] + (" (expired)" if r["expired"] else "")
-        if r["error"]:
-            state += f": {r['error']}"
-        cells.append([r["table_name"], state, r["producer"] or "", f"{shape[0]:,}" if shape else "",
-                      str(shape[1]) if shape else "", human_bytes(r["bytes"]), transport_name(r["transport"]),
-                      human_age(r["age_sec"]), r["expires_at"] or ""])
     if not rows:
         click.echo(f"no tables in {api.store_path(obj.secret_dir)}", err=True)
         return
+    terminal = is_terminal()
+    cells = []
+    for r in rows:
+        shape = r["shape"]
+        cells.append([r["table_name"], table_state(r), r["producer"] or "", f"{shape[0]:,}" if shape else "",
+                      str(shape[1]) if shape else "", human_bytes(r["bytes"]), transport_name(r["transport"]),
+                      human_age(r["age_sec"]),
+                      # A terminal shows how long is left; piped, the time itself (whole, for scripts).
+                      human_when(r["expires_at"]) if terminal else r["expires_at"] or ""])
     print_table(("table", "state", "producer", "rows", "cols", "size", "transport", "age", "expires"), cells,
-                 right=("rows", "cols", "size", "age"), title=str(api.store_path(obj.secret_dir)) if is_terminal() else None)
-    held, count = _core.pool_held() if is_terminal() else (0, 0)
+                right=("rows", "cols", "size", "age"), title=str(api.store_path(obj.secret_dir)) if terminal else None,
+                shrink=("table", "state", "producer", "transport"))
+    held, count = _core.pool_held() if terminal else (0, 0)
     if count:
         click.echo(f"shared-memory pool: {human_bytes(held)} in {count} pre-mapped segment(s) of this user's running "
                    "processes (given back when idle; `adc cleanup` frees a killed process's)", err=True)
@@ -83,14 +99,19 @@ def ls_cmd(obj: Ctx, all_states: bool, producer: Optional[str], arrays: bool, ob
 @click.option("--head", "head", default=5, show_default=True, type=click.IntRange(min=0), help="Rows to show.")
 @click.option("--max-columns", default=20, show_default=True, type=click.IntRange(min=0),
               help="Columns listed in the schema and the rows (0: all; --json always lists all).")
+@click.option("--cell-width", default=CELL_WIDTH, show_default=True, type=click.IntRange(min=0),
+              help="Longest value shown in a cell, in characters; a longer one is cut with an ellipsis "
+                   "(0: whole; adc get writes every value whole).")
 @click.option("--producer", help="The version of this producer.")
 @click.option("--object", "is_object", is_flag=True, help="Show a named object (of the default namespace, or of --namespace).")
 @click.option("--namespace", "namespace", help="Show the named object NAME of this namespace (implies --object).")
 @common_options
 @click.pass_obj
-def show_cmd(obj: Ctx, name: str, head: int, max_columns: int, producer: Optional[str], is_object: bool,
-             namespace: Optional[str]) -> None:
-    """Schema, shape, state and the first rows of a table (--object: a named object)."""
+def show_cmd(obj: Ctx, name: str, head: int, max_columns: int, cell_width: int, producer: Optional[str],
+             is_object: bool, namespace: Optional[str]) -> None:
+    """Schema, shape, state and the first rows of a table (--object: a named object).
+    A table no get can read (expired, removed, failed) is shown, then exits as adc get
+    does (3, or 4 for an unreadable payload)."""
     if is_object or namespace is not None:
         show_object(obj, name, namespace, head)
         return
@@ -99,33 +120,63 @@ def show_cmd(obj: Ctx, name: str, head: int, max_columns: int, producer: Optiona
         info = api.describe_table(name, secret_dir=obj.secret_dir, producer=producer)
     except errors.TableNotFoundError as exc:
         raise not_found(obj, name, exc) from None
+    readable = info["state"] == "ready" and info["id"] and not info["expired"] and not info.get("schema_error")
     df = None
-    if info["state"] not in ("removed",) and info["id"] and not info["expired"] and head > 0 and info["schema"] is not None:
+    if readable and head > 0 and info["schema"] is not None:
         df = api.get_dataframe(name, secret_dir=obj.secret_dir, producer=producer, head=head)
         if df.ndim == 1:  # a Series was sent
             df = df.to_frame()
+        df = _cells_cut(df, cell_width)
     if obj.json:
         out = dict(info)
+        out["state_shown"] = table_state(info)
         out["head"] = None if df is None else json.loads(df.to_json(orient="split", date_format="iso", default_handler=str))
         emit_json(out)
-        return
-    lines = [f"{name}  state: {info['state']}" + (f" ({info['error']})" if info["error"] else "")]
+    else:
+        _print_info(name, info, max_columns, df)
+    if not readable:
+        # Listed, but no get reads it (expired, removed, failed, its payload unreadable):
+        # exit with the reader's own error, as `adc get` would, rather than 0.
+        from ..frames import Selection
+
+        try:
+            api.get_arrow(name, secret_dir=obj.secret_dir, producer=producer, selection=Selection(head=0))
+        except errors.TableNotFoundError as exc:
+            raise not_found(obj, name, exc) from None
+
+
+def _cells_cut(df: Any, cell_width: int) -> Any:
+    """The first rows as ``adc show`` prints them: every value that is not a number, a
+    time or a flag (strings, bytes, lists, objects) cut to ``cell_width`` characters and
+    made safe to print (:func:`~._output.cut`); column and index labels too."""
+    import pandas as pd
+
+    def cell(v: Any) -> Any:
+        return v if v is None or v is pd.NA or v is pd.NaT or isinstance(v, float) else cut(v, cell_width)
+
+    df = df.copy()
+    for i in range(df.shape[1]):
+        col = df.iloc[:, i]
+        if col.dtype.kind not in "iufcbmM":
+            df.isetitem(i, col.astype(object).map(cell))
+    df.columns = [cut(c, cell_width) for c in df.columns]
+    if df.index.dtype.kind not in "iufcbmM":
+        df.index = [cut(v, cell_width) for v in df.index]
+    return df
+
+
+def _print_info(name: str, info: dict[str, Any], max_columns: int, df: Any) -> None:
+    lines = [f"{safe(name)}  state: {safe(table_state(info))}"]
     for key in ("producer", "id", "created_at", "expires_at", "transport", "shape", "bytes", "num_batches", "index_columns"):
         if info.get(key) is not None:
             value = human_bytes(info[key]) + f" ({info[key]:,})" if key == "bytes" else info[key]
-            lines.append(f"  {key:<13} {value}")
+            lines.append(f"  {key:<13} {safe(value)}")
     if info.get("age_sec") is not None:
         lines.append(f"  {'age':<13} {human_age(info['age_sec'])}")
     if info.get("schema_error"):
-        lines.append(f"  payload unreadable: {info['schema_error']}")
+        lines.append(f"  payload unreadable: {one_line(info['schema_error'])}")
     for line in lines:
         click.echo(line)
-    if info.get("schema_error") and info["id"] and not info["expired"]:
-        # The version is listed but cannot be read: exit with the reader's error (its
-        # class sets the exit code) rather than 0.
-        from ..frames import Selection
-
-        api.get_arrow(name, secret_dir=obj.secret_dir, producer=producer, selection=Selection(head=0))
     schema = info.get("schema") or []
     if schema:
         index = set(info.get("index_columns") or [])
@@ -133,8 +184,9 @@ def show_cmd(obj: Ctx, name: str, head: int, max_columns: int, producer: Optiona
         shown = schema if not max_columns or len(data_fields) <= max_columns else (
             [f for f in schema if f["name"] in index] + data_fields[:max_columns])
         click.echo("")
-        print_table(("column", "arrow type"), [[f["name"], f["type"]] for f in shown],
-                     title=f"schema: {len(data_fields):,} columns" + (f" and the index ({', '.join(sorted(index))})" if index else ""))
+        print_table(("column", "arrow type"), [[f["name"], f["type"]] for f in shown], shrink=("column", "arrow type"),
+                    title=f"schema: {plural(len(data_fields), 'column')}"
+                          + (f" and the index ({', '.join(sorted(index))})" if index else ""))
         if len(shown) < len(schema):
             _more_columns(name, len(schema) - len(shown), max_columns)
     if df is not None and len(df) == 0:
@@ -143,12 +195,13 @@ def show_cmd(obj: Ctx, name: str, head: int, max_columns: int, producer: Optiona
     elif df is not None:
         click.echo("")
         wide = bool(max_columns) and df.shape[1] > max_columns
-        click.echo(f"first {len(df):,} rows" + (f", first {max_columns} columns:" if wide else ":"))
-        click.echo((df.iloc[:, :max_columns] if wide else df).to_string())
+        click.echo(f"first {plural(len(df), 'row')}" + (f", first {max_columns} columns:" if wide else ":"))
+        # In a terminal, pandas folds columns that do not fit into blocks of its width.
+        click.echo((df.iloc[:, :max_columns] if wide else df).to_string(line_width=terminal_width() if is_terminal() else None))
 
 
 def _more_columns(name: str, more: int, max_columns: int) -> None:
-    click.echo(f"... and {more:,} more columns (adc show {name} --max-columns 0 lists all; --json too)")
+    click.echo(f"... and {more:,} more columns (adc show {safe(name)} --max-columns 0 lists all; --json too)")
 
 
 # ---- get -------------------------------------------------------------------------------
@@ -265,14 +318,18 @@ def get_cmd(obj: Ctx, name: str, output: Path, fmt: Optional[str], columns: Opti
 def _read_input(path: Path, fmt: str, progress: bool) -> Any:
     """Reads a CSV, Parquet or Feather file into a DataFrame, with a progress bar
     (bytes read) for files larger than 8 MiB. A file that is not what its name says
-    raises :class:`~..errors.InvalidInputError` (one line, no traceback)."""
+    raises :class:`~..errors.SourceError` (one line, no traceback)."""
     import pyarrow as pa
 
     try:
         return _read_input_unchecked(path, fmt, progress)
+    except (FileNotFoundError, PermissionError):
+        raise  # the system's reason: `path: No such file or directory` (exit 3), `Permission denied` (4)
     except (ValueError, OSError, pa.ArrowException) as exc:
-        raise errors.InvalidInputError(
-            f"cannot read {str(path)!r} as {fmt}: {one_line(str(exc)) or type(exc).__name__}; "
+        # A file that is not what its name says is unreadable (exit 4), as `adc load`'s is:
+        # both are a source that failed.
+        raise errors.SourceError(
+            f"cannot read {str(path)!r} as {fmt}: {one_line(str(exc), 300) or type(exc).__name__}; "
             f"check the file, or pass --format if it is not {fmt}"
         ) from exc
 
@@ -324,10 +381,12 @@ def _read_input_unchecked(path: Path, fmt: str, progress: bool) -> Any:
 
 
 @main.command("send")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
 @click.option("--name", help="Table name (default: the file name without extension).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "feather"]), help="Input format (default: from the file name).")
-@click.option("--transport", type=click.Choice(_core.TRANSPORTS), default="auto", show_default=True)
+@click.option("--transport", type=click.Choice(_core.TRANSPORTS), default="auto", show_default=True,
+              help="How the table is stored: shm (shared memory, the fastest to read), file (an Arrow IPC file, "
+                   "kept across reboots), auto (shm up to --max-shm-bytes, else file).")
 @click.option("--max-shm-bytes", type=SIZE, help="Largest size 'auto' sends through shared memory, e.g. 128MiB (default: settings).")
 @click.option("--ttl", "ttl_sec", type=click.IntRange(min=0), help="Seconds until the version expires (default: settings).")
 @click.option("--no-notify", is_flag=True, help="Do not notify a running Allye canvas.")
@@ -340,7 +399,13 @@ def _read_input_unchecked(path: Path, fmt: str, progress: bool) -> Any:
 def send_cmd(obj: Ctx, file: Path, name: Optional[str], fmt: Optional[str], transport: str, max_shm_bytes: Optional[int],
              ttl_sec: Optional[int], no_notify: bool, keep_after_read: bool, progress: bool) -> None:
     """Send a CSV, Parquet or Feather file as a table."""
+    if name is not None and not name.strip():
+        raise click.BadParameter("a table name cannot be empty; leave --name out to use the file's name", param_hint="--name")
     fmt = _format_of(file, fmt, "FILE")
+    if not file.exists():  # not found (3), as `adc load` of a missing file
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(file))
+    if file.is_dir():
+        raise click.BadParameter(f"{str(file)!r} is a directory; send a CSV, Parquet or Feather file", param_hint="FILE")
     api = tables_api()
     show = progress and not obj.json and sys.stderr.isatty()
     df = _read_input(file, fmt, show)
@@ -383,7 +448,7 @@ def rm_cmd(obj: Ctx, names: tuple[str, ...]) -> None:
             continue
         reports.append(r)
         if not obj.json:
-            click.echo(f"removed {r['table_name']!r} ({len(r['deleted'])} payloads deleted)")
+            click.echo(f"removed {r['table_name']!r} ({plural(len(r['deleted']), 'payload')} deleted)")
     if obj.json:
         emit_json(reports)
     if missing:
@@ -418,8 +483,12 @@ def watch_cmd(obj: Ctx, name: Optional[str], timeout_sec: Optional[float], count
             click.echo(json.dumps(rec, ensure_ascii=False, default=str))
         else:
             shape = rec["shape"] or ("?", "?")
-            what = f"{shape[0]:,} x {shape[1]}" if rec["status"] == "ready" else f"error: {rec['metadata'].get('error')}"
-            click.echo(f"{rec['created_at']}  {rec['table_name']}  {rec['status']}  {what}  {rec['producer']}  {rec['id']}")
+            error = str(rec["metadata"].get("error") or "")
+            status = "removed" if error.startswith("removed") else rec["status"]
+            what = (f"{shape[0]:,} x {shape[1]}" if status == "ready" else "" if status == "removed"
+                    else one_line(error, 300) or "(no reason given)")
+            click.echo(f"{rec['created_at']}  {safe(rec['table_name'])}  {status}  " + (f"{what}  " if what else "")
+                       + f"{safe(rec['producer'])}  {rec['id']}")
 
     _print_each(versions, show, count, timeout_sec, f"no new version of {name or 'any table'}")
 
@@ -456,8 +525,8 @@ def _watch_stream(obj: Ctx, name: str, timeout_sec: Optional[float], count: Opti
             click.echo(json.dumps({"table_name": name, "rows": chunk.num_rows, "records": chunk.to_pylist()},
                                   ensure_ascii=False, default=str))
         else:
-            click.echo(f"{name}  +{chunk.num_rows:,} rows")
-            click.echo(chunk.slice(0, 5).to_pandas().to_string(index=False))
+            click.echo(f"{safe(name)}  +{plural(chunk.num_rows, 'row')}")
+            click.echo(_cells_cut(chunk.slice(0, 5).to_pandas(), CELL_WIDTH).to_string(index=False))
             if chunk.num_rows > 5:
                 click.echo(f"... ({chunk.num_rows - 5:,} more)")
 

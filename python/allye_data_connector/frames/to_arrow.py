@@ -84,6 +84,10 @@ def encode(data: Any, *, progress: Optional[Progress] = None, cancel: Optional[C
     if not isinstance(data, pd.DataFrame):
         if isinstance(data, pd.Series):
             return _encode_series(data, progress, cancel)
+        if type(data).__name__ == "Series" and type(data).__module__.startswith("polars"):
+            # Its Arrow stream is one array, not a table: sent as its one-column frame
+            # (named as the Series), as a polars reader would build it again.
+            data = data.to_frame()
         table = arrow_input(data)
         if table is not None:
             check(cancel, "the send")

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Optional, get_type_hints
 from .. import _core
 from .._args import PathLike
 from ..errors import InvalidArgumentError
-from .yaml_config import YamlConfig, parse_mapping
+from .yaml_config import YamlConfig, decode_text, parse_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def _read_yaml(path: str) -> dict[str, Any]:
     """The mapping in ``<store>/settings.yaml``, read by the core under the store's trust
     rule (``StoreNotPrivateError`` when another user could have written it)."""
     raw = _core.read_store_file(SETTINGS_FILE, secret_dir=os.path.dirname(path))
-    return {} if raw is None else parse_mapping(raw.decode("utf-8"), path)
+    return {} if raw is None else parse_mapping(decode_text(raw, path), path)
 
 
 def settings_file(store: PathLike) -> Path:

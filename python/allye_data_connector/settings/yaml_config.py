@@ -57,7 +57,18 @@ def _check_suffix(path: Path) -> None:
 def read_mapping(path: PathLike) -> dict[str, Any]:
     """The YAML mapping in ``path`` (UTF-8); ``{}`` for an empty document."""
     path = Path(path)
-    return parse_mapping(path.read_text(encoding="utf-8"), path)
+    return parse_mapping(decode_text(path.read_bytes(), path), path)
+
+
+def decode_text(raw: bytes, path: PathLike) -> str:
+    """``raw`` (read from ``path``) as UTF-8 text; a binary file is
+    :class:`~..errors.InvalidArgumentError` naming the first byte that is not text."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgumentError(
+            f"{path} is not UTF-8 text (byte {exc.start} is {raw[exc.start:exc.start + 1]!r}): "
+            "it cannot be a YAML settings file; fix or delete it") from None
 
 
 def parse_mapping(text: str, path: PathLike) -> dict[str, Any]:
