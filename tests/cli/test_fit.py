@@ -124,3 +124,14 @@ def test_show_of_an_expired_table_says_so_and_exits_as_get(store, tmp_path, adc_
     show = adc_cmd("show", "short", store=store, check=3)
     assert "state: removed" in show.stdout and "removed (removed" not in show.stdout
     assert re.search(r"^short\s+removed\s", adc_cmd("ls", "--all", store=store).stdout, re.M)
+
+
+def test_an_error_from_a_source_is_one_safe_bounded_line():
+    from allye_data_connector.cli._app import error_line, exit_code
+
+    api = adc.errors.SourceError("the source 'tickets' failed: HTTP 502\n<html>\n  <body>\x1b[2J" + "x" * 5000
+                                 + "</body>\n</html>; check the service")
+    line = error_line(api)
+    assert "\n" not in line and "\x1b" not in line and "\\x1b[2J" in line and len(line) < 1100, line
+    assert line.startswith("error: the source 'tickets' failed: HTTP 502 <html> <body>")
+    assert line.endswith("; check the service") and exit_code(api) == 4

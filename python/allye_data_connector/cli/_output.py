@@ -109,10 +109,11 @@ def fit_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[str] = (),
-                title: Optional[str] = None, shrink: Sequence[str] = ()) -> None:
+                title: Optional[str] = None, shrink: Sequence[str] = (), fold: bool = False) -> None:
     """A table. In a terminal: rich, one line per row, as wide as the terminal at most;
     the ``shrink`` columns are narrowed to fit and end in an ellipsis when cut
-    (:func:`fit_widths`). Piped or redirected: plain text aligned by display width (wide
+    (:func:`fit_widths`), or with ``fold`` go on over more lines (a reference table,
+    where every word counts: ``adc sources``, ``adc config``). Piped or redirected: plain text aligned by display width (wide
     characters count two) with every cell whole, for grep, awk, less and files. Cells
     are printed safe (:func:`safe`) either way."""
     rows = [[safe(c) for c in r] for r in rows]
@@ -127,7 +128,9 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right:
             con.print(Text(safe(title), overflow="fold"), soft_wrap=False)
         t = Table(box=None, pad_edge=False, header_style="bold underline", show_edge=False)
         for h, w in zip(headers, widths):
-            t.add_column(h, justify="right" if h in right else "left", width=w, no_wrap=True, overflow="ellipsis")
+            folds = fold and h in shrink
+            t.add_column(h, justify="right" if h in right else "left", width=w, no_wrap=not folds,
+                         overflow="fold" if folds else "ellipsis")
         for r in rows:
             t.add_row(*(Text(c) for c in r))  # Text: names are not rich markup
         con.print(t, soft_wrap=False)

@@ -25,4 +25,5 @@ def ls_arrays(obj: Ctx) -> None:
         cells.append([r["name"], r["state"], r["dtype"], str(tuple(r["shape"])), human_bytes(r["nbytes"]), creator,
                       ", ".join(str(p) for p in r["openers"]), r["segment"]])
     print_table(("array", "state", "dtype", "shape", "size", "creator", "openers", "segment"), cells,
-                 right=("size",), title=f"{store} (shared arrays)" if is_terminal() else None)
+                right=("size",), title=f"{store} (shared arrays)" if is_terminal() else None,
+                shrink=("segment", "array", "openers", "shape", "state", "dtype"))

@@ -66,7 +66,8 @@ def show_object(obj: Ctx, name: str, namespace: Optional[str], head: int) -> Non
             click.echo(f"  {key:<13} {one_line(str(value), 300)}")
     if schema is not None:
         click.echo("")
-        print_table(("column", "arrow type"), [[f.name, str(f.type)] for f in schema], title="schema")
+        print_table(("column", "arrow type"), [[f.name, str(f.type)] for f in schema], title="schema",
+                    shrink=("column", "arrow type"))
     if head > 0 and info["kind"] == "numpy":
         value = objs[name]
         click.echo("")

@@ -82,4 +82,4 @@ def sources_cmd(obj: Ctx) -> None:
     for s in listed:
         params = ", ".join(p["name"] + (" (secret)" if p.get("secret") else "") for p in s["params"])
         rows.append([s["name"], s["title"], params])
-    print_table(("source", "title", "params"), rows)
+    print_table(("source", "title", "params"), rows, shrink=("title", "params"), fold=True)

@@ -110,7 +110,8 @@ def config_cmd(obj: Ctx, assignments: tuple[str, ...]) -> None:
         return
     click.echo(f"store {store}  (file {resolved.file})")
     print_table(("setting", "value", "from", "environment variable"),
-                 [[r["name"], repr(r["value"]), r["source"], r["env"]] for r in rows])
+                [[r["name"], repr(r["value"]), r["source"], r["env"]] for r in rows],
+                shrink=("value", "from", "environment variable"), fold=True)
 
 
 @main.command("demo")
