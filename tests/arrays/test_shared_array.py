@@ -408,3 +408,26 @@ def test_a_relative_store_pickles_as_absolute(tmp_path, monkeypatch):
         b.close()
     finally:
         a.destroy()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared arrays are Linux only")
+def test_the_arrays_of_a_store_deleted_with_rm_rf_are_freed_by_cleanup_and_by_gc_of_another_store(tmp_path):
+    import shutil
+
+    gone = tmp_path / "gone"
+    arrays = [SharedArray.create(f"a{i}", (8,), np.int32, secret_dir=gone, fill=i) for i in range(2)]
+    segments = [a.segment for a in arrays]
+    for a in arrays:
+        a.close()
+    other = tmp_path / "other"
+    adc.send_dataframe(__import__("pandas").DataFrame({"x": [1]}), "t", secret_dir=other)
+    # A live store's arrays are never an orphan.
+    assert not {a["locator"] for a in adc.cleanup_orphans(dry_run=True)} & set(segments)
+    shutil.rmtree(gone)
+    reported = [a for a in adc.gc(secret_dir=other) if a["locator"] in segments]
+    assert sorted(a["locator"] for a in reported) == sorted(segments)
+    assert {a["transport"] for a in reported} == {"shared_array"} and {a["scope"] for a in reported} == {"orphan"}
+    assert all(os.path.exists(f"/dev/shm/{s}") for s in segments), "the default gc only reports"
+    adc.gc(secret_dir=other, dry_run=False)
+    assert not any(os.path.exists(f"/dev/shm/{s}") for s in segments)
+    assert not [a for a in adc.cleanup_orphans(dry_run=True) if a["locator"] in segments]

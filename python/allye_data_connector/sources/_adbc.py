@@ -96,7 +96,7 @@ def connect(uri: str, driver: Optional[str],
             package = KNOWN_SCHEMES.get(scheme, "adbc_driver_sqlite")
             module = _driver_module(package, uri)
             if package == "adbc_driver_postgresql":
-                return _connect_postgresql(module.connect, uri, connect_timeout_sec)
+                return _connect(module.connect, uri, connect_timeout_sec)
             if package == "adbc_driver_sqlite" and scheme:
                 # SQLAlchemy's spelling: sqlite:///relative.db, sqlite:////absolute/path.db
                 rest = uri[len("sqlite://"):] if uri.startswith("sqlite://") else uri[len("sqlite:"):]
@@ -121,20 +121,15 @@ def connect(uri: str, driver: Optional[str],
     return _connect(module.connect, uri)
 
 
-def _connect(connect: Any, uri: str) -> Any:
+def _connect(connect: Any, uri: str, timeout_sec: Optional[float] = None) -> Any:
+    """``connect(uri)`` with the drivers' own DB-API errors as one-line SourceErrors; with
+    ``timeout_sec`` (PostgreSQL), libpq's connect timeout in the URI and its expiry said so."""
     try:
-        return connect(uri)
+        return connect(uri if timeout_sec is None else with_connect_timeout(uri, timeout_sec))
     except Exception as e:  # the drivers raise their own DB-API error classes
+        if timeout_sec is not None and "timeout expired" in str(e):
+            raise SourceError(
+                f"the database at {redact_uri(uri)!r} did not answer within {timeout_sec:g} s "
+                f"(connect_timeout): is it a PostgreSQL server, up and not overloaded? Pass a longer "
+                f"connect_timeout to wait longer") from e
         raise SourceError(f"cannot connect to {redact_uri(uri)!r}: {redact_uri(str(e))}") from e
-
-
-def _connect_postgresql(connect: Any, uri: str, timeout_sec: float) -> Any:
-    try:
-        return connect(with_connect_timeout(uri, timeout_sec))
-    except Exception as e:
-        if "timeout expired" not in str(e):
-            raise SourceError(f"cannot connect to {redact_uri(uri)!r}: {redact_uri(str(e))}") from e
-        raise SourceError(
-            f"the database at {redact_uri(uri)!r} did not answer within {timeout_sec:g} s "
-            f"(connect_timeout): is it a PostgreSQL server, up and not overloaded? Pass a longer "
-            f"connect_timeout to wait longer") from e

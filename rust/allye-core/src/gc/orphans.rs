@@ -182,7 +182,7 @@ fn write_record(_name: &str, _record: &Record) -> Option<()> {
 
 /// True when `name` is a payload segment name of ours carrying a tag: `adc_` + 24 lowercase hex.
 fn tag_in(name: &str) -> Option<&str> {
-    let hex = name.strip_prefix(shm::SEGMENT_PREFIX)?;
+    let hex = name.strip_prefix(shm::ARRAY_SEGMENT_PREFIX).or_else(|| name.strip_prefix(shm::SEGMENT_PREFIX))?;
     (hex.len() == 24 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then(|| &hex[..TAG_LEN])
 }
 
@@ -310,8 +310,10 @@ fn collect_segments(dry_run: bool) -> Vec<GcAction> {
                 continue;
             }
         }
+        let transport =
+            if name.starts_with(shm::ARRAY_SEGMENT_PREFIX) { GcTransport::SharedArray } else { Transport::Shm.into() };
         actions.push(GcAction::orphan(
-            Transport::Shm.into(),
+            transport,
             name.clone(),
             String::new(),
             format!("left by the deleted store {}", rec.path.display()),
