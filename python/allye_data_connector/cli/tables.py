@@ -120,9 +120,10 @@ def show_cmd(obj: Ctx, name: str, head: int, max_columns: int, cell_width: int, 
         info = api.describe_table(name, secret_dir=obj.secret_dir, producer=producer)
     except errors.TableNotFoundError as exc:
         raise not_found(obj, name, exc) from None
-    readable = info["state"] == "ready" and info["id"] and not info["expired"] and not info.get("schema_error")
+    # A version a get may read (one being written still shows the last ready one).
+    showable = info["state"] != "removed" and info["id"] and not info["expired"] and not info.get("schema_error")
     df = None
-    if readable and head > 0 and info["schema"] is not None:
+    if showable and head > 0 and info["schema"] is not None:
         df = api.get_dataframe(name, secret_dir=obj.secret_dir, producer=producer, head=head)
         if df.ndim == 1:  # a Series was sent
             df = df.to_frame()
@@ -134,8 +135,8 @@ def show_cmd(obj: Ctx, name: str, head: int, max_columns: int, cell_width: int, 
         emit_json(out)
     else:
         _print_info(name, info, max_columns, df)
-    if not readable:
-        # Listed, but no get reads it (expired, removed, failed, its payload unreadable):
+    if not (showable and info["state"] == "ready"):
+        # Listed, but perhaps no get reads it (expired, removed, failed, its payload unreadable):
         # exit with the reader's own error, as `adc get` would, rather than 0.
         from ..frames import Selection
 
