@@ -78,8 +78,8 @@ def test_exit_code(prepared, store, adc_cmd, args, code):
 
 
 def test_every_command_has_a_case():
-    covered = {args[0] for args, _ in CASES} | {"serve", "pull", "push"}  # remote: tests/remote/test_cli.py
-    assert set(cli_main.commands) - {"watch", "demo"} <= covered | {"watch", "demo"}
+    # (serve, pull and push's failures against a real server: tests/remote/test_cli.py)
+    covered = {args[0] for args, _ in CASES}
     assert set(cli_main.commands) <= covered, set(cli_main.commands) - covered
 
 
