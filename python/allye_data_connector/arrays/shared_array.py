@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _core
 from .._args import PathLike, store_arg
-from ..errors import ArrayClosedError, ArrayError, ArrayExistsError, InvalidArgumentError
+from ..errors import ArrayClosedError, ArrayError, ArrayExistsError, ArrayLayoutError, InvalidArgumentError
 
 __all__ = ["SharedArray", "HolderDiedWarning", "list_arrays"]
 
@@ -138,9 +138,31 @@ class SharedArray:
         return cls(*_create(name, src.shape, src.dtype.str, _dir(secret_dir), bool(exist_ok), data=src.tobytes()))
 
     @classmethod
-    def open(cls, name: str, *, secret_dir: Optional[PathLike] = None) -> "SharedArray":
-        """Opens an existing array; ``ArrayNotFoundError`` (a ``FileNotFoundError``) if none."""
-        return cls(_handles().open(name, secret_dir=_dir(secret_dir)))
+    def open(
+        cls,
+        name: str,
+        *,
+        secret_dir: Optional[PathLike] = None,
+        shape: Union[int, tuple[int, ...], None] = None,
+        dtype: Any = None,
+    ) -> "SharedArray":
+        """Opens an existing array; ``ArrayNotFoundError`` (a ``FileNotFoundError``) if none.
+        With ``shape`` and/or ``dtype``, an array of another shape or dtype is refused with
+        ``ArrayLayoutError`` (a view of the wrong layout would reinterpret its bytes)."""
+        arr = cls(_handles().open(name, secret_dir=_dir(secret_dir)))
+        want_shape = None if shape is None else _shape(shape)
+        want_dtype = None if dtype is None else np.dtype(dtype)
+        if (want_shape is not None and want_shape != arr.shape) or (want_dtype is not None and want_dtype != arr.dtype):
+            got = f"shape {arr.shape} and dtype {arr.dtype}"
+            arr.close()
+            raise ArrayLayoutError(
+                f"shared array {name!r} exists with {got}, not "
+                f"{'shape ' + str(want_shape) if want_shape is not None else ''}"
+                f"{' and ' if want_shape is not None and want_dtype is not None else ''}"
+                f"{'dtype ' + str(want_dtype) if want_dtype is not None else ''}; "
+                "open it with its own layout, or destroy it and create it anew"
+            )
+        return arr
 
     # ---- description ----------------------------------------------------------------
 
