@@ -226,6 +226,9 @@ def test_a_value_out_of_the_dtype_is_a_value_error(astore):
         (np.array([1, 2, 3, 4, 5], dtype=np.int32), slice(1, None), [20, 30, 40, 50]),
         (np.array([1.1, 2.2, 3.3], dtype=np.float64), -1, 50.5),
         (np.array([True, False, True]), slice(0, 2), [False, True]),
+        (np.array(["a", "b", "c", "d", "e"], dtype="<U1"), -1, "z"),
+        (np.array(["a", "b", "c", "d", "e"], dtype="<U1"), slice(0, 3), ["x", "y", "z"]),
+        (np.array([b"abcdefgh", b"x"], dtype="S8"), 1, b"12345678"),
     ],
 )
 def test_current_item_access(astore, prototype, index, value):

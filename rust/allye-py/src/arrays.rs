@@ -47,6 +47,8 @@ mod imp {
         /// Element type of a 1-D array whose `add` by int index runs natively.
         counter: Counter,
         len: usize,
+        /// A structured dtype: one element read is a `numpy.void` view, copied like an array.
+        records: bool,
     }
 
     /// Counter dtypes of `add`'s native path.
@@ -74,7 +76,8 @@ mod imp {
                 _ => Counter::No,
             };
             let len = inner.shape().first().copied().unwrap_or(0);
-            SharedArrayHandle { inner, holder_died: AtomicBool::new(false), counter, len }
+            let records = allye_core::arrays::dtype::is_structured(inner.typestr());
+            SharedArrayHandle { inner, holder_died: AtomicBool::new(false), counter, len, records }
         }
 
         /// `view[index] += value` without NumPy for an int index of a 1-D counter array and
@@ -268,7 +271,14 @@ mod imp {
             let d = PyDict::new(py);
             d.set_item("version", 3)?;
             d.set_item("shape", PyTuple::new(py, a.shape())?)?;
-            d.set_item("typestr", a.typestr())?;
+            // A structured dtype is handed over as raw records of its item size; the Python
+            // layer views them with the fields (NumPy's array-interface `descr` would turn
+            // padding into named fields).
+            if allye_core::arrays::dtype::is_structured(a.typestr()) {
+                d.set_item("typestr", format!("|V{}", a.itemsize()))?;
+            } else {
+                d.set_item("typestr", a.typestr())?;
+            }
             d.set_item("data", (a.data_ptr() as usize, false))?;
             d.set_item("strides", py.None())?;
             Ok(d)
@@ -319,7 +329,9 @@ mod imp {
             let a = self.open_inner()?;
             self.under_lock(py, a, lock, || {
                 view.get_item(index).and_then(|v| {
-                    if v.get_type().is(view.get_type()) {
+                    // An array, or a structured record (`numpy.void`), is a view of the
+                    // shared data: copy it before the lock is released.
+                    if self.records || v.get_type().is(view.get_type()) {
                         v.call_method0("copy")
                     } else {
                         Ok(v)
