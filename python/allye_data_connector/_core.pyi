@@ -14,6 +14,7 @@ __all__ = [
     "ArrayExistsError",
     "ArrayLayoutError",
     "ArrayNotFoundError",
+    "LockedView",
     "SharedArrayHandle",
     "collect_arrays",
     "list_arrays",
@@ -385,6 +386,16 @@ class ManifestTail:
         """The new complete lines' events."""
 
 # ---- shared arrays (Linux only: absent elsewhere) ------------------------------------
+
+@final
+class LockedView:
+    """``with LockedView(handle, view) as v:`` holds the array's lock around the block."""
+
+    def __new__(cls, handle: SharedArrayHandle, view: Any, lock: bool = True) -> LockedView: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> LockedView:
+        """``ctx(with_lock=True)``: the context of that kind (this one, or one over the same view)."""
+    def __enter__(self) -> Any: ...
+    def __exit__(self, kind: object, value: object, traceback: object, /) -> bool: ...
 
 @final
 class SharedArrayHandle:

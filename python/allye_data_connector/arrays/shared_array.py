@@ -16,7 +16,7 @@ import functools
 import operator
 import os
 import weakref
-from typing import Any, Optional, Union
+from typing import Any, ContextManager, Optional, Union
 
 import numpy as np
 
@@ -123,7 +123,8 @@ class SharedArray:
         if handle.typestr.startswith("["):  # structured: the core hands over raw records
             view = view.view(_dtype_of(handle.typestr))
         self._view: Optional[np.ndarray] = view
-        self._ctx = _Locked(self, None)  # one serves every `with arr.locked()` (it holds no state)
+        # One serves every `with arr.locked()`: lock, view and unlock in native calls.
+        self._ctx = _core.LockedView(handle, view)
         #: True when ``create(exist_ok=True)`` reused an existing array.
         self.reclaimed = reclaimed
 
@@ -272,13 +273,21 @@ class SharedArray:
         """Releases the lock this thread holds."""
         self._h.unlock()
 
-    def locked(self, timeout: Optional[float] = None) -> "_Locked":
+    def locked(self, timeout: Optional[float] = None) -> ContextManager[np.ndarray]:
         """``with arr.locked() as a:`` holds the cross-process lock around the block and
         gives the writable view. With ``timeout``, raises ``TimeoutError`` when the lock
         stays busy that long."""
         return self._ctx if timeout is None else _Locked(self, timeout)
 
     # ---- one locked access ----------------------------------------------------------
+
+    def __getitem__(self, index: Any) -> Any:
+        """``arr[index]``: :meth:`read` under the lock."""
+        return self._h.read(self._view, index, True)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``arr[index] = value``: :meth:`write` under the lock."""
+        self._h.write(self._view, index, value, True)
 
     def read(self, index: Any = Ellipsis, *, lock: bool = True) -> Any:
         """The element(s) at ``index`` (any NumPy index), copied under the lock: a NumPy

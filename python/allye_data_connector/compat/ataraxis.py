@@ -22,10 +22,11 @@ Each method is a call of the native API (:class:`~allye_data_connector.SharedArr
 
 from __future__ import annotations
 
-from typing import Any, ContextManager, Optional, Union
+from typing import Any, Callable, ContextManager, Optional, Union, cast
 
 import numpy as np
 
+from .. import _core
 from .._args import PathLike
 from ..errors import ArrayClosedError, ArrayNotFoundError, InvalidArgumentError
 from ..arrays import SharedArray
@@ -46,7 +47,7 @@ class SharedMemoryArray:
     connect while unpickling (``auto_connect=False`` leaves it to their ``connect()``, as
     the README's children do; a ``connect()`` on a connected instance is a no-op)."""
 
-    __slots__ = ("_name", "_shape", "_dtype", "_store", "_arr", "_auto_connect")
+    __slots__ = ("_name", "_shape", "_dtype", "_store", "_arr", "_block", "_auto_connect")
 
     def __init__(
         self,
@@ -62,8 +63,14 @@ class SharedMemoryArray:
         self._shape = tuple(shape)
         self._dtype = np.dtype(datatype)
         self._store = store
-        self._arr = array
+        self._attach(array)
         self._auto_connect = bool(auto_connect)
+
+    def _attach(self, array: Optional[SharedArray]) -> None:
+        self._arr = array
+        # The native context of the array's locked block; called with with_lock= it is
+        # ataraxis' array() method, with no Python frame of its own per access.
+        self._block: Optional[_core.LockedView] = None if array is None else cast("_core.LockedView", array.locked())
 
     @classmethod
     def create_array(
@@ -88,18 +95,18 @@ class SharedMemoryArray:
         """Connects this process to the array (a no-op when connected). An array of
         another shape or dtype than this instance's is refused (``ArrayLayoutError``)."""
         if self._arr is None:
-            self._arr = SharedArray.open(self._name, secret_dir=self._store, shape=self._shape, dtype=self._dtype)
+            self._attach(SharedArray.open(self._name, secret_dir=self._store, shape=self._shape, dtype=self._dtype))
 
     def disconnect(self) -> None:
         """Disconnects this process; the array lives on (``destroy()`` frees it)."""
         if self._arr is not None:
             self._arr.close()
-            self._arr = None
+            self._attach(None)
 
     def destroy(self) -> None:
         """Frees the array for every process (a no-op when it is already gone)."""
         arr = self._arr
-        self._arr = None
+        self._attach(None)
         if arr is None:
             try:
                 arr = SharedArray.open(self._name, secret_dir=self._store)
@@ -107,25 +114,29 @@ class SharedMemoryArray:
                 return
         arr.destroy()
 
-    def _connected(self) -> SharedArray:
+    def __getitem__(self, index: Any) -> Any:
+        """The element(s) at ``index`` (any NumPy index), a copy read under the lock."""
         arr = self._arr
         if arr is None:
             raise self._disconnected()
-        return arr
-
-    def __getitem__(self, index: Any) -> Any:
-        """The element(s) at ``index`` (any NumPy index), a copy read under the lock."""
-        return self._connected().read(index)
+        return arr[index]
 
     def __setitem__(self, index: Any, value: Any) -> None:
         """Sets the element(s) at ``index`` (any NumPy index) under the lock."""
-        self._connected().write(index, value)
+        arr = self._arr
+        if arr is None:
+            raise self._disconnected()
+        arr[index] = value
 
-    def array(self, *, with_lock: bool = True) -> ContextManager[np.ndarray]:
-        """``with sma.array() as a:`` gives the shared NumPy array itself (no copy) and,
-        with ``with_lock`` (the default), holds the cross-process lock for the block."""
-        arr = self._connected()
-        return arr.locked() if with_lock else _Unlocked(arr.array)
+    @property
+    def array(self) -> Callable[..., ContextManager[np.ndarray]]:
+        """``with sma.array(with_lock=True) as a:`` gives the shared NumPy array itself
+        (no copy) and, with ``with_lock`` (the default), holds the cross-process lock for
+        the block (ataraxis' method, served by a native callable)."""
+        block = self._block
+        if block is None:
+            raise self._disconnected()
+        return block
 
     @property
     def name(self) -> str:
@@ -216,27 +227,12 @@ class SharedMemoryArray:
     def __setstate__(self, state: tuple[str, tuple[int, ...], Any, Optional[str], bool]) -> None:
         self._name, self._shape, dtype, self._store, self._auto_connect = state
         self._dtype = np.dtype(dtype)
-        self._arr = None
+        self._attach(None)
         if self._auto_connect:
             self.connect()
 
     def __repr__(self) -> str:
         return f"SharedMemoryArray(name={self._name!r}, shape={self._shape}, datatype={self._dtype}, connected={self.is_connected})"
-
-
-class _Unlocked:
-    """``sma.array(with_lock=False)``: the view, no lock."""
-
-    __slots__ = ("_view",)
-
-    def __init__(self, view: np.ndarray) -> None:
-        self._view = view
-
-    def __enter__(self) -> np.ndarray:
-        return self._view
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 # --- DataLogger and LogPackage: ataraxis' logger on a stream ---
