@@ -16,7 +16,9 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
   :class:`PayloadMissingError` (``FileNotFoundError``): it no longer exists;
   :class:`PayloadCorruptError` (``ValueError``): it is not valid Arrow IPC data;
   :class:`UnknownTransportError` (``ValueError``): its transport is unknown.
-- :class:`InvalidArgumentError` (``ValueError``): an argument cannot be used.
+- :class:`InvalidArgumentError` (``ValueError``): an argument cannot be used;
+  :class:`SchemaConflictError`: an append to a stream holds values a column cannot take
+  (those rows alone were refused; ``conflicts``, ``refused``, ``stored`` say which).
 - :class:`InvalidInputError` (``TypeError``): the data to send is not sendable.
 - :class:`ConversionError` (``TypeError``): a column cannot be converted to Arrow.
 - :class:`ArrowDataError` (``ValueError``): Arrow refused to encode or decode the data.
@@ -62,6 +64,7 @@ from ._core import (
     PayloadError,
     PayloadMissingError,
     RemoteUnavailableError,
+    SchemaConflictError,
     StorageFullError,
     StoreError,
     StoreFullError,
@@ -85,6 +88,7 @@ __all__ = [
     "PayloadCorruptError",
     "UnknownTransportError",
     "InvalidArgumentError",
+    "SchemaConflictError",
     "InvalidInputError",
     "ConversionError",
     "ArrowDataError",

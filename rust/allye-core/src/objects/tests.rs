@@ -183,3 +183,21 @@ fn a_namespace_exists_once_made_and_a_missing_object_is_named_as_one() {
     assert_eq!(remove_namespace(&store, "joyful").unwrap(), 0);
     assert_eq!(namespaces(&store).unwrap(), vec!["donuts".to_string()]);
 }
+
+#[test]
+fn an_objects_batches_are_kept_as_given_in_a_segment_and_a_file() {
+    // A pickle is its stream then one batch per out-of-band buffer: joining them would
+    // lose the buffers' boundaries.
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, mut batches) = batch(4);
+    batches.extend(batch(2).1);
+    batches.extend(batch(7).1);
+    for transport in [TransportChoice::File, TransportChoice::Shm] {
+        let o = SendOptions { transport, ..opts("pickle") };
+        ns.put("p", &schema, &batches, &o, None).unwrap();
+        let (_, data) = ns.get("p", true).unwrap();
+        let rows: Vec<usize> = data.batches.iter().map(|b| b.num_rows()).collect();
+        assert_eq!(rows, vec![4, 2, 7], "{transport:?}");
+    }
+}
