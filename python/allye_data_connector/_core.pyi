@@ -14,6 +14,7 @@ __all__ = [
     "ArrayExistsError",
     "ArrayLayoutError",
     "ArrayNotFoundError",
+    "LockedView",
     "SharedArrayHandle",
     "collect_arrays",
     "list_arrays",
@@ -44,6 +45,7 @@ __all__ = [
     "StoreIOError",
     "StoreUnusableError",
     "TRANSPORTS",
+    "ObjectNotFoundError",
     "TableExpiredError",
     "TableNotFoundError",
     "UnknownTransportError",
@@ -298,6 +300,7 @@ def check_transport(value: object) -> str:
 
 class AllyeError(Exception): ...
 class TableNotFoundError(AllyeError, KeyError): ...
+class ObjectNotFoundError(TableNotFoundError): ...
 class TableExpiredError(TableNotFoundError): ...
 class PayloadError(AllyeError): ...
 class PayloadMissingError(PayloadError, FileNotFoundError): ...
@@ -430,6 +433,16 @@ class ManifestTail:
         """The new complete lines' events."""
 
 # ---- shared arrays (Linux only: absent elsewhere) ------------------------------------
+
+@final
+class LockedView:
+    """``with LockedView(handle, view) as v:`` holds the array's lock around the block."""
+
+    def __new__(cls, handle: SharedArrayHandle, view: Any, lock: bool = True) -> LockedView: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> LockedView:
+        """``ctx(with_lock=True)``: the context of that kind (this one, or one over the same view)."""
+    def __enter__(self) -> Any: ...
+    def __exit__(self, kind: object, value: object, traceback: object, /) -> bool: ...
 
 @final
 class SharedArrayHandle:
@@ -623,6 +636,7 @@ __all__ += [
     "object_latest",
     "objects_used",
     "put_object",
+    "create_namespace",
     "remove_namespace",
     "remove_object",
 ]
@@ -664,6 +678,7 @@ def list_objects(*, namespace: str = ..., secret_dir: Optional[str] = None) -> l
 def remove_object(name: str, *, namespace: str = ..., secret_dir: Optional[str] = None) -> Removal: ...
 def objects_used(*, namespace: Optional[str] = None, secret_dir: Optional[str] = None) -> int: ...
 def namespaces(*, secret_dir: Optional[str] = None) -> list[str]: ...
+def create_namespace(name: str, *, secret_dir: Optional[str] = None) -> bool: ...
 def remove_namespace(name: str, *, secret_dir: Optional[str] = None) -> int: ...
 def namespace_store(namespace: str, *, secret_dir: Optional[str] = None) -> str: ...
 def capacity(*, secret_dir: Optional[str] = None, quota: Optional[int] = None) -> Capacity: ...

@@ -9,6 +9,8 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
 
 - :class:`AllyeError`: base class of every error raised by allye_data_connector.
 - :class:`TableNotFoundError` (``KeyError``): no ready version of the table exists.
+- :class:`ObjectNotFoundError` (a :class:`TableNotFoundError`): no current named
+  object of that name in the namespace.
 - :class:`TableExpiredError`: the current version's ``ttl_sec`` has run out.
 - :class:`PayloadError`: the manifest names a payload that cannot be read;
   :class:`PayloadMissingError` (``FileNotFoundError``): it no longer exists;
@@ -69,6 +71,7 @@ from ._core import (
     StoreIOError,
     StoreNotPrivateError,
     StoreUnusableError,
+    ObjectNotFoundError,
     TableExpiredError,
     TableNotFoundError,
     UnknownTransportError,
@@ -79,6 +82,7 @@ __all__ = [
     "AllyeError",
     "TableNotFoundError",
     "TableExpiredError",
+    "ObjectNotFoundError",
     "PayloadError",
     "PayloadMissingError",
     "PayloadCorruptError",

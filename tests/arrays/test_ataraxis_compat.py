@@ -165,9 +165,8 @@ def test_two_dimensional_rows(astore):
 
 
 def _child(sma: SharedMemoryArray, n: int) -> None:
-    with pytest.raises(RuntimeError):
-        sma.read_data(0)  # unpickled instances start disconnected, as in ataraxis
-    sma.connect()
+    assert sma.is_connected  # unpickling connects, as in ataraxis 7
+    sma.connect()  # the README's children call it: a no-op
     for _ in range(n):
         with sma._arr.locked() as v:
             v[0] += 1
@@ -177,7 +176,8 @@ def _child(sma: SharedMemoryArray, n: int) -> None:
 
 def test_children_connect_and_write(sma):
     state = pickle.loads(pickle.dumps(sma))
-    assert not state.is_connected and state.name == sma.name and state.shape == sma.shape
+    assert state.is_connected and state.name == sma.name and state.shape == sma.shape
+    state.disconnect()
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_child, args=(sma, 200)) for _ in range(3)]
     for p in procs:
@@ -186,3 +186,122 @@ def test_children_connect_and_write(sma):
         p.join(120)
         assert p.exitcode == 0
     assert sma.read_data((0, 2), convert_output=True) == [601, 1]
+
+
+# ---- ataraxis 7's API beside the README's, and its layout and value checks ----
+
+
+def test_connect_refuses_another_layout(astore):
+    sma = SharedMemoryArray.create_array("layout", np.arange(6, dtype=np.int32), secret_dir=astore)
+    try:
+        for shape, dtype in (((100,), np.float64), ((6,), np.float64), ((3,), np.int32), ((6,), np.int64)):
+            other = SharedMemoryArray("layout", shape, np.dtype(dtype), str(astore))
+            with pytest.raises(errors.ArrayLayoutError, match="exists with shape \\(6,\\) and dtype int32"):
+                other.connect()
+            assert not other.is_connected
+        assert sma.read_data((0,), convert_output=True) == [0, 1, 2, 3, 4, 5]
+        same = SharedMemoryArray("layout", (6,), np.dtype(np.int32), str(astore))
+        same.connect()
+        same.write_data(0, 7)
+        assert sma.read_data(0) == 7
+        same.disconnect()
+    finally:
+        sma.destroy()
+
+
+def test_a_value_out_of_the_dtype_is_a_value_error(astore):
+    sma = SharedMemoryArray.create_array("narrow", np.zeros(3, dtype=np.int32), secret_dir=astore)
+    try:
+        with pytest.raises(ValueError, match="Unable write data"):
+            sma.write_data(0, 2**40)
+        assert sma.read_data((0,), convert_output=True) == [0, 0, 0]
+    finally:
+        sma.destroy()
+
+
+@pytest.mark.parametrize(
+    "prototype, index, value",
+    [
+        (np.array([1, 2, 3, 4, 5], dtype=np.int32), 0, 10),
+        (np.array([1, 2, 3, 4, 5], dtype=np.int32), slice(1, None), [20, 30, 40, 50]),
+        (np.array([1.1, 2.2, 3.3], dtype=np.float64), -1, 50.5),
+        (np.array([True, False, True]), slice(0, 2), [False, True]),
+        (np.array(["a", "b", "c", "d", "e"], dtype="<U1"), -1, "z"),
+        (np.array(["a", "b", "c", "d", "e"], dtype="<U1"), slice(0, 3), ["x", "y", "z"]),
+        (np.array([b"abcdefgh", b"x"], dtype="S8"), 1, b"12345678"),
+    ],
+)
+def test_current_item_access(astore, prototype, index, value):
+    sma = SharedMemoryArray.create_array("items", prototype, exists_ok=True, secret_dir=astore)
+    try:
+        sma[index] = value
+        got = sma[index]
+        expect = prototype.copy()
+        expect[index] = value
+        np.testing.assert_array_equal(got, expect[index])
+        if isinstance(got, np.ndarray):
+            assert got.dtype == prototype.dtype
+            got[...] = 0  # a copy: the shared data keeps its values
+            np.testing.assert_array_equal(sma[index], expect[index])
+        else:
+            assert isinstance(got, type(prototype[0]))
+    finally:
+        sma.destroy()
+
+
+def test_array_context_manager(astore):
+    proto = np.array([1, 2, 3, 4, 5], dtype=np.int32)
+    sma = SharedMemoryArray.create_array("cm", proto, secret_dir=astore)
+    try:
+        with sma.array(with_lock=True) as a:
+            assert isinstance(a, np.ndarray)
+            np.testing.assert_array_equal(a, proto)
+            a[0] = 100
+        with sma.array(with_lock=False) as a:
+            assert a[0] == 100
+        assert sma[0] == 100
+        with sma.array() as a:  # the lock is held: a nested locked access is refused, not a deadlock
+            with pytest.raises(errors.InvalidArgumentError, match="already holds the lock"):
+                sma[1]
+        sma[1] = 5  # and released after the block
+        sma.disconnect()
+        with pytest.raises(RuntimeError, match="connect"):
+            sma.array()
+        with pytest.raises(RuntimeError, match="connect"):
+            sma[0]
+    finally:
+        sma.destroy()
+
+
+def _increment(sma: SharedMemoryArray, n: int) -> None:
+    for _ in range(n):
+        with sma.array(with_lock=True) as a:
+            a[0] += 1
+
+
+def test_array_block_is_an_atomic_read_modify_write(astore):
+    sma = SharedMemoryArray.create_array("rmw", np.zeros(2, dtype=np.int64), secret_dir=astore)
+    try:
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=_increment, args=(sma, 2000)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+            assert p.exitcode == 0
+        assert sma[0] == 8000
+    finally:
+        sma.destroy()
+
+
+def test_auto_connect_false_leaves_it_to_connect(astore):
+    sma = SharedMemoryArray.create_array("later", np.zeros(2, dtype=np.int32), auto_connect=False, secret_dir=astore)
+    try:
+        copy = pickle.loads(pickle.dumps(sma))
+        assert not copy.is_connected
+        copy.connect()
+        copy[1] = 3
+        assert sma[1] == 3
+        copy.disconnect()
+    finally:
+        sma.destroy()

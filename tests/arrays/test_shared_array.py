@@ -81,9 +81,11 @@ def test_fill_dtypes_and_dimensions(astore):
     assert deep.array.ndim == 16
     with pytest.raises(errors.InvalidArgumentError, match="at most 16"):
         SharedArray.create("deeper", (1,) * 17, np.uint8, secret_dir=astore)
-    for bad in (object, "U4", ">i8", "datetime64[ns]"):
+    for bad in (object, [("a", "<i4"), ("b", object)], ("O", (2,)), "U0"):
         with pytest.raises(errors.InvalidArgumentError, match="dtype"):
             SharedArray.create("bad", 3, bad, secret_dir=astore)
+    with pytest.raises(errors.InvalidArgumentError, match="object arrays hold pointers"):
+        SharedArray.from_array("bad", np.array([{"a": 1}, None], dtype=object), secret_dir=astore)
     with pytest.raises(errors.InvalidArgumentError, match="negative"):
         SharedArray.create("bad", (2, -1), np.int8, secret_dir=astore)
     with pytest.raises(errors.InvalidArgumentError, match="one value"):
@@ -408,6 +410,74 @@ def test_a_relative_store_pickles_as_absolute(tmp_path, monkeypatch):
         b.close()
     finally:
         a.destroy()
+
+
+RECORD = np.dtype([("id", "<i4"), ("flag", "?"), ("pos", "<f8", (3,)), ("tag", "S6"), ("who", "<U3")], align=True)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        np.array(["a", "b", "c", "d", "e"], dtype="<U1"),
+        np.array([b"abcdefgh", b"", b"x"], dtype="S8"),
+        np.array(["naïve", "日本"], dtype="<U5"),
+        np.array(["2024-01-02T03:04:05.123456789", "NaT"], dtype="datetime64[ns]"),
+        np.array([1, -2], dtype=np.timedelta64(1, "us").dtype),
+        np.arange(6, dtype=">i8").reshape(2, 3),  # another byte order
+        np.array([(1, True, (0.5, 1.5, 2.5), b"abc", "xyz"), (-7, False, (0, 0, -1), b"", "q")], dtype=RECORD),
+        np.array([((1, 2),), ((3, 4),)], dtype=[("p", [("q", "<i2"), ("r", "u1")])]),
+        np.frombuffer(bytes(range(12)), dtype="V4"),
+    ],
+    ids=["U1", "S8", "U5", "M8", "m8", "big-endian", "record", "nested", "void"],
+)
+def test_any_fixed_size_dtype_round_trips(astore, data):
+    a = SharedArray.from_array("fixed", data, secret_dir=astore)
+    try:
+        assert a.dtype == data.dtype and a.array.dtype == data.dtype and a.shape == data.shape
+        assert a.array.tobytes() == data.tobytes()
+        b = SharedArray.open("fixed", secret_dir=astore, dtype=data.dtype, shape=data.shape)
+        assert b.dtype == data.dtype
+        first = b.read(0)
+        np.testing.assert_array_equal(first, data[0])
+        b.write(0, data[-1])
+        assert a.array[0].tobytes() == data[-1].tobytes()
+        np.testing.assert_array_equal(first, data[0])  # a read is a copy, not a view of the shared data
+        b.close()
+        reclaimed = SharedArray.from_array("fixed", data, secret_dir=astore, exist_ok=True)
+        assert reclaimed.reclaimed and reclaimed.dtype == data.dtype
+        other = "V%d" % data.dtype.itemsize if data.dtype.kind != "V" or data.dtype.names else "S4"
+        with pytest.raises(errors.ArrayLayoutError):
+            SharedArray.create("fixed", data.shape, other, secret_dir=astore, exist_ok=True)
+    finally:
+        a.destroy()
+
+
+def test_a_record_array_is_shared_with_another_process(astore):
+    a = SharedArray.create("recs", 3, RECORD, secret_dir=astore)
+    assert a.array.dtype == RECORD and a.nbytes == 3 * RECORD.itemsize
+    out = run_python(f"""
+        import numpy as np
+        from allye_data_connector import SharedArray
+        a = SharedArray.open("recs", secret_dir={str(astore)!r})
+        print(a.dtype.names, a.dtype.itemsize, a.dtype.fields["pos"][1])
+        with a.locked() as v:
+            v[1] = (42, True, (1.0, 2.0, 3.0), b"child", "kid")
+            v["id"][2] = -1
+        a.close()
+    """)
+    assert out.strip() == f"{RECORD.names} {RECORD.itemsize} {RECORD.fields['pos'][1]}"
+    rec = a.read(1)
+    assert (rec["id"], rec["flag"], rec["tag"], rec["who"]) == (42, True, b"child", "kid")
+    assert rec["pos"].tolist() == [1.0, 2.0, 3.0] and a.read(2)["id"] == -1
+    info = next(i for i in list_arrays(secret_dir=astore) if i["name"] == "recs")
+    assert info["dtype"].startswith("[('id', '<i4')") and "('', '|V" in info["dtype"], "padding is kept"
+    a.destroy()
+
+
+def test_a_subarray_dtype_becomes_dimensions(astore):
+    a = SharedArray.create("sub", 2, ("<f4", (3,)), secret_dir=astore, fill=None)
+    assert a.shape == (2, 3) and a.dtype == np.float32
+    a.destroy()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared arrays are Linux only")

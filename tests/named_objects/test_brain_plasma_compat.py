@@ -188,3 +188,46 @@ def test_another_process_recalls_what_one_learned(store: Path) -> None:
     brain = Brain(path=str(store), start_process=False)
     assert brain["d"] == {"k": "v"} and list(brain["df"]["a"]) == [1, 2]
     assert brain.info("d")["description"] == "dict"
+
+
+def test_v02_test_script_namespaces(brain: Brain, store: Path) -> None:
+    # brain-plasma 0.2's own test script, namespace part: a namespace exists once set,
+    # empty or not, and can be removed from any other namespace.
+    assert brain.show_namespaces() == {"default"}
+    brain["a"] = 5
+    assert brain.info("a")["namespace"] == "default"
+    brain.set_namespace("newname")
+    assert brain.namespace == "newname" and brain.show_namespaces() == {"default", "newname"}
+    assert brain.names() == [] and brain.names(namespace="all") != []
+    brain["a"] = 6
+    assert brain["a"] != 5 and brain.info("a")["namespace"] == "newname"
+    brain.forget("a")
+    with pytest.raises(KeyError):
+        brain["a"]
+    brain.set_namespace("default")
+    assert brain["a"] == 5
+    brain.set_namespace("joyful")
+    brain.set_namespace("donuts")
+    assert Brain(path=str(store), start_process=False).show_namespaces() == {"default", "newname", "joyful", "donuts"}
+    brain.remove_namespace("joyful")
+    assert brain.namespace == "donuts"
+    brain.remove_namespace("donuts")
+    assert brain.namespace == "default"
+    brain.remove_namespace("newname")
+    assert brain.show_namespaces() == {"default"}
+    assert len(brain.names(namespace="all")) == 1
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
+        brain.remove_namespace("joyful")
+
+
+def test_a_missing_name_speaks_of_objects_and_namespaces(brain: Brain) -> None:
+    from allye_data_connector.errors import ObjectNotFoundError, TableNotFoundError
+
+    brain.set_namespace("space1")
+    for call in (lambda: brain.recall("nothing"), lambda: brain["nothing"], lambda: brain.info("nothing")):
+        with pytest.raises(ObjectNotFoundError) as info:
+            call()
+        assert isinstance(info.value, (KeyError, TableNotFoundError))
+        msg = str(info.value)
+        assert 'no object "nothing" in namespace "space1"' in msg and "namespaces()" in msg
+        assert "table" not in msg and "list_tables" not in msg

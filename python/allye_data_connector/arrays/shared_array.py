@@ -11,16 +11,18 @@ arrays. Linux only (the lock is a robust process-shared pthread mutex).
 
 from __future__ import annotations
 
+import ast
+import functools
 import operator
 import os
 import weakref
-from typing import Any, Optional, Union
+from typing import Any, ContextManager, Optional, Union
 
 import numpy as np
 
 from .. import _core
 from .._args import PathLike, store_arg
-from ..errors import ArrayClosedError, ArrayError, ArrayExistsError, InvalidArgumentError
+from ..errors import ArrayClosedError, ArrayError, ArrayExistsError, ArrayLayoutError, InvalidArgumentError
 
 __all__ = ["SharedArray", "HolderDiedWarning", "list_arrays"]
 
@@ -44,6 +46,27 @@ def _shape(shape: Any) -> tuple[int, ...]:
     if any(d < 0 for d in out):
         raise InvalidArgumentError(f"shape {out} has a negative dimension")
     return out
+
+
+def _layout(shape: tuple[int, ...], dtype: Any) -> tuple[tuple[int, ...], np.dtype, str]:
+    """The shape, element dtype and the core's dtype text (a typestr, or a structured
+    dtype's field list as the ``.npy`` format writes it). A subarray dtype such as
+    ``("<i4", (3,))`` becomes trailing dimensions, as NumPy does for an array of it. Object
+    dtypes are refused by the core (``InvalidArgumentError``)."""
+    dt = np.dtype(dtype)
+    if dt.subdtype is not None:
+        base, extra = dt.subdtype
+        shape, dt = shape + tuple(extra), base
+    text = repr(np.lib.format.dtype_to_descr(dt)) if dt.names is not None else dt.str
+    return shape, dt, text
+
+
+@functools.lru_cache(maxsize=256)
+def _dtype_of(text: str) -> np.dtype:
+    """The dtype of the core's dtype text (see :func:`_layout`)."""
+    if text.startswith("["):
+        return np.lib.format.descr_to_dtype(ast.literal_eval(text))
+    return np.dtype(text)
 
 
 def _handles() -> type[_core.SharedArrayHandle]:
@@ -77,7 +100,9 @@ def _create(
 
 
 class SharedArray:
-    """A named N-dimensional array in shared memory (any numeric or bool dtype).
+    """A named N-dimensional array in shared memory, of any fixed-size dtype but object:
+    numbers, bool, datetimes, fixed-width ``str`` (``<U8``) and ``bytes`` (``S8``), raw
+    ``V`` and structured records (their fields, offsets and padding kept).
 
     ``arr.array`` is a writable NumPy view of the segment (no copy). ``with arr.locked()
     as a:`` holds the cross-process lock around a block; :meth:`read` and :meth:`write`
@@ -94,8 +119,12 @@ class SharedArray:
 
     def __init__(self, handle: _core.SharedArrayHandle, reclaimed: bool = False) -> None:
         self._h = handle
-        self._view: Optional[np.ndarray] = np.asarray(handle)
-        self._ctx = _Locked(self, None)  # one serves every `with arr.locked()` (it holds no state)
+        view = np.asarray(handle)
+        if handle.typestr.startswith("["):  # structured: the core hands over raw records
+            view = view.view(_dtype_of(handle.typestr))
+        self._view: Optional[np.ndarray] = view
+        # One serves every `with arr.locked()`: lock, view and unlock in native calls.
+        self._ctx = _core.LockedView(handle, view)
         #: True when ``create(exist_ok=True)`` reused an existing array.
         self.reclaimed = reclaimed
 
@@ -118,14 +147,14 @@ class SharedArray:
         unless ``fill`` is given) and a mismatched one is ``ArrayLayoutError``. A leftover
         that gc would free (its creator dead, no live process holding it: a crashed run's)
         is freed and created anew rather than refused."""
-        dt = np.dtype(dtype)
+        full_shape, dt, text = _layout(_shape(shape), dtype)
         fill_bytes = None
         if fill is not None:
             value = np.asarray(fill, dtype=dt)
             if value.ndim != 0:
                 raise InvalidArgumentError(f"fill must be one value, got an array of shape {value.shape}")
             fill_bytes = value.tobytes()
-        return cls(*_create(name, _shape(shape), dt.str, _dir(secret_dir), bool(exist_ok), fill=fill_bytes))
+        return cls(*_create(name, full_shape, text, _dir(secret_dir), bool(exist_ok), fill=fill_bytes))
 
     @classmethod
     def from_array(
@@ -135,12 +164,35 @@ class SharedArray:
         content is in place before any other process can open it). ``exist_ok`` as in
         :meth:`create`; a reused array gets ``data``'s content."""
         src = np.ascontiguousarray(data)
-        return cls(*_create(name, src.shape, src.dtype.str, _dir(secret_dir), bool(exist_ok), data=src.tobytes()))
+        shape, _, text = _layout(src.shape, src.dtype)
+        return cls(*_create(name, shape, text, _dir(secret_dir), bool(exist_ok), data=src.tobytes()))
 
     @classmethod
-    def open(cls, name: str, *, secret_dir: Optional[PathLike] = None) -> "SharedArray":
-        """Opens an existing array; ``ArrayNotFoundError`` (a ``FileNotFoundError``) if none."""
-        return cls(_handles().open(name, secret_dir=_dir(secret_dir)))
+    def open(
+        cls,
+        name: str,
+        *,
+        secret_dir: Optional[PathLike] = None,
+        shape: Union[int, tuple[int, ...], None] = None,
+        dtype: Any = None,
+    ) -> "SharedArray":
+        """Opens an existing array; ``ArrayNotFoundError`` (a ``FileNotFoundError``) if none.
+        With ``shape`` and/or ``dtype``, an array of another shape or dtype is refused with
+        ``ArrayLayoutError`` (a view of the wrong layout would reinterpret its bytes)."""
+        arr = cls(_handles().open(name, secret_dir=_dir(secret_dir)))
+        want_shape = None if shape is None else _shape(shape)
+        want_dtype = None if dtype is None else np.dtype(dtype)
+        if (want_shape is not None and want_shape != arr.shape) or (want_dtype is not None and want_dtype != arr.dtype):
+            got = f"shape {arr.shape} and dtype {arr.dtype}"
+            arr.close()
+            raise ArrayLayoutError(
+                f"shared array {name!r} exists with {got}, not "
+                f"{'shape ' + str(want_shape) if want_shape is not None else ''}"
+                f"{' and ' if want_shape is not None and want_dtype is not None else ''}"
+                f"{'dtype ' + str(want_dtype) if want_dtype is not None else ''}; "
+                "open it with its own layout, or destroy it and create it anew"
+            )
+        return arr
 
     # ---- description ----------------------------------------------------------------
 
@@ -154,7 +206,7 @@ class SharedArray:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self._h.typestr)
+        return _dtype_of(self._h.typestr)
 
     @property
     def nbytes(self) -> int:
@@ -221,13 +273,21 @@ class SharedArray:
         """Releases the lock this thread holds."""
         self._h.unlock()
 
-    def locked(self, timeout: Optional[float] = None) -> "_Locked":
+    def locked(self, timeout: Optional[float] = None) -> ContextManager[np.ndarray]:
         """``with arr.locked() as a:`` holds the cross-process lock around the block and
         gives the writable view. With ``timeout``, raises ``TimeoutError`` when the lock
         stays busy that long."""
         return self._ctx if timeout is None else _Locked(self, timeout)
 
     # ---- one locked access ----------------------------------------------------------
+
+    def __getitem__(self, index: Any) -> Any:
+        """``arr[index]``: :meth:`read` under the lock."""
+        return self._h.read(self._view, index, True)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``arr[index] = value``: :meth:`write` under the lock."""
+        self._h.write(self._view, index, value, True)
 
     def read(self, index: Any = Ellipsis, *, lock: bool = True) -> Any:
         """The element(s) at ``index`` (any NumPy index), copied under the lock: a NumPy

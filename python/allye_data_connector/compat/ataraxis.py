@@ -12,15 +12,21 @@ Each method is a call of the native API (:class:`~allye_data_connector.SharedArr
 - arrays belong to a store (``secret_dir``, default ``$ALLYE_SECRET_DIR`` or
   ``~/.allye_secrets``), and one whose creator died and that nobody holds is freed by
   ``adc gc``; ``destroy()`` frees it at once;
-- an instance pickles by name: a child process calls ``connect()`` as with ataraxis.
+- an instance pickles by name, shape and dtype, and connects while unpickling as with
+  ataraxis 7 (``auto_connect=False``: at the child's ``connect()``, as the README's);
+- ``connect()`` refuses an array of another shape or dtype than the instance's
+  (``ArrayLayoutError``) instead of viewing its bytes as the wrong type;
+- a value that does not convert to the dtype (``2**40`` into ``int32``) is a ``ValueError``
+  from ``write_data`` as from ataraxis.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Callable, ContextManager, Optional, Union, cast
 
 import numpy as np
 
+from .. import _core
 from .._args import PathLike
 from ..errors import ArrayClosedError, ArrayNotFoundError, InvalidArgumentError
 from ..arrays import SharedArray
@@ -32,52 +38,105 @@ Index = Union[int, tuple[int], tuple[int, int]]
 
 
 class SharedMemoryArray:
-    """ataraxis' ``SharedMemoryArray`` (the API of its README): create once with
-    :meth:`create_array`, pass the instance to child processes, ``connect()`` there, and
-    ``read_data`` / ``write_data`` with an int index (negative counts from the end), a
-    1-tuple ``(start,)`` for ``start:`` or a 2-tuple ``(start, stop)`` for ``start:stop``
-    along the first axis."""
+    """ataraxis' ``SharedMemoryArray``, both APIs: its README's (``read_data`` /
+    ``write_data`` with an int index (negative counts from the end), a 1-tuple ``(start,)``
+    for ``start:`` or a 2-tuple ``(start, stop)`` for ``start:stop`` along the first axis)
+    and its current one (``sma[i]``, ``sma[i] = v`` and ``with sma.array(with_lock=True)
+    as a:``, a read-modify-write no other process interleaves with). Create once with
+    :meth:`create_array` and pass the instance to child processes: as in ataraxis 7, they
+    connect while unpickling (``auto_connect=False`` leaves it to their ``connect()``, as
+    the README's children do; a ``connect()`` on a connected instance is a no-op)."""
 
-    __slots__ = ("_name", "_shape", "_dtype", "_store", "_arr")
+    __slots__ = ("_name", "_shape", "_dtype", "_store", "_arr", "_block", "_auto_connect")
 
-    def __init__(self, name: str, shape: tuple[int, ...], datatype: np.dtype, store: Optional[str], array: Optional[SharedArray] = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        datatype: np.dtype,
+        store: Optional[str],
+        array: Optional[SharedArray] = None,
+        *,
+        auto_connect: bool = True,
+    ) -> None:
         self._name = name
         self._shape = tuple(shape)
         self._dtype = np.dtype(datatype)
         self._store = store
+        self._attach(array)
+        self._auto_connect = bool(auto_connect)
+
+    def _attach(self, array: Optional[SharedArray]) -> None:
         self._arr = array
+        # The native context of the array's locked block; called with with_lock= it is
+        # ataraxis' array() method, with no Python frame of its own per access.
+        self._block: Optional[_core.LockedView] = None if array is None else cast("_core.LockedView", array.locked())
 
     @classmethod
     def create_array(
-        cls, name: str, prototype: np.ndarray, exist_ok: bool = False, *, secret_dir: Optional[PathLike] = None
+        cls,
+        name: str,
+        prototype: np.ndarray,
+        exist_ok: bool = False,
+        *,
+        exists_ok: Optional[bool] = None,
+        auto_connect: bool = True,
+        secret_dir: Optional[PathLike] = None,
     ) -> "SharedMemoryArray":
-        """A new shared array with ``prototype``'s shape, dtype and data, connected."""
+        """A new shared array with ``prototype``'s shape, dtype and data, connected.
+        ``exists_ok`` is ataraxis 7's spelling of the README's ``exist_ok``."""
         if not isinstance(prototype, np.ndarray):
             raise TypeError(f"prototype must be a numpy ndarray, got {type(prototype).__name__}")
-        arr = SharedArray.from_array(name, prototype, secret_dir=secret_dir, exist_ok=exist_ok)
-        return cls(name, prototype.shape, prototype.dtype, arr.store, arr)
+        reuse = bool(exist_ok) if exists_ok is None else bool(exists_ok)
+        arr = SharedArray.from_array(name, prototype, secret_dir=secret_dir, exist_ok=reuse)
+        return cls(name, prototype.shape, prototype.dtype, arr.store, arr, auto_connect=auto_connect)
 
     def connect(self) -> None:
-        """Connects this process to the array (a no-op when connected)."""
+        """Connects this process to the array (a no-op when connected). An array of
+        another shape or dtype than this instance's is refused (``ArrayLayoutError``)."""
         if self._arr is None:
-            self._arr = SharedArray.open(self._name, secret_dir=self._store)
+            self._attach(SharedArray.open(self._name, secret_dir=self._store, shape=self._shape, dtype=self._dtype))
 
     def disconnect(self) -> None:
         """Disconnects this process; the array lives on (``destroy()`` frees it)."""
         if self._arr is not None:
             self._arr.close()
-            self._arr = None
+            self._attach(None)
 
     def destroy(self) -> None:
         """Frees the array for every process (a no-op when it is already gone)."""
         arr = self._arr
-        self._arr = None
+        self._attach(None)
         if arr is None:
             try:
                 arr = SharedArray.open(self._name, secret_dir=self._store)
             except ArrayNotFoundError:
                 return
         arr.destroy()
+
+    def __getitem__(self, index: Any) -> Any:
+        """The element(s) at ``index`` (any NumPy index), a copy read under the lock."""
+        arr = self._arr
+        if arr is None:
+            raise self._disconnected()
+        return arr[index]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """Sets the element(s) at ``index`` (any NumPy index) under the lock."""
+        arr = self._arr
+        if arr is None:
+            raise self._disconnected()
+        arr[index] = value
+
+    @property
+    def array(self) -> Callable[..., ContextManager[np.ndarray]]:
+        """``with sma.array(with_lock=True) as a:`` gives the shared NumPy array itself
+        (no copy) and, with ``with_lock`` (the default), holds the cross-process lock for
+        the block (ataraxis' method, served by a native callable)."""
+        block = self._block
+        if block is None:
+            raise self._disconnected()
+        return block
 
     @property
     def name(self) -> str:
@@ -156,19 +215,21 @@ class SharedMemoryArray:
         where = self._index(index)
         try:
             arr.write(where, data, lock=with_lock)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(
                 f"Unable write data {data!r} to SharedMemoryArray {self._name!r} at {index!r}: it does not convert to "
                 f"{self._dtype} ({exc})"
             ) from exc
 
-    def __getstate__(self) -> tuple[str, tuple[int, ...], str, Optional[str]]:
-        return (self._name, self._shape, self._dtype.str, self._store)
+    def __getstate__(self) -> tuple[str, tuple[int, ...], np.dtype, Optional[str], bool]:
+        return (self._name, self._shape, self._dtype, self._store, self._auto_connect)
 
-    def __setstate__(self, state: tuple[str, tuple[int, ...], str, Optional[str]]) -> None:
-        self._name, self._shape, dtype, self._store = state
+    def __setstate__(self, state: tuple[str, tuple[int, ...], Any, Optional[str], bool]) -> None:
+        self._name, self._shape, dtype, self._store, self._auto_connect = state
         self._dtype = np.dtype(dtype)
-        self._arr = None
+        self._attach(None)
+        if self._auto_connect:
+            self.connect()
 
     def __repr__(self) -> str:
         return f"SharedMemoryArray(name={self._name!r}, shape={self._shape}, datatype={self._dtype}, connected={self.is_connected})"

@@ -17,7 +17,12 @@ from typing import Any, Optional, Union
 from .. import _core
 from .. import settings as _settings
 from ..errors import InvalidArgumentError, StoreError
-from ..named_objects import Objects, namespaces as _namespaces, remove_namespace as _remove_namespace
+from ..named_objects import (
+    Objects,
+    create_namespace as _create_namespace,
+    namespaces as _namespaces,
+    remove_namespace as _remove_namespace,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ class Brain:
         self._awake = True
         self.client = Objects(namespace, self.path)
         self.namespace = self.client.namespace
+        _create_namespace(self.namespace, self.path)
         if start_process:
             self.start(size=size)
         self.bytes = self.size()
@@ -201,16 +207,23 @@ class Brain:
     # -- namespaces
 
     def set_namespace(self, namespace: Optional[str] = None) -> str:
-        """Switches to ``namespace`` (created on first use); returns the current one."""
+        """Switches to ``namespace``, creating it in the store if it is new (every Brain
+        of the store then lists it); returns the current one."""
         if namespace is None:
             return self.namespace
-        self.client = Objects(namespace, self.path)
-        self.namespace = self.client.namespace
+        client = Objects(namespace, self.path)
+        _create_namespace(client.namespace, self.path)
+        self.client = client
+        self.namespace = client.namespace
         return self.namespace
 
     def namespaces(self) -> set[str]:
-        """Every namespace holding objects, the default and the current one."""
+        """Every namespace of the store (set, or holding objects), the default included."""
         return set(_namespaces(self.path)) | {_core.DEFAULT_NAMESPACE, self.namespace}
+
+    def show_namespaces(self) -> set[str]:
+        """brain-plasma's name for :meth:`namespaces`."""
+        return self.namespaces()
 
     def remove_namespace(self, namespace: Optional[str] = None) -> str:
         """Deletes a namespace (default: the current one) and its values; the default

@@ -7,6 +7,6 @@ This subpackage is not called ``objects``: ``adc.objects`` is a function, and im
 submodule of that name would replace it on the package."""
 
 from .codecs import decode, encode
-from .mapping import Objects, capacity, namespaces, objects, remove_namespace
+from .mapping import Objects, capacity, create_namespace, namespaces, objects, remove_namespace
 
-__all__ = ["Objects", "capacity", "decode", "encode", "namespaces", "objects", "remove_namespace"]
+__all__ = ["Objects", "capacity", "create_namespace", "decode", "encode", "namespaces", "objects", "remove_namespace"]

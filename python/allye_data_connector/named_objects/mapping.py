@@ -197,7 +197,7 @@ class Objects(MutableMapping[str, Any]):
     # -- reading
 
     def get_object(self, name: str, *, as_polars: Optional[bool] = None) -> Any:
-        """The latest version of ``name`` (``KeyError`` — :class:`~..errors.TableNotFoundError`
+        """The latest version of ``name`` (``KeyError`` — :class:`~..errors.ObjectNotFoundError`
         — if none). ``as_polars=True`` returns Arrow data as polars."""
         if not isinstance(name, str):
             raise KeyError(name)
@@ -305,7 +305,8 @@ def objects(
 
 
 def namespaces(secret_dir: Optional[PathLike] = None) -> list[str]:
-    """The namespaces that hold (or held) objects, sorted.
+    """The namespaces that exist (made by :func:`create_namespace` or by their first
+    object, until :func:`remove_namespace`), sorted.
 
     Args:
         secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
@@ -314,6 +315,12 @@ def namespaces(secret_dir: Optional[PathLike] = None) -> list[str]:
         The namespaces' names, sorted.
     """
     return list(_core.namespaces(secret_dir=store_arg(secret_dir)))
+
+
+def create_namespace(namespace: str, secret_dir: Optional[PathLike] = None) -> bool:
+    """Makes ``namespace`` exist (listed by :func:`namespaces`) before its first object;
+    False when it existed already."""
+    return bool(_core.create_namespace(namespace, secret_dir=store_arg(secret_dir)))
 
 
 def remove_namespace(namespace: str, secret_dir: Optional[PathLike] = None) -> int:

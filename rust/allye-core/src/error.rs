@@ -22,6 +22,17 @@ pub enum Error {
         store: PathBuf,
     },
 
+    /// No current object of that name in the namespace (a named object, not a table).
+    #[error("no object {name:?} in namespace {namespace:?} of {store}; list its objects with adc.objects({namespace:?}).list() (adc ls --objects) and the namespaces with adc.namespaces()")]
+    ObjectNotFound {
+        /// The object asked for.
+        name: String,
+        /// The namespace looked in.
+        namespace: String,
+        /// The store (the parent of `objects/`).
+        store: PathBuf,
+    },
+
     /// The manifest names a payload that is gone (unlinked segment, deleted file).
     #[error(
         "the payload of table {table:?} ({transport} {locator:?}) no longer exists: {reason}; send the table again"

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 #[cfg(target_os = "linux")]
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<imp::SharedArrayHandle>()?;
+    m.add_class::<imp::LockedView>()?;
     m.add_function(wrap_pyfunction!(imp::list_arrays, m)?)?;
     m.add_function(wrap_pyfunction!(imp::collect_arrays, m)?)?;
     Ok(())
@@ -47,6 +48,8 @@ mod imp {
         /// Element type of a 1-D array whose `add` by int index runs natively.
         counter: Counter,
         len: usize,
+        /// A structured dtype: one element read is a `numpy.void` view, copied like an array.
+        records: bool,
     }
 
     /// Counter dtypes of `add`'s native path.
@@ -74,7 +77,8 @@ mod imp {
                 _ => Counter::No,
             };
             let len = inner.shape().first().copied().unwrap_or(0);
-            SharedArrayHandle { inner, holder_died: AtomicBool::new(false), counter, len }
+            let records = allye_core::arrays::dtype::is_structured(inner.typestr());
+            SharedArrayHandle { inner, holder_died: AtomicBool::new(false), counter, len, records }
         }
 
         /// `view[index] += value` without NumPy for an int index of a 1-D counter array and
@@ -268,7 +272,14 @@ mod imp {
             let d = PyDict::new(py);
             d.set_item("version", 3)?;
             d.set_item("shape", PyTuple::new(py, a.shape())?)?;
-            d.set_item("typestr", a.typestr())?;
+            // A structured dtype is handed over as raw records of its item size; the Python
+            // layer views them with the fields (NumPy's array-interface `descr` would turn
+            // padding into named fields).
+            if allye_core::arrays::dtype::is_structured(a.typestr()) {
+                d.set_item("typestr", format!("|V{}", a.itemsize()))?;
+            } else {
+                d.set_item("typestr", a.typestr())?;
+            }
             d.set_item("data", (a.data_ptr() as usize, false))?;
             d.set_item("strides", py.None())?;
             Ok(d)
@@ -319,7 +330,9 @@ mod imp {
             let a = self.open_inner()?;
             self.under_lock(py, a, lock, || {
                 view.get_item(index).and_then(|v| {
-                    if v.get_type().is(view.get_type()) {
+                    // An array, or a structured record (`numpy.void`), is a view of the
+                    // shared data: copy it before the lock is released.
+                    if self.records || v.get_type().is(view.get_type()) {
                         v.call_method0("copy")
                     } else {
                         Ok(v)
@@ -394,6 +407,63 @@ mod imp {
                 self.inner.shape(),
                 if self.inner.is_open() { "" } else { " closed" }
             )
+        }
+    }
+
+    /// `with LockedView(handle, view) as v:` holds the array's lock around the block and
+    /// gives `view`: the whole block in two native calls (a counter's `v[0] += 1` under
+    /// the lock costs little more than the `+=`). With `lock=False` the block takes no
+    /// lock. Calling it, `ctx(with_lock=...)`, gives the context of that kind (itself when
+    /// it is of that kind), so one native object serves as a method `array(with_lock=)`.
+    /// It holds the handle and the view, never the Python object that made it, so it
+    /// makes no reference cycle.
+    #[pyclass(frozen, module = "allye_data_connector._core")]
+    pub struct LockedView {
+        handle: Py<SharedArrayHandle>,
+        view: Py<PyAny>,
+        lock: bool,
+    }
+
+    #[pymethods]
+    impl LockedView {
+        #[new]
+        #[pyo3(signature = (handle, view, lock=true))]
+        fn new(handle: Py<SharedArrayHandle>, view: Py<PyAny>, lock: bool) -> Self {
+            LockedView { handle, view, lock }
+        }
+
+        /// The context of kind `with_lock`: this one, or a new one over the same view.
+        #[pyo3(signature = (*, with_lock=true))]
+        fn __call__(slf: &Bound<'_, Self>, with_lock: bool) -> PyResult<Py<LockedView>> {
+            let me = slf.get();
+            if me.lock == with_lock {
+                return Ok(slf.clone().unbind());
+            }
+            let py = slf.py();
+            Py::new(py, LockedView { handle: me.handle.clone_ref(py), view: me.view.clone_ref(py), lock: with_lock })
+        }
+
+        /// Takes the lock (as `SharedArrayHandle.lock`) unless `lock=False`, and returns the view.
+        fn __enter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+            if self.lock {
+                self.handle.get().lock(py)?;
+            } else {
+                self.handle.get().open_inner()?;
+            }
+            Ok(self.view.clone_ref(py))
+        }
+
+        /// Releases the lock; never swallows the block's exception.
+        fn __exit__(
+            &self,
+            _kind: &Bound<'_, PyAny>,
+            _value: &Bound<'_, PyAny>,
+            _traceback: &Bound<'_, PyAny>,
+        ) -> PyResult<bool> {
+            if self.lock {
+                self.handle.get().inner.unlock().or_raise()?;
+            }
+            Ok(false)
         }
     }
 

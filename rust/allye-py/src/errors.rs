@@ -63,6 +63,8 @@ classes! {
     allye: "AllyeError" (Exception) = "Base class of every error raised by allye_data_connector.";
     table_not_found: "TableNotFoundError" (allye, KeyError) + plain_str =
         "No ready version of the table exists (0.1.2 raised a plain ``KeyError``).";
+    object_not_found: "ObjectNotFoundError" (table_not_found) + plain_str =
+        "No current object of that name in the namespace (a ``TableNotFoundError``, hence a ``KeyError``, too).";
     table_expired: "TableExpiredError" (table_not_found) =
         "The current version's ``ttl_sec`` has run out; it is no longer served.";
     payload: "PayloadError" (allye) = "The manifest names a payload that cannot be read.";
@@ -154,6 +156,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 fn class_of<'a>(c: &'a Classes, e: &Error) -> &'a Py<PyType> {
     match e {
         Error::TableNotFound { .. } => &c.table_not_found,
+        Error::ObjectNotFound { .. } => &c.object_not_found,
         Error::Expired { .. } => &c.table_expired,
         Error::PayloadMissing { .. } => &c.payload_missing,
         Error::PayloadCorrupt { .. } => &c.payload_corrupt,

@@ -80,7 +80,7 @@ fn get_object<'py>(
     Ok((to_py(py, &ev)?, PyTable::try_new(data.batches, data.schema)?))
 }
 
-/// The current `ready` event of object `name` (TableNotFoundError if none).
+/// The current `ready` event of object `name` (ObjectNotFoundError if none).
 #[pyfunction]
 #[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None))]
 fn object_latest<'py>(
@@ -103,7 +103,7 @@ fn list_objects<'py>(py: Python<'py>, namespace: &str, secret_dir: Option<PathBu
     list_to_py(py, &events)
 }
 
-/// Removes object `name` (TableNotFoundError if it never existed); returns a report.
+/// Removes object `name` (ObjectNotFoundError if it never existed); returns a report.
 #[pyfunction]
 #[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None))]
 fn remove_object<'py>(
@@ -138,6 +138,14 @@ fn objects_used(py: Python<'_>, namespace: Option<&str>, secret_dir: Option<Path
 fn namespaces(py: Python<'_>, secret_dir: Option<PathBuf>) -> PyResult<Vec<String>> {
     let parent = store(secret_dir)?;
     py.detach(|| parent.namespaces()).or_raise()
+}
+
+/// Makes a namespace exist before its first object; False when it existed.
+#[pyfunction]
+#[pyo3(signature = (name, *, secret_dir=None))]
+fn create_namespace(py: Python<'_>, name: &str, secret_dir: Option<PathBuf>) -> PyResult<bool> {
+    let parent = store(secret_dir)?;
+    py.detach(|| parent.create_namespace(name)).or_raise()
 }
 
 /// Removes a namespace and its objects; returns how many objects it held.
@@ -272,6 +280,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(remove_object, m)?)?;
     m.add_function(wrap_pyfunction!(objects_used, m)?)?;
     m.add_function(wrap_pyfunction!(namespaces, m)?)?;
+    m.add_function(wrap_pyfunction!(create_namespace, m)?)?;
     m.add_function(wrap_pyfunction!(remove_namespace, m)?)?;
     m.add_function(wrap_pyfunction!(namespace_store, m)?)?;
     m.add_function(wrap_pyfunction!(capacity, m)?)?;

@@ -1,5 +1,6 @@
-//! Shared mutable arrays: an N-dimensional array of a numeric or bool dtype in a named
-//! shared-memory segment, read and written in place by many processes under a
+//! Shared mutable arrays: an N-dimensional array of any fixed-size dtype but object
+//! (numbers, bool, datetimes, fixed-width strings and bytes, structured records; see
+//! [`dtype`]) in a named shared-memory segment, read and written in place by many processes under a
 //! cross-process lock that survives a holder killed with SIGKILL.
 //!
 //! Payload segments ([`crate::sys::shm`]) are immutable once announced; these are a separate,
@@ -28,7 +29,8 @@
 //!     12    4  header length = data offset (8192)
 //!     16    4  state: 0 initialising, 1 ready, 2 destroyed (atomic)
 //!     20    4  ndim (0..=16)
-//!     24    8  dtype as NumPy's typestr, NUL-padded ("<f8", "|u1", "|b1", ...)
+//!     24    8  dtype as NumPy's typestr, NUL-padded ("<f8", "|u1", ...), when it fits
+//!                (else zeros; the dtype area at 4608 holds it)
 //!     32    8  itemsize
 //!     40    8  data length in bytes
 //!     48  128  shape: 16 x u64 (the first ndim are used; C order)
@@ -38,6 +40,8 @@
 //!    384   64  the lock: a robust process-shared pthread mutex (see [`lock`](self))
 //!    448    8  times the lock was taken over from a dead holder (atomic)
 //!    512 4096  openers: 256 slots of {pid u32, reserved u32, start time u64}; pid 0 = free
+//!   4608    4  dtype length (0: the dtype is the field at 24)
+//!   4612 3580  dtype text ([`dtype`]: a typestr or a structured dtype's field list)
 //!   8192    -  data, C-contiguous
 //! ```
 //!
@@ -59,6 +63,7 @@
 //! mutexes and Windows no POSIX shared memory names; there the module is compiled out
 //! (a named Windows mutex, which reports `WAIT_ABANDONED`, would be the port).
 
+pub mod dtype;
 mod lock;
 
 use std::fs::{self, File};
@@ -96,9 +101,6 @@ pub const MAX_NDIM: usize = 16;
 pub const OPENER_SLOTS: usize = 256;
 /// Longest array name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
-/// The dtypes an array may have, as NumPy typestrs (native little-endian).
-pub const DTYPES: &[&str] =
-    &["|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2", "<f4", "<f8", "<c8", "<c16"];
 
 const STATE_INIT: u32 = 0;
 const STATE_READY: u32 = 1;
@@ -124,8 +126,11 @@ mod off {
     pub const RECOVERIES: usize = 448;
     pub const OPENERS: usize = 512;
     pub const SLOT: usize = 16;
+    pub const DTYPE_LEN: usize = 4608;
+    pub const DTYPE_TEXT: usize = 4612;
 }
-const _: () = assert!(off::OPENERS + OPENER_SLOTS * off::SLOT <= HEADER_LEN);
+const _: () = assert!(off::OPENERS + OPENER_SLOTS * off::SLOT <= off::DTYPE_LEN);
+const _: () = assert!(off::DTYPE_TEXT + dtype::MAX_DTYPE_LEN <= HEADER_LEN);
 const _: () = assert!(off::NAME + MAX_NAME_LEN <= off::MUTEX);
 const _: () = assert!(off::MUTEX + lock::MUTEX_SPACE <= off::RECOVERIES);
 
@@ -151,15 +156,9 @@ pub fn check_array_name(name: &str) -> Result<()> {
     }
 }
 
-/// The item size of a supported typestr, or a clear error.
+/// The item size of a dtype text ([`dtype`]), or a clear error.
 pub fn itemsize_of(typestr: &str) -> Result<usize> {
-    if !DTYPES.contains(&typestr) {
-        return Err(Error::InvalidArgument(format!(
-            "unsupported shared array dtype {typestr:?}: use a numeric or bool dtype in native byte order ({})",
-            DTYPES.join(", ")
-        )));
-    }
-    Ok(typestr[2..].parse().expect("typestrs in DTYPES end in their size"))
+    dtype::itemsize(typestr)
 }
 
 /// Bytes of data of an array of `shape` and item size `itemsize`.
@@ -365,7 +364,13 @@ impl Header {
         self.get32(off::STATE)
     }
     fn typestr(self) -> String {
-        self.text(off::DTYPE, 8)
+        let n = self.get32(off::DTYPE_LEN) as usize;
+        if n == 0 {
+            self.text(off::DTYPE, 8) // arrays written before the dtype area
+        } else {
+            let b = self.bytes(off::DTYPE_TEXT, n.min(dtype::MAX_DTYPE_LEN));
+            String::from_utf8_lossy(&b).into_owned()
+        }
     }
     fn shape(self) -> Vec<usize> {
         let n = (self.get32(off::NDIM) as usize).min(MAX_NDIM);
@@ -520,7 +525,7 @@ fn not_found(store: &Store, name: &str, reason: Option<String>) -> Error {
 }
 
 impl SharedArray {
-    /// Creates array `name` in `store` with `typestr` ([`DTYPES`]) and `shape`.
+    /// Creates array `name` in `store` with dtype `typestr` (a [`dtype`] text) and `shape`.
     ///
     /// With `exist_ok`, an existing array of the same dtype and shape is reclaimed (this
     /// process becomes its creator; `init` other than [`Init::Keep`] is applied under the
@@ -650,8 +655,12 @@ impl SharedArray {
         h.set32(off::HEADER_LEN, HEADER_LEN as u32);
         h.set32(off::NDIM, shape.len() as u32);
         let mut ts = [0u8; 8];
-        ts[..typestr.len()].copy_from_slice(typestr.as_bytes());
+        if typestr.len() <= ts.len() {
+            ts[..typestr.len()].copy_from_slice(typestr.as_bytes());
+        }
         h.put(off::DTYPE, &ts);
+        h.set32(off::DTYPE_LEN, typestr.len() as u32);
+        h.put(off::DTYPE_TEXT, typestr.as_bytes());
         h.set64(off::ITEMSIZE, itemsize as u64);
         h.set64(off::DATA_LEN, len as u64);
         for (i, &d) in shape.iter().enumerate() {
@@ -790,9 +799,14 @@ impl SharedArray {
     pub fn store(&self) -> &Store {
         &self.store
     }
-    /// NumPy typestr of the elements.
+    /// The elements' dtype text ([`dtype`]): a NumPy typestr, or a structured dtype's
+    /// field list.
     pub fn typestr(&self) -> &str {
         &self.typestr
+    }
+    /// Bytes of one element.
+    pub fn itemsize(&self) -> usize {
+        self.header().get64(off::ITEMSIZE) as usize
     }
     /// Dimensions, C order.
     pub fn shape(&self) -> &[usize] {

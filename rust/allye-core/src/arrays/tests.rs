@@ -122,7 +122,7 @@ fn bad_arguments_and_failed_creates_leave_nothing() {
             "{name:?}"
         );
     }
-    for ts in [">u8", "<U8", "|O", "<m8", "f8"] {
+    for ts in ["|O", "|O8", "<U0", "<i3", "f8", "[('a', '|O')]"] {
         assert!(
             matches!(SharedArray::create(&s, "a", ts, &[1], false, Init::Keep), Err(Error::InvalidArgument(_))),
             "{ts}"
@@ -296,6 +296,27 @@ fn a_forked_child_closing_an_inherited_handle_keeps_the_parents_slot() {
     unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(list(&s).unwrap()[0].openers, vec![std::process::id()]);
     a.destroy().unwrap();
+}
+
+#[test]
+fn string_bytes_and_structured_dtypes_round_trip_through_the_header() {
+    let (_t, s) = store();
+    let rec = "[('id', '<i4'), ('', '|V4'), ('pos', '<f8', (3,)), ('tag', '|S8')]";
+    for (name, ts, item) in [("chars", "<U1", 4), ("raw", "|S8", 8), ("when", "<M8[ns]", 8), ("recs", rec, 40)] {
+        let (a, _) = SharedArray::create(&s, name, ts, &[5], false, Init::Keep).unwrap();
+        assert_eq!((a.typestr(), a.itemsize(), a.data_len()), (ts, item, 5 * item), "{name}");
+        let b = SharedArray::open(&s, name).unwrap();
+        assert_eq!((b.typestr(), b.itemsize()), (ts, item), "{name}: another handle reads the same dtype");
+        let info = list(&s).unwrap().into_iter().find(|i| i.name == name).unwrap();
+        assert_eq!(info.dtype, ts);
+        // The same size under another dtype is another layout.
+        let other = if item == 8 { "<i8" } else { "<U2" };
+        let e = SharedArray::create(&s, name, other, &[5], true, Init::Keep).unwrap_err();
+        assert!(matches!(e, Error::ArrayLayout { .. }), "{name}: {e}");
+        let (c, reclaimed) = SharedArray::create(&s, name, ts, &[5], true, Init::Keep).unwrap();
+        assert!(reclaimed && c.typestr() == ts);
+        a.destroy().unwrap();
+    }
 }
 
 #[test]

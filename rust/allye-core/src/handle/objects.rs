@@ -12,6 +12,12 @@ impl Store {
         Namespace::open(self, name)
     }
 
+    /// Makes namespace `name` exist before its first object (see [`Namespace::make_exist`]);
+    /// false when it existed.
+    pub fn create_namespace(&self, name: &str) -> Result<bool> {
+        Namespace::open(self, name)?.make_exist()
+    }
+
     /// The namespaces that exist in this store, sorted.
     pub fn namespaces(&self) -> Result<Vec<String>> {
         objects::namespaces(self)

@@ -147,10 +147,10 @@ impl Namespace {
     /// private store (see [`check_private`]), and only when `allow_pickle`.
     pub fn get(&self, name: &str, allow_pickle: bool) -> Result<(Event, Decoded)> {
         if !has_log(&self.store)? {
-            return Err(Error::table_not_found(self.store.root(), name, None));
+            return Err(self.not_found(name));
         }
         // Mapping a payload runs nothing; the checks come before the data is handed out.
-        let (ev, data) = tables::get(&self.store, name, None, false)?;
+        let (ev, data) = tables::get(&self.store, name, None, false).map_err(|e| self.object_error(name, e))?;
         if kind_of(&ev) == Some(OBJECT_KIND_PICKLE) {
             self.check_pickle_allowed(name, allow_pickle)?;
         }
@@ -168,12 +168,33 @@ impl Namespace {
 
     /// The current `ready` event of `name` without reading its payload.
     pub fn latest(&self, name: &str) -> Result<Event> {
-        tables::latest(&self.store, name, None).map_err(|e| match e {
-            Error::TableNotFound { .. } => {
-                Error::TableNotFound { table: name.to_string(), producer: None, store: self.store.root().to_path_buf() }
-            }
+        tables::latest(&self.store, name, None).map_err(|e| self.object_error(name, e))
+    }
+
+    /// `ObjectNotFound` for `name` in this namespace.
+    fn not_found(&self, name: &str) -> Error {
+        Error::ObjectNotFound { name: name.into(), namespace: self.name.clone(), store: self.parent.root().to_path_buf() }
+    }
+
+    /// A tables error about `name` in words of objects (the namespace's log is a table log).
+    fn object_error(&self, name: &str, e: Error) -> Error {
+        match e {
+            Error::TableNotFound { .. } => self.not_found(name),
             e => e,
-        })
+        }
+    }
+
+    /// Makes the namespace exist (its directory and an empty log) without storing an
+    /// object, so that it is listed by [`namespaces`] before its first object; returns
+    /// false when it existed. Idempotent and safe against concurrent puts (the log is
+    /// opened for appending, never truncated).
+    pub fn make_exist(&self) -> Result<bool> {
+        if has_log(&self.store)? {
+            return Ok(false);
+        }
+        let dir = self.store.ensure()?;
+        dir.open(crate::protocol::MANIFEST_FILE, crate::sys::trust::Open::Append)?;
+        Ok(true)
     }
 
     /// The current version of every object, sorted by name (from the incremental index:
@@ -200,12 +221,12 @@ impl Namespace {
         Ok(self.list()?.iter().filter_map(|ev| ev.payload.as_ref()).map(|p| p.data_size).sum())
     }
 
-    /// Removes `name` (a removal line, then its payloads); `TableNotFound` if it never existed.
+    /// Removes `name` (a removal line, then its payloads); `ObjectNotFound` if it never existed.
     pub fn remove(&self, name: &str) -> Result<Removal> {
         if !has_log(&self.store)? {
-            return Err(Error::table_not_found(self.store.root(), name, None));
+            return Err(self.not_found(name));
         }
-        tables::remove(&self.store, name)
+        tables::remove(&self.store, name).map_err(|e| self.object_error(name, e))
     }
 }
 
@@ -238,7 +259,7 @@ pub fn namespaces(parent: &Store) -> Result<Vec<String>> {
 }
 
 /// Removes a namespace: every object in it, then its directory. The default namespace
-/// cannot be removed; an unknown one is `TableNotFound`. Returns how many objects it held.
+/// cannot be removed; an unknown one is `InvalidArgument`. Returns how many objects it held.
 pub fn remove_namespace(parent: &Store, name: &str) -> Result<usize> {
     if name == DEFAULT_NAMESPACE {
         return Err(Error::InvalidArgument(format!(

@@ -44,7 +44,7 @@ fn namespaces_isolate_names_and_can_be_removed_but_not_the_default() {
     let a = Namespace::open(&store, "app/1").unwrap();
     a.put("x", &schema, &batches, &opts("pyarrow.Table"), None).unwrap();
     let d = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
-    assert!(matches!(d.get("x", true), Err(Error::TableNotFound { .. })));
+    assert!(matches!(d.get("x", true), Err(Error::ObjectNotFound { .. })));
     assert_eq!(namespaces(&store).unwrap(), vec!["app/1".to_string()]);
     assert_eq!(remove_namespace(&store, "app/1").unwrap(), 1);
     assert!(namespaces(&store).unwrap().is_empty());
@@ -130,7 +130,7 @@ fn create_publishes_the_bytes_written_in_place() {
     let (_d, store) = store();
     let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
     let mut w = ns.create("frame", 1 << 20, &opts("numpy"), None).unwrap();
-    assert!(matches!(ns.get("frame", true), Err(Error::TableNotFound { .. })));
+    assert!(matches!(ns.get("frame", true), Err(Error::ObjectNotFound { .. })));
     let region = unsafe { std::slice::from_raw_parts_mut(w.as_mut_ptr(), w.len()) };
     for (i, b) in region.iter_mut().enumerate() {
         *b = (i % 251) as u8;
@@ -156,9 +156,32 @@ fn an_abandoned_create_publishes_nothing_and_leaves_no_segment() {
     assert!(crate::sys::shm::open_map(&seg, 0).unwrap().is_some());
     drop(w);
     assert!(crate::sys::shm::open_map(&seg, 0).unwrap().is_none());
-    assert!(matches!(ns.get("gone", true), Err(Error::TableNotFound { .. })));
+    assert!(matches!(ns.get("gone", true), Err(Error::ObjectNotFound { .. })));
     let err = ns.create("big", 1 << 20, &opts("numpy"), Some(1000)).err().unwrap();
     assert!(matches!(err, Error::StoreFull { .. }));
+}
+
+#[test]
+fn a_namespace_exists_once_made_and_a_missing_object_is_named_as_one() {
+    let (_d, store) = store();
+    assert!(store.create_namespace("joyful").unwrap(), "new");
+    assert!(!store.create_namespace("joyful").unwrap(), "idempotent");
+    store.create_namespace("donuts").unwrap();
+    assert_eq!(namespaces(&store).unwrap(), vec!["donuts".to_string(), "joyful".to_string()]);
+    let ns = Namespace::open(&store, "donuts").unwrap();
+    assert!(ns.list().unwrap().is_empty());
+    let (schema, batches) = batch(3);
+    ns.put("x", &schema, &batches, &opts("pyarrow.Table"), None).unwrap();
+    assert!(!store.create_namespace("donuts").unwrap(), "a put's log is kept");
+    assert_eq!(ns.len().unwrap(), 1);
+    let e = ns.get("nothing", true).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::ObjectNotFound { .. }), "{msg}");
+    assert!(msg.contains("no object \"nothing\" in namespace \"donuts\"") && !msg.contains("table"), "{msg}");
+    assert!(matches!(ns.latest("nothing"), Err(Error::ObjectNotFound { .. })));
+    assert!(matches!(Namespace::open(&store, "joyful").unwrap().remove("nothing"), Err(Error::ObjectNotFound { .. })));
+    assert_eq!(remove_namespace(&store, "joyful").unwrap(), 0);
+    assert_eq!(namespaces(&store).unwrap(), vec!["donuts".to_string()]);
 }
 
 #[test]
