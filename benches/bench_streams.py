@@ -7,16 +7,23 @@
   until ``stop()`` returns; one ``.npy`` file per message), and a plain
   ``multiprocessing.Queue`` to one writer process that writes each message to one file;
 - ``latency``: a 1-row ``append`` until a ``follow``-ing reader in another process has it
-  (median of 200, appends 20 ms apart);
+  (median of 200, appends 20 ms apart), the ``append`` call itself, and 2,000 1-row
+  appends back to back (the appender's cost with its background work);
+- ``sdk``: panoply's ``SDK.write`` of one record, the producer idle 50 ms between
+  writes, until a ``follow``-ing reader in another process has it;
 - ``read``: ``get_arrow`` of a stream of 10,000 appends (10 rows each) against one
   version of the same 100,000 rows, in a fresh process (first read) and again (warm);
   and ``get_dataframe`` of both (the stream's many batches are concatenated: a copy).
+
+``--before-python`` runs our contenders also with another build (the code before a
+change), alternating with this one, for before/after ratios from one run.
 
 Every measurement runs in a fresh worker process (``--worker``), contenders alternating
 within each repetition; medians are reported. Run:
 
     python benches/bench_streams.py [--reps 3] [--messages 100000] [--ataraxis-messages 2000]
                                     [--ataraxis-python .venv-ataraxis/bin/python]
+                                    [--before-python /path/to/other/build/bin/python]
 """
 
 from __future__ import annotations
@@ -150,12 +157,59 @@ def _latency(kind: str, n: int) -> dict:
     proc = subprocess.Popen([sys.executable, "-c", FOLLOWER, store, str(n)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     time.sleep(0.2)
+    calls = []
     for i in range(n):
+        t0 = time.perf_counter()
         adc.append("lat", {"i": i, "t": time.time_ns()}, secret_dir=store, publish=False)
+        calls.append(time.perf_counter() - t0)
         time.sleep(0.02)
     out, _ = proc.communicate(timeout=60)
     lat = sorted(int(x) for x in out.split())
-    return {"median_ms": statistics.median(lat) / 1e6, "p90_ms": lat[int(len(lat) * 0.9)] / 1e6, "n": len(lat)}
+    # Appends back to back (the appender's own cost, background consolidation included).
+    t0 = time.perf_counter()
+    for i in range(n * 10):
+        adc.append("burst", {"i": i, "x": 0.5}, secret_dir=store, publish=False)
+    burst = (time.perf_counter() - t0) / (n * 10)
+    return {"median_ms": statistics.median(lat) / 1e6, "p90_ms": lat[int(len(lat) * 0.9)] / 1e6, "n": len(lat),
+            "append_ms": statistics.median(calls) * 1e3, "burst_append_ms": burst * 1e3}
+
+
+SDK_FOLLOWER = """
+import sys, time, allye_data_connector as adc
+chunks = adc.follow("sdk", secret_dir=sys.argv[1], timeout_sec=30)
+print("ready", flush=True)
+n, seen = int(sys.argv[2]), 0
+for chunk in chunks:
+    now = time.time_ns()
+    for t in chunk.column("t").to_pylist():
+        print(now - t, flush=True)
+        seen += 1
+    if seen >= n:
+        break
+"""
+
+
+def _sdk_latency(n: int, gap: float) -> dict:
+    """panoply's ``SDK.write`` of one record, the producer idle ``gap`` seconds between
+    writes, until a follower in another process has the record."""
+    from allye_data_connector.compat.panoply import SDK
+
+    import allye_data_connector as adc
+
+    store = tempfile.mkdtemp()
+    adc.append("sdk", {"i": -1, "t": time.time_ns()}, secret_dir=store, publish=False)
+    proc = subprocess.Popen([sys.executable, "-c", SDK_FOLLOWER, store, str(n)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    conn = SDK("key", "secret", secret_dir=store)
+    for i in range(n):
+        conn.write("sdk", {"i": i, "t": time.time_ns()})
+        time.sleep(gap)
+    out, _ = proc.communicate(timeout=120)
+    conn.close()
+    lat = sorted(int(x) for x in out.split())
+    return {"median_ms": statistics.median(lat) / 1e6, "p90_ms": lat[int(len(lat) * 0.9)] / 1e6,
+            "max_ms": lat[-1] / 1e6, "n": len(lat)}
 
 
 def _read_setup(store: str, appends: int, rows: int) -> None:
@@ -202,6 +256,8 @@ def _worker(argv: list[str]) -> None:
         res = _throughput(argv[1], int(argv[2]))
     elif what == "latency":
         res = _latency(argv[1], int(argv[2]))
+    elif what == "sdk":
+        res = _sdk_latency(int(argv[1]), float(argv[2]))
     elif what == "read":
         res = _read(argv[1], argv[2])
     elif what == "read_setup":
@@ -232,39 +288,58 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     ap.add_argument("--ataraxis-messages", type=int, default=2_000, help="messages per producer for ataraxis")
     ap.add_argument("--ataraxis-python", default=str(ROOT / ".venv-ataraxis" / "bin" / "python"))
     ap.add_argument("--appends", type=int, default=10_000)
-    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: throughput latency read")
+    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: throughput latency sdk read")
     ap.add_argument("--latency-appends", type=int, default=200)
+    ap.add_argument("--sdk-writes", type=int, default=50)
+    ap.add_argument("--sdk-gap", type=float, default=0.05, help="seconds the SDK producer is idle between writes")
+    ap.add_argument("--before-python", default=None,
+                    help="an interpreter with another build of this package (the code before a change): its "
+                         "runs of our contenders alternate with this one's, reported as '<part>/before'")
     args = ap.parse_args(argv)
     if args.worker:
         _worker(args.worker)
         return {}
     results: dict[str, list[dict]] = {}
+    builds = [("", sys.executable)] + ([("/before", args.before_python)] if args.before_python else [])
     if "throughput" not in args.skip:
         have_atx = Path(args.ataraxis_python).exists()
         for rep in range(args.reps):
             for kind in ("ours", "queue", "ataraxis"):
                 if kind == "ataraxis" and not have_atx:
                     continue
-                n = args.ataraxis_messages if kind == "ataraxis" else args.messages
-                python = args.ataraxis_python if kind == "ataraxis" else sys.executable
-                r = _run(python, "throughput", kind, str(n))
-                results.setdefault(f"throughput/{kind}", []).append(r)
-                print(f"rep {rep} throughput {kind}: {r['rate']:,.0f} msg/s ({r['messages']:,} in {r['seconds']:.2f} s)",
-                      flush=True)
+                for suffix, python in builds if kind == "ours" else [("", sys.executable)]:
+                    n = args.ataraxis_messages if kind == "ataraxis" else args.messages
+                    python = args.ataraxis_python if kind == "ataraxis" else python
+                    r = _run(python, "throughput", kind, str(n))
+                    results.setdefault(f"throughput/{kind}{suffix}", []).append(r)
+                    print(f"rep {rep} throughput {kind}{suffix}: {r['rate']:,.0f} msg/s ({r['messages']:,} in "
+                          f"{r['seconds']:.2f} s)", flush=True)
     if "latency" not in args.skip:
         for rep in range(args.reps):
-            r = _run(sys.executable, "latency", "append", str(args.latency_appends))
-            results.setdefault("latency/append", []).append(r)
-            print(f"rep {rep} latency: median {r['median_ms']:.2f} ms, p90 {r['p90_ms']:.2f} ms", flush=True)
+            for suffix, python in builds:
+                r = _run(python, "latency", "append", str(args.latency_appends))
+                results.setdefault(f"latency/append{suffix}", []).append(r)
+                print(f"rep {rep} latency{suffix}: median {r['median_ms']:.2f} ms, p90 {r['p90_ms']:.2f} ms; "
+                      f"append call {r['append_ms']:.3f} ms, back to back {r['burst_append_ms']:.3f} ms", flush=True)
+    if "sdk" not in args.skip:
+        for rep in range(args.reps):
+            for suffix, python in builds:
+                r = _run(python, "sdk", str(args.sdk_writes), str(args.sdk_gap))
+                results.setdefault(f"sdk/write{suffix}", []).append(r)
+                print(f"rep {rep} SDK.write until a reader has it{suffix}: median {r['median_ms']:.2f} ms, "
+                      f"p90 {r['p90_ms']:.2f} ms, max {r['max_ms']:.2f} ms", flush=True)
     if "read" not in args.skip:
-        store = tempfile.mkdtemp()
-        _run(sys.executable, "read_setup", store, str(args.appends), "10")
+        stores = {}
+        for suffix, python in builds:
+            stores[suffix] = tempfile.mkdtemp()
+            _run(python, "read_setup", stores[suffix], str(args.appends), "10")
         for rep in range(args.reps):
             for kind in ("stream", "single"):
-                r = _run(sys.executable, "read", kind, store)
-                results.setdefault(f"read/{kind}", []).append(r)
-                print(f"rep {rep} read {kind}: first {r['first_ms']:.2f} ms, warm {r['warm_ms']:.3f} ms, "
-                      f"pandas {r['pandas_ms']:.2f} ms ({r['batches']} batches)", flush=True)
+                for suffix, python in builds:
+                    r = _run(python, "read", kind, stores[suffix])
+                    results.setdefault(f"read/{kind}{suffix}", []).append(r)
+                    print(f"rep {rep} read {kind}{suffix}: first {r['first_ms']:.2f} ms, warm {r['warm_ms']:.3f} ms, "
+                          f"pandas {r['pandas_ms']:.2f} ms ({r['batches']} batches)", flush=True)
     print("\nmedians:")
     med: dict[str, dict] = {}
     for key, runs in results.items():
@@ -274,9 +349,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         print(f"  ours / ataraxis throughput: {med['throughput/ours']['rate'] / med['throughput/ataraxis']['rate']:.0f}x")
     if "throughput/ours" in med and "throughput/queue" in med:
         print(f"  ours / multiprocessing.Queue: {med['throughput/ours']['rate'] / med['throughput/queue']['rate']:.2f}x")
-    if "read/stream" in med:
-        for k in ("first_ms", "warm_ms", "pandas_ms"):
-            print(f"  read stream / single, {k}: {med['read/stream'][k] / med['read/single'][k]:.2f}x")
+    for suffix, _ in builds:
+        if f"read/stream{suffix}" in med:
+            for k in ("first_ms", "warm_ms", "pandas_ms"):
+                print(f"  read stream / single{suffix}, {k}: "
+                      f"{med[f'read/stream{suffix}'][k] / med[f'read/single{suffix}'][k]:.2f}x")
     return med
 
 

@@ -40,7 +40,8 @@ def test_bench_get_arrow_single_version(benchmark, stream_store):
 
 def test_bench_streams_script_smoke():
     med = bench_streams.main(["--reps", "1", "--messages", "500", "--ataraxis-python", "/nonexistent",
-                              "--appends", "200", "--latency-appends", "20"])
+                              "--appends", "200", "--latency-appends", "20", "--sdk-writes", "5"])
     assert med["throughput/ours"]["messages"] == 2000
     assert med["latency/append"]["n"] == 20
+    assert med["sdk/write"]["n"] == 5
     assert med["read/stream"]["rows"] == med["read/single"]["rows"] == 2000

@@ -8,10 +8,11 @@ import os
 import subprocess
 import venv
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
-from tests.helpers import unlink_segments
+from tests.helpers import PRIVATE_SHM_ENV, run_in_private_shm, unlink_segments
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER_VENV = Path(os.environ.get("ADC_PEER_VENV", ROOT / ".venv-peer"))
@@ -27,6 +28,22 @@ def no_leftovers_of_deleted_stores() -> None:
     from allye_data_connector import cleanup_orphans
 
     cleanup_orphans(dry_run=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "private_shm: run the test in a child pytest with a /dev/shm of its own (tests/helpers.py "
+                   "run_in_private_shm): for tests of what gc finds machine-wide")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Optional[bool]:
+    """A test marked ``private_shm`` runs in a child pytest with a private /dev/shm (it
+    passes when that run passes); inside that child it runs as any test does."""
+    if pyfuncitem.get_closest_marker("private_shm") is None or os.environ.get(PRIVATE_SHM_ENV):
+        return None
+    run_in_private_shm(pyfuncitem.nodeid, ROOT)
+    return True
 
 
 @pytest.fixture(autouse=True)

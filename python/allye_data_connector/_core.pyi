@@ -21,6 +21,7 @@ __all__ = [
     "ArrowDataError",
     "NanFoundError",
     "COMPRESSIONS",
+    "GC_SCOPES",
     "CancelledError",
     "ConversionError",
     "DEFAULT_AUTO_GC_GRACE_SEC",
@@ -49,6 +50,7 @@ __all__ = [
     "UnknownTransportError",
     "WaitTimeoutError",
     "__version__",
+    "check_remote_table_name",
     "check_table_name",
     "check_transport",
     "collect_orphans",
@@ -136,6 +138,7 @@ class GcAction(TypedDict):
     table_name: str
     reason: str
     id: str
+    scope: str  # one of GC_SCOPES: "store" (this store's), "orphan" (a deleted store's or a dead load's leftover)
 
 @type_check_only
 class CompactReport(TypedDict):
@@ -182,6 +185,34 @@ class Chunk(TypedDict):
     tmax: NotRequired[int]
     compacted: NotRequired[str]
     allye_load: NotRequired[dict[str, Any]]
+    schema: NotRequired[str]
+    adopted: NotRequired[str]
+    merged: NotRequired[MergedChunks]
+
+@type_check_only
+class MergedChunks(TypedDict):
+    """What a consolidated chunk replaced: its level and the chunk files, in log order."""
+
+    level: int
+    chunks: list[str]
+
+@type_check_only
+class FieldConflict(TypedDict):
+    """A field an append to a stream could not store (``SchemaConflictError.conflicts``)."""
+
+    field: str
+    value_type: str
+    column_type: str
+    part: int
+
+@type_check_only
+class ConsolidateReport(TypedDict):
+    """What ``stream_consolidate`` did."""
+
+    merges: int
+    chunks_replaced: int
+    rows: int
+    busy: bool
 
 @type_check_only
 class StreamReadInfo(TypedDict):
@@ -246,6 +277,7 @@ DEFAULT_POLL_SEC: float
 DEFAULT_PRODUCER: str
 TRANSPORTS: tuple[str, ...]
 COMPRESSIONS: tuple[str, ...]
+GC_SCOPES: tuple[str, ...]
 METADATA_KEY: str
 
 def normalize_compression(value: Optional[str]) -> Optional[str]:
@@ -254,6 +286,11 @@ def normalize_compression(value: Optional[str]) -> Optional[str]:
 
 def check_table_name(name: object) -> str:
     """Returns ``name`` when it is a valid table name, else raises InvalidArgumentError."""
+
+def check_remote_table_name(name: object) -> str:
+    """Returns ``name`` when it is a valid name for a table served over the network (the
+    send's rule, and not path-like: no control character, no leading ``/``, no empty,
+    ``.`` or ``..`` part), else raises InvalidArgumentError."""
 
 def check_transport(value: object) -> str:
     """Returns ``value`` when it is one of TRANSPORTS, else raises InvalidArgumentError."""
@@ -286,10 +323,20 @@ class ArrayClosedError(ArrayError, RuntimeError): ...
 class RemoteUnavailableError(AllyeError, ConnectionError): ...
 class MissingDependencyError(AllyeError, ImportError): ...
 
+class SchemaConflictError(InvalidArgumentError):
+    table: str
+    conflicts: list[FieldConflict]
+    refused: Any
+    stored: Any
+
 # ---- tables ----------------------------------------------------------------------------
 
 class _ArrowStream(Protocol):
     def __arrow_c_stream__(self, requested_schema: object = ...) -> object: ...
+
+@type_check_only
+class _ArrowSchema(Protocol):
+    def __arrow_c_schema__(self) -> object: ...
 
 def resolve_store(secret_dir: Optional[str] = None) -> str:
     """The store directory ``secret_dir`` (else $ALLYE_SECRET_DIR, else ~/.allye_secrets) resolves to."""
@@ -452,6 +499,8 @@ DEFAULT_PUBLISH_INTERVAL_SEC: float
 DEFAULT_FLUSH_INTERVAL_SEC: float
 DEFAULT_WRITER_MAX_ROWS: int
 DEFAULT_WRITER_MAX_BYTES: int
+DEFAULT_WRITER_IDLE_SEC: float
+STREAM_TRANSPORT: str
 METADATA_STREAM: str
 LOG_SOURCE_COLUMN: str
 LOG_TIME_COLUMN: str
@@ -467,8 +516,25 @@ def stream_append(
     publish_interval_sec: Optional[float] = None,
     load: Optional[dict[str, Any]] = None,
 ) -> Optional[Chunk]:
-    """Appends Arrow data to a stream as one chunk; returns the chunk's line (None: no rows).
-    ``load``: a load's state, written on the chunk's line (``allye_load``)."""
+    """Appends Arrow data (or a list of Arrow data whose schemas may differ) to a stream as
+    one chunk; returns the chunk's line (None: no rows). ``load``: a load's state, written
+    on the chunk's line (``allye_load``). A field that cannot be unified with the
+    stream's column is ``SchemaConflictError`` (``conflicts[i]["part"]``: which list item)."""
+
+def stream_schema(table_name: str, *, secret_dir: Optional[str] = None) -> Optional[_ArrowSchema]:
+    """The stream's schema (``pa.schema(...)`` of it), or None when it has no chunk."""
+
+def widen_type(column: Any, value: Any) -> Optional[_ArrowSchema]:
+    """The type a stream column of type ``column`` becomes to also hold values of type
+    ``value`` (``pa.field(...).type`` of it), or None when no type holds both."""
+
+def stream_adopt(table_name: str, *, secret_dir: Optional[str] = None) -> Optional[Chunk]:
+    """Makes the stream from the plain table of that name if the stream has no chunk yet."""
+
+def stream_consolidate(
+    table_name: str, *, secret_dir: Optional[str] = None, max_merges: int = 64
+) -> ConsolidateReport:
+    """Merges runs of small chunks of the stream into larger ones (the readers' first read)."""
 
 def stream_read(
     table_name: str,
@@ -522,6 +588,13 @@ __all__ += [
     "LOG_TIME_COLUMN",
     "LOG_PAYLOAD_COLUMN",
     "stream_append",
+    "stream_schema",
+    "widen_type",
+    "stream_adopt",
+    "stream_consolidate",
+    "DEFAULT_WRITER_IDLE_SEC",
+    "STREAM_TRANSPORT",
+    "SchemaConflictError",
     "stream_read",
     "stream_exists",
     "list_streams",
@@ -642,7 +715,7 @@ __all__ += ["ObjectWriter", "create_object"]
 
 # --- sources: loading a stream of batches (rust/allye-py/src/sources.rs) ---
 
-__all__ += ["METADATA_LOAD", "SourceError", "send_stream"]
+__all__ += ["METADATA_LOAD", "ScratchDir", "SourceError", "send_stream"]
 
 class SourceError(AllyeError): ...
 
@@ -667,24 +740,39 @@ def send_stream(
 
 METADATA_LOAD: str
 
+@final
+class ScratchDir:
+    """A load's scratch folder in the temporary directory (``adc-<purpose>-<16 hex>``,
+    private, naming its owner process), removed by :meth:`remove` or when the handle is
+    dropped; a process killed meanwhile leaves it to gc (scope ``"orphan"``)."""
+
+    def __new__(cls, purpose: str) -> ScratchDir: ...
+    @property
+    def path(self) -> str: ...
+    def remove(self) -> None: ...
+
 # --- data sources' and remote defaults (tuning.rs) ---
 
 DEFAULT_LOAD_BATCH_ROWS: int
+DEFAULT_SQL_CONNECT_TIMEOUT_SEC: int
 DEFAULT_REMOTE_PORT: int
 DEFAULT_MAX_MESSAGE_BYTES: int
 DEFAULT_CHECK_TTL_SEC: float
 DEFAULT_REMOTE_TIMEOUT_SEC: float
 DEFAULT_KEEPALIVE_MS: int
 DEFAULT_MAX_FULL_PULL_BYTES: int
+MAX_REMOTE_REQUEST_BYTES: int
 
 __all__ += [
     "DEFAULT_LOAD_BATCH_ROWS",
+    "DEFAULT_SQL_CONNECT_TIMEOUT_SEC",
     "DEFAULT_REMOTE_PORT",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "DEFAULT_CHECK_TTL_SEC",
     "DEFAULT_REMOTE_TIMEOUT_SEC",
     "DEFAULT_KEEPALIVE_MS",
     "DEFAULT_MAX_FULL_PULL_BYTES",
+    "MAX_REMOTE_REQUEST_BYTES",
 ]
 
 # --- appending loads: the lock a load holds on a stream (streams.rs) ---

@@ -14,7 +14,9 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
   :class:`PayloadMissingError` (``FileNotFoundError``): it no longer exists;
   :class:`PayloadCorruptError` (``ValueError``): it is not valid Arrow IPC data;
   :class:`UnknownTransportError` (``ValueError``): its transport is unknown.
-- :class:`InvalidArgumentError` (``ValueError``): an argument cannot be used.
+- :class:`InvalidArgumentError` (``ValueError``): an argument cannot be used;
+  :class:`SchemaConflictError`: an append to a stream holds values a column cannot take
+  (those rows alone were refused; ``conflicts``, ``refused``, ``stored`` say which).
 - :class:`InvalidInputError` (``TypeError``): the data to send is not sendable.
 - :class:`ConversionError` (``TypeError``): a column cannot be converted to Arrow.
 - :class:`ArrowDataError` (``ValueError``): Arrow refused to encode or decode the data;
@@ -63,6 +65,7 @@ from ._core import (
     PayloadError,
     PayloadMissingError,
     RemoteUnavailableError,
+    SchemaConflictError,
     StorageFullError,
     StoreError,
     StoreFullError,
@@ -84,6 +87,7 @@ __all__ = [
     "PayloadCorruptError",
     "UnknownTransportError",
     "InvalidArgumentError",
+    "SchemaConflictError",
     "InvalidInputError",
     "ConversionError",
     "ArrowDataError",

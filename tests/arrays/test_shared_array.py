@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import allye_data_connector as adc
+from tests.helpers import own
 from allye_data_connector import SharedArray, errors
 from allye_data_connector.cli import main as cli
 from allye_data_connector.arrays import HolderDiedWarning, list_arrays
@@ -266,9 +267,9 @@ def test_gc_frees_abandoned_arrays_and_leaves_held_ones(astore):
         assert p.exitcode == 0
     held = SharedArray.open("held", secret_dir=astore)
     segment = {i["name"]: i["segment"] for i in list_arrays(secret_dir=astore)}
-    assert [a["table_name"] for a in adc.gc(secret_dir=astore, dry_run=True)] == ["abandoned"]
+    assert [a["table_name"] for a in own(adc.gc(secret_dir=astore, dry_run=True))] == ["abandoned"]
     assert Path(f"/dev/shm/{segment['abandoned']}").exists(), "a dry run frees nothing"
-    actions = adc.gc(secret_dir=astore, dry_run=False)
+    actions = own(adc.gc(secret_dir=astore, dry_run=False))
     assert [(a["table_name"], a["transport"]) for a in actions] == [("abandoned", "shared_array")]
     assert "creator" in actions[0]["reason"] and not Path(f"/dev/shm/{segment['abandoned']}").exists()
     with pytest.raises(errors.ArrayNotFoundError):
@@ -276,7 +277,7 @@ def test_gc_frees_abandoned_arrays_and_leaves_held_ones(astore):
     held.write(0, 5)
     assert held.read(0) == 5
     held.close()
-    assert [a["table_name"] for a in adc.gc(secret_dir=astore, dry_run=False)] == ["held"]
+    assert [a["table_name"] for a in own(adc.gc(secret_dir=astore, dry_run=False))] == ["held"]
     assert [i["name"] for i in list_arrays(secret_dir=astore)] == ["live"]
 
 
@@ -407,3 +408,26 @@ def test_a_relative_store_pickles_as_absolute(tmp_path, monkeypatch):
         b.close()
     finally:
         a.destroy()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared arrays are Linux only")
+def test_the_arrays_of_a_store_deleted_with_rm_rf_are_freed_by_cleanup_and_by_gc_of_another_store(tmp_path):
+    import shutil
+
+    gone = tmp_path / "gone"
+    arrays = [SharedArray.create(f"a{i}", (8,), np.int32, secret_dir=gone, fill=i) for i in range(2)]
+    segments = [a.segment for a in arrays]
+    for a in arrays:
+        a.close()
+    other = tmp_path / "other"
+    adc.send_dataframe(__import__("pandas").DataFrame({"x": [1]}), "t", secret_dir=other)
+    # A live store's arrays are never an orphan.
+    assert not {a["locator"] for a in adc.cleanup_orphans(dry_run=True)} & set(segments)
+    shutil.rmtree(gone)
+    reported = [a for a in adc.gc(secret_dir=other) if a["locator"] in segments]
+    assert sorted(a["locator"] for a in reported) == sorted(segments)
+    assert {a["transport"] for a in reported} == {"shared_array"} and {a["scope"] for a in reported} == {"orphan"}
+    assert all(os.path.exists(f"/dev/shm/{s}") for s in segments), "the default gc only reports"
+    adc.gc(secret_dir=other, dry_run=False)
+    assert not any(os.path.exists(f"/dev/shm/{s}") for s in segments)
+    assert not [a for a in adc.cleanup_orphans(dry_run=True) if a["locator"] in segments]

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import allye_data_connector as adc
+from tests.helpers import own
 
 ADC = shutil.which("adc", path=str(Path(sys.executable).parent)) or shutil.which("adc")
 
@@ -98,9 +99,9 @@ def test_gc_dry_run_and_real(store, df, adc_cmd):
 
     adc.send_dataframe(df, "short", secret_dir=store, transport="file", ttl_sec=0)
     time.sleep(1.1)
-    dry = json.loads(run("--json", "gc", "--dry-run", store=store).stdout)
+    dry = own(json.loads(run("--json", "gc", "--dry-run", store=store).stdout))
     assert [a["action"] for a in dry] == ["delete"] and any((store / "payloads").iterdir())
-    assert "1 payloads deleted" in run("gc", "--delete", store=store).stdout
+    assert "1 payloads of this store deleted" in run("gc", "--delete", store=store).stdout
     assert not any((store / "payloads").iterdir())
 
 
@@ -133,3 +134,20 @@ def test_config_shows_sources_and_saves(store, tmp_path, adc_cmd):
     assert rows["max_shm_bytes"]["value"] == 1024 and rows["max_shm_bytes"]["source"] == "env:ALLYE_MAX_SHM_BYTES"
     run("config", "--set", "chunk_rows=lots", store=store, check=1)
     run("config", "--set", "nonsense=1", store=store, check=2)
+
+
+def test_config_refuses_an_out_of_range_value_before_saving_it(store, df, adc_cmd):
+    store.mkdir(parents=True)
+    adc_cmd("config", "--set", "chunk_rows=1000", store=store)
+    saved = (store / "settings.yaml").read_text()
+    bad = adc_cmd("config", "--set", "keep_versions=0", "--set", "auto_gc=false", store=store, check=1)
+    assert "keep_versions=0 from --set is out of range" in bad.stderr
+    assert "chunk_rows" not in bad.stderr and "max_shm_bytes" not in bad.stderr
+    assert (store / "settings.yaml").read_text() == saved, "nothing saved"
+    # The store still works: config and sends.
+    rows = {r["name"]: r for r in json.loads(adc_cmd("--json", "config", store=store).stdout)["settings"]}
+    assert rows["keep_versions"]["value"] == adc._core.DEFAULT_KEEP_VERSIONS and rows["chunk_rows"]["value"] == 1000
+    adc.send_dataframe(df, "t", secret_dir=store)
+    adc_cmd("config", "--set", "keep_versions=2", store=store)
+    rows = {r["name"]: r for r in json.loads(adc_cmd("--json", "config", store=store).stdout)["settings"]}
+    assert rows["keep_versions"]["value"] == 2

@@ -128,3 +128,24 @@ def test_a_bad_file_is_one_line_not_a_traceback(store, tmp_path, adc_cmd, suffix
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert "Traceback" not in proc.stderr and str(bad) in lines[0]
     assert adc.list_tables(secret_dir=store) == []
+
+
+def test_get_rows_keeps_the_index_labels(store, tmp_path, adc_cmd):
+    df = pd.DataFrame({"a": np.arange(10)}, index=pd.RangeIndex(100, 110))
+    adc.send_dataframe(df, "r", secret_dir=store, notify_canvas=False)
+    for suffix in (".csv", ".parquet"):
+        out = tmp_path / f"r{suffix}"
+        adc_cmd("get", "r", "-o", str(out), "--rows", "4:7", store=store)
+        back = pd.read_csv(out, index_col=0) if suffix == ".csv" else pd.read_parquet(out)
+        assert back.index.tolist() == [104, 105, 106] and back["a"].tolist() == [4, 5, 6]
+
+
+def test_a_table_without_rows_or_columns_gets_and_shows_no_rows(store, tmp_path, adc_cmd):
+    adc.send_dataframe(pd.DataFrame(), "empty", secret_dir=store, notify_canvas=False)
+    out = tmp_path / "e.csv"
+    res = json.loads(adc_cmd("get", "empty", "--head", "3", "-o", str(out), "--json", store=store).stdout)
+    assert res["rows"] == 0
+    assert out.read_text().strip() == ""
+    shown = adc_cmd("show", "empty", store=store).stdout
+    assert "no rows" in shown and "Index" not in shown
+    assert json.loads(adc_cmd("--json", "show", "empty", store=store).stdout)["head"]["index"] == []

@@ -44,8 +44,13 @@ def test_a_full_read_consumes_and_a_later_get_says_why(adc_cmd, once, tmp_path):
     assert [t["state"] for t in adc.list_tables(secret_dir=once, all_states=True)] == ["consumed"]
     # Served until gc frees it.
     assert adc.get_dataframe("once", secret_dir=once)["x"].sum() == 45.0
+    assert [t["table_name"] for t in adc.list_tables(secret_dir=once)] == ["once"], "readable until gc frees it"
     adc_cmd("gc", "--delete", store=once)
     assert _state(adc_cmd, once, "once") == "consumed"
+    # A listing names only what a get can read; --all / all_states=True names everything.
+    assert adc.list_tables(secret_dir=once) == []
+    assert json.loads(adc_cmd("ls", "--json", store=once).stdout) == []
+    assert "once" not in adc_cmd("ls", store=once).stdout
     with pytest.raises(adc.errors.PayloadMissingError, match=r"read once \(shm_unlink_on_read=True\).*shm_unlink_on_read=False"):
         adc.get_dataframe("once", secret_dir=once)
     show = adc_cmd("show", "once", store=once, check=4)
@@ -62,3 +67,17 @@ def test_keep_after_read_is_never_consumed(adc_cmd, store, tmp_path):
         adc_cmd("get", "many", "-o", str(tmp_path / f"o{i}.parquet"), store=store)
         adc_cmd("gc", "--delete", store=store)
     assert _state(adc_cmd, store, "many") == "ready"
+
+
+def test_an_expired_version_is_listed_only_with_all(adc_cmd, store):
+    import time
+
+    adc.send_dataframe(pd.DataFrame({"x": [1.0]}), "short", secret_dir=store, ttl_sec=0)
+    adc.send_dataframe(pd.DataFrame({"x": [1.0]}), "long", secret_dir=store, ttl_sec=3600)
+    time.sleep(1.1)
+    with pytest.raises(adc.errors.TableExpiredError):
+        adc.get_dataframe("short", secret_dir=store)
+    assert [t["table_name"] for t in adc.list_tables(secret_dir=store)] == ["long"]
+    assert [t["table_name"] for t in json.loads(adc_cmd("ls", "--json", store=store).stdout)] == ["long"]
+    listed = {r["table_name"]: r for r in json.loads(adc_cmd("ls", "--all", "--json", store=store).stdout)}
+    assert listed["short"]["expired"] and not listed["long"]["expired"]

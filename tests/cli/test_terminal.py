@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import allye_data_connector as adc
+from tests.helpers import own
 from allye_data_connector import errors
 
 LONG = "a_rather_long_table_name_that_a_rich_table_would_cut_at_eighty_columns_" + "x" * 40
@@ -182,11 +183,11 @@ def test_gc_and_adc_gc_agree_that_the_default_only_reports(store, adc_cmd):
     time.sleep(1.1)
     payload = next((store / "payloads").iterdir())
     out = adc_cmd("gc", store=store).stdout
-    assert payload.exists() and "1 payloads would be deleted" in out and "adc gc --delete" in out
-    assert [a["action"] for a in json.loads(adc_cmd("gc", "--json", store=store).stdout)] == ["delete"]
+    assert payload.exists() and "1 payloads of this store would be deleted" in out and "adc gc --delete" in out
+    assert [a["action"] for a in own(json.loads(adc_cmd("gc", "--json", store=store).stdout))] == ["delete"]
     assert payload.exists()
     assert "--delete" in adc_cmd("gc", "--help").stdout
-    assert "1 payloads deleted" in adc_cmd("gc", "--delete", store=store).stdout and not payload.exists()
+    assert "1 payloads of this store deleted" in adc_cmd("gc", "--delete", store=store).stdout and not payload.exists()
     adc_cmd("gc", "--delete", "--dry-run", store=store, check=2)
 
 

@@ -146,3 +146,58 @@ def test_error_state_is_listed(store):
     (t,) = adc.list_tables(secret_dir=store, all_states=True)
     assert (t["state"], t["error"], t["producer"], t["shape"]) == ("error", "disk on fire", "allye", None)
     assert adc.list_tables(secret_dir=store) == []
+
+
+# --- every way of picking rows keeps the rows' index labels -----------------------------
+def _indexes(n: int) -> dict[str, pd.Index]:
+    return {
+        "range": pd.RangeIndex(n),
+        "range_offset": pd.RangeIndex(100, 100 + n),
+        "range_step_named": pd.RangeIndex(1000, 1000 - 7 * n, -7, name="r"),
+        "int64": pd.Index(np.arange(n, dtype=np.int64)[::-1] * 3 + 5),
+        "datetime": pd.date_range("2024-01-01", periods=n, freq="s", name="t"),
+        "str": pd.Index([f"k{i}" for i in range(n)], name="key"),
+        "object": pd.Index([f"o{i}" for i in range(n)], dtype=object),
+        "multi": pd.MultiIndex.from_arrays([np.arange(n) % 3, [f"m{i}" for i in range(n)]], names=["a", "b"]),
+    }
+
+
+@pytest.mark.parametrize("transport", ["shm", "file"])
+@pytest.mark.parametrize("kind", list(_indexes(1)))
+def test_partial_loads_keep_the_index_labels(store, kind, transport):
+    n = 40
+    df = pd.DataFrame({"a": np.arange(n), "b": np.linspace(0, 1, n)}, index=_indexes(n)[kind])
+    adc.send_dataframe(df, "t", secret_dir=store, transport=transport)
+    got = adc.get_dataframe("t", secret_dir=store, head=3)
+    pd.testing.assert_frame_equal(got, df.iloc[:3], check_freq=False)
+    got = adc.get_dataframe("t", secret_dir=store, rows=(4, 7))
+    pd.testing.assert_frame_equal(got, df.iloc[4:7], check_freq=False)
+    got = adc.get_dataframe("t", secret_dir=store, rows=(-5, None), columns=["b"])
+    pd.testing.assert_frame_equal(got, df[["b"]].iloc[-5:], check_freq=False)
+    got = adc.get_dataframe("t", secret_dir=store, rows=(10, 30), head=4)
+    pd.testing.assert_frame_equal(got, df.iloc[10:14], check_freq=False)
+    sample = adc.get_dataframe("t", secret_dir=store, sample=5, seed=3)
+    assert len(sample) == 5
+    # Traceable: each sampled row is the sent row of that label.
+    positions = [df.index.get_loc(label) for label in sample.index]
+    pd.testing.assert_frame_equal(sample, df.iloc[positions], check_freq=False, check_index_type=False)
+    assert sample.index.tolist() == df.index[sorted(positions)].tolist()
+
+
+def test_a_time_range_on_a_column_keeps_a_range_index(store):
+    df = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=10, freq="h"), "v": np.arange(10)},
+                      index=pd.RangeIndex(50, 60))
+    adc.send_dataframe(df, "t", secret_dir=store)
+    got = adc.get_dataframe("t", secret_dir=store, start="2024-01-01 03:00", end="2024-01-01 06:00", time_column="t")
+    pd.testing.assert_frame_equal(got, df.iloc[3:6])
+
+
+def test_a_partial_load_of_a_frame_without_rows_or_columns_has_none(store):
+    adc.send_dataframe(pd.DataFrame(), "empty", secret_dir=store)
+    for kwargs in ({"head": 3}, {"rows": (0, 3)}, {"rows": (2, 5)}, {"sample": 3}):
+        assert adc.get_dataframe("empty", secret_dir=store, **kwargs).shape == (0, 0), kwargs
+    # Rows without columns keep their rows and labels.
+    adc.send_dataframe(pd.DataFrame(index=pd.RangeIndex(10, 15)), "rows", secret_dir=store)
+    got = adc.get_dataframe("rows", secret_dir=store, head=3)
+    pd.testing.assert_frame_equal(got, pd.DataFrame(index=pd.RangeIndex(10, 13)))
+    assert adc.get_dataframe("rows", secret_dir=store, sample=2, seed=1).shape == (2, 0)

@@ -95,11 +95,19 @@ def column_of(kind: str, n: int, draw) -> pd.Series:
         return pd.Series(pd.PeriodIndex.from_ordinals(ints, freq="D"))
     if kind == "interval":
         return pd.Series(pd.IntervalIndex.from_arrays(ints, [i + 1 for i in ints]))
+    if kind.startswith("object_"):
+        # object columns whose missing entries are any of pandas' missing values
+        missing = draw(st.lists(st.sampled_from(OBJECT_MISSING), min_size=n, max_size=n))
+        present = {"object_str": words, "object_int": ints, "object_float": [i / 4 for i in ints],
+                   "object_bool": [i > 0 for i in ints], "object_bytes": [f"b{i}".encode() for i in ints]}[kind]
+        return pd.Series([m if z else v for v, z, m in zip(present, nulls, missing)], dtype=object)
     raise AssertionError(kind)
 
 
+OBJECT_MISSING = [None, np.nan, pd.NA]
 COLUMN_KINDS = ["str", "string_pyarrow", "string_python", "arrow_string", "arrow_int", "Int64", "Float64", "boolean",
-                "category", "int_category", "float_nan", "datetime_tz", "datetime_s", "period", "interval"]
+                "category", "int_category", "float_nan", "datetime_tz", "datetime_s", "period", "interval",
+                "object_str", "object_int", "object_float", "object_bool", "object_bytes"]
 
 
 def index_of(kind: str, n: int) -> pd.Index:
@@ -119,6 +127,8 @@ def index_of(kind: str, n: int) -> pd.Index:
         return pd.interval_range(0, n) if n else pd.IntervalIndex.from_breaks([0])[:0]
     if kind == "str":
         return pd.Index([f"k{i}" for i in range(n)], name="key")
+    if kind == "object":
+        return pd.Index([None if i % 5 == 3 else f"k{i}" for i in range(n)], dtype=object, name="key")
     if kind == "multi":
         return pd.MultiIndex.from_arrays([np.arange(n) % 3, [f"m{i}" for i in range(n)]], names=["a", "b"])
     if kind == "categorical":
@@ -127,7 +137,7 @@ def index_of(kind: str, n: int) -> pd.Index:
 
 
 INDEX_KINDS = ["range", "range_step", "datetime_freq", "datetime_tz_freq", "timedelta_freq", "period", "interval",
-               "str", "multi", "categorical"]
+               "str", "object", "multi", "categorical"]
 
 LABEL_KINDS = {
     "str": lambda k: [f"c{i}" for i in range(k)],
@@ -154,11 +164,21 @@ def hand_written_frames(draw):
     return df
 
 
+def value_types(values) -> list[type]:
+    """The type of each value: None, NaN and pd.NA are equal to assert_frame_equal."""
+    return [type(v) for v in values]
+
+
 @SETTINGS
 @given(df=hand_written_frames(), transport=st.sampled_from(["shm", "file"]))
 def test_hand_written_frames(store, df, transport):
     back = round_trip(store, df, transport)
     pd.testing.assert_frame_equal(back, df)
+    for i in range(df.shape[1]):
+        if df.dtypes.iloc[i] == object:
+            assert value_types(back.iloc[:, i]) == value_types(df.iloc[:, i])
+    if df.index.dtype == object:
+        assert value_types(back.index) == value_types(df.index)
     assert back.flags.allows_duplicate_labels == df.flags.allows_duplicate_labels
     assert getattr(back.index, "freq", None) == getattr(df.index, "freq", None)
 
@@ -170,3 +190,29 @@ def test_series(store, df):
     back = round_trip(store, series)
     assert isinstance(back, pd.Series)
     pd.testing.assert_series_equal(back, series)
+    if series.dtype == object:
+        assert value_types(back) == value_types(series)
+
+
+@SETTINGS
+@given(df=hand_written_frames(), data=st.data())
+def test_partial_loads(store, df, data):
+    """A partial load is the same part of the frame that was sent: labels, dtypes and
+    missing values of the rows it keeps."""
+    adc.send_dataframe(df, "p", secret_dir=store)
+    n = len(df)
+    start = data.draw(st.integers(-n - 2, n + 2))
+    stop = data.draw(st.one_of(st.none(), st.integers(-n - 2, n + 2)))
+    back = adc.get_dataframe("p", secret_dir=store, rows=(start, stop))
+    expected = df.iloc[start:stop]
+    pd.testing.assert_frame_equal(back, expected, check_freq=False)
+    k = data.draw(st.integers(0, n + 1))
+    sample = adc.get_dataframe("p", secret_dir=store, sample=k, seed=data.draw(st.integers(0, 99)))
+    assert len(sample) == min(k, n)
+    if df.index.is_unique and len(sample):
+        positions = sorted(df.index.get_indexer(sample.index))
+        pd.testing.assert_frame_equal(sample, df.iloc[positions], check_freq=False, check_index_type=False)
+        for i in range(df.shape[1]):
+            if df.dtypes.iloc[i] == object:
+                assert value_types(sample.iloc[:, i]) == value_types(df.iloc[positions, i])
+    adc.gc(secret_dir=store, dry_run=False)

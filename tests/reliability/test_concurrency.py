@@ -67,7 +67,7 @@ import sys, os, allye_data_connector as adc
 store, stop = sys.argv[1], sys.argv[2]
 rounds = deleted = 0
 while not os.path.exists(stop):
-    deleted += sum(a["action"] == "delete" for a in adc.gc(secret_dir=store, dry_run=False))
+    deleted += sum(a["action"] == "delete" and a["scope"] == "store" for a in adc.gc(secret_dir=store, dry_run=False))
     if rounds % 5 == 0:
         adc.compact(secret_dir=store)
     rounds += 1

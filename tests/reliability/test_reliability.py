@@ -18,7 +18,7 @@ import pytest
 
 import allye_data_connector as adc
 from allye_data_connector import errors
-from tests.helpers import segments_named_in, shm_exists
+from tests.helpers import own, segments_named_in, shm_exists
 
 ROWS = 400_000  # x 10 float64 columns = 32 MB per version
 COLS = 10
@@ -138,7 +138,7 @@ def test_sigkill_at_random_moments_loses_and_leaks_nothing(store):
             e = json.loads(line)
             by_id.setdefault(e["id"], []).append(e["status"])
     assert all(s[-1] in ("ready", "error") for s in by_id.values())
-    assert adc.gc(secret_dir=store, dry_run=False) == []
+    assert own(adc.gc(secret_dir=store, dry_run=False)) == []
     print(f"kills {kills}, inside a send {mid_send}, ready versions {len(ready)}, gc actions {len(actions)}, "
           f"left: {len(left_segments)} segments, {len(left_files)} files")
 
@@ -148,7 +148,7 @@ def test_repeated_shm_sends_leave_one_segment_after_gc(store):
     for _ in range(5):
         adc.send_dataframe(df, "t", secret_dir=store, transport="shm", shm_unlink_on_read=False)
     assert sum(shm_exists(n) for n in segments_named_in(store)) == 5
-    dry = adc.gc(secret_dir=store)
+    dry = own(adc.gc(secret_dir=store))
     assert [a["action"] for a in dry] == ["delete"] * 4
     assert all("superseded" in a["reason"] for a in dry)
     assert sum(shm_exists(n) for n in segments_named_in(store)) == 5, "dry run deletes nothing"
@@ -165,10 +165,10 @@ def test_shm_unlink_on_read_is_honoured_by_gc(store):
     df = pd.DataFrame({"x": np.arange(10.0)})
     adc.send_dataframe(df, "once", secret_dir=store, transport="shm")  # flag on (0.1.2's default)
     adc.send_dataframe(df, "many", secret_dir=store, transport="shm", shm_unlink_on_read=False)
-    assert adc.gc(secret_dir=store, dry_run=False) == [], "nothing read yet"
+    assert own(adc.gc(secret_dir=store, dry_run=False)) == [], "nothing read yet"
     held = adc.get_dataframe("once", secret_dir=store)
     adc.get_dataframe("many", secret_dir=store)
-    actions = adc.gc(secret_dir=store, dry_run=False)
+    actions = own(adc.gc(secret_dir=store, dry_run=False))
     assert [(a["table_name"], a["action"]) for a in actions] == [("once", "delete")]
     assert held["x"].sum() == 45.0, "a frame read before gc keeps its data"
     with pytest.raises(errors.PayloadMissingError, match="shm_unlink_on_read=False"):
@@ -267,6 +267,6 @@ def test_describing_a_table_is_not_a_read_for_shm_unlink_on_read(store):
     adc.send_dataframe(pd.DataFrame({"x": np.arange(10.0)}), "once", secret_dir=store, transport="shm")
     assert adc.describe_table("once", secret_dir=store)["schema"] == [{"name": "x", "type": "double"}]
     adc.list_tables(secret_dir=store, all_states=True)
-    assert adc.gc(secret_dir=store, dry_run=False) == [], "looking at the schema is not a load"
+    assert own(adc.gc(secret_dir=store, dry_run=False)) == [], "looking at the schema is not a load"
     adc.get_dataframe("once", secret_dir=store)
-    assert [a["table_name"] for a in adc.gc(secret_dir=store, dry_run=False)] == ["once"]
+    assert [a["table_name"] for a in own(adc.gc(secret_dir=store, dry_run=False))] == ["once"]

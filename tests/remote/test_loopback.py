@@ -133,6 +133,20 @@ def test_partial_and_time_range_pulls_move_only_the_slice(start_server, client_s
     assert ev["metadata"]["adc"]["origin"] == s.location
 
 
+def test_a_pull_of_rows_keeps_their_labels(start_server, client_store):
+    """The server slices with the partial loads' code: rows 100..299 are labelled so."""
+    s = start_server()
+    df = pd.DataFrame({"v": np.arange(1000) * 0.5, "s": [f"r{i}" for i in range(1000)]})
+    odd = pd.DataFrame({"v": np.arange(50.0)}, index=pd.RangeIndex(1000, 500, -10, name="k"))
+    _send(s.store, df)
+    adc.send_dataframe(odd, "odd", secret_dir=s.store)
+    with adc.connect([s.location], secret_dir=client_store, token=s.token, max_full_pull_bytes=1) as r:
+        got = r.get_dataframe("t", rows=(100, 300))
+        pd.testing.assert_frame_equal(got, df.iloc[100:300])
+        pd.testing.assert_frame_equal(r.get_dataframe("odd", rows=(-5, None)), odd.iloc[-5:])
+        assert r.stats(s.location)["rows_sent"] == 205, "slices, not the tables"
+
+
 def test_tail_sync_moves_only_new_rows(start_server, client_store):
     s = start_server()
     df = _series(5000)

@@ -63,6 +63,30 @@ def test_bad_values_say_what_to_fix(tmp_path, monkeypatch):
         settings.load(tmp_path)
 
 
+def test_an_out_of_range_setting_is_named_alone_with_its_origin(tmp_path, monkeypatch):
+    (tmp_path / "settings.yaml").write_text("keep_versions: 0\nchunk_rows: 5\n")
+    with pytest.raises(InvalidArgumentError) as err:
+        settings.load(tmp_path)
+    text = str(err.value)
+    assert "keep_versions=0" in text and str(tmp_path / "settings.yaml") in text and "at least 1" in text
+    assert "chunk_rows" not in text and "max_shm_bytes" not in text, "only the bad setting"
+    monkeypatch.setenv("ALLYE_AUTO_GC_GRACE_SEC", "-1")
+    with pytest.raises(InvalidArgumentError, match=r"auto_gc_grace_sec=-1 from env:ALLYE_AUTO_GC_GRACE_SEC.*ALLYE_AUTO"):
+        settings.load(tmp_path)
+
+
+@pytest.mark.parametrize("text,value", [("1GB", 10**9), ("128MiB", 128 * 2**20), ("4096", 4096), ("1_000", 1000)])
+def test_sizes_take_units_from_the_environment_and_the_file(tmp_path, monkeypatch, text, value):
+    monkeypatch.setenv("ALLYE_MAX_SHM_BYTES", text)
+    assert settings.effective(str(tmp_path)).max_shm_bytes == value
+    monkeypatch.delenv("ALLYE_MAX_SHM_BYTES")
+    (tmp_path / "settings.yaml").write_text(f"max_store_bytes: {text}\n")
+    assert settings.effective(str(tmp_path)).max_store_bytes == value
+    monkeypatch.setenv("ALLYE_MAX_SHM_BYTES", "12XB")
+    with pytest.raises(InvalidArgumentError, match=r"max_shm_bytes from \$ALLYE_MAX_SHM_BYTES: '12XB' is not a size"):
+        settings.effective(str(tmp_path))
+
+
 def test_send_uses_the_settings_file(store):
     df = pd.DataFrame({"x": np.arange(1000.0)})
     store.mkdir(parents=True)

@@ -341,7 +341,7 @@ def test_a_sql_append_killed_between_chunks_resumes_past_its_last_chunk(postgres
     logged: list[tuple] = []
     src = SqlSource({"uri": postgres.uri, **params}, {"logger": logged.append})
     out = adc.load(src, "pgk", secret_dir=store, mode="append", progress=False)
-    assert src.last_cursor == state["last"] and any("WHERE id > $1" in " ".join(m) for m in logged), logged
+    assert src.last_cursor == state["last"] and any(f"WHERE id > {state['last']} " in " ".join(m) for m in logged), logged
     assert out["rows"] == 1000 and out["last_cursor"] == 1000 // div
     got = adc.get_arrow("pgk", secret_dir=store)
     assert sorted(got["v"].to_pylist()) == list(range(1, 1001)), "no row skipped or twice"
@@ -373,3 +373,72 @@ def test_a_second_appending_load_waits_for_the_first(store: Path, tmp_path: Path
     waiter.join(60)
     assert not waiter.is_alive() and results[0]["rows_loaded"] == 500
     assert _ids(store, "k") == list(range(800))
+
+
+RESUMED_CHILD = """
+import sys
+from pathlib import Path
+import time
+import allye_data_connector as adc
+from allye_data_connector.sources import SqlSource
+
+class Blocking(SqlSource):
+    # The driver's own batches; blocks in its 4th read (3 batches read, 2 appended).
+    reads = 0
+    def read(self, n=None):
+        self.reads += 1
+        if self.reads == 4:
+            Path(sys.argv[3]).touch()
+            time.sleep(600)
+        return super().read(n)
+
+src = Blocking({"uri": sys.argv[2], "table": "resume_big", "cursor": "id"})
+adc.load(src, "rb", secret_dir=sys.argv[1], mode="append", chunk_bytes=1, progress=False)
+"""
+
+
+def test_a_resumed_sql_append_streams_in_chunks_and_a_kill_keeps_them(postgres: Postgres, store: Path,
+                                                                       tmp_path: Path) -> None:
+    """The resume bound is in the SQL as a literal: ADBC's PostgreSQL driver returns a
+    query with a bound parameter as one batch after its last row (no streaming, and a
+    kill loses everything), a query without one batch by batch."""
+    from allye_data_connector.sources import SqlSource
+
+    rows = 1_500_000
+    postgres.sql("DROP TABLE IF EXISTS resume_big")
+    postgres.sql("CREATE TABLE resume_big AS SELECT g AS id, g * 0.5 AS x, 'name ' || g || repeat('x', 24) AS s "
+                 "FROM generate_series(1, 1000) AS g")
+    params = {"table": "resume_big", "cursor": "id"}
+    adc.load(postgres.uri, "rb", secret_dir=store, mode="append", params=params, progress=False)
+    postgres.sql(f"INSERT INTO resume_big SELECT g, g * 0.5, 'name ' || g || repeat('x', 24) "
+                 f"FROM generate_series(1001, {rows}) AS g")
+
+    class Counting(SqlSource):
+        batches = 0
+
+        def read(self, n=None):  # type: ignore[no-untyped-def]
+            b = super().read(n)
+            self.batches += b is not None
+            return b
+
+    # A first load of the same rows, for comparison: the driver's batches.
+    first = Counting({"uri": postgres.uri, **params})
+    adc.load(first, "fresh", secret_dir=store, mode="append", chunk_bytes=1, progress=False)
+    assert first.batches >= 4, "the driver streams a first load in batches"
+    # Killed while resuming: the chunks appended before the kill stay, with their state.
+    marker = tmp_path / "blocked"
+    proc = subprocess.Popen([sys.executable, "-c", RESUMED_CHILD, str(store), postgres.uri, str(marker)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _kill_when(marker, proc, "its 4th read")
+    lines = _lines(store, "rb")
+    assert len(lines) == 1 + 2, f"the first load's chunk and two of the resumed load's: {lines}"
+    state = _states(store, "rb")[-1]
+    got = adc.get_arrow("rb", secret_dir=store)["id"].to_numpy()
+    assert got.max() == state["last"] > 1000 and len(got) == state["last"], "every row up to it, once"
+    # Run again: it resumes past them, streaming too.
+    again = Counting({"uri": postgres.uri, **params})
+    out = adc.load(again, "rb", secret_dir=store, mode="append", chunk_bytes=1, progress=False)
+    assert again.batches >= 2 and out["chunks"] == again.batches, "batch by batch, not one batch at the end"
+    assert out["rows"] == rows and out["last_cursor"] == rows
+    ids = adc.get_arrow("rb", secret_dir=store)["id"].to_numpy()
+    assert len(ids) == rows and (np.sort(ids) == np.arange(1, rows + 1)).all()

@@ -11,6 +11,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 import allye_data_connector as adc
+from allye_data_connector import errors
 from allye_data_connector import _core
 from allye_data_connector.errors import InvalidArgumentError, SourceError
 from allye_data_connector.streams import is_stream
@@ -92,7 +93,7 @@ def test_the_committed_state_not_the_tables_rows_decides(store: Path) -> None:
     assert out["rows_loaded"] == 1 and out["rows"] == 6
 
 
-def test_append_without_a_cursor_adds_all_rows_and_refuses_other_columns(store: Path) -> None:
+def test_append_without_a_cursor_adds_all_rows_and_evolves_the_schema(store: Path) -> None:
     class Once(adc.DataSource):
         def __init__(self, table):
             super().__init__({})
@@ -105,12 +106,20 @@ def test_append_without_a_cursor_adds_all_rows_and_refuses_other_columns(store: 
     adc.load(Once(sample(3)), "a", secret_dir=store, mode="append", progress=False)
     adc.load(Once(sample(2, 3)), "a", secret_dir=store, mode="append", progress=False)
     assert adc.get_arrow("a", secret_dir=store)["id"].to_pylist() == [0, 1, 2, 3, 4]
-    with pytest.raises(SourceError, match="do not match"):
-        adc.load(Once(pa.table({"zzz": [1]})), "a", secret_dir=store, mode="append", progress=False)
+    # Another column: added (earlier rows read null), never dropped; a value a column
+    # cannot take: that row alone refused, named in a typed error that carries it.
+    adc.load(Once(pa.table({"zzz": [1]})), "a", secret_dir=store, mode="append", progress=False)
+    got = adc.get_arrow("a", secret_dir=store)
+    assert got["zzz"].to_pylist() == [None] * 5 + [1] and got["id"].to_pylist() == [0, 1, 2, 3, 4, None]
+    with pytest.raises(errors.SchemaConflictError, match="'id' has string values") as refused:
+        adc.load(Once(pa.table({"id": ["seven", None], "x": [7.0, 8.0]})), "a", secret_dir=store, mode="append",
+                 progress=False)
+    assert refused.value.refused == [{"id": "seven", "x": 7.0}]
+    assert adc.get_arrow("a", secret_dir=store)["x"].to_pylist()[-1] == 8.0
 
     class Cursor(Once):
         cursor = "missing"
 
     with pytest.raises(SourceError, match="no column 'missing'"):
         adc.load(Cursor(sample(1)), "a", secret_dir=store, mode="append", progress=False)
-    assert adc.get_arrow("a", secret_dir=store).num_rows == 5
+    assert adc.get_arrow("a", secret_dir=store).num_rows == 7

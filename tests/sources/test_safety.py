@@ -94,6 +94,36 @@ def test_a_source_raising_mid_way_is_a_source_error(store: Path) -> None:
     assert "the API went away" in manifest_lines(store)[-1]["metadata"]["error"]
 
 
+def _adc(store: Path, *args: str) -> str:
+    exe = Path(sys.executable).with_name("adc")
+    return subprocess.run([str(exe), "-d", str(store), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_a_failed_or_cancelled_load_records_one_line_and_logs_the_traceback(
+        store: Path, caplog: pytest.LogCaptureFixture) -> None:
+    prev, files = _previous(store)
+    caplog.set_level(logging.INFO, logger="allye_data_connector")
+    with pytest.raises(SourceError):
+        adc.load(Batches(count=10, fail_at=4, error=RuntimeError("the API went away\nat page 4")), "t",
+                 secret_dir=store, progress=False)
+    reason = adc.describe_table("t", secret_dir=store)["error"]
+    assert reason == "the source Batches failed: the API went away", reason
+    assert manifest_lines(store)[-1]["metadata"]["error"] == reason
+    logged = [r for r in caplog.records if r.exc_info and "the API went away" in str(r.exc_info[1])]
+    assert logged and "Traceback" in caplog.text and "in read" in caplog.text, "the traceback goes to the log"
+    with pytest.raises(CancelledError):
+        calls = iter(range(100))
+        adc.load(Batches(count=10), "t", secret_dir=store, cancel=lambda: next(calls) > 4, progress=False)
+    cancelled = adc.describe_table("t", secret_dir=store)["error"]
+    assert "\n" not in cancelled and "cancelled" in cancelled and "Traceback" not in cancelled
+    _intact(store, prev, files)
+    # What the command line shows: one line per table, the reason whole.
+    listed = _adc(store, "ls", "--all")
+    assert "Traceback" not in listed and len(listed.splitlines()) == 2 and cancelled in listed
+    shown = _adc(store, "show", "t")
+    assert "Traceback" not in shown and cancelled in shown.splitlines()[0]
+
+
 def test_the_sources_own_allye_errors_and_ctrl_c_pass_through(store: Path) -> None:
     prev, files = _previous(store)
     with pytest.raises(InvalidArgumentError, match="bad page size"):

@@ -96,7 +96,7 @@ def test_incremental_loads_push_the_cursor_into_the_query(postgres: Postgres, st
     src = SqlSource({"uri": postgres.uri, **params}, {"logger": logged.append})
     out = adc.load(src, "inc", secret_dir=store, mode="append", progress=False)
     assert out["rows_loaded"] == 30 and out["rows"] == 130 and out["last_cursor"] == 130
-    assert any("WHERE id > $1" in " ".join(m) for m in logged), logged
+    assert any("WHERE id > 100 ORDER BY id" in " ".join(m) for m in logged), logged
     assert adc.get_arrow("inc", secret_dir=store)["id"].to_pylist() == list(range(1, 131))
 
 
@@ -148,6 +148,10 @@ def test_any_adbc_driver_by_name_and_a_missing_driver(tmp_path: Path, store: Pat
     src = SqlSource({"uri": str(db), "driver": "adbc_driver_sqlite", "query": "select a from t order by a"})
     assert adc.load(src, "any", secret_dir=store, progress=False)["rows"] == 2
     with pytest.raises(SourceError, match="no ADBC driver .adbc_driver_nosuchdb. is installed.*pip install adbc-driver-nosuchdb"):
+        adc.load("nosuchdb://u:pw@host/db", "x", secret_dir=store,
+                 params={"query": "select 1", "driver": "adbc_driver_nosuchdb"})
+    # Without driver=, a scheme no installed driver reads is refused before anything runs.
+    with pytest.raises(InvalidArgumentError, match="no data source reads the scheme 'nosuchdb'"):
         adc.load("nosuchdb://u:pw@host/db", "x", secret_dir=store, params={"query": "select 1"})
 
 
@@ -166,3 +170,108 @@ def test_adc_load_from_postgres_on_the_command_line(postgres: Postgres, big: str
     assert "loaded 'cli': 1,000 rows from sql:postgresql://adc:***@127.0.0.1" in proc.stdout
     assert "cli-pw" not in proc.stdout + proc.stderr
     assert adc.get_arrow("cli", secret_dir=store).num_rows == 1000
+
+
+def test_a_server_that_accepts_and_never_answers_times_out(store: Path) -> None:
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+
+    def accept() -> None:  # accepts every connection and never says a word
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    uri = f"postgresql://adc:secret@127.0.0.1:{server.getsockname()[1]}/postgres"
+    try:
+        start = time.monotonic()
+        with pytest.raises(SourceError, match=r"did not answer within 2 s \(connect_timeout\)") as info:
+            adc.load(uri, "silent", secret_dir=store, params={"query": "select 1", "connect_timeout": 2},
+                     progress=False)
+        assert time.monotonic() - start < 30 and held, "it connected, then gave up"
+        assert "secret" not in str(info.value)
+        assert not manifest_lines(store), "nothing written"
+        # The default: 10 s, as a parameter of the source.
+        assert SqlSource({"uri": uri, "query": "select 1"}).connect_timeout_sec == 10
+        with pytest.raises(InvalidArgumentError, match="connect_timeout"):
+            SqlSource({"uri": uri, "query": "select 1", "connect_timeout": "soon"})
+    finally:
+        server.close()
+        for c in held:
+            c.close()
+
+
+NASTY = ["plain", "it's", "back\\slash", "\\'; DROP TABLE canary; --", "'); DROP TABLE canary; --", "\\\\'",
+         "E'x'", "$$", "$q$ x $q$", "tab\there\nnewline", "ünïcødé ✓", "", " ", "'", "''", "\\"]
+
+
+def test_a_cursor_value_in_the_sql_is_the_value_whatever_it_holds(postgres: Postgres) -> None:
+    """pg_literal: PostgreSQL reads each literal back as exactly the value, with
+    standard_conforming_strings on (the default) and off; no text can end the literal."""
+    import datetime
+    import decimal
+
+    import adbc_driver_postgresql.dbapi as pg
+    from hypothesis import given, settings, strategies as st
+
+    from allye_data_connector.sources.sql import pg_literal
+
+    with pg.connect(postgres.uri) as conn, conn.cursor() as cur:
+        def back(value, sql_type):
+            cur.execute(f"SELECT ({pg_literal(value)})::{sql_type}")
+            return cur.fetchone()[0]
+
+        for conforming in ("on", "off"):
+            cur.execute(f"SET standard_conforming_strings = {conforming}")
+            for text in NASTY:
+                assert back(text, "text") == text, (conforming, text)
+
+            @settings(max_examples=150, deadline=None, derandomize=True)
+            @given(st.text(st.characters(exclude_characters="\0", codec="utf-8")))
+            def strings_round_trip(text):
+                assert back(text, "text") == text
+
+            strings_round_trip()
+        for value, sql_type in [(7, "int8"), (-2**63, "int8"), (0.1, "float8"), (1e-300, "float8"),
+                                (float("inf"), "float8"), (decimal.Decimal("12345.678901234567890"), "numeric"),
+                                (True, "bool"), (b"\x00'\\x", "bytea"), (datetime.date(2024, 2, 29), "date"),
+                                (datetime.datetime(2024, 1, 2, 3, 4, 5, 678901), "timestamp"),
+                                (datetime.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc),
+                                 "timestamptz")]:
+            got = back(value, sql_type)
+            # ADBC hands PostgreSQL's numeric over as its text.
+            assert (decimal.Decimal(got) if sql_type == "numeric" else got) == value, value
+    assert pg_literal("nul\0") is None and pg_literal(object()) is None, "bound as parameters instead"
+
+
+def test_a_text_cursor_resumes_past_any_value_without_injection(postgres: Postgres, store: Path) -> None:
+    postgres.sql("DROP TABLE IF EXISTS canary")
+    postgres.sql("CREATE TABLE canary AS SELECT 1 AS alive")
+    postgres.sql("DROP TABLE IF EXISTS inj")
+    postgres.sql("CREATE TABLE inj (k text, v int)")
+    values = sorted(NASTY[:6])
+    postgres.sql("INSERT INTO inj VALUES " + ", ".join(f"($q${k}$q$, {i})" for i, k in enumerate(values)))
+    params = {"table": "inj", "cursor": "k"}
+    assert adc.load(postgres.uri, "inj", secret_dir=store, mode="append", params=params, progress=False)["rows"] == 6
+    later = ["zz'; DROP TABLE canary; --", "zzz\\"]
+    postgres.sql("INSERT INTO inj VALUES " + ", ".join(f"($q${k}$q$, {10 + i})" for i, k in enumerate(later)))
+    logged: list[tuple] = []
+    src = SqlSource({"uri": postgres.uri, **params}, {"logger": logged.append})
+    out = adc.load(src, "inj", secret_dir=store, mode="append", progress=False)
+    assert src.last_cursor == max(values) and out["rows_loaded"] == 2 and out["rows"] == 8
+    assert "WHERE k > E'" in " ".join(" ".join(m) for m in logged)
+    assert sorted(adc.get_arrow("inj", secret_dir=store)["k"].to_pylist()) == sorted(values + later)
+    import adbc_driver_postgresql.dbapi as pg
+
+    with pg.connect(postgres.uri) as conn, conn.cursor() as cur:
+        cur.execute("SELECT alive FROM canary")
+        assert cur.fetchone()[0] == 1, "the canary table is still there"

@@ -58,10 +58,10 @@ def test_the_ranges_share_one_snapshot(postgres: Postgres, wide: str, store: Pat
     changed = threading.Event()
     connect = _adbc.connect
 
-    def late_connect(uri: str, driver: object) -> object:
+    def late_connect(uri: str, driver: object, timeout: float) -> object:
         if threading.current_thread().name == "adc-sql-range":
             assert changed.wait(60)
-        return connect(uri, driver)  # type: ignore[arg-type]
+        return connect(uri, driver, timeout)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_adbc, "connect", late_connect)
 
@@ -159,3 +159,75 @@ def test_a_range_whose_connection_fails_is_read_on_the_first(postgres: Postgres,
     refused = [r for r in caplog.records if "reading a page range on the first connection" in r.getMessage()]
     assert len(refused) == 2 and "one_conn" in refused[0].getMessage()
     assert adc.get_arrow(wide, secret_dir=store).equals(want)
+
+
+KILLED_LOAD = """
+import sys, time
+from pathlib import Path
+import allye_data_connector as adc
+from allye_data_connector.sources import SqlSource
+
+class Blocking(SqlSource):
+    # The first range streams into the load; the others spill to the scratch folder.
+    # Blocks in its 2nd read: the folder exists, then the process is killed (or lives on).
+    reads = 0
+    def read(self, n=None):
+        self.reads += 1
+        if self.reads == 2:
+            Path(sys.argv[3]).touch()
+            time.sleep(600)
+        return super().read(n)
+
+adc.load(Blocking({"uri": sys.argv[2], "table": "wide", "partitions": 2}), "wide", secret_dir=sys.argv[1],
+         progress=False)
+"""
+
+
+def _scratch(tmpdir: Path) -> list[Path]:
+    return sorted(p for p in tmpdir.iterdir() if p.name.startswith("adc-sql-"))
+
+
+def test_a_replace_load_killed_mid_way_leaves_a_scratch_folder_that_gc_frees(
+        postgres: Postgres, wide: str, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))  # the children's and this process's scratch space
+    root = Path(__file__).resolve().parents[2]
+
+    def start(name: str) -> tuple[subprocess.Popen, Path]:
+        marker = tmp_path / name
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_LOAD, str(store / name), postgres.uri, str(marker)],
+                                cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        return proc, marker
+
+    killed, _ = start("killed")
+    (dead_folder,) = _scratch(tmpdir)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait(30)
+    alive, _ = start("alive")
+    try:
+        folders = _scratch(tmpdir)
+        assert len(folders) == 2 and dead_folder in folders
+        assert any(p.name.endswith(".arrows") for p in dead_folder.iterdir()), "the spilled range"
+        # gc of any store frees the dead load's folder, reported apart from the store's own.
+        dry = [a for a in adc.gc(secret_dir=store / "other") if a["transport"] == "scratch"]
+        assert [(a["locator"], a["scope"], a["action"]) for a in dry] == [(str(dead_folder), "orphan", "delete")]
+        assert dead_folder.exists(), "a dry run frees nothing"
+        done = [a for a in adc.cleanup_orphans() if a["transport"] == "scratch"]
+        assert [a["locator"] for a in done] == [str(dead_folder)] and f"pid {killed.pid}" in done[0]["reason"]
+        assert _scratch(tmpdir) == [f for f in folders if f != dead_folder], "the live load's folder stays"
+    finally:
+        alive.kill()
+        alive.wait(30)
+    adc.gc(secret_dir=store / "other", dry_run=False)
+    assert _scratch(tmpdir) == [], "and goes once its process is gone"

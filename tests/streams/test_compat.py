@@ -113,12 +113,12 @@ def test_panoply_errors_are_not_lost_and_records_survive_exit(store):
     conn = SDK("k", "s", secret_dir=str(store))
     seen = []
     conn.on("error", seen.append)
-    conn.write("t", {"other": 1})
+    conn.write("t", {"foo": 1})  # a number into a string column
     t0 = tm.monotonic()
     while not seen and tm.monotonic() - t0 < 5:
         tm.sleep(0.01)
-    assert seen and isinstance(seen[0], errors.InvalidArgumentError)
-    with pytest.raises(errors.InvalidArgumentError):
+    assert seen and isinstance(seen[0], errors.SchemaConflictError) and seen[0].refused == [{"foo": 1}]
+    with pytest.raises(errors.SchemaConflictError):
         conn.write("t", {"foo": "baz"})
     # A script that writes and ends at once (panoply lost these records).
     run_python(f"""

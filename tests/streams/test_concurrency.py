@@ -149,3 +149,69 @@ for chunk in chunks:
     assert follower.returncode == 0, err
     latency_ns = int(out.split()[-1])
     assert latency_ns < 2_000_000_000  # a wake-up, not a timeout (the speed is in benches/)
+
+
+SMALL_APPENDER = """
+import sys, numpy as np, pyarrow as pa, allye_data_connector as adc
+import allye_data_connector.streams
+store, writer = sys.argv[1], int(sys.argv[2])
+seq = 0
+print("ready", flush=True)
+while True:
+    adc.append("kc", pa.table({"writer": np.full(3, writer, dtype=np.int64),
+                               "seq": np.arange(seq, seq + 3, dtype=np.int64)}), secret_dir=store, publish=False)
+    seq += 3
+    print(seq, flush=True)
+"""
+
+CONSOLIDATOR = """
+import sys
+from allye_data_connector import _core
+store = sys.argv[1]
+print("ready", flush=True)
+while True:
+    _core.stream_consolidate("kc", secret_dir=store, max_merges=1)
+"""
+
+
+def test_consolidations_killed_at_random_moments_leave_the_stream_readable_and_complete(store):
+    rng = random.Random(4321)
+    acked: dict[int, int] = {}
+    adc.append("kc", {"writer": -1, "seq": 0}, secret_dir=store, publish=False)
+    for writer in range(12):
+        appender = _spawn(SMALL_APPENDER, str(store), str(writer))
+        consolidators = [_spawn(CONSOLIDATOR, str(store)) for _ in range(2)]
+        for p in (appender, *consolidators):
+            assert p.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.2, 0.6))
+        for p in (*consolidators, appender) if writer % 2 else (appender, *consolidators):
+            time.sleep(rng.uniform(0.0, 0.01))
+            os.kill(p.pid, signal.SIGKILL)
+        outs = {p.pid: p.communicate(timeout=30)[0] for p in (appender, *consolidators)}
+        done = [int(x) for x in outs[appender.pid].split() if x.isdigit()]
+        acked[writer] = max(done, default=0)
+        # Readable after every kill, by a process that never read it.
+        assert run_read(store) >= 1
+    t = adc.get_arrow("kc", secret_dir=store)
+    got = _per_writer(zip(t.column("writer").to_pylist(), t.column("seq").to_pylist()))
+    assert got.pop(-1) == [0]
+    lines = _core.stream_chunks("kc", secret_dir=str(store))
+    assert any("merged" in ln for ln in lines), "no consolidation completed: the test proves nothing"
+    for w in range(12):
+        seqs = got.get(w, [])
+        assert seqs == list(range(len(seqs))), f"writer {w}: every row once, in order"
+        assert len(seqs) >= acked[w], f"writer {w}: {len(seqs)} rows, acked {acked[w]}"
+    # gc frees what the killed consolidations and appenders left, and nothing named.
+    stream_dir = next(p for p in (store / "streams").iterdir() if p.is_dir())
+    adc.gc(secret_dir=store, dry_run=False)
+    files = {p.name for p in stream_dir.iterdir() if p.name.endswith(".arrow") or ".tmp-" in p.name}
+    assert files == {c["chunk"] for c in _core.stream_chunks("kc", secret_dir=str(store))}
+    assert adc.get_arrow("kc", secret_dir=store).equals(t)
+
+
+def run_read(store: Path) -> int:
+    out = subprocess.run([sys.executable, "-c", "import sys, allye_data_connector as adc; "
+                          "print(adc.get_arrow('kc', secret_dir=sys.argv[1]).num_rows)", str(store)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.split()[-1])

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 import allye_data_connector as adc
-from allye_data_connector import errors
+from allye_data_connector import _core, errors, streams
 from allye_data_connector.streams import WriterClosedError
 from tests.helpers import run_python
 
@@ -79,13 +79,14 @@ def test_a_background_error_reaches_handlers_and_the_next_call(store):
     errors_seen: list[BaseException] = []
     w = adc.Writer("err", secret_dir=store, flush_interval=0.02)
     w.on("error", errors_seen.append)
-    w.write({"other": "column"})  # does not fit the stream: fails in the background
+    w.write({"a": "text"})  # cannot share column a (int64): refused in the background
     deadline = time.monotonic() + 5
     while not errors_seen and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert len(errors_seen) == 1 and isinstance(errors_seen[0], errors.InvalidArgumentError)
-    with pytest.raises(errors.InvalidArgumentError, match="holds columns"):
-        w.write({"a": 2})
+    assert len(errors_seen) == 1 and isinstance(errors_seen[0], errors.SchemaConflictError)
+    assert errors_seen[0].refused == [{"a": "text"}]
+    with pytest.raises(errors.SchemaConflictError, match="'a' has string values for a column of type int64"):
+        w.write({"a": 2})  # raised instead: this record is not written
     # raised once: the writer goes on
     w.write({"a": 3})
     w.close()
@@ -95,11 +96,11 @@ def test_a_background_error_reaches_handlers_and_the_next_call(store):
 def test_the_error_is_raised_from_flush_and_close_too(store):
     adc.append("err2", {"a": 1}, secret_dir=store)
     w = adc.Writer("err2", secret_dir=store, flush_interval=60)
-    w.write(pa.table({"b": ["x"]}))
-    with pytest.raises(errors.InvalidArgumentError):
+    w.write(pa.table({"a": ["x"]}))
+    with pytest.raises(errors.SchemaConflictError):
         w.flush()
-    w.write(pa.table({"b": ["x"]}))
-    with pytest.raises(errors.InvalidArgumentError):
+    w.write(pa.table({"a": ["x"]}))
+    with pytest.raises(errors.SchemaConflictError):
         w.close()
 
 
@@ -146,3 +147,33 @@ def test_a_multiprocessing_child_flushes_at_exit_too(store):
             assert p.exitcode == 0
     """)
     assert adc.get_dataframe("mp", secret_dir=store)["i"].tolist() == list(range(500))
+
+
+def test_an_idle_producers_record_is_appended_without_waiting_for_the_interval(store):
+    # flush_interval=60: only the producer going idle can have appended it.
+    w = adc.Writer("idle", secret_dir=store, flush_interval=60)
+    w.write({"i": 1})
+    deadline = time.monotonic() + 5
+    while not streams.is_stream("idle", secret_dir=store) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert adc.get_arrow("idle", secret_dir=store)["i"].to_pylist() == [1]
+    w.close()
+
+
+def test_a_busy_producer_is_batched(store):
+    w = adc.Writer("busy", secret_dir=store, flush_interval=0.5, idle_sec=0.05)
+    for i in range(3000):
+        w.write({"i": i})
+    w.close()
+    assert adc.get_arrow("busy", secret_dir=store)["i"].to_pylist() == list(range(3000))
+    assert len(_core.stream_chunks("busy", secret_dir=str(store))) < 30
+
+
+def test_a_log_writer_flushes_on_idle_too(store):
+    lw = adc.LogWriter("lw", secret_dir=store, flush_interval=60)
+    lw.put(1, 10, b"x")
+    deadline = time.monotonic() + 5
+    while not streams.is_stream("lw", secret_dir=store) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert adc.get_arrow("lw", secret_dir=store)["payload"].to_pylist() == [b"x"]
+    lw.close()

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import allye_data_connector as adc
+from tests.helpers import own
 from allye_data_connector import errors
 
 
@@ -145,17 +146,17 @@ def test_expired_version_is_not_served_and_gc_removes_it(store):
     time.sleep(2.1)
     with pytest.raises(errors.TableExpiredError, match="expired at"):
         adc.get_dataframe("short", secret_dir=store)
-    plan = adc.gc(secret_dir=store)  # dry run by default, as in 0.1.2
+    plan = own(adc.gc(secret_dir=store))  # dry run by default, as in 0.1.2
     assert sorted(a["table_name"] for a in plan) == ["short", "short_shm"]
     assert all(a["action"] == "delete" for a in plan)
     assert len(list((store / "payloads").glob("*.arrow"))) == 1
-    done = adc.gc(secret_dir=store, dry_run=False)
+    done = own(adc.gc(secret_dir=store, dry_run=False))
     assert done == plan
     assert list((store / "payloads").glob("*.arrow")) == []
     shm = [a["locator"] for a in done if a["transport"] == "shm_arrow_stream_v1"]
     assert shm and not os.path.exists(f"/dev/shm/{shm[0]}")
     pd.testing.assert_frame_equal(adc.get_dataframe("long", secret_dir=store), GOOD)
-    assert adc.gc(secret_dir=store, dry_run=False) == []
+    assert own(adc.gc(secret_dir=store, dry_run=False)) == []
 
 
 def test_gc_never_follows_a_locator_outside_the_store(store, tmp_path):

@@ -18,7 +18,11 @@ import pytest
 import allye_data_connector as adc
 from tests.helpers import segments_named_in, shm_exists, unlink_segments
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="segments can be listed on Linux only")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="segments can be listed on Linux only"),
+    # What cleanup finds is machine-wide: each test gets a /dev/shm of its own.
+    pytest.mark.private_shm,
+]
 
 ADC = Path(sys.executable).with_name("adc")
 
@@ -78,9 +82,9 @@ def test_gc_of_any_store_frees_deleted_stores_segments(stores):
     live = _fill(stores["live"], 1)
     shutil.rmtree(stores["deleted"])
     dry = adc.gc(secret_dir=stores["live"])
-    # (Other deleted stores of this user, if any, are freed too.)
-    assert deleted <= {a["locator"] for a in dry} and all(shm_exists(s) for s in deleted)
-    done = [a for a in adc.gc(secret_dir=stores["live"], dry_run=False) if a["locator"] in deleted]
+    assert {a["locator"] for a in dry} == deleted and all(shm_exists(s) for s in deleted)
+    assert {a["scope"] for a in dry} == {"orphan"}, "reported apart from the store's own"
+    done = adc.gc(secret_dir=stores["live"], dry_run=False)
     assert {a["locator"] for a in done} == deleted
     assert all(str(stores["deleted"]) in a["reason"] and "deleted store" in a["reason"] for a in done)
     assert not any(shm_exists(s) for s in deleted) and all(shm_exists(s) for s in live)
@@ -94,3 +98,21 @@ def test_segment_names_keep_their_shape_and_carry_the_store(stores):
         assert len(s) == 28 and s.startswith("adc_") and all(c in "0123456789abcdef" for c in s[4:])
     tags = {s[4:14] for s in a}  # the first 10 hex digits name the store
     assert len(tags) == 1 and tags.isdisjoint({s[4:14] for s in b})
+
+
+def test_adc_gc_counts_this_stores_payloads_apart_from_deleted_stores_leftovers(stores):
+    import time
+
+    _fill(stores["deleted"], 1)
+    shutil.rmtree(stores["deleted"])
+    adc.send_dataframe(pd.DataFrame({"x": [1.0]}), "short", secret_dir=stores["live"], transport="file", ttl_sec=0)
+    time.sleep(1.1)
+    out = subprocess.run([str(ADC), "-d", str(stores["live"]), "gc"], capture_output=True, text=True, check=True).stdout
+    assert "1 payloads of this store would be deleted; and 1 leftovers of deleted stores" in out, out
+    actions = json.loads(subprocess.run([str(ADC), "-d", str(stores["live"]), "--json", "gc"], capture_output=True,
+                                        text=True, check=True).stdout)
+    assert sorted((a["scope"], a["table_name"]) for a in actions) == [("orphan", ""), ("store", "short")]
+    assert sorted(a["scope"] for a in adc.gc(secret_dir=stores["live"])) == ["orphan", "store"]
+    out = subprocess.run([str(ADC), "-d", str(stores["live"]), "gc", "--delete"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "1 payloads of this store deleted; and 1 leftovers of deleted stores and dead loads freed" in out, out

@@ -65,6 +65,36 @@ def test_default_get_adds_no_copy(store, transport):
     pd.testing.assert_frame_equal(out, df)
 
 
+@pytest.mark.parametrize("transport", ["file", "shm"])
+@pytest.mark.parametrize("given", ["progress", "arrow_chunks"])
+def test_data_given_in_many_batches_is_written_as_one(store, transport, given):
+    """A send with progress converts the frame in chunks (adc send of a big file in a
+    terminal does), and Arrow data may come in many chunks: the payload is still one
+    record batch, so the get copies nothing."""
+    df = frame()
+    df["s"] = pd.Series([f"w{i % 1000}" for i in range(ROWS)], dtype=object)
+    if given == "progress":
+        seen = []
+        adc.send_dataframe(df, "many", secret_dir=store, transport=transport, progress=lambda d, n: seen.append(d))
+        assert len(seen) > 1, "converted in chunks"
+    else:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=ROWS // 7 + 3))
+        assert table.column("a").num_chunks == 7
+        adc.send_dataframe(table, "many", secret_dir=store, transport=transport)
+    payload = ready_payload(store, "many")
+    if transport == "file":
+        assert pa.ipc.open_file(pa.memory_map(payload["locator"])).num_record_batches == 1
+    got = adc.get_arrow("many", secret_dir=store)
+    assert got.column("a").num_chunks == 1 and got.column("s").num_chunks == 1
+    gc.collect()
+    before = rss_anon()
+    out = adc.get_dataframe("many", secret_dir=store, columns=["a", "b", "i", "j"])
+    assert rss_anon() - before < 0.05 * PAYLOAD, "the numeric columns are views of the mapping"
+    assert not out["a"].to_numpy().flags.writeable
+    pd.testing.assert_frame_equal(out, df[["a", "b", "i", "j"]])
+
+
 def test_explicit_chunk_rows_and_compression_still_chunk(store):
     df = pd.DataFrame({"x": np.arange(1000.0)})
     for name, kwargs, batches in [

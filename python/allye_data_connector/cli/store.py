@@ -8,9 +8,9 @@ from typing import Optional
 
 import click
 
+from .. import _core, errors
 from ._app import Ctx, common_options, main, tables_api
 from ._output import emit_json, print_table, transport_name
-from ._params import parse_size
 
 
 @main.command("gc")
@@ -34,15 +34,23 @@ def gc_cmd(obj: Ctx, delete: bool, dry_run: bool, keep_versions: int) -> None:
         emit_json(actions)
         return
     verb = "deleted" if delete else "would delete"
-    for a in actions:
-        what = {"delete": verb, "skip": "skipped", "record": "recorded a failed send of"}.get(a["action"], a["action"])
-        table = f"{a['table_name']!r} " if a["table_name"] else ""  # a deleted store's segment has no table
-        click.echo(f"{what} {table}{transport_name(a['transport'])} {a['locator']} ({a['reason']})")
-    n = sum(a["action"] == "delete" for a in actions)
+    store_scope, orphan_scope = _core.GC_SCOPES
+    # This store's first, then what deleted stores and dead loads left (any store's gc frees it).
+    for scope in (store_scope, orphan_scope):
+        for a in actions:
+            if a["scope"] != scope:
+                continue
+            what = {"delete": verb, "skip": "skipped", "record": "recorded a failed send of"}.get(a["action"], a["action"])
+            table = f"{a['table_name']!r} " if a["table_name"] else ""  # a deleted store's segment has no table
+            click.echo(f"{what} {table}{transport_name(a['transport'])} {a['locator']} ({a['reason']})")
+    n = sum(a["action"] == "delete" and a["scope"] == store_scope for a in actions)
+    left = sum(a["action"] == "delete" and a["scope"] == orphan_scope for a in actions)
+    others = f"; and {left} leftovers of deleted stores and dead loads" if left else ""
     if delete:
-        click.echo(f"{n} payloads deleted")
+        click.echo(f"{n} payloads of this store deleted" + (others + " freed" if left else ""))
     else:
-        click.echo(f"{n} payloads would be deleted" + ("; run `adc gc --delete` to delete them" if n else ""))
+        click.echo(f"{n} payloads of this store would be deleted" + (others + " would be freed" if left else "")
+                   + ("; run `adc gc --delete` to delete them" if n or left else ""))
 
 
 @main.command("cleanup")
@@ -65,10 +73,6 @@ def cleanup_cmd(obj: Ctx, dry_run: bool) -> None:
     click.echo(f"{verb} {len(actions)} segments of {stores} deleted stores" if actions else "no segments of deleted stores")
 
 
-#: Settings that are sizes in bytes: `--set` takes units for them (128MiB, 1GB).
-_SIZE_SETTINGS = ("max_shm_bytes", "max_store_bytes")
-
-
 @main.command("config")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Save a setting to the store's settings.yaml (sizes take units: max_shm_bytes=128MiB).")
@@ -88,12 +92,15 @@ def config_cmd(obj: Ctx, assignments: tuple[str, ...]) -> None:
             key = key.strip()
             if not sep or key not in known:
                 raise click.BadParameter(f"{a!r}: use KEY=VALUE with KEY one of {', '.join(sorted(known))}", param_hint="--set")
-            if key in _SIZE_SETTINGS and value.strip().lower() not in ("", "none", "null"):
+            if key in _settings.SIZE_SETTINGS:
                 try:
-                    value = str(parse_size(value))
-                except click.BadParameter as exc:
-                    raise click.BadParameter(f"{key}: {exc.message}", param_hint="--set") from None
+                    _settings.parse_setting(key, value, "--set")
+                except errors.InvalidArgumentError as exc:  # a malformed size is bad usage, as --max-shm-bytes's
+                    raise click.BadParameter(str(exc), param_hint="--set") from None
             setattr(current, key, _settings.parse_setting(key, value, "--set"))
+        # Checked before it is saved: a value no send accepts never reaches the file.
+        _settings.check(current, {k: "--set" if any(a.partition("=")[0].strip() == k for a in assignments)
+                                  else str(file) for k in _settings.ENV})
         _settings.save(current, store)
     resolved = _settings.load(store)
     rows = [{"name": k, "value": getattr(resolved.settings, k), "source": resolved.sources[k], "env": _settings.ENV[k]} for k in _settings.ENV]

@@ -26,7 +26,8 @@ if TYPE_CHECKING:  # imported lazily at run time (pandas and pyarrow take ~0.5 s
 
 
 @main.command("ls")
-@click.option("--all", "-a", "all_states", is_flag=True, help="Also tables whose latest state is writing, error or removed.")
+@click.option("--all", "-a", "all_states", is_flag=True,
+              help="Also tables a get cannot read: latest state writing, error or removed, expired, or read once and freed.")
 @click.option("--producer", help="Only this producer's tables (python, allye, ...).")
 @click.option("--arrays", "arrays", is_flag=True, help="List shared arrays instead: shape, dtype, creator and openers.")
 @click.option("--objects", "objects", is_flag=True, help="List named objects instead (of every namespace, or of --namespace).")
@@ -51,8 +52,9 @@ def ls_cmd(obj: Ctx, all_states: bool, producer: Optional[str], arrays: bool, ob
         return
     api = tables_api()
     rows = api.list_tables(secret_dir=obj.secret_dir, producer=producer, all_states=True, with_schema=False)
-    if not all_states:
-        rows = [r for r in rows if r["id"] is not None]  # a current version exists
+    if not all_states:  # what a get can read (the listing's rule, in the core)
+        readable = {r["table_name"] for r in api.list_tables(secret_dir=obj.secret_dir, producer=producer)}
+        rows = [r for r in rows if r["table_name"] in readable]
     if obj.json:
         emit_json(rows)
         return
@@ -135,7 +137,10 @@ def show_cmd(obj: Ctx, name: str, head: int, max_columns: int, producer: Optiona
                      title=f"schema: {len(data_fields):,} columns" + (f" and the index ({', '.join(sorted(index))})" if index else ""))
         if len(shown) < len(schema):
             _more_columns(name, len(schema) - len(shown), max_columns)
-    if df is not None:
+    if df is not None and len(df) == 0:
+        click.echo("")
+        click.echo("no rows")
+    elif df is not None:
         click.echo("")
         wide = bool(max_columns) and df.shape[1] > max_columns
         click.echo(f"first {len(df):,} rows" + (f", first {max_columns} columns:" if wide else ":"))

@@ -4,12 +4,19 @@
 
 ``SDK(apikey, apisecret)`` (the keys are kept and unused: the store is local);
 ``write(tablename, data)`` buffers one record and returns at once; the records reach
-the stream ``tablename`` within about a second (panoply: "within up to 2 seconds"), on
+the stream ``tablename`` a few milliseconds after the producer stops writing (panoply:
+"within up to 2 seconds"), every ``flush_interval`` while it keeps writing, on
 ``flush()``, and at exit; ``on(evname, handler)`` for ``send`` (before a batch is
 appended: ``handler(records)``), ``flush`` (after: ``handler(records)``) and ``error``
 (``handler(exception)``). Unlike panoply, an error in the background thread is also
 raised from the next ``write``/``flush``/``close``, and records are not lost when the
 script ends before the timer.
+
+Records are schemaless, as panoply's are: a record with a new field adds a column
+(earlier rows read null), a number that does not fit widens its column, and a record
+holding a value its column cannot take (text where numbers are) is refused alone: the
+records buffered with it are stored, and the ``error`` handler's exception
+(:class:`~allye_data_connector.errors.SchemaConflictError`) carries it in ``.refused``.
 
 ``DataSource`` keeps panoply's contract (``__init__(source, options)``, ``read(n)``,
 ``close()``, ``log(*msgs)``, ``progress(loaded, total, msg)``, ``state(state_id, state)``,
@@ -33,12 +40,14 @@ import base64
 import threading
 from typing import Any, Callable, Mapping, Optional
 
+from .. import _core
 from .. import sources as _sources
 from ..errors import InvalidArgumentError, InvalidInputError
 from ..streams import Writer
 
-#: panoply's flush timer is 2 s; ours flushes more often, so "within 2 s" holds.
-FLUSH_INTERVAL_SEC = 1.0
+#: panoply's flush timer is 2 s. Ours appends as soon as the producer is idle, and at
+#: most this long after the first buffered record while it keeps writing.
+FLUSH_INTERVAL_SEC = float(_core.DEFAULT_FLUSH_INTERVAL_SEC)
 _EVENTS = ("send", "flush", "error")
 
 

@@ -7,7 +7,7 @@ with this and hand the Arrow data to ``_core``."""
 
 from .fidelity import FIDELITY_KEY, restore_arrow
 from .fields import LABELS_KEY, data_fields, index_fields
-from .partial import Selection
+from .partial import Selection, slice_rows
 from .to_arrow import CONVERT_CHUNK_ROWS, Encoded, arrow_input, dataframe_to_arrow, encode, schema_sha256
 from .to_pandas import DtypeBackend, arrow_to_dataframe, check_dtype_backend, copy_on_first_write
 
@@ -28,4 +28,5 @@ __all__ = [
     "index_fields",
     "restore_arrow",
     "schema_sha256",
+    "slice_rows",
 ]

@@ -14,6 +14,15 @@ import pyarrow as pa
 LABELS_KEY = b"allye_columns"
 
 
+def with_metadata(table: pa.Table, metadata: Optional[dict[bytes, bytes]]) -> pa.Table:
+    """``table.replace_schema_metadata(metadata)``, also for a table of no columns, whose
+    rows pyarrow's call drops (a frame of rows and no columns would come back empty)."""
+    if table.num_columns:
+        return table.replace_schema_metadata(metadata)
+    rows = pa.record_batch([pa.nulls(table.num_rows)], names=["_"]).drop_columns(["_"])
+    return pa.Table.from_batches([rows], schema=table.schema.with_metadata(metadata or {}))
+
+
 def pandas_meta(table: pa.Table) -> Optional[dict[str, Any]]:
     """pyarrow's pandas metadata of ``table`` (None when it has none)."""
     raw = (table.schema.metadata or {}).get(b"pandas")

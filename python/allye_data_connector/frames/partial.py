@@ -7,6 +7,12 @@ only adjust offsets into the mapping (nothing is read), a time range is found by
 search over the mapped timestamp buffer (``O(log n)`` values touched, plus one look at
 each record batch's first and last value), and only a ``sample`` copies (the sampled
 rows).
+
+Every way of picking rows keeps the rows' index labels (:func:`slice_rows`,
+:func:`take_rows`): pyarrow stores a RangeIndex as three numbers in its pandas metadata
+and, reading a table whose length no longer matches them, labels the rows ``0..n``; so a
+slice narrows that range to the rows kept, and a sample writes the labels it drew as an
+index column. An index stored as columns travels with its rows anyway.
 """
 
 from __future__ import annotations
@@ -20,7 +26,82 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import InvalidArgumentError
-from .fields import LABELS_KEY, data_fields, index_fields, labels as labels_of
+from . import fidelity
+from .fields import LABELS_KEY, data_fields, index_fields, labels as labels_of, pandas_meta, with_metadata
+
+
+def _range_index(table: pa.Table) -> Optional[tuple[dict[str, Any], int, dict[str, Any]]]:
+    """``(pandas metadata, position, RangeIndex entry)`` when ``table``'s pandas metadata
+    describes its index as a RangeIndex of exactly its rows (pyarrow's rule for using
+    it), else None."""
+    meta = pandas_meta(table)
+    if not meta:
+        return None
+    entries = meta.get("index_columns") or []
+    for i, ic in enumerate(entries):
+        if isinstance(ic, dict) and ic.get("kind") == "range":
+            start, stop, step = ic.get("start"), ic.get("stop"), ic.get("step")
+            if type(start) is int and type(stop) is int and type(step) is int and step != 0 \
+                    and len(range(start, stop, step)) == table.num_rows:
+                return meta, i, ic
+            return None
+    return None
+
+
+def _with_pandas_meta(table: pa.Table, meta: dict[str, Any]) -> pa.Table:
+    new = dict(table.schema.metadata or {})
+    new[b"pandas"] = json.dumps(meta).encode("utf-8")
+    return with_metadata(table, new)
+
+
+def slice_rows(table: pa.Table, offset: int = 0, length: Optional[int] = None) -> pa.Table:
+    """Rows ``offset`` to ``offset + length`` of ``table`` (clamped to its rows, as a
+    Python slice is), a zero-copy slice that keeps the rows' index labels: a RangeIndex
+    in the pandas metadata is narrowed to the rows kept (and so is what
+    :mod:`.fidelity` keeps per row). pyarrow's own ``slice`` does neither, and does not
+    clamp a table of no columns (``slice(0, 3)`` of one of 0 rows has 3)."""
+    n = table.num_rows
+    offset = min(max(int(offset), 0), n)
+    length = n - offset if length is None else max(0, min(int(length), n - offset))
+    if offset == 0 and length == n:
+        return table
+    found = _range_index(table)
+    out = table.slice(offset, length)
+    if found is not None:
+        meta, i, ic = found
+        start = ic["start"] + offset * ic["step"]
+        entries = list(meta["index_columns"])
+        entries[i] = dict(ic, start=start, stop=start + length * ic["step"])
+        out = _with_pandas_meta(out, dict(meta, index_columns=entries))
+    return fidelity.rows_sliced(out, offset, length, n)
+
+
+def take_rows(table: pa.Table, indices: np.ndarray[Any, Any]) -> pa.Table:
+    """The rows at ``indices`` (ascending, distinct) of ``table``, a copy of those rows
+    with their index labels: the labels a RangeIndex gives them become an int64 index
+    column (a sample of a range is no range), as pandas' ``sample`` gives an Index."""
+    n = table.num_rows
+    positions = pa.array(indices, type=pa.int64())
+    found = _range_index(table)
+    out = table.take(positions) if table.num_columns else table.slice(0, len(indices))
+    if found is not None:
+        meta, i, ic = found
+        labels = pa.array(ic["start"] + np.asarray(indices, dtype=np.int64) * ic["step"], type=pa.int64())
+        field = "__index_level_0__"
+        k = 0
+        while field in out.column_names:
+            k += 1
+            field = f"__index_level_{k}__"
+        metadata = out.schema.metadata
+        out = out.append_column(field, labels) if out.num_columns else pa.table({field: labels})
+        entries = list(meta["index_columns"])
+        entries[i] = field
+        columns = list(meta.get("columns") or []) + [{
+            "name": ic.get("name"), "field_name": field, "pandas_type": "int64", "numpy_type": "int64", "metadata": None,
+        }]
+        out = out.replace_schema_metadata(metadata)
+        out = _with_pandas_meta(out, dict(meta, index_columns=entries, columns=columns))
+    return fidelity.rows_taken(out, np.asarray(indices, dtype=np.int64), n)
 
 
 def _select_columns(table: pa.Table, columns: Sequence[Any]) -> pa.Table:
@@ -41,7 +122,7 @@ def _select_columns(table: pa.Table, columns: Sequence[Any]) -> pa.Table:
     meta = dict(out.schema.metadata or {})
     if LABELS_KEY in meta:
         meta[LABELS_KEY] = json.dumps([labels[i] for i in picked]).encode("utf-8")
-        out = out.replace_schema_metadata(meta)
+        out = with_metadata(out, meta)
     return out
 
 
@@ -52,7 +133,7 @@ def _sample_rows(table: pa.Table, n: int, seed: Optional[int] = None) -> pa.Tabl
         return table
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(table.num_rows, size=int(n), replace=False))
-    return table.take(pa.array(idx))
+    return take_rows(table, idx)
 
 
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -122,7 +203,7 @@ def _time_range(
         raise InvalidArgumentError(f"column {name!r} is not sorted ascending; sort it before sending")
     lo = 0 if start is None else _searchsorted(chunks, _to_unit_ceil(start, col.type))
     hi = table.num_rows if end is None else _searchsorted(chunks, _to_unit_ceil(end, col.type))
-    return table.slice(lo, max(0, hi - lo))
+    return slice_rows(table, lo, max(0, hi - lo))
 
 
 def _is_int(value: Any) -> bool:
@@ -201,9 +282,9 @@ class Selection:
             table = _time_range(table, self.start, self.end, self.time_column)
         if self.rows is not None:
             start, stop, _ = slice(*self.rows).indices(table.num_rows)
-            table = table.slice(start, max(0, stop - start))
+            table = slice_rows(table, start, max(0, stop - start))
         if self.head is not None:
-            table = table.slice(0, self.head)
+            table = slice_rows(table, 0, self.head)
         if self.columns is not None:
             table = _select_columns(table, self.columns)
         if self.sample is not None:

@@ -19,7 +19,7 @@ from ..errors import ConversionError, InvalidInputError
 from ..progress import Cancel, Progress, check
 from . import fidelity
 from ._caches import CACHES, SCAN_WORKERS, column_arrays, label_key
-from .fields import LABELS_KEY
+from .fields import LABELS_KEY, with_metadata
 from .to_pandas import to_frame
 
 logger = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ def _to_arrow_deferring(
     if own_labels:
         meta = dict(table.schema.metadata or {})
         meta[LABELS_KEY] = json.dumps([_label_to_json(c) for c in labels]).encode("utf-8")
-        table = table.replace_schema_metadata(meta)
+        table = with_metadata(table, meta)
     return table, unchecked
 
 
@@ -277,7 +277,7 @@ def _whole_range_metadata(table: pa.Table, df: pd.DataFrame) -> pa.Table:
     meta = range_index_metadata(json.loads(raw), df.index)
     new = dict(table.schema.metadata or {})
     new[b"pandas"] = json.dumps(meta).encode("utf-8")
-    return table.replace_schema_metadata(new)
+    return with_metadata(table, new)
 
 
 #: NumPy kinds whose columns ``numeric_table`` converts itself: signed and unsigned

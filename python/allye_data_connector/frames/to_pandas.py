@@ -63,8 +63,9 @@ except ImportError:  # pandas 2: no fast path, pyarrow converts every table
 #: cannot, pyarrow converts every table.
 NUMERIC_GET_PATH = _from_blocks is not None
 
-#: The ``"stop": N`` of a RangeIndex in pyarrow's pandas metadata (JSON it writes itself).
-_STOP = re.compile(rb'"stop": (-?[0-9]+)')
+#: The ``"start": N`` and ``"stop": N`` of a RangeIndex in pyarrow's pandas metadata (JSON
+#: it writes itself, and a partial load rewrites for the rows it keeps).
+_RANGE = re.compile(rb'"start": (-?[0-9]+), "stop": (-?[0-9]+)')
 #: Arrow types whose single-chunk, null-free arrays ``to_pandas`` turns into NumPy views.
 _VIEW_TYPES = frozenset(
     pa.from_numpy_dtype(np.dtype(t)) for t in ("int8", "int16", "int32", "int64", "uint8", "uint16",
@@ -79,8 +80,8 @@ def numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
     metadata describes a RangeIndex. The first table of a schema goes through pyarrow,
     whose result (column Index, dtypes, index) is checked and remembered in
     ``CACHES.frames`` (keyed on the schema's field types and names and its pandas
-    metadata with the RangeIndex ``stop`` blanked out: ``(column Index, (start, step,
-    name))``, or None for a schema left to pyarrow); later tables of that schema are
+    metadata with the RangeIndex ``start`` and ``stop`` blanked out: ``(column Index,
+    (step, name))``, or None for a schema left to pyarrow); later tables of that schema are
     assembled from zero-copy NumPy views with a view of that column Index, and the same
     RangeIndex rule as pyarrow's (the metadata's range when its length matches, else
     ``RangeIndex(num_rows)``). ``None`` when the table does not qualify; tests/convert
@@ -91,11 +92,12 @@ def numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
     raw = meta.get(b"pandas") if meta else None
     if raw is None:
         return None
-    stops = _STOP.findall(raw)
-    if len(stops) != 1:
+    ranges = _RANGE.findall(raw)
+    if len(ranges) != 1:
         return None
+    start, stop = int(ranges[0][0]), int(ranges[0][1])
     schema = table.schema
-    key = (tuple(schema.types), tuple(schema.names), _STOP.sub(b'"stop": 0', raw))
+    key = (tuple(schema.types), tuple(schema.names), _RANGE.sub(b'"start": 0, "stop": 0', raw))
     learnt = CACHES.frames.get(key, False)
     if learnt is None:
         return None
@@ -104,10 +106,10 @@ def numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
         if col.num_chunks != 1 or col.null_count:
             return None
     if learnt is False:
-        return _learn(table, key, raw, int(stops[0]))
-    labels, (start, step, name) = learnt
+        return _learn(table, key, raw, start, stop)
+    labels, (step, name) = learnt
     n = table.num_rows
-    index = _range_index(start, int(stops[0]), step, name, n)
+    index = _range_index(start, stop, step, name, n)
     blocks = [
         (col.chunk(0).to_numpy(zero_copy_only=True).reshape(1, n), np.array([i], dtype=np.intp))
         for i, col in enumerate(columns)
@@ -125,10 +127,10 @@ def _range_index(start: int, stop: int, step: int, name: Any, rows: int) -> pd.R
     return sliced
 
 
-def _learn(table: pa.Table, key: tuple[Any, ...], raw: bytes, stop: int) -> pd.DataFrame:
+def _learn(table: pa.Table, key: tuple[Any, ...], raw: bytes, start: int, stop: int) -> pd.DataFrame:
     """Converts ``table`` with pyarrow and remembers whether, and how, ``numeric_frame``
     can assemble the later tables of its schema (``key``; ``raw`` is its pandas metadata,
-    whose one ``"stop"`` is ``stop``)."""
+    whose one ``"start"`` is ``start`` and one ``"stop"`` is ``stop``)."""
     df: pd.DataFrame = table.to_pandas(split_blocks=True)
     learnt = None
     types = key[0]
@@ -138,6 +140,7 @@ def _learn(table: pa.Table, key: tuple[Any, ...], raw: bytes, stop: int) -> pd.D
         and type(df.index) is pd.RangeIndex and not df.attrs
         and ranges and len(ranges) == 1 and isinstance(ranges[0], dict) and ranges[0].get("kind") == "range"
         and type(ranges[0].get("stop")) is int and ranges[0]["stop"] == stop
+        and type(ranges[0].get("start")) is int and ranges[0]["start"] == start
         and df.shape[1] == table.num_columns
         and all(type(a) is np.ndarray and a.dtype == t.to_pandas_dtype() for a, t in zip(column_arrays(df), types))
     ):
@@ -145,7 +148,7 @@ def _learn(table: pa.Table, key: tuple[Any, ...], raw: bytes, stop: int) -> pd.D
         index = _range_index(r["start"], stop, r["step"], r["name"], table.num_rows)
         if df.index.equals(index) and df.index.name == index.name:
             # A view: the caller may rename df.columns in place; the remembered Index stays.
-            learnt = (df.columns.view(), (r["start"], r["step"], r["name"]))
+            learnt = (df.columns.view(), (r["step"], r["name"]))
     CACHES.put(CACHES.frames, key, learnt)
     return df
 

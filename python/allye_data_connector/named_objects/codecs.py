@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import frames
+from .._optional import require
 from ..errors import ArrowDataError, ConversionError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -194,8 +195,7 @@ def decode(table: pa.Table, meta: dict[str, Any], *, as_polars: Optional[bool] =
     if kind == "pickle":
         return _decode_pickle(table)
     if as_polars or (as_polars is None and kind == "polars"):
-        import polars as pl
-
+        pl = require("polars", extra="polars", purpose="reading Arrow data as polars")
         frame = pl.from_arrow(table)
         if meta.get("polars") == "Series" and isinstance(frame, pl.DataFrame):
             return frame.to_series(0)

@@ -304,18 +304,45 @@ def objects(
     *,
     allow_pickle: Optional[bool] = None,
 ) -> Objects:
-    """The named objects of ``namespace`` in the store (see :class:`Objects`)."""
+    """The named objects of ``namespace`` in the store (see :class:`Objects`).
+
+    Args:
+        namespace: The namespace (``"default"``).
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        allow_pickle: Allow pickles (None: the ``allow_pickle`` setting).
+
+    Returns:
+        The namespace's ``Objects``, a dict-like mapping.
+    """
     return Objects(namespace, secret_dir, allow_pickle=allow_pickle)
 
 
 def namespaces(secret_dir: Optional[PathLike] = None) -> list[str]:
-    """The namespaces that hold (or held) objects, sorted."""
+    """The namespaces that hold (or held) objects, sorted.
+
+    Args:
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+
+    Returns:
+        The namespaces' names, sorted.
+    """
     return list(_core.namespaces(secret_dir=store_arg(secret_dir)))
 
 
 def remove_namespace(namespace: str, secret_dir: Optional[PathLike] = None) -> int:
     """Deletes a namespace and every object in it; returns how many it held. The default
-    namespace cannot be removed (:class:`~..errors.InvalidArgumentError`)."""
+    namespace cannot be removed (:class:`~..errors.InvalidArgumentError`).
+
+    Args:
+        namespace: The namespace to delete.
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+
+    Returns:
+        How many objects it held.
+
+    Raises:
+        InvalidArgumentError: The default namespace.
+    """
     return int(_core.remove_namespace(namespace, secret_dir=store_arg(secret_dir)))
 
 
@@ -324,7 +351,15 @@ def capacity(secret_dir: Optional[PathLike] = None) -> dict[str, Any]:
     file system (``store_free``, ``store_total``), the bytes held by live versions
     (``used``) and the ``max_store_bytes`` quota (``quota``, None when unset); the
     pre-mapped pool segments of this user's processes (``pool_bytes``, ``pool_segments``)
-    and this process's pool bound (``pool_max_bytes``, setting ``pool_max_bytes``)."""
+    and this process's pool bound (``pool_max_bytes``, setting ``pool_max_bytes``).
+
+    Args:
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+
+    Returns:
+        ``shm_free``, ``shm_total``, ``store_free``, ``store_total``, ``used``, ``quota``,
+        ``pool_bytes``, ``pool_segments``, ``pool_max_bytes``.
+    """
     store = _core.resolve_store(store_arg(secret_dir))
     quota = _settings.effective(store).max_store_bytes
     return dict(_core.capacity(secret_dir=store_arg(secret_dir), quota=quota))

@@ -1,8 +1,9 @@
 """The Flight wire vocabulary (docs/PROTOCOL.md "remote"), written once for the server
 (:mod:`.server`), the client (:mod:`.client`) and the registry (:mod:`.zookeeper`):
 action names, the auth header, requests (encoded by the client, decoded by the server),
-tickets, version records, the keys of a FlightInfo's announcement, the ``metadata.adc``
-keys of a pulled version, and the error texts a client acts on."""
+tickets (each decoded and checked: the keys, their types, the table name's rule and the
+size bound), version records, the keys of a FlightInfo's announcement, the
+``metadata.adc`` keys of a pulled version, and the error texts a client acts on."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import pandas as pd
 import pyarrow.flight as flight
 
 from .. import _core
+from ..errors import InvalidArgumentError
 from ..frames import Selection
+from ._refusals import InvalidRequest, quote
 
 #: Action: the current version of many tables in one round trip (body: a JSON list of
 #: names, ``[]`` for all; result: JSON ``{name: version record or null}``).
@@ -37,9 +40,9 @@ ADC_REMOTE_TABLE = "remote_table"
 ADC_REMOTE_ID = "remote_id"
 ADC_PULLED_AT = "pulled_at"
 
-#: In a server's error: the pinned version is no longer current; plan again.
+#: In a server's error (``NOT_FOUND``): the pinned version is no longer current; plan again.
 REPLAN = "re-plan"
-#: The start of a server's error about a table its store does not have.
+#: The start of a server's error (``NOT_FOUND``) about a table its store does not have.
 NO_TABLE = "no table"
 
 
@@ -73,33 +76,116 @@ def tail_request(name: str, after: Any, time_column: Optional[str]) -> dict[str,
     return {"table": name, "after": pd.Timestamp(after).isoformat(), "time_column": time_column}
 
 
-def request_from_descriptor(descriptor: flight.FlightDescriptor) -> dict[str, Any]:
-    """A descriptor's request: a path ``[table]`` (the whole table) or a JSON command
-    ``{"table", "columns", "rows", "start", "end", "time_column", "after", "producer"}``."""
-    if descriptor.descriptor_type == flight.DescriptorType.PATH:
-        parts = [p.decode() if isinstance(p, bytes) else p for p in descriptor.path]
-        if len(parts) != 1:
-            raise flight.FlightServerError(f"a path descriptor names one table, got {parts!r}")
-        return {"table": parts[0]}
+#: The keys a request may hold (a command descriptor's; :func:`request_of`,
+#: :func:`tail_request`); a ticket adds :data:`TICKET_KEYS`, a pushed table's descriptor
+#: holds only :data:`PUT_KEYS`. A key the server does not know is refused rather than
+#: ignored: ignoring a newer client's narrowing key would serve more than it asked for.
+REQUEST_KEYS = frozenset({"table", "columns", "rows", "start", "end", "time_column", "after", "producer"})
+TICKET_KEYS = frozenset({"id", "source_id"})
+PUT_KEYS = frozenset({"table", "schema_sha256"})
+#: The most bytes a server reads of a descriptor, ticket or action body.
+MAX_REQUEST_BYTES: int = _core.MAX_REMOTE_REQUEST_BYTES
+
+
+def _bounded(raw: bytes, what: str) -> bytes:
+    if len(raw) > MAX_REQUEST_BYTES:
+        raise InvalidRequest(f"{what} is {len(raw):,} bytes; this server reads at most {MAX_REQUEST_BYTES:,}")
+    return raw
+
+
+def _json(raw: bytes, what: str) -> Any:
     try:
-        req = json.loads(descriptor.command)
-    except ValueError:
-        raise flight.FlightServerError("a command descriptor must be a JSON object (docs/PROTOCOL.md 'remote')") from None
-    if not isinstance(req, dict) or not isinstance(req.get("table"), str):
-        raise flight.FlightServerError('a command descriptor must be a JSON object with a "table" name')
+        return json.loads(_bounded(raw, what))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise InvalidRequest(f"{what} is not JSON (docs/PROTOCOL.md 8.16)") from None
+
+
+def table_name(value: Any, what: str = '"table"') -> str:
+    """``value`` when it names a table that may cross the network (the core's rule), else
+    :class:`InvalidRequest`."""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{what} must be a table name (a string), got {type(value).__name__}")
+    try:
+        return _core.check_remote_table_name(value)
+    except InvalidArgumentError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _checked(req: Any, allowed: frozenset[str], what: str) -> dict[str, Any]:
+    """``req`` when it is a JSON object of ``allowed`` keys with values of the right
+    types and a valid table name, else :class:`InvalidRequest` naming the first fault."""
+    if not isinstance(req, dict):
+        raise InvalidRequest(f'{what} must be a JSON object with a "table" name, got {type(req).__name__}')
+    unknown = sorted(k for k in req if k not in allowed)
+    if unknown:
+        raise InvalidRequest(f"{what} has unknown keys {quote(unknown)}; the keys are {', '.join(sorted(allowed))}")
+    if "table" not in req:
+        raise InvalidRequest(f'{what} has no "table"')
+    table_name(req["table"])
+    for key in ("start", "end", "after", "time_column", "producer", "id", "source_id", "schema_sha256"):
+        if req.get(key) is not None and not isinstance(req[key], str):
+            raise InvalidRequest(f'"{key}" must be a string, got {type(req[key]).__name__}')
+    columns = req.get("columns")
+    if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
+        raise InvalidRequest('"columns" must be a list of column names (strings)')
+    rows = req.get("rows")
+    if rows is not None and (not isinstance(rows, list) or len(rows) != 2
+                             or any(v is not None and (isinstance(v, bool) or not isinstance(v, int)) for v in rows)):
+        raise InvalidRequest('"rows" must be [start, stop]: two integers or nulls, as Python slicing')
     return req
 
 
+def request_from_descriptor(descriptor: flight.FlightDescriptor) -> dict[str, Any]:
+    """A descriptor's request: a path ``[table]`` (the whole table) or a JSON command
+    ``{"table", "columns", "rows", "start", "end", "time_column", "after", "producer"}``;
+    anything else, an unknown key, a value of the wrong type, a name that may not cross
+    the network or more than :data:`MAX_REQUEST_BYTES` is :class:`InvalidRequest`."""
+    if descriptor.descriptor_type == flight.DescriptorType.PATH:
+        parts = list(descriptor.path or [])
+        _bounded(b"".join(p if isinstance(p, bytes) else str(p).encode() for p in parts), "the descriptor's path")
+        if len(parts) != 1:
+            raise InvalidRequest(f"a path descriptor names one table, got {len(parts)} parts")
+        part = parts[0]
+        try:
+            name = part.decode() if isinstance(part, bytes) else str(part)
+        except UnicodeDecodeError:
+            raise InvalidRequest("a path descriptor's table name must be UTF-8") from None
+        return {"table": table_name(name)}
+    return _checked(_json(descriptor.command or b"", "a command descriptor"), REQUEST_KEYS, "a command descriptor")
+
+
+def put_request(descriptor: flight.FlightDescriptor) -> dict[str, Any]:
+    """The request of a pushed table's descriptor: a path ``[table]`` or a JSON command
+    ``{"table", "schema_sha256"}``, checked as :func:`request_from_descriptor` does."""
+    if descriptor.descriptor_type == flight.DescriptorType.PATH:
+        return request_from_descriptor(descriptor)
+    return _checked(_json(descriptor.command or b"", "a command descriptor"), PUT_KEYS, "a pushed table's descriptor")
+
+
+def names_of(body: bytes) -> list[str]:
+    """The table names of a ``versions`` action's body (a JSON list; empty: all)."""
+    if not body:
+        return []
+    names = _json(body, "the body of a versions action")
+    if not isinstance(names, list):
+        raise InvalidRequest("the body of a versions action must be a JSON list of table names ([] for all)")
+    return [table_name(n, "each entry of a versions action's body") for n in names]
+
+
 def selection_of(req: dict[str, Any]) -> Selection:
-    """The part of the table a request asks for (``after`` aside)."""
+    """The part of the table a checked request asks for (``after`` aside); a value the
+    selection refuses (a time that is not one) is :class:`InvalidRequest`."""
     rows = req.get("rows")
-    return Selection(
-        columns=req.get("columns"),
-        rows=None if rows is None else (rows[0], rows[1]),
-        start=req.get("start"),
-        end=req.get("end"),
-        time_column=req.get("time_column"),
-    )
+    try:
+        return Selection(
+            columns=req.get("columns"),
+            rows=None if rows is None else (rows[0], rows[1]),
+            start=req.get("start"),
+            end=req.get("end"),
+            time_column=req.get("time_column"),
+        )
+    except InvalidArgumentError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 # ---- tickets -------------------------------------------------------------------------
@@ -113,12 +199,15 @@ def ticket(req: dict[str, Any], version: dict[str, Any]) -> bytes:
 
 
 def request_of_ticket(raw: bytes) -> tuple[dict[str, Any], str, str]:
-    """(request, table name, pinned version id) of a ticket :func:`ticket` made."""
+    """(request, table name, pinned version id) of a ticket :func:`ticket` made; anything
+    else is :class:`InvalidRequest`."""
     try:
-        req = json.loads(raw)
-        return req, req["table"], req["id"]
-    except (ValueError, KeyError, TypeError):
-        raise flight.FlightServerError("not a ticket of this server (docs/PROTOCOL.md 'remote')") from None
+        req = _checked(_json(raw, "the ticket"), REQUEST_KEYS | TICKET_KEYS, "the ticket")
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"not a ticket of this server ({exc}): plan the call again with GetFlightInfo") from None
+    if not isinstance(req.get("id"), str):
+        raise InvalidRequest('not a ticket of this server (no "id"): plan the call again with GetFlightInfo')
+    return req, req["table"], req["id"]
 
 
 # ---- versions ------------------------------------------------------------------------

@@ -15,20 +15,26 @@ collected by gc, readable by the widgets and 0.1.2, zero-copy to load), its read
 With a ZooKeeper registry (``registry="zk://..."``), versions are pushed to the client by
 watches, so a load of an unchanged table makes no call to any peer.
 
-When no peer answers within ``timeout_sec`` (gRPC keepalive and a deadline are always
-set), a cached version is served with a warning if ``stale_ok=True``; otherwise
-:class:`~..errors.RemoteUnavailableError` is raised.
+When no peer answers within ``timeout_sec`` (gRPC keepalive is always on; a call that
+gets no answer, or a stream that sends nothing, for ``timeout_sec`` fails, however long
+a live transfer takes), a cached version is served with a warning if ``stale_ok=True``;
+otherwise :class:`~..errors.RemoteUnavailableError` is raised (with ``timed_out`` true
+when every peer was silent). A peer's refusal is never served around: a wrong token or
+certificate is ``RemoteUnavailableError`` with ``refused`` true, a request the peer
+finds invalid is :class:`~..errors.InvalidArgumentError`, each with the peer's one-line
+reason and its request id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Iterable, Optional, Sequence, Union
 
 import pyarrow as pa
@@ -41,13 +47,16 @@ from ..frames import Selection, index_fields
 from ..tables import api as tables
 from . import _wire
 from ._layout import laid_out_bytes, layout
+from ._refusals import one_line
+from ._silence import Silent, Stream
 from ._wire import ADC_ORIGIN, ADC_PULLED_AT, ADC_REMOTE_ID, ADC_REMOTE_TABLE, DATA_BYTES_KEY, NULL_COUNTS_KEY
 
 logger = logging.getLogger(__name__)
 
 #: Seconds after a check (or pull) during which a load trusts the cache without asking.
 DEFAULT_CHECK_TTL_SEC: float = _core.DEFAULT_CHECK_TTL_SEC
-#: Deadline of each remote call, seconds.
+#: Longest silence of a remote call, seconds: no answer to a call, or no message of a
+#: stream, for this long fails it (a long transfer that keeps sending never does).
 DEFAULT_TIMEOUT_SEC: float = _core.DEFAULT_REMOTE_TIMEOUT_SEC
 #: gRPC keepalive ping interval (and the time to wait for its answer), milliseconds: a
 #: partition is noticed within about twice this.
@@ -80,8 +89,27 @@ _UNAVAILABLE = (
     flight.FlightTimedOutError,
     flight.FlightInternalError,
     flight.FlightCancelledError,
+    flight.FlightServerError,  # UNKNOWN: the server failed (mid-stream); another peer may serve
     pa.ArrowIOError,
 )
+#: A peer refused who we are (UNAUTHENTICATED) or what we may do (PERMISSION_DENIED).
+_REFUSED = (flight.FlightUnauthenticatedError, flight.FlightUnauthorizedError)
+
+_FLIGHT_PREFIX = "Flight returned "
+_TRAILERS = (". Detail: ", ". gRPC client debug context: ", ". Client context: ")
+
+
+def server_message(exc: BaseException) -> str:
+    """The message of a Flight error as its server wrote it, one line: without the status
+    words, the ``Detail:`` and the debug context that gRPC and pyarrow add."""
+    text = str(exc)
+    if text.startswith(_FLIGHT_PREFIX) and ", with message: " in text:
+        text = text.split(", with message: ", 1)[1]
+    for marker in _TRAILERS:
+        cut = text.find(marker)
+        if cut >= 0:
+            text = text[:cut]
+    return one_line(text)
 
 
 def peer_location(peer: str, *, tls: bool = False) -> str:
@@ -209,9 +237,13 @@ class Remote:
             self._clients[location] = c
         return c
 
-    def _options(self, timeout_sec: Optional[float] = None) -> flight.FlightCallOptions:
+    def _options(self, *, no_deadline: bool = False, deadline: Optional[float] = None) -> flight.FlightCallOptions:
+        """Call options: the token, and the deadline of a unary call (``timeout_sec``,
+        or ``deadline``); a stream's silence is bounded by :class:`._silence.Stream`
+        instead (``no_deadline``)."""
         headers = [(_wire.AUTH_HEADER.encode(), _wire.bearer(self.token).encode())] if self.token else None
-        return flight.FlightCallOptions(timeout=timeout_sec or self.timeout_sec, headers=headers)
+        timeout = None if no_deadline else (deadline or self.timeout_sec)
+        return flight.FlightCallOptions(timeout=timeout, headers=headers)
 
     def _drop(self, location: str) -> None:
         c = self._clients.pop(location, None)
@@ -222,16 +254,58 @@ class Remote:
                 pass
 
     def _refused(self, location: str, exc: Exception) -> RemoteUnavailableError:
-        err = RemoteUnavailableError(f"peer {location} refused the call (token or certificate): {exc}")
+        """A peer's refusal of who we are or what we may do: never served around (a stale
+        copy is not served in its place)."""
+        err = RemoteUnavailableError(f"peer {location} refused the call: {server_message(exc)}")
         err.refused = True  # type: ignore[attr-defined]
         return err
+
+    @staticmethod
+    def _invalid(location: str, exc: Exception) -> InvalidArgumentError:
+        return InvalidArgumentError(f"peer {location} refused the request: {server_message(exc)}")
+
+    def _unavailable(self, location: str, exc: BaseException) -> str:
+        """Why ``location`` could not serve, for an error message; with a hint when the
+        connection was closed before any answer, as a TLS server does to a plaintext
+        client and a mutual-TLS server to a client without a certificate it accepts."""
+        if isinstance(exc, Silent):
+            return f"{location}: sent nothing for {self.timeout_sec:g}s (timeout_sec)"
+        text = f"{location}: {server_message(exc)}"
+        if "Socket closed" in str(exc) or "handshake" in str(exc).lower():
+            if not self._tls:
+                text += " (a TLS server closes plaintext connections: name it grpc+tls://... and pass tls_root_certs)"
+            elif "cert_chain" not in self._tls_args:
+                text += (" (a server started with --tls-client-ca closes the connection of a client without a "
+                         "certificate its CA signed: pass cert_chain and private_key)")
+        return text
+
+    def _no_peer(self, text: str, failures: list[BaseException]) -> RemoteUnavailableError:
+        err = RemoteUnavailableError(text)
+        err.timed_out = bool(failures) and all(  # type: ignore[attr-defined]
+            isinstance(f, (Silent, flight.FlightTimedOutError)) for f in failures)
+        return err
+
+    @contextlib.contextmanager
+    def _reading(self, location: str, name: str) -> Iterator[None]:
+        """Reading a stream: silence, or a stream that broke, is RemoteUnavailableError."""
+        try:
+            yield
+        except (Silent, *_UNAVAILABLE) as exc:
+            self._drop(location)
+            raise self._no_peer(f"the stream of {name!r} from {self._unavailable(location, exc)}", [exc]) from exc
+
+    def _stream(self, client: flight.FlightClient, ticket: flight.Ticket) -> Stream:
+        """A DoGet bounded by silence (``timeout_sec`` without a message), not by its length."""
+        return Stream(client, ticket, self._options(no_deadline=True), self.timeout_sec)
 
     # -- calls --
     def _action(self, location: str, kind: str, body: bytes = b"") -> Any:
         try:
             results = list(self._client(location).do_action(flight.Action(kind, body), self._options()))
-        except (flight.FlightUnauthenticatedError, flight.FlightUnauthorizedError) as exc:
+        except _REFUSED as exc:
             raise self._refused(location, exc) from exc
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise self._invalid(location, exc) from exc
         except _UNAVAILABLE:
             self._drop(location)
             raise
@@ -244,7 +318,7 @@ class Remote:
         try:
             out: dict[str, Any] = self._action(loc, _wire.ACTION_STATS)
         except _UNAVAILABLE as exc:
-            raise RemoteUnavailableError(f"peer {loc} did not answer within {self.timeout_sec}s: {exc}") from exc
+            raise self._no_peer(f"peer {self._unavailable(loc, exc)}", [exc]) from exc
         return out
 
     def versions(self, names: Sequence[str] = (), *, peer: Optional[str] = None) -> dict[str, Any]:
@@ -253,14 +327,15 @@ class Remote:
         answers, or ``peer``)."""
         body = json.dumps(list(names)).encode()
         locations = [peer_location(peer, tls=self._tls)] if peer else self.peers
-        errors = []
+        errors: list[BaseException] = []
         for loc in locations:
             try:
                 out: dict[str, Any] = self._action(loc, _wire.ACTION_VERSIONS, body)
                 return out
             except _UNAVAILABLE as exc:
-                errors.append(f"{loc}: {exc}")
-        raise RemoteUnavailableError("no peer answered: " + "; ".join(errors))
+                errors.append(exc)
+        raise self._no_peer("no peer answered: " + "; ".join(self._unavailable(loc, e) for loc, e in zip(locations, errors)),
+                            errors)
 
     def list_tables(self, peer: str) -> list[dict[str, Any]]:
         """The tables a peer serves (``ListFlights``): ``table_name``, ``id``, ``rows``,
@@ -268,11 +343,11 @@ class Remote:
         loc = peer_location(peer, tls=self._tls)
         try:
             infos = list(self._client(loc).list_flights(options=self._options()))
-        except (flight.FlightUnauthenticatedError, flight.FlightUnauthorizedError) as exc:
+        except _REFUSED as exc:
             raise self._refused(loc, exc) from exc
         except _UNAVAILABLE as exc:
             self._drop(loc)
-            raise RemoteUnavailableError(f"peer {loc} did not answer within {self.timeout_sec}s: {exc}") from exc
+            raise self._no_peer(f"peer {self._unavailable(loc, exc)}", [exc]) from exc
         out = []
         for info in infos:
             version = json.loads(info.app_metadata or b"{}")
@@ -288,13 +363,13 @@ class Remote:
             if version is not None:
                 replicas = self.registry.replicas(name) or [version["location"]]
                 return replicas + [p for p in self._static_peers if p not in replicas], version
-        errors = []
+        errors: list[tuple[str, BaseException]] = []
         answered = False
         for loc in self._static_peers if self.registry is not None else self.peers:
             try:
                 v = self._action(loc, _wire.ACTION_VERSIONS, json.dumps([name]).encode()).get(name)
             except _UNAVAILABLE as exc:
-                errors.append(f"{loc}: {exc}")
+                errors.append((loc, exc))
                 continue
             answered = True
             if v is not None:
@@ -302,16 +377,15 @@ class Remote:
                 order = self._static_peers if self.registry is not None else self.peers
                 return [loc] + [p for p in order if p != loc], v
         if not answered and errors:
-            raise RemoteUnavailableError(
-                f"no peer answered within {self.timeout_sec}s for {name!r}: " + "; ".join(errors)
-            )
+            raise self._no_peer(f"no peer answered for {name!r}: " + "; ".join(self._unavailable(*e) for e in errors),
+                                [e for _, e in errors])
         return [], None
 
-    def _fetch(self, locations: list[str], request: dict[str, Any]) -> tuple[flight.FlightStreamReader, dict[str, Any], int, str]:
+    def _fetch(self, locations: list[str], request: dict[str, Any]) -> tuple[Stream, dict[str, Any], int, str]:
         """Plans (GetFlightInfo) and opens the stream (DoGet) at the first location that
         serves it; a version superseded between the two makes it re-plan once."""
         descriptor = flight.FlightDescriptor.for_command(json.dumps(request))
-        errors = []
+        errors: list[tuple[str, BaseException]] = []
         for loc in locations:
             for attempt in (0, 1):
                 client = self._client(loc)
@@ -319,22 +393,23 @@ class Remote:
                     info = client.get_flight_info(descriptor, self._options())
                     version = json.loads(info.app_metadata or b"{}")
                     ticket = info.endpoints[0].ticket
-                    return client.do_get(ticket, self._options()), version, info.total_records, loc
-                except (flight.FlightUnauthenticatedError, flight.FlightUnauthorizedError) as exc:
+                    return self._stream(client, ticket), version, info.total_records, loc
+                except _REFUSED as exc:
                     raise self._refused(loc, exc) from exc
-                except flight.FlightServerError as exc:
+                except pa.ArrowKeyError as exc:  # NOT_FOUND: superseded meanwhile, or gone
                     if _wire.REPLAN in str(exc) and attempt == 0:
                         logger.info("version of %r changed while planning at %s; planning again", request["table"], loc)
                         continue
-                    if _wire.NO_TABLE in str(exc):
-                        errors.append(f"{loc}: {exc}")
-                        break
-                    raise
-                except _UNAVAILABLE as exc:
-                    self._drop(loc)
-                    errors.append(f"{loc}: {exc}")
+                    errors.append((loc, exc))
                     break
-        raise RemoteUnavailableError(f"no peer could serve {request['table']!r}: " + "; ".join(errors))
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise self._invalid(loc, exc) from exc
+                except (Silent, *_UNAVAILABLE) as exc:
+                    self._drop(loc)
+                    errors.append((loc, exc))
+                    break
+        raise self._no_peer(f"no peer could serve {request['table']!r}: " + "; ".join(self._unavailable(*e) for e in errors),
+                            [e for _, e in errors])
 
     # -- the cache --
     def _cached(self, name: str) -> Optional[_core.Version]:
@@ -374,7 +449,7 @@ class Remote:
             schema_sha256=version.get("schema_sha256"), **self._auto_gc(),
         )
 
-    def _receive(self, name: str, reader: flight.FlightStreamReader, planned: dict[str, Any], rows: int,
+    def _receive(self, name: str, reader: Stream, planned: dict[str, Any], rows: int,
                  *, origin: str, shape: Any = None, held: Optional[pa.Table] = None) -> Optional[_core.Version]:
         """The stream received in place (one copy, as it arrives, into one batch of a file
         payload) when the server announced each column's nulls (and each string/bytes
@@ -404,7 +479,7 @@ class Remote:
             return None
         adc = self._adc_entry(name, origin, planned)
         shape = planned.get("shape") if shape is None else shape
-        stream: Any = reader.to_reader()
+        stream: Any = reader.reader()
         if held is not None:
             into = held.schema
             batches = itertools.chain(held.to_batches(),
@@ -417,7 +492,9 @@ class Remote:
                 shape=None if shape is None else (int(shape[0]), int(shape[1])),
                 schema_sha256=planned.get("schema_sha256"), **self._auto_gc(),
             )
-        except RemoteUnavailableError as exc:  # the stream broke off
+        except RemoteUnavailableError as exc:  # the stream broke off, or went silent
+            if reader.silent:
+                raise Silent(f"the stream sent nothing for {self.timeout_sec:g}s") from exc
             raise RemoteUnavailableError(f"{origin}: {exc}") from exc
         pa.default_memory_pool().release_unused()  # the received messages
         return ev
@@ -429,7 +506,7 @@ class Remote:
         the local ready event."""
         if sync not in SYNC_MODES:
             raise InvalidArgumentError(f"sync must be one of {SYNC_MODES}, got {sync!r}")
-        _core.check_table_name(name)
+        _core.check_remote_table_name(name)
         stale_ok = self.stale_ok if stale_ok is None else bool(stale_ok)
         cached = self._cached(name)
         if self._fresh(name, cached):
@@ -466,14 +543,16 @@ class Remote:
         """The whole table from the first location whose stream completes, written
         straight from the stream into the local store (a broken stream writes nothing:
         the batches are all received before the first manifest line)."""
-        errors = []
+        errors: list[str] = []
+        failures: list[BaseException] = []
         for loc in locations:
             try:
                 reader, planned, rows, _ = self._fetch([loc], {"table": name})
-                ev = self._receive(name, reader, planned, rows, origin=loc)
-                if ev is not None:
-                    return ev
-                table = _one_batch(reader.read_all())
+                with self._reading(loc, name):
+                    ev = self._receive(name, reader, planned, rows, origin=loc)
+                    if ev is not None:
+                        return ev
+                    table = _one_batch(reader.read_all())
                 ev = self._write(name, table, origin=loc, version=planned, shape=planned.get("shape"))
                 del table
                 pa.default_memory_pool().release_unused()  # the received and combined buffers
@@ -481,12 +560,12 @@ class Remote:
             except RemoteUnavailableError as exc:
                 if getattr(exc, "refused", False):
                     raise
-                errors.append(str(exc))
-            except _UNAVAILABLE as exc:
-                self._drop(loc)
-                errors.append(f"{loc}: {exc}")
-                logger.warning("the stream of %r from %s broke (%s); trying the next replica", name, loc, exc)
-        raise RemoteUnavailableError(f"no peer completed the stream of {name!r}: " + "; ".join(errors))
+                cause = exc.__cause__
+                errors.append(self._unavailable(loc, cause) if isinstance(cause, (Silent, *_UNAVAILABLE)) else str(exc))
+                failures.append(Silent() if getattr(exc, "timed_out", False) else exc)
+                if loc != locations[-1]:
+                    logger.warning("the stream of %r from %s failed (%s); trying the next replica", name, loc, errors[-1])
+        raise self._no_peer(f"no peer completed the stream of {name!r}: " + "; ".join(errors), failures)
 
     def _pull_tail(self, name: str, locations: list[str], cached: _core.Version, version: dict[str, Any],
                    time_column: Optional[str]) -> Optional[_core.Version]:
@@ -501,13 +580,11 @@ class Remote:
         request = _wire.tail_request(name, last, time_column)
         reader, planned, rows, served_by = self._fetch(locations, request)
         shape = (local.num_rows + rows, local.num_columns - len(index_fields(local)))
-        try:
+        with self._reading(served_by, name):
             ev = self._receive(name, reader, planned, rows, origin=served_by, shape=shape, held=local)
             if ev is not None:
                 return ev
             tail = reader.read_all()
-        except _UNAVAILABLE as exc:
-            raise RemoteUnavailableError(f"the stream of {name!r} from {locations[0]} broke: {exc}") from exc
         if tail.schema.remove_metadata() != local.schema.remove_metadata():
             logger.info("the columns of %r changed: pulling it whole", name)
             return None
@@ -546,11 +623,9 @@ class Remote:
         if _current(cached, version):
             self._checked[name] = time.monotonic()
             return None
-        reader, _, _, _ = self._fetch(locations, _wire.request_of(name, sel))
-        try:
+        reader, _, _, served_by = self._fetch(locations, _wire.request_of(name, sel))
+        with self._reading(served_by, name):
             return reader.read_all()
-        except _UNAVAILABLE as exc:
-            raise RemoteUnavailableError(f"the stream of {name!r} from {locations[0]} broke: {exc}") from exc
 
     def get_dataframe(
         self,
@@ -589,6 +664,7 @@ class Remote:
         moves when unchanged), or only the part ``columns``/``start``/``end`` pick
         (``start <= t < end``), which then is what the local table holds."""
         target = local_name or name
+        _core.check_remote_table_name(name)
         _core.check_table_name(target)
         if columns is None and start is None and end is None and target == name:
             return self.sync(name)
@@ -597,15 +673,13 @@ class Remote:
         if version is None:
             raise TableNotFoundError(f"no peer has a table {name!r} (peers: {', '.join(self.peers) or 'none'})")
         reader, planned, rows, served_by = self._fetch(locations, _wire.request_of(name, sel))
-        try:
+        with self._reading(served_by, name):
             part = reader.schema.empty_table()
             shape = (rows, part.num_columns - len(index_fields(part)))
             ev = self._receive(target, reader, planned, rows, origin=served_by, shape=shape)
             if ev is not None:
                 return ev
             table = _one_batch(reader.read_all())
-        except _UNAVAILABLE as exc:
-            raise RemoteUnavailableError(f"the stream of {name!r} from {served_by} broke: {exc}") from exc
         shape = (table.num_rows, table.num_columns - len(index_fields(table)))
         return self._write(target, table, origin=served_by, version=planned, shape=shape)
 
@@ -613,7 +687,7 @@ class Remote:
         """Sends ``data`` (a DataFrame or Arrow data; default: the local store's current
         version of ``name``) to ``peer`` as table ``name`` (``DoPut``; the server must
         allow it). Returns the peer's version record."""
-        _core.check_table_name(name)
+        _core.check_remote_table_name(name)
         request: dict[str, Any] = {"table": name}
         if data is None:
             ev, live = _core.get_live(name, secret_dir=self.secret_dir, record_read=False)
@@ -627,7 +701,12 @@ class Remote:
         loc = peer_location(peer, tls=self._tls)
         try:
             descriptor = flight.FlightDescriptor.for_command(json.dumps(request))
-            writer, meta = self._client(loc).do_put(descriptor, table.schema, self._options())
+            # pyarrow cannot cancel a DoPut from another thread, so its silence is bounded
+            # by a deadline of timeout_sec per message of MAX_MESSAGE_BYTES (and one more
+            # for the answer): a push that keeps a rate above that never fails.
+            messages = 2 + table.nbytes // _core.DEFAULT_MAX_MESSAGE_BYTES
+            writer, meta = self._client(loc).do_put(descriptor, table.schema,
+                                                     self._options(deadline=self.timeout_sec * messages))
             try:
                 writer.write_table(table)
                 writer.done_writing()
@@ -639,11 +718,13 @@ class Remote:
                     logger.debug("closing the failed DoPut of %r: %s", name, exc)
                 raise
             writer.close()  # the server's refusal, if any, arrives here
-        except (flight.FlightUnauthenticatedError, flight.FlightUnauthorizedError) as exc:
+        except _REFUSED as exc:
             raise self._refused(loc, exc) from exc
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise self._invalid(loc, exc) from exc
         except _UNAVAILABLE as exc:
             self._drop(loc)
-            raise RemoteUnavailableError(f"peer {loc} did not take {name!r}: {exc}") from exc
+            raise self._no_peer(f"peer {loc} did not take {name!r}: {self._unavailable(loc, exc)}", [exc]) from exc
         return json.loads(answer.to_pybytes()) if answer is not None else {}
 
 
@@ -666,7 +747,30 @@ def connect(
     ``$ALLYE_PEERS``) or a ZooKeeper ``registry`` (``zk://host:port[,host:port][/chroot]``),
     caching into the store ``secret_dir``. ``token``: the peers' bearer token (default
     ``$ALLYE_REMOTE_TOKEN``); ``tls_root_certs`` (+ ``cert_chain``/``private_key`` for
-    mutual TLS) for TLS peers."""
+    mutual TLS) for TLS peers.
+
+    Args:
+        peers: ``host:port`` or Flight URIs (a comma-separated string or a list).
+        registry: A ZooKeeper registry ``zk://host:port[/chroot]`` (the ``remote`` extra).
+        secret_dir: The local store the pulls cache into.
+        token: The peers' bearer token (default ``$ALLYE_REMOTE_TOKEN``).
+        tls_root_certs: PEM of the CA that signed the peers' certificates (TLS).
+        cert_chain: This client's certificate (mutual TLS).
+        private_key: This client's key (mutual TLS).
+        check_ttl_sec: Seconds a version check stays fresh (no call within it).
+        timeout_sec: Deadline of every call.
+        keepalive_ms: gRPC keepalive interval.
+        stale_ok: Serve the cached version, with a warning, when no peer answers.
+        max_full_pull_bytes: Larger tables are pulled only in the parts asked for.
+
+    Returns:
+        A ``Remote`` (a context manager; ``close()`` it when done).
+
+    Raises:
+        InvalidArgumentError: No peers and no registry, or a bad option.
+        MissingDependencyError: ``registry`` without the ``remote`` extra (kazoo).
+        RemoteUnavailableError: The registry did not answer.
+    """
     return Remote(
         peers, registry=registry, secret_dir=secret_dir, token=token, tls_root_certs=tls_root_certs,
         cert_chain=cert_chain, private_key=private_key, check_ttl_sec=check_ttl_sec, timeout_sec=timeout_sec,

@@ -12,12 +12,19 @@ One Flight server per store (see docs/PROTOCOL.md, "remote"):
   ``stats`` (calls and bytes by method; not counted itself).
 
 Serving never counts as a consuming read (``record_read=False``). Auth: a bearer token
-read from (or created in) ``<store>/remote/token`` (mode 0600), or mutual TLS, or none
-(``no_auth``, a trusted network).
+read from (or created in) ``<store>/remote/token`` (mode 0600), compared in constant
+time, or mutual TLS, or none (``no_auth``, a trusted network; off loopback only with
+``insecure``).
+
+The server trusts no client (docs/PROTOCOL.md 10.1, "The Flight server"): every
+request is decoded and checked by :mod:`._wire` (size, keys, types, the network name
+rule), and every failure reaches the client through :mod:`._refusals`: one line, the
+right status, a request id that the log line about it carries too.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -32,10 +39,12 @@ import pyarrow.flight as flight
 
 from .. import _core
 from .._args import PathLike, store_arg, store_dir
-from ..errors import InvalidArgumentError
-from ..frames import Selection, index_fields
-from . import _wire
+from ..errors import (AllyeError, ArrowDataError, InvalidArgumentError, StorageFullError, StoreFullError,
+                      TableNotFoundError)
+from ..frames import Selection, index_fields, slice_rows
+from . import _refusals, _startup, _wire
 from ._layout import layout
+from ._refusals import InvalidRequest, NotFound, StreamFailed, Unsupported, guarded, quote
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +57,6 @@ SHUTDOWN_GRACE_SEC = 5.0
 DEFAULT_PORT: int = _core.DEFAULT_REMOTE_PORT
 #: Where the bearer token lives inside the store.
 TOKEN_FILE = os.path.join(_core.REMOTE_DIR, "token")
-
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 def token_path(secret_dir: Optional[PathLike] = None) -> Path:
@@ -99,7 +106,7 @@ def select(table: pa.Table, req: dict[str, Any]) -> pa.Table:
             head = times.slice(0, min(table.num_rows, 1 << 16))
             bound = pa.scalar(sel_after.start, type=pa.timestamp("ns", getattr(head.type, "tz", None))).cast(head.type)
             equal = pc.sum(pc.equal(head, bound)).as_py() or 0
-            table = table.slice(equal)
+            table = slice_rows(table, equal)
     sel = _wire.selection_of(req)
     return table if sel == _EVERYTHING else sel.apply(table)
 
@@ -152,20 +159,31 @@ class _Stats:
             }
 
 
+def _secret_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", "surrogatepass")
+
+
 class _TokenMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[misc]
+    """Refuses (``UNAUTHENTICATED``) every call without the bearer token, comparing each
+    ``authorization`` value with it in constant time (``hmac.compare_digest``)."""
+
     def __init__(self, token: str) -> None:
         super().__init__()
-        self._expected = _wire.bearer(token)
+        self._expected = _secret_bytes(_wire.bearer(token))
 
     def start_call(self, info: Any, headers: dict[str, list[Any]]) -> None:
-        got = headers.get(_wire.AUTH_HEADER) or headers.get(_wire.AUTH_HEADER.title()) or []
-        values = [v.decode() if isinstance(v, bytes) else v for v in got]
-        if not any(secrets.compare_digest(v, self._expected) for v in values):
-            raise flight.FlightUnauthenticatedError(
-                "missing or wrong bearer token: pass token= (the server's <store>/remote/token) or "
-                "$ALLYE_REMOTE_TOKEN"
-            )
-        return None
+        try:
+            got = headers.get(_wire.AUTH_HEADER) or []
+            if any(hmac.compare_digest(_secret_bytes(v), self._expected) for v in got[:8]):
+                return None
+            refusal = flight.FlightUnauthenticatedError(
+                f"{'a wrong' if got else 'no'} bearer token: pass the server's token (its <store>/remote/token) "
+                "as token= or $ALLYE_REMOTE_TOKEN")
+        except Exception as exc:  # a fault of ours: INTERNAL, never a traceback
+            refusal = exc
+        raise _refusals.refused(refusal, _refusals.request_id(), str(getattr(info, "method", "call")))
 
 
 class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
@@ -184,6 +202,7 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         advertise: Optional[str] = None,
     ) -> None:
+        _refusals.install_format_hook()
         middleware = {"auth": _TokenMiddlewareFactory(token)} if token else None
         kwargs: dict[str, Any] = {}
         if tls_certificates:
@@ -205,11 +224,18 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     def _live(self, name: str, producer: Optional[str]) -> tuple[_core.Version, pa.Table]:
         try:
             ev, data = _core.get_live(name, secret_dir=self.secret_dir, producer=producer, record_read=False)
-        except KeyError as exc:
-            raise flight.FlightServerError(f"{_wire.NO_TABLE} {name!r} in this store: {exc}") from None
-        except Exception as exc:
-            raise flight.FlightServerError(f"cannot read {name!r}: {exc}") from None
+        except TableNotFoundError as exc:  # also expired and removed tables
+            raise NotFound(f"{_wire.NO_TABLE} {quote(name)} on this server", detail=str(exc)) from None
+        except InvalidArgumentError as exc:  # the producer: the name was checked already
+            raise InvalidRequest(str(exc)) from None
         return ev, pa.table(data)
+
+    @staticmethod
+    def _select(table: pa.Table, req: dict[str, Any]) -> pa.Table:
+        try:
+            return select(table, req)
+        except InvalidArgumentError as exc:  # a column, a time or a range the table cannot give
+            raise InvalidRequest(str(exc)) from None
 
     def _replicas(self, name: str, source_id: str) -> list[str]:
         if self.replicas is None:
@@ -222,10 +248,7 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
 
     def _info(self, req: dict[str, Any], descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         ev, table = self._live(req["table"], req.get("producer"))
-        try:
-            part = select(table, req)
-        except InvalidArgumentError as exc:
-            raise flight.FlightServerError(str(exc)) from None
+        part = self._select(table, req)
         version = _wire.version_record(ev)
         ticket = _wire.ticket(req, version)
         locations = [self.location] + [loc for loc in self._replicas(ev["table_name"], version["source_id"])
@@ -244,86 +267,122 @@ class StoreFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         return flight.FlightInfo(part.schema, descriptor, [endpoint], part.num_rows, part.nbytes,
                                  app_metadata=json.dumps(planned).encode())
 
+    def _served(self) -> list[_core.Version]:
+        """The current versions of the tables whose names may cross the network."""
+        out = []
+        for ev in _core.list_tables(secret_dir=self.secret_dir):
+            try:
+                _core.check_remote_table_name(ev["table_name"])
+            except InvalidArgumentError:
+                logger.debug("not serving %r: its name may not cross the network", ev["table_name"])
+                continue
+            out.append(ev)
+        return out
+
     # -- Flight methods --
+    @guarded
     def list_flights(self, context: Any, criteria: bytes) -> Iterator[flight.FlightInfo]:
         self.stats.call("list_flights")
-        for ev in _core.list_tables(secret_dir=self.secret_dir):
+        if criteria:
+            raise InvalidRequest("this server lists every table: send ListFlights without criteria")
+        for ev in self._served():
             try:
                 yield self._info({"table": ev["table_name"], "producer": ev.get("producer")},
                                  flight.FlightDescriptor.for_path(ev["table_name"]))
-            except flight.FlightServerError as exc:  # collected meanwhile: leave it out
+            except (NotFound, AllyeError) as exc:  # collected meanwhile: leave it out
                 logger.debug("list_flights skips %s: %s", ev["table_name"], exc)
 
+    @guarded
     def get_flight_info(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         self.stats.call("get_flight_info")
         return self._info(_wire.request_from_descriptor(descriptor), descriptor)
 
+    @guarded
     def get_schema(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
         self.stats.call("get_schema")
         return flight.SchemaResult(self._info(_wire.request_from_descriptor(descriptor), descriptor).schema)
 
+    @guarded
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
         self.stats.call("do_get")
         req, name, pinned = _wire.request_of_ticket(ticket.ticket)
         ev, table = self._live(name, req.get("producer"))
         if ev["id"] != pinned and _wire.source_id(ev) != req.get("source_id", pinned):
             # The pinned version was superseded (and may be collected): the client re-plans.
-            raise flight.FlightServerError(
-                f"version {pinned} of {name!r} is no longer current ({ev['id']} is): {_wire.REPLAN}")
-        part = select(table, req)
+            raise NotFound(f"version {quote(pinned)} of {quote(name)} is no longer current ({ev['id']} is): "
+                           f"{_wire.REPLAN}")
+        part = self._select(table, req)
         stats, limit = self.stats, self.max_message_bytes
 
         def batches() -> Iterator[pa.RecordBatch]:
-            for b in chunked(part, limit):
-                stats.sent(b)
-                yield b
+            try:
+                for b in chunked(part, limit):
+                    stats.sent(b)
+                    yield b
+            except Exception as exc:  # after data went out a status can only be UNKNOWN
+                rid = _refusals.request_id()
+                logger.error("request %s: do_get of %r failed mid-stream", rid, name, exc_info=exc)
+                raise StreamFailed(f"the server failed while streaming {quote(name)} (request {rid}); "
+                                   "its log has the detail") from None
             # A long-running server hands back what a big transfer's buffers took.
             pa.default_memory_pool().release_unused()
 
         # A RecordBatchStream (not a GeneratorStream) writes dictionary batches first.
         return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(part.schema, batches()))
 
+    @guarded
     def do_put(self, context: Any, descriptor: flight.FlightDescriptor, reader: Any, writer: Any) -> None:
         self.stats.call("do_put")
         if not self.allow_put:
-            raise flight.FlightUnauthorizedError("this server does not accept DoPut (start it with --allow-put)")
-        req = _wire.request_from_descriptor(descriptor)
-        table = reader.read_all()
+            raise flight.FlightUnauthorizedError(
+                "this server does not accept pushed tables: start it with --allow-put (allow_put=True)")
+        req = _wire.put_request(descriptor)
+        try:
+            table = reader.read_all()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise InvalidRequest("the pushed data is not an Arrow stream this server can read",
+                                 detail=str(exc)) from None
         with self.stats.lock:
             self.stats.bytes_received += table.nbytes
         rows, cols = table.num_rows, table.num_columns - len(index_fields(table))
-        ev = _core.send(
-            table, secret_dir=self.secret_dir, table_name=req["table"],
-            metadata={"shm_unlink_on_read": False, "adc": {"pushed": True}},
-            shape=(rows, cols),
-            schema_sha256=req.get("schema_sha256") if isinstance(req.get("schema_sha256"), str) else None,
-        )
+        try:
+            ev = _core.send(
+                table, secret_dir=self.secret_dir, table_name=req["table"],
+                metadata={"shm_unlink_on_read": False, "adc": {"pushed": True}},
+                shape=(rows, cols), schema_sha256=req.get("schema_sha256"),
+            )
+        except (InvalidArgumentError, ArrowDataError) as exc:
+            raise InvalidRequest(f"the pushed table cannot be stored: {exc}") from None
+        except (StorageFullError, StoreFullError) as exc:
+            raise flight.FlightUnavailableError("this server's store is full; push again once it has room") from exc
         logger.info("received %r (%d rows, %d bytes)", req["table"], rows, table.nbytes)
         writer.write(pa.py_buffer(json.dumps(_wire.version_record(ev)).encode()))
 
+    @guarded
+    def do_exchange(self, context: Any, descriptor: flight.FlightDescriptor, reader: Any, writer: Any) -> None:
+        raise Unsupported("this server does not offer DoExchange: pull with GetFlightInfo and DoGet, push with DoPut")
+
+    @guarded
     def list_actions(self, context: Any) -> list[tuple[str, str]]:
         return [
             (_wire.ACTION_VERSIONS, "body: JSON list of table names ([] for all); result: JSON {name: version or null}"),
             (_wire.ACTION_STATS, "result: JSON call and byte counters (not counted itself)"),
         ]
 
+    @guarded
     def do_action(self, context: Any, action: flight.Action) -> Iterator[bytes]:
         kind = action.type
         if kind == _wire.ACTION_STATS:
             return iter([json.dumps(self.stats.snapshot()).encode()])
-        self.stats.call(f"do_action:{kind}")
         if kind == _wire.ACTION_VERSIONS:
-            body = action.body.to_pybytes() if action.body is not None else b""
-            names = json.loads(body) if body else []
-            current = {ev["table_name"]: _wire.version_record(ev) for ev in _core.list_tables(secret_dir=self.secret_dir)}
+            self.stats.call(f"do_action:{kind}")
+            names = _wire.names_of(action.body.to_pybytes() if action.body is not None else b"")
+            current = {ev["table_name"]: _wire.version_record(ev) for ev in self._served()}
             out = current if not names else {n: current.get(n) for n in names}
             return iter([json.dumps(out).encode()])
-        raise flight.FlightServerError(
-            f"unknown action {kind!r}; actions: {_wire.ACTION_VERSIONS}, {_wire.ACTION_STATS}")
-
-
-def _is_loopback(host: str) -> bool:
-    return host in _LOOPBACK or host.startswith("127.")
+        self.stats.call("do_action:unknown")
+        raise InvalidRequest(f"unknown action {quote(kind)}; this server's actions are "
+                             f"{_wire.ACTION_VERSIONS} and {_wire.ACTION_STATS}")
 
 
 def make_server(
@@ -340,28 +399,46 @@ def make_server(
     advertise: Optional[str] = None,
     max_message_bytes: Optional[int] = None,
 ) -> StoreFlightServer:
-    """A started server (listening once this returns; ``port=0`` picks a free port)."""
+    """A started server (listening once this returns; ``port=0`` picks a free port).
+
+    Refuses to start (:class:`InvalidArgumentError`) off loopback without TLS, or without
+    authentication (``no_auth`` and no ``tls_client_ca``), unless ``insecure``; and with a
+    TLS file gRPC could not use (the message names it and what is wrong). A port in use
+    is ``OSError(EADDRINUSE)`` naming who holds it when this user can see it."""
     store = store_arg(secret_dir)
     if (tls_cert is None) != (tls_key is None):
-        raise InvalidArgumentError("pass both tls_cert and tls_key (PEM files), or neither")
+        raise InvalidArgumentError("pass both tls_cert and tls_key (--tls-cert/--tls-key, PEM files), or neither")
     tls = tls_cert is not None
-    if not tls and not _is_loopback(host) and not insecure:
-        raise InvalidArgumentError(
-            f"serving on {host} without TLS would send tables in clear text: pass tls_cert/tls_key "
-            "(--tls-cert/--tls-key), or insecure=True (--insecure) on a trusted network"
-        )
+    if tls_client_ca is not None and not tls:
+        raise InvalidArgumentError("tls_client_ca (--tls-client-ca) is mutual TLS: pass tls_cert and tls_key "
+                                   "(--tls-cert/--tls-key) too")
+    if not _startup.is_loopback(host) and not insecure:
+        if not tls:
+            raise InvalidArgumentError(
+                f"serving on {host} without TLS would send tables in clear text: pass tls_cert/tls_key "
+                "(--tls-cert/--tls-key), or insecure=True (--insecure) on a trusted network")
+        if no_auth and tls_client_ca is None:
+            raise InvalidArgumentError(
+                f"serving on {host} without authentication would let anyone who reaches the port read every table: "
+                "drop no_auth (--no-auth) to require the bearer token, or require client certificates with "
+                "tls_client_ca (--tls-client-ca), or pass insecure=True (--insecure) on a trusted network")
+    _startup.check_tls_files(tls_cert, tls_key, tls_client_ca)
+    _startup.check_port(host, port)
     token = None if (no_auth or tls_client_ca) else ensure_token(store)
     certs = None
     if tls:
         certs = [(Path(tls_cert).read_bytes(), Path(tls_key).read_bytes())]  # type: ignore[arg-type]
     scheme = "grpc+tls" if tls else "grpc+tcp"
     bind = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    server = StoreFlightServer(
-        f"{scheme}://{bind}:{port}", secret_dir=store, allow_put=allow_put, token=token,
-        tls_certificates=certs, verify_client=tls_client_ca is not None,
-        root_certificates=Path(tls_client_ca).read_bytes() if tls_client_ca else None,
-        advertise=advertise, max_message_bytes=max_message_bytes or MAX_MESSAGE_BYTES,
-    )
+    try:
+        server = StoreFlightServer(
+            f"{scheme}://{bind}:{port}", secret_dir=store, allow_put=allow_put, token=token,
+            tls_certificates=certs, verify_client=tls_client_ca is not None,
+            root_certificates=Path(tls_client_ca).read_bytes() if tls_client_ca else None,
+            advertise=advertise, max_message_bytes=max_message_bytes or MAX_MESSAGE_BYTES,
+        )
+    except pa.ArrowException as exc:  # "Server did not start properly": gRPC logged why
+        raise _startup.start_failure(host, port, exc) from exc
     logger.info("serving %s at %s (%s)", _core.resolve_store(store), server.location,
                 "mutual TLS" if tls_client_ca else "no auth" if no_auth else "bearer token")
     return server
@@ -385,8 +462,29 @@ def serve(
 ) -> None:
     """Serves a store until SIGTERM or SIGINT (then shuts down cleanly). ``ready(location)``
     is called once the server listens. With ``registry="zk://host:port[/chroot]"`` the
-    node registers itself and its tables' versions in ZooKeeper while it runs."""
+    node registers itself and its tables' versions in ZooKeeper while it runs.
+
+    Args:
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        host: The address to listen on (loopback by default).
+        port: The port (0: a free one).
+        allow_put: Accept pushes (``DoPut``).
+        no_auth: No bearer token (a trusted network only).
+        insecure: Allow a non-loopback address without TLS.
+        tls_cert: The server's certificate (PEM file).
+        tls_key: Its key.
+        tls_client_ca: Require client certificates signed by this CA (mutual TLS).
+        registry: Register in this ZooKeeper (``zk://...``; the ``remote`` extra).
+        advertise: The location clients should use (default: the bound address).
+        max_message_bytes: The largest gRPC message.
+        ready: Called with the location once the server listens.
+    """
     secret_dir = store_arg(secret_dir)
+    if registry is not None:
+        from .zookeeper import parse_url, require_kazoo
+
+        parse_url(registry)
+        require_kazoo()  # before the port is taken: a missing extra is one clear error
     server = make_server(secret_dir=secret_dir, host=host, port=port, allow_put=allow_put, no_auth=no_auth,
                          insecure=insecure, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
                          advertise=advertise, max_message_bytes=max_message_bytes)

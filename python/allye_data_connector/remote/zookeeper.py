@@ -5,7 +5,7 @@ themselves, and clients learn of new versions through watches instead of asking.
 Layout under the root (``/allye`` unless the URL names a chroot; docs/PROTOCOL.md "remote"):
 
 - ``nodes/node-<seq>`` (ephemeral): ``{"location", "store", "pid", "host"}`` of a server;
-- ``tables/<name>`` (persistent): the table's current version ``{"id", "source_id",
+- ``tables/<name>`` (persistent; the name percent-encoded into one part): the table's current version ``{"id", "source_id",
   "location", "created_at", "bytes", "shape", ...}``, written by the node that has the
   original;
 - ``tables/<name>/replicas/<node>`` (ephemeral): ``{"location", "source_id"}`` of each node
@@ -21,8 +21,9 @@ import socket
 import threading
 from collections.abc import Mapping
 from typing import Any, Optional
+from urllib.parse import quote
 
-from .. import _core
+from .. import _core, _optional
 from ..errors import InvalidArgumentError, RemoteUnavailableError
 from ..tables import api as tables
 from ._wire import source_id
@@ -34,6 +35,12 @@ NODES = f"{ROOT}/nodes"
 TABLES = f"{ROOT}/tables"
 
 
+def table_path(name: str) -> str:
+    """The node of a table: its name percent-encoded into one path part, so that a name
+    with ``/`` (``sensors/temp``) is one node, never a child of another table's."""
+    return f"{TABLES}/{quote(name, safe='')}"
+
+
 def parse_url(url: str) -> str:
     """kazoo's hosts string (``h1:p1,h2:p2[/chroot]``) of a ``zk://`` URL."""
     if not isinstance(url, str) or not url.startswith("zk://") or len(url) <= len("zk://"):
@@ -41,10 +48,18 @@ def parse_url(url: str) -> str:
     return url[len("zk://"):]
 
 
+def require_kazoo() -> None:
+    """Raises :class:`~..errors.MissingDependencyError` naming the ``remote`` extra when
+    kazoo (the ZooKeeper client) is not installed."""
+    _optional.require("kazoo.client", extra="remote", purpose="the ZooKeeper registry (zk://...)")
+
+
 class Registry:
     """A connection to the registry (see the module docs)."""
 
     def __init__(self, url: str, *, timeout_sec: float = 10.0) -> None:
+        parse_url(url)
+        require_kazoo()
         from kazoo.client import KazooClient
         from kazoo.handlers.threading import KazooTimeoutError
 
@@ -98,7 +113,7 @@ class Registry:
                 def changed(data: Optional[bytes], stat: Any) -> None:
                     self._versions[name] = json.loads(data) if data else None
 
-                self.zk.DataWatch(f"{TABLES}/{name}", changed)
+                self.zk.DataWatch(table_path(name), changed)
             return self._versions[name]
 
     def replicas(self, name: str) -> list[str]:
@@ -117,7 +132,7 @@ class Registry:
     def locations(self, name: str, source_id: str) -> list[str]:
         """Locations whose store holds version ``source_id`` of the table (the original's
         id: a pulled copy records it), as their servers published them; one round trip."""
-        path = f"{TABLES}/{name}/replicas"
+        path = f"{table_path(name)}/replicas"
         try:
             children = self.zk.get_children(path)
         except Exception:
@@ -161,6 +176,10 @@ class NodePublisher:
         """Publishes every table of the store whose version changed since the last time."""
         for ev in _core.list_tables(secret_dir=self.secret_dir):
             name, sid = ev["table_name"], source_id(ev)
+            try:
+                _core.check_remote_table_name(name)
+            except InvalidArgumentError:  # not served, so not published
+                continue
             if self._published.get(name) == sid:
                 continue
             try:
@@ -172,7 +191,7 @@ class NodePublisher:
     def _publish_one(self, ev: Mapping[str, Any], name: str, sid: str) -> None:
         from kazoo.exceptions import NodeExistsError
 
-        table = f"{TABLES}/{name}"
+        table = table_path(name)
         p = ev.get("payload") or {}
         is_original = sid == ev["id"]
         if is_original:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional, get_type_hints
+from typing import Any, Mapping, Optional, get_type_hints
 
 from .. import _core
 from .._args import PathLike
@@ -31,6 +32,57 @@ def _hints(cls: type) -> dict[str, str]:
     return {k: str(v) for k, v in get_type_hints(cls).items()}
 
 
+#: Settings that are sizes in bytes: they take units wherever they are given (128MiB, 1GB).
+SIZE_SETTINGS = ("max_shm_bytes", "max_store_bytes", "pool_max_bytes")
+
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}
+
+
+def parse_size(text: str) -> int:
+    """``"128MiB"`` -> 134217728, ``"1GB"`` -> 10**9, ``"4096"`` -> 4096 (``KiB`` and
+    friends are powers of 1024, ``KB`` or ``K`` powers of 1000); anything else is
+    :class:`~..errors.InvalidArgumentError`."""
+    m = re.fullmatch(r"\s*([0-9][0-9_]*(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(text))
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _SIZE_UNITS:
+        raise InvalidArgumentError(f"{text!r} is not a size: use bytes or a unit, e.g. 4096, 64MiB, 1GB, 512KiB")
+    value = float(m.group(1).replace("_", "")) * _SIZE_UNITS[unit]
+    if value != int(value):
+        raise InvalidArgumentError(f"{text!r} is not a whole number of bytes")
+    return int(value)
+
+
+#: The least value of each numeric setting (None, where a setting may be unset, is not
+#: checked), and why.
+MINIMUM = {
+    "max_shm_bytes": (1, "a send needs room for its data"),
+    "chunk_rows": (0, "0 keeps the batches as given"),
+    "default_ttl_sec": (0, "or none for no expiry"),
+    "auto_gc_grace_sec": (0, "0 frees at once"),
+    "keep_versions": (1, "a send never frees the version it has just written"),
+    "max_store_bytes": (0, "or none for no quota"),
+    "pool_max_bytes": (0, "0 for no pool, none for the default"),
+}
+
+
+def check(values: Any, origins: Mapping[str, str]) -> None:
+    """Raises :class:`~..errors.InvalidArgumentError` naming each setting of ``values``
+    (a :class:`Settings`) that is out of range, with where it came from (``origins``)."""
+    bad = []
+    for name, (least, why) in MINIMUM.items():
+        value = getattr(values, name)
+        if value is not None and value < least:
+            origin = origins.get(name, "default")
+            fix = f"change ${origin[4:]}" if origin.startswith("env:") else f"adc config --set {name}=VALUE"
+            bad.append(f"{name}={value} from {origin} is out of range: it must be at least {least} ({why}); {fix}")
+    if bad:
+        raise InvalidArgumentError("; ".join(bad))
+
+
 def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
     """Converts ``value`` (from YAML or an environment variable) to the field's type."""
     hint = _hints(cls)[name]
@@ -38,6 +90,11 @@ def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
         if "Optional" in hint or "None" in hint:
             return None
         raise InvalidArgumentError(f"{name} from {origin} must not be empty")
+    if name in SIZE_SETTINGS and isinstance(value, str):
+        try:
+            return parse_size(value)
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"{name} from {origin}: {exc}") from None
     try:
         if "bool" in hint:
             if isinstance(value, bool):
@@ -88,7 +145,7 @@ class Settings(YamlConfig):
     #: (loading a pickle runs code: only from a private store, see docs/PROTOCOL.md).
     allow_pickle: bool = _core.DEFAULT_ALLOW_PICKLE
     #: Flight peers ``adc.connect()`` pulls from when given none: ``host:port`` or Flight
-    #: URIs, comma separated (see "Serving and pulling" in the README).
+    #: URIs, comma separated (see docs/guide/remote.md).
     peers: Optional[str] = None
     #: Bound of a process's pool of pre-mapped shared-memory segments, which large
     #: shared-memory payloads are copied into (filled in the background after a large
@@ -196,14 +253,7 @@ def _resolve(store: Optional[str], arguments: dict[str, Any]) -> tuple[Settings,
         else:
             sources[name] = "default"
     s = Settings(**values)
-    if (s.max_shm_bytes < 1 or (s.chunk_rows is not None and s.chunk_rows < 0)
-            or (s.default_ttl_sec is not None and s.default_ttl_sec < 0) or s.auto_gc_grace_sec < 0 or s.keep_versions < 1
-            or (s.pool_max_bytes is not None and s.pool_max_bytes < 0)):
-        raise InvalidArgumentError(
-            f"settings out of range: max_shm_bytes={s.max_shm_bytes} (>= 1), chunk_rows={s.chunk_rows} (>= 0), "
-            f"default_ttl_sec={s.default_ttl_sec} (>= 0 or none), auto_gc_grace_sec={s.auto_gc_grace_sec} (>= 0), "
-            f"keep_versions={s.keep_versions} (>= 1), pool_max_bytes={s.pool_max_bytes} (>= 0 or none); see `adc config`"
-        )
+    check(s, sources)
     s.compression = _core.normalize_compression(s.compression)
     return s, sources, path
 

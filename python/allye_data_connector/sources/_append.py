@@ -14,6 +14,8 @@ import pyarrow.compute as pc
 
 from .. import _core
 from ..errors import AllyeError, CancelledError, SourceError, TableNotFoundError
+from ..streams import evolve
+from ..streams.api import stream_schema
 from ..progress import Cancel, is_cancelled
 from ._feed import Feed, LoadProgress, decode_cursor, encode_cursor, larger, newer
 from .base import DataSource
@@ -26,20 +28,14 @@ _FLUSH_AFTER_SEC = float(_core.DEFAULT_FLUSH_INTERVAL_SEC)
 
 
 def _adopt(table: str, store: str) -> None:
-    """A plain table about to be appended to becomes a stream: its current version is the
-    first chunk, with the load state its ``ready`` line had (a replace with a cursor, or
-    an append of before streams), so the append resumes after it."""
-    try:
-        event, data = _core.get_live(table, secret_dir=store, record_read=False)
-    except TableNotFoundError:
-        return
-    current = pa.table(data)
-    if not current.num_rows:
-        return
-    state = ((event.get("metadata") or {}).get(_core.METADATA_LOAD) or None)
-    _core.stream_append(current, table, secret_dir=store, load=dict(state) if state else None)
-    logger.info("%r became a streaming table: its version %s is the first chunk (%d rows)",
-                table, event["id"], current.num_rows)
+    """A plain table about to be appended to becomes a stream (the core's
+    ``stream_adopt``): its current version is the first chunk, with the load state its
+    ``ready`` line had (a replace with a cursor, or an append of before streams), so the
+    append resumes after it."""
+    line = _core.stream_adopt(table, secret_dir=store)
+    if line is not None:
+        logger.info("%r became a streaming table: its version %s is the first chunk (%d rows)",
+                    table, line.get("adopted"), line["rows"])
 
 
 def _resume_point(table: str, store: str, described: str, cursor: Optional[str],
@@ -134,13 +130,16 @@ def _append_locked(src: DataSource, table: str, store: str, *, progress: Union[b
     if not _core.stream_exists(table, secret_dir=store):
         _adopt(table, store)
     lines = _core.stream_chunks(table, secret_dir=store)
-    schema = pa.table(_core.stream_read(table, secret_dir=store, row_start=0, row_end=0)[1]).schema if lines else None
+    schema = stream_schema(store, table) if lines else None
     lower, skip = _resume_point(table, store, described, src.cursor, lines, schema)
     if lower is not None and not lower.is_valid:
         lower = None
     src.last_cursor = None if lower is None else lower.as_py()
     feed = Feed(src, table, progress, cancel, batch_rows, f"the load into {table!r} was cancelled")
+    # The stream's schema evolves: batches keep their own types (the core unifies them),
+    # and records whose values cannot share a column are refused one by one.
     feed.schema = schema
+    feed.refused = []
     chunks = _Chunks(src, table, store, feed, lower=lower, skip=skip, durable=durable, chunk_bytes=chunk_bytes)
     try:
         try:
@@ -169,6 +168,10 @@ def _append_locked(src: DataSource, table: str, store: str, *, progress: Union[b
         event = streams.publish(table, secret_dir=store)
     logger.info("appended %d rows from %s to %r in %d chunks (%d rows)", chunks.rows, described, table,
                 chunks.count, total)
+    refused = list(feed.refused or []) + [r for t in chunks.refused for r in t.to_pylist()]
+    if refused:
+        raise evolve.refusal(table, feed.conflicts + chunks.conflicts, refused, len(refused), chunks.rows,
+                             None, "row(s) of the source")
     return {
         "table_name": table, "rows": total, "rows_loaded": chunks.rows,
         "id": None if event is None else event["id"], "chunks": chunks.count,
@@ -195,6 +198,9 @@ class _Chunks:
         self.rows, self.count, self.skip = 0, 0, skip
         #: Rows a killed run of this load appended already, still to drop.
         self.to_skip = skip
+        #: Rows refused because a column could not take their values, and why.
+        self.refused: list[pa.Table] = []
+        self.conflicts: list[dict[str, Any]] = []
         self.base: dict[str, Any] = {"source": src.describe(), "mode": "append"}
         if self.cursor:
             self.base["cursor"] = self.cursor
@@ -255,9 +261,11 @@ class _Chunks:
         group[-1], rest = group[-1].slice(0, i), group[-1].slice(i)
         return [rest]
 
-    def _state(self, rows: int, final: bool) -> dict[str, Any]:
-        """The load state the chunk line of the group (``rows`` rows) records."""
-        state = dict(self.base, rows_loaded=self.rows + rows)
+    def _state(self, appended: int, consumed: int, final: bool) -> dict[str, Any]:
+        """The load state the chunk line of the group records: ``appended`` rows stored,
+        ``consumed`` rows of the source it covers (those refused included: a rerun
+        must not read them again)."""
+        state = dict(self.base, rows_loaded=self.rows + appended)
         if final:
             if self.cursor:
                 state["last"] = None if self.best is None else encode_cursor(self.best)
@@ -266,23 +274,35 @@ class _Chunks:
         else:
             if self.cursor:
                 state["last"] = None if self.lower is None else encode_cursor(self.lower)
-            state["skip"] = self.skip + rows
+            state["skip"] = self.skip + consumed
         if self.feed.seen["state"] is not None:
             state["state"] = self.feed.seen["state"]
         return state
 
     def _commit(self, final: bool) -> None:
-        rows = sum(b.num_rows for b in self.group)
-        if not rows:
+        consumed = sum(b.num_rows for b in self.group)
+        if not consumed:
             return
         if self.ordered and not final:
             for b in self.group:
                 self.committed = larger(self.committed, b, str(self.cursor))
-        assert self.feed.schema is not None
-        data = pa.Table.from_batches(self.group, self.feed.schema)
-        _core.stream_append(data, self.table, secret_dir=self.store, durable=self.durable,
-                            load=self._state(rows, final))
-        self.rows += rows
-        self.count += 1
+        # One part per run of batches of one schema (a source's batches may differ: the
+        # stream's schema evolves); the core merges them into one chunk.
+        parts: list[pa.Table] = []
+        for b in self.group:
+            if parts and parts[-1].schema.equals(b.schema):
+                parts[-1] = pa.concat_tables([parts[-1], pa.Table.from_batches([b])])
+            else:
+                parts.append(pa.Table.from_batches([b]))
+        done = evolve.append_parts(parts, self.table, secret_dir=self.store, durable=self.durable,
+                                   load=lambda appended: self._state(appended, consumed, final))
+        appended = consumed - sum(len(r) for r in done.refused)
+        for part, rows in zip(parts, done.refused):
+            if len(rows):
+                self.refused.append(part.take(pa.array(rows)))
+        self.conflicts.extend(done.conflicts)
+        self.rows += appended
+        if done.line is not None:
+            self.count += 1
         if not final:
-            self.skip += rows
+            self.skip += consumed

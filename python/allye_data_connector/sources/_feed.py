@@ -11,14 +11,22 @@ import pyarrow.compute as pc
 
 from ..errors import CancelledError, SourceError
 from ..progress import Bar, Cancel, interactive, is_cancelled
+from ..streams.evolve import describe, records_table
 from .base import DataSource
 
 #: ``progress(done, total)``: ``total`` None while unknown.
 LoadProgress = Callable[[int, Optional[int]], object]
 
 
-def to_batches(result: Any, schema: Optional[pa.Schema]) -> list[pa.RecordBatch]:
-    """What ``read(n)`` returned, as record batches of ``schema`` (when known)."""
+def to_batches(result: Any, schema: Optional[pa.Schema], refused: Optional[list[dict[str, Any]]] = None,
+               conflicts: Optional[list[dict[str, Any]]] = None) -> list[pa.RecordBatch]:
+    """What ``read(n)`` returned, as record batches: of ``schema`` when ``refused`` is
+    None (a replace: one version of one schema; a batch that cannot be cast to it
+    without changing a value, or that holds a column it lacks, is a ``SourceError``),
+    else of their own types (an append: the stream's schema evolves; records whose
+    values cannot share a column go to ``refused``, their conflicts to ``conflicts``).
+    Records keep every field of every record and values are never forced into a
+    type."""
     if isinstance(result, pa.RecordBatch):
         batches = [result]
     elif isinstance(result, pa.Table):
@@ -28,8 +36,16 @@ def to_batches(result: Any, schema: Optional[pa.Schema]) -> list[pa.RecordBatch]
             return []
         if not all(isinstance(r, Mapping) for r in result):
             raise SourceError("read() returned a list that is not of records (dicts)")
-        batches = pa.Table.from_pylist(result, schema=schema).to_batches() if schema is not None else \
-            pa.Table.from_pylist(result).to_batches()
+        converted = records_table(result, schema)
+        if converted.refused:
+            if refused is None:
+                i, c = min(converted.refused.items())
+                raise SourceError(f"record {i} of a read() cannot be stored: {describe([c])} (a column keeps its "
+                                  "kind of value; numbers widen)")
+            refused.extend(dict(result[i]) for i in sorted(converted.refused))
+            if conflicts is not None:
+                conflicts.extend(converted.refused.values())
+        batches = [] if converted.table is None else converted.table.to_batches()
     elif hasattr(result, "__arrow_c_stream__") and not _is_pandas(result):
         batches = pa.table(result).to_batches()
     elif _is_pandas(result):
@@ -38,7 +54,7 @@ def to_batches(result: Any, schema: Optional[pa.Schema]) -> list[pa.RecordBatch]
         raise SourceError(
             f"read() returned a {type(result).__name__}: return a pyarrow RecordBatch or Table, "
             "a pandas DataFrame, a list of dicts, or None at the end")
-    if schema is not None:
+    if schema is not None and refused is None:
         try:
             batches = [b if b.schema.equals(schema) else _cast(b, schema) for b in batches]
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError, ValueError) as e:
@@ -47,6 +63,9 @@ def to_batches(result: Any, schema: Optional[pa.Schema]) -> list[pa.RecordBatch]
 
 
 def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    extra = [n for n in batch.schema.names if n not in schema.names]
+    if extra:
+        raise ValueError(f"it has columns the first batch had not: {extra} (they would be lost)")
     return pa.Table.from_batches([batch]).select(schema.names).cast(schema).combine_chunks().to_batches()[0]
 
 
@@ -83,6 +102,10 @@ class Feed:
         self.bar = Bar(f"loading {table}", "load") if progress is True and interactive() else None
         self.seen: dict[str, Any] = {"loaded": None, "total": None, "msg": "", "state": None}
         self.rows = 0
+        #: An append's records refused (their values cannot share a column) and why;
+        #: None for a replace, whose batches are cast to one schema.
+        self.refused: Optional[list[dict[str, Any]]] = None
+        self.conflicts: list[dict[str, Any]] = []
         src.on("progress", self._on_progress)
         src.on("source-state", self._on_state)
 
@@ -102,7 +125,7 @@ class Feed:
             result = self.src.read(self.batch_rows)
             if result is None:
                 return
-            yield from to_batches(result, self.schema)
+            yield from to_batches(result, self.schema, self.refused, self.conflicts)
 
     def count(self, rows: int) -> None:
         self.rows += rows

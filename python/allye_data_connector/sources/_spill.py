@@ -22,8 +22,9 @@ class Spill:
     Arrow IPC stream file as they come (the driver decodes with the GIL released)."""
 
     def __init__(self, uri: str, driver: Optional[str], snapshot: str, query: str,
-                 params: Optional[tuple[Any, ...]], path: str):
+                 params: Optional[tuple[Any, ...]], path: str, connect_timeout_sec: float):
         self.path, self.query, self.params = path, query, params
+        self.connect_timeout_sec = connect_timeout_sec
         self.error: Optional[BaseException] = None
         #: Whether its query ran (after that, a failure fails the load).
         self.started = False
@@ -36,7 +37,7 @@ class Spill:
              params: Optional[tuple[Any, ...]]) -> None:
         conn = cur = None
         try:
-            conn = _adbc.connect(uri, driver)
+            conn = _adbc.connect(uri, driver, self.connect_timeout_sec)
             cur = conn.cursor()
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from .. import _core, settings as _settings
 from .._args import PathLike, int_arg, store_arg
-from ..errors import AllyeError, InvalidArgumentError, SourceError
+from ..errors import AllyeError, CancelledError, InvalidArgumentError, SourceError
 from ..progress import Cancel
 from . import _append
 from ._feed import Feed, LoadProgress, encode_cursor, larger, newer
@@ -85,6 +85,34 @@ def load(
     current, an append keeps the chunks it appended (with their state) and drops the rest.
     A source that raises gives :class:`~..errors.SourceError` (its own ``AllyeError`` as
     it is), with the same guarantees.
+
+    Args:
+        source: A ``DataSource``, or a path or URI (``data.csv``, a Parquet directory,
+            ``postgresql://...``, ``local.db``).
+        table: The table to load into.
+        progress: True: a progress bar in a terminal or Jupyter; a callable
+            ``progress(done, total)``; False or None: nothing.
+        cancel: A ``threading.Event`` or a callable returning True, checked between batches.
+        mode: ``"replace"`` (one new version) or ``"append"`` (chunks of a stream).
+        params: The source's parameters (``query``, ``table``, ``cursor``, ...; ``adc sources``).
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        batch_rows: Rows asked of the source per read.
+        metadata: Metadata of the new version (``replace``).
+        producer: The producer of the new version.
+        compression: Compression of the payload file (None: the setting).
+        ttl_sec: TTL of the new version.
+        durable: fsync before publishing.
+        chunk_bytes: Size of an appended chunk (``append``).
+        publish: In ``append`` mode, also publish the stream as a v1 version.
+
+    Returns:
+        What was loaded: ``table_name``, ``rows``, ``rows_loaded``, ``id``, the cursor.
+
+    Raises:
+        SourceError: The source failed (a file, a query, a connection); the previous version is intact.
+        MissingDependencyError: The source needs an extra that is not installed (``sql``).
+        InvalidArgumentError: No source reads ``source``, or a bad parameter or mode.
+        CancelledError: ``cancel`` was set (or Ctrl-C); nothing half-written is left.
     """
     int_arg("batch_rows", batch_rows, minimum=1)
     int_arg("chunk_bytes", chunk_bytes, minimum=1)
@@ -149,24 +177,42 @@ def _replace(src: DataSource, table: str, store: Optional[str], *, progress: Uni
             feed.count(b.num_rows)
             yield b
 
+    def failure(e: BaseException) -> BaseException:
+        """What the caller hears of ``e``, raised while the source was read: our own
+        errors and interrupts as they are, anything else as :class:`SourceError`."""
+        if isinstance(e, (AllyeError, KeyboardInterrupt, SystemExit)):
+            return e
+        wrapped = SourceError(f"the source {described} failed: {src.redact(str(e))}")
+        wrapped.__cause__ = e
+        return wrapped
+
     try:
         batches = feed.start()
         schema = feed.schema
         assert schema is not None
 
         def guarded() -> Iterator[pa.RecordBatch]:
-            # Exceptions raised here reach the core as a failed stream; keep the original.
+            # An exception leaving this generator reaches the core through pyarrow, which
+            # adds the whole Python traceback to the stream's error, and the core would
+            # record that as the table's error reason. So the stream ends here, and
+            # finish() raises what the caller hears: the core records its one line, and
+            # the traceback goes to the log.
             try:
                 yield from tracked(batches)
             except BaseException as e:
-                raised.append(e)
-                raise
+                raised.append(failure(e))
+                if isinstance(e, (CancelledError, KeyboardInterrupt, SystemExit)):
+                    logger.info("the load into %r stopped: %s", table, type(e).__name__ if not str(e) else e)
+                else:
+                    logger.warning("the source %s failed while loading %r", described, table, exc_info=e)
 
         loaded: dict[str, Any] = {"source": described, "mode": "replace"}
         if cursor:
             loaded["cursor"] = cursor
 
         def finish() -> dict[str, Any]:
+            if raised:
+                raise raised[0]
             feed.check_cancel()
             done = dict(loaded, rows_loaded=feed.rows)
             if cursor:
@@ -186,10 +232,7 @@ def _replace(src: DataSource, table: str, store: Optional[str], *, progress: Uni
             )
         except BaseException as e:
             if raised and raised[0] is not e:
-                cause = raised[0]
-                if isinstance(cause, (AllyeError, KeyboardInterrupt, SystemExit)):
-                    raise cause from None
-                raise SourceError(f"the source {described} failed: {src.redact(str(cause))}") from cause
+                raise raised[0] from None
             raise
         feed.show(feed.rows, feed.rows, f"{feed.rows:,} rows loaded")
     except (AllyeError, KeyboardInterrupt, SystemExit):

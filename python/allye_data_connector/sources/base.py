@@ -180,6 +180,17 @@ def positive_int(value: Any, name: str) -> int:
     return n
 
 
+def positive_number(value: Any, name: str) -> float:
+    """``value`` (a number, or its text from a URI or a form) as a positive float."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = 0.0
+    if not x > 0 or isinstance(value, bool) or x == float("inf"):
+        raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
+    return x
+
+
 def flag(value: Any, name: str) -> bool:
     if value in (None, "", False, True):
         return bool(value)

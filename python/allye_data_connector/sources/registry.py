@@ -10,6 +10,7 @@ import urllib.parse
 from typing import Any, Mapping, Optional
 
 from ..errors import InvalidArgumentError
+from . import _adbc
 from .base import DataSource, config_of, params_of
 from .csv import CODECS, CsvSource
 from .files import IpcSource, ParquetSource
@@ -72,14 +73,18 @@ def available() -> dict[str, type[DataSource]]:
 def resolve(uri: str, params: Optional[Mapping[str, Any]] = None, *, kind: Optional[str] = None,
             options: Optional[Mapping[str, Any]] = None) -> DataSource:
     """The source a URI names: ``kind`` (a registered name) if given; else a database URI
-    (``postgresql://``, ``sqlite:///``, any ``scheme://`` of an ADBC driver) is SQL and
-    a path is a file whose suffix (or a directory: Parquet) says which. ``params`` are the
-    source's parameters (``--param k=v``)."""
+    (``postgresql://``, ``sqlite:///``, the ``scheme://`` of an installed
+    ``adbc_driver_<scheme>``, or any URI with ``params["driver"]``) is SQL and a path is a
+    file whose suffix (or a directory: Parquet) says which. ``params`` are the source's
+    parameters (``--param k=v``). A scheme nothing reads is an ``InvalidArgumentError``
+    listing the schemes that are read."""
     params = dict(params or {})
     sources = available()
     if kind is None and "://" in uri and not uri.startswith("file://"):
         scheme = uri.split("://", 1)[0].lower()
         kind = scheme if scheme in sources and scheme not in BUILTIN else "sql"
+        if kind == "sql" and not params.get("driver") and not _adbc.can_read(uri):
+            raise _adbc.unknown_scheme(uri, sorted(n for n in sources if n not in BUILTIN))
     if uri.startswith("file://"):
         uri = urllib.parse.urlsplit(uri).path
     if kind is None:

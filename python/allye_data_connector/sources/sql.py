@@ -12,10 +12,11 @@ from typing import Any, Mapping, Optional
 
 import pyarrow as pa
 
+from .. import _core
 from ..errors import InvalidArgumentError, SourceError
 from . import _adbc
 from ._spill import Spill
-from .base import DataSource, cursor_param, positive_int, redact_uri, required
+from .base import DataSource, cursor_param, positive_int, positive_number, redact_uri, required
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,43 @@ logger = logging.getLogger(__name__)
 PG_PARTITION_MIN_BYTES = 32 << 20
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def pg_literal(value: Any) -> Optional[str]:
+    """``value`` (a cursor's last value, as pyarrow gives it) as a PostgreSQL literal of
+    its type, or None when it has none here (it is then bound as a parameter). Strings
+    are escape strings (``E'...'``: every backslash and quote escaped, so their meaning
+    does not depend on ``standard_conforming_strings``) left untyped, so that they take
+    the column's type (text, varchar, uuid, ...); bytes are ``decode('<hex>', 'hex')``;
+    numbers are their exact text; times carry their type (``timestamptz`` when aware)."""
+    import datetime
+    import decimal
+    import math
+
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return f"{value!r}::float8"
+        return "'NaN'::float8" if math.isnan(value) else f"'{'-' if value < 0 else ''}Infinity'::float8"
+    if isinstance(value, decimal.Decimal):
+        return f"'{value}'::numeric" if value.is_finite() or value.is_nan() else None
+    if isinstance(value, str):
+        if "\0" in value:
+            return None
+        return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+    if isinstance(value, (bytes, bytearray)):
+        return f"decode('{bytes(value).hex()}', 'hex')"
+    if isinstance(value, datetime.datetime):
+        kind = "timestamp" if value.tzinfo is None else "timestamptz"
+        return f"'{value.isoformat()}'::{kind}"
+    if isinstance(value, datetime.date):
+        return f"'{value.isoformat()}'::date"
+    if isinstance(value, datetime.time) and value.tzinfo is None:
+        return f"'{value.isoformat()}'::time"
+    return None
 
 
 class SqlSource(DataSource):
@@ -57,6 +95,9 @@ class SqlSource(DataSource):
              "help": "Run COUNT(*) for a determinate progress bar (default: for a table only)"},
             cursor_param(),
             {"name": "password", "title": "Password", "placeholder": "", "help": "Added to the URI", "secret": True},
+            {"name": "connect_timeout", "title": "Connect timeout (s)",
+             "placeholder": str(_core.DEFAULT_SQL_CONNECT_TIMEOUT_SEC),
+             "help": "Seconds to wait for the server to answer a connection (PostgreSQL) before failing"},
             {"name": "partitions", "title": "Parallel connections", "placeholder": "auto",
              "help": "PostgreSQL table: page ranges read on as many connections in one snapshot, "
                      "spilled to TMPDIR (auto: 2 on 2+ cores for a table over 32 MiB; 1: one connection)"},
@@ -91,6 +132,9 @@ class SqlSource(DataSource):
         parts = self.source.get("partitions")
         self._partitions: Optional[int] = None if parts in (None, "", "auto") else positive_int(parts, "partitions")
         self._table = str(table) if table else None
+        timeout = self.source.get("connect_timeout")
+        self.connect_timeout_sec = (float(_core.DEFAULT_SQL_CONNECT_TIMEOUT_SEC) if timeout in (None, "")
+                                    else positive_number(timeout, "connect_timeout"))
         #: The other page ranges, read meanwhile by threads into files (PostgreSQL only).
         self._spills: list[Spill] = []
         self._spill_dir: Any = None
@@ -111,16 +155,24 @@ class SqlSource(DataSource):
         return bool(self.cursor)
 
     def _filtered(self, query: str) -> tuple[str, Optional[tuple[Any, ...]]]:
+        """``query`` narrowed to the rows past the cursor's last value, in cursor order.
+        For PostgreSQL the value is written into the SQL as a literal of its type
+        (:func:`pg_literal`): ADBC's PostgreSQL driver returns the whole result of a
+        query with a bound parameter as ONE batch, after the last row, so a resumed load
+        would not stream; a literal streams batch by batch as the first load does."""
         if not self.cursor:
             return query, None
         order = f" ORDER BY {self.cursor}"
         if self.last_cursor is not None:
-            return (f"SELECT * FROM ({query}) AS adc_q WHERE {self.cursor} > {self._placeholder()}{order}",
-                    (self.last_cursor,))
+            where = f"SELECT * FROM ({query}) AS adc_q WHERE {self.cursor} > "
+            literal = pg_literal(self.last_cursor) if self._placeholder() == "$1" else None
+            if literal is not None:
+                return f"{where}{literal}{order}", None
+            return f"{where}{self._placeholder()}{order}", (self.last_cursor,)
         return f"SELECT * FROM ({query}) AS adc_q{order}", None
 
     def _start(self) -> None:
-        self._conn = _adbc.connect(self._uri, self.source.get("driver"))
+        self._conn = _adbc.connect(self._uri, self.source.get("driver"), self.connect_timeout_sec)
         self._cursor = self._conn.cursor()
         query, params = self._filtered(self.query)
         try:
@@ -131,11 +183,11 @@ class SqlSource(DataSource):
             if ranges:
                 snapshot, bounds = ranges
                 parts = [self._filtered(f"SELECT * FROM {self._table} WHERE {cond}")[0] for cond in bounds]
-                import tempfile
-
-                self._spill_dir = tempfile.TemporaryDirectory(prefix="adc-sql-")
+                # In the core's scratch folder: a kill leaves it to gc, which knows whose it is.
+                self._spill_dir = _core.ScratchDir("sql")
                 self._spills = [Spill(self._uri, self.source.get("driver"), snapshot, q, params,
-                                       os.path.join(self._spill_dir.name, f"part{i}.arrows"))
+                                       os.path.join(self._spill_dir.path, f"part{i}.arrows"),
+                                       self.connect_timeout_sec)
                                 for i, q in enumerate(parts[1:], 1)]
                 query = parts[0]
             self._cursor.execute(query, params)
@@ -229,5 +281,5 @@ class SqlSource(DataSource):
             spill.join()
         self._spills = []
         if self._spill_dir is not None:
-            self._spill_dir.cleanup()
+            self._spill_dir.remove()
             self._spill_dir = None

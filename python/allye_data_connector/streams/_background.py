@@ -11,6 +11,7 @@ import multiprocessing.util
 import os
 import sys
 import threading
+import time
 import weakref
 from typing import Any, Optional
 
@@ -21,26 +22,46 @@ logger = logging.getLogger(__name__)
 
 class _Publisher:
     """Publishes the streams this process appended to, at most every interval (a daemon
-    thread) and once more at exit, so that 0.1.2 and the widgets see every row."""
+    thread) and once more at exit, so that 0.1.2 and the widgets see every row; and
+    consolidates their small chunks in the same thread (``_core.stream_consolidate``), so
+    that a process's first read of a stream of many appends maps a few files."""
+
+    #: Merges per stream per wake-up (each replaces CONSOLIDATE_FANOUT small chunks).
+    MERGES_PER_ROUND = 64
+    #: At exit, how long the last consolidations may take.
+    EXIT_BUDGET_SEC = 2.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._dirty: dict[tuple[str, str], float] = {}
+        #: Streams with chunks to consolidate: the number of appends that asked for it.
+        self._merge: dict[tuple[str, str], int] = {}
         self._wake = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._pid = os.getpid()
 
+    def _start(self) -> None:
+        """Under the lock: (re)made in a forked child, started once."""
+        if self._pid != os.getpid():  # a forked child: the parent's thread is not ours
+            self.__init__()  # type: ignore[misc]
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="adc-stream-publisher", daemon=True)
+            self._thread.start()
+
     def mark(self, store: str, table_name: str, interval: float) -> None:
         with self._lock:
-            if self._pid != os.getpid():  # a forked child: the parent's thread is not ours
-                self.__init__()  # type: ignore[misc]
+            self._start()
             first = (store, table_name) not in self._dirty
             self._dirty[(store, table_name)] = interval
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="adc-stream-publisher", daemon=True)
-                self._thread.start()
+            self._merge[(store, table_name)] = self._merge.get((store, table_name), 0) + 1
         if first:
             self._wake.set()
+
+    def consolidate_later(self, store: str, table_name: str) -> None:
+        """An append without publication: its chunks are consolidated all the same."""
+        with self._lock:
+            self._start()
+            self._merge[(store, table_name)] = self._merge.get((store, table_name), 0) + 1
 
     def _run(self) -> None:
         while True:
@@ -48,6 +69,7 @@ class _Publisher:
             self._wake.clear()
             with self._lock:
                 dirty = dict(self._dirty)
+                merge = dict(self._merge)
             for (store, table), interval in dirty.items():
                 try:
                     if _core.stream_publish(table, secret_dir=store, interval_sec=interval) is not None:
@@ -58,11 +80,27 @@ class _Publisher:
                     logger.warning("cannot publish stream %r: %s", table, exc)
                     with self._lock:
                         self._dirty.pop((store, table), None)
+            for (store, table), asked in merge.items():
+                self._consolidate(store, table, asked)
+
+    def _consolidate(self, store: str, table: str, asked: int) -> None:
+        try:
+            report = _core.stream_consolidate(table, secret_dir=store, max_merges=self.MERGES_PER_ROUND)
+        except Exception as exc:  # noqa: BLE001 - a background thread must not die
+            logger.warning("cannot consolidate stream %r: %s", table, exc)
+            report = {"merges": 0, "chunks_replaced": 0, "rows": 0, "busy": False}
+        if report["merges"] < self.MERGES_PER_ROUND:
+            # Nothing left to merge (or another process is on it): done until the next append.
+            with self._lock:
+                if self._merge.get((store, table)) == asked:
+                    del self._merge[(store, table)]
 
     def forget(self, store: str, table_name: str) -> None:
         """Drops a pending publication (the stream is published now, or removed)."""
         with self._lock:
             self._dirty.pop((store, table_name), None)
+            if not _core.stream_exists(table_name, secret_dir=store):
+                self._merge.pop((store, table_name), None)
 
     def publish_now(self, store: str, table_name: str) -> Optional[_core.Version]:
         self.forget(store, table_name)
@@ -73,11 +111,22 @@ class _Publisher:
             if self._pid != os.getpid():
                 return
             dirty, self._dirty = self._dirty, {}
+            merge, self._merge = self._merge, {}
         for store, table in dirty:
             try:
                 _core.stream_publish(table, secret_dir=store)
             except Exception as exc:  # noqa: BLE001 - at exit: say it, go on
                 logger.warning("cannot publish stream %r at exit: %s", table, exc)
+        deadline = time.monotonic() + self.EXIT_BUDGET_SEC
+        for store, table in merge:
+            while time.monotonic() < deadline:
+                try:
+                    report = _core.stream_consolidate(table, secret_dir=store, max_merges=8)
+                except Exception as exc:  # noqa: BLE001 - at exit: say it, go on
+                    logger.warning("cannot consolidate stream %r at exit: %s", table, exc)
+                    break
+                if report["merges"] < 8:
+                    break
 
 
 #: The one publisher of this process.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,8 +17,9 @@ import pyarrow.compute as pc
 
 from .. import _core, frames
 from .._args import PathLike, store_arg, store_dir
-from ..errors import AllyeError, InvalidArgumentError, InvalidInputError
+from ..errors import InvalidArgumentError, InvalidInputError
 from ..frames import Selection
+from . import evolve
 from ._background import PUBLISHER
 
 logger = logging.getLogger(__name__)
@@ -28,41 +29,33 @@ DEFAULT_PUBLISH_INTERVAL_SEC: float = _core.DEFAULT_PUBLISH_INTERVAL_SEC
 DEFAULT_FLUSH_INTERVAL_SEC: float = _core.DEFAULT_FLUSH_INTERVAL_SEC
 
 
-# --- schemas a process has seen per stream (to convert records and frames alike) ---
-
-_SCHEMAS: dict[tuple[str, str], pa.Schema] = {}
+# --- the stream's schema, and data as Arrow ---
 
 
-def known_schema(store: str, table_name: str) -> Optional[pa.Schema]:
-    """The stream's schema (None while it has no chunk), read once per process."""
-    key = (store, table_name)
-    schema = _SCHEMAS.get(key)
-    if schema is None and _core.stream_exists(table_name, secret_dir=store):
-        try:
-            schema = pa.table(_core.stream_read(table_name, secret_dir=store, row_start=0, row_end=0)[1]).schema
-        except AllyeError:
-            return None
-        _SCHEMAS[key] = schema
-    return schema
+def stream_schema(store: str, table_name: str) -> Optional[pa.Schema]:
+    """The stream's schema as the core reads every chunk (the union of what was
+    appended, widened), or None while it has no chunk. Cheap: the core reads only the
+    log lines appended since its last look."""
+    schema = _core.stream_schema(table_name, secret_dir=store)
+    return None if schema is None else pa.schema(schema)
 
 
-def to_table(data: Any, schema: Optional[pa.Schema]) -> pa.Table:
-    """What ``append`` accepts as one Arrow table: a DataFrame, Arrow data, one record
-    (dict) or a list of records. Records take the stream's column types when known."""
+def as_records(data: Any) -> Optional[list[Mapping[str, Any]]]:
+    """``data`` as a list of dict records when it is one record or a list of them; None
+    for other data (frames, Arrow). A list of something else is ``InvalidInputError``."""
     if isinstance(data, Mapping):
-        data = [data]
+        return [data]
     if isinstance(data, (list, tuple)):
         if not all(isinstance(r, Mapping) for r in data):
             raise InvalidInputError("append takes a DataFrame, Arrow data, a dict record or a list of dict records")
-        if schema is not None and all(set(r) <= set(schema.names) for r in data):
-            try:
-                return pa.Table.from_pylist(list(data), schema=schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-                pass  # the core says what does not match
-        try:
-            return pa.Table.from_pylist(list(data))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
-            raise InvalidInputError(f"records cannot be converted to Arrow: {exc}") from exc
+        return list(data)
+    return None
+
+
+def to_table(data: Any, schema: Optional[pa.Schema]) -> pa.Table:
+    """A DataFrame or Arrow data as the Arrow table an append writes. A frame whose
+    column would come out wider than the stream's but holds values of the stream's type
+    (an int column with a missing value comes out as float) takes the stream's type."""
     if isinstance(data, (pd.DataFrame, pd.Series)):
         table = frames.encode(data).table
     else:
@@ -72,10 +65,10 @@ def to_table(data: Any, schema: Optional[pa.Schema]) -> pa.Table:
                 f"append takes a DataFrame, Arrow data, a dict record or a list of dict records, "
                 f"got {type(data).__name__}")
     if schema is not None and table.schema.names == schema.names and not table.schema.equals(schema):
-        try:  # e.g. an int column of a later frame that holds NaN (float): take the stream's type
+        try:  # a safe cast: it fails rather than change a value (6.5 stays 6.5: the column widens)
             table = table.cast(pa.schema(schema, metadata=table.schema.metadata))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            pass  # the core refuses it with both column lists
+            pass  # the core widens the column, or says why it cannot
     return table
 
 
@@ -95,22 +88,107 @@ def append(
 
     Many processes may append to one stream at once. Once this returns the rows are in
     the stream (``durable=True``: on disk, fsynced); no reader sees any of them before.
-    Every append has the stream's columns (names and types; a list of records takes its
-    types). ``time_column`` records that column's range on the chunk, so that loads with
+    ``time_column`` records that column's range on the chunk, so that loads with
     ``start``/``end`` skip the chunks outside.
+
+    The stream's schema evolves (docs/PROTOCOL.md "Streams"): a new field adds a
+    nullable column (earlier rows read as null), a field left out reads as null, a
+    number that does not fit widens its column (int -> float, int32 -> int64; earlier
+    chunks are read as the wider type, never rewritten). A value a column cannot take
+    (a string into a number column) is refused with its record (or row) alone: the
+    others are stored, then :class:`~..errors.SchemaConflictError` names the table, the
+    field and both types, and carries the refused records (``.refused``). Every field of
+    every record is kept (not only the first record's).
+
+    Appending to a name that holds a plain table makes the stream from it first (its
+    rows are the first chunk); appending to a stream whose name a plain table was sent
+    to since is refused (``remove_table`` first).
 
     With ``publish`` (default), the stream is published as an ordinary v1 version (all
     rows so far, what 0.1.2 and the widgets read) at most every
     ``publish_interval_sec`` and at exit."""
     _core.check_table_name(table_name)
     store = store_dir(secret_dir)
-    table = to_table(data, known_schema(store, table_name))
-    line = _core.stream_append(table, table_name, secret_dir=store, time_column=time_column, durable=durable)
-    if line is not None:
-        _SCHEMAS.setdefault((store, table_name), table.schema)
-        if publish:
-            PUBLISHER.mark(store, table_name, publish_interval_sec)
-    return line
+    records = as_records(data)
+    schema = stream_schema(store, table_name)
+    item = records if records is not None else to_table(data, schema)
+    return append_items(store, table_name, [item], time_column=time_column, durable=durable, publish=publish,
+                        publish_interval_sec=publish_interval_sec, schema=schema)
+
+
+def append_items(store: str, table_name: str, items: Sequence[Any], *, time_column: Optional[str] = None,
+                 durable: bool = False, publish: bool = True,
+                 publish_interval_sec: float = DEFAULT_PUBLISH_INTERVAL_SEC,
+                 on_send: Optional[Callable[[pa.Table], None]] = None,
+                 schema: Any = None) -> Optional[_core.Chunk]:
+    """Appends ``items`` (Arrow tables, and lists of dict records) as one chunk: each run
+    of records made into one table by :func:`.evolve.records_table`, the tables merged
+    by the core. The records or rows holding a value a column cannot take are refused
+    alone (the rest is stored), then :class:`~..errors.SchemaConflictError` carries them:
+    a list of records when they were records, the refused rows as an Arrow table when
+    they were one table's. ``on_send`` sees the data just before it is appended.
+    ``schema``: the stream's, when the caller has just read it (else read here, if
+    records need it)."""
+    if schema is None and any(not isinstance(item, pa.Table) for item in items):
+        schema = stream_schema(store, table_name)
+    parts: list[pa.Table] = []
+    origins: list[Any] = []  # per part: the records it came from (by row), or None for a table
+    conflicts: list[dict[str, Any]] = []
+    refused: list[Any] = []
+    total = 0
+    for item in items:
+        if isinstance(item, pa.Table):
+            parts.append(item)
+            origins.append(None)
+            total += item.num_rows
+            continue
+        converted = evolve.records_table(item, schema)
+        total += len(item)
+        conflicts.extend(converted.refused.values())
+        refused.extend(dict(item[i]) for i in sorted(converted.refused))
+        if converted.table is not None:
+            parts.append(converted.table)
+            origins.append([item[i] for i in converted.index])
+    if on_send is not None and parts:
+        on_send(_together(parts))
+    done = evolve.append_parts(parts, table_name, secret_dir=store, time_column=time_column, durable=durable)
+    conflicts.extend(done.conflicts)
+    tables_refused: list[pa.Table] = []
+    for part, origin, rows in zip(parts, origins, done.refused):
+        if not len(rows):
+            continue
+        if origin is None:
+            tables_refused.append(part.take(pa.array(rows)))
+        else:
+            refused.extend(dict(origin[i]) for i in rows.tolist())
+    _published(store, table_name, done.line, publish, publish_interval_sec)
+    if not conflicts:
+        return done.line
+    if tables_refused and not refused and len(tables_refused) == 1:
+        what, payload, n = "row(s)", tables_refused[0], tables_refused[0].num_rows
+    else:
+        payload = refused + [r for t in tables_refused for r in t.to_pylist()]
+        what, n = "record(s)", len(payload)
+    raise evolve.refusal(table_name, conflicts, payload, n, total - n, done.line, what)
+
+
+def _together(parts: list[pa.Table]) -> pa.Table:
+    """The parts of an append as one table, for an event handler (the chunk itself is
+    merged by the core)."""
+    if len(parts) == 1:
+        return parts[0]
+    try:
+        return pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return parts[0]
+
+
+def _published(store: str, table_name: str, line: Optional[_core.Chunk], publish: bool, interval: float) -> None:
+    """After an append that stored rows: its publication and consolidation are due."""
+    if line is not None and publish:
+        PUBLISHER.mark(store, table_name, interval)
+    elif line is not None:
+        PUBLISHER.consolidate_later(store, table_name)
 
 
 def publish(table_name: str, *, secret_dir: Optional[PathLike] = None) -> _core.Version:
@@ -184,7 +262,7 @@ def read(table_name: str, selection: Optional[Selection] = None, *, secret_dir: 
         recorded = next((c.get("time_column") for c in chunks if c.get("time_column")), None)
         time_column = time_column or recorded
         if time_column is not None and time_column == recorded:
-            schema = known_schema(store_dir(secret_dir), table_name)
+            schema = stream_schema(store_dir(secret_dir), table_name)
             ctype = schema.field(time_column).type if schema is not None and time_column in schema.names else None
             kwargs.update(t_start=_int_bound(sel.start, ctype), t_end=_int_bound(sel.end, ctype))
     info, data = _core.stream_read(table_name, secret_dir=store, **kwargs)
@@ -223,7 +301,18 @@ def follow(
     (woken by file-system notifications on the stream's chunk log; the stream need not
     exist yet). ``from_start``: the chunks already there first. Ends after
     ``timeout_sec`` without a new chunk (None: never; stop with ``break`` or Ctrl-C).
-    Every chunk is yielded once, also across a ``compact_stream``."""
+    Every chunk is yielded once, also across a ``compact_stream``.
+
+    Args:
+        table_name: The stream.
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        from_start: Yield the chunks already there first.
+        timeout_sec: End after this many seconds without a new chunk (None: never).
+        force_polling: Poll instead of using file-system notifications.
+
+    Returns:
+        An iterator of ``pyarrow.Table`` chunks.
+    """
     _core.check_table_name(table_name)
     # Made now, not at the first next(): "from now on" means from this call.
     follower = _core.StreamFollower(table_name, secret_dir=store_arg(secret_dir), from_start=from_start,
@@ -261,7 +350,7 @@ def compact_stream(
     _core.check_table_name(table_name)
     store = store_arg(secret_dir)
     if source_column == "auto":
-        schema = known_schema(store_dir(secret_dir), table_name)
+        schema = stream_schema(store_dir(secret_dir), table_name)
         source = _core.LOG_SOURCE_COLUMN
         source_column = source if schema is not None and source in schema.names else None
     report = _core.stream_compact(table_name, secret_dir=store, source_column=source_column,
@@ -274,6 +363,5 @@ def remove_stream(table_name: str, *, secret_dir: Optional[PathLike] = None) -> 
     the number of chunks freed."""
     _core.check_table_name(table_name)
     store = store_dir(secret_dir)
-    _SCHEMAS.pop((store, table_name), None)
     PUBLISHER.forget(store, table_name)
     return int(_core.stream_remove(table_name, secret_dir=store))

@@ -58,8 +58,9 @@ def append_log(table_name: str, source_ids: Any, timestamps: Any, payloads: Any,
 
 class LogWriter:
     """Buffered log messages (source id, uint64 ns time stamp, payload) for one stream,
-    appended in bulk from a background thread (:class:`Writer`'s rules: flush on
-    interval, size, ``flush()``, ``close()`` and exit; errors raised from the next call).
+    appended in bulk from a background thread (:class:`Writer`'s rules: flush when the
+    producer is idle, else on interval or size, on ``flush()``, ``close()`` and exit;
+    errors raised from the next call).
     Messages are kept as three plain lists until a flush builds the Arrow arrays."""
 
     def __init__(self, table_name: str, *, secret_dir: Optional[PathLike] = None,
@@ -71,8 +72,9 @@ class LogWriter:
         self._ts: list[int] = []
         self._pay: list[bytes] = []
         self._lock = threading.Lock()
-        # The writer's buffer holds our lists' snapshots as tables: hook its flush.
+        # Our three lists are the writer's buffer: hook what its thread looks at.
         self._writer._take = self._take  # type: ignore[method-assign]
+        self._writer._has_pending = lambda: bool(self._src)  # type: ignore[method-assign]
 
     def _take(self) -> list[Any]:
         with self._lock:
@@ -92,13 +94,15 @@ class LogWriter:
             raise WriterClosedError(f"LogWriter({w.table_name!r}) is closed")
         data = payload.tobytes() if isinstance(payload, np.ndarray) else bytes(payload)
         with self._lock:
+            first = not self._src
             self._src.append(int(source_id))
             self._ts.append(int(timestamp))
             self._pay.append(data)
             full = len(self._src) >= w.max_rows
-        if full:
+        w._writes += 1  # a changed count is all the writer's thread looks for
+        if full or first:
             with w._cond:
-                w._flush_requested = True
+                w._flush_requested = w._flush_requested or full
                 w._cond.notify()
 
     def on(self, evname: str, handler: Handler) -> "LogWriter":

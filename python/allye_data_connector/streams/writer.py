@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Any, Callable, Mapping, Optional
 
 import pyarrow as pa
@@ -14,7 +15,10 @@ from .. import _core
 from .._args import PathLike, int_arg, store_dir
 from ..errors import AllyeError, InvalidArgumentError, InvalidInputError
 from ._background import OPEN_WRITERS, PUBLISHER
-from .api import DEFAULT_FLUSH_INTERVAL_SEC, DEFAULT_PUBLISH_INTERVAL_SEC, append, known_schema, to_table
+from .api import DEFAULT_FLUSH_INTERVAL_SEC, DEFAULT_PUBLISH_INTERVAL_SEC, append_items, to_table
+
+#: A producer that wrote nothing for this long is idle: what it buffered is appended.
+DEFAULT_IDLE_SEC: float = _core.DEFAULT_WRITER_IDLE_SEC
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +33,23 @@ class WriterClosedError(AllyeError):
 class Writer:
     """Buffered appends to stream ``table_name``: ``write`` returns at once; a
     background thread converts the buffered rows to Arrow and appends them as one chunk
-    every ``flush_interval`` seconds, when ``max_rows`` rows or about ``max_bytes`` bytes
-    are buffered, on ``flush()``, on ``close()`` (also as a context manager) and at
-    interpreter exit (also in a ``multiprocessing`` child).
+    as soon as the producer is idle (nothing written for ``idle_sec``, 5 ms by default:
+    a record is visible to readers a few milliseconds after the last write), and under
+    load every ``flush_interval`` seconds or when ``max_rows`` rows or about
+    ``max_bytes`` bytes are buffered; also on ``flush()``, on ``close()`` (also as a
+    context manager) and at interpreter exit (also in a ``multiprocessing`` child).
+
+    The stream's schema evolves as :func:`~.api.append` says; a record holding a value
+    its column cannot take is refused alone and the others of the buffer are stored.
 
     Events (``on(name, handler)``): ``"send"`` just before a chunk is appended
     (``handler(table)``), ``"flush"`` just after (``handler(line)``), ``"error"`` when an
-    append fails (``handler(exc)``), ``"*"`` every event (``handler(name, arg)``). An
-    error in the background is delivered to the ``error`` handlers and raised from the
-    next ``write``, ``flush`` or ``close``: it is never lost. The input is never
-    mutated (records are copied when written)."""
+    append fails or refuses records (``handler(exc)``; a
+    :class:`~..errors.SchemaConflictError` carries the refused records in
+    ``exc.refused``), ``"*"`` every event (``handler(name, arg)``). An error in the
+    background is delivered to the ``error`` handlers and raised from the next
+    ``write``, ``flush`` or ``close``: it is never lost. The input is never mutated
+    (records are copied when written)."""
 
     def __init__(
         self,
@@ -51,15 +62,19 @@ class Writer:
         time_column: Optional[str] = None,
         publish: bool = True,
         publish_interval_sec: float = DEFAULT_PUBLISH_INTERVAL_SEC,
+        idle_sec: float = DEFAULT_IDLE_SEC,
     ) -> None:
         _core.check_table_name(table_name)
         if not flush_interval > 0:
             raise InvalidArgumentError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
+        if not idle_sec > 0:
+            raise InvalidArgumentError(f"idle_sec must be > 0 seconds, got {idle_sec!r}")
         int_arg("max_rows", max_rows, minimum=1)
         int_arg("max_bytes", max_bytes, minimum=1)
         self.table_name = table_name
         self._store = store_dir(secret_dir)
         self.flush_interval = float(flush_interval)
+        self.idle_sec = min(float(idle_sec), self.flush_interval)
         self.max_rows = max_rows
         self.max_bytes = max_bytes
         self._time_column = time_column
@@ -74,6 +89,8 @@ class Writer:
         self._error: Optional[BaseException] = None
         self._closed = False
         self._flush_requested = False
+        #: Writes so far: the thread compares it across ``idle_sec`` to see an idle producer.
+        self._writes = 0
         self._pid = os.getpid()
         self._thread = threading.Thread(target=self._run, name=f"adc-writer-{table_name}", daemon=True)
         self._thread.start()
@@ -131,12 +148,16 @@ class Writer:
             item = to_table(data, None)
         rows, size = self._size(item)
         with self._cond:
+            first = not self._buffer
             self._buffer.append(item)
+            self._writes += 1
             self._rows += rows
             self._bytes += size
             if self._rows >= self.max_rows or self._bytes >= self.max_bytes:
                 self._flush_requested = True
                 self._cond.notify()
+            elif first:
+                self._cond.notify()  # the thread starts watching for the producer to go idle
 
     def _take(self) -> list[Any]:
         with self._cond:
@@ -145,39 +166,28 @@ class Writer:
             self._flush_requested = False
             return items
 
+    def _has_pending(self) -> bool:
+        """True when something is buffered (under ``_cond``)."""
+        return bool(self._buffer)
+
     def _append_items(self, items: list[Any]) -> None:
-        """Appends the items as one chunk (records grouped into tables in order)."""
+        """Appends the items as one chunk (each run of records one part, tables as they are)."""
         if not items:
             return
-        schema = known_schema(self._store, self.table_name)
-        tables: list[pa.Table] = []
-        records: list[Any] = []
+        grouped: list[Any] = []
         for item in items:
             if isinstance(item, pa.Table):
-                if records:
-                    tables.append(to_table(records, schema))
-                    records = []
-                tables.append(item)
-            elif isinstance(item, Mapping):
-                records.append(item)
+                grouped.append(item)
             else:
-                records.extend(item)
-        if records:
-            tables.append(to_table(records, schema))
-        if schema is None:
-            schema = tables[0].schema
-        tables = [t if t.schema.equals(schema) else to_table(t, schema) for t in tables]
-        try:
-            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="none")
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            columns = sorted({", ".join(t.schema.names) for t in tables})
-            raise InvalidArgumentError(
-                f"Writer({self.table_name!r}) was given rows of different columns ({' | '.join(columns)}): "
-                f"write rows of the stream's columns (a DataFrame's index counts as a column unless it is a "
-                f"RangeIndex): {exc}") from exc
-        self._emit("send", table)
-        line = append(self.table_name, table, secret_dir=self._store, time_column=self._time_column,
-                      publish=self._publish, publish_interval_sec=self._publish_interval)
+                if not grouped or isinstance(grouped[-1], pa.Table):
+                    grouped.append([])
+                if isinstance(item, Mapping):
+                    grouped[-1].append(item)
+                else:
+                    grouped[-1].extend(item)
+        line = append_items(self._store, self.table_name, grouped, time_column=self._time_column,
+                            publish=self._publish, publish_interval_sec=self._publish_interval,
+                            on_send=lambda table: self._emit("send", table))
         self._emit("flush", line)
 
     def _flush_once(self) -> None:
@@ -194,8 +204,19 @@ class Writer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                if not self._closed and not self._flush_requested:
+                while not self._closed and not self._flush_requested and not self._has_pending():
                     self._cond.wait(self.flush_interval)
+                # Something is buffered: append it once the producer is idle (no write
+                # for idle_sec), or once it is flush_interval old while writes go on.
+                started = time.monotonic()
+                while not self._closed and not self._flush_requested:
+                    seen = self._writes
+                    left = self.flush_interval - (time.monotonic() - started)
+                    if left <= 0:
+                        break
+                    self._cond.wait(min(self.idle_sec, left))
+                    if self._writes == seen:
+                        break
                 closed = self._closed
             self._flush_once()
             if closed:

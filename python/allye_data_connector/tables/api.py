@@ -85,6 +85,39 @@ def send_dataframe(
     raises :class:`~..errors.CancelledError` before anything is written, so a cancelled
     send leaves no manifest line, segment or file. The write itself (memory speed) is not
     interrupted.
+
+    Args:
+        df: A pandas DataFrame or Series, or Arrow data (``pyarrow.Table``, ``RecordBatch``,
+            ``RecordBatchReader``, anything with ``__arrow_c_stream__``).
+        table_name: The table's name; None: a generated one.
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        transport: ``"auto"`` (shared memory up to ``max_shm_bytes``, else a file), ``"shm"`` or ``"file"``.
+        max_shm_bytes: The largest Arrow size ``auto`` puts in shared memory (None: the setting).
+        chunk_rows: Rows per record batch of a file payload (None: the setting).
+        ttl_sec: Seconds the version is served (None: the ``default_ttl_sec`` setting).
+        shm_unlink_on_read: Free the segment once a reader of ours has read it in full.
+        notify_canvas: Tell a running Allye canvas about the table (None: the setting).
+        notify_create_widget: 0.1.2's canvas notification flag.
+        notify_create_new_widget: 0.1.2's canvas notification flag.
+        notify_refresh_manifest: 0.1.2's canvas notification flag.
+        notify_timeout_sec: How long the canvas notification may take.
+        metadata: JSON-able metadata recorded with the version.
+        producer: The producer recorded with the version (readers may pick by it).
+        compression: ``"zstd"``, ``"lz4"`` or None for file payloads (None: the setting).
+        durable: fsync the payload, its directory and the manifest before returning.
+        progress: ``progress(done_rows, total_rows)``, called as the frame converts.
+        cancel: A ``threading.Event`` or a callable returning True, checked between chunks.
+
+    Returns:
+        The table's name.
+
+    Raises:
+        InvalidInputError: ``df`` is not something that can be sent.
+        ConversionError: A column cannot be converted to Arrow.
+        InvalidArgumentError: An argument cannot be used (a bad name, transport or size).
+        StorageFullError: The device filled up; nothing is left behind.
+        StoreNotPrivateError: The store is not private to this user.
+        CancelledError: ``cancel`` was set; nothing was written.
     """
     if table_name is not None and not isinstance(table_name, str):
         raise InvalidArgumentError(f"table_name must be a str or None, got {type(table_name).__name__}")
@@ -159,7 +192,22 @@ def get_arrow(
     ``pyarrow.Table`` whose buffers point into the mapped segment or file (no copy).
 
     Only a load of the whole table counts as the read of a table sent with
-    ``shm_unlink_on_read=True`` (it becomes ``consumed``); a partial load does not."""
+    ``shm_unlink_on_read=True`` (it becomes ``consumed``); a partial load does not.
+
+    Args:
+        table_name: The table.
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        producer: Only versions sent by this producer.
+        selection: The part to read (columns, rows, a time range, a sample).
+
+    Returns:
+        A ``pyarrow.Table`` over the mapped payload.
+
+    Raises:
+        TableNotFoundError: No ready version (or the table was removed).
+        TableExpiredError: The current version's TTL has run out.
+        PayloadError: The payload is missing or not valid Arrow.
+    """
     _core.check_table_name(table_name)
     picked = _EVERYTHING if selection is None else _selection_arg(selection)
     return frames.restore_arrow(_read(table_name, picked, store_arg(secret_dir), producer))
@@ -260,6 +308,37 @@ def get_dataframe(
     pandas (the only part of a load that takes time), and ``cancel`` (an Event or a
     callable returning True) is checked between batches and raises
     :class:`~..errors.CancelledError`; a load writes nothing, so nothing is left behind.
+
+    Args:
+        table_name: The table.
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        producer: Only versions sent by this producer.
+        wait: Wait for a first version when there is none.
+        timeout_sec: How long ``wait`` waits.
+        poll_interval_sec: The polling interval where there are no file-system notifications.
+        dtype_backend: ``"pyarrow"`` keeps every column Arrow-backed; None: NumPy where possible.
+        columns: Only these columns (the index is kept).
+        head: Only the first ``head`` rows.
+        rows: ``(start, stop)`` rows, as Python slicing.
+        sample: ``sample`` rows drawn at random (``seed`` makes it repeatable).
+        seed: The seed of ``sample``.
+        start: The first time (inclusive) of a time range, on the index or ``time_column``.
+        end: The end (exclusive) of the time range.
+        time_column: The datetime column of ``start``/``end`` (default: the DatetimeIndex).
+        progress: ``progress(done_rows, total_rows)``, called as batches convert.
+        cancel: A ``threading.Event`` or a callable returning True, checked between batches.
+        selection: All of the part's keywords as one ``Selection`` (not with them).
+        remote: A ``Remote``: the peers' current version, through this store as the cache.
+
+    Returns:
+        A DataFrame (a Series when a Series was sent).
+
+    Raises:
+        TableNotFoundError: No ready version (or the table was removed); a ``KeyError``.
+        TableExpiredError: The current version's TTL has run out.
+        WaitTimeoutError: ``wait=True`` and no version came within ``timeout_sec``.
+        InvalidArgumentError: A bad part (columns, rows, time range).
+        PayloadError: The payload is missing or not valid Arrow.
     """
     if remote is not None:
         if secret_dir is not None and remote.secret_dir is not None and store_arg(secret_dir) != remote.secret_dir:
@@ -300,13 +379,25 @@ def list_tables(
     all_states: bool = False,
     with_schema: bool = True,
 ) -> list[dict[str, Any]]:
-    """Every table's current version, sorted by name, with 0.1.2's keys (``table_name``,
-    ``id``, ``producer``, ``created_at``, ``ttl_sec``, ``transport``, ``shape``, ``bytes``)
-    plus ``expires_at``. Removed tables are left out.
+    """Every table's current version that a get can read, sorted by name, with 0.1.2's
+    keys (``table_name``, ``id``, ``producer``, ``created_at``, ``ttl_sec``,
+    ``transport``, ``shape``, ``bytes``) plus ``expires_at``. Removed tables, expired
+    versions and versions sent to be read once that were read and freed by gc are left
+    out.
 
     ``all_states=True``: every table the manifest mentions, with its latest state, as
     :func:`describe_table` describes it (``with_schema=False`` skips opening each
-    payload for its schema)."""
+    payload for its schema).
+
+    Args:
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        producer: Only versions sent by this producer.
+        all_states: Every table the manifest mentions, with its latest state.
+        with_schema: With ``all_states``, read each payload's schema.
+
+    Returns:
+        One dict per table, sorted by name.
+    """
     if all_states:
         return [
             records.state(st, with_schema=with_schema, secret_dir=store_arg(secret_dir))
@@ -317,7 +408,14 @@ def list_tables(
 
 def store_path(secret_dir: Optional[PathLike] = None) -> Path:
     """The store directory that ``secret_dir`` (else ``$ALLYE_SECRET_DIR``, else
-    ``~/.allye_secrets``) resolves to."""
+    ``~/.allye_secrets``) resolves to.
+
+    Args:
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+
+    Returns:
+        The store directory's path.
+    """
     return Path(_core.resolve_store(store_arg(secret_dir)))
 
 
@@ -333,7 +431,19 @@ def describe_table(
     producer, ``created_at``, ``age_sec``, ``expires_at``, ``shape``, ``bytes``,
     ``transport`` and ``schema`` (column names and Arrow types, read from the payload's
     schema without loading data). Raises :class:`TableNotFoundError` when the manifest
-    never mentions the table."""
+    never mentions the table.
+
+    Args:
+        table_name: The table.
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        producer: Only versions sent by this producer.
+
+    Returns:
+        The table's state and its current version's record.
+
+    Raises:
+        TableNotFoundError: The manifest never mentions the table.
+    """
     st = _core.table_state(table_name, secret_dir=store_arg(secret_dir), producer=producer)
     return records.state(st, with_schema=True, secret_dir=store_arg(secret_dir))
 
@@ -343,7 +453,18 @@ def remove_table(table_name: str, *, secret_dir: Optional[PathLike] = None) -> d
     user", which 0.1.2 and the widgets tolerate), then deletes the payloads of all its
     versions inside this store. Our readers then get :class:`TableNotFoundError` until a
     new version is sent; 0.1.2 readers get their "payload missing" error. Returns
-    ``{"table_name", "id", "deleted": [[transport, locator], ...], "skipped": [...]}``."""
+    ``{"table_name", "id", "deleted": [[transport, locator], ...], "skipped": [...]}``.
+
+    Args:
+        table_name: The table (or stream).
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+
+    Returns:
+        What was deleted and what was skipped.
+
+    Raises:
+        TableNotFoundError: No such table.
+    """
     store = store_arg(secret_dir)
     streams = _streams_of(table_name, store)
     if streams is not None:
@@ -371,7 +492,19 @@ def watch(
     ``created_at``, ``transport``, ``shape``, ``bytes``, ...) that ends after
     ``timeout_sec`` without news (None: never; Ctrl-C interrupts it). With ``callback``:
     calls it from a background thread for each version and returns a
-    :class:`~.watching.Watch` whose ``stop()`` ends it."""
+    :class:`~.watching.Watch` whose ``stop()`` ends it.
+
+    Args:
+        table_name: The table to watch; None: every table.
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        producer: Only versions sent by this producer.
+        timeout_sec: End after this many seconds without a new version (None: never).
+        include_errors: Also report ``error`` lines (failed or removed).
+        callback: Called with each version from a background thread instead of iterating.
+
+    Returns:
+        An iterator of version records, or with ``callback`` a ``Watch`` to ``stop()``.
+    """
     kwargs: dict[str, Any] = dict(
         table_name=table_name, secret_dir=store_arg(secret_dir), producer=producer,
         timeout_sec=timeout_sec, include_errors=include_errors,

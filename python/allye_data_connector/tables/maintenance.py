@@ -34,9 +34,22 @@ def gc(
     - the same for named objects in every namespace (``table_name`` ``"<namespace>/<name>"``).
 
     ``dry_run=True`` (the default, as in 0.1.2) only reports. Returns the actions:
-    ``{"action": "delete"|"skip"|"record", "transport", "locator", "table_name", "reason", "id"}``
-    (``skip``: a locator outside this store, never followed; ``record``: an ``error`` line
-    appended for a dead sender's transfer).
+    ``{"action": "delete"|"skip"|"record", "transport", "locator", "table_name", "reason", "id",
+    "scope"}`` (``skip``: a locator outside this store, never followed; ``record``: an
+    ``error`` line appended for a dead sender's transfer; ``scope``: ``"store"`` for this
+    store's, ``"orphan"`` for what deleted stores and dead loads left, which the gc of any
+    store frees).
+
+    Args:
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+        dry_run: Only report (the default, as in 0.1.2).
+        keep_versions: Versions kept per table and producer (at least 1).
+
+    Returns:
+        The actions taken (or that would be).
+
+    Raises:
+        InvalidArgumentError: ``keep_versions`` below 1.
     """
     int_arg("keep_versions", keep_versions, minimum=1)
     actions = _core.gc(secret_dir=store_arg(secret_dir), dry_run=bool(dry_run), keep_versions=keep_versions)
@@ -53,7 +66,14 @@ def cleanup_orphans(*, dry_run: bool = False) -> list[_core.GcAction]:
     live store, of 0.1.2 (``psm_*``) or of any other program. ``adc cleanup`` on the
     command line; ``gc(dry_run=False)`` of any store does it too. Linux only (other
     systems cannot list their segments): elsewhere it finds nothing. Returns gc actions
-    (``table_name`` and ``id`` empty; ``reason`` names the deleted store)."""
+    (``table_name`` and ``id`` empty; ``reason`` names the deleted store).
+
+    Args:
+        dry_run: Only report.
+
+    Returns:
+        The segments freed (or that would be).
+    """
     actions = _core.collect_orphans(dry_run=bool(dry_run))
     for a in actions:
         logger.info("cleanup %s%s %s (%s)", "would " if dry_run else "", a["action"], a["locator"], a["reason"])
@@ -66,7 +86,14 @@ def compact(*, secret_dir: Optional[PathLike] = None) -> _core.CompactReport:
     unfinished sends. Atomic (written aside, renamed under the writers' lock), safe with
     concurrent readers and writers, ours and 0.1.2's. Run ``gc(dry_run=False)`` first to
     free superseded versions. Returns ``{"lines_before", "lines_after", "bytes_before",
-    "bytes_after"}``."""
+    "bytes_after"}``.
+
+    Args:
+        secret_dir: The store directory (else ``$ALLYE_SECRET_DIR``, else ``~/.allye_secrets``).
+
+    Returns:
+        The manifest's lines and bytes before and after.
+    """
     report = _core.compact(secret_dir=store_arg(secret_dir))
     logger.info("compacted the manifest: %d -> %d lines", report["lines_before"], report["lines_after"])
     return report

@@ -78,9 +78,12 @@ def state(st: Mapping[str, Any], *, with_schema: bool, secret_dir: Optional[str]
         out["schema_error"] = None
         if ready and not out["expired"]:
             try:
-                _, data = _core.get_live(
-                    st["table_name"], secret_dir=secret_dir, producer=ready.get("producer"), record_read=False
-                )
+                if out["transport"] == _core.STREAM_TRANSPORT:  # read from its chunks, not its publication
+                    data = _core.stream_read(st["table_name"], secret_dir=secret_dir, row_start=0, row_end=0)[1]
+                else:
+                    _, data = _core.get_live(
+                        st["table_name"], secret_dir=secret_dir, producer=ready.get("producer"), record_read=False
+                    )
                 table = pa.table(data)
                 out["schema"] = [{"name": f.name, "type": str(f.type)} for f in table.schema]
                 out["index_columns"] = index_fields(table)

@@ -185,6 +185,46 @@ pub enum Error {
         /// The stream's own error.
         reason: String,
     },
+
+    /// An append to a streaming table holds values that a column of the stream cannot
+    /// take without changing a value (a string into a number column): nothing of the
+    /// rows holding them was appended.
+    #[error("{}", conflict_message(table, conflicts))]
+    SchemaConflict {
+        /// The stream.
+        table: String,
+        /// Each field that could not be unified.
+        conflicts: Vec<FieldConflict>,
+    },
+}
+
+/// One field an append to a stream could not store: its values' type cannot share a
+/// column with the column's type (PROTOCOL.md 8.13, "Schema").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldConflict {
+    /// The field (`outer.inner` for a field inside a struct).
+    pub field: String,
+    /// The type of the append's values.
+    pub value_type: String,
+    /// The type of the stream's column.
+    pub column_type: String,
+    /// Which part of a multi-part append holds the values (0 for a single table).
+    pub part: usize,
+}
+
+impl std::fmt::Display for FieldConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "field {:?} has {} values for a column of type {}", self.field, self.value_type, self.column_type)
+    }
+}
+
+fn conflict_message(table: &str, conflicts: &[FieldConflict]) -> String {
+    let each: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
+    format!(
+        "stream {table:?}: {}; a column keeps its kind of value (numbers widen, nothing else changes): \
+         convert the values, or append them to another stream. The rows holding them were not appended",
+        each.join("; ")
+    )
 }
 
 impl Error {

@@ -49,9 +49,13 @@ pub use manifest::{Event, ManifestTail, PayloadRef};
 pub use objects::ObjectWriter;
 pub use objects::{Capacity, Namespace};
 pub use payload::Decoded;
-pub use protocol::{Compression, GcActionKind, Status, TableStateKind, Transport, TransportChoice};
+pub use protocol::{Compression, GcActionKind, GcScope, Status, TableStateKind, Transport, TransportChoice};
 pub use store::Store;
-pub use streams::{AppendOptions, ChunkLine, CompactStreamReport, CompactedFile, Follower, ReadSelection, StreamRead};
+pub use streams::{
+    AppendOptions, ChunkLine, CompactStreamReport, CompactedFile, ConsolidateReport, FieldConflict, Follower, Merged,
+    ReadSelection, StreamRead,
+};
 pub use sys::lock::ManifestLock;
+pub use sys::scratch::ScratchDir;
 pub use tables::{Announced, Removal, SendOptions, TableInfo};
 pub use watch::{ManifestWatcher, WatchMode};

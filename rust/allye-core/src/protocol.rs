@@ -218,6 +218,32 @@ impl GcActionKind {
     }
 }
 
+/// Whose a gc action is: the store gc runs on, or nobody's any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum GcScope {
+    /// The store's own: its payloads, shared arrays, stream chunks, named objects.
+    Store,
+    /// A leftover outside any live store, which the gc of any store of the user frees: the
+    /// segments and shared arrays of a deleted store, the spill folder of a load whose
+    /// process died.
+    Orphan,
+}
+
+impl GcScope {
+    /// The spelling the bindings and the CLI show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GcScope::Store => "store",
+            GcScope::Orphan => "orphan",
+        }
+    }
+}
+
+/// The spellings of [`GcScope`], in its order.
+pub const GC_SCOPES: &[&str] = &["store", "orphan"];
+
 /// Which transport a send should use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -309,6 +335,38 @@ pub fn check_table_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a table name that crosses the network (a Flight request, a pushed table, a
+/// registry entry; PROTOCOL.md 8.16): the send's rule ([`check_table_name`]), and no
+/// name that reads as a path outside a plain label: no control character, no leading
+/// `/`, and no empty, `.` or `..` part between slashes (`sensors/temp` is fine,
+/// `../../x`, `/etc/passwd`, `a//b` and `a/` are not). A served store's names that break
+/// it stay readable locally; they are just not served.
+pub fn check_remote_table_name(name: &str) -> Result<()> {
+    check_table_name(name)?;
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(Error::InvalidArgument(format!(
+            "table name {:?} contains the control character {c:?}; pick a name without control characters",
+            ellipsis(name)
+        )));
+    }
+    if name.starts_with('/') || name.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        return Err(Error::InvalidArgument(format!(
+            "table name {:?} reads as a path (a leading '/', or an empty, '.' or '..' part); \
+             a table served over the network is named by plain parts such as 'sensors/temp'",
+            ellipsis(name)
+        )));
+    }
+    Ok(())
+}
+
+/// At most the first 64 characters of `text` (a name quoted back in an error).
+fn ellipsis(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 /// Checks a producer name: non-empty, one line, no NUL.
 pub fn check_producer(producer: &str) -> Result<()> {
     if producer.is_empty() || producer.contains(['\n', '\r', '\0']) {
@@ -332,6 +390,10 @@ pub const STREAM_NAME_FILE: &str = "name";
 pub const STREAM_PUBLISHED_FILE: &str = "published";
 /// The key of the v1 `metadata` entry a stream's published version carries.
 pub const METADATA_STREAM: &str = "adc_stream";
+/// The transport a listing (`list_tables`, `adc ls`) shows for a streaming table: its
+/// rows are read from its chunks, whatever its v1 publication says. Never written to the
+/// manifest.
+pub const STREAM_TRANSPORT: &str = "stream";
 /// Columns of the log fast path (ataraxis' `LogPackage`): the source id (uint8) ...
 pub const LOG_SOURCE_COLUMN: &str = "source_id";
 /// ... the uint64 nanosecond time stamp ...
@@ -435,6 +497,10 @@ pub const METADATA_LOAD: &str = "allye_load";
 /// as it runs: two appending loads at once would both resume from the same state. The
 /// state itself is the chunk line's field [`METADATA_LOAD`].
 pub const STREAM_LOAD_LOCK_FILE: &str = "load.lock";
+/// Lock file in a stream's directory, held (non-blocking tries) by the process
+/// consolidating the stream's small chunks, so that two processes never merge the same
+/// chunks at once.
+pub const STREAM_CONSOLIDATE_LOCK_FILE: &str = "consolidate.lock";
 
 #[cfg(test)]
 mod tests {
@@ -479,5 +545,20 @@ mod tests {
             assert!(matches!(check_table_name(&bad), Err(Error::InvalidArgument(_))), "{bad:?}");
         }
         assert!(check_table_name(&"x".repeat(MAX_TABLE_NAME_BYTES)).is_ok());
+    }
+
+    #[test]
+    fn remote_name_rule_refuses_paths_and_control_characters() {
+        for good in ["iris", "sensors/temp", "a.b", "..x", "x..", "名前"] {
+            assert!(check_remote_table_name(good).is_ok(), "{good:?}");
+        }
+        for bad in
+            ["../../x", "/etc/passwd", "a//b", "a/", "./a", "a/../b", ".", "..", "tab\tname", "esc\u{1b}[31m", "nul\0"]
+        {
+            assert!(matches!(check_remote_table_name(bad), Err(Error::InvalidArgument(_))), "{bad:?}");
+        }
+        let long = format!("/{}", "y".repeat(1000));
+        let err = check_remote_table_name(&long).unwrap_err().to_string();
+        assert!(err.len() < 400, "a long name is cut in the message: {err}");
     }
 }

@@ -33,7 +33,7 @@ impl Eq for Store {}
 
 impl Store {
     /// Resolves the store directory: `explicit`, else `$ALLYE_SECRET_DIR`, else `~/.allye_secrets`.
-    /// Does not touch the file system.
+    /// A relative path is taken from the working directory, now. Does not touch the file system.
     pub fn resolve(explicit: Option<&Path>) -> Result<Self> {
         let root = match explicit {
             Some(p) => expand_home(p),
@@ -47,12 +47,12 @@ impl Store {
                     .join(".allye_secrets"),
             },
         };
-        Ok(Store { root, anchor: None, pinned: None })
+        Ok(Store { root: absolute(root), anchor: None, pinned: None })
     }
 
-    /// A store at exactly this path.
+    /// A store at exactly this path (a relative one from the working directory, now).
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Store { root: root.into(), anchor: None, pinned: None }
+        Store { root: absolute(root.into()), anchor: None, pinned: None }
     }
 
     /// A store inside this one at `rel` (its directory is reached from this store's
@@ -331,6 +331,16 @@ fn home_dir() -> Option<PathBuf> {
     std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
+/// `p` from the working directory when relative: the store's paths (manifest, payloads) are
+/// built from its root, and a relative one would be taken as relative to the store itself
+/// when opened inside it.
+fn absolute(p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        return p;
+    }
+    std::path::absolute(&p).unwrap_or(p)
+}
+
 fn expand_home(p: &Path) -> PathBuf {
     if let Ok(rest) = p.strip_prefix("~") {
         if let Some(home) = home_dir() {
@@ -360,6 +370,15 @@ mod tests {
         fs::write(&file, b"x").unwrap();
         let err = Store::at(&file).ensure().unwrap_err();
         assert!(matches!(err, Error::StoreUnusable { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_relative_store_path_is_taken_from_the_working_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        let store = Store::resolve(Some(Path::new("rel/store"))).unwrap();
+        assert_eq!(store.root(), cwd.join("rel/store"));
+        assert_eq!(store.manifest_path(), cwd.join("rel/store").join(MANIFEST_FILE));
+        assert_eq!(Store::at("s").root(), cwd.join("s"));
     }
 
     #[test]

@@ -22,6 +22,19 @@ pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 100;
 pub const DEFAULT_WRITER_MAX_ROWS: usize = 100_000;
 /// A `Writer` flushes when this many bytes are buffered.
 pub const DEFAULT_WRITER_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// A `Writer` whose producer has written nothing for this long appends what it holds
+/// (flush on idle), in milliseconds: a record is visible about this long after the
+/// producer stops, while a busy producer's records are still batched.
+pub const DEFAULT_WRITER_IDLE_MS: u64 = 5;
+/// A stream's small chunks are consolidated this many at a time, into one chunk of the
+/// next level (appends are level 0): a stream of n appends keeps about
+/// `FANOUT * log_FANOUT(n)` chunk files at most, and each row is rewritten about
+/// `log_FANOUT(n)` times.
+pub const CONSOLIDATE_FANOUT: usize = 16;
+/// A chunk is small (consolidated) below this many bytes ...
+pub const CONSOLIDATE_MAX_BYTES: u64 = 1 << 20;
+/// ... and this many rows; larger chunks are read in place, without a copy, and stay.
+pub const CONSOLIDATE_MAX_ROWS: u64 = 1 << 16;
 
 // --- the pool of pre-mapped segments for large sends (crate::pool, Linux) ---
 
@@ -62,6 +75,9 @@ pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;
 
 /// Rows a data source is asked for per `read(n)` (a hint, as in panoply).
 pub const DEFAULT_LOAD_BATCH_ROWS: u64 = 100_000;
+/// Seconds a SQL source waits for a database server to accept and answer a connection
+/// (a server that accepts and never answers would otherwise hold a load for ever).
+pub const DEFAULT_SQL_CONNECT_TIMEOUT_SEC: u64 = 10;
 
 // --- remote: a store served over Arrow Flight (PROTOCOL.md 8.16) ---
 
@@ -74,8 +90,14 @@ pub const DEFAULT_REMOTE_PORT: u16 = 8815;
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
 /// Seconds after a check (or a pull) during which a load trusts the cache without asking.
 pub const DEFAULT_CHECK_TTL_SEC: f64 = 5.0;
-/// Deadline of each remote call, seconds.
+/// Longest silence of a remote call, seconds: a unary call (a version check, a plan)
+/// must be answered within it, and a stream (a pull) fails once no message has arrived
+/// for this long, however long the whole transfer takes.
 pub const DEFAULT_REMOTE_TIMEOUT_SEC: f64 = 10.0;
+/// Largest request a Flight server reads (a descriptor's command or path, a ticket, an
+/// action's body), bytes: a hostile client cannot make it parse more. Generous for a
+/// real request (thousands of column or table names).
+pub const MAX_REMOTE_REQUEST_BYTES: u64 = 1024 * 1024;
 /// gRPC keepalive ping interval (and the wait for its answer), milliseconds: a partition
 /// is noticed within about twice this.
 pub const DEFAULT_KEEPALIVE_MS: u64 = 2000;

@@ -187,8 +187,9 @@ fn a_shared_array_segment_that_is_not_private_is_refused() {
     // The name comes from the store's key: not the old, predictable hash of path and name.
     let root = std::fs::canonicalize(store.root()).unwrap();
     let key = store.key(false).unwrap().unwrap();
-    assert_eq!(a.segment(), allye_core::arrays::segment_name(&key, &root, "counts"));
-    assert_ne!(a.segment(), allye_core::arrays::segment_name(&[0; 32], &root, "counts"));
+    let tag = allye_core::gc::store_tag(&store).unwrap();
+    assert_eq!(a.segment(), allye_core::arrays::segment_name(&key, &root, &tag, "counts"));
+    assert_ne!(a.segment(), allye_core::arrays::segment_name(&[0; 32], &root, &tag, "counts"));
     chmod(&dev, 0o666);
     let text = not_private(SharedArray::open(&store, "counts"));
     assert!(text.contains(a.segment()), "{text}");

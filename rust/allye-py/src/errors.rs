@@ -112,6 +112,11 @@ classes! {
     remote_unavailable: "RemoteUnavailableError" (allye, ConnectionError) =
         "No peer could serve the table in time (down, unreachable, refused), and no cached version \
          may be served instead (``stale_ok=False``).";
+    schema_conflict: "SchemaConflictError" (invalid_argument) =
+        "An append to a streaming table holds values a column cannot take without changing a value \
+         (a string into a number column): those rows (and only those) were refused. ``table``, \
+         ``conflicts`` (each ``{field, value_type, column_type}``), ``refused`` (the refused records, \
+         or an Arrow table of the refused rows) and ``stored`` (rows stored by the same call) say which.";
     missing_dependency: "MissingDependencyError" (allye, ImportError) =
         "An optional dependency of the feature asked for is not installed; the message names the \
          extra that installs it (``pip install 'allye_data_connector[sql]'``).";
@@ -168,15 +173,50 @@ fn class_of<'a>(c: &'a Classes, e: &Error) -> &'a Py<PyType> {
         Error::StoreFull { .. } => &c.store_full,
         Error::StoreNotPrivate { .. } => &c.store_not_private,
         Error::StreamBroken { .. } => &c.remote_unavailable,
+        Error::SchemaConflict { .. } => &c.schema_conflict,
     }
 }
 
-/// The Python exception for a core error.
+/// The Python exception for a core error. A schema conflict also carries what it is
+/// about as attributes (`table`, `conflicts`; `refused` and `stored` are the Python
+/// layer's to fill).
 pub(crate) fn to_pyerr(e: Error) -> PyErr {
     Python::attach(|py| match classes(py) {
-        Ok(c) => PyErr::from_type(class_of(c, &e).bind(py).clone(), e.to_string()),
+        Ok(c) => {
+            let class = class_of(c, &e).bind(py).clone();
+            if let Error::SchemaConflict { table, conflicts } = &e {
+                if let Ok(err) = schema_conflict(py, &class, &e.to_string(), table, conflicts) {
+                    return err;
+                }
+            }
+            PyErr::from_type(class, e.to_string())
+        }
         Err(_) => PyRuntimeError::new_err(e.to_string()),
     })
+}
+
+fn schema_conflict(
+    py: Python<'_>,
+    class: &Bound<'_, PyType>,
+    message: &str,
+    table: &str,
+    conflicts: &[allye_core::FieldConflict],
+) -> PyResult<PyErr> {
+    let exc = class.call1((message,))?;
+    exc.setattr("table", table)?;
+    let list = pyo3::types::PyList::empty(py);
+    for c in conflicts {
+        let d = PyDict::new(py);
+        d.set_item("field", &c.field)?;
+        d.set_item("value_type", &c.value_type)?;
+        d.set_item("column_type", &c.column_type)?;
+        d.set_item("part", c.part)?;
+        list.append(d)?;
+    }
+    exc.setattr("conflicts", list)?;
+    exc.setattr("refused", py.None())?;
+    exc.setattr("stored", py.None())?;
+    Ok(PyErr::from_value(exc))
 }
 
 /// `InvalidArgumentError(message)`.

@@ -18,7 +18,9 @@ use crate::records::{metadata_from_py, to_py};
 /// batch, returns a dict merged into the metadata of the `ready` line only (a source's
 /// incremental state, committed with its rows). Any error (from the stream, from
 /// `finish`, from the write) removes the partial payload, appends an `error` line and
-/// raises: the previous version stays current. Returns the `ready` event.
+/// raises: the previous version stays current. An exception `finish` raises is raised as
+/// it is, and the first line of its message is the error line's reason (a source's
+/// failure reaches here: see `sources/api.py`). Returns the `ready` event.
 #[pyfunction]
 #[pyo3(signature = (data, table_name, *, secret_dir=None, producer=protocol::DEFAULT_PRODUCER.to_string(),
     ttl_sec=None, compression=None, metadata=None, finish=None, durable=false,
@@ -73,9 +75,17 @@ fn send_stream<'py>(
                         Ok(())
                     }
                     Err(e) => {
-                        let msg = e.to_string();
+                        // The table's error reason: the exception's message, one line (its
+                        // type when it has none, as a KeyboardInterrupt).
+                        let text = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+                        let line = text.lines().next().unwrap_or_default().trim().to_string();
+                        let msg = if line.is_empty() {
+                            e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default()
+                        } else {
+                            line
+                        };
                         raised = Some(e);
-                        Err(Error::InvalidArgument(format!("the load's finish callback failed: {msg}")))
+                        Err(Error::InvalidArgument(msg))
                     }
                 }
             })
@@ -88,7 +98,40 @@ fn send_stream<'py>(
     }
 }
 
+/// A load's scratch folder in the temporary directory (`adc-<purpose>-<16 hex>`,
+/// private, naming its owner process), removed by `remove()` or when the handle goes;
+/// a process killed meanwhile leaves it to gc (`Store::scratch_dir`).
+#[pyclass(module = "allye_data_connector._core")]
+struct ScratchDir {
+    inner: Option<allye_core::ScratchDir>,
+    path: PathBuf,
+}
+
+#[pymethods]
+impl ScratchDir {
+    #[new]
+    fn new(purpose: &str) -> PyResult<Self> {
+        let inner = allye_core::Store::scratch_dir(purpose).map_err(to_pyerr)?;
+        Ok(ScratchDir { path: inner.path().to_path_buf(), inner: Some(inner) })
+    }
+
+    /// The folder.
+    #[getter]
+    fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Removes the folder and what it holds (again: nothing).
+    fn remove(&mut self) -> PyResult<()> {
+        match self.inner.take() {
+            Some(dir) => dir.remove().map_err(to_pyerr),
+            None => Ok(()),
+        }
+    }
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ScratchDir>()?;
     m.add_function(wrap_pyfunction!(send_stream, m)?)?;
     m.add("METADATA_LOAD", protocol::METADATA_LOAD)?;
     Ok(())

@@ -6,24 +6,28 @@ use std::time::Duration;
 
 use allye_core::{protocol, tuning};
 use allye_core::{AppendOptions, Follower, ReadSelection};
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use pyo3_arrow::{PyRecordBatchReader, PyTable};
+use pyo3_arrow::{PyDataType, PyRecordBatchReader, PySchema, PyTable};
 
 use crate::args::{batches, store};
 use crate::errors::OrRaise;
 use crate::records::{list_to_py, metadata_from_py, to_py};
 
-/// Appends Arrow data (any object with `__arrow_c_stream__`) to a stream as one chunk;
-/// returns the chunk's line, or None when there were no rows. With `publish_interval_sec`,
-/// also publishes the stream as a v1 version when the last publication is that old.
-/// `load` (a dict) is a load's state, written on the chunk's line (`allye_load`).
+/// Appends Arrow data (any object with `__arrow_c_stream__`, or a list of them whose
+/// schemas may differ: one chunk of their merged schema) to a stream as one chunk;
+/// returns the chunk's line, or None when there were no rows. With
+/// `publish_interval_sec`, also publishes the stream as a v1 version when the last
+/// publication is that old. `load` (a dict) is a load's state, written on the chunk's
+/// line (`allye_load`).
 #[pyfunction]
 #[pyo3(signature = (data, table_name, *, secret_dir=None, time_column=None, durable=false, publish_interval_sec=None, load=None))]
 #[allow(clippy::too_many_arguments)]
 fn stream_append<'py>(
     py: Python<'py>,
-    data: PyRecordBatchReader,
+    data: &Bound<'py, PyAny>,
     table_name: &str,
     secret_dir: Option<PathBuf>,
     time_column: Option<String>,
@@ -32,7 +36,11 @@ fn stream_append<'py>(
     load: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let store = store(secret_dir)?;
-    let (schema, batches) = batches(data)?;
+    let parts: Vec<(SchemaRef, Vec<RecordBatch>)> = if let Ok(list) = data.cast::<PyList>() {
+        list.iter().map(|p| batches(p.extract::<PyRecordBatchReader>()?)).collect::<PyResult<_>>()?
+    } else {
+        vec![batches(data.extract::<PyRecordBatchReader>()?)?]
+    };
     let mut opts = AppendOptions::with_time_column(time_column);
     opts.durable = durable;
     if let Some(d) = load {
@@ -40,7 +48,7 @@ fn stream_append<'py>(
     }
     let line = py
         .detach(|| -> allye_core::Result<_> {
-            let line = store.append(table_name, &schema, &batches, &opts)?;
+            let line = store.append_parts(table_name, &parts, &opts)?;
             if let (Some(_), Some(s)) = (&line, publish_interval_sec) {
                 store.publish_stream_if_due(table_name, Duration::from_secs_f64(s.max(0.0)))?;
             }
@@ -51,6 +59,54 @@ fn stream_append<'py>(
         Some(l) => to_py(py, &l),
         None => Ok(py.None().into_bound(py)),
     }
+}
+
+/// The schema of a stream (every chunk is read as it), or None when it has no chunk.
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None))]
+fn stream_schema(py: Python<'_>, table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<Option<PySchema>> {
+    let store = store(secret_dir)?;
+    let schema = py.detach(|| store.stream_schema(table_name)).or_raise()?;
+    Ok(schema.map(PySchema::new))
+}
+
+/// The type a stream column of type `column` becomes to also hold values of type
+/// `value` (the core's rule), or None when no type holds both.
+#[pyfunction]
+fn widen_type(column: PyDataType, value: PyDataType) -> Option<PyDataType> {
+    allye_core::streams::schema::widen(column.as_ref(), value.as_ref()).map(PyDataType::new)
+}
+
+/// Makes the stream from the plain table of the same name (if there is one and the stream
+/// has no chunk yet); returns the chunk line written, or None.
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None))]
+fn stream_adopt<'py>(py: Python<'py>, table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<Bound<'py, PyAny>> {
+    let store = store(secret_dir)?;
+    match py.detach(|| store.adopt_into_stream(table_name)).or_raise()? {
+        Some(l) => to_py(py, &l),
+        None => Ok(py.None().into_bound(py)),
+    }
+}
+
+/// Merges runs of small chunks of the stream into larger ones (at most `max_merges`);
+/// returns `{"merges", "chunks_replaced", "rows", "busy"}`.
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, max_merges=64))]
+fn stream_consolidate<'py>(
+    py: Python<'py>,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    max_merges: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let store = store(secret_dir)?;
+    let r = py.detach(|| store.consolidate_stream(table_name, max_merges)).or_raise()?;
+    let d = PyDict::new(py);
+    d.set_item("merges", r.merges)?;
+    d.set_item("chunks_replaced", r.chunks_replaced)?;
+    d.set_item("rows", r.rows)?;
+    d.set_item("busy", r.busy)?;
+    Ok(d)
 }
 
 /// Reads a stream: `(info, Arrow table)` of the selected chunks (rows `[row_start,
@@ -233,6 +289,10 @@ fn stream_load_lock(table_name: &str, secret_dir: Option<PathBuf>) -> PyResult<O
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stream_append, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(widen_type, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_adopt, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_consolidate, m)?)?;
     m.add_function(wrap_pyfunction!(stream_read, m)?)?;
     m.add_function(wrap_pyfunction!(stream_exists, m)?)?;
     m.add_function(wrap_pyfunction!(list_streams, m)?)?;
@@ -247,6 +307,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_FLUSH_INTERVAL_SEC", tuning::DEFAULT_FLUSH_INTERVAL_MS as f64 / 1000.0)?;
     m.add("DEFAULT_WRITER_MAX_ROWS", tuning::DEFAULT_WRITER_MAX_ROWS)?;
     m.add("DEFAULT_WRITER_MAX_BYTES", tuning::DEFAULT_WRITER_MAX_BYTES)?;
+    m.add("DEFAULT_WRITER_IDLE_SEC", tuning::DEFAULT_WRITER_IDLE_MS as f64 / 1000.0)?;
+    m.add("STREAM_TRANSPORT", protocol::STREAM_TRANSPORT)?;
     m.add("METADATA_STREAM", protocol::METADATA_STREAM)?;
     m.add("LOG_SOURCE_COLUMN", protocol::LOG_SOURCE_COLUMN)?;
     m.add("LOG_TIME_COLUMN", protocol::LOG_TIME_COLUMN)?;

@@ -36,6 +36,17 @@ fn check_table_name<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyStri
     Ok(text.clone())
 }
 
+/// Returns `name` when it is a valid name for a table served over the network (the
+/// send's rule, and no path-like name), else raises `InvalidArgumentError`.
+#[pyfunction]
+fn check_remote_table_name<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyString>> {
+    let text = name
+        .cast::<PyString>()
+        .map_err(|_| invalid_argument(format!("a table name must be a str, got {}", type_name(name))))?;
+    protocol::check_remote_table_name(&text.to_cow()?).or_raise()?;
+    Ok(text.clone())
+}
+
 /// Returns `value` when it is one of `TRANSPORTS`, else raises `InvalidArgumentError`.
 #[pyfunction]
 fn check_transport<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyString>> {
@@ -68,16 +79,20 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_PRODUCER", protocol::DEFAULT_PRODUCER)?;
     m.add("TRANSPORTS", PyTuple::new(py, protocol::TRANSPORT_CHOICES)?)?;
     m.add("COMPRESSIONS", PyTuple::new(py, protocol::COMPRESSIONS)?)?;
+    m.add("GC_SCOPES", PyTuple::new(py, protocol::GC_SCOPES)?)?;
     m.add("METADATA_KEY", protocol::METADATA_KEY)?;
     m.add("DEFAULT_LOAD_BATCH_ROWS", tuning::DEFAULT_LOAD_BATCH_ROWS)?;
+    m.add("DEFAULT_SQL_CONNECT_TIMEOUT_SEC", tuning::DEFAULT_SQL_CONNECT_TIMEOUT_SEC)?;
     m.add("DEFAULT_REMOTE_PORT", tuning::DEFAULT_REMOTE_PORT)?;
     m.add("DEFAULT_MAX_MESSAGE_BYTES", tuning::DEFAULT_MAX_MESSAGE_BYTES)?;
     m.add("DEFAULT_CHECK_TTL_SEC", tuning::DEFAULT_CHECK_TTL_SEC)?;
     m.add("DEFAULT_REMOTE_TIMEOUT_SEC", tuning::DEFAULT_REMOTE_TIMEOUT_SEC)?;
+    m.add("MAX_REMOTE_REQUEST_BYTES", tuning::MAX_REMOTE_REQUEST_BYTES)?;
     m.add("DEFAULT_KEEPALIVE_MS", tuning::DEFAULT_KEEPALIVE_MS)?;
     m.add("DEFAULT_MAX_FULL_PULL_BYTES", tuning::DEFAULT_MAX_FULL_PULL_BYTES)?;
     m.add_function(wrap_pyfunction!(normalize_compression, m)?)?;
     m.add_function(wrap_pyfunction!(check_table_name, m)?)?;
+    m.add_function(wrap_pyfunction!(check_remote_table_name, m)?)?;
     m.add_function(wrap_pyfunction!(check_transport, m)?)?;
     Ok(())
 }

@@ -6,13 +6,15 @@
 //! writable kind with their own header, lifetime and gc rule.
 //!
 //! # Naming
-//! An array is named inside a store (`secret_dir`). Its segment is `adca_` + the first
-//! 24 hex digits of `sha256(store key, canonical store path, NUL, name)` ([`segment_name`]),
+//! An array is named inside a store (`secret_dir`). Its segment is `adca_` + the store's
+//! tag ([`crate::gc::store_tag`], 10 hex digits, as payload segments carry it) + the first
+//! 14 hex digits of `sha256(store key, canonical store path, NUL, name)` ([`segment_name`]),
 //! where the store key is 32 random bytes kept inside the private store
 //! ([`Store::key`]): two stores never collide, every process of the store's user derives
 //! the same name (so two racing creates meet on one `O_EXCL` name), and no other user can
 //! predict it, so pre-creating the name is neither a denial of service nor a way to make
-//! the user adopt a segment another user can read. `<store>/arrays/<name>` marks that the
+//! the user adopt a segment another user can read. The tag makes the array of a store
+//! deleted with `rm -rf` an orphan that gc frees ([`crate::gc::collect_orphans`]). `<store>/arrays/<name>` marks that the
 //! array exists (for listing and gc) and holds the segment name; an open takes the segment
 //! from it, so arrays made before the key existed (named from the store path and the name
 //! alone) keep their segment until destroyed. A segment that is not this user's and
@@ -81,7 +83,7 @@ use crate::sys::trust::{EntryKind, Open, TrustedDir};
 /// Directory (inside the store) of the array markers.
 pub const ARRAYS_DIR: &str = "arrays";
 /// Prefix of array segments (payload segments are `adc_…`).
-pub const ARRAY_SEGMENT_PREFIX: &str = "adca_";
+pub use crate::sys::shm::ARRAY_SEGMENT_PREFIX;
 /// First bytes of every array segment.
 pub const MAGIC: &[u8; 8] = b"ADCSHARR";
 /// Version of the header layout described in the module docs.
@@ -176,16 +178,17 @@ pub fn data_len(shape: &[usize], itemsize: usize) -> Result<usize> {
 }
 
 /// The segment name of array `name` in the store at `canonical_root` whose key is `key`
-/// (see the module docs).
-pub fn segment_name(key: &[u8; 32], canonical_root: &Path, name: &str) -> String {
+/// and whose segments' tag is `tag` (see the module docs).
+pub fn segment_name(key: &[u8; 32], canonical_root: &Path, tag: &str, name: &str) -> String {
     let mut h = Sha256::new();
     h.update(key);
     h.update(canonical_root.as_os_str().as_encoded_bytes());
     h.update([0u8]);
     h.update(name.as_bytes());
     let digest = h.finalize();
-    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    format!("{ARRAY_SEGMENT_PREFIX}{hex}")
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let tag = if tag.len() == crate::sys::shm::TAG_LEN { tag } else { "" };
+    format!("{ARRAY_SEGMENT_PREFIX}{tag}{}", &hex[..24 - tag.len()])
 }
 
 /// True when `segment` has the shape of an array segment name (`adca_` + 24 lowercase hex).
@@ -200,7 +203,15 @@ fn is_segment_name(segment: &str) -> bool {
 fn derived_segment(store: &Store, name: &str, create: bool) -> Result<Option<String>> {
     let Some(key) = store.key(create)? else { return Ok(None) };
     let Ok(root) = fs::canonicalize(store.root()) else { return Ok(None) };
-    Ok(Some(segment_name(&key, &root, name)))
+    // The store's tag (and its record in /dev/shm) lets the gc of any store free the
+    // array after `rm -rf` of this one, as it frees the store's payload segments.
+    let Some(tag) = crate::gc::store_tag(store) else {
+        return Err(Error::StoreUnusable {
+            path: store.root().to_path_buf(),
+            reason: "its record in the shared-memory directory cannot be written".into(),
+        });
+    };
+    Ok(Some(segment_name(&key, &root, &tag, name)))
 }
 
 /// The segment of array `name`: the one its marker names (an array keeps the segment it

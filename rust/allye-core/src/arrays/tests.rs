@@ -138,8 +138,9 @@ fn bad_arguments_and_failed_creates_leave_nothing() {
     assert!(err.is_no_space() || matches!(err, Error::Io { .. }), "{err}");
     let root = fs::canonicalize(s.root()).unwrap();
     let key = s.key(false).unwrap().expect("the first create made the store's key");
-    assert!(!seg_exists(&segment_name(&key, &root, "big")));
-    assert!(!seg_exists(&segment_name(&key, &root, "a")));
+    let tag = crate::gc::store_tag(&s).unwrap();
+    assert!(!seg_exists(&segment_name(&key, &root, &tag, "big")));
+    assert!(!seg_exists(&segment_name(&key, &root, &tag, "a")));
     assert_eq!(fs::read_dir(s.root().join(ARRAYS_DIR)).unwrap().count(), 0);
 }
 
@@ -148,7 +149,8 @@ fn open_checks_the_header() {
     let (_t, s) = store();
     s.ensure().unwrap();
     let root = fs::canonicalize(s.root()).unwrap();
-    let segment = segment_name(&s.key(true).unwrap().unwrap(), &root, "junk");
+    let tag = crate::gc::store_tag(&s).unwrap();
+    let segment = segment_name(&s.key(true).unwrap().unwrap(), &root, &tag, "junk");
     let f = crate::sys::shm::create(&segment).unwrap();
     f.set_len(HEADER_LEN as u64 + 64).unwrap();
     let err = SharedArray::open(&s, "junk").unwrap_err();
@@ -294,4 +296,24 @@ fn a_forked_child_closing_an_inherited_handle_keeps_the_parents_slot() {
     unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(list(&s).unwrap()[0].openers, vec![std::process::id()]);
     a.destroy().unwrap();
+}
+
+#[test]
+fn the_array_of_a_store_deleted_with_rm_rf_is_an_orphan_gc_frees() {
+    let (t, s) = store();
+    let (a, _) = SharedArray::create(&s, "counts", "<u8", &[4], false, Init::Fill(&7u64.to_ne_bytes())).unwrap();
+    let segment = a.segment().to_string();
+    let tag = crate::gc::store_tag(&s).unwrap();
+    assert!(segment.starts_with(&format!("{ARRAY_SEGMENT_PREFIX}{tag}")), "{segment} carries the store's tag");
+    drop(a);
+    // While the store exists, the orphan collection leaves its array alone.
+    assert!(!crate::gc::collect_orphans(true).iter().any(|x| x.locator == segment));
+    drop(t); // rm -rf of the store
+    let found: Vec<_> = crate::gc::collect_orphans(true).into_iter().filter(|x| x.locator == segment).collect();
+    assert_eq!(found.len(), 1, "a dry run reports the array");
+    assert_eq!(found[0].transport, GcTransport::SharedArray);
+    assert!(seg_exists(&segment), "a dry run frees nothing");
+    crate::gc::collect_orphans(false);
+    assert!(!seg_exists(&segment), "gc of any store frees it");
+    assert!(!crate::gc::collect_orphans(true).iter().any(|x| x.locator == segment), "a second gc finds nothing");
 }

@@ -12,7 +12,7 @@ use crate::gc::{GcAction, GcOptions};
 use crate::manifest::{self, Event};
 use crate::payload::Target;
 use crate::protocol::{
-    GcActionKind, Status, Transport, ADC_LOCATOR, ADC_TRANSPORT, ADC_WRITER, METADATA_ERROR, METADATA_KEY,
+    GcActionKind, GcScope, Status, Transport, ADC_LOCATOR, ADC_TRANSPORT, ADC_WRITER, METADATA_ERROR, METADATA_KEY,
 };
 use crate::store::Store;
 use crate::sys::process::WriterIdentity;
@@ -120,6 +120,7 @@ impl Collector<'_> {
             table_name: ev.table_name.clone(),
             reason,
             id: ev.id.clone(),
+            scope: GcScope::Store,
         };
         match target.inside(self.store) {
             None => return Ok(()),
@@ -208,6 +209,7 @@ impl Collector<'_> {
             table_name: writing.table_name.clone(),
             reason: format!("{reason}: append an error line"),
             id: writing.id.clone(),
+            scope: GcScope::Store,
         });
         self.records.push(error);
         Ok(())

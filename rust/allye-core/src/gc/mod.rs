@@ -15,7 +15,8 @@
 //!   A live writer's work is never touched; a writer whose liveness cannot be told is left;
 //! * leftovers of failed sends (an `error` line whose payload still exists).
 //!
-//! [`collect_orphans`] frees the segments of this user's deleted stores. Every collector
+//! [`collect_orphans`] frees what is left outside any live store: the segments of this
+//! user's deleted stores, and the scratch folders of loads whose process died. Every collector
 //! (these two, the shared arrays', the streams' and the named objects') reports the one
 //! [`GcAction`] type; [`crate::Store::gc`] runs them all, in a fixed order.
 //!
@@ -50,7 +51,7 @@ pub use superseded::{collect_superseded, AutoGc, MAX_FREED_PER_SEND, START_WINDO
 
 use serde::Serialize;
 
-use crate::protocol::{GcActionKind, Transport, DEFAULT_KEEP_VERSIONS};
+use crate::protocol::{GcActionKind, GcScope, Transport, DEFAULT_KEEP_VERSIONS};
 
 /// What gc is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,8 @@ pub enum GcTransport {
     /// A stream's chunk or temporary file, or a removed stream's directory (`locator` is
     /// the path).
     StreamChunk,
+    /// A load's scratch folder in the temporary directory (`locator` is the path).
+    Scratch,
 }
 
 impl GcTransport {
@@ -95,6 +98,8 @@ impl GcTransport {
     pub const SHARED_ARRAY: &'static str = "shared_array";
     /// The spelling of a stream's actions.
     pub const STREAM_CHUNK: &'static str = "stream_chunk";
+    /// The spelling of a scratch folder's actions.
+    pub const SCRATCH: &'static str = "scratch";
 
     /// The spelling the bindings and the CLI show.
     pub fn as_str(&self) -> &str {
@@ -102,6 +107,7 @@ impl GcTransport {
             GcTransport::Payload(t) => t.as_str(),
             GcTransport::SharedArray => Self::SHARED_ARRAY,
             GcTransport::StreamChunk => Self::STREAM_CHUNK,
+            GcTransport::Scratch => Self::SCRATCH,
         }
     }
 }
@@ -142,12 +148,28 @@ pub struct GcAction {
     /// The transfer (`id` of the manifest lines) the payload belongs to; empty for
     /// anything that is not a transfer's payload.
     pub id: String,
+    /// Whether it is the store's own, or a leftover outside any live store (reported
+    /// apart: the gc of one store frees what every deleted store of the user left).
+    pub scope: GcScope,
 }
 
 impl GcAction {
-    /// A `delete` of something that is not a transfer's payload (no `id`).
+    /// A `delete` of something of the store that is not a transfer's payload (no `id`).
     pub fn delete(transport: GcTransport, locator: String, table_name: String, reason: String) -> Self {
-        GcAction { action: GcActionKind::Delete, transport, locator, table_name, reason, id: String::new() }
+        GcAction {
+            action: GcActionKind::Delete,
+            transport,
+            locator,
+            table_name,
+            reason,
+            id: String::new(),
+            scope: GcScope::Store,
+        }
+    }
+
+    /// A `delete` of a leftover outside any live store (see [`GcScope::Orphan`]).
+    pub fn orphan(transport: GcTransport, locator: String, table_name: String, reason: String) -> Self {
+        GcAction { scope: GcScope::Orphan, ..Self::delete(transport, locator, table_name, reason) }
     }
 }
 

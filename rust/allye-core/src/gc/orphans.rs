@@ -35,10 +35,10 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::gc::GcAction;
-use crate::protocol::{GcActionKind, Transport};
+use crate::gc::{GcAction, GcTransport};
+use crate::protocol::Transport;
 use crate::store::Store;
-use crate::sys::shm;
+use crate::sys::{scratch, shm};
 
 pub use crate::sys::shm::TAG_LEN;
 /// Prefix of the record segment of a store (followed by its tag).
@@ -182,7 +182,7 @@ fn write_record(_name: &str, _record: &Record) -> Option<()> {
 
 /// True when `name` is a payload segment name of ours carrying a tag: `adc_` + 24 lowercase hex.
 fn tag_in(name: &str) -> Option<&str> {
-    let hex = name.strip_prefix(shm::SEGMENT_PREFIX)?;
+    let hex = name.strip_prefix(shm::ARRAY_SEGMENT_PREFIX).or_else(|| name.strip_prefix(shm::SEGMENT_PREFIX))?;
     (hex.len() == 24 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then(|| &hex[..TAG_LEN])
 }
 
@@ -238,22 +238,52 @@ fn read_record(name: &str) -> Option<Record> {
     }
 }
 
-/// Frees (with `dry_run`, only reports) the segments of this user's deleted stores, and
-/// their records (see the module docs). Never fails: what cannot be unlinked is logged.
+/// Frees (with `dry_run`, only reports) what is left outside any live store: the
+/// segments of this user's deleted stores and their records (see the module docs), then
+/// the scratch folders of this user's loads whose process is certainly dead
+/// ([`collect_scratch`]). Never fails: what cannot be freed is logged. Every action is
+/// [`GcScope::Orphan`](crate::protocol::GcScope::Orphan).
 pub fn collect_orphans(dry_run: bool) -> Vec<GcAction> {
-    let mut actions = collect_deleted_stores(dry_run);
-    actions.extend(crate::pool::collect_abandoned(dry_run).into_iter().map(|(name, bytes)| GcAction {
-        action: GcActionKind::Delete,
-        transport: Transport::Shm.into(),
-        locator: name,
-        table_name: String::new(),
-        reason: format!("pool segment ({bytes} bytes) of a process that has ended"),
-        id: String::new(),
+    let mut actions = collect_segments(dry_run);
+    actions.extend(crate::pool::collect_abandoned(dry_run).into_iter().map(|(name, bytes)| {
+        GcAction::orphan(
+            GcTransport::Payload(Transport::Shm),
+            name,
+            String::new(),
+            format!("pool segment ({bytes} bytes) of a process that has ended"),
+        )
     }));
+    actions.extend(collect_scratch(dry_run));
     actions
 }
 
-fn collect_deleted_stores(dry_run: bool) -> Vec<GcAction> {
+/// The scratch folders ([`crate::sys::scratch`]) in the temporary directory whose owner
+/// file names a process that is certainly dead, removed (with `dry_run`, reported). A
+/// folder without a readable owner, or whose owner may be alive, is left.
+pub fn collect_scratch(dry_run: bool) -> Vec<GcAction> {
+    let mut actions = Vec::new();
+    for dir in scratch::own_folders() {
+        let Some(owner) = scratch::owner_of(&dir) else { continue };
+        if owner.is_alive() != Some(false) {
+            continue;
+        }
+        if !dry_run {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                log::warn!("cannot remove the scratch folder {}: {e}", dir.display());
+                continue;
+            }
+        }
+        actions.push(GcAction::orphan(
+            GcTransport::Scratch,
+            dir.to_string_lossy().into_owned(),
+            String::new(),
+            format!("the scratch folder of a load whose process (pid {}) died", owner.pid),
+        ));
+    }
+    actions
+}
+
+fn collect_segments(dry_run: bool) -> Vec<GcAction> {
     let names = own_segments();
     let mut dead: HashMap<String, Record> = HashMap::new();
     for name in &names {
@@ -280,14 +310,14 @@ fn collect_deleted_stores(dry_run: bool) -> Vec<GcAction> {
                 continue;
             }
         }
-        actions.push(GcAction {
-            action: GcActionKind::Delete,
-            transport: Transport::Shm.into(),
-            locator: name.clone(),
-            table_name: String::new(),
-            reason: format!("left by the deleted store {}", rec.path.display()),
-            id: String::new(),
-        });
+        let transport =
+            if name.starts_with(shm::ARRAY_SEGMENT_PREFIX) { GcTransport::SharedArray } else { Transport::Shm.into() };
+        actions.push(GcAction::orphan(
+            transport,
+            name.clone(),
+            String::new(),
+            format!("left by the deleted store {}", rec.path.display()),
+        ));
     }
     if !dry_run {
         for tag in dead.keys().filter(|t| !failed.contains(t.as_str())) {

@@ -30,6 +30,7 @@ use crate::error::{IoContext, Result};
 use crate::gc::{GcAction, GcActionKind};
 use crate::manifest::{parse_lines, Cursor, Event};
 use crate::payload::Target;
+use crate::protocol::GcScope;
 use crate::store::Store;
 
 /// Bytes of the log's end a process reads the first time it collects in a store, to learn
@@ -150,6 +151,7 @@ impl Tracker {
                             opts.grace_sec, opts.keep_versions
                         ),
                         id: old.id.clone(),
+                        scope: GcScope::Store,
                     }),
                     Err(e) => log::debug!("could not free superseded {:?}: {e}", old.target.locator),
                 }

@@ -1,11 +1,12 @@
-//! Maintenance: gc (every collector, one action type), the collection of deleted stores'
-//! segments, compaction.
+//! Maintenance: gc (every collector, one action type), the collection of what deleted
+//! stores and dead loads left, the scratch folders of loads, compaction.
 
 use crate::error::Result;
 use crate::gc::{self, CompactReport, GcAction, GcOptions};
 use crate::objects;
 use crate::store::Store;
 use crate::streams;
+use crate::sys::scratch::ScratchDir;
 
 impl Store {
     /// Collects every kind of garbage this store can hold, in this order, and returns one
@@ -13,8 +14,9 @@ impl Store {
     ///
     /// 1. the store's payloads: expired, superseded beyond `opts.keep_versions`, read once,
     ///    and what dead or failed senders left ([`gc::collect`]);
-    /// 2. the segments of this user's deleted stores, whichever store this is
-    ///    ([`gc::collect_orphans`]);
+    /// 2. what is left outside any live store, whichever store this is: the segments of
+    ///    this user's deleted stores, the scratch folders of loads whose process died
+    ///    ([`gc::collect_orphans`]; scope `orphan`, every other step's is `store`);
     /// 3. abandoned shared arrays (Linux; [`Store::collect_arrays`]), `transport`
     ///    `shared_array`;
     /// 4. removed streams' directories and dead appenders' unnamed chunks
@@ -33,10 +35,19 @@ impl Store {
         Ok(actions)
     }
 
-    /// Frees (or, with `dry_run`, reports) the segments of this user's deleted stores; needs
-    /// no store (see [`gc::collect_orphans`]).
+    /// Frees (or, with `dry_run`, reports) what is left outside any live store: the
+    /// segments of this user's deleted stores, the scratch folders of dead loads; needs no
+    /// store (see [`gc::collect_orphans`]).
     pub fn collect_orphans(dry_run: bool) -> Vec<GcAction> {
         gc::collect_orphans(dry_run)
+    }
+
+    /// A new scratch folder in the temporary directory for a load's working files
+    /// (`purpose`: lowercase letters, in its name), removed when the handle is dropped; a
+    /// process killed meanwhile leaves it to [`Store::collect_orphans`] (step 2 of
+    /// [`Store::gc`]). See [`crate::sys::scratch`].
+    pub fn scratch_dir(purpose: &str) -> Result<ScratchDir> {
+        ScratchDir::create(purpose)
     }
 
     /// Frees (or, with `dry_run`, reports) this store's abandoned shared arrays, step 3 of
@@ -58,7 +69,7 @@ mod tests {
 
     use crate::gc::test_support::{send, TempStore};
     use crate::gc::{GcOptions, GcTransport};
-    use crate::protocol::{GcActionKind, Transport, TransportChoice, OBJECT_KIND, OBJECT_METADATA_KEY};
+    use crate::protocol::{GcActionKind, GcScope, TransportChoice, OBJECT_KIND, OBJECT_METADATA_KEY};
     use crate::streams::test_support::{rows, schema};
     use crate::streams::{stream_dir, AppendOptions};
     use crate::tables::SendOptions;
@@ -92,13 +103,14 @@ mod tests {
         ns.put("x", &schema_x, &batch_x, &opts, None).unwrap();
         ns.put("x", &schema_x, &batch_x, &opts, None).unwrap();
 
-        // Other users of /dev/shm may have deleted stores too: step 2 is theirs to show.
+        // Other deleted stores of the user may have left segments: step 2 reports them as
+        // orphans, apart from the store's own.
         let ours = |dry_run| -> Vec<(GcActionKind, String, String)> {
             store
                 .gc(GcOptions::new(dry_run, 1))
                 .unwrap()
                 .into_iter()
-                .filter(|a| !(a.transport == GcTransport::Payload(Transport::Shm) && a.table_name.is_empty()))
+                .filter(|a| a.scope == GcScope::Store)
                 .map(|a| (a.action, a.transport.as_str().to_string(), a.table_name))
                 .collect()
         };
@@ -119,7 +131,7 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&a).unwrap(),
             json!({"action": "delete", "transport": "stream_chunk", "locator": "/p", "table_name": "s",
-                   "reason": "why", "id": ""})
+                   "reason": "why", "id": "", "scope": "store"})
         );
         assert!(matches!(store.gc(GcOptions::new(true, 0)), Err(crate::Error::InvalidArgument(_))));
     }

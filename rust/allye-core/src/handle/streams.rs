@@ -10,7 +10,9 @@ use crate::error::Result;
 use crate::manifest::Event;
 use crate::protocol::Compression;
 use crate::store::Store;
-use crate::streams::{self, AppendOptions, ChunkLine, CompactStreamReport, Follower, ReadSelection, StreamRead};
+use crate::streams::{
+    self, AppendOptions, ChunkLine, CompactStreamReport, ConsolidateReport, Follower, ReadSelection, StreamRead,
+};
 use crate::sys::lock::ManifestLock;
 
 impl Store {
@@ -23,6 +25,35 @@ impl Store {
         opts: &AppendOptions,
     ) -> Result<Option<ChunkLine>> {
         streams::append(self, table, schema, batches, opts)
+    }
+
+    /// Appends several tables of possibly different schemas as one chunk of their merged
+    /// schema (see [`streams::append_parts`]).
+    pub fn append_parts(
+        &self,
+        table: &str,
+        parts: &[(SchemaRef, Vec<RecordBatch>)],
+        opts: &AppendOptions,
+    ) -> Result<Option<ChunkLine>> {
+        streams::append_parts(self, table, parts, opts)
+    }
+
+    /// Makes stream `table` from the plain table of that name, if the stream has no chunk
+    /// yet (see [`streams::adopt`]); an append does it by itself.
+    pub fn adopt_into_stream(&self, table: &str) -> Result<Option<ChunkLine>> {
+        streams::adopt(self, table)
+    }
+
+    /// The schema of stream `table`, every chunk read as it (see [`streams::stream_schema`]).
+    pub fn stream_schema(&self, table: &str) -> Result<Option<SchemaRef>> {
+        streams::stream_schema(self, table)
+    }
+
+    /// Merges runs of small chunks of stream `table` into larger ones, at most
+    /// `max_merges` (see [`streams::consolidate`]). Appending processes call it in the
+    /// background (the Python package's publisher thread does).
+    pub fn consolidate_stream(&self, table: &str, max_merges: usize) -> Result<ConsolidateReport> {
+        streams::consolidate(self, table, max_merges)
     }
 
     /// Reads the selected chunks of stream `table`, zero-copy (see [`streams::read`]).

@@ -5,15 +5,34 @@ use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::Event;
 use crate::payload::Decoded;
+use crate::protocol::{TableStateKind, DEFAULT_PRODUCER};
 use crate::store::Store;
+use crate::streams;
 use crate::tables::{self, Announced, Removal, SendOptions, TableInfo};
 
 impl Store {
-    /// Sends a table (see [`tables::send`]); returns its `ready` event.
+    /// Refuses a plain version onto the name of a streaming table: readers read the
+    /// stream's chunks, so the version would be hidden (a stream's own publication is
+    /// sent by `streams::publish`, not through here).
+    fn refuse_stream_name(&self, opts: &SendOptions) -> Result<()> {
+        match &opts.table_name {
+            Some(table) if streams::exists(self, table) => Err(Error::InvalidArgument(format!(
+                "{table:?} is a streaming table (made by append, a Writer or an appending load): a table sent under \
+                 its name would be hidden, since readers read the stream. Append these rows to it (append, \
+                 load(mode=\"append\")), send them under another name, or remove_table({table:?}) first to replace \
+                 the stream with a plain table"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends a table (see [`tables::send`]); returns its `ready` event. Refused onto the
+    /// name of a streaming table.
     pub fn send(&self, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<Event> {
+        self.refuse_stream_name(opts)?;
         tables::send(self, schema, batches, opts)
     }
 
@@ -26,6 +45,7 @@ impl Store {
         opts: &SendOptions,
         finish: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<()>,
     ) -> Result<Event> {
+        self.refuse_stream_name(opts)?;
         tables::send_stream(self, schema, batches, opts, finish)
     }
 
@@ -38,6 +58,7 @@ impl Store {
         opts: &SendOptions,
         stream: &mut FFI_ArrowArrayStream,
     ) -> Result<Event> {
+        self.refuse_stream_name(opts)?;
         tables::receive_stream(self, announced, opts, stream)
     }
 
@@ -49,6 +70,7 @@ impl Store {
         opts: &SendOptions,
         batches: impl IntoIterator<Item = Result<RecordBatch>>,
     ) -> Result<Event> {
+        self.refuse_stream_name(opts)?;
         tables::receive_batches(self, schema, announced, opts, batches)
     }
 
@@ -69,23 +91,122 @@ impl Store {
         tables::latest(self, table, producer)
     }
 
-    /// The current `ready` event of every table, sorted by name (removed tables left out).
+    /// The current `ready` event of every table a get can read, sorted by name: removed
+    /// tables, expired versions and read-once versions already read and freed are left
+    /// out ([`Store::states`] lists every table with its state). A streaming table is
+    /// listed as a get reads it ([`streams::listing`]: its rows and columns now, whether
+    /// or not it was published yet).
     pub fn list(&self, producer: Option<&str>) -> Result<Vec<Event>> {
-        tables::list(self, producer)
+        let mut events = tables::list_readable(self, producer)?;
+        for name in streams::list(self) {
+            let at = events.iter().position(|e| e.table_name == name);
+            if at.is_none() && producer.is_some_and(|p| p != DEFAULT_PRODUCER) {
+                continue;
+            }
+            if let Some(ev) = streams::listing(self, &name, at.map(|i| &events[i]))? {
+                match at {
+                    Some(i) => events[i] = ev,
+                    None => events.push(ev),
+                }
+            }
+        }
+        events.sort_by(|a, b| a.table_name.cmp(&b.table_name));
+        Ok(events)
     }
 
-    /// Every table the manifest mentions, with its latest state.
+    /// Every table the manifest mentions, with its latest state, and every streaming
+    /// table as a get reads it.
     pub fn states(&self, producer: Option<&str>) -> Result<Vec<TableInfo>> {
-        tables::states(self, producer)
+        let mut infos = tables::states(self, producer)?;
+        for name in streams::list(self) {
+            let at = infos.iter().position(|i| i.table_name == name);
+            if at.is_none() && producer.is_some_and(|p| p != DEFAULT_PRODUCER) {
+                continue;
+            }
+            let info = self.stream_info(&name, at.map(|i| infos[i].clone()))?;
+            match (at, info) {
+                (Some(i), Some(info)) => infos[i] = info,
+                (None, Some(info)) => infos.push(info),
+                _ => {}
+            }
+        }
+        infos.sort_by(|a, b| a.table_name.cmp(&b.table_name));
+        Ok(infos)
     }
 
-    /// One table's state (`TableNotFound` when the manifest never mentions it).
+    /// One table's state (`TableNotFound` when the manifest never mentions it and it is
+    /// not a stream); a streaming table as a get reads it.
     pub fn describe(&self, table: &str, producer: Option<&str>) -> Result<TableInfo> {
-        tables::state(self, table, producer)
+        let info = match tables::state(self, table, producer) {
+            Ok(info) => Some(info),
+            Err(Error::TableNotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if streams::exists(self, table) {
+            if let Some(info) = self.stream_info(table, info.clone())? {
+                return Ok(info);
+            }
+        }
+        info.ok_or_else(|| Error::table_not_found(self.root(), table, producer))
+    }
+
+    /// A table's state with its current version replaced by the stream's listing (a
+    /// stream appended to after a removal is ready again).
+    fn stream_info(&self, table: &str, info: Option<TableInfo>) -> Result<Option<TableInfo>> {
+        let removed = info.as_ref().is_some_and(|i| i.state == TableStateKind::Removed);
+        let ready = info.as_ref().filter(|_| !removed).and_then(|i| i.ready.as_ref());
+        let Some(ev) = streams::listing(self, table, ready)? else { return Ok(info) };
+        Ok(Some(match info {
+            Some(mut i) if !removed => {
+                if i.state == TableStateKind::Consumed || i.expired {
+                    i.state = TableStateKind::Ready;
+                }
+                i.expired = false;
+                i.ready = Some(ev);
+                i
+            }
+            _ => TableInfo::stream(table, ev),
+        }))
     }
 
     /// Removes a table (see [`tables::remove`]).
     pub fn remove(&self, table: &str) -> Result<Removal> {
         tables::remove(self, table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gc::test_support::TempStore;
+    use crate::streams::test_support::{rows, schema};
+    use crate::streams::{AppendOptions, ReadSelection};
+    use crate::tables::SendOptions;
+    use crate::Error;
+
+    #[test]
+    fn a_send_onto_a_stream_is_refused_and_listings_agree_with_the_read() {
+        let (_t, s) = TempStore::new();
+        s.append("st", &schema(), &[rows(0, 0, 3)], &AppendOptions::default()).unwrap();
+        // Never published: listed all the same, as the get reads it.
+        let listed = s.list(None).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].payload.as_ref().unwrap().shape, [3, 4]);
+        s.publish_stream("st").unwrap();
+        s.append("st", &schema(), &[rows(0, 3, 2)], &AppendOptions::default()).unwrap();
+        let err = s.send(&schema(), &[rows(1, 0, 9)], &SendOptions::named("st")).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)) && err.to_string().contains("remove_table"), "{err}");
+        let read = s.read_stream("st", &ReadSelection::default()).unwrap();
+        assert_eq!(read.rows, 5);
+        for ev in [
+            s.list(None).unwrap()[0].clone(),
+            s.describe("st", None).unwrap().ready.unwrap(),
+            s.states(None).unwrap()[0].ready.clone().unwrap(),
+        ] {
+            let p = ev.payload.unwrap();
+            assert_eq!((p.shape, p.transport.as_str()), ([5, 4], "stream"));
+        }
+        // A plain table elsewhere is listed as before.
+        s.send(&schema(), &[rows(1, 0, 9)], &SendOptions::named("plain")).unwrap();
+        assert_eq!(s.describe("plain", None).unwrap().ready.unwrap().payload.unwrap().shape, [9, 4]);
     }
 }

@@ -21,9 +21,15 @@ pub fn append(store: &Store, event: &Event, durable: bool) -> Result<()> {
 /// Appends `line` (without its `\n`) as one whole line to the log `log` of `dir`, under
 /// the `flock` of `lock` (in the same directory), closing off a torn tail a killed writer
 /// left. Streams' chunk logs (`crate::streams`) are appended by this same code.
-pub fn append_line(dir: &TrustedDir, log: &str, lock: &str, mut line: Vec<u8>, durable: bool) -> Result<()> {
-    line.push(b'\n');
+pub fn append_line(dir: &TrustedDir, log: &str, lock: &str, line: Vec<u8>, durable: bool) -> Result<()> {
     let _lock = ManifestLock::acquire(dir, lock)?;
+    write_line(dir, log, line, durable)
+}
+
+/// [`append_line`]'s write, for a caller that holds the log's lock already (a stream's
+/// append decides what its line says under the lock).
+pub fn write_line(dir: &TrustedDir, log: &str, mut line: Vec<u8>, durable: bool) -> Result<()> {
+    line.push(b'\n');
     let path = dir.path().join(log);
     let (mut file, meta) = dir.open_meta(log, Open::Append)?.expect("an append open creates the file");
     let len = meta.len();

@@ -28,7 +28,7 @@ mod index;
 mod scan;
 mod tail;
 
-pub use append::{append, append_line};
+pub use append::{append, append_line, write_line};
 pub use cursor::{parse_lines, Cursor};
 pub use event::{Event, PayloadRef};
 pub use index::{latest_per_table, latest_ready, read_all, table_state, TableState};

@@ -122,6 +122,9 @@ impl Namespace {
         }
         let mut opts = opts.clone();
         opts.table_name = Some(name.to_string());
+        // An object's batches are its encoding (a pickle's stream, then each out-of-band
+        // buffer): kept as given, never joined into one batch as a table's are.
+        opts.chunk_rows = Some(0);
         let ready = tables::send(&self.store, schema, batches, &opts)?;
         self.compact_if_long();
         Ok(ready)

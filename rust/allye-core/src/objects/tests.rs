@@ -160,3 +160,21 @@ fn an_abandoned_create_publishes_nothing_and_leaves_no_segment() {
     let err = ns.create("big", 1 << 20, &opts("numpy"), Some(1000)).err().unwrap();
     assert!(matches!(err, Error::StoreFull { .. }));
 }
+
+#[test]
+fn an_objects_batches_are_kept_as_given_in_a_segment_and_a_file() {
+    // A pickle is its stream then one batch per out-of-band buffer: joining them would
+    // lose the buffers' boundaries.
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, mut batches) = batch(4);
+    batches.extend(batch(2).1);
+    batches.extend(batch(7).1);
+    for transport in [TransportChoice::File, TransportChoice::Shm] {
+        let o = SendOptions { transport, ..opts("pickle") };
+        ns.put("p", &schema, &batches, &o, None).unwrap();
+        let (_, data) = ns.get("p", true).unwrap();
+        let rows: Vec<usize> = data.batches.iter().map(|b| b.num_rows()).collect();
+        assert_eq!(rows, vec![4, 2, 7], "{transport:?}");
+    }
+}

@@ -7,6 +7,7 @@ use std::path::Path;
 use arrow_array::RecordBatch;
 use arrow_ipc::writer::IpcWriteOptions;
 use arrow_ipc::{CompressionType, MetadataVersion};
+use arrow_schema::SchemaRef;
 
 use crate::error::{Error, Result};
 use crate::protocol::Compression;
@@ -60,6 +61,23 @@ pub fn chunked(batches: &[RecordBatch], chunk_rows: usize) -> impl Iterator<Item
             b.slice(off, step.min(n - off))
         })
     })
+}
+
+/// `batches` as one record batch (joined by `concat_batches`, a copy) when more than one
+/// of them holds rows; as given otherwise, or when they cannot be joined (a string
+/// column of more than 2 GiB in 32-bit offsets).
+pub fn joined<'a>(schema: &SchemaRef, batches: &'a [RecordBatch]) -> std::borrow::Cow<'a, [RecordBatch]> {
+    let mut filled = batches.iter().filter(|b| b.num_rows() > 0);
+    match (filled.next(), filled.next()) {
+        (_, None) => std::borrow::Cow::Borrowed(batches),
+        _ => match arrow_select::concat::concat_batches(schema, batches.iter().filter(|b| b.num_rows() > 0)) {
+            Ok(one) => std::borrow::Cow::Owned(vec![one]),
+            Err(e) => {
+                log::debug!("written as given, not as one batch: {e}");
+                std::borrow::Cow::Borrowed(batches)
+            }
+        },
+    }
 }
 
 /// Arrow wraps I/O errors of the sink in `ArrowError::IoError`; unwrap them so that

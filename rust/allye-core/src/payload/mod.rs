@@ -9,11 +9,12 @@
 //! through it). On Linux that is cheaper than filling a fresh mapping, whose first-touch
 //! page faults cost several times a `write` of the same bytes.
 //!
-//! Record batches: `chunk_rows == 0` keeps the batches as given (one for a pandas frame).
-//! The Python API writes uncompressed files that way, because a reader converting a
-//! multi-batch file to NumPy columns must concatenate the batches (a full copy), while a
-//! single batch is wrapped as is; compressed files, which are decompressed on read anyway,
-//! keep 0.1.2's `chunk_rows` batches so that one batch at a time is (de)compressed.
+//! Record batches: an uncompressed payload is ONE record batch by default, however many
+//! the caller hands over ([`write_one_batch`]; a segment's batches are joined), because a
+//! reader converting a multi-batch payload to NumPy columns must concatenate the batches
+//! (a full copy), while a single batch is wrapped as is; compressed files, which are
+//! decompressed on read anyway, keep 0.1.2's `chunk_rows` batches so that one batch at a
+//! time is (de)compressed; `chunk_rows == 0` keeps the batches as given.
 
 mod file;
 mod ipc;
@@ -26,11 +27,11 @@ mod stream;
 
 pub use crate::protocol::Compression;
 pub use file::{decode_file, temp_name_for, temp_path_for, write_file, write_file_from};
-pub use ipc::chunked;
 pub(crate) use ipc::write_options;
+pub use ipc::{chunked, joined};
 pub(crate) use locator::{check_payload_dir, inside, payload_dir, Target};
 pub use mapping::{buffer_from_mapping, map_file};
-pub use place::{placeable, stream_schema, variable_width, PlacedFile};
+pub use place::{placeable, stream_schema, variable_width, write_one_batch, PlacedFile};
 pub use read::read_payload;
 pub use stream::decode_stream;
 #[cfg(unix)]

@@ -544,6 +544,69 @@ impl Drop for PlacedFile {
     }
 }
 
+/// What [`PlacedFile::create`] needs announced for `batches`: their rows, each
+/// column's nulls and each variable-width column's bytes of values (`None` for the
+/// others), counted from the batches themselves (slices included).
+fn announcement(schema: &SchemaRef, batches: &[&RecordBatch]) -> (usize, Vec<usize>, Vec<Option<usize>>) {
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    let fields = schema.fields();
+    let mut nulls = vec![0usize; fields.len()];
+    let mut bytes: Vec<Option<usize>> = fields.iter().map(|f| variable_width(f.data_type()).then_some(0)).collect();
+    for b in batches {
+        for (i, c) in b.columns().iter().enumerate() {
+            nulls[i] += c.null_count();
+            if let (Some(total), Some(Kind::Var { width, .. })) = (bytes[i].as_mut(), kind(c.data_type())) {
+                let d = c.to_data();
+                let offsets = d.buffers()[0].as_slice();
+                let (first, last) =
+                    (offset_at(offsets, width, d.offset()), offset_at(offsets, width, d.offset() + d.len()));
+                *total += (last - first).max(0) as usize;
+            }
+        }
+    }
+    (rows, nulls, bytes)
+}
+
+/// Writes `batches` as an IPC file of ONE record batch, the layout a get reads without
+/// copying (a reader converting several batches to NumPy columns concatenates them): a
+/// table of [`placeable`] columns is copied once, batch by batch, into its place in a
+/// [`PlacedFile`]; any other is joined first (`concat_batches`, a copy in memory); and a
+/// table one batch cannot hold (a string column of more than 2 GiB in 32-bit offsets)
+/// is written as given. Returns the file's size, as [`super::write_file`] does.
+pub fn write_one_batch(
+    dir: &TrustedDir,
+    final_name: &str,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    durable: bool,
+) -> Result<u64> {
+    let filled: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
+    if filled.len() <= 1 {
+        let one: Vec<RecordBatch> = filled.into_iter().cloned().collect();
+        let given = if one.is_empty() { batches } else { &one[..] };
+        return super::write_file(dir, final_name, schema, given, 0, Compression::None, durable);
+    }
+    if placeable(schema) {
+        let (rows, nulls, bytes) = announcement(schema, &filled);
+        match PlacedFile::create(dir.try_clone()?, final_name, schema, rows, &nulls, &bytes) {
+            Ok(mut placed) => {
+                for b in &filled {
+                    placed.push(b)?;
+                }
+                return placed.finish(durable);
+            }
+            Err(Error::InvalidArgument(why)) => log::debug!("written as given, not as one batch: {why}"),
+            Err(e) => return Err(e),
+        }
+    } else {
+        match arrow_select::concat::concat_batches(schema, filled.iter().copied()) {
+            Ok(one) => return super::write_file(dir, final_name, schema, &[one], 0, Compression::None, durable),
+            Err(e) => log::debug!("written as given, not as one batch: {e}"),
+        }
+    }
+    super::write_file(dir, final_name, schema, batches, 0, Compression::None, durable)
+}
+
 /// The schema of an Arrow C stream.
 pub fn stream_schema(stream: &mut FFI_ArrowArrayStream) -> Result<SchemaRef> {
     let Some(get_schema) = stream.get_schema else {

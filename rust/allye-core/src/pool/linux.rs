@@ -84,7 +84,7 @@ impl State {
     /// `len` serves a send of `d` bytes when `d <= len <= 2 d`).
     fn unmatched(&self, now: Instant) -> Vec<(u64, Option<String>)> {
         let mut demand = self.demand(now);
-        demand.sort_by(|a, b| b.0.cmp(&a.0));
+        demand.sort_by_key(|d| std::cmp::Reverse(d.0));
         let mut supply: Vec<u64> = self.free.iter().chain(&self.quarantine).map(|s| s.len).collect();
         if self.creating > 0 {
             supply.push(self.creating);
@@ -220,6 +220,9 @@ impl Taken {
     }
 
     /// Makes the first `len` bytes the payload segment `v1` (see `Segment::publish`).
+    // The failed publish hands the segment back by value so the caller can return it to
+    // the pool; the error path is rare, so its size does not matter.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn publish(self, v1: &str, len: u64) -> Result<(), (Taken, Error)> {
         match self.seg.publish(v1, len) {
             Ok(leftover) => {

@@ -114,6 +114,8 @@ impl Segment {
     /// back, then the segment takes the name `v1`, which must not exist (rename without
     /// replacing, atomic: a reader sees the whole payload or no segment). The mapping and
     /// descriptor are returned, to be dropped off the send's path.
+    // The segment comes back by value on failure (to the pool); a rare path.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn publish(
         mut self,
         v1: &str,

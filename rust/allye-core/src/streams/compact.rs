@@ -112,6 +112,8 @@ pub fn compact(
 ) -> Result<CompactStreamReport> {
     let dir_path = stream_dir(store, table);
     let dir = store.dir_at(&dir_path, false)?.ok_or_else(|| not_a_stream(store, table))?;
+    // No consolidation meanwhile (it replaces the log too): wait for one in progress.
+    let _no_merges = ManifestLock::acquire(&dir, crate::protocol::STREAM_CONSOLIDATE_LOCK_FILE)?;
     // 1. Snapshot: the chunks so far, mapped.
     let view = view_of(store, table);
     let (snapshot, schema, batches, time_column) = {
@@ -119,16 +121,19 @@ pub fn compact(
         if !v.refresh(store, table)? || v.chunks.is_empty() {
             return Err(not_a_stream(store, table));
         }
-        let mut batches = Vec::new();
         for i in 0..v.chunks.len() {
             if !v.load(store, table, i)? {
                 return Err(Error::InvalidArgument(format!(
                     "stream {table:?} is being compacted by another process; try again when it is done"
                 )));
             }
-            batches.extend(v.decoded(i).expect("loaded").batches.iter().cloned());
         }
-        let schema = v.decoded(0).expect("loaded").schema.clone();
+        // Every chunk read as the stream's schema: the compacted files hold it.
+        let schema = v.schema().expect("loaded");
+        let mut batches = Vec::new();
+        for i in 0..v.chunks.len() {
+            batches.extend(v.batches(i, &schema)?);
+        }
         let lines: Vec<ChunkLine> = v.chunks.iter().map(|c| c.line.clone()).collect();
         let tc = lines.iter().find_map(|l| l.time_column.clone());
         (lines, schema, batches, tc)
@@ -188,6 +193,10 @@ pub fn compact(
                 tmax: range.map(|r| r.1),
                 compacted: Some(key.clone()),
                 load: None,
+                schema: None,
+                adopted: None,
+                merged: None,
+                durable: true,
             })
         })();
         match result {
@@ -203,6 +212,12 @@ pub fn compact(
     // the compacted lines goes on the last compacted line, so it survives the swap.
     if let (Some(state), Some((last, _))) = (snapshot.iter().rev().find_map(|l| l.load.clone()), written.last_mut()) {
         last.load = Some(state);
+    }
+    // The first line records the stream's schema (the lines appended meanwhile record
+    // their changes after it) and the plain version the stream was made from.
+    if let Some((first, _)) = written.first_mut() {
+        first.schema = Some(crate::streams::schema::encode(&schema)?);
+        first.adopted = snapshot[0].adopted.clone();
     }
     // 3. Swap the log under the lock: compacted lines + whatever was appended meanwhile.
     #[cfg(test)]
@@ -233,7 +248,7 @@ pub fn compact(
             out.push(b'\n');
         }
         out.extend_from_slice(&bytes[cut..]);
-        let tmp_name = format!("{STREAM_LOG_FILE}.compact-{}", std::process::id());
+        let tmp_name = format!("{STREAM_LOG_FILE}.compacting.tmp-{}", std::process::id());
         let tmp = dir_path.join(&tmp_name);
         let written_tmp = (|| -> Result<()> {
             let mut f = dir.open(&tmp_name, Open::CreateNew)?.expect("an exclusive create makes the file");

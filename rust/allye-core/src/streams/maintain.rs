@@ -1,6 +1,7 @@
 //! A stream's life besides appends: its v1 publication, removal, and gc of what dead
 //! appenders and removals left.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use serde_json::json;
 use crate::error::{Error, IoContext, Result};
 use crate::gc::{GcAction, GcTransport};
 use crate::manifest::Event;
-use crate::protocol::{METADATA_STREAM, STREAMS_DIR, STREAM_LOG_FILE, STREAM_PUBLISHED_FILE};
+use crate::protocol::{METADATA_STREAM, STREAMS_DIR, STREAM_LOG_FILE, STREAM_PUBLISHED_FILE, STREAM_TRANSPORT};
 use crate::store::Store;
 use crate::streams::append::forget_schema;
 use crate::streams::view::{forget_view, view_of};
@@ -46,6 +47,50 @@ pub fn publish_if_due(store: &Store, table: &str, interval: Duration) -> Result<
     } else {
         Ok(None)
     }
+}
+
+/// A stream as listings show it (`list_tables`, `describe_table`, `adc ls`), so that they
+/// agree with what a get reads: `ready` (its v1 publication, if any) with the stream's
+/// rows, columns and chunk bytes, transport [`STREAM_TRANSPORT`] and the stream directory
+/// as locator; without a publication, an event of its own (empty id, the time of the
+/// last append). `None` when `table` is not a stream with a chunk.
+pub fn listing(store: &Store, table: &str, ready: Option<&Event>) -> Result<Option<Event>> {
+    let lines = crate::streams::chunks(store, table)?;
+    let Some(last) = lines.iter().max_by_key(|l| l.appended_ns) else { return Ok(None) };
+    let Some(schema) = crate::streams::stream_schema(store, table)? else { return Ok(None) };
+    let rows: u64 = lines.iter().map(|l| l.rows).sum();
+    let bytes: u64 = lines.iter().map(|l| l.bytes).sum();
+    let at = {
+        let secs = (last.appended_ns / 1_000_000_000) as i64;
+        chrono::DateTime::from_timestamp(secs, 0)
+            .map(|t| t.with_timezone(&chrono::Local).format(crate::protocol::TIMESTAMP_FORMAT).to_string())
+            .unwrap_or_default()
+    };
+    let mut ev = match ready {
+        Some(ev) => ev.clone(),
+        None => Event {
+            version: 1,
+            id: String::new(),
+            table_name: table.into(),
+            producer: crate::protocol::DEFAULT_PRODUCER.into(),
+            status: crate::protocol::Status::Ready,
+            created_at: at.clone(),
+            ttl_sec: None,
+            payload: None,
+            metadata: serde_json::Map::new(),
+        },
+    };
+    ev.payload = Some(crate::manifest::PayloadRef {
+        transport: crate::protocol::Transport::from_wire(STREAM_TRANSPORT),
+        locator: stream_dir(store, table).display().to_string(),
+        data_size: bytes,
+        shape: [rows, schema.fields().len() as u64],
+        schema_sha256: ev.payload.as_ref().map(|p| p.schema_sha256.clone()).unwrap_or_default(),
+        created_at: at,
+        expires_at: None,
+    });
+    ev.metadata.insert(METADATA_STREAM.into(), json!({"chunks": lines.len(), "rows": rows}));
+    Ok(Some(ev))
 }
 
 /// Removes stream `table`: its directory (chunks and log) goes, then its v1 versions
@@ -123,10 +168,12 @@ fn collect_one(store: &Store, table: &str, dir: &TrustedDir, dry_run: bool) -> R
     // Lines first, then the directory: a chunk whose line lands meanwhile is in neither
     // list's "unnamed" set only if its appender is alive, and live appenders are skipped.
     let view = view_of(store, table);
-    let named: std::collections::HashSet<String> = {
+    let (named, replaced): (HashSet<String>, HashSet<String>) = {
         let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
         v.refresh(store, table)?;
-        v.chunks.iter().map(|c| c.line.chunk.clone()).collect()
+        let named = v.chunks.iter().map(|c| c.line.chunk.clone()).collect();
+        let replaced = v.chunks.iter().filter_map(|c| c.line.merged.as_ref()).flat_map(|m| m.chunks.clone()).collect();
+        (named, replaced)
     };
     for f in dir.entries()? {
         let name = f.name.to_string_lossy().into_owned();
@@ -135,18 +182,21 @@ fn collect_one(store: &Store, table: &str, dir: &TrustedDir, dry_run: bool) -> R
         if !(is_chunk || is_tmp) || name == STREAM_LOG_FILE {
             continue;
         }
-        let Some(pid) = pid_of(&name) else { continue };
-        if !dead(pid) {
-            continue;
-        }
+        // A chunk a consolidated line says it replaced: its consolidation stopped before
+        // deleting it. No line names it, and none will (its name is never reused).
+        let reason = if is_chunk && replaced.contains(&name) {
+            "replaced by a consolidated chunk".to_string()
+        } else {
+            let Some(pid) = pid_of(&name) else { continue };
+            if !dead(pid) {
+                continue;
+            }
+            format!("left by process {pid}, which died before the chunk log named it")
+        };
         if !dry_run {
             let _ = dir.remove_file(&f.name);
         }
-        out.push(chunk_action(
-            &dir.path().join(&f.name),
-            table.into(),
-            format!("left by process {pid}, which died before the chunk log named it"),
-        ));
+        out.push(chunk_action(&dir.path().join(&f.name), table.into(), reason));
     }
     Ok(out)
 }

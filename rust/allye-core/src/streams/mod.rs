@@ -15,15 +15,19 @@
 
 mod append;
 mod compact;
+mod consolidate;
 mod follow;
 mod maintain;
+pub mod schema;
 mod view;
 
-pub use append::{append, load_lock, AppendOptions};
+pub use append::{adopt, append, append_parts, load_lock, AppendOptions};
 pub use compact::{compact, CompactStreamReport, CompactedFile};
+pub use consolidate::{consolidate, ConsolidateReport};
 pub use follow::{Follower, StreamWatcher};
-pub use maintain::{collect, publish, publish_if_due, remove};
-pub use view::{chunks, read, ReadSelection, StreamRead};
+pub use maintain::{collect, listing, publish, publish_if_due, remove};
+pub use schema::FieldConflict;
+pub use view::{chunks, read, stream_schema, ReadSelection, StreamRead};
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +69,36 @@ pub struct ChunkLine {
     /// cursor, last value, rows), committed in the same line as the rows it describes.
     #[serde(rename = "allye_load", default, skip_serializing_if = "Option::is_none")]
     pub load: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The stream's schema after this chunk, when it changed here (and on the first line):
+    /// see [`schema::encode`]. Readers read every chunk as the last one the log records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// On the first chunk of a stream made from a plain table: that version's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<String>,
+    /// On a chunk written by a consolidation: the chunks it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Merged>,
+    /// The chunk was fsynced before its line was (an append with `durable`, or a
+    /// consolidation of such chunks): a consolidation of it fsyncs what it writes too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub durable: bool,
+}
+
+/// What a consolidated chunk replaced (see [`consolidate`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merged {
+    /// 1 + the largest level of the chunks it replaced (appends are level 0).
+    pub level: u32,
+    /// The chunk files it replaced, in log order.
+    pub chunks: Vec<String>,
+}
+
+impl ChunkLine {
+    /// The consolidation level of the chunk (0: an append).
+    pub fn level(&self) -> u32 {
+        self.merged.as_ref().map_or(0, |m| m.level)
+    }
 }
 
 /// The directory of stream `table`: `<store>/streams/<first 32 hex of sha256(name)>`.
@@ -102,6 +136,56 @@ pub fn list(store: &Store) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// Where a process has read a stream's log to: the log file's identity and the offset
+/// after its last whole line. Chunk logs only grow, except that a compaction or a
+/// consolidation replaces the file (a new identity) and a removal deletes it.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LogCursor {
+    ident: Option<crate::sys::fs::FileIdentity>,
+    offset: u64,
+}
+
+/// What [`LogCursor::read_new`] found.
+pub(crate) enum NewLines {
+    /// No log (a stream removed, or not made yet).
+    NoLog,
+    /// The whole lines appended since the last look; `restarted`: the log was replaced
+    /// (or first read), so these are all its lines and what was read before is void.
+    Lines { restarted: bool, lines: Vec<ChunkLine> },
+}
+
+impl LogCursor {
+    /// Reads the lines appended to `path` since the last call (torn or foreign lines
+    /// skipped).
+    pub(crate) fn read_new(&mut self, store: &Store, path: &Path) -> crate::error::Result<NewLines> {
+        use crate::error::IoContext;
+        use std::io::{Read, Seek, SeekFrom};
+        let Some((mut file, meta)) = store.open_file_meta(path, crate::sys::trust::Open::Read)? else {
+            *self = LogCursor::default();
+            return Ok(NewLines::NoLog);
+        };
+        let ident = crate::sys::fs::identity(&meta);
+        let mut restarted = false;
+        if self.ident != Some(ident) || meta.len() < self.offset {
+            restarted = true;
+            *self = LogCursor { ident: Some(ident), offset: 0 };
+        }
+        if meta.len() == self.offset {
+            return Ok(NewLines::Lines { restarted, lines: Vec::new() });
+        }
+        file.seek(SeekFrom::Start(self.offset)).ctx(|| format!("cannot seek {}", path.display()))?;
+        let mut bytes = Vec::with_capacity((meta.len() - self.offset) as usize);
+        file.read_to_end(&mut bytes).ctx(|| format!("cannot read {}", path.display()))?;
+        let Some(end) = memchr::memrchr(b'\n', &bytes) else {
+            return Ok(NewLines::Lines { restarted, lines: Vec::new() });
+        };
+        // A torn line (a killed appender) parses as garbage and is skipped.
+        let lines = bytes[..=end].split(|b| *b == b'\n').filter_map(|raw| serde_json::from_slice(raw).ok()).collect();
+        self.offset += end as u64 + 1;
+        Ok(NewLines::Lines { restarted, lines })
+    }
 }
 
 fn now_ns() -> u64 {

@@ -2,18 +2,16 @@
 //! appended since the last look and keeps the chunks it has mapped (they never change).
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::payload::{buffer_from_mapping, decode_file, map_file, Decoded};
 use crate::store::Store;
-use crate::streams::{log_path, not_a_stream, stream_dir, ChunkLine};
-use crate::sys::fs::{identity, FileIdentity};
+use crate::streams::{log_path, not_a_stream, schema, stream_dir, ChunkLine, LogCursor, NewLines};
 use crate::sys::trust::Open;
 
 /// Which rows a read wants; the chunks outside are not touched.
@@ -58,20 +56,26 @@ pub(crate) struct Loaded {
     pub(crate) line: ChunkLine,
     pub(crate) row_offset: u64,
     data: Option<Decoded>,
+    /// `data`'s batches read as the stream's schema (the schema they were made for).
+    conformed: Option<(SchemaRef, Vec<RecordBatch>)>,
 }
 
 #[derive(Default)]
 pub(crate) struct View {
-    ident: Option<FileIdentity>,
-    offset: u64,
+    cursor: LogCursor,
     pub(crate) chunks: Vec<Loaded>,
     pub(crate) total_rows: u64,
     /// Incremented whenever the log was replaced (compaction) and the view started over.
     pub(crate) generation: u64,
+    /// The last schema a line of the log records.
+    recorded: Option<SchemaRef>,
     /// The batches of a whole read, small chunks coalesced (see [`coalesce`]); covers
-    /// the first `groups_cover` chunks.
+    /// the first `groups_cover` chunks, read as `groups_schema`.
     groups: Vec<Group>,
     groups_cover: usize,
+    groups_schema: Option<SchemaRef>,
+    /// Chunks mapped before the log was replaced, by name (see [`View::restart`]).
+    carry: HashMap<String, Decoded>,
 }
 
 /// Batches standing for consecutive chunks: either one large chunk's own batches (zero
@@ -104,42 +108,51 @@ pub(crate) fn forget_view(store: &Store, table: &str) {
 }
 
 impl View {
-    pub(crate) fn reset(&mut self) {
+    /// Starts over (the log was replaced or removed). What was mapped is kept by chunk
+    /// name until the next refresh, so the chunks the new log still names are not mapped
+    /// again.
+    fn restart(&mut self) {
         let generation = self.generation + 1;
-        *self = View { generation, ..View::default() };
+        let cursor = self.cursor.clone();
+        let mut carry = std::mem::take(&mut self.carry);
+        let old = std::mem::replace(self, View { generation, cursor, ..View::default() });
+        carry.extend(old.chunks.into_iter().filter_map(|c| c.data.map(|d| (c.line.chunk, d))));
+        self.carry = carry;
+    }
+
+    /// Starts over and reads the log from its beginning at the next refresh.
+    pub(crate) fn reset(&mut self) {
+        self.restart();
+        self.cursor = LogCursor::default();
     }
 
     /// Reads the log lines appended since the last look. `Ok(false)`: no log.
     pub(crate) fn refresh(&mut self, store: &Store, table: &str) -> Result<bool> {
-        let path = log_path(store, table);
-        let Some((mut file, meta)) = store.open_file_meta(&path, Open::Read)? else {
-            if self.ident.is_some() {
-                self.reset();
+        let (restarted, lines) = match self.cursor.read_new(store, &log_path(store, table))? {
+            NewLines::NoLog => {
+                if !self.chunks.is_empty() || self.recorded.is_some() {
+                    self.restart();
+                }
+                self.carry.clear();
+                return Ok(false);
             }
-            return Ok(false);
+            NewLines::Lines { restarted, lines } => (restarted, lines),
         };
-        let ident = identity(&meta);
-        if self.ident != Some(ident) || meta.len() < self.offset {
-            if self.ident.is_some() {
-                self.reset();
+        if restarted && (!self.chunks.is_empty() || self.recorded.is_some()) {
+            self.restart();
+        }
+        for line in lines {
+            if let Some(text) = &line.schema {
+                if let Ok(s) = schema::decode(text) {
+                    self.recorded = Some(s);
+                }
             }
-            self.ident = Some(ident);
-        }
-        if meta.len() == self.offset {
-            return Ok(true);
-        }
-        file.seek(SeekFrom::Start(self.offset)).ctx(|| format!("cannot seek {}", path.display()))?;
-        let mut bytes = Vec::with_capacity((meta.len() - self.offset) as usize);
-        file.read_to_end(&mut bytes).ctx(|| format!("cannot read {}", path.display()))?;
-        let Some(end) = memchr::memrchr(b'\n', &bytes) else { return Ok(true) };
-        for raw in bytes[..=end].split(|b| *b == b'\n') {
-            // A torn line (a killed appender) parses as garbage and is skipped.
-            let Ok(line) = serde_json::from_slice::<ChunkLine>(raw) else { continue };
             let row_offset = self.total_rows;
             self.total_rows += line.rows;
-            self.chunks.push(Loaded { line, row_offset, data: None });
+            let data = self.carry.remove(&line.chunk);
+            self.chunks.push(Loaded { line, row_offset, data, conformed: None });
         }
-        self.offset += end as u64 + 1;
+        self.carry.clear();
         Ok(true)
     }
 
@@ -161,19 +174,47 @@ impl View {
         Ok(true)
     }
 
-    pub(crate) fn decoded(&self, i: usize) -> Option<&Decoded> {
-        self.chunks[i].data.as_ref()
+    /// The stream's schema: the last one the log records; a log written before schemas
+    /// were recorded has its first chunk's (`Ok(None)`: it is not loaded: load chunk 0).
+    pub(crate) fn schema(&self) -> Option<SchemaRef> {
+        self.recorded.clone().or_else(|| self.chunks.first().and_then(|c| c.data.as_ref()).map(|d| d.schema.clone()))
     }
 
-    /// The batches of every chunk (all loaded), small chunks coalesced. Each process pays
-    /// the per-batch cost of readers (Arrow C interface, pandas) once per group instead of
-    /// once per append: a stream of 10,000 one-row appends reads as a few batches. Groups
-    /// are kept, so a later read only coalesces the chunks appended since (and the last,
-    /// unfilled group again).
+    /// Chunk `i`'s batches (loaded) read as `schema`: its own when they have its fields,
+    /// else converted ([`schema::conform`]) once and kept.
+    pub(crate) fn batches(&mut self, i: usize, target: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        let c = &mut self.chunks[i];
+        if let Some((s, b)) = &c.conformed {
+            if Arc::ptr_eq(s, target) {
+                return Ok(b.clone());
+            }
+        }
+        let d = c.data.as_ref().expect("loaded");
+        let out = if schema::same_fields(&d.schema, target) {
+            // The same columns: only the schema (its metadata, nullability) is the stream's.
+            let opts = |b: &RecordBatch| arrow_array::RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+            d.batches
+                .iter()
+                .map(|b| RecordBatch::try_new_with_options(target.clone(), b.columns().to_vec(), &opts(b)))
+                .collect::<std::result::Result<Vec<_>, _>>()?
+        } else {
+            d.batches.iter().map(|b| schema::conform(b, target)).collect::<Result<Vec<_>>>()?
+        };
+        c.conformed = Some((target.clone(), out.clone()));
+        Ok(out)
+    }
+
+    /// The batches of every chunk (all loaded) as `schema`, small chunks coalesced. Each
+    /// process pays the per-batch cost of readers (Arrow C interface, pandas) once per
+    /// group instead of once per append: a stream of 10,000 one-row appends reads as a
+    /// few batches. Groups are kept, so a later read only coalesces the chunks appended
+    /// since (and the last, unfilled group again); a new schema starts them over.
     fn coalesced(&mut self, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
-        if self.groups_cover > self.chunks.len() {
+        if self.groups_cover > self.chunks.len() || self.groups_schema.as_ref().is_none_or(|s| !Arc::ptr_eq(s, schema))
+        {
             self.groups.clear();
             self.groups_cover = 0;
+            self.groups_schema = Some(schema.clone());
         }
         if self.groups_cover == self.chunks.len() {
             return Ok(self.groups.iter().flat_map(|g| g.batches.iter().cloned()).collect());
@@ -206,25 +247,24 @@ impl View {
             Ok(())
         };
         for i in self.groups_cover..self.chunks.len() {
-            let d = self.chunks[i].data.as_ref().expect("loaded");
+            let batches = self.batches(i, schema)?;
             // The bytes of the rows themselves: a mapped buffer's capacity is its file.
-            let size: usize = d
-                .batches
+            let size: usize = batches
                 .iter()
                 .flat_map(|b| b.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(usize::MAX / 4)))
                 .sum();
-            let n: usize = d.batches.iter().map(|b| b.num_rows()).sum();
+            let n: usize = batches.iter().map(|b| b.num_rows()).sum();
             if size >= COALESCE_BYTES || n >= COALESCE_ROWS {
                 flush(&mut self.groups, &mut pending, rows, bytes, count)?;
                 (rows, bytes, count) = (0, 0, 0);
-                self.groups.push(Group { batches: d.batches.clone(), rows: n, bytes: size, small_chunks: 0 });
+                self.groups.push(Group { batches, rows: n, bytes: size, small_chunks: 0 });
                 continue;
             }
             if count > 0 && (rows + n > COALESCE_ROWS || bytes + size > COALESCE_BYTES) {
                 flush(&mut self.groups, &mut pending, rows, bytes, count)?;
                 (rows, bytes, count) = (0, 0, 0);
             }
-            pending.extend(d.batches.iter().cloned());
+            pending.extend(batches);
             rows += n;
             bytes += size;
             count += 1;
@@ -250,18 +290,23 @@ fn wanted(c: &Loaded, sel: &ReadSelection) -> bool {
 }
 
 /// Reads stream `table`: every selected chunk, in log order, as one table of many
-/// batches (no copy: the batches point into the mapped chunk files). A stream with no
-/// chunk (or none) is `TableNotFound`.
+/// batches of the stream's schema (no copy: the batches point into the mapped chunk
+/// files, except the columns of older chunks that the stream has widened since, and
+/// small chunks coalesced by a whole read). A stream with no chunk (or none) is
+/// `TableNotFound`.
 pub fn read(store: &Store, table: &str, sel: &ReadSelection) -> Result<StreamRead> {
     let view = view_of(store, table);
     let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
-    for _attempt in 0..5 {
+    // A chunk named but missing was replaced by a compaction or a consolidation since the
+    // log was read: read the log again (what was mapped is kept by name, so a retry costs
+    // only the new files).
+    for _attempt in 0..READ_ATTEMPTS {
         if !v.refresh(store, table)? || v.chunks.is_empty() {
             return Err(not_a_stream(store, table));
         }
         let picked: Vec<usize> = (0..v.chunks.len()).filter(|i| wanted(&v.chunks[*i], sel)).collect();
-        // The schema comes from the first chunk, read even when no chunk is selected.
-        let mut complete = v.load(store, table, 0)?;
+        // The schema of a log that records none comes from its first chunk.
+        let mut complete = v.recorded.is_some() || v.load(store, table, 0)?;
         for &i in &picked {
             complete = complete && v.load(store, table, i)?;
         }
@@ -269,7 +314,7 @@ pub fn read(store: &Store, table: &str, sel: &ReadSelection) -> Result<StreamRea
             v.reset();
             continue;
         }
-        let schema = v.decoded(0).expect("loaded").schema.clone();
+        let schema = v.schema().expect("recorded or loaded");
         let mut rows = 0;
         let batches = if sel.rows.is_none() && sel.time.is_none() {
             rows = v.total_rows;
@@ -277,9 +322,8 @@ pub fn read(store: &Store, table: &str, sel: &ReadSelection) -> Result<StreamRea
         } else {
             let mut batches = Vec::new();
             for &i in &picked {
-                let d = v.decoded(i).expect("loaded");
                 rows += v.chunks[i].line.rows;
-                batches.extend(d.batches.iter().cloned());
+                batches.extend(v.batches(i, &schema)?);
             }
             batches
         };
@@ -298,9 +342,12 @@ pub fn read(store: &Store, table: &str, sel: &ReadSelection) -> Result<StreamRea
         table: table.into(),
         transport: "stream".into(),
         locator: stream_dir(store, table).display().to_string(),
-        reason: "its chunks were replaced five times while being read".into(),
+        reason: format!("its chunks were replaced {READ_ATTEMPTS} times while being read"),
     })
 }
+
+/// How many times a read starts over when chunks it was about to map were replaced.
+const READ_ATTEMPTS: usize = 50;
 
 /// The chunk lines of stream `table` (empty when it is not a stream).
 pub fn chunks(store: &Store, table: &str) -> Result<Vec<ChunkLine>> {
@@ -310,13 +357,13 @@ pub fn chunks(store: &Store, table: &str) -> Result<Vec<ChunkLine>> {
     Ok(v.chunks.iter().map(|c| c.line.clone()).collect())
 }
 
-/// The schema of a stream's first chunk; `None` when it has none yet.
-pub(crate) fn first_schema(store: &Store, table: &str) -> Result<Option<SchemaRef>> {
-    match read(store, table, &ReadSelection::new(Some((0, 0)), None)) {
-        Ok(r) => Ok(Some(r.schema)),
-        Err(Error::TableNotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
+/// The schema of stream `table` (every chunk is read as it: the union of what was
+/// appended, widened); `None` when it has no chunk.
+pub fn stream_schema(store: &Store, table: &str) -> Result<Option<SchemaRef>> {
+    let tracker = crate::streams::append::tracker_of(store, table);
+    let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
+    t.refresh(store, table)?;
+    t.schema(store, table)
 }
 
 #[cfg(test)]

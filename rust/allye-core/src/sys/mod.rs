@@ -1,10 +1,12 @@
 //! System plumbing, knowing nothing of tables: the trust rule and the handles everything
 //! inside a store is opened through, private files and directories, the
-//! writers' lock, shared-memory segments, process identity, protocol timestamps.
+//! writers' lock, shared-memory segments, process identity, protocol timestamps, the
+//! scratch folders of loads.
 
 pub mod fs;
 pub mod lock;
 pub mod process;
+pub mod scratch;
 pub mod shm;
 pub mod time;
 pub mod trust;

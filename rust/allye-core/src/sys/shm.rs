@@ -23,6 +23,9 @@ use crate::error::{Error, Result};
 
 /// Prefix of the segments we create (0.1.2's are `psm_…`, Python's default).
 pub const SEGMENT_PREFIX: &str = "adc_";
+/// Prefix of shared-array segments (writable, with their own header; `crate::arrays`).
+/// Their 24 hex digits also start with the store's tag.
+pub const ARRAY_SEGMENT_PREFIX: &str = "adca_";
 /// Hex digits of the store tag at the start of a segment name (after `adc_`; the tag is
 /// computed by `crate::gc::orphans`).
 pub const TAG_LEN: usize = 10;

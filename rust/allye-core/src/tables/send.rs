@@ -9,11 +9,12 @@ use serde_json::{json, Map, Value};
 use crate::error::{Error, Result};
 use crate::gc::{collect_superseded, store_tag, AutoGc};
 use crate::manifest::{self, Event, PayloadRef};
+use crate::payload::joined;
 #[cfg(all(unix, not(target_os = "linux")))]
 use crate::payload::write_segment;
 #[cfg(target_os = "linux")]
 use crate::payload::{prefill_pooled, publish_prefilled, Prefilled};
-use crate::payload::{write_file, Target};
+use crate::payload::{write_file, write_one_batch, Target};
 use crate::protocol::{
     check_producer, check_table_name, Compression, Status, Transport, TransportChoice, ADC_LOCATOR, ADC_TRANSPORT,
     ADC_WRITER, DEFAULT_AUTO_GC_GRACE_SEC, DEFAULT_COMPRESSED_CHUNK_ROWS, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_SHM_BYTES,
@@ -36,9 +37,10 @@ pub struct SendOptions {
     /// Largest Arrow size `Auto` sends through shared memory.
     pub max_shm_bytes: u64,
     /// Rows per record batch in file payloads; `Some(0)` keeps the batches as given.
-    /// `None` (the default, as in the Python API): the batches as given (one for a pandas
-    /// frame, so that a get maps the file without copying) when uncompressed,
-    /// [`DEFAULT_COMPRESSED_CHUNK_ROWS`] when compressed (one batch at a time is (de)compressed).
+    /// `None` (the default, as in the Python API): ONE record batch, however many are
+    /// given, when uncompressed (so that a get maps the payload without copying; a
+    /// segment's batches are joined too), [`DEFAULT_COMPRESSED_CHUNK_ROWS`] when
+    /// compressed (one batch at a time is (de)compressed).
     pub chunk_rows: Option<usize>,
     /// Seconds the version is served; `None`: no expiry.
     pub ttl_sec: Option<i64>,
@@ -94,7 +96,14 @@ impl SendOptions {
         SendOptions { table_name: Some(table_name.into()), ..Default::default() }
     }
 
-    /// The rows per record batch a file payload is written with (0: as given).
+    /// Whether a file payload is written as ONE record batch (uncompressed, `chunk_rows`
+    /// not given).
+    pub fn one_batch(&self) -> bool {
+        self.chunk_rows.is_none() && self.compression == Compression::None
+    }
+
+    /// The rows per record batch a file payload is written with (0: as given; see
+    /// [`SendOptions::one_batch`] for the default of an uncompressed one).
     pub fn effective_chunk_rows(&self) -> usize {
         match (self.chunk_rows, self.compression) {
             (Some(n), _) => n,
@@ -235,7 +244,19 @@ impl Planned {
                 drop(pending);
                 let name = path.file_name().expect("a planned file has a name").to_string_lossy();
                 let dir = store.ensure_payloads()?;
-                write_file(&dir, &name, schema, batches, opts.effective_chunk_rows(), opts.compression, opts.durable)
+                if opts.one_batch() {
+                    write_one_batch(&dir, &name, schema, batches, opts.durable)
+                } else {
+                    write_file(
+                        &dir,
+                        &name,
+                        schema,
+                        batches,
+                        opts.effective_chunk_rows(),
+                        opts.compression,
+                        opts.durable,
+                    )
+                }
             }
         }
     }
@@ -360,6 +381,12 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
     let schema_hash = opts.schema_sha256.clone().unwrap_or_else(|| schema_sha256(schema));
     let mut plan = plan(store, &id, &table_name, arrow_data_size(batches), opts);
     crate::payload::nan::check_columns(schema, &opts.reject_nan)?;
+    // An unchunked segment payload is one record batch, however many batches came in.
+    let batches = match plan {
+        Planned::Shm(_) if opts.chunk_rows.is_none() => joined(schema, batches),
+        _ => std::borrow::Cow::Borrowed(batches),
+    };
+    let batches = &batches[..];
     let pending = plan.prepare(schema, batches, opts)?;
 
     let created_at = time::now_iso();
@@ -418,16 +445,38 @@ pub(super) fn publish_ready(store: &Store, plan: &Planned, ready: &Event, opts: 
 pub(super) fn record_failure(store: &Store, writing: &Event, e: &Error, durable: bool) {
     let mut error_event = writing.clone();
     error_event.status = Status::Error;
-    error_event.metadata.insert(METADATA_ERROR.into(), Value::String(e.to_string()));
+    let text = e.to_string();
+    let reason = failure_reason(&text);
+    if reason.len() < text.len() {
+        log::warn!("the send of {:?} failed: {text}", writing.table_name);
+    }
+    error_event.metadata.insert(METADATA_ERROR.into(), Value::String(reason.to_string()));
     if let Err(e2) = manifest::append(store, &error_event, durable) {
         log::warn!("could not record the failed send of {:?}: {e2}", writing.table_name);
     }
+}
+
+/// The reason an `error` line records for a failure whose text is `text`: one line, what
+/// a listing shows. A stream's error can carry a producer's whole traceback after its
+/// message (pyarrow appends "Detail: Python exception: Traceback ..."): the log gets that.
+pub(crate) fn failure_reason(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or_default();
+    line.split(" Detail: ").next().unwrap_or(line).trim_end()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gc;
+
+    #[test]
+    fn a_failure_reason_is_one_line_without_a_producers_traceback() {
+        let pyarrow = "arrow error: C Data interface error: Unknown error: the API went away. Detail: Python \
+                       exception: Traceback (most recent call last):\n  File \"x.py\", line 8, in gen\nRuntimeError: x\n";
+        assert_eq!(failure_reason(pyarrow), "arrow error: C Data interface error: Unknown error: the API went away.");
+        assert_eq!(failure_reason("disk full"), "disk full");
+        assert_eq!(failure_reason("first\nsecond"), "first");
+    }
     use crate::manifest;
     use crate::protocol::GcActionKind;
     use crate::protocol::{TRANSPORT_FILE, TRANSPORT_SHM};
@@ -530,6 +579,64 @@ mod tests {
         let opts = SendOptions { compression: Compression::Lz4, ..opts };
         send(&store, &schema, &batches, &opts).unwrap();
         assert_eq!(get(&store, "one", None, true).unwrap().1.batches.len(), 2, "600,000 rows in 500,000-row batches");
+    }
+
+    #[test]
+    fn many_batches_are_sent_as_one_unless_asked_otherwise() {
+        use arrow_array::{DictionaryArray, StringArray};
+        use arrow_schema::DataType as T;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", T::Float64, true),
+            Field::new("s", T::Utf8, true),
+            Field::new("d", T::Dictionary(Box::new(T::Int32), Box::new(T::Utf8)), true),
+        ]));
+        let batch = |from: i64, n: i64| {
+            let x: ArrayRef =
+                Arc::new(Float64Array::from_iter((from..from + n).map(|v| (v % 3 != 0).then_some(v as f64))));
+            let s: ArrayRef =
+                Arc::new(StringArray::from_iter((from..from + n).map(|v| (v % 5 != 0).then(|| format!("é{v}")))));
+            let d: ArrayRef = Arc::new(DictionaryArray::<arrow_array::types::Int32Type>::from_iter(
+                (from..from + n).map(|v| (v % 7 != 0).then(|| ["a", "b", "c"][(v % 3) as usize])),
+            ));
+            RecordBatch::try_new(schema.clone(), vec![x, s, d]).unwrap()
+        };
+        // Batches of odd lengths (bitmaps not byte-aligned), an empty one, a slice.
+        let batches = vec![batch(0, 13), batch(13, 0), batch(13, 1000), batch(1013, 500).slice(7, 301)];
+        let whole = arrow_select::concat::concat_batches(&schema, &batches).unwrap();
+        let placeable_schema = Arc::new(Schema::new(schema.fields()[..2].to_vec()));
+        let placeable: Vec<RecordBatch> = batches.iter().map(|b| b.project(&[0, 1]).unwrap()).collect();
+        let placeable_whole = whole.project(&[0, 1]).unwrap();
+        let cases: [(&str, &SchemaRef, &[RecordBatch], &RecordBatch); 2] =
+            [("dict", &schema, &batches, &whole), ("placed", &placeable_schema, &placeable, &placeable_whole)];
+        for (name, schema, given, expected) in cases {
+            for transport in [TransportChoice::File, TransportChoice::Shm] {
+                let opts = SendOptions { transport, ..SendOptions::named(name) };
+                let ready = send(&store, schema, given, &opts).unwrap();
+                let (_, data) = get(&store, name, None, true).unwrap();
+                assert_eq!(data.batches.len(), 1, "{name} {transport:?}");
+                assert_eq!(&data.batches[0], expected, "{name} {transport:?}");
+                assert_eq!(ready.payload.unwrap().shape, [1314, schema.fields().len() as u64]);
+            }
+            if name == "dict" {
+                continue; // an IPC file holds one dictionary per column: as given, these cannot be written
+            }
+            // Asked otherwise: as given, or in chunks when compressed.
+            let opts =
+                SendOptions { transport: TransportChoice::File, chunk_rows: Some(0), ..SendOptions::named(name) };
+            send(&store, schema, given, &opts).unwrap();
+            assert_eq!(get(&store, name, None, true).unwrap().1.batches.len(), 4, "as given");
+            let opts = SendOptions { compression: Compression::Zstd, chunk_rows: Some(500), ..opts };
+            send(&store, schema, given, &opts).unwrap();
+            let (_, data) = get(&store, name, None, true).unwrap();
+            assert_eq!(arrow_select::concat::concat_batches(schema, &data.batches).unwrap(), *expected);
+        }
+        for ev in manifest::read_all(&store).unwrap() {
+            if let Some(p) = ev.payload.filter(|p| p.transport == TRANSPORT_SHM) {
+                let _ = crate::sys::shm::unlink(&p.locator);
+            }
+        }
     }
 
     #[test]

@@ -5,11 +5,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::gc::is_consumed;
+use crate::gc::{is_consumed, unlink_on_read};
 use crate::manifest::{self, Event, TableState};
-use crate::protocol::{Status, TableStateKind, ADC_REMOVED, METADATA_ERROR, METADATA_KEY};
+use crate::protocol::{Status, TableStateKind, Transport, ADC_REMOVED, METADATA_ERROR, METADATA_KEY};
 use crate::store::Store;
-use crate::sys::time;
+use crate::sys::{shm, time};
 
 /// True for a removal line written by [`crate::tables::remove`].
 pub fn is_tombstone(ev: &Event) -> bool {
@@ -44,6 +44,21 @@ pub struct TableInfo {
     pub ready: Option<Event>,
     /// Whether the current version is past its `expires_at`.
     pub expired: bool,
+}
+
+impl TableInfo {
+    /// A streaming table that the manifest does not list (never published, or published
+    /// before a removal and appended to since): ready, its listing as latest and current.
+    pub(crate) fn stream(table: &str, listing: Event) -> Self {
+        TableInfo {
+            table_name: table.into(),
+            state: TableStateKind::Ready,
+            error: None,
+            latest: Some(listing.clone()),
+            ready: Some(listing),
+            expired: false,
+        }
+    }
 }
 
 /// Every table in the store with its latest state, sorted by name (from the incremental
@@ -105,7 +120,8 @@ fn info(store: &Store, name: String, st: &TableState, producer: Option<&str>) ->
 }
 
 /// The current `ready` event of every table (for that producer), sorted by table name;
-/// removed tables are left out.
+/// removed tables are left out. What the store holds: a version listed here may be
+/// expired or consumed (see [`list_readable`] for what a get can read).
 pub fn list(store: &Store, producer: Option<&str>) -> Result<Vec<Event>> {
     Ok(manifest::latest_per_table(store)?
         .into_values()
@@ -114,9 +130,65 @@ pub fn list(store: &Store, producer: Option<&str>) -> Result<Vec<Event>> {
         .collect())
 }
 
+/// [`list`] without the versions a get refuses: expired ones, and those sent to be read
+/// once (`shm_unlink_on_read`) that were read and whose segment gc has freed. A listing
+/// names only what can be read ([`states`] names everything).
+pub fn list_readable(store: &Store, producer: Option<&str>) -> Result<Vec<Event>> {
+    Ok(list(store, producer)?.into_iter().filter(|ev| readable(store, ev)).collect())
+}
+
+/// Whether a get of `ev`, a current version, can read it as far as the log and the read
+/// markers tell (a payload lost otherwise, say by a reboot, is the get's to report).
+/// Costs nothing for a version without a TTL or `shm_unlink_on_read`.
+pub fn readable(store: &Store, ev: &Event) -> bool {
+    let Some(p) = ev.payload.as_ref() else { return true };
+    if time::is_expired(p.expires_at.as_deref()) {
+        return false;
+    }
+    !(p.transport == Transport::Shm && unlink_on_read(ev) && is_consumed(store, ev) && !shm::exists(&p.locator))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gc::{self, GcOptions};
+    use crate::protocol::{TransportChoice, METADATA_SHM_UNLINK_ON_READ};
+    use crate::tables::{get, send, SendOptions};
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_listing_names_only_what_a_get_can_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path().join("store"));
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let n: ArrayRef = Arc::new(Int64Array::from_iter_values(0..10));
+        let batch = RecordBatch::try_new(schema.clone(), vec![n]).unwrap();
+        let mut once = SendOptions { transport: TransportChoice::Shm, ..SendOptions::named("once") };
+        once.metadata.insert(METADATA_SHM_UNLINK_ON_READ.into(), true.into());
+        send(&store, &schema, std::slice::from_ref(&batch), &once).unwrap();
+        send(
+            &store,
+            &schema,
+            std::slice::from_ref(&batch),
+            &SendOptions { ttl_sec: Some(0), ..SendOptions::named("old") },
+        )
+        .unwrap();
+        send(&store, &schema, std::slice::from_ref(&batch), &SendOptions::named("kept")).unwrap();
+        let names = |evs: Vec<Event>| evs.into_iter().map(|e| e.table_name).collect::<Vec<_>>();
+        std::thread::sleep(std::time::Duration::from_millis(1100)); // "old" expires
+        assert_eq!(names(list_readable(&store, None).unwrap()), ["kept", "once"]);
+        get(&store, "once", None, true).unwrap(); // read in full: consumed, still readable
+        assert_eq!(names(list_readable(&store, None).unwrap()), ["kept", "once"]);
+        gc::collect(&store, GcOptions::new(false, 1)).unwrap();
+        assert!(get(&store, "once", None, true).is_err());
+        assert_eq!(names(list_readable(&store, None).unwrap()), ["kept"]);
+        assert_eq!(names(list(&store, None).unwrap()), ["kept", "old", "once"], "the current versions the log names");
+        let states = states(&store, None).unwrap();
+        let once = states.iter().find(|t| t.table_name == "once").unwrap();
+        assert_eq!(once.state, TableStateKind::Consumed);
+    }
 
     #[test]
     fn a_foreign_status_is_listed_as_written() {
