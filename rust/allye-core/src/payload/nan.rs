@@ -233,6 +233,23 @@ pub(crate) fn copy_looking(dst: &mut [u8], src: &[u8], w: usize) -> bool {
     copy_looking_chunked(dst, src, w)
 }
 
+/// `dst.copy_from_slice(src)` for a large copy into a segment: on x86-64 with
+/// non-temporal stores, as [`copy_looking`] copies (without looking at the values).
+pub(crate) fn copy_streaming(dst: &mut [u8], src: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let head = dst.as_ptr().align_offset(16).min(dst.len());
+        let (dh, dt) = dst.split_at_mut(head);
+        let (sh, st) = src.split_at(head);
+        dh.copy_from_slice(sh);
+        // SAFETY: as in `copy_looking`; width 0 looks at nothing.
+        unsafe { copy_looking_sse2(dt, st, 0) };
+        return;
+    }
+    #[allow(unreachable_code)]
+    dst.copy_from_slice(src)
+}
+
 /// [`copy_looking`] with ordinary copies of cache-sized chunks (any target, any alignment).
 fn copy_looking_chunked(dst: &mut [u8], src: &[u8], w: usize) -> bool {
     // Chunks are multiples of both widths, so values never straddle two.
@@ -246,7 +263,7 @@ fn copy_looking_chunked(dst: &mut [u8], src: &[u8], w: usize) -> bool {
 }
 
 /// The SSE2 body of [`copy_looking`]: `dst` 16-byte aligned, `dst.len() == src.len()`,
-/// a multiple of `w` (4 or 8).
+/// a multiple of `w` (4 or 8); `w` 0: copies without looking (any length).
 #[cfg(target_arch = "x86_64")]
 unsafe fn copy_looking_sse2(dst: &mut [u8], src: &[u8], w: usize) -> bool {
     use std::arch::x86_64::*;
@@ -266,7 +283,9 @@ unsafe fn copy_looking_sse2(dst: &mut [u8], src: &[u8], w: usize) -> bool {
             let v1 = _mm_loadu_pd(s.add(o + 16) as *const f64);
             let v2 = _mm_loadu_pd(s.add(o + 32) as *const f64);
             let v3 = _mm_loadu_pd(s.add(o + 48) as *const f64);
-            let m = if w == 8 {
+            let m = if w == 0 {
+                _mm_setzero_pd()
+            } else if w == 8 {
                 _mm_or_pd(
                     _mm_or_pd(_mm_cmpunord_pd(v0, v0), _mm_cmpunord_pd(v1, v1)),
                     _mm_or_pd(_mm_cmpunord_pd(v2, v2), _mm_cmpunord_pd(v3, v3)),
@@ -295,7 +314,7 @@ unsafe fn copy_looking_sse2(dst: &mut [u8], src: &[u8], w: usize) -> bool {
     }
     let done = blocks * 64;
     dst[done..].copy_from_slice(&src[done..]);
-    any_nan(&src[done..], w)
+    w != 0 && any_nan(&src[done..], w)
 }
 
 #[cfg(test)]
@@ -395,6 +414,20 @@ mod tests {
                         assert!(copy_looking(dst, &bad, w), "w {w} shift {shift} values {values} at {at}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_streaming_copy_is_exact_at_every_alignment_and_length() {
+        let src: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        let mut buf = vec![0u8; src.len() + 32];
+        for shift in 0..17 {
+            for len in [0, 1, 15, 16, 63, 64, 65, 1000, 69_999] {
+                buf.fill(0xee);
+                copy_streaming(&mut buf[shift..shift + len], &src[..len]);
+                assert_eq!(&buf[shift..shift + len], &src[..len], "shift {shift} len {len}");
+                assert!(buf[..shift].iter().all(|&b| b == 0xee) && buf[shift + len..].iter().all(|&b| b == 0xee));
             }
         }
     }

@@ -209,21 +209,27 @@ fn copy_piece(len: usize) -> Option<usize> {
     Some(len.div_ceil(threads).next_multiple_of(4096))
 }
 
-/// `dst.copy_from_slice(src)`, split across threads when large.
+/// `dst.copy_from_slice(src)`, split across threads and written with non-temporal
+/// stores when large ([`super::nan::copy_streaming`]: the destination's lines are not
+/// read first).
 #[cfg(target_os = "linux")]
 fn copy_parallel(dst: &mut [u8], src: &[u8]) {
     let Some(piece) = copy_piece(src.len()) else {
-        dst.copy_from_slice(src);
+        if src.len() >= crate::tuning::POOL_PARALLEL_COPY_BYTES {
+            super::nan::copy_streaming(dst, src); // one CPU: large, still streamed
+        } else {
+            dst.copy_from_slice(src);
+        }
         return;
     };
     std::thread::scope(|s| {
         let mut pieces = dst.chunks_mut(piece).zip(src.chunks(piece));
         let first = pieces.next();
         for (d, c) in pieces {
-            s.spawn(move || d.copy_from_slice(c));
+            s.spawn(move || super::nan::copy_streaming(d, c));
         }
         if let Some((d, c)) = first {
-            d.copy_from_slice(c);
+            super::nan::copy_streaming(d, c);
         }
     });
 }
