@@ -20,6 +20,7 @@ __all__ = [
     "list_arrays",
     "AllyeError",
     "ArrowDataError",
+    "NanFoundError",
     "COMPRESSIONS",
     "GC_SCOPES",
     "CancelledError",
@@ -310,6 +311,7 @@ class InvalidArgumentError(AllyeError, ValueError): ...
 class InvalidInputError(AllyeError, TypeError): ...
 class ConversionError(AllyeError, TypeError): ...
 class ArrowDataError(AllyeError, ValueError): ...
+class NanFoundError(ArrowDataError): ...
 class StoreError(AllyeError, OSError): ...
 class StoreUnusableError(StoreError): ...
 class StoreIOError(StoreError): ...
@@ -361,10 +363,13 @@ def send(
     auto_gc_grace_sec: int = ...,  # DEFAULT_AUTO_GC_GRACE_SEC
     keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
     pool_max_bytes: Optional[int] = None,
+    reject_nan: Sequence[int] = ...,
 ) -> Version:
     """Sends Arrow data; returns the ``ready`` event (the manifest line's object). With
     ``auto_gc``, then frees (bounded) superseded versions of the store older than the
-    latest ``keep_versions``, ``auto_gc_grace_sec`` after they were superseded."""
+    latest ``keep_versions``, ``auto_gc_grace_sec`` after they were superseded.
+    ``reject_nan``: float32/float64 columns (indices) that must hold no NaN: the core
+    looks while it copies them and raises ``NanFoundError``, writing nothing, when one does."""
 
 def latest(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> Version:
     """The current ``ready`` event of a table (raises if none, removed, or expired)."""
@@ -665,8 +670,10 @@ def put_object(
     auto_gc_grace_sec: int = ...,
     keep_versions: int = ...,
     pool_max_bytes: Optional[int] = None,
+    reject_nan: Sequence[int] = ...,
 ) -> Version:
-    """Publishes a new version of object ``name``; returns its ``ready`` event."""
+    """Publishes a new version of object ``name``; returns its ``ready`` event
+    (``reject_nan`` as :func:`send`'s)."""
 
 def get_object(
     name: str, *, namespace: str = ..., secret_dir: Optional[str] = None, allow_pickle: bool = ...

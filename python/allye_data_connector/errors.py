@@ -21,7 +21,9 @@ them itself, so there is one hierarchy for both layers; this module re-exports t
   (those rows alone were refused; ``conflicts``, ``refused``, ``stored`` say which).
 - :class:`InvalidInputError` (``TypeError``): the data to send is not sendable.
 - :class:`ConversionError` (``TypeError``): a column cannot be converted to Arrow.
-- :class:`ArrowDataError` (``ValueError``): Arrow refused to encode or decode the data.
+- :class:`ArrowDataError` (``ValueError``): Arrow refused to encode or decode the data;
+  :class:`NanFoundError`: a float column a send was told holds no NaN holds one
+  (``reject_nan``; nothing was written).
 - :class:`StoreError` (``OSError``): the store cannot be used;
   :class:`StoreUnusableError`: not a writable directory; :class:`StoreIOError`: an I/O
   operation failed; :class:`StorageFullError`: the device is full;
@@ -60,6 +62,7 @@ from ._core import (
     InvalidArgumentError,
     InvalidInputError,
     MissingDependencyError,
+    NanFoundError,
     PayloadCorruptError,
     PayloadError,
     PayloadMissingError,
@@ -92,6 +95,7 @@ __all__ = [
     "InvalidInputError",
     "ConversionError",
     "ArrowDataError",
+    "NanFoundError",
     "StoreError",
     "StoreUnusableError",
     "StoreIOError",

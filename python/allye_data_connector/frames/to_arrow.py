@@ -71,19 +71,33 @@ class Encoded(NamedTuple):
     schema_sha256: str
     #: (rows, columns) for the manifest, as the frame's ``shape``.
     shape: tuple[int, int]
+    #: Float columns wrapped without looking for NaN (asked for with ``defer_nan``): the
+    #: send must pass them as ``reject_nan`` and, on ``NanFoundError``, encode again
+    #: without ``defer_nan`` (see :func:`encode`).
+    reject_nan: tuple[int, ...] = ()
 
 
-def encode(data: Any, *, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None) -> Encoded:
+def encode(
+    data: Any, *, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None, defer_nan: bool = False
+) -> Encoded:
     """The Arrow table of what a send was given and its schema hash: a DataFrame (as
     :func:`dataframe_to_arrow` converts it, its column arrays read once for both), a
     Series (as its one-column frame, marked to come back a Series), or Arrow data (a
     ``pyarrow.Table``, ``RecordBatch``, ``RecordBatchReader`` or any object with
     ``__arrow_c_stream__``, such as a polars or duckdb frame) sent as it is. Raises
     :class:`~..errors.CancelledError` when ``cancel`` is set before the conversion is
-    complete."""
+    complete.
+
+    ``defer_nan``: float32/float64 columns that the converter would scan for NaN (to
+    send them as nulls, as pyarrow's ``from_pandas`` does) are wrapped as they are and
+    listed in ``Encoded.reject_nan``, for the core to look at while it copies them
+    (a large frame is then read once instead of twice). Only for a send that passes
+    ``reject_nan=encoded.reject_nan`` to ``_core`` and, when that raises
+    ``NanFoundError`` (nothing written), sends ``encode(data)`` instead: what a NaN
+    becomes never depends on the path."""
     if not isinstance(data, pd.DataFrame):
         if isinstance(data, pd.Series):
-            return _encode_series(data, progress, cancel)
+            return _encode_series(data, progress, cancel, defer_nan)
         if type(data).__name__ == "Series" and type(data).__module__.startswith("polars"):
             # Its Arrow stream is one array, not a table: sent as its one-column frame
             # (named as the Series), as a polars reader would build it again.
@@ -93,15 +107,17 @@ def encode(data: Any, *, progress: Optional[Progress] = None, cancel: Optional[C
             check(cancel, "the send")
             return Encoded(table, schema_sha256(_empty_frame(table)), (table.num_rows, table.num_columns))
     df = data
-    table, arrays = _frame_to_arrow(df, progress, cancel, CONVERT_CHUNK_ROWS)
+    table, arrays, unchecked = _frame_to_arrow(df, progress, cancel, CONVERT_CHUNK_ROWS, defer_nan)
     check(cancel, "the send")
     rows, cols = df.shape
-    return Encoded(table, schema_sha256(df, arrays), (int(rows), int(cols)))
+    return Encoded(table, schema_sha256(df, arrays), (int(rows), int(cols)), unchecked)
 
 
-def _encode_series(series: pd.Series, progress: Optional[Progress], cancel: Optional[Cancel]) -> Encoded:
+def _encode_series(
+    series: pd.Series, progress: Optional[Progress], cancel: Optional[Cancel], defer_nan: bool = False
+) -> Encoded:
     frame = series.to_frame()  # the label is the name (0 when unnamed)
-    encoded = encode(frame, progress=progress, cancel=cancel)
+    encoded = encode(frame, progress=progress, cancel=cancel, defer_nan=defer_nan)
     table = fidelity.add(encoded.table, {"series": {"unnamed": series.name is None}})
     return encoded._replace(table=table)
 
@@ -151,17 +167,18 @@ def dataframe_to_arrow(
 
 
 def _frame_to_arrow(
-    df: Any, progress: Optional[Progress], cancel: Optional[Cancel], chunk_rows: int
-) -> tuple[pa.Table, list[Any]]:
-    """The conversion both entry points share, and the column arrays it read (the
-    schema hash reuses them)."""
+    df: Any, progress: Optional[Progress], cancel: Optional[Cancel], chunk_rows: int, defer_nan: bool = False
+) -> tuple[pa.Table, list[Any], tuple[int, ...]]:
+    """The conversion both entry points share, the column arrays it read (the schema
+    hash reuses them), and the float columns it did not scan for NaN (``defer_nan``)."""
     _check_frame(df)
     arrays = column_arrays(df)
+    unchecked: tuple[int, ...] = ()
     if progress is None and cancel is None:
-        table = _to_arrow(df, arrays)
+        table, unchecked = _to_arrow_deferring(df, arrays, defer_nan)
     else:
         table = _to_arrow_in_chunks(df, progress, cancel, chunk_rows)
-    return fidelity.keep(table, df, arrays), arrays
+    return fidelity.keep(table, df, arrays), arrays, unchecked
 
 
 def _check_frame(df: Any) -> None:
@@ -176,6 +193,14 @@ def _check_frame(df: Any) -> None:
 def _to_arrow(df: pd.DataFrame, arrays: Optional[list[Any]] = None) -> pa.Table:
     """The one-shot conversion (``arrays``: the frame's :func:`column_arrays` when the
     caller has them already)."""
+    return _to_arrow_deferring(df, arrays, False)[0]
+
+
+def _to_arrow_deferring(
+    df: pd.DataFrame, arrays: Optional[list[Any]], defer_nan: bool
+) -> tuple[pa.Table, tuple[int, ...]]:
+    """:func:`_to_arrow`, and with ``defer_nan`` the float columns left unscanned (see
+    :func:`encode`)."""
     labels = CACHES.labels(df.columns)
     # pyarrow keeps homogeneous labels (all str, all int, ...) in its pandas metadata;
     # duplicates, labels equal after str() and mixed types we keep ourselves.
@@ -194,17 +219,20 @@ def _to_arrow(df: pd.DataFrame, arrays: Optional[list[Any]] = None) -> pa.Table:
     if own_labels:
         frame = df.copy(deep=False)
         frame.columns = [f"{c}__{i}".replace("\0", "") for i, c in enumerate(labels)]
+    unchecked: tuple[int, ...] = ()
     try:
-        table = numeric_table(frame, arrays)
-        if table is None:
+        made = _numeric_table(frame, arrays, defer_nan)
+        if made is None:
             table = pa.Table.from_pandas(frame, preserve_index=None)
+        else:
+            table, unchecked = made
     except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
         raise ConversionError(_explain_conversion_failure(frame, exc)) from exc
     if own_labels:
         meta = dict(table.schema.metadata or {})
         meta[LABELS_KEY] = json.dumps([_label_to_json(c) for c in labels]).encode("utf-8")
         table = with_metadata(table, meta)
-    return table
+    return table, unchecked
 
 
 def _to_arrow_in_chunks(
@@ -321,6 +349,15 @@ def numeric_table(frame: pd.DataFrame, arrays: Optional[list[Any]] = None) -> Op
     conversion, and the schema comes from ``_numeric_schema``. The result is the same
     table, schema metadata included (tests/convert pins it). ``None`` for any other
     frame, which pyarrow converts as before."""
+    made = _numeric_table(frame, arrays, False)
+    return None if made is None else made[0]
+
+
+def _numeric_table(
+    frame: pd.DataFrame, arrays: Optional[list[Any]], defer_nan: bool
+) -> Optional[tuple[pa.Table, tuple[int, ...]]]:
+    """:func:`numeric_table`; with ``defer_nan`` its float32/float64 columns are wrapped
+    without the NaN scan and returned as the second item (see :func:`encode`)."""
     if type(frame.index) is not pd.RangeIndex or frame.attrs or frame.shape[1] == 0:
         return None
     if arrays is None:
@@ -329,9 +366,14 @@ def numeric_table(frame: pd.DataFrame, arrays: Optional[list[Any]] = None) -> Op
         if type(a) is not np.ndarray or a.ndim != 1 or a.dtype.kind not in _NUMERIC_KINDS or not a.dtype.isnative:
             return None
     schema = _numeric_schema(frame, [a.dtype for a in arrays])
-    nans = _nan_columns(arrays)
+    unchecked: tuple[int, ...] = ()
+    if defer_nan:
+        unchecked = tuple(i for i, a in enumerate(arrays) if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8))
+        nans = _nan_columns([np.empty(0) if i in unchecked else a for i, a in enumerate(arrays)])
+    else:
+        nans = _nan_columns(arrays)
     columns = [pa.array(a, from_pandas=True) if nan else pa.array(a) for a, nan in zip(arrays, nans)]
-    return pa.Table.from_arrays(columns, schema=schema)
+    return pa.Table.from_arrays(columns, schema=schema), unchecked
 
 
 def _has_nan(a: np.ndarray[Any, Any]) -> bool:

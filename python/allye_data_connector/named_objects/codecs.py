@@ -136,14 +136,26 @@ def _one_column(data: Any) -> pa.Table:
 
 def encode(obj: Any, *, allow_pickle: bool = True) -> tuple[pa.Table, dict[str, Any]]:
     """``obj`` as an Arrow table and the description recorded on its lines."""
+    table, meta, _ = encode_deferring_nan(obj, allow_pickle=allow_pickle, defer_nan=False)
+    return table, meta
+
+
+def encode_deferring_nan(
+    obj: Any, *, allow_pickle: bool = True, defer_nan: bool = True
+) -> tuple[pa.Table, dict[str, Any], tuple[int, ...]]:
+    """:func:`encode`, and the float columns of a DataFrame or Series left for the core to
+    look for NaN in (``frames.encode``'s ``defer_nan``): a put passes them as
+    ``reject_nan`` and, on ``NanFoundError``, puts :func:`encode`'s table instead."""
     table: Optional[pa.Table] = None
+    reject: tuple[int, ...] = ()
     meta: dict[str, Any] = {}
     module = type(obj).__module__.split(".")[0]
     if _is_plain_ndarray(obj):
-        return _encode_ndarray(obj)
+        return (*_encode_ndarray(obj), reject)
     if isinstance(obj, (pd.DataFrame, pd.Series)):
         try:
-            table = frames.encode(obj).table
+            encoded = frames.encode(obj, defer_nan=defer_nan)
+            table, reject = encoded.table, encoded.reject_nan
             meta = {"kind": "pandas.DataFrame" if isinstance(obj, pd.DataFrame) else "pandas.Series"}
         except _ARROW_FAILURES as exc:
             logger.debug("%s is not Arrow data (%s): pickled", _type_name(obj), exc)
@@ -165,13 +177,13 @@ def encode(obj: Any, *, allow_pickle: bool = True) -> tuple[pa.Table, dict[str, 
         table, meta = _one_column(pa.array(obj)), {"kind": "pyarrow.Array"}
     if table is not None:
         meta["type"] = _type_name(obj)
-        return table, meta
+        return table, meta, reject
     if not allow_pickle:
         raise InvalidInputError(
             f"{_type_name(obj)} would be stored as a pickle and allow_pickle is off; store Arrow data or a NumPy "
             "array, or set allow_pickle: true in settings.yaml"
         )
-    return _encode_pickle(obj)
+    return (*_encode_pickle(obj), reject)
 
 
 def decode(table: pa.Table, meta: dict[str, Any], *, as_polars: Optional[bool] = None) -> Any:

@@ -17,8 +17,9 @@ import pyarrow as pa
 
 from .. import _core, _wait, settings as _settings
 from .._args import PathLike, store_arg
-from ..errors import InvalidArgumentError, TableNotFoundError
-from .codecs import decode, encode, ndarray_dtype, ndarray_meta, table_of
+from ..errors import InvalidArgumentError, NanFoundError, TableNotFoundError
+from ..settings import Settings
+from .codecs import decode, encode, encode_deferring_nan, ndarray_dtype, ndarray_meta, table_of
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +120,23 @@ class Objects(MutableMapping[str, Any]):
         _core.check_transport(transport)
         eff = self._settings()
         allow = eff.allow_pickle if self._allow_pickle is None else bool(self._allow_pickle)
-        table, meta = encode(obj, allow_pickle=allow)
+        table, meta, reject_nan = encode_deferring_nan(obj, allow_pickle=allow)
         if description is not None:
             meta["description"] = str(description)
-        ev = _core.put_object(
+        try:
+            ev = self._put(table, name, meta, transport, ttl_sec, durable, eff, reject_nan)
+        except NanFoundError:
+            # A float column holds NaN: put it with the NaN as nulls (nothing was written).
+            table, _ = encode(obj, allow_pickle=allow)
+            ev = self._put(table, name, meta, transport, ttl_sec, durable, eff, ())
+        logger.debug("put %s/%s (%s, %d bytes)", self._namespace, name, meta["kind"], ev["payload"]["data_size"])
+        return _info(ev, self._namespace)
+
+    def _put(
+        self, table: pa.Table, name: str, meta: dict[str, Any], transport: str, ttl_sec: Optional[int],
+        durable: bool, eff: Settings, reject_nan: tuple[int, ...],
+    ) -> Any:
+        return _core.put_object(
             table,
             name,
             metadata={_KEY: meta},
@@ -134,10 +148,9 @@ class Objects(MutableMapping[str, Any]):
             auto_gc_grace_sec=eff.auto_gc_grace_sec,
             keep_versions=eff.keep_versions,
             pool_max_bytes=eff.pool_max_bytes,
+            reject_nan=list(reject_nan),
             **self._kw(),
         )
-        logger.debug("put %s/%s (%s, %d bytes)", self._namespace, name, meta["kind"], ev["payload"]["data_size"])
-        return _info(ev, self._namespace)
 
     def __setitem__(self, name: str, obj: Any) -> None:
         self.put(name, obj)

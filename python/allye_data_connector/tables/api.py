@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from .. import _core, _wait, frames, settings as _settings
 from .._args import PathLike, int_arg, store_arg
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, NanFoundError
 from ..frames import DtypeBackend, Selection
 from ..progress import Cancel, Progress
 from . import records, watching
@@ -130,9 +130,36 @@ def send_dataframe(
         _core.resolve_store(store), max_shm_bytes=max_shm_bytes, chunk_rows=chunk_rows,
         compression=compression, default_ttl_sec=ttl_sec, notify_canvas=notify_canvas,
     )
-    encoded = frames.encode(df, progress=progress, cancel=cancel)
+    encoded = frames.encode(df, progress=progress, cancel=cancel, defer_nan=True)
+    try:
+        event = _send_encoded(encoded, store, table_name, producer, transport, metadata, shm_unlink_on_read, durable, eff)
+    except NanFoundError:
+        # A float column holds NaN: send it with the NaN as nulls (nothing was written).
+        encoded = frames.encode(df, progress=progress, cancel=cancel)
+        event = _send_encoded(encoded, store, table_name, producer, transport, metadata, shm_unlink_on_read, durable, eff)
+    rows, _ = encoded.shape
+    if progress is not None:
+        progress(int(rows), int(rows))
+    sent: str = event["table_name"]
+    logger.debug("sent %r as %s (%d bytes)", sent, event["payload"]["transport"], event["payload"]["data_size"])
+    if eff.notify_canvas:
+        notify_receiver(
+            sent,
+            create_if_missing=notify_create_widget,
+            create_new=notify_create_new_widget,
+            refresh_manifest=notify_refresh_manifest,
+            timeout_sec=notify_timeout_sec,
+        )
+    return sent
+
+
+def _send_encoded(
+    encoded: frames.Encoded, store: Optional[str], table_name: Optional[str], producer: str, transport: str,
+    metadata: Optional[dict[str, Any]], shm_unlink_on_read: bool, durable: bool, eff: _settings.Settings,
+) -> _core.Version:
+    """``_core.send`` of a converted frame, with the settings in force."""
     rows, cols = encoded.shape
-    event = _core.send(
+    return _core.send(
         encoded.table,
         secret_dir=store,
         table_name=table_name,
@@ -150,20 +177,8 @@ def send_dataframe(
         auto_gc_grace_sec=eff.auto_gc_grace_sec,
         keep_versions=eff.keep_versions,
         pool_max_bytes=eff.pool_max_bytes,
+        reject_nan=list(encoded.reject_nan),
     )
-    if progress is not None:
-        progress(int(rows), int(rows))
-    sent: str = event["table_name"]
-    logger.debug("sent %r as %s (%d bytes)", sent, event["payload"]["transport"], event["payload"]["data_size"])
-    if eff.notify_canvas:
-        notify_receiver(
-            sent,
-            create_if_missing=notify_create_widget,
-            create_new=notify_create_new_widget,
-            refresh_manifest=notify_refresh_manifest,
-            timeout_sec=notify_timeout_sec,
-        )
-    return sent
 
 
 def get_arrow(

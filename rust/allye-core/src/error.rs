@@ -178,6 +178,15 @@ pub enum Error {
         fix: String,
     },
 
+    /// A float column the send was told holds no NaN (`SendOptions::reject_nan`) holds
+    /// one: nothing was written. The Python converter then sends the column with its NaN
+    /// as nulls.
+    #[error("column {column} holds NaN, and the send was told it holds none (reject_nan); nothing was written: convert NaN to nulls (pyarrow's from_pandas=True) or leave the column out of reject_nan")]
+    NanFound {
+        /// The column's index in the schema.
+        column: usize,
+    },
+
     /// A stream being received broke off (the sender or the connection went away):
     /// nothing was published.
     #[error("the stream broke off after {rows} rows: {reason}; nothing was stored, try again (or another replica)")]

@@ -48,6 +48,7 @@ pub(crate) struct SendArgs<'a, 'py> {
     pub(crate) auto_gc_grace_sec: u64,
     pub(crate) keep_versions: usize,
     pub(crate) pool_max_bytes: Option<u64>,
+    pub(crate) reject_nan: Vec<usize>,
 }
 
 impl Default for SendArgs<'_, '_> {
@@ -69,6 +70,7 @@ impl Default for SendArgs<'_, '_> {
             auto_gc_grace_sec: DEFAULT_AUTO_GC_GRACE_SEC,
             keep_versions: DEFAULT_KEEP_VERSIONS,
             pool_max_bytes: core.pool_max_bytes,
+            reject_nan: core.reject_nan,
         }
     }
 }
@@ -99,6 +101,7 @@ impl SendArgs<'_, '_> {
         opts.durable = self.durable;
         opts.auto_gc = self.auto_gc.then(|| AutoGc::new(self.auto_gc_grace_sec, self.keep_versions));
         opts.pool_max_bytes = self.pool_max_bytes;
+        opts.reject_nan = self.reject_nan;
         Ok(opts)
     }
 }

@@ -81,6 +81,8 @@ classes! {
     conversion: "ConversionError" (allye, TypeError) =
         "A DataFrame column cannot be converted to Arrow (mixed-type objects, ...).";
     arrow_data: "ArrowDataError" (allye, ValueError) = "Arrow refused to encode or decode the data.";
+    nan_found: "NanFoundError" (arrow_data) =
+        "A float column a send was told holds no NaN (``reject_nan``) holds one; nothing was written.";
     store: "StoreError" (allye, OSError) = "The store directory or its files cannot be used.";
     store_unusable: "StoreUnusableError" (store) = "The store path is not a writable directory.";
     store_io: "StoreIOError" (store) = "An I/O operation on the store failed.";
@@ -166,6 +168,7 @@ fn class_of<'a>(c: &'a Classes, e: &Error) -> &'a Py<PyType> {
         e @ Error::Io { .. } if e.is_no_space() => &c.storage_full,
         Error::Io { .. } => &c.store_io,
         Error::Arrow(_) => &c.arrow_data,
+        Error::NanFound { .. } => &c.nan_found,
         Error::ArrayExists { .. } => &c.array_exists,
         Error::ArrayNotFound { .. } => &c.array_not_found,
         Error::ArrayLayout { .. } => &c.array_layout,

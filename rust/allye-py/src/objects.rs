@@ -26,7 +26,7 @@ fn namespace(secret_dir: Option<PathBuf>, namespace: &str) -> PyResult<Namespace
 #[pyo3(signature = (data, name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, metadata=None,
     transport="auto", max_shm_bytes=u64::MAX, ttl_sec=None, durable=false, quota=None,
     auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS,
-    pool_max_bytes=None))]
+    pool_max_bytes=None, reject_nan=Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn put_object<'py>(
     py: Python<'py>,
@@ -44,6 +44,7 @@ fn put_object<'py>(
     auto_gc_grace_sec: u64,
     keep_versions: usize,
     pool_max_bytes: Option<u64>,
+    reject_nan: Vec<usize>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let ns = self::namespace(secret_dir, namespace)?;
     let opts = SendArgs {
@@ -56,6 +57,7 @@ fn put_object<'py>(
         auto_gc_grace_sec,
         keep_versions,
         pool_max_bytes,
+        reject_nan,
         ..SendArgs::default()
     }
     .options()?;

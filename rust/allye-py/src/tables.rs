@@ -26,7 +26,7 @@ fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
     chunk_rows=None, ttl_sec=None, compression=None,
     metadata=None, shape=None, schema_sha256=None, durable=false,
     auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS,
-    pool_max_bytes=None))]
+    pool_max_bytes=None, reject_nan=Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn send<'py>(
     py: Python<'py>,
@@ -47,6 +47,7 @@ fn send<'py>(
     auto_gc_grace_sec: u64,
     keep_versions: usize,
     pool_max_bytes: Option<u64>,
+    reject_nan: Vec<usize>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let opts = SendArgs {
         table_name,
@@ -64,6 +65,7 @@ fn send<'py>(
         auto_gc_grace_sec,
         keep_versions,
         pool_max_bytes,
+        reject_nan,
     }
     .options()?;
     let store = store(secret_dir)?;

@@ -173,7 +173,11 @@ impl Namespace {
 
     /// `ObjectNotFound` for `name` in this namespace.
     fn not_found(&self, name: &str) -> Error {
-        Error::ObjectNotFound { name: name.into(), namespace: self.name.clone(), store: self.parent.root().to_path_buf() }
+        Error::ObjectNotFound {
+            name: name.into(),
+            namespace: self.name.clone(),
+            store: self.parent.root().to_path_buf(),
+        }
     }
 
     /// A tables error about `name` in words of objects (the namespace's log is a table log).

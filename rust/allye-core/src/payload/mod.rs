@@ -20,6 +20,7 @@ mod file;
 mod ipc;
 mod locator;
 mod mapping;
+pub(crate) mod nan;
 mod place;
 mod read;
 mod stream;
@@ -36,7 +37,7 @@ pub use stream::decode_stream;
 #[cfg(unix)]
 pub use stream::write_segment;
 #[cfg(target_os = "linux")]
-pub use stream::write_segment_pooled;
+pub use stream::{prefill_pooled, publish_prefilled, write_segment_pooled, Prefilled};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;

@@ -39,38 +39,92 @@ pub fn write_segment(name: &str, schema: &SchemaRef, batches: &[RecordBatch]) ->
     result
 }
 
-/// [`write_segment`] through this process's pool ([`crate::pool`]): a payload of at
-/// least [`crate::tuning::POOL_MIN_BYTES`] is copied into a free, mapped pool segment
-/// (taken from the pool and renamed `name`) when one fits, else written as usual; either
-/// way the pool learns the size, so that one is ready for the next send. `max_bytes` is
-/// the pool's bound (0: no pool).
+/// A payload copied into a free pool segment ([`prefill_pooled`]) that has no name yet:
+/// [`publish_prefilled`] names it. Dropped unpublished, the segment goes back to the pool.
 #[cfg(target_os = "linux")]
-pub fn write_segment_pooled(name: &str, schema: &SchemaRef, batches: &[RecordBatch], max_bytes: u64) -> Result<u64> {
+pub struct Prefilled {
+    taken: Option<crate::pool::Taken>,
+    len: u64,
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Prefilled {
+    fn drop(&mut self) {
+        if let Some(taken) = self.taken.take() {
+            taken.give_back();
+        }
+    }
+}
+
+/// The first step of a write through this process's pool ([`crate::pool`]): a payload of
+/// at least [`crate::tuning::POOL_MIN_BYTES`] is copied into a free, mapped pool segment
+/// when one fits. The segment keeps its pool name (a killed sender leaves a pool segment,
+/// which gc frees), so this can run before the send's first log line. `None` when the pool
+/// has no fitting segment (or is off, or the payload is small): write it with
+/// [`publish_prefilled`] anyway, which takes the old path.
+///
+/// `reject_nan`: float columns to look for NaN in while copying them
+/// ([`crate::payload::nan`]); one found is [`crate::error::Error::NanFound`], and the segment goes
+/// back to the pool. Columns not looked at here (no segment taken) are the caller's to check.
+#[cfg(target_os = "linux")]
+pub fn prefill_pooled(
+    name: &str,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    max_bytes: u64,
+    reject_nan: &[usize],
+) -> Result<Option<Prefilled>> {
     use crate::pool;
     if max_bytes == 0 {
-        pool::note_send(None, 0, 0);
-        return write_segment(name, schema, batches);
+        return Ok(None);
     }
     // The exact size first: the messages are encoded, the column buffers only counted.
     let size = encode_stream(schema, batches, Counting { inner: std::io::sink(), written: 0 }, name)?.written;
     if size < crate::tuning::POOL_MIN_BYTES || size > max_bytes {
+        return Ok(None);
+    }
+    let Some(mut taken) = pool::take(size) else { return Ok(None) };
+    let (ptr, len) = taken.region();
+    let mut watch = super::nan::Watch::new(batches, reject_nan);
+    let sink = MapWriter { ptr, len, pos: 0, watch: (!watch.is_empty()).then_some(&mut watch) };
+    let written = encode_stream(schema, batches, sink, name).map(|w| w.pos as u64);
+    let prefilled = Prefilled { taken: Some(taken), len: written.as_ref().copied().unwrap_or(0) };
+    // A NaN stops the copy (a short write): say so rather than "too small".
+    watch.finish(batches, reject_nan)?;
+    match written {
+        Ok(_) => Ok(Some(prefilled)),
+        Err(e) => {
+            log::debug!("pool segment not filled ({e}); writing {name:?} anew");
+            Ok(None)
+        }
+    }
+}
+
+/// Writes an IPC **stream** into the new segment `name`: renames `prefilled` to it, else
+/// (no segment taken, or the rename failed) writes a new segment as [`write_segment`]
+/// does. Either way the pool learns the size, so that one is ready for the next send.
+/// `max_bytes` is the pool's bound (0: no pool, and what it holds is given back).
+#[cfg(target_os = "linux")]
+pub fn publish_prefilled(
+    prefilled: Option<Prefilled>,
+    name: &str,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    max_bytes: u64,
+) -> Result<u64> {
+    use crate::pool;
+    if max_bytes == 0 {
+        drop(prefilled);
+        pool::note_send(None, 0, 0);
         return write_segment(name, schema, batches);
     }
-    let written = match pool::take(size) {
-        Some(mut taken) => {
-            let (ptr, len) = taken.region();
-            let sink = MapWriter { ptr, len, pos: 0 };
-            match encode_stream(schema, batches, sink, name) {
-                Ok(w) => match taken.publish(name, w.pos as u64) {
-                    Ok(()) => Some(w.pos as u64),
-                    Err((taken, e)) => {
-                        log::debug!("pool segment not published ({e}); writing {name:?} anew");
-                        taken.give_back();
-                        None
-                    }
-                },
-                Err(e) => {
-                    log::debug!("pool segment not filled ({e}); writing {name:?} anew");
+    let published = match prefilled {
+        Some(mut p) => {
+            let len = p.len;
+            match p.taken.take().expect("an unpublished segment").publish(name, len) {
+                Ok(()) => Some(len),
+                Err((taken, e)) => {
+                    log::debug!("pool segment not published ({e}); writing {name:?} anew");
                     taken.give_back();
                     None
                 }
@@ -78,12 +132,20 @@ pub fn write_segment_pooled(name: &str, schema: &SchemaRef, batches: &[RecordBat
         }
         None => None,
     };
-    let written = match written {
+    let written = match published {
         Some(n) => n,
         None => write_segment(name, schema, batches)?,
     };
     pool::note_send(crate::pool::names::payload_tag(name), written, max_bytes);
     Ok(written)
+}
+
+/// [`write_segment`] through this process's pool: [`prefill_pooled`], then
+/// [`publish_prefilled`].
+#[cfg(target_os = "linux")]
+pub fn write_segment_pooled(name: &str, schema: &SchemaRef, batches: &[RecordBatch], max_bytes: u64) -> Result<u64> {
+    let prefilled = prefill_pooled(name, schema, batches, max_bytes, &[])?;
+    publish_prefilled(prefilled, name, schema, batches, max_bytes)
 }
 
 /// Writes the IPC stream of `batches` into `sink`; returns the sink.
@@ -98,16 +160,19 @@ fn encode_stream<W: Write>(schema: &SchemaRef, batches: &[RecordBatch], sink: W,
 }
 
 /// Writes into a mapping; buffers of at least [`crate::tuning::POOL_PARALLEL_COPY_BYTES`] are
-/// copied by several threads (one core rarely saturates the memory bus).
+/// copied by several threads (one core rarely saturates the memory bus). With a `watch`,
+/// the value buffers it names are looked at for NaN as they are copied; one found stops
+/// the write.
 #[cfg(target_os = "linux")]
-struct MapWriter {
+struct MapWriter<'w> {
     ptr: *mut u8,
     len: usize,
     pos: usize,
+    watch: Option<&'w mut super::nan::Watch>,
 }
 
 #[cfg(target_os = "linux")]
-impl Write for MapWriter {
+impl Write for MapWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if buf.len() > self.len - self.pos {
             return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "the pool segment is too small"));
@@ -115,7 +180,16 @@ impl Write for MapWriter {
         // SAFETY: `pos + buf.len() <= len`, the mapping's writable length; the source is
         // the caller's memory, never this mapping.
         let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(self.pos), buf.len()) };
-        copy_parallel(dst, buf);
+        let looking = self.watch.as_deref_mut().and_then(|w| w.lookup(buf).map(|hit| (w, hit)));
+        match looking {
+            Some((watch, (column, width))) => {
+                if copy_parallel_looking(dst, buf, width) {
+                    watch.found.get_or_insert(column);
+                    return Err(std::io::Error::other(format!("column {column} holds NaN")));
+                }
+            }
+            None => copy_parallel(dst, buf),
+        }
         self.pos += buf.len();
         Ok(buf.len())
     }
@@ -124,26 +198,61 @@ impl Write for MapWriter {
     }
 }
 
-/// `dst.copy_from_slice(src)`, split across threads when large.
+/// The pieces [`copy_parallel`] splits a large copy into: whole 4 KiB pages, so that no
+/// two threads write the same page; `None` when one thread copies it all.
+#[cfg(target_os = "linux")]
+fn copy_piece(len: usize) -> Option<usize> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if len < crate::tuning::POOL_PARALLEL_COPY_BYTES || threads < 2 {
+        return None;
+    }
+    Some(len.div_ceil(threads).next_multiple_of(4096))
+}
+
+/// `dst.copy_from_slice(src)`, split across threads and written with non-temporal
+/// stores when large ([`super::nan::copy_streaming`]: the destination's lines are not
+/// read first).
 #[cfg(target_os = "linux")]
 fn copy_parallel(dst: &mut [u8], src: &[u8]) {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-    if src.len() < crate::tuning::POOL_PARALLEL_COPY_BYTES || threads < 2 {
-        dst.copy_from_slice(src);
+    let Some(piece) = copy_piece(src.len()) else {
+        if src.len() >= crate::tuning::POOL_PARALLEL_COPY_BYTES {
+            super::nan::copy_streaming(dst, src); // one CPU: large, still streamed
+        } else {
+            dst.copy_from_slice(src);
+        }
         return;
-    }
-    // Pieces of whole 4 KiB pages, so that no two threads write the same page.
-    let piece = src.len().div_ceil(threads).next_multiple_of(4096);
+    };
     std::thread::scope(|s| {
         let mut pieces = dst.chunks_mut(piece).zip(src.chunks(piece));
         let first = pieces.next();
         for (d, c) in pieces {
-            s.spawn(move || d.copy_from_slice(c));
+            s.spawn(move || super::nan::copy_streaming(d, c));
         }
         if let Some((d, c)) = first {
-            d.copy_from_slice(c);
+            super::nan::copy_streaming(d, c);
         }
     });
+}
+
+/// [`copy_parallel`] of float values of width `width`, looking for NaN in what each
+/// thread has just copied; true when one was found.
+#[cfg(target_os = "linux")]
+fn copy_parallel_looking(dst: &mut [u8], src: &[u8], width: usize) -> bool {
+    use super::nan::copy_looking;
+    let Some(piece) = copy_piece(src.len()) else {
+        return copy_looking(dst, src, width);
+    };
+    // Pieces are whole pages: values never straddle two.
+    std::thread::scope(|s| {
+        let mut pieces = dst.chunks_mut(piece).zip(src.chunks(piece));
+        let first = pieces.next();
+        let handles: Vec<_> = pieces.map(|(d, c)| s.spawn(move || copy_looking(d, c, width))).collect();
+        let mut found = first.is_some_and(|(d, c)| copy_looking(d, c, width));
+        for h in handles {
+            found |= h.join().expect("a copy does not panic");
+        }
+        found
+    })
 }
 
 #[cfg(target_os = "linux")]

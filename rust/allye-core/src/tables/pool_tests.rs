@@ -163,3 +163,54 @@ fn pool_segments_carry_the_keyed_store_tag_are_private_and_a_loosened_segment_is
     taken.give_back();
     release();
 }
+
+/// `table` with a NaN at row `at`.
+fn table_with_nan(rows: usize, at: usize) -> (SchemaRef, Vec<RecordBatch>) {
+    let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)]));
+    let x: ArrayRef = Arc::new(Float64Array::from_iter_values((0..rows).map(|r| if r == at { f64::NAN } else { 1.0 })));
+    (schema.clone(), vec![RecordBatch::try_new(schema, vec![x]).unwrap()])
+}
+
+#[test]
+fn a_nan_in_a_rejecting_column_is_refused_before_any_line_through_the_pool_or_not() {
+    let _g = test_serial();
+    release();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::at(tmp.path());
+    let rows = 12 << 17; // 12 MiB: pooled, copied by several threads
+    let mut o = opts("t");
+    o.reject_nan = vec![0];
+    // The first send finds no pool segment: the core looks in one pass first.
+    let err = tables::send(&store, &table_with_nan(rows, rows - 1).0, &table_with_nan(rows, rows - 1).1, &o);
+    assert!(matches!(err, Err(crate::error::Error::NanFound { column: 0 })), "{err:?}");
+    let clean = tables::send(&store, &table(rows, 0.0).0, &table(rows, 0.0).1, &o).unwrap();
+    wait_for("a free segment", || stats().free_segments >= 1);
+    let lines = std::fs::read_to_string(store.manifest_path()).unwrap();
+    // Then through a pool segment, the NaN anywhere: first value, a piece boundary, last.
+    for at in [0, rows / 2, rows / 2 + 1, rows - 1] {
+        wait_for("a free segment", || stats().free_segments >= 1);
+        let before = stats();
+        let (schema, batches) = table_with_nan(rows, at);
+        let err = tables::send(&store, &schema, &batches, &o);
+        assert!(matches!(err, Err(crate::error::Error::NanFound { column: 0 })), "NaN at {at}: {err:?}");
+        assert_eq!(stats().hits, before.hits + 1, "NaN at {at} went through the pool");
+        assert!(stats().free_segments >= before.free_segments, "the segment went back to the pool");
+    }
+    assert_eq!(std::fs::read_to_string(store.manifest_path()).unwrap(), lines, "no line for a refused send");
+    let (_, data) = tables::get(&store, "t", None, false).unwrap();
+    assert_eq!(data.batches, table(rows, 0.0).1, "the version before is the current one");
+    // Without reject_nan the NaN is sent as it is (a caller's Arrow data is its own).
+    o.reject_nan.clear();
+    let (schema, batches) = table_with_nan(rows, 5);
+    let sent = tables::send(&store, &schema, &batches, &o).unwrap();
+    let (_, data) = tables::get(&store, "t", None, false).unwrap();
+    assert_eq!(data.batches, batches);
+    // A column that is not a float column cannot be named.
+    let mut bad = opts("t");
+    bad.reject_nan = vec![3];
+    assert!(matches!(tables::send(&store, &schema, &batches, &bad), Err(crate::error::Error::InvalidArgument(_))));
+    release();
+    for ev in [clean, sent] {
+        shm::unlink(&ev.payload.unwrap().locator).unwrap();
+    }
+}

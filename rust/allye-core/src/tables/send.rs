@@ -9,12 +9,11 @@ use serde_json::{json, Map, Value};
 use crate::error::{Error, Result};
 use crate::gc::{collect_superseded, store_tag, AutoGc};
 use crate::manifest::{self, Event, PayloadRef};
-#[cfg(unix)]
 use crate::payload::joined;
 #[cfg(all(unix, not(target_os = "linux")))]
 use crate::payload::write_segment;
 #[cfg(target_os = "linux")]
-use crate::payload::write_segment_pooled;
+use crate::payload::{prefill_pooled, publish_prefilled, Prefilled};
 use crate::payload::{write_file, write_one_batch, Target};
 use crate::protocol::{
     check_producer, check_table_name, Compression, Status, Transport, TransportChoice, ADC_LOCATOR, ADC_TRANSPORT,
@@ -62,6 +61,12 @@ pub struct SendOptions {
     /// shared-memory payloads are copied into; `None`: [`crate::pool::default_max_bytes`];
     /// `Some(0)`: no pool.
     pub pool_max_bytes: Option<u64>,
+    /// Float32/float64 columns (indices into the schema) wrapped without looking for
+    /// NaN: the send looks (while copying them into a pool segment, else in one pass
+    /// first) and refuses with [`Error::NanFound`], before anything is written, when one
+    /// holds a NaN. The pandas converter, which turns NaN into nulls, sends so and
+    /// converts again on that error; empty: nothing is looked at.
+    pub reject_nan: Vec<usize>,
 }
 
 impl Default for SendOptions {
@@ -80,6 +85,7 @@ impl Default for SendOptions {
             durable: false,
             auto_gc: Some(AutoGc::new(DEFAULT_AUTO_GC_GRACE_SEC, DEFAULT_KEEP_VERSIONS)),
             pool_max_bytes: None,
+            reject_nan: Vec::new(),
         }
     }
 }
@@ -193,30 +199,49 @@ impl Planned {
             }
         }
     }
-    fn write(&self, store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<u64> {
+    /// The first step of a shared-memory write, before the `writing` line: the payload
+    /// copied into a pool segment that keeps its pool name until [`Planned::write`]
+    /// renames it (a sender killed in between leaves a pool segment, which gc frees).
+    /// Then looks for NaN in `opts.reject_nan`'s columns that the copy did not look at:
+    /// [`Error::NanFound`] before anything is written.
+    pub(super) fn prepare(&self, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<Pending> {
+        #[cfg(target_os = "linux")]
+        if let Planned::Shm(name) = self {
+            let max = opts.pool_max_bytes.unwrap_or_else(crate::pool::default_max_bytes);
+            if let Some(p) = prefill_pooled(name, schema, batches, max, &opts.reject_nan)? {
+                return Ok(Pending(Some(p)));
+            }
+        }
+        crate::payload::nan::check(batches, &opts.reject_nan)?;
+        Ok(Pending::default())
+    }
+
+    fn write(
+        &self,
+        store: &Store,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+        opts: &SendOptions,
+        pending: Pending,
+    ) -> Result<u64> {
         match self {
             #[cfg(target_os = "linux")]
+            Planned::Shm(name) => publish_prefilled(
+                pending.0,
+                name,
+                schema,
+                batches,
+                opts.pool_max_bytes.unwrap_or_else(crate::pool::default_max_bytes),
+            ),
+            #[cfg(all(unix, not(target_os = "linux")))]
             Planned::Shm(name) => {
-                // An unchunked payload is one record batch, however many batches came in.
-                let batches = if opts.chunk_rows.is_none() {
-                    joined(schema, batches)
-                } else {
-                    std::borrow::Cow::Borrowed(batches)
-                };
-                write_segment_pooled(
-                    name,
-                    schema,
-                    &batches,
-                    opts.pool_max_bytes.unwrap_or_else(crate::pool::default_max_bytes),
-                )
+                drop(pending);
+                write_segment(name, schema, batches)
             }
-            #[cfg(all(unix, not(target_os = "linux")))]
-            Planned::Shm(name) if opts.chunk_rows.is_none() => write_segment(name, schema, &joined(schema, batches)),
-            #[cfg(all(unix, not(target_os = "linux")))]
-            Planned::Shm(name) => write_segment(name, schema, batches),
             #[cfg(not(unix))]
             Planned::Shm(_) => unreachable!("no shm sends off unix"),
             Planned::File(path) => {
+                drop(pending);
                 let name = path.file_name().expect("a planned file has a name").to_string_lossy();
                 let dir = store.ensure_payloads()?;
                 if opts.one_batch() {
@@ -236,6 +261,10 @@ impl Planned {
         }
     }
 }
+
+/// What [`Planned::prepare`] did ahead of the write: a filled pool segment, or nothing.
+#[derive(Default)]
+pub(super) struct Pending(#[cfg(target_os = "linux")] Option<Prefilled>);
 
 /// Refuses options no send can honour, before anything is written.
 pub(super) fn check(opts: &SendOptions) -> Result<()> {
@@ -283,12 +312,13 @@ fn write_payload(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     opts: &SendOptions,
+    pending: Pending,
 ) -> Result<u64> {
-    plan.write(store, schema, batches, opts).or_else(|e| {
+    plan.write(store, schema, batches, opts, pending).or_else(|e| {
         if matches!(plan, Planned::Shm(_)) && opts.transport == TransportChoice::Auto && e.is_no_space() {
             log::warn!("shared memory is full ({e}); sending as a file instead");
             *plan = Planned::file(store, id);
-            plan.write(store, schema, batches, opts)
+            plan.write(store, schema, batches, opts, Pending::default())
         } else {
             Err(e)
         }
@@ -350,12 +380,20 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
     let shape = opts.shape.unwrap_or([rows, schema.fields().len() as u64]);
     let schema_hash = opts.schema_sha256.clone().unwrap_or_else(|| schema_sha256(schema));
     let mut plan = plan(store, &id, &table_name, arrow_data_size(batches), opts);
+    crate::payload::nan::check_columns(schema, &opts.reject_nan)?;
+    // An unchunked segment payload is one record batch, however many batches came in.
+    let batches = match plan {
+        Planned::Shm(_) if opts.chunk_rows.is_none() => joined(schema, batches),
+        _ => std::borrow::Cow::Borrowed(batches),
+    };
+    let batches = &batches[..];
+    let pending = plan.prepare(schema, batches, opts)?;
 
     let created_at = time::now_iso();
     let writing = writing_event(opts, id, table_name, &plan, &created_at);
     manifest::append(store, &writing, opts.durable)?;
 
-    let data_size = match write_payload(store, &mut plan, &writing.id, schema, batches, opts) {
+    let data_size = match write_payload(store, &mut plan, &writing.id, schema, batches, opts, pending) {
         Ok(n) => n,
         Err(e) => {
             plan.remove(store);
