@@ -108,11 +108,11 @@ def test_adc_gc_counts_this_stores_payloads_apart_from_deleted_stores_leftovers(
     adc.send_dataframe(pd.DataFrame({"x": [1.0]}), "short", secret_dir=stores["live"], transport="file", ttl_sec=0)
     time.sleep(1.1)
     out = subprocess.run([str(ADC), "-d", str(stores["live"]), "gc"], capture_output=True, text=True, check=True).stdout
-    assert "1 payloads of this store would be deleted; and 1 leftovers of deleted stores" in out, out
+    assert "1 payload of this store would be deleted; and 1 leftover of deleted stores" in out, out
     actions = json.loads(subprocess.run([str(ADC), "-d", str(stores["live"]), "--json", "gc"], capture_output=True,
                                         text=True, check=True).stdout)
     assert sorted((a["scope"], a["table_name"]) for a in actions) == [("orphan", ""), ("store", "short")]
     assert sorted(a["scope"] for a in adc.gc(secret_dir=stores["live"])) == ["orphan", "store"]
     out = subprocess.run([str(ADC), "-d", str(stores["live"]), "gc", "--delete"], capture_output=True, text=True,
                          check=True).stdout
-    assert "1 payloads of this store deleted; and 1 leftovers of deleted stores and dead loads freed" in out, out
+    assert "1 payload of this store deleted; and 1 leftover of deleted stores and dead loads freed" in out, out
