@@ -80,6 +80,7 @@ def test_the_cli_names_the_extra_and_the_known_schemes(tmp_path):
     code = ("import sys; sys.modules['adbc_driver_sqlite'] = None; sys.modules['adbc_driver_sqlite.dbapi'] = None\n"
             "from allye_data_connector.cli import main; main()")
     env_dir = ["-d", str(tmp_path / "s")]
+    (tmp_path / "local.db").touch()  # it exists: what is missing is the driver
     out = subprocess.run([sys.executable, "-c", code, *env_dir, "load", "local.db", "--param", "table=t"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode != 0

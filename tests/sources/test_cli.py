@@ -89,10 +89,10 @@ def test_adc_load_files_and_append(tmp_path: Path, store: Path) -> None:
     assert got["rows"] == 150 and got["rows_loaded"] == 50 and got["last_cursor"] == 149
     assert adc.get_arrow("events", secret_dir=store)["id"].to_pylist() == list(range(150))
     # --append made "events" a stream: a replace onto it says what to do instead.
-    refused = _adc("load", str(path), "--table", "events", store=store, check=1)
-    assert "streaming table" in refused.stderr and "remove_table" in refused.stderr
-    bad = _adc("load", str(tmp_path / "nope.csv"), store=store, check=1)
-    assert bad.stderr.startswith("error: cannot read CSV")
+    refused = _adc("load", str(path), "--table", "events", store=store, check=2)
+    assert "streaming table" in refused.stderr and "adc rm 'events'" in refused.stderr
+    bad = _adc("load", str(tmp_path / "nope.csv"), store=store, check=3)
+    assert bad.stderr.startswith("error: ") and "No such file or directory" in bad.stderr
     usage = _adc("load", "postgresql://u@h/db", "--query", "select 1", store=store, check=2)
     assert "--table" in usage.stderr
 
