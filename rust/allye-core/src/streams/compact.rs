@@ -161,23 +161,15 @@ pub fn compact(
             let bytes = write_file(&dir, &name, &schema, std::slice::from_ref(batch), chunk_rows, compression, true)?;
             #[cfg(test)]
             hooks::after_write(&path);
-            let file = dir
-                .open(&name, Open::Read)?
-                .ok_or_else(|| Error::InvalidArgument(format!("{} vanished", path.display())))?;
-            let map = map_file(&file, &path)?;
-            let back = decode_file(&buffer_from_mapping(map)).map_err(|reason| Error::PayloadCorrupt {
-                table: table.into(),
-                locator: path.display().to_string(),
-                reason,
-            })?;
-            let back = arrow_select::concat::concat_batches(&schema, &back.batches)?;
-            if back != *batch {
-                return Err(Error::PayloadCorrupt {
-                    table: table.into(),
-                    locator: path.display().to_string(),
-                    reason: "the compacted file does not read back as the rows it replaces; nothing was deleted".into(),
-                });
-            }
+            check_reads_back(
+                &dir,
+                &name,
+                &path,
+                table,
+                &schema,
+                batch,
+                "the compacted file does not read back as the rows it replaces; nothing was deleted",
+            )?;
             let range = match &time_column {
                 Some(c) => time_range(std::slice::from_ref(batch), c)?,
                 None => None,
@@ -285,6 +277,31 @@ pub fn compact(
             .collect(),
         rows,
     })
+}
+
+/// Checks that the file `name` (at `path`) of `dir`, just written, reads back as
+/// `expected`: a rewrite of chunks (compaction, consolidation) replaces them only then.
+/// Else `PayloadCorrupt` with `mismatch` as its reason.
+pub(super) fn check_reads_back(
+    dir: &crate::sys::trust::TrustedDir,
+    name: &str,
+    path: &std::path::Path,
+    table: &str,
+    schema: &SchemaRef,
+    expected: &RecordBatch,
+    mismatch: &str,
+) -> Result<()> {
+    let file =
+        dir.open(name, Open::Read)?.ok_or_else(|| Error::InvalidArgument(format!("{} vanished", path.display())))?;
+    let map = map_file(&file, path)?;
+    let corrupt =
+        |reason: String| Error::PayloadCorrupt { table: table.into(), locator: path.display().to_string(), reason };
+    let back = decode_file(&buffer_from_mapping(map)).map_err(corrupt)?;
+    let back = arrow_select::concat::concat_batches(schema, &back.batches)?;
+    if back != *expected {
+        return Err(corrupt(mismatch.into()));
+    }
+    Ok(())
 }
 
 /// Test-only interruptions of a compaction (a corrupt write, a log changed underneath),

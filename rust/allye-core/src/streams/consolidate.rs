@@ -23,11 +23,12 @@ use std::io::{Read, Seek, SeekFrom, Write};
 
 use arrow_array::RecordBatch;
 
-use crate::error::{Error, IoContext, Result};
-use crate::payload::{buffer_from_mapping, decode_file, map_file, write_file};
+use crate::error::{IoContext, Result};
+use crate::payload::write_file;
 use crate::protocol::STREAM_LOCK_FILE;
 use crate::protocol::{Compression, STREAM_CONSOLIDATE_LOCK_FILE, STREAM_LOG_FILE};
 use crate::store::Store;
+use crate::streams::compact::check_reads_back;
 use crate::streams::view::view_of;
 use crate::streams::{stream_dir, ChunkLine, Merged};
 use crate::sys::lock::ManifestLock;
@@ -143,24 +144,15 @@ pub fn consolidate(store: &Store, table: &str, max_merges: usize) -> Result<Cons
         let durable = run.iter().any(|l| l.durable);
         let written = (|| -> Result<u64> {
             let bytes = write_file(&dir, &name, &schema, std::slice::from_ref(&merged), 0, Compression::None, durable)?;
-            let file = dir
-                .open(&name, Open::Read)?
-                .ok_or_else(|| Error::InvalidArgument(format!("{} vanished", path.display())))?;
-            let map = map_file(&file, &path)?;
-            let back = decode_file(&buffer_from_mapping(map)).map_err(|reason| Error::PayloadCorrupt {
-                table: table.into(),
-                locator: path.display().to_string(),
-                reason,
-            })?;
-            let back = arrow_select::concat::concat_batches(&schema, &back.batches)?;
-            if back != merged {
-                return Err(Error::PayloadCorrupt {
-                    table: table.into(),
-                    locator: path.display().to_string(),
-                    reason: "a consolidated chunk does not read back as the rows it replaces; nothing was changed"
-                        .into(),
-                });
-            }
+            check_reads_back(
+                &dir,
+                &name,
+                &path,
+                table,
+                &schema,
+                &merged,
+                "a consolidated chunk does not read back as the rows it replaces; nothing was changed",
+            )?;
             Ok(bytes)
         })();
         let bytes = match written {
