@@ -97,41 +97,51 @@ impl Store {
     /// listed as a get reads it ([`streams::listing`]: its rows and columns now, whether
     /// or not it was published yet).
     pub fn list(&self, producer: Option<&str>) -> Result<Vec<Event>> {
-        let mut events = tables::list_readable(self, producer)?;
-        for name in streams::list(self) {
-            let at = events.iter().position(|e| e.table_name == name);
-            if at.is_none() && producer.is_some_and(|p| p != DEFAULT_PRODUCER) {
-                continue;
-            }
-            if let Some(ev) = streams::listing(self, &name, at.map(|i| &events[i]))? {
-                match at {
-                    Some(i) => events[i] = ev,
-                    None => events.push(ev),
-                }
-            }
-        }
-        events.sort_by(|a, b| a.table_name.cmp(&b.table_name));
-        Ok(events)
+        let events = tables::list_readable(self, producer)?;
+        self.with_streams(
+            events,
+            producer,
+            |e| e.table_name.as_str(),
+            |name, current| streams::listing(self, name, current),
+        )
     }
 
     /// Every table the manifest mentions, with its latest state, and every streaming
     /// table as a get reads it.
     pub fn states(&self, producer: Option<&str>) -> Result<Vec<TableInfo>> {
-        let mut infos = tables::states(self, producer)?;
+        let infos = tables::states(self, producer)?;
+        self.with_streams(
+            infos,
+            producer,
+            |i| i.table_name.as_str(),
+            |name, current| self.stream_info(name, current.cloned()),
+        )
+    }
+
+    /// `items` (one per table) with each streaming table's entry replaced, or added, by
+    /// `as_read(name, current entry)`, sorted by name: listings show a stream as a get
+    /// reads it. A stream with no entry is added only for the default producer's listing.
+    fn with_streams<T>(
+        &self,
+        mut items: Vec<T>,
+        producer: Option<&str>,
+        name_of: impl Fn(&T) -> &str,
+        mut as_read: impl FnMut(&str, Option<&T>) -> Result<Option<T>>,
+    ) -> Result<Vec<T>> {
         for name in streams::list(self) {
-            let at = infos.iter().position(|i| i.table_name == name);
+            let at = items.iter().position(|t| name_of(t) == name);
             if at.is_none() && producer.is_some_and(|p| p != DEFAULT_PRODUCER) {
                 continue;
             }
-            let info = self.stream_info(&name, at.map(|i| infos[i].clone()))?;
-            match (at, info) {
-                (Some(i), Some(info)) => infos[i] = info,
-                (None, Some(info)) => infos.push(info),
-                _ => {}
+            if let Some(item) = as_read(&name, at.map(|i| &items[i]))? {
+                match at {
+                    Some(i) => items[i] = item,
+                    None => items.push(item),
+                }
             }
         }
-        infos.sort_by(|a, b| a.table_name.cmp(&b.table_name));
-        Ok(infos)
+        items.sort_by(|a, b| name_of(a).cmp(name_of(b)));
+        Ok(items)
     }
 
     /// One table's state (`TableNotFound` when the manifest never mentions it and it is
