@@ -13,8 +13,10 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
+use arrow_buffer::Buffer;
+use arrow_schema::{DataType, SchemaRef};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -22,7 +24,7 @@ use crate::manifest::{self, Event};
 use crate::payload::Decoded;
 use crate::protocol::{
     check_namespace_name, check_table_name, namespace_dir_name, namespace_from_dir_name, Status, DEFAULT_NAMESPACE,
-    OBJECTS_DIR, OBJECT_KIND, OBJECT_KIND_PICKLE, OBJECT_METADATA_KEY,
+    OBJECTS_DIR, OBJECT_BYTES_COLUMN, OBJECT_KIND, OBJECT_KIND_NUMPY, OBJECT_KIND_PICKLE, OBJECT_METADATA_KEY,
 };
 use crate::store::Store;
 use crate::sys::trust::EntryKind;
@@ -155,6 +157,18 @@ impl Namespace {
             self.check_pickle_allowed(name, allow_pickle)?;
         }
         Ok((ev, data))
+    }
+
+    /// [`get`](Self::get), with an object stored as raw bytes (a NumPy array, a pickle and
+    /// its out-of-band buffers: see [`raw_bytes`]) handed out as those bytes rather than as
+    /// Arrow batches a caller would have to take apart.
+    pub fn get_bytes(&self, name: &str, allow_pickle: bool) -> Result<(Event, ObjectData)> {
+        let (ev, data) = self.get(name, allow_pickle)?;
+        let out = match raw_bytes(&ev, &data) {
+            Some(values) => ObjectData::Bytes(values),
+            None => ObjectData::Arrow(data),
+        };
+        Ok((ev, out))
     }
 
     fn check_pickle_allowed(&self, name: &str, allow_pickle: bool) -> Result<()> {
@@ -340,6 +354,50 @@ fn statvfs(path: &Path) -> (Option<u64>, Option<u64>) {
 #[cfg(not(unix))]
 fn statvfs(_path: &Path) -> (Option<u64>, Option<u64>) {
     (None, None)
+}
+
+/// What [`Namespace::get_bytes`] reads: the bytes of an object stored as raw bytes, or
+/// the Arrow data of any other.
+#[derive(Debug)]
+pub enum ObjectData {
+    /// One buffer per record batch (a pickle's stream, then each out-of-band buffer; an
+    /// array's bytes), each a slice of the mapped payload that keeps the mapping alive.
+    Bytes(Vec<Buffer>),
+    /// The payload's Arrow data, read in place.
+    Arrow(Decoded),
+}
+
+/// The kinds whose payload is one `large_binary` value per batch in
+/// [`OBJECT_BYTES_COLUMN`]: what the Python package reads back as bytes.
+const RAW_KINDS: [&str; 2] = [OBJECT_KIND_NUMPY, OBJECT_KIND_PICKLE];
+
+/// The value of each batch of an object of a raw-bytes kind, as slices of the payload's
+/// buffers (no copy: a slice holds the mapping, which stays mapped for as long as one
+/// is held, even after the version is freed); `None` for other kinds, or a payload
+/// that is not one `large_binary` value per batch (left to the Arrow reader).
+pub fn raw_bytes(ev: &Event, data: &Decoded) -> Option<Vec<Buffer>> {
+    if !RAW_KINDS.contains(&kind_of(ev)?) {
+        return None;
+    }
+    let field = data.schema.fields().first()?;
+    if data.schema.fields().len() != 1
+        || field.name() != OBJECT_BYTES_COLUMN
+        || field.data_type() != &DataType::LargeBinary
+    {
+        return None;
+    }
+    data.batches
+        .iter()
+        .map(|b| {
+            let col = b.column(0).as_binary_opt::<i64>()?;
+            if col.len() != 1 || col.is_null(0) {
+                return None;
+            }
+            let offsets = col.value_offsets();
+            let (start, end) = (usize::try_from(offsets[0]).ok()?, usize::try_from(offsets[1]).ok()?);
+            Some(col.values().slice_with_length(start, end.checked_sub(start)?))
+        })
+        .collect()
 }
 
 /// The `kind` of an object line (`None` for a line without `metadata.adc_object`).
