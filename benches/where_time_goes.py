@@ -67,14 +67,14 @@ def dict_get(store: str, n: int) -> dict[str, float]:
     objs["x"]
     first = time.perf_counter() - t0
     ev, data = _core.get_object("x", secret_dir=store, allow_pickle=True)
-    table = named_objects._table(data)
+    table = named_objects.codecs.table_of(data)
     meta = ev["metadata"]["adc_object"]
     return {
         "first get of the process": first,
         "whole get": med(n, lambda: objs["x"]),
         "settings": med(n, lambda: settings.effective(_core.resolve_store(store))),
         "_core.get_object": med(n, lambda: _core.get_object("x", secret_dir=store, allow_pickle=True)),
-        "C stream -> pa.Table": med(n, lambda: named_objects._table(_core.get_object("x", secret_dir=store, allow_pickle=True)[1])),
+        "C stream -> pa.Table": med(n, lambda: named_objects.codecs.table_of(_core.get_object("x", secret_dir=store, allow_pickle=True)[1])),
         "decode (pickle.loads)": med(n, lambda: named_objects.decode(table, meta)),
         "_core.object_latest (log index only)": med(n, lambda: _core.object_latest("x", secret_dir=store)),
     }
@@ -85,7 +85,7 @@ def small_send(store: str, n: int) -> dict[str, float]:
     import pandas as pd
 
     import allye_data_connector as adc
-    from allye_data_connector import _core, convert, settings
+    from allye_data_connector import _core, frames as convert, settings
 
     df = pd.DataFrame({f"c{i}": np.arange(1000, dtype=np.float64) + i for i in range(10)})
     adc.send_dataframe(df, "small", secret_dir=store)
@@ -101,7 +101,7 @@ def small_send(store: str, n: int) -> dict[str, float]:
 
 def small_get(store: str, n: int) -> dict[str, float]:
     import allye_data_connector as adc
-    from allye_data_connector import _core, convert
+    from allye_data_connector import _core, frames as convert
 
     t0 = time.perf_counter()
     adc.get_dataframe("small", secret_dir=store)
@@ -140,7 +140,7 @@ def big_get(store: str, mb: int) -> dict[str, float]:
     t2 = time.perf_counter()
     ev, data = _core.get_object("x", secret_dir=store, allow_pickle=allow)
     t3 = time.perf_counter()
-    table = named_objects._table(data)
+    table = named_objects.codecs.table_of(data)
     t4 = time.perf_counter()
     arr = named_objects.decode(table, ev["metadata"]["adc_object"])
     arr[len(arr) // 2]
