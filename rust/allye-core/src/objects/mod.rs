@@ -127,15 +127,17 @@ impl Namespace {
         // An object's batches are its encoding (a pickle's stream, then each out-of-band
         // buffer): kept as given, never joined into one batch as a table's are.
         opts.chunk_rows = Some(0);
-        let ready = tables::send(&self.store, schema, batches, &opts)?;
-        self.compact_if_long();
+        // The namespace's directory walked once for the whole put (see `Store::pin`).
+        let store = self.store.pin(true)?;
+        let ready = tables::send(&store, schema, batches, &opts)?;
+        self.compact_if_long(&store);
         Ok(ready)
     }
 
     /// Compacts the log when it has grown well past what its live objects need (best
     /// effort: a failure leaves the longer log, which is still correct).
-    fn compact_if_long(&self) {
-        let Ok(Some(meta)) = self.store.stat(&self.store.manifest_path()) else { return };
+    fn compact_if_long(&self, store: &Store) {
+        let Ok(Some(meta)) = store.stat(&store.manifest_path()) else { return };
         if meta.len < OBJECTS_COMPACT_MIN_BYTES {
             return;
         }
@@ -148,11 +150,12 @@ impl Namespace {
     /// The current version of `name`, read in place. A pickle is served only from a
     /// private store (see [`check_private`]), and only when `allow_pickle`.
     pub fn get(&self, name: &str, allow_pickle: bool) -> Result<(Event, Decoded)> {
-        if !has_log(&self.store)? {
+        let store = self.store.pin(false)?;
+        if !has_log(&store)? {
             return Err(self.not_found(name));
         }
         // Mapping a payload runs nothing; the checks come before the data is handed out.
-        let (ev, data) = tables::get(&self.store, name, None, false).map_err(|e| self.object_error(name, e))?;
+        let (ev, data) = tables::get(&store, name, None, false).map_err(|e| self.object_error(name, e))?;
         if kind_of(&ev) == Some(OBJECT_KIND_PICKLE) {
             self.check_pickle_allowed(name, allow_pickle)?;
         }
