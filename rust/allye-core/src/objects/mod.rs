@@ -157,7 +157,14 @@ impl Namespace {
         // Mapping a payload runs nothing; the checks come before the data is handed out.
         let (ev, data) = tables::get(&store, name, None, false).map_err(|e| self.object_error(name, e))?;
         if kind_of(&ev) == Some(OBJECT_KIND_PICKLE) {
-            self.check_pickle_allowed(name, allow_pickle)?;
+            if !allow_pickle {
+                return Err(pickle_refused(name));
+            }
+            // The store and the namespace's folders were checked when pinned, this get.
+            match store.open_dir()? {
+                Some(dir) => check_private_below(&dir)?,
+                None => check_private(&self.parent, Some(self))?,
+            }
         }
         Ok((ev, data))
     }
@@ -172,15 +179,6 @@ impl Namespace {
             None => ObjectData::Arrow(data),
         };
         Ok((ev, out))
-    }
-
-    fn check_pickle_allowed(&self, name: &str, allow_pickle: bool) -> Result<()> {
-        if !allow_pickle {
-            return Err(Error::InvalidArgument(format!(
-                "object {name:?} is a pickle and allow_pickle is off; set allow_pickle: true in settings.yaml (or pass allow_pickle=True) if you trust every writer of this store"
-            )));
-        }
-        check_private(&self.parent, Some(self))
     }
 
     /// The current `ready` event of `name` without reading its payload.
@@ -427,10 +425,23 @@ pub fn check_private(parent: &Store, ns: Option<&Namespace>) -> Result<()> {
     let Some(objects) = root.open_dir(OBJECTS_DIR)? else { return Ok(()) };
     if let Some(ns) = ns {
         let Some(dir) = objects.open_dir(namespace_dir_name(&ns.name))? else { return Ok(()) };
-        dir.open_dir(crate::protocol::PAYLOAD_DIR)?;
-        dir.open(crate::protocol::MANIFEST_FILE, crate::sys::trust::Open::Read)?;
+        check_private_below(&dir)?;
     }
     Ok(())
+}
+
+/// [`check_private`]'s checks inside a namespace's directory (itself already opened, and
+/// so checked, with the folders above it).
+fn check_private_below(dir: &crate::sys::trust::TrustedDir) -> Result<()> {
+    dir.open_dir(crate::protocol::PAYLOAD_DIR)?;
+    dir.open(crate::protocol::MANIFEST_FILE, crate::sys::trust::Open::Read)?;
+    Ok(())
+}
+
+fn pickle_refused(name: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "object {name:?} is a pickle and allow_pickle is off; set allow_pickle: true in settings.yaml (or pass allow_pickle=True) if you trust every writer of this store"
+    ))
 }
 
 /// Collects the garbage of every namespace (superseded, expired and orphaned versions,
