@@ -91,9 +91,15 @@ def test_drifting_appends_from_several_processes_read_back_as_the_unified_expect
         procs.append((ctx.Process(target=_appender, args=(store, p, appends, out)), out))
     for proc, _ in procs:
         proc.start()
-    for proc, _ in procs:
-        proc.join(60)
-        assert proc.exitcode == 0
+    try:
+        for proc, _ in procs:
+            proc.join(60)
+            assert proc.exitcode == 0
+    finally:
+        for proc, _ in procs:  # a hung appender must not outlive the test
+            if proc.exitcode is None:
+                proc.kill()
+                proc.join()
     # Refused: exactly the records holding a value of another kind, by their own process.
     for p, (_, out) in enumerate(procs):
         refused = pickle.loads(Path(out).read_bytes())

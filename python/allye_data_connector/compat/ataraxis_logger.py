@@ -83,6 +83,15 @@ _WRITERS: dict[tuple[str, str, int], LogWriter] = {}
 _WRITERS_LOCK = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # The parent's lock may have been held by one of its threads at the fork.
+    global _WRITERS_LOCK
+    _WRITERS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _writer_for(store: str, table: str) -> LogWriter:
     key = (store, table, os.getpid())
     with _WRITERS_LOCK:

@@ -43,8 +43,8 @@ class Caches:
         self.schemas: dict[Any, tuple[pa.Schema, dict[str, Any], int]] = {}
         #: What ``numeric_frame`` learnt per schema, see there.
         self.frames: dict[Any, Any] = {}
-        # (pid that made it, pool) of the parallel NaN scan.
-        self._scan_pool: Optional[tuple[int, ThreadPoolExecutor]] = None
+        # The parallel NaN scan's threads, made on first use (see ``after_fork_in_child``).
+        self._scan_pool: Optional[ThreadPoolExecutor] = None
         self._scan_pool_lock = threading.Lock()
 
     def labels(self, columns: pd.Index) -> list[Any]:
@@ -69,13 +69,17 @@ class Caches:
         self.frames.clear()
 
     def scan_pool(self) -> ThreadPoolExecutor:
-        """The NaN scan's thread pool, made on first use in each process (a forked child
-        inherits the pool object but not its threads)."""
+        """The NaN scan's thread pool, made on first use in each process."""
         with self._scan_pool_lock:
-            if self._scan_pool is None or self._scan_pool[0] != os.getpid():
-                pool = ThreadPoolExecutor(max_workers=SCAN_WORKERS, thread_name_prefix="adc-nan-scan")
-                self._scan_pool = (os.getpid(), pool)
-            return self._scan_pool[1]
+            if self._scan_pool is None:
+                self._scan_pool = ThreadPoolExecutor(max_workers=SCAN_WORKERS, thread_name_prefix="adc-nan-scan")
+            return self._scan_pool
+
+    def after_fork_in_child(self) -> None:
+        """A forked child inherits the pool object but not its threads, and the lock
+        perhaps held by a thread of the parent: both start afresh."""
+        self._scan_pool = None
+        self._scan_pool_lock = threading.Lock()
 
     @property
     def scan_pool_started(self) -> bool:
@@ -84,6 +88,7 @@ class Caches:
 
 #: The one set of conversion caches.
 CACHES = Caches()
+os.register_at_fork(after_in_child=CACHES.after_fork_in_child)
 
 
 def label_key(label: Any) -> Any:

@@ -9,7 +9,6 @@ import atexit
 import logging
 import multiprocessing.util
 import os
-import sys
 import threading
 import time
 import weakref
@@ -40,10 +39,13 @@ class _Publisher:
         self._thread: Optional[threading.Thread] = None
         self._pid = os.getpid()
 
+    def after_fork_in_child(self) -> None:
+        """A forked child starts with nothing pending and no thread: the parent's thread is
+        not here, and the lock may have been held by it at the fork (taking it would hang)."""
+        self.__init__()  # type: ignore[misc]
+
     def _start(self) -> None:
-        """Under the lock: (re)made in a forked child, started once."""
-        if self._pid != os.getpid():  # a forked child: the parent's thread is not ours
-            self.__init__()  # type: ignore[misc]
+        """Under the lock: started once per process."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="adc-stream-publisher", daemon=True)
             self._thread.start()
@@ -131,6 +133,7 @@ class _Publisher:
 
 #: The one publisher of this process.
 PUBLISHER = _Publisher()
+os.register_at_fork(after_in_child=PUBLISHER.after_fork_in_child)
 
 #: The writers of this process not closed yet (each adds itself when made).
 OPEN_WRITERS: "weakref.WeakSet[Any]" = weakref.WeakSet()
@@ -145,7 +148,6 @@ def _close_at_exit() -> None:
             w.close()
         except Exception as exc:  # noqa: BLE001 - at exit: say it, go on
             logger.error("%r could not flush at exit: %s", w, exc)
-            print(f"allye_data_connector: {w!r} could not flush at exit: {exc}", file=sys.stderr)
     PUBLISHER.flush_all()
 
 

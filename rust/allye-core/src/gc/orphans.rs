@@ -31,7 +31,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
+
+use crate::sys::fork::ForkLocal;
 
 use serde::{Deserialize, Serialize};
 
@@ -120,8 +122,8 @@ fn tag_of(key: Option<&[u8; 32]>, record: &Record) -> String {
 
 /// This process's knowledge of the stores it has registered: root -> (record, tag).
 fn registered() -> &'static Mutex<HashMap<PathBuf, (Record, String)>> {
-    static REG: OnceLock<Mutex<HashMap<PathBuf, (Record, String)>>> = OnceLock::new();
-    REG.get_or_init(Default::default)
+    static REG: ForkLocal<Mutex<HashMap<PathBuf, (Record, String)>>> = ForkLocal::new(Default::default);
+    REG.get()
 }
 
 /// The tag of `store` (an existing directory) for the names of its segments, making sure

@@ -23,7 +23,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
+
+use crate::sys::fork::ForkLocal;
 use std::time::{Duration, Instant};
 
 use crate::error::{IoContext, Result};
@@ -168,8 +170,8 @@ impl Tracker {
 }
 
 fn trackers() -> &'static Mutex<HashMap<PathBuf, Tracker>> {
-    static TRACKERS: OnceLock<Mutex<HashMap<PathBuf, Tracker>>> = OnceLock::new();
-    TRACKERS.get_or_init(Default::default)
+    static TRACKERS: ForkLocal<Mutex<HashMap<PathBuf, Tracker>>> = ForkLocal::new(Default::default);
+    TRACKERS.get()
 }
 
 /// The step a send takes after its `ready` line: learns the versions appended since the

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
+
+use crate::sys::fork::ForkLocal;
 
 use crate::error::{IoContext, Result};
 use crate::manifest::scan::{complete_end, scan_latest_ready};
@@ -80,8 +82,8 @@ impl Index {
     }
 }
 fn indexes() -> &'static Mutex<HashMap<PathBuf, Index>> {
-    static INDEXES: OnceLock<Mutex<HashMap<PathBuf, Index>>> = OnceLock::new();
-    INDEXES.get_or_init(Default::default)
+    static INDEXES: ForkLocal<Mutex<HashMap<PathBuf, Index>>> = ForkLocal::new(Default::default);
+    INDEXES.get()
 }
 
 /// The store's manifest, opened for reading through the store's checked handle (see

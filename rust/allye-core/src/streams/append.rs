@@ -18,6 +18,7 @@ use crate::protocol::{
 };
 use crate::protocol::{STREAM_LOCK_FILE, STREAM_LOG_FILE};
 use crate::store::Store;
+use crate::sys::fork::ForkLocal;
 use crate::streams::{log_path, now_ns, schema, stream_dir, ChunkLine, LogCursor, NewLines};
 use crate::sys::lock::ManifestLock;
 use crate::sys::process::WriterIdentity;
@@ -63,18 +64,16 @@ pub(crate) struct Tracker {
 }
 
 type Trackers = HashMap<PathBuf, Arc<Mutex<Tracker>>>;
-static TRACKERS: Mutex<Option<Trackers>> = Mutex::new(None);
+static TRACKERS: ForkLocal<Mutex<Trackers>> = ForkLocal::new(Default::default);
 
 pub(crate) fn tracker_of(store: &Store, table: &str) -> Arc<Mutex<Tracker>> {
     let dir = stream_dir(store, table);
-    TRACKERS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).entry(dir).or_default().clone()
+    TRACKERS.get().lock().unwrap_or_else(|e| e.into_inner()).entry(dir).or_default().clone()
 }
 
 /// Forgets what this process knew of a stream (after it was removed).
 pub(crate) fn forget_schema(store: &Store, table: &str) {
-    if let Some(m) = TRACKERS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        m.remove(&stream_dir(store, table));
-    }
+    TRACKERS.get().lock().unwrap_or_else(|e| e.into_inner()).remove(&stream_dir(store, table));
 }
 
 impl Tracker {

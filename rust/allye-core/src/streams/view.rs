@@ -11,6 +11,7 @@ use arrow_schema::SchemaRef;
 use crate::error::{Error, Result};
 use crate::payload::{buffer_from_mapping, decode_file, map_file, Decoded};
 use crate::store::Store;
+use crate::sys::fork::ForkLocal;
 use crate::streams::{log_path, not_a_stream, schema, stream_dir, ChunkLine, LogCursor, NewLines};
 use crate::sys::trust::Open;
 
@@ -94,17 +95,15 @@ pub(crate) const COALESCE_BYTES: usize = 1 << 20;
 pub(crate) const COALESCE_ROWS: usize = 1 << 16;
 
 type Views = HashMap<PathBuf, Arc<Mutex<View>>>;
-static VIEWS: Mutex<Option<Views>> = Mutex::new(None);
+static VIEWS: ForkLocal<Mutex<Views>> = ForkLocal::new(Default::default);
 
 pub(crate) fn view_of(store: &Store, table: &str) -> Arc<Mutex<View>> {
     let dir = stream_dir(store, table);
-    VIEWS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).entry(dir).or_default().clone()
+    VIEWS.get().lock().unwrap_or_else(|e| e.into_inner()).entry(dir).or_default().clone()
 }
 
 pub(crate) fn forget_view(store: &Store, table: &str) {
-    if let Some(m) = VIEWS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        m.remove(&stream_dir(store, table));
-    }
+    VIEWS.get().lock().unwrap_or_else(|e| e.into_inner()).remove(&stream_dir(store, table));
 }
 
 impl View {

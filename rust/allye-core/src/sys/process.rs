@@ -27,8 +27,9 @@ impl WriterIdentity {
     /// This process, read from `/proc` once per process (a forked child has another pid
     /// and reads its own): what every `writing` line and stream chunk records.
     pub fn cached() -> Self {
-        static CACHED: std::sync::Mutex<Option<WriterIdentity>> = std::sync::Mutex::new(None);
-        let mut cached = CACHED.lock().unwrap_or_else(|e| e.into_inner());
+        static CACHED: super::fork::ForkLocal<std::sync::Mutex<Option<WriterIdentity>>> =
+            super::fork::ForkLocal::new(|| std::sync::Mutex::new(None));
+        let mut cached = CACHED.get().lock().unwrap_or_else(|e| e.into_inner());
         match cached.as_ref() {
             Some(w) if w.pid == std::process::id() => w.clone(),
             _ => {

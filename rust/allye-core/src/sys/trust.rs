@@ -220,15 +220,16 @@ mod imp {
     mod roots {
         use std::collections::HashMap;
         use std::path::{Path, PathBuf};
-        use std::sync::{Arc, Mutex, OnceLock};
+        use std::sync::{Arc, Mutex};
 
         use rustix::fd::OwnedFd;
 
         type Entry = ((u64, u64), Arc<OwnedFd>, u64);
 
         fn cache() -> &'static Mutex<(HashMap<PathBuf, Entry>, u64)> {
-            static CACHE: OnceLock<Mutex<(HashMap<PathBuf, Entry>, u64)>> = OnceLock::new();
-            CACHE.get_or_init(Default::default)
+            static CACHE: crate::sys::fork::ForkLocal<Mutex<(HashMap<PathBuf, Entry>, u64)>> =
+                crate::sys::fork::ForkLocal::new(Default::default);
+            CACHE.get()
         }
 
         /// The cached descriptor of `path` when it is of the directory `id` (device, inode).
