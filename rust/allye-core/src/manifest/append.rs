@@ -83,27 +83,25 @@ fn write_at_end(
 /// every cached descriptor was opened in the first place). A descriptor is taken out of
 /// the cache while in use, so two threads never lock through the same open file
 /// description (`flock` would let both in); a thread finding none opens its own. The
-/// cache belongs to the process that filled it: a forked child shares its parent's open
-/// file descriptions, hence its locks, so it never uses an entry of another pid, and
-/// never waits for the cache's mutex (a thread of the parent may have held it at the
-/// fork): it then appends without the cache.
+/// cache is a [`ForkLocal`]: a forked child shares its parent's open file descriptions,
+/// hence its locks, so it starts with an empty cache and opens its own.
 #[cfg(unix)]
 mod open_logs {
     use std::collections::HashMap;
     use std::fs::File;
     use std::os::unix::fs::MetadataExt;
     use std::path::PathBuf;
-    use std::sync::{Mutex, TryLockError};
+    use std::sync::Mutex;
 
     use rustix::fs::{statat, AtFlags};
 
     use super::*;
+    use crate::sys::fork::ForkLocal;
 
     /// Logs whose descriptors one process keeps open (two descriptors each).
     pub const OPEN_LOGS: usize = 16;
 
     struct OpenLog {
-        pid: u32,
         lock: File,
         lock_id: (u64, u64),
         log: File,
@@ -112,20 +110,14 @@ mod open_logs {
         len: u64,
     }
 
-    static CACHE: Mutex<Option<HashMap<PathBuf, OpenLog>>> = Mutex::new(None);
+    static CACHE: ForkLocal<Mutex<HashMap<PathBuf, OpenLog>>> = ForkLocal::new(Default::default);
 
-    fn with_cache<T>(f: impl FnOnce(&mut HashMap<PathBuf, OpenLog>) -> T) -> Option<T> {
-        let mut guard = match CACHE.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
-        };
-        Some(f(guard.get_or_insert_with(HashMap::new)))
+    fn with_cache<T>(f: impl FnOnce(&mut HashMap<PathBuf, OpenLog>) -> T) -> T {
+        f(&mut CACHE.get().lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn take(key: &PathBuf) -> Option<OpenLog> {
-        let pid = std::process::id();
-        with_cache(|map| map.remove(key)).flatten().filter(|c| c.pid == pid)
+        with_cache(|map| map.remove(key))
     }
 
     fn put(key: PathBuf, entry: OpenLog) {
@@ -170,17 +162,7 @@ mod open_logs {
         let (mut file, meta) = dir.open_meta(log, Open::Append)?.expect("an append open creates the file");
         let len = write_at_end(&mut file, path, meta.len(), false, line, durable)?;
         let (lock_file, lock_meta) = lock_guard.release_keeping_file()?;
-        put(
-            key,
-            OpenLog {
-                pid: std::process::id(),
-                lock: lock_file,
-                lock_id: id_of(&lock_meta),
-                log: file,
-                log_id: id_of(&meta),
-                len,
-            },
-        );
+        put(key, OpenLog { lock: lock_file, lock_id: id_of(&lock_meta), log: file, log_id: id_of(&meta), len });
         Ok(())
     }
 
