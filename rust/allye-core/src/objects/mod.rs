@@ -11,7 +11,9 @@
 //! package converts objects to Arrow, as it does frames); this module owns the
 //! namespaces, the quota, the privacy rule that guards pickle loads, and the accounting.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
@@ -27,9 +29,10 @@ use crate::protocol::{
     OBJECTS_DIR, OBJECT_BYTES_COLUMN, OBJECT_KIND, OBJECT_KIND_NUMPY, OBJECT_KIND_PICKLE, OBJECT_METADATA_KEY,
 };
 use crate::store::Store;
+use crate::sys::fork::ForkLocal;
 use crate::sys::trust::EntryKind;
 use crate::tables::{self, Removal, SendOptions};
-use crate::tuning::{OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES};
+use crate::tuning::{OBJECTS_COMPACTED_REMEMBERED, OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES};
 
 #[cfg(unix)]
 mod create;
@@ -136,14 +139,28 @@ impl Namespace {
 
     /// Compacts the log when it has grown well past what its live objects need (best
     /// effort: a failure leaves the longer log, which is still correct).
+    ///
+    /// A compaction keeps the lines of every version whose payload still exists (versions
+    /// inside the auto-gc grace, or with auto-gc off), so a log can stay long after one:
+    /// this process then waits for the log to double what that compaction left before it
+    /// tries again, instead of rewriting the whole log on every put of a loop.
     fn compact_if_long(&self, store: &Store) {
-        let Ok(Some(meta)) = store.stat(&store.manifest_path()) else { return };
-        if meta.len < OBJECTS_COMPACT_MIN_BYTES {
+        static LEFT: ForkLocal<Mutex<HashMap<PathBuf, u64>>> = ForkLocal::new(Default::default);
+        let path = store.manifest_path();
+        let Ok(Some(meta)) = store.stat(&path) else { return };
+        let left = LEFT.get().lock().unwrap_or_else(|p| p.into_inner()).get(&path).copied().unwrap_or(0);
+        if meta.len < OBJECTS_COMPACT_MIN_BYTES.max(left.saturating_mul(2)) {
             return;
         }
         let live = self.len().unwrap_or(0) as u64;
         if meta.len > live.saturating_mul(OBJECTS_COMPACT_BYTES_PER_LIVE) {
-            let _ = crate::gc::compact(&self.store);
+            if let Ok(report) = crate::gc::compact(&self.store) {
+                let mut left = LEFT.get().lock().unwrap_or_else(|p| p.into_inner());
+                if left.len() >= OBJECTS_COMPACTED_REMEMBERED && !left.contains_key(&path) {
+                    left.clear();
+                }
+                left.insert(path, report.bytes_after);
+            }
         }
     }
 
