@@ -27,8 +27,7 @@ objs["arr"] = np.arange(10)
 adc.append("log", pd.DataFrame({"n": [1, 2, 3]}), secret_dir=store, publish=False)
 a = adc.SharedArray.create("counts", 8, "int64", secret_dir=store, fill=7)
 a.close()
-import glob
-out({"segments": sorted(os.path.basename(p) for p in glob.glob("/dev/shm/adc*") if os.stat(p).st_uid == os.getuid())})
+out({"segments": [os.path.basename(p) for p in segments("adc*")]})
 """
 
 CHECK = """
@@ -373,18 +372,15 @@ a = adc.SharedArray.create("fresh", 4, "int64", secret_dir=store)
 a.write(slice(None), [11, 12, 13, 14])
 b = adc.SharedArray.create("fresh2", 4, "int64", secret_dir=store, exist_ok=True, fill=5)
 res = {"fresh": a.read().tolist(), "fresh2": b.read().tolist()}
-import glob
-res["mine"] = sorted(os.path.basename(p) for p in glob.glob("/dev/shm/adca_*") if os.stat(p).st_uid == os.getuid())
+res["mine"] = [os.path.basename(p) for p in segments("adca_*")]
 a.close(); b.close()
 out(res)
 """
 
 ATTACKER_READS_ARRAYS = """
-import glob
 tried = {}
-for p in glob.glob("/dev/shm/adca_*"):
-    if os.stat(p).st_uid != os.getuid():
-        tried[os.path.basename(p)] = attempt(lambda: open(p, "rb").read(8))
+for p in segments("adca_*", mine=False):
+    tried[os.path.basename(p)] = attempt(lambda: open(p, "rb").read(8))
 out(tried)
 """
 

@@ -128,3 +128,29 @@ def test_panoply_errors_are_not_lost_and_records_survive_exit(store):
             conn.write("quick", {{"i": i}})
     """)
     assert adc.get_dataframe("quick", secret_dir=store)["i"].tolist() == list(range(100))
+
+
+def test_panoply_batch_with_a_refused_record_announces_the_stored_ones_and_says_the_error_once(store):
+    adc.append("mixed", {"foo": "bar"}, secret_dir=store)
+    out = run_python(f"""
+        import logging, sys, time
+        logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="LOG %(levelname)s %(message)s")
+        from allye_data_connector.compat.panoply import SDK
+        conn = SDK("k", "s", secret_dir={str(store)!r}, flush_interval=60)
+        flushed, errs = [], []
+        conn.on("flush", flushed.append)
+        conn.on("error", errs.append)
+        for rec in ({{"foo": "a"}}, {{"foo": 2}}, {{"foo": "c"}}):
+            conn.write("mixed", rec)
+        t0 = time.monotonic()
+        while not errs and time.monotonic() - t0 < 10:
+            time.sleep(0.01)
+        print("FLUSHED", [f["rows"] for f in flushed])
+        print("REFUSED", errs[0].refused)
+    """)
+    # The two text records were stored and announced by a flush event; the number alone
+    # went to the error handler; the exit did not log the same error a second time.
+    assert "FLUSHED [2]" in out, out
+    assert "REFUSED [{'foo': 2}]" in out, out
+    assert out.count("LOG ") == 1, out
+    assert adc.get_dataframe("mixed", secret_dir=store)["foo"].tolist() == ["bar", "a", "c"]

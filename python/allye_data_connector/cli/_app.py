@@ -74,10 +74,11 @@ def exit_code(exc: BaseException) -> int:
 # The library's messages name what a Python caller passes (an argument, a function); a
 # command line user has an option or a command for each.
 _CLI_SPELLING = tuple((re.compile(p), r) for p, r in (
-    (r"\bapply to mode='replace'", "apply to a load without --append"),
-    (r"\bload with mode='replace'", "load without --append"),
-    (r"\bmode='replace'", "a load without --append"),
-    (r"\bmode='append'", "--append"),
+    (r"\bapply to mode=(['\"])replace\1", "apply to a load without --append"),
+    (r"\bload with mode=(['\"])replace\1", "load without --append"),
+    (r"\bmode=(['\"])replace\1", "a load without --append"),
+    (r"\bload\(mode=(['\"])append\1\)", "load --append"),
+    (r"\bmode=(['\"])append\1", "--append"),
     (r"\bremove_table\(('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)", r"`adc rm \1`"),
     (r"\bas token= or \$ALLYE_REMOTE_TOKEN", "with --token, --token-file or $ALLYE_REMOTE_TOKEN"),
     (r"\btoken=", "--token"),

@@ -15,7 +15,8 @@ script ends before the timer.
 Records are schemaless, as panoply's are: a record with a new field adds a column
 (earlier rows read null), a number that does not fit widens its column, and a record
 holding a value its column cannot take (text where numbers are) is refused alone: the
-records buffered with it are stored, and the ``error`` handler's exception
+records buffered with it are stored (a ``flush`` event names their chunk), and the
+``error`` handler's exception
 (:class:`~allye_data_connector.errors.SchemaConflictError`) carries it in ``.refused``.
 
 ``DataSource`` keeps panoply's contract (``__init__(source, options)``, ``read(n)``,

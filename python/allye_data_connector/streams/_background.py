@@ -147,7 +147,8 @@ def _close_at_exit() -> None:
         try:
             w.close()
         except Exception as exc:  # noqa: BLE001 - at exit: say it, go on
-            logger.error("%r could not flush at exit: %s", w, exc)
+            if exc is not getattr(w, "_logged", None):  # a background error was logged when it happened
+                logger.error("%r could not flush at exit: %s", w, exc)
     PUBLISHER.flush_all()
 
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from .. import _core
 from .._args import PathLike, int_arg, store_dir
-from ..errors import AllyeError, InvalidArgumentError, InvalidInputError
+from ..errors import AllyeError, InvalidArgumentError, InvalidInputError, SchemaConflictError
 from ._background import OPEN_WRITERS, PUBLISHER
 from .api import DEFAULT_FLUSH_INTERVAL_SEC, DEFAULT_PUBLISH_INTERVAL_SEC, append_items, to_table
 
@@ -87,6 +87,8 @@ class Writer:
         self._rows = 0
         self._bytes = 0
         self._error: Optional[BaseException] = None
+        #: The last background error already logged (at exit it is not logged again).
+        self._logged: Optional[BaseException] = None
         self._closed = False
         self._flush_requested = False
         #: Writes so far: the thread compares it across ``idle_sec`` to see an idle producer.
@@ -196,9 +198,17 @@ class Writer:
             try:
                 self._append_items(items)
             except Exception as exc:  # noqa: BLE001 - delivered, then raised from the next call
-                self._error = exc
-                logger.warning("Writer(%r): %d buffered item(s) could not be appended: %s",
-                               self.table_name, len(items), exc)
+                self._error = self._logged = exc
+                if isinstance(exc, SchemaConflictError):  # it says what was stored and what refused
+                    logger.warning("Writer(%r): %s", self.table_name, exc)
+                else:
+                    logger.warning("Writer(%r): %d buffered item(s) could not be appended: %s",
+                                   self.table_name, len(items), exc)
+                stored = getattr(exc, "stored", None) if isinstance(exc, SchemaConflictError) else None
+                if stored is not None:
+                    # Some records were refused; the others were appended, and are announced
+                    # as any appended batch is, before the error about the refused ones.
+                    self._emit("flush", stored)
                 self._emit("error", exc)
 
     def _run(self) -> None:

@@ -503,6 +503,10 @@ pub const STREAM_LOAD_LOCK_FILE: &str = "load.lock";
 /// consolidating the stream's small chunks, so that two processes never merge the same
 /// chunks at once.
 pub const STREAM_CONSOLIDATE_LOCK_FILE: &str = "consolidate.lock";
+/// Lock file in a stream's directory, held by a v1 publication from its read of the
+/// stream to its `ready` line: publications of one stream follow each other, so the last
+/// version holds every row appended before the last publication began.
+pub const STREAM_PUBLISH_LOCK_FILE: &str = "publish.lock";
 
 #[cfg(test)]
 mod tests {

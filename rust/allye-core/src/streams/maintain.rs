@@ -11,11 +11,14 @@ use serde_json::json;
 use crate::error::{Error, IoContext, Result};
 use crate::gc::{GcAction, GcTransport};
 use crate::manifest::Event;
-use crate::protocol::{METADATA_STREAM, STREAMS_DIR, STREAM_LOG_FILE, STREAM_PUBLISHED_FILE, STREAM_TRANSPORT};
+use crate::protocol::{
+    METADATA_STREAM, STREAMS_DIR, STREAM_LOG_FILE, STREAM_PUBLISHED_FILE, STREAM_PUBLISH_LOCK_FILE, STREAM_TRANSPORT,
+};
 use crate::store::Store;
 use crate::streams::append::forget_schema;
 use crate::streams::view::{forget_view, view_of};
-use crate::streams::{read, stream_dir, ReadSelection};
+use crate::streams::{not_a_stream, read, stream_dir, ReadSelection};
+use crate::sys::lock::ManifestLock;
 use crate::sys::process::WriterIdentity;
 use crate::sys::trust::{EntryKind, Open, TrustedDir};
 use crate::tables::{self, SendOptions};
@@ -24,8 +27,16 @@ use crate::tables::{self, SendOptions};
 /// same name (what 0.1.2 and the widgets read). Costs one send of the whole stream: the
 /// chunks are written again, into one payload.
 pub fn publish(store: &Store, table: &str) -> Result<Event> {
+    let dir_path = stream_dir(store, table);
+    let dir = store.dir_at(&dir_path, false)?.ok_or_else(|| not_a_stream(store, table))?;
+    // Two publications at once (a process's background one, another's close) could each
+    // read the stream, then land in the other order: the older read last, hiding rows
+    // from v1 readers. Held from the read to the `ready` line, the lock orders them.
+    let _one_at_a_time = ManifestLock::acquire(&dir, STREAM_PUBLISH_LOCK_FILE)?;
     let r = read(store, table, &ReadSelection::default())?;
-    let marker = stream_dir(store, table).join(STREAM_PUBLISHED_FILE);
+    #[cfg(test)]
+    after_read::run();
+    let marker = dir_path.join(STREAM_PUBLISHED_FILE);
     let mut f = store.open_file(&marker, Open::Truncate)?.expect("a truncating open creates the file");
     f.write_all(r.total_rows.to_string().as_bytes()).ctx(|| format!("cannot write {}", marker.display()))?;
     drop(f);
@@ -201,6 +212,26 @@ fn collect_one(store: &Store, table: &str, dir: &TrustedDir, dry_run: bool) -> R
     Ok(out)
 }
 
+/// Test-only pause between a publication's read and its send, per thread.
+#[cfg(test)]
+mod after_read {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static HOOK: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    }
+
+    pub(super) fn set(hook: Box<dyn FnOnce()>) {
+        HOOK.with(|h| *h.borrow_mut() = Some(hook));
+    }
+
+    pub(super) fn run() {
+        if let Some(h) = HOOK.with(|h| h.borrow_mut().take()) {
+            h()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +251,31 @@ mod tests {
         assert_eq!(d.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 12);
         assert!(publish_if_due(&s, "p", Duration::from_secs(60)).unwrap().is_none());
         assert!(publish_if_due(&s, "p", Duration::ZERO).unwrap().is_some());
+    }
+
+    /// A publication that read the stream before an append and is slow to land never
+    /// becomes the last version over one that read after: the second waits for the first.
+    #[test]
+    fn a_slow_publication_never_lands_over_a_later_one() {
+        let (_t, s) = store();
+        append(&s, "race", &schema(), &[rows(0, 0, 1)], &AppendOptions::default()).unwrap();
+        let (read_done, has_read) = std::sync::mpsc::channel();
+        let slow = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                after_read::set(Box::new(move || {
+                    read_done.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(300));
+                }));
+                publish(&s, "race").unwrap();
+            })
+        };
+        has_read.recv().unwrap(); // the slow one has read 1 row and holds its publication
+        append(&s, "race", &schema(), &[rows(0, 1, 1)], &AppendOptions::default()).unwrap();
+        publish(&s, "race").unwrap();
+        slow.join().unwrap();
+        let (_, d) = s.get("race", None).unwrap();
+        assert_eq!(d.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2, "the last version lost a row");
     }
 
     #[test]
