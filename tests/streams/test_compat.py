@@ -120,6 +120,11 @@ def test_panoply_errors_are_not_lost_and_records_survive_exit(store):
     assert seen and isinstance(seen[0], errors.SchemaConflictError) and seen[0].refused == [{"foo": 1}]
     with pytest.raises(errors.SchemaConflictError):
         conn.write("t", {"foo": "baz"})
+    conn.flush()  # the write that raised did not buffer its record; the error is spent
+    assert adc.get_dataframe("t", secret_dir=store)["foo"].tolist() == ["bar"]
+    conn.write("t", {"foo": "baz"})
+    conn.flush()
+    assert adc.get_dataframe("t", secret_dir=store)["foo"].tolist() == ["bar", "baz"]
     # A script that writes and ends at once (panoply lost these records).
     run_python(f"""
         from allye_data_connector.compat.panoply import SDK

@@ -48,8 +48,9 @@ class Writer:
     :class:`~..errors.SchemaConflictError` carries the refused records in
     ``exc.refused``), ``"*"`` every event (``handler(name, arg)``). An error in the
     background is delivered to the ``error`` handlers and raised from the next
-    ``write``, ``flush`` or ``close``: it is never lost. The input is never mutated
-    (records are copied when written)."""
+    ``write``, ``flush`` or ``close``: it is never lost. A ``write`` that raises it has
+    not buffered its own data (write it again). The input is never mutated (records are
+    copied when written)."""
 
     def __init__(
         self,
