@@ -7,7 +7,9 @@ sum can be compared with the whole. Run with a release build:
 - ``dict``: ``objs["x"] = d`` of a 100-key dict = settings + ``encode`` (pickle 5 into
   an Arrow table) + ``_core.put_object`` (the core: two locked log appends, a segment,
   the auto-gc step, the compaction check); ``objs["x"]`` in another process = settings +
-  ``_core.get_object`` (log index, map, decode) + ``decode`` (``pickle.loads``);
+  ``_core.get_object_bytes`` (log index, map, the pickle's bytes as views) +
+  ``decode_bytes`` (``pickle.loads``); the older path through a one-row Arrow table
+  (``_core.get_object`` + the C stream) is timed beside it;
 - ``small``: ``send_dataframe`` / ``get_dataframe`` of a 1,000 x 10 frame, the same way;
 - ``big``: ``objs["x"]`` of an 800 MB array in a fresh process, first call, split the
   same way, next to ``shared_memory`` attach + ``np.ndarray``.
@@ -67,17 +69,22 @@ def dict_get(store: str, n: int) -> dict[str, float]:
     objs["x"]
     first = time.perf_counter() - t0
     ev, data = _core.get_object("x", secret_dir=store, allow_pickle=True)
-    table = named_objects._table(data)
+    table = named_objects.codecs.table_of(data)
     meta = ev["metadata"]["adc_object"]
-    return {
+    out = {
         "first get of the process": first,
         "whole get": med(n, lambda: objs["x"]),
         "settings": med(n, lambda: settings.effective(_core.resolve_store(store))),
         "_core.get_object": med(n, lambda: _core.get_object("x", secret_dir=store, allow_pickle=True)),
-        "C stream -> pa.Table": med(n, lambda: named_objects._table(_core.get_object("x", secret_dir=store, allow_pickle=True)[1])),
+        "C stream -> pa.Table": med(n, lambda: named_objects.codecs.table_of(_core.get_object("x", secret_dir=store, allow_pickle=True)[1])),
         "decode (pickle.loads)": med(n, lambda: named_objects.decode(table, meta)),
         "_core.object_latest (log index only)": med(n, lambda: _core.object_latest("x", secret_dir=store)),
     }
+    if hasattr(_core, "get_object_bytes"):  # the bytes as views of the mapping, no Arrow table
+        values = _core.get_object_bytes("x", secret_dir=store, allow_pickle=True)[1]
+        out["_core.get_object_bytes (MappedBytes)"] = med(n, lambda: _core.get_object_bytes("x", secret_dir=store, allow_pickle=True))
+        out["decode_bytes (views + pickle.loads)"] = med(n, lambda: named_objects.codecs.decode_bytes(values, meta))
+    return out
 
 
 def small_send(store: str, n: int) -> dict[str, float]:
@@ -85,7 +92,7 @@ def small_send(store: str, n: int) -> dict[str, float]:
     import pandas as pd
 
     import allye_data_connector as adc
-    from allye_data_connector import _core, convert, settings
+    from allye_data_connector import _core, frames as convert, settings
 
     df = pd.DataFrame({f"c{i}": np.arange(1000, dtype=np.float64) + i for i in range(10)})
     adc.send_dataframe(df, "small", secret_dir=store)
@@ -101,7 +108,7 @@ def small_send(store: str, n: int) -> dict[str, float]:
 
 def small_get(store: str, n: int) -> dict[str, float]:
     import allye_data_connector as adc
-    from allye_data_connector import _core, convert
+    from allye_data_connector import _core, frames as convert
 
     t0 = time.perf_counter()
     adc.get_dataframe("small", secret_dir=store)
@@ -140,7 +147,7 @@ def big_get(store: str, mb: int) -> dict[str, float]:
     t2 = time.perf_counter()
     ev, data = _core.get_object("x", secret_dir=store, allow_pickle=allow)
     t3 = time.perf_counter()
-    table = named_objects._table(data)
+    table = named_objects.codecs.table_of(data)
     t4 = time.perf_counter()
     arr = named_objects.decode(table, ev["metadata"]["adc_object"])
     arr[len(arr) // 2]

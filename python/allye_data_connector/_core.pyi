@@ -635,6 +635,8 @@ __all__ += [
     "check_namespace_name",
     "check_store_private",
     "get_object",
+    "get_object_bytes",
+    "MappedBytes",
     "list_objects",
     "namespace_store",
     "namespaces",
@@ -679,6 +681,20 @@ def get_object(
     name: str, *, namespace: str = ..., secret_dir: Optional[str] = None, allow_pickle: bool = ...
 ) -> tuple[Version, _ArrowStream]:
     """``(ready event, Arrow table over the mapping)``; pickles only from a private store."""
+
+@final
+class MappedBytes:
+    """Read-only bytes of a mapped payload: ``np.asarray(b)`` is a uint8 view whose base
+    holds the mapping."""
+    @property
+    def __array_interface__(self) -> dict[str, Any]: ...
+    def __len__(self) -> int: ...
+
+def get_object_bytes(
+    name: str, *, namespace: str = ..., secret_dir: Optional[str] = None, allow_pickle: bool = ...
+) -> tuple[Version, list[MappedBytes] | _ArrowStream]:
+    """:func:`get_object`, with an array's or a pickle's values as :class:`MappedBytes`
+    (one per record batch) instead of a table."""
 
 def object_latest(name: str, *, namespace: str = ..., secret_dir: Optional[str] = None) -> Version: ...
 def list_objects(*, namespace: str = ..., secret_dir: Optional[str] = None) -> list[Version]: ...

@@ -73,9 +73,9 @@ class Brain:
         if not isinstance(name, str):
             raise TypeError(f'name "{name}" must be str, not {type(name).__name__}')
         objs = self._objects()
-        if not description and name in objs:
-            description = objs.info(name).get("description") or False
-        objs.put(name, thing, description=str(description) if description else None)
+        if not description:
+            description = objs._description(name)
+        objs._publish(name, thing, description=str(description) if description else None)
 
     def recall(self, name: str) -> Any:
         """The value stored under ``name`` (``KeyError`` if there is none)."""

@@ -78,9 +78,13 @@ def _encode_ndarray(a: np.ndarray[Any, Any]) -> tuple[pa.Table, dict[str, Any]]:
 
 
 def _decode_ndarray(table: pa.Table, meta: dict[str, Any]) -> np.ndarray[Any, Any]:
-    dtype = ndarray_dtype(meta)
     buf = _binary_value(table.column(0).chunk(0))
-    raw = np.frombuffer(buf, dtype=np.uint8, count=int(meta["nbytes"]))
+    return _ndarray_of(np.frombuffer(buf, dtype=np.uint8, count=int(meta["nbytes"])), meta)
+
+
+def _ndarray_of(raw: np.ndarray[Any, Any], meta: dict[str, Any]) -> np.ndarray[Any, Any]:
+    """The array ``meta`` describes, over ``raw`` (its bytes as ``uint8``, not copied)."""
+    dtype = ndarray_dtype(meta)
     shape = tuple(meta["shape"])
     if dtype.itemsize == 0:
         return np.empty(shape, dtype)
@@ -184,6 +188,17 @@ def encode_deferring_nan(
             "array, or set allow_pickle: true in settings.yaml"
         )
     return (*_encode_pickle(obj), reject)
+
+
+def decode_bytes(values: list[Any], meta: dict[str, Any]) -> Any:
+    """The object of a raw-bytes kind (``numpy``, ``pickle``) from its values as the core
+    hands them out (``_core.get_object_bytes``: one per record batch, each exposing the
+    mapped bytes through NumPy's array interface): read in place, the mapping kept
+    alive by the views."""
+    views = [np.asarray(v) for v in values]
+    if meta.get("kind") == "numpy":
+        return _ndarray_of(views[0][: int(meta["nbytes"])], meta)
+    return pickle.loads(views[0].data, buffers=views[1:])
 
 
 def decode(table: pa.Table, meta: dict[str, Any], *, as_polars: Optional[bool] = None) -> Any:

@@ -19,7 +19,7 @@ from .. import _core, _wait, settings as _settings
 from .._args import PathLike, store_arg
 from ..errors import InvalidArgumentError, NanFoundError, TableNotFoundError
 from ..settings import Settings
-from .codecs import decode, encode, encode_deferring_nan, ndarray_dtype, ndarray_meta, table_of
+from .codecs import decode, decode_bytes, encode, encode_deferring_nan, ndarray_dtype, ndarray_meta, table_of
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,13 @@ class Objects(MutableMapping[str, Any]):
         a file when ``/dev/shm`` is full), ``"shm"``, or ``"file"`` (kept across
         reboots). Raises :class:`~..errors.StoreFullError` (writing nothing) when the store
         would pass ``max_store_bytes``."""
+        return _info(self._publish(name, obj, description, ttl_sec, transport, durable), self._namespace)
+
+    def _publish(
+        self, name: str, obj: Any, description: Optional[str] = None, ttl_sec: Optional[int] = None,
+        transport: str = "auto", durable: bool = False,
+    ) -> Any:
+        """:meth:`put` without building its :meth:`info` (``objs[name] = obj`` returns nothing)."""
         if not isinstance(name, str):
             raise InvalidArgumentError(f"object names are str, got {type(name).__name__}")
         _core.check_transport(transport)
@@ -129,8 +136,9 @@ class Objects(MutableMapping[str, Any]):
             # A float column holds NaN: put it with the NaN as nulls (nothing was written).
             table, _ = encode(obj, allow_pickle=allow)
             ev = self._put(table, name, meta, transport, ttl_sec, durable, eff, ())
-        logger.debug("put %s/%s (%s, %d bytes)", self._namespace, name, meta["kind"], ev["payload"]["data_size"])
-        return _info(ev, self._namespace)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("put %s/%s (%s, %d bytes)", self._namespace, name, meta["kind"], ev["payload"]["data_size"])
+        return ev
 
     def _put(
         self, table: pa.Table, name: str, meta: dict[str, Any], transport: str, ttl_sec: Optional[int],
@@ -153,7 +161,7 @@ class Objects(MutableMapping[str, Any]):
         )
 
     def __setitem__(self, name: str, obj: Any) -> None:
-        self.put(name, obj)
+        self._publish(name, obj)
 
     @contextmanager
     def create(
@@ -214,8 +222,11 @@ class Objects(MutableMapping[str, Any]):
         — if none). ``as_polars=True`` returns Arrow data as polars."""
         if not isinstance(name, str):
             raise KeyError(name)
-        ev, data = _core.get_object(name, allow_pickle=self._pickle_allowed(), **self._kw())
-        return decode(table_of(data), ev["metadata"].get(_KEY, {}), as_polars=as_polars)
+        ev, data = _core.get_object_bytes(name, allow_pickle=self._pickle_allowed(), **self._kw())
+        meta = ev["metadata"].get(_KEY, {})
+        if isinstance(data, list):  # an array's or a pickle's bytes, over the mapping
+            return decode_bytes(data, meta)
+        return decode(table_of(data), meta, as_polars=as_polars)
 
     def __getitem__(self, name: str) -> Any:
         return self.get_object(name)
@@ -249,6 +260,16 @@ class Objects(MutableMapping[str, Any]):
                 schema = None
             info["schema"] = None if schema is None else [(f.name, str(f.type)) for f in schema]
         return info
+
+    def _description(self, name: str) -> Optional[str]:
+        """The description of ``name``'s latest version (None when it has none, or there is
+        none): one lookup, where ``info`` builds the whole record."""
+        try:
+            ev = _core.object_latest(name, **self._kw())
+        except KeyError:
+            return None
+        description = ev.get("metadata", {}).get(_KEY, {}).get("description")
+        return None if description is None else str(description)
 
     def schema(self, name: str) -> Optional[pa.Schema]:
         """The Arrow schema of an object stored as Arrow data (None for arrays and pickles)."""

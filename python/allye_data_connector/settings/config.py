@@ -188,24 +188,35 @@ class Resolved:
     file: Optional[Path] = None
 
 
-_cache: dict[str, tuple[int, dict[str, Any]]] = {}
+#: ``<store>/settings.yaml`` -> (its stat stamp, its mapping): read again when the file's
+#: mtime, size or inode changes (an edit, or a new file renamed over it by ``save``).
+_cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 
 
-def _file_values(path: str) -> dict[str, Any]:
+def _file_entry(path: str) -> Optional[tuple[tuple[int, int, int], dict[str, Any]]]:
+    """The cached (stamp, mapping) of a settings file, read again when its stamp changed;
+    None when there is no file."""
     try:
-        mtime = os.stat(path).st_mtime_ns
+        st = os.stat(path)
     except OSError:
-        return {}
+        return None
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
     hit = _cache.get(path)
-    if hit and hit[0] == mtime:
-        return hit[1]
+    if hit is not None and hit[0] == stamp:
+        return hit
     data = _read_yaml(path)
     known = set(_FIELDS)
     for key in data:
         if key not in known:
             logger.warning("%s: unknown setting %r ignored (known: %s)", path, key, ", ".join(sorted(known)))
-    _cache[path] = (mtime, data)
-    return data
+    entry = (stamp, data)
+    _cache[path] = entry
+    return entry
+
+
+def _file_values(path: str) -> dict[str, Any]:
+    entry = _file_entry(path)
+    return {} if entry is None else entry[1]
 
 
 def _read_yaml(path: str) -> dict[str, Any]:
@@ -226,6 +237,7 @@ def _file_key(store: PathLike) -> str:
 
 #: Names of the settings, in declaration order.
 _FIELDS = tuple(f.name for f in fields(Settings))
+_FIELD_SET = frozenset(_FIELDS)
 
 
 def _resolve(store: Optional[str], arguments: dict[str, Any]) -> tuple[Settings, dict[str, str], Optional[str]]:
@@ -266,10 +278,56 @@ def parse_setting(name: str, value: Any, origin: str) -> Any:
     return _coerce(Settings, name, value, origin)
 
 
+#: Environment variables of the settings, in declaration order.
+_ENV_NAMES = tuple(ENV[name] for name in _FIELDS)
+_ENV_KEYS = tuple(os.environ.encodekey(name) for name in _ENV_NAMES)
+
+#: store -> (pid, the settings file's cache entry, the settings' environment variables,
+#: the Settings they resolved to). A hit needs the same file entry (same stamp, not
+#: dropped by ``save`` or a test) and the same environment; the pid keeps a forked child
+#: from trusting its parent's entries (and the fork hook below empties it there).
+_resolved: dict[Optional[str], tuple[int, Any, tuple[Optional[str], ...], Settings]] = {}
+
+
+def _environment() -> tuple[Any, ...]:
+    """The values of the settings' environment variables. ``os.environ.get`` of twelve
+    names, most of them unset, costs about 9 µs (each miss raises and catches a KeyError
+    inside ``os._Environ``); CPython keeps the encoded mapping as ``os.environ._data``,
+    which ``os.environ`` updates on every change, and reading it costs well under 1 µs."""
+    raw = getattr(os.environ, "_data", None)
+    if isinstance(raw, dict):
+        return tuple(map(raw.get, _ENV_KEYS))
+    environ = os.environ
+    return tuple([environ.get(name) for name in _ENV_NAMES])
+
+
+def _forget_in_child() -> None:
+    _resolved.clear()
+    _cache.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def effective(store: Optional[str] = None, **arguments: Any) -> Settings:
     """The effective settings for ``store`` (a resolved store directory as a str, or None
-    for no file), as :func:`load` resolves them, without recording their sources."""
-    return _resolve(store, arguments)[0]
+    for no file), as :func:`load` resolves them, without recording their sources.
+
+    Every send and get asks for them, so without arguments (or with only None ones) the
+    result is cached until ``settings.yaml`` or one of the settings' environment
+    variables changes; the Settings returned is shared: read it, do not change it."""
+    if any(v is not None for v in arguments.values()) or not arguments.keys() <= _FIELD_SET:
+        return _resolve(store, arguments)[0]
+    env = _environment()
+    entry = _file_entry(_file_key(store)) if store is not None else None
+    hit = _resolved.get(store)
+    if hit is not None and hit[0] == os.getpid() and hit[1] is entry and hit[2] == env:
+        return hit[3]
+    s = _resolve(store, {})[0]
+    # The entry _resolve read (the file may have changed in between: then the next call
+    # resolves again, as its entry is no longer the one cached).
+    _resolved[store] = (os.getpid(), entry, env, s)
+    return s
 
 
 def load(store: Optional[PathLike] = None, **arguments: Any) -> Resolved:

@@ -415,6 +415,8 @@ pub const OBJECT_METADATA_KEY: &str = "adc_object";
 pub const OBJECT_KIND: &str = "kind";
 /// `metadata.adc_object.kind` of a pickled object, the one kind whose load runs code.
 pub const OBJECT_KIND_PICKLE: &str = "pickle";
+/// `metadata.adc_object.kind` of a NumPy array stored as its raw bytes.
+pub const OBJECT_KIND_NUMPY: &str = "numpy";
 /// Every kind an object line may carry: Arrow data (pandas, pyarrow, polars, C stream),
 /// a NumPy array as raw bytes, a pickle (protocol 5, out-of-band buffers).
 pub const OBJECT_KINDS: [&str; 9] = [
@@ -425,7 +427,7 @@ pub const OBJECT_KINDS: [&str; 9] = [
     "pyarrow.Array",
     "pyarrow.ChunkedArray",
     "polars",
-    "numpy",
+    OBJECT_KIND_NUMPY,
     OBJECT_KIND_PICKLE,
 ];
 /// Longest namespace directory name (the name percent-encoded), in bytes: file systems

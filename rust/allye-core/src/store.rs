@@ -21,6 +21,9 @@ pub struct Store {
     /// The outer directory's handle (the store's own, or its anchor's), held by a store
     /// pinned for one operation ([`Store::pin`]).
     pinned: Option<std::sync::Arc<TrustedDir>>,
+    /// For a pinned store inside another: its own directory, walked (and checked) once
+    /// beneath the pinned outer one, for the rest of the operation.
+    pinned_own: Option<std::sync::Arc<TrustedDir>>,
 }
 
 /// Stores are the same store when they name the same directory (pinned or not).
@@ -47,12 +50,12 @@ impl Store {
                     .join(".allye_secrets"),
             },
         };
-        Ok(Store { root: absolute(root), anchor: None, pinned: None })
+        Ok(Store { root: absolute(root), anchor: None, pinned: None, pinned_own: None })
     }
 
     /// A store at exactly this path (a relative one from the working directory, now).
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Store { root: absolute(root.into()), anchor: None, pinned: None }
+        Store { root: absolute(root.into()), anchor: None, pinned: None, pinned_own: None }
     }
 
     /// A store inside this one at `rel` (its directory is reached from this store's
@@ -62,6 +65,7 @@ impl Store {
             root: self.root.join(rel),
             anchor: Some(self.anchor.clone().unwrap_or_else(|| self.root.clone())),
             pinned: self.pinned.clone(),
+            pinned_own: None,
         }
     }
 
@@ -71,10 +75,24 @@ impl Store {
     /// not exist is returned unpinned (its opens then say it is missing). Only for values
     /// that live no longer than the call: a later call must see a store deleted and made
     /// again at the same path.
+    ///
+    /// A store inside another (a namespace) pins its own directory as well, walked once
+    /// beneath the outer one: the half-dozen opens of a put or a get in a namespace
+    /// would otherwise each walk `objects/<namespace>/` again. An already pinned store
+    /// is returned as it is.
     pub fn pin(&self, create: bool) -> Result<Store> {
+        if self.pinned.is_some() && (self.anchor.is_none() || self.pinned_own.is_some()) {
+            return Ok(self.clone());
+        }
         let anchor = self.anchor.as_deref().unwrap_or(&self.root);
         let outer = if create { Some(TrustedDir::create_root(anchor)?) } else { TrustedDir::open_root(anchor)? };
-        Ok(Store { pinned: outer.map(std::sync::Arc::new), ..self.clone() })
+        let own = match (&outer, &self.anchor) {
+            (Some(outer), Some(anchor)) => {
+                outer.walk(self.root.strip_prefix(anchor).unwrap_or(Path::new("")), create)?.map(std::sync::Arc::new)
+            }
+            _ => None,
+        };
+        Ok(Store { pinned: outer.map(std::sync::Arc::new), pinned_own: own, ..self.clone() })
     }
 
     /// The outer directory: the pinned handle, else opened (and checked) now.
@@ -114,6 +132,9 @@ impl Store {
     /// Opens the store directory and checks it (`StoreNotPrivate`); `Ok(None)` when it
     /// does not exist. Readers use this: they never create anything.
     pub fn open_dir(&self) -> Result<Option<TrustedDir>> {
+        if let Some(own) = &self.pinned_own {
+            return own.try_clone().map(Some);
+        }
         let Some(outer) = self.outer(false)? else { return Ok(None) };
         match &self.anchor {
             None => Ok(Some(outer)),
@@ -123,6 +144,9 @@ impl Store {
 
     /// Creates the store (0700) if missing and opens it, checked.
     pub fn create_dir(&self) -> Result<TrustedDir> {
+        if let Some(own) = &self.pinned_own {
+            return own.try_clone();
+        }
         let outer = self.outer(true)?.expect("created");
         match &self.anchor {
             None => Ok(outer),

@@ -70,6 +70,9 @@ pub const OBJECTS_COMPACT_MIN_BYTES: u64 = 1024 * 1024;
 /// so that a process's first `len()`/`used()` reads a log whose size follows the live
 /// objects, not the number of versions ever written.
 pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;
+/// Namespaces' logs whose size after this process's last compaction of them is
+/// remembered (a put waits for its log to double that before compacting again).
+pub const OBJECTS_COMPACTED_REMEMBERED: usize = 64;
 
 // --- sources ---
 

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use allye_core::protocol;
 use allye_core::tuning;
-use allye_core::Namespace;
+use allye_core::{Namespace, ObjectData};
+use arrow_buffer::Buffer;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::{PyRecordBatchReader, PyTable};
@@ -80,6 +81,55 @@ fn get_object<'py>(
     let ns = self::namespace(secret_dir, namespace)?;
     let (ev, data) = py.detach(|| ns.get(name, allow_pickle)).or_raise()?;
     Ok((to_py(py, &ev)?, PyTable::try_new(data.batches, data.schema)?))
+}
+
+/// The current version of object `name` as `(ready event, data)`: for an object stored as
+/// raw bytes (a NumPy array, a pickle), `data` is a list of [`MappedBytes`], one per
+/// record batch, each over the mapping (no copy: `np.asarray` of one keeps it, hence the
+/// mapping, alive); for Arrow data, the Arrow table as [`get_object`] returns it. A
+/// one-value table through the C stream and pyarrow costs several times the lookup.
+#[pyfunction]
+#[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, allow_pickle=tuning::DEFAULT_ALLOW_PICKLE))]
+fn get_object_bytes<'py>(
+    py: Python<'py>,
+    name: &str,
+    namespace: &str,
+    secret_dir: Option<PathBuf>,
+    allow_pickle: bool,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let ns = self::namespace(secret_dir, namespace)?;
+    let (ev, data) = py.detach(|| ns.get_bytes(name, allow_pickle)).or_raise()?;
+    let data = match data {
+        ObjectData::Bytes(values) => PyList::new(py, values.into_iter().map(|buf| MappedBytes { buf }))?.into_any(),
+        ObjectData::Arrow(data) => PyTable::try_new(data.batches, data.schema)?.into_pyobject(py)?.into_any(),
+    };
+    Ok((to_py(py, &ev)?, data))
+}
+
+/// Read-only bytes of a mapped payload: `np.asarray(b)` is a `uint8` view of them whose
+/// base is this object, which holds the mapping.
+#[pyclass(frozen, module = "allye_data_connector._core")]
+struct MappedBytes {
+    buf: Buffer,
+}
+
+#[pymethods]
+impl MappedBytes {
+    /// NumPy's array interface (version 3): the bytes, `|u1`, read-only.
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("version", 3)?;
+        d.set_item("shape", (self.buf.len(),))?;
+        d.set_item("typestr", "|u1")?;
+        d.set_item("data", (self.buf.as_ptr() as usize, true))?;
+        d.set_item("strides", py.None())?;
+        Ok(d)
+    }
+
+    fn __len__(&self) -> usize {
+        self.buf.len()
+    }
 }
 
 /// The current `ready` event of object `name` (ObjectNotFoundError if none).
@@ -277,6 +327,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OBJECT_KINDS", protocol::OBJECT_KINDS.to_vec())?;
     m.add_function(wrap_pyfunction!(put_object, m)?)?;
     m.add_function(wrap_pyfunction!(get_object, m)?)?;
+    m.add_function(wrap_pyfunction!(get_object_bytes, m)?)?;
+    m.add_class::<MappedBytes>()?;
     m.add_function(wrap_pyfunction!(object_latest, m)?)?;
     m.add_function(wrap_pyfunction!(list_objects, m)?)?;
     m.add_function(wrap_pyfunction!(remove_object, m)?)?;

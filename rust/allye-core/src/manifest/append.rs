@@ -21,22 +21,42 @@ pub fn append(store: &Store, event: &Event, durable: bool) -> Result<()> {
 /// Appends `line` (without its `\n`) as one whole line to the log `log` of `dir`, under
 /// the `flock` of `lock` (in the same directory), closing off a torn tail a killed writer
 /// left. Streams' chunk logs (`crate::streams`) are appended by this same code.
+///
+/// On Unix the lock's and the log's descriptors are kept open between appends (see
+/// [`open_logs`]): an append then costs the lock, two `stat`s that check both names
+/// still lead to the files held, the write and the unlock.
 pub fn append_line(dir: &TrustedDir, log: &str, lock: &str, line: Vec<u8>, durable: bool) -> Result<()> {
-    let _lock = ManifestLock::acquire(dir, lock)?;
-    write_line(dir, log, line, durable)
+    #[cfg(unix)]
+    return open_logs::append(dir, log, lock, line, durable);
+    #[cfg(not(unix))]
+    {
+        let _lock = ManifestLock::acquire(dir, lock)?;
+        write_line(dir, log, line, durable)
+    }
 }
 
 /// [`append_line`]'s write, for a caller that holds the log's lock already (a stream's
 /// append decides what its line says under the lock).
-pub fn write_line(dir: &TrustedDir, log: &str, mut line: Vec<u8>, durable: bool) -> Result<()> {
-    line.push(b'\n');
-    let path = dir.path().join(log);
+pub fn write_line(dir: &TrustedDir, log: &str, line: Vec<u8>, durable: bool) -> Result<()> {
     let (mut file, meta) = dir.open_meta(log, Open::Append)?.expect("an append open creates the file");
-    let len = meta.len();
-    if len > 0 {
+    write_at_end(&mut file, &dir.path().join(log), meta.len(), false, line, durable).map(|_| ())
+}
+
+/// Writes `line` and its `\n` at the end (`len` bytes) of the open log `file`, first
+/// closing off a torn tail unless `ends_whole` says the last byte is known to be `\n`.
+fn write_at_end(
+    file: &mut std::fs::File,
+    path: &std::path::Path,
+    len: u64,
+    ends_whole: bool,
+    mut line: Vec<u8>,
+    durable: bool,
+) -> Result<u64> {
+    line.push(b'\n');
+    if len > 0 && !ends_whole {
         let mut last = [0u8; 1];
         #[cfg(unix)]
-        let read = std::os::unix::fs::FileExt::read_exact_at(&file, &mut last, len - 1);
+        let read = std::os::unix::fs::FileExt::read_exact_at(&*file, &mut last, len - 1);
         #[cfg(not(unix))]
         let read = file.seek(SeekFrom::Start(len - 1)).and_then(|_| file.read_exact(&mut last));
         read.ctx(|| format!("cannot read manifest {}", path.display()))?;
@@ -49,7 +69,118 @@ pub fn write_line(dir: &TrustedDir, log: &str, mut line: Vec<u8>, durable: bool)
     if durable {
         file.sync_data().ctx(|| format!("cannot fsync manifest {}", path.display()))?;
     }
-    Ok(())
+    Ok(len + line.len() as u64)
+}
+
+/// The lock's and the log's descriptors of the logs this process appends to, kept open
+/// between appends (per log path, at most [`OPEN_LOGS`]).
+///
+/// Safe to reuse because every use checks, with the lock held, that the names still
+/// lead to the very files held (`statat` without following a link, relative to the
+/// caller's freshly checked directory handle: same device and inode): a log replaced by
+/// compaction, a lock file removed, a store removed and made again, or anything another
+/// user could have put there, is opened again through the trust rule (which is how
+/// every cached descriptor was opened in the first place). A descriptor is taken out of
+/// the cache while in use, so two threads never lock through the same open file
+/// description (`flock` would let both in); a thread finding none opens its own. The
+/// cache is a [`ForkLocal`]: a forked child shares its parent's open file descriptions,
+/// hence its locks, so it starts with an empty cache and opens its own.
+#[cfg(unix)]
+mod open_logs {
+    use std::collections::HashMap;
+    use std::fs::File;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    use rustix::fs::{statat, AtFlags};
+
+    use super::*;
+    use crate::sys::fork::ForkLocal;
+
+    /// Logs whose descriptors one process keeps open (two descriptors each).
+    pub const OPEN_LOGS: usize = 16;
+
+    struct OpenLog {
+        lock: File,
+        lock_id: (u64, u64),
+        log: File,
+        log_id: (u64, u64),
+        /// The log's length after this process's last append through it.
+        len: u64,
+    }
+
+    static CACHE: ForkLocal<Mutex<HashMap<PathBuf, OpenLog>>> = ForkLocal::new(Default::default);
+
+    fn with_cache<T>(f: impl FnOnce(&mut HashMap<PathBuf, OpenLog>) -> T) -> T {
+        f(&mut CACHE.get().lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn take(key: &PathBuf) -> Option<OpenLog> {
+        with_cache(|map| map.remove(key))
+    }
+
+    fn put(key: PathBuf, entry: OpenLog) {
+        with_cache(|map| {
+            if map.len() >= OPEN_LOGS && !map.contains_key(&key) {
+                if let Some(any) = map.keys().next().cloned() {
+                    map.remove(&any);
+                }
+            }
+            map.insert(key, entry);
+        });
+    }
+
+    /// (device, inode) of `name` in `dir` as it is now, without following a link.
+    fn id_at(dir: &TrustedDir, name: &str) -> Option<((u64, u64), u64)> {
+        let st = statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        Some(((st.st_dev as u64, st.st_ino as u64), st.st_size.max(0) as u64))
+    }
+
+    fn id_of(meta: &std::fs::Metadata) -> (u64, u64) {
+        (meta.dev(), meta.ino())
+    }
+
+    pub fn append(dir: &TrustedDir, log: &str, lock: &str, line: Vec<u8>, durable: bool) -> Result<()> {
+        let key = dir.path().join(log);
+        let path = key.as_path();
+        if let Some(mut c) = take(&key) {
+            let held = ManifestLockRef::acquire(&c.lock, dir, lock)?;
+            let lock_now = id_at(dir, lock).map(|(id, _)| id);
+            if let (Some(lock_id), Some((log_id, len))) = (lock_now, id_at(dir, log)) {
+                if lock_id == c.lock_id && log_id == c.log_id {
+                    let ends_whole = len == c.len;
+                    c.len = write_at_end(&mut c.log, path, len, ends_whole, line, durable)?;
+                    drop(held);
+                    put(key, c);
+                    return Ok(());
+                }
+            }
+            // Replaced (compaction, a new store at the path): open them again below.
+        }
+        let lock_guard = ManifestLock::acquire(dir, lock)?;
+        let (mut file, meta) = dir.open_meta(log, Open::Append)?.expect("an append open creates the file");
+        let len = write_at_end(&mut file, path, meta.len(), false, line, durable)?;
+        let (lock_file, lock_meta) = lock_guard.release_keeping_file()?;
+        put(key, OpenLog { lock: lock_file, lock_id: id_of(&lock_meta), log: file, log_id: id_of(&meta), len });
+        Ok(())
+    }
+
+    /// The writers' lock taken through a kept descriptor; released on drop.
+    struct ManifestLockRef<'a>(&'a File);
+
+    impl<'a> ManifestLockRef<'a> {
+        fn acquire(file: &'a File, dir: &TrustedDir, name: &str) -> Result<Self> {
+            crate::sys::lock::lock_file(file).ctx(|| format!("cannot lock {}", dir.path().join(name).display()))?;
+            Ok(ManifestLockRef(file))
+        }
+    }
+
+    impl Drop for ManifestLockRef<'_> {
+        fn drop(&mut self) {
+            let _ = crate::sys::lock::unlock_file(self.0);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -59,6 +190,61 @@ mod tests {
     use crate::manifest::test_support::{event, store};
     use crate::protocol::Status;
     use serde_json::Value;
+
+    fn lines(s: &crate::store::Store) -> Vec<String> {
+        std::fs::read_to_string(s.manifest_path()).unwrap().lines().map(String::from).collect()
+    }
+
+    #[test]
+    fn a_kept_descriptor_follows_a_log_replaced_under_the_lock() {
+        let (_tmp, s) = store();
+        append(&s, &event("a", Status::Ready, "python", 1), false).unwrap();
+        // Compaction's way: a new file renamed over the log (under the lock).
+        let tmp = s.root().join("manifest.jsonl.new");
+        std::fs::write(&tmp, "").unwrap();
+        {
+            let dir = s.open_dir().unwrap().unwrap();
+            let _lock = ManifestLock::acquire(&dir, LOCK_FILE).unwrap();
+            std::fs::rename(&tmp, s.manifest_path()).unwrap();
+        }
+        append(&s, &event("a", Status::Ready, "python", 2), false).unwrap();
+        let got = lines(&s);
+        assert_eq!(got.len(), 1, "the line went into the log at the path, not the replaced one");
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-2");
+    }
+
+    #[test]
+    fn a_kept_descriptor_still_closes_off_a_torn_tail() {
+        let (_tmp, s) = store();
+        append(&s, &event("a", Status::Ready, "python", 1), false).unwrap();
+        // A writer of another process killed mid-line (it held the lock; we did not).
+        let mut f = std::fs::OpenOptions::new().append(true).open(s.manifest_path()).unwrap();
+        f.write_all(b"{\"version\":1,\"id\":\"torn").unwrap();
+        drop(f);
+        append(&s, &event("a", Status::Ready, "python", 2), false).unwrap();
+        let got = lines(&s);
+        assert_eq!(got.len(), 3);
+        assert!(Event::parse(got[2].as_bytes()).is_some(), "our line is whole: {:?}", got[2]);
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-2");
+    }
+
+    #[test]
+    fn a_kept_lock_descriptor_follows_a_lock_file_made_again() {
+        let (_tmp, s) = store();
+        append(&s, &event("a", Status::Ready, "python", 1), false).unwrap();
+        std::fs::remove_file(s.lock_path()).unwrap();
+        append(&s, &event("a", Status::Ready, "python", 2), false).unwrap();
+        // The lock now lives in the new file: holding it must keep our appends out.
+        let dir = s.open_dir().unwrap().unwrap();
+        let held = ManifestLock::acquire(&dir, LOCK_FILE).unwrap();
+        let s2 = s.clone();
+        let t = std::thread::spawn(move || append(&s2, &event("a", Status::Ready, "python", 3), false).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(lines(&s).len(), 2, "an append waited for the lock held through the new file");
+        drop(held);
+        t.join().unwrap();
+        assert_eq!(lines(&s).len(), 3);
+    }
 
     #[test]
     fn concurrent_appends_from_threads_are_whole_lines() {

@@ -235,7 +235,7 @@ impl ObjectWriter {
                 log::debug!("freeing superseded versions after a create: {e}");
             }
         }
-        self.ns.compact_if_long();
+        self.ns.compact_if_long(&self.ns.store);
         Ok(ready)
     }
 

@@ -11,10 +11,14 @@
 //! package converts objects to Arrow, as it does frames); this module owns the
 //! namespaces, the quota, the privacy rule that guards pickle loads, and the accounting.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
+use arrow_buffer::Buffer;
+use arrow_schema::{DataType, SchemaRef};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -22,12 +26,13 @@ use crate::manifest::{self, Event};
 use crate::payload::Decoded;
 use crate::protocol::{
     check_namespace_name, check_table_name, namespace_dir_name, namespace_from_dir_name, Status, DEFAULT_NAMESPACE,
-    OBJECTS_DIR, OBJECT_KIND, OBJECT_KIND_PICKLE, OBJECT_METADATA_KEY,
+    OBJECTS_DIR, OBJECT_BYTES_COLUMN, OBJECT_KIND, OBJECT_KIND_NUMPY, OBJECT_KIND_PICKLE, OBJECT_METADATA_KEY,
 };
 use crate::store::Store;
+use crate::sys::fork::ForkLocal;
 use crate::sys::trust::EntryKind;
 use crate::tables::{self, Removal, SendOptions};
-use crate::tuning::{OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES};
+use crate::tuning::{OBJECTS_COMPACTED_REMEMBERED, OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES};
 
 #[cfg(unix)]
 mod create;
@@ -125,45 +130,72 @@ impl Namespace {
         // An object's batches are its encoding (a pickle's stream, then each out-of-band
         // buffer): kept as given, never joined into one batch as a table's are.
         opts.chunk_rows = Some(0);
-        let ready = tables::send(&self.store, schema, batches, &opts)?;
-        self.compact_if_long();
+        // The namespace's directory walked once for the whole put (see `Store::pin`).
+        let store = self.store.pin(true)?;
+        let ready = tables::send(&store, schema, batches, &opts)?;
+        self.compact_if_long(&store);
         Ok(ready)
     }
 
     /// Compacts the log when it has grown well past what its live objects need (best
     /// effort: a failure leaves the longer log, which is still correct).
-    fn compact_if_long(&self) {
-        let Ok(Some(meta)) = self.store.stat(&self.store.manifest_path()) else { return };
-        if meta.len < OBJECTS_COMPACT_MIN_BYTES {
+    ///
+    /// A compaction keeps the lines of every version whose payload still exists (versions
+    /// inside the auto-gc grace, or with auto-gc off), so a log can stay long after one:
+    /// this process then waits for the log to double what that compaction left before it
+    /// tries again, instead of rewriting the whole log on every put of a loop.
+    fn compact_if_long(&self, store: &Store) {
+        static LEFT: ForkLocal<Mutex<HashMap<PathBuf, u64>>> = ForkLocal::new(Default::default);
+        let path = store.manifest_path();
+        let Ok(Some(meta)) = store.stat(&path) else { return };
+        let left = LEFT.get().lock().unwrap_or_else(|p| p.into_inner()).get(&path).copied().unwrap_or(0);
+        if meta.len < OBJECTS_COMPACT_MIN_BYTES.max(left.saturating_mul(2)) {
             return;
         }
         let live = self.len().unwrap_or(0) as u64;
         if meta.len > live.saturating_mul(OBJECTS_COMPACT_BYTES_PER_LIVE) {
-            let _ = crate::gc::compact(&self.store);
+            if let Ok(report) = crate::gc::compact(&self.store) {
+                let mut left = LEFT.get().lock().unwrap_or_else(|p| p.into_inner());
+                if left.len() >= OBJECTS_COMPACTED_REMEMBERED && !left.contains_key(&path) {
+                    left.clear();
+                }
+                left.insert(path, report.bytes_after);
+            }
         }
     }
 
     /// The current version of `name`, read in place. A pickle is served only from a
     /// private store (see [`check_private`]), and only when `allow_pickle`.
     pub fn get(&self, name: &str, allow_pickle: bool) -> Result<(Event, Decoded)> {
-        if !has_log(&self.store)? {
+        let store = self.store.pin(false)?;
+        if !has_log(&store)? {
             return Err(self.not_found(name));
         }
         // Mapping a payload runs nothing; the checks come before the data is handed out.
-        let (ev, data) = tables::get(&self.store, name, None, false).map_err(|e| self.object_error(name, e))?;
+        let (ev, data) = tables::get(&store, name, None, false).map_err(|e| self.object_error(name, e))?;
         if kind_of(&ev) == Some(OBJECT_KIND_PICKLE) {
-            self.check_pickle_allowed(name, allow_pickle)?;
+            if !allow_pickle {
+                return Err(pickle_refused(name));
+            }
+            // The store and the namespace's folders were checked when pinned, this get.
+            match store.open_dir()? {
+                Some(dir) => check_private_below(&dir)?,
+                None => check_private(&self.parent, Some(self))?,
+            }
         }
         Ok((ev, data))
     }
 
-    fn check_pickle_allowed(&self, name: &str, allow_pickle: bool) -> Result<()> {
-        if !allow_pickle {
-            return Err(Error::InvalidArgument(format!(
-                "object {name:?} is a pickle and allow_pickle is off; set allow_pickle: true in settings.yaml (or pass allow_pickle=True) if you trust every writer of this store"
-            )));
-        }
-        check_private(&self.parent, Some(self))
+    /// [`get`](Self::get), with an object stored as raw bytes (a NumPy array, a pickle and
+    /// its out-of-band buffers: see [`raw_bytes`]) handed out as those bytes rather than as
+    /// Arrow batches a caller would have to take apart.
+    pub fn get_bytes(&self, name: &str, allow_pickle: bool) -> Result<(Event, ObjectData)> {
+        let (ev, data) = self.get(name, allow_pickle)?;
+        let out = match raw_bytes(&ev, &data) {
+            Some(values) => ObjectData::Bytes(values),
+            None => ObjectData::Arrow(data),
+        };
+        Ok((ev, out))
     }
 
     /// The current `ready` event of `name` without reading its payload.
@@ -342,6 +374,50 @@ fn statvfs(_path: &Path) -> (Option<u64>, Option<u64>) {
     (None, None)
 }
 
+/// What [`Namespace::get_bytes`] reads: the bytes of an object stored as raw bytes, or
+/// the Arrow data of any other.
+#[derive(Debug)]
+pub enum ObjectData {
+    /// One buffer per record batch (a pickle's stream, then each out-of-band buffer; an
+    /// array's bytes), each a slice of the mapped payload that keeps the mapping alive.
+    Bytes(Vec<Buffer>),
+    /// The payload's Arrow data, read in place.
+    Arrow(Decoded),
+}
+
+/// The kinds whose payload is one `large_binary` value per batch in
+/// [`OBJECT_BYTES_COLUMN`]: what the Python package reads back as bytes.
+const RAW_KINDS: [&str; 2] = [OBJECT_KIND_NUMPY, OBJECT_KIND_PICKLE];
+
+/// The value of each batch of an object of a raw-bytes kind, as slices of the payload's
+/// buffers (no copy: a slice holds the mapping, which stays mapped for as long as one
+/// is held, even after the version is freed); `None` for other kinds, or a payload
+/// that is not one `large_binary` value per batch (left to the Arrow reader).
+pub fn raw_bytes(ev: &Event, data: &Decoded) -> Option<Vec<Buffer>> {
+    if !RAW_KINDS.contains(&kind_of(ev)?) {
+        return None;
+    }
+    let field = data.schema.fields().first()?;
+    if data.schema.fields().len() != 1
+        || field.name() != OBJECT_BYTES_COLUMN
+        || field.data_type() != &DataType::LargeBinary
+    {
+        return None;
+    }
+    data.batches
+        .iter()
+        .map(|b| {
+            let col = b.column(0).as_binary_opt::<i64>()?;
+            if col.len() != 1 || col.is_null(0) {
+                return None;
+            }
+            let offsets = col.value_offsets();
+            let (start, end) = (usize::try_from(offsets[0]).ok()?, usize::try_from(offsets[1]).ok()?);
+            Some(col.values().slice_with_length(start, end.checked_sub(start)?))
+        })
+        .collect()
+}
+
 /// The `kind` of an object line (`None` for a line without `metadata.adc_object`).
 pub fn kind_of(ev: &Event) -> Option<&str> {
     kind_of_metadata(&ev.metadata)
@@ -366,10 +442,23 @@ pub fn check_private(parent: &Store, ns: Option<&Namespace>) -> Result<()> {
     let Some(objects) = root.open_dir(OBJECTS_DIR)? else { return Ok(()) };
     if let Some(ns) = ns {
         let Some(dir) = objects.open_dir(namespace_dir_name(&ns.name))? else { return Ok(()) };
-        dir.open_dir(crate::protocol::PAYLOAD_DIR)?;
-        dir.open(crate::protocol::MANIFEST_FILE, crate::sys::trust::Open::Read)?;
+        check_private_below(&dir)?;
     }
     Ok(())
+}
+
+/// [`check_private`]'s checks inside a namespace's directory (itself already opened, and
+/// so checked, with the folders above it).
+fn check_private_below(dir: &crate::sys::trust::TrustedDir) -> Result<()> {
+    dir.open_dir(crate::protocol::PAYLOAD_DIR)?;
+    dir.open(crate::protocol::MANIFEST_FILE, crate::sys::trust::Open::Read)?;
+    Ok(())
+}
+
+fn pickle_refused(name: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "object {name:?} is a pickle and allow_pickle is off; set allow_pickle: true in settings.yaml (or pass allow_pickle=True) if you trust every writer of this store"
+    ))
 }
 
 /// Collects the garbage of every namespace (superseded, expired and orphaned versions,

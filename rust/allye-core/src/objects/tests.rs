@@ -123,6 +123,37 @@ fn a_long_log_is_compacted_by_puts() {
     assert!(payloads <= 2, "{payloads}");
 }
 
+/// With every version still held (auto-gc off), a compaction cannot shorten the log: the
+/// puts after it must not rewrite the whole log each time, only once it has doubled.
+#[cfg(unix)]
+#[test]
+fn a_log_compaction_cannot_shorten_is_not_redone_by_every_put() {
+    use std::os::unix::fs::MetadataExt;
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, "held").unwrap();
+    let (schema, batches) = batch(1);
+    let mut o = opts("pyarrow.Table");
+    o.auto_gc = None;
+    let log = ns.store().manifest_path();
+    let mut rewrites = 0;
+    let mut inode = 0;
+    let mut puts = 0;
+    while rewrites < 1 || puts < 3000 {
+        ns.put("x", &schema, &batches, &o, None).unwrap();
+        puts += 1;
+        let now = fs::metadata(&log).unwrap().ino();
+        if inode != 0 && now != inode {
+            rewrites += 1;
+        }
+        inode = now;
+        assert!(puts < 20_000, "the log was never compacted");
+    }
+    // About 2.5 MB of lines: a compaction drops the `writing` lines only, so each one
+    // leaves about half the log, and the next waits for twice that (a log compacted on
+    // every put past 1 MB would be rewritten well over a thousand times).
+    assert!(rewrites <= 5, "compacted {rewrites} times in {puts} puts");
+}
+
 #[cfg(unix)]
 #[test]
 fn create_publishes_the_bytes_written_in_place() {

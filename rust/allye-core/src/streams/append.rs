@@ -18,8 +18,8 @@ use crate::protocol::{
 };
 use crate::protocol::{STREAM_LOCK_FILE, STREAM_LOG_FILE};
 use crate::store::Store;
-use crate::sys::fork::ForkLocal;
 use crate::streams::{log_path, now_ns, schema, stream_dir, ChunkLine, LogCursor, NewLines};
+use crate::sys::fork::ForkLocal;
 use crate::sys::lock::ManifestLock;
 use crate::sys::process::WriterIdentity;
 use crate::sys::trust::{Open, TrustedDir};

@@ -11,8 +11,8 @@ use arrow_schema::SchemaRef;
 use crate::error::{Error, Result};
 use crate::payload::{buffer_from_mapping, decode_file, map_file, Decoded};
 use crate::store::Store;
-use crate::sys::fork::ForkLocal;
 use crate::streams::{log_path, not_a_stream, schema, stream_dir, ChunkLine, LogCursor, NewLines};
+use crate::sys::fork::ForkLocal;
 use crate::sys::trust::Open;
 
 /// Which rows a read wants; the chunks outside are not touched.

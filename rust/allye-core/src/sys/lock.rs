@@ -36,6 +36,29 @@ impl ManifestLock {
     }
 }
 
+impl ManifestLock {
+    /// Releases the lock and hands back the lock file's descriptor (a duplicate, on the
+    /// same open file description) and its metadata, for a caller that keeps it open to
+    /// lock again later (see `manifest::append`).
+    pub(crate) fn release_keeping_file(self) -> Result<(File, std::fs::Metadata)> {
+        let ctx = || "cannot keep the lock file open".to_string();
+        let file = self.file.try_clone().ctx(ctx)?;
+        drop(self);
+        let meta = file.metadata().ctx(ctx)?;
+        Ok((file, meta))
+    }
+}
+
+/// Takes the exclusive lock on an open lock file (blocking).
+pub(crate) fn lock_file(file: &File) -> std::io::Result<()> {
+    sys::lock(file)
+}
+
+/// Releases a lock taken with [`lock_file`].
+pub(crate) fn unlock_file(file: &File) -> std::io::Result<()> {
+    sys::unlock(file)
+}
+
 impl Drop for ManifestLock {
     fn drop(&mut self) {
         // Closing the file releases the lock too; unlocking first keeps the window short.
