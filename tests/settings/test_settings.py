@@ -156,25 +156,38 @@ def test_the_settings_file_is_private_and_read_only_under_the_trust_rule(tmp_pat
         settings.load(store)
 
 
-def test_effective_settings_are_cached_until_the_file_or_the_environment_changes(tmp_path, monkeypatch):
+def test_shared_settings_are_cached_until_the_file_or_the_environment_changes(tmp_path, monkeypatch):
     """Every send and get resolves the settings: cached, but a change of settings.yaml
     (a rewrite by save, a hand edit) or of an ALLYE_ variable is seen by the next call."""
     import os
 
     store = str(tmp_path / "store")
     settings.save(settings.Settings(chunk_rows=10), store)
-    first = settings.effective(store)
-    assert settings.effective(store) is first and first.chunk_rows == 10
+    first = settings.shared(store)
+    assert settings.shared(store) is first and first.chunk_rows == 10
     settings.save(settings.Settings(chunk_rows=20), store)  # a new file renamed over it
-    assert settings.effective(store).chunk_rows == 20
+    assert settings.shared(store).chunk_rows == 20
     path = tmp_path / "store" / "settings.yaml"
     st = path.stat()
     with open(path, "w") as f:  # an edit in place that keeps the mtime: the size differs
         f.write("chunk_rows: 300\n")
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert settings.effective(store).chunk_rows == 300
+    assert settings.shared(store).chunk_rows == 300
     monkeypatch.setenv("ALLYE_CHUNK_ROWS", "7")
-    assert settings.effective(store).chunk_rows == 7
+    assert settings.shared(store).chunk_rows == 7
     monkeypatch.delenv("ALLYE_CHUNK_ROWS")
-    assert settings.effective(store).chunk_rows == 300
-    assert settings.effective(store, chunk_rows=5).chunk_rows == 5, "arguments still win"
+    assert settings.shared(store).chunk_rows == 300
+    assert settings.shared(store, chunk_rows=5).chunk_rows == 5, "arguments still win"
+
+
+def test_the_settings_a_caller_gets_are_its_own(tmp_path):
+    """effective() is cached for the package's sends and gets; a caller changing the object
+    it got changes nothing for them, nor for the next caller."""
+    from allye_data_connector import settings
+
+    store = str(tmp_path / "store")
+    mine = settings.effective(store)
+    before = mine.compression
+    mine.compression = "something else"
+    assert settings.effective(store).compression == before
+    assert settings.shared(store).compression == before

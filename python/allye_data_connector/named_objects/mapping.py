@@ -89,7 +89,7 @@ class Objects(MutableMapping[str, Any]):
         return f"Objects(namespace={self._namespace!r}, secret_dir={self.store!r})"
 
     def _settings(self) -> _settings.Settings:
-        return _settings.effective(_core.resolve_store(self._secret_dir))
+        return _settings.shared(_core.resolve_store(self._secret_dir))
 
     def _pickle_allowed(self) -> bool:
         return self._settings().allow_pickle if self._allow_pickle is None else bool(self._allow_pickle)
@@ -389,5 +389,5 @@ def capacity(secret_dir: Optional[PathLike] = None) -> dict[str, Any]:
         ``pool_bytes``, ``pool_segments``, ``pool_max_bytes``.
     """
     store = _core.resolve_store(store_arg(secret_dir))
-    quota = _settings.effective(store).max_store_bytes
+    quota = _settings.shared(store).max_store_bytes
     return dict(_core.capacity(secret_dir=store_arg(secret_dir), quota=quota))

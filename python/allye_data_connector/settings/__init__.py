@@ -16,6 +16,7 @@ from .config import (
     save,
     settings_file,
 )
+from .config import shared as shared  # the package's own cached reads (not in __all__)
 from .yaml_config import YamlConfig, read_mapping
 
 __all__ = [

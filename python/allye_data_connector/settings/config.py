@@ -8,6 +8,7 @@ values and records where each came from (``adc config`` shows them).
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import os
@@ -311,11 +312,16 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 def effective(store: Optional[str] = None, **arguments: Any) -> Settings:
     """The effective settings for ``store`` (a resolved store directory as a str, or None
-    for no file), as :func:`load` resolves them, without recording their sources.
+    for no file), as :func:`load` resolves them, without recording their sources. The
+    caller's own copy: changing it changes nothing else."""
+    return copy.copy(shared(store, **arguments))
 
-    Every send and get asks for them, so without arguments (or with only None ones) the
-    result is cached until ``settings.yaml`` or one of the settings' environment
-    variables changes; the Settings returned is shared: read it, do not change it."""
+
+def shared(store: Optional[str] = None, **arguments: Any) -> Settings:
+    """:func:`effective` for the package's own reads: every send and get asks for them,
+    so without arguments (or with only None ones) the result is cached until
+    ``settings.yaml`` or one of the settings' environment variables changes. The
+    Settings returned is shared by every caller: read it, never change it."""
     if any(v is not None for v in arguments.values()) or not arguments.keys() <= _FIELD_SET:
         return _resolve(store, arguments)[0]
     env = _environment()
