@@ -106,6 +106,17 @@ fn get_object_bytes<'py>(
     Ok((to_py(py, &ev)?, data))
 }
 
+/// NumPy's array interface (version 3) of `len` bytes at `ptr`, as `|u1`.
+fn bytes_interface(py: Python<'_>, ptr: usize, len: usize, read_only: bool) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("version", 3)?;
+    d.set_item("shape", (len,))?;
+    d.set_item("typestr", "|u1")?;
+    d.set_item("data", (ptr, read_only))?;
+    d.set_item("strides", py.None())?;
+    Ok(d)
+}
+
 /// Read-only bytes of a mapped payload: `np.asarray(b)` is a `uint8` view of them whose
 /// base is this object, which holds the mapping.
 #[pyclass(frozen, module = "allye_data_connector._core")]
@@ -118,13 +129,7 @@ impl MappedBytes {
     /// NumPy's array interface (version 3): the bytes, `|u1`, read-only.
     #[getter]
     fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("version", 3)?;
-        d.set_item("shape", (self.buf.len(),))?;
-        d.set_item("typestr", "|u1")?;
-        d.set_item("data", (self.buf.as_ptr() as usize, true))?;
-        d.set_item("strides", py.None())?;
-        Ok(d)
+        bytes_interface(py, self.buf.as_ptr() as usize, self.buf.len(), true)
     }
 
     fn __len__(&self) -> usize {
@@ -258,13 +263,7 @@ impl ObjectWriter {
     /// NumPy's array interface (version 3): the object's bytes, `|u1`, writable.
     #[getter]
     fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("version", 3)?;
-        d.set_item("shape", (self.len,))?;
-        d.set_item("typestr", "|u1")?;
-        d.set_item("data", (self.ptr, false))?;
-        d.set_item("strides", py.None())?;
-        Ok(d)
+        bytes_interface(py, self.ptr, self.len, false)
     }
 
     #[getter]
