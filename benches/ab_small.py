@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from compare_peers import _ours_cleanup, run  # noqa: E402
+from compare_peers import ours_store, run  # noqa: E402
 
 
 def main() -> None:
@@ -39,28 +37,25 @@ def main() -> None:
     def add(case: str, who: str, value: float) -> None:
         got.setdefault(case, {}).setdefault(who, []).append(value)
 
+    def dict_case(who: str, python: str, kind: str, where: str) -> None:
+        add("dict put", who, run(python, "dict", kind, "put", where)["put"])
+        add("dict get, other process", who, run(python, "dict", kind, "get", where)["get"])
+
     for _ in range(args.reps):
         for who, python in (("A", args.a), ("B", args.b), ("pickle5", args.a)):
-            kind = "pickle5" if who == "pickle5" else "ours"
-            where = f"/dev/shm/ab_small_{who}.pickle" if kind == "pickle5" else tempfile.mkdtemp(prefix="ab_small_")
-            try:
-                add("dict put", who, run(python, "dict", kind, "put", where)["put"])
-                add("dict get, other process", who, run(python, "dict", kind, "get", where)["get"])
-            finally:
-                if kind == "pickle5":
-                    Path(where).unlink(missing_ok=True)
-                else:
-                    shutil.rmtree(where, ignore_errors=True)
-                    _ours_cleanup(where)
-            if kind == "ours":
-                where = tempfile.mkdtemp(prefix="ab_small_")
+            if who == "pickle5":
+                where = f"/dev/shm/ab_small_{who}.pickle"
                 try:
-                    small = run(python, "small", "ours", "send", where)
+                    dict_case(who, python, "pickle5", where)
                 finally:
-                    shutil.rmtree(where, ignore_errors=True)
-                    _ours_cleanup(where)
-                add("1,000-row send", who, small["send"])
-                add("1,000-row get, other process", who, small["get"])
+                    Path(where).unlink(missing_ok=True)
+                continue
+            with ours_store("ab_small_") as where:
+                dict_case(who, python, "ours", where)
+            with ours_store("ab_small_") as where:
+                small = run(python, "small", "ours", "send", where)
+            add("1,000-row send", who, small["send"])
+            add("1,000-row get, other process", who, small["get"])
     for who in ("A", "B"):
         for i in range(args.reps):
             put, get = got["dict put"][who][i], got["dict get, other process"][who][i]

@@ -45,8 +45,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = {"ray": ".venv-ray", "brain": ".venv-brain", "ataraxis": ".venv-ataraxis", "v012": ".venv-peer"}
@@ -429,6 +430,17 @@ def _ours_cleanup(where: str) -> None:
                    check=False, env={**os.environ, "ALLYE_NOTIFY_CANVAS": "0"})
 
 
+@contextmanager
+def ours_store(prefix: str = "cmp_peers_") -> Iterator[str]:
+    """A temporary store for one contender's run; deleted after, with its segments."""
+    where = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+        _ours_cleanup(where)
+
+
 def _fmt(sec: Optional[float]) -> str:
     if sec is None:
         return ""
@@ -477,21 +489,13 @@ def main() -> None:
                     continue
                 common = (case, args.mb, args.rows)
                 if kind == "ours-nopool":  # the same build without its pool: the path sends took before it
-                    where = tempfile.mkdtemp(prefix="cmp_peers_")
-                    try:
+                    with ours_store() as where:
                         add(case, kind, run(ours, "put", "ours", *common, where, args.puts, args.pause,
                                             env={"ALLYE_POOL_MAX_BYTES": "0"}))
-                    finally:
-                        shutil.rmtree(where, ignore_errors=True)
-                        _ours_cleanup(where)
                 elif kind == "ours":
-                    where = tempfile.mkdtemp(prefix="cmp_peers_")
-                    try:
+                    with ours_store() as where:
                         add(case, kind, run(ours, "put", kind, *common, where, args.puts, args.pause))
                         add(case + ":get", kind, run(ours, "get", kind, *common, where))
-                    finally:
-                        shutil.rmtree(where, ignore_errors=True)
-                        _ours_cleanup(where)
                 elif kind == "brain":
                     plasma = Plasma(py["brain"], gb=max(4, 3 * args.mb // 1000 + 1))
                     try:
@@ -542,12 +546,8 @@ def main() -> None:
                 if kind == "v012" and kind not in have:
                     continue
                 python = ours if kind == "ours" else py["v012"]
-                where = tempfile.mkdtemp(prefix="cmp_peers_")
-                try:
+                with ours_store() as where:
                     add("small", kind, run(python, "small", kind, "send", where))
-                finally:
-                    shutil.rmtree(where, ignore_errors=True)
-                    _ours_cleanup(where)
         if "scalar" in only:
             for kind in ("ours", "ataraxis", "multiprocessing"):
                 if kind == "ataraxis" and kind not in have:
