@@ -97,6 +97,7 @@ mod open_logs {
 
     use super::*;
     use crate::sys::fork::ForkLocal;
+    use crate::sys::lock::HeldLock;
 
     /// Logs whose descriptors one process keeps open (two descriptors each).
     pub const OPEN_LOGS: usize = 16;
@@ -145,7 +146,7 @@ mod open_logs {
         let key = dir.path().join(log);
         let path = key.as_path();
         if let Some(mut c) = take(&key) {
-            let held = ManifestLockRef::acquire(&c.lock, dir, lock)?;
+            let held = HeldLock::acquire(&c.lock, dir, lock)?;
             let lock_now = id_at(dir, lock).map(|(id, _)| id);
             if let (Some(lock_id), Some((log_id, len))) = (lock_now, id_at(dir, log)) {
                 if lock_id == c.lock_id && log_id == c.log_id {
@@ -164,22 +165,6 @@ mod open_logs {
         let (lock_file, lock_meta) = lock_guard.release_keeping_file()?;
         put(key, OpenLog { lock: lock_file, lock_id: id_of(&lock_meta), log: file, log_id: id_of(&meta), len });
         Ok(())
-    }
-
-    /// The writers' lock taken through a kept descriptor; released on drop.
-    struct ManifestLockRef<'a>(&'a File);
-
-    impl<'a> ManifestLockRef<'a> {
-        fn acquire(file: &'a File, dir: &TrustedDir, name: &str) -> Result<Self> {
-            crate::sys::lock::lock_file(file).ctx(|| format!("cannot lock {}", dir.path().join(name).display()))?;
-            Ok(ManifestLockRef(file))
-        }
-    }
-
-    impl Drop for ManifestLockRef<'_> {
-        fn drop(&mut self) {
-            let _ = crate::sys::lock::unlock_file(self.0);
-        }
     }
 }
 

@@ -34,9 +34,7 @@ impl ManifestLock {
         let held = sys::try_lock(&file).ctx(|| format!("cannot lock {}", dir.path().join(name).display()))?;
         Ok(held.then_some(ManifestLock { file }))
     }
-}
 
-impl ManifestLock {
     /// Releases the lock and hands back the lock file's descriptor (a duplicate, on the
     /// same open file description) and its metadata, for a caller that keeps it open to
     /// lock again later (see `manifest::append`).
@@ -49,14 +47,25 @@ impl ManifestLock {
     }
 }
 
-/// Takes the exclusive lock on an open lock file (blocking).
-pub(crate) fn lock_file(file: &File) -> std::io::Result<()> {
-    sys::lock(file)
+/// The same lock taken through a lock file kept open by its caller (see
+/// [`ManifestLock::release_keeping_file`]); released on drop, the file kept.
+#[cfg(unix)]
+pub(crate) struct HeldLock<'a>(&'a File);
+
+#[cfg(unix)]
+impl<'a> HeldLock<'a> {
+    /// Blocks until the exclusive lock on `file` (the lock file `name` of `dir`) is held.
+    pub(crate) fn acquire(file: &'a File, dir: &TrustedDir, name: &str) -> Result<Self> {
+        sys::lock(file).ctx(|| format!("cannot lock {}", dir.path().join(name).display()))?;
+        Ok(HeldLock(file))
+    }
 }
 
-/// Releases a lock taken with [`lock_file`].
-pub(crate) fn unlock_file(file: &File) -> std::io::Result<()> {
-    sys::unlock(file)
+#[cfg(unix)]
+impl Drop for HeldLock<'_> {
+    fn drop(&mut self) {
+        let _ = sys::unlock(self.0);
+    }
 }
 
 impl Drop for ManifestLock {
