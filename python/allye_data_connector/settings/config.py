@@ -283,11 +283,11 @@ def parse_setting(name: str, value: Any, origin: str) -> Any:
 _ENV_NAMES = tuple(ENV[name] for name in _FIELDS)
 _ENV_KEYS = tuple(os.environ.encodekey(name) for name in _ENV_NAMES)
 
-#: store -> (pid, the settings file's cache entry, the settings' environment variables,
-#: the Settings they resolved to). A hit needs the same file entry (same stamp, not
-#: dropped by ``save`` or a test) and the same environment; the pid keeps a forked child
-#: from trusting its parent's entries (and the fork hook below empties it there).
-_resolved: dict[Optional[str], tuple[int, Any, tuple[Optional[str], ...], Settings]] = {}
+#: store -> (the settings file's cache entry, the settings' environment variables, the
+#: Settings they resolved to). A hit needs the same file entry (same stamp, not dropped
+#: by ``save`` or a test) and the same environment; a forked child starts empty (the
+#: fork hook below).
+_resolved: dict[Optional[str], tuple[Any, tuple[Optional[str], ...], Settings]] = {}
 
 
 def _environment() -> tuple[Any, ...]:
@@ -327,12 +327,12 @@ def shared(store: Optional[str] = None, **arguments: Any) -> Settings:
     env = _environment()
     entry = _file_entry(_file_key(store)) if store is not None else None
     hit = _resolved.get(store)
-    if hit is not None and hit[0] == os.getpid() and hit[1] is entry and hit[2] == env:
-        return hit[3]
+    if hit is not None and hit[0] is entry and hit[1] == env:
+        return hit[2]
     s = _resolve(store, {})[0]
     # The entry _resolve read (the file may have changed in between: then the next call
     # resolves again, as its entry is no longer the one cached).
-    _resolved[store] = (os.getpid(), entry, env, s)
+    _resolved[store] = (entry, env, s)
     return s
 
 
