@@ -32,9 +32,10 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// Store directories whose descriptor a process keeps open for reuse (see
-/// [`TrustedDir::open_root`]).
-pub const ROOT_CACHE: usize = 32;
+/// Store directories, and directories walked beneath them (a namespace's), whose
+/// descriptor a process keeps open for reuse (see [`TrustedDir::open_root`] and
+/// [`TrustedDir::walk`]).
+pub const ROOT_CACHE: usize = 64;
 
 /// What the rule is applied to: the fix it suggests differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +242,13 @@ mod imp {
             let entry = map.get_mut(path).filter(|e| e.0 == id)?;
             entry.2 = now;
             Some(entry.1.clone())
+        }
+
+        /// The cached descriptor of `path`, whatever directory it is of (the caller checks
+        /// the path's identity, then asks [`get`] with it).
+        pub(super) fn get_any(path: &Path) -> Option<Arc<OwnedFd>> {
+            let guard = cache().lock().unwrap_or_else(|e| e.into_inner());
+            guard.0.get(path).map(|e| e.1.clone())
         }
 
         /// Caches `fd` for `path`, dropping the least recently used entry when full.
@@ -453,7 +461,54 @@ mod imp {
         }
 
         /// Opens the directory at `rel` (components below this one), `create`-ing what is missing.
+        ///
+        /// A directory walked once is remembered per process (with the store roots, see
+        /// `open_root`) and reused while `rel` beneath this directory still leads to it:
+        /// one `stat` per component (never through a symbolic link, each checked against
+        /// the rule) instead of an open, an `fstat` and a close, and reuse only of the very
+        /// directory walked before (same device and inode, kept alive by the cached
+        /// descriptor, so not a reused number).
+        #[allow(clippy::unnecessary_cast)] // the types of `stat`'s fields differ between platforms
         pub fn walk(&self, rel: &Path, create: bool) -> Result<Option<TrustedDir>> {
+            let path = self.path.join(rel);
+            if let Some(fd) = roots::get_any(&path) {
+                if self.still_walks_to(rel, &path)? {
+                    return Ok(Some(TrustedDir { path, fd, uid: self.uid }));
+                }
+            }
+            let found = self.walk_each(rel, create)?;
+            if let Some(dir) = &found {
+                if !rel.as_os_str().is_empty() {
+                    if let Ok(st) = rustix::fs::fstat(&*dir.fd) {
+                        roots::put(&dir.path, (st.st_dev as u64, st.st_ino as u64), &dir.fd);
+                    }
+                }
+            }
+            Ok(found)
+        }
+
+        /// Whether `rel` beneath this directory still leads, through directories that are
+        /// not symbolic links and pass the rule, to the directory remembered for `path`.
+        /// False sends the caller to the full walk (which says what is wrong); a component
+        /// that is a directory failing the rule is refused here.
+        #[allow(clippy::unnecessary_cast)] // the types of `stat`'s fields differ between platforms
+        fn still_walks_to(&self, rel: &Path, path: &Path) -> Result<bool> {
+            let mut here = PathBuf::new();
+            let mut last = None;
+            for part in components(rel)? {
+                here.push(part);
+                let Ok(st) = rustix::fs::statat(&self.fd, &here, AtFlags::SYMLINK_NOFOLLOW) else { return Ok(false) };
+                if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                    return Ok(false);
+                }
+                check_owner_mode_as(self.uid, &self.path.join(&here), Kind::Dir, st.st_uid, st.st_mode as u32)?;
+                last = Some((st.st_dev as u64, st.st_ino as u64));
+            }
+            Ok(last.is_some_and(|id| roots::get(path, id).is_some()))
+        }
+
+        /// [`walk`](Self::walk) component by component, each opened and checked.
+        fn walk_each(&self, rel: &Path, create: bool) -> Result<Option<TrustedDir>> {
             let mut dir: Option<TrustedDir> = None;
             for part in components(rel)? {
                 let here = dir.as_ref().unwrap_or(self);

@@ -186,3 +186,37 @@ fn the_reused_store_handle_always_follows_the_path() {
     drop(TrustedDir::open_root(&root).unwrap().unwrap().open("y", Open::CreateNew).unwrap());
     assert!(root.join("y").is_file() && !tmp.path().join("aside/y").exists());
 }
+
+#[test]
+fn a_reused_walked_directory_always_follows_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = TrustedDir::create_root(&tmp.path().join("s")).unwrap();
+    let rel = Path::new("objects/default");
+    let ns = tmp.path().join("s/objects/default");
+    drop(root.walk(rel, true).unwrap().unwrap().open("x", Open::CreateNew).unwrap());
+    // Walked again: the remembered directory (same one, so it sees x).
+    assert!(root.walk(rel, false).unwrap().unwrap().stat("x").unwrap().is_some());
+    // Deleted and made again at the same path: the new directory, never the old one.
+    std::fs::remove_dir_all(&ns).unwrap();
+    assert!(root.walk(rel, false).unwrap().is_none());
+    let again = root.walk(rel, true).unwrap().unwrap();
+    assert!(again.stat("x").unwrap().is_none());
+    drop(again.open("y", Open::CreateNew).unwrap());
+    // Made writable by others after it was remembered: refused at once.
+    chmod(&ns, 0o777);
+    refused(root.walk(rel, false));
+    chmod(&ns, 0o700);
+    // The middle component made writable by others: the full walk refuses it.
+    chmod(&tmp.path().join("s/objects"), 0o777);
+    refused(root.walk(rel, false));
+    chmod(&tmp.path().join("s/objects"), 0o700);
+    // Swapped for a symbolic link to the very directory remembered: not followed.
+    std::fs::rename(&ns, tmp.path().join("s/aside")).unwrap();
+    symlink(tmp.path().join("s/aside"), &ns).unwrap();
+    refused(root.walk(rel, false));
+    std::fs::remove_file(&ns).unwrap();
+    // Swapped for another directory of the user's: that one is used.
+    std::fs::create_dir(&ns).unwrap();
+    chmod(&ns, 0o700);
+    assert!(root.walk(rel, false).unwrap().unwrap().stat("y").unwrap().is_none());
+}
