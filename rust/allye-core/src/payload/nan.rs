@@ -105,8 +105,13 @@ pub(crate) fn check(batches: &[RecordBatch], columns: &[usize]) -> Result<()> {
         }
     }
     let total: usize = pieces.iter().map(|p| p.1.len()).sum();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-    let found = if total < PARALLEL_CHECK_BYTES || threads < 2 {
+    // Asked only for a large scan: the answer costs a dozen reads of /proc and cgroup files.
+    let threads = if total < PARALLEL_CHECK_BYTES {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
+    };
+    let found = if threads < 2 {
         pieces.iter().find(|(_, b, w)| any_nan(b, *w)).map(|p| p.0)
     } else {
         // Even shares of the bytes, cut at value boundaries (1 MiB is a multiple of both widths).

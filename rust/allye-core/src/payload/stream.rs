@@ -202,8 +202,12 @@ impl Write for MapWriter<'_> {
 /// two threads write the same page; `None` when one thread copies it all.
 #[cfg(target_os = "linux")]
 fn copy_piece(len: usize) -> Option<usize> {
+    if len < crate::tuning::POOL_PARALLEL_COPY_BYTES {
+        return None;
+    }
+    // Asked only for a large copy: the answer costs a dozen reads of /proc and cgroup files.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-    if len < crate::tuning::POOL_PARALLEL_COPY_BYTES || threads < 2 {
+    if threads < 2 {
         return None;
     }
     Some(len.div_ceil(threads).next_multiple_of(4096))
