@@ -6,6 +6,7 @@ canvas is running, ``info``/``warning`` otherwise) and returned.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -22,16 +23,24 @@ API_INFO_PATH = Path("~/.allye_secrets/allye_canvas_api.json")
 LOAD_PATH = "/v1/data-receiver/load"
 
 
+@functools.lru_cache(maxsize=8)
+def _api_info_location(home: Optional[str]) -> tuple[str, str]:
+    """The API file's name and folder for this ``$HOME`` (every send asks; pathlib's
+    ``expanduser`` costs more than the read)."""
+    path = API_INFO_PATH.expanduser()
+    return path.name, str(path.parent)
+
+
 def resolve_api_url() -> Optional[str]:
     """``$ALLYE_CANVAS_API_URL``, else ``base_url`` in ``~/.allye_secrets/allye_canvas_api.json``."""
     env = (os.environ.get("ALLYE_CANVAS_API_URL") or "").strip()
     if env:
         return env
-    path = API_INFO_PATH.expanduser()
+    name, folder = _api_info_location(os.environ.get("HOME"))
     try:
         # Read under the store's trust rule: a file another user could have written
         # would send table names to their URL.
-        raw = _core.read_store_file(path.name, secret_dir=str(path.parent))
+        raw = _core.read_store_file(name, secret_dir=folder)
         data = json.loads(raw.decode("utf-8")) if raw is not None else None
     except AllyeError as exc:
         logger.warning("not notifying the canvas: %s", exc)
