@@ -673,9 +673,11 @@ def put_object(
     keep_versions: int = ...,
     pool_max_bytes: Optional[int] = None,
     reject_nan: Sequence[int] = ...,
+    keep_description: bool = False,
 ) -> Version:
     """Publishes a new version of object ``name``; returns its ``ready`` event
-    (``reject_nan`` as :func:`send`'s)."""
+    (``reject_nan`` as :func:`send`'s; ``keep_description``: without a description of its
+    own, the version keeps the previous one's)."""
 
 def get_object(
     name: str, *, namespace: str = ..., secret_dir: Optional[str] = None, allow_pickle: bool = ...

@@ -72,10 +72,8 @@ class Brain:
         replaces the old one, none keeps it)."""
         if not isinstance(name, str):
             raise TypeError(f'name "{name}" must be str, not {type(name).__name__}')
-        objs = self._objects()
-        if not description:
-            description = objs._description(name)
-        objs._publish(name, thing, description=str(description) if description else None)
+        self._objects()._publish(name, thing, description=str(description) if description else None,
+                                 keep_description=True)
 
     def recall(self, name: str) -> Any:
         """The value stored under ``name`` (``KeyError`` if there is none)."""

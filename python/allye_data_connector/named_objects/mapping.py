@@ -119,9 +119,10 @@ class Objects(MutableMapping[str, Any]):
 
     def _publish(
         self, name: str, obj: Any, description: Optional[str] = None, ttl_sec: Optional[int] = None,
-        transport: str = "auto", durable: bool = False,
+        transport: str = "auto", durable: bool = False, keep_description: bool = False,
     ) -> Any:
-        """:meth:`put` without building its :meth:`info` (``objs[name] = obj`` returns nothing)."""
+        """:meth:`put` without building its :meth:`info` (``objs[name] = obj`` returns nothing);
+        ``keep_description``: without ``description``, the previous version's is kept."""
         if not isinstance(name, str):
             raise InvalidArgumentError(f"object names are str, got {type(name).__name__}")
         _core.check_transport(transport)
@@ -131,18 +132,18 @@ class Objects(MutableMapping[str, Any]):
         if description is not None:
             meta["description"] = str(description)
         try:
-            ev = self._put(table, name, meta, transport, ttl_sec, durable, eff, reject_nan)
+            ev = self._put(table, name, meta, transport, ttl_sec, durable, eff, reject_nan, keep_description)
         except NanFoundError:
             # A float column holds NaN: put it with the NaN as nulls (nothing was written).
             table, _ = encode(obj, allow_pickle=allow)
-            ev = self._put(table, name, meta, transport, ttl_sec, durable, eff, ())
+            ev = self._put(table, name, meta, transport, ttl_sec, durable, eff, (), keep_description)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("put %s/%s (%s, %d bytes)", self._namespace, name, meta["kind"], ev["payload"]["data_size"])
         return ev
 
     def _put(
         self, table: pa.Table, name: str, meta: dict[str, Any], transport: str, ttl_sec: Optional[int],
-        durable: bool, eff: Settings, reject_nan: tuple[int, ...],
+        durable: bool, eff: Settings, reject_nan: tuple[int, ...], keep_description: bool = False,
     ) -> Any:
         return _core.put_object(
             table,
@@ -157,6 +158,7 @@ class Objects(MutableMapping[str, Any]):
             keep_versions=eff.keep_versions,
             pool_max_bytes=eff.pool_max_bytes,
             reject_nan=list(reject_nan),
+            keep_description=keep_description,
             **self._kw(),
         )
 
@@ -260,16 +262,6 @@ class Objects(MutableMapping[str, Any]):
                 schema = None
             info["schema"] = None if schema is None else [(f.name, str(f.type)) for f in schema]
         return info
-
-    def _description(self, name: str) -> Optional[str]:
-        """The description of ``name``'s latest version (None when it has none, or there is
-        none): one lookup, where ``info`` builds the whole record."""
-        try:
-            ev = _core.object_latest(name, **self._kw())
-        except KeyError:
-            return None
-        description = ev.get("metadata", {}).get(_KEY, {}).get("description")
-        return None if description is None else str(description)
 
     def schema(self, name: str) -> Optional[pa.Schema]:
         """The Arrow schema of an object stored as Arrow data (None for arrays and pickles)."""

@@ -47,7 +47,7 @@ pub use gc::{AutoGc, CompactReport, GcAction, GcOptions, GcTransport};
 pub use manifest::{Event, ManifestTail, PayloadRef};
 #[cfg(unix)]
 pub use objects::ObjectWriter;
-pub use objects::{Capacity, Namespace, ObjectData};
+pub use objects::{Capacity, Namespace, ObjectData, PutOptions};
 pub use payload::Decoded;
 pub use protocol::{Compression, GcActionKind, GcScope, Status, TableStateKind, Transport, TransportChoice};
 pub use store::Store;

@@ -413,6 +413,8 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 pub const OBJECT_METADATA_KEY: &str = "adc_object";
 /// Keys inside `metadata.adc_object`.
 pub const OBJECT_KIND: &str = "kind";
+/// `metadata.adc_object.description`: the text a writer gave the version (optional).
+pub const OBJECT_DESCRIPTION: &str = "description";
 /// `metadata.adc_object.kind` of a pickled object, the one kind whose load runs code.
 pub const OBJECT_KIND_PICKLE: &str = "pickle";
 /// `metadata.adc_object.kind` of a NumPy array stored as its raw bytes.

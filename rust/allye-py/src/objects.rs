@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use allye_core::protocol;
 use allye_core::tuning;
-use allye_core::{Namespace, ObjectData};
+use allye_core::{Namespace, ObjectData, PutOptions};
 use arrow_buffer::Buffer;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -23,11 +23,12 @@ fn namespace(secret_dir: Option<PathBuf>, namespace: &str) -> PyResult<Namespace
 /// Publishes a new version of object `name`; returns its `ready` event. `metadata` must
 /// hold `adc_object` with the object's `kind`; `quota` is `max_store_bytes`. `auto` uses
 /// shared memory at any size (no 0.1.2 reader to spare), a file when /dev/shm is full.
+/// `keep_description`: without a description of its own, the version keeps the previous one's.
 #[pyfunction]
 #[pyo3(signature = (data, name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, metadata=None,
     transport="auto", max_shm_bytes=u64::MAX, ttl_sec=None, durable=false, quota=None,
     auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS,
-    pool_max_bytes=None, reject_nan=Vec::new()))]
+    pool_max_bytes=None, reject_nan=Vec::new(), keep_description=false))]
 #[allow(clippy::too_many_arguments)]
 fn put_object<'py>(
     py: Python<'py>,
@@ -46,6 +47,7 @@ fn put_object<'py>(
     keep_versions: usize,
     pool_max_bytes: Option<u64>,
     reject_nan: Vec<usize>,
+    keep_description: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let ns = self::namespace(secret_dir, namespace)?;
     let opts = SendArgs {
@@ -63,7 +65,8 @@ fn put_object<'py>(
     }
     .options()?;
     let (schema, batches) = batches(data)?;
-    let ready = py.detach(|| ns.put(name, &schema, &batches, &opts, quota)).or_raise()?;
+    let put = PutOptions::with_quota(quota).keeping_description(keep_description);
+    let ready = py.detach(|| ns.put_with(name, &schema, &batches, &opts, &put)).or_raise()?;
     to_py(py, &ready)
 }
 

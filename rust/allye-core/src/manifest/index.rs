@@ -165,6 +165,12 @@ pub fn table_state(store: &Store, table: &str) -> Result<Option<TableState>> {
     with_complete_index(store, |tables| tables.get(table).cloned())
 }
 
+/// `f` over every table's state in the incremental index (refreshed first), without
+/// copying it: for sums over a whole log (a store's used bytes) on every put.
+pub fn with_tables<T>(store: &Store, f: impl FnOnce(&HashMap<String, TableState>) -> T) -> Result<T> {
+    with_complete_index(store, f)
+}
+
 fn with_complete_index<T>(store: &Store, f: impl FnOnce(&HashMap<String, TableState>) -> T) -> Result<T> {
     let path = store.manifest_path();
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());

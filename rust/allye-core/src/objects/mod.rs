@@ -26,7 +26,8 @@ use crate::manifest::{self, Event};
 use crate::payload::Decoded;
 use crate::protocol::{
     check_namespace_name, check_table_name, namespace_dir_name, namespace_from_dir_name, Status, DEFAULT_NAMESPACE,
-    OBJECTS_DIR, OBJECT_BYTES_COLUMN, OBJECT_KIND, OBJECT_KIND_NUMPY, OBJECT_KIND_PICKLE, OBJECT_METADATA_KEY,
+    OBJECTS_DIR, OBJECT_BYTES_COLUMN, OBJECT_DESCRIPTION, OBJECT_KIND, OBJECT_KIND_NUMPY, OBJECT_KIND_PICKLE,
+    OBJECT_METADATA_KEY,
 };
 use crate::store::Store;
 use crate::sys::fork::ForkLocal;
@@ -41,6 +42,30 @@ mod tests;
 
 #[cfg(unix)]
 pub use create::ObjectWriter;
+
+/// How [`Namespace::put_with`] publishes, beyond the [`SendOptions`] of the payload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PutOptions {
+    /// Refuse with `StoreFull` (writing nothing) when the store's live bytes plus this
+    /// object's would pass it (`max_store_bytes`).
+    pub quota: Option<u64>,
+    /// Without a description of its own, the new version keeps the previous one's.
+    pub keep_description: bool,
+}
+
+impl PutOptions {
+    /// Options with this quota and the other fields at their defaults.
+    pub fn with_quota(quota: Option<u64>) -> Self {
+        PutOptions { quota, ..Self::default() }
+    }
+
+    /// These options with `keep_description` set to `keep`.
+    pub fn keeping_description(mut self, keep: bool) -> Self {
+        self.keep_description = keep;
+        self
+    }
+}
 
 /// One namespace of named objects in a store.
 #[derive(Debug, Clone)]
@@ -111,6 +136,22 @@ impl Namespace {
         opts: &SendOptions,
         quota: Option<u64>,
     ) -> Result<Event> {
+        self.put_with(name, schema, batches, opts, &PutOptions { quota, keep_description: false })
+    }
+
+    /// [`put`](Self::put) with [`PutOptions`]: with `keep_description`, a version put
+    /// without `metadata.adc_object.description` takes the previous version's (brain-plasma's
+    /// rule: a new description replaces the old one, none keeps it), found in the same
+    /// index the put reads anyway rather than by a separate lookup from the caller.
+    pub fn put_with(
+        &self,
+        name: &str,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+        opts: &SendOptions,
+        put: &PutOptions,
+    ) -> Result<Event> {
+        let quota = put.quota;
         check_table_name(name)
             .map_err(|e| Error::InvalidArgument(e.to_string().replace("table name", "object name")))?;
         if kind_of_metadata(&opts.metadata).is_none() {
@@ -118,20 +159,23 @@ impl Namespace {
                 "object {name:?}: metadata.{OBJECT_METADATA_KEY}.{OBJECT_KIND} is missing; say what the payload encodes"
             )));
         }
+        // The namespace's directory walked once for the whole put (see `Store::pin`).
+        let store = self.store.pin(true)?;
         if let Some(quota) = quota {
             let needed: u64 = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
-            let used = store_used(&self.parent)?;
+            let used = store_used(&self.parent.pin(false)?)?;
             if used.saturating_add(needed) > quota {
                 return Err(Error::StoreFull { store: self.parent.root().to_path_buf(), used, needed, quota });
             }
         }
         let mut opts = opts.clone();
+        if put.keep_description {
+            inherit_description(&store, name, &mut opts.metadata)?;
+        }
         opts.table_name = Some(name.to_string());
         // An object's batches are its encoding (a pickle's stream, then each out-of-band
         // buffer): kept as given, never joined into one batch as a table's are.
         opts.chunk_rows = Some(0);
-        // The namespace's directory walked once for the whole put (see `Store::pin`).
-        let store = self.store.pin(true)?;
         let ready = tables::send(&store, schema, batches, &opts)?;
         self.compact_if_long(&store);
         Ok(ready)
@@ -254,7 +298,10 @@ impl Namespace {
 
     /// Bytes held by the current versions of this namespace's objects.
     pub fn used(&self) -> Result<u64> {
-        Ok(self.list()?.iter().filter_map(|ev| ev.payload.as_ref()).map(|p| p.data_size).sum())
+        if !has_log(&self.store)? {
+            return Ok(0);
+        }
+        tables::live_bytes(&self.store, true)
     }
 
     /// Removes `name` (a removal line, then its payloads); `ObjectNotFound` if it never existed.
@@ -332,8 +379,7 @@ pub fn remove_namespace(parent: &Store, name: &str) -> Result<usize> {
 pub fn store_used(parent: &Store) -> Result<u64> {
     let mut total = 0u64;
     if has_log(parent)? {
-        total +=
-            tables::list(parent, None)?.iter().filter_map(|ev| ev.payload.as_ref()).map(|p| p.data_size).sum::<u64>();
+        total += tables::live_bytes(parent, false)?;
     }
     for ns in namespaces(parent)? {
         total += Namespace::open(parent, &ns)?.used()?;
@@ -425,6 +471,24 @@ pub fn kind_of(ev: &Event) -> Option<&str> {
 
 fn kind_of_metadata(m: &serde_json::Map<String, Value>) -> Option<&str> {
     m.get(OBJECT_METADATA_KEY)?.get(OBJECT_KIND)?.as_str()
+}
+
+/// Copies the current version's `adc_object.description` into `metadata` when it has
+/// none of its own (nothing when there is no current version or it had none).
+fn inherit_description(store: &Store, name: &str, metadata: &mut serde_json::Map<String, Value>) -> Result<()> {
+    let has_own =
+        metadata.get(OBJECT_METADATA_KEY).and_then(|m| m.get(OBJECT_DESCRIPTION)).is_some_and(|d| !d.is_null());
+    if has_own || !has_log(store)? {
+        return Ok(());
+    }
+    let Some(previous) = manifest::latest_ready(store, name, None)? else { return Ok(()) };
+    let Some(description) = previous.metadata.get(OBJECT_METADATA_KEY).and_then(|m| m.get(OBJECT_DESCRIPTION)) else {
+        return Ok(());
+    };
+    if let Some(Value::Object(obj)) = metadata.get_mut(OBJECT_METADATA_KEY) {
+        obj.insert(OBJECT_DESCRIPTION.to_string(), description.clone());
+    }
+    Ok(())
 }
 
 fn is_expired(ev: &Event) -> bool {

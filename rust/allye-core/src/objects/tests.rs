@@ -232,3 +232,32 @@ fn an_objects_batches_are_kept_as_given_in_a_segment_and_a_file() {
         assert_eq!(rows, vec![4, 2, 7], "{transport:?}");
     }
 }
+
+#[test]
+fn keep_description_carries_the_previous_one_until_a_new_one_is_given() {
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, batches) = batch(2);
+    let keep = PutOptions::with_quota(None).keeping_description(true);
+    let described = |text: &str| {
+        let mut o = opts("pyarrow.Table");
+        o.metadata.insert(OBJECT_METADATA_KEY.into(), json!({OBJECT_KIND: "pyarrow.Table", OBJECT_DESCRIPTION: text}));
+        o
+    };
+    let description = |ev: &Event| ev.metadata[OBJECT_METADATA_KEY].get(OBJECT_DESCRIPTION).cloned();
+    // No previous version: nothing to keep.
+    let first = ns.put_with("x", &schema, &batches, &opts("pyarrow.Table"), &keep).unwrap();
+    assert_eq!(description(&first), None);
+    ns.put_with("x", &schema, &batches, &described("counts"), &keep).unwrap();
+    let kept = ns.put_with("x", &schema, &batches, &opts("pyarrow.Table"), &keep).unwrap();
+    assert_eq!(description(&kept), Some(json!("counts")));
+    assert_eq!(description(&ns.latest("x").unwrap()), Some(json!("counts")), "as the log has it");
+    let replaced = ns.put_with("x", &schema, &batches, &described("totals"), &keep).unwrap();
+    assert_eq!(description(&replaced), Some(json!("totals")));
+    // Without keep_description (Namespace::put), a version without one has none.
+    let plain = ns.put("x", &schema, &batches, &opts("pyarrow.Table"), None).unwrap();
+    assert_eq!(description(&plain), None);
+    // Another name's description is never taken.
+    let other = ns.put_with("y", &schema, &batches, &opts("pyarrow.Table"), &keep).unwrap();
+    assert_eq!(description(&other), None);
+}

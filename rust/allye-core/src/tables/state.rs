@@ -130,6 +130,20 @@ pub fn list(store: &Store, producer: Option<&str>) -> Result<Vec<Event>> {
         .collect())
 }
 
+/// Bytes held by the current versions [`list`] names (all producers), leaving out those
+/// past their `expires_at` when `skip_expired`; summed in the index without copying it.
+pub fn live_bytes(store: &Store, skip_expired: bool) -> Result<u64> {
+    manifest::with_tables(store, |tables| {
+        tables
+            .values()
+            .filter(|t| !is_removed(t))
+            .filter_map(|t| t.ready.as_ref()?.payload.as_ref())
+            .filter(|p| !(skip_expired && time::is_expired(p.expires_at.as_deref())))
+            .map(|p| p.data_size)
+            .sum()
+    })
+}
+
 /// [`list`] without the versions a get refuses: expired ones, and those sent to be read
 /// once (`shm_unlink_on_read`) that were read and whose segment gc has freed. A listing
 /// names only what can be read ([`states`] names everything).
