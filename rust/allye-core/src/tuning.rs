@@ -60,6 +60,13 @@ pub const POOL_CREATE_BACKOFF: Duration = Duration::from_secs(2);
 /// Large sends the pool remembers (their sizes are what it keeps segments for).
 pub const POOL_RECENT_SENDS: usize = 16;
 
+// --- shared arrays ---
+
+/// Attempts to take a shared array's lock without sleeping before a locker blocks in the
+/// kernel (each a `trylock` and a short pause: a few microseconds in all), on machines
+/// with more than one CPU.
+pub const ARRAY_LOCK_SPINS: u32 = 64;
+
 // --- named objects ---
 
 /// Whether pickled objects are stored and loaded unless a setting says otherwise.

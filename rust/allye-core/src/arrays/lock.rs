@@ -99,11 +99,32 @@ unsafe fn finish(m: *mut libc::pthread_mutex_t, rc: i32, name: &str) -> Result<O
 /// # Safety
 /// `m` is a mutex set up by [`init`] in a live mapping.
 pub(crate) unsafe fn lock(m: *mut libc::pthread_mutex_t, name: &str) -> Result<Acquired> {
+    // A holder keeps the lock for a statement or two (well under a microsecond): waiting
+    // for it on the CPU costs less than sleeping in the kernel and being woken (a futex
+    // wait, a wake, two context switches), so try for a few microseconds first, where
+    // another CPU can be running the holder. glibc's robust mutex does not spin itself.
+    if spins() {
+        for _ in 0..crate::tuning::ARRAY_LOCK_SPINS {
+            if let Some(a) = finish(m, libc::pthread_mutex_trylock(m), name)? {
+                return Ok(a);
+            }
+            for _ in 0..8 {
+                std::hint::spin_loop();
+            }
+        }
+    }
     loop {
         if let Some(a) = finish(m, libc::pthread_mutex_lock(m), name)? {
             return Ok(a);
         }
     }
+}
+
+/// Whether spinning can help: only with another CPU to run the holder on (asked once per
+/// process: the answer reads /proc and cgroup files).
+fn spins() -> bool {
+    static MULTI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MULTI.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
 /// Takes the lock if it is free; `None` when another thread holds it.
