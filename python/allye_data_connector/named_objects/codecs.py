@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import pickle
 from typing import Any, Optional
@@ -42,7 +43,27 @@ def ndarray_meta(dtype: np.dtype[Any], shape: tuple[int, ...], order: str, nbyte
 
 def ndarray_dtype(meta: dict[str, Any]) -> np.dtype[Any]:
     """The dtype an array's description records."""
-    return np.lib.format.descr_to_dtype(_tuples(ast.literal_eval(meta["dtype"])))
+    descr = str(meta["dtype"])
+    dtype = _plain_dtype_of_descr(descr)
+    return _dtype_of_descr(descr) if dtype is None else dtype
+
+
+def _dtype_of_descr(descr: str) -> np.dtype[Any]:
+    """The dtype of a ``.npy`` descr's ``repr``: a quoted type string (``'<f8'``, the
+    common case, read without ``literal_eval``, which costs more than the rest of an
+    array's first get in a process) or a structured descr."""
+    inner = descr[1:-1]
+    if len(descr) > 2 and descr[0] == descr[-1] == "'" and "'" not in inner and "\\" not in inner:
+        return np.dtype(inner)  # what descr_to_dtype does with a str
+    return np.lib.format.descr_to_dtype(_tuples(ast.literal_eval(descr)))
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_dtype_of_descr(descr: str) -> Optional[np.dtype[Any]]:
+    """:func:`_dtype_of_descr` once per process for a dtype without fields; None for a
+    structured one, which is not shared: its ``names`` can be reassigned in place."""
+    dtype = _dtype_of_descr(descr)
+    return dtype if dtype.names is None else None
 
 
 def _binary_batch(data: Any) -> pa.RecordBatch:
