@@ -5,7 +5,7 @@ in ``.ci/run``.
 """
 
 import os
-from typing import Any, NotRequired, Optional, Protocol, Sequence, TypedDict, final, type_check_only
+from typing import Any, NotRequired, Optional, Protocol, Sequence, TypedDict, Union, final, type_check_only
 
 __version__: str
 __all__ = [
@@ -657,7 +657,7 @@ class StoreFullError(StoreError): ...
 class StoreNotPrivateError(StoreUnusableError): ...
 
 def put_object(
-    data: _ArrowStream,
+    data: Union[_ArrowStream, list[Any]],
     name: str,
     *,
     namespace: str = ...,
@@ -675,9 +675,11 @@ def put_object(
     reject_nan: Sequence[int] = ...,
     keep_description: bool = False,
 ) -> Version:
-    """Publishes a new version of object ``name``; returns its ``ready`` event
-    (``reject_nan`` as :func:`send`'s; ``keep_description``: without a description of its
-    own, the version keeps the previous one's)."""
+    """Publishes a new version of object ``name``; returns its ``ready`` event. ``data``:
+    Arrow data, or for the kinds ``numpy`` and ``pickle`` a list of raw values (``bytes``
+    or contiguous ``uint8`` arrays), each stored as it is (``reject_nan`` as :func:`send`'s;
+    ``keep_description``: without a description of its own, the version keeps the
+    previous one's)."""
 
 def get_object(
     name: str, *, namespace: str = ..., secret_dir: Optional[str] = None, allow_pickle: bool = ...

@@ -16,7 +16,7 @@ import ast
 import functools
 import logging
 import pickle
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,12 @@ from .._optional import require
 from ..errors import ArrowDataError, ConversionError, InvalidInputError
 
 logger = logging.getLogger(__name__)
+
+#: The raw values of an array's or a pickle's payload: ``bytes`` or contiguous ``uint8``
+#: arrays (each one record batch of one ``large_binary`` value in the store).
+RawValues = list[Any]
+#: An encoded object: Arrow data, or raw values.
+Payload = Union[pa.Table, RawValues]
 
 _COLUMN = "bytes"
 _ARROW_FAILURES = (ConversionError, ArrowDataError, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
@@ -87,7 +93,7 @@ def _is_plain_ndarray(obj: Any) -> bool:
     return type(obj) is np.ndarray and not obj.dtype.hasobject
 
 
-def _encode_ndarray(a: np.ndarray[Any, Any]) -> tuple[pa.Table, dict[str, Any]]:
+def _encode_ndarray(a: np.ndarray[Any, Any]) -> tuple[RawValues, dict[str, Any]]:
     if a.flags.c_contiguous:
         order, flat = "C", a.reshape(-1)
     elif a.flags.f_contiguous:
@@ -95,7 +101,7 @@ def _encode_ndarray(a: np.ndarray[Any, Any]) -> tuple[pa.Table, dict[str, Any]]:
     else:
         order, flat = "C", np.ascontiguousarray(a).reshape(-1)
     raw = flat.view(np.uint8) if flat.dtype.itemsize else np.empty(0, np.uint8)
-    return pa.Table.from_batches([_binary_batch(raw)]), ndarray_meta(a.dtype, a.shape, order, a.nbytes)
+    return [raw], ndarray_meta(a.dtype, a.shape, order, a.nbytes)
 
 
 def _decode_ndarray(table: pa.Table, meta: dict[str, Any]) -> np.ndarray[Any, Any]:
@@ -119,7 +125,7 @@ def _tuples(descr: Any) -> Any:
     return descr
 
 
-def _encode_pickle(obj: Any) -> tuple[pa.Table, dict[str, Any]]:
+def _encode_pickle(obj: Any) -> tuple[RawValues, dict[str, Any]]:
     buffers: list[pickle.PickleBuffer] = []
     try:
         stream = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
@@ -128,13 +134,21 @@ def _encode_pickle(obj: Any) -> tuple[pa.Table, dict[str, Any]]:
             f"{type(obj).__module__}.{type(obj).__qualname__} can be stored neither as Arrow data, a NumPy array, "
             f"nor a pickle: {exc}"
         ) from exc
-    batches = [_binary_batch(stream)]
+    values: RawValues = [stream]
     for b in buffers:
         try:
-            batches.append(_binary_batch(b.raw()))
+            values.append(np.frombuffer(b.raw(), dtype=np.uint8))
         except BufferError:  # a non-contiguous buffer: its bytes, copied once
-            batches.append(_binary_batch(memoryview(b).tobytes()))
-    return pa.Table.from_batches(batches), {"kind": "pickle", "type": _type_name(obj), "buffers": len(buffers)}
+            values.append(memoryview(b).tobytes())
+    return values, {"kind": "pickle", "type": _type_name(obj), "buffers": len(buffers)}
+
+
+def as_table(payload: Payload) -> pa.Table:
+    """The Arrow table of an encoded payload: raw values (an array's, a pickle's) each as a
+    record batch of one ``large_binary`` value, as the core stores them."""
+    if isinstance(payload, pa.Table):
+        return payload
+    return pa.Table.from_batches([_binary_batch(v) for v in payload])
 
 
 def _decode_pickle(table: pa.Table) -> Any:
@@ -161,16 +175,18 @@ def _one_column(data: Any) -> pa.Table:
 
 def encode(obj: Any, *, allow_pickle: bool = True) -> tuple[pa.Table, dict[str, Any]]:
     """``obj`` as an Arrow table and the description recorded on its lines."""
-    table, meta, _ = encode_deferring_nan(obj, allow_pickle=allow_pickle, defer_nan=False)
-    return table, meta
+    payload, meta, _ = encode_deferring_nan(obj, allow_pickle=allow_pickle, defer_nan=False)
+    return as_table(payload), meta
 
 
 def encode_deferring_nan(
     obj: Any, *, allow_pickle: bool = True, defer_nan: bool = True
-) -> tuple[pa.Table, dict[str, Any], tuple[int, ...]]:
-    """:func:`encode`, and the float columns of a DataFrame or Series left for the core to
-    look for NaN in (``frames.encode``'s ``defer_nan``): a put passes them as
-    ``reject_nan`` and, on ``NanFoundError``, puts :func:`encode`'s table instead."""
+) -> tuple[Payload, dict[str, Any], tuple[int, ...]]:
+    """:func:`encode`, with an array's or a pickle's payload left as its raw values (what
+    ``_core.put_object`` stores without Arrow wrapping; :func:`as_table` makes the table),
+    and the float columns of a DataFrame or Series left for the core to look for NaN in
+    (``frames.encode``'s ``defer_nan``): a put passes them as ``reject_nan`` and, on
+    ``NanFoundError``, puts :func:`encode`'s table instead."""
     table: Optional[pa.Table] = None
     reject: tuple[int, ...] = ()
     meta: dict[str, Any] = {}

@@ -19,7 +19,7 @@ from .. import _core, _wait, settings as _settings
 from .._args import PathLike, store_arg
 from ..errors import InvalidArgumentError, NanFoundError, TableNotFoundError
 from ..settings import Settings
-from .codecs import decode, decode_bytes, encode, encode_deferring_nan, ndarray_dtype, ndarray_meta, table_of
+from .codecs import Payload, decode, decode_bytes, encode, encode_deferring_nan, ndarray_dtype, ndarray_meta, table_of
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Objects(MutableMapping[str, Any]):
         return ev
 
     def _put(
-        self, table: pa.Table, name: str, meta: dict[str, Any], transport: str, ttl_sec: Optional[int],
+        self, table: Payload, name: str, meta: dict[str, Any], transport: str, ttl_sec: Optional[int],
         durable: bool, eff: Settings, reject_nan: tuple[int, ...], keep_description: bool = False,
     ) -> Any:
         return _core.put_object(

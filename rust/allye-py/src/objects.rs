@@ -9,7 +9,7 @@ use allye_core::tuning;
 use allye_core::{Namespace, ObjectData, PutOptions};
 use arrow_buffer::Buffer;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use pyo3_arrow::{PyRecordBatchReader, PyTable};
 
 use crate::args::{batches, store, SendArgs};
@@ -20,8 +20,10 @@ fn namespace(secret_dir: Option<PathBuf>, namespace: &str) -> PyResult<Namespace
     store(secret_dir)?.namespace(namespace).or_raise()
 }
 
-/// Publishes a new version of object `name`; returns its `ready` event. `metadata` must
-/// hold `adc_object` with the object's `kind`; `quota` is `max_store_bytes`. `auto` uses
+/// Publishes a new version of object `name`; returns its `ready` event. `data` is Arrow
+/// data (the C stream interface), or, for the raw-bytes kinds (`numpy`, `pickle`), a list
+/// of buffer-protocol objects, each stored as it is (`Namespace::put_bytes`: no Arrow
+/// wrapping on either side). `metadata` must hold `adc_object` with the object's `kind`; `quota` is `max_store_bytes`. `auto` uses
 /// shared memory at any size (no 0.1.2 reader to spare), a file when /dev/shm is full.
 /// `keep_description`: without a description of its own, the version keeps the previous one's.
 #[pyfunction]
@@ -32,7 +34,7 @@ fn namespace(secret_dir: Option<PathBuf>, namespace: &str) -> PyResult<Namespace
 #[allow(clippy::too_many_arguments)]
 fn put_object<'py>(
     py: Python<'py>,
-    data: PyRecordBatchReader,
+    data: &Bound<'py, PyAny>,
     name: &str,
     namespace: &str,
     secret_dir: Option<PathBuf>,
@@ -64,9 +66,15 @@ fn put_object<'py>(
         ..SendArgs::default()
     }
     .options()?;
-    let (schema, batches) = batches(data)?;
     let put = PutOptions::with_quota(quota).keeping_description(keep_description);
-    let ready = py.detach(|| ns.put_with(name, &schema, &batches, &opts, &put)).or_raise()?;
+    let ready = if let Ok(values) = data.cast::<PyList>() {
+        // The buffers stay referenced (and their Python objects alive) until after the put.
+        let values: Vec<Buffer> = values.iter().map(|v| value_buffer(&v)).collect::<PyResult<_>>()?;
+        py.detach(|| ns.put_bytes(name, &values, &opts, &put)).or_raise()?
+    } else {
+        let (schema, batches) = batches(data.extract::<PyRecordBatchReader>()?)?;
+        py.detach(|| ns.put_with(name, &schema, &batches, &opts, &put)).or_raise()?
+    };
     to_py(py, &ready)
 }
 
@@ -108,6 +116,50 @@ fn get_object_bytes<'py>(
     };
     Ok((to_py(py, &ev)?, data))
 }
+
+/// A Python object kept alive by the Arrow buffer over its memory.
+struct Owner(#[allow(dead_code)] Py<PyAny>);
+
+/// The bytes of one value of a raw-bytes put, as an Arrow buffer over the Python object's
+/// memory (no copy; the buffer holds the object): a `bytes` (a pickle stream), or an object
+/// exposing NumPy's array interface over contiguous `|u1` data (an array's bytes, a pickle's
+/// out-of-band buffer). The limited API this module is built for (abi3, Python 3.9) has no
+/// buffer protocol, hence the array interface, which `MappedBytes` gives on the way out.
+fn value_buffer(v: &Bound<'_, PyAny>) -> PyResult<Buffer> {
+    let (ptr, len) = if let Ok(b) = v.cast::<PyBytes>() {
+        let bytes = b.as_bytes();
+        (bytes.as_ptr() as usize, bytes.len())
+    } else {
+        let bad = || {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "a raw-bytes value must be bytes or a contiguous uint8 NumPy array, got {}",
+                v.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+        };
+        let ai = v.getattr("__array_interface__").map_err(|_| bad())?;
+        let ai = ai.cast::<PyDict>().map_err(|_| bad())?;
+        let typestr: String = ai.get_item("typestr")?.ok_or_else(bad)?.extract()?;
+        let shape: Vec<usize> = ai.get_item("shape")?.ok_or_else(bad)?.extract()?;
+        let contiguous = ai.get_item("strides")?.is_none_or(|s| s.is_none());
+        if typestr != "|u1" || shape.len() != 1 || !contiguous {
+            return Err(bad());
+        }
+        let (ptr, _read_only): (usize, bool) = ai.get_item("data")?.ok_or_else(bad)?.extract()?;
+        (ptr, shape[0])
+    };
+    let (ptr, len) = match std::ptr::NonNull::new(ptr as *mut u8) {
+        Some(ptr) => (ptr, len),
+        None if len == 0 => (std::ptr::NonNull::dangling(), 0),
+        None => return Err(pyo3::exceptions::PyValueError::new_err("a raw-bytes value has no data pointer")),
+    };
+    let owner = std::sync::Arc::new(Owner(v.clone().unbind()));
+    // SAFETY: `ptr` and `len` describe memory the object owns (a `bytes`' contents, an
+    // array's data), which lives as long as the object, which `owner` keeps referenced.
+    Ok(unsafe { Buffer::from_custom_allocation(ptr, len, owner) })
+}
+
+// The owner is never looked into, only dropped: a panic cannot leave it half-changed.
+impl std::panic::RefUnwindSafe for Owner {}
 
 /// NumPy's array interface (version 3) of `len` bytes at `ptr`, as `|u1`.
 fn bytes_interface(py: Python<'_>, ptr: usize, len: usize, read_only: bool) -> PyResult<Bound<'_, PyDict>> {

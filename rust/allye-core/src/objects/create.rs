@@ -10,12 +10,9 @@
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::sync::Arc;
 
-use arrow_array::{ArrayRef, LargeBinaryArray, RecordBatch};
-use arrow_buffer::{Buffer, MutableBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_buffer::{Buffer, MutableBuffer};
 use arrow_ipc::writer::StreamWriter;
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
@@ -24,13 +21,13 @@ use crate::manifest::{self, Event, PayloadRef};
 use crate::payload::write_options;
 use crate::protocol::{
     Compression, Status, Transport, ADC_LOCATOR, ADC_TRANSPORT, ADC_WRITER, METADATA_ERROR, METADATA_KEY,
-    OBJECT_BYTES_COLUMN, PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
 };
 use crate::sys::process::WriterIdentity;
 use crate::sys::{shm, time};
 use crate::tables::{schema_sha256, SendOptions};
 
-use super::{store_used, Namespace};
+use super::{bytes_batch, bytes_schema, store_used, Namespace};
 
 /// An object being written in place: its region of the segment, writable until
 /// [`ObjectWriter::commit`] publishes it or [`ObjectWriter::abort`] (or drop) removes it.
@@ -69,10 +66,6 @@ impl Write for HoleWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new(OBJECT_BYTES_COLUMN, DataType::LargeBinary, true)]))
 }
 
 impl Namespace {
@@ -140,10 +133,8 @@ fn write_around_hole(segment: &str, nbytes: usize) -> Result<(memmap2::MmapMut, 
     // tells the writer which buffer is the hole.
     let values: Buffer = MutableBuffer::from_len_zeroed(nbytes).into();
     let hole = (values.as_ptr(), nbytes);
-    let offsets = OffsetBuffer::new(ScalarBuffer::from(vec![0i64, nbytes as i64]));
-    let array: ArrayRef = Arc::new(LargeBinaryArray::try_new(offsets, values, None)?);
-    let schema = schema();
-    let batch = RecordBatch::try_new(schema.clone(), vec![array])?;
+    let schema = bytes_schema();
+    let batch = bytes_batch(&schema, values)?;
     let file = shm::create(segment)?;
     let sink = HoleWriter { file, pos: 0, hole, hole_at: None };
     let mut writer = StreamWriter::try_new_with_options(sink, &schema, write_options(Compression::None)?)?;
@@ -212,7 +203,7 @@ impl ObjectWriter {
             )));
         }
         self.done = true;
-        let schema = schema();
+        let schema = bytes_schema();
         let ready = Event {
             status: Status::Ready,
             payload: Some(PayloadRef {

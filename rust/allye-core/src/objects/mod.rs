@@ -13,12 +13,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, RecordBatch};
-use arrow_buffer::Buffer;
-use arrow_schema::{DataType, SchemaRef};
+use arrow_array::{Array, ArrayRef, LargeBinaryArray, RecordBatch};
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -206,6 +206,26 @@ impl Namespace {
                 left.insert(path, report.bytes_after);
             }
         }
+    }
+
+    /// [`put_with`](Self::put_with) of an object stored as raw bytes (kind `numpy` or
+    /// `pickle` in `opts.metadata`): one record batch of one `large_binary` value per
+    /// value (a NumPy array's bytes; a pickle stream, then each out-of-band buffer), the
+    /// bytes as given, not copied before the payload's write; [`raw_bytes`] reads them
+    /// back. Spares a caller building Arrow batches around bytes it already has.
+    pub fn put_bytes(&self, name: &str, values: &[Buffer], opts: &SendOptions, put: &PutOptions) -> Result<Event> {
+        match kind_of_metadata(&opts.metadata) {
+            Some(kind) if RAW_KINDS.contains(&kind) => {}
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "object {name:?}: raw bytes are stored for the kinds {RAW_KINDS:?}, not {other:?}; put Arrow data \
+                     for the others"
+                )))
+            }
+        }
+        let schema = bytes_schema();
+        let batches = values.iter().map(|v| bytes_batch(&schema, v.clone())).collect::<Result<Vec<_>>>()?;
+        self.put_with(name, &schema, &batches, opts, put)
     }
 
     /// The current version of `name`, read in place. A pickle is served only from a
@@ -462,6 +482,18 @@ pub fn raw_bytes(ev: &Event, data: &Decoded) -> Option<Vec<Buffer>> {
             Some(col.values().slice_with_length(start, end.checked_sub(start)?))
         })
         .collect()
+}
+
+/// The schema of an object stored as raw bytes: one `large_binary` column.
+pub(crate) fn bytes_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(OBJECT_BYTES_COLUMN, DataType::LargeBinary, true)]))
+}
+
+/// One record batch of [`bytes_schema`] holding `value` as its one value (not copied).
+pub(crate) fn bytes_batch(schema: &SchemaRef, value: Buffer) -> Result<RecordBatch> {
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(vec![0i64, value.len() as i64]));
+    let array: ArrayRef = Arc::new(LargeBinaryArray::try_new(offsets, value, None)?);
+    Ok(RecordBatch::try_new(schema.clone(), vec![array])?)
 }
 
 /// The `kind` of an object line (`None` for a line without `metadata.adc_object`).

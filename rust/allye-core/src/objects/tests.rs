@@ -261,3 +261,22 @@ fn keep_description_carries_the_previous_one_until_a_new_one_is_given() {
     let other = ns.put_with("y", &schema, &batches, &opts("pyarrow.Table"), &keep).unwrap();
     assert_eq!(description(&other), None);
 }
+
+#[test]
+fn put_bytes_stores_each_value_as_given_and_only_for_raw_kinds() {
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let values = [Buffer::from(b"stream".to_vec()), Buffer::from(vec![0u8; 0]), Buffer::from(vec![7u8; 4096])];
+    let put = PutOptions::default();
+    ns.put_bytes("p", &values, &opts(OBJECT_KIND_PICKLE), &put).unwrap();
+    let (_, data) = ns.get_bytes("p", true).unwrap();
+    let ObjectData::Bytes(got) = data else { panic!("a pickle comes back as bytes") };
+    assert_eq!(
+        got.iter().map(|b| b.as_slice().to_vec()).collect::<Vec<_>>(),
+        values.iter().map(|v| v.as_slice().to_vec()).collect::<Vec<_>>()
+    );
+    // Raw values under a kind that is Arrow data: refused, nothing written.
+    let e = ns.put_bytes("t", &values, &opts("pyarrow.Table"), &put).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert!(matches!(ns.get("t", true), Err(Error::ObjectNotFound { .. })));
+}
