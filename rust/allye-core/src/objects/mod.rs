@@ -159,8 +159,6 @@ impl Namespace {
                 "object {name:?}: metadata.{OBJECT_METADATA_KEY}.{OBJECT_KIND} is missing; say what the payload encodes"
             )));
         }
-        // The namespace's directory walked once for the whole put (see `Store::pin`).
-        let store = self.store.pin(true)?;
         if let Some(quota) = quota {
             let needed: u64 = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
             let used = store_used(&self.parent.pin(false)?)?;
@@ -168,6 +166,9 @@ impl Namespace {
                 return Err(Error::StoreFull { store: self.parent.root().to_path_buf(), used, needed, quota });
             }
         }
+        // The namespace's directory walked (and made, after the quota's check: a refused
+        // put makes nothing) once for the whole put (see `Store::pin`).
+        let store = self.store.pin(true)?;
         let mut opts = opts.clone();
         if put.keep_description {
             inherit_description(&store, name, &mut opts.metadata)?;

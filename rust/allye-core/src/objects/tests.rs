@@ -73,6 +73,13 @@ fn quota_refuses_and_writes_nothing() {
     assert!(matches!(err, Error::StoreFull { quota, .. } if quota == used + 100), "{err}");
     assert_eq!(ns.len().unwrap(), 1);
     assert_eq!(store_used(&store).unwrap(), used);
+    // Refused in a namespace that does not exist yet: not even its directory is made.
+    let fresh = Namespace::open(&store, "fresh").unwrap();
+    assert!(matches!(
+        fresh.put("b", &schema, &batches, &opts("pyarrow.Table"), Some(used + 100)),
+        Err(Error::StoreFull { .. })
+    ));
+    assert!(!objects_dir(&store).join(namespace_dir_name("fresh")).exists());
 }
 
 #[cfg(unix)]
