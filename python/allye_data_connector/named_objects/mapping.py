@@ -128,11 +128,11 @@ class Objects(MutableMapping[str, Any]):
         _core.check_transport(transport)
         eff = self._settings()
         allow = eff.allow_pickle if self._allow_pickle is None else bool(self._allow_pickle)
-        table, meta, reject_nan = encode_deferring_nan(obj, allow_pickle=allow)
+        payload, meta, reject_nan = encode_deferring_nan(obj, allow_pickle=allow)
         if description is not None:
             meta["description"] = str(description)
         try:
-            ev = self._put(table, name, meta, transport, ttl_sec, durable, eff, reject_nan, keep_description)
+            ev = self._put(payload, name, meta, transport, ttl_sec, durable, eff, reject_nan, keep_description)
         except NanFoundError:
             # A float column holds NaN: put it with the NaN as nulls (nothing was written).
             table, _ = encode(obj, allow_pickle=allow)
@@ -142,11 +142,11 @@ class Objects(MutableMapping[str, Any]):
         return ev
 
     def _put(
-        self, table: Payload, name: str, meta: dict[str, Any], transport: str, ttl_sec: Optional[int],
+        self, payload: Payload, name: str, meta: dict[str, Any], transport: str, ttl_sec: Optional[int],
         durable: bool, eff: Settings, reject_nan: tuple[int, ...], keep_description: bool = False,
     ) -> Any:
         return _core.put_object(
-            table,
+            payload,
             name,
             metadata={_KEY: meta},
             transport=transport,
