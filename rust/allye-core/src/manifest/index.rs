@@ -156,22 +156,18 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
 
 /// Every table's state, from the incremental index (refreshed first), sorted by name.
 pub fn latest_per_table(store: &Store) -> Result<BTreeMap<String, TableState>> {
-    with_complete_index(store, |tables| tables.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    with_tables(store, |tables| tables.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
 /// One table's state from the incremental index (refreshed first); `None` when the
 /// manifest never mentions it. Copies only that table's state.
 pub fn table_state(store: &Store, table: &str) -> Result<Option<TableState>> {
-    with_complete_index(store, |tables| tables.get(table).cloned())
+    with_tables(store, |tables| tables.get(table).cloned())
 }
 
 /// `f` over every table's state in the incremental index (refreshed first), without
 /// copying it: for sums over a whole log (a store's used bytes) on every put.
 pub fn with_tables<T>(store: &Store, f: impl FnOnce(&HashMap<String, TableState>) -> T) -> Result<T> {
-    with_complete_index(store, f)
-}
-
-fn with_complete_index<T>(store: &Store, f: impl FnOnce(&HashMap<String, TableState>) -> T) -> Result<T> {
     let path = store.manifest_path();
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
     let index = guard.entry(path.clone()).or_default();
