@@ -151,7 +151,6 @@ impl Namespace {
         opts: &SendOptions,
         put: &PutOptions,
     ) -> Result<Event> {
-        let quota = put.quota;
         check_table_name(name)
             .map_err(|e| Error::InvalidArgument(e.to_string().replace("table name", "object name")))?;
         if kind_of_metadata(&opts.metadata).is_none() {
@@ -159,7 +158,7 @@ impl Namespace {
                 "object {name:?}: metadata.{OBJECT_METADATA_KEY}.{OBJECT_KIND} is missing; say what the payload encodes"
             )));
         }
-        if let Some(quota) = quota {
+        if let Some(quota) = put.quota {
             let needed: u64 = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
             let used = store_used(&self.parent.pin(false)?)?;
             if used.saturating_add(needed) > quota {
@@ -511,9 +510,10 @@ fn kind_of_metadata(m: &serde_json::Map<String, Value>) -> Option<&str> {
 fn inherit_description(store: &Store, name: &str, metadata: &mut serde_json::Map<String, Value>) -> Result<()> {
     let has_own =
         metadata.get(OBJECT_METADATA_KEY).and_then(|m| m.get(OBJECT_DESCRIPTION)).is_some_and(|d| !d.is_null());
-    if has_own || !has_log(store)? {
+    if has_own {
         return Ok(());
     }
+    // No log yet: the lookup answers None (it opens the log anyway; no `stat` first).
     let Some(previous) = manifest::latest_ready(store, name, None)? else { return Ok(()) };
     let Some(description) = previous.metadata.get(OBJECT_METADATA_KEY).and_then(|m| m.get(OBJECT_DESCRIPTION)) else {
         return Ok(());
