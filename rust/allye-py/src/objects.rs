@@ -22,8 +22,9 @@ fn namespace(secret_dir: Option<PathBuf>, namespace: &str) -> PyResult<Namespace
 
 /// Publishes a new version of object `name`; returns its `ready` event. `data` is Arrow
 /// data (the C stream interface), or, for the raw-bytes kinds (`numpy`, `pickle`), a list
-/// of buffer-protocol objects, each stored as it is (`Namespace::put_bytes`: no Arrow
-/// wrapping on either side). `metadata` must hold `adc_object` with the object's `kind`; `quota` is `max_store_bytes`. `auto` uses
+/// of `bytes` and contiguous `uint8` arrays (see [`value_buffer`]), each stored as it is
+/// (`Namespace::put_bytes`: no Arrow wrapping on either side). `metadata` must hold
+/// `adc_object` with the object's `kind`; `quota` is `max_store_bytes`. `auto` uses
 /// shared memory at any size (no 0.1.2 reader to spare), a file when /dev/shm is full.
 /// `keep_description`: without a description of its own, the version keeps the previous one's.
 #[pyfunction]
