@@ -590,6 +590,20 @@ mod tests {
     }
 
     #[test]
+    fn a_log_created_but_not_yet_written_is_not_a_stream() {
+        // The first append creates the log, then writes its line: in between, a reader
+        // told "it is a stream" would find no chunk to read.
+        let (_t, s) = store();
+        prepare_dir(&s, "early").unwrap();
+        std::fs::File::create(log_path(&s, "early")).unwrap();
+        assert!(!crate::streams::exists(&s, "early") && crate::streams::list(&s).is_empty());
+        append(&s, "early", &schema(), &[rows(0, 0, 1)], &AppendOptions::default()).unwrap();
+        assert!(crate::streams::exists(&s, "early"));
+        assert_eq!(crate::streams::list(&s), vec!["early".to_string()]);
+        assert_eq!(read(&s, "early", &ReadSelection::default()).unwrap().rows, 1);
+    }
+
+    #[test]
     fn a_torn_last_line_is_skipped_and_closed_off() {
         let (_t, s) = store();
         append(&s, "st", &schema(), &[rows(0, 0, 2)], &AppendOptions::default()).unwrap();

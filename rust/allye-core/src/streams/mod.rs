@@ -38,7 +38,7 @@ use crate::error::Error;
 use crate::protocol::{STREAMS_DIR, STREAM_LOG_FILE, STREAM_NAME_FILE};
 use crate::store::Store;
 use crate::sys::process::WriterIdentity;
-use crate::sys::trust::EntryKind;
+use crate::sys::trust::{EntryKind, EntryStat};
 
 /// One line of a chunk log: one chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,10 +115,16 @@ pub fn log_path(store: &Store, table: &str) -> PathBuf {
     stream_dir(store, table).join(STREAM_LOG_FILE)
 }
 
-/// True when `table` is a stream in this store (its chunk log exists, as a file reached
-/// without a symbolic link).
+/// True when `table` is a stream in this store: its chunk log is a file reached without a
+/// symbolic link and holds a line. The first append creates the log and then writes its
+/// line; a log still empty is not a stream yet, so that a reader told "it exists" finds
+/// a chunk to read.
 pub fn exists(store: &Store, table: &str) -> bool {
-    matches!(store.stat(&log_path(store, table)), Ok(Some(s)) if s.kind == EntryKind::File)
+    matches!(store.stat(&log_path(store, table)), Ok(Some(s)) if is_started_log(&s))
+}
+
+fn is_started_log(s: &EntryStat) -> bool {
+    s.kind == EntryKind::File && s.len > 0
 }
 
 /// The names of every stream in the store, sorted.
@@ -127,7 +133,7 @@ pub fn list(store: &Store) -> Vec<String> {
     let Ok(Some(streams)) = store.dir_at(Path::new(STREAMS_DIR), false) else { return out };
     for d in streams.entries().unwrap_or_default() {
         let Ok(Some(dir)) = streams.open_dir(&d.name) else { continue };
-        if !matches!(dir.stat(STREAM_LOG_FILE), Ok(Some(s)) if s.kind == EntryKind::File) {
+        if !matches!(dir.stat(STREAM_LOG_FILE), Ok(Some(s)) if is_started_log(&s)) {
             continue;
         }
         if let Ok(Some(name)) = dir.read(STREAM_NAME_FILE) {
