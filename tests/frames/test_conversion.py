@@ -213,6 +213,14 @@ def arrow_tables() -> dict[str, pa.Table]:
     tables["extra_metadata"] = base.replace_schema_metadata({**base.schema.metadata, b"other": b"x"})
     renamed = pa.schema([pa.field("x", pa.float64()), pa.field("y", pa.int64())], metadata=base.schema.metadata)
     tables["renamed_fields"] = pa.Table.from_arrays(base.columns, schema=renamed)
+    # One dtype: a payload's columns lie at one stride (one 2-D block); these do not, or
+    # only from an offset.
+    floats = dataframe_to_arrow(pd.DataFrame({f"f{i}": np.arange(20.0) + i for i in range(4)}))
+    tables["one_dtype_sliced"] = floats.slice(3, 10)
+    same = pa.array(np.arange(5.0))
+    two = dataframe_to_arrow(pd.DataFrame({"f0": np.arange(5.0), "f1": np.arange(5.0)})).schema
+    tables["one_array_twice"] = pa.Table.from_arrays([same, same], schema=two)
+    tables["one_dtype_reversed"] = pa.Table.from_arrays(floats.columns[::-1], schema=floats.schema)
     return tables
 
 
@@ -221,8 +229,8 @@ ARROW_TABLES = arrow_tables()
 GET_FAST_PATH = {
     "bool_labels", "empty", "empty_rows", "extra_metadata", "float16", "float_inf", "float_labels", "floats_no_nan",
     "int_labels", "ints", "ints_all_widths", "multiindex_columns", "named_column_index", "no_columns",
-    "numeric_frame_2d_block", "rangeindex_named_offset", "rangeindex_other_stop", "renamed_fields", "sliced_rangeindex",
-    "sliced_table", "sliced_to_empty", "strided", "wide",
+    "numeric_frame_2d_block", "one_array_twice", "one_dtype_reversed", "one_dtype_sliced", "rangeindex_named_offset",
+    "rangeindex_other_stop", "renamed_fields", "sliced_rangeindex", "sliced_table", "sliced_to_empty", "strided", "wide",
 }
 
 
@@ -286,6 +294,62 @@ def test_numeric_get_path_is_zero_copy_and_follows_the_length():
                 assert not arr.flags.writeable
                 assert arr.__array_interface__["data"][0] == table.column(name).chunk(0).buffers()[1].address
     assert len(_caches.CACHES.frames) == 1, "one schema learnt once, whatever the lengths"
+
+
+@pytest.mark.parametrize("kind, blocks", [
+    ("one_dtype_sliced", 1), ("numeric_frame_2d_block", 1), ("one_array_twice", 2), ("one_dtype_reversed", 4),
+    ("sliced_table", 2),
+])
+def test_columns_of_one_dtype_at_one_stride_are_one_block_of_views(kind, blocks):
+    """A table of one dtype whose columns lie at one stride (as a payload holds them, or a
+    frame's 2-D block converted) becomes one 2-D block viewing them; overlapping,
+    reversed or mixed columns a block each. Either way every column is a read-only view
+    of its own Arrow buffer."""
+    table = ARROW_TABLES[kind]
+    _caches.CACHES.frames.clear()
+    to_pandas.arrow_to_dataframe(table)  # learns
+    got = to_pandas.numeric_frame(table)
+    assert got is not None and got._mgr.nblocks == blocks
+    for i in range(table.num_columns):
+        chunk = table.column(i).chunk(0)
+        arr = got.iloc[:, i].to_numpy()
+        assert not arr.flags.writeable
+        assert arr.__array_interface__["data"][0] == chunk.buffers()[1].address + chunk.offset * arr.itemsize
+        assert arr.tolist() == chunk.to_pylist()
+
+
+def test_a_one_block_view_keeps_every_column_alive():
+    """The 2-D view holds every column it spans, not only the first: each column here is
+    a buffer with its own owner, and every owner lives exactly as long as the frame."""
+    import gc
+    import weakref
+
+    class Owner:
+        def __init__(self, memory):
+            self.memory = memory
+
+    _caches.CACHES.frames.clear()
+    schema = ARROW_TABLES["one_dtype_sliced"].schema
+    to_pandas.arrow_to_dataframe(ARROW_TABLES["one_dtype_sliced"])  # learns the schema
+    rows = 20
+    memory = np.arange(4 * rows, dtype=np.float64)
+    owners = [Owner(memory) for _ in range(4)]
+    columns = [
+        pa.Array.from_buffers(pa.float64(), rows, [None, pa.foreign_buffer(
+            memory.ctypes.data + i * rows * 8, rows * 8, base=owners[i])])
+        for i in range(4)
+    ]
+    table = pa.Table.from_arrays(columns, schema=schema)
+    got = to_pandas.numeric_frame(table)
+    assert got is not None and got._mgr.nblocks == 1
+    alive = [weakref.ref(o) for o in owners]
+    del owners, columns, table
+    gc.collect()
+    assert all(r() is not None for r in alive), "every column's owner is held by the frame"
+    assert got.to_numpy().T.ravel().tolist() == list(range(4 * rows))
+    del got
+    gc.collect()
+    assert all(r() is None for r in alive)
 
 
 def test_renaming_one_results_columns_leaves_the_next_get_alone():

@@ -19,8 +19,16 @@ pytestmark = pytest.mark.skipif(
 ROWS = 1000
 
 
-def sent(store, transport="shm"):
-    df = pd.DataFrame({"x": np.arange(ROWS), "y": np.arange(ROWS, dtype=float), "z": np.arange(ROWS, dtype="int32")})
+#: Columns of several dtypes (a block each on get), and of one dtype (one 2-D block).
+FRAMES = {
+    "mixed": lambda: pd.DataFrame({"x": np.arange(ROWS), "y": np.arange(ROWS, dtype=float),
+                                   "z": np.arange(ROWS, dtype="int32")}),
+    "one_dtype": lambda: pd.DataFrame({c: np.arange(ROWS, dtype=float) for c in "xyz"}),
+}
+
+
+def sent(store, transport="shm", frame="mixed"):
+    df = FRAMES[frame]()
     adc.send_dataframe(df, "t", secret_dir=store, transport=transport)
     return df
 
@@ -52,12 +60,15 @@ WRITES = {
 }
 
 
+@pytest.mark.parametrize("frame", sorted(FRAMES))
 @pytest.mark.parametrize("transport", ["shm", "file"])
 @pytest.mark.parametrize("how", sorted(WRITES))
-def test_in_place_write_copies_the_column_written_and_never_the_mapping(store, transport, how):
-    original = sent(store, transport)
+def test_in_place_write_copies_the_column_written_and_never_the_mapping(store, transport, how, frame):
+    original = sent(store, transport, frame)
+    get(store)  # the first get of a schema learns it; the later ones assemble the frame
     df, mapped = get(store)
     assert {c: address(df[c]) for c in df.columns} == mapped, "read as views of the mapping"
+    assert df._mgr.nblocks == (1 if frame == "one_dtype" else 3)
     WRITES[how](df)
     if how != "series":  # a write through a Series derived from the frame leaves the frame as it was
         assert df.loc[0, "x"] == 1

@@ -81,8 +81,10 @@ def numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
     whose result (column Index, dtypes, index) is checked and remembered in
     ``CACHES.frames`` (keyed on the schema's field types and names and its pandas
     metadata with the RangeIndex ``start`` and ``stop`` blanked out: ``(column Index,
-    (step, name))``, or None for a schema left to pyarrow); later tables of that schema are
-    assembled from zero-copy NumPy views with a view of that column Index, and the same
+    (step, name), the columns' one NumPy dtype or None)``, or None for a schema left to
+    pyarrow); later tables of that schema are assembled from zero-copy NumPy views (one
+    2-D block when the columns share a dtype and lie at one stride, see
+    :func:`_one_block`; else a block per column) with a view of that column Index, and the same
     RangeIndex rule as pyarrow's (the metadata's range when its length matches, else
     ``RangeIndex(num_rows)``). ``None`` when the table does not qualify; tests/convert
     pins the result to ``to_pandas``."""
@@ -107,14 +109,50 @@ def numeric_frame(table: pa.Table) -> Optional[pd.DataFrame]:
             return None
     if learnt is False:
         return _learn(table, key, raw, start, stop)
-    labels, (step, name) = learnt
+    labels, (step, name), dtype = learnt
     n = table.num_rows
     index = _range_index(start, stop, step, name, n)
-    blocks = [
-        (col.chunk(0).to_numpy(zero_copy_only=True).reshape(1, n), np.array([i], dtype=np.intp))
-        for i, col in enumerate(columns)
-    ]
+    chunks = [col.chunk(0) for col in columns]
+    block = None if dtype is None else _one_block(chunks, dtype, n)
+    if block is not None:
+        blocks = [(block, np.arange(len(chunks), dtype=np.intp))]
+    else:
+        blocks = [
+            (chunk.to_numpy(zero_copy_only=True).reshape(1, n), np.array([i], dtype=np.intp))
+            for i, chunk in enumerate(chunks)
+        ]
     return _from_blocks(blocks, index=index, columns=labels.view())  # type: ignore[no-any-return]
+
+
+class _Columns:
+    """The owner of a 2-D view over columns that lie one after another at one stride in
+    memory: exposes the view through NumPy's array interface and holds every column (so
+    the memory each one points into) for as long as the view lives."""
+
+    __slots__ = ("__array_interface__", "_columns")
+
+    def __init__(self, interface: dict[str, Any], columns: list[pa.Array]) -> None:
+        self.__array_interface__ = interface
+        self._columns = columns
+
+
+def _one_block(chunks: list[pa.Array], dtype: np.dtype[Any], n: int) -> Optional[np.ndarray[Any, Any]]:
+    """The columns ``chunks`` (each of ``dtype``, ``n`` values, no nulls) as one read-only
+    ``(columns, n)`` NumPy view, the layout pandas keeps a frame of one dtype in, when the
+    payload holds them at one stride, as an Arrow IPC writer does for equal columns:
+    one block instead of a block per column (a quarter of a small get). Every value of
+    the view is a value of its own column (the starts are checked, and a stride shorter
+    than a column would overlap), so it reads nothing else. None for any other layout."""
+    if len(chunks) < 2 or n == 0:
+        return None
+    width = dtype.itemsize
+    starts = [c.buffers()[1].address + c.offset * width for c in chunks]
+    stride = starts[1] - starts[0]
+    if stride < n * width or any(s != starts[0] + i * stride for i, s in enumerate(starts)):
+        return None
+    interface = {"data": (starts[0], True), "shape": (len(chunks), n), "strides": (stride, width),
+                 "typestr": dtype.str, "version": 3}
+    return np.asarray(_Columns(interface, chunks))
 
 
 def _range_index(start: int, stop: int, step: int, name: Any, rows: int) -> pd.RangeIndex:
@@ -148,7 +186,9 @@ def _learn(table: pa.Table, key: tuple[Any, ...], raw: bytes, start: int, stop: 
         index = _range_index(r["start"], stop, r["step"], r["name"], table.num_rows)
         if df.index.equals(index) and df.index.name == index.name:
             # A view: the caller may rename df.columns in place; the remembered Index stays.
-            learnt = (df.columns.view(), (r["step"], r["name"]))
+            dtypes = {t.to_pandas_dtype() for t in types}
+            one = np.dtype(dtypes.pop()) if len(dtypes) == 1 else None
+            learnt = (df.columns.view(), (r["step"], r["name"]), one)
     CACHES.put(CACHES.frames, key, learnt)
     return df
 
