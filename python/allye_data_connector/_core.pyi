@@ -62,6 +62,7 @@ __all__ = [
     "latest",
     "list_tables",
     "normalize_compression",
+    "read_live",
     "remove_table",
     "resolve_store",
     "send",
@@ -394,6 +395,15 @@ def get_live(
     """``(ready event, Arrow table)``; the table's buffers point into the mapping. A removed
     table raises TableNotFoundError; ``record_read=False`` for a look that is not a load
     (it does not count for ``shm_unlink_on_read``)."""
+
+def read_live(
+    table_name: str,
+    *,
+    secret_dir: Optional[str] = None,
+    producer: Optional[str] = None,
+    record_read: bool = True,
+) -> _ArrowStream:
+    """``get_live`` without the event: the Arrow table only."""
 
 def remove_table(table_name: str, *, secret_dir: Optional[str] = None) -> Removal:
     """Appends a removal line, deletes the table's payloads in this store; report

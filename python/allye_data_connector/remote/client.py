@@ -569,7 +569,7 @@ class Remote:
 
     def _pull_tail(self, name: str, locations: list[str], cached: _core.Version, version: dict[str, Any],
                    time_column: Optional[str]) -> Optional[_core.Version]:
-        _, data = _core.get_live(name, secret_dir=self.secret_dir, record_read=False)
+        data = _core.read_live(name, secret_dir=self.secret_dir, record_read=False)
         local = pa.table(data)
         col = time_column or next(iter(index_fields(local)), None)
         if col is None or col not in local.column_names or local.num_rows == 0:

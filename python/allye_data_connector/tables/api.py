@@ -220,7 +220,7 @@ def _read(table_name: str, picked: Selection, store: Optional[str], producer: Op
     streams = _streams_of(table_name, store)
     if streams is not None:
         return streams.read(table_name, picked, secret_dir=store)
-    _, data = _core.get_live(table_name, secret_dir=store, producer=producer, record_read=_consumes(picked))
+    data = _core.read_live(table_name, secret_dir=store, producer=producer, record_read=_consumes(picked))
     return picked.apply(pa.table(data))
 
 

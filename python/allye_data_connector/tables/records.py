@@ -81,7 +81,7 @@ def state(st: Mapping[str, Any], *, with_schema: bool, secret_dir: Optional[str]
                 if out["transport"] == _core.STREAM_TRANSPORT:  # read from its chunks, not its publication
                     data = _core.stream_read(st["table_name"], secret_dir=secret_dir, row_start=0, row_end=0)[1]
                 else:
-                    _, data = _core.get_live(
+                    data = _core.read_live(
                         st["table_name"], secret_dir=secret_dir, producer=ready.get("producer"), record_read=False
                     )
                 table = pa.table(data)

@@ -148,6 +148,24 @@ fn get_live<'py>(
     Ok((to_py(py, &ev)?, PyTable::try_new(data.batches, data.schema)?))
 }
 
+/// `get_live` without its event: only the Arrow table (a get that has no use for the
+/// version's record does not pay for building it).
+#[pyfunction]
+#[pyo3(signature = (table_name, *, secret_dir=None, producer=None, record_read=true))]
+fn read_live(
+    py: Python<'_>,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    producer: Option<&str>,
+    record_read: bool,
+) -> PyResult<PyTable> {
+    let store = store(secret_dir)?;
+    let (_, data) = py
+        .detach(|| if record_read { store.get(table_name, producer) } else { store.peek(table_name, producer) })
+        .or_raise()?;
+    PyTable::try_new(data.batches, data.schema)
+}
+
 /// Removes a table (removal line, then its payloads in this store); returns a report.
 #[pyfunction]
 #[pyo3(signature = (table_name, *, secret_dir=None))]
@@ -165,6 +183,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(table_states, m)?)?;
     m.add_function(wrap_pyfunction!(table_state, m)?)?;
     m.add_function(wrap_pyfunction!(get_live, m)?)?;
+    m.add_function(wrap_pyfunction!(read_live, m)?)?;
     m.add_function(wrap_pyfunction!(remove_table, m)?)?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::fs;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::gc::markers::{mark_read, marker_exists, prune_read_markers, unlink_on_read};
+use crate::gc::markers::{leave_marker, marker_exists, prune_read_markers, unlink_on_read};
 use crate::gc::{GcAction, GcOptions};
 use crate::manifest::{self, Event};
 use crate::payload::Target;
@@ -143,7 +143,7 @@ impl Collector<'_> {
             let keep_marker = protect_marker(&target, &self.kept);
             target.delete(self.store)?;
             if keep_marker {
-                mark_read(self.store, &target.locator);
+                leave_marker(self.store, &target.locator);
             }
         }
         self.actions.push(action(GcActionKind::Delete, reason));

@@ -3,12 +3,14 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use serde_json::Value;
 
 use crate::manifest::Event;
 use crate::protocol::METADATA_SHM_UNLINK_ON_READ;
 use crate::store::Store;
+use crate::sys::fork::ForkLocal;
 use crate::sys::shm;
 use crate::sys::trust::{EntryKind, Open};
 
@@ -20,16 +22,55 @@ pub fn read_marker(store: &Store, locator: &str) -> PathBuf {
 /// Records that a reader has read segment `locator` (for `shm_unlink_on_read`). Best
 /// effort: a store the reader cannot write to just keeps the segment until its TTL or a
 /// newer version frees it.
+///
+/// A process remembers the markers it left (at most [`MARKED_REMEMBERED`]): a table read
+/// again and again (a dashboard polling it) marks its segment once, not on every get. A
+/// marker is only removed with its version (`prune_read_markers`, or the segment's
+/// deletion, after which gc leaves it again with [`leave_marker`]), so a remembered marker
+/// is never missing while a get can still read its segment.
 pub fn mark_read(store: &Store, locator: &str) {
     if shm::check_name(locator).is_err() {
         return;
     }
+    let key = (store.root().to_path_buf(), locator.to_string());
+    if marked().lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+        return;
+    }
+    if write_marker(store, locator) {
+        let mut marked = marked().lock().unwrap_or_else(|e| e.into_inner());
+        if marked.len() >= MARKED_REMEMBERED {
+            marked.clear();
+        }
+        marked.insert(key);
+    }
+}
+
+/// Leaves the read marker of segment `locator` whether or not this process left it
+/// before: gc's, after deleting a consumed current version's segment (its marker says why
+/// it is gone).
+pub(crate) fn leave_marker(store: &Store, locator: &str) {
+    if shm::check_name(locator).is_ok() {
+        write_marker(store, locator);
+    }
+}
+
+fn write_marker(store: &Store, locator: &str) -> bool {
     let result = store
         .dir_at(&store.reads_dir(), true)
         .and_then(|dir| dir.expect("created").open(locator, Open::Append).map(drop));
-    if let Err(e) = result {
+    if let Err(e) = &result {
         log::debug!("cannot record the read of segment {locator:?} in {}: {e}", store.reads_dir().display());
     }
+    result.is_ok()
+}
+
+/// How many read markers a process remembers leaving (all forgotten when full).
+const MARKED_REMEMBERED: usize = 1024;
+
+/// The read markers this process left: (store root, segment name).
+fn marked() -> &'static Mutex<HashSet<(PathBuf, String)>> {
+    static MARKED: ForkLocal<Mutex<HashSet<(PathBuf, String)>>> = ForkLocal::new(Default::default);
+    MARKED.get()
 }
 
 /// True when the read marker of segment `locator` exists (a file, not a symbolic link).
@@ -61,5 +102,31 @@ pub(crate) fn prune_read_markers(store: &Store, kept: &HashSet<String>) {
         if !kept.contains(entry.name.to_string_lossy().as_ref()) {
             let _ = dir.remove_file(&entry.name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_leaves_a_read_marker_once_and_gc_leaves_it_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let seg = shm::new_segment_name();
+        mark_read(&store, &seg);
+        assert!(marker_exists(&store, &seg));
+        // Deleted as a segment's deletion deletes it: a later get of this process does not
+        // leave it again (it remembers), gc's leave_marker does.
+        std::fs::remove_file(read_marker(&store, &seg)).unwrap();
+        mark_read(&store, &seg);
+        assert!(!marker_exists(&store, &seg));
+        leave_marker(&store, &seg);
+        assert!(marker_exists(&store, &seg));
+        // Another store's marker of the same name is its own.
+        let other_tmp = tempfile::tempdir().unwrap();
+        let other = Store::at(other_tmp.path());
+        mark_read(&other, &seg);
+        assert!(marker_exists(&other, &seg));
     }
 }
