@@ -36,6 +36,13 @@ pub const CONSOLIDATE_MAX_BYTES: u64 = 1 << 20;
 /// ... and this many rows; larger chunks are read in place, without a copy, and stay.
 pub const CONSOLIDATE_MAX_ROWS: u64 = 1 << 16;
 
+// --- freeing superseded versions in sends (crate::gc::superseded) ---
+
+/// How often, at most, the auto-gc step of sends reads the manifest's new lines when the
+/// grace period is not zero (a loop of sends reads it a few times a second, not after
+/// every send; see `crate::gc::superseded`). With a grace of 0 every send reads it.
+pub const AUTO_GC_REFRESH_EVERY: Duration = Duration::from_millis(50);
+
 // --- the pool of pre-mapped segments for large sends (crate::pool, Linux) ---
 
 /// Payloads smaller than this never use the pool (a fresh small segment costs little).

@@ -11,11 +11,19 @@
 //! The grace period protects readers that do not retry (0.1.2's): such a reader looks a
 //! version up and opens its payload a moment later; a version is only freed once its
 //! successor has been `ready` for `grace_sec` seconds. The time is this process's
-//! monotonic clock at the moment it learned of the successor (right after appending it,
-//! for its own sends; at its next look, for other writers' lines), never earlier than
-//! the successor's `ready` line, so the wait is at least `grace_sec` (the log's
-//! timestamps have whole seconds only). `grace_sec = 0` frees at once (our readers retry
-//! with the newer version).
+//! monotonic clock at a moment the successor's line was known to be in the log (right
+//! after appending it, for its own sends; at its next look, for other writers' lines),
+//! never earlier than the successor's `ready` line, so the wait is at least `grace_sec`
+//! (the log's timestamps have whole seconds only). `grace_sec = 0` frees at once (our
+//! readers retry with the newer version).
+//!
+//! With a grace period, a process reads the log at most every
+//! [`AUTO_GC_REFRESH_EVERY`]: a loop of sends would otherwise read and parse its own lines
+//! again after each send. A send that does not read it notes the log's length after its
+//! own `ready` line and the time; when the log is read, each line takes the earliest such
+//! time noted at or past its end (it was in the log by then), others the time of the
+//! read. Nothing is freed earlier than without the notes; other writers' lines are
+//! learned at most that interval later.
 //!
 //! Versions superseded before this process first looked (beyond the window) are left to
 //! an explicit [`crate::gc::collect`], as are expired and read-once payloads.
@@ -30,10 +38,11 @@ use std::time::{Duration, Instant};
 
 use crate::error::{IoContext, Result};
 use crate::gc::{GcAction, GcActionKind};
-use crate::manifest::{parse_lines, Cursor, Event};
+use crate::manifest::{parse_lines_ending, Cursor, Event};
 use crate::payload::Target;
 use crate::protocol::GcScope;
 use crate::store::Store;
+use crate::tuning::AUTO_GC_REFRESH_EVERY;
 
 /// Bytes of the log's end a process reads the first time it collects in a store, to learn
 /// the versions sent just before it started (a few hundred lines).
@@ -76,10 +85,14 @@ struct Tracker {
     versions: HashMap<(String, String), VecDeque<Version>>,
     /// Keys holding more than one version (the only ones with anything to free).
     crowded: HashSet<(String, String)>,
+    /// When the log was last read.
+    refreshed: Option<Instant>,
+    /// Since then, per send: the log's length after its `ready` line, and when.
+    noted: Vec<(u64, Instant)>,
 }
 
 impl Tracker {
-    fn learn(&mut self, ev: Event) {
+    fn learn(&mut self, ev: Event, learned: Instant) {
         let Some(p) = ev.payload.as_ref().filter(|_| ev.is_ready()) else { return };
         let key = (ev.table_name.clone(), ev.producer.clone());
         let list = self.versions.entry(key.clone()).or_default();
@@ -90,7 +103,7 @@ impl Tracker {
             id: ev.id.clone(),
             table_name: ev.table_name.clone(),
             target: Target::of(p),
-            learned: Instant::now(),
+            learned,
         });
         if list.len() > 1 {
             self.crowded.insert(key);
@@ -116,11 +129,19 @@ impl Tracker {
             }
             self.cursor.restart(&file, &meta, start).ctx(ctx)?;
             self.started = true;
+            self.noted.clear(); // lengths of another file
         }
+        let from = self.cursor.offset();
         let buf = self.cursor.read_lines(&mut file, meta.len()).ctx(ctx)?;
-        for ev in parse_lines(&buf) {
-            self.learn(ev);
+        let now = Instant::now();
+        let noted = std::mem::take(&mut self.noted);
+        for (end, ev) in parse_lines_ending(&buf) {
+            let end = from + end as u64;
+            // Noted in time order by this process's sends, so with growing lengths.
+            let learned = noted.iter().find(|(len, _)| *len >= end).map_or(now, |(_, at)| *at);
+            self.learn(ev, learned);
         }
+        self.refreshed = Some(now);
         Ok(())
     }
 
@@ -174,21 +195,37 @@ fn trackers() -> &'static Mutex<HashMap<PathBuf, Tracker>> {
     TRACKERS.get()
 }
 
-/// The step a send takes after its `ready` line: learns the versions appended since the
-/// last look and frees at most [`MAX_FREED_PER_SEND`] superseded ones that are due (see
-/// the module docs). Returns what it deleted.
-pub fn collect_superseded(store: &Store, opts: AutoGc) -> Result<Vec<GcAction>> {
+/// The step a send takes after its `ready` line, which left the log `appended_to` bytes
+/// long ([`crate::manifest::append`]'s result): learns the versions appended since the
+/// last look (read at most every [`AUTO_GC_REFRESH_EVERY`] unless the grace is 0) and
+/// frees at most [`MAX_FREED_PER_SEND`] superseded ones that are due (see the module
+/// docs). Returns what it deleted.
+pub fn collect_superseded(store: &Store, opts: AutoGc, appended_to: u64) -> Result<Vec<GcAction>> {
     let mut guard = trackers().lock().unwrap_or_else(|p| p.into_inner());
     let tracker = guard.entry(store.manifest_path()).or_default();
-    tracker.refresh(store)?;
+    let now = Instant::now();
+    let recent = tracker.refreshed.is_some_and(|at| now.saturating_duration_since(at) < AUTO_GC_REFRESH_EVERY);
+    if opts.grace_sec > 0 && recent && tracker.noted.len() < MAX_NOTED {
+        tracker.noted.push((appended_to, now));
+    } else {
+        tracker.refresh(store)?;
+    }
     Ok(tracker.free_due(store, opts, Instant::now(), MAX_FREED_PER_SEND))
 }
+
+/// Sends noted between two reads of the log at most (more read it at once).
+const MAX_NOTED: usize = 4096;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gc::test_support::{cleanup, send, target, value};
     use crate::protocol::TransportChoice;
+
+    /// The manifest's length: what a send's append returns.
+    fn logged(store: &Store) -> u64 {
+        std::fs::metadata(store.manifest_path()).map_or(0, |m| m.len())
+    }
 
     fn alive(store: &Store, evs: &[Event]) -> usize {
         evs.iter().filter(|e| target(e).exists(store)).count()
@@ -201,7 +238,7 @@ mod tests {
         let mut sent = Vec::new();
         for v in 0..30 {
             sent.push(send(&store, "t", v, TransportChoice::Shm, false));
-            collect_superseded(&store, AutoGc::new(0, 3)).unwrap();
+            collect_superseded(&store, AutoGc::new(0, 3), logged(&store)).unwrap();
         }
         assert_eq!(alive(&store, &sent), 3, "the latest keep_versions stay");
         assert!(sent[27..].iter().all(|e| target(e).exists(&store)));
@@ -214,7 +251,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
         let sent: Vec<Event> = (0..5).map(|v| send(&store, "g", v, TransportChoice::File, false)).collect();
-        assert!(collect_superseded(&store, AutoGc::new(3600, 1)).unwrap().is_empty());
+        assert!(collect_superseded(&store, AutoGc::new(3600, 1), logged(&store)).unwrap().is_empty());
         assert_eq!(alive(&store, &sent), 5, "superseded less than the grace period ago");
         // The same versions, looked at two seconds later with a one-second grace.
         let mut guard = trackers().lock().unwrap();
@@ -230,6 +267,64 @@ mod tests {
     }
 
     #[test]
+    fn sends_in_a_loop_note_their_line_and_the_next_read_learns_it_as_of_then() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let auto = AutoGc::new(1, 1);
+        let known = |store: &Store| -> Vec<Instant> {
+            let guard = trackers().lock().unwrap();
+            let t = guard.get(&store.manifest_path()).unwrap();
+            t.versions.values().flat_map(|l| l.iter().map(|v| v.learned)).collect()
+        };
+        let sent = [send(&store, "n", 0, TransportChoice::Shm, false)];
+        collect_superseded(&store, auto, logged(&store)).unwrap();
+        assert_eq!(known(&store).len(), 1, "the first send reads the log");
+        let mut sent = sent.to_vec();
+        for v in 1..3 {
+            sent.push(send(&store, "n", v, TransportChoice::Shm, false));
+            collect_superseded(&store, auto, logged(&store)).unwrap();
+        }
+        let noted: Vec<Instant> = {
+            let guard = trackers().lock().unwrap();
+            guard.get(&store.manifest_path()).unwrap().noted.iter().map(|(_, at)| *at).collect()
+        };
+        assert_eq!((known(&store).len(), noted.len()), (1, 2), "sends right after a read only note their line");
+        // A grace of 0 reads the log at once: v1 and v2 are learned as of their notes.
+        collect_superseded(&store, AutoGc::new(0, 5), logged(&store)).unwrap();
+        let learned = known(&store);
+        assert_eq!(&learned[1..], &noted[..], "each line as of the note at or past its end");
+        assert_eq!(alive(&store, &sent), 3);
+        // Two seconds on, v0 and v1 were superseded for more than the grace.
+        let mut guard = trackers().lock().unwrap();
+        let tracker = guard.get_mut(&store.manifest_path()).unwrap();
+        let freed = tracker.free_due(&store, auto, Instant::now() + Duration::from_secs(2), 10);
+        drop(guard);
+        assert_eq!(freed.len(), 2);
+        assert_eq!(value(&store, "n"), 2);
+        cleanup(&store);
+    }
+
+    #[test]
+    fn the_log_is_read_again_once_the_interval_is_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let count = |store: &Store| {
+            let guard = trackers().lock().unwrap();
+            guard.get(&store.manifest_path()).map_or(0, |t| t.versions.values().map(VecDeque::len).sum::<usize>())
+        };
+        send(&store, "r", 0, TransportChoice::File, false);
+        collect_superseded(&store, AutoGc::new(1, 9), logged(&store)).unwrap();
+        send(&store, "r", 1, TransportChoice::File, false);
+        collect_superseded(&store, AutoGc::new(1, 9), logged(&store)).unwrap();
+        assert_eq!(count(&store), 1);
+        std::thread::sleep(AUTO_GC_REFRESH_EVERY);
+        send(&store, "r", 2, TransportChoice::File, false);
+        collect_superseded(&store, AutoGc::new(1, 9), logged(&store)).unwrap();
+        assert_eq!(count(&store), 3);
+        cleanup(&store);
+    }
+
+    #[test]
     fn versions_sent_before_the_window_are_left_to_gc() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
@@ -241,7 +336,7 @@ mod tests {
             crate::manifest::append(&store, &filler, false).unwrap();
         }
         let new = send(&store, "w", 1, TransportChoice::File, false);
-        collect_superseded(&store, AutoGc::new(0, 1)).unwrap();
+        collect_superseded(&store, AutoGc::new(0, 1), logged(&store)).unwrap();
         assert!(target(&old).exists(&store) && target(&new).exists(&store), "the old version is not in view");
         assert!(crate::gc::collect(&store, crate::gc::GcOptions::new(false, 1)).unwrap().len() == 1);
         assert!(!target(&old).exists(&store));

@@ -12,8 +12,9 @@ use crate::sys::lock::ManifestLock;
 use crate::sys::trust::{Open, TrustedDir};
 
 /// Appends one event as one line, under the writers' lock. With `durable`, the manifest
-/// is fsync'ed before the lock is released.
-pub fn append(store: &Store, event: &Event, durable: bool) -> Result<()> {
+/// is fsync'ed before the lock is released. Returns the log's length just after the line
+/// (every line ending there or before was appended by then).
+pub fn append(store: &Store, event: &Event, durable: bool) -> Result<u64> {
     let line = event.to_line()?.into_bytes();
     append_line(&store.create_dir()?, MANIFEST_FILE, LOCK_FILE, line, durable)
 }
@@ -24,14 +25,16 @@ pub fn append(store: &Store, event: &Event, durable: bool) -> Result<()> {
 ///
 /// On Unix the lock's and the log's descriptors are kept open between appends (see
 /// [`open_logs`]): an append then costs the lock, two `stat`s that check both names
-/// still lead to the files held, the write and the unlock.
-pub fn append_line(dir: &TrustedDir, log: &str, lock: &str, line: Vec<u8>, durable: bool) -> Result<()> {
+/// still lead to the files held, the write and the unlock. Returns the log's length just
+/// after the line.
+pub fn append_line(dir: &TrustedDir, log: &str, lock: &str, line: Vec<u8>, durable: bool) -> Result<u64> {
     #[cfg(unix)]
     return open_logs::append(dir, log, lock, line, durable);
     #[cfg(not(unix))]
     {
         let _lock = ManifestLock::acquire(dir, lock)?;
-        write_line(dir, log, line, durable)
+        let (mut file, meta) = dir.open_meta(log, Open::Append)?.expect("an append open creates the file");
+        write_at_end(&mut file, &dir.path().join(log), meta.len(), false, line, durable)
     }
 }
 
@@ -142,7 +145,7 @@ mod open_logs {
         (meta.dev(), meta.ino())
     }
 
-    pub fn append(dir: &TrustedDir, log: &str, lock: &str, line: Vec<u8>, durable: bool) -> Result<()> {
+    pub fn append(dir: &TrustedDir, log: &str, lock: &str, line: Vec<u8>, durable: bool) -> Result<u64> {
         let key = dir.path().join(log);
         let path = key.as_path();
         if let Some(mut c) = take(&key) {
@@ -153,8 +156,9 @@ mod open_logs {
                     let ends_whole = len == c.len;
                     c.len = write_at_end(&mut c.log, path, len, ends_whole, line, durable)?;
                     drop(held);
+                    let end = c.len;
                     put(key, c);
-                    return Ok(());
+                    return Ok(end);
                 }
             }
             // Replaced (compaction, a new store at the path): open them again below.
@@ -164,7 +168,7 @@ mod open_logs {
         let len = write_at_end(&mut file, path, meta.len(), false, line, durable)?;
         let (lock_file, lock_meta) = lock_guard.release_keeping_file()?;
         put(key, OpenLog { lock: lock_file, lock_id: id_of(&lock_meta), log: file, log_id: id_of(&meta), len });
-        Ok(())
+        Ok(len)
     }
 }
 

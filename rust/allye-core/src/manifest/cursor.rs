@@ -77,10 +77,15 @@ impl Cursor {
 
 /// The events of whole lines (`\n`-terminated), in order; lines that do not parse are skipped.
 pub fn parse_lines(buf: &[u8]) -> impl Iterator<Item = Event> + '_ {
+    parse_lines_ending(buf).map(|(_, ev)| ev)
+}
+
+/// [`parse_lines`], each event with the offset in `buf` just after its line's `\n`.
+pub fn parse_lines_ending(buf: &[u8]) -> impl Iterator<Item = (usize, Event)> + '_ {
     let mut start = 0;
     memchr::memchr_iter(b'\n', buf).filter_map(move |nl| {
         let line = &buf[start..nl];
         start = nl + 1;
-        Event::parse(line)
+        Event::parse(line).map(|ev| (nl + 1, ev))
     })
 }

@@ -217,12 +217,15 @@ impl ObjectWriter {
             }),
             ..self.writing.clone()
         };
-        if let Err(e) = manifest::append(&self.ns.store, &ready, self.opts.durable) {
-            let _ = shm::unlink(&self.segment);
-            return Err(e);
-        }
+        let appended_to = match manifest::append(&self.ns.store, &ready, self.opts.durable) {
+            Ok(len) => len,
+            Err(e) => {
+                let _ = shm::unlink(&self.segment);
+                return Err(e);
+            }
+        };
         if let Some(auto) = self.opts.auto_gc {
-            if let Err(e) = collect_superseded(&self.ns.store, auto) {
+            if let Err(e) = collect_superseded(&self.ns.store, auto, appended_to) {
                 log::debug!("freeing superseded versions after a create: {e}");
             }
         }

@@ -422,13 +422,16 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
 /// Publishes a version whose payload is written: appends its `ready` line (removing the
 /// payload if that fails), then frees superseded versions when the options ask for it.
 pub(super) fn publish_ready(store: &Store, plan: &Planned, ready: &Event, opts: &SendOptions) -> Result<()> {
-    if let Err(e) = manifest::append(store, ready, opts.durable) {
-        plan.remove(store);
-        return Err(e);
-    }
+    let appended_to = match manifest::append(store, ready, opts.durable) {
+        Ok(len) => len,
+        Err(e) => {
+            plan.remove(store);
+            return Err(e);
+        }
+    };
     if let Some(auto) = opts.auto_gc {
         // The send has succeeded: a failure to free older versions is only logged.
-        match collect_superseded(store, auto) {
+        match collect_superseded(store, auto, appended_to) {
             Ok(freed) => {
                 for a in freed {
                     log::debug!("freed superseded {:?} of {:?}", a.locator, a.table_name);
