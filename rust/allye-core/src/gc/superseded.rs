@@ -85,6 +85,11 @@ struct Tracker {
     versions: HashMap<(String, String), VecDeque<Version>>,
     /// Keys holding more than one version (the only ones with anything to free).
     crowded: HashSet<(String, String)>,
+    /// The ids of the versions in `versions` (a line read twice is learned once), and how
+    /// many of them point at each payload (one still pointed at is not freed): a loop of
+    /// sends holds a grace period's worth of versions, looked up per line and per free.
+    ids: HashSet<String>,
+    targets: HashMap<Target, usize>,
     /// When the log was last read.
     refreshed: Option<Instant>,
     /// Since then, per send: the log's length after its `ready` line, and when.
@@ -94,17 +99,15 @@ struct Tracker {
 impl Tracker {
     fn learn(&mut self, ev: Event, learned: Instant) {
         let Some(p) = ev.payload.as_ref().filter(|_| ev.is_ready()) else { return };
-        let key = (ev.table_name.clone(), ev.producer.clone());
-        let list = self.versions.entry(key.clone()).or_default();
-        if list.iter().any(|v| v.id == ev.id) {
+        if self.ids.contains(&ev.id) {
             return;
         }
-        list.push_back(Version {
-            id: ev.id.clone(),
-            table_name: ev.table_name.clone(),
-            target: Target::of(p),
-            learned,
-        });
+        let key = (ev.table_name.clone(), ev.producer.clone());
+        let list = self.versions.entry(key.clone()).or_default();
+        let target = Target::of(p);
+        self.ids.insert(ev.id.clone());
+        *self.targets.entry(target.clone()).or_default() += 1;
+        list.push_back(Version { id: ev.id.clone(), table_name: ev.table_name.clone(), target, learned });
         if list.len() > 1 {
             self.crowded.insert(key);
         }
@@ -159,7 +162,17 @@ impl Tracker {
                     break;
                 }
                 let old = list.pop_front().expect("len > keep_versions >= 1");
-                let kept = list.iter().any(|v| v.target == old.target);
+                self.ids.remove(&old.id);
+                let kept = match self.targets.get_mut(&old.target) {
+                    Some(n) if *n > 1 => {
+                        *n -= 1;
+                        true
+                    }
+                    _ => {
+                        self.targets.remove(&old.target);
+                        false
+                    }
+                };
                 if kept || old.target.inside(store) != Some(true) || !old.target.exists(store) {
                     continue;
                 }
@@ -321,6 +334,25 @@ mod tests {
         send(&store, "r", 2, TransportChoice::File, false);
         collect_superseded(&store, AutoGc::new(1, 9), logged(&store)).unwrap();
         assert_eq!(count(&store), 3);
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_payload_a_later_version_still_points_at_is_not_freed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let first = send(&store, "same", 7, TransportChoice::File, false);
+        // A second version of the same payload (as a stream's adoption or another writer
+        // may record), then the free step.
+        let again = Event { id: uuid::Uuid::new_v4().to_string(), ..first.clone() };
+        let end = crate::manifest::append(&store, &again, false).unwrap();
+        assert!(collect_superseded(&store, AutoGc::new(0, 1), end).unwrap().is_empty());
+        assert!(target(&first).exists(&store), "the current version's payload");
+        assert_eq!(value(&store, "same"), 7);
+        let last = send(&store, "same", 8, TransportChoice::File, false);
+        let freed = collect_superseded(&store, AutoGc::new(0, 1), logged(&store)).unwrap();
+        assert_eq!(freed.len(), 1, "freed once, when no version points at it any more");
+        assert!(!target(&first).exists(&store) && target(&last).exists(&store));
         cleanup(&store);
     }
 
