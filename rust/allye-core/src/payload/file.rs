@@ -1,7 +1,6 @@
 //! File payloads: an Arrow IPC **file**, written under a temporary name and renamed when
 //! complete, decoded from a mapping.
 
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use arrow_ipc::writer::FileWriter;
 use arrow_schema::SchemaRef;
 
 use crate::error::{Error, IoContext, Result};
-use crate::payload::ipc::{arrow_io_error, chunked, guarded, write_options, Counting};
+use crate::payload::ipc::{arrow_io_error, chunked, guarded, write_options, Counting, ReusedBuffer};
 use crate::payload::Decoded;
 use crate::protocol::Compression;
 use crate::sys::trust::{Open, TrustedDir};
@@ -49,7 +48,7 @@ pub fn write_file_from(
     let tmp = dir.path().join(&tmp_name);
     let result = (|| -> Result<u64> {
         let file = dir.open(&tmp_name, Open::CreateNew)?.expect("an exclusive create makes the file");
-        let counting = Counting { inner: BufWriter::with_capacity(1 << 20, file), written: 0 };
+        let counting = Counting { inner: ReusedBuffer::new(file), written: 0 };
         let mut writer = FileWriter::try_new_with_options(counting, schema, write_options(compression)?)?;
         for batch in batches {
             writer.write(&batch?).map_err(|e| arrow_io_error(e, &tmp))?;
@@ -57,10 +56,7 @@ pub fn write_file_from(
         writer.finish().map_err(|e| arrow_io_error(e, &tmp))?;
         let counting = writer.into_inner()?;
         let size = counting.written;
-        let file = counting
-            .inner
-            .into_inner()
-            .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e.into_error()))?;
+        let file = counting.inner.into_file().map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
         if durable {
             file.sync_all().ctx(|| format!("cannot fsync {}", tmp.display()))?;
         }

@@ -1,6 +1,7 @@
 //! What the IPC file and stream encoders share: write options (alignment, compression),
 //! a byte-counting sink, batch chunking, error unwrapping, and a panic guard for decoders.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
@@ -46,6 +47,73 @@ impl<W: Write> Write for Counting<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Writes to a file through this thread's write buffer, kept from one payload's write to
+/// the next: a buffer allocated and freed per write (a megabyte) costs a small send more
+/// than copying its data. At most [`WRITE_BUFFER_BYTES`] are gathered before a `write`
+/// (larger pieces go straight to the file); [`ReusedBuffer::into_file`] writes the rest.
+/// Each thread that writes payloads keeps up to about that much.
+pub(crate) struct ReusedBuffer {
+    file: Option<File>,
+    buffer: Vec<u8>,
+}
+
+/// Bytes a payload's write gathers before it writes them.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+thread_local! {
+    /// This thread's write buffer between writes (taken while one is in use).
+    static WRITE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl ReusedBuffer {
+    pub(crate) fn new(file: File) -> Self {
+        let buffer = WRITE_BUFFER.try_with(|b| std::mem::take(&mut *b.borrow_mut())).unwrap_or_default();
+        ReusedBuffer { file: Some(file), buffer }
+    }
+
+    /// Writes what is gathered and gives the file back.
+    pub(crate) fn into_file(mut self) -> std::io::Result<File> {
+        self.flush()?;
+        Ok(self.file.take().expect("held until into_file"))
+    }
+
+    fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("held until into_file")
+    }
+}
+
+impl Write for ReusedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.buffer.len() + buf.len() > WRITE_BUFFER_BYTES {
+            self.flush()?;
+        }
+        if buf.len() >= WRITE_BUFFER_BYTES {
+            return self.file().write(buf);
+        }
+        self.buffer.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buffer.is_empty() {
+            let buffer = std::mem::take(&mut self.buffer);
+            let written = self.file().write_all(&buffer);
+            self.buffer = buffer;
+            self.buffer.clear();
+            written?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ReusedBuffer {
+    fn drop(&mut self) {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
+        let _ = WRITE_BUFFER.try_with(|b| *b.borrow_mut() = buffer);
     }
 }
 
@@ -102,5 +170,40 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, Str
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_default()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(pieces: &[Vec<u8>]) -> Vec<u8> {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("f");
+        let mut w = ReusedBuffer::new(File::create(&path).unwrap());
+        for p in pieces {
+            w.write_all(p).unwrap();
+        }
+        drop(w.into_file().unwrap());
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn a_reused_buffer_writes_every_byte_in_order_and_is_kept_for_the_next_write() {
+        let small: Vec<Vec<u8>> = (0..1000u32).map(|i| vec![(i % 251) as u8; 1 + (i as usize * 37) % 3000]).collect();
+        let mut mixed = small.clone();
+        mixed.insert(500, vec![7u8; WRITE_BUFFER_BYTES + 3]); // larger than the buffer: straight through
+        mixed.insert(0, vec![9u8; WRITE_BUFFER_BYTES - 1]);
+        for pieces in [small, mixed] {
+            assert_eq!(written(&pieces), pieces.concat());
+            let kept = WRITE_BUFFER.with(|b| (b.borrow().len(), b.borrow().capacity()));
+            assert!(kept.0 == 0 && kept.1 > 0, "emptied and kept for the next write: {kept:?}");
+        }
+        // A write abandoned half-way (an error) leaves nothing behind for the next one.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut w = ReusedBuffer::new(File::create(tmp.path().join("g")).unwrap());
+        w.write_all(b"abandoned").unwrap();
+        drop(w);
+        assert_eq!(written(&[b"next".to_vec()]), b"next");
     }
 }

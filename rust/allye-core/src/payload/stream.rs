@@ -3,7 +3,7 @@
 #[cfg(unix)]
 use std::fs::File;
 #[cfg(target_os = "linux")]
-use std::io::{BufWriter, Write};
+use std::io::Write;
 #[cfg(unix)]
 use std::path::Path;
 
@@ -22,7 +22,7 @@ use crate::payload::ipc::guarded;
 #[cfg(unix)]
 use crate::payload::ipc::write_options;
 #[cfg(target_os = "linux")]
-use crate::payload::ipc::{arrow_io_error, Counting};
+use crate::payload::ipc::{arrow_io_error, Counting, ReusedBuffer};
 use crate::payload::Decoded;
 #[cfg(unix)]
 use crate::protocol::Compression;
@@ -264,15 +264,16 @@ fn write_stream_into(file: File, name: &str, schema: &SchemaRef, batches: &[Reco
     // A Linux segment is a tmpfs file: writing through the descriptor grows it and
     // costs less than first-touch faults on a fresh mapping.
     let ctx = || format!("cannot write shared-memory segment {name:?}");
-    let counting = Counting { inner: BufWriter::with_capacity(1 << 20, file), written: 0 };
+    let counting = Counting { inner: ReusedBuffer::new(file), written: 0 };
     let mut writer = StreamWriter::try_new_with_options(counting, schema, write_options(Compression::None)?)?;
     for batch in batches {
         writer.write(batch).map_err(|e| arrow_io_error(e, Path::new(name)))?;
     }
     writer.finish().map_err(|e| arrow_io_error(e, Path::new(name)))?;
-    let mut counting = writer.into_inner()?;
-    counting.flush().ctx(ctx)?;
-    Ok(counting.written)
+    let counting = writer.into_inner()?;
+    let written = counting.written;
+    counting.inner.into_file().ctx(ctx)?;
+    Ok(written)
 }
 
 #[cfg(all(unix, not(target_os = "linux")))]
