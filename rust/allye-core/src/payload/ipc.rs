@@ -54,7 +54,8 @@ impl<W: Write> Write for Counting<W> {
 /// the next: a buffer allocated and freed per write (a megabyte) costs a small send more
 /// than copying its data. At most [`WRITE_BUFFER_BYTES`] are gathered before a `write`
 /// (larger pieces go straight to the file); [`ReusedBuffer::into_file`] writes the rest.
-/// Each thread that writes payloads keeps up to about that much.
+/// A thread keeps its buffer only while it is at most [`KEPT_BUFFER_BYTES`] (small
+/// payloads, where the allocation is what costs), so no thread holds a megabyte for good.
 pub(crate) struct ReusedBuffer {
     file: Option<File>,
     buffer: Vec<u8>,
@@ -62,6 +63,8 @@ pub(crate) struct ReusedBuffer {
 
 /// Bytes a payload's write gathers before it writes them.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// The largest buffer a thread keeps for its next write.
+const KEPT_BUFFER_BYTES: usize = 256 << 10;
 
 thread_local! {
     /// This thread's write buffer between writes (taken while one is in use).
@@ -112,8 +115,10 @@ impl Write for ReusedBuffer {
 impl Drop for ReusedBuffer {
     fn drop(&mut self) {
         let mut buffer = std::mem::take(&mut self.buffer);
-        buffer.clear();
-        let _ = WRITE_BUFFER.try_with(|b| *b.borrow_mut() = buffer);
+        if buffer.capacity() <= KEPT_BUFFER_BYTES {
+            buffer.clear();
+            let _ = WRITE_BUFFER.try_with(|b| *b.borrow_mut() = buffer);
+        }
     }
 }
 
@@ -194,10 +199,14 @@ mod tests {
         let mut mixed = small.clone();
         mixed.insert(500, vec![7u8; WRITE_BUFFER_BYTES + 3]); // larger than the buffer: straight through
         mixed.insert(0, vec![9u8; WRITE_BUFFER_BYTES - 1]);
+        let few: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 1000]).collect();
+        assert_eq!(written(&few), few.concat());
+        let kept = WRITE_BUFFER.with(|b| (b.borrow().len(), b.borrow().capacity()));
+        assert!(kept.0 == 0 && kept.1 >= 20_000, "emptied and kept for the next write: {kept:?}");
         for pieces in [small, mixed] {
             assert_eq!(written(&pieces), pieces.concat());
-            let kept = WRITE_BUFFER.with(|b| (b.borrow().len(), b.borrow().capacity()));
-            assert!(kept.0 == 0 && kept.1 > 0, "emptied and kept for the next write: {kept:?}");
+            let kept = WRITE_BUFFER.with(|b| b.borrow().capacity());
+            assert!(kept <= KEPT_BUFFER_BYTES, "a large buffer is not kept: {kept}");
         }
         // A write abandoned half-way (an error) leaves nothing behind for the next one.
         let tmp = tempfile::tempdir().unwrap();
