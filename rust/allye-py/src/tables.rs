@@ -141,10 +141,7 @@ fn get_live<'py>(
     producer: Option<&str>,
     record_read: bool,
 ) -> PyResult<(Bound<'py, PyAny>, PyTable)> {
-    let store = store(secret_dir)?;
-    let (ev, data) = py
-        .detach(|| if record_read { store.get(table_name, producer) } else { store.peek(table_name, producer) })
-        .or_raise()?;
+    let (ev, data) = read(py, table_name, secret_dir, producer, record_read)?;
     Ok((to_py(py, &ev)?, PyTable::try_new(data.batches, data.schema)?))
 }
 
@@ -159,11 +156,22 @@ fn read_live(
     producer: Option<&str>,
     record_read: bool,
 ) -> PyResult<PyTable> {
-    let store = store(secret_dir)?;
-    let (_, data) = py
-        .detach(|| if record_read { store.get(table_name, producer) } else { store.peek(table_name, producer) })
-        .or_raise()?;
+    let (_, data) = read(py, table_name, secret_dir, producer, record_read)?;
     PyTable::try_new(data.batches, data.schema)
+}
+
+/// The current version read in place, without the GIL: a load (`Store::get`) or, without
+/// `record_read`, a look (`Store::peek`).
+fn read(
+    py: Python<'_>,
+    table_name: &str,
+    secret_dir: Option<PathBuf>,
+    producer: Option<&str>,
+    record_read: bool,
+) -> PyResult<(allye_core::Event, allye_core::Decoded)> {
+    let store = store(secret_dir)?;
+    py.detach(|| if record_read { store.get(table_name, producer) } else { store.peek(table_name, producer) })
+        .or_raise()
 }
 
 /// Removes a table (removal line, then its payloads in this store); returns a report.
