@@ -33,16 +33,21 @@ pub fn append_line(dir: &TrustedDir, log: &str, lock: &str, line: Vec<u8>, durab
     #[cfg(not(unix))]
     {
         let _lock = ManifestLock::acquire(dir, lock)?;
-        let (mut file, meta) = dir.open_meta(log, Open::Append)?.expect("an append open creates the file");
-        write_at_end(&mut file, &dir.path().join(log), meta.len(), false, line, durable)
+        write_at_log_end(dir, log, line, durable)
     }
 }
 
 /// [`append_line`]'s write, for a caller that holds the log's lock already (a stream's
 /// append decides what its line says under the lock).
 pub fn write_line(dir: &TrustedDir, log: &str, line: Vec<u8>, durable: bool) -> Result<()> {
+    write_at_log_end(dir, log, line, durable).map(|_| ())
+}
+
+/// Opens log `log` of `dir` for appending and writes `line` at its end; returns the log's
+/// length after it.
+fn write_at_log_end(dir: &TrustedDir, log: &str, line: Vec<u8>, durable: bool) -> Result<u64> {
     let (mut file, meta) = dir.open_meta(log, Open::Append)?.expect("an append open creates the file");
-    write_at_end(&mut file, &dir.path().join(log), meta.len(), false, line, durable).map(|_| ())
+    write_at_end(&mut file, &dir.path().join(log), meta.len(), false, line, durable)
 }
 
 /// Writes `line` and its `\n` at the end (`len` bytes) of the open log `file`, first
