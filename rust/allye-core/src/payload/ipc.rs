@@ -102,9 +102,7 @@ impl Write for ReusedBuffer {
 
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buffer.is_empty() {
-            let buffer = std::mem::take(&mut self.buffer);
-            let written = self.file().write_all(&buffer);
-            self.buffer = buffer;
+            let written = self.file.as_mut().expect("held until into_file").write_all(&self.buffer);
             self.buffer.clear();
             written?;
         }
