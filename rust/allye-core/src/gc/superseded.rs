@@ -240,6 +240,14 @@ mod tests {
         std::fs::metadata(store.manifest_path()).map_or(0, |m| m.len())
     }
 
+    /// When this process's tracker of `store` learned each version it holds.
+    fn learned(store: &Store) -> Vec<Instant> {
+        let guard = trackers().lock().unwrap();
+        guard
+            .get(&store.manifest_path())
+            .map_or(Vec::new(), |t| t.versions.values().flat_map(|l| l.iter().map(|v| v.learned)).collect())
+    }
+
     fn alive(store: &Store, evs: &[Event]) -> usize {
         evs.iter().filter(|e| target(e).exists(store)).count()
     }
@@ -284,15 +292,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
         let auto = AutoGc::new(1, 1);
-        let known = |store: &Store| -> Vec<Instant> {
-            let guard = trackers().lock().unwrap();
-            let t = guard.get(&store.manifest_path()).unwrap();
-            t.versions.values().flat_map(|l| l.iter().map(|v| v.learned)).collect()
-        };
-        let sent = [send(&store, "n", 0, TransportChoice::Shm, false)];
+        let mut sent = vec![send(&store, "n", 0, TransportChoice::Shm, false)];
         collect_superseded(&store, auto, logged(&store)).unwrap();
-        assert_eq!(known(&store).len(), 1, "the first send reads the log");
-        let mut sent = sent.to_vec();
+        assert_eq!(learned(&store).len(), 1, "the first send reads the log");
         for v in 1..3 {
             sent.push(send(&store, "n", v, TransportChoice::Shm, false));
             collect_superseded(&store, auto, logged(&store)).unwrap();
@@ -301,11 +303,10 @@ mod tests {
             let guard = trackers().lock().unwrap();
             guard.get(&store.manifest_path()).unwrap().noted.iter().map(|(_, at)| *at).collect()
         };
-        assert_eq!((known(&store).len(), noted.len()), (1, 2), "sends right after a read only note their line");
+        assert_eq!((learned(&store).len(), noted.len()), (1, 2), "sends right after a read only note their line");
         // A grace of 0 reads the log at once: v1 and v2 are learned as of their notes.
         collect_superseded(&store, AutoGc::new(0, 5), logged(&store)).unwrap();
-        let learned = known(&store);
-        assert_eq!(&learned[1..], &noted[..], "each line as of the note at or past its end");
+        assert_eq!(&learned(&store)[1..], &noted[..], "each line as of the note at or past its end");
         assert_eq!(alive(&store, &sent), 3);
         // Two seconds on, v0 and v1 were superseded for more than the grace.
         let mut guard = trackers().lock().unwrap();
@@ -321,19 +322,15 @@ mod tests {
     fn the_log_is_read_again_once_the_interval_is_over() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
-        let count = |store: &Store| {
-            let guard = trackers().lock().unwrap();
-            guard.get(&store.manifest_path()).map_or(0, |t| t.versions.values().map(VecDeque::len).sum::<usize>())
-        };
         send(&store, "r", 0, TransportChoice::File, false);
         collect_superseded(&store, AutoGc::new(1, 9), logged(&store)).unwrap();
         send(&store, "r", 1, TransportChoice::File, false);
         collect_superseded(&store, AutoGc::new(1, 9), logged(&store)).unwrap();
-        assert_eq!(count(&store), 1);
+        assert_eq!(learned(&store).len(), 1);
         std::thread::sleep(AUTO_GC_REFRESH_EVERY);
         send(&store, "r", 2, TransportChoice::File, false);
         collect_superseded(&store, AutoGc::new(1, 9), logged(&store)).unwrap();
-        assert_eq!(count(&store), 3);
+        assert_eq!(learned(&store).len(), 3);
         cleanup(&store);
     }
 
