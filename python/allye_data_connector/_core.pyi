@@ -633,6 +633,7 @@ __all__ += [
 __all__ += [
     "DEFAULT_ALLOW_PICKLE",
     "DEFAULT_NAMESPACE",
+    "OBJECT_BYTES_COLUMN",
     "OBJECT_KINDS",
     "OBJECT_METADATA_KEY",
     "StoreFullError",
@@ -661,6 +662,8 @@ __all__ += [
 DEFAULT_NAMESPACE: str
 DEFAULT_ALLOW_PICKLE: bool
 OBJECT_METADATA_KEY: str
+#: The one column of an object stored as raw bytes (an array's, a pickle's).
+OBJECT_BYTES_COLUMN: str
 OBJECT_KINDS: list[str]
 
 class StoreFullError(StoreError): ...

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .. import frames
+from .. import _core, frames
 from .._optional import require
 from ..errors import ArrowDataError, ConversionError, InvalidInputError
 
@@ -34,7 +34,6 @@ RawValues = list[Any]
 #: An encoded object: Arrow data, or raw values.
 Payload = Union[pa.Table, RawValues]
 
-_COLUMN = "bytes"
 _ARROW_FAILURES = (ConversionError, ArrowDataError, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
 
@@ -77,7 +76,7 @@ def _binary_batch(data: Any) -> pa.RecordBatch:
     buf = pa.py_buffer(data)
     offsets = pa.py_buffer(np.array([0, buf.size], dtype=np.int64))
     arr = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, buf])
-    return pa.RecordBatch.from_arrays([arr], names=[_COLUMN])
+    return pa.RecordBatch.from_arrays([arr], names=[_core.OBJECT_BYTES_COLUMN])
 
 
 def _binary_value(chunk: pa.Array) -> Any:

@@ -379,6 +379,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_NAMESPACE", protocol::DEFAULT_NAMESPACE)?;
     m.add("DEFAULT_ALLOW_PICKLE", tuning::DEFAULT_ALLOW_PICKLE)?;
     m.add("OBJECT_METADATA_KEY", protocol::OBJECT_METADATA_KEY)?;
+    m.add("OBJECT_BYTES_COLUMN", protocol::OBJECT_BYTES_COLUMN)?;
     m.add("OBJECT_KINDS", protocol::OBJECT_KINDS.to_vec())?;
     m.add_function(wrap_pyfunction!(put_object, m)?)?;
     m.add_function(wrap_pyfunction!(get_object, m)?)?;
