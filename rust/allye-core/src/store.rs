@@ -233,6 +233,20 @@ impl Store {
         }
     }
 
+    /// Whether `path` inside the store still leads to the file a caller holds open, of
+    /// identity `id` (see [`crate::sys::trust::TrustedDir::compare_held`]); `Held::Gone`
+    /// when it, its directory or the store does not exist.
+    pub(crate) fn compare_held(
+        &self,
+        path: &Path,
+        id: crate::sys::fs::FileIdentity,
+    ) -> Result<crate::sys::trust::Held> {
+        match self.parent_of(path, false)? {
+            Some((dir, name)) => dir.compare_held(&name, id),
+            None => Ok(crate::sys::trust::Held::Gone),
+        }
+    }
+
     /// What the entry at `path` inside the store is, without following a symbolic link.
     pub fn stat(&self, path: &Path) -> Result<Option<crate::sys::trust::EntryStat>> {
         match self.parent_of(path, false)? {

@@ -43,6 +43,11 @@ pub const CONSOLIDATE_MAX_ROWS: u64 = 1 << 16;
 /// every send; see `crate::gc::superseded`). With a grace of 0 every send reads it.
 pub const AUTO_GC_REFRESH_EVERY: Duration = Duration::from_millis(50);
 
+/// How many manifests' read descriptors a process's lookup index keeps open between
+/// lookups (the most recently read ones): a lookup then checks the log with one `statat`
+/// instead of opening it again (`crate::manifest::index`).
+pub const INDEX_FILES_KEPT: usize = 16;
+
 // --- the pool of pre-mapped segments for large sends (crate::pool, Linux) ---
 
 /// Payloads smaller than this never use the pool (a fresh small segment costs little).

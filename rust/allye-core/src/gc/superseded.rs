@@ -135,7 +135,7 @@ impl Tracker {
             self.noted.clear(); // lengths of another file
         }
         let from = self.cursor.offset();
-        let buf = self.cursor.read_lines(&mut file, meta.len()).ctx(ctx)?;
+        let buf = self.cursor.read_lines(&file, meta.len()).ctx(ctx)?;
         let now = Instant::now();
         let noted = std::mem::take(&mut self.noted);
         for (end, ev) in parse_lines_ending(&buf) {

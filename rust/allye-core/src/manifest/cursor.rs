@@ -1,7 +1,6 @@
 //! A lock-free reader's position in the manifest, and parsing the whole lines it reads.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 
 use crate::manifest::Event;
 use crate::sys::fs::{identity, read_at, FileIdentity};
@@ -30,6 +29,11 @@ impl Cursor {
         self.offset
     }
 
+    /// The identity of the file this cursor has been reading (`None` before its first read).
+    pub(crate) fn identity(&self) -> Option<FileIdentity> {
+        self.identity
+    }
+
     /// True when `file` is not the file this cursor has been reading (replaced, even under
     /// the same inode number, or truncated).
     pub fn replaced(&self, file: &File, meta: &std::fs::Metadata) -> std::io::Result<bool> {
@@ -54,15 +58,36 @@ impl Cursor {
     /// Reads the whole lines appended after the cursor (up to `len`, the file's size) and
     /// moves past them; a torn last line is left to be read again next time. The returned
     /// bytes end with `\n` unless empty.
-    pub fn read_lines(&mut self, file: &mut File, len: u64) -> std::io::Result<Vec<u8>> {
+    pub fn read_lines(&mut self, file: &File, len: u64) -> std::io::Result<Vec<u8>> {
         if len <= self.offset {
             return Ok(Vec::new());
         }
-        file.seek(SeekFrom::Start(self.offset))?;
-        let mut buf = Vec::with_capacity((len - self.offset) as usize);
-        file.take(len - self.offset).read_to_end(&mut buf)?;
+        let buf = read_at(file, self.offset, (len - self.offset) as usize)?;
+        Ok(self.take_lines(buf))
+    }
+
+    /// [`read_lines`](Self::read_lines) and the check of [`replaced`](Self::replaced)'s
+    /// bytes in one read, for a caller that knows `file` is the file this cursor has been
+    /// reading (its identity held): `None` when the bytes before the offset changed (the
+    /// file was rewritten in place), the cursor unmoved. Nothing appended: nothing read.
+    pub(crate) fn read_lines_checked(&mut self, file: &File, len: u64) -> std::io::Result<Option<Vec<u8>>> {
+        if len <= self.offset {
+            return Ok(Some(Vec::new()));
+        }
+        let before = self.tail.len();
+        let mut buf = read_at(file, self.offset - before as u64, (len - self.offset) as usize + before)?;
+        if buf[..before] != self.tail[..] {
+            return Ok(None);
+        }
+        buf.drain(..before);
+        Ok(Some(self.take_lines(buf)))
+    }
+
+    /// Moves past the whole lines of `buf` (the bytes just after the cursor), keeping the
+    /// last [`TAIL_CHECK`] bytes for the next check; returns those lines.
+    fn take_lines(&mut self, mut buf: Vec<u8>) -> Vec<u8> {
         let Some(end) = memchr::memrchr(b'\n', &buf) else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         buf.truncate(end + 1);
         let fresh = buf.len().min(TAIL_CHECK);
@@ -71,7 +96,7 @@ impl Cursor {
         tail.extend_from_slice(&buf[buf.len() - fresh..]);
         self.tail = tail;
         self.offset += buf.len() as u64;
-        Ok(buf)
+        buf
     }
 }
 

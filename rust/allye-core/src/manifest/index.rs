@@ -1,7 +1,7 @@
 //! The per-process incremental index of a manifest: lookups that do not grow with the
 //! length of the manifest (see the module docs of [`crate::manifest`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,8 @@ use crate::manifest::scan::{complete_end, scan_latest_ready};
 use crate::manifest::{parse_lines, Cursor, Event};
 use crate::protocol::Status;
 use crate::store::Store;
-use crate::sys::trust::Open;
+use crate::sys::trust::{Held, Open};
+use crate::tuning::INDEX_FILES_KEPT;
 
 /// What the index knows of one table.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +67,11 @@ struct Index {
     tables: HashMap<String, TableState>,
     /// Partial mode: (table, producer filter) -> its latest `ready` event at `offset`.
     lookups: HashMap<(String, Option<String>), Option<Event>>,
+    /// The file `cursor` reads, kept open between refreshes (for the
+    /// [`INDEX_FILES_KEPT`] most recently opened logs): while it is held, its inode
+    /// number cannot be given to another file, so a `statat` of the path showing the
+    /// same identity proves it is still the log (see [`refresh`]).
+    held: Option<File>,
 }
 
 impl Index {
@@ -81,8 +87,34 @@ impl Index {
         }
     }
 }
-fn indexes() -> &'static Mutex<HashMap<PathBuf, Index>> {
-    static INDEXES: ForkLocal<Mutex<HashMap<PathBuf, Index>>> = ForkLocal::new(Default::default);
+/// Every index of this process, by manifest path, and which of them hold their file.
+#[derive(Debug, Default)]
+struct Indexes {
+    map: HashMap<PathBuf, Index>,
+    /// Paths whose index holds its file, oldest first (at most [`INDEX_FILES_KEPT`]).
+    holding: VecDeque<PathBuf>,
+}
+
+impl Indexes {
+    /// Lets the index of `path` keep `file`, closing the oldest kept file past the bound.
+    fn hold(&mut self, path: &Path, file: File) {
+        self.holding.retain(|p| p != path);
+        while self.holding.len() >= INDEX_FILES_KEPT {
+            if let Some(old) = self.holding.pop_front() {
+                if let Some(index) = self.map.get_mut(&old) {
+                    index.held = None;
+                }
+            }
+        }
+        if let Some(index) = self.map.get_mut(path) {
+            index.held = Some(file);
+            self.holding.push_back(path.to_path_buf());
+        }
+    }
+}
+
+fn indexes() -> &'static Mutex<Indexes> {
+    static INDEXES: ForkLocal<Mutex<Indexes>> = ForkLocal::new(Default::default);
     INDEXES.get()
 }
 
@@ -93,27 +125,61 @@ pub(crate) fn open_for_read(store: &Store) -> Result<Option<(File, std::fs::Meta
     store.open_file_meta(&path, Open::Read)
 }
 
-/// Brings `index` up to date with the file: reads only what was appended since the last
-/// refresh. A replaced or truncated file starts over: a complete index re-reads it from
-/// the start; a partial one forgets its answers and starts at the current end (its next
-/// lookups scan backwards again). `want_complete` turns a partial index into a complete one.
-fn refresh(index: &mut Index, store: &Store, path: &Path, want_complete: bool) -> Result<()> {
+/// Brings the index of `path` up to date with the file: reads only what was appended
+/// since the last refresh. A replaced or truncated file starts over: a complete index
+/// re-reads it from the start; a partial one forgets its answers and starts at the current
+/// end (its next lookups scan backwards again). `want_complete` turns a partial index into
+/// a complete one.
+///
+/// An index holding its file checks it with one `statat` of the path (the trust rule
+/// applied to what it says) and, when the file grew, reads the new lines through the held
+/// descriptor in one `pread` that also compares the bytes just before them; any doubt
+/// (another file at the path, a shorter file, other bytes) opens the path again through
+/// the trust rule, as the first refresh did. An unchanged length reads nothing: the only
+/// change it could hide is a rewrite in place to the very same length, which no writer
+/// of a log makes (appends only; compaction renames a new file over it, which the held
+/// descriptor's identity tells apart).
+fn refresh(all: &mut Indexes, store: &Store, path: &Path, want_complete: bool) -> Result<()> {
+    let ctx = || format!("cannot read manifest {}", path.display());
+    let index = all.map.entry(path.to_path_buf()).or_default();
+    let complete = index.complete || want_complete;
+    if let (Some(file), Some(id)) = (&index.held, index.cursor.identity()) {
+        match store.compare_held(path, id)? {
+            Held::Same { len } if len >= index.cursor.offset() && complete == index.complete => {
+                // The bytes before the offset are read again with the new ones: a file
+                // rewritten in place (not how any writer changes it) starts over below.
+                if let Some(buf) = index.cursor.read_lines_checked(file, len).ctx(ctx)? {
+                    for ev in parse_lines(&buf) {
+                        index.apply(ev);
+                    }
+                    return Ok(());
+                }
+            }
+            Held::Gone => {
+                *index = Index { complete, ..Index::default() };
+                all.holding.retain(|p| p != path);
+                return Ok(());
+            }
+            Held::Same { .. } | Held::Other => {}
+        }
+        index.held = None;
+        all.holding.retain(|p| p != path);
+    }
     let Some((mut file, meta)) = open_for_read(store)? else {
-        *index = Index { complete: index.complete || want_complete, ..Index::default() };
+        *index = Index { complete, ..Index::default() };
         return Ok(());
     };
-    let ctx = || format!("cannot read manifest {}", path.display());
-    let complete = index.complete || want_complete;
     if index.cursor.replaced(&file, &meta).ctx(ctx)? || complete != index.complete {
         *index = Index { complete, ..Index::default() };
         // A complete index reads the file from the start; a partial one from its end.
         let start = if complete { 0 } else { complete_end(&mut file, meta.len()).ctx(ctx)? };
         index.cursor.restart(&file, &meta, start).ctx(ctx)?;
     }
-    let buf = index.cursor.read_lines(&mut file, meta.len()).ctx(ctx)?;
+    let buf = index.cursor.read_lines(&file, meta.len()).ctx(ctx)?;
     for ev in parse_lines(&buf) {
         index.apply(ev);
     }
+    all.hold(path, file);
     Ok(())
 }
 /// The current version of `table`: the last `ready` line with that name (and producer).
@@ -126,8 +192,9 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
     let path = store.manifest_path();
     let key = (table.to_string(), producer.map(str::to_string));
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(index) = guard.get_mut(&path) {
-        refresh(index, store, &path, false)?;
+    if guard.map.contains_key(&path) {
+        refresh(&mut guard, store, &path, false)?;
+        let index = &guard.map[&path];
         if index.complete {
             return Ok(index.tables.get(table).and_then(|t| t.ready_for(producer)).cloned());
         }
@@ -139,7 +206,7 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
         return Ok(None);
     };
     let ctx = || format!("cannot read manifest {}", path.display());
-    let index = guard.entry(path.clone()).or_default();
+    let index = guard.map.entry(path.clone()).or_default();
     // The file may have been replaced since the refresh above (which used its own
     // handle), possibly under the same inode number: check again on this handle.
     if index.cursor.replaced(&file, &meta).ctx(ctx)? {
@@ -151,6 +218,9 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
     // scans what lies before it.
     let found = scan_latest_ready(&mut file, index.cursor.offset(), table, producer).ctx(ctx)?;
     index.lookups.insert(key, found.clone());
+    if index.held.is_none() {
+        guard.hold(&path, file);
+    }
     Ok(found)
 }
 
@@ -170,9 +240,8 @@ pub fn table_state(store: &Store, table: &str) -> Result<Option<TableState>> {
 pub fn with_tables<T>(store: &Store, f: impl FnOnce(&HashMap<String, TableState>) -> T) -> Result<T> {
     let path = store.manifest_path();
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
-    let index = guard.entry(path.clone()).or_default();
-    refresh(index, store, &path, true)?;
-    Ok(f(&index.tables))
+    refresh(&mut guard, store, &path, true)?;
+    Ok(f(&guard.map[&path].tables))
 }
 
 /// Every parseable event, in file order (for gc and tools; not for lookups).
@@ -259,7 +328,7 @@ mod tests {
         assert!(latest_ready(&s, "ghost", None).unwrap().is_none());
         {
             let guard = indexes().lock().unwrap();
-            let index = &guard[&s.manifest_path()];
+            let index = &guard.map[&s.manifest_path()];
             assert!(!index.complete);
             assert_eq!(index.lookups.len(), 4);
         }
@@ -279,7 +348,7 @@ mod tests {
         assert_eq!(tables["busy"].last_error.as_ref().unwrap().id, "id-5002");
         assert_eq!(latest_ready(&s, "busy", Some("allye")).unwrap().unwrap().id, "id-1999");
         assert_eq!(latest_ready(&s, "rare", None).unwrap().unwrap().id, "id-5000");
-        assert!(indexes().lock().unwrap()[&s.manifest_path()].complete);
+        assert!(indexes().lock().unwrap().map[&s.manifest_path()].complete);
     }
 
     #[test]
@@ -312,9 +381,69 @@ mod tests {
         let t = latest_per_table(&s).unwrap();
         assert!(!t.contains_key("a"), "stale entries of the old file are dropped");
         assert_eq!(t["b"].ready.as_ref().unwrap().id, "id-5");
-        // Same length, same inode, other bytes.
+        // Same length, same inode, other bytes: seen once this process no longer holds
+        // the file (while it does, no other file can have its inode number, and no
+        // writer rewrites a log in place; see `refresh`). Lookups in more stores than
+        // the bound let go of it.
+        let others: Vec<_> = (0..INDEX_FILES_KEPT).map(|_| store()).collect();
+        for (_, o) in &others {
+            append(o, &event("o", Status::Ready, "python", 1), false).unwrap();
+            assert_eq!(latest_ready(o, "o", None).unwrap().unwrap().id, "id-1");
+        }
         let same_len = text.replace("id-5", "id-7");
         std::fs::write(s.manifest_path(), &same_len).unwrap();
         assert_eq!(latest_ready(&s, "b", None).unwrap().unwrap().id, "id-7");
+    }
+
+    fn holds(s: &Store) -> bool {
+        let all = indexes().lock().unwrap();
+        all.map.get(&s.manifest_path()).is_some_and(|i| i.held.is_some())
+    }
+
+    #[test]
+    fn a_held_log_is_checked_again_at_every_lookup() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_tmp, s) = store();
+        append(&s, &event("a", Status::Ready, "python", 1), false).unwrap();
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-1");
+        assert!(holds(&s), "the index keeps the log's descriptor");
+        append(&s, &event("a", Status::Ready, "python", 2), false).unwrap();
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-2", "appends are read through it");
+        // Made writable by others: refused, as opening it would be.
+        std::fs::set_permissions(s.manifest_path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = latest_ready(&s, "a", None).unwrap_err();
+        assert!(matches!(err, crate::error::Error::StoreNotPrivate { .. }), "{err}");
+        std::fs::set_permissions(s.manifest_path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-2");
+        // Swapped for a link to a file of the same content: not followed.
+        let elsewhere = s.root().join("elsewhere.jsonl");
+        std::fs::copy(s.manifest_path(), &elsewhere).unwrap();
+        std::fs::remove_file(s.manifest_path()).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, s.manifest_path()).unwrap();
+        assert!(latest_ready(&s, "a", None).is_err(), "a link at the log's path is refused");
+        std::fs::remove_file(s.manifest_path()).unwrap();
+        // Gone (a store removed): nothing, and the descriptor let go.
+        assert_eq!(latest_ready(&s, "a", None).unwrap(), None);
+        assert!(!holds(&s));
+        // Made again: read from the new file.
+        append(&s, &event("a", Status::Ready, "python", 3), false).unwrap();
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-3");
+        assert_eq!(latest_per_table(&s).unwrap()["a"].ready.as_ref().unwrap().id, "id-3");
+    }
+
+    #[test]
+    fn at_most_the_bound_of_logs_are_held() {
+        let stores: Vec<_> = (0..INDEX_FILES_KEPT + 8).map(|_| store()).collect();
+        for (i, (_, s)) in stores.iter().enumerate() {
+            append(s, &event("t", Status::Ready, "python", i as u64), false).unwrap();
+            assert_eq!(latest_ready(s, "t", None).unwrap().unwrap().id, format!("id-{i}"));
+            let all = indexes().lock().unwrap();
+            assert!(all.holding.len() <= INDEX_FILES_KEPT);
+            assert_eq!(all.map.values().filter(|i| i.held.is_some()).count(), all.holding.len());
+        }
+        // The first ones let go of their file and still answer (opening it again).
+        let (_, first) = &stores[0];
+        append(first, &event("t", Status::Ready, "python", 99), false).unwrap();
+        assert_eq!(latest_ready(first, "t", None).unwrap().unwrap().id, "id-99");
     }
 }

@@ -34,7 +34,7 @@ impl ManifestTail {
     /// manifest is read again from its start; the caller de-duplicates by event id if it must.
     pub fn read_new(&mut self) -> Result<Vec<Event>> {
         let ctx = || format!("cannot read manifest {}", self.path.display());
-        let Some((mut file, meta)) = self.store.open_file_meta(&self.path, Open::Read)? else {
+        let Some((file, meta)) = self.store.open_file_meta(&self.path, Open::Read)? else {
             // A manifest created later is read from its start.
             self.cursor.get_or_insert_with(Cursor::default);
             return Ok(Vec::new());
@@ -48,14 +48,14 @@ impl ManifestTail {
             let start = if skip_existing {
                 let mut probe = Cursor::default();
                 probe.restart(&file, &meta, 0).ctx(ctx)?;
-                probe.read_lines(&mut file, start).ctx(ctx)?;
+                probe.read_lines(&file, start).ctx(ctx)?;
                 probe.offset()
             } else {
                 start
             };
             cursor.restart(&file, &meta, start).ctx(ctx)?;
         }
-        let buf = cursor.read_lines(&mut file, meta.len()).ctx(ctx)?;
+        let buf = cursor.read_lines(&file, meta.len()).ctx(ctx)?;
         Ok(parse_lines(&buf).collect())
     }
 }

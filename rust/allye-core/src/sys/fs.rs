@@ -34,6 +34,14 @@ pub(crate) struct FileIdentity {
     ino: u64,
 }
 
+impl FileIdentity {
+    /// The identity of device `dev`, inode `ino` (as `stat` gives them).
+    #[cfg(unix)]
+    pub(crate) fn new(dev: u64, ino: u64) -> Self {
+        FileIdentity { dev, ino }
+    }
+}
+
 pub(crate) fn identity(meta: &std::fs::Metadata) -> FileIdentity {
     #[cfg(unix)]
     {

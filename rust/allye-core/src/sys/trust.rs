@@ -98,6 +98,23 @@ pub struct EntryStat {
     pub modified: std::time::SystemTime,
 }
 
+/// What a name in a directory leads to, next to a file a caller holds open
+/// ([`TrustedDir::compare_held`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// Nothing of that name.
+    Gone,
+    /// Another file, a link, or something the held file cannot be compared with here:
+    /// open the name again through the trust rule.
+    Other,
+    /// The very file held (same device and inode, a regular file that passes the trust
+    /// rule), now `len` bytes long.
+    Same {
+        /// Its length now.
+        len: u64,
+    },
+}
+
 /// The `StoreNotPrivate` error for `path` with `owner` and `mode`.
 pub fn not_private(path: &Path, kind: Kind, owner: Option<u32>, mode: Option<u32>, reason: String) -> Error {
     let shown = path.display();
@@ -728,6 +745,64 @@ mod imp {
             }
         }
 
+        /// Whether `name` still leads to the file a caller holds open, `id` being that
+        /// file's identity: one `statat`, without following a link, and the trust rule
+        /// applied to what it says. Holding the file keeps its inode number from being
+        /// given to another file, so an equal identity is the same file: a caller that
+        /// keeps a descriptor between uses (a log's reader) checks it this way instead of
+        /// opening the name again. A file now failing the rule is refused, as an open is.
+        #[allow(clippy::unnecessary_cast)] // the types of `stat`'s fields differ between platforms
+        pub(crate) fn compare_held(&self, name: impl AsRef<Path>, id: crate::sys::fs::FileIdentity) -> Result<Held> {
+            let name = component(name.as_ref())?;
+            match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => {
+                    let same = crate::sys::fs::FileIdentity::new(st.st_dev as u64, st.st_ino as u64) == id;
+                    if !same || FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                        return Ok(Held::Other);
+                    }
+                    check_owner_mode_as(self.uid, &self.path.join(name), Kind::File, st.st_uid, st.st_mode as u32)?;
+                    Ok(Held::Same { len: st.st_size.max(0) as u64 })
+                }
+                Err(Errno::NOENT) => Ok(Held::Gone),
+                Err(e) => Err(io_err(format!("cannot stat {}", self.path.join(name).display()), e)),
+            }
+        }
+
+        /// Checks `name` (a `kind` entry) as opening it would, without opening it: one
+        /// `statat`, without following a link. `Ok(false)` when it does not exist; a link
+        /// or an entry failing the trust rule is refused with the error an open gives.
+        #[allow(clippy::unnecessary_cast)] // the types of `stat`'s fields differ between platforms
+        pub fn check_entry(&self, name: impl AsRef<Path>, kind: Kind) -> Result<bool> {
+            let name = component(name.as_ref())?;
+            let path = self.path.join(name);
+            let st = match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => return Ok(false),
+                Err(e) => return Err(io_err(format!("cannot stat {}", path.display()), e)),
+            };
+            match (FileType::from_raw_mode(st.st_mode), kind) {
+                (FileType::Symlink, _) => return Err(symlink_error(&path, kind)),
+                (FileType::Directory, Kind::Dir) | (FileType::RegularFile, Kind::File) => {}
+                (FileType::Directory, _) => {
+                    return Err(Error::io(format!("{} is a directory", path.display()), Errno::ISDIR.into()))
+                }
+                (_, Kind::Dir) => {
+                    return Err(Error::StoreUnusable {
+                        path,
+                        reason: "it exists but is not a directory; remove it (the library made it a directory)".into(),
+                    })
+                }
+                _ => {
+                    return Err(Error::io(
+                        format!("{} is not a regular file", path.display()),
+                        std::io::ErrorKind::InvalidInput.into(),
+                    ))
+                }
+            }
+            check_owner_mode_as(self.uid, &path, kind, st.st_uid, st.st_mode as u32)?;
+            Ok(true)
+        }
+
         /// fsyncs the directory (so a rename in it is durable); best effort.
         pub fn sync(&self) {
             let _ = rustix::fs::fsync(&self.fd);
@@ -939,6 +1014,20 @@ mod imp {
         }
 
         /// Nothing to sync on Windows.
+        /// Never compared here (no inode through std): the caller opens the name again.
+        pub(crate) fn compare_held(&self, name: impl AsRef<Path>, _id: crate::sys::fs::FileIdentity) -> Result<Held> {
+            component(name.as_ref())?;
+            Ok(Held::Other)
+        }
+
+        /// Checks `name` by opening it (see the Unix version).
+        pub fn check_entry(&self, name: impl AsRef<Path>, kind: Kind) -> Result<bool> {
+            match kind {
+                Kind::Dir => Ok(self.open_dir(name)?.is_some()),
+                _ => Ok(self.open(name, Open::Read)?.is_some()),
+            }
+        }
+
         pub fn sync(&self) {}
     }
 }
