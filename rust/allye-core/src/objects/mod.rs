@@ -545,10 +545,12 @@ pub fn check_private(parent: &Store, ns: Option<&Namespace>) -> Result<()> {
 }
 
 /// [`check_private`]'s checks inside a namespace's directory (itself already opened, and
-/// so checked, with the folders above it).
+/// so checked, with the folders above it): a `statat` of each entry, the trust rule
+/// applied to what it says, as opening them would (every get of a pickle runs this).
 fn check_private_below(dir: &crate::sys::trust::TrustedDir) -> Result<()> {
-    dir.open_dir(crate::protocol::PAYLOAD_DIR)?;
-    dir.open(crate::protocol::MANIFEST_FILE, crate::sys::trust::Open::Read)?;
+    use crate::sys::trust::Kind;
+    dir.check_entry(crate::protocol::PAYLOAD_DIR, Kind::Dir)?;
+    dir.check_entry(crate::protocol::MANIFEST_FILE, Kind::File)?;
     Ok(())
 }
 

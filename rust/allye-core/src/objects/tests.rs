@@ -104,6 +104,38 @@ fn pickles_load_only_from_a_private_store() {
     check_private(&store, Some(&ns)).unwrap();
 }
 
+#[cfg(unix)]
+#[test]
+fn a_pickles_get_checks_the_namespaces_payloads_and_log_each_time() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, batches) = batch(3);
+    ns.put("p", &schema, &batches, &opts(OBJECT_KIND_PICKLE), None).unwrap();
+    let dir = ns.store().root().to_path_buf();
+    let (payloads, log) = (dir.join("payloads"), dir.join("manifest.jsonl"));
+    fs::create_dir_all(&payloads).unwrap();
+    assert!(ns.get("p", true).is_ok());
+    for (path, mode) in [(&payloads, 0o770), (&payloads, 0o702), (&log, 0o620), (&log, 0o666)] {
+        let before = fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        let err = ns.get("p", true).unwrap_err();
+        assert!(matches!(err, Error::StoreNotPrivate { .. }), "{} {mode:o}: {err}", path.display());
+        assert!(err.to_string().contains(&path.display().to_string()), "names the offender: {err}");
+        fs::set_permissions(path, fs::Permissions::from_mode(before)).unwrap();
+        assert!(ns.get("p", true).is_ok(), "fine again once private");
+    }
+    // payloads/ swapped for a link to a private folder elsewhere: refused all the same.
+    let elsewhere = store.root().join("elsewhere");
+    fs::rename(&payloads, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &payloads).unwrap();
+    let err = ns.get("p", true).unwrap_err();
+    assert!(matches!(err, Error::StoreNotPrivate { .. }) && err.to_string().contains("symbolic link"), "{err}");
+    fs::remove_file(&payloads).unwrap();
+    fs::rename(&elsewhere, &payloads).unwrap();
+    assert!(ns.get("p", true).is_ok());
+}
+
 #[test]
 fn put_without_a_kind_is_refused() {
     let (_d, store) = store();
