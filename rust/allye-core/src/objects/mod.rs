@@ -232,9 +232,8 @@ impl Namespace {
     /// private store (see [`check_private`]), and only when `allow_pickle`.
     pub fn get(&self, name: &str, allow_pickle: bool) -> Result<(Event, Decoded)> {
         let store = self.store.pin(false)?;
-        if !has_log(&store)? {
-            return Err(self.not_found(name));
-        }
+        // No log: the lookup finds nothing (not found); a log failing the trust rule is
+        // refused by it.
         // Mapping a payload runs nothing; the checks come before the data is handed out.
         let (ev, data) = tables::get(&store, name, None, false).map_err(|e| self.object_error(name, e))?;
         if kind_of(&ev) == Some(OBJECT_KIND_PICKLE) {
@@ -318,9 +317,7 @@ impl Namespace {
 
     /// Bytes held by the current versions of this namespace's objects.
     pub fn used(&self) -> Result<u64> {
-        if !has_log(&self.store)? {
-            return Ok(0);
-        }
+        // No log yet: an empty index, nothing used.
         tables::live_bytes(&self.store, true)
     }
 
@@ -341,6 +338,17 @@ pub fn objects_dir(parent: &Store) -> PathBuf {
 /// True when the store has a manifest (a regular file, reached without a symbolic link).
 fn has_log(store: &Store) -> Result<bool> {
     Ok(store.stat(&store.manifest_path())?.is_some_and(|s| s.kind == EntryKind::File))
+}
+
+/// The namespaces whose folder exists in `objects/`, with or without a log yet.
+fn namespace_folders(parent: &Store) -> Result<Vec<String>> {
+    let Some(dir) = parent.dir_at(Path::new(OBJECTS_DIR), false)? else { return Ok(Vec::new()) };
+    Ok(dir
+        .entries()?
+        .into_iter()
+        .filter(|entry| entry.kind == EntryKind::Dir)
+        .filter_map(|entry| entry.name.to_str().and_then(namespace_from_dir_name))
+        .collect())
 }
 
 /// The namespaces that exist in the store (those with a log), sorted.
@@ -401,7 +409,9 @@ pub fn store_used(parent: &Store) -> Result<u64> {
     if has_log(parent)? {
         total += tables::live_bytes(parent, false)?;
     }
-    for ns in namespaces(parent)? {
+    // Every namespace folder, a log or not: one without a log uses nothing, and looking
+    // for the log apart would open each folder once more on every put under a quota.
+    for ns in namespace_folders(parent)? {
         total += Namespace::open(parent, &ns)?.used()?;
     }
     Ok(total)
