@@ -162,7 +162,10 @@ impl Store {
     /// store directory's handle.
     pub fn ensure(&self) -> Result<TrustedDir> {
         let root = self.create_dir()?;
-        root.create_dir(PAYLOAD_DIR)?;
+        // Made once; every later send only checks it (a `statat`, not an open).
+        if !root.check_entry(PAYLOAD_DIR, crate::sys::trust::Kind::Dir)? {
+            root.create_dir(PAYLOAD_DIR)?;
+        }
         Ok(root)
     }
 
