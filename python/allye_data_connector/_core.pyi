@@ -687,8 +687,10 @@ def put_object(
     pool_max_bytes: Optional[int] = None,
     reject_nan: Sequence[int] = ...,
     keep_description: bool = False,
-) -> Version:
-    """Publishes a new version of object ``name``; returns its ``ready`` event. ``data``:
+    record: bool = True,
+) -> Optional[Version]:
+    """Publishes a new version of object ``name``; returns its ``ready`` event (``None``
+    with ``record=False``). ``data``:
     Arrow data, or for the kinds ``numpy`` and ``pickle`` a list of raw values (``bytes``
     or contiguous ``uint8`` arrays), each stored as it is (``reject_nan`` as :func:`send`'s;
     ``keep_description``: without a description of its own, the version keeps the
@@ -709,9 +711,10 @@ class MappedBytes:
 
 def get_object_bytes(
     name: str, *, namespace: str = ..., secret_dir: Optional[str] = None, allow_pickle: bool = ...
-) -> tuple[Version, list[MappedBytes] | _ArrowStream]:
-    """:func:`get_object`, with an array's or a pickle's values as :class:`MappedBytes`
-    (one per record batch) instead of a table."""
+) -> tuple[dict[str, Any], list[MappedBytes] | _ArrowStream]:
+    """``(metadata.adc_object of the current version, data)``: :func:`get_object`'s data,
+    with an array's or a pickle's values as :class:`MappedBytes` (one per record batch)
+    instead of a table."""
 
 def object_latest(name: str, *, namespace: str = ..., secret_dir: Optional[str] = None) -> Version: ...
 def list_objects(*, namespace: str = ..., secret_dir: Optional[str] = None) -> list[Version]: ...

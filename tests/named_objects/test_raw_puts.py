@@ -76,3 +76,19 @@ def test_raw_values_for_a_kind_that_is_arrow_data_are_refused(store: Path) -> No
     with pytest.raises(InvalidArgumentError, match="raw bytes are stored for the kinds"):
         _core.put_object([b"\x00"], "t", metadata={"adc_object": {"kind": "pyarrow.Table"}}, secret_dir=str(store))
     assert "t" not in adc.objects(secret_dir=store)
+
+
+def test_a_put_returns_its_record_only_when_asked_and_a_get_hands_the_objects_metadata(store: Path) -> None:
+    objs = adc.objects(secret_dir=store)
+    info = objs.put("a", {"x": 1}, description="first")
+    assert info["name"] == "a" and info["kind"] == "pickle" and info["description"] == "first"
+    meta = {"adc_object": {"kind": "pickle", "description": "second"}}
+    assert _core.put_object([pickle.dumps({"x": 2})], "a", metadata=meta, secret_dir=str(store), record=False) is None
+    ev = _core.put_object([pickle.dumps({"x": 3})], "a", metadata=meta, secret_dir=str(store))
+    assert ev is not None and ev["status"] == "ready" and ev["table_name"] == "a"
+    # What a decoder needs of the current version, and only that.
+    got, data = _core.get_object_bytes("a", secret_dir=str(store))
+    assert got == {"kind": "pickle", "description": "second"}
+    assert pickle.loads(np.asarray(data[0])) == {"x": 3}
+    objs["a"] = np.arange(3)  # `objs[name] = obj` builds no record, and the value is whole
+    assert objs["a"].tolist() == [0, 1, 2] and objs.info("a")["kind"] == "numpy"

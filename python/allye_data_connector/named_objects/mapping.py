@@ -115,14 +115,16 @@ class Objects(MutableMapping[str, Any]):
         a file when ``/dev/shm`` is full), ``"shm"``, or ``"file"`` (kept across
         reboots). Raises :class:`~..errors.StoreFullError` (writing nothing) when the store
         would pass ``max_store_bytes``."""
-        return _info(self._publish(name, obj, description, ttl_sec, transport, durable), self._namespace)
+        return _info(self._publish(name, obj, description, ttl_sec, transport, durable, record=True), self._namespace)
 
     def _publish(
         self, name: str, obj: Any, description: Optional[str] = None, ttl_sec: Optional[int] = None,
-        transport: str = "auto", durable: bool = False, keep_description: bool = False,
+        transport: str = "auto", durable: bool = False, keep_description: bool = False, record: bool = False,
     ) -> Any:
         """:meth:`put` without building its :meth:`info` (``objs[name] = obj`` returns nothing);
-        ``keep_description``: without ``description``, the previous version's is kept."""
+        ``keep_description``: without ``description``, the previous version's is kept;
+        ``record``: return the version's ``ready`` event (else ``None``: not built)."""
+        record = record or logger.isEnabledFor(logging.DEBUG)
         if not isinstance(name, str):
             raise InvalidArgumentError(f"object names are str, got {type(name).__name__}")
         _core.check_transport(transport)
@@ -132,18 +134,19 @@ class Objects(MutableMapping[str, Any]):
         if description is not None:
             meta["description"] = str(description)
         try:
-            ev = self._put(payload, name, meta, transport, ttl_sec, durable, eff, reject_nan, keep_description)
+            ev = self._put(payload, name, meta, transport, ttl_sec, durable, eff, reject_nan, keep_description, record)
         except NanFoundError:
             # A float column holds NaN: put it with the NaN as nulls (nothing was written).
             table, _ = encode(obj, allow_pickle=allow)
-            ev = self._put(table, name, meta, transport, ttl_sec, durable, eff, (), keep_description)
-        if logger.isEnabledFor(logging.DEBUG):
+            ev = self._put(table, name, meta, transport, ttl_sec, durable, eff, (), keep_description, record)
+        if ev is not None and logger.isEnabledFor(logging.DEBUG):
             logger.debug("put %s/%s (%s, %d bytes)", self._namespace, name, meta["kind"], ev["payload"]["data_size"])
         return ev
 
     def _put(
         self, payload: Payload, name: str, meta: dict[str, Any], transport: str, ttl_sec: Optional[int],
         durable: bool, eff: Settings, reject_nan: tuple[int, ...], keep_description: bool = False,
+        record: bool = True,
     ) -> Any:
         return _core.put_object(
             payload,
@@ -159,6 +162,7 @@ class Objects(MutableMapping[str, Any]):
             pool_max_bytes=eff.pool_max_bytes,
             reject_nan=list(reject_nan),
             keep_description=keep_description,
+            record=record,
             **self._kw(),
         )
 
@@ -224,8 +228,7 @@ class Objects(MutableMapping[str, Any]):
         — if none). ``as_polars=True`` returns Arrow data as polars."""
         if not isinstance(name, str):
             raise KeyError(name)
-        ev, data = _core.get_object_bytes(name, allow_pickle=self._pickle_allowed(), **self._kw())
-        meta = ev["metadata"].get(_KEY, {})
+        meta, data = _core.get_object_bytes(name, allow_pickle=self._pickle_allowed(), **self._kw())
         if isinstance(data, list):  # an array's or a pickle's bytes, over the mapping
             return decode_bytes(data, meta)
         return decode(table_of(data), meta, as_polars=as_polars)

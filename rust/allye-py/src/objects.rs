@@ -14,7 +14,7 @@ use pyo3_arrow::{PyRecordBatchReader, PyTable};
 
 use crate::args::{batches, store, SendArgs};
 use crate::errors::OrRaise;
-use crate::records::{list_to_py, to_py};
+use crate::records::{list_to_py, to_py, value_to_py};
 
 fn namespace(secret_dir: Option<PathBuf>, namespace: &str) -> PyResult<Namespace> {
     store(secret_dir)?.namespace(namespace).or_raise()
@@ -27,11 +27,12 @@ fn namespace(secret_dir: Option<PathBuf>, namespace: &str) -> PyResult<Namespace
 /// `adc_object` with the object's `kind`; `quota` is `max_store_bytes`. `auto` uses
 /// shared memory at any size (no 0.1.2 reader to spare), a file when /dev/shm is full.
 /// `keep_description`: without a description of its own, the version keeps the previous one's.
+/// `record=False` returns `None` instead of the event.
 #[pyfunction]
 #[pyo3(signature = (data, name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, metadata=None,
     transport="auto", max_shm_bytes=u64::MAX, ttl_sec=None, durable=false, quota=None,
     auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS,
-    pool_max_bytes=None, reject_nan=Vec::new(), keep_description=false))]
+    pool_max_bytes=None, reject_nan=Vec::new(), keep_description=false, record=true))]
 #[allow(clippy::too_many_arguments)]
 fn put_object<'py>(
     py: Python<'py>,
@@ -51,7 +52,8 @@ fn put_object<'py>(
     pool_max_bytes: Option<u64>,
     reject_nan: Vec<usize>,
     keep_description: bool,
-) -> PyResult<Bound<'py, PyAny>> {
+    record: bool,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     let ns = self::namespace(secret_dir, namespace)?;
     let opts = SendArgs {
         metadata,
@@ -76,7 +78,8 @@ fn put_object<'py>(
         let (schema, batches) = batches(data.extract::<PyRecordBatchReader>()?)?;
         py.detach(|| ns.put_with(name, &schema, &batches, &opts, &put)).or_raise()?
     };
-    to_py(py, &ready)
+    // `objs[name] = obj` throws the record away: not built for it.
+    record.then(|| to_py(py, &ready)).transpose()
 }
 
 /// The current version of object `name`: `(ready event, Arrow table)` whose buffers point
@@ -95,7 +98,8 @@ fn get_object<'py>(
     Ok((to_py(py, &ev)?, PyTable::try_new(data.batches, data.schema)?))
 }
 
-/// The current version of object `name` as `(ready event, data)`: for an object stored as
+/// The current version of object `name` as `(its metadata.adc_object, data)` (what a
+/// decoder needs of the event, not the whole record): for an object stored as
 /// raw bytes (a NumPy array, a pickle), `data` is a list of [`MappedBytes`], one per
 /// record batch, each over the mapping (no copy: `np.asarray` of one keeps it, hence the
 /// mapping, alive); for Arrow data, the Arrow table as [`get_object`] returns it. A
@@ -115,7 +119,11 @@ fn get_object_bytes<'py>(
         ObjectData::Bytes(values) => PyList::new(py, values.into_iter().map(|buf| MappedBytes { buf }))?.into_any(),
         ObjectData::Arrow(data) => PyTable::try_new(data.batches, data.schema)?.into_pyobject(py)?.into_any(),
     };
-    Ok((to_py(py, &ev)?, data))
+    let object = match ev.metadata.get(protocol::OBJECT_METADATA_KEY) {
+        Some(v) => value_to_py(py, v)?,
+        None => PyDict::new(py).into_any(),
+    };
+    Ok((object, data))
 }
 
 /// A Python object kept alive by the Arrow buffer over its memory.
