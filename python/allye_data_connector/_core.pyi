@@ -5,7 +5,7 @@ in ``.ci/run``.
 """
 
 import os
-from typing import Any, NotRequired, Optional, Protocol, Sequence, TypedDict, Union, final, type_check_only
+from typing import Any, Literal, NotRequired, Optional, Protocol, Sequence, TypedDict, Union, final, overload, type_check_only
 
 __version__: str
 __all__ = [
@@ -345,6 +345,7 @@ class _ArrowSchema(Protocol):
 def resolve_store(secret_dir: Optional[str] = None) -> str:
     """The store directory ``secret_dir`` (else $ALLYE_SECRET_DIR, else ~/.allye_secrets) resolves to."""
 
+@overload
 def send(
     data: _ArrowStream,
     *,
@@ -365,12 +366,60 @@ def send(
     keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
     pool_max_bytes: Optional[int] = None,
     reject_nan: Sequence[int] = ...,
+    record: Literal[True] = True,
 ) -> Version:
-    """Sends Arrow data; returns the ``ready`` event (the manifest line's object). With
+    """Sends Arrow data; returns the ``ready`` event (the manifest line's object; ``None``
+    with ``record=False``). With
     ``auto_gc``, then frees (bounded) superseded versions of the store older than the
     latest ``keep_versions``, ``auto_gc_grace_sec`` after they were superseded.
     ``reject_nan``: float32/float64 columns (indices) that must hold no NaN: the core
     looks while it copies them and raises ``NanFoundError``, writing nothing, when one does."""
+@overload
+def send(
+    data: _ArrowStream,
+    *,
+    secret_dir: Optional[str] = None,
+    table_name: Optional[str] = None,
+    producer: str = ...,  # DEFAULT_PRODUCER
+    transport: str = "auto",
+    max_shm_bytes: int = ...,  # DEFAULT_MAX_SHM_BYTES
+    chunk_rows: Optional[int] = None,
+    ttl_sec: Optional[int] = None,
+    compression: Optional[str] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    shape: Optional[tuple[int, int]] = None,
+    schema_sha256: Optional[str] = None,
+    durable: bool = False,
+    auto_gc: bool = True,
+    auto_gc_grace_sec: int = ...,  # DEFAULT_AUTO_GC_GRACE_SEC
+    keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
+    pool_max_bytes: Optional[int] = None,
+    reject_nan: Sequence[int] = ...,
+    record: Literal[False],
+) -> None: ...
+@overload
+def send(
+    data: _ArrowStream,
+    *,
+    secret_dir: Optional[str] = None,
+    table_name: Optional[str] = None,
+    producer: str = ...,  # DEFAULT_PRODUCER
+    transport: str = "auto",
+    max_shm_bytes: int = ...,  # DEFAULT_MAX_SHM_BYTES
+    chunk_rows: Optional[int] = None,
+    ttl_sec: Optional[int] = None,
+    compression: Optional[str] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    shape: Optional[tuple[int, int]] = None,
+    schema_sha256: Optional[str] = None,
+    durable: bool = False,
+    auto_gc: bool = True,
+    auto_gc_grace_sec: int = ...,  # DEFAULT_AUTO_GC_GRACE_SEC
+    keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
+    pool_max_bytes: Optional[int] = None,
+    reject_nan: Sequence[int] = ...,
+    record: bool,
+) -> Optional[Version]: ...
 
 def latest(table_name: str, *, secret_dir: Optional[str] = None, producer: Optional[str] = None) -> Version:
     """The current ``ready`` event of a table (raises if none, removed, or expired)."""

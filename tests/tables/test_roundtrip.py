@@ -131,6 +131,22 @@ def test_generated_name_and_env_store(store, monkeypatch):
     assert adc.store_path() == store
 
 
+def test_a_send_returns_its_record_only_when_asked(store, caplog):
+    from allye_data_connector import _core
+
+    table = pa.table({"a": [1, 2]})
+    assert _core.send(table, secret_dir=str(store), table_name="quiet", record=False) is None
+    ev = _core.send(table, secret_dir=str(store), table_name="loud")
+    assert ev is not None and ev["table_name"] == "loud" and ev["status"] == "ready"
+    assert adc.get_dataframe("quiet", secret_dir=store)["a"].tolist() == [1, 2]
+    # The name comes back given or generated, and the debug log still names the payload.
+    assert adc.send_dataframe(pd.DataFrame({"a": [3]}), "named", secret_dir=store) == "named"
+    with caplog.at_level("DEBUG", logger="allye_data_connector"):
+        generated = adc.send_dataframe(pd.DataFrame({"a": [4]}), secret_dir=store)
+    assert generated.startswith("table_") and adc.get_dataframe(generated, secret_dir=store)["a"].tolist() == [4]
+    assert any(generated in r.getMessage() and "bytes" in r.getMessage() for r in caplog.records)
+
+
 def test_auto_decides_by_arrow_size(store):
     df = pd.DataFrame({"x": np.zeros(10_000)})  # 80 kB of Arrow data
     send(df, "small", store, max_shm_bytes=100_000)

@@ -442,12 +442,13 @@ class Remote:
 
     def _write(self, name: str, data: Any, *, origin: str, version: dict[str, Any], shape: Any) -> _core.Version:
         adc = self._adc_entry(name, origin, version)
-        return _core.send(
+        ev: _core.Version = _core.send(
             data, secret_dir=self.secret_dir, table_name=name,
             metadata={"shm_unlink_on_read": False, _core.METADATA_KEY: adc},
             shape=None if shape is None else (int(shape[0]), int(shape[1])),
             schema_sha256=version.get("schema_sha256"), **self._auto_gc(),
         )
+        return ev
 
     def _receive(self, name: str, reader: Stream, planned: dict[str, Any], rows: int,
                  *, origin: str, shape: Any = None, held: Optional[pa.Table] = None) -> Optional[_core.Version]:

@@ -140,8 +140,12 @@ def send_dataframe(
     rows, _ = encoded.shape
     if progress is not None:
         progress(int(rows), int(rows))
-    sent: str = event["table_name"]
-    logger.debug("sent %r as %s (%d bytes)", sent, event["payload"]["transport"], event["payload"]["data_size"])
+    if event is None:  # asked for none: the name was given
+        assert table_name is not None
+        sent = table_name
+    else:
+        sent = event["table_name"]
+        logger.debug("sent %r as %s (%d bytes)", sent, event["payload"]["transport"], event["payload"]["data_size"])
     if eff.notify_canvas:
         notify_receiver(
             sent,
@@ -156,8 +160,9 @@ def send_dataframe(
 def _send_encoded(
     encoded: frames.Encoded, store: Optional[str], table_name: Optional[str], producer: str, transport: str,
     metadata: Optional[dict[str, Any]], shm_unlink_on_read: bool, durable: bool, eff: _settings.Settings,
-) -> _core.Version:
-    """``_core.send`` of a converted frame, with the settings in force."""
+) -> Optional[_core.Version]:
+    """``_core.send`` of a converted frame, with the settings in force; the ``ready`` event
+    only when it is read (the name is generated, or the debug log shows it)."""
     rows, cols = encoded.shape
     return _core.send(
         encoded.table,
@@ -178,6 +183,7 @@ def _send_encoded(
         keep_versions=eff.keep_versions,
         pool_max_bytes=eff.pool_max_bytes,
         reject_nan=list(encoded.reject_nan),
+        record=table_name is None or logger.isEnabledFor(logging.DEBUG),
     )
 
 

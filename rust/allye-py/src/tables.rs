@@ -19,14 +19,15 @@ fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
     Ok(store(secret_dir)?.root().as_os_str().to_owned())
 }
 
-/// Sends Arrow data (any object with `__arrow_c_stream__`); returns the `ready` event.
+/// Sends Arrow data (any object with `__arrow_c_stream__`); returns the `ready` event
+/// (`None` with `record=False`).
 #[pyfunction]
 #[pyo3(signature = (data, *, secret_dir=None, table_name=None, producer=protocol::DEFAULT_PRODUCER.to_string(),
     transport="auto", max_shm_bytes=protocol::DEFAULT_MAX_SHM_BYTES,
     chunk_rows=None, ttl_sec=None, compression=None,
     metadata=None, shape=None, schema_sha256=None, durable=false,
     auto_gc=true, auto_gc_grace_sec=protocol::DEFAULT_AUTO_GC_GRACE_SEC, keep_versions=protocol::DEFAULT_KEEP_VERSIONS,
-    pool_max_bytes=None, reject_nan=Vec::new()))]
+    pool_max_bytes=None, reject_nan=Vec::new(), record=true))]
 #[allow(clippy::too_many_arguments)]
 fn send<'py>(
     py: Python<'py>,
@@ -48,7 +49,8 @@ fn send<'py>(
     keep_versions: usize,
     pool_max_bytes: Option<u64>,
     reject_nan: Vec<usize>,
-) -> PyResult<Bound<'py, PyAny>> {
+    record: bool,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     let opts = SendArgs {
         table_name,
         producer,
@@ -71,7 +73,8 @@ fn send<'py>(
     let store = store(secret_dir)?;
     let (schema, batches) = batches(data)?;
     let ready = py.detach(|| store.send(&schema, &batches, &opts)).or_raise()?;
-    to_py(py, &ready)
+    // A caller that names the table and throws the record away asks for none.
+    record.then(|| to_py(py, &ready)).transpose()
 }
 
 /// The current `ready` event of a table (raises if none, removed, or expired).
