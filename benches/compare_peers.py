@@ -400,6 +400,10 @@ def worker(argv: list[str]) -> None:
 
 def run(python: str, *args: Any, env: Optional[dict[str, str]] = None) -> dict[str, Any]:
     env = {**os.environ, "ALLYE_NOTIFY_CANVAS": "0", "RAY_DEDUP_LOGS": "0", **(env or {})}
+    if python != sys.executable:
+        # A side venv's interpreter imports its own packages: a PYTHONPATH that points
+        # this run at another build of ours (a release wheel unpacked beside) is not for it.
+        env.pop("PYTHONPATH", None)
     out = subprocess.run([python, __file__, "--worker", *map(str, args)], capture_output=True, text=True, env=env,
                          cwd=ROOT, timeout=1800)
     if out.returncode != 0:
