@@ -16,6 +16,16 @@ use crate::sys::trust::{Open, TrustedDir};
 /// (every line ending there or before was appended by then).
 pub fn append(store: &Store, event: &Event, durable: bool) -> Result<u64> {
     let line = event.to_line()?.into_bytes();
+    #[cfg(unix)]
+    {
+        let mut written = line.clone();
+        written.push(b'\n');
+        let (end, file) = open_logs::append_to(&store.create_dir()?, MANIFEST_FILE, LOCK_FILE, line, durable)?;
+        // This process's lookups learn the line from here, not by reading it back.
+        crate::manifest::index::note_appended(store, file, end, written, event);
+        Ok(end)
+    }
+    #[cfg(not(unix))]
     append_line(&store.create_dir()?, MANIFEST_FILE, LOCK_FILE, line, durable)
 }
 
@@ -105,6 +115,7 @@ mod open_logs {
 
     use super::*;
     use crate::sys::fork::ForkLocal;
+    use crate::sys::fs::FileIdentity;
     use crate::sys::lock::HeldLock;
 
     /// Logs whose descriptors one process keeps open (two descriptors each).
@@ -151,6 +162,17 @@ mod open_logs {
     }
 
     pub fn append(dir: &TrustedDir, log: &str, lock: &str, line: Vec<u8>, durable: bool) -> Result<u64> {
+        append_to(dir, log, lock, line, durable).map(|(end, _)| end)
+    }
+
+    /// [`append`], with the identity of the log file the line went into.
+    pub fn append_to(
+        dir: &TrustedDir,
+        log: &str,
+        lock: &str,
+        line: Vec<u8>,
+        durable: bool,
+    ) -> Result<(u64, FileIdentity)> {
         let key = dir.path().join(log);
         let path = key.as_path();
         if let Some(mut c) = take(&key) {
@@ -163,7 +185,7 @@ mod open_logs {
                     drop(held);
                     let end = c.len;
                     put(key, c);
-                    return Ok(end);
+                    return Ok((end, FileIdentity::new(log_id.0, log_id.1)));
                 }
             }
             // Replaced (compaction, a new store at the path): open them again below.
@@ -172,8 +194,9 @@ mod open_logs {
         let (mut file, meta) = dir.open_meta(log, Open::Append)?.expect("an append open creates the file");
         let len = write_at_end(&mut file, path, meta.len(), false, line, durable)?;
         let (lock_file, lock_meta) = lock_guard.release_keeping_file()?;
-        put(key, OpenLog { lock: lock_file, lock_id: id_of(&lock_meta), log: file, log_id: id_of(&meta), len });
-        Ok(len)
+        let log_id = id_of(&meta);
+        put(key, OpenLog { lock: lock_file, lock_id: id_of(&lock_meta), log: file, log_id, len });
+        Ok((len, FileIdentity::new(log_id.0, log_id.1)))
     }
 }
 

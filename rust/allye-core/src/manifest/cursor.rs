@@ -83,6 +83,12 @@ impl Cursor {
         Ok(Some(self.take_lines(buf)))
     }
 
+    /// Moves past `line` (whole lines just after the cursor, known without reading them:
+    /// this process appended them), keeping the bytes for the next check.
+    pub(crate) fn advance_over(&mut self, line: Vec<u8>) {
+        self.take_lines(line);
+    }
+
     /// Moves past the whole lines of `buf` (the bytes just after the cursor), keeping the
     /// last [`TAIL_CHECK`] bytes for the next check; returns those lines.
     fn take_lines(&mut self, mut buf: Vec<u8>) -> Vec<u8> {

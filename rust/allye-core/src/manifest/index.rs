@@ -14,6 +14,7 @@ use crate::manifest::scan::{complete_end, scan_latest_ready};
 use crate::manifest::{parse_lines, Cursor, Event};
 use crate::protocol::Status;
 use crate::store::Store;
+use crate::sys::fs::FileIdentity;
 use crate::sys::trust::{Held, Open};
 use crate::tuning::INDEX_FILES_KEPT;
 
@@ -187,6 +188,23 @@ fn refresh(all: &mut Indexes, store: &Store, path: &Path, want_complete: bool) -
     all.hold(path, file);
     Ok(())
 }
+/// Moves this process's index of `store`'s log past `line` (`event`'s serialisation and
+/// its `\n`), which this process has just appended to the file `file`, ending at `end`,
+/// without reading it back: only when the index holds that very file and stands exactly
+/// where the line starts (nothing else was appended in between, no torn tail was closed
+/// off before it), so that it never skips a line.
+pub(crate) fn note_appended(store: &Store, file: FileIdentity, end: u64, line: Vec<u8>, event: &Event) {
+    let path = store.manifest_path();
+    let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
+    let Some(index) = guard.map.get_mut(&path) else { return };
+    let start = end.checked_sub(line.len() as u64);
+    if index.held.is_none() || index.cursor.identity() != Some(file) || Some(index.cursor.offset()) != start {
+        return;
+    }
+    index.cursor.advance_over(line);
+    index.apply(event.clone());
+}
+
 /// The current version of `table`: the last `ready` line with that name (and producer).
 ///
 /// The first lookup of a (table, producer) in this process scans the manifest backwards
@@ -436,6 +454,51 @@ mod tests {
         append(&s, &event("a", Status::Ready, "python", 3), false).unwrap();
         assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-3");
         assert_eq!(latest_per_table(&s).unwrap()["a"].ready.as_ref().unwrap().id, "id-3");
+    }
+
+    fn offset_of(s: &Store) -> Option<u64> {
+        indexes().lock().unwrap().map.get(&s.manifest_path()).map(|i| i.cursor.offset())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn own_appends_are_learnt_without_reading_them_back_and_never_skip_anothers() {
+        let (_tmp, s) = store();
+        append(&s, &event("a", Status::Ready, "python", 1), false).unwrap();
+        let before = latest_per_table(&s).unwrap();
+        assert_eq!(before["a"].ready.as_ref().unwrap().id, "id-1");
+        // Our own appends move the index along with the file.
+        for n in 2..5 {
+            let mut ev = event("a", Status::Ready, "python", n);
+            ev.metadata.insert("x".into(), serde_json::json!({"f": 0.1 + n as f64, "s": "é\n\"", "n": u64::MAX}));
+            append(&s, &ev, false).unwrap();
+            let len = std::fs::metadata(s.manifest_path()).unwrap().len();
+            assert_eq!(offset_of(&s), Some(len), "learnt at the append, nothing left to read");
+        }
+        let learnt = latest_per_table(&s).unwrap();
+        // The same state as a process that reads the log afresh.
+        indexes().lock().unwrap().map.remove(&s.manifest_path());
+        let read = latest_per_table(&s).unwrap();
+        assert_eq!(format!("{learnt:?}"), format!("{read:?}"));
+        assert_eq!(learnt["a"].ready.as_ref().unwrap().id, "id-4");
+        // Another writer's line lands first (as another process's would): ours is not
+        // learnt past it, and a lookup reads both.
+        let foreign = event("b", Status::Ready, "python", 7).to_line().unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(s.manifest_path()).unwrap();
+        f.write_all(format!("{foreign}\n").as_bytes()).unwrap();
+        drop(f);
+        let stood = offset_of(&s).unwrap();
+        append(&s, &event("a", Status::Ready, "python", 8), false).unwrap();
+        assert_eq!(offset_of(&s), Some(stood), "not moved past a line it has not read");
+        assert_eq!(latest_ready(&s, "b", None).unwrap().unwrap().id, "id-7");
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-8");
+        // A torn tail another writer left: closed off by our append, read as it is.
+        let mut f = std::fs::OpenOptions::new().append(true).open(s.manifest_path()).unwrap();
+        f.write_all(b"{\"version\":1,\"torn").unwrap();
+        drop(f);
+        append(&s, &event("a", Status::Ready, "python", 9), false).unwrap();
+        assert_eq!(latest_ready(&s, "a", None).unwrap().unwrap().id, "id-9");
+        assert_eq!(latest_ready(&s, "b", None).unwrap().unwrap().id, "id-7");
     }
 
     #[test]
