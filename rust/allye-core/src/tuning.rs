@@ -93,6 +93,15 @@ pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;
 /// remembered (a put waits for its log to double that before compacting again).
 pub const OBJECTS_COMPACTED_REMEMBERED: usize = 64;
 
+/// How many stores' `objects/` listings a process remembers (the quota's count of every
+/// namespace on each put lists the folder only when it changed).
+pub const OBJECTS_LISTINGS_REMEMBERED: usize = 64;
+
+/// How long before a listing a folder's modification time must lie for the listing to be
+/// reused while that time stays the same (well above any file system's timestamp
+/// granularity).
+pub const LISTING_SETTLED: Duration = Duration::from_millis(100);
+
 // --- sources ---
 
 /// Rows a data source is asked for per `read(n)` (a hint, as in panoply).

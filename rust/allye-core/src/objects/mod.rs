@@ -33,7 +33,10 @@ use crate::store::Store;
 use crate::sys::fork::ForkLocal;
 use crate::sys::trust::EntryKind;
 use crate::tables::{self, Removal, SendOptions};
-use crate::tuning::{OBJECTS_COMPACTED_REMEMBERED, OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES};
+use crate::tuning::{
+    LISTING_SETTLED, OBJECTS_COMPACTED_REMEMBERED, OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES,
+    OBJECTS_LISTINGS_REMEMBERED,
+};
 
 #[cfg(unix)]
 mod create;
@@ -341,14 +344,54 @@ fn has_log(store: &Store) -> Result<bool> {
 }
 
 /// The namespaces whose folder exists in `objects/`, with or without a log yet.
+///
+/// Every put under a quota asks. On Unix the listing is remembered per folder and reused
+/// while an `fstat` of the folder shows the same device, inode and modification time,
+/// provided that time lay [`LISTING_SETTLED`] before the listing: a folder changed again
+/// within the file system's timestamp granularity could keep its time, so a listing
+/// made that soon after a change is not kept.
 fn namespace_folders(parent: &Store) -> Result<Vec<String>> {
     let Some(dir) = parent.dir_at(Path::new(OBJECTS_DIR), false)? else { return Ok(Vec::new()) };
-    Ok(dir
-        .entries()?
-        .into_iter()
-        .filter(|entry| entry.kind == EntryKind::Dir)
-        .filter_map(|entry| entry.name.to_str().and_then(namespace_from_dir_name))
-        .collect())
+    let list = |dir: &crate::sys::trust::TrustedDir| -> Result<Vec<String>> {
+        Ok(dir
+            .entries()?
+            .into_iter()
+            .filter(|entry| entry.kind == EntryKind::Dir)
+            .filter_map(|entry| entry.name.to_str().and_then(namespace_from_dir_name))
+            .collect())
+    };
+    #[cfg(unix)]
+    {
+        /// Device, inode and modification time (ns) of a listed folder.
+        type Stamp = (u64, u64, i64);
+        type Listings = HashMap<PathBuf, (Stamp, Vec<String>)>;
+        static LISTED: ForkLocal<Mutex<Listings>> = ForkLocal::new(Default::default);
+        let st = dir.metadata()?;
+        #[allow(clippy::unnecessary_cast)] // the types of `stat`'s fields differ between platforms
+        let (stamp, modified_ns): (Stamp, i128) = {
+            let ns = st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128;
+            ((st.st_dev as u64, st.st_ino as u64, ns as i64), ns)
+        };
+        let listed = LISTED.get();
+        if let Some((seen, names)) = listed.lock().unwrap_or_else(|p| p.into_inner()).get(dir.path()) {
+            if *seen == stamp {
+                return Ok(names.clone());
+            }
+        }
+        let names = list(&dir)?;
+        let now_ns =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+        if now_ns - modified_ns > LISTING_SETTLED.as_nanos() as i128 {
+            let mut map = listed.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() >= OBJECTS_LISTINGS_REMEMBERED {
+                map.clear();
+            }
+            map.insert(dir.path().to_path_buf(), (stamp, names.clone()));
+        }
+        Ok(names)
+    }
+    #[cfg(not(unix))]
+    list(&dir)
 }
 
 /// The namespaces that exist in the store (those with a log), sorted.

@@ -319,3 +319,33 @@ fn put_bytes_stores_each_value_as_given_and_only_for_raw_kinds() {
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     assert!(matches!(ns.get("t", true), Err(Error::ObjectNotFound { .. })));
 }
+
+#[test]
+fn the_count_sees_namespaces_made_and_removed_after_a_listing_was_remembered() {
+    let (_d, store) = store();
+    let (schema, batches) = batch(3);
+    let a = Namespace::open(&store, "a").unwrap();
+    a.put("x", &schema, &batches, &opts("pyarrow.Table"), None).unwrap();
+    let one = store_used(&store).unwrap();
+    assert!(one > 0);
+    // Settled: the listing is remembered, and served again while the folder is unchanged.
+    std::thread::sleep(crate::tuning::LISTING_SETTLED * 2);
+    for _ in 0..3 {
+        assert_eq!(store_used(&store).unwrap(), one);
+    }
+    let b = Namespace::open(&store, "b").unwrap();
+    b.put("y", &schema, &batches, &opts("pyarrow.Table"), None).unwrap();
+    assert_eq!(store_used(&store).unwrap(), 2 * one, "a namespace made since is counted at once");
+    std::thread::sleep(crate::tuning::LISTING_SETTLED * 2);
+    assert_eq!(store_used(&store).unwrap(), 2 * one);
+    remove_namespace(&store, "b").unwrap();
+    assert_eq!(store_used(&store).unwrap(), one, "and one removed is not");
+    // A quota refuses by the current count: b's object again, then nothing more fits.
+    b.put("y", &schema, &batches, &opts("pyarrow.Table"), None).unwrap();
+    assert_eq!(store_used(&store).unwrap(), 2 * one);
+    let refused = a.put("z", &schema, &batches, &opts("pyarrow.Table"), Some(2 * one));
+    match refused {
+        Err(Error::StoreFull { used, .. }) => assert_eq!(used, 2 * one),
+        other => panic!("{other:?}"),
+    }
+}
