@@ -28,6 +28,15 @@ try:
 except ImportError:  # pragma: no cover - other pandas layouts: pyarrow's own behaviour
     pass
 
+# pyarrow imports these on its first conversion to pandas, inside it (1.7 ms measured in a
+# fresh process, most of a first get's own cost): imported here, with the rest of what a
+# get needs, rather than in the middle of a process's first get.
+for _module in ("pyarrow.pandas_compat", "pyarrow.vendored.version"):
+    try:
+        importlib.import_module(_module)
+    except ImportError:  # pragma: no cover - other pyarrow layouts
+        pass
+
 DtypeBackend = Literal["numpy", "numpy_nullable", "pyarrow"]
 DTYPE_BACKENDS = (None, "numpy", "numpy_nullable", "pyarrow")
 
