@@ -395,29 +395,6 @@ def send(
     keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
     pool_max_bytes: Optional[int] = None,
     reject_nan: Sequence[int] = ...,
-    record: Literal[False],
-) -> None: ...
-@overload
-def send(
-    data: _ArrowStream,
-    *,
-    secret_dir: Optional[str] = None,
-    table_name: Optional[str] = None,
-    producer: str = ...,  # DEFAULT_PRODUCER
-    transport: str = "auto",
-    max_shm_bytes: int = ...,  # DEFAULT_MAX_SHM_BYTES
-    chunk_rows: Optional[int] = None,
-    ttl_sec: Optional[int] = None,
-    compression: Optional[str] = None,
-    metadata: Optional[dict[str, Any]] = None,
-    shape: Optional[tuple[int, int]] = None,
-    schema_sha256: Optional[str] = None,
-    durable: bool = False,
-    auto_gc: bool = True,
-    auto_gc_grace_sec: int = ...,  # DEFAULT_AUTO_GC_GRACE_SEC
-    keep_versions: int = ...,  # DEFAULT_KEEP_VERSIONS
-    pool_max_bytes: Optional[int] = None,
-    reject_nan: Sequence[int] = ...,
     record: bool,
 ) -> Optional[Version]: ...
 
