@@ -63,3 +63,58 @@ def test_rust_example_reads_a_table_sent_from_python(store):
         assert "column s Utf8" in out or "column s LargeUtf8" in out
     missing = subprocess.run([str(exe), "--secret-dir", str(store), "nope"], capture_output=True, text=True)
     assert missing.returncode == 1 and "no ready version" in missing.stderr
+
+
+WRITER = """
+import sys, numpy as np, pandas as pd, allye_data_connector as adc
+store, rounds = sys.argv[1], int(sys.argv[2])
+objs = adc.objects(secret_dir=store)
+for n in range(rounds):
+    adc.send_dataframe(pd.DataFrame({"n": np.full(100, n)}), "t", secret_dir=store, shm_unlink_on_read=False)
+    objs["o"] = {"n": n, "pad": "x" * 500}
+    # The writer's own reads follow its own appends and its own compactions.
+    assert adc.get_dataframe("t", secret_dir=store)["n"].tolist() == [n] * 100
+    assert objs["o"]["n"] == n
+    if n % 25 == 24:
+        adc.gc(secret_dir=store, dry_run=False)
+        adc.compact(secret_dir=store)
+print("done")
+"""
+
+
+def test_a_reader_in_another_process_follows_appends_and_compactions(store, tmp_path):
+    """A reader keeps lookups going (its index holding the log's descriptor) while another
+    process sends, puts, collects and compacts: every read is one whole version, never an
+    older one than the last read, and the last read is the last version."""
+    import subprocess
+    import sys
+
+    import allye_data_connector as adc
+
+    rounds = 200
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    writer = subprocess.Popen([sys.executable, str(script), str(store), str(rounds)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    objs = adc.objects(secret_dir=store)
+    seen_t = seen_o = -1
+    reads = 0
+    try:
+        while writer.poll() is None or reads == 0:
+            try:
+                values = set(adc.get_dataframe("t", secret_dir=store)["n"].tolist())
+                o = objs["o"]
+            except (adc.errors.TableNotFoundError, KeyError):
+                continue  # nothing sent yet
+            assert len(values) == 1, values
+            (n,) = values
+            assert n >= seen_t and o["n"] >= seen_o and o["pad"] == "x" * 500
+            seen_t, seen_o = n, o["n"]
+            reads += 1
+    finally:
+        out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0 and out.strip() == "done", err
+    assert reads > 0
+    assert adc.get_dataframe("t", secret_dir=store)["n"].tolist() == [rounds - 1] * 100
+    assert objs["o"]["n"] == rounds - 1
+    assert len((store / "manifest.jsonl").read_text().splitlines()) < 2 * rounds, "compacted along the way"
