@@ -546,24 +546,31 @@ mod imp {
             Ok(TrustedDir { path: self.path.clone(), fd: self.fd.clone(), uid: self.uid })
         }
 
+        /// The error for an entry of type `found` where a `kind` was wanted, as opening or
+        /// checking it reports it: a symbolic link, a directory where a file was wanted, or
+        /// anything where a directory was (`errno`: what the open said, for the message's
+        /// cause). `None` when the type alone says nothing more.
+        fn wrong_kind(path: &Path, kind: Kind, found: FileType, errno: Errno) -> Option<Error> {
+            match found {
+                FileType::Symlink => Some(symlink_error(path, kind)),
+                FileType::Directory if kind == Kind::File => {
+                    Some(Error::io(format!("{} is a directory", path.display()), errno.into()))
+                }
+                _ if kind == Kind::Dir => Some(Error::StoreUnusable {
+                    path: path.to_path_buf(),
+                    reason: "it exists but is not a directory; remove it (the library made it a directory)".into(),
+                }),
+                _ => None,
+            }
+        }
+
         /// Why opening `name` failed, as the error a caller can act on: a symbolic link or
         /// a non-directory where a directory was expected are the store's problem.
         fn refused(&self, name: &OsStr, path: PathBuf, kind: Kind, e: Errno) -> Error {
             if matches!(e, Errno::LOOP | Errno::NOTDIR | Errno::XDEV) {
                 if let Ok(st) = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                    match FileType::from_raw_mode(st.st_mode) {
-                        FileType::Symlink => return symlink_error(&path, kind),
-                        FileType::Directory if kind == Kind::File => {
-                            return Error::io(format!("{} is a directory", path.display()), e.into())
-                        }
-                        _ if kind == Kind::Dir => {
-                            return Error::StoreUnusable {
-                                path,
-                                reason: "it exists but is not a directory; remove it (the library made it a directory)"
-                                    .into(),
-                            }
-                        }
-                        _ => {}
+                    if let Some(err) = Self::wrong_kind(&path, kind, FileType::from_raw_mode(st.st_mode), e) {
+                        return err;
                     }
                 }
             }
@@ -781,22 +788,14 @@ mod imp {
                 Err(e) => return Err(io_err(format!("cannot stat {}", path.display()), e)),
             };
             match (FileType::from_raw_mode(st.st_mode), kind) {
-                (FileType::Symlink, _) => return Err(symlink_error(&path, kind)),
                 (FileType::Directory, Kind::Dir) | (FileType::RegularFile, Kind::File) => {}
-                (FileType::Directory, _) => {
-                    return Err(Error::io(format!("{} is a directory", path.display()), Errno::ISDIR.into()))
-                }
-                (_, Kind::Dir) => {
-                    return Err(Error::StoreUnusable {
-                        path,
-                        reason: "it exists but is not a directory; remove it (the library made it a directory)".into(),
-                    })
-                }
-                _ => {
-                    return Err(Error::io(
-                        format!("{} is not a regular file", path.display()),
-                        std::io::ErrorKind::InvalidInput.into(),
-                    ))
+                (found, _) => {
+                    return Err(Self::wrong_kind(&path, kind, found, Errno::ISDIR).unwrap_or_else(|| {
+                        Error::io(
+                            format!("{} is not a regular file", path.display()),
+                            std::io::ErrorKind::InvalidInput.into(),
+                        )
+                    }))
                 }
             }
             check_owner_mode_as(self.uid, &path, kind, st.st_uid, st.st_mode as u32)?;
