@@ -215,20 +215,27 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
     let path = store.manifest_path();
     let key = (table.to_string(), producer.map(str::to_string));
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
+    let ctx = || format!("cannot read manifest {}", path.display());
     if guard.map.contains_key(&path) {
         refresh(&mut guard, store, &path, false)?;
-        let index = &guard.map[&path];
+        let index = guard.map.get_mut(&path).expect("a refresh keeps the index");
         if index.complete {
             return Ok(index.tables.get(table).and_then(|t| t.ready_for(producer)).cloned());
         }
         if let Some(answer) = index.lookups.get(&key) {
             return Ok(answer.clone());
         }
+        if let Some(mut held) = index.held.as_ref() {
+            // The file the refresh has just checked and read up to the cursor: this
+            // lookup scans what lies before the cursor through it, without opening it again.
+            let found = scan_latest_ready(&mut held, index.cursor.offset(), table, producer).ctx(ctx)?;
+            index.lookups.insert(key, found.clone());
+            return Ok(found);
+        }
     }
     let Some((mut file, meta)) = open_for_read(store)? else {
         return Ok(None);
     };
-    let ctx = || format!("cannot read manifest {}", path.display());
     let index = guard.map.entry(path.clone()).or_default();
     // The file may have been replaced since the refresh above (which used its own
     // handle), possibly under the same inode number: check again on this handle.

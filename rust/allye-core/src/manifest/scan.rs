@@ -31,7 +31,7 @@ pub(crate) fn complete_end(file: &mut File, len: u64) -> std::io::Result<u64> {
 /// inside one block is handed to `f` as a slice of the block (no copy), a line spanning
 /// blocks is assembled.
 pub(crate) fn scan_backwards(
-    file: &mut File,
+    file: &mut (impl Read + Seek),
     end: u64,
     mut f: impl FnMut(u64, &[u8]) -> bool,
 ) -> std::io::Result<bool> {
@@ -84,7 +84,7 @@ pub(crate) fn scan_backwards(
 
 /// Scans `[0, end)` backwards for the last `ready` line of `table` (and `producer`).
 pub(crate) fn scan_latest_ready(
-    file: &mut File,
+    file: &mut (impl Read + Seek),
     end: u64,
     table: &str,
     producer: Option<&str>,
