@@ -5,7 +5,7 @@ in ``.ci/run``.
 """
 
 import os
-from typing import Any, Literal, NotRequired, Optional, Protocol, Sequence, TypedDict, Union, final, overload, type_check_only
+from typing import Any, Callable, Literal, NotRequired, Optional, Protocol, Sequence, TypedDict, Union, final, overload, type_check_only
 
 __version__: str
 __all__ = [
@@ -482,6 +482,8 @@ class LockedView:
     def __new__(cls, handle: SharedArrayHandle, view: Any, lock: bool = True) -> LockedView: ...
     def __call__(self, *args: Any, **kwargs: Any) -> LockedView:
         """``ctx(with_lock=True)``: the context of that kind (this one, or one over the same view)."""
+    def as_method(self) -> Callable[..., LockedView]:
+        """``ctx.__call__`` as a builtin bound to ``ctx``, called without a dict of keywords."""
     def __enter__(self) -> Any: ...
     def __exit__(self, kind: object, value: object, traceback: object, /) -> bool: ...
 

@@ -273,6 +273,36 @@ def test_array_context_manager(astore):
         sma.destroy()
 
 
+def test_array_call_takes_what_the_context_takes(astore):
+    """``sma.array`` is a native callable answering ``with_lock=`` a bool itself: every other
+    call must still behave as the context's own ``__call__`` (its errors included)."""
+    sma = SharedMemoryArray.create_array("calls", np.zeros(3, dtype=np.int64), secret_dir=astore)
+    try:
+        locked = sma.array()
+        assert sma.array(with_lock=True) is locked  # the same context, not a new one per call
+        unlocked = sma.array(with_lock=False)
+        assert unlocked is not locked
+        with unlocked as a:
+            sma[0] = 7  # no lock held by the block: a locked access inside it works
+            assert a[0] == 7
+        with sma.array(with_lock=np.bool_(False)) as a:  # NumPy's bool, through the slow path
+            sma[1] = 8
+            assert a[1] == 8
+        with pytest.raises(TypeError):
+            sma.array(True)  # with_lock is keyword-only, as ataraxis'
+        with pytest.raises(TypeError, match="lock"):
+            sma.array(lock=True)
+        with pytest.raises(TypeError):
+            sma.array(with_lock="yes")
+        with pytest.raises(TypeError):
+            sma.array(with_lock=True, other=1)
+        with sma.array(with_lock=True) as a:  # and nothing was left locked by the refusals
+            a[2] += 1
+        assert sma[2] == 1
+    finally:
+        sma.destroy()
+
+
 def _increment(sma: SharedMemoryArray, n: int) -> None:
     for _ in range(n):
         with sma.array(with_lock=True) as a:

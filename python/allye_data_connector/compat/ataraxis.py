@@ -47,7 +47,15 @@ class SharedMemoryArray:
     connect while unpickling (``auto_connect=False`` leaves it to their ``connect()``, as
     the README's children do; a ``connect()`` on a connected instance is a no-op)."""
 
-    __slots__ = ("_name", "_shape", "_dtype", "_store", "_arr", "_block", "_auto_connect")
+    __slots__ = ("_name", "_shape", "_dtype", "_store", "_arr", "array", "_auto_connect")
+
+    #: ``with sma.array(with_lock=True) as a:`` gives the shared NumPy array itself (no
+    #: copy) and, with ``with_lock`` (the default), holds the cross-process lock for the
+    #: block (ataraxis' method). A slot holding a native callable, not a property: the
+    #: atomic form is the hot loop of ataraxis' users (a counter's ``a[0] += 1`` in every
+    #: process), and a property and a call with a dict of keywords were a third of it.
+    #: Disconnected, calling it raises ``ArrayClosedError``.
+    array: Callable[..., ContextManager[np.ndarray]]
 
     def __init__(
         self,
@@ -68,9 +76,12 @@ class SharedMemoryArray:
 
     def _attach(self, array: Optional[SharedArray]) -> None:
         self._arr = array
-        # The native context of the array's locked block; called with with_lock= it is
-        # ataraxis' array() method, with no Python frame of its own per access.
-        self._block: Optional[_core.LockedView] = None if array is None else cast("_core.LockedView", array.locked())
+        # The native context of the array's locked block, its call bound as a builtin:
+        # ataraxis' array(with_lock=) method with no Python frame of its own per access.
+        if array is None:
+            self.array = self._disconnected_array
+        else:
+            self.array = cast("_core.LockedView", array.locked()).as_method()
 
     @classmethod
     def create_array(
@@ -128,15 +139,8 @@ class SharedMemoryArray:
             raise self._disconnected()
         arr[index] = value
 
-    @property
-    def array(self) -> Callable[..., ContextManager[np.ndarray]]:
-        """``with sma.array(with_lock=True) as a:`` gives the shared NumPy array itself
-        (no copy) and, with ``with_lock`` (the default), holds the cross-process lock for
-        the block (ataraxis' method, served by a native callable)."""
-        block = self._block
-        if block is None:
-            raise self._disconnected()
-        return block
+    def _disconnected_array(self, *args: Any, **kwargs: Any) -> ContextManager[np.ndarray]:
+        raise self._disconnected()
 
     @property
     def name(self) -> str:
