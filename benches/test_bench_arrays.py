@@ -45,6 +45,18 @@ def test_locked_increment_in_place(benchmark, store):
     arr.destroy()
 
 
+def test_locked_increment_through_the_shims_atomic_form(benchmark, sma):
+    """ataraxis' atomic form, ``with sma.array(with_lock=True) as a: a[0] += 1``, one
+    process (no contention): the attribute, the call and the block, as its users loop it."""
+
+    def incr():
+        with sma.array(with_lock=True) as a:
+            a[0] += 1
+
+    benchmark(incr)
+    assert sma.read_data(0) >= 1
+
+
 def test_unlocked_8mb_slice_is_a_view(benchmark, store):
     from allye_data_connector import SharedArray
 
