@@ -171,6 +171,9 @@ wire_enum! {
         File = "file_arrow_ipc_v1" as TRANSPORT_FILE,
         /// An Arrow IPC stream in a shared-memory segment.
         Shm = "shm_arrow_stream_v1" as TRANSPORT_SHM,
+        /// (ours, named objects' namespaces only) A small Arrow IPC stream inside the
+        /// line itself, base64 in `locator` (see `payload::encode_inline`).
+        Inline = "inline_arrow_stream_v1" as TRANSPORT_INLINE,
     }
 }
 

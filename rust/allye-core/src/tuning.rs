@@ -92,6 +92,11 @@ pub const OBJECTS_COMPACT_BYTES_PER_LIVE: u64 = 4096;
 /// Namespaces' logs whose size after this process's last compaction of them is
 /// remembered (a put waits for its log to double that before compacting again).
 pub const OBJECTS_COMPACTED_REMEMBERED: usize = 64;
+/// Largest Arrow size of a named object put with `transport="auto"` that travels inside its
+/// `ready` line (an inline payload: one append, no segment; see
+/// [`crate::payload::encode_inline`]): a 100-key dict's pickle is about 1.2 KB. Its line is
+/// then about a third larger than the stream (base64).
+pub const OBJECTS_INLINE_MAX_BYTES: u64 = 4096;
 
 /// How many stores' `objects/` listings a process remembers (the quota's count of every
 /// namespace on each put lists the folder only when it changed).

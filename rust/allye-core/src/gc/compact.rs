@@ -54,6 +54,8 @@ pub fn compact(store: &Store) -> Result<CompactReport> {
 
     let mut finished: HashSet<&str> = HashSet::new();
     let mut last_error: HashMap<&str, usize> = HashMap::new();
+    let mut last_ready: HashMap<&str, usize> = HashMap::new();
+    let mut last_removal: HashMap<&str, usize> = HashMap::new();
     for (i, ev) in events.iter().enumerate() {
         let Some(ev) = ev else { continue };
         if matches!(ev.status, Status::Ready | Status::Error) {
@@ -61,6 +63,12 @@ pub fn compact(store: &Store) -> Result<CompactReport> {
         }
         if ev.status == Status::Error {
             last_error.insert(&ev.table_name, i);
+        }
+        if ev.is_removal() {
+            last_removal.insert(&ev.table_name, i);
+        }
+        if ev.status == Status::Ready {
+            last_ready.insert(&ev.table_name, i);
         }
     }
     let keep = |i: usize, ev: &Event| -> bool {
@@ -71,11 +79,23 @@ pub fn compact(store: &Store) -> Result<CompactReport> {
                     !time::is_expired(p.expires_at.as_deref())
                         && match p.transport {
                             Transport::File | Transport::Shm => Target::of(p).exists_in(payloads.as_ref()),
+                            // The line is the payload: kept while it is the current
+                            // version (an older one has no reader left to serve: a
+                            // reader holds the line it looked up, data included).
+                            Transport::Inline => {
+                                let table = ev.table_name.as_str();
+                                last_ready.get(table) == Some(&i) && last_removal.get(table).is_none_or(|&r| r < i)
+                            }
                             _ => true, // unknown to us: keep, a newer reader may know it
                         }
                 }
             },
-            Status::Error => last_error.get(ev.table_name.as_str()) == Some(&i),
+            // The last error, and the last removal (a failed send after it must not
+            // outlive it: the table stays removed).
+            Status::Error => {
+                last_error.get(ev.table_name.as_str()) == Some(&i)
+                    || last_removal.get(ev.table_name.as_str()) == Some(&i)
+            }
             Status::Writing => !finished.contains(ev.id.as_str()),
             _ => false,
         }

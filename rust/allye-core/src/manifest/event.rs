@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::Result;
-use crate::protocol::{Status, Transport};
+use crate::protocol::{Status, Transport, ADC_REMOVED, METADATA_KEY};
 
 /// One manifest line. Field order is the protocol's; serialisation is compact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +69,17 @@ impl Event {
     /// A `ready` line with its payload.
     pub fn is_ready(&self) -> bool {
         self.status == Status::Ready && self.payload.is_some()
+    }
+
+    /// True for a removal (ours): an `error` line whose `metadata.adc.removed` is true.
+    pub fn is_removal(&self) -> bool {
+        self.status == Status::Error
+            && self
+                .metadata
+                .get(METADATA_KEY)
+                .and_then(|m| m.get(ADC_REMOVED))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false)
     }
 
     /// The compact JSON line (without the `\n`).

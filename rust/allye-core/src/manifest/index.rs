@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use crate::sys::fork::ForkLocal;
 
 use crate::error::{IoContext, Result};
-use crate::manifest::scan::{complete_end, scan_latest_ready};
+use crate::manifest::scan::{complete_end, scan_latest_ready, scan_removed_since_ready};
 use crate::manifest::{parse_lines, Cursor, Event};
 use crate::protocol::Status;
 use crate::store::Store;
@@ -29,6 +29,9 @@ pub struct TableState {
     pub ready_by_producer: HashMap<String, Event>,
     /// The last `error` line.
     pub last_error: Option<Event>,
+    /// A removal came after the last `ready` line (a failed send after a removal does not
+    /// bring the version before it back).
+    pub removed: bool,
 }
 
 impl TableState {
@@ -36,7 +39,9 @@ impl TableState {
         if ev.is_ready() {
             self.ready_by_producer.insert(ev.producer.clone(), ev.clone());
             self.ready = Some(ev.clone());
+            self.removed = false;
         } else if ev.status == Status::Error {
+            self.removed |= ev.is_removal();
             self.last_error = Some(ev.clone());
         }
         self.latest = Some(ev);
@@ -68,6 +73,8 @@ struct Index {
     tables: HashMap<String, TableState>,
     /// Partial mode: (table, producer filter) -> its latest `ready` event at `offset`.
     lookups: HashMap<(String, Option<String>), Option<Event>>,
+    /// Partial mode: table -> whether its last line at `offset` is a removal.
+    removals: HashMap<String, bool>,
     /// The file `cursor` reads, kept open between refreshes (for the
     /// [`INDEX_FILES_KEPT`] most recently opened logs): while it is held, its inode
     /// number cannot be given to another file, so a `statat` of the path showing the
@@ -79,7 +86,12 @@ impl Index {
     fn apply(&mut self, ev: Event) {
         if self.complete {
             self.tables.entry(ev.table_name.clone()).or_default().apply(ev);
-        } else if ev.is_ready() && !self.lookups.is_empty() {
+            return;
+        }
+        if let Some(removed) = self.removals.get_mut(&ev.table_name) {
+            *removed = !ev.is_ready() && (*removed || ev.is_removal());
+        }
+        if ev.is_ready() && !self.lookups.is_empty() {
             for key in [(ev.table_name.clone(), None), (ev.table_name.clone(), Some(ev.producer.clone()))] {
                 if let Some(slot) = self.lookups.get_mut(&key) {
                     *slot = Some(ev.clone());
@@ -212,29 +224,74 @@ pub(crate) fn note_appended(store: &Store, file: FileIdentity, end: u64, line: V
 /// table's latest version, not the length of the history. The answer is remembered; later
 /// lookups read only the bytes appended since.
 pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Result<Option<Event>> {
-    let path = store.manifest_path();
     let key = (table.to_string(), producer.map(str::to_string));
+    partial_lookup(
+        store,
+        |index| {
+            if index.complete {
+                Some(index.tables.get(table).and_then(|t| t.ready_for(producer)).cloned())
+            } else {
+                index.lookups.get(&key).cloned()
+            }
+        },
+        |file, end| scan_latest_ready(file, end, table, producer),
+        |index, found| {
+            index.lookups.insert(key.clone(), found.clone());
+        },
+    )
+}
+
+/// Whether `table` was removed after its last `ready` line (ours: an `error` line marking
+/// it removed; see [`TableState::removed`]), as [`latest_ready`] finds answers: a backward
+/// scan to the table's last `ready` or removal line the first time, then only what is
+/// appended. A get whose payload a removal does not delete (one inside its line) asks this
+/// rather than building every table's state.
+pub fn is_removed(store: &Store, table: &str) -> Result<bool> {
+    partial_lookup(
+        store,
+        |index| {
+            if index.complete {
+                Some(index.tables.get(table).is_some_and(|t| t.removed))
+            } else {
+                index.removals.get(table).copied()
+            }
+        },
+        |file, end| scan_removed_since_ready(file, end, table),
+        |index, found| {
+            index.removals.insert(table.to_string(), *found);
+        },
+    )
+}
+
+/// One question to the index of `store`'s log: `known` answers it from the index (after a
+/// refresh), else `scan` finds the answer in the bytes before the index's cursor (through
+/// the held descriptor the refresh has just checked, or a new one), which `remember`
+/// keeps for the next time (later lines keep it current, see `Index::apply`).
+fn partial_lookup<T: Clone>(
+    store: &Store,
+    known: impl Fn(&Index) -> Option<T>,
+    scan: impl Fn(&mut dyn ReadSeek, u64) -> std::io::Result<T>,
+    remember: impl Fn(&mut Index, &T),
+) -> Result<T> {
+    let path = store.manifest_path();
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
     let ctx = || format!("cannot read manifest {}", path.display());
     if guard.map.contains_key(&path) {
         refresh(&mut guard, store, &path, false)?;
         let index = guard.map.get_mut(&path).expect("a refresh keeps the index");
-        if index.complete {
-            return Ok(index.tables.get(table).and_then(|t| t.ready_for(producer)).cloned());
-        }
-        if let Some(answer) = index.lookups.get(&key) {
-            return Ok(answer.clone());
+        if let Some(answer) = known(index) {
+            return Ok(answer);
         }
         if let Some(mut held) = index.held.as_ref() {
             // The file the refresh has just checked and read up to the cursor: this
             // lookup scans what lies before the cursor through it, without opening it again.
-            let found = scan_latest_ready(&mut held, index.cursor.offset(), table, producer).ctx(ctx)?;
-            index.lookups.insert(key, found.clone());
+            let found = scan(&mut held, index.cursor.offset()).ctx(ctx)?;
+            remember(index, &found);
             return Ok(found);
         }
     }
     let Some((mut file, meta)) = open_for_read(store)? else {
-        return Ok(None);
+        return scan(&mut std::io::empty(), 0).ctx(ctx); // no log: what an empty one answers
     };
     let index = guard.map.entry(path.clone()).or_default();
     // The file may have been replaced since the refresh above (which used its own
@@ -246,13 +303,17 @@ pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Resul
     }
     // Everything after the cursor has been applied to the known answers; this lookup
     // scans what lies before it.
-    let found = scan_latest_ready(&mut file, index.cursor.offset(), table, producer).ctx(ctx)?;
-    index.lookups.insert(key, found.clone());
+    let found = scan(&mut file, index.cursor.offset()).ctx(ctx)?;
+    remember(index, &found);
     if index.held.is_none() {
         guard.hold(&path, file);
     }
     Ok(found)
 }
+
+/// What a lookup's scan reads the log through (a held `&File` or an owned `File`).
+trait ReadSeek: Read + std::io::Seek {}
+impl<T: Read + std::io::Seek> ReadSeek for T {}
 
 /// Every table's state, from the incremental index (refreshed first), sorted by name.
 pub fn latest_per_table(store: &Store) -> Result<BTreeMap<String, TableState>> {
@@ -293,6 +354,43 @@ mod tests {
     use crate::manifest::scan::scan_backwards;
     use crate::manifest::test_support::{event, store};
     use std::io::Write;
+
+    fn removal(table: &str, n: u64) -> Event {
+        let mut ev = event(table, Status::Error, "python", n);
+        ev.metadata
+            .insert(crate::protocol::METADATA_KEY.into(), serde_json::json!({crate::protocol::ADC_REMOVED: true}));
+        ev
+    }
+
+    #[test]
+    fn is_removed_follows_the_last_line_cold_warm_and_complete() {
+        let (_tmp, s) = store();
+        assert!(!is_removed(&s, "a").unwrap(), "no log: not removed");
+        append(&s, &event("a", Status::Ready, "python", 1), false).unwrap();
+        append(&s, &removal("a", 2), false).unwrap();
+        append(&s, &event("b", Status::Ready, "python", 3), false).unwrap();
+        // A failed send after a removal is not a new version: still removed.
+        append(&s, &event("a", Status::Error, "python", 4), false).unwrap();
+        assert!(is_removed(&s, "a").unwrap(), "cold: the removal before a's failed send");
+        append(&s, &event("a", Status::Writing, "python", 5), false).unwrap();
+        append(&s, &event("a", Status::Error, "python", 5), false).unwrap();
+        assert!(is_removed(&s, "a").unwrap(), "warm: another failed send changes nothing");
+        assert!(!is_removed(&s, "b").unwrap(), "cold: b's last line is a ready line");
+        assert!(!is_removed(&s, "never").unwrap());
+        append(&s, &event("a", Status::Ready, "python", 6), false).unwrap();
+        assert!(!is_removed(&s, "a").unwrap(), "sent again");
+        append(&s, &removal("b", 7), false).unwrap();
+        assert!(is_removed(&s, "b").unwrap());
+        // The same answers from a complete index.
+        table_state(&s, "a").unwrap();
+        assert!(!is_removed(&s, "a").unwrap());
+        assert!(is_removed(&s, "b").unwrap());
+        // And from a scan that finds the removal before the cursor (another path to the
+        // same log: an index of its own, built cold).
+        let other = Store::at(s.root().join(".").as_path());
+        assert!(is_removed(&other, "b").unwrap());
+        assert!(!is_removed(&other, "a").unwrap());
+    }
 
     #[test]
     fn latest_ready_cold_and_warm_and_torn_tail() {

@@ -31,7 +31,7 @@ pub(crate) fn complete_end(file: &mut File, len: u64) -> std::io::Result<u64> {
 /// inside one block is handed to `f` as a slice of the block (no copy), a line spanning
 /// blocks is assembled.
 pub(crate) fn scan_backwards(
-    file: &mut (impl Read + Seek),
+    file: &mut (impl Read + Seek + ?Sized),
     end: u64,
     mut f: impl FnMut(u64, &[u8]) -> bool,
 ) -> std::io::Result<bool> {
@@ -84,18 +84,15 @@ pub(crate) fn scan_backwards(
 
 /// Scans `[0, end)` backwards for the last `ready` line of `table` (and `producer`).
 pub(crate) fn scan_latest_ready(
-    file: &mut (impl Read + Seek),
+    file: &mut (impl Read + Seek + ?Sized),
     end: u64,
     table: &str,
     producer: Option<&str>,
 ) -> std::io::Result<Option<Event>> {
     let mut found = None;
-    // Cheap pre-filter before a full parse: a name that no JSON writer escapes must
-    // appear verbatim in a line that mentions it.
-    let verbatim = table.bytes().all(|b| (b.is_ascii_graphic() || b == b' ') && !matches!(b, b'"' | b'\\' | b'/'));
-    let finder = memchr::memmem::Finder::new(table.as_bytes());
+    let may_name = may_name(table);
     scan_backwards(file, end, |_, line| {
-        if verbatim && finder.find(line).is_none() {
+        if !may_name(line) {
             return false;
         }
         match Event::parse(line) {
@@ -107,6 +104,38 @@ pub(crate) fn scan_latest_ready(
         }
     })?;
     Ok(found)
+}
+
+/// A cheap pre-filter before a full parse: false only for a line that cannot name `table`
+/// (a name that no JSON writer escapes must appear verbatim in a line that mentions it).
+fn may_name(table: &str) -> impl Fn(&[u8]) -> bool + '_ {
+    let verbatim = table.bytes().all(|b| (b.is_ascii_graphic() || b == b' ') && !matches!(b, b'"' | b'\\' | b'/'));
+    let finder = memchr::memmem::Finder::new(table.as_bytes());
+    move |line| !verbatim || finder.find(line).is_some()
+}
+
+/// Scans `[0, end)` backwards for the last `ready` or removal line of `table`: true when
+/// it is a removal ([`Event::is_removal`]); false when it is a `ready` line or neither exists.
+pub(crate) fn scan_removed_since_ready(
+    file: &mut (impl Read + Seek + ?Sized),
+    end: u64,
+    table: &str,
+) -> std::io::Result<bool> {
+    let mut removed = false;
+    let may_name = may_name(table);
+    scan_backwards(file, end, |_, line| {
+        if !may_name(line) {
+            return false;
+        }
+        match Event::parse(line) {
+            Some(ev) if ev.table_name == table && (ev.is_ready() || ev.is_removal()) => {
+                removed = ev.is_removal();
+                true
+            }
+            _ => false,
+        }
+    })?;
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ use crate::sys::trust::EntryKind;
 use crate::tables::{self, Removal, SendOptions};
 use crate::tuning::{
     LISTING_SETTLED, OBJECTS_COMPACTED_REMEMBERED, OBJECTS_COMPACT_BYTES_PER_LIVE, OBJECTS_COMPACT_MIN_BYTES,
-    OBJECTS_LISTINGS_REMEMBERED,
+    OBJECTS_INLINE_MAX_BYTES, OBJECTS_LISTINGS_REMEMBERED,
 };
 
 #[cfg(unix)]
@@ -176,6 +176,9 @@ impl Namespace {
             inherit_description(&store, name, &mut opts.metadata)?;
         }
         opts.table_name = Some(name.to_string());
+        // A small object travels inside its line (`Auto` only: an explicit transport is
+        // the caller's to choose).
+        opts.inline_max_bytes = OBJECTS_INLINE_MAX_BYTES;
         // An object's batches are its encoding (a pickle's stream, then each out-of-band
         // buffer): kept as given, never joined into one batch as a table's are.
         opts.chunk_rows = Some(0);

@@ -263,7 +263,7 @@ fn an_objects_batches_are_kept_as_given_in_a_segment_and_a_file() {
     let (schema, mut batches) = batch(4);
     batches.extend(batch(2).1);
     batches.extend(batch(7).1);
-    for transport in [TransportChoice::File, TransportChoice::Shm] {
+    for transport in [TransportChoice::File, TransportChoice::Shm, TransportChoice::Auto] {
         let o = SendOptions { transport, ..opts("pickle") };
         ns.put("p", &schema, &batches, &o, None).unwrap();
         let (_, data) = ns.get("p", true).unwrap();
@@ -348,4 +348,119 @@ fn the_count_sees_namespaces_made_and_removed_after_a_listing_was_remembered() {
         Err(Error::StoreFull { used, .. }) => assert_eq!(used, 2 * one),
         other => panic!("{other:?}"),
     }
+}
+
+fn auto(kind: &str) -> SendOptions {
+    let mut o = SendOptions { transport: TransportChoice::Auto, ..opts(kind) };
+    o.auto_gc = Some(crate::gc::AutoGc::new(0, 1));
+    o
+}
+
+fn transport_of(ev: &Event) -> crate::protocol::Transport {
+    ev.payload.as_ref().unwrap().transport.clone()
+}
+
+#[test]
+fn a_small_object_is_one_line_holding_it_and_a_large_one_a_segment_or_file() {
+    use crate::protocol::Transport;
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, small) = batch(10);
+    let ev = ns.put("x", &schema, &small, &auto("pyarrow.Table"), None).unwrap();
+    assert_eq!(transport_of(&ev), Transport::Inline);
+    let lines = crate::manifest::read_all(ns.store()).unwrap();
+    assert_eq!(lines.len(), 1, "no `writing` line: the one `ready` line is the publication");
+    let (got, data) = ns.get("x", true).unwrap();
+    assert_eq!(got.id, ev.id);
+    assert_eq!(data.batches, small);
+    assert_eq!(ns.used().unwrap(), ev.payload.as_ref().unwrap().data_size, "counted as any payload");
+    // Past the bound, or with a transport asked for: a payload of its own, as ever.
+    let (schema_big, big) = batch(OBJECTS_INLINE_MAX_BYTES as i64 / 8 + 1);
+    let ev = ns.put("big", &schema_big, &big, &auto("pyarrow.Table"), None).unwrap();
+    assert_ne!(transport_of(&ev), Transport::Inline);
+    let ev = ns.put("asked", &schema, &small, &opts("pyarrow.Table"), None).unwrap();
+    assert_eq!(transport_of(&ev), Transport::File);
+}
+
+#[test]
+fn a_removed_inline_object_is_not_served_and_a_new_put_is() {
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, small) = batch(3);
+    ns.put("x", &schema, &small, &auto("pyarrow.Table"), None).unwrap();
+    assert!(ns.get("x", true).is_ok());
+    ns.remove("x").unwrap();
+    assert!(matches!(ns.get("x", true), Err(Error::ObjectNotFound { .. })));
+    assert!(matches!(ns.latest("x"), Err(Error::ObjectNotFound { .. })));
+    ns.put("x", &schema, &batch(5).1, &auto("pyarrow.Table"), None).unwrap();
+    assert_eq!(ns.get("x", true).unwrap().1.batches[0].num_rows(), 5);
+}
+
+#[test]
+fn compaction_keeps_an_inline_object_s_current_line_only() {
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, _) = batch(1);
+    let mut last = None;
+    for i in 1..=5 {
+        last = Some(ns.put("x", &schema, &batch(i).1, &auto("pyarrow.Table"), None).unwrap());
+        ns.put("y", &schema, &batch(i).1, &auto("pyarrow.Table"), None).unwrap();
+    }
+    ns.put("expiring", &schema, &batch(1).1, &SendOptions { ttl_sec: Some(0), ..auto("pyarrow.Table") }, None).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    crate::gc::compact(ns.store()).unwrap();
+    let lines = crate::manifest::read_all(ns.store()).unwrap();
+    let names: Vec<&str> = lines.iter().map(|e| e.table_name.as_str()).collect();
+    assert_eq!(names, vec!["x", "y"], "the current lines of x and y; older and expired ones dropped");
+    assert_eq!(lines[0].id, last.unwrap().id);
+    assert_eq!(ns.get("x", true).unwrap().1.batches[0].num_rows(), 5);
+    assert_eq!(ns.get("y", true).unwrap().1.batches[0].num_rows(), 5);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_segment_superseded_by_an_inline_version_is_freed_and_back() {
+    use crate::protocol::Transport;
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, big) = batch(OBJECTS_INLINE_MAX_BYTES as i64 / 8 + 1);
+    let (_, small) = batch(2);
+    let shm = SendOptions { transport: TransportChoice::Shm, ..auto("pyarrow.Table") };
+    let first = ns.put("x", &schema, &big, &shm, None).unwrap();
+    let segment = first.payload.as_ref().unwrap().locator.clone();
+    assert!(crate::sys::shm::exists(&segment));
+    let inline = ns.put("x", &schema, &small, &auto("pyarrow.Table"), None).unwrap();
+    assert_eq!(transport_of(&inline), Transport::Inline);
+    assert!(!crate::sys::shm::exists(&segment), "the superseded segment is freed by the next put");
+    let again = ns.put("x", &schema, &big, &shm, None).unwrap();
+    ns.put("x", &schema, &small, &auto("pyarrow.Table"), None).unwrap();
+    assert!(!crate::sys::shm::exists(&again.payload.unwrap().locator));
+    assert_eq!(ns.get("x", true).unwrap().1.batches[0].num_rows(), 2);
+    // An explicit gc has nothing to say about inline versions.
+    let actions = crate::gc::collect(ns.store(), crate::gc::GcOptions::default()).unwrap();
+    assert!(actions.iter().all(|a| a.transport != crate::gc::GcTransport::Payload(Transport::Inline)), "{actions:?}");
+}
+
+#[test]
+fn a_removal_outlives_a_failed_send_after_it_even_through_compaction() {
+    use std::io::Write;
+    let (_d, store) = store();
+    let ns = Namespace::open(&store, DEFAULT_NAMESPACE).unwrap();
+    let (schema, small) = batch(3);
+    ns.put("x", &schema, &small, &auto("pyarrow.Table"), None).unwrap();
+    ns.remove("x").unwrap();
+    // A send of x that failed after the removal: an `error` line, no new version.
+    let failed = r#"{"version":1,"id":"f1","table_name":"x","producer":"python","status":"error","created_at":"2025-12-18T12:34:56+0900","ttl_sec":null,"payload":null,"metadata":{"error":"disk full"}}"#;
+    let mut f = fs::OpenOptions::new().append(true).open(ns.store().manifest_path()).unwrap();
+    writeln!(f, "{failed}").unwrap();
+    drop(f);
+    assert!(
+        matches!(ns.get("x", true), Err(Error::ObjectNotFound { .. })),
+        "the version before the removal stays gone"
+    );
+    crate::gc::compact(ns.store()).unwrap();
+    assert!(matches!(ns.get("x", true), Err(Error::ObjectNotFound { .. })), "and after a compaction");
+    let lines = crate::manifest::read_all(ns.store()).unwrap();
+    assert!(lines.iter().any(Event::is_removal), "the removal line is kept");
+    assert!(!lines.iter().any(Event::is_ready), "the removed inline version's line is dropped");
 }

@@ -19,7 +19,10 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn of(p: &PayloadRef) -> Self {
-        Target { transport: p.transport.clone(), locator: p.locator.clone() }
+        // An inline payload is its line: nothing elsewhere to name (and its locator, the
+        // data itself, is not worth copying and hashing as a key).
+        let locator = if p.transport == Transport::Inline { String::new() } else { p.locator.clone() };
+        Target { transport: p.transport.clone(), locator }
     }
 
     pub(crate) fn file(path: &Path) -> Self {
@@ -27,7 +30,8 @@ impl Target {
     }
 
     /// `Some(true)`: ours to delete; `Some(false)`: outside the store (report, do not
-    /// follow); `None`: a transport we do not know (leave alone).
+    /// follow); `None`: nothing to delete (an inline payload, which is its line) or a
+    /// transport we do not know (leave alone).
     pub(crate) fn inside(&self, store: &Store) -> Option<bool> {
         inside(store, &self.transport, &self.locator)
     }
@@ -39,6 +43,7 @@ impl Target {
         match self.transport {
             Transport::File => file_exists(payload_dir(store).as_ref(), &self.locator),
             Transport::Shm => shm::exists(&self.locator),
+            Transport::Inline => true,
             _ => false,
         }
     }
@@ -49,6 +54,7 @@ impl Target {
         match self.transport {
             Transport::File => file_exists(payloads, &self.locator),
             Transport::Shm => shm::exists(&self.locator),
+            Transport::Inline => true,
             _ => false,
         }
     }

@@ -17,6 +17,7 @@
 //! time is (de)compressed; `chunk_rows == 0` keeps the batches as given.
 
 mod file;
+mod inline;
 mod ipc;
 mod locator;
 mod mapping;
@@ -27,6 +28,8 @@ mod stream;
 
 pub use crate::protocol::Compression;
 pub use file::{decode_file, temp_name_for, temp_path_for, write_file, write_file_from};
+pub(crate) use inline::decode_inline;
+pub use inline::encode_inline;
 pub(crate) use ipc::write_options;
 pub use ipc::{chunked, joined};
 pub(crate) use locator::{check_payload_dir, inside, payload_dir, Target};

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::manifest::Event;
-use crate::payload::{buffer_from_mapping, decode_file, decode_stream, map_file, Decoded};
+use crate::payload::{buffer_from_mapping, decode_file, decode_inline, decode_stream, map_file, Decoded};
 use crate::protocol::Transport;
 use crate::store::Store;
 use crate::sys::shm;
@@ -52,6 +52,13 @@ pub fn read_payload(store: &Store, ev: &Event) -> Result<Decoded> {
                     .ok_or_else(|| missing("the named mapping does not exist (its sender has exited)"))?;
                 decode_stream(buffer_from_mapping(view)).map_err(corrupt)
             }
+        }
+        Transport::Inline => {
+            let bytes = decode_inline(&p.locator).map_err(&corrupt)?;
+            if (bytes.len() as u64) < p.data_size {
+                return Err(corrupt(format!("the line holds {} bytes, it says {}", bytes.len(), p.data_size)));
+            }
+            decode_stream(bytes).map_err(corrupt)
         }
         other => Err(Error::UnknownTransport { table: ev.table_name.clone(), transport: other.to_string() }),
     }

@@ -66,6 +66,9 @@ pub fn remove(store: &Store, table: &str) -> Result<Removal> {
     let mut seen = std::collections::HashSet::new();
     for ev in all.iter().filter(|e| e.table_name == table && e.status == Status::Ready) {
         let Some(p) = ev.payload.as_ref() else { continue };
+        if p.transport == Transport::Inline {
+            continue; // the line is the payload: the removal line ends it
+        }
         if !seen.insert((p.transport.clone(), p.locator.clone())) {
             continue;
         }

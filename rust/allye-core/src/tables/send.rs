@@ -67,6 +67,12 @@ pub struct SendOptions {
     /// holds a NaN. The pandas converter, which turns NaN into nulls, sends so and
     /// converts again on that error; empty: nothing is looked at.
     pub reject_nan: Vec<usize>,
+    /// Largest Arrow size an `Auto` send carries inside its `ready` line (an inline
+    /// payload: one append, no `writing` line, no segment; see
+    /// [`crate::payload::encode_inline`]). 0, the default: never. Named objects' puts set
+    /// it ([`crate::tuning::OBJECTS_INLINE_MAX_BYTES`]); a table's log, which 0.1.2 reads,
+    /// must not have it.
+    pub inline_max_bytes: u64,
 }
 
 impl Default for SendOptions {
@@ -86,6 +92,7 @@ impl Default for SendOptions {
             auto_gc: Some(AutoGc::new(DEFAULT_AUTO_GC_GRACE_SEC, DEFAULT_KEEP_VERSIONS)),
             pool_max_bytes: None,
             reject_nan: Vec::new(),
+            inline_max_bytes: 0,
         }
     }
 }
@@ -171,6 +178,8 @@ pub(super) fn absolute(path: &Path) -> PathBuf {
 pub(super) enum Planned {
     Shm(String),
     File(PathBuf),
+    /// In the `ready` line itself (written by [`send_inline`], never by `write`).
+    Inline,
 }
 
 impl Planned {
@@ -181,12 +190,14 @@ impl Planned {
         match self {
             Planned::Shm(_) => Transport::Shm,
             Planned::File(_) => Transport::File,
+            Planned::Inline => Transport::Inline,
         }
     }
     pub(super) fn locator(&self) -> String {
         match self {
             Planned::Shm(n) => n.clone(),
             Planned::File(p) => p.to_string_lossy().into_owned(),
+            Planned::Inline => String::new(),
         }
     }
     pub(super) fn remove(&self, store: &Store) {
@@ -197,6 +208,7 @@ impl Planned {
             Planned::File(p) => {
                 let _ = Target::file(p).delete(store);
             }
+            Planned::Inline => {}
         }
     }
     /// The first step of a shared-memory write, before the `writing` line: the payload
@@ -258,6 +270,7 @@ impl Planned {
                     )
                 }
             }
+            Planned::Inline => unreachable!("an inline payload is written by send_inline"),
         }
     }
 }
@@ -285,8 +298,11 @@ pub(super) fn check(opts: &SendOptions) -> Result<()> {
     Ok(())
 }
 
-/// Shared memory or a file, as `opts.transport` and the data's size say.
+/// Inside the line, shared memory or a file, as `opts.transport` and the data's size say.
 fn plan(store: &Store, id: &str, table_name: &str, size: u64, opts: &SendOptions) -> Planned {
+    if opts.transport == TransportChoice::Auto && size <= opts.inline_max_bytes {
+        return Planned::Inline;
+    }
     let use_shm = match opts.transport {
         TransportChoice::File => false,
         TransportChoice::Auto => cfg!(unix) && size <= opts.max_shm_bytes,
@@ -387,6 +403,9 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
         _ => std::borrow::Cow::Borrowed(batches),
     };
     let batches = &batches[..];
+    if let Planned::Inline = plan {
+        return send_inline(store, id, table_name, schema, batches, shape, schema_hash, opts);
+    }
     let pending = plan.prepare(schema, batches, opts)?;
 
     let created_at = time::now_iso();
@@ -416,6 +435,39 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
     };
     publish_ready(store, &plan, &ready, opts)?;
     log::debug!("sent {:?}: {} {} ({data_size} bytes)", ready.table_name, plan.transport(), plan.locator());
+    Ok(ready)
+}
+
+/// [`send`] of a payload small enough to travel inside its `ready` line: the one line is
+/// the whole publication (no `writing` line: until it is appended nothing exists, after
+/// it the version is complete), then the superseded versions' step as for any send.
+#[allow(clippy::too_many_arguments)]
+fn send_inline(
+    store: &Store,
+    id: String,
+    table_name: String,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    shape: [u64; 2],
+    schema_sha256: String,
+    opts: &SendOptions,
+) -> Result<Event> {
+    crate::payload::nan::check(batches, &opts.reject_nan)?;
+    let (locator, data_size) = crate::payload::encode_inline(schema, batches)?;
+    let created_at = time::now_iso();
+    let mut ready = writing_event(opts, id, table_name, &Planned::Inline, &created_at);
+    ready.status = Status::Ready;
+    ready.payload = Some(PayloadRef {
+        transport: Transport::Inline,
+        locator,
+        data_size,
+        shape,
+        schema_sha256,
+        created_at,
+        expires_at: time::expires_at_iso(opts.ttl_sec),
+    });
+    publish_ready(store, &Planned::Inline, &ready, opts)?;
+    log::debug!("sent {:?}: inline ({data_size} bytes)", ready.table_name);
     Ok(ready)
 }
 

@@ -2,29 +2,28 @@
 //! the current versions (removed tables left out), and whether a table was removed.
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::gc::{is_consumed, unlink_on_read};
 use crate::manifest::{self, Event, TableState};
-use crate::protocol::{Status, TableStateKind, Transport, ADC_REMOVED, METADATA_ERROR, METADATA_KEY};
+use crate::protocol::{Status, TableStateKind, Transport, METADATA_ERROR};
 use crate::store::Store;
 use crate::sys::{shm, time};
 
 /// True for a removal line written by [`crate::tables::remove`].
 pub fn is_tombstone(ev: &Event) -> bool {
-    ev.status == Status::Error
-        && ev.metadata.get(METADATA_KEY).and_then(|m| m.get(ADC_REMOVED)).and_then(Value::as_bool).unwrap_or(false)
+    ev.is_removal()
 }
 
-/// True when the table's last line is a removal: no version has been sent since.
+/// True when the table was removed and no version has been sent since (a failed send
+/// after the removal leaves it removed).
 pub fn is_removed(state: &TableState) -> bool {
-    state.latest.as_ref().is_some_and(is_tombstone)
+    state.removed
 }
 
 /// True when the manifest's last line for `table` is a removal (from the index).
 pub(crate) fn is_removed_now(store: &Store, table: &str) -> Result<bool> {
-    Ok(manifest::table_state(store, table)?.is_some_and(|st| is_removed(&st)))
+    manifest::is_removed(store, table)
 }
 
 /// One table as the Receiver lists it.
