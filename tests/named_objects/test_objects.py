@@ -400,15 +400,18 @@ def test_create_respects_the_quota(store: Path) -> None:
 
 def test_ttl_expires_an_object(store: Path) -> None:
     objs = adc.objects(secret_dir=store)
-    objs.put("short", 1, ttl_sec=1)
+    objs.put("short", 1, ttl_sec=1, transport="shm")
+    objs.put("tiny", 1, ttl_sec=1)  # inside its line: nothing for gc to free
     objs.put("long", 2)
-    assert objs["short"] == 1
+    assert objs["short"] == 1 and objs["tiny"] == 1
     time.sleep(2.1)
-    with pytest.raises(KeyError):
-        objs["short"]
+    for name in ("short", "tiny"):
+        with pytest.raises(KeyError):
+            objs[name]
     assert list(objs) == ["long"]
     actions = adc.gc(secret_dir=store, dry_run=False)
     assert any(a["table_name"] == "default/short" and a["action"] == "delete" for a in actions)
+    assert not any(a["table_name"] == "default/tiny" for a in actions)
 
 
 def test_wait_returns_the_first_version_or_times_out(store: Path) -> None:
