@@ -89,29 +89,7 @@ pub(crate) fn scan_latest_ready(
     table: &str,
     producer: Option<&str>,
 ) -> std::io::Result<Option<Event>> {
-    let mut found = None;
-    let may_name = may_name(table);
-    scan_backwards(file, end, |_, line| {
-        if !may_name(line) {
-            return false;
-        }
-        match Event::parse(line) {
-            Some(ev) if ev.is_ready() && ev.table_name == table && producer.is_none_or(|p| ev.producer == p) => {
-                found = Some(ev);
-                true
-            }
-            _ => false,
-        }
-    })?;
-    Ok(found)
-}
-
-/// A cheap pre-filter before a full parse: false only for a line that cannot name `table`
-/// (a name that no JSON writer escapes must appear verbatim in a line that mentions it).
-fn may_name(table: &str) -> impl Fn(&[u8]) -> bool + '_ {
-    let verbatim = table.bytes().all(|b| (b.is_ascii_graphic() || b == b' ') && !matches!(b, b'"' | b'\\' | b'/'));
-    let finder = memchr::memmem::Finder::new(table.as_bytes());
-    move |line| !verbatim || finder.find(line).is_some()
+    scan_last_of(file, end, table, |ev| (ev.is_ready() && producer.is_none_or(|p| ev.producer == p)).then_some(ev))
 }
 
 /// Scans `[0, end)` backwards for the last `ready` or removal line of `table`: true when
@@ -121,21 +99,30 @@ pub(crate) fn scan_removed_since_ready(
     end: u64,
     table: &str,
 ) -> std::io::Result<bool> {
-    let mut removed = false;
-    let may_name = may_name(table);
+    let found = scan_last_of(file, end, table, |ev| (ev.is_ready() || ev.is_removal()).then(|| ev.is_removal()))?;
+    Ok(found.unwrap_or(false))
+}
+
+/// Scans `[0, end)` backwards for the last line of `table` that `pick` answers for.
+fn scan_last_of<T>(
+    file: &mut (impl Read + Seek + ?Sized),
+    end: u64,
+    table: &str,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> std::io::Result<Option<T>> {
+    // Cheap pre-filter before a full parse: a name that no JSON writer escapes must
+    // appear verbatim in a line that mentions it.
+    let verbatim = table.bytes().all(|b| (b.is_ascii_graphic() || b == b' ') && !matches!(b, b'"' | b'\\' | b'/'));
+    let finder = memchr::memmem::Finder::new(table.as_bytes());
+    let mut found = None;
     scan_backwards(file, end, |_, line| {
-        if !may_name(line) {
+        if verbatim && finder.find(line).is_none() {
             return false;
         }
-        match Event::parse(line) {
-            Some(ev) if ev.table_name == table && (ev.is_ready() || ev.is_removal()) => {
-                removed = ev.is_removal();
-                true
-            }
-            _ => false,
-        }
+        found = Event::parse(line).filter(|ev| ev.table_name == table).and_then(&mut pick);
+        found.is_some()
     })?;
-    Ok(removed)
+    Ok(found)
 }
 
 #[cfg(test)]
