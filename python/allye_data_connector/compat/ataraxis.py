@@ -22,6 +22,7 @@ Each method is a call of the native API (:class:`~allye_data_connector.SharedArr
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, ContextManager, Optional, Union, cast
 
 import numpy as np
@@ -35,6 +36,15 @@ from ..settings import YamlConfig
 __all__ = ["SharedMemoryArray", "YamlConfig", "DataLogger", "LogPackage"]
 
 Index = Union[int, tuple[int], tuple[int, int]]
+
+
+def _disconnected(name: str) -> ArrayClosedError:
+    return ArrayClosedError(f"SharedMemoryArray {name!r} is not connected; call connect() first")
+
+
+def _raise_disconnected(name: str, *args: Any, **kwargs: Any) -> ContextManager[np.ndarray]:
+    """``array`` of a disconnected instance."""
+    raise _disconnected(name)
 
 
 class SharedMemoryArray:
@@ -79,7 +89,8 @@ class SharedMemoryArray:
         # The native context of the array's locked block, its call bound as a builtin:
         # ataraxis' array(with_lock=) method with no Python frame of its own per access.
         if array is None:
-            self.array = self._disconnected_array
+            # Not a bound method: the instance would then hold itself.
+            self.array = functools.partial(_raise_disconnected, self._name)
         else:
             self.array = cast("_core.LockedView", array.locked()).as_method()
 
@@ -139,9 +150,6 @@ class SharedMemoryArray:
             raise self._disconnected()
         arr[index] = value
 
-    def _disconnected_array(self, *args: Any, **kwargs: Any) -> ContextManager[np.ndarray]:
-        raise self._disconnected()
-
     @property
     def name(self) -> str:
         return self._name
@@ -159,7 +167,7 @@ class SharedMemoryArray:
         return self._arr is not None
 
     def _disconnected(self) -> ArrayClosedError:
-        return ArrayClosedError(f"SharedMemoryArray {self._name!r} is not connected; call connect() first")
+        return _disconnected(self._name)
 
     def _index(self, index: Any) -> Union[int, slice]:
         """An int index (negative counts from the end) or ``(start,)`` / ``(start, stop)``

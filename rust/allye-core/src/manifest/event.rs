@@ -78,7 +78,7 @@ impl Event {
                 .metadata
                 .get(METADATA_KEY)
                 .and_then(|m| m.get(ADC_REMOVED))
-                .and_then(serde_json::Value::as_bool)
+                .and_then(Value::as_bool)
                 .unwrap_or(false)
     }
 

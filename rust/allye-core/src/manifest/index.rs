@@ -73,7 +73,7 @@ struct Index {
     tables: HashMap<String, TableState>,
     /// Partial mode: (table, producer filter) -> its latest `ready` event at `offset`.
     lookups: HashMap<(String, Option<String>), Option<Event>>,
-    /// Partial mode: table -> whether its last line at `offset` is a removal.
+    /// Partial mode: table -> whether a removal follows its last `ready` line at `offset`.
     removals: HashMap<String, bool>,
     /// The file `cursor` reads, kept open between refreshes (for the
     /// [`INDEX_FILES_KEPT`] most recently opened logs): while it is held, its inode

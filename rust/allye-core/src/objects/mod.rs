@@ -10,6 +10,8 @@
 //! `metadata.adc_object` on its lines. The encoding itself is the caller's (the Python
 //! package converts objects to Arrow, as it does frames); this module owns the
 //! namespaces, the quota, the privacy rule that guards pickle loads, and the accounting.
+//! A small object put with `auto` is carried inside its `ready` line (an inline payload,
+//! [`crate::payload::encode_inline`]): one append instead of a line, a segment and a line.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

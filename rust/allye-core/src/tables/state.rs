@@ -21,7 +21,8 @@ pub fn is_removed(state: &TableState) -> bool {
     state.removed
 }
 
-/// True when the manifest's last line for `table` is a removal (from the index).
+/// True when a removal follows the last `ready` line of `table` (from the index, see
+/// [`manifest::is_removed`]).
 pub(crate) fn is_removed_now(store: &Store, table: &str) -> Result<bool> {
     manifest::is_removed(store, table)
 }
