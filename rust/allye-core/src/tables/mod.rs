@@ -26,7 +26,7 @@ pub use receive::{receivable, receive, receive_batches, receive_stream, Announce
 pub use remove::{remove, Removal};
 pub use send::{arrow_data_size, schema_sha256, send, SendOptions};
 pub use send_stream::send_stream;
-pub use state::{is_removed, is_tombstone, list, list_readable, live_bytes, readable, state, states, TableInfo};
+pub use state::{is_removed, list, list_readable, live_bytes, readable, state, states, TableInfo};
 
 #[cfg(test)]
 pub(crate) mod test_support {

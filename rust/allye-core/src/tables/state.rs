@@ -10,11 +10,6 @@ use crate::protocol::{Status, TableStateKind, Transport, METADATA_ERROR};
 use crate::store::Store;
 use crate::sys::{shm, time};
 
-/// True for a removal line written by [`crate::tables::remove`].
-pub fn is_tombstone(ev: &Event) -> bool {
-    ev.is_removal()
-}
-
 /// True when the table was removed and no version has been sent since (a failed send
 /// after the removal leaves it removed).
 pub fn is_removed(state: &TableState) -> bool {
