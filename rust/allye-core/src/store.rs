@@ -79,20 +79,26 @@ impl Store {
     /// A store inside another (a namespace) pins its own directory as well, walked once
     /// beneath the outer one: the half-dozen opens of a put or a get in a namespace
     /// would otherwise each walk `objects/<namespace>/` again. An already pinned store
-    /// is returned as it is.
+    /// is returned as it is; a store made by [`Store::inner`] of a pinned one walks its
+    /// own directory beneath the outer handle it inherited (the store path is not
+    /// checked twice in one operation).
     pub fn pin(&self, create: bool) -> Result<Store> {
         if self.pinned.is_some() && (self.anchor.is_none() || self.pinned_own.is_some()) {
             return Ok(self.clone());
         }
         let anchor = self.anchor.as_deref().unwrap_or(&self.root);
-        let outer = if create { Some(TrustedDir::create_root(anchor)?) } else { TrustedDir::open_root(anchor)? };
+        let outer = match &self.pinned {
+            Some(outer) => Some(outer.clone()),
+            None if create => Some(std::sync::Arc::new(TrustedDir::create_root(anchor)?)),
+            None => TrustedDir::open_root(anchor)?.map(std::sync::Arc::new),
+        };
         let own = match (&outer, &self.anchor) {
             (Some(outer), Some(anchor)) => {
                 outer.walk(self.root.strip_prefix(anchor).unwrap_or(Path::new("")), create)?.map(std::sync::Arc::new)
             }
             _ => None,
         };
-        Ok(Store { pinned: outer.map(std::sync::Arc::new), pinned_own: own, ..self.clone() })
+        Ok(Store { pinned: outer, pinned_own: own, ..self.clone() })
     }
 
     /// The outer directory: the pinned handle, else opened (and checked) now.

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{IoContext, Result};
 use crate::gc::{GcAction, GcActionKind};
-use crate::manifest::{parse_lines_ending, Cursor, Event};
+use crate::manifest::{Cursor, Event};
 use crate::payload::Target;
 use crate::protocol::GcScope;
 use crate::store::Store;
@@ -93,21 +93,53 @@ struct Tracker {
     /// When the log was last read.
     refreshed: Option<Instant>,
     /// Since then, per send: the log's length after its `ready` line, and when.
-    noted: Vec<(u64, Instant)>,
+    noted: Vec<Noted>,
+}
+
+/// A send of this process between two reads of the log.
+#[derive(Debug)]
+struct Noted {
+    /// The log's length just after its `ready` line.
+    end: u64,
+    at: Instant,
+    /// What that line says, taken from the event in hand: the read that meets the line
+    /// ending at `end` learns it from here instead of parsing it back (an object's line
+    /// can carry its whole value).
+    sent: Option<Sent>,
+}
+
+/// What the tracker keeps of a `ready` line.
+#[derive(Debug)]
+struct Sent {
+    id: String,
+    table_name: String,
+    producer: String,
+    target: Target,
+}
+
+impl Sent {
+    fn of(ev: &Event) -> Option<Sent> {
+        let p = ev.payload.as_ref().filter(|_| ev.is_ready())?;
+        Some(Sent {
+            id: ev.id.clone(),
+            table_name: ev.table_name.clone(),
+            producer: ev.producer.clone(),
+            target: Target::of(p),
+        })
+    }
 }
 
 impl Tracker {
-    fn learn(&mut self, ev: Event, learned: Instant) {
-        let Some(p) = ev.payload.as_ref().filter(|_| ev.is_ready()) else { return };
-        if self.ids.contains(&ev.id) {
+    fn learn(&mut self, sent: Sent, learned: Instant) {
+        if self.ids.contains(&sent.id) {
             return;
         }
-        let key = (ev.table_name.clone(), ev.producer.clone());
+        let Sent { id, table_name, producer, target } = sent;
+        let key = (table_name.clone(), producer);
         let list = self.versions.entry(key.clone()).or_default();
-        let target = Target::of(p);
-        self.ids.insert(ev.id.clone());
+        self.ids.insert(id.clone());
         *self.targets.entry(target.clone()).or_default() += 1;
-        list.push_back(Version { id: ev.id.clone(), table_name: ev.table_name.clone(), target, learned });
+        list.push_back(Version { id, table_name, target, learned });
         if list.len() > 1 {
             self.crowded.insert(key);
         }
@@ -137,12 +169,23 @@ impl Tracker {
         let from = self.cursor.offset();
         let buf = self.cursor.read_lines(&file, meta.len()).ctx(ctx)?;
         let now = Instant::now();
-        let noted = std::mem::take(&mut self.noted);
-        for (end, ev) in parse_lines_ending(&buf) {
-            let end = from + end as u64;
-            // Noted in time order by this process's sends, so with growing lengths.
-            let learned = noted.iter().find(|(len, _)| *len >= end).map_or(now, |(_, at)| *at);
-            self.learn(ev, learned);
+        let mut noted = std::mem::take(&mut self.noted).into_iter().peekable();
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', &buf) {
+            let line = &buf[start..nl];
+            start = nl + 1;
+            let end = from + start as u64;
+            // Noted in time order by this process's sends, so with growing lengths: the
+            // first at or past this line's end was noted when the line was in the log.
+            while noted.next_if(|n| n.end < end).is_some() {}
+            let learned = noted.peek().map_or(now, |n| n.at);
+            let own = match noted.peek_mut() {
+                Some(n) if n.end == end => n.sent.take(),
+                _ => None,
+            };
+            if let Some(sent) = own.or_else(|| Event::parse(line).as_ref().and_then(Sent::of)) {
+                self.learn(sent, learned);
+            }
         }
         self.refreshed = Some(now);
         Ok(())
@@ -214,12 +257,18 @@ fn trackers() -> &'static Mutex<HashMap<PathBuf, Tracker>> {
 /// frees at most [`MAX_FREED_PER_SEND`] superseded ones that are due (see the module
 /// docs). Returns what it deleted.
 pub fn collect_superseded(store: &Store, opts: AutoGc, appended_to: u64) -> Result<Vec<GcAction>> {
+    collect_after(store, opts, appended_to, None)
+}
+
+/// [`collect_superseded`] after a send whose `ready` line is `ready`: the next read of
+/// the log learns that line from this event rather than by parsing it.
+pub fn collect_after(store: &Store, opts: AutoGc, appended_to: u64, ready: Option<&Event>) -> Result<Vec<GcAction>> {
     let mut guard = trackers().lock().unwrap_or_else(|p| p.into_inner());
     let tracker = guard.entry(store.manifest_path()).or_default();
     let now = Instant::now();
     let recent = tracker.refreshed.is_some_and(|at| now.saturating_duration_since(at) < AUTO_GC_REFRESH_EVERY);
     if opts.grace_sec > 0 && recent && tracker.noted.len() < MAX_NOTED {
-        tracker.noted.push((appended_to, now));
+        tracker.noted.push(Noted { end: appended_to, at: now, sent: ready.and_then(Sent::of) });
     } else {
         tracker.refresh(store)?;
     }
@@ -250,6 +299,29 @@ mod tests {
 
     fn alive(store: &Store, evs: &[Event]) -> usize {
         evs.iter().filter(|e| target(e).exists(store)).count()
+    }
+
+    #[test]
+    fn a_send_that_notes_its_event_is_learned_from_it_not_parsed_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::at(tmp.path());
+        let auto = AutoGc::new(1, 1);
+        let first = send(&store, "e", 0, TransportChoice::Shm, false);
+        collect_after(&store, auto, logged(&store), Some(&first)).unwrap(); // reads the log
+        let second = send(&store, "e", 1, TransportChoice::Shm, false);
+        let end = logged(&store) as usize;
+        collect_after(&store, auto, end as u64, Some(&second)).unwrap(); // right after a read: noted
+                                                                         // The second line blanked in place (same length): parsed back, it would teach nothing.
+        let mut bytes = std::fs::read(store.manifest_path()).unwrap();
+        let start = bytes[..end - 1].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        bytes[start..end - 1].fill(b' ');
+        std::fs::write(store.manifest_path(), bytes).unwrap();
+        // A grace of 0 reads the log now: the second version is known from its note, so
+        // the first is superseded and freed.
+        let freed = collect_after(&store, AutoGc::new(0, 1), end as u64, None).unwrap();
+        assert_eq!(freed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [first.id.as_str()]);
+        assert!(!target(&first).exists(&store) && target(&second).exists(&store));
+        cleanup(&store);
     }
 
     #[test]
@@ -301,7 +373,7 @@ mod tests {
         }
         let noted: Vec<Instant> = {
             let guard = trackers().lock().unwrap();
-            guard.get(&store.manifest_path()).unwrap().noted.iter().map(|(_, at)| *at).collect()
+            guard.get(&store.manifest_path()).unwrap().noted.iter().map(|n| n.at).collect()
         };
         assert_eq!((learned(&store).len(), noted.len()), (1, 2), "sends right after a read only note their line");
         // A grace of 0 reads the log at once: v1 and v2 are learned as of their notes.

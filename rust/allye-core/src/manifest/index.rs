@@ -224,19 +224,32 @@ pub(crate) fn note_appended(store: &Store, file: FileIdentity, end: u64, line: V
 /// table's latest version, not the length of the history. The answer is remembered; later
 /// lookups read only the bytes appended since.
 pub fn latest_ready(store: &Store, table: &str, producer: Option<&str>) -> Result<Option<Event>> {
+    latest_ready_with(store, table, producer, Event::clone)
+}
+
+/// `f` of what [`latest_ready`] finds, without copying the event (a caller wanting one
+/// field of a line that can carry a whole object).
+pub fn latest_ready_with<R>(
+    store: &Store,
+    table: &str,
+    producer: Option<&str>,
+    f: impl Fn(&Event) -> R,
+) -> Result<Option<R>> {
     let key = (table.to_string(), producer.map(str::to_string));
     partial_lookup(
         store,
         |index| {
             if index.complete {
-                Some(index.tables.get(table).and_then(|t| t.ready_for(producer)).cloned())
+                Some(index.tables.get(table).and_then(|t| t.ready_for(producer)).map(&f))
             } else {
-                index.lookups.get(&key).cloned()
+                index.lookups.get(&key).map(|found| found.as_ref().map(&f))
             }
         },
         |file, end| scan_latest_ready(file, end, table, producer),
         |index, found| {
-            index.lookups.insert(key.clone(), found.clone());
+            let answer = found.as_ref().map(&f);
+            index.lookups.insert(key.clone(), found);
+            answer
         },
     )
 }
@@ -258,7 +271,31 @@ pub fn is_removed(store: &Store, table: &str) -> Result<bool> {
         },
         |file, end| scan_removed_since_ready(file, end, table),
         |index, found| {
-            index.removals.insert(table.to_string(), *found);
+            index.removals.insert(table.to_string(), found);
+            found
+        },
+    )
+}
+
+/// [`latest_ready`] and [`is_removed`] together, on one refresh of the index: a get
+/// asks both, and each question alone would check the log (a `stat`) again.
+pub fn latest_ready_and_removed(store: &Store, table: &str, producer: Option<&str>) -> Result<(Option<Event>, bool)> {
+    let key = (table.to_string(), producer.map(str::to_string));
+    partial_lookup(
+        store,
+        |index| {
+            if index.complete {
+                let state = index.tables.get(table);
+                Some((state.and_then(|t| t.ready_for(producer)).cloned(), state.is_some_and(|t| t.removed)))
+            } else {
+                Some((index.lookups.get(&key)?.clone(), *index.removals.get(table)?))
+            }
+        },
+        |file, end| Ok((scan_latest_ready(file, end, table, producer)?, scan_removed_since_ready(file, end, table)?)),
+        |index, (ready, removed)| {
+            index.lookups.insert(key.clone(), ready.clone());
+            index.removals.insert(table.to_string(), removed);
+            (ready, removed)
         },
     )
 }
@@ -267,11 +304,11 @@ pub fn is_removed(store: &Store, table: &str) -> Result<bool> {
 /// refresh), else `scan` finds the answer in the bytes before the index's cursor (through
 /// the held descriptor the refresh has just checked, or a new one), which `remember`
 /// keeps for the next time (later lines keep it current, see `Index::apply`).
-fn partial_lookup<T: Clone>(
+fn partial_lookup<S, T>(
     store: &Store,
     known: impl Fn(&Index) -> Option<T>,
-    scan: impl Fn(&mut dyn ReadSeek, u64) -> std::io::Result<T>,
-    remember: impl Fn(&mut Index, &T),
+    scan: impl Fn(&mut dyn ReadSeek, u64) -> std::io::Result<S>,
+    remember: impl Fn(&mut Index, S) -> T,
 ) -> Result<T> {
     let path = store.manifest_path();
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
@@ -286,12 +323,12 @@ fn partial_lookup<T: Clone>(
             // The file the refresh has just checked and read up to the cursor: this
             // lookup scans what lies before the cursor through it, without opening it again.
             let found = scan(&mut held, index.cursor.offset()).ctx(ctx)?;
-            remember(index, &found);
-            return Ok(found);
+            return Ok(remember(index, found));
         }
     }
     let Some((mut file, meta)) = open_for_read(store)? else {
-        return scan(&mut std::io::empty(), 0).ctx(ctx); // no log: what an empty one answers
+        // No log: what an empty one answers (remembered nowhere).
+        return Ok(remember(&mut Index::default(), scan(&mut std::io::empty(), 0).ctx(ctx)?));
     };
     let index = guard.map.entry(path.clone()).or_default();
     // The file may have been replaced since the refresh above (which used its own
@@ -304,11 +341,11 @@ fn partial_lookup<T: Clone>(
     // Everything after the cursor has been applied to the known answers; this lookup
     // scans what lies before it.
     let found = scan(&mut file, index.cursor.offset()).ctx(ctx)?;
-    remember(index, &found);
+    let answer = remember(index, found);
     if index.held.is_none() {
         guard.hold(&path, file);
     }
-    Ok(found)
+    Ok(answer)
 }
 
 /// What a lookup's scan reads the log through (a held `&File` or an owned `File`).

@@ -16,7 +16,7 @@ use arrow_ipc::writer::StreamWriter;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::gc::{collect_superseded, store_tag};
+use crate::gc::{collect_after, store_tag};
 use crate::manifest::{self, Event, PayloadRef};
 use crate::payload::write_options;
 use crate::protocol::{
@@ -225,11 +225,11 @@ impl ObjectWriter {
             }
         };
         if let Some(auto) = self.opts.auto_gc {
-            if let Err(e) = collect_superseded(&self.ns.store, auto, appended_to) {
+            if let Err(e) = collect_after(&self.ns.store, auto, appended_to, Some(&ready)) {
                 log::debug!("freeing superseded versions after a create: {e}");
             }
         }
-        self.ns.compact_if_long(&self.ns.store);
+        self.ns.compact_if_long(&self.ns.store, appended_to);
         Ok(ready)
     }
 

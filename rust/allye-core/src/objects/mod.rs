@@ -109,8 +109,7 @@ impl Namespace {
     /// The namespace `name` of the store `parent` (checks the name; touches nothing).
     pub fn open(parent: &Store, name: &str) -> Result<Self> {
         check_namespace_name(name)?;
-        let store = parent.inner(Path::new(OBJECTS_DIR).join(namespace_dir_name(name)));
-        Ok(Namespace { parent: parent.clone(), name: name.to_string(), store })
+        Ok(Namespace { parent: parent.clone(), name: name.to_string(), store: sub_store(parent, name) })
     }
 
     /// The namespace's name.
@@ -163,17 +162,26 @@ impl Namespace {
                 "object {name:?}: metadata.{OBJECT_METADATA_KEY}.{OBJECT_KIND} is missing; say what the payload encodes"
             )));
         }
+        // The store's directory checked, and the namespace's walked beneath it, once for
+        // the whole put (see `Store::pin`): the quota's count and the put share them.
+        // Missing ones are made after the quota's check (a refused put makes nothing).
+        let parent = self.parent.pin(false)?;
+        let existing = sub_store(&parent, &self.name).pin(false)?;
         if let Some(quota) = put.quota {
             let needed: u64 = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
-            let used = store_used(&self.parent.pin(false)?)?;
+            let used = store_used_sharing(&parent, Some((&self.name, &existing)))?;
             if used.saturating_add(needed) > quota {
                 return Err(Error::StoreFull { store: self.parent.root().to_path_buf(), used, needed, quota });
             }
         }
-        // The namespace's directory walked (and made, after the quota's check: a refused
-        // put makes nothing) once for the whole put (see `Store::pin`).
-        let store = self.store.pin(true)?;
+        let store = existing.pin(true)?;
         let mut opts = opts.clone();
+        if opts.schema_sha256.is_none() {
+            let (bytes, hash) = bytes_schema_and_hash();
+            if Arc::ptr_eq(schema, bytes) {
+                opts.schema_sha256 = Some(hash.clone());
+            }
+        }
         if put.keep_description {
             inherit_description(&store, name, &mut opts.metadata)?;
         }
@@ -184,8 +192,8 @@ impl Namespace {
         // An object's batches are its encoding (a pickle's stream, then each out-of-band
         // buffer): kept as given, never joined into one batch as a table's are.
         opts.chunk_rows = Some(0);
-        let ready = tables::send(&store, schema, batches, &opts)?;
-        self.compact_if_long(&store);
+        let (ready, log_len) = tables::send_sized(&store, schema, batches, &opts)?;
+        self.compact_if_long(&store, log_len);
         Ok(ready)
     }
 
@@ -196,16 +204,18 @@ impl Namespace {
     /// inside the auto-gc grace, or with auto-gc off), so a log can stay long after one:
     /// this process then waits for the log to double what that compaction left before it
     /// tries again, instead of rewriting the whole log on every put of a loop.
-    fn compact_if_long(&self, store: &Store) {
+    ///
+    /// `log_len` is the log's length just after the put's line (other writers' later
+    /// lines are counted at the next put).
+    fn compact_if_long(&self, store: &Store, log_len: u64) {
         static LEFT: ForkLocal<Mutex<HashMap<PathBuf, u64>>> = ForkLocal::new(Default::default);
         let path = store.manifest_path();
-        let Ok(Some(meta)) = store.stat(&path) else { return };
         let left = LEFT.get().lock().unwrap_or_else(|p| p.into_inner()).get(&path).copied().unwrap_or(0);
-        if meta.len < OBJECTS_COMPACT_MIN_BYTES.max(left.saturating_mul(2)) {
+        if log_len < OBJECTS_COMPACT_MIN_BYTES.max(left.saturating_mul(2)) {
             return;
         }
         let live = self.len().unwrap_or(0) as u64;
-        if meta.len > live.saturating_mul(OBJECTS_COMPACT_BYTES_PER_LIVE) {
+        if log_len > live.saturating_mul(OBJECTS_COMPACT_BYTES_PER_LIVE) {
             if let Ok(report) = crate::gc::compact(&self.store) {
                 let mut left = LEFT.get().lock().unwrap_or_else(|p| p.into_inner());
                 if left.len() >= OBJECTS_COMPACTED_REMEMBERED && !left.contains_key(&path) {
@@ -248,9 +258,12 @@ impl Namespace {
             if !allow_pickle {
                 return Err(pickle_refused(name));
             }
-            // The store and the namespace's folders were checked when pinned, this get.
+            // The store and the namespace's folders were checked when pinned, this get,
+            // and the log by its lookup (owner, mode, no link): `payloads/` is left.
             match store.open_dir()? {
-                Some(dir) => check_private_below(&dir)?,
+                Some(dir) => {
+                    dir.check_entry(crate::protocol::PAYLOAD_DIR, crate::sys::trust::Kind::Dir)?;
+                }
                 None => check_private(&self.parent, Some(self))?,
             }
         }
@@ -336,6 +349,12 @@ impl Namespace {
         }
         tables::remove(&self.store, name).map_err(|e| self.object_error(name, e))
     }
+}
+
+/// The sub-store of namespace `name` in `parent`, `<store>/objects/<name>/` (a pinned
+/// parent's handle is inherited, see [`Store::inner`]).
+fn sub_store(parent: &Store, name: &str) -> Store {
+    parent.inner(Path::new(OBJECTS_DIR).join(namespace_dir_name(name)))
 }
 
 /// `<store>/objects/`.
@@ -453,6 +472,12 @@ pub fn remove_namespace(parent: &Store, name: &str) -> Result<usize> {
 /// live names, not on the number of versions ever written (the per-process index reads
 /// only what was appended since the last look).
 pub fn store_used(parent: &Store) -> Result<u64> {
+    store_used_sharing(parent, None)
+}
+
+/// [`store_used`], counting namespace `known.0` through `known.1`, its sub-store as the
+/// caller has pinned it already (a put's quota check).
+fn store_used_sharing(parent: &Store, known: Option<(&str, &Store)>) -> Result<u64> {
     let mut total = 0u64;
     if has_log(parent)? {
         total += tables::live_bytes(parent, false)?;
@@ -460,7 +485,10 @@ pub fn store_used(parent: &Store) -> Result<u64> {
     // Every namespace folder, a log or not: one without a log uses nothing, and looking
     // for the log apart would open each folder once more on every put under a quota.
     for ns in namespace_folders(parent)? {
-        total += Namespace::open(parent, &ns)?.used()?;
+        total += match known {
+            Some((name, store)) if name == ns => tables::live_bytes(store, true)?,
+            _ => Namespace::open(parent, &ns)?.used()?,
+        };
     }
     Ok(total)
 }
@@ -544,7 +572,18 @@ pub fn raw_bytes(ev: &Event, data: &Decoded) -> Option<Vec<Buffer>> {
 
 /// The schema of an object stored as raw bytes: one `large_binary` column.
 pub(crate) fn bytes_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new(OBJECT_BYTES_COLUMN, DataType::LargeBinary, true)]))
+    bytes_schema_and_hash().0.clone()
+}
+
+/// [`bytes_schema`] (one `Arc` per process) and its `schema_sha256`, made once: every put
+/// of an array or a pickle would otherwise format and hash the same schema again.
+fn bytes_schema_and_hash() -> &'static (SchemaRef, String) {
+    static MADE: ForkLocal<(SchemaRef, String)> = ForkLocal::new(|| {
+        let schema = Arc::new(Schema::new(vec![Field::new(OBJECT_BYTES_COLUMN, DataType::LargeBinary, true)]));
+        let hash = tables::schema_sha256(&schema);
+        (schema, hash)
+    });
+    MADE.get()
 }
 
 /// One record batch of [`bytes_schema`] holding `value` as its one value (not copied).
@@ -572,12 +611,12 @@ fn inherit_description(store: &Store, name: &str, metadata: &mut serde_json::Map
         return Ok(());
     }
     // No log yet: the lookup answers None (it opens the log anyway; no `stat` first).
-    let Some(previous) = manifest::latest_ready(store, name, None)? else { return Ok(()) };
-    let Some(description) = previous.metadata.get(OBJECT_METADATA_KEY).and_then(|m| m.get(OBJECT_DESCRIPTION)) else {
-        return Ok(());
-    };
+    let previous = manifest::latest_ready_with(store, name, None, |ev| {
+        ev.metadata.get(OBJECT_METADATA_KEY).and_then(|m| m.get(OBJECT_DESCRIPTION)).cloned()
+    })?;
+    let Some(Some(description)) = previous else { return Ok(()) };
     if let Some(Value::Object(obj)) = metadata.get_mut(OBJECT_METADATA_KEY) {
-        obj.insert(OBJECT_DESCRIPTION.to_string(), description.clone());
+        obj.insert(OBJECT_DESCRIPTION.to_string(), description);
     }
     Ok(())
 }

@@ -103,10 +103,10 @@ fn file_exists(payloads: Option<&TrustedDir>, locator: &str) -> bool {
     matches!(dir.stat(name), Ok(Some(s)) if s.kind != EntryKind::Dir)
 }
 
-/// [`Target::inside`] for a payload given by reference (the get path, which builds no
-/// `Target`). A file whose parent is literally the store's `payloads/` is inside without
-/// asking the file system; other paths are compared canonically.
-pub(crate) fn inside(store: &Store, transport: &Transport, locator: &str) -> Option<bool> {
+/// [`Target::inside`] for a payload given by reference. A file whose parent is literally
+/// the store's `payloads/` is inside without asking the file system; other paths are
+/// compared canonically.
+fn inside(store: &Store, transport: &Transport, locator: &str) -> Option<bool> {
     match transport {
         Transport::File => {
             let path = Path::new(locator);

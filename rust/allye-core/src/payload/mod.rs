@@ -32,7 +32,7 @@ pub(crate) use inline::decode_inline;
 pub use inline::encode_inline;
 pub(crate) use ipc::write_options;
 pub use ipc::{chunked, joined};
-pub(crate) use locator::{check_payload_dir, inside, payload_dir, Target};
+pub(crate) use locator::{check_payload_dir, payload_dir, Target};
 pub use mapping::{buffer_from_mapping, map_file};
 pub use place::{placeable, stream_schema, variable_width, write_one_batch, PlacedFile};
 pub use read::read_payload;

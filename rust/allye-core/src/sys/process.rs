@@ -29,15 +29,9 @@ impl WriterIdentity {
     pub fn cached() -> Self {
         static CACHED: super::fork::ForkLocal<std::sync::Mutex<Option<WriterIdentity>>> =
             super::fork::ForkLocal::new(|| std::sync::Mutex::new(None));
+        // A forked child starts with a fresh slot (`ForkLocal`): no `getpid` per call.
         let mut cached = CACHED.get().lock().unwrap_or_else(|e| e.into_inner());
-        match cached.as_ref() {
-            Some(w) if w.pid == std::process::id() => w.clone(),
-            _ => {
-                let w = WriterIdentity::current();
-                *cached = Some(w.clone());
-                w
-            }
-        }
+        cached.get_or_insert_with(WriterIdentity::current).clone()
     }
 
     /// `Some(true)` when this writer is certainly still running, `Some(false)` when it is

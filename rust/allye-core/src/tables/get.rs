@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::gc::{is_consumed, mark_read, unlink_on_read};
 use crate::manifest::{self, Event};
-use crate::payload::{inside, read_payload, Decoded};
+use crate::payload::{read_payload, Decoded};
 use crate::protocol::{Transport, TRANSPORT_SHM};
 use crate::store::Store;
 use crate::sys::time;
@@ -13,8 +13,13 @@ use crate::tables::state::is_removed_now;
 /// The last `ready` event of a table (for that producer) that has not expired, without
 /// looking at removals: the protocol's own lookup, one index read.
 fn current_ready(store: &Store, table: &str, producer: Option<&str>) -> Result<Event> {
-    let ev = manifest::latest_ready(store, table, producer)?
-        .ok_or_else(|| Error::table_not_found(store.root(), table, producer))?;
+    unexpired(store, table, producer, manifest::latest_ready(store, table, producer)?)
+}
+
+/// `found`, the last `ready` event of a table, unless there is none (`TableNotFound`) or
+/// it has expired (`Expired`).
+fn unexpired(store: &Store, table: &str, producer: Option<&str>, found: Option<Event>) -> Result<Event> {
+    let ev = found.ok_or_else(|| Error::table_not_found(store.root(), table, producer))?;
     let expires_at = ev.payload.as_ref().and_then(|p| p.expires_at.as_deref());
     if time::is_expired(expires_at) {
         return Err(Error::Expired { table: table.into(), expires_at: expires_at.unwrap_or_default().to_string() });
@@ -25,8 +30,9 @@ fn current_ready(store: &Store, table: &str, producer: Option<&str>) -> Result<E
 /// The current `ready` event of a table: `TableNotFound` when there is none or the table
 /// was removed since, `Expired` when its TTL has run out.
 pub fn latest(store: &Store, table: &str, producer: Option<&str>) -> Result<Event> {
-    let ev = current_ready(store, table, producer)?;
-    if is_removed_now(store, table)? {
+    let (found, removed) = manifest::latest_ready_and_removed(store, table, producer)?;
+    let ev = unexpired(store, table, producer, found)?;
+    if removed {
         return Err(Error::table_not_found(store.root(), table, producer));
     }
     Ok(ev)
@@ -37,15 +43,15 @@ pub fn latest(store: &Store, table: &str, producer: Option<&str>) -> Result<Even
 /// expired one `Expired`. With `record_read`, the read counts for `shm_unlink_on_read`
 /// (a load does; a look at the schema does not).
 ///
-/// A removal deletes every payload inside the store, so the table's state is only
-/// consulted when the payload is missing or lives outside the store (which a removal
-/// does not delete): the common path reads the manifest index once.
+/// The latest `ready` line and whether a removal followed it come from one read of the
+/// manifest index (a removal does not delete a payload outside the store, nor one
+/// inside its line).
 pub fn get(store: &Store, table: &str, producer: Option<&str>, record_read: bool) -> Result<(Event, Decoded)> {
     // The store path is checked once for the whole get (see `Store::pin`).
     let store = &store.pin(false)?;
-    let ev = current_ready(store, table, producer)?;
-    let inside = ev.payload.as_ref().is_some_and(|p| inside(store, &p.transport, &p.locator) == Some(true));
-    if !inside && is_removed_now(store, table)? {
+    let (found, removed) = manifest::latest_ready_and_removed(store, table, producer)?;
+    let ev = unexpired(store, table, producer, found)?;
+    if removed {
         return Err(Error::table_not_found(store.root(), table, producer));
     }
     match read_current(store, table, producer, ev) {

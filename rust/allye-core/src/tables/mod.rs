@@ -24,6 +24,7 @@ mod state;
 pub use get::{get, latest, record_read};
 pub use receive::{receivable, receive, receive_batches, receive_stream, Announced};
 pub use remove::{remove, Removal};
+pub(crate) use send::send_sized;
 pub use send::{arrow_data_size, schema_sha256, send, SendOptions};
 pub use send_stream::send_stream;
 pub use state::{is_removed, list, list_readable, live_bytes, readable, state, states, TableInfo};

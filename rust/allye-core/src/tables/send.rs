@@ -7,7 +7,7 @@ use arrow_schema::SchemaRef;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::gc::{collect_superseded, store_tag, AutoGc};
+use crate::gc::{collect_after, store_tag, AutoGc};
 use crate::manifest::{self, Event, PayloadRef};
 use crate::payload::joined;
 #[cfg(all(unix, not(target_os = "linux")))]
@@ -385,10 +385,20 @@ pub(super) fn writing_event(
 /// the payload, then appends `ready` with the payload, or `error` with the reason (and
 /// removes whatever part of the payload exists). Returns the `ready` event.
 pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &SendOptions) -> Result<Event> {
+    send_sized(store, schema, batches, opts).map(|(ready, _)| ready)
+}
+
+/// [`send`], with the log's length just after the `ready` line (what a caller deciding
+/// on a compaction wants to know, without a `stat` of its own).
+pub(crate) fn send_sized(
+    store: &Store,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    opts: &SendOptions,
+) -> Result<(Event, u64)> {
     check(opts)?;
     // The store, made if missing and checked once for the whole send (see `Store::pin`).
     let store = &store.pin(true)?;
-    store.ensure()?;
 
     let id = uuid::Uuid::new_v4().to_string();
     let table_name = table_name_for(opts, &id);
@@ -396,6 +406,11 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
     let shape = opts.shape.unwrap_or([rows, schema.fields().len() as u64]);
     let schema_hash = opts.schema_sha256.clone().unwrap_or_else(|| schema_sha256(schema));
     let mut plan = plan(store, &id, &table_name, arrow_data_size(batches), opts);
+    // `payloads/` is made (once; later sends check it) for a payload written in the store;
+    // one carried inside its line needs no folder.
+    if !matches!(plan, Planned::Inline) {
+        store.ensure()?;
+    }
     crate::payload::nan::check_columns(schema, &opts.reject_nan)?;
     // An unchunked segment payload is one record batch, however many batches came in.
     let batches = match plan {
@@ -433,9 +448,9 @@ pub fn send(store: &Store, schema: &SchemaRef, batches: &[RecordBatch], opts: &S
         }),
         ..writing
     };
-    publish_ready(store, &plan, &ready, opts)?;
+    let log_len = publish_ready(store, &plan, &ready, opts)?;
     log::debug!("sent {:?}: {} {} ({data_size} bytes)", ready.table_name, plan.transport(), plan.locator());
-    Ok(ready)
+    Ok((ready, log_len))
 }
 
 /// [`send`] of a payload small enough to travel inside its `ready` line: the one line is
@@ -451,7 +466,7 @@ fn send_inline(
     shape: [u64; 2],
     schema_sha256: String,
     opts: &SendOptions,
-) -> Result<Event> {
+) -> Result<(Event, u64)> {
     crate::payload::nan::check(batches, &opts.reject_nan)?;
     let (locator, data_size) = crate::payload::encode_inline(schema, batches)?;
     let created_at = time::now_iso();
@@ -466,14 +481,15 @@ fn send_inline(
         created_at,
         expires_at: time::expires_at_iso(opts.ttl_sec),
     });
-    publish_ready(store, &Planned::Inline, &ready, opts)?;
+    let log_len = publish_ready(store, &Planned::Inline, &ready, opts)?;
     log::debug!("sent {:?}: inline ({data_size} bytes)", ready.table_name);
-    Ok(ready)
+    Ok((ready, log_len))
 }
 
 /// Publishes a version whose payload is written: appends its `ready` line (removing the
 /// payload if that fails), then frees superseded versions when the options ask for it.
-pub(super) fn publish_ready(store: &Store, plan: &Planned, ready: &Event, opts: &SendOptions) -> Result<()> {
+/// Returns the log's length just after the line.
+pub(super) fn publish_ready(store: &Store, plan: &Planned, ready: &Event, opts: &SendOptions) -> Result<u64> {
     let appended_to = match manifest::append(store, ready, opts.durable) {
         Ok(len) => len,
         Err(e) => {
@@ -483,7 +499,7 @@ pub(super) fn publish_ready(store: &Store, plan: &Planned, ready: &Event, opts: 
     };
     if let Some(auto) = opts.auto_gc {
         // The send has succeeded: a failure to free older versions is only logged.
-        match collect_superseded(store, auto, appended_to) {
+        match collect_after(store, auto, appended_to, Some(ready)) {
             Ok(freed) => {
                 for a in freed {
                     log::debug!("freed superseded {:?} of {:?}", a.locator, a.table_name);
@@ -492,7 +508,7 @@ pub(super) fn publish_ready(store: &Store, plan: &Planned, ready: &Event, opts: 
             Err(e) => log::warn!("could not free superseded versions of {:?}: {e}", ready.table_name),
         }
     }
-    Ok(())
+    Ok(appended_to)
 }
 
 /// Appends the `error` line of a failed send (best effort: the send's error is what the
