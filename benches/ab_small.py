@@ -8,7 +8,8 @@ frame ``send_dataframe`` + ``get_dataframe`` in another process.
 ``--a`` / ``--b`` are interpreters (a wrapper script setting ``PYTHONPATH`` to another
 copy of the package works too). Each repetition runs every case in fresh processes
 through ``compare_peers.py``'s workers (each a median of 200 calls), A, B and the floor
-in turn; the table gives the median over repetitions and B / A.
+in turn (A and B swap places each repetition); the table gives the median over
+repetitions and B / A.
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ def main() -> None:
         add("dict put", who, run(python, "dict", kind, "put", where)["put"])
         add("dict get, other process", who, run(python, "dict", kind, "get", where)["get"])
 
-    for _ in range(args.reps):
-        for who, python in (("A", args.a), ("B", args.b), ("pickle5", args.a)):
+    for rep in range(args.reps):
+        # Which build runs first swaps each repetition: on this machine the second of two
+        # back-to-back runs can be slower by a third whichever build it is.
+        order = (("A", args.a), ("B", args.b)) if rep % 2 == 0 else (("B", args.b), ("A", args.a))
+        for who, python in (*order, ("pickle5", args.a)):
             if who == "pickle5":
                 where = f"/dev/shm/ab_small_{who}.pickle"
                 try:
