@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::sys::fork::ForkLocal;
 
@@ -18,17 +18,19 @@ use crate::sys::fs::FileIdentity;
 use crate::sys::trust::{Held, Open};
 use crate::tuning::INDEX_FILES_KEPT;
 
-/// What the index knows of one table.
+/// What the index knows of one table. A line is kept once and shared by the fields
+/// that name it (a `ready` line is the table's latest, its latest ready and its
+/// producer's: an object's line can carry the whole value).
 #[derive(Debug, Clone, Default)]
 pub struct TableState {
     /// The last line of any status for this table.
-    pub latest: Option<Event>,
+    pub latest: Option<Arc<Event>>,
     /// The last `ready` line.
-    pub ready: Option<Event>,
+    pub ready: Option<Arc<Event>>,
     /// The last `ready` line per producer.
-    pub ready_by_producer: HashMap<String, Event>,
+    pub ready_by_producer: HashMap<String, Arc<Event>>,
     /// The last `error` line.
-    pub last_error: Option<Event>,
+    pub last_error: Option<Arc<Event>>,
     /// A removal came after the last `ready` line (a failed send after a removal does not
     /// bring the version before it back).
     pub removed: bool,
@@ -36,6 +38,7 @@ pub struct TableState {
 
 impl TableState {
     fn apply(&mut self, ev: Event) {
+        let ev = Arc::new(ev);
         if ev.is_ready() {
             self.ready_by_producer.insert(ev.producer.clone(), ev.clone());
             self.ready = Some(ev.clone());
@@ -50,8 +53,8 @@ impl TableState {
     /// The last `ready` line (of `producer`, when given).
     pub fn ready_for(&self, producer: Option<&str>) -> Option<&Event> {
         match producer {
-            None => self.ready.as_ref(),
-            Some(p) => self.ready_by_producer.get(p),
+            None => self.ready.as_deref(),
+            Some(p) => self.ready_by_producer.get(p).map(|ev| &**ev),
         }
     }
 }

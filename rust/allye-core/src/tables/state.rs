@@ -94,7 +94,7 @@ fn kind(status: &Status) -> TableStateKind {
 
 fn info(store: &Store, name: String, st: &TableState, producer: Option<&str>) -> TableInfo {
     let removed = is_removed(st);
-    let latest = st.latest.clone();
+    let latest = st.latest.as_deref().cloned();
     let mut state = if removed {
         TableStateKind::Removed
     } else {
