@@ -327,6 +327,8 @@ def test_pickles_are_not_loaded_from_a_store_others_can_write(store: Path, where
     objs = adc.objects(secret_dir=store)
     objs["p"] = {"a": 1}
     objs["arr"] = np.arange(3)
+    # Small objects live in their log lines: a file payload makes payloads/ exist.
+    objs.put("f", np.arange(3), transport="file")
     path = {"store": store, "objects": store / "objects", "namespace": store / "objects" / "default",
             "payloads": store / "objects" / "default" / "payloads"}[where]
     path.chmod(0o777)
@@ -347,6 +349,7 @@ def test_pickles_are_not_loaded_from_a_store_others_can_write(store: Path, where
 def test_pickles_are_not_loaded_through_a_symlinked_folder(store: Path, tmp_path: Path) -> None:
     objs = adc.objects(secret_dir=store)
     objs["p"] = [1]
+    objs.put("f", np.arange(3), transport="file")  # makes payloads/ (small objects live in their lines)
     payloads = store / "objects" / "default" / "payloads"
     elsewhere = tmp_path / "elsewhere"
     payloads.rename(elsewhere)
