@@ -33,6 +33,7 @@ def test_a_small_put_is_one_line_and_no_segment(store: Path) -> None:
     for name, value in values.items():
         objs[name] = value
     assert not segments_named_in(store / "objects" / "default"), "no segment for a small object"
+    assert not (store / "objects" / "default" / "payloads").exists(), "nor a payloads/ folder"
     lines = _lines(store)
     assert [ev["status"] for ev in lines] == ["ready"] * 4, "no `writing` lines"
     for name, value in values.items():

@@ -433,6 +433,43 @@ mod tests {
     }
 
     #[test]
+    fn latest_ready_and_removed_answers_as_each_question_alone() {
+        let (_tmp, s) = store();
+        let both = |st: &Store, t: &str| {
+            let (ev, removed) = latest_ready_and_removed(st, t, None).unwrap();
+            (ev.map(|e| e.id), removed)
+        };
+        let alone =
+            |st: &Store, t: &str| (latest_ready(st, t, None).unwrap().map(|e| e.id), is_removed(st, t).unwrap());
+        assert_eq!(both(&s, "a"), (None, false), "no log");
+        let steps = [
+            event("a", Status::Ready, "python", 1),
+            removal("a", 2),
+            event("b", Status::Ready, "python", 3),
+            event("a", Status::Error, "python", 4),
+            event("a", Status::Ready, "python", 5),
+            removal("b", 6),
+        ];
+        for (i, ev) in steps.iter().enumerate() {
+            append(&s, ev, false).unwrap();
+            for t in ["a", "b", "never"] {
+                // Warm (this index, appended to), cold (a fresh index of the same log
+                // through another path) and a cold one asked both questions first.
+                let cold = Store::at(s.root().join(format!("./{}", "./".repeat(i))).as_path());
+                let cold_both = Store::at(s.root().join(format!("././{}", "./".repeat(i))).as_path());
+                assert_eq!(both(&cold_both, t), alone(&cold, t), "step {i}, table {t}, cold");
+                assert_eq!(both(&s, t), alone(&s, t), "step {i}, table {t}, warm");
+            }
+        }
+        assert_eq!(both(&s, "a"), (Some(steps[4].id.clone()), false));
+        assert_eq!(both(&s, "b"), (Some(steps[2].id.clone()), true));
+        // The same answers from a complete index.
+        table_state(&s, "a").unwrap();
+        assert_eq!(both(&s, "a"), (Some(steps[4].id.clone()), false));
+        assert_eq!(both(&s, "b"), (Some(steps[2].id.clone()), true));
+    }
+
+    #[test]
     fn latest_ready_cold_and_warm_and_torn_tail() {
         let (_tmp, s) = store();
         assert!(latest_ready(&s, "a", None).unwrap().is_none());

@@ -80,6 +80,14 @@ fn quota_refuses_and_writes_nothing() {
         Err(Error::StoreFull { .. })
     ));
     assert!(!objects_dir(&store).join(namespace_dir_name("fresh")).exists());
+    // A store that does not exist yet: refused, nothing is made; accepted under a quota,
+    // the store and the namespace are made by the put (the count found nothing pinned).
+    let missing = Store::at(store.root().join("not_yet"));
+    let ns = Namespace::open(&missing, DEFAULT_NAMESPACE).unwrap();
+    assert!(matches!(ns.put("b", &schema, &batches, &opts("pyarrow.Table"), Some(10)), Err(Error::StoreFull { .. })));
+    assert!(!missing.root().exists());
+    ns.put("b", &schema, &batches, &opts("pyarrow.Table"), Some(1 << 30)).unwrap();
+    assert_eq!((ns.len().unwrap(), ns.get("b", false).unwrap().0.table_name.as_str()), (1, "b"));
 }
 
 #[cfg(unix)]
