@@ -47,7 +47,7 @@ pub use compact::{compact, CompactReport};
 pub(crate) use markers::unlink_on_read;
 pub use markers::{is_consumed, mark_read, marker_exists, read_marker};
 pub use orphans::{collect_orphans, store_tag, RECORD_PREFIX, TAG_LEN};
-pub use superseded::{collect_after, collect_superseded, AutoGc, MAX_FREED_PER_SEND, START_WINDOW};
+pub use superseded::{collect_superseded, AutoGc, MAX_FREED_PER_SEND, START_WINDOW};
 
 use serde::Serialize;
 

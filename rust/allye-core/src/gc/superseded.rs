@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{IoContext, Result};
 use crate::gc::{GcAction, GcActionKind};
-use crate::manifest::{Cursor, Event};
+use crate::manifest::{lines_ending, Cursor, Event};
 use crate::payload::Target;
 use crate::protocol::GcScope;
 use crate::store::Store;
@@ -170,11 +170,8 @@ impl Tracker {
         let buf = self.cursor.read_lines(&file, meta.len()).ctx(ctx)?;
         let now = Instant::now();
         let mut noted = std::mem::take(&mut self.noted).into_iter().peekable();
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', &buf) {
-            let line = &buf[start..nl];
-            start = nl + 1;
-            let end = from + start as u64;
+        for (end, line) in lines_ending(&buf) {
+            let end = from + end as u64;
             // Noted in time order by this process's sends, so with growing lengths: the
             // first at or past this line's end was noted when the line was in the log.
             while noted.next_if(|n| n.end < end).is_some() {}
@@ -255,14 +252,15 @@ fn trackers() -> &'static Mutex<HashMap<PathBuf, Tracker>> {
 /// long ([`crate::manifest::append`]'s result): learns the versions appended since the
 /// last look (read at most every [`AUTO_GC_REFRESH_EVERY`] unless the grace is 0) and
 /// frees at most [`MAX_FREED_PER_SEND`] superseded ones that are due (see the module
-/// docs). Returns what it deleted.
-pub fn collect_superseded(store: &Store, opts: AutoGc, appended_to: u64) -> Result<Vec<GcAction>> {
-    collect_after(store, opts, appended_to, None)
-}
-
-/// [`collect_superseded`] after a send whose `ready` line is `ready`: the next read of
-/// the log learns that line from this event rather than by parsing it.
-pub fn collect_after(store: &Store, opts: AutoGc, appended_to: u64, ready: Option<&Event>) -> Result<Vec<GcAction>> {
+/// docs). Returns what it deleted. `ready`, the event of that line when the caller has
+/// it: a read of the log that meets the line learns it from the event rather than by
+/// parsing it back.
+pub fn collect_superseded(
+    store: &Store,
+    opts: AutoGc,
+    appended_to: u64,
+    ready: Option<&Event>,
+) -> Result<Vec<GcAction>> {
     let mut guard = trackers().lock().unwrap_or_else(|p| p.into_inner());
     let tracker = guard.entry(store.manifest_path()).or_default();
     let now = Instant::now();
@@ -307,18 +305,19 @@ mod tests {
         let store = Store::at(tmp.path());
         let auto = AutoGc::new(1, 1);
         let first = send(&store, "e", 0, TransportChoice::Shm, false);
-        collect_after(&store, auto, logged(&store), Some(&first)).unwrap(); // reads the log
+        // The first send reads the log; the second, right after a read, only notes its line.
+        collect_superseded(&store, auto, logged(&store), Some(&first)).unwrap();
         let second = send(&store, "e", 1, TransportChoice::Shm, false);
         let end = logged(&store) as usize;
-        collect_after(&store, auto, end as u64, Some(&second)).unwrap(); // right after a read: noted
-                                                                         // The second line blanked in place (same length): parsed back, it would teach nothing.
+        collect_superseded(&store, auto, end as u64, Some(&second)).unwrap();
+        // The second line blanked in place (same length): parsed back, it would teach nothing.
         let mut bytes = std::fs::read(store.manifest_path()).unwrap();
         let start = bytes[..end - 1].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         bytes[start..end - 1].fill(b' ');
         std::fs::write(store.manifest_path(), bytes).unwrap();
         // A grace of 0 reads the log now: the second version is known from its note, so
         // the first is superseded and freed.
-        let freed = collect_after(&store, AutoGc::new(0, 1), end as u64, None).unwrap();
+        let freed = collect_superseded(&store, AutoGc::new(0, 1), end as u64, None).unwrap();
         assert_eq!(freed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [first.id.as_str()]);
         assert!(!target(&first).exists(&store) && target(&second).exists(&store));
         cleanup(&store);
@@ -331,7 +330,7 @@ mod tests {
         let mut sent = Vec::new();
         for v in 0..30 {
             sent.push(send(&store, "t", v, TransportChoice::Shm, false));
-            collect_superseded(&store, AutoGc::new(0, 3), logged(&store)).unwrap();
+            collect_superseded(&store, AutoGc::new(0, 3), logged(&store), None).unwrap();
         }
         assert_eq!(alive(&store, &sent), 3, "the latest keep_versions stay");
         assert!(sent[27..].iter().all(|e| target(e).exists(&store)));
@@ -344,7 +343,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
         let sent: Vec<Event> = (0..5).map(|v| send(&store, "g", v, TransportChoice::File, false)).collect();
-        assert!(collect_superseded(&store, AutoGc::new(3600, 1), logged(&store)).unwrap().is_empty());
+        assert!(collect_superseded(&store, AutoGc::new(3600, 1), logged(&store), None).unwrap().is_empty());
         assert_eq!(alive(&store, &sent), 5, "superseded less than the grace period ago");
         // The same versions, looked at two seconds later with a one-second grace.
         let mut guard = trackers().lock().unwrap();
@@ -365,11 +364,11 @@ mod tests {
         let store = Store::at(tmp.path());
         let auto = AutoGc::new(1, 1);
         let mut sent = vec![send(&store, "n", 0, TransportChoice::Shm, false)];
-        collect_superseded(&store, auto, logged(&store)).unwrap();
+        collect_superseded(&store, auto, logged(&store), None).unwrap();
         assert_eq!(learned(&store).len(), 1, "the first send reads the log");
         for v in 1..3 {
             sent.push(send(&store, "n", v, TransportChoice::Shm, false));
-            collect_superseded(&store, auto, logged(&store)).unwrap();
+            collect_superseded(&store, auto, logged(&store), None).unwrap();
         }
         let noted: Vec<Instant> = {
             let guard = trackers().lock().unwrap();
@@ -377,7 +376,7 @@ mod tests {
         };
         assert_eq!((learned(&store).len(), noted.len()), (1, 2), "sends right after a read only note their line");
         // A grace of 0 reads the log at once: v1 and v2 are learned as of their notes.
-        collect_superseded(&store, AutoGc::new(0, 5), logged(&store)).unwrap();
+        collect_superseded(&store, AutoGc::new(0, 5), logged(&store), None).unwrap();
         assert_eq!(&learned(&store)[1..], &noted[..], "each line as of the note at or past its end");
         assert_eq!(alive(&store, &sent), 3);
         // Two seconds on, v0 and v1 were superseded for more than the grace.
@@ -395,13 +394,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::at(tmp.path());
         send(&store, "r", 0, TransportChoice::File, false);
-        collect_superseded(&store, AutoGc::new(1, 9), logged(&store)).unwrap();
+        collect_superseded(&store, AutoGc::new(1, 9), logged(&store), None).unwrap();
         send(&store, "r", 1, TransportChoice::File, false);
-        collect_superseded(&store, AutoGc::new(1, 9), logged(&store)).unwrap();
+        collect_superseded(&store, AutoGc::new(1, 9), logged(&store), None).unwrap();
         assert_eq!(learned(&store).len(), 1);
         std::thread::sleep(AUTO_GC_REFRESH_EVERY);
         send(&store, "r", 2, TransportChoice::File, false);
-        collect_superseded(&store, AutoGc::new(1, 9), logged(&store)).unwrap();
+        collect_superseded(&store, AutoGc::new(1, 9), logged(&store), None).unwrap();
         assert_eq!(learned(&store).len(), 3);
         cleanup(&store);
     }
@@ -415,11 +414,11 @@ mod tests {
         // may record), then the free step.
         let again = Event { id: uuid::Uuid::new_v4().to_string(), ..first.clone() };
         let end = crate::manifest::append(&store, &again, false).unwrap();
-        assert!(collect_superseded(&store, AutoGc::new(0, 1), end).unwrap().is_empty());
+        assert!(collect_superseded(&store, AutoGc::new(0, 1), end, None).unwrap().is_empty());
         assert!(target(&first).exists(&store), "the current version's payload");
         assert_eq!(value(&store, "same"), 7);
         let last = send(&store, "same", 8, TransportChoice::File, false);
-        let freed = collect_superseded(&store, AutoGc::new(0, 1), logged(&store)).unwrap();
+        let freed = collect_superseded(&store, AutoGc::new(0, 1), logged(&store), None).unwrap();
         assert_eq!(freed.len(), 1, "freed once, when no version points at it any more");
         assert!(!target(&first).exists(&store) && target(&last).exists(&store));
         cleanup(&store);
@@ -437,7 +436,7 @@ mod tests {
             crate::manifest::append(&store, &filler, false).unwrap();
         }
         let new = send(&store, "w", 1, TransportChoice::File, false);
-        collect_superseded(&store, AutoGc::new(0, 1), logged(&store)).unwrap();
+        collect_superseded(&store, AutoGc::new(0, 1), logged(&store), None).unwrap();
         assert!(target(&old).exists(&store) && target(&new).exists(&store), "the old version is not in view");
         assert!(crate::gc::collect(&store, crate::gc::GcOptions::new(false, 1)).unwrap().len() == 1);
         assert!(!target(&old).exists(&store));

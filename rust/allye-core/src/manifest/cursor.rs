@@ -113,10 +113,16 @@ pub fn parse_lines(buf: &[u8]) -> impl Iterator<Item = Event> + '_ {
 
 /// [`parse_lines`], each event with the offset in `buf` just after its line's `\n`.
 pub fn parse_lines_ending(buf: &[u8]) -> impl Iterator<Item = (usize, Event)> + '_ {
+    lines_ending(buf).filter_map(|(end, line)| Event::parse(line).map(|ev| (end, ev)))
+}
+
+/// The whole lines (`\n`-terminated) of `buf`, unparsed and without their `\n`, each
+/// with the offset in `buf` just after it (for a reader that may not need to parse one).
+pub fn lines_ending(buf: &[u8]) -> impl Iterator<Item = (usize, &[u8])> + '_ {
     let mut start = 0;
-    memchr::memchr_iter(b'\n', buf).filter_map(move |nl| {
+    memchr::memchr_iter(b'\n', buf).map(move |nl| {
         let line = &buf[start..nl];
         start = nl + 1;
-        Event::parse(line).map(|ev| (nl + 1, ev))
+        (start, line)
     })
 }

@@ -29,7 +29,7 @@ mod scan;
 mod tail;
 
 pub use append::{append, append_line, write_line};
-pub use cursor::{parse_lines, parse_lines_ending, Cursor};
+pub use cursor::{lines_ending, parse_lines, parse_lines_ending, Cursor};
 pub use event::{Event, PayloadRef};
 pub use index::{
     is_removed, latest_per_table, latest_ready, latest_ready_and_removed, latest_ready_with, read_all, table_state,

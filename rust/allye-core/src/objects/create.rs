@@ -16,7 +16,7 @@ use arrow_ipc::writer::StreamWriter;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::gc::{collect_after, store_tag};
+use crate::gc::{collect_superseded, store_tag};
 use crate::manifest::{self, Event, PayloadRef};
 use crate::payload::write_options;
 use crate::protocol::{
@@ -25,9 +25,9 @@ use crate::protocol::{
 };
 use crate::sys::process::WriterIdentity;
 use crate::sys::{shm, time};
-use crate::tables::{schema_sha256, SendOptions};
+use crate::tables::SendOptions;
 
-use super::{bytes_batch, bytes_schema, store_used, Namespace};
+use super::{bytes_batch, bytes_schema, bytes_schema_and_hash, store_used, Namespace};
 
 /// An object being written in place: its region of the segment, writable until
 /// [`ObjectWriter::commit`] publishes it or [`ObjectWriter::abort`] (or drop) removes it.
@@ -203,7 +203,6 @@ impl ObjectWriter {
             )));
         }
         self.done = true;
-        let schema = bytes_schema();
         let ready = Event {
             status: Status::Ready,
             payload: Some(PayloadRef {
@@ -211,7 +210,7 @@ impl ObjectWriter {
                 locator: self.segment.clone(),
                 data_size: self.data_size,
                 shape: [1, 1],
-                schema_sha256: schema_sha256(&schema),
+                schema_sha256: bytes_schema_and_hash().1.clone(),
                 created_at: self.writing.created_at.clone(),
                 expires_at: time::expires_at_iso(self.opts.ttl_sec),
             }),
@@ -225,7 +224,7 @@ impl ObjectWriter {
             }
         };
         if let Some(auto) = self.opts.auto_gc {
-            if let Err(e) = collect_after(&self.ns.store, auto, appended_to, Some(&ready)) {
+            if let Err(e) = collect_superseded(&self.ns.store, auto, appended_to, Some(&ready)) {
                 log::debug!("freeing superseded versions after a create: {e}");
             }
         }

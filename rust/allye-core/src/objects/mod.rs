@@ -155,6 +155,18 @@ impl Namespace {
         opts: &SendOptions,
         put: &PutOptions,
     ) -> Result<Event> {
+        self.put_owned(name, schema, batches, opts.clone(), put)
+    }
+
+    /// [`put_with`](Self::put_with), with the caller's own copy of the options.
+    fn put_owned(
+        &self,
+        name: &str,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+        mut opts: SendOptions,
+        put: &PutOptions,
+    ) -> Result<Event> {
         check_table_name(name)
             .map_err(|e| Error::InvalidArgument(e.to_string().replace("table name", "object name")))?;
         if kind_of_metadata(&opts.metadata).is_none() {
@@ -175,13 +187,6 @@ impl Namespace {
             }
         }
         let store = existing.pin(true)?;
-        let mut opts = opts.clone();
-        if opts.schema_sha256.is_none() {
-            let (bytes, hash) = bytes_schema_and_hash();
-            if Arc::ptr_eq(schema, bytes) {
-                opts.schema_sha256 = Some(hash.clone());
-            }
-        }
         if put.keep_description {
             inherit_description(&store, name, &mut opts.metadata)?;
         }
@@ -241,9 +246,11 @@ impl Namespace {
                 )))
             }
         }
-        let schema = bytes_schema();
-        let batches = values.iter().map(|v| bytes_batch(&schema, v.clone())).collect::<Result<Vec<_>>>()?;
-        self.put_with(name, &schema, &batches, opts, put)
+        let (schema, hash) = bytes_schema_and_hash();
+        let batches = values.iter().map(|v| bytes_batch(schema, v.clone())).collect::<Result<Vec<_>>>()?;
+        let mut opts = opts.clone();
+        opts.schema_sha256.get_or_insert_with(|| hash.clone());
+        self.put_owned(name, schema, &batches, opts, put)
     }
 
     /// The current version of `name`, read in place. A pickle is served only from a
@@ -577,7 +584,7 @@ pub(crate) fn bytes_schema() -> SchemaRef {
 
 /// [`bytes_schema`] (one `Arc` per process) and its `schema_sha256`, made once: every put
 /// of an array or a pickle would otherwise format and hash the same schema again.
-fn bytes_schema_and_hash() -> &'static (SchemaRef, String) {
+pub(crate) fn bytes_schema_and_hash() -> &'static (SchemaRef, String) {
     static MADE: ForkLocal<(SchemaRef, String)> = ForkLocal::new(|| {
         let schema = Arc::new(Schema::new(vec![Field::new(OBJECT_BYTES_COLUMN, DataType::LargeBinary, true)]));
         let hash = tables::schema_sha256(&schema);

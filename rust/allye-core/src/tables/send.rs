@@ -7,7 +7,7 @@ use arrow_schema::SchemaRef;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::gc::{collect_after, store_tag, AutoGc};
+use crate::gc::{collect_superseded, store_tag, AutoGc};
 use crate::manifest::{self, Event, PayloadRef};
 use crate::payload::joined;
 #[cfg(all(unix, not(target_os = "linux")))]
@@ -499,7 +499,7 @@ pub(super) fn publish_ready(store: &Store, plan: &Planned, ready: &Event, opts: 
     };
     if let Some(auto) = opts.auto_gc {
         // The send has succeeded: a failure to free older versions is only logged.
-        match collect_after(store, auto, appended_to, Some(ready)) {
+        match collect_superseded(store, auto, appended_to, Some(ready)) {
             Ok(freed) => {
                 for a in freed {
                     log::debug!("freed superseded {:?} of {:?}", a.locator, a.table_name);
