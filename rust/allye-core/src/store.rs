@@ -278,7 +278,8 @@ impl Store {
     pub fn write_file(&self, rel: &Path, data: &[u8], exclusive: bool) -> Result<bool> {
         use std::io::Write;
         let (dir, name) = self.parent_of(rel, true)?.expect("the directories were created");
-        let tmp = format!(".{}.tmp-{}-{}", name.to_string_lossy(), std::process::id(), uuid::Uuid::new_v4().simple());
+        let tmp =
+            format!(".{}.tmp-{}-{}", name.to_string_lossy(), std::process::id(), crate::sys::ids::new_v4().simple());
         let written = (|| -> Result<bool> {
             let mut f = dir.open(&tmp, Open::CreateNew)?.expect("an exclusive create makes the file");
             f.write_all(data)
@@ -324,10 +325,10 @@ impl Store {
         // Written under a temporary name, then linked into place: a key is complete when
         // it appears, and a key another process linked first is never replaced.
         let mut key = [0u8; 32];
-        key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        key[..16].copy_from_slice(crate::sys::ids::new_v4().as_bytes());
+        key[16..].copy_from_slice(crate::sys::ids::new_v4().as_bytes());
         let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        let tmp = format!("{STORE_KEY_FILE}.tmp-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let tmp = format!("{STORE_KEY_FILE}.tmp-{}-{}", std::process::id(), crate::sys::ids::new_v4().simple());
         let made = (|| -> Result<()> {
             use std::io::Write;
             let mut f = dir.open(&tmp, Open::CreateNew)?.expect("an exclusive create makes the file");

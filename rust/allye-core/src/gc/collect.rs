@@ -362,7 +362,7 @@ mod tests {
     /// A `writing` line as a writer that then died would have left, with its payload.
     fn orphan(store: &Store, name: &str, transport: &str, writer: WriterIdentity) -> (Event, Vec<Target>) {
         store.ensure().unwrap();
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::sys::ids::new_v4().to_string();
         let payload_dir = fs::canonicalize(store.payload_dir()).unwrap();
         let (locator, extra) = if transport == TRANSPORT_SHM {
             let name = crate::sys::shm::new_segment_name();

@@ -29,6 +29,7 @@
 //! files of its `payloads/` are not touched), and other systems than Linux cannot list
 //! their segments, so there the collection finds nothing.
 
+use crate::sys::fs::PathMap;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -121,8 +122,8 @@ fn tag_of(key: Option<&[u8; 32]>, record: &Record) -> String {
 }
 
 /// This process's knowledge of the stores it has registered: root -> (record, tag).
-fn registered() -> &'static Mutex<HashMap<PathBuf, (Record, String)>> {
-    static REG: ForkLocal<Mutex<HashMap<PathBuf, (Record, String)>>> = ForkLocal::new(Default::default);
+fn registered() -> &'static Mutex<PathMap<(Record, String)>> {
+    static REG: ForkLocal<Mutex<PathMap<(Record, String)>>> = ForkLocal::new(Default::default);
     REG.get()
 }
 

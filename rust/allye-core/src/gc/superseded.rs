@@ -28,9 +28,9 @@
 //! Versions superseded before this process first looked (beyond the window) are left to
 //! an explicit [`crate::gc::collect`], as are expired and read-once payloads.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::sys::fs::PathMap;
+use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::sys::fork::ForkLocal;
@@ -82,14 +82,14 @@ struct Tracker {
     cursor: Cursor,
     started: bool,
     /// Per (table, producer), the versions seen and not yet freed, oldest first.
-    versions: HashMap<(String, String), VecDeque<Version>>,
+    versions: rustc_hash::FxHashMap<(String, String), VecDeque<Version>>,
     /// Keys holding more than one version (the only ones with anything to free).
-    crowded: HashSet<(String, String)>,
+    crowded: rustc_hash::FxHashSet<(String, String)>,
     /// The ids of the versions in `versions` (a line read twice is learned once), and how
     /// many of them point at each payload (one still pointed at is not freed): a loop of
     /// sends holds a grace period's worth of versions, looked up per line and per free.
-    ids: HashSet<String>,
-    targets: HashMap<Target, usize>,
+    ids: rustc_hash::FxHashSet<String>,
+    targets: rustc_hash::FxHashMap<Target, usize>,
     /// When the log was last read.
     refreshed: Option<Instant>,
     /// Since then, per send: the log's length after its `ready` line, and when.
@@ -243,8 +243,8 @@ impl Tracker {
     }
 }
 
-fn trackers() -> &'static Mutex<HashMap<PathBuf, Tracker>> {
-    static TRACKERS: ForkLocal<Mutex<HashMap<PathBuf, Tracker>>> = ForkLocal::new(Default::default);
+fn trackers() -> &'static Mutex<PathMap<Tracker>> {
+    static TRACKERS: ForkLocal<Mutex<PathMap<Tracker>>> = ForkLocal::new(Default::default);
     TRACKERS.get()
 }
 
@@ -412,7 +412,7 @@ mod tests {
         let first = send(&store, "same", 7, TransportChoice::File, false);
         // A second version of the same payload (as a stream's adoption or another writer
         // may record), then the free step.
-        let again = Event { id: uuid::Uuid::new_v4().to_string(), ..first.clone() };
+        let again = Event { id: crate::sys::ids::new_v4().to_string(), ..first.clone() };
         let end = crate::manifest::append(&store, &again, false).unwrap();
         assert!(collect_superseded(&store, AutoGc::new(0, 1), end, None).unwrap().is_empty());
         assert!(target(&first).exists(&store), "the current version's payload");

@@ -1,5 +1,6 @@
 //! Appending one line under the writers' lock.
 
+use crate::sys::fs::PathMap;
 use std::io::Write;
 #[cfg(not(unix))]
 use std::io::{Read, Seek, SeekFrom};
@@ -105,7 +106,7 @@ fn write_at_end(
 /// hence its locks, so it starts with an empty cache and opens its own.
 #[cfg(unix)]
 mod open_logs {
-    use std::collections::HashMap;
+
     use std::fs::File;
     use std::os::unix::fs::MetadataExt;
     use std::path::PathBuf;
@@ -130,9 +131,9 @@ mod open_logs {
         len: u64,
     }
 
-    static CACHE: ForkLocal<Mutex<HashMap<PathBuf, OpenLog>>> = ForkLocal::new(Default::default);
+    static CACHE: ForkLocal<Mutex<PathMap<OpenLog>>> = ForkLocal::new(Default::default);
 
-    fn with_cache<T>(f: impl FnOnce(&mut HashMap<PathBuf, OpenLog>) -> T) -> T {
+    fn with_cache<T>(f: impl FnOnce(&mut PathMap<OpenLog>) -> T) -> T {
         f(&mut CACHE.get().lock().unwrap_or_else(|p| p.into_inner()))
     }
 

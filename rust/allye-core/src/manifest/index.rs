@@ -1,6 +1,7 @@
 //! The per-process incremental index of a manifest: lookups that do not grow with the
 //! length of the manifest (see the module docs of [`crate::manifest`]).
 
+use crate::sys::fs::PathMap;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::Read;
@@ -75,9 +76,9 @@ struct Index {
     /// Complete mode: every table.
     tables: HashMap<String, TableState>,
     /// Partial mode: (table, producer filter) -> its latest `ready` event at `offset`.
-    lookups: HashMap<(String, Option<String>), Option<Event>>,
+    lookups: rustc_hash::FxHashMap<(String, Option<String>), Option<Event>>,
     /// Partial mode: table -> whether a removal follows its last `ready` line at `offset`.
-    removals: HashMap<String, bool>,
+    removals: rustc_hash::FxHashMap<String, bool>,
     /// The file `cursor` reads, kept open between refreshes (for the
     /// [`INDEX_FILES_KEPT`] most recently opened logs): while it is held, its inode
     /// number cannot be given to another file, so a `statat` of the path showing the
@@ -106,7 +107,7 @@ impl Index {
 /// Every index of this process, by manifest path, and which of them hold their file.
 #[derive(Debug, Default)]
 struct Indexes {
-    map: HashMap<PathBuf, Index>,
+    map: PathMap<Index>,
     /// Paths whose index holds its file, oldest first (at most [`INDEX_FILES_KEPT`]).
     holding: VecDeque<PathBuf>,
 }

@@ -88,7 +88,7 @@ impl Namespace {
         }
         self.store.ensure()?;
         let segment = shm::new_segment_name_tagged(store_tag(&self.store).as_deref());
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::sys::ids::new_v4().to_string();
         let mut metadata = opts.metadata.clone();
         metadata.insert(
             METADATA_KEY.into(),

@@ -13,7 +13,7 @@
 //! A small object put with `auto` is carried inside its `ready` line (an inline payload,
 //! [`crate::payload::encode_inline`]): one append instead of a line, a segment and a line.
 
-use std::collections::HashMap;
+use crate::sys::fs::PathMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -213,7 +213,7 @@ impl Namespace {
     /// `log_len` is the log's length just after the put's line (other writers' later
     /// lines are counted at the next put).
     fn compact_if_long(&self, store: &Store, log_len: u64) {
-        static LEFT: ForkLocal<Mutex<HashMap<PathBuf, u64>>> = ForkLocal::new(Default::default);
+        static LEFT: ForkLocal<Mutex<PathMap<u64>>> = ForkLocal::new(Default::default);
         let path = store.manifest_path();
         let left = LEFT.get().lock().unwrap_or_else(|p| p.into_inner()).get(&path).copied().unwrap_or(0);
         if log_len < OBJECTS_COMPACT_MIN_BYTES.max(left.saturating_mul(2)) {
@@ -395,7 +395,7 @@ fn namespace_folders(parent: &Store) -> Result<Vec<String>> {
     {
         /// Device, inode and modification time (ns) of a listed folder.
         type Stamp = (u64, u64, i64);
-        type Listings = HashMap<PathBuf, (Stamp, Vec<String>)>;
+        type Listings = PathMap<(Stamp, Vec<String>)>;
         static LISTED: ForkLocal<Mutex<Listings>> = ForkLocal::new(Default::default);
         let st = dir.metadata()?;
         #[allow(clippy::unnecessary_cast)] // the types of `stat`'s fields differ between platforms

@@ -18,7 +18,7 @@ fn is_lower_hex(s: &str) -> bool {
 /// A fresh pool segment name carrying `tag` (random hex digits stand in for a missing or
 /// malformed tag: such a segment is freed by gc's lock rule, never by a store's tag).
 pub fn pool_name(tag: Option<&str>) -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
+    let random = crate::sys::ids::new_v4().simple().to_string() + &crate::sys::ids::new_v4().simple().to_string();
     let tag = match tag {
         Some(t) if t.len() == TAG_LEN && is_lower_hex(t) => t.to_string(),
         _ => random[32..32 + TAG_LEN].to_string(),

@@ -1,8 +1,7 @@
 //! Appending one chunk: the chunk file first (complete, renamed into place), then its line.
 
-use std::collections::HashMap;
+use crate::sys::fs::PathMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
@@ -63,7 +62,7 @@ pub(crate) struct Tracker {
     adopted: Option<String>,
 }
 
-type Trackers = HashMap<PathBuf, Arc<Mutex<Tracker>>>;
+type Trackers = PathMap<Arc<Mutex<Tracker>>>;
 static TRACKERS: ForkLocal<Mutex<Trackers>> = ForkLocal::new(Default::default);
 
 pub(crate) fn tracker_of(store: &Store, table: &str) -> Arc<Mutex<Tracker>> {
@@ -234,7 +233,7 @@ pub fn append_parts(
         None => None,
     };
     let writer = WriterIdentity::cached();
-    let chunk = format!("{}-{}.arrow", writer.pid, uuid::Uuid::new_v4().simple());
+    let chunk = format!("{}-{}.arrow", writer.pid, crate::sys::ids::new_v4().simple());
     let bytes = write_file(&dir, &chunk, &schema, &batches, 0, Compression::None, opts.durable)?;
     let mut line = ChunkLine {
         chunk,
@@ -355,7 +354,7 @@ pub fn adopt(store: &Store, table: &str) -> Result<Option<ChunkLine>> {
     }
     let dir = prepare_dir(store, table)?;
     let writer = WriterIdentity::cached();
-    let chunk = format!("{}-{}.arrow", writer.pid, uuid::Uuid::new_v4().simple());
+    let chunk = format!("{}-{}.arrow", writer.pid, crate::sys::ids::new_v4().simple());
     let bytes = write_file(&dir, &chunk, &data.schema, &data.batches, 0, Compression::None, false)?;
     let load = ev.metadata.get(METADATA_LOAD).and_then(|v| v.as_object()).cloned();
     let mut line = ChunkLine {

@@ -155,7 +155,7 @@ pub fn compact(
         }
     };
     for (key, batch) in &groups {
-        let name = format!("{}-compact-{}.arrow", me.pid, uuid::Uuid::new_v4().simple());
+        let name = format!("{}-compact-{}.arrow", me.pid, crate::sys::ids::new_v4().simple());
         let path = dir_path.join(&name);
         let result = (|| -> Result<ChunkLine> {
             let bytes = write_file(&dir, &name, &schema, std::slice::from_ref(batch), chunk_rows, compression, true)?;

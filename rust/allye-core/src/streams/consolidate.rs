@@ -136,7 +136,7 @@ pub fn consolidate(store: &Store, table: &str, max_merges: usize) -> Result<Cons
         let merged = arrow_select::concat::concat_batches(&schema, &batches)?;
         // 2. The merged file: written, fsynced, read back and compared, without a lock.
         let me = WriterIdentity::cached();
-        let name = format!("{}-merge-{}.arrow", me.pid, uuid::Uuid::new_v4().simple());
+        let name = format!("{}-merge-{}.arrow", me.pid, crate::sys::ids::new_v4().simple());
         let path = dir.path().join(&name);
         // A consolidation never weakens an append's durability: it fsyncs what it writes
         // when a chunk it replaces was fsynced (and only then: fsyncs of a busy stream's

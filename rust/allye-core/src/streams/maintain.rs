@@ -119,7 +119,7 @@ pub fn remove(store: &Store, table: &str) -> Result<usize> {
     if let (true, Some(streams)) = (was_stream, &streams) {
         freed = crate::streams::chunks(store, table)?.len();
         // Renamed first, so appenders and readers stop finding it at once.
-        let gone = format!(".removed-{}", uuid::Uuid::new_v4().simple());
+        let gone = format!(".removed-{}", crate::sys::ids::new_v4().simple());
         streams.rename(&name, streams, &gone)?;
         streams.remove_dir_all(&gone)?;
     }

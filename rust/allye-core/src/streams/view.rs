@@ -1,8 +1,8 @@
 //! Reading a stream: a per-process view of its chunk log that reads only the bytes
 //! appended since the last look and keeps the chunks it has mapped (they never change).
 
+use crate::sys::fs::PathMap;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
@@ -94,7 +94,7 @@ pub(crate) const COALESCE_BYTES: usize = 1 << 20;
 /// A coalesced batch holds at most this many rows.
 pub(crate) const COALESCE_ROWS: usize = 1 << 16;
 
-type Views = HashMap<PathBuf, Arc<Mutex<View>>>;
+type Views = PathMap<Arc<Mutex<View>>>;
 static VIEWS: ForkLocal<Mutex<Views>> = ForkLocal::new(Default::default);
 
 pub(crate) fn view_of(store: &Store, table: &str) -> Arc<Mutex<View>> {

@@ -3,7 +3,14 @@
 //! opened through `crate::sys::trust`.
 
 use std::fs::{self, File};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A map keyed by paths, as every per-process cache of a store (manifest indexes, open
+/// logs, trusted directories, trackers) is. Its hasher is FxHash, not std's SipHash: the
+/// keys are the store's own paths, nothing an attacker chooses, and a put looks up
+/// several of them; SipHash over every component of each path cost more than a tenth of
+/// a small put's instructions.
+pub type PathMap<V> = std::collections::HashMap<PathBuf, V, rustc_hash::FxBuildHasher>;
 
 pub(crate) fn read_at(file: &File, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
     let mut now = vec![0u8; len];

@@ -34,7 +34,7 @@ impl ScratchDir {
                 "a scratch folder's purpose is 1 to 16 lowercase letters, got {purpose:?}"
             )));
         }
-        let random = uuid::Uuid::new_v4().simple().to_string();
+        let random = crate::sys::ids::new_v4().simple().to_string();
         let path = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{purpose}-{}", &random[..16]));
         // A new name, made here (not recursive: an existing entry of that name is an
         // error, never adopted), private whatever the umask.

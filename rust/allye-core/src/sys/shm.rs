@@ -38,7 +38,7 @@ pub fn new_segment_name() -> String {
 /// A fresh segment name whose 24 hex digits start with `tag` (hex digits naming the store,
 /// so that the segments of a deleted store can be found), the rest random.
 pub fn new_segment_name_tagged(tag: Option<&str>) -> String {
-    let hex = uuid::Uuid::new_v4().simple().to_string();
+    let hex = crate::sys::ids::new_v4().simple().to_string();
     let tag = tag.filter(|t| t.len() < 24 && t.bytes().all(|b| b.is_ascii_hexdigit())).unwrap_or("");
     format!("{SEGMENT_PREFIX}{tag}{}", &hex[..24 - tag.len()])
 }

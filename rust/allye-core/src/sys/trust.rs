@@ -236,16 +236,16 @@ mod imp {
 
     /// The per-process cache of store directories' descriptors (see `TrustedDir::open_root`).
     mod roots {
-        use std::collections::HashMap;
-        use std::path::{Path, PathBuf};
+
+        use std::path::Path;
         use std::sync::{Arc, Mutex};
 
         use rustix::fd::OwnedFd;
 
         type Entry = ((u64, u64), Arc<OwnedFd>, u64);
 
-        fn cache() -> &'static Mutex<(HashMap<PathBuf, Entry>, u64)> {
-            static CACHE: crate::sys::fork::ForkLocal<Mutex<(HashMap<PathBuf, Entry>, u64)>> =
+        fn cache() -> &'static Mutex<(crate::sys::fs::PathMap<Entry>, u64)> {
+            static CACHE: crate::sys::fork::ForkLocal<Mutex<(crate::sys::fs::PathMap<Entry>, u64)>> =
                 crate::sys::fork::ForkLocal::new(Default::default);
             CACHE.get()
         }

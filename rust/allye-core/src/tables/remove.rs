@@ -37,7 +37,7 @@ pub fn remove(store: &Store, table: &str) -> Result<Removal> {
     if !all.iter().any(|e| e.table_name == table) {
         return Err(Error::table_not_found(store.root(), table, None));
     }
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::sys::ids::new_v4().to_string();
     let mut metadata = serde_json::Map::new();
     metadata.insert(METADATA_ERROR.into(), Value::String(REMOVED_REASON.into()));
     metadata.insert(METADATA_KEY.into(), json!({ADC_REMOVED: true, ADC_WRITER: WriterIdentity::current()}));

@@ -400,7 +400,7 @@ pub(crate) fn send_sized(
     // The store, made if missing and checked once for the whole send (see `Store::pin`).
     let store = &store.pin(true)?;
 
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::sys::ids::new_v4().to_string();
     let table_name = table_name_for(opts, &id);
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let shape = opts.shape.unwrap_or([rows, schema.fields().len() as u64]);

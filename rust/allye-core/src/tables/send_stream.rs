@@ -67,7 +67,7 @@ pub(super) fn publish_file(
     check(opts)?;
     let store = &store.pin(true)?;
     let payloads = store.ensure_payloads()?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::sys::ids::new_v4().to_string();
     let table_name = table_name_for(opts, &id);
     let plan = Planned::file(store, &id);
     let created_at = time::now_iso();
