@@ -288,6 +288,9 @@ _ENV_KEYS = tuple(os.environ.encodekey(name) for name in _ENV_NAMES)
 #: by ``save`` or a test) and the same environment; a forked child starts empty (the
 #: fork hook below).
 _resolved: dict[Optional[str], tuple[Any, tuple[Optional[str], ...], Settings]] = {}
+#: ``_file_key`` of each store :func:`shared` was asked about (a join per call costs a
+#: tenth of the call).
+_file_keys: dict[str, str] = {}
 
 
 def _environment() -> tuple[Any, ...]:
@@ -304,6 +307,7 @@ def _environment() -> tuple[Any, ...]:
 
 def _forget_in_child() -> None:
     _resolved.clear()
+    _file_keys.clear()
     _cache.clear()
 
 
@@ -322,10 +326,18 @@ def shared(store: Optional[str] = None, **arguments: Any) -> Settings:
     so without arguments (or with only None ones) the result is cached until
     ``settings.yaml`` or one of the settings' environment variables changes. The
     Settings returned is shared by every caller: read it, never change it."""
-    if any(v is not None for v in arguments.values()) or not arguments.keys() <= _FIELD_SET:
+    if arguments and (any(v is not None for v in arguments.values()) or not arguments.keys() <= _FIELD_SET):
         return _resolve(store, arguments)[0]
     env = _environment()
-    entry = _file_entry(_file_key(store)) if store is not None else None
+    if store is None:
+        entry = None
+    else:
+        path = _file_keys.get(store)
+        if path is None:
+            if len(_file_keys) >= 256:  # a process making many stores (tests) keeps few
+                _file_keys.clear()
+            path = _file_keys[store] = _file_key(store)
+        entry = _file_entry(path)
     hit = _resolved.get(store)
     if hit is not None and hit[0] is entry and hit[1] == env:
         return hit[2]
