@@ -16,7 +16,7 @@ use crate::sys::trust::{Open, TrustedDir};
 /// is fsync'ed before the lock is released. Returns the log's length just after the line
 /// (every line ending there or before was appended by then).
 pub fn append(store: &Store, event: &Event, durable: bool) -> Result<u64> {
-    let line = event.to_line()?.into_bytes();
+    let line = event.to_line_bytes()?;
     #[cfg(unix)]
     {
         let mut written = line.clone();
