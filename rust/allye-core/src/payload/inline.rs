@@ -12,12 +12,9 @@ use arrow_array::RecordBatch;
 use arrow_buffer::{Buffer, MutableBuffer};
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::SchemaRef;
-use base64::Engine;
 
 use crate::error::Result;
 use crate::payload::{write_options, Compression};
-
-const ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// The batches as an IPC stream (as a segment holds them), base64: the `locator` of an
 /// inline payload; and the stream's length in bytes (its `data_size`).
@@ -28,14 +25,19 @@ pub fn encode_inline(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(Str
     }
     writer.finish()?;
     let bytes = writer.into_inner()?;
-    Ok((ENGINE.encode(&bytes), bytes.len() as u64))
+    Ok((base64_simd::STANDARD.encode_to_string(&bytes), bytes.len() as u64))
 }
 
 /// The IPC stream an inline `locator` holds, in a 64-byte aligned buffer (so that the
 /// decoder wraps its buffers without copying them again).
 pub(crate) fn decode_inline(locator: &str) -> std::result::Result<Buffer, String> {
-    let mut out = MutableBuffer::from_len_zeroed(base64::decoded_len_estimate(locator.len()));
-    let n = ENGINE.decode_slice(locator.as_bytes(), out.as_slice_mut()).map_err(|e| format!("bad base64: {e}"))?;
+    let b64 = base64_simd::STANDARD;
+    let len = b64.decoded_length(locator.as_bytes()).map_err(|e| format!("bad base64: {e}"))?;
+    let mut out = MutableBuffer::from_len_zeroed(len);
+    let n = b64
+        .decode(locator.as_bytes(), base64_simd::Out::from_slice(out.as_slice_mut()))
+        .map_err(|e| format!("bad base64: {e}"))?
+        .len();
     out.truncate(n);
     Ok(out.into())
 }

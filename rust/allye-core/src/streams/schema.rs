@@ -27,7 +27,6 @@ use crate::error::{Error, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::{new_null_array, Array, ArrayRef, GenericListArray, OffsetSizeTrait, RecordBatch, StructArray};
 use arrow_schema::{DataType, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
-use base64::Engine;
 
 fn int_width(t: &DataType) -> Option<(bool, u8)> {
     Some(match t {
@@ -360,13 +359,13 @@ pub fn encode(schema: &Schema) -> Result<String> {
     let encoded = gen.schema_to_bytes_with_dictionary_tracker(schema, &mut tracker, &opts);
     let mut out = Vec::new();
     arrow_ipc::writer::write_message(&mut out, encoded, &opts)?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(out))
+    Ok(base64_simd::STANDARD.encode_to_string(out))
 }
 
 /// [`encode`]'s inverse.
 pub fn decode(text: &str) -> Result<SchemaRef> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
+    let bytes = base64_simd::STANDARD
+        .decode_to_vec(text)
         .map_err(|e| Error::InvalidArgument(format!("a chunk line's schema is not base64: {e}")))?;
     Ok(Arc::new(arrow_ipc::convert::try_schema_from_ipc_buffer(&bytes)?))
 }
