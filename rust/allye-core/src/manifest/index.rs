@@ -2,10 +2,12 @@
 //! length of the manifest (see the module docs of [`crate::manifest`]).
 
 use crate::sys::fs::PathMap;
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::sys::fork::ForkLocal;
@@ -84,6 +86,8 @@ struct Index {
     /// number cannot be given to another file, so a `statat` of the path showing the
     /// same identity proves it is still the log (see [`refresh`]).
     held: Option<File>,
+    /// The [`one_look`] of its last refresh (0: outside any).
+    looked_in: u64,
 }
 
 impl Index {
@@ -162,6 +166,46 @@ pub(crate) fn open_for_read(store: &Store) -> Result<Option<(File, std::fs::Meta
 /// of a log makes (appends only; compaction renames a new file over it, which the held
 /// descriptor's identity tells apart).
 fn refresh(all: &mut Indexes, store: &Store, path: &Path, want_complete: bool) -> Result<()> {
+    let look = LOOK.with(Cell::get);
+    if look != 0 && all.map.get(path).is_some_and(|i| i.looked_in == look && (i.complete || !want_complete)) {
+        return Ok(());
+    }
+    refresh_now(all, store, path, want_complete)?;
+    if let Some(index) = all.map.get_mut(path) {
+        index.looked_in = look;
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// The [`one_look`] this thread is inside (0: none).
+    static LOOK: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f` as one look at the logs it reads: within it, a log whose index was brought up
+/// to date once is not checked against its file again, so each later lookup answers
+/// from what that refresh read (and this process's own appends). An operation asking a
+/// log several questions (a put under a quota counts the namespace's live bytes, then
+/// looks up the previous version's description) checks it once; the answers are those of
+/// one moment, as they would be had the questions been asked in one breath. Nested calls
+/// join the outer look.
+pub fn one_look<T>(f: impl FnOnce() -> T) -> T {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    if LOOK.with(Cell::get) != 0 {
+        return f();
+    }
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            LOOK.with(|l| l.set(0));
+        }
+    }
+    LOOK.with(|l| l.set(NEXT.fetch_add(1, Ordering::Relaxed)));
+    let _leave = Leave;
+    f()
+}
+
+fn refresh_now(all: &mut Indexes, store: &Store, path: &Path, want_complete: bool) -> Result<()> {
     let ctx = || format!("cannot read manifest {}", path.display());
     let index = all.map.entry(path.to_path_buf()).or_default();
     let complete = index.complete || want_complete;
@@ -346,6 +390,8 @@ fn partial_lookup<S, T>(
     // scans what lies before it.
     let found = scan(&mut file, index.cursor.offset()).ctx(ctx)?;
     let answer = remember(index, found);
+    // What this look has read of the log (see `one_look`).
+    index.looked_in = LOOK.with(Cell::get);
     if index.held.is_none() {
         guard.hold(&path, file);
     }
@@ -401,6 +447,39 @@ mod tests {
         ev.metadata
             .insert(crate::protocol::METADATA_KEY.into(), serde_json::json!({crate::protocol::ADC_REMOVED: true}));
         ev
+    }
+
+    #[test]
+    fn one_look_reads_each_log_once_and_the_next_look_sees_what_came_since() {
+        // Another writer's line (appended to the file, not through this process's
+        // index) between two questions of one look is not seen; the next look sees it.
+        let (_tmp, s) = store();
+        append(&s, &event("a", Status::Ready, "python", 1), false).unwrap();
+        let other = |n: u64| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(s.manifest_path()).unwrap();
+            writeln!(f, "{}", event("a", Status::Ready, "python", n).to_line().unwrap()).unwrap();
+        };
+        let id = |ev: Option<Event>| ev.unwrap().id;
+        let (first, second) = one_look(|| {
+            let first = id(latest_ready(&s, "a", None).unwrap());
+            other(2);
+            let second = one_look(|| id(latest_ready(&s, "a", None).unwrap()));
+            (first, second)
+        });
+        assert_eq!((first.as_str(), second.as_str()), ("id-1", "id-1"));
+        assert_eq!(id(latest_ready(&s, "a", None).unwrap()), "id-2", "outside the look");
+        // The same with a complete index (a quota's count) asked first.
+        let (used, then) = one_look(|| {
+            let n = with_tables(&s, |t| t.len()).unwrap();
+            other(3);
+            (n, id(latest_ready(&s, "a", None).unwrap()))
+        });
+        assert_eq!((used, then.as_str()), (1, "id-2"));
+        assert_eq!(id(latest_ready(&s, "a", None).unwrap()), "id-3");
+        // A look ended by a panic ends: the next lookup reads the log again.
+        let _ = std::panic::catch_unwind(|| one_look(|| panic!("inside")));
+        other(4);
+        assert_eq!(id(latest_ready(&s, "a", None).unwrap()), "id-4");
     }
 
     #[test]

@@ -32,8 +32,8 @@ pub use append::{append, append_line, write_line};
 pub use cursor::{lines_ending, parse_lines, parse_lines_ending, Cursor};
 pub use event::{Event, PayloadRef};
 pub use index::{
-    is_removed, latest_per_table, latest_ready, latest_ready_and_removed, latest_ready_with, read_all, table_state,
-    with_tables, TableState,
+    is_removed, latest_per_table, latest_ready, latest_ready_and_removed, latest_ready_with, one_look, read_all,
+    table_state, with_tables, TableState,
 };
 pub use tail::ManifestTail;
 

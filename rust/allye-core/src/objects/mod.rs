@@ -179,17 +179,22 @@ impl Namespace {
         // Missing ones are made after the quota's check (a refused put makes nothing).
         let parent = self.parent.pin(false)?;
         let existing = sub_store(&parent, &self.name).pin(false)?;
-        if let Some(quota) = put.quota {
-            let needed: u64 = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
-            let used = store_used_sharing(&parent, Some((&self.name, &existing)))?;
-            if used.saturating_add(needed) > quota {
-                return Err(Error::StoreFull { store: self.parent.root().to_path_buf(), used, needed, quota });
+        // The quota's count and the previous description's lookup read the namespace's
+        // log once between them (see `manifest::one_look`).
+        let store = manifest::one_look(|| -> Result<Store> {
+            if let Some(quota) = put.quota {
+                let needed: u64 = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
+                let used = store_used_sharing(&parent, Some((&self.name, &existing)))?;
+                if used.saturating_add(needed) > quota {
+                    return Err(Error::StoreFull { store: self.parent.root().to_path_buf(), used, needed, quota });
+                }
             }
-        }
-        let store = existing.pin(true)?;
-        if put.keep_description {
-            inherit_description(&store, name, &mut opts.metadata)?;
-        }
+            let store = existing.pin(true)?;
+            if put.keep_description {
+                inherit_description(&store, name, &mut opts.metadata)?;
+            }
+            Ok(store)
+        })?;
         opts.table_name = Some(name.to_string());
         // A small object travels inside its line (`Auto` only: an explicit transport is
         // the caller's to choose).
