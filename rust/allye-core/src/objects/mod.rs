@@ -382,12 +382,12 @@ fn has_log(store: &Store) -> Result<bool> {
 /// The namespaces whose folder exists in `objects/`, with or without a log yet.
 ///
 /// Every put under a quota asks. On Unix the listing is remembered per folder and reused
-/// while an `fstat` of the folder shows the same device, inode and modification time,
+/// while a `stat` of the folder shows the same device, inode and modification time,
 /// provided that time lay [`LISTING_SETTLED`] before the listing: a folder changed again
 /// within the file system's timestamp granularity could keep its time, so a listing
-/// made that soon after a change is not kept.
+/// made that soon after a change is not kept. A reused listing costs one `statat` from
+/// the store's checked handle (the trust rule applied to what it says), no open.
 fn namespace_folders(parent: &Store) -> Result<Vec<String>> {
-    let Some(dir) = parent.dir_at(Path::new(OBJECTS_DIR), false)? else { return Ok(Vec::new()) };
     let list = |dir: &crate::sys::trust::TrustedDir| -> Result<Vec<String>> {
         Ok(dir
             .entries()?
@@ -402,18 +402,26 @@ fn namespace_folders(parent: &Store) -> Result<Vec<String>> {
         type Stamp = (u64, u64, i64);
         type Listings = PathMap<(Stamp, Vec<String>)>;
         static LISTED: ForkLocal<Mutex<Listings>> = ForkLocal::new(Default::default);
-        let st = dir.metadata()?;
         #[allow(clippy::unnecessary_cast)] // the types of `stat`'s fields differ between platforms
-        let (stamp, modified_ns): (Stamp, i128) = {
+        let stamp_of = |st: &rustix::fs::Stat| -> (Stamp, i128) {
             let ns = st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128;
             ((st.st_dev as u64, st.st_ino as u64, ns as i64), ns)
         };
         let listed = LISTED.get();
-        if let Some((seen, names)) = listed.lock().unwrap_or_else(|p| p.into_inner()).get(dir.path()) {
-            if *seen == stamp {
-                return Ok(names.clone());
+        let Some(root) = parent.open_dir()? else { return Ok(Vec::new()) };
+        let path = root.path().join(OBJECTS_DIR);
+        // A directory passing the rule whose stamp is the listing's: the listing. Anything
+        // else (no listing yet, a change, no folder, a link) goes through the checked open,
+        // which says what is wrong.
+        if let Some(st) = root.dir_stat(OBJECTS_DIR)? {
+            if let Some((seen, names)) = listed.lock().unwrap_or_else(|p| p.into_inner()).get(&path) {
+                if *seen == stamp_of(&st).0 {
+                    return Ok(names.clone());
+                }
             }
         }
+        let Some(dir) = parent.dir_at(Path::new(OBJECTS_DIR), false)? else { return Ok(Vec::new()) };
+        let (stamp, modified_ns) = stamp_of(&dir.metadata()?);
         let names = list(&dir)?;
         let now_ns =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
@@ -427,7 +435,10 @@ fn namespace_folders(parent: &Store) -> Result<Vec<String>> {
         Ok(names)
     }
     #[cfg(not(unix))]
-    list(&dir)
+    {
+        let Some(dir) = parent.dir_at(Path::new(OBJECTS_DIR), false)? else { return Ok(Vec::new()) };
+        list(&dir)
+    }
 }
 
 /// The namespaces that exist in the store (those with a log), sorted.
@@ -484,7 +495,8 @@ pub fn remove_namespace(parent: &Store, name: &str) -> Result<usize> {
 /// live names, not on the number of versions ever written (the per-process index reads
 /// only what was appended since the last look).
 pub fn store_used(parent: &Store) -> Result<u64> {
-    store_used_sharing(parent, None)
+    // Checked once for the whole count (see `Store::pin`).
+    store_used_sharing(&parent.pin(false)?, None)
 }
 
 /// [`store_used`], counting namespace `known.0` through `known.1`, its sub-store as the

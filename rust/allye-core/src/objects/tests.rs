@@ -356,6 +356,19 @@ fn the_count_sees_namespaces_made_and_removed_after_a_listing_was_remembered() {
         Err(Error::StoreFull { used, .. }) => assert_eq!(used, 2 * one),
         other => panic!("{other:?}"),
     }
+    // A remembered listing is served only while `objects/` passes the trust rule.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::thread::sleep(crate::tuning::LISTING_SETTLED * 2);
+        assert_eq!(store_used(&store).unwrap(), 2 * one);
+        let objects = store.root().join(crate::protocol::OBJECTS_DIR);
+        std::fs::set_permissions(&objects, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = store_used(&store).unwrap_err();
+        assert!(matches!(e, Error::StoreNotPrivate { .. }), "{e}");
+        std::fs::set_permissions(&objects, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(store_used(&store).unwrap(), 2 * one);
+    }
 }
 
 fn auto(kind: &str) -> SendOptions {

@@ -807,6 +807,22 @@ mod imp {
             let _ = rustix::fs::fsync(&self.fd);
         }
 
+        /// The `stat` of `name` in this directory when it is a directory passing the rule
+        /// (one `statat`, without following a link): enough to tell whether it changed
+        /// (identity, modification time) without opening it. `Ok(None)` for anything else
+        /// (missing, a link, not a directory): the caller opens it through the rule,
+        /// which says what is wrong; a directory failing the rule is refused here.
+        #[allow(clippy::unnecessary_cast)] // the types of `stat`'s fields differ between platforms
+        pub fn dir_stat(&self, name: impl AsRef<Path>) -> Result<Option<rustix::fs::Stat>> {
+            let name = component(name.as_ref())?;
+            let Ok(st) = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) else { return Ok(None) };
+            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                return Ok(None);
+            }
+            check_owner_mode_as(self.uid, &self.path.join(name), Kind::Dir, st.st_uid, st.st_mode as u32)?;
+            Ok(Some(st))
+        }
+
         /// `fstat` of the directory itself.
         pub fn metadata(&self) -> Result<rustix::fs::Stat> {
             rustix::fs::fstat(&self.fd).map_err(|e| io_err(format!("cannot stat {}", self.path.display()), e))
