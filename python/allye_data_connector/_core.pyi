@@ -65,6 +65,7 @@ __all__ = [
     "read_live",
     "remove_table",
     "resolve_store",
+    "store_and_settings_stamp",
     "send",
     "table_state",
     "table_states",
@@ -344,6 +345,9 @@ class _ArrowSchema(Protocol):
 
 def resolve_store(secret_dir: Optional[str] = None) -> str:
     """The store directory ``secret_dir`` (else $ALLYE_SECRET_DIR, else ~/.allye_secrets) resolves to."""
+
+def store_and_settings_stamp(secret_dir: Optional[str] = None) -> tuple[str, Optional[tuple[int, int, int]]]:
+    """``resolve_store`` and the stamp ``(mtime_ns, size, inode)`` of the store's ``settings.yaml`` (None without one)."""
 
 @overload
 def send(

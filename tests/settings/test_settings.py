@@ -156,28 +156,38 @@ def test_the_settings_file_is_private_and_read_only_under_the_trust_rule(tmp_pat
         settings.load(store)
 
 
-def test_shared_settings_are_cached_until_the_file_or_the_environment_changes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("ask", ["shared", "shared_for"])
+def test_shared_settings_are_cached_until_the_file_or_the_environment_changes(tmp_path, monkeypatch, ask):
     """Every send and get resolves the settings: cached, but a change of settings.yaml
-    (a rewrite by save, a hand edit) or of an ALLYE_ variable is seen by the next call."""
+    (a rewrite by save, a hand edit, its removal) or of an ALLYE_ variable is seen by the
+    next call. ``shared_for`` (what puts and gets call: the store resolved and the file's
+    stamp taken by the core) answers as ``shared`` does."""
     import os
 
     store = str(tmp_path / "store")
+    fn = getattr(settings, ask)
+
+    def get(**arguments):
+        return fn(store, **arguments)
+
     settings.save(settings.Settings(chunk_rows=10), store)
-    first = settings.shared(store)
-    assert settings.shared(store) is first and first.chunk_rows == 10
+    first = get()
+    assert get() is first and first.chunk_rows == 10
     settings.save(settings.Settings(chunk_rows=20), store)  # a new file renamed over it
-    assert settings.shared(store).chunk_rows == 20
+    assert get().chunk_rows == 20
     path = tmp_path / "store" / "settings.yaml"
     st = path.stat()
     with open(path, "w") as f:  # an edit in place that keeps the mtime: the size differs
         f.write("chunk_rows: 300\n")
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert settings.shared(store).chunk_rows == 300
+    assert get().chunk_rows == 300
     monkeypatch.setenv("ALLYE_CHUNK_ROWS", "7")
-    assert settings.shared(store).chunk_rows == 7
+    assert get().chunk_rows == 7
     monkeypatch.delenv("ALLYE_CHUNK_ROWS")
-    assert settings.shared(store).chunk_rows == 300
-    assert settings.shared(store, chunk_rows=5).chunk_rows == 5, "arguments still win"
+    assert get().chunk_rows == 300
+    assert get(chunk_rows=5).chunk_rows == 5, "arguments still win"
+    path.unlink()  # no file: the defaults
+    assert get().chunk_rows == settings.Settings().chunk_rows
 
 
 def test_the_settings_a_caller_gets_are_its_own(tmp_path):

@@ -191,7 +191,7 @@ class Brain:
         self.size()
 
     def _quota(self) -> Optional[int]:
-        return _settings.shared(_core.resolve_store(self.path)).max_store_bytes
+        return _settings.shared_for(self.path).max_store_bytes
 
     def _set_quota(self, size: int) -> None:
         store = _core.resolve_store(self.path)

@@ -89,7 +89,7 @@ class Objects(MutableMapping[str, Any]):
         return f"Objects(namespace={self._namespace!r}, secret_dir={self.store!r})"
 
     def _settings(self) -> _settings.Settings:
-        return _settings.shared(_core.resolve_store(self._secret_dir))
+        return _settings.shared_for(self._secret_dir)
 
     def _pickle_allowed(self) -> bool:
         return self._settings().allow_pickle if self._allow_pickle is None else bool(self._allow_pickle)

@@ -129,7 +129,7 @@ def peer_location(peer: str, *, tls: bool = False) -> str:
 
 def _peers_arg(peers: Union[None, str, Iterable[str]], secret_dir: Optional[str] = None) -> list[str]:
     if peers is None:  # $ALLYE_PEERS, else the store's settings file
-        peers = _settings.shared(_core.resolve_store(secret_dir)).peers or ""
+        peers = _settings.shared_for(secret_dir).peers or ""
     if isinstance(peers, str):
         peers = [p for p in peers.split(",") if p.strip()]
     return list(peers)
@@ -437,7 +437,7 @@ class Remote:
 
     def _auto_gc(self) -> dict[str, Any]:
         """The local store's auto-gc settings: a pull's write frees superseded versions as a send does."""
-        eff = _settings.shared(_core.resolve_store(self.secret_dir))
+        eff = _settings.shared_for(self.secret_dir)
         return {"auto_gc": eff.auto_gc, "auto_gc_grace_sec": eff.auto_gc_grace_sec, "keep_versions": eff.keep_versions}
 
     def _write(self, name: str, data: Any, *, origin: str, version: dict[str, Any], shape: Any) -> _core.Version:

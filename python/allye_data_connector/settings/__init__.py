@@ -17,6 +17,7 @@ from .config import (
     settings_file,
 )
 from .config import shared as shared  # the package's own cached reads (not in __all__)
+from .config import shared_for as shared_for
 from .yaml_config import YamlConfig, read_mapping
 
 __all__ = [

@@ -194,14 +194,21 @@ class Resolved:
 _cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 
 
-def _file_entry(path: str) -> Optional[tuple[tuple[int, int, int], dict[str, Any]]]:
+_UNSEEN: Any = object()
+
+
+def _file_entry(path: str, stamp: Any = _UNSEEN) -> Optional[tuple[tuple[int, int, int], dict[str, Any]]]:
     """The cached (stamp, mapping) of a settings file, read again when its stamp changed;
-    None when there is no file."""
-    try:
-        st = os.stat(path)
-    except OSError:
+    None when there is no file. ``stamp``: the file's ``(mtime_ns, size, inode)`` (None:
+    no file) as the caller has just taken it, else taken here."""
+    if stamp is _UNSEEN:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    elif stamp is None:
         return None
-    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
     hit = _cache.get(path)
     if hit is not None and hit[0] == stamp:
         return hit
@@ -328,6 +335,21 @@ def shared(store: Optional[str] = None, **arguments: Any) -> Settings:
     Settings returned is shared by every caller: read it, never change it."""
     if arguments and (any(v is not None for v in arguments.values()) or not arguments.keys() <= _FIELD_SET):
         return _resolve(store, arguments)[0]
+    return _shared(store, _UNSEEN)
+
+
+def shared_for(secret_dir: Optional[str], **arguments: Any) -> Settings:
+    """:func:`shared` for the store ``secret_dir`` resolves to (``_core.resolve_store``),
+    the store resolved and its settings file's stamp taken in one call to the core: what
+    every put, get and send asks (an ``os.stat`` from Python costs several times the
+    core's)."""
+    if arguments and (any(v is not None for v in arguments.values()) or not arguments.keys() <= _FIELD_SET):
+        return _resolve(_core.resolve_store(secret_dir), arguments)[0]
+    store, stamp = _core.store_and_settings_stamp(secret_dir)
+    return _shared(store, stamp)
+
+
+def _shared(store: Optional[str], stamp: Any) -> Settings:
     env = _environment()
     if store is None:
         entry = None
@@ -337,7 +359,7 @@ def shared(store: Optional[str] = None, **arguments: Any) -> Settings:
             if len(_file_keys) >= 256:  # a process making many stores (tests) keeps few
                 _file_keys.clear()
             path = _file_keys[store] = _file_key(store)
-        entry = _file_entry(path)
+        entry = _file_entry(path, stamp)
     hit = _resolved.get(store)
     if hit is not None and hit[0] is entry and hit[1] == env:
         return hit[2]

@@ -160,7 +160,7 @@ def _replace(src: DataSource, table: str, store: Optional[str], *, progress: Uni
         raise InvalidArgumentError(
             f"{table!r} is a streaming table (loaded with mode='append'); a replace would not be seen by "
             f"its readers: keep appending (mode='append'), or remove_table({table!r}) first and load again")
-    eff = _settings.shared(_core.resolve_store(store), compression=compression, default_ttl_sec=ttl_sec)
+    eff = _settings.shared_for(store, compression=compression, default_ttl_sec=ttl_sec)
     key = _core.METADATA_LOAD
     cursor = src.cursor
     described = src.describe()

@@ -126,8 +126,8 @@ def send_dataframe(
         if value is not None:
             int_arg(name, value, minimum=minimum)
     store = store_arg(secret_dir)
-    eff = _settings.shared(
-        _core.resolve_store(store), max_shm_bytes=max_shm_bytes, chunk_rows=chunk_rows,
+    eff = _settings.shared_for(
+        store, max_shm_bytes=max_shm_bytes, chunk_rows=chunk_rows,
         compression=compression, default_ttl_sec=ttl_sec, notify_canvas=notify_canvas,
     )
     encoded = frames.encode(df, progress=progress, cancel=cancel, defer_nan=True)

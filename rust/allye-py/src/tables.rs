@@ -19,6 +19,18 @@ fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
     Ok(store(secret_dir)?.root().as_os_str().to_owned())
 }
 
+/// [`resolve_store`] and the stamp of the store's `settings.yaml` (`(mtime_ns, size,
+/// inode)`, `None` without one) in one call: every send, put and get asks both (the
+/// settings are cached by the stamp, which must see another process's edit).
+#[pyfunction]
+#[pyo3(signature = (secret_dir=None))]
+#[allow(clippy::type_complexity)]
+fn store_and_settings_stamp(secret_dir: Option<PathBuf>) -> PyResult<(std::ffi::OsString, Option<(i128, u64, u64)>)> {
+    let store = store(secret_dir)?;
+    let stamp = allye_core::sys::fs::stamp(&store.root().join(protocol::SETTINGS_FILE));
+    Ok((store.root().as_os_str().to_owned(), stamp))
+}
+
 /// Sends Arrow data (any object with `__arrow_c_stream__`); returns the `ready` event
 /// (`None` with `record=False`).
 #[pyfunction]
@@ -188,6 +200,7 @@ fn remove_table<'py>(py: Python<'py>, table_name: &str, secret_dir: Option<PathB
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resolve_store, m)?)?;
+    m.add_function(wrap_pyfunction!(store_and_settings_stamp, m)?)?;
     m.add_function(wrap_pyfunction!(send, m)?)?;
     m.add_function(wrap_pyfunction!(latest, m)?)?;
     m.add_function(wrap_pyfunction!(list_tables, m)?)?;

@@ -49,6 +49,23 @@ impl FileIdentity {
     }
 }
 
+/// What tells a small file's versions apart without reading it: modification time (ns),
+/// size and inode number (0 where there is none), `None` when nothing is at `path` (the
+/// path's link followed, as `os.stat` does). The settings of a store are cached by it.
+pub fn stamp(path: &Path) -> Option<(i128, u64, u64)> {
+    let meta = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128, meta.len(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let ns = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+        Some((ns, meta.len(), 0))
+    }
+}
+
 pub(crate) fn identity(meta: &std::fs::Metadata) -> FileIdentity {
     #[cfg(unix)]
     {
