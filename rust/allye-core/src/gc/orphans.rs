@@ -134,7 +134,7 @@ pub fn store_tag(store: &Store) -> Option<String> {
     let mut reg = registered().lock().unwrap_or_else(|p| p.into_inner());
     // The common case costs one stat: the same directory as last time, whose record this
     // process wrote or found (only a collection that saw the directory gone removes it).
-    if let Some((rec, tag)) = reg.get(store.root()) {
+    if let Some((rec, tag)) = reg.get(crate::sys::fs::key(store.root())) {
         if same_dir(store.root(), rec) {
             return Some(tag.clone());
         }
@@ -143,7 +143,7 @@ pub fn store_tag(store: &Store) -> Option<String> {
     let key = store.key(true).map_err(|e| log::debug!("no store key for the segments' tag: {e}")).ok()?;
     let tag = tag_of(key.as_ref(), &current);
     write_record(&format!("{RECORD_PREFIX}{tag}"), &current)?;
-    reg.insert(store.root().to_path_buf(), (current, tag.clone()));
+    reg.insert(store.root().into(), (current, tag.clone()));
     Some(tag)
 }
 

@@ -262,7 +262,7 @@ pub fn collect_superseded(
     ready: Option<&Event>,
 ) -> Result<Vec<GcAction>> {
     let mut guard = trackers().lock().unwrap_or_else(|p| p.into_inner());
-    let tracker = guard.entry(store.manifest_path()).or_default();
+    let tracker = guard.entry(store.manifest_path().into()).or_default();
     let now = Instant::now();
     let recent = tracker.refreshed.is_some_and(|at| now.saturating_duration_since(at) < AUTO_GC_REFRESH_EVERY);
     if opts.grace_sec > 0 && recent && tracker.noted.len() < MAX_NOTED {
@@ -291,7 +291,7 @@ mod tests {
     fn learned(store: &Store) -> Vec<Instant> {
         let guard = trackers().lock().unwrap();
         guard
-            .get(&store.manifest_path())
+            .get(crate::sys::fs::key(&store.manifest_path()))
             .map_or(Vec::new(), |t| t.versions.values().flat_map(|l| l.iter().map(|v| v.learned)).collect())
     }
 
@@ -347,7 +347,7 @@ mod tests {
         assert_eq!(alive(&store, &sent), 5, "superseded less than the grace period ago");
         // The same versions, looked at two seconds later with a one-second grace.
         let mut guard = trackers().lock().unwrap();
-        let tracker = guard.get_mut(&store.manifest_path()).unwrap();
+        let tracker = guard.get_mut(crate::sys::fs::key(&store.manifest_path())).unwrap();
         let now = Instant::now() + Duration::from_secs(2);
         let freed = tracker.free_due(&store, AutoGc::new(1, 1), now, 2);
         assert_eq!(freed.len(), 2, "at most the budget per step");
@@ -372,7 +372,7 @@ mod tests {
         }
         let noted: Vec<Instant> = {
             let guard = trackers().lock().unwrap();
-            guard.get(&store.manifest_path()).unwrap().noted.iter().map(|n| n.at).collect()
+            guard.get(crate::sys::fs::key(&store.manifest_path())).unwrap().noted.iter().map(|n| n.at).collect()
         };
         assert_eq!((learned(&store).len(), noted.len()), (1, 2), "sends right after a read only note their line");
         // A grace of 0 reads the log at once: v1 and v2 are learned as of their notes.
@@ -381,7 +381,7 @@ mod tests {
         assert_eq!(alive(&store, &sent), 3);
         // Two seconds on, v0 and v1 were superseded for more than the grace.
         let mut guard = trackers().lock().unwrap();
-        let tracker = guard.get_mut(&store.manifest_path()).unwrap();
+        let tracker = guard.get_mut(crate::sys::fs::key(&store.manifest_path())).unwrap();
         let freed = tracker.free_due(&store, auto, Instant::now() + Duration::from_secs(2), 10);
         drop(guard);
         assert_eq!(freed.len(), 2);

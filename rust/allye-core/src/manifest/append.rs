@@ -137,18 +137,18 @@ mod open_logs {
         f(&mut CACHE.get().lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn take(key: &PathBuf) -> Option<OpenLog> {
-        with_cache(|map| map.remove(key))
+    fn take(key: &std::path::Path) -> Option<OpenLog> {
+        with_cache(|map| map.remove(crate::sys::fs::key(key)))
     }
 
     fn put(key: PathBuf, entry: OpenLog) {
         with_cache(|map| {
-            if map.len() >= OPEN_LOGS && !map.contains_key(&key) {
+            if map.len() >= OPEN_LOGS && !map.contains_key(crate::sys::fs::key(&key)) {
                 if let Some(any) = map.keys().next().cloned() {
                     map.remove(&any);
                 }
             }
-            map.insert(key, entry);
+            map.insert(key.into(), entry);
         });
     }
 

@@ -127,12 +127,12 @@ impl Indexes {
         self.holding.retain(|p| p != path);
         while self.holding.len() >= INDEX_FILES_KEPT {
             if let Some(old) = self.holding.pop_front() {
-                if let Some(index) = self.map.get_mut(&old) {
+                if let Some(index) = self.map.get_mut(crate::sys::fs::key(&old)) {
                     index.held = None;
                 }
             }
         }
-        if let Some(index) = self.map.get_mut(path) {
+        if let Some(index) = self.map.get_mut(crate::sys::fs::key(path)) {
             index.held = Some(file);
             self.holding.push_back(path.to_path_buf());
         }
@@ -167,11 +167,13 @@ pub(crate) fn open_for_read(store: &Store) -> Result<Option<(File, std::fs::Meta
 /// descriptor's identity tells apart).
 fn refresh(all: &mut Indexes, store: &Store, path: &Path, want_complete: bool) -> Result<()> {
     let look = LOOK.with(Cell::get);
-    if look != 0 && all.map.get(path).is_some_and(|i| i.looked_in == look && (i.complete || !want_complete)) {
+    if look != 0
+        && all.map.get(crate::sys::fs::key(path)).is_some_and(|i| i.looked_in == look && (i.complete || !want_complete))
+    {
         return Ok(());
     }
     refresh_now(all, store, path, want_complete)?;
-    if let Some(index) = all.map.get_mut(path) {
+    if let Some(index) = all.map.get_mut(crate::sys::fs::key(path)) {
         index.looked_in = look;
     }
     Ok(())
@@ -207,7 +209,7 @@ pub fn one_look<T>(f: impl FnOnce() -> T) -> T {
 
 fn refresh_now(all: &mut Indexes, store: &Store, path: &Path, want_complete: bool) -> Result<()> {
     let ctx = || format!("cannot read manifest {}", path.display());
-    let index = all.map.entry(path.to_path_buf()).or_default();
+    let index = all.map.entry(path.into()).or_default();
     let complete = index.complete || want_complete;
     if let (Some(file), Some(id)) = (&index.held, index.cursor.identity()) {
         match store.compare_held(path, id)? {
@@ -256,7 +258,7 @@ fn refresh_now(all: &mut Indexes, store: &Store, path: &Path, want_complete: boo
 pub(crate) fn note_appended(store: &Store, file: FileIdentity, end: u64, line: Vec<u8>, event: &Event) {
     let path = store.manifest_path();
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
-    let Some(index) = guard.map.get_mut(&path) else { return };
+    let Some(index) = guard.map.get_mut(crate::sys::fs::key(&path)) else { return };
     let start = end.checked_sub(line.len() as u64);
     if index.held.is_none() || index.cursor.identity() != Some(file) || Some(index.cursor.offset()) != start {
         return;
@@ -361,9 +363,9 @@ fn partial_lookup<S, T>(
     let path = store.manifest_path();
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
     let ctx = || format!("cannot read manifest {}", path.display());
-    if guard.map.contains_key(&path) {
+    if guard.map.contains_key(crate::sys::fs::key(&path)) {
         refresh(&mut guard, store, &path, false)?;
-        let index = guard.map.get_mut(&path).expect("a refresh keeps the index");
+        let index = guard.map.get_mut(crate::sys::fs::key(&path)).expect("a refresh keeps the index");
         if let Some(answer) = known(index) {
             return Ok(answer);
         }
@@ -378,7 +380,7 @@ fn partial_lookup<S, T>(
         // No log: what an empty one answers (remembered nowhere).
         return Ok(remember(&mut Index::default(), scan(&mut std::io::empty(), 0).ctx(ctx)?));
     };
-    let index = guard.map.entry(path.clone()).or_default();
+    let index = guard.map.entry(path.clone().into()).or_default();
     // The file may have been replaced since the refresh above (which used its own
     // handle), possibly under the same inode number: check again on this handle.
     if index.cursor.replaced(&file, &meta).ctx(ctx)? {
@@ -419,7 +421,7 @@ pub fn with_tables<T>(store: &Store, f: impl FnOnce(&HashMap<String, TableState>
     let path = store.manifest_path();
     let mut guard = indexes().lock().unwrap_or_else(|p| p.into_inner());
     refresh(&mut guard, store, &path, true)?;
-    Ok(f(&guard.map[&path].tables))
+    Ok(f(&guard.map[crate::sys::fs::key(&path)].tables))
 }
 
 /// Every parseable event, in file order (for gc and tools; not for lookups).
@@ -613,7 +615,7 @@ mod tests {
         assert!(latest_ready(&s, "ghost", None).unwrap().is_none());
         {
             let guard = indexes().lock().unwrap();
-            let index = &guard.map[&s.manifest_path()];
+            let index = &guard.map[crate::sys::fs::key(&s.manifest_path())];
             assert!(!index.complete);
             assert_eq!(index.lookups.len(), 4);
         }
@@ -633,7 +635,7 @@ mod tests {
         assert_eq!(tables["busy"].last_error.as_ref().unwrap().id, "id-5002");
         assert_eq!(latest_ready(&s, "busy", Some("allye")).unwrap().unwrap().id, "id-1999");
         assert_eq!(latest_ready(&s, "rare", None).unwrap().unwrap().id, "id-5000");
-        assert!(indexes().lock().unwrap().map[&s.manifest_path()].complete);
+        assert!(indexes().lock().unwrap().map[crate::sys::fs::key(&s.manifest_path())].complete);
     }
 
     #[test]
@@ -683,7 +685,7 @@ mod tests {
     #[cfg(unix)]
     fn holds(s: &Store) -> bool {
         let all = indexes().lock().unwrap();
-        all.map.get(&s.manifest_path()).is_some_and(|i| i.held.is_some())
+        all.map.get(crate::sys::fs::key(&s.manifest_path())).is_some_and(|i| i.held.is_some())
     }
 
     #[cfg(unix)]
@@ -719,7 +721,7 @@ mod tests {
     }
 
     fn offset_of(s: &Store) -> Option<u64> {
-        indexes().lock().unwrap().map.get(&s.manifest_path()).map(|i| i.cursor.offset())
+        indexes().lock().unwrap().map.get(crate::sys::fs::key(&s.manifest_path())).map(|i| i.cursor.offset())
     }
 
     #[cfg(unix)]
@@ -739,7 +741,7 @@ mod tests {
         }
         let learnt = latest_per_table(&s).unwrap();
         // The same state as a process that reads the log afresh.
-        indexes().lock().unwrap().map.remove(&s.manifest_path());
+        indexes().lock().unwrap().map.remove(crate::sys::fs::key(&s.manifest_path()));
         let read = latest_per_table(&s).unwrap();
         assert_eq!(format!("{learnt:?}"), format!("{read:?}"));
         assert_eq!(learnt["a"].ready.as_ref().unwrap().id, "id-4");

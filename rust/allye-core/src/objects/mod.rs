@@ -220,7 +220,8 @@ impl Namespace {
     fn compact_if_long(&self, store: &Store, log_len: u64) {
         static LEFT: ForkLocal<Mutex<PathMap<u64>>> = ForkLocal::new(Default::default);
         let path = store.manifest_path();
-        let left = LEFT.get().lock().unwrap_or_else(|p| p.into_inner()).get(&path).copied().unwrap_or(0);
+        let left =
+            LEFT.get().lock().unwrap_or_else(|p| p.into_inner()).get(crate::sys::fs::key(&path)).copied().unwrap_or(0);
         if log_len < OBJECTS_COMPACT_MIN_BYTES.max(left.saturating_mul(2)) {
             return;
         }
@@ -228,10 +229,10 @@ impl Namespace {
         if log_len > live.saturating_mul(OBJECTS_COMPACT_BYTES_PER_LIVE) {
             if let Ok(report) = crate::gc::compact(&self.store) {
                 let mut left = LEFT.get().lock().unwrap_or_else(|p| p.into_inner());
-                if left.len() >= OBJECTS_COMPACTED_REMEMBERED && !left.contains_key(&path) {
+                if left.len() >= OBJECTS_COMPACTED_REMEMBERED && !left.contains_key(crate::sys::fs::key(&path)) {
                     left.clear();
                 }
-                left.insert(path, report.bytes_after);
+                left.insert(path.into(), report.bytes_after);
             }
         }
     }
@@ -414,7 +415,9 @@ fn namespace_folders(parent: &Store) -> Result<Vec<String>> {
         // else (no listing yet, a change, no folder, a link) goes through the checked open,
         // which says what is wrong.
         if let Some(st) = root.dir_stat(OBJECTS_DIR)? {
-            if let Some((seen, names)) = listed.lock().unwrap_or_else(|p| p.into_inner()).get(&path) {
+            if let Some((seen, names)) =
+                listed.lock().unwrap_or_else(|p| p.into_inner()).get(crate::sys::fs::key(&path))
+            {
                 if *seen == stamp_of(&st).0 {
                     return Ok(names.clone());
                 }
@@ -430,7 +433,7 @@ fn namespace_folders(parent: &Store) -> Result<Vec<String>> {
             if map.len() >= OBJECTS_LISTINGS_REMEMBERED {
                 map.clear();
             }
-            map.insert(dir.path().to_path_buf(), (stamp, names.clone()));
+            map.insert(dir.path().into(), (stamp, names.clone()));
         }
         Ok(names)
     }

@@ -67,12 +67,12 @@ static TRACKERS: ForkLocal<Mutex<Trackers>> = ForkLocal::new(Default::default);
 
 pub(crate) fn tracker_of(store: &Store, table: &str) -> Arc<Mutex<Tracker>> {
     let dir = stream_dir(store, table);
-    TRACKERS.get().lock().unwrap_or_else(|e| e.into_inner()).entry(dir).or_default().clone()
+    TRACKERS.get().lock().unwrap_or_else(|e| e.into_inner()).entry(dir.into()).or_default().clone()
 }
 
 /// Forgets what this process knew of a stream (after it was removed).
 pub(crate) fn forget_schema(store: &Store, table: &str) {
-    TRACKERS.get().lock().unwrap_or_else(|e| e.into_inner()).remove(&stream_dir(store, table));
+    TRACKERS.get().lock().unwrap_or_else(|e| e.into_inner()).remove(crate::sys::fs::key(&stream_dir(store, table)));
 }
 
 impl Tracker {

@@ -99,11 +99,11 @@ static VIEWS: ForkLocal<Mutex<Views>> = ForkLocal::new(Default::default);
 
 pub(crate) fn view_of(store: &Store, table: &str) -> Arc<Mutex<View>> {
     let dir = stream_dir(store, table);
-    VIEWS.get().lock().unwrap_or_else(|e| e.into_inner()).entry(dir).or_default().clone()
+    VIEWS.get().lock().unwrap_or_else(|e| e.into_inner()).entry(dir.into()).or_default().clone()
 }
 
 pub(crate) fn forget_view(store: &Store, table: &str) {
-    VIEWS.get().lock().unwrap_or_else(|e| e.into_inner()).remove(&stream_dir(store, table));
+    VIEWS.get().lock().unwrap_or_else(|e| e.into_inner()).remove(crate::sys::fs::key(&stream_dir(store, table)));
 }
 
 impl View {

@@ -6,11 +6,62 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 /// A map keyed by paths, as every per-process cache of a store (manifest indexes, open
-/// logs, trusted directories, trackers) is. Its hasher is FxHash, not std's SipHash: the
-/// keys are the store's own paths, nothing an attacker chooses, and a put looks up
-/// several of them; SipHash over every component of each path cost more than a tenth of
-/// a small put's instructions.
-pub type PathMap<V> = std::collections::HashMap<PathBuf, V, rustc_hash::FxBuildHasher>;
+/// logs, trusted directories, trackers) is: keyed by [`PathKey`] (a path's bytes) and
+/// hashed with FxHash, not std's SipHash over each component (`Path`'s own `Hash` walks
+/// its components): the keys are the store's own paths, nothing an attacker chooses, and
+/// a put looks up a dozen of them; hashing them was a tenth of a small put's instructions.
+/// Look a path up with [`key`].
+pub type PathMap<V> = std::collections::HashMap<PathKey, V, rustc_hash::FxBuildHasher>;
+
+/// A path as a map key, hashed and compared by its bytes: the same path spelled two ways
+/// (`a//b`, `a/b`) is two keys, which these caches never meet (their paths are made by
+/// one `join` of the store's resolved root).
+#[derive(Debug, Clone)]
+pub struct PathKey(pub PathBuf);
+
+impl PathKey {
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl PartialEq for PathKey {
+    fn eq(&self, other: &Self) -> bool {
+        key(&self.0) == key(&other.0)
+    }
+}
+
+impl Eq for PathKey {}
+
+impl std::hash::Hash for PathKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        key(&self.0).hash(state)
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for PathKey {
+    fn borrow(&self) -> &[u8] {
+        key(&self.0)
+    }
+}
+
+impl From<PathBuf> for PathKey {
+    fn from(path: PathBuf) -> Self {
+        PathKey(path)
+    }
+}
+
+impl From<&Path> for PathKey {
+    fn from(path: &Path) -> Self {
+        PathKey(path.to_path_buf())
+    }
+}
+
+/// What a [`PathMap`] is looked up by: the path's bytes.
+pub fn key(path: &Path) -> &[u8] {
+    path.as_os_str().as_encoded_bytes()
+}
 
 pub(crate) fn read_at(file: &File, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
     let mut now = vec![0u8; len];

@@ -256,7 +256,7 @@ mod imp {
             let (map, clock) = &mut *guard;
             *clock += 1;
             let now = *clock;
-            let entry = map.get_mut(path).filter(|e| e.0 == id)?;
+            let entry = map.get_mut(crate::sys::fs::key(path)).filter(|e| e.0 == id)?;
             entry.2 = now;
             Some(entry.1.clone())
         }
@@ -265,7 +265,7 @@ mod imp {
         /// the path's identity, then asks [`get`] with it).
         pub(super) fn get_any(path: &Path) -> Option<Arc<OwnedFd>> {
             let guard = cache().lock().unwrap_or_else(|e| e.into_inner());
-            guard.0.get(path).map(|e| e.1.clone())
+            guard.0.get(crate::sys::fs::key(path)).map(|e| e.1.clone())
         }
 
         /// Caches `fd` for `path`, dropping the least recently used entry when full.
@@ -273,12 +273,12 @@ mod imp {
             let mut guard = cache().lock().unwrap_or_else(|e| e.into_inner());
             let (map, clock) = &mut *guard;
             *clock += 1;
-            if map.len() >= super::super::ROOT_CACHE && !map.contains_key(path) {
+            if map.len() >= super::super::ROOT_CACHE && !map.contains_key(crate::sys::fs::key(path)) {
                 if let Some(oldest) = map.iter().min_by_key(|(_, e)| e.2).map(|(p, _)| p.clone()) {
                     map.remove(&oldest);
                 }
             }
-            map.insert(path.to_path_buf(), (id, fd.clone(), *clock));
+            map.insert(path.into(), (id, fd.clone(), *clock));
         }
     }
 
