@@ -743,10 +743,10 @@ class MappedBytes:
 
 def get_object_bytes(
     name: str, *, namespace: str = ..., secret_dir: Optional[str] = None, allow_pickle: bool = ...
-) -> tuple[dict[str, Any], list[MappedBytes] | _ArrowStream]:
+) -> tuple[dict[str, Any], list[MappedBytes] | list[bytes] | _ArrowStream]:
     """``(metadata.adc_object of the current version, data)``: :func:`get_object`'s data,
-    with an array's or a pickle's values as :class:`MappedBytes` (one per record batch)
-    instead of a table."""
+    with an array's or a pickle's values as :class:`MappedBytes` (one per record batch;
+    ``bytes`` for an object held inside its log line) instead of a table."""
 
 def object_latest(name: str, *, namespace: str = ..., secret_dir: Optional[str] = None) -> Version: ...
 def list_objects(*, namespace: str = ..., secret_dir: Optional[str] = None) -> list[Version]: ...

@@ -229,8 +229,12 @@ def encode_deferring_nan(
 def decode_bytes(values: list[Any], meta: dict[str, Any]) -> Any:
     """The object of a raw-bytes kind (``numpy``, ``pickle``) from its values as the core
     hands them out (``_core.get_object_bytes``: one per record batch, each exposing the
-    mapped bytes through NumPy's array interface): read in place, the mapping kept
-    alive by the views."""
+    mapped bytes through NumPy's array interface, or ``bytes`` for an object held inside
+    its log line): read in place, the mapping kept alive by the views."""
+    if values and type(values[0]) is bytes:  # inline: small private copies, read-only
+        if meta.get("kind") == "numpy":
+            return _ndarray_of(np.frombuffer(values[0], np.uint8, count=int(meta["nbytes"])), meta)
+        return pickle.loads(values[0], buffers=values[1:])
     views = [np.asarray(v) for v in values]
     if meta.get("kind") == "numpy":
         return _ndarray_of(views[0][: int(meta["nbytes"])], meta)

@@ -102,7 +102,7 @@ fn get_object<'py>(
 /// decoder needs of the event, not the whole record): for an object stored as
 /// raw bytes (a NumPy array, a pickle), `data` is a list of [`MappedBytes`], one per
 /// record batch, each over the mapping (no copy: `np.asarray` of one keeps it, hence the
-/// mapping, alive); for Arrow data, the Arrow table as [`get_object`] returns it. A
+/// mapping, alive), or of `bytes` for an object inside its log line; for Arrow data, the Arrow table as [`get_object`] returns it. A
 /// one-value table through the C stream and pyarrow costs several times the lookup.
 #[pyfunction]
 #[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, allow_pickle=tuning::DEFAULT_ALLOW_PICKLE))]
@@ -116,6 +116,11 @@ fn get_object_bytes<'py>(
     let ns = self::namespace(secret_dir, namespace)?;
     let (ev, data) = py.detach(|| ns.get_bytes(name, allow_pickle)).or_raise()?;
     let data = match data {
+        // An inline payload was decoded from its line into a private buffer of at most a
+        // few KiB: a `bytes` copy of it costs less than NumPy's array interface would.
+        ObjectData::Bytes(values) if ev.payload.as_ref().is_some_and(|p| p.transport == protocol::Transport::Inline) => {
+            PyList::new(py, values.iter().map(|buf| PyBytes::new(py, buf.as_slice())))?.into_any()
+        }
         ObjectData::Bytes(values) => PyList::new(py, values.into_iter().map(|buf| MappedBytes { buf }))?.into_any(),
         ObjectData::Arrow(data) => PyTable::try_new(data.batches, data.schema)?.into_pyobject(py)?.into_any(),
     };
