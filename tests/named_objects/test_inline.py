@@ -48,6 +48,41 @@ def test_a_small_put_is_one_line_and_no_segment(store: Path) -> None:
             assert got == value
 
 
+@pytest.mark.parametrize(
+    "value",
+    [np.zeros(0), np.array(3.5), np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+     np.zeros(3, dtype=[("a", "<i4"), ("b", ">f8")]), np.array(["ab", "c"]), np.zeros((0, 3), dtype="u2")],
+    ids=["empty", "0-d", "fortran", "structured", "str", "zero-rows"],
+)
+def test_inline_arrays_come_back_equal_and_read_only_whatever_their_layout(store: Path, value: np.ndarray) -> None:
+    """An inline value reaches Python as bytes (its private decoded copy), not a mapping:
+    the array built over them keeps dtype, shape, order and read-only as a mapped one."""
+    objs = adc.objects(secret_dir=store)
+    objs["a"] = value
+    assert objs.info("a")["transport"] == INLINE
+    got = objs["a"]
+    assert got.dtype == value.dtype and got.shape == value.shape
+    assert got.flags.f_contiguous == value.flags.f_contiguous and got.flags.c_contiguous == value.flags.c_contiguous
+    np.testing.assert_array_equal(got, value)
+    assert not got.flags.writeable
+    with pytest.raises(ValueError):
+        got[...] = 0 if got.dtype.names is None else got
+
+
+def test_an_inline_pickle_with_out_of_band_buffers_round_trips(store: Path) -> None:
+    """A pickle's out-of-band buffers (protocol 5) travel inline too; the arrays rebuilt
+    over them are equal and read-only."""
+    objs = adc.objects(secret_dir=store)
+    value = {"xs": [np.arange(10), np.linspace(0, 1, 5)], "s": "text", "n": None}
+    objs["p"] = value
+    assert objs.info("p")["transport"] == INLINE
+    got = objs["p"]
+    assert got.keys() == value.keys() and got["s"] == "text" and got["n"] is None
+    for a, b in zip(got["xs"], value["xs"]):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype and not a.flags.writeable
+
+
 def test_an_explicit_transport_and_a_large_value_keep_their_own_payload(store: Path) -> None:
     objs = adc.objects(secret_dir=store)
     objs.put("small_shm", np.arange(4), transport="shm")
