@@ -333,7 +333,7 @@ def shared(store: Optional[str] = None, **arguments: Any) -> Settings:
     so without arguments (or with only None ones) the result is cached until
     ``settings.yaml`` or one of the settings' environment variables changes. The
     Settings returned is shared by every caller: read it, never change it."""
-    if arguments and (any(v is not None for v in arguments.values()) or not arguments.keys() <= _FIELD_SET):
+    if _overrides(arguments):
         return _resolve(store, arguments)[0]
     return _shared(store, _UNSEEN)
 
@@ -343,10 +343,16 @@ def shared_for(secret_dir: Optional[str], **arguments: Any) -> Settings:
     the store resolved and its settings file's stamp taken in one call to the core: what
     every put, get and send asks (an ``os.stat`` from Python costs several times the
     core's)."""
-    if arguments and (any(v is not None for v in arguments.values()) or not arguments.keys() <= _FIELD_SET):
+    if _overrides(arguments):
         return _resolve(_core.resolve_store(secret_dir), arguments)[0]
     store, stamp = _core.store_and_settings_stamp(secret_dir)
     return _shared(store, stamp)
+
+
+def _overrides(arguments: dict[str, Any]) -> bool:
+    """Whether ``arguments`` set a value (or name an unknown setting, which ``_resolve``
+    refuses): then the settings are resolved for this call, not taken from the cache."""
+    return bool(arguments) and (any(v is not None for v in arguments.values()) or not arguments.keys() <= _FIELD_SET)
 
 
 def _shared(store: Optional[str], stamp: Any) -> Settings:
