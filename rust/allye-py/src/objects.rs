@@ -102,8 +102,9 @@ fn get_object<'py>(
 /// decoder needs of the event, not the whole record): for an object stored as
 /// raw bytes (a NumPy array, a pickle), `data` is a list of [`MappedBytes`], one per
 /// record batch, each over the mapping (no copy: `np.asarray` of one keeps it, hence the
-/// mapping, alive), or of `bytes` for an object inside its log line; for Arrow data, the Arrow table as [`get_object`] returns it. A
-/// one-value table through the C stream and pyarrow costs several times the lookup.
+/// mapping, alive), or of `bytes` for an object inside its log line; for Arrow data, the
+/// Arrow table as [`get_object`] returns it. A one-value table through the C stream and
+/// pyarrow costs several times the lookup.
 #[pyfunction]
 #[pyo3(signature = (name, *, namespace=protocol::DEFAULT_NAMESPACE, secret_dir=None, allow_pickle=tuning::DEFAULT_ALLOW_PICKLE))]
 fn get_object_bytes<'py>(
@@ -118,7 +119,9 @@ fn get_object_bytes<'py>(
     let data = match data {
         // An inline payload was decoded from its line into a private buffer of at most a
         // few KiB: a `bytes` copy of it costs less than NumPy's array interface would.
-        ObjectData::Bytes(values) if ev.payload.as_ref().is_some_and(|p| p.transport == protocol::Transport::Inline) => {
+        ObjectData::Bytes(values)
+            if ev.payload.as_ref().is_some_and(|p| p.transport == protocol::Transport::Inline) =>
+        {
             PyList::new(py, values.iter().map(|buf| PyBytes::new(py, buf.as_slice())))?.into_any()
         }
         ObjectData::Bytes(values) => PyList::new(py, values.into_iter().map(|buf| MappedBytes { buf }))?.into_any(),

@@ -28,9 +28,6 @@ fn resolve_store(secret_dir: Option<PathBuf>) -> PyResult<std::ffi::OsString> {
 fn store_and_settings_stamp(secret_dir: Option<PathBuf>) -> PyResult<(std::ffi::OsString, Option<(i64, u64, u64)>)> {
     let store = store(secret_dir)?;
     let stamp = allye_core::sys::fs::stamp(&store.root().join(protocol::SETTINGS_FILE));
-    // Nanoseconds fit an i64 until 2262 (as `os.stat`'s `st_mtime_ns` does); an i128
-    // costs a slower conversion.
-    let stamp = stamp.map(|(ns, len, ino)| (i64::try_from(ns).unwrap_or(i64::MAX), len, ino));
     Ok((store.root().as_os_str().to_owned(), stamp))
 }
 

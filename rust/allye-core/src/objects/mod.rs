@@ -433,7 +433,7 @@ fn namespace_folders(parent: &Store) -> Result<Vec<String>> {
             if map.len() >= OBJECTS_LISTINGS_REMEMBERED {
                 map.clear();
             }
-            map.insert(dir.path().into(), (stamp, names.clone()));
+            map.insert(path.into(), (stamp, names.clone()));
         }
         Ok(names)
     }

@@ -17,14 +17,7 @@ pub type PathMap<V> = std::collections::HashMap<PathKey, V, rustc_hash::FxBuildH
 /// (`a//b`, `a/b`) is two keys, which these caches never meet (their paths are made by
 /// one `join` of the store's resolved root).
 #[derive(Debug, Clone)]
-pub struct PathKey(pub PathBuf);
-
-impl PathKey {
-    /// The path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
+pub struct PathKey(PathBuf);
 
 impl PartialEq for PathKey {
     fn eq(&self, other: &Self) -> bool {
@@ -100,19 +93,21 @@ impl FileIdentity {
     }
 }
 
-/// What tells a small file's versions apart without reading it: modification time (ns),
-/// size and inode number (0 where there is none), `None` when nothing is at `path` (the
-/// path's link followed, as `os.stat` does). The settings of a store are cached by it.
-pub fn stamp(path: &Path) -> Option<(i128, u64, u64)> {
+/// What tells a small file's versions apart without reading it: modification time (ns,
+/// as `os.stat`'s `st_mtime_ns`: an i64 holds it until 2262), size and inode number (0
+/// where there is none), `None` when nothing is at `path` (the path's link followed, as
+/// `os.stat` does). The settings of a store are cached by it.
+pub fn stamp(path: &Path) -> Option<(i64, u64, u64)> {
     let meta = fs::metadata(path).ok()?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Some((meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128, meta.len(), meta.ino()))
+        Some((meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()), meta.len(), meta.ino()))
     }
     #[cfg(not(unix))]
     {
-        let ns = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+        let since = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH);
+        let ns = since.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
         Some((ns, meta.len(), 0))
     }
 }
