@@ -74,10 +74,10 @@ pub const POOL_RECENT_SENDS: usize = 16;
 
 // --- shared arrays ---
 
-/// Attempts to take a shared array's lock without sleeping before a locker blocks in the
-/// kernel (each a `trylock` and a short pause: a few microseconds in all), on machines
-/// with more than one CPU.
-pub const ARRAY_LOCK_SPINS: u32 = 64;
+/// Turns a locker spends watching a shared array's busy lock before it blocks in the
+/// kernel (each a read of the lock word, a `trylock` when it reads free, and a CPU pause:
+/// a few microseconds in all), on machines with more than one CPU.
+pub const ARRAY_LOCK_SPINS: u32 = 512;
 
 // --- named objects ---
 

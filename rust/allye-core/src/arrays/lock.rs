@@ -103,14 +103,20 @@ pub(crate) unsafe fn lock(m: *mut libc::pthread_mutex_t, name: &str) -> Result<A
     // for it on the CPU costs less than sleeping in the kernel and being woken (a futex
     // wait, a wake, two context switches), so try for a few microseconds first, where
     // another CPU can be running the holder. glibc's robust mutex does not spin itself.
+    //
+    // The spin reads the mutex's lock word and tries to take it only when it reads free:
+    // a waiter trying (a compare-and-swap) on every turn would pull the word's cache line
+    // away from the holder, whose release then waits for it, and every increment of a
+    // contended counter pays that transfer twice.
     if spins() {
+        let word = lock_word(m);
         for _ in 0..crate::tuning::ARRAY_LOCK_SPINS {
-            if let Some(a) = finish(m, libc::pthread_mutex_trylock(m), name)? {
-                return Ok(a);
+            if word.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                if let Some(a) = finish(m, libc::pthread_mutex_trylock(m), name)? {
+                    return Ok(a);
+                }
             }
-            for _ in 0..8 {
-                std::hint::spin_loop();
-            }
+            std::hint::spin_loop();
         }
     }
     loop {
@@ -118,6 +124,18 @@ pub(crate) unsafe fn lock(m: *mut libc::pthread_mutex_t, name: &str) -> Result<A
             return Ok(a);
         }
     }
+}
+
+/// The mutex's lock word: glibc's `__lock`, the first `int` of `pthread_mutex_t` (0 when
+/// free; else the holder's thread id with the waiters and owner-died bits). Only read, as a
+/// hint of when to try: every acquisition still goes through `pthread_mutex_trylock` or
+/// `pthread_mutex_lock`, so a word read wrong costs a failed try, never a wrong lock.
+///
+/// # Safety
+/// As [`lock`].
+pub(super) unsafe fn lock_word<'a>(m: *mut libc::pthread_mutex_t) -> &'a std::sync::atomic::AtomicI32 {
+    // SAFETY: the mutex is 8-aligned in a live shared mapping and begins with an int.
+    &*(m as *const std::sync::atomic::AtomicI32)
 }
 
 /// Whether spinning can help: only with another CPU to run the holder on (asked once per

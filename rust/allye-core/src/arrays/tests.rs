@@ -196,6 +196,24 @@ fn lock_excludes_threads_and_counts_exactly() {
 }
 
 #[test]
+fn the_spin_reads_glibcs_lock_word_free_as_0_and_held_as_the_holders_thread() {
+    // The spin in lock::lock tries only when the word reads 0: were the word elsewhere in
+    // this C library's mutex, waiters would never try while spinning (slower, still correct).
+    let (_t, s) = store();
+    let (a, _) = SharedArray::create(&s, "w", "<u8", &[1], false, Init::Keep).unwrap();
+    // SAFETY: the array's mutex is initialised and mapped while `a` lives.
+    let word = unsafe { lock::lock_word(a.header().mutex()) };
+    assert_eq!(word.load(std::sync::atomic::Ordering::Relaxed), 0);
+    let g = a.locked().unwrap();
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    assert_eq!(word.load(std::sync::atomic::Ordering::Relaxed) & 0x3fff_ffff, tid);
+    drop(g);
+    assert_eq!(word.load(std::sync::atomic::Ordering::Relaxed), 0);
+    a.destroy().unwrap();
+}
+
+#[test]
 fn nested_lock_is_an_error_not_a_deadlock() {
     let (_t, s) = store();
     let (a, _) = SharedArray::create(&s, "n", "|b1", &[], false, Init::Keep).unwrap();
