@@ -1,9 +1,11 @@
 """Two builds side by side on the small paths, alternating, in one run: the 100-key dict
 put and its get in another process (the brain-plasma shim, as ``compare_peers.py`` times
 them, with pickle-5 to a ``/dev/shm`` file and back as the floor), and the 1,000 x 10
-frame ``send_dataframe`` + ``get_dataframe`` in another process.
+frame ``send_dataframe`` + ``get_dataframe`` in another process; with ``--incr N``, also
+4 processes x N locked increments in ataraxis' atomic form (``compare_peers.py``'s
+``incr`` worker, the count checked exact), reported as increments per second.
 
-    python benches/ab_small.py --a OLD/venv/bin/python --b NEW/venv/bin/python [--reps 5]
+    python benches/ab_small.py --a OLD/venv/bin/python --b NEW/venv/bin/python [--reps 5] [--incr 200000]
 
 ``--a`` / ``--b`` are interpreters (a wrapper script setting ``PYTHONPATH`` to another
 copy of the package works too). Each repetition runs every case in fresh processes
@@ -31,6 +33,7 @@ def main() -> None:
     ap.add_argument("--a", required=True, help="interpreter of build A (the baseline)")
     ap.add_argument("--b", required=True, help="interpreter of build B")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--incr", type=int, default=0, help="also time 4 processes x INCR locked increments")
     ap.add_argument("--json", help="also write all medians to this file")
     args = ap.parse_args()
     got: dict[str, dict[str, list[float]]] = {}
@@ -60,6 +63,8 @@ def main() -> None:
                 small = run(python, "small", "ours", "send", where)
             add("1,000-row send", who, small["send"])
             add("1,000-row get, other process", who, small["get"])
+            if args.incr:
+                add("4-process increments", who, run(python, "incr", "ours", str(args.incr))["incr"])
     for who in ("A", "B"):
         for i in range(args.reps):
             put, get = got["dict put"][who][i], got["dict get, other process"][who][i]
@@ -70,6 +75,9 @@ def main() -> None:
     med = {case: {who: statistics.median(v) for who, v in by.items()} for case, by in got.items()}
     print(f"{'case':<32}{'A':>11}{'B':>11}{'B / A':>8}{'pickle-5':>11}{'A / p5':>8}{'B / p5':>8}")
     for case, m in med.items():
+        if case == "4-process increments":  # a rate: higher is better
+            print(f"{case + ' /s':<32}{m['A']:>11,.0f}{m['B']:>11,.0f}{m['B'] / m['A']:>8.3f}")
+            continue
         p5 = m.get("pickle5")
         extra = f"{p5 * 1e3:>9.3f}ms{m['A'] / p5:>8.2f}{m['B'] / p5:>8.2f}" if p5 else ""
         print(f"{case:<32}{m['A'] * 1e3:>9.3f}ms{m['B'] * 1e3:>9.3f}ms{m['B'] / m['A']:>8.3f}{extra}")
