@@ -519,7 +519,11 @@ def main() -> None:
         for case in ("array", "frame"):
             if case not in only:
                 continue
-            for kind in ("ours", "ours-nopool", "brain", "ray", "pickle5", "pickle5oob", "pwrite", "mp_attach"):
+            kinds = ("ours", "ours-nopool", "brain", "ray", "pickle5", "pickle5oob", "pwrite", "mp_attach")
+            # Who goes first moves each repetition: the first process after the previous
+            # case's teardown (its memory given back) measured slower whoever it was.
+            shift = (rep * 3) % len(kinds)
+            for kind in kinds[shift:] + kinds[:shift]:
                 if kind in ("brain", "ray") and kind not in have or kind in ("pwrite", "mp_attach") and case != "array":
                     continue
                 common = (case, args.mb, args.rows)
