@@ -129,7 +129,8 @@ pub(crate) unsafe fn lock(m: *mut libc::pthread_mutex_t, name: &str) -> Result<A
 /// The mutex's lock word: glibc's `__lock`, the first `int` of `pthread_mutex_t` (0 when
 /// free; else the holder's thread id with the waiters and owner-died bits). Only read, as a
 /// hint of when to try: every acquisition still goes through `pthread_mutex_trylock` or
-/// `pthread_mutex_lock`, so a word read wrong costs a failed try, never a wrong lock.
+/// `pthread_mutex_lock`, so a word read wrong (another C library's layout) costs failed
+/// tries or the spin itself, never a wrong lock.
 ///
 /// # Safety
 /// As [`lock`].
