@@ -207,7 +207,7 @@ fn the_spin_reads_glibcs_lock_word_free_as_0_and_held_as_the_holders_thread() {
     let g = a.locked().unwrap();
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
-    assert_eq!(word.load(std::sync::atomic::Ordering::Relaxed) & 0x3fff_ffff, tid);
+    assert_eq!(word.load(std::sync::atomic::Ordering::Relaxed) & libc::FUTEX_TID_MASK as i32, tid);
     drop(g);
     assert_eq!(word.load(std::sync::atomic::Ordering::Relaxed), 0);
     a.destroy().unwrap();
